@@ -1,0 +1,82 @@
+package api
+
+// HostPhase is the health of a host as the control plane sees it.
+type HostPhase string
+
+// Host phases.
+const (
+	// HostReady hosts heartbeat within their lease and take instances.
+	HostReady HostPhase = "Ready"
+	// HostNotReady hosts missed their lease; nothing new is placed there.
+	HostNotReady HostPhase = "NotReady"
+)
+
+// Well-known host labels and taints.
+const (
+	// LabelHollow marks a simulated host (see "hollow hosts" in the docs).
+	LabelHollow = "ouro.dev/hollow"
+	// TaintHollow keeps real workloads off hollow hosts: only instances that
+	// tolerate it are placed there.
+	TaintHollow = "ouro.dev/hollow"
+)
+
+// Host is a machine that runs an agent.
+type Host struct {
+	Kind     string     `json:"kind"`
+	Metadata ObjectMeta `json:"metadata"`
+	Spec     HostSpec   `json:"spec"`
+	Status   HostStatus `json:"status"`
+}
+
+// HostSpec is what the operator asks of a host.
+type HostSpec struct {
+	// Unschedulable hosts keep their instances but get no new ones.
+	Unschedulable bool `json:"unschedulable,omitempty"`
+	// Taints keep instances off the host unless they tolerate every taint
+	// (by key).
+	Taints []string `json:"taints,omitempty"`
+}
+
+// HostStatus is what the agent and the host controller report.
+type HostStatus struct {
+	Phase HostPhase `json:"phase,omitempty"`
+	// Address is the host's underlay address (agent --advertise-address).
+	Address string `json:"address,omitempty"`
+	// AgentEndpoint is the https URL of the agent's own API (logs, exec),
+	// reached by servers only.
+	AgentEndpoint string `json:"agentEndpoint,omitempty"`
+	// Capacity is what the host offers to instances.
+	Capacity Resources `json:"capacity"`
+	// Allocated is the sum of the resources of the instances placed on the
+	// host, kept by the scheduler.
+	Allocated Resources `json:"allocated"`
+	// Architecture as Go names it: amd64, arm64.
+	Architecture string `json:"architecture,omitempty"`
+	// Drivers the host can run instances with, e.g. ["container"].
+	Drivers      []string    `json:"drivers,omitempty"`
+	AgentVersion string      `json:"agentVersion,omitempty"`
+	Conditions   []Condition `json:"conditions,omitempty"`
+}
+
+// Meta returns the host's metadata.
+func (o *Host) Meta() *ObjectMeta { return &o.Metadata }
+
+// GetKind returns HostKind.
+func (o *Host) GetKind() *Kind { return HostKind }
+
+// Flavor is a named size of instance.
+type Flavor struct {
+	Kind     string       `json:"kind"`
+	Metadata ObjectMeta   `json:"metadata"`
+	Spec     Resources    `json:"spec"`
+	Status   FlavorStatus `json:"status"`
+}
+
+// FlavorStatus is empty for now.
+type FlavorStatus struct{}
+
+// Meta returns the flavor's metadata.
+func (o *Flavor) Meta() *ObjectMeta { return &o.Metadata }
+
+// GetKind returns FlavorKind.
+func (o *Flavor) GetKind() *Kind { return FlavorKind }

@@ -1,0 +1,154 @@
+// Package driver defines the contract between the agent and the things that
+// run instances (containers with runc, virtual machines with QEMU), and a
+// registry that holds one driver per name.
+//
+// The agent calls a driver with an instance ID (the instance's UID) and a
+// Spec. Every method is idempotent and safe to call after a crash at any
+// line: Create on a prepared instance, Start on a running one, Stop on a
+// stopped one and Delete on a missing one all succeed without doing
+// anything twice. A driver keeps what it needs to find an instance again
+// (pid files, runc state, QMP sockets) on disk, so a restarted agent adopts
+// running instances instead of restarting them.
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+)
+
+// ErrNotFound is returned by Inspect and Start for an unknown instance.
+var ErrNotFound = errors.New("instance not found in driver")
+
+// Spec is everything a driver needs to prepare an instance.
+type Spec struct {
+	// ID is the instance UID: stable and unique on the host.
+	ID string
+	// Name is the instance name, used as hostname.
+	Name    string
+	Project string
+	// Image is the resolved image spec (layers and default process).
+	Image api.ImageSpec
+	// Command replaces the image's entrypoint+cmd when not empty.
+	Command []string
+	// Env is added to the image's environment.
+	Env       []string
+	Resources api.Resources
+	// NetNS is the path of a network namespace to join; empty means a new
+	// namespace with only loopback.
+	NetNS string
+}
+
+// State is what a driver sees of an instance.
+type State string
+
+// Driver states.
+const (
+	// StateCreated: prepared (rootfs, bundle) but not started.
+	StateCreated State = "created"
+	StateRunning State = "running"
+	// StateStopped: its process ended (by Stop or by itself).
+	StateStopped State = "stopped"
+)
+
+// Status is the result of Inspect.
+type Status struct {
+	State      State
+	Pid        int
+	StartedAt  time.Time
+	FinishedAt time.Time
+	// ExitCode is valid when State is StateStopped and the driver knows it.
+	ExitCode    int
+	HasExitCode bool
+}
+
+// Info is what Fingerprint reports about a driver on this host.
+type Info struct {
+	Available bool
+	// Detail explains why a driver is unavailable, or notes (e.g. "TCG").
+	Detail string
+}
+
+// BlobSource fetches content-addressed blobs (image layers) from the
+// control plane. Open returns the raw bytes; the caller verifies the
+// digest.
+type BlobSource interface {
+	Open(ctx context.Context, digest string) (io.ReadCloser, error)
+}
+
+// Driver runs instances of one kind.
+type Driver interface {
+	// Name is the registry name: "container", "vm".
+	Name() string
+	// Fingerprint tells whether the driver can run on this host.
+	Fingerprint(ctx context.Context) Info
+	// Create prepares an instance (image content, root filesystem, config)
+	// without starting it.
+	Create(ctx context.Context, spec Spec) error
+	// Start runs a created or stopped instance.
+	Start(ctx context.Context, id string) error
+	// Stop ends the instance gracefully, forcibly after timeout. Its disk
+	// (for containers: the writable layer) is kept.
+	Stop(ctx context.Context, id string, timeout time.Duration) error
+	// Delete stops the instance if needed and removes everything it left
+	// on the host: processes, mounts, cgroups, files.
+	Delete(ctx context.Context, id string) error
+	// Inspect returns the instance's state, ErrNotFound if unknown.
+	Inspect(ctx context.Context, id string) (Status, error)
+	// List returns the IDs of all instances the driver knows on this host.
+	List(ctx context.Context) ([]string, error)
+	// LogPath is the file holding the instance's output (container stdout
+	// and stderr, or a VM's serial console).
+	LogPath(id string) string
+}
+
+// Execer is implemented by drivers that can run a command inside a running
+// instance.
+type Execer interface {
+	// Exec runs argv inside the instance and returns its exit code.
+	Exec(ctx context.Context, id string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+}
+
+// Registry holds drivers by name.
+type Registry struct {
+	mu      sync.RWMutex
+	drivers map[string]Driver
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{drivers: map[string]Driver{}} }
+
+// Register adds d; registering a name twice panics.
+func (r *Registry) Register(d Driver) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.drivers[d.Name()]; dup {
+		panic(fmt.Sprintf("driver %q registered twice", d.Name()))
+	}
+	r.drivers[d.Name()] = d
+}
+
+// Get returns the driver of that name, or nil.
+func (r *Registry) Get(name string) Driver {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.drivers[name]
+}
+
+// Names returns the registered names, sorted.
+func (r *Registry) Names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.drivers))
+	for n := range r.drivers {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
