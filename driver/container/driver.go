@@ -1,0 +1,389 @@
+// Package container runs instances as Linux containers with runc.
+//
+// An instance's root filesystem is an overlay mount of cached, extracted
+// OCI image layers (read-only, shared by all instances) under a private
+// writable layer that survives stop and start like a VM's disk. Each
+// running container is watched by a small detached shim process, so it
+// outlives the agent and its exit code is recorded.
+//
+// Everything the driver knows lives on disk under Config.Dir:
+//
+//	<Dir>/layers/<hex>/                 extracted layer, one per digest
+//	<Dir>/instances/<id>/
+//	    spec.json                       the driver.Spec (written last by Create)
+//	    bundle/config.json              OCI runtime spec
+//	    bundle/{hostname,hosts}         files bind-mounted into /etc
+//	    upper/ work/ rootfs/            overlay directories and mount point
+//	    console.log                     container stdout and stderr
+//	    shim.log shim.pid               the shim's own log and pid
+//	    container.pid exit.json         written by runc and the shim
+//
+// The life of an instance:
+//
+//	Create ──▶ created ──Start──▶ running ──Stop/exit──▶ stopped
+//	                                 ▲                      │
+//	                                 └──────── Start ───────┘
+//	(any) ──Delete──▶ gone (no process, mount, cgroup or file left)
+//
+// Every method is idempotent and safe to repeat after a crash at any line;
+// a new Driver on the same Dir adopts running containers.
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/driver"
+)
+
+// Config configures a Driver.
+type Config struct {
+	// Dir holds layers and instances, e.g. <agent-data>/containers. It
+	// must be an absolute path without ',' or ':' (they would break the
+	// overlay mount options).
+	Dir string
+	// Blobs supplies image layers by digest.
+	Blobs driver.BlobSource
+	// Runc is the runc program; default "runc" from PATH.
+	Runc string
+	// RuncRoot is runc's state directory (runc --root); empty means
+	// runc's default (/run/runc).
+	RuncRoot string
+	// ShimCommand starts the shim; the driver appends its arguments.
+	// Default: [os.Executable(), "container-shim"].
+	ShimCommand []string
+	// ShimEnv is added to the shim's environment.
+	ShimEnv []string
+	// Logger receives the driver's logs; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Driver runs containers with runc. It implements driver.Driver and
+// driver.Execer.
+type Driver struct {
+	cfg  Config
+	log  *slog.Logger
+	runc runc
+
+	// instLocks serialises operations on one instance, layerLocks the
+	// extraction of one layer.
+	instLocks  keyedMutex
+	layerLocks keyedMutex
+}
+
+var (
+	_ driver.Driver = (*Driver)(nil)
+	_ driver.Execer = (*Driver)(nil)
+)
+
+// Timeouts for waiting on runc and the shim.
+const (
+	startTimeout = 30 * time.Second
+	killTimeout  = 10 * time.Second
+	shimTimeout  = 10 * time.Second
+	// deleteStopTimeout is the grace a container gets when it is deleted
+	// while running (the agent stops it first when it wants more).
+	deleteStopTimeout = 2 * time.Second
+)
+
+// idPattern is what instance ids look like (UIDs); ids become paths and
+// runc container ids, so nothing else is accepted.
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,127}$`)
+
+// New returns a driver. It only checks cfg; directories are created when
+// first needed.
+func New(cfg Config) (*Driver, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("container driver: Config.Dir is required")
+	}
+	if !filepath.IsAbs(cfg.Dir) {
+		return nil, fmt.Errorf("container driver: Config.Dir %q must be an absolute path", cfg.Dir)
+	}
+	if strings.ContainsAny(cfg.Dir, ",:") {
+		return nil, fmt.Errorf("container driver: Config.Dir %q must not contain ',' or ':' (overlay mount options)", cfg.Dir)
+	}
+	cfg.Dir = filepath.Clean(cfg.Dir)
+	if cfg.Blobs == nil {
+		return nil, errors.New("container driver: Config.Blobs is required")
+	}
+	if cfg.Runc == "" {
+		cfg.Runc = "runc"
+	}
+	if len(cfg.ShimCommand) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("container driver: find own executable for the shim: %w", err)
+		}
+		cfg.ShimCommand = []string{exe, "container-shim"}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	log := cfg.Logger.With("driver", "container")
+	return &Driver{cfg: cfg, log: log, runc: runc{path: cfg.Runc, root: cfg.RuncRoot}}, nil
+}
+
+// Name returns "container".
+func (d *Driver) Name() string { return "container" }
+
+// Fingerprint reports whether runc, root and overlayfs are available.
+func (d *Driver) Fingerprint(ctx context.Context) driver.Info {
+	var missing []string
+	if p, err := exec.LookPath(d.cfg.Runc); err != nil {
+		missing = append(missing, fmt.Sprintf("runc not found (%s)", d.cfg.Runc))
+	} else if out, err := exec.CommandContext(ctx, p, "--version").Output(); err != nil {
+		missing = append(missing, fmt.Sprintf("%s --version failed: %v", p, err))
+	} else if !strings.HasPrefix(string(out), "runc version") {
+		missing = append(missing, fmt.Sprintf("%s --version: unexpected output %q", p, firstLine(string(out))))
+	}
+	if os.Geteuid() != 0 {
+		missing = append(missing, "not running as root")
+	}
+	if ok, err := overlaySupported(); err != nil {
+		missing = append(missing, fmt.Sprintf("check overlayfs: %v", err))
+	} else if !ok {
+		missing = append(missing, "overlay filesystem not in /proc/filesystems (modprobe overlay)")
+	}
+	if len(missing) > 0 {
+		return driver.Info{Available: false, Detail: strings.Join(missing, "; ")}
+	}
+	return driver.Info{Available: true}
+}
+
+// LogPath returns the file holding the container's stdout and stderr.
+func (d *Driver) LogPath(id string) string {
+	return filepath.Join(d.instanceDir(id), "console.log")
+}
+
+// List returns the ids of the instances under Dir.
+func (d *Driver) List(ctx context.Context) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(d.cfg.Dir, "instances"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list container instances: %w", err)
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() && idPattern.MatchString(e.Name()) {
+			ids = append(ids, e.Name())
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// Create fetches the image layers, prepares the instance's directories
+// and writes its OCI bundle. It does not mount or start anything.
+func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
+	if err := checkID(spec.ID); err != nil {
+		return err
+	}
+	if _, err := processArgs(spec); err != nil {
+		return fmt.Errorf("create container %s: %w", spec.ID, err)
+	}
+	if len(spec.Image.Layers) == 0 {
+		return fmt.Errorf("create container %s: image has no layers", spec.ID)
+	}
+	unlock := d.instLocks.lock(spec.ID)
+	defer unlock()
+
+	layers, err := d.ensureLayers(ctx, spec.Image.Layers)
+	if err != nil {
+		return fmt.Errorf("create container %s: %w", spec.ID, err)
+	}
+	p := d.paths(spec.ID)
+	for _, dir := range []string{p.bundle, p.upper, p.work, p.rootfs} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create container %s: %w", spec.ID, err)
+		}
+	}
+	// The bundle first, spec.json last: spec.json marks a complete Create.
+	if err := d.writeBundle(spec, layers); err != nil {
+		return fmt.Errorf("create container %s: %w", spec.ID, err)
+	}
+	if err := writeJSONAtomic(p.spec, spec); err != nil {
+		return fmt.Errorf("create container %s: %w", spec.ID, err)
+	}
+	d.log.Info("container created", "id", spec.ID, "layers", len(layers))
+	return nil
+}
+
+// Inspect returns the state of an instance: running per runc, stopped per
+// runc or the shim's exit record, created if it has a bundle but never ran.
+func (d *Driver) Inspect(ctx context.Context, id string) (driver.Status, error) {
+	if err := checkID(id); err != nil {
+		return driver.Status{}, err
+	}
+	p := d.paths(id)
+	if !fileExists(p.dir) {
+		return driver.Status{}, driver.ErrNotFound
+	}
+	st, found, err := d.runc.state(ctx, id)
+	if err != nil {
+		return driver.Status{}, fmt.Errorf("inspect container %s: %w", id, err)
+	}
+	if found && (st.Status == "running" || st.Status == "paused") {
+		return driver.Status{State: driver.StateRunning, Pid: st.Pid, StartedAt: d.startedAt(p, st)}, nil
+	}
+	if _, err := os.Stat(p.spec); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return driver.Status{}, driver.ErrNotFound
+		}
+		return driver.Status{}, fmt.Errorf("inspect container %s: %w", id, err)
+	}
+	rec, ok, err := readExit(p.exit)
+	if err != nil {
+		return driver.Status{}, fmt.Errorf("inspect container %s: %w", id, err)
+	}
+	switch {
+	case ok:
+		s := driver.Status{State: driver.StateStopped, ExitCode: rec.ExitCode, HasExitCode: true, FinishedAt: rec.FinishedAt}
+		if fi, err := os.Stat(p.pidFile); err == nil {
+			s.StartedAt = fi.ModTime()
+		}
+		return s, nil
+	case found && (st.Status == "creating" || st.Status == "created"):
+		return driver.Status{State: driver.StateCreated, Pid: st.Pid}, nil // being started
+	case found || fileExists(p.pidFile):
+		// It ran (runc still knows it, or it left a pid file) but the
+		// shim did not record an exit: it died with its container.
+		return driver.Status{State: driver.StateStopped}, nil
+	default:
+		return driver.Status{State: driver.StateCreated}, nil
+	}
+}
+
+// Exec runs argv in the running container and returns its exit code.
+func (d *Driver) Exec(ctx context.Context, id string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if err := checkID(id); err != nil {
+		return -1, err
+	}
+	if len(argv) == 0 {
+		return -1, fmt.Errorf("exec in container %s: empty command", id)
+	}
+	st, found, err := d.runc.state(ctx, id)
+	if err != nil {
+		return -1, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	if !found || st.Status != "running" {
+		return -1, fmt.Errorf("exec in container %s: container is not running", id)
+	}
+	var env []string
+	if spec, err := readSpec(d.paths(id).spec); err == nil {
+		if path, ok := lookupEnv(containerEnv(spec), "PATH"); ok {
+			env = append(env, "PATH="+path)
+		}
+	}
+	code, err := d.runc.exec(ctx, id, env, argv, stdin, stdout, stderr)
+	if err != nil {
+		return -1, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	return code, nil
+}
+
+// checkID refuses ids that are not safe as paths and runc ids.
+func checkID(id string) error {
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("invalid container instance id %q: want lower-case letters, digits and '-'", id)
+	}
+	return nil
+}
+
+// instancePaths are the files of one instance.
+type instancePaths struct {
+	dir, spec, bundle, config, upper, work, rootfs string
+	console, shimLog, shimPid, pidFile, exit       string
+}
+
+func (d *Driver) instanceDir(id string) string {
+	return filepath.Join(d.cfg.Dir, "instances", id)
+}
+
+func (d *Driver) paths(id string) instancePaths {
+	dir := d.instanceDir(id)
+	return instancePaths{
+		dir:     dir,
+		spec:    filepath.Join(dir, "spec.json"),
+		bundle:  filepath.Join(dir, "bundle"),
+		config:  filepath.Join(dir, "bundle", "config.json"),
+		upper:   filepath.Join(dir, "upper"),
+		work:    filepath.Join(dir, "work"),
+		rootfs:  filepath.Join(dir, "rootfs"),
+		console: filepath.Join(dir, "console.log"),
+		shimLog: filepath.Join(dir, "shim.log"),
+		shimPid: filepath.Join(dir, "shim.pid"),
+		pidFile: filepath.Join(dir, "container.pid"),
+		exit:    filepath.Join(dir, "exit.json"),
+	}
+}
+
+// startedAt is runc's creation time, or the pid file's mtime.
+func (d *Driver) startedAt(p instancePaths, st runcState) time.Time {
+	if !st.Created.IsZero() {
+		return st.Created
+	}
+	if fi, err := os.Stat(p.pidFile); err == nil {
+		return fi.ModTime()
+	}
+	return time.Time{}
+}
+
+// keyedMutex is a set of mutexes by key, created on demand and dropped
+// when unused.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*refMutex
+}
+
+type refMutex struct {
+	sync.Mutex
+	refs int
+}
+
+// lock locks key and returns its unlock function.
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*refMutex{}
+	}
+	m := k.m[key]
+	if m == nil {
+		m = &refMutex{}
+		k.m[key] = m
+	}
+	m.refs++
+	k.mu.Unlock()
+	m.Lock()
+	return func() {
+		m.Unlock()
+		k.mu.Lock()
+		m.refs--
+		if m.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}

@@ -1,0 +1,111 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/driver"
+)
+
+// exitRecord is exit.json, written by the shim when runc returns.
+type exitRecord struct {
+	ExitCode   int       `json:"exitCode"`
+	FinishedAt time.Time `json:"finishedAt"`
+	// Error is set when the container never started (runc failed to
+	// create it); the console log has runc's message.
+	Error string `json:"error,omitempty"`
+}
+
+// readExit reads exit.json; ok is false if it does not exist.
+func readExit(path string) (rec exitRecord, ok bool, err error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return exitRecord{}, false, nil
+	}
+	if err != nil {
+		return exitRecord{}, false, fmt.Errorf("read exit record: %w", err)
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return exitRecord{}, false, fmt.Errorf("parse exit record %s: %w", path, err)
+	}
+	return rec, true, nil
+}
+
+// readSpec reads an instance's spec.json.
+func readSpec(path string) (driver.Spec, error) {
+	var spec driver.Spec
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return spec, err
+	}
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return spec, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return spec, nil
+}
+
+// writeJSONAtomic writes v as JSON to path via a temporary file and a
+// rename, so readers see the old or the new content, never a part.
+func writeJSONAtomic(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
+	}
+	return writeFileAtomic(path, append(data, '\n'), 0o600)
+}
+
+// writeFileAtomic writes data to path via a synced temporary file in the
+// same directory and a rename.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// tail returns up to the last n bytes of a file, trimmed, or "" if it
+// cannot be read.
+func tail(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := max(fi.Size()-n, 0)
+	data, err := io.ReadAll(io.NewSectionReader(f, off, fi.Size()-off))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}

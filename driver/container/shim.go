@@ -1,0 +1,192 @@
+package container
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The shim keeps a container's `runc run` company:
+//
+//	agent ──Start──▶ shim (own session) ──▶ runc run (foreground) ──▶ container
+//	                  │ waits for runc, then
+//	                  ├─ writes exit.json {"exitCode","finishedAt"}
+//	                  └─ runs runc delete --force
+//
+// It is started detached, so the container outlives the agent, and it is
+// the only process that can learn the exit code (runc run returns it).
+
+// ShimMain is the shim's main function: `ouro container-shim --dir
+// <instance dir> --id <id> --runc <runc path> [--runc-root <dir>]`. It
+// returns the process exit code.
+func ShimMain(args []string) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "container-shim")
+	fs := flag.NewFlagSet("container-shim", flag.ContinueOnError)
+	dir := fs.String("dir", "", "instance directory")
+	id := fs.String("id", "", "runc container id")
+	runcPath := fs.String("runc", "runc", "runc program")
+	runcRoot := fs.String("runc-root", "", "runc state directory (runc --root)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *dir == "" || checkID(*id) != nil {
+		log.Error("bad arguments", "dir", *dir, "id", *id)
+		return 2
+	}
+	// No terminal and no parent to answer to: do not die of hangups or
+	// broken pipes before the exit code is recorded.
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
+
+	s := shim{
+		log:  log.With("id", *id),
+		dir:  *dir,
+		id:   *id,
+		runc: runc{path: *runcPath, root: *runcRoot},
+	}
+	if err := s.run(); err != nil {
+		s.log.Error("shim failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+type shim struct {
+	log  *slog.Logger
+	dir  string
+	id   string
+	runc runc
+}
+
+func (s shim) run() error {
+	console, err := os.OpenFile(filepath.Join(s.dir, "console.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open console log: %w", err)
+	}
+	defer console.Close()
+	pidFile := filepath.Join(s.dir, "container.pid")
+	cmd := exec.Command(s.runc.path, s.runc.args("run",
+		"--bundle", filepath.Join(s.dir, "bundle"),
+		"--pid-file", pidFile,
+		s.id)...)
+	cmd.Stdout, cmd.Stderr = console, console
+	s.log.Info("starting container", "argv", cmd.Args)
+	runErr := cmd.Run()
+
+	rec := exitRecord{FinishedAt: time.Now().UTC()}
+	var exitErr *exec.ExitError
+	switch {
+	case runErr == nil:
+	case errors.As(runErr, &exitErr):
+		rec.ExitCode = exitCode(exitErr.ProcessState)
+	default:
+		rec.ExitCode = -1
+		rec.Error = fmt.Sprintf("run runc: %v", runErr)
+	}
+	// runc writes the pid file once the container process runs; without
+	// it runc failed before that (its message is in the console log).
+	if rec.Error == "" && !fileExists(pidFile) {
+		rec.Error = "runc failed to start the container"
+		if msg := lastLine(tail(filepath.Join(s.dir, "console.log"), 2048)); msg != "" {
+			rec.Error += ": " + runcMessage(msg)
+		}
+	}
+	s.log.Info("container exited", "exitCode", rec.ExitCode, "error", rec.Error)
+	if err := writeJSONAtomic(filepath.Join(s.dir, "exit.json"), rec); err != nil {
+		s.log.Error("record exit", "err", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.runc.forceDelete(ctx, s.id); err != nil {
+		return fmt.Errorf("delete container: %w", err)
+	}
+	return nil
+}
+
+// startShim launches the shim for instance id, detached in its own
+// session with its output in shim.log, records its pid and returns a
+// channel closed when it exits.
+func (d *Driver) startShim(id string, p instancePaths) (<-chan struct{}, error) {
+	runcPath, err := exec.LookPath(d.cfg.Runc)
+	if err != nil {
+		return nil, fmt.Errorf("find runc: %w", err)
+	}
+	if runcPath, err = filepath.Abs(runcPath); err != nil {
+		return nil, fmt.Errorf("find runc: %w", err)
+	}
+	logFile, err := os.OpenFile(p.shimLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open shim log: %w", err)
+	}
+	defer logFile.Close() // the shim has its own copy
+	args := append([]string{}, d.cfg.ShimCommand[1:]...)
+	args = append(args, "--dir", p.dir, "--id", id, "--runc", runcPath)
+	if d.cfg.RuncRoot != "" {
+		args = append(args, "--runc-root", d.cfg.RuncRoot)
+	}
+	cmd := exec.Command(d.cfg.ShimCommand[0], args...)
+	cmd.Env = append(os.Environ(), d.cfg.ShimEnv...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile // stdin: /dev/null
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start shim: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		// Reap the shim if it ends while we live; after we die, init
+		// does.
+		_ = cmd.Wait()
+		close(done)
+	}()
+	if err := writeFileAtomic(p.shimPid, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
+		d.log.Warn("record shim pid", "id", id, "err", err)
+	}
+	return done, nil
+}
+
+// shimAlive reports whether the shim recorded in p.shimPid still runs.
+// It checks the process's command line so a recycled pid is not mistaken
+// for the shim.
+func shimAlive(p instancePaths) bool {
+	data, err := os.ReadFile(p.shimPid)
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return false
+	}
+	proc := filepath.Join("/proc", strconv.Itoa(pid))
+	cmdline, err := os.ReadFile(filepath.Join(proc, "cmdline"))
+	if err != nil || !bytes.Contains(cmdline, []byte("\x00--dir\x00"+p.dir+"\x00")) {
+		return false
+	}
+	stat, err := os.ReadFile(filepath.Join(proc, "stat"))
+	if err != nil {
+		return false
+	}
+	// pid (comm) S ...: a zombie has exited.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+		return false
+	}
+	return true
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
