@@ -1,0 +1,211 @@
+// Package etcdembed runs a single-member etcd server inside the ouro
+// process, tuned for small machines, and connects to external etcd
+// clusters.
+//
+// The embedded server keeps its data in one directory: starting again on
+// the same directory resumes with all keys intact.
+package etcdembed
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Defaults for Config.
+const (
+	DefaultName      = "ouro"
+	DefaultClientURL = "http://127.0.0.1:2379"
+	DefaultPeerURL   = "http://127.0.0.1:2380"
+)
+
+// Tuning of the embedded server for small machines.
+const (
+	// snapshotCount is how many applied entries trigger a raft snapshot;
+	// etcd's default (100,000) keeps far more log in memory than we need.
+	snapshotCount = 10000
+	// compactionRetention keeps at least this much history so that
+	// watches (and their clients) can resume after a short outage.
+	compactionRetention = "5m"
+	// quotaBackendBytes is the size at which etcd raises a NOSPACE alarm.
+	quotaBackendBytes = 2 << 30
+	// readyTimeout bounds how long Start waits for the server to serve.
+	readyTimeout = 60 * time.Second
+	// dialTimeout bounds how long a client waits for a first connection.
+	dialTimeout = 5 * time.Second
+)
+
+// Config says where an embedded etcd keeps data and listens.
+type Config struct {
+	// Name is the member name (default "ouro").
+	Name string
+	// DataDir holds the write-ahead log and database. Required.
+	DataDir string
+	// ClientURL is where clients connect (default http://127.0.0.1:2379).
+	ClientURL string
+	// PeerURL is the raft peer address (default http://127.0.0.1:2380).
+	PeerURL string
+	// Logger receives etcd's errors (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Server is a running embedded etcd with a client connected to it.
+type Server struct {
+	etcd      *embed.Etcd
+	client    *clientv3.Client
+	endpoints []string
+	log       *slog.Logger
+	closing   *atomic.Bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start starts an embedded etcd and waits until it serves clients or ctx
+// ends (at most a minute).
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("etcdembed: DataDir is required")
+	}
+	if cfg.Name == "" {
+		cfg.Name = DefaultName
+	}
+	if cfg.ClientURL == "" {
+		cfg.ClientURL = DefaultClientURL
+	}
+	if cfg.PeerURL == "" {
+		cfg.PeerURL = DefaultPeerURL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	curl, err := url.Parse(cfg.ClientURL)
+	if err != nil {
+		return nil, fmt.Errorf("etcdembed: client URL %q: %w", cfg.ClientURL, err)
+	}
+	purl, err := url.Parse(cfg.PeerURL)
+	if err != nil {
+		return nil, fmt.Errorf("etcdembed: peer URL %q: %w", cfg.PeerURL, err)
+	}
+	closing := new(atomic.Bool)
+	zl := newZapLogger(cfg.Logger.With("component", "etcd"), closing)
+
+	ec := embed.NewConfig()
+	ec.Name = cfg.Name
+	ec.Dir = cfg.DataDir
+	ec.ListenClientUrls = []url.URL{*curl}
+	ec.AdvertiseClientUrls = []url.URL{*curl}
+	ec.ListenPeerUrls = []url.URL{*purl}
+	ec.AdvertisePeerUrls = []url.URL{*purl}
+	ec.InitialCluster = ec.InitialClusterFromName(cfg.Name)
+	ec.InitialClusterToken = "ouro-" + cfg.Name
+	ec.SnapshotCount = snapshotCount
+	ec.AutoCompactionMode = embed.CompactorModePeriodic
+	ec.AutoCompactionRetention = compactionRetention
+	ec.QuotaBackendBytes = quotaBackendBytes
+	ec.Logger = "zap"
+	ec.LogLevel = "error"
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zl)
+
+	e, err := embed.StartEtcd(ec)
+	if err != nil {
+		return nil, fmt.Errorf("etcdembed: start etcd in %s: %w", cfg.DataDir, err)
+	}
+	abort := func() {
+		closing.Store(true)
+		e.Close()
+	}
+	timer := time.NewTimer(readyTimeout)
+	defer timer.Stop()
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		abort()
+		return nil, fmt.Errorf("etcdembed: etcd failed while starting: %w", err)
+	case <-timer.C:
+		abort()
+		return nil, fmt.Errorf("etcdembed: etcd not ready after %s", readyTimeout)
+	case <-ctx.Done():
+		abort()
+		return nil, fmt.Errorf("etcdembed: waiting for etcd: %w", ctx.Err())
+	}
+
+	endpoints := []string{curl.String()}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: dialTimeout,
+		Logger:      zl,
+		Context:     context.WithoutCancel(ctx),
+	})
+	if err != nil {
+		abort()
+		return nil, fmt.Errorf("etcdembed: connect to embedded etcd: %w", err)
+	}
+	s := &Server{etcd: e, client: cli, endpoints: endpoints, log: cfg.Logger, closing: closing}
+	go s.watchErrors()
+	return s, nil
+}
+
+// watchErrors logs fatal errors the server reports after start.
+func (s *Server) watchErrors() {
+	for err := range s.etcd.Err() {
+		if err != nil && !s.closing.Load() {
+			s.log.Error("embedded etcd failed", "err", err)
+		}
+	}
+}
+
+// Client returns a client connected to the server. It is closed by Close.
+func (s *Server) Client() *clientv3.Client { return s.client }
+
+// Endpoints returns the client URLs of the server.
+func (s *Server) Endpoints() []string { return append([]string(nil), s.endpoints...) }
+
+// Close closes the client, then stops the server and waits for it. It is
+// safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		if err := s.client.Close(); err != nil && !errors.Is(err, context.Canceled) {
+			s.closeErr = fmt.Errorf("etcdembed: close client: %w", err)
+		}
+		s.etcd.Close()
+		<-s.etcd.Server.StopNotify()
+	})
+	return s.closeErr
+}
+
+// Connect returns a client of an external etcd cluster after checking that
+// it answers. tlsConfig may be nil for plain HTTP endpoints.
+func Connect(ctx context.Context, endpoints []string, tlsConfig *tls.Config) (*clientv3.Client, error) {
+	if len(endpoints) == 0 {
+		return nil, errors.New("etcdembed: no etcd endpoints given")
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: dialTimeout,
+		TLS:         tlsConfig,
+		Logger:      zap.NewNop(),
+		Context:     context.WithoutCancel(ctx),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcdembed: connect to %v: %w", endpoints, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	if _, err := cli.Get(cctx, "/ouro/health", clientv3.WithCountOnly()); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("etcdembed: etcd at %v does not answer: %w", endpoints, err)
+	}
+	return cli, nil
+}
