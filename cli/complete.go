@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/client"
+)
+
+// completionTimeout bounds the API call behind a shell completion, so a
+// cloud that does not answer never hangs the user's shell.
+const completionTimeout = 5 * time.Second
+
+// completeNames returns a completion function offering the names of
+// objects of kind (in the selected project for namespaced kinds). With
+// many set it completes every argument, skipping names already given;
+// otherwise only the first.
+func (o *options) completeNames(kind *api.Kind, many bool) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if !many && len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		names, err := o.listNames(cmd.Context(), kind)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
+		}
+		var out []cobra.Completion
+		for _, n := range names {
+			if strings.HasPrefix(n, toComplete) && !slices.Contains(args, n) {
+				out = append(out, n)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// listNames lists the names of a kind's objects through the API.
+func (o *options) listNames(ctx context.Context, kind *api.Kind) ([]string, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, completionTimeout)
+	defer cancel()
+	c, err := o.client()
+	if err != nil {
+		return nil, err
+	}
+	project := ""
+	if kind.Namespaced {
+		project = o.projectName()
+	}
+	// Every object has metadata.name; decode only that.
+	items, _, err := client.ListAll[struct {
+		Metadata api.ObjectMeta `json:"metadata"`
+	}](ctx, c, kind, project, client.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(items))
+	for i, it := range items {
+		names[i] = it.Metadata.Name
+	}
+	return names, nil
+}
+
+// completeContexts offers the context names of the client configuration.
+func (o *options) completeContexts(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	_, cfg, err := loadConfig()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
+	}
+	var out []cobra.Completion
+	for _, n := range cfg.Names() {
+		if strings.HasPrefix(n, toComplete) {
+			out = append(out, n)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}

@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ouroboros-cloud/ouro/api"
+)
+
+// maxExecStdin bounds what instance exec reads from its standard input.
+const maxExecStdin = 16 << 20
+
+func newInstanceLogsCommand(o *options) *cobra.Command {
+	var follow bool
+	var tail int
+	cmd := &cobra.Command{
+		Use:               "logs NAME",
+		Short:             "Print an instance's output",
+		Args:              exactArgs("NAME"),
+		ValidArgsFunction: o.completeNames(api.InstanceKind, false),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if tail < -1 {
+				return flagError("tail", "%d is negative: use a number of lines, or -1 for all", tail)
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if follow {
+				var stop context.CancelFunc
+				ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+				defer stop()
+			}
+			rc, err := c.Logs(ctx, o.projectName(), args[0], follow, tail)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			if _, err := io.Copy(cmd.OutOrStdout(), rc); err != nil && ctx.Err() == nil {
+				return fmt.Errorf("read logs of %s: %w", args[0], err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming new output until interrupted")
+	cmd.Flags().IntVar(&tail, "tail", -1, "print only the last N lines (-1: all)")
+	return cmd
+}
+
+func newInstanceExecCommand(o *options) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "exec NAME -- COMMAND [ARGS...]",
+		Short: "Run a command in a running instance",
+		Long: "Run a command in a running instance and exit with its exit code.\n" +
+			"Standard input is sent along when it is not a terminal (at most 16 MiB).",
+		Example:           "  echo hello | ouro instance exec web -- cat",
+		ValidArgsFunction: o.completeNames(api.InstanceKind, false),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return argError("%s wants NAME -- COMMAND [ARGS...]", cmd.CommandPath())
+			}
+			if d := cmd.ArgsLenAtDash(); d > 1 {
+				return argError("%s wants one NAME before --", cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if timeout < 0 || timeout > time.Hour {
+				return flagError("timeout", "%s is out of range: use up to 1h (0: the server's default of 60s)", timeout)
+			}
+			req := api.ExecRequest{Command: args[1:], TimeoutSeconds: int((timeout + time.Second - 1) / time.Second)}
+			if in := cmd.InOrStdin(); !isTerminal(in) {
+				data, err := io.ReadAll(io.LimitReader(in, maxExecStdin+1))
+				if err != nil {
+					return fmt.Errorf("read standard input: %w", err)
+				}
+				if len(data) > maxExecStdin {
+					return errors.New("standard input is larger than 16 MiB: copy large data another way")
+				}
+				req.Stdin = data
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			resp, err := c.Exec(cmd.Context(), o.projectName(), args[0], req)
+			if err != nil {
+				return err
+			}
+			cmd.OutOrStdout().Write(resp.Stdout)
+			cmd.ErrOrStderr().Write(resp.Stderr)
+			if resp.Truncated {
+				fmt.Fprintln(cmd.ErrOrStderr(), "ouro: output was cut at 4 MiB per stream")
+			}
+			if resp.ExitCode != 0 {
+				return &ExitError{Code: resp.ExitCode}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "stop the command after this long (up to 1h; default: the server's 60s)")
+	return cmd
+}

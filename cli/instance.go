@@ -1,0 +1,400 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/client"
+)
+
+// maxCount bounds instance create --count.
+const maxCount = 100
+
+func newInstanceCommand(o *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "instance",
+		Aliases: []string{"instances", "i"},
+		Short:   "Manage instances (containers and virtual machines)",
+	}
+	cmd.AddCommand(
+		newInstanceCreateCommand(o),
+		newInstanceListCommand(o),
+		newInstanceGetCommand(o),
+		newInstanceActionCommand(o, "start", "Power an instance on"),
+		newInstanceActionCommand(o, "stop", "Power an instance off"),
+		newInstanceActionCommand(o, "reboot", "Reboot an instance"),
+		newInstanceDeleteCommand(o),
+		newInstanceLogsCommand(o),
+		newInstanceExecCommand(o),
+	)
+	return cmd
+}
+
+type createFlags struct {
+	image, flavor string
+	count         int
+	labels, env   []string
+	wait          bool
+	timeout       time.Duration
+}
+
+func newInstanceCreateCommand(o *options) *cobra.Command {
+	f := &createFlags{}
+	cmd := &cobra.Command{
+		Use:   "create NAME --image IMAGE --flavor FLAVOR [flags] [-- COMMAND ARGS...]",
+		Short: "Create instances",
+		Long: "Create an instance, or with --count N the instances NAME-1 to NAME-N.\n" +
+			"Arguments after -- replace the image's command.",
+		Example: "  ouro instance create web --image nginx --flavor small --count 3 --wait\n" +
+			"  ouro instance create job --image busybox --flavor tiny -- sh -c 'echo hi'",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if n := cmd.ArgsLenAtDash(); n == 0 || len(args) == 0 {
+				return argError("%s wants a NAME", cmd.CommandPath())
+			} else if n > 1 || (n < 0 && len(args) > 1) {
+				return argError("%s wants one NAME; put the command after --", cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runInstanceCreate(cmd, o, f, args[0], args[1:])
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.image, "image", "", "image to start from (required)")
+	fl.StringVar(&f.flavor, "flavor", "", "flavor giving the size (required)")
+	fl.IntVar(&f.count, "count", 1, fmt.Sprintf("number of instances to create (1-%d)", maxCount))
+	fl.StringArrayVarP(&f.labels, "label", "l", nil, "label KEY=VALUE (repeatable)")
+	fl.StringArrayVarP(&f.env, "env", "e", nil, "environment variable KEY=VALUE (repeatable)")
+	fl.BoolVar(&f.wait, "wait", false, "wait until every instance is Running")
+	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long --wait waits")
+	cmd.RegisterFlagCompletionFunc("image", o.completeNames(api.ImageKind, true))
+	cmd.RegisterFlagCompletionFunc("flavor", o.completeNames(api.FlavorKind, true))
+	return cmd
+}
+
+// validate checks the flags of instance create and returns the labels.
+func (f *createFlags) validate() (map[string]string, error) {
+	if f.count < 1 || f.count > maxCount {
+		return nil, flagError("count", "%d is out of range: use 1 to %d", f.count, maxCount)
+	}
+	if f.image == "" {
+		return nil, flagError("image", "required: name the image to start from (see `ouro image list`)")
+	}
+	if f.flavor == "" {
+		return nil, flagError("flavor", "required: name the size (see `ouro flavor list`)")
+	}
+	if f.wait && f.timeout <= 0 {
+		return nil, flagError("timeout", "%s is not positive: use a duration such as 5m", f.timeout)
+	}
+	labels, err := parseKeyValues("label", f.labels)
+	if err != nil {
+		return nil, err
+	}
+	if e := api.ValidateLabels("metadata.labels", labels); e != nil {
+		return nil, flagError("label", "%s (%s)", e.Message, e.Hint)
+	}
+	for _, kv := range f.env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, flagError("env", "%q is not KEY=VALUE", kv)
+		}
+	}
+	return labels, nil
+}
+
+// parseKeyValues parses repeated KEY=VALUE flag values.
+func parseKeyValues(flag string, kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, flagError(flag, "%q is not KEY=VALUE", kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// instanceNames returns NAME alone for one instance, else NAME-1..NAME-N.
+func instanceNames(name string, count int) []string {
+	if count == 1 {
+		return []string{name}
+	}
+	names := make([]string, count)
+	for i := range names {
+		names[i] = name + "-" + strconv.Itoa(i+1)
+	}
+	return names
+}
+
+// newInvocationID returns a random identifier for this run of the command;
+// with an index it makes each create's idempotency key.
+func newInvocationID() string {
+	b := make([]byte, 16)
+	rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}
+
+func runInstanceCreate(cmd *cobra.Command, o *options, f *createFlags, name string, command []string) error {
+	labels, err := f.validate()
+	if err != nil {
+		return err
+	}
+	names := instanceNames(name, f.count)
+	for _, n := range names {
+		if e := api.ValidateName("metadata.name", n); e != nil {
+			return argError("instance name %q: %s (%s)", n, e.Message, e.Hint)
+		}
+	}
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	project := o.projectName()
+	ctx := cmd.Context()
+	id := newInvocationID()
+	created := make([]*api.Instance, 0, len(names))
+	for i, n := range names {
+		inst := &api.Instance{
+			Kind:     api.InstanceKind.Name,
+			Metadata: api.ObjectMeta{Name: n, Project: project, Labels: labels},
+			Spec:     api.InstanceSpec{Image: f.image, Flavor: f.flavor, Command: command, Env: f.env},
+		}
+		// The same key on every retry of this create: the server answers a
+		// retry with the instance it made the first time.
+		key := id + "-" + strconv.Itoa(i+1)
+		if _, err := c.Create(ctx, inst, client.CreateOptions{IdempotencyKey: key}); err != nil {
+			if len(created) > 0 {
+				o.renderInstances(cmd, created)
+			}
+			if len(names) == 1 {
+				return err
+			}
+			return fmt.Errorf("create instance %s: %w", n, err)
+		}
+		created = append(created, inst)
+	}
+	if !f.wait {
+		return o.renderInstances(cmd, created)
+	}
+	if o.output == "table" {
+		if err := o.renderInstances(cmd, created); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	progress := cmd.OutOrStdout()
+	if o.output != "table" {
+		progress = cmd.ErrOrStderr()
+	}
+	last, err := waitRunning(ctx, c, project, names, func(inst *api.Instance) {
+		fmt.Fprintf(progress, "instance/%s is Running on %s\n", inst.Metadata.Name, orDash(inst.Status.Host))
+	})
+	if err != nil {
+		return err
+	}
+	if o.output == "table" {
+		return nil
+	}
+	final := make([]*api.Instance, 0, len(names))
+	for _, n := range names {
+		final = append(final, last[n])
+	}
+	return o.renderInstances(cmd, final)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// renderInstances prints one instance as an object and several as a list.
+func (o *options) renderInstances(cmd *cobra.Command, items []*api.Instance) error {
+	if len(items) == 1 {
+		return o.render(cmd.OutOrStdout(), items[0], instanceTable(items, false))
+	}
+	return renderList(o, cmd.OutOrStdout(), cmd.ErrOrStderr(), "instances", items, instanceTable(items, false))
+}
+
+// instanceTable writes instances as NAME PHASE HOST IMAGE FLAVOR IP AGE,
+// with PROJECT in front for lists across projects and REASON at the end
+// when any instance has one.
+func instanceTable(items []*api.Instance, allProjects bool) func(*table) {
+	return func(t *table) {
+		now := time.Now()
+		withReason := false
+		for _, it := range items {
+			if it.Status.Reason != "" {
+				withReason = true
+			}
+		}
+		head := []string{"NAME", "PHASE", "HOST", "IMAGE", "FLAVOR", "IP", "AGE"}
+		if allProjects {
+			head = append([]string{"PROJECT"}, head...)
+		}
+		if withReason {
+			head = append(head, "REASON")
+		}
+		t.row(head...)
+		for _, it := range items {
+			ip := ""
+			if len(it.Status.Interfaces) > 0 {
+				ip = it.Status.Interfaces[0].IP
+			}
+			row := []string{it.Metadata.Name, string(it.Status.Phase), it.Status.Host, it.Spec.Image,
+				it.Spec.Flavor, ip, age(it.Metadata.CreationTimestamp, now)}
+			if allProjects {
+				row = append([]string{it.Metadata.Project}, row...)
+			}
+			if withReason {
+				row = append(row, it.Status.Reason)
+			}
+			t.row(row...)
+		}
+	}
+}
+
+func newInstanceListCommand(o *options) *cobra.Command {
+	var selector string
+	var all bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List instances",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := api.ParseSelector(selector); err != nil {
+				return flagError("selector", "%s", FormatError(err))
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			project := ""
+			if !all {
+				project = o.projectName()
+			}
+			items, _, err := client.ListAll[api.Instance](cmd.Context(), c, api.InstanceKind, project,
+				client.ListOptions{LabelSelector: selector})
+			if err != nil {
+				return err
+			}
+			ptrs := make([]*api.Instance, len(items))
+			for i := range items {
+				ptrs[i] = &items[i]
+			}
+			return renderList(o, cmd.OutOrStdout(), cmd.ErrOrStderr(), "instances", ptrs, instanceTable(ptrs, all))
+		},
+	}
+	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector, e.g. app=web,tier!=db")
+	cmd.Flags().BoolVarP(&all, "all-projects", "A", false, "list instances of every project (cluster admins)")
+	return cmd
+}
+
+func newInstanceGetCommand(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:               "get NAME",
+		Short:             "Show an instance",
+		Args:              exactArgs("NAME"),
+		ValidArgsFunction: o.completeNames(api.InstanceKind, false),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var inst api.Instance
+			if err := c.Get(cmd.Context(), api.InstanceKind, o.projectName(), args[0], &inst); err != nil {
+				return err
+			}
+			return o.renderInstances(cmd, []*api.Instance{&inst})
+		},
+	}
+}
+
+func newInstanceActionCommand(o *options, action, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:               action + " NAME",
+		Short:             short,
+		Args:              exactArgs("NAME"),
+		ValidArgsFunction: o.completeNames(api.InstanceKind, false),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var inst api.Instance
+			if err := c.Action(cmd.Context(), o.projectName(), args[0], action, &inst); err != nil {
+				return err
+			}
+			if o.output != "table" {
+				return o.renderInstances(cmd, []*api.Instance{&inst})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "instance/%s: %s requested\n", args[0], action)
+			return nil
+		},
+	}
+}
+
+func newInstanceDeleteCommand(o *options) *cobra.Command {
+	var wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:               "delete NAME...",
+		Aliases:           []string{"rm"},
+		Short:             "Delete instances",
+		Args:              minArgs("NAME"),
+		ValidArgsFunction: o.completeNames(api.InstanceKind, true),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if wait && timeout <= 0 {
+				return flagError("timeout", "%s is not positive: use a duration such as 5m", timeout)
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			project := o.projectName()
+			out := cmd.OutOrStdout()
+			var errs []error
+			var deleting []string
+			for _, n := range args {
+				if err := c.Delete(cmd.Context(), api.InstanceKind, project, n); err != nil {
+					errs = append(errs, fmt.Errorf("delete instance %s: %w", n, err))
+					continue
+				}
+				deleting = append(deleting, n)
+				fmt.Fprintf(out, "instance/%s: deletion requested\n", n)
+			}
+			if wait && len(deleting) > 0 {
+				ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+				defer cancel()
+				err := waitGone(ctx, c, project, deleting, func(n string) {
+					fmt.Fprintf(out, "instance/%s deleted\n", n)
+				})
+				if err != nil {
+					errs = append(errs, err)
+				}
+			}
+			if len(errs) == 1 {
+				return errs[0]
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the instances are gone")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
+	return cmd
+}

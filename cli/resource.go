@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/client"
+)
+
+// newListCommand returns a "list" command for a kind whose table is
+// written by fill.
+func newListCommand[T any, P interface {
+	*T
+	api.Object
+}](o *options, kind *api.Kind, short string, fill func([]P) func(*table)) *cobra.Command {
+	var selector string
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   short,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := api.ParseSelector(selector); err != nil {
+				return flagError("selector", "%s", FormatError(err))
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			project := ""
+			if kind.Namespaced {
+				project = o.projectName()
+			}
+			items, _, err := client.ListAll[T](cmd.Context(), c, kind, project, client.ListOptions{LabelSelector: selector})
+			if err != nil {
+				return err
+			}
+			ptrs := make([]P, len(items))
+			for i := range items {
+				ptrs[i] = P(&items[i])
+			}
+			return renderList(o, cmd.OutOrStdout(), cmd.ErrOrStderr(), kind.Plural, ptrs, fill(ptrs))
+		},
+	}
+	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector, e.g. tier=gold")
+	return cmd
+}
+
+// newGetCommand returns a "get NAME" command for a kind.
+func newGetCommand[T any, P interface {
+	*T
+	api.Object
+}](o *options, kind *api.Kind, short string, fill func([]P) func(*table)) *cobra.Command {
+	return &cobra.Command{
+		Use:               "get NAME",
+		Short:             short,
+		Args:              exactArgs("NAME"),
+		ValidArgsFunction: o.completeNames(kind, false),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			project := ""
+			if kind.Namespaced {
+				project = o.projectName()
+			}
+			obj := P(new(T))
+			if err := c.Get(cmd.Context(), kind, project, args[0], obj); err != nil {
+				return err
+			}
+			return o.render(cmd.OutOrStdout(), obj, fill([]P{obj}))
+		},
+	}
+}
+
+// newDeleteCommand returns a "delete NAME..." command for a kind.
+func newDeleteCommand(o *options, kind *api.Kind, short string) *cobra.Command {
+	singular := strings.ToLower(kind.Name)
+	return &cobra.Command{
+		Use:               "delete NAME...",
+		Aliases:           []string{"rm"},
+		Short:             short,
+		Args:              minArgs("NAME"),
+		ValidArgsFunction: o.completeNames(kind, true),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			project := ""
+			if kind.Namespaced {
+				project = o.projectName()
+			}
+			var first error
+			for _, n := range args {
+				if err := c.Delete(cmd.Context(), kind, project, n); err != nil {
+					err = fmt.Errorf("delete %s %s: %w", singular, n, err)
+					if first == nil {
+						first = err
+					} else {
+						PrintError(cmd.ErrOrStderr(), err)
+					}
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s/%s deleted\n", singular, n)
+			}
+			return first
+		},
+	}
+}

@@ -1,0 +1,200 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/client"
+)
+
+// errWatchDone stops a watch once the awaited state is reached.
+var errWatchDone = errors.New("done")
+
+// watchInstances keeps a view of a project's instances current — a list,
+// then a watch from the list's resourceVersion — and calls check with it
+// after the list and after every change, until check reports done or
+// fails, or ctx ends. A watch that ends is resumed from the last version
+// seen; one that reports Gone (compacted history) starts over with a list.
+func watchInstances(ctx context.Context, c *client.Client, project string, check func(map[string]*api.Instance) (bool, error)) error {
+	failures := 0
+	var checkErr error
+	for {
+		items, meta, err := client.ListAll[api.Instance](ctx, c, api.InstanceKind, project, client.ListOptions{})
+		if err != nil {
+			return err
+		}
+		state := make(map[string]*api.Instance, len(items))
+		for i := range items {
+			state[items[i].Metadata.Name] = &items[i]
+		}
+		if done, err := check(state); done || err != nil {
+			return err
+		}
+		rv := meta.ResourceVersion
+		for {
+			err := client.Watch(ctx, c, api.InstanceKind, project, client.WatchOptions{ResourceVersion: rv},
+				func(ev api.WatchEvent[api.Instance]) error {
+					failures = 0
+					if v := ev.Object.Metadata.ResourceVersion; v != "" {
+						rv = v
+					}
+					switch ev.Type {
+					case api.Added, api.Modified:
+						obj := ev.Object
+						state[obj.Metadata.Name] = &obj
+					case api.Deleted:
+						delete(state, ev.Object.Metadata.Name)
+					default:
+						return nil
+					}
+					done, err := check(state)
+					if err != nil {
+						checkErr = err
+						return errWatchDone
+					}
+					if done {
+						return errWatchDone
+					}
+					return nil
+				})
+			switch {
+			case errors.Is(err, errWatchDone):
+				return checkErr
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case err == nil:
+				continue // the server ended the stream; resume from rv
+			}
+			var ae *api.Error
+			if errors.As(err, &ae) {
+				if ae.Code == api.CodeGone {
+					break // list again
+				}
+				return err
+			}
+			// A transport error: back off and resume.
+			failures++
+			if failures > 5 {
+				return err
+			}
+			t := time.NewTimer(time.Duration(failures) * 500 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// waitRunning waits until every named instance is Running, writing a line
+// to say so for each as it gets there. It fails when one fails, stops with
+// an exit code or disappears.
+func waitRunning(ctx context.Context, c *client.Client, project string, names []string, report func(*api.Instance)) (map[string]*api.Instance, error) {
+	pending := make(map[string]bool, len(names))
+	for _, n := range names {
+		pending[n] = true
+	}
+	last := make(map[string]*api.Instance, len(names))
+	err := watchInstances(ctx, c, project, func(state map[string]*api.Instance) (bool, error) {
+		for _, n := range names {
+			if !pending[n] {
+				continue
+			}
+			inst := state[n]
+			if inst == nil {
+				return false, fmt.Errorf("instance %s was deleted while waiting for it to run", n)
+			}
+			last[n] = inst
+			if err := instanceFailure(inst); err != nil {
+				return false, err
+			}
+			if inst.Status.Phase == api.PhaseRunning {
+				delete(pending, n)
+				report(inst)
+			}
+		}
+		return len(pending) == 0, nil
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return last, fmt.Errorf("timed out waiting for %s to run%s", joinKeys(pending), phases(last, pending))
+	}
+	return last, err
+}
+
+// instanceFailure returns why inst will not reach Running on its own, or
+// nil.
+func instanceFailure(inst *api.Instance) error {
+	st := inst.Status
+	detail := st.Reason
+	if st.Message != "" {
+		if detail != "" {
+			detail += ": "
+		}
+		detail += st.Message
+	}
+	switch {
+	case st.Phase == api.PhaseFailed:
+		if detail == "" {
+			detail = "no reason given"
+		}
+		return fmt.Errorf("instance %s failed: %s", inst.Metadata.Name, detail)
+	case st.Phase == api.PhaseStopped && st.ExitCode != nil:
+		msg := fmt.Sprintf("instance %s stopped: exited with code %d", inst.Metadata.Name, *st.ExitCode)
+		if detail != "" {
+			msg += " (" + detail + ")"
+		}
+		return errors.New(msg)
+	case st.Phase == api.PhaseTerminating || st.Phase == api.PhaseTerminated || inst.Metadata.DeletionTimestamp != nil:
+		return fmt.Errorf("instance %s is being deleted", inst.Metadata.Name)
+	}
+	return nil
+}
+
+// waitGone waits until none of the named instances exists, calling report
+// for each as it disappears.
+func waitGone(ctx context.Context, c *client.Client, project string, names []string, report func(name string)) error {
+	pending := make(map[string]bool, len(names))
+	for _, n := range names {
+		pending[n] = true
+	}
+	last := map[string]*api.Instance{}
+	err := watchInstances(ctx, c, project, func(state map[string]*api.Instance) (bool, error) {
+		for _, n := range names {
+			if !pending[n] {
+				continue
+			}
+			if inst := state[n]; inst != nil {
+				last[n] = inst
+				continue
+			}
+			delete(pending, n)
+			report(n)
+		}
+		return len(pending) == 0, nil
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("timed out waiting for %s to be deleted%s", joinKeys(pending), phases(last, pending))
+	}
+	return err
+}
+
+func joinKeys(m map[string]bool) string {
+	return strings.Join(sortedKeys(m), ", ")
+}
+
+// phases describes the last known phase of each pending instance.
+func phases(last map[string]*api.Instance, pending map[string]bool) string {
+	s := ""
+	for _, n := range sortedKeys(pending) {
+		if inst := last[n]; inst != nil && inst.Status.Phase != "" {
+			s += fmt.Sprintf("; %s is %s", n, inst.Status.Phase)
+		}
+	}
+	return s
+}
