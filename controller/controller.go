@@ -1,0 +1,176 @@
+// Package controller runs the control-plane controllers on the elected
+// leader: the scheduler, the instance lifecycle controller and the host
+// health controller.
+//
+//	Run ─▶ election.Run ─ leader ─▶ RunLeader(ctx, store.WithGuard(guard))
+//	                                  informers: hosts, instances
+//	                                  scheduler · lifecycle · hosthealth
+//	          leadership lost ─▶ ctx cancelled ─▶ every controller stops;
+//	                             a write still in flight fails its guard
+//
+// Every server runs Run; only the leader's controllers act, and their
+// writes go through a store guarded by the leader key, so a deposed
+// leader's late writes are refused by etcd.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/controller/cache"
+	"github.com/ouroboros-cloud/ouro/controller/hosthealth"
+	"github.com/ouroboros-cloud/ouro/controller/lifecycle"
+	"github.com/ouroboros-cloud/ouro/controller/scheduler"
+	"github.com/ouroboros-cloud/ouro/election"
+	"github.com/ouroboros-cloud/ouro/record"
+	"github.com/ouroboros-cloud/ouro/store"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Defaults of Config.
+const (
+	// DefaultElectionName is the election every server campaigns in.
+	DefaultElectionName = "controller"
+	// DefaultLeaseTTL is the TTL of the leader's election session: a dead
+	// leader is replaced within about this long.
+	DefaultLeaseTTL = election.DefaultTTL
+)
+
+// Config configures the controllers.
+type Config struct {
+	// Client is the etcd client used for the election.
+	Client *clientv3.Client
+	// Store is the object store (unguarded; Run guards it per term).
+	Store store.Interface
+	// Identity names this server in the election (for example its host
+	// name).
+	Identity string
+	Logger   *slog.Logger
+	// LeaseTTL is the election session TTL (default DefaultLeaseTTL).
+	LeaseTTL time.Duration
+	// ElectionName defaults to DefaultElectionName.
+	ElectionName string
+	// Resync is the informers' resync period (default cache.DefaultResync).
+	Resync time.Duration
+	// HostGrace is how long a host may be NotReady before deleted instances
+	// on it say they wait for it (default lifecycle.DefaultHostGrace).
+	HostGrace time.Duration
+	// SchedulerCommits bounds concurrent placement writes (default
+	// scheduler.DefaultCommits).
+	SchedulerCommits int
+}
+
+func (cfg *Config) defaults() {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.ElectionName == "" {
+		cfg.ElectionName = DefaultElectionName
+	}
+}
+
+// Run campaigns for leadership until ctx ends and, while leader, runs every
+// controller with cfg.Store guarded by the leadership. The controllers stop
+// the moment leadership is lost; after a failure of a controller, Run
+// steps down and campaigns again.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.defaults()
+	if cfg.Client == nil || cfg.Store == nil {
+		return errors.New("controller: Config needs Client and Store")
+	}
+	if cfg.Identity == "" {
+		return errors.New("controller: Config needs an Identity")
+	}
+	log := cfg.Logger.With("identity", cfg.Identity)
+	err := election.Run(ctx, cfg.Client, cfg.ElectionName, cfg.Identity, cfg.LeaseTTL,
+		func(lctx context.Context, guard store.Guard) {
+			log.Info("leading the controllers", "key", guard.Key(), "revision", guard.Revision())
+			if err := RunLeader(lctx, cfg.Store.WithGuard(guard), cfg); err != nil {
+				log.Error("controllers failed; stepping down", "err", err)
+			}
+		})
+	if err != nil {
+		return fmt.Errorf("controller: election: %w", err)
+	}
+	return nil
+}
+
+// component is something RunLeader runs until its context ends.
+type component struct {
+	name string
+	run  func(context.Context) error
+}
+
+// RunLeader runs every controller against st until ctx ends, and returns
+// once all of them have stopped. st should be guarded by the leadership
+// that ctx stands for. If a controller fails, the others are stopped and
+// the error is returned.
+func RunLeader(ctx context.Context, st store.Interface, cfg Config) error {
+	cfg.defaults()
+	log := cfg.Logger
+	hosts := cache.New(st, api.HostKind, cfg.Resync, log)
+	instances := cache.New(st, api.InstanceKind, cfg.Resync, log)
+
+	schedRec := record.New(st, "scheduler").WithLogger(log)
+	lifeRec := record.New(st, "instance-controller").WithLogger(log)
+	healthRec := record.New(st, "host-controller").WithLogger(log)
+	defer schedRec.Wait()
+	defer lifeRec.Wait()
+	defer healthRec.Wait()
+
+	sched := scheduler.New(scheduler.Options{
+		Store: st, Hosts: hosts, Instances: instances, Recorder: schedRec, Logger: log,
+		Commits: cfg.SchedulerCommits,
+	})
+	life := lifecycle.New(lifecycle.Options{
+		Store: st, Hosts: hosts, Instances: instances, Recorder: lifeRec, Logger: log,
+		HostGrace: cfg.HostGrace,
+	})
+	health := hosthealth.New(hosthealth.Options{
+		Store: st, Hosts: hosts, Recorder: healthRec, Logger: log, Resync: cfg.Resync,
+	})
+	components := []component{
+		{"host informer", hosts.Run},
+		{"instance informer", instances.Run},
+		{"scheduler", sched.Run},
+		{"lifecycle", life.Run},
+		{"hosthealth", health.Run},
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for _, c := range components {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := c.run(ctx)
+			if ctx.Err() != nil {
+				return // stopping, as asked
+			}
+			if err == nil {
+				err = errors.New("stopped unexpectedly")
+			}
+			errOnce.Do(func() {
+				firstErr = fmt.Errorf("controller %s: %w", c.name, err)
+				cancel()
+			})
+		}()
+	}
+	log.Info("controllers started")
+	wg.Wait()
+	log.Info("controllers stopped")
+	return firstErr
+}

@@ -1,0 +1,208 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// eventually polls cond every few milliseconds until it holds or 10 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// start runs q with workers until the test ends.
+func start(t *testing.T, q *Queue, workers int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.Run(ctx, workers); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func TestBackoff(t *testing.T) {
+	tests := []struct {
+		n    int
+		want time.Duration
+	}{
+		{0, 5 * time.Millisecond},
+		{1, 10 * time.Millisecond},
+		{3, 40 * time.Millisecond},
+		{12, 20480 * time.Millisecond},
+		{13, 30 * time.Second},
+		{1000, 30 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := Backoff(tt.n); got != tt.want {
+			t.Errorf("Backoff(%d) = %v, want %v", tt.n, got, tt.want)
+		}
+	}
+}
+
+func TestDeduplicatesQueuedKeys(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	q := New("t", func(ctx context.Context, key string) error {
+		mu.Lock()
+		calls[key]++
+		mu.Unlock()
+		return nil
+	}, quiet())
+	for range 5 {
+		q.Add("a")
+		q.Add("b")
+	}
+	if q.Len() != 2 {
+		t.Fatalf("Len = %d, want 2", q.Len())
+	}
+	start(t, q, 2)
+	eventually(t, "both keys processed", func() bool { return q.Stats().Processed == 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if calls["a"] != 1 || calls["b"] != 1 {
+		t.Errorf("calls = %v, want one each", calls)
+	}
+}
+
+func TestOneKeyNeverConcurrent(t *testing.T) {
+	var running, maxRunning, total atomic.Int64
+	release := make(chan struct{})
+	q := New("t", func(ctx context.Context, key string) error {
+		n := running.Add(1)
+		for {
+			m := maxRunning.Load()
+			if n <= m || maxRunning.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		if total.Add(1) == 1 {
+			<-release // hold the first run while the key is added again
+		}
+		running.Add(-1)
+		return nil
+	}, quiet())
+	start(t, q, 4)
+	q.Add("k")
+	eventually(t, "first run", func() bool { return total.Load() == 1 })
+	q.Add("k")
+	q.Add("k")
+	close(release)
+	eventually(t, "second run", func() bool { return total.Load() == 2 })
+	if m := maxRunning.Load(); m != 1 {
+		t.Errorf("key ran %d times at once", m)
+	}
+}
+
+func TestRetriesWithBackoffThenForgets(t *testing.T) {
+	var calls atomic.Int64
+	q := New("t", func(ctx context.Context, key string) error {
+		if calls.Add(1) < 4 {
+			return errors.New("not yet")
+		}
+		return nil
+	}, quiet())
+	start(t, q, 1)
+	q.Add("k")
+	eventually(t, "success after retries", func() bool { return calls.Load() == 4 })
+	eventually(t, "back-off forgotten", func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		_, ok := q.failures["k"]
+		return !ok
+	})
+	if s := q.Stats(); s.Failed != 3 {
+		t.Errorf("Failed = %d, want 3", s.Failed)
+	}
+}
+
+func TestTerminalErrorNotRetried(t *testing.T) {
+	var calls atomic.Int64
+	q := New("t", func(ctx context.Context, key string) error {
+		calls.Add(1)
+		return Terminal(errors.New("bad spec"))
+	}, quiet())
+	start(t, q, 1)
+	q.Add("k")
+	q.Add("marker")
+	eventually(t, "both processed", func() bool { return q.Stats().Processed == 2 })
+	q.mu.Lock()
+	pending := len(q.delayed) + len(q.fifo)
+	q.mu.Unlock()
+	if pending != 0 {
+		t.Errorf("%d keys pending after a terminal error", pending)
+	}
+}
+
+func TestPanicRecoveredAndCounted(t *testing.T) {
+	var calls atomic.Int64
+	q := New("t", func(ctx context.Context, key string) error {
+		if calls.Add(1) == 1 {
+			panic("boom")
+		}
+		return nil
+	}, quiet())
+	start(t, q, 1)
+	q.Add("k")
+	eventually(t, "retry after panic", func() bool { return calls.Load() == 2 })
+	if s := q.Stats(); s.Panics != 1 || s.Failed != 1 {
+		t.Errorf("Stats = %+v, want 1 panic, 1 failure", s)
+	}
+}
+
+func TestAddAfter(t *testing.T) {
+	got := make(chan string, 10)
+	q := New("t", func(ctx context.Context, key string) error {
+		got <- key
+		return nil
+	}, quiet())
+	start(t, q, 1)
+	before := time.Now()
+	q.AddAfter("late", time.Hour)
+	q.AddAfter("late", 20*time.Millisecond) // the shorter delay wins
+	q.AddAfter("now", 0)
+	if k := <-got; k != "now" {
+		t.Fatalf("first key = %q, want now", k)
+	}
+	select {
+	case k := <-got:
+		if k != "late" {
+			t.Fatalf("second key = %q, want late", k)
+		}
+		if time.Since(before) < 20*time.Millisecond {
+			t.Errorf("delayed key ran before its delay")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("delayed key never ran")
+	}
+}
+
+func TestShutDownStopsRun(t *testing.T) {
+	q := New("t", func(ctx context.Context, key string) error { return nil }, quiet())
+	done := make(chan struct{})
+	go func() { q.Run(context.Background(), 3); close(done) }()
+	q.ShutDown()
+	q.ShutDown()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after ShutDown")
+	}
+	q.Add("k")
+	if q.Len() != 0 {
+		t.Errorf("Add after ShutDown queued a key")
+	}
+}

@@ -1,0 +1,449 @@
+// Package scheduler places Pending instances on hosts.
+//
+// Decisions are sequential and in memory; commits are concurrent:
+//
+//	instance cache ──key──▶ queue ──▶ decide (one worker, under lock):
+//	                                    Place(inst, snapshot of hosts)
+//	                                    account the allocation at once
+//	                                         │
+//	                                         ▼
+//	                               commit pool (bounded): guarded Update
+//	                               with the resourceVersion read
+//	                               failure ─▶ roll the allocation back, retry
+//
+// Allocation per host is the sum of spec.resources of the instances placed
+// there that are not Terminated, kept incrementally from the instance
+// cache plus the placements decided but not yet seen in the cache, so two
+// decisions never double-book a host. An instance that fits nowhere stays
+// Pending with condition Scheduled=false (reason InsufficientCapacity) and
+// is tried again only when a host changes or an allocation shrinks.
+//
+// The scheduler is safe to stop at any line: everything it knows is
+// rebuilt from the store by the next leader, and a commit that raced with
+// another change fails on its resourceVersion.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/controller/cache"
+	"github.com/ouroboros-cloud/ouro/controller/queue"
+	"github.com/ouroboros-cloud/ouro/record"
+	"github.com/ouroboros-cloud/ouro/store"
+)
+
+// Defaults of Options.
+const (
+	// DefaultCommits bounds concurrent placement writes.
+	DefaultCommits = 64
+	// allocatedDelay batches writes of host.status.allocated.
+	allocatedDelay = time.Second
+)
+
+// Options configure a Scheduler.
+type Options struct {
+	// Store is the (leader-guarded) store to write to.
+	Store store.Interface
+	// Hosts and Instances are the informers of those kinds; the scheduler
+	// registers its handlers on them in New. The caller runs them.
+	Hosts, Instances *cache.Informer
+	// Recorder receives Scheduled and FailedScheduling events.
+	Recorder record.Sink
+	Logger   *slog.Logger
+	// Commits bounds concurrent store writes (default DefaultCommits).
+	Commits int
+}
+
+// placement is an allocation accounted to a host.
+type placement struct {
+	host string
+	res  api.Resources
+}
+
+// usage is the allocation of one host.
+type usage struct {
+	res   api.Resources
+	count int
+}
+
+// Scheduler places Pending instances. Create it with New, then Run it.
+type Scheduler struct {
+	st        store.Interface
+	hosts     *cache.Informer
+	instances *cache.Informer
+	rec       record.Sink
+	log       *slog.Logger
+	commits   chan struct{}
+	wg        sync.WaitGroup
+
+	queue      *queue.Queue // instance keys to place
+	allocQueue *queue.Queue // host names whose status.allocated is stale
+
+	mu       sync.Mutex
+	snapshot []HostInfo     // sorted by name
+	index    map[string]int // host name → position in snapshot
+	alloc    map[string]usage
+	placed   map[string]placement // instance key → accounted placement
+	assumed  map[string]placement // decided, not yet seen in the cache
+	waiting  map[string]bool      // instance keys that fit nowhere
+}
+
+// New returns a scheduler and registers its handlers on the informers.
+func New(o Options) *Scheduler {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Commits <= 0 {
+		o.Commits = DefaultCommits
+	}
+	s := &Scheduler{
+		st:        o.Store,
+		hosts:     o.Hosts,
+		instances: o.Instances,
+		rec:       o.Recorder,
+		log:       o.Logger.With("controller", "scheduler"),
+		commits:   make(chan struct{}, o.Commits),
+		index:     map[string]int{},
+		alloc:     map[string]usage{},
+		placed:    map[string]placement{},
+		assumed:   map[string]placement{},
+		waiting:   map[string]bool{},
+	}
+	s.queue = queue.New("scheduler", s.decide, s.log)
+	s.allocQueue = queue.New("scheduler-allocated", s.syncAllocated, s.log)
+	o.Hosts.AddHandler(s.hostChanged)
+	o.Instances.AddHandler(s.instanceChanged)
+	return s
+}
+
+// Run places instances until ctx ends. It waits for both caches first, so
+// that no decision is made on a partial picture.
+func (s *Scheduler) Run(ctx context.Context) error {
+	if err := s.hosts.WaitSynced(ctx); err != nil {
+		return err
+	}
+	if err := s.instances.WaitSynced(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.allocQueue.Run(ctx, 2) }()
+	s.queue.Run(ctx, 1)
+	wg.Wait()
+	s.wg.Wait() // commits in flight
+	return nil
+}
+
+// hostInfo makes the scheduling view of a host, without its allocation.
+func hostInfo(h *api.Host) HostInfo {
+	return HostInfo{
+		Name:          h.Metadata.Name,
+		Phase:         h.Status.Phase,
+		Unschedulable: h.Spec.Unschedulable,
+		Taints:        h.Spec.Taints,
+		Drivers:       h.Status.Drivers,
+		Architecture:  h.Status.Architecture,
+		Capacity:      h.Status.Capacity,
+	}
+}
+
+// sameForScheduling reports whether two views place alike.
+func sameForScheduling(a, b *HostInfo) bool {
+	return a.Phase == b.Phase && a.Unschedulable == b.Unschedulable &&
+		slices.Equal(a.Taints, b.Taints) && slices.Equal(a.Drivers, b.Drivers) &&
+		a.Architecture == b.Architecture && a.Capacity == b.Capacity
+}
+
+// hostChanged updates the snapshot from the host cache.
+func (s *Scheduler) hostChanged(name string) {
+	obj, ok := s.hosts.Get(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, had := s.index[name]
+	switch {
+	case !ok && had:
+		s.snapshot = slices.Delete(s.snapshot, i, i+1)
+		s.reindex()
+	case ok && !had:
+		hi := hostInfo(obj.(*api.Host))
+		u := s.alloc[name]
+		hi.Allocated, hi.Instances = u.res, u.count
+		s.snapshot = append(s.snapshot, hi)
+		sort.Slice(s.snapshot, func(i, j int) bool { return s.snapshot[i].Name < s.snapshot[j].Name })
+		s.reindex()
+		s.wakeWaiting()
+		s.allocQueue.AddAfter(name, allocatedDelay)
+	case ok && had:
+		hi := hostInfo(obj.(*api.Host))
+		cur := &s.snapshot[i]
+		if !sameForScheduling(cur, &hi) {
+			hi.Allocated, hi.Instances = cur.Allocated, cur.Instances
+			*cur = hi
+			s.wakeWaiting()
+		}
+		s.allocQueue.AddAfter(name, allocatedDelay)
+	}
+}
+
+func (s *Scheduler) reindex() {
+	clear(s.index)
+	for i := range s.snapshot {
+		s.index[s.snapshot[i].Name] = i
+	}
+}
+
+// wakeWaiting queues every instance that found no host, because something
+// changed that may make room. Caller holds s.mu.
+func (s *Scheduler) wakeWaiting() {
+	for k := range s.waiting {
+		s.queue.Add(k)
+	}
+	clear(s.waiting)
+}
+
+// needsPlacement reports whether the scheduler should find a host for inst.
+func needsPlacement(inst *api.Instance) bool {
+	return inst.Status.Host == "" && inst.Metadata.DeletionTimestamp == nil &&
+		(inst.Status.Phase == "" || inst.Status.Phase == api.PhasePending)
+}
+
+// instanceChanged updates the allocation from the instance cache and
+// queues instances that need a host.
+func (s *Scheduler) instanceChanged(key string) {
+	var inst *api.Instance
+	if obj, ok := s.instances.Get(key); ok {
+		inst = obj.(*api.Instance)
+	}
+	s.mu.Lock()
+	s.account(key, inst)
+	if inst == nil {
+		delete(s.waiting, key)
+	}
+	s.mu.Unlock()
+	if inst != nil && needsPlacement(inst) {
+		s.queue.Add(key)
+	}
+}
+
+// account makes the allocation of instance key match what the cache says
+// (inst, nil if gone) plus any assumed placement. Caller holds s.mu.
+func (s *Scheduler) account(key string, inst *api.Instance) {
+	var want placement
+	switch {
+	case inst != nil && inst.Status.Host != "":
+		delete(s.assumed, key)
+		if inst.Status.Phase != api.PhaseTerminated {
+			want = placement{inst.Status.Host, inst.Spec.Resources}
+		}
+	case inst != nil:
+		want = s.assumed[key]
+	}
+	cur := s.placed[key]
+	if cur == want {
+		return
+	}
+	if cur.host != "" {
+		s.addUsage(cur.host, cur.res, -1)
+	}
+	if want.host != "" {
+		s.addUsage(want.host, want.res, +1)
+		s.placed[key] = want
+	} else {
+		delete(s.placed, key)
+	}
+	if cur.host != "" {
+		s.wakeWaiting() // room was freed
+	}
+}
+
+// addUsage adds (sign +1) or removes (-1) res on host. Caller holds s.mu.
+func (s *Scheduler) addUsage(host string, res api.Resources, sign int) {
+	u := s.alloc[host]
+	if sign > 0 {
+		u.res, u.count = u.res.Add(res), u.count+1
+	} else {
+		u.res, u.count = u.res.Sub(res), u.count-1
+	}
+	if u.count == 0 {
+		delete(s.alloc, host)
+	} else {
+		s.alloc[host] = u
+	}
+	if i, ok := s.index[host]; ok {
+		s.snapshot[i].Allocated, s.snapshot[i].Instances = u.res, u.count
+	}
+	s.allocQueue.AddAfter(host, allocatedDelay)
+}
+
+// decide is the queue handler: it places one instance in memory and hands
+// the write to the commit pool.
+func (s *Scheduler) decide(ctx context.Context, key string) error {
+	obj, ok := s.instances.Get(key)
+	if !ok {
+		return nil
+	}
+	inst := obj.(*api.Instance)
+	if !needsPlacement(inst) {
+		return nil
+	}
+	s.mu.Lock()
+	if _, inFlight := s.assumed[key]; inFlight {
+		s.mu.Unlock()
+		return nil // its commit will requeue it if it fails
+	}
+	host, reason := Place(inst, s.snapshot)
+	if host != "" {
+		delete(s.waiting, key)
+		s.assumed[key] = placement{host, inst.Spec.Resources}
+		s.account(key, inst)
+	} else {
+		s.waiting[key] = true
+	}
+	s.mu.Unlock()
+
+	if host == "" {
+		cond := api.FindCondition(inst.Status.Conditions, api.ConditionScheduled)
+		if cond != nil && !cond.Status && cond.Reason == api.ReasonInsufficientCapacity &&
+			cond.Message == reason && inst.Status.Phase == api.PhasePending {
+			return nil // already says so
+		}
+	}
+	select {
+	case s.commits <- struct{}{}:
+	case <-ctx.Done():
+		if host != "" {
+			s.rollback(key)
+		}
+		return ctx.Err()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() { <-s.commits }()
+		if host != "" {
+			s.commitPlacement(ctx, key, inst, host)
+		} else {
+			s.commitUnschedulable(ctx, key, inst, reason)
+		}
+	}()
+	return nil
+}
+
+// rollback forgets an assumed placement whose commit failed.
+func (s *Scheduler) rollback(key string) {
+	var inst *api.Instance
+	if obj, ok := s.instances.Get(key); ok {
+		inst = obj.(*api.Instance)
+	}
+	s.mu.Lock()
+	delete(s.assumed, key)
+	s.account(key, inst)
+	s.mu.Unlock()
+}
+
+// commitPlacement writes the decision that inst runs on host.
+func (s *Scheduler) commitPlacement(ctx context.Context, key string, inst *api.Instance, host string) {
+	c, err := cache.Copy(inst)
+	if err == nil {
+		now := time.Now().UTC()
+		c.Status.Host = host
+		c.Status.Phase = api.PhaseScheduled
+		c.Status.Reason, c.Status.Message = "", ""
+		c.Status.Conditions = api.SetCondition(c.Status.Conditions, api.Condition{
+			Type: api.ConditionScheduled, Status: true, Message: "placed on host " + host,
+		}, now)
+		err = s.st.Update(ctx, c)
+	}
+	if err != nil {
+		s.rollback(key)
+		s.retry(ctx, key, "placing", err)
+		return
+	}
+	s.queue.Forget(key)
+	s.log.Debug("placed", "instance", key, "host", host)
+	s.event(ctx, c, api.EventNormal, "Scheduled", "placed on host %s", host)
+}
+
+// commitUnschedulable records that inst fits nowhere.
+func (s *Scheduler) commitUnschedulable(ctx context.Context, key string, inst *api.Instance, reason string) {
+	c, err := cache.Copy(inst)
+	if err == nil {
+		c.Status.Phase = api.PhasePending
+		c.Status.Reason, c.Status.Message = api.ReasonInsufficientCapacity, reason
+		c.Status.Conditions = api.SetCondition(c.Status.Conditions, api.Condition{
+			Type: api.ConditionScheduled, Status: false, Reason: api.ReasonInsufficientCapacity, Message: reason,
+		}, time.Now().UTC())
+		err = s.st.Update(ctx, c)
+	}
+	if err != nil {
+		s.retry(ctx, key, "recording unschedulable", err)
+		return
+	}
+	s.queue.Forget(key)
+	s.event(ctx, c, api.EventWarning, "FailedScheduling", "%s", reason)
+}
+
+// retry requeues key after a failed write, unless leadership or the
+// instance is gone.
+func (s *Scheduler) retry(ctx context.Context, key, what string, err error) {
+	switch {
+	case ctx.Err() != nil, errors.Is(err, store.ErrGuardFailed):
+		s.log.Debug("not leader any more", "instance", key, "err", err)
+	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrConflict):
+		s.queue.AddRateLimited(key) // the cache catches up meanwhile
+	default:
+		s.log.Warn(what+" failed", "instance", key, "err", err)
+		s.queue.AddRateLimited(key)
+	}
+}
+
+func (s *Scheduler) event(ctx context.Context, obj api.Object, typ, reason, format string, args ...any) {
+	if s.rec != nil {
+		s.rec.Event(ctx, obj, typ, reason, format, args...)
+	}
+}
+
+// syncAllocated writes the scheduler's allocation of a host into its
+// status.allocated when they differ.
+func (s *Scheduler) syncAllocated(ctx context.Context, name string) error {
+	obj, ok := s.hosts.Get(name)
+	if !ok {
+		return nil
+	}
+	h := obj.(*api.Host)
+	s.mu.Lock()
+	want := s.alloc[name].res
+	s.mu.Unlock()
+	if h.Status.Allocated == want {
+		return nil
+	}
+	c, err := cache.Copy(h)
+	if err != nil {
+		return err
+	}
+	c.Status.Allocated = want
+	if err := s.st.Update(ctx, c); err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGuardFailed) {
+			return nil
+		}
+		return fmt.Errorf("update allocation of host %s: %w", name, err)
+	}
+	return nil
+}
+
+// Snapshot returns a copy of the scheduler's current view of the hosts,
+// sorted by name.
+func (s *Scheduler) Snapshot() []HostInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.snapshot)
+}
