@@ -1,0 +1,137 @@
+package apiserver
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/store"
+)
+
+// maxConflictRetries bounds read-modify-write loops.
+const maxConflictRetries = 16
+
+// mutate reads an object, lets fn change it and writes it back, again from
+// the read while the write conflicts. fn returns false if nothing changed.
+func (s *Server) mutate(r *http.Request, k *api.Kind, project, name string, fn func(api.Object) (bool, error)) (api.Object, error) {
+	for range maxConflictRetries {
+		obj, err := s.getObject(r, k, project, name)
+		if err != nil {
+			return nil, err
+		}
+		changed, err := fn(obj)
+		if err != nil || !changed {
+			return obj, err
+		}
+		err = s.store.Update(r.Context(), obj)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("update %s %s: %w", k, name, err)
+		}
+		return obj, nil
+	}
+	return nil, api.Conflict("%s %q changes too fast", k, name)
+}
+
+// instanceAction serves start, stop and reboot.
+func (s *Server) instanceAction(verb auth.Verb) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+		project, name, err := pathNames(api.InstanceKind, r)
+		if err != nil {
+			return err
+		}
+		cur, err := s.getObject(r, api.InstanceKind, project, name)
+		if err != nil {
+			return err
+		}
+		if err := authorize(id, objectAttrs(verb, cur), "Instance", name); err != nil {
+			return err
+		}
+		obj, err := s.mutate(r, api.InstanceKind, project, name, func(o api.Object) (bool, error) {
+			in := o.(*api.Instance)
+			if in.Metadata.DeletionTimestamp != nil {
+				return false, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
+					Message: fmt.Sprintf("instance %q is being deleted", name)}
+			}
+			switch verb {
+			case auth.VerbStart:
+				if in.WantsRunning() {
+					if in.Status.Phase != api.PhaseStopped && in.Status.Phase != api.PhaseFailed {
+						return false, nil
+					}
+					in.Spec.RebootRequests++
+				}
+				in.Spec.PowerState = api.PowerOn
+			case auth.VerbStop:
+				if in.Spec.PowerState == api.PowerOff {
+					return false, nil
+				}
+				in.Spec.PowerState = api.PowerOff
+			case auth.VerbReboot:
+				if !in.WantsRunning() {
+					return false, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
+						Message: fmt.Sprintf("instance %q is not running", name), Hint: "start it instead"}
+				}
+				in.Spec.RebootRequests++
+			}
+			in.Metadata.Generation++
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, prepareOut(obj))
+		return nil
+	}
+}
+
+// deleteInstance removes an instance that was never placed (200), or marks
+// a placed one for the agent to tear down (202). The removal is
+// conditional on the version read, so an instance placed meanwhile is
+// marked instead.
+func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request, in *api.Instance, rv string) error {
+	for range maxConflictRetries {
+		m := &in.Metadata
+		if in.Status.Host == "" {
+			err := s.store.Delete(r.Context(), api.InstanceKind, m.Project, m.Name, m.ResourceVersion)
+			if err == nil {
+				writeJSON(w, http.StatusOK, prepareOut(in))
+				return nil
+			}
+			if !errors.Is(err, store.ErrConflict) || rv != "" {
+				return fmt.Errorf("delete instance %s: %w", m.Name, err)
+			}
+		} else {
+			if m.DeletionTimestamp != nil && (in.Status.Phase == api.PhaseTerminating || in.Status.Phase == api.PhaseTerminated) {
+				writeJSON(w, http.StatusAccepted, prepareOut(in))
+				return nil
+			}
+			if m.DeletionTimestamp == nil {
+				now := time.Now().UTC()
+				m.DeletionTimestamp = &now
+			}
+			if in.Status.Phase != api.PhaseTerminated {
+				in.Status.Phase = api.PhaseTerminating
+			}
+			err := s.store.Update(r.Context(), in)
+			if err == nil {
+				writeJSON(w, http.StatusAccepted, prepareOut(in))
+				return nil
+			}
+			if !errors.Is(err, store.ErrConflict) || rv != "" {
+				return fmt.Errorf("mark instance %s for deletion: %w", m.Name, err)
+			}
+		}
+		obj, err := s.getObject(r, api.InstanceKind, m.Project, m.Name)
+		if err != nil {
+			return err
+		}
+		in = obj.(*api.Instance)
+	}
+	return api.Conflict("instance %q changes too fast", in.Metadata.Name)
+}

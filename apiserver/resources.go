@@ -1,0 +1,379 @@
+package apiserver
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/store"
+)
+
+// EventTTL is how long events are kept.
+const EventTTL = time.Hour
+
+// objectAttrs describes a request on an existing object for Authorize.
+func objectAttrs(verb auth.Verb, obj api.Object) auth.Attributes {
+	m := obj.Meta()
+	a := auth.Attributes{Verb: verb, Resource: obj.GetKind().Plural, Project: m.Project, Name: m.Name}
+	switch o := obj.(type) {
+	case *api.Instance:
+		a.Host = o.Status.Host
+	case *api.Image:
+		a.Public = o.Spec.Public
+	}
+	return a
+}
+
+// canSee reports whether id may read obj; lists and watches keep only
+// such objects.
+func canSee(id *auth.Identity, obj api.Object) bool {
+	return auth.Authorize(id, objectAttrs(auth.VerbGet, obj)) == auth.Allow
+}
+
+// pathNames returns the validated {project} and {name} of the request.
+func pathNames(k *api.Kind, r *http.Request) (project, name string, err error) {
+	project, name = r.PathValue("project"), r.PathValue("name")
+	if strings.Contains(r.Pattern, "{project}") {
+		if e := api.ValidateName("project", project); e != nil {
+			return "", "", e
+		}
+	}
+	// Routes with {name} match only non-empty segments.
+	if name != "" {
+		if e := api.ValidateName("name", name); e != nil {
+			return "", "", e
+		}
+	}
+	return project, name, nil
+}
+
+// getObject reads one object, answering NotFound in the API's words.
+func (s *Server) getObject(r *http.Request, k *api.Kind, project, name string) (api.Object, error) {
+	obj := k.New()
+	if err := s.store.Get(r.Context(), k, project, name, obj); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, api.NotFound(k.Name, name)
+		}
+		return nil, fmt.Errorf("get %s %s/%s: %w", k, project, name, err)
+	}
+	return obj, nil
+}
+
+// ensureProject answers 404 if a project does not exist.
+func (s *Server) ensureProject(r *http.Request, project string) error {
+	_, err := s.getObject(r, api.ProjectKind, "", project)
+	return err
+}
+
+func (s *Server) get(k *api.Kind) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+		project, name, err := pathNames(k, r)
+		if err != nil {
+			return err
+		}
+		obj, err := s.getObject(r, k, project, name)
+		if err != nil {
+			return err
+		}
+		if err := authorize(id, objectAttrs(auth.VerbGet, obj), k.Name, name); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, prepareOut(obj))
+		return nil
+	}
+}
+
+func (s *Server) listOrWatch(k *api.Kind) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+		project, _, err := pathNames(k, r)
+		if err != nil {
+			return err
+		}
+		q := r.URL.Query()
+		sel, err := api.ParseSelector(q.Get("labelSelector"))
+		if err != nil {
+			return err
+		}
+		host := q.Get("host")
+		if host != "" {
+			if k != api.InstanceKind {
+				return api.Invalid("host", "only instances can be filtered by host", "unsupported query parameter")
+			}
+			if e := api.ValidateName("host", host); e != nil {
+				return e
+			}
+		}
+		watch := q.Get("watch")
+		if watch != "" && watch != "true" && watch != "false" {
+			return api.Invalid("watch", "use watch=true", "%q is not a boolean", watch)
+		}
+		verb := auth.VerbList
+		if watch == "true" {
+			verb = auth.VerbWatch
+		}
+		if err := authorize(id, auth.Attributes{Verb: verb, Resource: k.Plural, Project: project, Host: host}, k.Name, ""); err != nil {
+			return err
+		}
+		if project != "" {
+			if err := s.ensureProject(r, project); err != nil {
+				return err
+			}
+		}
+		match := func(o api.Object) bool {
+			if host != "" {
+				if inst, ok := o.(*api.Instance); !ok || inst.Status.Host != host {
+					return false
+				}
+			}
+			return canSee(id, o)
+		}
+		if verb == auth.VerbWatch {
+			return s.watch(w, r, k, project, sel, match)
+		}
+		opts := store.ListOptions{Selector: sel, Filter: match, Continue: q.Get("continue")}
+		if l := q.Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 0 {
+				return api.Invalid("limit", "use a whole number of at least 0", "limit %q is not valid", l)
+			}
+			opts.Limit = n
+		}
+		objs, meta, err := s.store.List(r.Context(), k, project, opts)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", k.Plural, err)
+		}
+		items := make([]api.Object, 0, len(objs))
+		for _, o := range objs {
+			items = append(items, prepareOut(o))
+		}
+		writeJSON(w, http.StatusOK, api.List[api.Object]{Kind: k.Name + "List", Metadata: meta, Items: items})
+		return nil
+	}
+}
+
+func (s *Server) create(k *api.Kind) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+		project, _, err := pathNames(k, r)
+		if err != nil {
+			return err
+		}
+		obj := k.New()
+		if err := decodeJSON(w, r, obj); err != nil {
+			return err
+		}
+		if err := checkPathMeta(k, obj.Meta(), project, ""); err != nil {
+			return err
+		}
+		hash := requestHash(k, project, obj)
+		if err := authorize(id, auth.Attributes{Verb: auth.VerbCreate, Resource: k.Plural, Project: project}, k.Name, ""); err != nil {
+			return err
+		}
+		m := obj.Meta()
+		if k == api.EventKind {
+			m.Name = eventName()
+		} else if e := api.ValidateName("metadata.name", m.Name); e != nil {
+			return e
+		}
+		if e := api.ValidateLabels("metadata.labels", m.Labels); e != nil {
+			return e
+		}
+		if k.Namespaced {
+			if err := s.ensureProject(r, project); err != nil {
+				return err
+			}
+		}
+		*m = api.ObjectMeta{Name: m.Name, Project: project, Labels: m.Labels}
+		clearStatus(obj)
+		opts := store.CreateOptions{}
+		if key := r.Header.Get("Idempotency-Key"); key != "" {
+			if len(key) > 128 || !printable(key) {
+				return api.Invalid("Idempotency-Key", "use at most 128 printable ASCII characters, such as a UUID", "the idempotency key is not valid")
+			}
+			opts.IdempotencyKey, opts.RequestHash = key, hash
+		}
+		if k == api.EventKind {
+			opts.TTL = EventTTL
+		}
+		if k == api.ImageKind {
+			// Hold off the blob sweep from checking the blobs to storing the image.
+			s.blobMu.RLock()
+			defer s.blobMu.RUnlock()
+		}
+		if v := validators[k]; v.create != nil {
+			if err := v.create(s, r, id, obj); err != nil {
+				return err
+			}
+		}
+		existed, err := s.store.Create(r.Context(), obj, opts)
+		if err != nil {
+			return fmt.Errorf("create %s %s: %w", k, m.Name, err)
+		}
+		status := http.StatusCreated
+		if existed {
+			status = http.StatusOK
+		}
+		writeJSON(w, status, prepareOut(obj))
+		return nil
+	}
+}
+
+// checkPathMeta makes the body's metadata agree with the path: empty name
+// and project are filled in, different ones refused.
+func checkPathMeta(k *api.Kind, m *api.ObjectMeta, project, name string) error {
+	if name != "" {
+		if m.Name != "" && m.Name != name {
+			return api.Invalid("metadata.name", "leave it out or use the name in the URL", "name %q does not match the URL's %q", m.Name, name)
+		}
+		m.Name = name
+	}
+	if !k.Namespaced {
+		if m.Project != "" {
+			return api.Invalid("metadata.project", "leave it out: "+k.Plural+" belong to no project", "project set on a cluster-scoped kind")
+		}
+		return nil
+	}
+	if m.Project != "" && m.Project != project {
+		return api.Invalid("metadata.project", "leave it out or use the project in the URL", "project %q does not match the URL's %q", m.Project, project)
+	}
+	m.Project = project
+	return nil
+}
+
+func (s *Server) update(k *api.Kind) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+		project, name, err := pathNames(k, r)
+		if err != nil {
+			return err
+		}
+		obj := k.New()
+		if err := decodeJSON(w, r, obj); err != nil {
+			return err
+		}
+		m := obj.Meta()
+		if err := checkPathMeta(k, m, project, name); err != nil {
+			return err
+		}
+		if m.ResourceVersion == "" {
+			return api.Invalid("metadata.resourceVersion", "send the resourceVersion of the object you read", "resourceVersion is required")
+		}
+		cur, err := s.getObject(r, k, project, name)
+		if err != nil {
+			return err
+		}
+		if err := authorize(id, objectAttrs(auth.VerbUpdate, cur), k.Name, name); err != nil {
+			return err
+		}
+		if e := api.ValidateLabels("metadata.labels", m.Labels); e != nil {
+			return e
+		}
+		cm := cur.Meta()
+		if cm.ResourceVersion != m.ResourceVersion {
+			return api.Conflict("%s %q is at resourceVersion %s, not %s", k, name, cm.ResourceVersion, m.ResourceVersion)
+		}
+		m.UID, m.CreationTimestamp, m.DeletionTimestamp, m.Generation = cm.UID, cm.CreationTimestamp, cm.DeletionTimestamp, cm.Generation
+		copyStatus(cur, obj)
+		if v := validators[k]; v.update != nil {
+			if err := v.update(s, r, id, cur, obj); err != nil {
+				return err
+			}
+		}
+		if !specEqual(cur, obj) {
+			m.Generation++
+		}
+		if err := s.store.Update(r.Context(), obj); err != nil {
+			return fmt.Errorf("update %s %s: %w", k, name, err)
+		}
+		writeJSON(w, http.StatusOK, prepareOut(obj))
+		return nil
+	}
+}
+
+func (s *Server) updateStatus(k *api.Kind) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+		project, name, err := pathNames(k, r)
+		if err != nil {
+			return err
+		}
+		in := k.New()
+		if err := decodeJSON(w, r, in); err != nil {
+			return err
+		}
+		m := in.Meta()
+		if err := checkPathMeta(k, m, project, name); err != nil {
+			return err
+		}
+		if m.ResourceVersion == "" {
+			return api.Invalid("metadata.resourceVersion", "send the resourceVersion of the object you read", "resourceVersion is required")
+		}
+		cur, err := s.getObject(r, k, project, name)
+		if err != nil {
+			return err
+		}
+		if err := authorize(id, objectAttrs(auth.VerbUpdateStatus, cur), k.Name, name); err != nil {
+			return err
+		}
+		if cur.Meta().ResourceVersion != m.ResourceVersion {
+			return api.Conflict("%s %q is at resourceVersion %s, not %s", k, name, cur.Meta().ResourceVersion, m.ResourceVersion)
+		}
+		next := cloneObject(cur)
+		copyStatus(in, next)
+		if v := validators[k]; v.status != nil {
+			if err := v.status(id, cur, next); err != nil {
+				return err
+			}
+		}
+		if err := s.store.Update(r.Context(), next); err != nil {
+			return fmt.Errorf("update status of %s %s: %w", k, name, err)
+		}
+		writeJSON(w, http.StatusOK, prepareOut(next))
+		return nil
+	}
+}
+
+func (s *Server) delete(k *api.Kind) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+		project, name, err := pathNames(k, r)
+		if err != nil {
+			return err
+		}
+		cur, err := s.getObject(r, k, project, name)
+		if err != nil {
+			return err
+		}
+		if err := authorize(id, objectAttrs(auth.VerbDelete, cur), k.Name, name); err != nil {
+			return err
+		}
+		rv := r.URL.Query().Get("resourceVersion")
+		if rv != "" && rv != cur.Meta().ResourceVersion {
+			return api.Conflict("%s %q is at resourceVersion %s, not %s", k, name, cur.Meta().ResourceVersion, rv)
+		}
+		if k == api.InstanceKind {
+			return s.deleteInstance(w, r, cur.(*api.Instance), rv)
+		}
+		if err := s.beforeDelete(r, cur); err != nil {
+			return err
+		}
+		if err := s.store.Delete(r.Context(), k, project, name, rv); err != nil {
+			return fmt.Errorf("delete %s %s: %w", k, name, err)
+		}
+		if k == api.TokenKind {
+			s.authn.Forget(name)
+		}
+		writeJSON(w, http.StatusOK, prepareOut(cur))
+		return nil
+	}
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,257 @@
+// Package apiserver serves the Ouroboros REST API (docs/api.md) over a
+// store.Interface: authentication and authorization of every request,
+// validation and defaulting per kind, optimistic concurrency, idempotent
+// creates, list and watch streams, content-addressed blobs, host join and
+// heartbeats, and the logs/exec proxy to agents.
+//
+//	request ─▶ metrics/log ─▶ recover ─▶ mux ─▶ authenticate ─▶ authorize ─▶ decode/validate ─▶ store
+package apiserver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/pki"
+	"github.com/ouroboros-cloud/ouro/store"
+)
+
+// DefaultBookmarkInterval is how often an idle watch gets a BOOKMARK.
+const DefaultBookmarkInterval = 10 * time.Second
+
+// Config configures a Server.
+type Config struct {
+	// Store holds every object.
+	Store store.Interface
+	// DataDir keeps admin.token and blobs/.
+	DataDir string
+	// CA signs agents' certificates at join and is trusted when calling
+	// agents.
+	CA *pki.CA
+	// ClientCert is presented to agents when proxying logs and exec;
+	// normally the server's own certificate from pki.LoadOrCreateServerCert.
+	ClientCert *tls.Certificate
+	// Logger receives request logs (debug) and errors; default slog.Default().
+	Logger *slog.Logger
+	// BookmarkInterval overrides DefaultBookmarkInterval (tests).
+	BookmarkInterval time.Duration
+	// AuthCacheTTL overrides auth.DefaultCacheTTL; negative disables the cache.
+	AuthCacheTTL time.Duration
+}
+
+// Server is the API server. It keeps no state of its own beyond caches:
+// every object lives in the store.
+type Server struct {
+	cfg     Config
+	store   store.Interface
+	log     *slog.Logger
+	authn   *auth.Authenticator
+	metrics *metrics
+	handler http.Handler
+	blobDir string
+	agents  *http.Client
+
+	// blobMu orders image creation (read) against the blob sweep (write),
+	// so a sweep never removes a blob an image being created refers to.
+	blobMu sync.RWMutex
+	// uploads holds temp files of uploads in progress, kept by the sweep.
+	uploadsMu sync.Mutex
+	uploads   map[string]bool
+
+	// life ends open streams when the server is closed.
+	life  context.Context
+	close context.CancelFunc
+}
+
+// New returns a Server. It has no side effects: directories are made when
+// first needed.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("apiserver: Config.Store is required")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("apiserver: Config.DataDir is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BookmarkInterval <= 0 {
+		cfg.BookmarkInterval = DefaultBookmarkInterval
+	}
+	s := &Server{
+		cfg:     cfg,
+		store:   cfg.Store,
+		log:     cfg.Logger,
+		authn:   auth.NewAuthenticator(cfg.Store),
+		metrics: newMetrics(),
+		blobDir: filepath.Join(cfg.DataDir, "blobs", "sha256"),
+		uploads: map[string]bool{},
+	}
+	s.life, s.close = context.WithCancel(context.Background())
+	switch {
+	case cfg.AuthCacheTTL < 0:
+		s.authn.SetCacheTTL(0)
+	case cfg.AuthCacheTTL > 0:
+		s.authn.SetCacheTTL(cfg.AuthCacheTTL)
+	}
+	s.agents = s.newAgentClient()
+	mux := http.NewServeMux()
+	s.routes(mux)
+	s.handler = s.instrument(s.recoverPanics(mux))
+	return s, nil
+}
+
+// Handler returns the HTTP handler serving the whole API.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close ends open watch and log streams. The handler keeps answering
+// other requests.
+func (s *Server) Close() error {
+	s.close()
+	return nil
+}
+
+// streamContext returns a context that ends when the client leaves or the
+// server is closed.
+func (s *Server) streamContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	stop := context.AfterFunc(s.life, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// handlerFunc is an authenticated handler; a returned error is written as
+// an api.Error body unless the handler already answered.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, id *auth.Identity) error
+
+func (s *Server) routes(mux *http.ServeMux) {
+	for _, k := range api.Kinds() {
+		base := "/v1/" + k.Plural
+		if k.Namespaced {
+			mux.Handle("GET "+base, s.authed(s.listOrWatch(k)))
+			base = "/v1/projects/{project}/" + k.Plural
+		}
+		mux.Handle("GET "+base, s.authed(s.listOrWatch(k)))
+		if k != api.TokenKind && k != api.JoinTokenKind {
+			mux.Handle("POST "+base, s.authed(s.create(k)))
+		}
+		mux.Handle("GET "+base+"/{name}", s.authed(s.get(k)))
+		mux.Handle("PUT "+base+"/{name}", s.authed(s.update(k)))
+		mux.Handle("PUT "+base+"/{name}/status", s.authed(s.updateStatus(k)))
+		mux.Handle("DELETE "+base+"/{name}", s.authed(s.delete(k)))
+	}
+	inst := "/v1/projects/{project}/instances/{name}/"
+	mux.Handle("POST "+inst+"start", s.authed(s.instanceAction(auth.VerbStart)))
+	mux.Handle("POST "+inst+"stop", s.authed(s.instanceAction(auth.VerbStop)))
+	mux.Handle("POST "+inst+"reboot", s.authed(s.instanceAction(auth.VerbReboot)))
+	mux.Handle("GET "+inst+"logs", s.authed(s.instanceLogs))
+	mux.Handle("POST "+inst+"exec", s.authed(s.instanceExec))
+
+	mux.Handle("GET /v1/blobs/{digest}", s.authed(s.getBlob))
+	mux.Handle("PUT /v1/blobs/{digest}", s.authed(s.putBlob))
+	mux.Handle("POST /v1/tokens", s.authed(s.createToken))
+	mux.Handle("POST /v1/jointokens", s.authed(s.createJoinToken))
+	mux.HandleFunc("POST /v1/hosts/join", s.join)
+	mux.Handle("POST /v1/hosts/{name}/heartbeat", s.authed(s.heartbeat))
+	mux.Handle("GET /v1/whoami", s.authed(s.whoami))
+
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound,
+			Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path), Hint: "see docs/api.md for the routes"})
+	})
+}
+
+type identityKey struct{}
+
+// authed authenticates the bearer token and runs h with the identity.
+func (s *Server) authed(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := s.authenticate(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if lw, ok := w.(*statusWriter); ok {
+			lw.identity = id.String()
+		}
+		if err := h(w, r, id); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func (s *Server) authenticate(r *http.Request) (*auth.Identity, error) {
+	wire, ok := bearer(r)
+	if !ok {
+		return nil, unauthorized("missing bearer token")
+	}
+	id, err := s.authn.Authenticate(r.Context(), wire)
+	switch {
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return nil, unauthorized("the token is not valid or has expired")
+	case err != nil:
+		return nil, unavailable(fmt.Errorf("authenticate: %w", err))
+	}
+	return id, nil
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// authorize turns an authorization decision into an error.
+func authorize(id *auth.Identity, a auth.Attributes, kind, name string) error {
+	switch auth.Authorize(id, a) {
+	case auth.Allow:
+		return nil
+	case auth.DenyNotFound:
+		if name == "" {
+			name = a.Project
+			kind = "Project"
+		}
+		return api.NotFound(kind, name)
+	default:
+		return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden,
+			Message: fmt.Sprintf("%s may not %s %s", id, a.Verb, a.Resource),
+			Hint:    "ask an administrator for a role that allows it"}
+	}
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+	writeJSON(w, http.StatusOK, id.Whoami())
+	return nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	var p api.Project
+	err := s.store.Get(ctx, api.ProjectKind, "", "default", &p)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.writeError(w, r, unavailable(fmt.Errorf("store: %w", err)))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}

@@ -1,0 +1,237 @@
+package apiserver
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/store"
+)
+
+// Bounds of an instance's (and an image's) process.
+const (
+	maxArgs     = 256
+	maxArgBytes = 4096
+	maxEnv      = 256
+)
+
+var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// validateInstanceCreate resolves the flavor and image of a new instance,
+// copies the flavor's resources and sets the initial status.
+func (s *Server) validateInstanceCreate(r *http.Request, in *api.Instance) error {
+	spec := &in.Spec
+	if e := api.ValidateName("spec.flavor", spec.Flavor); e != nil {
+		return e
+	}
+	var fl api.Flavor
+	if err := s.store.Get(r.Context(), api.FlavorKind, "", spec.Flavor, &fl); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return api.Invalid("spec.flavor", "list the flavors with GET /v1/flavors", "flavor %q does not exist", spec.Flavor)
+		}
+		return fmt.Errorf("get flavor: %w", err)
+	}
+	spec.Resources = fl.Spec
+	img, err := s.resolveImage(r, in.Metadata.Project, spec.Image)
+	if err != nil {
+		return err
+	}
+	if img.Status.Phase != "Ready" {
+		return api.Invalid("spec.image", "wait until the image is Ready", "image %s/%s is %q", img.Metadata.Project, img.Metadata.Name, img.Status.Phase)
+	}
+	spec.Image = img.Metadata.Project + "/" + img.Metadata.Name
+	if spec.PowerState == "" {
+		spec.PowerState = api.PowerOn
+	}
+	if spec.RebootRequests != 0 {
+		return api.Invalid("spec.rebootRequests", "leave it out; POST .../reboot asks for a reboot", "must be 0 on create")
+	}
+	if err := s.validateInstanceSpec(r, in); err != nil {
+		return err
+	}
+	in.Status = api.InstanceStatus{Phase: api.PhasePending, Driver: img.Status.Driver}
+	return nil
+}
+
+// resolveImage finds the image an instance names: "project/name", or
+// "name" in the instance's project, else a public image of that name.
+func (s *Server) resolveImage(r *http.Request, project, ref string) (*api.Image, error) {
+	const hint = "name an image of this project or a public image, as name or project/name"
+	if ref == "" {
+		return nil, api.Invalid("spec.image", hint, "image is required")
+	}
+	if p, name, ok := strings.Cut(ref, "/"); ok {
+		if api.ValidateName("spec.image", p) != nil || api.ValidateName("spec.image", name) != nil {
+			return nil, api.Invalid("spec.image", hint, "image %q is not a valid reference", ref)
+		}
+		var img api.Image
+		err := s.store.Get(r.Context(), api.ImageKind, p, name, &img)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("get image: %w", err)
+		case p == project || img.Spec.Public:
+			return &img, nil
+		}
+		return nil, api.Invalid("spec.image", hint, "image %q not found", ref)
+	}
+	if e := api.ValidateName("spec.image", ref); e != nil {
+		return nil, e
+	}
+	var img api.Image
+	err := s.store.Get(r.Context(), api.ImageKind, project, ref, &img)
+	if err == nil {
+		return &img, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("get image: %w", err)
+	}
+	public, _, err := s.store.List(r.Context(), api.ImageKind, "", store.ListOptions{Filter: func(o api.Object) bool {
+		i := o.(*api.Image)
+		return i.Spec.Public && i.Metadata.Name == ref
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("list public images: %w", err)
+	}
+	switch len(public) {
+	case 0:
+		return nil, api.Invalid("spec.image", hint, "image %q not found", ref)
+	case 1:
+		return public[0].(*api.Image), nil
+	}
+	names := make([]string, len(public))
+	for i, o := range public {
+		names[i] = o.Meta().Project + "/" + ref
+	}
+	return nil, api.Invalid("spec.image", "name one of them as project/name", "public image %q is ambiguous: %s", ref, strings.Join(names, ", "))
+}
+
+// validateInstanceSpec checks what a user may write in any spec.
+func (s *Server) validateInstanceSpec(r *http.Request, in *api.Instance) error {
+	spec := &in.Spec
+	switch spec.PowerState {
+	case api.PowerOn, api.PowerOff:
+	default:
+		return api.Invalid("spec.powerState", "use Running or Stopped", "power state %q is not valid", spec.PowerState)
+	}
+	if spec.RebootRequests < 0 {
+		return api.Invalid("spec.rebootRequests", "POST .../reboot asks for a reboot", "must not be negative")
+	}
+	if err := validateArgs("spec.command", spec.Command); err != nil {
+		return err
+	}
+	if err := validateEnv("spec.env", spec.Env); err != nil {
+		return err
+	}
+	if err := validateKeys("spec.tolerations", spec.Tolerations); err != nil {
+		return err
+	}
+	return s.validateNetworks(r, in.Metadata.Project, spec.Networks)
+}
+
+// validateNetworks refuses attachments to networks that do not exist in
+// the project. Until a Network kind is registered, none does.
+func (s *Server) validateNetworks(r *http.Request, project string, nets []api.NetworkAttachment) error {
+	netKind := api.KindByPlural("networks")
+	for i, n := range nets {
+		field := fmt.Sprintf("spec.networks[%d].network", i)
+		if e := api.ValidateName(field, n.Network); e != nil {
+			return e
+		}
+		if netKind == nil {
+			return api.Invalid(field, "leave spec.networks empty: this server has no networks", "network %q does not exist", n.Network)
+		}
+		if err := s.store.Get(r.Context(), netKind, project, n.Network, netKind.New()); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return api.Invalid(field, "create the network first", "network %q does not exist", n.Network)
+			}
+			return fmt.Errorf("get network: %w", err)
+		}
+	}
+	return nil
+}
+
+func validateArgs(field string, args []string) error {
+	if len(args) > maxArgs {
+		return api.Invalid(field, fmt.Sprintf("use at most %d arguments", maxArgs), "%d arguments given", len(args))
+	}
+	for i, a := range args {
+		if len(a) > maxArgBytes {
+			return api.Invalid(fmt.Sprintf("%s[%d]", field, i), fmt.Sprintf("use at most %d bytes per argument", maxArgBytes), "argument is %d bytes", len(a))
+		}
+		if strings.IndexByte(a, 0) >= 0 {
+			return api.Invalid(fmt.Sprintf("%s[%d]", field, i), "remove the NUL byte", "argument contains a NUL byte")
+		}
+	}
+	return nil
+}
+
+func validateEnv(field string, env []string) error {
+	if len(env) > maxEnv {
+		return api.Invalid(field, fmt.Sprintf("use at most %d variables", maxEnv), "%d variables given", len(env))
+	}
+	for i, e := range env {
+		k, v, ok := strings.Cut(e, "=")
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if !ok || !envKeyRE.MatchString(k) {
+			return api.Invalid(f, "write KEY=VALUE with a key of letters, digits and '_', not starting with a digit", "%q is not KEY=VALUE", truncate(e, 80))
+		}
+		if len(v) > maxArgBytes || strings.IndexByte(v, 0) >= 0 {
+			return api.Invalid(f, fmt.Sprintf("use at most %d bytes without NUL", maxArgBytes), "value of %s is not valid", k)
+		}
+	}
+	return nil
+}
+
+func (s *Server) validateInstanceUpdate(r *http.Request, old, in *api.Instance) error {
+	o, n := &old.Spec, &in.Spec
+	switch {
+	case n.Image != o.Image:
+		return immutable("spec.image")
+	case n.Flavor != o.Flavor:
+		return immutable("spec.flavor")
+	case n.Resources != o.Resources:
+		return immutable("spec.resources")
+	case !slices.Equal(n.Command, o.Command):
+		return immutable("spec.command")
+	case !slices.Equal(n.Env, o.Env):
+		return immutable("spec.env")
+	}
+	if n.PowerState == "" {
+		n.PowerState = api.PowerOn
+	}
+	if n.RebootRequests < o.RebootRequests {
+		return api.Invalid("spec.rebootRequests", "POST .../reboot asks for a reboot", "rebootRequests may only grow (is %d)", o.RebootRequests)
+	}
+	return s.validateInstanceSpec(r, in)
+}
+
+func validateInstanceStatus(id *auth.Identity, old, in *api.Instance) error {
+	if id.Host != "" && in.Status.Host != old.Status.Host {
+		return api.Invalid("status.host", "only the scheduler places instances", "a host may not move an instance")
+	}
+	switch in.Status.Phase {
+	case api.PhasePending, api.PhaseScheduled, api.PhaseProvisioning, api.PhaseStarting, api.PhaseRunning,
+		api.PhaseStopping, api.PhaseStopped, api.PhaseTerminating, api.PhaseTerminated, api.PhaseFailed:
+	default:
+		return api.Invalid("status.phase", "use one of the instance phases in docs", "phase %q is not valid", in.Status.Phase)
+	}
+	if in.Status.Host != "" {
+		if e := api.ValidateName("status.host", in.Status.Host); e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

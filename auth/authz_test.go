@@ -1,0 +1,103 @@
+package auth
+
+import (
+	"testing"
+
+	"github.com/ouroboros-cloud/ouro/api"
+)
+
+func TestAuthorize(t *testing.T) {
+	admin := &Identity{User: "root", ClusterAdmin: true}
+	roles := func(p string, r api.Role) *Identity {
+		return &Identity{User: "u", Roles: map[string]api.Role{p: r}}
+	}
+	viewer, member, padmin := roles("a", api.RoleViewer), roles("a", api.RoleMember), roles("a", api.RoleAdmin)
+	nobody := &Identity{User: "nobody"}
+	host := &Identity{Host: "h1"}
+	const (
+		inst   = "instances"
+		img    = "images"
+		events = "events"
+	)
+	tests := []struct {
+		name string
+		id   *Identity
+		a    Attributes
+		want Decision
+	}{
+		{"admin anything", admin, Attributes{Verb: VerbDelete, Resource: "users", Name: "x"}, Allow},
+		{"admin joins", admin, Attributes{Verb: VerbCreate, Resource: "jointokens"}, Allow},
+		{"nil identity", nil, Attributes{Verb: VerbGet, Resource: "flavors"}, DenyForbidden},
+
+		{"viewer reads instance", viewer, Attributes{Verb: VerbGet, Resource: inst, Project: "a", Name: "i"}, Allow},
+		{"viewer lists images", viewer, Attributes{Verb: VerbList, Resource: img, Project: "a"}, Allow},
+		{"viewer watches events", viewer, Attributes{Verb: VerbWatch, Resource: events, Project: "a"}, Allow},
+		{"viewer cannot create", viewer, Attributes{Verb: VerbCreate, Resource: inst, Project: "a"}, DenyForbidden},
+		{"viewer cannot stop", viewer, Attributes{Verb: VerbStop, Resource: inst, Project: "a", Name: "i"}, DenyForbidden},
+		{"viewer cannot upload", viewer, Attributes{Verb: VerbCreate, Resource: ResourceBlobs}, DenyForbidden},
+		{"viewer cannot grant", viewer, Attributes{Verb: VerbGrant, Resource: "tokens", Project: "a"}, DenyForbidden},
+		{"member creates", member, Attributes{Verb: VerbCreate, Resource: inst, Project: "a"}, Allow},
+		{"member deletes image", member, Attributes{Verb: VerbDelete, Resource: img, Project: "a", Name: "x"}, Allow},
+		{"member execs", member, Attributes{Verb: VerbExec, Resource: inst, Project: "a", Name: "i"}, Allow},
+		{"member reads logs", member, Attributes{Verb: VerbLogs, Resource: inst, Project: "a", Name: "i"}, Allow},
+		{"member uploads", member, Attributes{Verb: VerbCreate, Resource: ResourceBlobs}, Allow},
+		{"member cannot write status", member, Attributes{Verb: VerbUpdateStatus, Resource: inst, Project: "a", Name: "i"}, DenyForbidden},
+		{"member cannot write events", member, Attributes{Verb: VerbCreate, Resource: events, Project: "a"}, DenyForbidden},
+		{"member cannot grant", member, Attributes{Verb: VerbGrant, Resource: "tokens", Project: "a"}, DenyForbidden},
+		{"member of a, other project hidden", member, Attributes{Verb: VerbGet, Resource: inst, Project: "b", Name: "i"}, DenyNotFound},
+		{"member of a, create in b hidden", member, Attributes{Verb: VerbCreate, Resource: inst, Project: "b"}, DenyNotFound},
+		{"project admin grants", padmin, Attributes{Verb: VerbGrant, Resource: "tokens", Project: "a"}, Allow},
+		{"project admin grants elsewhere", padmin, Attributes{Verb: VerbGrant, Resource: "tokens", Project: "b"}, DenyNotFound},
+		{"project admin no plain tokens", padmin, Attributes{Verb: VerbList, Resource: "tokens"}, DenyForbidden},
+		{"project admin cannot delete project", padmin, Attributes{Verb: VerbDelete, Resource: "projects", Name: "a"}, DenyForbidden},
+		{"project admin updates project", padmin, Attributes{Verb: VerbUpdate, Resource: "projects", Name: "a"}, Allow},
+
+		{"public image of other project", nobody, Attributes{Verb: VerbGet, Resource: img, Project: "b", Name: "x", Public: true}, Allow},
+		{"private image of other project", nobody, Attributes{Verb: VerbGet, Resource: img, Project: "b", Name: "x"}, DenyNotFound},
+		{"anyone reads flavors", nobody, Attributes{Verb: VerbList, Resource: "flavors"}, Allow},
+		{"anyone reads hosts", nobody, Attributes{Verb: VerbGet, Resource: "hosts", Name: "h1"}, Allow},
+		{"anyone reads blobs", nobody, Attributes{Verb: VerbGet, Resource: ResourceBlobs}, Allow},
+		{"no flavor writes", padmin, Attributes{Verb: VerbCreate, Resource: "flavors"}, DenyForbidden},
+		{"no host writes", padmin, Attributes{Verb: VerbUpdate, Resource: "hosts", Name: "h1"}, DenyForbidden},
+		{"no users", padmin, Attributes{Verb: VerbList, Resource: "users"}, DenyForbidden},
+		{"no join tokens", padmin, Attributes{Verb: VerbCreate, Resource: "jointokens"}, DenyForbidden},
+		{"no project create", padmin, Attributes{Verb: VerbCreate, Resource: "projects"}, DenyForbidden},
+		{"own project visible", viewer, Attributes{Verb: VerbGet, Resource: "projects", Name: "a"}, Allow},
+		{"other project hidden", viewer, Attributes{Verb: VerbGet, Resource: "projects", Name: "b"}, DenyNotFound},
+		{"project list filtered", nobody, Attributes{Verb: VerbList, Resource: "projects"}, Allow},
+		{"cross-project list filtered", nobody, Attributes{Verb: VerbList, Resource: inst}, Allow},
+		{"whoami", nobody, Attributes{Verb: VerbGet, Resource: ResourceWhoami}, Allow},
+
+		{"host lists own instances", host, Attributes{Verb: VerbList, Resource: inst, Host: "h1"}, Allow},
+		{"host watches own instances", host, Attributes{Verb: VerbWatch, Resource: inst, Host: "h1"}, Allow},
+		{"host lists all instances", host, Attributes{Verb: VerbList, Resource: inst}, DenyForbidden},
+		{"host lists other host", host, Attributes{Verb: VerbList, Resource: inst, Host: "h2"}, DenyForbidden},
+		{"host gets own instance", host, Attributes{Verb: VerbGet, Resource: inst, Project: "a", Name: "i", Host: "h1"}, Allow},
+		{"host gets other instance", host, Attributes{Verb: VerbGet, Resource: inst, Project: "a", Name: "i", Host: "h2"}, DenyNotFound},
+		{"host writes own status", host, Attributes{Verb: VerbUpdateStatus, Resource: inst, Project: "a", Name: "i", Host: "h1"}, Allow},
+		{"host writes other status", host, Attributes{Verb: VerbUpdateStatus, Resource: inst, Project: "a", Name: "i", Host: "h2"}, DenyNotFound},
+		{"host cannot update spec", host, Attributes{Verb: VerbUpdate, Resource: inst, Project: "a", Name: "i", Host: "h1"}, DenyForbidden},
+		{"host cannot create instance", host, Attributes{Verb: VerbCreate, Resource: inst, Project: "a"}, DenyNotFound},
+		{"host gets any image", host, Attributes{Verb: VerbGet, Resource: img, Project: "b", Name: "x"}, Allow},
+		{"host gets blobs", host, Attributes{Verb: VerbGet, Resource: ResourceBlobs}, Allow},
+		{"host cannot upload", host, Attributes{Verb: VerbCreate, Resource: ResourceBlobs}, DenyForbidden},
+		{"host gets own host", host, Attributes{Verb: VerbGet, Resource: "hosts", Name: "h1"}, Allow},
+		{"host writes own host status", host, Attributes{Verb: VerbUpdateStatus, Resource: "hosts", Name: "h1"}, Allow},
+		{"host writes other host status", host, Attributes{Verb: VerbUpdateStatus, Resource: "hosts", Name: "h2"}, DenyForbidden},
+		{"host updates own host spec", host, Attributes{Verb: VerbUpdate, Resource: "hosts", Name: "h1"}, DenyForbidden},
+		{"host heartbeats itself", host, Attributes{Verb: VerbHeartbeat, Resource: "hosts", Name: "h1"}, Allow},
+		{"host heartbeats another", host, Attributes{Verb: VerbHeartbeat, Resource: "hosts", Name: "h2"}, DenyForbidden},
+		{"host creates events", host, Attributes{Verb: VerbCreate, Resource: events, Project: "z"}, Allow},
+		{"host cannot read events", host, Attributes{Verb: VerbList, Resource: events, Project: "z"}, DenyNotFound},
+		{"host reads flavors", host, Attributes{Verb: VerbGet, Resource: "flavors", Name: "tiny"}, Allow},
+		{"host cannot read users", host, Attributes{Verb: VerbGet, Resource: "users", Name: "admin"}, DenyForbidden},
+		{"host cannot read projects", host, Attributes{Verb: VerbGet, Resource: "projects", Name: "a"}, DenyForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Authorize(tt.id, tt.a); got != tt.want {
+				t.Errorf("Authorize(%v, %+v) = %v, want %v", tt.id, tt.a, got, tt.want)
+			}
+		})
+	}
+}
