@@ -1,0 +1,198 @@
+package imageimport
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/client"
+)
+
+// UploadOptions tune Upload.
+type UploadOptions struct {
+	// Public images can be used by every project.
+	Public      bool
+	Description string
+	// Progress, if set, is called as layer bytes are sent, with the bytes
+	// done so far (blobs the server already had count as done) and the
+	// total of all layers. Calls never overlap but may come from another
+	// goroutine.
+	Progress func(done, total int64)
+}
+
+// putAttempts bounds how often one blob upload is tried.
+const putAttempts = 3
+
+// Upload sends the image's layers to the server (skipping blobs it already
+// holds) and creates the Image object project/name. The create carries an
+// idempotency key derived from project, name and layer digests, so a
+// retried import never makes two images.
+func Upload(ctx context.Context, c *client.Client, project, name string, img *Image, opts UploadOptions) (*api.Image, error) {
+	if err := api.ValidateName("metadata.project", project); err != nil {
+		return nil, err
+	}
+	if err := api.ValidateName("metadata.name", name); err != nil {
+		return nil, err
+	}
+	if len(img.Layers) == 0 {
+		return nil, errors.New("image has no layers")
+	}
+	var total, done int64
+	for _, l := range img.Layers {
+		total += l.Size
+	}
+	// The HTTP transport reads the layer (and so reports progress) on its
+	// own goroutine; the lock keeps calls from overlapping.
+	var mu sync.Mutex
+	progress := func(n int64) {
+		if opts.Progress != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			opts.Progress(n, total)
+		}
+	}
+	progress(0)
+	for _, l := range img.Layers {
+		has, err := c.HasBlob(ctx, l.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("ask the server for blob %s: %w", l.Digest, err)
+		}
+		if !has {
+			if err := putLayer(ctx, c, l, done, progress); err != nil {
+				return nil, err
+			}
+		}
+		done += l.Size
+		progress(done)
+	}
+
+	obj := &api.Image{
+		Kind:     api.ImageKind.Name,
+		Metadata: api.ObjectMeta{Name: name, Project: project},
+		Spec: api.ImageSpec{
+			Public:       opts.Public,
+			Format:       api.FormatOCI,
+			Architecture: img.Architecture,
+			Layers:       make([]api.Blob, len(img.Layers)),
+			Config:       img.Config,
+			Source:       img.Source,
+			Description:  opts.Description,
+		},
+	}
+	for i, l := range img.Layers {
+		obj.Spec.Layers[i] = l.Blob
+	}
+	key := IdempotencyKey(project, name, img)
+	existed, err := c.Create(ctx, obj, client.CreateOptions{IdempotencyKey: key})
+	if api.IsNotFound(err) {
+		// The key made an image that was deleted since: this import is a
+		// new request, not a retry of that one.
+		key += "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		existed, err = c.Create(ctx, obj, client.CreateOptions{IdempotencyKey: key})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create image %s/%s: %w", project, name, err)
+	}
+	if existed {
+		slog.Info("image was already created by an earlier attempt", "project", project, "image", name)
+	}
+	return obj, nil
+}
+
+// IdempotencyKey is the key Upload creates an image with: the same for the
+// same project, name and layers.
+func IdempotencyKey(project, name string, img *Image) string {
+	h := sha256.New()
+	for _, s := range []string{project, name} {
+		io.WriteString(h, s)
+		h.Write([]byte{0})
+	}
+	for _, l := range img.Layers {
+		io.WriteString(h, l.Digest)
+		h.Write([]byte{0})
+	}
+	return "image-import-" + hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// putLayer uploads one layer file, retrying transport failures and server
+// errors. base is the progress before this layer.
+func putLayer(ctx context.Context, c *client.Client, l Blob, base int64, progress func(int64)) error {
+	var err error
+	for attempt := 1; attempt <= putAttempts; attempt++ {
+		if attempt > 1 {
+			slog.Warn("blob upload failed, retrying", "digest", l.Digest, "attempt", attempt, "err", err)
+			t := time.NewTimer(time.Duration(attempt-1) * 500 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+		err = putOnce(ctx, c, l, base, progress)
+		if err == nil || ctx.Err() != nil || !retryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("upload layer %s: %w", l.Digest, err)
+	}
+	return nil
+}
+
+func putOnce(ctx context.Context, c *client.Client, l Blob, base int64, progress func(int64)) error {
+	f, err := os.Open(l.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() != l.Size {
+		return fmt.Errorf("%s has %d bytes, but %d were verified: %w", l.Path, fi.Size(), l.Size, errLayerChanged)
+	}
+	pr := &progressReader{r: f, done: base, fn: progress}
+	return c.PutBlob(ctx, l.Digest, l.Size, pr)
+}
+
+// errLayerChanged means a layer file changed after Load verified it.
+var errLayerChanged = errors.New("the layer file changed since it was verified; load the image again")
+
+// retryable reports whether an upload error may pass on a second try:
+// transport errors and server-side (5xx) failures, not refusals.
+func retryable(err error) bool {
+	var e *api.Error
+	if errors.As(err, &e) {
+		return e.Status >= http.StatusInternalServerError
+	}
+	var pe *os.PathError
+	return !errors.As(err, &pe) && !errors.Is(err, errLayerChanged)
+}
+
+// progressReader reports bytes read.
+type progressReader struct {
+	r    io.Reader
+	done int64
+	fn   func(int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.done += int64(n)
+		p.fn(p.done)
+	}
+	return n, err
+}
