@@ -1,0 +1,415 @@
+// Package agent is the Ouroboros host agent. It runs on every host, joins
+// the cluster with a join token, reports the host's capacity and presence,
+// watches the instances the scheduler placed on the host and converges
+// them with the instance drivers, and serves instance logs and exec to the
+// servers over mutual TLS.
+//
+// The agent never touches etcd: it only uses the REST API with the host's
+// own credentials, kept in its data directory.
+//
+//	          ┌──────────── API server ────────────┐
+//	join ───▶ │ /v1/hosts/join   heartbeat  status │ ◀─── watch ?host=<name>
+//	          └────────────────────────────────────┘          │
+//	                                                local map by uid
+//	                                                           │ keys
+//	  exit ticker ─────────────────────────────────────▶ work queue
+//	                                                           │
+//	                                         reconcile ─▶ driver.Driver
+//
+// Every step is idempotent and safe if the agent dies at any line. A
+// restarted agent adopts running instances: it reports them and never
+// restarts or kills them.
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/pki"
+)
+
+// Version is the agent version reported to the server; set at link time
+// with -ldflags "-X github.com/ouroboros-cloud/ouro/agent.Version=...".
+var Version = "dev"
+
+// Defaults of Config.
+const (
+	DefaultListen            = ":7444"
+	DefaultCPUOvercommit     = 16
+	DefaultHeartbeatInterval = 2 * time.Second
+	DefaultLeaseTTL          = 6 * time.Second
+)
+
+// Config configures an Agent.
+type Config struct {
+	// Server is the API server's base URL, e.g. https://10.0.0.1:7443.
+	// It may be empty once the agent has joined (the URL is kept with the
+	// credentials).
+	Server string
+	// CACert is the PEM of the cluster CA used to verify the server when
+	// joining; after the join the CA from the server's answer is used.
+	CACert []byte
+	// JoinToken registers the host when it has no credentials yet, or
+	// when its host token is refused.
+	JoinToken string
+	// DataDir holds the credentials and the agent key pair.
+	DataDir string
+	// Name is the host name; default os.Hostname (lower-cased, first
+	// label), or the name the host joined under.
+	Name string
+	// AdvertiseAddress is the host's underlay IP; default the IPv4
+	// address of the default route's interface.
+	AdvertiseAddress string
+	// Listen is the address of the agent endpoint; default ":7444".
+	Listen string
+	// Drivers run the instances.
+	Drivers *driver.Registry
+	// Labels and Taints are sent when the host joins.
+	Labels map[string]string
+	Taints []string
+	// CPUOvercommit multiplies the host's CPUs into vCPUs; default 16.
+	CPUOvercommit float64
+	// HeartbeatInterval is how often presence is renewed; default 2s.
+	HeartbeatInterval time.Duration
+	// LeaseTTL is the presence lease asked for; default 6s.
+	LeaseTTL time.Duration
+	// Logger receives the agent's logs; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Agent is a running host agent. Build it with New and start it with Run.
+type Agent struct {
+	cfg   Config
+	log   *slog.Logger
+	cache *instanceCache
+	queue *workQueue
+
+	// Knobs that tests shorten.
+	workers           int
+	exitCheckInterval time.Duration
+	stopTimeout       time.Duration
+	relistDelay       time.Duration
+	rejoinInterval    time.Duration
+	// afterReconcile, when set, is called after each reconcile (tests).
+	afterReconcile func(key string, err error)
+
+	rejoinMu   sync.Mutex
+	lastRejoin time.Time
+
+	mu    sync.RWMutex
+	facts hostFacts
+	id    *identity
+	pool  *x509.CertPool
+	cl    *client.Client
+}
+
+// hostFacts is what the agent tells the server about its host.
+type hostFacts struct {
+	name     string
+	address  string
+	endpoint string
+	capacity api.Resources
+	arch     string
+	drivers  []string
+}
+
+// New checks cfg and returns an agent. It has no side effects: nothing
+// is read from or written to the host until Run.
+func New(cfg Config) (*Agent, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("agent: Config.DataDir is required")
+	}
+	if cfg.Drivers == nil {
+		return nil, errors.New("agent: Config.Drivers is required")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		return nil, fmt.Errorf("agent: listen address %q: %w", cfg.Listen, err)
+	}
+	if cfg.AdvertiseAddress != "" && net.ParseIP(cfg.AdvertiseAddress) == nil {
+		return nil, fmt.Errorf("agent: advertise address %q is not an IP address", cfg.AdvertiseAddress)
+	}
+	if cfg.Name != "" {
+		if err := api.ValidateName("name", cfg.Name); err != nil {
+			return nil, fmt.Errorf("agent: host name: %w", err)
+		}
+	}
+	if cfg.CPUOvercommit == 0 {
+		cfg.CPUOvercommit = DefaultCPUOvercommit
+	}
+	if cfg.CPUOvercommit < 0 {
+		return nil, fmt.Errorf("agent: CPU overcommit %v must be positive", cfg.CPUOvercommit)
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Agent{
+		cfg:               cfg,
+		log:               cfg.Logger.With("component", "agent"),
+		cache:             newInstanceCache(),
+		queue:             newWorkQueue(time.Second, 5*time.Minute),
+		workers:           4,
+		exitCheckInterval: 2 * time.Second,
+		stopTimeout:       10 * time.Second,
+		relistDelay:       time.Second,
+		rejoinInterval:    10 * time.Second,
+	}, nil
+}
+
+// Run joins (or loads credentials), serves the agent endpoint and
+// reconciles the host's instances until ctx ends. It returns nil after a
+// clean shutdown and an error if the agent cannot start.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("agent: data dir: %w", err)
+	}
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("agent: listen: %w", err)
+	}
+	defer ln.Close()
+	id, err := loadIdentity(a.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	facts, err := a.gatherFacts(ctx, id, ln.Addr())
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	a.mu.Lock()
+	a.facts = facts
+	a.mu.Unlock()
+	if err := a.ensureIdentity(ctx, id); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	a.log = a.log.With("host", facts.name)
+	a.log.Info("agent starting", "endpoint", facts.endpoint, "drivers", facts.drivers,
+		"capacity", fmt.Sprintf("%d vCPU, %d MiB, %d GiB", facts.capacity.VCPUs, facts.capacity.MemoryMiB, facts.capacity.DiskGiB))
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := a.endpointServer()
+	srv.BaseContext = listenerContext(ctx)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(tls.NewListener(ln, a.tlsConfig())) }()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { a.hostLoop(ctx) })
+	wg.Go(func() { a.heartbeatLoop(ctx) })
+	if rv, ok := a.initialSync(ctx); ok {
+		wg.Go(func() { a.queue.run(ctx, a.workers, a.reconcileKey) })
+		wg.Go(func() { a.exitLoop(ctx) })
+		wg.Go(func() { a.watchLoop(ctx, rv) })
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("agent: endpoint: %w", err)
+		cancel()
+	}
+	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+	}
+	wg.Wait()
+	a.log.Info("agent stopped")
+	return runErr
+}
+
+// gatherFacts resolves the host name and address, fingerprints the
+// drivers and measures capacity.
+func (a *Agent) gatherFacts(ctx context.Context, id *identity, listen net.Addr) (hostFacts, error) {
+	f := hostFacts{name: a.cfg.Name, address: a.cfg.AdvertiseAddress, arch: runtime.GOARCH}
+	if f.name == "" && id != nil {
+		f.name = id.creds.Host
+	}
+	if f.name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return f, fmt.Errorf("host name: %w", err)
+		}
+		f.name, _, _ = strings.Cut(strings.ToLower(h), ".")
+		if err := api.ValidateName("name", f.name); err != nil {
+			return f, fmt.Errorf("host name from os.Hostname: %w (set the agent's name)", err)
+		}
+	}
+	if f.address == "" {
+		addr, err := defaultRouteAddress()
+		if err != nil {
+			return f, err
+		}
+		f.address = addr
+	}
+	_, port, err := net.SplitHostPort(listen.String())
+	if err != nil {
+		return f, fmt.Errorf("listen address %s: %w", listen, err)
+	}
+	f.endpoint = "https://" + net.JoinHostPort(f.address, port)
+	f.capacity, err = Capacity(a.cfg.DataDir, a.cfg.CPUOvercommit)
+	if err != nil {
+		return f, err
+	}
+	for _, name := range a.cfg.Drivers.Names() {
+		info := a.cfg.Drivers.Get(name).Fingerprint(ctx)
+		if info.Available {
+			f.drivers = append(f.drivers, name)
+		} else {
+			a.log.Warn("driver unavailable", "driver", name, "detail", info.Detail)
+		}
+	}
+	return f, nil
+}
+
+// ensureIdentity makes the agent's credentials usable: the ones on disk if
+// the server accepts them, else those of a new join.
+func (a *Agent) ensureIdentity(ctx context.Context, id *identity) error {
+	facts := a.hostFacts()
+	if id != nil && id.creds.Host != facts.name {
+		a.log.Warn("credentials are for another host name; joining again", "credentials", id.creds.Host, "name", facts.name)
+		id = nil
+	}
+	if id != nil {
+		if err := a.setIdentity(id); err != nil {
+			return err
+		}
+		_, err := a.client().Whoami(ctx)
+		switch {
+		case err == nil:
+			return nil
+		case api.StatusOf(err) == http.StatusUnauthorized && a.cfg.JoinToken != "":
+			a.log.Warn("host token refused; joining again", "err", err)
+		case api.StatusOf(err) == http.StatusUnauthorized:
+			return fmt.Errorf("the server refuses the host token in %s and no join token is configured: %w", a.cfg.DataDir, err)
+		default:
+			// The server may be down; the loops retry.
+			a.log.Warn("cannot check credentials with the server", "err", err)
+			return nil
+		}
+	}
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		id, err := a.join(ctx, facts)
+		if err == nil {
+			return a.setIdentity(id)
+		}
+		if a.cfg.JoinToken == "" || api.StatusOf(err) < 500 || ctx.Err() != nil {
+			return err
+		}
+		a.log.Warn("join failed; retrying", "err", err, "in", delay)
+		if !sleepCtx(ctx, delay) {
+			return ctx.Err()
+		}
+	}
+}
+
+// rejoin joins again after the server refused the host token. Attempts
+// are spaced by rejoinInterval.
+func (a *Agent) rejoin(ctx context.Context) {
+	if a.cfg.JoinToken == "" {
+		a.log.Error("the server refuses the host token and no join token is configured")
+		return
+	}
+	a.rejoinMu.Lock()
+	defer a.rejoinMu.Unlock()
+	if time.Since(a.lastRejoin) < a.rejoinInterval {
+		return
+	}
+	a.lastRejoin = time.Now()
+	id, err := a.join(ctx, a.hostFacts())
+	if err == nil {
+		err = a.setIdentity(id)
+	}
+	if err != nil {
+		a.log.Error("join again failed", "err", err)
+		return
+	}
+	if err := a.reportHost(ctx); err != nil {
+		a.log.Warn("report host status", "err", err)
+	}
+}
+
+// setIdentity installs credentials: a new API client and the endpoint's
+// certificate and client CA.
+func (a *Agent) setIdentity(id *identity) error {
+	server := a.cfg.Server
+	if server == "" {
+		server = id.creds.Server
+	}
+	cl, err := a.newClient(client.Config{Server: server, Token: id.creds.Token, CACert: []byte(id.creds.CACert), UserAgent: userAgent()})
+	if err != nil {
+		return fmt.Errorf("API client: %w", err)
+	}
+	pool, err := pki.PoolFromPEM([]byte(id.creds.CACert))
+	if err != nil {
+		return fmt.Errorf("cluster CA in credentials: %w", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.id, a.cl, a.pool = id, cl, pool
+	return nil
+}
+
+func (a *Agent) newClient(cfg client.Config) (*client.Client, error) { return client.New(cfg) }
+
+// client returns the API client of the current credentials.
+func (a *Agent) client() *client.Client {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.cl
+}
+
+func (a *Agent) hostFacts() hostFacts {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.facts
+}
+
+// name returns the host name.
+func (a *Agent) name() string { return a.hostFacts().name }
+
+func userAgent() string { return "ouro-agent/" + Version }
+
+// sleepCtx waits d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// parseRV parses a resourceVersion; it returns -1 when it is not a number.
+func parseRV(rv string) int64 {
+	n, err := strconv.ParseInt(rv, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}

@@ -1,0 +1,172 @@
+package agent
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/ouroboros-cloud/ouro/api"
+)
+
+// instanceCache is the agent's local map of the instances assigned to its
+// host, by uid. Instances that stop being assigned (deleted, or moved
+// while the agent was away) are kept as "gone" until the reconciler has
+// removed them from the drivers.
+//
+// Stored objects are never modified; readers get copies.
+type instanceCache struct {
+	mu    sync.Mutex
+	byUID map[string]*api.Instance
+	byKey map[string]string // project/name → uid
+	gone  map[string]*api.Instance
+}
+
+func newInstanceCache() *instanceCache {
+	return &instanceCache{byUID: map[string]*api.Instance{}, byKey: map[string]string{}, gone: map[string]*api.Instance{}}
+}
+
+// instanceKey is the work-queue key of an instance: "project/name".
+func instanceKey(inst *api.Instance) string {
+	return inst.Metadata.Project + "/" + inst.Metadata.Name
+}
+
+// cloneInstance returns a copy that can be changed without touching in.
+func cloneInstance(in *api.Instance) *api.Instance {
+	out := *in
+	out.Status.Conditions = slices.Clone(in.Status.Conditions)
+	out.Status.Interfaces = slices.Clone(in.Status.Interfaces)
+	return &out
+}
+
+// set stores inst unless the cache holds a newer version of it. An older
+// instance of the same key but another uid becomes gone.
+func (c *instanceCache) set(inst *api.Instance) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.setLocked(inst)
+}
+
+func (c *instanceCache) setLocked(inst *api.Instance) {
+	uid, key := inst.Metadata.UID, instanceKey(inst)
+	if old, ok := c.byUID[uid]; ok && parseRV(old.Metadata.ResourceVersion) > parseRV(inst.Metadata.ResourceVersion) {
+		return
+	}
+	if g, ok := c.gone[uid]; ok && parseRV(g.Metadata.ResourceVersion) >= parseRV(inst.Metadata.ResourceVersion) {
+		return // a late copy of an instance that is gone since
+	}
+	if prev, ok := c.byKey[key]; ok && prev != uid {
+		c.gone[prev] = c.byUID[prev]
+		delete(c.byUID, prev)
+	}
+	delete(c.gone, uid)
+	c.byUID[uid] = cloneInstance(inst)
+	c.byKey[key] = uid
+}
+
+// refresh stores a newer version of an instance that is assigned (the
+// answer to a status write); it never brings back a gone instance.
+func (c *instanceCache) refresh(inst *api.Instance) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byUID[inst.Metadata.UID]; ok {
+		c.setLocked(inst)
+	}
+}
+
+// remove marks an instance gone.
+func (c *instanceCache) remove(inst *api.Instance) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	uid := inst.Metadata.UID
+	old, ok := c.byUID[uid]
+	if !ok || parseRV(inst.Metadata.ResourceVersion) > parseRV(old.Metadata.ResourceVersion) {
+		old = cloneInstance(inst)
+	}
+	delete(c.byUID, uid)
+	if c.byKey[instanceKey(old)] == uid {
+		delete(c.byKey, instanceKey(old))
+	}
+	c.gone[uid] = old
+}
+
+// replace makes items the whole set of assigned instances (after a
+// successful list) and returns the keys of every instance it touched,
+// gone ones included.
+func (c *instanceCache) replace(items []api.Instance) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	listed := make(map[string]bool, len(items))
+	var keys []string
+	for i := range items {
+		listed[items[i].Metadata.UID] = true
+		delete(c.gone, items[i].Metadata.UID) // the list is newer than any removal seen
+		c.setLocked(&items[i])
+		keys = append(keys, instanceKey(&items[i]))
+	}
+	for uid, inst := range c.byUID {
+		if listed[uid] {
+			continue
+		}
+		delete(c.byUID, uid)
+		if c.byKey[instanceKey(inst)] == uid {
+			delete(c.byKey, instanceKey(inst))
+		}
+		c.gone[uid] = inst
+		keys = append(keys, instanceKey(inst))
+	}
+	return keys
+}
+
+// get returns a copy of the instance of key (nil if none) and the gone
+// instances of that key.
+func (c *instanceCache) get(key string) (cur *api.Instance, gone []*api.Instance) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if uid, ok := c.byKey[key]; ok {
+		cur = cloneInstance(c.byUID[uid])
+	}
+	for _, g := range c.gone {
+		if instanceKey(g) == key {
+			gone = append(gone, cloneInstance(g))
+		}
+	}
+	return cur, gone
+}
+
+// byUIDCopy returns a copy of the assigned instance with that uid.
+func (c *instanceCache) byUIDCopy(uid string) (*api.Instance, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	inst, ok := c.byUID[uid]
+	if !ok {
+		return nil, false
+	}
+	return cloneInstance(inst), true
+}
+
+// forget drops a gone instance once the drivers no longer have it.
+func (c *instanceCache) forget(uid string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.gone, uid)
+}
+
+// assigned reports whether uid is an instance the host keeps: assigned,
+// or gone but not yet cleaned up.
+func (c *instanceCache) assigned(uid string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.byUID[uid]
+	_, g := c.gone[uid]
+	return ok || g
+}
+
+// all returns copies of the assigned instances.
+func (c *instanceCache) all() []*api.Instance {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*api.Instance, 0, len(c.byUID))
+	for _, inst := range c.byUID {
+		out = append(out, cloneInstance(inst))
+	}
+	return out
+}

@@ -1,0 +1,189 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/driver"
+)
+
+// fakeDriver is an in-memory driver.Driver and driver.Execer that records
+// its calls.
+type fakeDriver struct {
+	name   string
+	logDir string
+
+	mu        sync.Mutex
+	insts     map[string]*driver.Status
+	specs     map[string]driver.Spec
+	calls     []string // "create <id>", "start <id>", ...
+	createErr error
+	execFn    func(argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+}
+
+var (
+	_ driver.Driver = (*fakeDriver)(nil)
+	_ driver.Execer = (*fakeDriver)(nil)
+)
+
+func newFakeDriver(name, logDir string) *fakeDriver {
+	return &fakeDriver{name: name, logDir: logDir, insts: map[string]*driver.Status{}, specs: map[string]driver.Spec{}}
+}
+
+func (d *fakeDriver) Name() string { return d.name }
+
+func (d *fakeDriver) Fingerprint(context.Context) driver.Info { return driver.Info{Available: true} }
+
+func (d *fakeDriver) record(op, id string) { d.calls = append(d.calls, op+" "+id) }
+
+func (d *fakeDriver) Create(_ context.Context, spec driver.Spec) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.record("create", spec.ID)
+	if d.createErr != nil {
+		return d.createErr
+	}
+	if _, ok := d.insts[spec.ID]; !ok {
+		d.insts[spec.ID] = &driver.Status{State: driver.StateCreated}
+		d.specs[spec.ID] = spec
+	}
+	return nil
+}
+
+func (d *fakeDriver) Start(_ context.Context, id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.record("start", id)
+	st, ok := d.insts[id]
+	if !ok {
+		return driver.ErrNotFound
+	}
+	if st.State != driver.StateRunning {
+		*st = driver.Status{State: driver.StateRunning, Pid: 4242, StartedAt: time.Now()}
+	}
+	return nil
+}
+
+func (d *fakeDriver) Stop(_ context.Context, id string, _ time.Duration) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.record("stop", id)
+	if st, ok := d.insts[id]; ok && st.State == driver.StateRunning {
+		st.State, st.Pid, st.FinishedAt, st.ExitCode, st.HasExitCode = driver.StateStopped, 0, time.Now(), 143, true
+	}
+	return nil
+}
+
+func (d *fakeDriver) Delete(_ context.Context, id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.record("delete", id)
+	delete(d.insts, id)
+	delete(d.specs, id)
+	return nil
+}
+
+func (d *fakeDriver) Inspect(_ context.Context, id string) (driver.Status, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st, ok := d.insts[id]
+	if !ok {
+		return driver.Status{}, driver.ErrNotFound
+	}
+	return *st, nil
+}
+
+func (d *fakeDriver) List(context.Context) ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var ids []string
+	for id := range d.insts {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+func (d *fakeDriver) LogPath(id string) string { return filepath.Join(d.logDir, id+".log") }
+
+func (d *fakeDriver) Exec(ctx context.Context, id string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	d.mu.Lock()
+	fn := d.execFn
+	d.mu.Unlock()
+	if fn == nil {
+		return 0, fmt.Errorf("no exec in this test")
+	}
+	return fn(argv, stdin, stdout, stderr)
+}
+
+// put adds an instance in a state, as a driver that survived an agent
+// restart would have it.
+func (d *fakeDriver) put(id string, state driver.State) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.insts[id] = &driver.Status{State: state, StartedAt: time.Now().Add(-time.Minute)}
+}
+
+// exit makes a running instance's process end by itself.
+func (d *fakeDriver) exit(id string, code int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.insts[id]
+	st.State, st.Pid, st.FinishedAt, st.ExitCode, st.HasExitCode = driver.StateStopped, 0, time.Now(), code, true
+}
+
+func (d *fakeDriver) setCreateErr(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.createErr = err
+}
+
+// has reports whether the driver knows id.
+func (d *fakeDriver) has(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.insts[id]
+	return ok
+}
+
+func (d *fakeDriver) state(id string) driver.State {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if st, ok := d.insts[id]; ok {
+		return st.State
+	}
+	return ""
+}
+
+// count returns how many times op was called for id.
+func (d *fakeDriver) count(op, id string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, c := range d.calls {
+		if c == op+" "+id {
+			n++
+		}
+	}
+	return n
+}
+
+// opsFor returns the operations called for id, in order.
+func (d *fakeDriver) opsFor(id string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, c := range d.calls {
+		if op, cid, _ := strings.Cut(c, " "); cid == id {
+			out = append(out, op)
+		}
+	}
+	return slices.Clip(out)
+}

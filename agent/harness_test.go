@@ -1,0 +1,136 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/driver"
+)
+
+const testHost = "host-1"
+
+// harness runs agents against a fake API with a fake driver.
+type harness struct {
+	api *fakeAPI
+	drv *fakeDriver
+	dir string
+
+	mu         sync.Mutex
+	reconciled map[string]int
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{api: newFakeAPI(t), drv: newFakeDriver("fake", t.TempDir()), dir: t.TempDir(), reconciled: map[string]int{}}
+	h.api.addImage("demo", "busybox")
+	return h
+}
+
+func (h *harness) config() Config {
+	reg := driver.NewRegistry()
+	reg.Register(h.drv)
+	return Config{
+		Server:            h.api.srv.URL,
+		JoinToken:         h.api.joinToken,
+		DataDir:           h.dir,
+		Name:              testHost,
+		AdvertiseAddress:  "127.0.0.1",
+		Listen:            "127.0.0.1:0",
+		Drivers:           reg,
+		HeartbeatInterval: 20 * time.Millisecond,
+		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
+
+// start runs an agent with cfg until the test ends (or stop is called).
+func (h *harness) start(t *testing.T, cfg Config) (stop func()) {
+	t.Helper()
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.queue = newWorkQueue(10*time.Millisecond, 100*time.Millisecond)
+	a.exitCheckInterval = 10 * time.Millisecond
+	a.relistDelay = 10 * time.Millisecond
+	a.rejoinInterval = 0
+	a.stopTimeout = time.Second
+	a.afterReconcile = func(key string, _ error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.reconciled[key]++
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("Run did not return after cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func (h *harness) reconciles(key string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.reconciled[key]
+}
+
+// waitFor polls cond every few milliseconds until it holds or the
+// deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitInstance waits until the instance of key satisfies cond and returns it.
+func (h *harness) waitInstance(t *testing.T, key, what string, cond func(*api.Instance) bool) *api.Instance {
+	t.Helper()
+	var last *api.Instance
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		last = h.api.get(key)
+		if last != nil && cond(last) {
+			return last
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s %s; last: %+v", key, what, last)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// newInstance returns an instance placed on the test host as the
+// scheduler leaves it.
+func newInstance(name, uid string) *api.Instance {
+	return &api.Instance{
+		Metadata: api.ObjectMeta{Name: name, Project: "demo", UID: uid},
+		Spec:     api.InstanceSpec{Image: "demo/busybox", Flavor: "small", Resources: api.Resources{VCPUs: 1, MemoryMiB: 64, DiskGiB: 1}},
+		Status:   api.InstanceStatus{Phase: api.PhaseScheduled, Host: testHost, Driver: "fake"},
+	}
+}
+
+func phaseIs(p api.InstancePhase) func(*api.Instance) bool {
+	return func(i *api.Instance) bool { return i.Status.Phase == p }
+}

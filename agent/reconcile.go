@@ -1,0 +1,406 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/driver"
+)
+
+// The decisions of one reconcile, read from the latest object and the
+// driver's state (level-triggered; every step is idempotent):
+//
+//	deletionTimestamp ───────────────────────────▶ Delete ─▶ Terminated
+//	driver unknown ──────────────────────────────▶ Failed/DriverError
+//	not in driver ─▶ Provisioning ─▶ image ─▶ Create ─┐ (failure: Failed, retry)
+//	created  + wants running ──▶ Starting ─▶ Start ─▶ Running
+//	running  + wants stopped ──▶ Stopping ─▶ Stop ──▶ Stopped
+//	running  + reboot asked ───▶ Stop ─▶ Start ─────▶ Running (restartCount+1)
+//	stopped  + wants running:
+//	    start asked, or the stop was ours ─▶ Start ─▶ Running
+//	    else (it exited by itself) ───────────────▶ Stopped/Exited
+//	otherwise ─────────────────────────────────────▶ report what is
+
+// reconcileKey reconciles one instance key for the work queue.
+func (a *Agent) reconcileKey(ctx context.Context, key string) error {
+	err := a.reconcile(ctx, key)
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("reconcile", "instance", key, "err", err)
+	}
+	if a.afterReconcile != nil {
+		a.afterReconcile(key, err)
+	}
+	return err
+}
+
+// reconcile converges the instance of key with its driver.
+func (a *Agent) reconcile(ctx context.Context, key string) error {
+	cur, gone := a.cache.get(key)
+	for _, g := range gone {
+		if err := a.deleteEverywhere(ctx, g.Metadata.UID); err != nil {
+			return err
+		}
+		a.cache.forget(g.Metadata.UID)
+		a.log.Info("removed instance no longer assigned to this host", "instance", key, "uid", g.Metadata.UID)
+	}
+	if cur == nil {
+		return nil
+	}
+	r := &instanceRun{a: a, inst: cur, gen: cur.Metadata.Generation}
+	err := r.converge(ctx)
+	if errors.Is(err, errReassigned) {
+		a.queue.add(key) // the watch brings the new state; look again
+		return nil
+	}
+	return err
+}
+
+// deleteEverywhere deletes uid from every driver (Delete of an unknown
+// instance does nothing).
+func (a *Agent) deleteEverywhere(ctx context.Context, uid string) error {
+	for _, name := range a.cfg.Drivers.Names() {
+		if err := a.cfg.Drivers.Get(name).Delete(ctx, uid); err != nil {
+			return fmt.Errorf("delete %s from driver %s: %w", uid, name, err)
+		}
+	}
+	return nil
+}
+
+func (r *instanceRun) converge(ctx context.Context) error {
+	inst := r.inst
+	if inst.Metadata.DeletionTimestamp != nil {
+		return r.terminate(ctx)
+	}
+	if inst.Status.Phase == api.PhaseTerminated {
+		return nil
+	}
+	d, err := r.driver(ctx)
+	if err != nil || d == nil {
+		return err
+	}
+	uid := inst.Metadata.UID
+	st, err := d.Inspect(ctx, uid)
+	if errors.Is(err, driver.ErrNotFound) {
+		if err := r.provision(ctx, d); err != nil {
+			return err
+		}
+		st, err = d.Inspect(ctx, uid)
+	}
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", instanceKey(inst), err)
+	}
+	wants := r.inst.WantsRunning()
+	rebootAsked := r.inst.Spec.RebootRequests > r.inst.Status.ObservedReboots
+	switch st.State {
+	case driver.StateCreated:
+		if wants {
+			return r.start(ctx, d, false)
+		}
+		return r.markStopped(ctx, st)
+	case driver.StateRunning:
+		switch {
+		case !wants:
+			return r.stop(ctx, d)
+		case rebootAsked && r.inst.Status.Phase == api.PhaseRunning:
+			return r.reboot(ctx, d)
+		default:
+			return r.markRunning(ctx, st)
+		}
+	case driver.StateStopped:
+		switch {
+		case !wants:
+			return r.markStopped(ctx, st)
+		case rebootAsked || r.stoppedByUs():
+			return r.start(ctx, d, rebootAsked && r.inst.Status.Phase == api.PhaseRunning)
+		default:
+			return r.markExited(ctx, st)
+		}
+	}
+	return fmt.Errorf("instance %s: driver reports unknown state %q", instanceKey(inst), st.State)
+}
+
+// stoppedByUs reports whether the instance is stopped because the agent
+// stopped it (or failed to start it), rather than because it exited.
+func (r *instanceRun) stoppedByUs() bool {
+	s := r.inst.Status
+	switch s.Phase {
+	case api.PhaseStopping, api.PhaseFailed:
+		return true
+	case api.PhaseStopped:
+		return s.Reason != api.ReasonExited
+	}
+	return false
+}
+
+// driver returns the instance's driver. The driver name is status.driver,
+// or the image's driver when the scheduler left it empty. An unknown
+// driver fails the instance (nil, nil).
+func (r *instanceRun) driver(ctx context.Context) (driver.Driver, error) {
+	name := r.inst.Status.Driver
+	if name == "" {
+		img, err := r.fetchImage(ctx)
+		if err != nil {
+			return nil, r.fail(ctx, api.ReasonImageFetchFailed, err)
+		}
+		name = img.Status.Driver
+	}
+	d := r.a.cfg.Drivers.Get(name)
+	if d != nil && r.inst.Status.Driver == "" {
+		if _, err := r.update(ctx, func(s *api.InstanceStatus) { s.Driver = name }); err != nil {
+			return nil, err
+		}
+	}
+	if d == nil {
+		err := fmt.Errorf("driver %q is not available on host %s (it has %s)", name, r.a.name(),
+			strings.Join(r.a.cfg.Drivers.Names(), ", "))
+		changed, uerr := r.update(ctx, setPhase(api.PhaseFailed, api.ReasonDriverError, err.Error()))
+		if uerr != nil {
+			return nil, uerr // the status write failed: retry
+		}
+		if changed {
+			r.a.event(ctx, r.inst, api.EventWarning, api.ReasonDriverError, err.Error())
+		}
+		return nil, nil // retrying cannot help; a change of the instance brings it back
+	}
+	return d, nil
+}
+
+// fetchImage reads the instance's image (spec.image is "project/name").
+func (r *instanceRun) fetchImage(ctx context.Context) (*api.Image, error) {
+	if r.image != nil {
+		return r.image, nil
+	}
+	project, name, ok := strings.Cut(r.inst.Spec.Image, "/")
+	if !ok {
+		project, name = r.inst.Metadata.Project, r.inst.Spec.Image
+	}
+	var img api.Image
+	if err := r.a.client().Get(ctx, api.ImageKind, project, name, &img); err != nil {
+		return nil, fmt.Errorf("fetch image %q: %w", r.inst.Spec.Image, err)
+	}
+	r.image = &img
+	return &img, nil
+}
+
+// provision prepares the instance in the driver.
+func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
+	if p := r.inst.Status.Phase; p != api.PhaseProvisioning && p != api.PhaseFailed {
+		if _, err := r.update(ctx, setPhase(api.PhaseProvisioning, "", "")); err != nil {
+			return err
+		}
+	}
+	img, err := r.fetchImage(ctx)
+	if err != nil {
+		return r.fail(ctx, api.ReasonImageFetchFailed, err)
+	}
+	inst := r.inst
+	spec := driver.Spec{
+		ID:        inst.Metadata.UID,
+		Name:      inst.Metadata.Name,
+		Project:   inst.Metadata.Project,
+		Image:     img.Spec,
+		Command:   inst.Spec.Command,
+		Env:       inst.Spec.Env,
+		Resources: inst.Spec.Resources,
+	}
+	if err := d.Create(ctx, spec); err != nil {
+		reason := api.ReasonDriverError
+		var fe *fetchError
+		if errors.As(err, &fe) {
+			reason = api.ReasonImageFetchFailed
+		}
+		return r.fail(ctx, reason, fmt.Errorf("create: %w", err))
+	}
+	return nil
+}
+
+// fail reports phase Failed with reason and cause (and an event when
+// the status changed) and returns cause, so the key is retried.
+func (r *instanceRun) fail(ctx context.Context, reason string, cause error) error {
+	msg := cause.Error()
+	if len(msg) > 1000 {
+		msg = msg[:1000] + "…"
+	}
+	changed, err := r.update(ctx, setPhase(api.PhaseFailed, reason, msg))
+	if err != nil {
+		return errors.Join(cause, err)
+	}
+	if changed {
+		r.a.event(ctx, r.inst, api.EventWarning, reason, msg)
+	}
+	return cause
+}
+
+// start starts the instance and reports it Running with the reboot
+// requests it honoured.
+func (r *instanceRun) start(ctx context.Context, d driver.Driver, reboot bool) error {
+	uid := r.inst.Metadata.UID
+	if _, err := r.update(ctx, setPhase(api.PhaseStarting, "", "")); err != nil {
+		return err
+	}
+	if err := d.Start(ctx, uid); err != nil {
+		return r.fail(ctx, api.ReasonDriverError, fmt.Errorf("start: %w", err))
+	}
+	return r.started(ctx, d, reboot)
+}
+
+// reboot stops and starts a running instance.
+func (r *instanceRun) reboot(ctx context.Context, d driver.Driver) error {
+	uid := r.inst.Metadata.UID
+	if err := d.Stop(ctx, uid, r.a.stopTimeout); err != nil {
+		return fmt.Errorf("reboot %s: stop: %w", instanceKey(r.inst), err)
+	}
+	if err := d.Start(ctx, uid); err != nil {
+		return r.fail(ctx, api.ReasonDriverError, fmt.Errorf("reboot: start: %w", err))
+	}
+	return r.started(ctx, d, true)
+}
+
+// started reports a just-started instance Running.
+func (r *instanceRun) started(ctx context.Context, d driver.Driver, reboot bool) error {
+	uid := r.inst.Metadata.UID
+	st, err := d.Inspect(ctx, uid)
+	if err != nil {
+		return fmt.Errorf("inspect %s after start: %w", instanceKey(r.inst), err)
+	}
+	startedAt := st.StartedAt
+	if startedAt.IsZero() {
+		startedAt = time.Now()
+	}
+	reboots := r.inst.Spec.RebootRequests
+	if _, err := r.update(ctx, func(s *api.InstanceStatus) {
+		setPhase(api.PhaseRunning, "", "")(s)
+		setTime(&s.StartedAt, startedAt)
+		s.FinishedAt, s.ExitCode = nil, nil
+		s.ObservedReboots = max(s.ObservedReboots, reboots)
+		if reboot {
+			s.RestartCount++
+		}
+	}); err != nil {
+		return err
+	}
+	if reboot {
+		r.a.event(ctx, r.inst, api.EventNormal, "Rebooted", "instance rebooted")
+	} else {
+		r.a.event(ctx, r.inst, api.EventNormal, "Started", "instance started")
+	}
+	if st.State != driver.StateRunning {
+		r.a.queue.add(instanceKey(r.inst)) // it already ended: report that next
+	}
+	return nil
+}
+
+// stop stops a running instance the user wants stopped.
+func (r *instanceRun) stop(ctx context.Context, d driver.Driver) error {
+	uid := r.inst.Metadata.UID
+	if _, err := r.update(ctx, setPhase(api.PhaseStopping, "", "")); err != nil {
+		return err
+	}
+	if err := d.Stop(ctx, uid, r.a.stopTimeout); err != nil {
+		return fmt.Errorf("stop %s: %w", instanceKey(r.inst), err)
+	}
+	st, err := d.Inspect(ctx, uid)
+	if err != nil {
+		return fmt.Errorf("inspect %s after stop: %w", instanceKey(r.inst), err)
+	}
+	return r.markStopped(ctx, st)
+}
+
+// markRunning reports an instance found running (after a start, or
+// adopted after an agent restart) without touching it.
+func (r *instanceRun) markRunning(ctx context.Context, st driver.Status) error {
+	reboots := r.inst.Spec.RebootRequests
+	adopting := r.inst.Status.Phase != api.PhaseRunning
+	_, err := r.update(ctx, func(s *api.InstanceStatus) {
+		setPhase(api.PhaseRunning, "", "")(s)
+		if !st.StartedAt.IsZero() {
+			setTime(&s.StartedAt, st.StartedAt)
+		} else if s.StartedAt == nil {
+			setTime(&s.StartedAt, time.Now())
+		}
+		s.FinishedAt, s.ExitCode = nil, nil
+		if adopting {
+			// Started before the agent could record it: that start
+			// honoured every reboot asked for until now.
+			s.ObservedReboots = max(s.ObservedReboots, reboots)
+		}
+	})
+	return err
+}
+
+// markStopped reports an instance stopped as the user wants it. An
+// instance already reported Stopped keeps its reason (e.g. Exited).
+func (r *instanceRun) markStopped(ctx context.Context, st driver.Status) error {
+	if r.inst.Status.Phase == api.PhaseStopped {
+		_, err := r.update(ctx, func(*api.InstanceStatus) {})
+		return err
+	}
+	changed, err := r.update(ctx, func(s *api.InstanceStatus) {
+		setPhase(api.PhaseStopped, "", "")(s)
+		setTime(&s.FinishedAt, st.FinishedAt)
+		s.ExitCode = nil
+		if st.HasExitCode {
+			code := st.ExitCode
+			s.ExitCode = &code
+		}
+	})
+	if err == nil && changed {
+		r.a.event(ctx, r.inst, api.EventNormal, "Stopped", "instance stopped")
+	}
+	return err
+}
+
+// markExited reports an instance whose process ended by itself. It is
+// not restarted (restart policies are the instance groups' business).
+func (r *instanceRun) markExited(ctx context.Context, st driver.Status) error {
+	msg := "the instance's process exited"
+	if st.HasExitCode {
+		msg = fmt.Sprintf("the instance's process exited with code %d", st.ExitCode)
+	}
+	finished := st.FinishedAt
+	if finished.IsZero() {
+		finished = time.Now()
+	}
+	changed, err := r.update(ctx, func(s *api.InstanceStatus) {
+		if s.Phase == api.PhaseStopped && s.Reason == api.ReasonExited {
+			return // reported already; keep its times
+		}
+		setPhase(api.PhaseStopped, api.ReasonExited, msg)(s)
+		setTime(&s.FinishedAt, finished)
+		s.ExitCode = nil
+		if st.HasExitCode {
+			code := st.ExitCode
+			s.ExitCode = &code
+		}
+	})
+	if err == nil && changed {
+		typ := api.EventWarning
+		if st.HasExitCode && st.ExitCode == 0 {
+			typ = api.EventNormal
+		}
+		r.a.event(ctx, r.inst, typ, api.ReasonExited, msg)
+	}
+	return err
+}
+
+// terminate removes a deleted instance from its driver and reports it
+// Terminated; the instance controller then removes the object.
+func (r *instanceRun) terminate(ctx context.Context) error {
+	uid := r.inst.Metadata.UID
+	if d := r.a.cfg.Drivers.Get(r.inst.Status.Driver); d != nil {
+		if err := d.Delete(ctx, uid); err != nil {
+			return fmt.Errorf("delete %s: %w", instanceKey(r.inst), err)
+		}
+	} else if err := r.a.deleteEverywhere(ctx, uid); err != nil {
+		return err
+	}
+	changed, err := r.update(ctx, setPhase(api.PhaseTerminated, "", ""))
+	if err == nil && changed {
+		r.a.event(ctx, r.inst, api.EventNormal, "Terminated", "instance deleted from host "+r.a.name())
+	}
+	return err
+}

@@ -1,0 +1,278 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/driver"
+)
+
+func TestAssignedInstanceRuns(t *testing.T) {
+	h := newHarness(t)
+	h.start(t, h.config())
+	key := h.api.addInstance(newInstance("web", "uid-web"))
+
+	inst := h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
+	if c := api.FindCondition(inst.Status.Conditions, api.ConditionReady); c == nil || !c.Status {
+		t.Errorf("Ready condition = %+v, want true", c)
+	}
+	if inst.Status.StartedAt == nil {
+		t.Error("startedAt not set")
+	}
+	if inst.Status.ObservedGeneration != inst.Metadata.Generation {
+		t.Errorf("observedGeneration = %d, want %d", inst.Status.ObservedGeneration, inst.Metadata.Generation)
+	}
+	if got := h.drv.opsFor("uid-web"); !slices.Equal(got[:2], []string{"create", "start"}) {
+		t.Errorf("driver calls = %v, want create then start", got)
+	}
+	h.drv.mu.Lock()
+	spec := h.drv.specs["uid-web"]
+	h.drv.mu.Unlock()
+	if spec.Name != "web" || spec.Project != "demo" || len(spec.Image.Layers) != 1 || spec.Resources.MemoryMiB != 64 {
+		t.Errorf("driver spec = %+v", spec)
+	}
+	waitFor(t, "Started event", func() bool { return slices.Contains(h.api.eventReasons("web"), "Started") })
+}
+
+func TestStopAndStartAgain(t *testing.T) {
+	h := newHarness(t)
+	h.start(t, h.config())
+	key := h.api.addInstance(newInstance("web", "uid-web"))
+	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
+
+	h.api.updateSpec(key, func(i *api.Instance) { i.Spec.PowerState = api.PowerOff })
+	inst := h.waitInstance(t, key, "Stopped", phaseIs(api.PhaseStopped))
+	if inst.Status.Reason != "" {
+		t.Errorf("reason = %q, want none for a stop the user asked for", inst.Status.Reason)
+	}
+	if c := api.FindCondition(inst.Status.Conditions, api.ConditionReady); c == nil || c.Status {
+		t.Errorf("Ready condition = %+v, want false", c)
+	}
+	if got := h.drv.state("uid-web"); got != driver.StateStopped {
+		t.Errorf("driver state = %q, want stopped", got)
+	}
+	waitFor(t, "Stopped event", func() bool { return slices.Contains(h.api.eventReasons("web"), "Stopped") })
+
+	// The stop was ours: powering on again starts it without a reboot request.
+	h.api.updateSpec(key, func(i *api.Instance) { i.Spec.PowerState = api.PowerOn })
+	h.waitInstance(t, key, "Running again", phaseIs(api.PhaseRunning))
+	if n := h.drv.count("start", "uid-web"); n != 2 {
+		t.Errorf("start called %d times, want 2", n)
+	}
+}
+
+func TestReboot(t *testing.T) {
+	h := newHarness(t)
+	h.start(t, h.config())
+	key := h.api.addInstance(newInstance("web", "uid-web"))
+	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
+
+	h.api.updateSpec(key, func(i *api.Instance) { i.Spec.RebootRequests++ })
+	inst := h.waitInstance(t, key, "rebooted", func(i *api.Instance) bool { return i.Status.ObservedReboots == 1 })
+	if inst.Status.Phase != api.PhaseRunning || inst.Status.RestartCount != 1 {
+		t.Errorf("after reboot: phase %s restartCount %d, want Running and 1", inst.Status.Phase, inst.Status.RestartCount)
+	}
+	if got := h.drv.opsFor("uid-web"); !slices.Equal(got, []string{"create", "start", "stop", "start"}) {
+		t.Errorf("driver calls = %v, want create start stop start", got)
+	}
+	waitFor(t, "Rebooted event", func() bool { return slices.Contains(h.api.eventReasons("web"), "Rebooted") })
+}
+
+func TestDeletion(t *testing.T) {
+	h := newHarness(t)
+	h.start(t, h.config())
+	key := h.api.addInstance(newInstance("web", "uid-web"))
+	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
+
+	h.api.updateSpec(key, func(i *api.Instance) {
+		now := time.Now()
+		i.Metadata.DeletionTimestamp = &now
+		i.Status.Phase = api.PhaseTerminating
+	})
+	// The fake instance controller removes the object once it is Terminated.
+	waitFor(t, "instance removed", func() bool { return h.api.get(key) == nil })
+	if h.drv.has("uid-web") {
+		t.Error("driver still has the instance")
+	}
+	if h.drv.count("delete", "uid-web") == 0 {
+		t.Error("Delete not called")
+	}
+	if !slices.Contains(h.api.eventReasons("web"), "Terminated") {
+		t.Errorf("events %v lack Terminated", h.api.eventReasons("web"))
+	}
+}
+
+func TestExitedProcessIsReportedNotRestarted(t *testing.T) {
+	h := newHarness(t)
+	h.start(t, h.config())
+	key := h.api.addInstance(newInstance("job", "uid-job"))
+	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
+
+	h.drv.exit("uid-job", 3)
+	inst := h.waitInstance(t, key, "Exited", func(i *api.Instance) bool { return i.Status.Reason == api.ReasonExited })
+	if inst.Status.Phase != api.PhaseStopped || inst.Status.ExitCode == nil || *inst.Status.ExitCode != 3 || inst.Status.FinishedAt == nil {
+		t.Errorf("status = %+v, want Stopped with exit code 3 and finishedAt", inst.Status)
+	}
+	waitFor(t, "Exited event", func() bool { return slices.Contains(h.api.eventReasons("job"), api.ReasonExited) })
+	reconciles := h.reconciles(key)
+	waitFor(t, "another reconcile", func() bool {
+		h.api.updateSpec(key, func(i *api.Instance) { i.Metadata.Labels = map[string]string{"poke": "1"} })
+		return h.reconciles(key) > reconciles
+	})
+	if n := h.drv.count("start", "uid-job"); n != 1 {
+		t.Fatalf("start called %d times, want 1: no automatic restart", n)
+	}
+
+	// The API's start action bumps rebootRequests: that starts it again.
+	h.api.updateSpec(key, func(i *api.Instance) { i.Spec.RebootRequests++ })
+	inst = h.waitInstance(t, key, "Running again", phaseIs(api.PhaseRunning))
+	if inst.Status.ObservedReboots != 1 || inst.Status.ExitCode != nil {
+		t.Errorf("status = %+v, want observedReboots 1 and no exit code", inst.Status)
+	}
+}
+
+func TestAgentRestartAdoptsRunningInstance(t *testing.T) {
+	h := newHarness(t)
+	stop := h.start(t, h.config())
+	key := h.api.addInstance(newInstance("web", "uid-web"))
+	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
+	stop()
+	before := h.drv.opsFor("uid-web")
+	joins, _, _ := h.api.counts()
+
+	// Lose the status write the first agent made last, as if it died
+	// just before it.
+	h.api.mu.Lock()
+	h.api.bumpLocked(key, func(i *api.Instance) { i.Status.Phase = api.PhaseStarting })
+	h.api.mu.Unlock()
+
+	h.mu.Lock()
+	h.reconciled = map[string]int{}
+	h.mu.Unlock()
+	h.start(t, h.config())
+	inst := h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
+	// Our own status write comes back through the watch: a second look.
+	waitFor(t, "reconciles by the new agent", func() bool { return h.reconciles(key) >= 2 })
+	if got := h.drv.opsFor("uid-web"); !slices.Equal(got, before) {
+		t.Errorf("driver calls after restart = %v, want none beyond %v", got[len(before):], before)
+	}
+	if inst.Status.RestartCount != 0 {
+		t.Errorf("restartCount = %d, want 0", inst.Status.RestartCount)
+	}
+	if j, _, _ := h.api.counts(); j != joins {
+		t.Errorf("agent joined again (%d joins, want %d): it should reuse its credentials", j, joins)
+	}
+}
+
+func TestOrphanDeletedOnlyAfterSuccessfulList(t *testing.T) {
+	h := newHarness(t)
+	key := h.api.addInstance(newInstance("web", "uid-web"))
+	h.api.updateSpec(key, func(i *api.Instance) { i.Status.Phase = api.PhaseRunning })
+	h.drv.put("uid-web", driver.StateRunning)
+	h.drv.put("uid-orphan", driver.StateRunning)
+	h.api.mu.Lock()
+	h.api.failLists = true
+	h.api.mu.Unlock()
+
+	h.start(t, h.config())
+	waitFor(t, "failed lists", func() bool { _, _, lists := h.api.counts(); return lists >= 3 })
+	if !h.drv.has("uid-orphan") {
+		t.Fatal("orphan deleted although no list succeeded")
+	}
+
+	h.api.mu.Lock()
+	h.api.failLists = false
+	h.api.mu.Unlock()
+	waitFor(t, "orphan deleted", func() bool { return !h.drv.has("uid-orphan") })
+	if !h.drv.has("uid-web") || h.drv.count("delete", "uid-web") != 0 {
+		t.Error("the assigned instance was deleted")
+	}
+}
+
+func TestProvisioningFailures(t *testing.T) {
+	tests := []struct {
+		name       string
+		image      string // spec.image
+		createErr  error
+		wantReason string
+		fix        func(h *harness)
+	}{
+		{
+			name: "missing image", image: "demo/later", wantReason: api.ReasonImageFetchFailed,
+			fix: func(h *harness) { h.api.addImage("demo", "later") },
+		},
+		{
+			name: "layer fetch", image: "demo/busybox", wantReason: api.ReasonImageFetchFailed,
+			createErr: fmt.Errorf("extract layer: %w", &fetchError{"sha256:aa", errors.New("connection reset")}),
+			fix:       func(h *harness) { h.drv.setCreateErr(nil) },
+		},
+		{
+			name: "driver", image: "demo/busybox", wantReason: api.ReasonDriverError,
+			createErr: errors.New("no space left on device"),
+			fix:       func(h *harness) { h.drv.setCreateErr(nil) },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.drv.setCreateErr(tt.createErr)
+			h.start(t, h.config())
+			in := newInstance("web", "uid-web")
+			in.Spec.Image = tt.image
+			key := h.api.addInstance(in)
+
+			inst := h.waitInstance(t, key, "Failed", phaseIs(api.PhaseFailed))
+			if inst.Status.Reason != tt.wantReason || inst.Status.Message == "" {
+				t.Errorf("status = %s/%s %q, want Failed/%s with a message", inst.Status.Phase, inst.Status.Reason, inst.Status.Message, tt.wantReason)
+			}
+			waitFor(t, "failure event", func() bool { return slices.Contains(h.api.eventReasons("web"), tt.wantReason) })
+
+			tt.fix(h)
+			inst = h.waitInstance(t, key, "Running after a retry", phaseIs(api.PhaseRunning))
+			if inst.Status.Reason != "" || inst.Status.Message != "" {
+				t.Errorf("reason %q message %q not cleared by success", inst.Status.Reason, inst.Status.Message)
+			}
+		})
+	}
+}
+
+func TestUnknownDriverFails(t *testing.T) {
+	h := newHarness(t)
+	h.start(t, h.config())
+	in := newInstance("vm1", "uid-vm1")
+	in.Status.Driver = "vm"
+	key := h.api.addInstance(in)
+	inst := h.waitInstance(t, key, "Failed", phaseIs(api.PhaseFailed))
+	if inst.Status.Reason != api.ReasonDriverError {
+		t.Errorf("reason = %q, want DriverError", inst.Status.Reason)
+	}
+}
+
+func TestStatusConflictIsRetried(t *testing.T) {
+	h := newHarness(t)
+	h.api.mu.Lock()
+	h.api.conflicts = 3
+	h.api.mu.Unlock()
+	h.start(t, h.config())
+	key := h.api.addInstance(newInstance("web", "uid-web"))
+	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
+	if n := h.drv.count("start", "uid-web"); n != 1 {
+		t.Errorf("start called %d times, want 1", n)
+	}
+}
+
+func TestInstanceMovedAwayIsRemoved(t *testing.T) {
+	h := newHarness(t)
+	h.start(t, h.config())
+	key := h.api.addInstance(newInstance("web", "uid-web"))
+	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
+
+	h.api.mu.Lock()
+	h.api.removeLocked(key)
+	h.api.mu.Unlock()
+	waitFor(t, "driver instance removed", func() bool { return !h.drv.has("uid-web") })
+}

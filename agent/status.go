@@ -1,0 +1,148 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/client"
+)
+
+// errReassigned says the instance changed identity or host under us.
+var errReassigned = errors.New("instance was replaced or moved to another host")
+
+// instanceRun is one reconcile of one instance: the latest object it knows
+// and the spec generation it acts on.
+type instanceRun struct {
+	a    *Agent
+	inst *api.Instance
+	gen  int64
+	// image is fetched once per run when needed.
+	image *api.Image
+}
+
+// update applies mutate to the instance's status and writes it with the
+// resourceVersion it read. It writes only when something changed, and on
+// a conflict reads the instance again and reapplies mutate. It reports
+// whether it wrote.
+func (r *instanceRun) update(ctx context.Context, mutate func(s *api.InstanceStatus)) (bool, error) {
+	for attempt := 0; ; attempt++ {
+		next := cloneInstance(r.inst)
+		mutate(&next.Status)
+		next.Status.ObservedGeneration = max(next.Status.ObservedGeneration, r.gen)
+		same, err := sameStatus(&r.inst.Status, &next.Status)
+		if err != nil {
+			return false, err
+		}
+		if same {
+			return false, nil
+		}
+		cl := r.a.client()
+		err = cl.UpdateStatus(ctx, next)
+		if err == nil {
+			r.inst = next
+			r.a.cache.refresh(next)
+			return true, nil
+		}
+		if !api.IsConflict(err) || attempt >= 5 {
+			return false, fmt.Errorf("update status of %s: %w", instanceKey(r.inst), err)
+		}
+		var fresh api.Instance
+		if err := cl.Get(ctx, api.InstanceKind, r.inst.Metadata.Project, r.inst.Metadata.Name, &fresh); err != nil {
+			return false, fmt.Errorf("read %s again after a conflict: %w", instanceKey(r.inst), err)
+		}
+		if fresh.Metadata.UID != r.inst.Metadata.UID || (fresh.Status.Host != "" && fresh.Status.Host != r.a.name()) {
+			return false, fmt.Errorf("%s: %w", instanceKey(r.inst), errReassigned)
+		}
+		r.inst = &fresh
+		r.a.cache.refresh(&fresh)
+	}
+}
+
+// sameStatus compares two statuses by their JSON form, so that equal
+// times in different representations compare equal.
+func sameStatus(a, b *api.InstanceStatus) (bool, error) {
+	ja, err := json.Marshal(a)
+	if err != nil {
+		return false, fmt.Errorf("encode status: %w", err)
+	}
+	jb, err := json.Marshal(b)
+	if err != nil {
+		return false, fmt.Errorf("encode status: %w", err)
+	}
+	return string(ja) == string(jb), nil
+}
+
+// setPhase returns a mutation that sets phase, reason and message and the
+// Ready condition (true only when Running).
+func setPhase(phase api.InstancePhase, reason, message string) func(s *api.InstanceStatus) {
+	return func(s *api.InstanceStatus) {
+		s.Phase, s.Reason, s.Message = phase, reason, message
+		ready := api.Condition{Type: api.ConditionReady, Status: phase == api.PhaseRunning}
+		if !ready.Status {
+			ready.Reason = reason
+			if ready.Reason == "" {
+				ready.Reason = string(phase)
+			}
+			ready.Message = message
+		}
+		s.Conditions = api.SetCondition(s.Conditions, ready, time.Now().UTC())
+	}
+}
+
+// setTime sets *dst to t (in UTC) unless it already holds that instant.
+// A zero t clears it.
+func setTime(dst **time.Time, t time.Time) {
+	if t.IsZero() {
+		*dst = nil
+		return
+	}
+	if *dst != nil && (*dst).Equal(t) {
+		return
+	}
+	u := t.UTC().Round(0)
+	*dst = &u
+}
+
+// event records something that happened to an instance. A failure to post
+// is logged and never fails the reconcile.
+func (a *Agent) event(ctx context.Context, inst *api.Instance, typ, reason, message string) {
+	ev := &api.Event{
+		Kind:     api.EventKind.Name,
+		Metadata: api.ObjectMeta{Name: eventName(inst.Metadata.Name), Project: inst.Metadata.Project},
+		Object: api.ObjectRef{Kind: api.InstanceKind.Name, Project: inst.Metadata.Project,
+			Name: inst.Metadata.Name, UID: inst.Metadata.UID},
+		Type:    typ,
+		Reason:  reason,
+		Message: message,
+		Source:  "agent/" + a.name(),
+		Time:    time.Now().UTC(),
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := a.client().Create(ctx, ev, client.CreateOptions{}); err != nil {
+		a.log.Warn("post event", "instance", instanceKey(inst), "reason", reason, "err", err)
+	}
+}
+
+// eventName returns a fresh event name: the object's name (shortened)
+// and a random suffix, a valid DNS label.
+func eventName(object string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	if len(object) > 40 {
+		object = object[:40]
+	}
+	for len(object) > 0 && object[len(object)-1] == '-' {
+		object = object[:len(object)-1]
+	}
+	if object == "" {
+		object = "event"
+	}
+	return object + "-" + hex.EncodeToString(b[:])
+}

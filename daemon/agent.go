@@ -1,0 +1,68 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/ouroboros-cloud/ouro/agent"
+	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/driver/container"
+)
+
+// AgentConfig configures a host agent.
+type AgentConfig struct {
+	Server    string
+	CACert    []byte
+	JoinToken string
+	DataDir   string
+	Name      string
+	// AdvertiseAddress is the host's underlay address.
+	AdvertiseAddress string
+	// Listen is the agent endpoint (logs, exec) address.
+	Listen string
+	Labels map[string]string
+	Taints []string
+	Logger *slog.Logger
+}
+
+// registerDrivers adds the real drivers rooted at dataDir to reg, fetching
+// image content through blobs.
+func registerDrivers(reg *driver.Registry, dataDir string, blobs driver.BlobSource, log *slog.Logger) error {
+	c, err := container.New(container.Config{Dir: filepath.Join(dataDir, "containers"), Blobs: blobs, Logger: log})
+	if err != nil {
+		return fmt.Errorf("container driver: %w", err)
+	}
+	reg.Register(c)
+	return nil
+}
+
+// RunAgent runs a host agent until ctx ends.
+func RunAgent(ctx context.Context, cfg AgentConfig) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		return fmt.Errorf("agent: --data-dir is required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("agent: data dir: %w", err)
+	}
+	reg := driver.NewRegistry()
+	a, err := agent.New(agent.Config{
+		Server: cfg.Server, CACert: cfg.CACert, JoinToken: cfg.JoinToken, DataDir: cfg.DataDir,
+		Name: cfg.Name, AdvertiseAddress: cfg.AdvertiseAddress, Listen: cfg.Listen,
+		Drivers: reg, Labels: cfg.Labels, Taints: cfg.Taints, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	// Drivers fetch image layers with the agent's own host credentials.
+	if err := registerDrivers(reg, cfg.DataDir, a.Blobs(), log); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	return a.Run(ctx)
+}

@@ -1,0 +1,163 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ouroboros-cloud/ouro/driver/container"
+)
+
+// Commands returns the daemon subcommands of ouro: up, server, agent and
+// the container shim.
+func Commands() []*cobra.Command {
+	return []*cobra.Command{upCommand(), serverCommand(), agentCommand(), shimCommand()}
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func upCommand() *cobra.Command {
+	var cfg UpConfig
+	var level string
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run a whole cloud on this machine: server, agent and embedded etcd in one process",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(level)
+			if err != nil {
+				return err
+			}
+			cfg.Logger, cfg.Out = log, cmd.OutOrStdout()
+			ctx, stop := signalContext()
+			defer stop()
+			return Up(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", "/var/lib/ouro", "where the cloud keeps its state")
+	f.StringVar(&cfg.Listen, "listen", ":7443", "HTTPS address of the API")
+	f.StringVar(&cfg.AgentListen, "agent-listen", ":7444", "HTTPS address of the agent endpoint (logs, exec)")
+	f.StringVar(&cfg.EtcdClientURL, "etcd-client-url", "http://127.0.0.1:2379", "client URL of the embedded etcd")
+	f.StringVar(&cfg.EtcdPeerURL, "etcd-peer-url", "http://127.0.0.1:2380", "peer URL of the embedded etcd")
+	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func serverCommand() *cobra.Command {
+	var cfg ServerConfig
+	var level, endpoints string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run an API server with the controllers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(level)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = log
+			if endpoints != "" {
+				cfg.EtcdEndpoints = strings.Split(endpoints, ",")
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			s, err := StartServer(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "API server at %s; admin token in %s/admin.token\n", s.URL, cfg.DataDir)
+			return s.Wait()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", "/var/lib/ouro/server", "where the server keeps its state")
+	f.StringVar(&cfg.Listen, "listen", ":7443", "HTTPS address of the API")
+	f.StringVar(&endpoints, "etcd-endpoints", "", "comma-separated URLs of an external etcd cluster (default: embedded etcd)")
+	f.StringVar(&cfg.EtcdClientURL, "etcd-client-url", "http://127.0.0.1:2379", "client URL of the embedded etcd")
+	f.StringVar(&cfg.EtcdPeerURL, "etcd-peer-url", "http://127.0.0.1:2380", "peer URL of the embedded etcd")
+	f.StringVar(&cfg.Name, "name", "", "server name in leader election (default: hostname)")
+	f.StringSliceVar(&cfg.CertHosts, "cert-host", nil, "extra name or address for the server certificate (repeatable)")
+	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func agentCommand() *cobra.Command {
+	var cfg AgentConfig
+	var level, caFile string
+	var labels []string
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the host agent that runs instances on this machine",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(level)
+			if err != nil {
+				return err
+			}
+			if os.Geteuid() != 0 {
+				return fmt.Errorf("ouro agent needs root: it runs containers with runc, mounts overlay filesystems and sets cgroup limits; run it with sudo")
+			}
+			cfg.Logger = log
+			if caFile != "" {
+				pem, err := os.ReadFile(caFile)
+				if err != nil {
+					return fmt.Errorf("--ca-cert: %w", err)
+				}
+				cfg.CACert = pem
+			}
+			cfg.Labels = map[string]string{}
+			for _, l := range labels {
+				k, v, ok := strings.Cut(l, "=")
+				if !ok {
+					return fmt.Errorf("--label %q: want key=value", l)
+				}
+				cfg.Labels[k] = v
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			return RunAgent(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Server, "server", "", "URL of an API server, e.g. https://10.0.0.1:7443")
+	f.StringVar(&caFile, "ca-cert", "", "PEM file of the cluster CA (from the server's data dir, pki/ca.crt)")
+	f.StringVar(&cfg.JoinToken, "join-token", "", "join token from `ouro host join-token` (needed on first start only)")
+	f.StringVar(&cfg.DataDir, "data-dir", "/var/lib/ouro/agent", "where the agent keeps credentials and instances")
+	f.StringVar(&cfg.Name, "name", "", "host name (default: hostname)")
+	f.StringVar(&cfg.AdvertiseAddress, "advertise-address", "", "underlay address of this host (default: the default route's)")
+	f.StringVar(&cfg.Listen, "listen", ":7444", "HTTPS address of the agent endpoint (logs, exec)")
+	f.StringSliceVar(&labels, "label", nil, "host label key=value (repeatable)")
+	f.StringSliceVar(&cfg.Taints, "taint", nil, "host taint key (repeatable)")
+	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func shimCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:                "container-shim",
+		Short:              "Internal: supervises one runc container for the agent",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			os.Exit(container.ShimMain(args))
+			return nil
+		},
+	}
+}

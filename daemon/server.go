@@ -1,0 +1,211 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ouroboros-cloud/ouro/apiserver"
+	"github.com/ouroboros-cloud/ouro/controller"
+	"github.com/ouroboros-cloud/ouro/etcdembed"
+	"github.com/ouroboros-cloud/ouro/pki"
+	"github.com/ouroboros-cloud/ouro/store"
+)
+
+// ServerConfig configures one API server.
+type ServerConfig struct {
+	// DataDir holds the CA, certificates, the admin token, blobs and (for
+	// embedded etcd) the etcd data.
+	DataDir string
+	// Listen is the HTTPS address of the API, e.g. ":7443".
+	Listen string
+	// EtcdEndpoints selects an external etcd cluster; empty runs an
+	// embedded single-member etcd in DataDir/etcd.
+	EtcdEndpoints []string
+	// EtcdClientURL and EtcdPeerURL are the embedded etcd's listen URLs.
+	EtcdClientURL, EtcdPeerURL string
+	// Name identifies this server in leader election (default: hostname).
+	Name string
+	// CertHosts are extra names and addresses for the server certificate.
+	CertHosts []string
+	Logger    *slog.Logger
+}
+
+// Server is a running API server.
+type Server struct {
+	// URL is the https address clients use.
+	URL string
+	// CACert is the cluster CA in PEM.
+	CACert []byte
+	// AdminToken is the bootstrap admin's bearer token.
+	AdminToken string
+
+	done chan error
+}
+
+// Wait blocks until the server stopped and returns why.
+func (s *Server) Wait() error { return <-s.done }
+
+// StartServer starts a server and returns once it accepts requests. It
+// stops when ctx ends; Wait tells when it has.
+func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: --data-dir is required")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = ":7443"
+	}
+	if cfg.Name == "" {
+		cfg.Name, _ = os.Hostname()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: data dir: %w", err)
+	}
+
+	var (
+		cli     *clientv3.Client
+		closeDB func()
+	)
+	if len(cfg.EtcdEndpoints) > 0 {
+		c, err := etcdembed.Connect(ctx, cfg.EtcdEndpoints, nil)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		cli, closeDB = c, func() { c.Close() }
+		log.Info("using external etcd", "endpoints", cfg.EtcdEndpoints)
+	} else {
+		e, err := etcdembed.Start(ctx, etcdembed.Config{
+			Name: "ouro", DataDir: filepath.Join(cfg.DataDir, "etcd"),
+			ClientURL: cfg.EtcdClientURL, PeerURL: cfg.EtcdPeerURL, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("server: embedded etcd: %w", err)
+		}
+		cli, closeDB = e.Client(), func() { e.Close() }
+	}
+	fail := func(err error) (*Server, error) {
+		closeDB()
+		return nil, err
+	}
+
+	st := store.NewEtcd(cli)
+	ca, err := pki.LoadOrCreateCA(filepath.Join(cfg.DataDir, "pki"))
+	if err != nil {
+		return fail(fmt.Errorf("server: CA: %w", err))
+	}
+	hosts := append(localAddresses(), cfg.CertHosts...)
+	cert, err := pki.LoadOrCreateServerCert(filepath.Join(cfg.DataDir, "pki"), ca, hosts)
+	if err != nil {
+		return fail(fmt.Errorf("server: certificate: %w", err))
+	}
+	api, err := apiserver.New(apiserver.Config{Store: st, DataDir: cfg.DataDir, CA: ca, ClientCert: &cert, Logger: log})
+	if err != nil {
+		return fail(fmt.Errorf("server: %w", err))
+	}
+	admin, err := api.Bootstrap(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("server: bootstrap: %w", err))
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fail(fmt.Errorf("server: listen on %s: %w", cfg.Listen, err))
+	}
+	hs := &http.Server{
+		Handler:           api.Handler(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	ctrlDone := make(chan error, 1)
+	go func() {
+		ctrlDone <- controller.Run(runCtx, controller.Config{Client: cli, Store: st, Identity: cfg.Name, Logger: log})
+	}()
+	go sweepBlobs(runCtx, api, log)
+
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- hs.ServeTLS(ln, "", "") }()
+
+	s := &Server{URL: "https://" + dialAddress(ln.Addr()), CACert: ca.CertPEM(), AdminToken: admin, done: make(chan error, 1)}
+	go func() {
+		var err error
+		select {
+		case <-ctx.Done():
+		case err = <-srvDone:
+			err = fmt.Errorf("server: https: %w", err)
+		case err = <-ctrlDone:
+			if err != nil {
+				err = fmt.Errorf("server: controllers: %w", err)
+			}
+		}
+		cancel()
+		shutCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		hs.Shutdown(shutCtx)
+		stop()
+		closeDB()
+		s.done <- err
+	}()
+	log.Info("API server listening", "url", s.URL, "name", cfg.Name)
+	return s, nil
+}
+
+// sweepBlobs removes unreferenced blobs and crash leftovers now and then.
+func sweepBlobs(ctx context.Context, api *apiserver.Server, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := api.SweepBlobs(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("blob sweep failed", "err", err)
+			}
+		}
+	}
+}
+
+// dialAddress turns a listen address into one a client can dial: an
+// unspecified IP becomes loopback.
+func dialAddress(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	ip := tcp.IP
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
+}
+
+// localAddresses lists the host name and every address of the machine's
+// interfaces, for the server certificate.
+func localAddresses() []string {
+	var out []string
+	if h, err := os.Hostname(); err == nil {
+		out = append(out, h)
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			out = append(out, n.IP.String())
+		}
+	}
+	return out
+}
