@@ -59,6 +59,11 @@ func (s *Server) doJoin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return api.Invalid("csr", "send a PEM CERTIFICATE REQUEST made with the agent's key", "%v", err)
 	}
+	// A joining host is alive: mark it so before the host controller sees
+	// the Host, or it would flap to NotReady until the first heartbeat.
+	if err := s.store.Presence().Renew(r.Context(), req.Name, DefaultHeartbeatTTL); err != nil {
+		return unavailable(err)
+	}
 	host, err := s.upsertJoinedHost(r, &req)
 	if err != nil {
 		return err

@@ -25,7 +25,10 @@ func newLogger(level string) (*slog.Logger, error) {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	// Packages that log through slog.Default (election) speak the same way.
+	slog.SetDefault(log)
+	return log, nil
 }
 
 func signalContext() (context.Context, context.CancelFunc) {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Ouroboros needs to run and to test.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+# Run time: containers, images, networking.
+RUNTIME_PKGS=(runc busybox-static iproute2 nftables ca-certificates)
+# Tests: a real external etcd for the external-store test, skopeo for OCI fixtures.
+TEST_PKGS=(etcd-server etcd-client skopeo)
+
+want=("${RUNTIME_PKGS[@]}")
+if [ "${1:-}" = "--test" ]; then
+	want+=("${TEST_PKGS[@]}")
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: needs root to install Debian packages (run with sudo)" >&2
+	exit 1
+fi
+
+missing=()
+for p in "${want[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	echo "install-deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Debian etcd-server package starts a system etcd on 2379/2380; ouro's
+# embedded etcd and the tests use their own ports and data, so stop it.
+if systemctl is-active --quiet etcd 2>/dev/null; then
+	systemctl disable --now etcd >/dev/null 2>&1 || true
+fi
+
+# Go: the toolchain named in go.mod is fetched through the Go module proxy
+# by any go >= 1.21 (GOTOOLCHAIN=auto).
+if ! command -v go >/dev/null 2>&1; then
+	if [ -x /usr/local/go/bin/go ]; then
+		:
+	else
+		echo "install-deps: no Go toolchain found; install Go 1.21 or newer (https://go.dev/dl) and run again" >&2
+		exit 1
+	fi
+fi

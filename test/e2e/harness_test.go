@@ -1,0 +1,322 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/clientconfig"
+	"github.com/ouroboros-cloud/ouro/internal/testenv"
+)
+
+// ouroBin is the binary built once for all tests.
+var ouroBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ouro-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ouroBin = filepath.Join(dir, "ouro")
+	build := exec.Command("go", "build", "-o", ouroBin, "../../cmd/ouro")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build ouro: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a TCP port on loopback that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// proc is a started ouro process.
+type proc struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs the ouro binary with args in the background; it is killed
+// when the test ends.
+func start(t testing.TB, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(ouroBin, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start ouro %v: %v", args, err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("output of ouro %s:\n%s", strings.Join(args, " "), tail(p.out.String(), 4000))
+		}
+	})
+	return p
+}
+
+// kill ends the process with SIGKILL, as a crash or power cut would, and
+// waits for it. Containers it started live on: they are not its children.
+func (p *proc) kill() {
+	if p.cmd.Process != nil {
+		p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	<-p.done
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// waitFor polls cond every 20 ms until it returns true or the deadline
+// passes; then it fails the test with what cond last said.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		last = msg
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cloud is a server and its agents, each a separate process, and a CLI
+// config pointing at the server as admin.
+type cloud struct {
+	t          testing.TB
+	dir        string
+	serverDir  string
+	serverArgs []string
+	server     *proc
+	url        string
+	ca         []byte
+	admin      string
+	config     string
+	agents     map[string]*agentProc
+}
+
+type agentProc struct {
+	*proc
+	name, dir string
+	args      []string
+}
+
+// newCloud starts a server with embedded etcd on free loopback ports.
+func newCloud(t testing.TB, extraServerArgs ...string) *cloud {
+	t.Helper()
+	testenv.NeedRoot(t)
+	testenv.NeedBinary(t, "runc")
+	dir := t.TempDir()
+	c := &cloud{t: t, dir: dir, serverDir: filepath.Join(dir, "server"), agents: map[string]*agentProc{}}
+	port := freePort(t)
+	c.serverArgs = append([]string{"server", "--data-dir", c.serverDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--etcd-client-url", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+		"--etcd-peer-url", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), "--log-level", "debug"}, extraServerArgs...)
+	c.url = fmt.Sprintf("https://127.0.0.1:%d", port)
+	c.startServer()
+	c.config = filepath.Join(dir, "config.yaml")
+	cfg, err := clientconfig.Load(c.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Upsert(clientconfig.Context{Name: "e2e", Server: c.url, Token: c.admin, Project: "default", CACert: string(c.ca)}, true)
+	if err := cfg.Save(c.config); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// startServer (re)starts the server process and waits until it is ready.
+func (c *cloud) startServer() {
+	t := c.t
+	t.Helper()
+	c.server = start(t, nil, c.serverArgs...)
+	waitFor(t, 60*time.Second, "server ready", func() (bool, string) {
+		if c.server.exited() {
+			t.Fatalf("server exited:\n%s", tail(c.server.out.String(), 4000))
+		}
+		tok, err := os.ReadFile(filepath.Join(c.serverDir, "admin.token"))
+		if err != nil {
+			return false, err.Error()
+		}
+		ca, err := os.ReadFile(filepath.Join(c.serverDir, "pki", "ca.crt"))
+		if err != nil {
+			return false, err.Error()
+		}
+		c.admin, c.ca = strings.TrimSpace(string(tok)), ca
+		cl := c.clientAs(c.admin)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if _, err := cl.Whoami(ctx); err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+}
+
+// clientAs returns an API client with another token.
+func (c *cloud) clientAs(token string) *client.Client {
+	cl, err := client.New(client.Config{Server: c.url, Token: token, CACert: c.ca})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cl
+}
+
+// addAgent joins a new host agent with its own data dir and endpoint.
+func (c *cloud) addAgent(name string) *agentProc {
+	t := c.t
+	t.Helper()
+	jt := c.ouro("host", "join-token", "-o", "json")
+	var tok api.JoinToken
+	if err := json.Unmarshal([]byte(jt), &tok); err != nil || tok.Status.Secret == "" {
+		t.Fatalf("join token: %v in %q", err, jt)
+	}
+	caFile := filepath.Join(c.dir, "ca.crt")
+	if err := os.WriteFile(caFile, c.ca, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := &agentProc{name: name, dir: filepath.Join(c.dir, "agent-"+name)}
+	a.args = []string{"agent", "--server", c.url, "--ca-cert", caFile, "--join-token", tok.Status.Secret,
+		"--data-dir", a.dir, "--name", name, "--advertise-address", "127.0.0.1",
+		"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--log-level", "debug"}
+	t.Cleanup(func() { cleanupContainers(t, a.dir) })
+	c.agents[name] = a
+	c.startAgent(a)
+	return a
+}
+
+// startAgent (re)starts an agent process and waits until its host is Ready.
+func (c *cloud) startAgent(a *agentProc) {
+	c.t.Helper()
+	a.proc = start(c.t, nil, a.args...)
+	waitFor(c.t, 60*time.Second, "host "+a.name+" ready", func() (bool, string) {
+		if a.exited() {
+			c.t.Fatalf("agent exited:\n%s", tail(a.out.String(), 4000))
+		}
+		var h api.Host
+		if err := c.clientAs(c.admin).Get(context.Background(), api.HostKind, "", a.name, &h); err != nil {
+			return false, err.Error()
+		}
+		return h.Status.Phase == api.HostReady, string(h.Status.Phase)
+	})
+}
+
+// ouro runs the CLI as the admin and returns its stdout; it fails the test
+// if the command fails.
+func (c *cloud) ouro(args ...string) string {
+	c.t.Helper()
+	out, errOut, err := c.run(nil, args...)
+	if err != nil {
+		c.t.Fatalf("ouro %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+// run runs the CLI with extra environment and returns stdout, stderr and
+// the error.
+func (c *cloud) run(env []string, args ...string) (string, string, error) {
+	cmd := exec.Command(ouroBin, args...)
+	cmd.Env = append(append(os.Environ(), "OURO_CONFIG="+c.config), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		return "", "", err
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return out.String(), errOut.String(), err
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		<-done
+		return out.String(), errOut.String(), fmt.Errorf("timed out")
+	}
+}
+
+// instance reads an instance as admin.
+func (c *cloud) instance(project, name string) (*api.Instance, error) {
+	var in api.Instance
+	err := c.clientAs(c.admin).Get(context.Background(), api.InstanceKind, project, name, &in)
+	return &in, err
+}
+
+// waitPhase waits until an instance reaches phase.
+func (c *cloud) waitPhase(project, name string, phase api.InstancePhase) *api.Instance {
+	c.t.Helper()
+	var in *api.Instance
+	waitFor(c.t, 90*time.Second, name+" "+string(phase), func() (bool, string) {
+		var err error
+		in, err = c.instance(project, name)
+		if err != nil {
+			return false, err.Error()
+		}
+		return in.Status.Phase == phase, fmt.Sprintf("phase %s reason %s: %s", in.Status.Phase, in.Status.Reason, in.Status.Message)
+	})
+	return in
+}

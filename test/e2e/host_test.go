@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// runcContainer is one entry of `runc list -f json`.
+type runcContainer struct {
+	ID     string `json:"id"`
+	Pid    int    `json:"pid"`
+	Status string `json:"status"`
+	Bundle string `json:"bundle"`
+}
+
+func runcList(t testing.TB) []runcContainer {
+	t.Helper()
+	out, err := exec.Command("runc", "list", "-f", "json").Output()
+	if err != nil {
+		t.Fatalf("runc list: %v", err)
+	}
+	var cs []runcContainer
+	if s := strings.TrimSpace(string(out)); s != "" && s != "null" {
+		if err := json.Unmarshal(out, &cs); err != nil {
+			t.Fatalf("runc list: %v", err)
+		}
+	}
+	return cs
+}
+
+// runcState returns the runc container of an instance uid, or nil.
+func runcState(t testing.TB, uid string) *runcContainer {
+	for _, c := range runcList(t) {
+		if c.ID == uid {
+			return &c
+		}
+	}
+	return nil
+}
+
+// mountsUnder lists mount points below dir, deepest first.
+func mountsUnder(dir string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir) {
+			out = append(out, f[4])
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+// cgroupDirs lists cgroup directories named after an instance uid.
+func cgroupDirs(uid string) []string {
+	m, _ := filepath.Glob("/sys/fs/cgroup/*/ouro/" + uid)
+	m2, _ := filepath.Glob("/sys/fs/cgroup/ouro/" + uid)
+	return append(m, m2...)
+}
+
+// leftovers lists everything an instance could leave on the host.
+func leftovers(t testing.TB, agentDir, uid string) []string {
+	var out []string
+	if c := runcState(t, uid); c != nil {
+		out = append(out, fmt.Sprintf("runc container %s (%s, pid %d)", c.ID, c.Status, c.Pid))
+	}
+	for _, m := range mountsUnder(agentDir) {
+		if strings.Contains(m, uid) {
+			out = append(out, "mount "+m)
+		}
+	}
+	for _, d := range cgroupDirs(uid) {
+		out = append(out, "cgroup "+d)
+	}
+	matches, _ := filepath.Glob(filepath.Join(agentDir, "*", "*", uid))
+	for _, m := range matches {
+		out = append(out, "directory "+m)
+	}
+	if pids := processesMentioning(uid); len(pids) > 0 {
+		out = append(out, fmt.Sprintf("processes %v", pids))
+	}
+	return out
+}
+
+// processesMentioning returns pids whose command line contains s.
+func processesMentioning(s string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmd), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// cleanupContainers removes every container, shim, mount and cgroup an
+// agent left behind: tests kill agents, and containers outlive them.
+func cleanupContainers(t testing.TB, agentDir string) {
+	for _, c := range runcList(t) {
+		if strings.HasPrefix(c.Bundle, agentDir) {
+			exec.Command("runc", "kill", c.ID, "KILL").Run()
+			exec.Command("runc", "delete", "--force", c.ID).Run()
+			for _, d := range cgroupDirs(c.ID) {
+				os.Remove(d)
+			}
+		}
+	}
+	for _, pid := range processesMentioning(agentDir) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, m := range mountsUnder(agentDir) {
+		syscall.Unmount(m, syscall.MNT_DETACH)
+	}
+}
