@@ -30,6 +30,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Readable by all: one test runs ouro as an unprivileged user.
+	os.Chmod(dir, 0o755)
 	ouroBin = filepath.Join(dir, "ouro")
 	build := exec.Command("go", "build", "-o", ouroBin, "../../cmd/ouro")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
