@@ -167,11 +167,13 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Logger = slog.Default()
 	}
 	return &Agent{
-		cfg:               cfg,
-		log:               cfg.Logger.With("component", "agent"),
-		cache:             newInstanceCache(),
-		queue:             newWorkQueue(time.Second, 5*time.Minute),
-		workers:           4,
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "agent"),
+		cache: newInstanceCache(),
+		queue: newWorkQueue(time.Second, 5*time.Minute),
+		// Stops wait out a grace period (up to stopTimeout), so a few slow
+		// teardowns must not hold up new instances: workers are cheap.
+		workers:           32,
 		exitCheckInterval: 2 * time.Second,
 		stopTimeout:       10 * time.Second,
 		relistDelay:       time.Second,
