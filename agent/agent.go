@@ -79,6 +79,9 @@ type Config struct {
 	Listen string
 	// Drivers run the instances.
 	Drivers *driver.Registry
+	// Network realises the host's networks; nil leaves instances with
+	// only loopback.
+	Network NetworkPlane
 	// Labels and Taints are sent when the host joins.
 	Labels map[string]string
 	Taints []string
@@ -98,6 +101,7 @@ type Agent struct {
 	log   *slog.Logger
 	cache *instanceCache
 	queue *workQueue
+	net   netState
 
 	// Knobs that tests shorten.
 	workers           int
@@ -221,6 +225,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.hostLoop(ctx) })
 	wg.Go(func() { a.heartbeatLoop(ctx) })
+	wg.Go(func() { a.networkLoop(ctx) })
 	if rv, ok := a.initialSync(ctx); ok {
 		wg.Go(func() { a.queue.run(ctx, a.workers, a.reconcileKey) })
 		wg.Go(func() { a.exitLoop(ctx) })

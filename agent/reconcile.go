@@ -84,6 +84,13 @@ func (r *instanceRun) converge(ctx context.Context) error {
 	}
 	uid := inst.Metadata.UID
 	st, err := d.Inspect(ctx, uid)
+	if r.a.needsNetwork(inst) && (errors.Is(err, driver.ErrNotFound) || (err == nil && st.State != driver.StateRunning)) {
+		if _, ready := r.a.networkFor(inst); !ready {
+			// Its network namespace does not exist yet: the network loop
+			// queues the instance again once its ports are applied.
+			return nil
+		}
+	}
 	if errors.Is(err, driver.ErrNotFound) {
 		if err := r.provision(ctx, d); err != nil {
 			return err
@@ -206,6 +213,9 @@ func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
 		Command:   inst.Spec.Command,
 		Env:       inst.Spec.Env,
 		Resources: inst.Spec.Resources,
+	}
+	if p, ok := r.a.networkFor(inst); ok && r.a.needsNetwork(inst) {
+		spec.NetNS, spec.Nameservers = p.netns, p.nameservers
 	}
 	if err := d.Create(ctx, spec); err != nil {
 		reason := api.ReasonDriverError

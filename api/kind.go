@@ -59,4 +59,10 @@ var (
 	ImageKind     = register(&Kind{Name: "Image", Plural: "images", Namespaced: true, New: func() Object { return &Image{} }})
 	InstanceKind  = register(&Kind{Name: "Instance", Plural: "instances", Namespaced: true, New: func() Object { return &Instance{} }})
 	EventKind     = register(&Kind{Name: "Event", Plural: "events", Namespaced: true, New: func() Object { return &Event{} }})
+
+	NetworkKind        = register(&Kind{Name: "Network", Plural: "networks", Namespaced: true, New: func() Object { return &Network{} }})
+	SecurityGroupKind  = register(&Kind{Name: "SecurityGroup", Plural: "securitygroups", Namespaced: true, New: func() Object { return &SecurityGroup{} }})
+	FloatingIPKind     = register(&Kind{Name: "FloatingIP", Plural: "floatingips", Namespaced: true, New: func() Object { return &FloatingIP{} }})
+	FloatingIPPoolKind = register(&Kind{Name: "FloatingIPPool", Plural: "floatingippools", New: func() Object { return &FloatingIPPool{} }})
+	HostNetworkKind    = register(&Kind{Name: "HostNetwork", Plural: "hostnetworks", New: func() Object { return &HostNetwork{} }})
 )

@@ -43,6 +43,9 @@ type Spec struct {
 	// NetNS is the path of a network namespace to join; empty means a new
 	// namespace with only loopback.
 	NetNS string
+	// Nameservers the instance resolves names with (its network's DNS);
+	// empty keeps the image's resolver configuration.
+	Nameservers []string
 }
 
 // State is what a driver sees of an instance.

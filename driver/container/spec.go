@@ -62,6 +62,9 @@ func (d *Driver) writeBundle(spec driver.Spec, layers []string) error {
 	}
 	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hostname)
 	files := map[string]string{"hostname": hostname + "\n", "hosts": hosts}
+	if len(spec.Nameservers) > 0 {
+		files["resolv.conf"] = resolvConf(spec.Nameservers)
+	}
 	for name, content := range files {
 		if err := writeFileAtomic(filepath.Join(p.bundle, name), []byte(content), 0o644); err != nil {
 			return fmt.Errorf("write bundle: %w", err)
@@ -107,6 +110,11 @@ func runtimeSpec(spec driver.Spec, p instancePaths, user specs.User) (*specs.Spe
 	if spec.Resources.MemoryMiB > 0 {
 		res.Memory = &specs.LinuxMemory{Limit: ptr(spec.Resources.MemoryMiB << 20)}
 	}
+	mounts := baseMounts(p)
+	if len(spec.Nameservers) > 0 {
+		mounts = append(mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind",
+			Source: filepath.Join(p.bundle, "resolv.conf"), Options: []string{"rbind", "rprivate", "ro"}})
+	}
 	return &specs.Spec{
 		Version:  specs.Version,
 		Hostname: hostnameOf(spec),
@@ -124,17 +132,7 @@ func runtimeSpec(spec driver.Spec, p instancePaths, user specs.User) (*specs.Spe
 			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: nofileLimit, Soft: nofileLimit}},
 			NoNewPrivileges: true,
 		},
-		Mounts: []specs.Mount{
-			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
-			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
-			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
-			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
-			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
-			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
-			{Destination: "/etc/hostname", Type: "bind", Source: filepath.Join(p.bundle, "hostname"), Options: []string{"rbind", "rprivate", "ro"}},
-			{Destination: "/etc/hosts", Type: "bind", Source: filepath.Join(p.bundle, "hosts"), Options: []string{"rbind", "rprivate", "ro"}},
-		},
+		Mounts: mounts,
 		Linux: &specs.Linux{
 			CgroupsPath: "/ouro/" + spec.ID,
 			Resources:   res,
@@ -297,3 +295,27 @@ func lookupDB(lowers []string, rel string, match func([]string) bool) ([]string,
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// baseMounts are the mounts every container gets.
+func baseMounts(p instancePaths) []specs.Mount {
+	return []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
+		{Destination: "/etc/hostname", Type: "bind", Source: filepath.Join(p.bundle, "hostname"), Options: []string{"rbind", "rprivate", "ro"}},
+		{Destination: "/etc/hosts", Type: "bind", Source: filepath.Join(p.bundle, "hosts"), Options: []string{"rbind", "rprivate", "ro"}},
+	}
+}
+
+// resolvConf renders /etc/resolv.conf for nameservers.
+func resolvConf(nameservers []string) string {
+	var b strings.Builder
+	for _, ns := range nameservers {
+		b.WriteString("nameserver " + ns + "\n")
+	}
+	return b.String()
+}

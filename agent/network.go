@@ -1,0 +1,197 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/client"
+)
+
+// NetworkPlane realises the networks of a host. Package netplane
+// implements it; Apply is declarative and safe to repeat.
+type NetworkPlane interface {
+	// Apply makes the host's networks, instance namespaces, DNS/DHCP and
+	// rules match spec, removing what spec no longer has.
+	Apply(ctx context.Context, spec api.HostNetworkSpec) error
+	// NetNSPath is the network namespace an instance's process joins.
+	NetNSPath(instanceUID string) string
+}
+
+// portInfo is what an instance needs from an applied network.
+type portInfo struct {
+	netns       string
+	nameservers []string
+}
+
+// netState records which instance ports the last successful Apply made.
+type netState struct {
+	mu    sync.RWMutex
+	ports map[string]portInfo // by instance uid
+}
+
+func (s *netState) port(uid string) (portInfo, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	p, ok := s.ports[uid]
+	return p, ok
+}
+
+// set replaces the applied ports and returns the uids that are new.
+func (s *netState) set(ports map[string]portInfo) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var added []string
+	for uid := range ports {
+		if _, ok := s.ports[uid]; !ok {
+			added = append(added, uid)
+		}
+	}
+	s.ports = ports
+	return added
+}
+
+// needsNetwork reports whether an instance waits for its network ports
+// before the driver may run it.
+func (a *Agent) needsNetwork(inst *api.Instance) bool {
+	return a.cfg.Network != nil && len(inst.Status.Interfaces) > 0
+}
+
+// networkFor returns the namespace and nameservers of an instance whose
+// ports are applied.
+func (a *Agent) networkFor(inst *api.Instance) (portInfo, bool) {
+	return a.net.port(inst.Metadata.UID)
+}
+
+// networkLoop keeps the host's networks applied: it watches the host's
+// HostNetwork and applies every new generation, retrying failures with
+// back-off, and reports the outcome in the object's status.
+func (a *Agent) networkLoop(ctx context.Context) {
+	if a.cfg.Network == nil {
+		return
+	}
+	changed := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	go a.watchHostNetwork(ctx, poke)
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	delay := time.Second
+	var applied string // resourceVersion applied last
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-retry.C:
+		}
+		rv, err := a.applyHostNetwork(ctx, applied)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.log.Warn("apply host network", "err", err, "retry_in", delay)
+			retry.Reset(delay)
+			delay = min(2*delay, 30*time.Second)
+			continue
+		}
+		applied, delay = rv, time.Second
+		// A periodic re-apply repairs what someone removed by hand.
+		retry.Reset(time.Minute)
+	}
+}
+
+// watchHostNetwork pokes on every change of this host's HostNetwork.
+func (a *Agent) watchHostNetwork(ctx context.Context, poke func()) {
+	delay := a.relistDelay
+	for ctx.Err() == nil {
+		err := client.Watch(ctx, a.client(), api.HostNetworkKind, "", client.WatchOptions{},
+			func(ev api.WatchEvent[api.HostNetwork]) error {
+				if ev.Object.Metadata.Name == a.name() || ev.Type == api.Bookmark {
+					poke()
+				}
+				return nil
+			})
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			a.log.Debug("host network watch broke", "err", err)
+			sleepCtx(ctx, delay)
+			delay = min(2*delay, 30*time.Second)
+			continue
+		}
+		delay = a.relistDelay
+		poke()
+	}
+}
+
+// applyHostNetwork reads the host's HostNetwork and, unless its
+// resourceVersion was applied already, applies it. It returns the
+// version now applied.
+func (a *Agent) applyHostNetwork(ctx context.Context, last string) (string, error) {
+	var hn api.HostNetwork
+	err := a.client().Get(ctx, api.HostNetworkKind, "", a.name(), &hn)
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
+		// No instance of this host has a network interface (yet).
+		hn = api.HostNetwork{}
+	} else if err != nil {
+		return last, err
+	}
+	rv := hn.Metadata.ResourceVersion
+	if rv != "" && rv == last {
+		return last, nil
+	}
+	applyErr := a.cfg.Network.Apply(ctx, hn.Spec)
+	if applyErr == nil {
+		ports := map[string]portInfo{}
+		for _, n := range hn.Spec.Networks {
+			for _, p := range n.Ports {
+				if _, dup := ports[p.Instance]; dup {
+					continue // the first (primary) network gives DNS
+				}
+				ports[p.Instance] = portInfo{netns: a.cfg.Network.NetNSPath(p.Instance), nameservers: []string{n.Gateway}}
+			}
+		}
+		for _, uid := range a.net.set(ports) {
+			if inst, ok := a.cache.byUIDCopy(uid); ok {
+				a.queue.add(instanceKey(inst))
+			}
+		}
+		a.log.Debug("host network applied", "resourceVersion", rv, "networks", len(hn.Spec.Networks), "ports", len(ports))
+	}
+	if rv != "" {
+		a.reportHostNetwork(ctx, &hn, applyErr)
+	}
+	if applyErr != nil {
+		return last, applyErr
+	}
+	return rv, nil
+}
+
+// reportHostNetwork writes the outcome of an Apply into the object's
+// status; a failure to report is only logged.
+func (a *Agent) reportHostNetwork(ctx context.Context, hn *api.HostNetwork, applyErr error) {
+	st := api.HostNetworkStatus{ObservedGeneration: hn.Metadata.Generation, Applied: applyErr == nil}
+	if applyErr != nil {
+		st.Message = applyErr.Error()
+		if len(st.Message) > 1000 {
+			st.Message = st.Message[:1000]
+		}
+	}
+	if hn.Status == st {
+		return
+	}
+	hn.Status = st
+	if err := a.client().UpdateStatus(ctx, hn); err != nil && ctx.Err() == nil {
+		a.log.Debug("report host network status", "err", err)
+	}
+}
