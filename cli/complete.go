@@ -39,6 +39,27 @@ func (o *options) completeNames(kind *api.Kind, many bool) cobra.CompletionFunc 
 	}
 }
 
+// completeArgs returns a completion function offering, for the i-th
+// positional argument, the names of objects of kinds[i].
+func (o *options) completeArgs(kinds ...*api.Kind) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) >= len(kinds) {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return o.completeNames(kinds[len(args)], true)(cmd, nil, toComplete)
+	}
+}
+
+// completionContext returns the context of an API call behind a shell
+// completion, bounded by completionTimeout.
+func completionContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return context.WithTimeout(ctx, completionTimeout)
+}
+
 // listNames lists the names of a kind's objects through the API.
 func (o *options) listNames(ctx context.Context, kind *api.Kind) ([]string, error) {
 	if ctx == nil {

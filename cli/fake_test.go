@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -22,6 +23,8 @@ import (
 // request is what the fake API saw.
 type request struct {
 	Method, Path, Query, Key, Auth string
+	// Body is the request body as sent.
+	Body string
 }
 
 // fakeAPI is an in-memory stand-in for the REST API, enough for the CLI.
@@ -52,12 +55,15 @@ type fakeAPI struct {
 	execCmd   []string
 	// errorFor answers requests to a path with an API error.
 	errorFor map[string]*api.Error
+	// objects holds networks, security groups, floating IPs, pools and
+	// hosts by plural and "project/name" (see objects_test.go).
+	objects map[string]map[string]api.Object
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
 	t.Helper()
 	f := &fakeAPI{t: t, instances: map[string]*api.Instance{}, byKey: map[string]string{},
-		attempts: map[string]int{}, errorFor: map[string]*api.Error{}, rv: 100}
+		attempts: map[string]int{}, errorFor: map[string]*api.Error{}, objects: map[string]map[string]api.Object{}, rv: 100}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/projects/{p}/instances", f.listInstances)
 	mux.HandleFunc("GET /v1/instances", f.listInstances)
@@ -93,10 +99,13 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 			{Kind: "Flavor", Metadata: api.ObjectMeta{Name: "large"}, Spec: api.Resources{VCPUs: 8, MemoryMiB: 16384, DiskGiB: 100}},
 		}})
 	})
+	f.serveObjects(mux)
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		f.mu.Lock()
 		f.requests = append(f.requests, request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
-			Key: r.Header.Get("Idempotency-Key"), Auth: r.Header.Get("Authorization")})
+			Key: r.Header.Get("Idempotency-Key"), Auth: r.Header.Get("Authorization"), Body: string(body)})
 		e := f.errorFor[r.Method+" "+r.URL.Path]
 		f.mu.Unlock()
 		if e != nil {

@@ -24,22 +24,42 @@ func newHostCommand(o *options) *cobra.Command {
 	return cmd
 }
 
+// hostTable writes hosts as NAME PHASE ADDRESS ARCH DRIVERS CPU MEMORY AGE,
+// with HOLLOW at the end when any host is a simulated one.
 func hostTable(items []*api.Host) func(*table) {
 	return func(t *table) {
 		now := time.Now()
-		t.row("NAME", "PHASE", "ADDRESS", "ARCH", "DRIVERS", "CPU", "MEMORY", "AGE")
+		withHollow := false
+		for _, h := range items {
+			withHollow = withHollow || isHollow(h)
+		}
+		head := []string{"NAME", "PHASE", "ADDRESS", "ARCH", "DRIVERS", "CPU", "MEMORY", "AGE"}
+		if withHollow {
+			head = append(head, "HOLLOW")
+		}
+		t.row(head...)
 		for _, h := range items {
 			phase := string(h.Status.Phase)
 			if h.Spec.Unschedulable {
 				phase += ",Unschedulable"
 			}
 			st := h.Status
-			t.row(h.Metadata.Name, phase, st.Address, st.Architecture, strings.Join(st.Drivers, ","),
+			row := []string{h.Metadata.Name, phase, st.Address, st.Architecture, strings.Join(st.Drivers, ","),
 				fmt.Sprintf("%d/%d", st.Allocated.VCPUs, st.Capacity.VCPUs),
 				fmt.Sprintf("%d/%d MiB", st.Allocated.MemoryMiB, st.Capacity.MemoryMiB),
-				age(h.Metadata.CreationTimestamp, now))
+				age(h.Metadata.CreationTimestamp, now)}
+			if withHollow {
+				row = append(row, yesNo(isHollow(h)))
+			}
+			t.row(row...)
 		}
 	}
+}
+
+// isHollow reports whether h is a simulated host (label ouro.dev/hollow).
+func isHollow(h *api.Host) bool {
+	v, ok := h.Metadata.Labels[api.LabelHollow]
+	return ok && v != "false"
 }
 
 func newJoinTokenCommand(o *options) *cobra.Command {

@@ -45,6 +45,7 @@ type createFlags struct {
 	labels, env   []string
 	wait          bool
 	timeout       time.Duration
+	networks      attachments
 }
 
 func newInstanceCreateCommand(o *options) *cobra.Command {
@@ -55,7 +56,9 @@ func newInstanceCreateCommand(o *options) *cobra.Command {
 		Long: "Create an instance, or with --count N the instances NAME-1 to NAME-N.\n" +
 			"Arguments after -- replace the image's command.",
 		Example: "  ouro instance create web --image nginx --flavor small --count 3 --wait\n" +
-			"  ouro instance create job --image busybox --flavor tiny -- sh -c 'echo hi'",
+			"  ouro instance create job --image busybox --flavor tiny -- sh -c 'echo hi'\n" +
+			"  ouro instance create app --image alpine --flavor small \\\n" +
+			"      --network front --security-group web --network back --security-group db",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if n := cmd.ArgsLenAtDash(); n == 0 || len(args) == 0 {
 				return argError("%s wants a NAME", cmd.CommandPath())
@@ -76,7 +79,11 @@ func newInstanceCreateCommand(o *options) *cobra.Command {
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "environment variable KEY=VALUE (repeatable)")
 	fl.BoolVar(&f.wait, "wait", false, "wait until every instance is Running")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long --wait waits")
+	fl.Var(networkFlag{&f.networks}, "network", "network to attach an interface to (repeatable, first is primary; default: default)")
+	fl.Var(groupFlag{&f.networks}, "security-group", "security group of the interface on the --network before it (repeatable; default: default)")
 	cmd.RegisterFlagCompletionFunc("image", o.completeNames(api.ImageKind, true))
+	cmd.RegisterFlagCompletionFunc("network", o.completeNames(api.NetworkKind, true))
+	cmd.RegisterFlagCompletionFunc("security-group", o.completeNames(api.SecurityGroupKind, true))
 	cmd.RegisterFlagCompletionFunc("flavor", o.completeNames(api.FlavorKind, true))
 	return cmd
 }
@@ -106,6 +113,9 @@ func (f *createFlags) validate() (map[string]string, error) {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return nil, flagError("env", "%q is not KEY=VALUE", kv)
 		}
+	}
+	if err := f.networks.validate(); err != nil {
+		return nil, err
 	}
 	return labels, nil
 }
@@ -169,7 +179,8 @@ func runInstanceCreate(cmd *cobra.Command, o *options, f *createFlags, name stri
 		inst := &api.Instance{
 			Kind:     api.InstanceKind.Name,
 			Metadata: api.ObjectMeta{Name: n, Project: project, Labels: labels},
-			Spec:     api.InstanceSpec{Image: f.image, Flavor: f.flavor, Command: command, Env: f.env},
+			Spec: api.InstanceSpec{Image: f.image, Flavor: f.flavor, Command: command, Env: f.env,
+				Networks: f.networks.list},
 		}
 		// The same key on every retry of this create: the server answers a
 		// retry with the instance it made the first time.

@@ -10,9 +10,12 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"golang.org/x/sys/unix"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ouroboros-cloud/ouro/api"
 )
 
 // table writes aligned columns.
@@ -79,19 +82,56 @@ func renderList[T any](o *options, w, errw io.Writer, kind string, items []T, fi
 		items = []T{}
 	}
 	if o.output == "table" && len(items) == 0 {
-		fmt.Fprintf(errw, "No %s found.\n", kind)
+		fmt.Fprintf(errw, "No %s found.\n", humanPlural(kind))
 		return nil
 	}
 	return o.render(w, listView[T]{Kind: kindListName(kind), Items: items}, fill)
 }
 
-// kindListName turns "instances" into "InstanceList".
+// kindListName turns "instances" into "InstanceList" and
+// "securitygroups" into "SecurityGroupList".
 func kindListName(plural string) string {
+	if k := api.KindByPlural(plural); k != nil {
+		return k.Name + "List"
+	}
 	s := strings.TrimSuffix(plural, "s")
 	if s == "" {
 		return "List"
 	}
 	return strings.ToUpper(s[:1]) + s[1:] + "List"
+}
+
+// humanPlural turns a kind's URL plural into words: "securitygroups" into
+// "security groups", "floatingips" into "floating IPs".
+func humanPlural(plural string) string {
+	if k := api.KindByPlural(plural); k != nil {
+		return humanName(k) + "s"
+	}
+	return plural
+}
+
+// humanName turns a kind's name into words: "SecurityGroup" into
+// "security group", "FloatingIPPool" into "floating IP pool".
+func humanName(k *api.Kind) string {
+	var words []string
+	name := []rune(k.Name)
+	start := 0
+	for i := 1; i <= len(name); i++ {
+		// A word ends before an upper-case letter that follows a lower-case
+		// one ("Security|Group") or that starts a word after an acronym
+		// ("IP|Pool").
+		if i < len(name) && !(unicode.IsUpper(name[i]) &&
+			(unicode.IsLower(name[i-1]) || (i+1 < len(name) && unicode.IsLower(name[i+1])))) {
+			continue
+		}
+		w := string(name[start:i])
+		if w != strings.ToUpper(w) || len(w) == 1 {
+			w = strings.ToLower(w)
+		}
+		words = append(words, w)
+		start = i
+	}
+	return strings.Join(words, " ")
 }
 
 // age renders how long ago t was: "5s", "3m", "2h", "4d"; "-" for the zero

@@ -79,10 +79,17 @@ func newGetCommand[T any, P interface {
 
 // newDeleteCommand returns a "delete NAME..." command for a kind.
 func newDeleteCommand(o *options, kind *api.Kind, short string) *cobra.Command {
+	cmd := newRemoveCommand(o, kind, "delete", "deleted", short)
+	cmd.Aliases = []string{"rm"}
+	return cmd
+}
+
+// newRemoveCommand returns a command "verb NAME..." that deletes objects
+// of a kind and reports each as done ("floatingip/x released").
+func newRemoveCommand(o *options, kind *api.Kind, verb, done, short string) *cobra.Command {
 	singular := strings.ToLower(kind.Name)
 	return &cobra.Command{
-		Use:               "delete NAME...",
-		Aliases:           []string{"rm"},
+		Use:               verb + " NAME...",
 		Short:             short,
 		Args:              minArgs("NAME"),
 		ValidArgsFunction: o.completeNames(kind, true),
@@ -98,7 +105,7 @@ func newDeleteCommand(o *options, kind *api.Kind, short string) *cobra.Command {
 			var first error
 			for _, n := range args {
 				if err := c.Delete(cmd.Context(), kind, project, n); err != nil {
-					err = fmt.Errorf("delete %s %s: %w", singular, n, err)
+					err = fmt.Errorf("%s %s %s: %w", verb, humanName(kind), n, err)
 					if first == nil {
 						first = err
 					} else {
@@ -106,7 +113,7 @@ func newDeleteCommand(o *options, kind *api.Kind, short string) *cobra.Command {
 					}
 					continue
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s/%s deleted\n", singular, n)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s/%s %s\n", singular, n, done)
 			}
 			return first
 		},
