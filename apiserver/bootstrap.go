@@ -27,7 +27,8 @@ var DefaultFlavors = map[string]api.Resources{
 }
 
 // Bootstrap makes what a new cluster needs: project "default", the default
-// flavors and user "admin" (a cluster admin) with a token kept in
+// flavors, the default network and security group of every project, and
+// user "admin" (a cluster admin) with a token kept in
 // <DataDir>/admin.token. On later starts it returns the kept token and
 // makes no second admin. It is idempotent and safe to interrupt: the token
 // is written to admin.token.new before it is stored, and only renamed into
@@ -49,6 +50,17 @@ func (s *Server) Bootstrap(ctx context.Context) (string, error) {
 	for name, res := range DefaultFlavors {
 		if err := createIgnoringExists(&api.Flavor{Metadata: api.ObjectMeta{Name: name}, Spec: res}); err != nil {
 			return "", err
+		}
+	}
+	// Every project has a default network and security group, including
+	// projects made by older versions or whose create was cut short.
+	projects, _, err := s.store.List(ctx, api.ProjectKind, "", store.ListOptions{})
+	if err != nil {
+		return "", fmt.Errorf("bootstrap: list projects: %w", err)
+	}
+	for _, p := range projects {
+		if err := s.ensureProjectNetworking(ctx, p.Meta().Name); err != nil {
+			return "", fmt.Errorf("bootstrap: %w", err)
 		}
 	}
 	return s.bootstrapAdmin(ctx)

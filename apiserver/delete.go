@@ -62,7 +62,7 @@ func (s *Server) beforeDelete(r *http.Request, obj api.Object) error {
 			return inUse("flavor "+m.Name, users)
 		}
 	case *api.Project:
-		for _, k := range []*api.Kind{api.InstanceKind, api.ImageKind} {
+		for _, k := range []*api.Kind{api.InstanceKind, api.ImageKind, api.FloatingIPKind} {
 			objs, err := list(k, m.Name, 10, nil)
 			if err != nil {
 				return err
@@ -70,6 +70,44 @@ func (s *Server) beforeDelete(r *http.Request, obj api.Object) error {
 			if len(objs) > 0 {
 				return inUse("project "+m.Name, objs)
 			}
+		}
+		// Networks and groups hold nothing once the instances are gone:
+		// they go with the project (groups first, as they name each other
+		// only within the project).
+		for _, k := range []*api.Kind{api.SecurityGroupKind, api.NetworkKind} {
+			objs, err := list(k, m.Name, 0, nil)
+			if err != nil {
+				return err
+			}
+			for _, o := range objs {
+				if err := s.store.Delete(ctx, k, m.Name, o.Meta().Name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("delete %s %s/%s: %w", k, m.Name, o.Meta().Name, err)
+				}
+			}
+		}
+	case *api.Network:
+		users, err := s.networkUsers(ctx, obj.(*api.Network))
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return inUse("network "+m.Name, users)
+		}
+	case *api.SecurityGroup:
+		users, err := s.groupUsers(ctx, obj.(*api.SecurityGroup))
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return inUse("security group "+m.Name, users)
+		}
+	case *api.FloatingIPPool:
+		users, err := s.poolUsers(ctx, m.Name)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return inUse("pool "+m.Name, users)
 		}
 	case *api.Host:
 		users, err := list(api.InstanceKind, "", 0, func(o api.Object) bool { return o.(*api.Instance).Status.Host == m.Name })

@@ -3,10 +3,12 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,11 +27,10 @@ func freeLoopbackURL(t *testing.T) string {
 	return "http://" + l.Addr().String()
 }
 
-// TestOverEtcd runs the main flows against a real embedded etcd.
-func TestOverEtcd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd")
-	}
+// etcdStore starts an embedded etcd for the rest of the test and returns
+// a store over it.
+func etcdStore(t *testing.T) store.Interface {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	etcd, err := etcdembed.Start(ctx, etcdembed.Config{
@@ -42,7 +43,17 @@ func TestOverEtcd(t *testing.T) {
 		t.Fatalf("start etcd: %v", err)
 	}
 	t.Cleanup(func() { etcd.Close() })
-	e := newEnvWith(t, store.NewEtcd(etcd.Client()), Config{})
+	return store.NewEtcd(etcd.Client())
+}
+
+// TestOverEtcd runs the main flows against a real embedded etcd.
+func TestOverEtcd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := newEnvWith(t, etcdStore(t), Config{})
 
 	// Bootstrap is idempotent over the real store.
 	if again, err := e.srv.Bootstrap(ctx); err != nil || again != e.admin {
@@ -101,4 +112,63 @@ func TestOverEtcd(t *testing.T) {
 		t.Errorf("watch saw %s, want DELETED", ev.Type)
 	}
 	e.must(http.StatusOK, "DELETE", "/v1/projects/default/images/img", e.admin, nil)
+}
+
+// TestIPAMOverEtcd creates instances concurrently on a small network:
+// every one gets its own address, the network fills up exactly, and a
+// retried create returns the first result.
+func TestIPAMOverEtcd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd")
+	}
+	e := newEnvWith(t, etcdStore(t), Config{})
+	e.image("default", "img", false)
+	// A /28 has 14 host addresses; the gateway takes one.
+	e.must(http.StatusCreated, "POST", netsPath, e.admin, network("lab", "10.8.0.0/28"))
+	const n = 13
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		ips = map[string]string{}
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.instanceOn("default", fmt.Sprintf("i%d", i), api.NetworkAttachment{Network: "lab"})
+			var in api.Instance
+			if r.status != http.StatusCreated || json.Unmarshal(r.body, &in) != nil {
+				t.Errorf("instance %d: %d %s", i, r.status, r.body)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			ip := in.Status.Interfaces[0].IP
+			if other, ok := ips[ip]; ok {
+				t.Errorf("%s handed to %s and %s", ip, other, in.Metadata.Name)
+			}
+			ips[ip] = in.Metadata.Name
+		}()
+	}
+	wg.Wait()
+	if len(ips) != n {
+		t.Fatalf("%d distinct addresses, want %d", len(ips), n)
+	}
+	if r := e.instanceOn("default", "full", api.NetworkAttachment{Network: "lab"}); r.status != http.StatusConflict {
+		t.Fatalf("create on a full network: %d %s", r.status, r.body)
+	}
+
+	body := api.Instance{Metadata: api.ObjectMeta{Name: "retry"}, Spec: api.InstanceSpec{Image: "img", Flavor: "tiny"}}
+	var first, again api.Instance
+	e.must(http.StatusCreated, "POST", "/v1/projects/default/instances", e.admin, body, "Idempotency-Key", "ipam").decode(t, &first)
+	e.must(http.StatusOK, "POST", "/v1/projects/default/instances", e.admin, body, "Idempotency-Key", "ipam").decode(t, &again)
+	if first.Metadata.UID != again.Metadata.UID || !jsonEqual(first.Status.Interfaces, again.Status.Interfaces) {
+		t.Fatalf("retried create: %+v vs %+v", first.Status.Interfaces, again.Status.Interfaces)
+	}
+	e.must(http.StatusOK, "DELETE", "/v1/projects/default/instances/i3", e.admin, nil)
+	var reuse api.Instance
+	e.instanceOn("default", "reuse", api.NetworkAttachment{Network: "lab"}).decode(t, &reuse)
+	if got, want := reuse.Status.Interfaces[0].IP, first.Status.Interfaces[0].IP; got == "" || ips[got] != "i3" {
+		t.Fatalf("address after delete = %s (want the one i3 had); retry got %s", got, want)
+	}
 }

@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +29,8 @@ type fakeStore struct {
 	watchers  map[*fakeWatcher]bool
 	ttls      map[string]time.Duration
 	alive     map[string]time.Duration
+	claims    map[string]string   // claim → holder key
+	claimsOf  map[string][]string // holder key → claims
 }
 
 type fakeObj struct {
@@ -44,7 +48,8 @@ type fakeWatcher struct {
 
 func newFakeStore() *fakeStore {
 	return &fakeStore{objs: map[string]fakeObj{}, idem: map[string]fakeIdem{}, watchers: map[*fakeWatcher]bool{},
-		ttls: map[string]time.Duration{}, alive: map[string]time.Duration{}}
+		ttls: map[string]time.Duration{}, alive: map[string]time.Duration{},
+		claims: map[string]string{}, claimsOf: map[string][]string{}}
 }
 
 func fkey(k *api.Kind, project, name string) string {
@@ -116,6 +121,17 @@ func (f *fakeStore) Create(_ context.Context, obj api.Object, opts store.CreateO
 	if _, ok := f.objs[key]; ok {
 		return false, store.ErrAlreadyExists
 	}
+	for _, c := range opts.Claims {
+		if h, ok := f.claims[c]; ok {
+			return false, &store.ClaimError{Claim: c, Holder: h}
+		}
+	}
+	for _, c := range opts.Claims {
+		f.claims[c] = key
+	}
+	if len(opts.Claims) > 0 {
+		f.claimsOf[key] = append([]string(nil), opts.Claims...)
+	}
 	b := make([]byte, 16)
 	rand.Read(b)
 	m.UID = hex.EncodeToString(b)
@@ -171,6 +187,10 @@ func (f *fakeStore) Delete(_ context.Context, k *api.Kind, project, name, rv str
 	if rv != "" && cur.Meta().ResourceVersion != rv {
 		return store.ErrConflict
 	}
+	for _, c := range f.claimsOf[key] {
+		delete(f.claims, c)
+	}
+	delete(f.claimsOf, key)
 	f.commit(api.Deleted, key, cur)
 	return nil
 }
@@ -240,6 +260,52 @@ func (f *fakeStore) compact() {
 	f.rev++
 	f.compacted = f.rev
 	f.log = nil
+}
+
+func (f *fakeStore) ListClaims(_ context.Context, prefix string) (map[string]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]string{}
+	for c, h := range f.claims {
+		if strings.HasPrefix(c, prefix) {
+			out[c] = h
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeStore) UpdateClaims(ctx context.Context, obj api.Object, add, release []string) error {
+	f.mu.Lock()
+	m := obj.Meta()
+	key := fkey(obj.GetKind(), m.Project, m.Name)
+	for _, c := range add {
+		if h, ok := f.claims[c]; ok && h != key {
+			f.mu.Unlock()
+			return &store.ClaimError{Claim: c, Holder: h}
+		}
+	}
+	f.mu.Unlock()
+	if err := f.Update(ctx, obj); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var next []string
+	for _, c := range f.claimsOf[key] {
+		if slices.Contains(release, c) && !slices.Contains(add, c) {
+			delete(f.claims, c)
+		} else {
+			next = append(next, c)
+		}
+	}
+	for _, c := range add {
+		if f.claims[c] != key {
+			f.claims[c] = key
+			next = append(next, c)
+		}
+	}
+	f.claimsOf[key] = next
+	return nil
 }
 
 func (f *fakeStore) WithGuard(store.Guard) store.Interface { return f }

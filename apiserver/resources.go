@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -25,6 +26,8 @@ func objectAttrs(verb auth.Verb, obj api.Object) auth.Attributes {
 		a.Host = o.Status.Host
 	case *api.Image:
 		a.Public = o.Spec.Public
+	case *api.HostNetwork:
+		a.Host = m.Name
 	}
 	return a
 }
@@ -101,8 +104,8 @@ func (s *Server) listOrWatch(k *api.Kind) handlerFunc {
 		}
 		host := q.Get("host")
 		if host != "" {
-			if k != api.InstanceKind {
-				return api.Invalid("host", "only instances can be filtered by host", "unsupported query parameter")
+			if k != api.InstanceKind && k != api.HostNetworkKind {
+				return api.Invalid("host", "only instances and host networks can be filtered by host", "unsupported query parameter")
 			}
 			if e := api.ValidateName("host", host); e != nil {
 				return e
@@ -126,7 +129,16 @@ func (s *Server) listOrWatch(k *api.Kind) handlerFunc {
 		}
 		match := func(o api.Object) bool {
 			if host != "" {
-				if inst, ok := o.(*api.Instance); !ok || inst.Status.Host != host {
+				switch o := o.(type) {
+				case *api.Instance:
+					if o.Status.Host != host {
+						return false
+					}
+				case *api.HostNetwork:
+					if o.Metadata.Name != host {
+						return false
+					}
+				default:
 					return false
 				}
 			}
@@ -204,14 +216,28 @@ func (s *Server) create(k *api.Kind) handlerFunc {
 			s.blobMu.RLock()
 			defer s.blobMu.RUnlock()
 		}
-		if v := validators[k]; v.create != nil {
+		v := validators[k]
+		if v.create != nil {
 			if err := v.create(s, r, id, obj); err != nil {
 				return err
 			}
 		}
-		existed, err := s.store.Create(r.Context(), obj, opts)
+		commit := func(ctx context.Context, obj api.Object, opts store.CreateOptions) (bool, error) {
+			return s.store.Create(ctx, obj, opts)
+		}
+		if v.commit != nil {
+			commit = func(ctx context.Context, obj api.Object, opts store.CreateOptions) (bool, error) {
+				return v.commit(s, ctx, obj, opts)
+			}
+		}
+		existed, err := commit(r.Context(), obj, opts)
 		if err != nil {
 			return fmt.Errorf("create %s %s: %w", k, m.Name, err)
+		}
+		if v.created != nil {
+			if err := v.created(s, r.Context(), obj); err != nil {
+				return err
+			}
 		}
 		status := http.StatusCreated
 		if existed {
@@ -285,7 +311,12 @@ func (s *Server) update(k *api.Kind) handlerFunc {
 		if !specEqual(cur, obj) {
 			m.Generation++
 		}
-		if err := s.store.Update(r.Context(), obj); err != nil {
+		if v := validators[k]; v.commitUpdate != nil {
+			err = v.commitUpdate(s, r.Context(), cur, obj)
+		} else {
+			err = s.store.Update(r.Context(), obj)
+		}
+		if err != nil {
 			return fmt.Errorf("update %s %s: %w", k, name, err)
 		}
 		writeJSON(w, http.StatusOK, prepareOut(obj))

@@ -155,6 +155,13 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET "+inst+"logs", s.authed(s.instanceLogs))
 	mux.Handle("POST "+inst+"exec", s.authed(s.instanceExec))
 
+	sg := "/v1/projects/{project}/securitygroups/{name}/rules"
+	mux.Handle("POST "+sg, s.authed(s.addRule))
+	mux.Handle("DELETE "+sg+"/{id}", s.authed(s.deleteRule))
+	fip := "/v1/projects/{project}/floatingips/{name}/"
+	mux.Handle("POST "+fip+"associate", s.authed(s.associate(false)))
+	mux.Handle("POST "+fip+"disassociate", s.authed(s.associate(true)))
+
 	mux.Handle("GET /v1/blobs/{digest}", s.authed(s.getBlob))
 	mux.Handle("PUT /v1/blobs/{digest}", s.authed(s.putBlob))
 	mux.Handle("POST /v1/tokens", s.authed(s.createToken))

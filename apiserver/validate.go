@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"time"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/store"
 )
 
 // validator checks and defaults the objects of one kind. Every function
@@ -20,6 +22,15 @@ type validator struct {
 	update func(s *Server, r *http.Request, id *auth.Identity, old, obj api.Object) error
 	// status sees the stored object and a copy carrying the new status.
 	status func(id *auth.Identity, old, obj api.Object) error
+	// commit, when set, stores a new object in place of store.Create:
+	// kinds that hold claims (addresses, VNIs) allocate them there.
+	commit func(s *Server, ctx context.Context, obj api.Object, opts store.CreateOptions) (bool, error)
+	// commitUpdate, when set, stores an updated object in place of
+	// store.Update.
+	commitUpdate func(s *Server, ctx context.Context, old, obj api.Object) error
+	// created runs after a create succeeded (or was replayed); it must be
+	// idempotent, as a crash before it is repaired by Bootstrap.
+	created func(s *Server, ctx context.Context, obj api.Object) error
 }
 
 var validators = map[*api.Kind]validator{
@@ -29,6 +40,56 @@ var validators = map[*api.Kind]validator{
 		},
 		update: func(_ *Server, _ *http.Request, _ *auth.Identity, _, o api.Object) error {
 			return validateProject(o.(*api.Project))
+		},
+		created: func(s *Server, ctx context.Context, o api.Object) error {
+			return s.ensureProjectNetworking(ctx, o.Meta().Name)
+		},
+	},
+	api.NetworkKind: {
+		create: func(s *Server, r *http.Request, _ *auth.Identity, o api.Object) error {
+			return s.validateNetworkCreate(r.Context(), o.(*api.Network))
+		},
+		update: func(_ *Server, _ *http.Request, _ *auth.Identity, old, o api.Object) error {
+			return validateNetworkUpdate(old.(*api.Network), o.(*api.Network))
+		},
+		status: func(_ *auth.Identity, old, o api.Object) error {
+			return validateNetworkStatus(old.(*api.Network), o.(*api.Network))
+		},
+		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
+			return s.createNetwork(ctx, o.(*api.Network), opts)
+		},
+	},
+	api.SecurityGroupKind: {
+		create: func(s *Server, r *http.Request, _ *auth.Identity, o api.Object) error {
+			return s.validateSecurityGroup(r.Context(), o.(*api.SecurityGroup))
+		},
+		update: func(s *Server, r *http.Request, _ *auth.Identity, _, o api.Object) error {
+			return s.validateSecurityGroup(r.Context(), o.(*api.SecurityGroup))
+		},
+	},
+	api.FloatingIPPoolKind: {
+		create: func(s *Server, r *http.Request, _ *auth.Identity, o api.Object) error {
+			return s.validatePool(r.Context(), o.(*api.FloatingIPPool), nil)
+		},
+		update: func(s *Server, r *http.Request, _ *auth.Identity, old, o api.Object) error {
+			return s.validatePool(r.Context(), o.(*api.FloatingIPPool), old.(*api.FloatingIPPool))
+		},
+	},
+	api.FloatingIPKind: {
+		create: func(s *Server, r *http.Request, _ *auth.Identity, o api.Object) error {
+			return s.validateFloatingIPCreate(r.Context(), o.(*api.FloatingIP))
+		},
+		update: func(s *Server, r *http.Request, _ *auth.Identity, old, o api.Object) error {
+			return s.validateFloatingIPUpdate(r.Context(), old.(*api.FloatingIP), o.(*api.FloatingIP))
+		},
+		status: func(_ *auth.Identity, old, o api.Object) error {
+			return validateFloatingIPStatus(old.(*api.FloatingIP), o.(*api.FloatingIP))
+		},
+		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
+			return s.createFloatingIP(ctx, o.(*api.FloatingIP), opts)
+		},
+		commitUpdate: func(s *Server, ctx context.Context, old, o api.Object) error {
+			return s.updateFloatingIP(ctx, old.(*api.FloatingIP), o.(*api.FloatingIP))
 		},
 	},
 	api.UserKind: {
@@ -97,6 +158,9 @@ var validators = map[*api.Kind]validator{
 		},
 		status: func(id *auth.Identity, old, o api.Object) error {
 			return validateInstanceStatus(id, old.(*api.Instance), o.(*api.Instance))
+		},
+		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
+			return s.createInstance(ctx, o.(*api.Instance), opts)
 		},
 	},
 }

@@ -54,6 +54,9 @@ func (s *Server) validateInstanceCreate(r *http.Request, in *api.Instance) error
 	if err := s.validateInstanceSpec(r, in); err != nil {
 		return err
 	}
+	if err := s.validateAttachments(r.Context(), in); err != nil {
+		return err
+	}
 	in.Status = api.InstanceStatus{Phase: api.PhasePending, Driver: img.Status.Driver}
 	return nil
 }
@@ -128,32 +131,7 @@ func (s *Server) validateInstanceSpec(r *http.Request, in *api.Instance) error {
 	if err := validateEnv("spec.env", spec.Env); err != nil {
 		return err
 	}
-	if err := validateKeys("spec.tolerations", spec.Tolerations); err != nil {
-		return err
-	}
-	return s.validateNetworks(r, in.Metadata.Project, spec.Networks)
-}
-
-// validateNetworks refuses attachments to networks that do not exist in
-// the project. Until a Network kind is registered, none does.
-func (s *Server) validateNetworks(r *http.Request, project string, nets []api.NetworkAttachment) error {
-	netKind := api.KindByPlural("networks")
-	for i, n := range nets {
-		field := fmt.Sprintf("spec.networks[%d].network", i)
-		if e := api.ValidateName(field, n.Network); e != nil {
-			return e
-		}
-		if netKind == nil {
-			return api.Invalid(field, "leave spec.networks empty: this server has no networks", "network %q does not exist", n.Network)
-		}
-		if err := s.store.Get(r.Context(), netKind, project, n.Network, netKind.New()); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return api.Invalid(field, "create the network first", "network %q does not exist", n.Network)
-			}
-			return fmt.Errorf("get network: %w", err)
-		}
-	}
-	return nil
+	return validateKeys("spec.tolerations", spec.Tolerations)
 }
 
 func validateArgs(field string, args []string) error {
@@ -202,6 +180,11 @@ func (s *Server) validateInstanceUpdate(r *http.Request, old, in *api.Instance) 
 	case !slices.Equal(n.Env, o.Env):
 		return immutable("spec.env")
 	}
+	if len(n.Networks) == 0 {
+		n.Networks = o.Networks
+	} else if !jsonEqual(n.Networks, o.Networks) {
+		return immutable("spec.networks")
+	}
 	if n.PowerState == "" {
 		n.PowerState = api.PowerOn
 	}
@@ -226,6 +209,8 @@ func validateInstanceStatus(id *auth.Identity, old, in *api.Instance) error {
 			return e
 		}
 	}
+	// Interfaces are allocated by the server at create and hold claims.
+	in.Status.Interfaces = old.Status.Interfaces
 	return nil
 }
 

@@ -79,11 +79,13 @@ func (d Decision) String() string {
 // VerbGet.
 //
 // Cluster admins may do everything. Users act in projects by role:
-// viewers read instances, images and events; members also write instances
-// and images, run instance actions and upload blobs; admins also grant
-// roles in their project. Everyone may read flavors, hosts, blobs, public
+// viewers read instances, images, events, networks, security groups and
+// floating IPs; members also write all of those but events, run instance
+// actions and upload blobs; admins also grant roles in their project.
+// Everyone may read flavors, hosts, floating IP pools, blobs, public
 // images and the projects they have a role in. Hosts read what their agent
-// needs and write the status of what is theirs.
+// needs (their own host network, but none of the objects it is made of)
+// and write the status of what is theirs.
 func Authorize(id *Identity, a Attributes) Decision {
 	switch {
 	case id == nil:
@@ -104,7 +106,7 @@ func Authorize(id *Identity, a Attributes) Decision {
 			return Allow
 		}
 		return DenyForbidden
-	case api.FlavorKind.Plural, api.HostKind.Plural:
+	case api.FlavorKind.Plural, api.HostKind.Plural, api.FloatingIPPoolKind.Plural:
 		if isRead(a.Verb) {
 			return Allow
 		}
@@ -116,10 +118,12 @@ func Authorize(id *Identity, a Attributes) Decision {
 			return byRole(id.Roles[a.Project], api.RoleAdmin)
 		}
 		return DenyForbidden
-	case api.InstanceKind.Plural, api.ImageKind.Plural, api.EventKind.Plural:
+	case api.InstanceKind.Plural, api.ImageKind.Plural, api.EventKind.Plural,
+		api.NetworkKind.Plural, api.SecurityGroupKind.Plural, api.FloatingIPKind.Plural:
 		return authorizeProjectScoped(id.Roles, a)
 	}
-	// Users, join tokens and anything new: cluster admins only.
+	// Users, join tokens, host networks and anything new: cluster admins
+	// only.
 	return DenyForbidden
 }
 
@@ -203,6 +207,22 @@ func authorizeHost(self string, a Attributes) Decision {
 			return Allow
 		}
 		return denyIn(a.Project)
+	case api.HostNetworkKind.Plural:
+		switch a.Verb {
+		case VerbList, VerbWatch:
+			// Unfiltered lists are filtered per object (VerbGet below),
+			// so a host sees only its own.
+			if a.Host == "" || a.Host == self {
+				return Allow
+			}
+			return DenyForbidden
+		case VerbGet, VerbUpdateStatus:
+			if a.Name == self {
+				return Allow
+			}
+			return DenyNotFound
+		}
+		return DenyForbidden
 	case api.InstanceKind.Plural:
 		switch a.Verb {
 		case VerbList, VerbWatch:

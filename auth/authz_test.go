@@ -92,6 +92,26 @@ func TestAuthorize(t *testing.T) {
 		{"host reads flavors", host, Attributes{Verb: VerbGet, Resource: "flavors", Name: "tiny"}, Allow},
 		{"host cannot read users", host, Attributes{Verb: VerbGet, Resource: "users", Name: "admin"}, DenyForbidden},
 		{"host cannot read projects", host, Attributes{Verb: VerbGet, Resource: "projects", Name: "a"}, DenyForbidden},
+
+		{"viewer reads networks", viewer, Attributes{Verb: VerbGet, Resource: "networks", Project: "a", Name: "n"}, Allow},
+		{"viewer cannot create network", viewer, Attributes{Verb: VerbCreate, Resource: "networks", Project: "a"}, DenyForbidden},
+		{"member writes security groups", member, Attributes{Verb: VerbUpdate, Resource: "securitygroups", Project: "a", Name: "g"}, Allow},
+		{"member creates floating ips", member, Attributes{Verb: VerbCreate, Resource: "floatingips", Project: "a"}, Allow},
+		{"member cannot write fip status", member, Attributes{Verb: VerbUpdateStatus, Resource: "floatingips", Project: "a", Name: "f"}, DenyForbidden},
+		{"other project networks hidden", member, Attributes{Verb: VerbGet, Resource: "networks", Project: "b", Name: "n"}, DenyNotFound},
+		{"anyone reads pools", nobody, Attributes{Verb: VerbList, Resource: "floatingippools"}, Allow},
+		{"no pool writes", padmin, Attributes{Verb: VerbCreate, Resource: "floatingippools"}, DenyForbidden},
+		{"admin writes pools", admin, Attributes{Verb: VerbCreate, Resource: "floatingippools"}, Allow},
+		{"users cannot read host networks", padmin, Attributes{Verb: VerbGet, Resource: "hostnetworks", Name: "h1"}, DenyForbidden},
+		{"host gets own host network", host, Attributes{Verb: VerbGet, Resource: "hostnetworks", Name: "h1"}, Allow},
+		{"host gets other host network", host, Attributes{Verb: VerbGet, Resource: "hostnetworks", Name: "h2"}, DenyNotFound},
+		{"host watches own host network", host, Attributes{Verb: VerbWatch, Resource: "hostnetworks", Host: "h1"}, Allow},
+		{"host watches other host network", host, Attributes{Verb: VerbWatch, Resource: "hostnetworks", Host: "h2"}, DenyForbidden},
+		{"host writes own host network status", host, Attributes{Verb: VerbUpdateStatus, Resource: "hostnetworks", Name: "h1"}, Allow},
+		{"host writes other host network status", host, Attributes{Verb: VerbUpdateStatus, Resource: "hostnetworks", Name: "h2"}, DenyNotFound},
+		{"host cannot write host network spec", host, Attributes{Verb: VerbUpdate, Resource: "hostnetworks", Name: "h1"}, DenyForbidden},
+		{"host cannot read networks", host, Attributes{Verb: VerbGet, Resource: "networks", Project: "a", Name: "n"}, DenyNotFound},
+		{"host cannot read pools", host, Attributes{Verb: VerbList, Resource: "floatingippools"}, DenyForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,10 +1,10 @@
 // Package controller runs the control-plane controllers on the elected
-// leader: the scheduler, the instance lifecycle controller and the host
-// health controller.
+// leader: the scheduler, the instance lifecycle controller, the host
+// health controller and the network controller.
 //
 //	Run ─▶ election.Run ─ leader ─▶ RunLeader(ctx, store.WithGuard(guard))
 //	                                  informers: hosts, instances
-//	                                  scheduler · lifecycle · hosthealth
+//	                                  scheduler · lifecycle · hosthealth · network
 //	          leadership lost ─▶ ctx cancelled ─▶ every controller stops;
 //	                             a write still in flight fails its guard
 //
@@ -25,6 +25,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/controller/cache"
 	"github.com/ouroboros-cloud/ouro/controller/hosthealth"
 	"github.com/ouroboros-cloud/ouro/controller/lifecycle"
+	"github.com/ouroboros-cloud/ouro/controller/network"
 	"github.com/ouroboros-cloud/ouro/controller/scheduler"
 	"github.com/ouroboros-cloud/ouro/election"
 	"github.com/ouroboros-cloud/ouro/record"
@@ -137,12 +138,16 @@ func RunLeader(ctx context.Context, st store.Interface, cfg Config) error {
 	health := hosthealth.New(hosthealth.Options{
 		Store: st, Hosts: hosts, Recorder: healthRec, Logger: log, Resync: cfg.Resync,
 	})
+	nets := network.New(network.Options{
+		Store: st, Hosts: hosts, Instances: instances, Logger: log, Resync: cfg.Resync,
+	})
 	components := []component{
 		{"host informer", hosts.Run},
 		{"instance informer", instances.Run},
 		{"scheduler", sched.Run},
 		{"lifecycle", life.Run},
 		{"hosthealth", health.Run},
+		{"network", nets.Run},
 	}
 
 	ctx, cancel := context.WithCancel(ctx)

@@ -227,6 +227,13 @@ func (s *etcdStore) create(ctx context.Context, obj api.Object, key string, val 
 	}
 	then := []clientv3.Op{clientv3.OpPut(key, string(val), putOpts...)}
 	els := []clientv3.Op{clientv3.OpGet(key)}
+	claimCmps, claimPuts, claimGets, err := claimOps(key, opts.Claims)
+	if err != nil {
+		return false, fmt.Errorf("store: create %s %q: %w", kind.Name, m.Name, err)
+	}
+	if len(opts.Claims) > 0 && opts.TTL > 0 {
+		return false, fmt.Errorf("store: create %s %q: claims cannot expire with a TTL", kind.Name, m.Name)
+	}
 
 	var ikey string
 	if opts.IdempotencyKey != "" {
@@ -248,6 +255,11 @@ func (s *etcdStore) create(ctx context.Context, obj api.Object, key string, val 
 		els = append(els, clientv3.OpGet(ikey))
 	}
 
+	claimsAt := len(els)
+	cmps = append(cmps, claimCmps...)
+	then = append(then, claimPuts...)
+	els = append(els, claimGets...)
+
 	resp, err := s.cli.Txn(ctx).
 		If(append(cmps, s.guardCmps()...)...).
 		Then(then...).
@@ -266,6 +278,11 @@ func (s *etcdStore) create(ctx context.Context, obj api.Object, key string, val 
 	if ikey != "" {
 		if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
 			return s.replay(ctx, obj, kvs[0], resp.Responses[0].GetResponseRange().Kvs, opts.RequestHash)
+		}
+	}
+	if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+		if err := claimTaken(resp, claimsAt, opts.Claims); err != nil {
+			return false, fmt.Errorf("store: create %s %q: %w", kind.Name, m.Name, err)
 		}
 	}
 	return false, fmt.Errorf("store: %s %q: %w", kind.Name, m.Name, ErrAlreadyExists)
@@ -387,7 +404,8 @@ func (s *etcdStore) writeFailed(resp *clientv3.TxnResponse, op string, kind *api
 	return fmt.Errorf("store: %s %s %q: %w", op, kind.Name, name, ErrConflict)
 }
 
-// Delete implements Interface.
+// Delete implements Interface. The object's claims are released in the
+// same transaction.
 func (s *etcdStore) Delete(ctx context.Context, kind *api.Kind, project, name, resourceVersion string) error {
 	if !kind.Namespaced {
 		project = ""
@@ -395,25 +413,53 @@ func (s *etcdStore) Delete(ctx context.Context, kind *api.Kind, project, name, r
 	if err := checkName(kind, project, name); err != nil {
 		return err
 	}
-	key := objectKey(kind, project, name)
-	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), ">", 0)}
+	var want int64
 	if resourceVersion != "" {
 		rv, err := parseRV(resourceVersion)
 		if err != nil {
 			return fmt.Errorf("store: delete %s %q: %w", kind.Name, name, err)
 		}
-		cmps[0] = clientv3.Compare(clientv3.ModRevision(key), "=", rv)
+		want = rv
 	}
-	resp, err := s.cli.Txn(ctx).
-		If(append(cmps, s.guardCmps()...)...).
-		Then(clientv3.OpDelete(key)).
-		Else(append([]clientv3.Op{clientv3.OpGet(key, clientv3.WithKeysOnly())}, s.guardGets()...)...).
-		Commit()
-	if err != nil {
-		return fmt.Errorf("store: delete %s %q: %w", kind.Name, name, err)
+	key := objectKey(kind, project, name)
+	// Without a resourceVersion the delete is conditional on the version
+	// read with the claims; a concurrent write only makes it read again.
+	for attempt := 0; ; attempt++ {
+		cur, held, err := s.readWithClaims(ctx, key)
+		if err != nil {
+			return fmt.Errorf("store: delete %s %q: %w", kind.Name, name, err)
+		}
+		if cur == nil {
+			return fmt.Errorf("store: delete %s %q: %w", kind.Name, name, ErrNotFound)
+		}
+		rv := want
+		if rv == 0 {
+			rv = cur.ModRevision
+		}
+		then := []clientv3.Op{clientv3.OpDelete(key)}
+		if len(held.claims) > 0 {
+			then = append(then, clientv3.OpDelete(claimsOfKey(key)))
+			for _, c := range held.claims {
+				then = append(then, clientv3.OpDelete(claimPrefix+c))
+			}
+		}
+		resp, err := s.cli.Txn(ctx).
+			If(append([]clientv3.Cmp{
+				clientv3.Compare(clientv3.ModRevision(key), "=", rv),
+				clientv3.Compare(clientv3.ModRevision(claimsOfKey(key)), "=", held.rev),
+			}, s.guardCmps()...)...).
+			Then(then...).
+			Else(append([]clientv3.Op{clientv3.OpGet(key, clientv3.WithKeysOnly())}, s.guardGets()...)...).
+			Commit()
+		if err != nil {
+			return fmt.Errorf("store: delete %s %q: %w", kind.Name, name, err)
+		}
+		if resp.Succeeded {
+			return nil
+		}
+		err = s.writeFailed(resp, "delete", kind, name)
+		if want != 0 || !errors.Is(err, ErrConflict) || attempt >= maxDeleteRetries {
+			return err
+		}
 	}
-	if !resp.Succeeded {
-		return s.writeFailed(resp, "delete", kind, name)
-	}
-	return nil
 }

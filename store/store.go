@@ -9,6 +9,8 @@
 //	/ouro/v1/<plural>/<project>/<name>       project-scoped kinds
 //	/ouro/idem/<plural>/<project>/<key>      idempotency records
 //	/ouro/alive/<name>                       presence (leased) keys
+//	/ouro/claims/<claim>                     unique claims (an IP, a VNI), value: holder's object key
+//	/ouro/claimsof/<object key>              the claims an object holds (JSON list)
 //
 // etcd is the only source of truth: nothing here caches state.
 package store
@@ -16,6 +18,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
@@ -33,7 +37,37 @@ var (
 	// ErrCompacted means a watch asked for a revision etcd has compacted
 	// away; the caller must list again.
 	ErrCompacted = errors.New("revision compacted")
+	// ErrClaimTaken means a claim asked for is held by another object; the
+	// error is a *ClaimError naming the claim.
+	ErrClaimTaken = errors.New("claim taken")
 )
+
+// ClaimError says which claim of a write was taken, and by whom. It
+// wraps ErrClaimTaken.
+type ClaimError struct {
+	// Claim is the claim key relative to /ouro/claims/, as the caller
+	// wrote it.
+	Claim string
+	// Holder is the store key of the object that holds the claim, when
+	// it could be read.
+	Holder string
+}
+
+func (e *ClaimError) Error() string {
+	if e.Holder == "" {
+		return fmt.Sprintf("store: claim %s: %v", e.Claim, ErrClaimTaken)
+	}
+	return fmt.Sprintf("store: claim %s is held by %s: %v", e.Claim, e.Holder, ErrClaimTaken)
+}
+
+// Unwrap returns ErrClaimTaken.
+func (e *ClaimError) Unwrap() error { return ErrClaimTaken }
+
+// HolderName returns the name of the object holding the claim (the last
+// segment of Holder), or "".
+func (e *ClaimError) HolderName() string {
+	return e.Holder[strings.LastIndexByte(e.Holder, '/')+1:]
+}
 
 // Interface is the typed object store.
 type Interface interface {
@@ -67,6 +101,14 @@ type Interface interface {
 	WithGuard(g Guard) Interface
 	// Presence returns the heartbeat keys.
 	Presence() Presence
+	// ListClaims returns the claims whose keys start with prefix (relative
+	// to /ouro/claims/, e.g. "ip/<network-uid>/"), mapped to the store key
+	// of the object holding each.
+	ListClaims(ctx context.Context, prefix string) (map[string]string, error)
+	// UpdateClaims is Update that, in the same transaction, takes the
+	// claims in add (each must be free or already held by obj, else a
+	// *ClaimError) and releases those in release that obj holds.
+	UpdateClaims(ctx context.Context, obj api.Object, add, release []string) error
 }
 
 // Guard is an extra condition on writes, such as "this server is still the
@@ -88,6 +130,12 @@ type CreateOptions struct {
 	IdempotencyTTL time.Duration
 	// TTL, when set, deletes the object after it (events).
 	TTL time.Duration
+	// Claims are unique keys (relative to /ouro/claims/, such as
+	// "ip/<network-uid>/172.31.0.5") taken in the same transaction as the
+	// object: each must be free, else Create fails with a *ClaimError
+	// (ErrClaimTaken). Deleting the object releases them in its delete
+	// transaction. Not allowed with TTL.
+	Claims []string
 }
 
 // ListOptions tune List.

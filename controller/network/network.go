@@ -1,0 +1,288 @@
+// Package network is the network controller: it turns networks, security
+// groups, floating IPs, instances and hosts into one HostNetwork per host
+// (what the host's agent must realise, docs/networking.md) and keeps the
+// floating IPs' status (which host and instance address their traffic
+// goes to) current.
+//
+//	informers: networks · securitygroups · floatingips · hostnetworks
+//	           (+ hosts, instances shared with the other controllers)
+//	     │ any change: mark the index stale, queue every host and floating
+//	     ▼ IP after a short debounce (the queue drops duplicates)
+//	queue ─▶ reconcile "host:<name>": compute the spec from a shared index;
+//	         create, update (generation+1) or, for a deleted host, delete
+//	         its HostNetwork — only when the canonical JSON differs
+//	      ─▶ reconcile "fip:<project>/<name>": write status.host and
+//	         status.instanceIP when they differ
+//
+// The computation is a pure function of a snapshot (Index); every write is
+// conditional on the resourceVersion read and goes through the leader's
+// guarded store, so a crash at any line or a lost leadership leaves
+// nothing half done: the next leader recomputes from scratch.
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/controller/cache"
+	"github.com/ouroboros-cloud/ouro/controller/queue"
+	"github.com/ouroboros-cloud/ouro/store"
+)
+
+// Defaults of Options.
+const (
+	// DefaultDebounce is how long a change waits before the hosts are
+	// recomputed, so that a burst of changes costs one recompute per host.
+	DefaultDebounce = 50 * time.Millisecond
+	// defaultWorkers reconcile hosts concurrently.
+	defaultWorkers = 2
+)
+
+// Queue key prefixes.
+const (
+	hostPrefix = "host:"
+	fipPrefix  = "fip:"
+)
+
+// Options configure a Controller.
+type Options struct {
+	// Store is the (leader-guarded) store the controller writes through and
+	// its own informers read.
+	Store store.Interface
+	// Hosts and Instances are informers run by the caller; New registers
+	// handlers on them.
+	Hosts     *cache.Informer
+	Instances *cache.Informer
+	Logger    *slog.Logger
+	// Resync is the period of the controller's own informers (default
+	// cache.DefaultResync).
+	Resync time.Duration
+	// Debounce overrides DefaultDebounce.
+	Debounce time.Duration
+}
+
+// Controller computes host networks.
+type Controller struct {
+	o     Options
+	log   *slog.Logger
+	queue *queue.Queue
+
+	networks, groups, fips, hostNets *cache.Informer
+
+	mu         sync.Mutex
+	idx        *Index
+	stale      bool
+	builtAt    time.Time
+	minRebuild time.Duration
+}
+
+// New returns a controller and registers its handlers on the informers.
+func New(o Options) *Controller {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Debounce <= 0 {
+		o.Debounce = DefaultDebounce
+	}
+	c := &Controller{
+		o:        o,
+		log:      o.Logger.With("controller", "network"),
+		networks: cache.New(o.Store, api.NetworkKind, o.Resync, o.Logger),
+		groups:   cache.New(o.Store, api.SecurityGroupKind, o.Resync, o.Logger),
+		fips:     cache.New(o.Store, api.FloatingIPKind, o.Resync, o.Logger),
+		hostNets: cache.New(o.Store, api.HostNetworkKind, o.Resync, o.Logger),
+		stale:    true,
+		// Rebuilding the index at most this often is safe: every change
+		// queues the hosts Debounce later, when the index is rebuilt.
+		minRebuild: o.Debounce / 2,
+	}
+	c.queue = queue.New("network", c.reconcile, c.log)
+	for _, in := range []*cache.Informer{o.Hosts, o.Instances, c.networks, c.groups, c.fips} {
+		in.AddHandler(c.changed)
+	}
+	c.hostNets.AddHandler(func(name string) { c.queue.Add(hostPrefix + name) })
+	return c
+}
+
+// changed notes that the snapshot moved on and queues everything it may
+// change, after the debounce.
+func (c *Controller) changed(string) {
+	c.mu.Lock()
+	c.stale = true
+	c.mu.Unlock()
+	for _, in := range []*cache.Informer{c.o.Hosts, c.hostNets} {
+		for _, h := range in.List() {
+			if hollow(h) {
+				continue
+			}
+			c.queue.AddAfter(hostPrefix+h.Meta().Name, c.o.Debounce)
+		}
+	}
+	for _, f := range c.fips.List() {
+		c.queue.AddAfter(fipPrefix+cache.Key(f), c.o.Debounce)
+	}
+}
+
+// Run runs the controller's informers and workers until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, in := range []*cache.Informer{c.networks, c.groups, c.fips, c.hostNets} {
+		wg.Add(1)
+		go func() { defer wg.Done(); in.Run(ctx) }()
+	}
+	defer wg.Wait()
+	for _, in := range []*cache.Informer{c.o.Hosts, c.o.Instances, c.networks, c.groups, c.fips, c.hostNets} {
+		if err := in.WaitSynced(ctx); err != nil {
+			return nil // stopping
+		}
+	}
+	c.changed("")
+	for _, hn := range c.hostNets.List() {
+		c.queue.Add(hostPrefix + hn.Meta().Name)
+	}
+	c.queue.Run(ctx, defaultWorkers)
+	return nil
+}
+
+// index returns the index of the current caches, rebuilt if they changed
+// since it was built. To bound the cost of a burst of changes it is
+// rebuilt at most every minRebuild: while a stale index is younger than
+// that, index returns nil and how long to wait.
+func (c *Controller) index() (*Index, time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.idx != nil && !c.stale {
+		return c.idx, 0
+	}
+	if age := time.Since(c.builtAt); c.idx != nil && age < c.minRebuild {
+		return nil, c.minRebuild - age
+	}
+	c.stale = false
+	c.builtAt = time.Now()
+	c.idx = NewIndex(Snapshot{
+		Hosts:       listAs[*api.Host](c.o.Hosts),
+		Networks:    listAs[*api.Network](c.networks),
+		Groups:      listAs[*api.SecurityGroup](c.groups),
+		FloatingIPs: listAs[*api.FloatingIP](c.fips),
+		Instances:   listAs[*api.Instance](c.o.Instances),
+	})
+	return c.idx, 0
+}
+
+// listAs returns an informer's objects as T.
+func listAs[T api.Object](in *cache.Informer) []T {
+	objs := in.List()
+	out := make([]T, 0, len(objs))
+	for _, o := range objs {
+		if t, ok := o.(T); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// reconcile converges one queue key.
+func (c *Controller) reconcile(ctx context.Context, k string) error {
+	x, wait := c.index()
+	if x == nil {
+		c.queue.AddAfter(k, wait)
+		return nil
+	}
+	switch {
+	case strings.HasPrefix(k, hostPrefix):
+		return c.reconcileHost(ctx, x, strings.TrimPrefix(k, hostPrefix))
+	case strings.HasPrefix(k, fipPrefix):
+		return c.reconcileFloatingIP(ctx, x, strings.TrimPrefix(k, fipPrefix))
+	}
+	return queue.Terminal(fmt.Errorf("unknown key %q", k))
+}
+
+// reconcileHost writes the HostNetwork of one host when its spec changed,
+// and deletes it when the host is gone.
+func (c *Controller) reconcileHost(ctx context.Context, x *Index, host string) error {
+	obj, exists := c.hostNets.Get(host)
+	if h, ok := c.o.Hosts.Get(host); ok && hollow(h) {
+		// Hollow hosts realise no networks; computing their specs would
+		// only load the control plane with writes nobody reads.
+		if exists {
+			if err := c.o.Store.Delete(ctx, api.HostNetworkKind, "", host, obj.Meta().ResourceVersion); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("delete host network of hollow host %s: %w", host, err)
+			}
+		}
+		return nil
+	}
+	if !x.HasHost(host) {
+		if _, ok := c.o.Hosts.Get(host); ok {
+			return fmt.Errorf("host %s not yet in the index", host) // retried
+		}
+		if !exists {
+			return nil
+		}
+		err := c.o.Store.Delete(ctx, api.HostNetworkKind, "", host, obj.Meta().ResourceVersion)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("delete host network of deleted host %s: %w", host, err)
+		}
+		c.log.Info("deleted the host network of a deleted host", "host", host)
+		return nil
+	}
+	spec := x.HostSpec(host)
+	if !exists {
+		hn := &api.HostNetwork{Kind: api.HostNetworkKind.Name, Metadata: api.ObjectMeta{Name: host}, Spec: spec}
+		if _, err := c.o.Store.Create(ctx, hn, store.CreateOptions{}); err != nil {
+			return fmt.Errorf("create host network %s: %w", host, err)
+		}
+		c.log.Debug("created host network", "host", host, "networks", len(spec.Networks))
+		return nil
+	}
+	cur := obj.(*api.HostNetwork)
+	if SpecEqual(cur.Spec, spec) {
+		return nil
+	}
+	next, err := cache.Copy(cur)
+	if err != nil {
+		return err
+	}
+	next.Spec = spec
+	next.Metadata.Generation++
+	if err := c.o.Store.Update(ctx, next); err != nil {
+		return fmt.Errorf("update host network %s: %w", host, err)
+	}
+	c.log.Debug("updated host network", "host", host, "generation", next.Metadata.Generation, "networks", len(spec.Networks))
+	return nil
+}
+
+// reconcileFloatingIP keeps a floating IP's host and instance address
+// current.
+func (c *Controller) reconcileFloatingIP(ctx context.Context, x *Index, k string) error {
+	obj, ok := c.fips.Get(k)
+	if !ok {
+		return nil
+	}
+	f := obj.(*api.FloatingIP)
+	want := x.FloatingIPStatus(f)
+	if want == f.Status {
+		return nil
+	}
+	next, err := cache.Copy(f)
+	if err != nil {
+		return err
+	}
+	next.Status = want
+	if err := c.o.Store.Update(ctx, next); err != nil {
+		return fmt.Errorf("update status of floating IP %s: %w", k, err)
+	}
+	return nil
+}
+
+// hollow reports whether a host (or its HostNetwork, named the same) is a
+// simulated host: the label is on the Host object.
+func hollow(o api.Object) bool {
+	h, ok := o.(*api.Host)
+	return ok && h.Metadata.Labels[api.LabelHollow] != ""
+}

@@ -1,0 +1,146 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/controller/cache"
+	"github.com/ouroboros-cloud/ouro/controller/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/store"
+)
+
+const wait = 20 * time.Second
+
+// TestControllerOverEtcd runs the controller against a real etcd: host
+// networks appear, follow a moving instance and its floating IP, are not
+// rewritten when nothing they hold changed, and go with their host.
+func TestControllerOverEtcd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd")
+	}
+	cli, raw := etcdtest.Start(t)
+	st := raw.WithGuard(etcdtest.NewGuard(t, cli, "/test/leader"))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	create := func(obj api.Object, claims ...string) {
+		t.Helper()
+		if _, err := raw.Create(ctx, obj, store.CreateOptions{Claims: claims}); err != nil {
+			t.Fatalf("create %s %s: %v", obj.GetKind(), obj.Meta().Name, err)
+		}
+	}
+	create(host("h1", "10.99.0.1"))
+	create(host("h2", "10.99.0.2"))
+	create(netw("p", "n", "", 4096, "10.0.0.0/24"), "vni/4096")
+	create(group("p", "default", fromDefault))
+	a := inst("p", "a", "h1", api.PhaseRunning, []string{"default"}, "n", "10.0.0.2")
+	create(a)
+	create(inst("p", "b", "h2", api.PhaseRunning, []string{"default"}, "n", "10.0.0.3"))
+	create(fip("p", "f", "192.0.2.10", "a"))
+
+	log := etcdtest.Quiet()
+	hosts := cache.New(st, api.HostKind, 0, log)
+	instances := cache.New(st, api.InstanceKind, 0, log)
+	c := New(Options{Store: st, Hosts: hosts, Instances: instances, Logger: log})
+	done := make(chan struct{}, 3)
+	for _, run := range []func(context.Context) error{hosts.Run, instances.Run, c.Run} {
+		go func() { run(ctx); done <- struct{}{} }()
+	}
+	t.Cleanup(func() {
+		cancel()
+		for range 3 {
+			<-done
+		}
+	})
+
+	getHN := func(name string) (*api.HostNetwork, bool) {
+		var hn api.HostNetwork
+		err := raw.Get(ctx, api.HostNetworkKind, "", name, &hn)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &hn, true
+	}
+	portOf := func(hn *api.HostNetwork, name string) *api.HostPort {
+		for _, e := range hn.Spec.Networks {
+			for i := range e.Ports {
+				if e.Ports[i].Name == name {
+					return &e.Ports[i]
+				}
+			}
+		}
+		return nil
+	}
+	fipStatus := func() api.FloatingIPStatus {
+		var f api.FloatingIP
+		if err := raw.Get(ctx, api.FloatingIPKind, "p", "f", &f); err != nil {
+			t.Fatal(err)
+		}
+		return f.Status
+	}
+
+	etcdtest.Eventually(t, wait, "host networks of h1 and h2", func() bool {
+		h1, ok1 := getHN("h1")
+		h2, ok2 := getHN("h2")
+		if !ok1 || !ok2 || len(h1.Spec.Networks) != 1 || len(h2.Spec.Networks) != 1 {
+			return false
+		}
+		p := portOf(h1, "a")
+		return p != nil && p.FloatingIP == "192.0.2.10" && h1.Spec.Networks[0].Peers[0] == "10.99.0.2" &&
+			len(h1.Spec.Networks[0].Records) == 2 && portOf(h2, "b") != nil
+	})
+	etcdtest.Eventually(t, wait, "floating IP status on h1", func() bool {
+		return fipStatus() == api.FloatingIPStatus{Address: "192.0.2.10", Host: "h1", InstanceIP: "10.0.0.2"}
+	})
+	h1, _ := getHN("h1")
+
+	// The instance moves to h2: its port and floating IP follow.
+	if err := raw.Get(ctx, api.InstanceKind, "p", "a", a); err != nil {
+		t.Fatal(err)
+	}
+	a.Status.Host = "h2"
+	if err := raw.Update(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	etcdtest.Eventually(t, wait, "a and its floating IP on h2", func() bool {
+		h2, _ := getHN("h2")
+		p := portOf(h2, "a")
+		h1now, _ := getHN("h1")
+		return p != nil && p.FloatingIP == "192.0.2.10" && len(h1now.Spec.Networks) == 0 &&
+			h1now.Metadata.Generation == h1.Metadata.Generation+1 && fipStatus().Host == "h2"
+	})
+	h1, _ = getHN("h1")
+
+	// A change that alters no spec of h1 does not rewrite it: a host label
+	// first, then an instance on h2, whose arrival shows both were seen.
+	var hh api.Host
+	if err := raw.Get(ctx, api.HostKind, "", "h1", &hh); err != nil {
+		t.Fatal(err)
+	}
+	hh.Metadata.Labels = map[string]string{"rack": "2"}
+	if err := raw.Update(ctx, &hh); err != nil {
+		t.Fatal(err)
+	}
+	create(inst("p", "c", "h2", api.PhaseRunning, []string{"default"}, "n", "10.0.0.4"))
+	etcdtest.Eventually(t, wait, "c on h2", func() bool {
+		h2, _ := getHN("h2")
+		return portOf(h2, "c") != nil
+	})
+	if again, _ := getHN("h1"); again.Metadata.ResourceVersion != h1.Metadata.ResourceVersion {
+		t.Errorf("h1's host network was rewritten without a change: generation %d → %d", h1.Metadata.Generation, again.Metadata.Generation)
+	}
+
+	// A deleted host loses its host network.
+	if err := raw.Delete(ctx, api.HostKind, "", "h1", ""); err != nil {
+		t.Fatal(err)
+	}
+	etcdtest.Eventually(t, wait, "h1's host network deleted", func() bool {
+		_, ok := getHN("h1")
+		return !ok
+	})
+}
