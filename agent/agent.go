@@ -266,7 +266,7 @@ func (a *Agent) gatherFacts(ctx context.Context, id *identity, listen net.Addr) 
 		}
 	}
 	if f.address == "" {
-		addr, err := defaultRouteAddress()
+		addr, err := DefaultRouteAddress()
 		if err != nil {
 			return f, err
 		}

@@ -78,9 +78,9 @@ func diskGiB(dir string) (int64, error) {
 	return int64((st.Bavail + used) * uint64(st.Bsize) >> 30), nil
 }
 
-// defaultRouteAddress returns the first IPv4 address of the interface
+// DefaultRouteAddress returns the first IPv4 address of the interface
 // that carries the IPv4 default route, per /proc/net/route.
-func defaultRouteAddress() (string, error) {
+func DefaultRouteAddress() (string, error) {
 	data, err := os.ReadFile("/proc/net/route")
 	if err != nil {
 		return "", fmt.Errorf("find default route: %w", err)

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/agent"
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/driver/container"
+	"github.com/ouroboros-cloud/ouro/netplane"
 )
 
 // AgentConfig configures a host agent.
@@ -51,11 +54,31 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("agent: data dir: %w", err)
 	}
+	if cfg.AdvertiseAddress == "" {
+		addr, err := agent.DefaultRouteAddress()
+		if err != nil {
+			return fmt.Errorf("agent: no --advertise-address given and %w", err)
+		}
+		cfg.AdvertiseAddress = addr
+	}
 	reg := driver.NewRegistry()
+	run := runDir(cfg.DataDir)
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	plane, err := netplane.New(netplane.Config{
+		StateDir:        filepath.Join(run, "net"),
+		UnderlayAddress: cfg.AdvertiseAddress,
+		NetNSDir:        filepath.Join(run, "netns"),
+		Logger:          log,
+	})
+	if err != nil {
+		return fmt.Errorf("agent: network plane: %w", err)
+	}
 	a, err := agent.New(agent.Config{
 		Server: cfg.Server, CACert: cfg.CACert, JoinToken: cfg.JoinToken, DataDir: cfg.DataDir,
 		Name: cfg.Name, AdvertiseAddress: cfg.AdvertiseAddress, Listen: cfg.Listen,
-		Drivers: reg, Labels: cfg.Labels, Taints: cfg.Taints, Logger: log,
+		Drivers: reg, Network: plane, Labels: cfg.Labels, Taints: cfg.Taints, Logger: log,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -65,4 +88,18 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	return a.Run(ctx)
+}
+
+// runDir holds an agent's runtime network state: namespaces and dnsmasq
+// files. It is on tmpfs (gone with a reboot, like the namespaces),
+// readable by dnsmasq after it drops privileges (the data dir, holding
+// credentials, is not), and distinct per data dir so several agents can
+// share a machine without taking each other's namespaces for stale ones.
+func runDir(dataDir string) string {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		abs = dataDir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join("/run/ouro", hex.EncodeToString(sum[:4]))
 }

@@ -1,0 +1,63 @@
+// Package netplane realises a host's share of the private networks
+// (api.HostNetworkSpec) with Linux namespaces, bridges, VXLAN, nftables
+// and dnsmasq, as docs/networking.md describes. One router namespace per
+// network per host:
+//
+//	host netns        ourt<vni> ─┐  table ip ouro-host (masquerade 100.64.0.0/10
+//	(underlay dev)               │  to the underlay), FIP/32 routes, proxy ARP
+//	router netns ouro-n<vni>:  transit ── routing ── br0 (gateway IP, MAC 0e:00:00:<vni>)
+//	                                                  ├─ ourx<vni> VXLAN, dstport 4789
+//	                                                  └─ ourp<uid> ── eth0 in ouro-i<uid>
+//	  dnsmasq on the gateway IP; tables ip ouro, inet ouro-sg, bridge ouro-sg
+//
+// Apply is declarative: it creates or corrects what the spec has and
+// removes every ouro object the spec no longer has, without recreating what
+// is already right, so it is safe to repeat and to run again after a crash
+// at any point. Running instances are not disturbed by a repeated Apply:
+// devices are kept, nftables tables are replaced atomically (conntrack and
+// its NAT bindings survive), and dnsmasq is adopted from its pid file and
+// only signalled (SIGHUP) when its hosts files change.
+//
+// # Names
+//
+// Router namespace ouro-n<vni>; instance namespace ouro-i<first 12 letters
+// and digits of the instance UID>, under Config.NetNSDir (/run/netns).
+// Host devices: ourt<vni> (transit veth) and, only between its creation and
+// its move into the router namespace, ourx<vni> (VXLAN). Inside a router
+// namespace: br0, ourx<vni>, transit and ourp<11 of the instance UID>.
+// Inside an instance namespace: eth0, eth1, ... in the order of the
+// instance's networks in the spec; the default route is on eth0. The only
+// host objects Apply touches are devices matching our[tx]<digits>, routes
+// on them, the table ip ouro-host, and proxy ARP entries listed in
+// StateDir/proxy-arp.
+//
+// # Transit addresses
+//
+// The transit of a network is the /30 number (VNI mod 2^20) of
+// 100.64.0.0/10: host end .1, router end .2 of that block (TransitPrefixes).
+// It depends only on the VNI, so it is the same after every restart; two
+// VNIs 2^20 apart would collide, which needs over a million networks. The
+// range is carrier-grade NAT space and never leaves the host: the host
+// masquerades it to the underlay. A host whose underlay itself uses
+// 100.64.0.0/10 would need another range.
+//
+// # Kernel settings
+//
+// Host namespace: net.ipv4.ip_forward=1 (set when there is a network, never
+// reset). Router namespaces: ip_forward=1, net.bridge.bridge-nf-call-iptables=1
+// (per namespace since Linux 5.3; with CONFIG_BRIDGE_NETFILTER=y it exists
+// without loading a module) so that bridged IPv4 passes the inet hooks with
+// conntrack, which makes the security groups stateful although the bridge
+// family has no conntrack here; IPv6 disabled. Overlay MTU is the
+// underlay's less 50 (VXLAN over IPv4).
+//
+// # Limits
+//
+// IPv4 only (instances' IPv6 frames are dropped at the bridge). Proxy ARP
+// answers for floating IPs are delayed by the underlay's proxy_delay
+// (default up to 0.8 s), which is left as the host has it. A forward-drop
+// policy in another table of the host (Docker's, for instance) also applies
+// to transit traffic: nftables verdicts of other tables cannot be
+// overridden. dnsmasq drops privileges to nobody, so StateDir and its
+// parents must be traversable (mode o+x).
+package netplane
