@@ -62,16 +62,11 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		cfg.AdvertiseAddress = addr
 	}
 	reg := driver.NewRegistry()
-	run := runDir(cfg.DataDir)
+	run := RunDir(cfg.DataDir)
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	plane, err := netplane.New(netplane.Config{
-		StateDir:        filepath.Join(run, "net"),
-		UnderlayAddress: cfg.AdvertiseAddress,
-		NetNSDir:        filepath.Join(run, "netns"),
-		Logger:          log,
-	})
+	plane, err := NetworkPlane(cfg.DataDir, cfg.AdvertiseAddress, log)
 	if err != nil {
 		return fmt.Errorf("agent: network plane: %w", err)
 	}
@@ -90,16 +85,29 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	return a.Run(ctx)
 }
 
-// runDir holds an agent's runtime network state: namespaces and dnsmasq
+// RunDir holds an agent's runtime network state: namespaces and dnsmasq
 // files. It is on tmpfs (gone with a reboot, like the namespaces),
 // readable by dnsmasq after it drops privileges (the data dir, holding
 // credentials, is not), and distinct per data dir so several agents can
 // share a machine without taking each other's namespaces for stale ones.
-func runDir(dataDir string) string {
+func RunDir(dataDir string) string {
 	abs, err := filepath.Abs(dataDir)
 	if err != nil {
 		abs = dataDir
 	}
 	sum := sha256.Sum256([]byte(abs))
 	return filepath.Join("/run/ouro", hex.EncodeToString(sum[:4]))
+}
+
+// NetworkPlane returns the network plane of the agent with dataDir and
+// underlay address: the same namespaces and state every time, so a
+// restarted agent (or a cleanup) finds what an earlier one made.
+func NetworkPlane(dataDir, underlay string, log *slog.Logger) (*netplane.Plane, error) {
+	run := RunDir(dataDir)
+	return netplane.New(netplane.Config{
+		StateDir:        filepath.Join(run, "net"),
+		UnderlayAddress: underlay,
+		NetNSDir:        filepath.Join(run, "netns"),
+		Logger:          log,
+	})
 }

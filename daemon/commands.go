@@ -105,6 +105,7 @@ func agentCommand() *cobra.Command {
 	var cfg AgentConfig
 	var level, caFile string
 	var labels []string
+	var hollowN int
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the host agent that runs instances on this machine",
@@ -114,9 +115,6 @@ func agentCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if os.Geteuid() != 0 {
-				return fmt.Errorf("ouro agent needs root: it runs containers with runc, mounts overlay filesystems and sets cgroup limits; run it with sudo")
-			}
 			cfg.Logger = log
 			if caFile != "" {
 				pem, err := os.ReadFile(caFile)
@@ -124,6 +122,16 @@ func agentCommand() *cobra.Command {
 					return fmt.Errorf("--ca-cert: %w", err)
 				}
 				cfg.CACert = pem
+			}
+			if hollowN != 0 {
+				// Hollow hosts start nothing, so they need no root.
+				ctx, stop := signalContext()
+				defer stop()
+				return RunHollow(ctx, HollowConfig{Server: cfg.Server, CACert: cfg.CACert, JoinToken: cfg.JoinToken,
+					DataDir: cfg.DataDir, Count: hollowN, NamePrefix: cfg.Name, Logger: log})
+			}
+			if os.Geteuid() != 0 {
+				return fmt.Errorf("ouro agent needs root: it runs containers with runc, mounts overlay filesystems and sets cgroup limits; run it with sudo")
 			}
 			cfg.Labels = map[string]string{}
 			for _, l := range labels {
@@ -148,6 +156,7 @@ func agentCommand() *cobra.Command {
 	f.StringVar(&cfg.Listen, "listen", ":7444", "HTTPS address of the agent endpoint (logs, exec)")
 	f.StringSliceVar(&labels, "label", nil, "host label key=value (repeatable)")
 	f.StringSliceVar(&cfg.Taints, "taint", nil, "host taint key (repeatable)")
+	f.IntVar(&hollowN, "hollow", 0, "run N simulated hosts (hollow hosts, for load tests only) instead of a real agent; --name is their prefix")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -1,0 +1,114 @@
+// Command report turns the results of bench/run.sh into
+// docs/benchmarks.md: `go test -bench` output plus a TSV of peer timings,
+// notes and machine facts. For each figure it writes the median of the
+// runs with their minimum and maximum, the peer's figure from the same run
+// where a peer exists, the ratio, and the target from the design.
+//
+//	go run ./bench/report -bench bench.txt -peers peers.tsv -o docs/benchmarks.md
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// figure is one row of the report.
+type figure struct {
+	what string
+	// bench and unit name the Go benchmark metric.
+	bench, unit string
+	// show is the unit as printed.
+	show string
+	// target is the design's target and anchors (docs DESIGN.md).
+	target string
+	// peer names the peer samples, peerP the percentile of them compared
+	// with our median, peerName how the peer is described.
+	peer     string
+	peerP    float64
+	peerName string
+	// missing, when set, is why the figure cannot be measured yet.
+	missing string
+}
+
+// figures is what docs/benchmarks.md reports, in order.
+var figures = []figure{
+	{what: "Container create call → Running, p50", bench: "BenchmarkContainerCreateToRunning", unit: "p50-ms", show: "ms",
+		target: "p50 ≤ 150 ms; ≤ 0.5× `lxc-create -t busybox` + `lxc-start` (LXD create+start < 1 s on CoW storage)",
+		peer:   "lxc-create-start-ms", peerP: 0.5, peerName: "`lxc-create -t busybox` + `lxc-start`, p50"},
+	{what: "Container create call → Running, p90", bench: "BenchmarkContainerCreateToRunning", unit: "p90-ms", show: "ms",
+		target: "(the design sets p50 only)",
+		peer:   "lxc-create-start-ms", peerP: 0.9, peerName: "`lxc-create -t busybox` + `lxc-start`, p90"},
+	{what: "VM create call → guest kernel running", show: "ms",
+		target:  "≤ 1.0× `virsh create` of the same kernel (Nova boot 13 s mean; EC2 ≈ 26 s to SSH)",
+		missing: "the VM driver does not exist yet"},
+	{what: "Scheduling, 1,000 hollow hosts, 10,000 instances: placements", bench: "BenchmarkScale", unit: "placements/s", show: "/s",
+		target: "≥ 1,000 placements/s on 2 cores (kube-scheduler ≈ 100 pods/s; Nomad C1M ≈ 3,750/s on 5 servers)"},
+	{what: "… API creates (32 concurrent clients)", bench: "BenchmarkScale", unit: "creates/s", show: "/s", target: "—"},
+	{what: "… every instance reported Running by its hollow host", bench: "BenchmarkScale", unit: "running/s", show: "/s", target: "—"},
+	{what: "List 10,000 instances (CLI-style, one request), p50", bench: "BenchmarkScale", unit: "list-p50-ms", show: "ms", target: "—"},
+	{what: "List 10,000 instances (CLI-style, one request), p99", bench: "BenchmarkScale", unit: "list-p99-ms", show: "ms",
+		target: "p99 ≤ 200 ms (Kubernetes SLO: 30 s for cluster-wide lists)"},
+	{what: "Label-selected list (100 of 10,000), p50", bench: "BenchmarkScale", unit: "sel-list-p50-ms", show: "ms", target: "—"},
+	{what: "Label-selected list (100 of 10,000), p99", bench: "BenchmarkScale", unit: "sel-list-p99-ms", show: "ms", target: "—"},
+	{what: "Idle memory of `ouro up` (server + agent), VmRSS", bench: "BenchmarkIdleUp", unit: "rss-MiB", show: "MiB",
+		target: "≤ 80 MiB RSS (k3s server ≈ 500 MiB; OpenStack controllers need GBs)"},
+	{what: "Size of `bin/ouro`", bench: "BenchmarkIdleUp", unit: "binary-MiB", show: "MiB", target: "—"},
+	{what: "Host dies → its group instances running elsewhere", show: "s",
+		target:  "≤ 10 s (Kubernetes ≈ 350 s; Masakari ≥ 240 s; Nomad ≈ 20–30 s)",
+		missing: "instance groups do not exist yet"},
+	{what: "Control-plane leader lost → writes accepted", show: "s",
+		target: "≤ 3 s (etcd election 1 s)", missing: "not measured by bench/ yet"},
+	{what: "Load-balancer VIP failover", show: "s",
+		target: "≤ 2 s (keepalived defaults ≈ 3.6 s)", missing: "load balancers do not exist yet"},
+}
+
+func main() {
+	benchPath := flag.String("bench", "", "file with `go test -bench` output (required)")
+	peersPath := flag.String("peers", "", "TSV of machine facts, peer samples and notes written by run.sh")
+	outPath := flag.String("o", "-", "markdown file to write (- for stdout)")
+	flag.Parse()
+	if err := run(*benchPath, *peersPath, *outPath); err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+}
+
+func run(benchPath, peersPath, outPath string) error {
+	if benchPath == "" {
+		return fmt.Errorf("-bench is required")
+	}
+	bf, err := os.Open(benchPath)
+	if err != nil {
+		return err
+	}
+	defer bf.Close()
+	samples, err := ParseBench(bf)
+	if err != nil {
+		return fmt.Errorf("%s: %w", benchPath, err)
+	}
+	peers := &Peers{Machine: map[string]string{}, Samples: Samples{}, Notes: map[string][]string{}}
+	if peersPath != "" {
+		pf, err := os.Open(peersPath)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if peers, err = ParsePeers(pf); err != nil {
+			return fmt.Errorf("%s: %w", peersPath, err)
+		}
+	}
+	var b strings.Builder
+	Render(&b, samples, peers)
+	if outPath == "-" {
+		_, err = io.WriteString(os.Stdout, b.String())
+		return err
+	}
+	tmp := outPath + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, outPath)
+}

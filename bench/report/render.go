@@ -1,0 +1,152 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+)
+
+// Render writes the markdown report of samples and peers to w.
+func Render(w io.Writer, samples Samples, peers *Peers) {
+	m := peers.Machine
+	get := func(k string) string {
+		if v := m[k]; v != "" {
+			return v
+		}
+		return "unknown"
+	}
+	fmt.Fprintf(w, `# Benchmarks
+
+Written by `+"`make bench`"+` (bench/run.sh → bench/report); do not edit by hand, run it again.
+Figures are what this machine measured in one run of the suite, peers included; they are never
+asserted by any test. Each Ouroboros figure is the median of the runs, with the smallest and
+largest in brackets; targets are those of the design (DESIGN.md, "Performance targets").
+
+## Machine
+
+| CPU | cores | memory | kernel | date |
+|---|---|---|---|---|
+| %s | %s | %s | %s | %s |
+
+## Results
+
+| what | Ouroboros: median (min–max) | runs | peer, same run | ratio | target (DESIGN.md) |
+|---|---|---|---|---|---|
+`, cell(get("cpu")), cell(get("cores")), cell(get("memory")), cell(get("kernel")), cell(get("date")))
+
+	for _, f := range figures {
+		ours, runs, value, ok := oursCell(f, samples, peers)
+		peer, ratio := peerCell(f, peers, value, ok)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", cell(f.what), ours, runs, peer, ratio, cell(f.target))
+	}
+
+	fmt.Fprint(w, `
+## How each figure is measured
+
+- **Container create → Running**: `+"`BenchmarkContainerCreateToRunning`"+` in test/e2e: a real
+  `+"`ouro server`"+` and `+"`ouro agent`"+` (separate processes, runc), one busybox instance at a time, from
+  the create call until a watch sees phase Running; p50 and p90 over the instances of one run.
+  Peer: `+"`lxc-create -t busybox`"+` then `+"`lxc-start`"+` and `+"`lxc-wait -s RUNNING`"+` of a fresh container
+  (no network, in a scratch lxcpath), timed by run.sh, destroyed after each run.
+- **Scheduling**: `+"`BenchmarkScale`"+` in bench/: a real server (embedded etcd, API, controllers)
+  and 1,000 hollow hosts in one process on this machine; the hollow hosts join, heartbeat every 2 s
+  and watch their instances through the API like real agents. 32 concurrent clients create
+  10,000 tiny instances that tolerate the hollow taint. Placements/s is 10,000 divided by the time
+  from the first create until an admin watch saw every instance with status.host.
+- **List latency**: in the same cloud, after every instance is Running: a full list of the
+  project's 10,000 instances as the CLI does it (one request, no limit; client decode included),
+  50 times, and a list selecting the 100 instances labelled `+"`sel=yes`"+`, 200 times.
+- **Idle memory**: `+"`BenchmarkIdleUp`"+`: `+"`ouro up`"+` on free loopback ports with a fresh data dir and
+  its own CLI config, idle for 30 s after it said it is up, then VmRSS from /proc/PID/status.
+`)
+	if len(peers.Notes) > 0 {
+		fmt.Fprint(w, "\n## Notes from this run\n\n")
+		keys := make([]string, 0, len(peers.Notes))
+		for k := range peers.Notes {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			for _, n := range peers.Notes[k] {
+				fmt.Fprintf(w, "- **%s**: %s\n", k, oneLine(n))
+			}
+		}
+	}
+}
+
+// oursCell returns our figure's cell, its run count and its median.
+func oursCell(f figure, samples Samples, peers *Peers) (cell, runs string, median float64, ok bool) {
+	if f.missing != "" {
+		return "not measured: " + f.missing, "—", 0, false
+	}
+	st, ok := Summarize(samples[key(f.bench, f.unit)])
+	if !ok {
+		why := "no result in this run"
+		if notes := peers.Notes[f.bench]; len(notes) > 0 {
+			why = oneLine(notes[0])
+		}
+		return "not measured: " + why, "0", 0, false
+	}
+	return fmt.Sprintf("**%s %s** (%s–%s)", num(st.Median), f.show, num(st.Min), num(st.Max)),
+		fmt.Sprint(st.N), st.Median, true
+}
+
+// peerCell returns the peer's cell and the ratio of ours to it.
+func peerCell(f figure, peers *Peers, ours float64, haveOurs bool) (peer, ratio string) {
+	if f.peer == "" {
+		return "—", "—"
+	}
+	xs := peers.Samples[f.peer]
+	v, ok := Percentile(xs, f.peerP)
+	if !ok {
+		why := "no result in this run"
+		if notes := peers.Notes[f.peer]; len(notes) > 0 {
+			why = oneLine(notes[0])
+		}
+		return fmt.Sprintf("%s: not measured: %s", f.peerName, why), "—"
+	}
+	peer = fmt.Sprintf("%s: %s %s (%d runs)", f.peerName, num(v), f.show, len(xs))
+	if !haveOurs || v == 0 {
+		return peer, "—"
+	}
+	return peer, fmt.Sprintf("%.2f×", ours/v)
+}
+
+// num formats a figure with sensible precision.
+func num(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case a >= 1000:
+		return addCommas(fmt.Sprintf("%.0f", v))
+	case a >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+// addCommas groups the digits of an integer string by thousands.
+func addCommas(s string) string {
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// cell makes text safe inside a markdown table cell.
+func cell(s string) string { return strings.ReplaceAll(oneLine(s), "|", `\|`) }
+
+// oneLine joins the lines of s with spaces.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

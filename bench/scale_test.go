@@ -1,0 +1,287 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/hollow"
+	"github.com/ouroboros-cloud/ouro/hollow/hollowtest"
+)
+
+// Scale of BenchmarkScale; BENCH_HOSTS and BENCH_INSTANCES override them
+// for a quick look.
+const (
+	defaultHosts     = 1000
+	defaultInstances = 10000
+	// createWorkers bounds the creates in flight, as a busy client would.
+	createWorkers = 32
+	// selectedEvery: one instance in selectedEvery carries sel=yes, for the
+	// label-selected list.
+	selectedEvery = 100
+	// Samples of the list latencies.
+	fullLists     = 50
+	selectedLists = 200
+	// scaleDeadline bounds each phase; a run that needs longer is broken.
+	scaleDeadline = 20 * time.Minute
+)
+
+// hostCapacity fits ten tiny instances on each hollow host and then some.
+var hostCapacity = api.Resources{VCPUs: 32, MemoryMiB: 64 * 1024, DiskGiB: 1000}
+
+// BenchmarkScale measures the control plane with 1,000 hollow hosts: a
+// real server (embedded etcd, API, controllers) in this process, hollow
+// hosts that join, heartbeat and watch through the API as real agents
+// do, and 10,000 instances tolerating the hollow taint created through
+// the API by 32 concurrent clients. It reports
+//
+//   - creates/s: instances created per second of the create phase;
+//   - placements/s: instances per second from the first create until a
+//     watch saw every instance with status.host;
+//   - running/s: the same until every instance was reported Running;
+//   - list-p50-ms, list-p99-ms: a full list of the 10,000 instances as
+//     the CLI does it (one request, no limit), decoded by the client;
+//   - sel-list-p50-ms, sel-list-p99-ms: a list selecting the 1% of
+//     instances labelled sel=yes.
+//
+// Each iteration builds a fresh cloud; run it with -benchtime 1x.
+func BenchmarkScale(b *testing.B) {
+	hosts, instances := envInt(b, "BENCH_HOSTS", defaultHosts), envInt(b, "BENCH_INSTANCES", defaultInstances)
+	var sum scaleResult
+	for range b.N {
+		r := runScale(b, hosts, instances)
+		sum.add(r)
+	}
+	n := float64(b.N)
+	b.ReportMetric(sum.creates/n, "creates/s")
+	b.ReportMetric(sum.placements/n, "placements/s")
+	b.ReportMetric(sum.running/n, "running/s")
+	b.ReportMetric(sum.listP50/n, "list-p50-ms")
+	b.ReportMetric(sum.listP99/n, "list-p99-ms")
+	b.ReportMetric(sum.selP50/n, "sel-list-p50-ms")
+	b.ReportMetric(sum.selP99/n, "sel-list-p99-ms")
+}
+
+type scaleResult struct {
+	creates, placements, running     float64
+	listP50, listP99, selP50, selP99 float64
+}
+
+func (s *scaleResult) add(o scaleResult) {
+	s.creates += o.creates
+	s.placements += o.placements
+	s.running += o.running
+	s.listP50 += o.listP50
+	s.listP99 += o.listP99
+	s.selP50 += o.selP50
+	s.selP99 += o.selP99
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
+}
+
+// runScale builds a cloud with hosts hollow hosts, creates instances and
+// measures. The timer runs only while instances are created and placed.
+func runScale(b *testing.B, hosts, instances int) scaleResult {
+	b.StopTimer()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := hollowtest.Start(b)
+	h := c.RunHollow(b, hollow.Config{Count: hosts, Capacity: hostCapacity})
+	c.WaitHostsReady(b, h, hollow.DefaultNamePrefix, hosts, scaleDeadline)
+
+	tr := newTracker(instances)
+	watchDone := make(chan error, 1)
+	go func() {
+		watchDone <- client.Watch(ctx, c.Admin, api.InstanceKind, hollowtest.Project, client.WatchOptions{
+			ListOptions: client.ListOptions{LabelSelector: "bench=scale"}}, tr.see)
+	}()
+
+	b.StartTimer()
+	start := time.Now()
+	createDone := create(ctx, b, c.Admin, instances)
+	var r scaleResult
+	r.creates = float64(instances) / createDone.Sub(start).Seconds()
+	placed := tr.wait(b, tr.allPlaced, watchDone, "every instance placed")
+	r.placements = float64(instances) / placed.Sub(start).Seconds()
+	b.StopTimer()
+	running := tr.wait(b, tr.allRunning, watchDone, "every instance Running")
+	r.running = float64(instances) / running.Sub(start).Seconds()
+
+	r.listP50, r.listP99 = listLatency(ctx, b, c.Admin, fullLists, "", instances)
+	r.selP50, r.selP99 = listLatency(ctx, b, c.Admin, selectedLists, "sel=yes", (instances+selectedEvery-1)/selectedEvery)
+	b.Logf("%d hosts, %d instances: %.0f creates/s, %.0f placements/s, %.0f running/s; list p50 %.1f ms p99 %.1f ms; selected list p50 %.1f ms p99 %.1f ms",
+		hosts, instances, r.creates, r.placements, r.running, r.listP50, r.listP99, r.selP50, r.selP99)
+	return r
+}
+
+// create makes n tiny instances tolerating the hollow taint with
+// createWorkers clients at a time and returns when the last create was
+// answered.
+func create(ctx context.Context, b *testing.B, cl *client.Client, n int) time.Time {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, createWorkers)
+	for range createWorkers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				name := fmt.Sprintf("i-%05d", i)
+				labels := map[string]string{"bench": "scale"}
+				if i%selectedEvery == 0 {
+					labels["sel"] = "yes"
+				}
+				in := &api.Instance{
+					Metadata: api.ObjectMeta{Name: name, Project: hollowtest.Project, Labels: labels},
+					Spec: api.InstanceSpec{Image: hollowtest.ImageName, Flavor: "tiny",
+						Tolerations: []string{api.TaintHollow}},
+				}
+				if err := createRetrying(ctx, cl, in); err != nil {
+					errs <- fmt.Errorf("create %s: %w", name, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	return time.Now()
+}
+
+// createRetrying creates in, retrying as a careful client would when the
+// server asks it to (conflicts, 429 and 5xx answers); the idempotency key
+// makes a retried create safe.
+func createRetrying(ctx context.Context, cl *client.Client, in *api.Instance) error {
+	delay := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		obj := *in
+		_, err := cl.Create(ctx, &obj, client.CreateOptions{IdempotencyKey: "bench-" + in.Metadata.Name})
+		st := api.StatusOf(err)
+		if err == nil || attempt >= 20 || !(api.IsConflict(err) || st == http.StatusTooManyRequests || st >= 500) {
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+// tracker follows the benchmark's instances through a watch and notes
+// when all of them were placed and all were Running.
+type tracker struct {
+	n          int
+	mu         sync.Mutex
+	placed     map[string]bool
+	running    map[string]bool
+	allPlaced  chan time.Time
+	allRunning chan time.Time
+}
+
+func newTracker(n int) *tracker {
+	return &tracker{n: n, placed: map[string]bool{}, running: map[string]bool{},
+		allPlaced: make(chan time.Time, 1), allRunning: make(chan time.Time, 1)}
+}
+
+func (t *tracker) see(ev api.WatchEvent[api.Instance]) error {
+	if ev.Type != api.Added && ev.Type != api.Modified {
+		return nil
+	}
+	now := time.Now()
+	in := &ev.Object
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	mark := func(set map[string]bool, done chan time.Time) {
+		if set[in.Metadata.Name] {
+			return
+		}
+		set[in.Metadata.Name] = true
+		if len(set) == t.n {
+			done <- now
+		}
+	}
+	if in.Status.Host != "" {
+		mark(t.placed, t.allPlaced)
+	}
+	if in.Status.Phase == api.PhaseRunning {
+		mark(t.running, t.allRunning)
+	}
+	return nil
+}
+
+// wait returns the time sent on ch, failing the benchmark if the watch
+// ends or the deadline passes first.
+func (t *tracker) wait(b *testing.B, ch chan time.Time, watchDone chan error, what string) time.Time {
+	b.Helper()
+	deadline := time.NewTimer(scaleDeadline)
+	defer deadline.Stop()
+	select {
+	case at := <-ch:
+		return at
+	case err := <-watchDone:
+		b.Fatalf("waiting for %s: the watch ended: %v", what, err)
+	case <-deadline.C:
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		b.Fatalf("waiting for %s: %d placed, %d Running of %d after %v", what, len(t.placed), len(t.running), t.n, scaleDeadline)
+	}
+	return time.Time{}
+}
+
+// listLatency lists instances samples times, as the CLI does (ListAll, no
+// limit), and returns the p50 and p99 in milliseconds.
+func listLatency(ctx context.Context, b *testing.B, cl *client.Client, samples int, selector string, want int) (p50, p99 float64) {
+	b.Helper()
+	times := make([]time.Duration, 0, samples)
+	for range samples {
+		t0 := time.Now()
+		items, _, err := client.ListAll[api.Instance](ctx, cl, api.InstanceKind, hollowtest.Project, client.ListOptions{LabelSelector: selector})
+		d := time.Since(t0)
+		if err != nil {
+			b.Fatalf("list %q: %v", selector, err)
+		}
+		if len(items) != want {
+			b.Fatalf("list %q: %d instances, want %d", selector, len(items), want)
+		}
+		times = append(times, d)
+	}
+	return percentile(times, 0.50), percentile(times, 0.99)
+}
+
+// percentile returns the p-th percentile (nearest rank) of times in
+// milliseconds.
+func percentile(times []time.Duration, p float64) float64 {
+	s := slices.Clone(times)
+	slices.Sort(s)
+	i := int(p*float64(len(s))+0.999999) - 1
+	i = min(max(i, 0), len(s)-1)
+	return float64(s[i].Microseconds()) / 1000
+}
