@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ouroboros-cloud/ouro/internal/atomicfile"
 )
 
 // Server certificate files kept by LoadOrCreateServerCert.
@@ -146,11 +148,11 @@ func LoadOrCreateServerCert(dir string, ca *CA, hosts []string) (tls.Certificate
 	}
 	// Key first: a crash between the writes leaves a pair that does not
 	// match, which the next start replaces.
-	if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(keyPath, keyPEM, 0o600); err != nil {
 		return tls.Certificate{}, fmt.Errorf("write server key: %w", err)
 	}
 	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pair.Certificate[0]})
-	if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
+	if err := atomicfile.WriteFile(certPath, certPEM, 0o644); err != nil {
 		return tls.Certificate{}, fmt.Errorf("write server certificate: %w", err)
 	}
 	return pair, nil

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ouroboros-cloud/ouro/internal/atomicfile"
 )
 
 // The shim keeps a container's `runc run` company:
@@ -149,7 +151,7 @@ func (d *Driver) startShim(id string, p instancePaths) (<-chan struct{}, error) 
 		_ = cmd.Wait()
 		close(done)
 	}()
-	if err := writeFileAtomic(p.shimPid, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(p.shimPid, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
 		d.log.Warn("record shim pid", "id", id, "err", err)
 	}
 	return done, nil

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/internal/atomicfile"
 )
 
 // Defaults of the generated runtime spec.
@@ -66,7 +67,7 @@ func (d *Driver) writeBundle(spec driver.Spec, layers []string) error {
 		files["resolv.conf"] = resolvConf(spec.Nameservers)
 	}
 	for name, content := range files {
-		if err := writeFileAtomic(filepath.Join(p.bundle, name), []byte(content), 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(p.bundle, name), []byte(content), 0o644); err != nil {
 			return fmt.Errorf("write bundle: %w", err)
 		}
 	}
