@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +25,18 @@ import (
 // ouroBin is the binary built once for all tests.
 var ouroBin string
 
+// TestMain builds ouro from this tree, or uses the binary named by
+// OURO_E2E_BIN when that is set (a build made elsewhere).
 func TestMain(m *testing.M) {
+	if bin := os.Getenv("OURO_E2E_BIN"); bin != "" {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		ouroBin = abs
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "ouro-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -83,7 +95,14 @@ func (s *syncBuffer) String() string {
 // when the test ends.
 func start(t testing.TB, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(ouroBin, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	return startIn(t, "", env, args...)
+}
+
+// startIn is start inside the network namespace at path netns ("": the
+// test's own).
+func startIn(t testing.TB, netns string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: commandIn(netns, ouroBin, args...), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -157,12 +176,20 @@ type cloud struct {
 	admin      string
 	config     string
 	agents     map[string]*agentProc
+	// netns is the path of the network namespace the server, the CLI and
+	// the API clients run in; "" is the test's own.
+	netns string
+	// transport dials inside netns; made on first use.
+	transportOnce sync.Once
+	transport     *http.Transport
 }
 
 type agentProc struct {
 	*proc
 	name, dir string
 	args      []string
+	// netns is the path of the host's network namespace, or "".
+	netns string
 }
 
 // newCloud starts a server with embedded etcd on free loopback ports.
@@ -178,7 +205,15 @@ func newCloud(t testing.TB, extraServerArgs ...string) *cloud {
 		"--etcd-peer-url", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), "--log-level", "debug"}, extraServerArgs...)
 	c.url = fmt.Sprintf("https://127.0.0.1:%d", port)
 	c.startServer()
-	c.config = filepath.Join(dir, "config.yaml")
+	c.writeConfig()
+	return c
+}
+
+// writeConfig writes the CLI config with the admin's context.
+func (c *cloud) writeConfig() {
+	t := c.t
+	t.Helper()
+	c.config = filepath.Join(c.dir, "config.yaml")
 	cfg, err := clientconfig.Load(c.config)
 	if err != nil {
 		t.Fatal(err)
@@ -187,14 +222,13 @@ func newCloud(t testing.TB, extraServerArgs ...string) *cloud {
 	if err := cfg.Save(c.config); err != nil {
 		t.Fatal(err)
 	}
-	return c
 }
 
 // startServer (re)starts the server process and waits until it is ready.
 func (c *cloud) startServer() {
 	t := c.t
 	t.Helper()
-	c.server = start(t, nil, c.serverArgs...)
+	c.server = startIn(t, c.netns, nil, c.serverArgs...)
 	waitFor(t, 60*time.Second, "server ready", func() (bool, string) {
 		if c.server.exited() {
 			t.Fatalf("server exited:\n%s", tail(c.server.out.String(), 4000))
@@ -220,7 +254,11 @@ func (c *cloud) startServer() {
 
 // clientAs returns an API client with another token.
 func (c *cloud) clientAs(token string) *client.Client {
-	cl, err := client.New(client.Config{Server: c.url, Token: token, CACert: c.ca})
+	cfg := client.Config{Server: c.url, Token: token, CACert: c.ca}
+	if c.netns != "" {
+		cfg.HTTPClient = &http.Client{Transport: c.netnsTransport(), Timeout: 2 * time.Minute}
+	}
+	cl, err := client.New(cfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -229,6 +267,14 @@ func (c *cloud) clientAs(token string) *client.Client {
 
 // addAgent joins a new host agent with its own data dir and endpoint.
 func (c *cloud) addAgent(name string) *agentProc {
+	c.t.Helper()
+	return c.addAgentIn(name, "", "127.0.0.1", fmt.Sprintf("127.0.0.1:%d", freePort(c.t)))
+}
+
+// addAgentIn joins a host agent that runs in the network namespace at
+// path netns ("": the test's own), advertising address and listening on
+// listen.
+func (c *cloud) addAgentIn(name, netns, address, listen string) *agentProc {
 	t := c.t
 	t.Helper()
 	jt := c.ouro("host", "join-token", "-o", "json")
@@ -240,10 +286,10 @@ func (c *cloud) addAgent(name string) *agentProc {
 	if err := os.WriteFile(caFile, c.ca, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := &agentProc{name: name, dir: filepath.Join(c.dir, "agent-"+name)}
+	a := &agentProc{name: name, dir: filepath.Join(c.dir, "agent-"+name), netns: netns}
 	a.args = []string{"agent", "--server", c.url, "--ca-cert", caFile, "--join-token", tok.Status.Secret,
-		"--data-dir", a.dir, "--name", name, "--advertise-address", "127.0.0.1",
-		"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--log-level", "debug"}
+		"--data-dir", a.dir, "--name", name, "--advertise-address", address,
+		"--listen", listen, "--log-level", "debug"}
 	t.Cleanup(func() { cleanupContainers(t, a.dir) })
 	c.agents[name] = a
 	c.startAgent(a)
@@ -253,7 +299,7 @@ func (c *cloud) addAgent(name string) *agentProc {
 // startAgent (re)starts an agent process and waits until its host is Ready.
 func (c *cloud) startAgent(a *agentProc) {
 	c.t.Helper()
-	a.proc = start(c.t, nil, a.args...)
+	a.proc = startIn(c.t, a.netns, nil, a.args...)
 	waitFor(c.t, 60*time.Second, "host "+a.name+" ready", func() (bool, string) {
 		if a.exited() {
 			c.t.Fatalf("agent exited:\n%s", tail(a.out.String(), 4000))
@@ -280,7 +326,7 @@ func (c *cloud) ouro(args ...string) string {
 // run runs the CLI with extra environment and returns stdout, stderr and
 // the error.
 func (c *cloud) run(env []string, args ...string) (string, string, error) {
-	cmd := exec.Command(ouroBin, args...)
+	cmd := commandIn(c.netns, ouroBin, args...)
 	cmd.Env = append(append(os.Environ(), "OURO_CONFIG="+c.config), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

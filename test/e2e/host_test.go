@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ouroboros-cloud/ouro/daemon"
 )
 
 // runcContainer is one entry of `runc list -f json`.
@@ -129,4 +131,20 @@ func cleanupContainers(t testing.TB, agentDir string) {
 	for _, m := range mountsUnder(agentDir) {
 		syscall.Unmount(m, syscall.MNT_DETACH)
 	}
+	// The agent's runtime network state: its dnsmasq processes first (they
+	// hold the router namespaces, whose VXLAN devices keep their sockets in
+	// the host namespace and would block the next agent's VNI), then the
+	// namespaces it bound; the devices inside go with them.
+	run := daemon.RunDir(agentDir)
+	for _, pid := range processesMentioning(run) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, m := range mountsUnder(filepath.Join(run, "netns")) {
+		syscall.Unmount(m, syscall.MNT_DETACH)
+	}
+	os.RemoveAll(run)
 }
+
+// agentNetnsDir is where the agent with data directory dir binds its
+// router and instance network namespaces.
+func agentNetnsDir(dir string) string { return filepath.Join(daemon.RunDir(dir), "netns") }
