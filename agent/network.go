@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -84,15 +85,19 @@ func (a *Agent) networkLoop(ctx context.Context) {
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	delay := time.Second
-	var applied string // resourceVersion applied last
+	var applied string // uid/generation of the spec applied last
 	for {
+		last := applied
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
 		case <-retry.C:
+			// A retry, or the periodic pass that repairs what someone
+			// changed by hand: apply even an unchanged spec.
+			last = ""
 		}
-		rv, err := a.applyHostNetwork(ctx, applied)
+		rv, err := a.applyHostNetwork(ctx, last)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -133,9 +138,9 @@ func (a *Agent) watchHostNetwork(ctx context.Context, poke func()) {
 	}
 }
 
-// applyHostNetwork reads the host's HostNetwork and, unless its
-// resourceVersion was applied already, applies it. It returns the
-// version now applied.
+// applyHostNetwork reads the host's HostNetwork and, unless its spec
+// (uid and generation: status writes do not count) was applied already,
+// applies it. It returns what is now applied.
 func (a *Agent) applyHostNetwork(ctx context.Context, last string) (string, error) {
 	var hn api.HostNetwork
 	err := a.client().Get(ctx, api.HostNetworkKind, "", a.name(), &hn)
@@ -147,7 +152,8 @@ func (a *Agent) applyHostNetwork(ctx context.Context, last string) (string, erro
 		return last, err
 	}
 	rv := hn.Metadata.ResourceVersion
-	if rv != "" && rv == last {
+	applied := fmt.Sprintf("%s/%d", hn.Metadata.UID, hn.Metadata.Generation)
+	if rv != "" && applied == last {
 		return last, nil
 	}
 	applyErr := a.cfg.Network.Apply(ctx, hn.Spec)
@@ -174,7 +180,10 @@ func (a *Agent) applyHostNetwork(ctx context.Context, last string) (string, erro
 	if applyErr != nil {
 		return last, applyErr
 	}
-	return rv, nil
+	if rv == "" {
+		return "", nil
+	}
+	return applied, nil
 }
 
 // reportHostNetwork writes the outcome of an Apply into the object's

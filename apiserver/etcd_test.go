@@ -17,7 +17,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
-func freeLoopbackURL(t *testing.T) string {
+func freeLoopbackURL(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -29,7 +29,7 @@ func freeLoopbackURL(t *testing.T) string {
 
 // etcdStore starts an embedded etcd for the rest of the test and returns
 // a store over it.
-func etcdStore(t *testing.T) store.Interface {
+func etcdStore(t testing.TB) store.Interface {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -124,7 +124,13 @@ func (s *Server) createFloatingIP(ctx context.Context, f *api.FloatingIP, opts s
 	}
 	used := usedAddrs(claims, prefix)
 	probing := false
-	for range maxClaimAttempts {
+	// Every taken claim marks one more address used, so the search ends
+	// within the pool's free addresses.
+	attempts := max(0, hostCount(start, end)-len(used)) + 2
+	for range attempts {
+		if err := ctx.Err(); err != nil {
+			return false, fmt.Errorf("allocate a floating IP: %w", err)
+		}
 		addr, ok := lowestFree(start, end, used)
 		if !ok && opts.IdempotencyKey != "" && !probing {
 			addr, ok = lowestUsed(used)

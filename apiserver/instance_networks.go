@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 
@@ -77,13 +78,25 @@ type ifaceAlloc struct {
 	prefix      netip.Prefix
 	gateway     netip.Addr
 	claimPrefix string
-	used        map[string]bool
+	used        map[string]bool // addresses known to be taken
+	listed      bool            // used holds every claim of the network
+	collisions  int
 	ip          netip.Addr
 }
 
+// blindAttempts is how many addresses a create tries on a network
+// before it reads the network's claims: in a network with room, a random
+// address is almost always free, and reading every claim would make each
+// create cost as much as the network is full.
+const blindAttempts = 4
+
 // createInstance stores a new instance with an address on each of its
-// networks: the lowest free host address, claimed in the create's
-// transaction. An address taken meanwhile makes it try the next one.
+// networks: a free host address, claimed in the create's transaction.
+// The search starts at a random place in the network (s.addrOffset), so
+// that concurrent creates rarely want the same address. The first tries
+// are blind; after blindAttempts taken addresses on a network, the
+// network's claims are read and only free addresses are tried, for as
+// long as free addresses remain and the request lasts.
 func (s *Server) createInstance(ctx context.Context, in *api.Instance, opts store.CreateOptions) (bool, error) {
 	allocs := make([]*ifaceAlloc, len(in.Spec.Networks))
 	for i, a := range in.Spec.Networks {
@@ -99,20 +112,26 @@ func (s *Server) createInstance(ctx context.Context, in *api.Instance, opts stor
 		if err1 != nil || err2 != nil {
 			return false, fmt.Errorf("network %s/%s has a bad cidr %q or gateway %q", n.Metadata.Project, n.Metadata.Name, n.Spec.CIDR, n.Spec.Gateway)
 		}
-		prefix := ipClaimPrefix(n.Metadata.UID)
-		claims, err := s.store.ListClaims(ctx, prefix)
-		if err != nil {
-			return false, fmt.Errorf("list addresses of network %s: %w", a.Network, err)
-		}
-		allocs[i] = &ifaceAlloc{net: &n, prefix: p, gateway: gw, claimPrefix: prefix, used: usedAddrs(claims, prefix)}
+		allocs[i] = &ifaceAlloc{net: &n, prefix: p, gateway: gw, claimPrefix: ipClaimPrefix(n.Metadata.UID), used: map[string]bool{}}
 	}
 	probing := -1
-	for range maxClaimAttempts {
+	// Every taken claim marks one more address used, and each network's
+	// claims are read at most once, so the loop ends.
+	for {
+		if err := ctx.Err(); err != nil {
+			return false, fmt.Errorf("allocate addresses: %w", err)
+		}
 		opts.Claims = opts.Claims[:0]
 		in.Status.Interfaces = in.Status.Interfaces[:0]
 		for i, al := range allocs {
-			first, last := al.prefix.Addr().Next(), broadcast(al.prefix).Prev()
-			ip, ok := lowestFree(first, last, al.used, al.gateway)
+			first, last := al.first(), al.last()
+			ip, ok := freeFrom(first, last, s.addrOffset(uint32(hostCount(first, last))), al.used, al.gateway)
+			if !ok && !al.listed {
+				if err := s.readClaims(ctx, al); err != nil {
+					return false, err
+				}
+				ip, ok = freeFrom(first, last, s.addrOffset(uint32(hostCount(first, last))), al.used, al.gateway)
+			}
 			if !ok && opts.IdempotencyKey != "" && probing < 0 {
 				ip, ok = lowestUsed(al.used)
 				probing = i
@@ -133,11 +152,40 @@ func (s *Server) createInstance(ctx context.Context, in *api.Instance, opts stor
 		if i < 0 {
 			return false, err
 		}
+		al := allocs[i]
 		if i == probing {
-			al := allocs[i]
 			return false, noFreeAddress(fmt.Sprintf("spec.networks[%d].network", i), fmt.Sprintf("network %s", al.net.Metadata.Name), len(al.used))
 		}
-		allocs[i].used[allocs[i].ip.String()] = true
+		al.used[al.ip.String()] = true
+		if al.collisions++; al.collisions >= blindAttempts && !al.listed {
+			if err := s.readClaims(ctx, al); err != nil {
+				return false, err
+			}
+		}
 	}
-	return false, api.Conflict("addresses are being allocated too fast; retry")
+}
+
+// readClaims adds every address claimed on al's network to al.used.
+func (s *Server) readClaims(ctx context.Context, al *ifaceAlloc) error {
+	claims, err := s.store.ListClaims(ctx, al.claimPrefix)
+	if err != nil {
+		return fmt.Errorf("list addresses of network %s: %w", al.net.Metadata.Name, err)
+	}
+	for a := range usedAddrs(claims, al.claimPrefix) {
+		al.used[a] = true
+	}
+	al.listed = true
+	return nil
+}
+
+// first and last return the range of host addresses of the network.
+func (al *ifaceAlloc) first() netip.Addr { return al.prefix.Addr().Next() }
+func (al *ifaceAlloc) last() netip.Addr  { return broadcast(al.prefix).Prev() }
+
+// randomOffset picks where an address search starts among n addresses.
+func randomOffset(n uint32) uint32 {
+	if n == 0 {
+		return 0
+	}
+	return rand.Uint32N(n)
 }

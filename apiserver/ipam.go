@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/ouroboros-cloud/ouro/api"
@@ -25,8 +26,9 @@ const (
 	lastVNI  = 1<<24 - 1
 )
 
-// maxClaimAttempts bounds the retries of a create whose chosen claim was
-// taken meanwhile by a concurrent create.
+// maxClaimAttempts bounds the retries of a network create whose chosen
+// VNI was taken meanwhile by a concurrent create. Addresses (instances,
+// floating IPs) retry as long as free addresses remain instead.
 const maxClaimAttempts = 64
 
 // Claim key prefixes (relative to the store's claims root).
@@ -99,6 +101,43 @@ func lowestFree(first, last netip.Addr, used map[string]bool, skip ...netip.Addr
 		}
 	}
 	return netip.Addr{}, false
+}
+
+// freeFrom returns the first address that is neither used nor skipped,
+// searching from the address offset places after first up to last and
+// then wrapping around to first. Concurrent creates that start from
+// different offsets rarely pick the same address.
+func freeFrom(first, last netip.Addr, offset uint32, used map[string]bool, skip ...netip.Addr) (netip.Addr, bool) {
+	f, l := addrUint(first), addrUint(last)
+	if l < f {
+		return netip.Addr{}, false
+	}
+	size := uint64(l-f) + 1
+	for i := range size {
+		a := uintAddr(f + uint32((uint64(offset)+i)%size))
+		if !used[a.String()] && !slices.Contains(skip, a) {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// hostCount returns the number of addresses from first to last.
+func hostCount(first, last netip.Addr) int {
+	f, l := addrUint(first), addrUint(last)
+	if l < f {
+		return 0
+	}
+	return int(l-f) + 1
+}
+
+func addrUint(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func uintAddr(v uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // usedAddrs turns claims under prefix into a set of addresses.

@@ -21,6 +21,10 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	watches  prometheus.Gauge
+	// Watch fan-out (watchcache.go).
+	sharedWatches     prometheus.Gauge
+	watchSubscribers  prometheus.Gauge
+	watchesFellBehind prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -39,8 +43,21 @@ func newMetrics() *metrics {
 			Name: "ouro_apiserver_watches_in_flight",
 			Help: "Open watch streams.",
 		}),
+		sharedWatches: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ouro_apiserver_shared_watches",
+			Help: "Store watches shared by the watch streams of a kind (at most one per kind).",
+		}),
+		watchSubscribers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ouro_apiserver_watch_subscribers",
+			Help: "Watch streams served by a shared store watch.",
+		}),
+		watchesFellBehind: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ouro_apiserver_watches_fell_behind_total",
+			Help: "Watch streams ended with Gone because their client read too slowly.",
+		}),
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.watches,
+		m.sharedWatches, m.watchSubscribers, m.watchesFellBehind,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -102,6 +102,7 @@ func TestNetworkDefaultsVNIAndUpdate(t *testing.T) {
 
 func TestInstanceAddresses(t *testing.T) {
 	e := newEnv(t)
+	e.srv.addrOffset = func(uint32) uint32 { return 0 } // lowest free first
 	e.image("default", "img", false)
 	e.must(http.StatusCreated, "POST", netsPath, e.admin, network("small", "10.9.0.0/29"))
 
@@ -189,6 +190,7 @@ func TestInstanceAddresses(t *testing.T) {
 
 func TestInstanceAttachmentValidation(t *testing.T) {
 	e := newEnv(t)
+	e.srv.addrOffset = func(uint32) uint32 { return 0 } // lowest free first
 	e.image("default", "img", false)
 	e.must(http.StatusCreated, "POST", netsPath, e.admin, network("b", "10.1.0.0/24"))
 	many := make([]api.NetworkAttachment, 9)

@@ -159,12 +159,7 @@ func (s *Server) listOrWatch(k *api.Kind) handlerFunc {
 		if err != nil {
 			return fmt.Errorf("list %s: %w", k.Plural, err)
 		}
-		items := make([]api.Object, 0, len(objs))
-		for _, o := range objs {
-			items = append(items, prepareOut(o))
-		}
-		writeJSON(w, http.StatusOK, api.List[api.Object]{Kind: k.Name + "List", Metadata: meta, Items: items})
-		return nil
+		return writeList(w, k, meta, objs)
 	}
 }
 

@@ -59,6 +59,12 @@ type Server struct {
 	handler http.Handler
 	blobDir string
 	agents  *http.Client
+	// watches shares one store watch per kind among watch streams.
+	watches *watchHub
+	// addrOffset picks where the search for a free instance address
+	// starts among n addresses (randomOffset; tests fix it at 0 for
+	// lowest-first addresses).
+	addrOffset func(n uint32) uint32
 
 	// blobMu orders image creation (read) against the blob sweep (write),
 	// so a sweep never removes a blob an image being created refers to.
@@ -95,8 +101,11 @@ func New(cfg Config) (*Server, error) {
 		metrics: newMetrics(),
 		blobDir: filepath.Join(cfg.DataDir, "blobs", "sha256"),
 		uploads: map[string]bool{},
+
+		addrOffset: randomOffset,
 	}
 	s.life, s.close = context.WithCancel(context.Background())
+	s.watches = newWatchHub(cfg.Store, cfg.Logger, s.life, s.metrics)
 	switch {
 	case cfg.AuthCacheTTL < 0:
 		s.authn.SetCacheTTL(0)

@@ -19,7 +19,9 @@ import (
 // the caller may see. An object that starts matching the filter is sent as
 // ADDED, one that stops matching as DELETED, so the client's view stays
 // exact; a BOOKMARK goes out whenever the stream was idle for the bookmark
-// interval.
+// interval. Events come from the kind's shared watch (watchcache.go), or
+// from a store watch of the stream's own when the shared one cannot serve
+// its resourceVersion.
 func (s *Server) watch(w http.ResponseWriter, r *http.Request, k *api.Kind, project string, sel api.Selector, match func(api.Object) bool) error {
 	var fromRev int64
 	if v := r.URL.Query().Get("resourceVersion"); v != "" {
@@ -44,9 +46,9 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, k *api.Kind, proj
 		}
 		initial = objs
 	}
-	ch, err := s.store.Watch(ctx, k, project, fromRev)
-	if err != nil {
-		return fmt.Errorf("watch %s: %w", k.Plural, err)
+	sent := make(map[string]bool, len(initial))
+	for _, o := range initial {
+		sent[o.Meta().Project+"/"+o.Meta().Name] = true
 	}
 	s.metrics.watches.Inc()
 	defer s.metrics.watches.Dec()
@@ -58,23 +60,49 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, k *api.Kind, proj
 	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
 	send := func(typ api.EventType, obj any) bool {
-		if err := enc.Encode(api.WatchEvent[any]{Type: typ, Object: obj}); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
+		return enc.Encode(api.WatchEvent[any]{Type: typ, Object: obj}) == nil
 	}
-	key := func(o api.Object) string { return o.Meta().Project + "/" + o.Meta().Name }
-	sent := map[string]bool{}
 	for _, o := range initial {
-		sent[key(o)] = true
 		if !send(api.Added, prepareOut(o)) {
 			return nil
 		}
 	}
-	if len(initial) == 0 {
-		rc.Flush()
+	if rc.Flush() != nil {
+		return nil
 	}
-	lastRev := fromRev
+	// Subscribe only now, so that a long initial list does not fill the
+	// queue; the ring (or a store watch of our own) has what happened
+	// since the list.
+	sub := newSubscriber(project, sel, match, listed, fromRev, sent)
+	if s.watches.subscribe(k, sub) {
+		defer s.watches.unsubscribe(k, sub)
+	} else {
+		ch, err := s.store.Watch(ctx, k, project, fromRev)
+		if err != nil {
+			s.log.Error("watch failed", "kind", k.Name, "project", project, "err", err)
+			send(api.ErrorEvent, api.ErrorBody{Error: toAPIError(err)})
+			return nil
+		}
+		go s.feedDirect(k, project, ch, sub)
+	}
+	// write sends the queued lines, then a bookmark at rev if asked, and
+	// the ending error if there is one. It reports whether to go on.
+	write := func(bookmark bool) bool {
+		lines, rev, ended, e := sub.take()
+		for _, l := range lines {
+			if _, err := w.Write(l); err != nil {
+				return false
+			}
+		}
+		if bookmark && !ended && !send(api.Bookmark, map[string]any{"kind": k.Name,
+			"metadata": api.ListMeta{ResourceVersion: strconv.FormatInt(rev, 10)}}) {
+			return false
+		}
+		if e != nil {
+			send(api.ErrorEvent, api.ErrorBody{Error: e})
+		}
+		return rc.Flush() == nil && !ended
+	}
 	bookmark := time.NewTicker(s.cfg.BookmarkInterval)
 	defer bookmark.Stop()
 	for {
@@ -82,27 +110,11 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, k *api.Kind, proj
 		case <-ctx.Done():
 			return nil
 		case <-bookmark.C:
-			if !send(api.Bookmark, map[string]any{"kind": k.Name,
-				"metadata": api.ListMeta{ResourceVersion: strconv.FormatInt(lastRev, 10)}}) {
+			if !write(true) {
 				return nil
 			}
-		case ev, ok := <-ch:
-			if !ok {
-				return nil
-			}
-			if ev.Err != nil {
-				e := toAPIError(ev.Err)
-				if !errors.Is(ev.Err, store.ErrCompacted) {
-					s.log.Error("watch failed", "kind", k.Name, "project", project, "err", ev.Err)
-				}
-				send(api.ErrorEvent, api.ErrorBody{Error: e})
-				return nil
-			}
-			if ev.Revision > lastRev {
-				lastRev = ev.Revision
-			}
-			typ, ok := translate(ev, sent, key(ev.Object), listed, match(ev.Object) && sel.Matches(ev.Object.Meta().Labels))
-			if ok && !send(typ, prepareOut(ev.Object)) {
+		case <-sub.notify:
+			if !write(false) {
 				return nil
 			}
 			bookmark.Reset(s.cfg.BookmarkInterval)
@@ -110,14 +122,42 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, k *api.Kind, proj
 	}
 }
 
-// translate decides what a watcher sees of a store event, given whether
-// the object is visible to it now and which objects it was sent. For a
-// watch resumed from a resourceVersion (listed false) the sent set starts
-// empty, so changes of visible objects keep their type.
-func translate(ev store.Event, sent map[string]bool, key string, listed, visible bool) (api.EventType, bool) {
+// feedDirect feeds a store watch of the stream's own to sub, for a
+// resourceVersion older than the shared watch keeps. It ends when the
+// store watch does (the stream's context ends it).
+func (s *Server) feedDirect(k *api.Kind, project string, ch <-chan store.Event, sub *subscriber) {
+	defer func() {
+		for range ch { // let the store's goroutine finish
+		}
+	}()
+	for ev := range ch {
+		if ev.Err != nil {
+			if !errors.Is(ev.Err, store.ErrCompacted) {
+				s.log.Error("watch failed", "kind", k.Name, "project", project, "err", ev.Err)
+			}
+			sub.end(toAPIError(ev.Err))
+			return
+		}
+		we, err := newWatchEvent(ev)
+		if err != nil {
+			s.log.Error("watch failed", "kind", k.Name, "project", project, "err", err)
+			sub.end(toAPIError(err))
+			return
+		}
+		if !sub.offer(we) {
+			return
+		}
+	}
+}
+
+// translate decides what a watcher sees of a store event of type typ,
+// given whether the object is visible to it now and which objects it was
+// sent. For a watch resumed from a resourceVersion (listed false) the sent
+// set starts empty, so changes of visible objects keep their type.
+func translate(typ api.EventType, sent map[string]bool, key string, listed, visible bool) (api.EventType, bool) {
 	had := sent[key]
 	switch {
-	case ev.Type == api.Deleted:
+	case typ == api.Deleted:
 		delete(sent, key)
 		return api.Deleted, had || (!listed && visible)
 	case visible:
@@ -125,7 +165,7 @@ func translate(ev store.Event, sent map[string]bool, key string, listed, visible
 		if !had && listed {
 			return api.Added, true
 		}
-		return ev.Type, true
+		return typ, true
 	case had:
 		delete(sent, key)
 		return api.Deleted, true
