@@ -23,6 +23,8 @@ import (
 const (
 	defaultHosts     = 1000
 	defaultInstances = 10000
+	// scaleNetwork is the /16 the instances of the run attach to.
+	scaleNetwork = "scale"
 	// createWorkers bounds the creates in flight, as a busy client would.
 	createWorkers = 32
 	// selectedEvery: one instance in selectedEvery carries sel=yes, for the
@@ -107,6 +109,12 @@ func runScale(b *testing.B, hosts, instances int) scaleResult {
 	c := hollowtest.Start(b)
 	h := c.RunHollow(b, hollow.Config{Count: hosts, Capacity: hostCapacity})
 	c.WaitHostsReady(b, h, hollow.DefaultNamePrefix, hosts, scaleDeadline)
+	// The default network (a /20) holds 4,093 instances; give the run room.
+	net := &api.Network{Metadata: api.ObjectMeta{Name: scaleNetwork, Project: hollowtest.Project},
+		Spec: api.NetworkSpec{CIDR: "10.128.0.0/16"}}
+	if _, err := c.Admin.Create(ctx, net, client.CreateOptions{}); err != nil {
+		b.Fatalf("create network %s: %v", scaleNetwork, err)
+	}
 
 	tr := newTracker(instances)
 	watchDone := make(chan error, 1)
@@ -155,7 +163,8 @@ func create(ctx context.Context, b *testing.B, cl *client.Client, n int) time.Ti
 				in := &api.Instance{
 					Metadata: api.ObjectMeta{Name: name, Project: hollowtest.Project, Labels: labels},
 					Spec: api.InstanceSpec{Image: hollowtest.ImageName, Flavor: "tiny",
-						Tolerations: []string{api.TaintHollow}},
+						Tolerations: []string{api.TaintHollow},
+						Networks:    []api.NetworkAttachment{{Network: scaleNetwork}}},
 				}
 				if err := createRetrying(ctx, cl, in); err != nil {
 					errs <- fmt.Errorf("create %s: %w", name, err)
