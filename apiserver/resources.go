@@ -265,36 +265,47 @@ func checkPathMeta(k *api.Kind, m *api.ObjectMeta, project, name string) error {
 	return nil
 }
 
+// readForUpdate is the common start of a PUT: it decodes the body, checks
+// it names the object of the URL and carries a resourceVersion, reads the
+// stored object, authorizes verb on it and refuses a stale version.
+func (s *Server) readForUpdate(w http.ResponseWriter, r *http.Request, id *auth.Identity, k *api.Kind, verb auth.Verb) (in, cur api.Object, err error) {
+	project, name, err := pathNames(k, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	in = k.New()
+	if err := decodeJSON(w, r, in); err != nil {
+		return nil, nil, err
+	}
+	m := in.Meta()
+	if err := checkPathMeta(k, m, project, name); err != nil {
+		return nil, nil, err
+	}
+	if m.ResourceVersion == "" {
+		return nil, nil, api.Invalid("metadata.resourceVersion", "send the resourceVersion of the object you read", "resourceVersion is required")
+	}
+	cur, err = s.getObject(r, k, project, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := authorize(id, objectAttrs(verb, cur), k.Name, name); err != nil {
+		return nil, nil, err
+	}
+	if rv := cur.Meta().ResourceVersion; rv != m.ResourceVersion {
+		return nil, nil, api.Conflict("%s %q is at resourceVersion %s, not %s", k, name, rv, m.ResourceVersion)
+	}
+	return in, cur, nil
+}
+
 func (s *Server) update(k *api.Kind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
-		project, name, err := pathNames(k, r)
+		obj, cur, err := s.readForUpdate(w, r, id, k, auth.VerbUpdate)
 		if err != nil {
 			return err
 		}
-		obj := k.New()
-		if err := decodeJSON(w, r, obj); err != nil {
-			return err
-		}
-		m := obj.Meta()
-		if err := checkPathMeta(k, m, project, name); err != nil {
-			return err
-		}
-		if m.ResourceVersion == "" {
-			return api.Invalid("metadata.resourceVersion", "send the resourceVersion of the object you read", "resourceVersion is required")
-		}
-		cur, err := s.getObject(r, k, project, name)
-		if err != nil {
-			return err
-		}
-		if err := authorize(id, objectAttrs(auth.VerbUpdate, cur), k.Name, name); err != nil {
-			return err
-		}
+		m, cm, name := obj.Meta(), cur.Meta(), cur.Meta().Name
 		if e := api.ValidateLabels("metadata.labels", m.Labels); e != nil {
 			return e
-		}
-		cm := cur.Meta()
-		if cm.ResourceVersion != m.ResourceVersion {
-			return api.Conflict("%s %q is at resourceVersion %s, not %s", k, name, cm.ResourceVersion, m.ResourceVersion)
 		}
 		m.UID, m.CreationTimestamp, m.DeletionTimestamp, m.Generation = cm.UID, cm.CreationTimestamp, cm.DeletionTimestamp, cm.Generation
 		copyStatus(cur, obj)
@@ -321,31 +332,11 @@ func (s *Server) update(k *api.Kind) handlerFunc {
 
 func (s *Server) updateStatus(k *api.Kind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
-		project, name, err := pathNames(k, r)
+		in, cur, err := s.readForUpdate(w, r, id, k, auth.VerbUpdateStatus)
 		if err != nil {
 			return err
 		}
-		in := k.New()
-		if err := decodeJSON(w, r, in); err != nil {
-			return err
-		}
-		m := in.Meta()
-		if err := checkPathMeta(k, m, project, name); err != nil {
-			return err
-		}
-		if m.ResourceVersion == "" {
-			return api.Invalid("metadata.resourceVersion", "send the resourceVersion of the object you read", "resourceVersion is required")
-		}
-		cur, err := s.getObject(r, k, project, name)
-		if err != nil {
-			return err
-		}
-		if err := authorize(id, objectAttrs(auth.VerbUpdateStatus, cur), k.Name, name); err != nil {
-			return err
-		}
-		if cur.Meta().ResourceVersion != m.ResourceVersion {
-			return api.Conflict("%s %q is at resourceVersion %s, not %s", k, name, cur.Meta().ResourceVersion, m.ResourceVersion)
-		}
+		name := cur.Meta().Name
 		next := cloneObject(cur)
 		copyStatus(in, next)
 		if v := validators[k]; v.status != nil {
