@@ -41,6 +41,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/pki"
+	"github.com/ouroboros-cloud/ouro/queue"
 )
 
 // Version is the agent version reported to the server; set at link time
@@ -100,7 +101,7 @@ type Agent struct {
 	cfg   Config
 	log   *slog.Logger
 	cache *instanceCache
-	queue *workQueue
+	queue *queue.Queue
 	net   netState
 
 	// Knobs that tests shorten.
@@ -170,11 +171,10 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Agent{
+	a := &Agent{
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "agent"),
 		cache: newInstanceCache(),
-		queue: newWorkQueue(time.Second, 5*time.Minute),
 		// Stops wait out a grace period (up to stopTimeout), so a few slow
 		// teardowns must not hold up new instances: workers are cheap.
 		workers:           32,
@@ -182,7 +182,9 @@ func New(cfg Config) (*Agent, error) {
 		stopTimeout:       10 * time.Second,
 		relistDelay:       time.Second,
 		rejoinInterval:    10 * time.Second,
-	}, nil
+	}
+	a.queue = queue.New("instances", a.reconcileKey, a.log).WithBackoff(time.Second, 5*time.Minute)
+	return a, nil
 }
 
 // Run joins (or loads credentials), serves the agent endpoint and
@@ -227,7 +229,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.heartbeatLoop(ctx) })
 	wg.Go(func() { a.networkLoop(ctx) })
 	if rv, ok := a.initialSync(ctx); ok {
-		wg.Go(func() { a.queue.run(ctx, a.workers, a.reconcileKey) })
+		wg.Go(func() { a.queue.Run(ctx, a.workers) })
 		wg.Go(func() { a.exitLoop(ctx) })
 		wg.Go(func() { a.watchLoop(ctx, rv) })
 	}

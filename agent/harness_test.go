@@ -54,7 +54,7 @@ func (h *harness) start(t *testing.T, cfg Config) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.queue = newWorkQueue(10*time.Millisecond, 100*time.Millisecond)
+	a.queue.WithBackoff(10*time.Millisecond, 100*time.Millisecond)
 	a.exitCheckInterval = 10 * time.Millisecond
 	a.relistDelay = 10 * time.Millisecond
 	a.rejoinInterval = 0

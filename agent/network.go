@@ -169,7 +169,7 @@ func (a *Agent) applyHostNetwork(ctx context.Context, last string) (string, erro
 		}
 		for _, uid := range a.net.set(ports) {
 			if inst, ok := a.cache.byUIDCopy(uid); ok {
-				a.queue.add(instanceKey(inst))
+				a.queue.Add(instanceKey(inst))
 			}
 		}
 		a.log.Debug("host network applied", "resourceVersion", rv, "networks", len(hn.Spec.Networks), "ports", len(ports))

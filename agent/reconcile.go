@@ -53,7 +53,7 @@ func (a *Agent) reconcile(ctx context.Context, key string) error {
 	r := &instanceRun{a: a, inst: cur, gen: cur.Metadata.Generation}
 	err := r.converge(ctx)
 	if errors.Is(err, errReassigned) {
-		a.queue.add(key) // the watch brings the new state; look again
+		a.queue.Add(key) // the watch brings the new state; look again
 		return nil
 	}
 	return err
@@ -299,7 +299,7 @@ func (r *instanceRun) started(ctx context.Context, d driver.Driver, reboot bool)
 		r.a.event(ctx, r.inst, api.EventNormal, "Started", "instance started")
 	}
 	if st.State != driver.StateRunning {
-		r.a.queue.add(instanceKey(r.inst)) // it already ended: report that next
+		r.a.queue.Add(instanceKey(r.inst)) // it already ended: report that next
 	}
 	return nil
 }

@@ -19,7 +19,7 @@ func (a *Agent) list(ctx context.Context) (string, error) {
 		return "", err
 	}
 	for _, key := range a.cache.replace(items) {
-		a.queue.add(key)
+		a.queue.Add(key)
 	}
 	return meta.ResourceVersion, nil
 }
@@ -105,10 +105,10 @@ func (a *Agent) watchLoop(ctx context.Context, rv string) {
 				} else {
 					a.cache.set(&ev.Object)
 				}
-				a.queue.add(instanceKey(&ev.Object))
+				a.queue.Add(instanceKey(&ev.Object))
 			case api.Deleted:
 				a.cache.remove(&ev.Object)
-				a.queue.add(instanceKey(&ev.Object))
+				a.queue.Add(instanceKey(&ev.Object))
 			}
 			return nil
 		})
@@ -155,7 +155,7 @@ func (a *Agent) exitLoop(ctx context.Context) {
 			}
 			st, err := d.Inspect(ctx, inst.Metadata.UID)
 			if err != nil || st.State != driver.StateRunning {
-				a.queue.add(instanceKey(inst))
+				a.queue.Add(instanceKey(inst))
 			}
 		}
 	}

@@ -31,7 +31,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/cache"
-	"github.com/ouroboros-cloud/ouro/controller/queue"
+	"github.com/ouroboros-cloud/ouro/queue"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 

@@ -206,3 +206,25 @@ func TestShutDownStopsRun(t *testing.T) {
 		t.Errorf("Add after ShutDown queued a key")
 	}
 }
+
+func TestWithBackoffBoundsRetries(t *testing.T) {
+	tests := []struct {
+		base, max time.Duration
+		n         int
+		want      time.Duration
+	}{
+		{time.Second, 5 * time.Minute, 0, time.Second},
+		{time.Second, 5 * time.Minute, 3, 8 * time.Second},
+		{time.Second, 5 * time.Minute, 20, 5 * time.Minute},
+		{10 * time.Millisecond, 100 * time.Millisecond, 4, 100 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := backoff(tt.base, tt.max, tt.n); got != tt.want {
+			t.Errorf("backoff(%v, %v, %d) = %v, want %v", tt.base, tt.max, tt.n, got, tt.want)
+		}
+	}
+	q := New("t", func(context.Context, string) error { return nil }, nil).WithBackoff(time.Second, time.Minute)
+	if q.base != time.Second || q.max != time.Minute {
+		t.Errorf("WithBackoff did not set the bounds: %v, %v", q.base, q.max)
+	}
+}

@@ -1,5 +1,5 @@
-// Package queue is the work queue of the controllers: it holds keys
-// (strings) to reconcile, drops duplicates, never hands one key to two
+// Package queue is the work queue of the controllers and the agent: it
+// holds keys (strings) to reconcile, drops duplicates, never hands one key to two
 // workers at once, retries failed keys with per-key exponential back-off
 // and recovers (and counts) panics in the handler.
 //
@@ -24,7 +24,7 @@ import (
 	"time"
 )
 
-// Back-off bounds for failed keys.
+// Default back-off bounds for failed keys (see WithBackoff).
 const (
 	// BaseDelay is the first retry delay of a failed key.
 	BaseDelay = 5 * time.Millisecond
@@ -58,9 +58,10 @@ type Stats struct {
 // Queue is a deduplicating, rate-limited work queue. The zero value is not
 // usable; call New.
 type Queue struct {
-	name    string
-	handler Handler
-	log     *slog.Logger
+	name      string
+	handler   Handler
+	log       *slog.Logger
+	base, max time.Duration // back-off bounds
 
 	mu         sync.Mutex
 	cond       *sync.Cond
@@ -90,8 +91,17 @@ func New(name string, handler Handler, log *slog.Logger) *Queue {
 		failures:   map[string]int{},
 		delayedAt:  map[string]time.Time{},
 		wake:       make(chan struct{}, 1),
+		base:       BaseDelay,
+		max:        MaxDelay,
 	}
 	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// WithBackoff sets the retry delays of failed keys: base after the first
+// failure, doubling up to max. Call it before Run.
+func (q *Queue) WithBackoff(base, max time.Duration) *Queue {
+	q.base, q.max = base, max
 	return q
 }
 
@@ -139,14 +149,14 @@ func (q *Queue) AddAfter(key string, d time.Duration) {
 	}
 }
 
-// AddRateLimited queues key after its back-off (BaseDelay doubling per
-// failure up to MaxDelay) and counts a failure for it.
+// AddRateLimited queues key after its back-off (the base delay doubling
+// per failure up to the maximum) and counts a failure for it.
 func (q *Queue) AddRateLimited(key string) {
 	q.mu.Lock()
 	n := q.failures[key]
 	q.failures[key] = n + 1
 	q.mu.Unlock()
-	q.AddAfter(key, Backoff(n))
+	q.AddAfter(key, backoff(q.base, q.max, n))
 }
 
 // Forget clears the back-off of key, after it succeeded.
@@ -156,13 +166,17 @@ func (q *Queue) Forget(key string) {
 	q.mu.Unlock()
 }
 
-// Backoff returns the delay before retry number n+1 (n failures so far).
-func Backoff(n int) time.Duration {
-	d := BaseDelay
+// Backoff returns the default delay before retry number n+1 (n failures
+// so far).
+func Backoff(n int) time.Duration { return backoff(BaseDelay, MaxDelay, n) }
+
+// backoff is base doubled n times, at most max.
+func backoff(base, max time.Duration, n int) time.Duration {
+	d := base
 	for i := 0; i < n; i++ {
 		d *= 2
-		if d >= MaxDelay {
-			return MaxDelay
+		if d >= max {
+			return max
 		}
 	}
 	return d
@@ -275,7 +289,7 @@ func (q *Queue) process(ctx context.Context, key string) {
 	case err == nil:
 		q.Forget(key)
 	case ctx.Err() != nil:
-		// Shutting down: the next leader reconciles the key again.
+		// Shutting down: whoever runs next reconciles the key again.
 	case errors.As(err, new(terminalError)):
 		q.failed.Add(1)
 		q.Forget(key)
