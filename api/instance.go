@@ -82,12 +82,57 @@ type InstanceSpec struct {
 	Tolerations []string `json:"tolerations,omitempty"`
 	// Networks the instance attaches to, in order (first is primary).
 	Networks []NetworkAttachment `json:"networks,omitempty"`
+	// KeyName names a KeyPair of the project. The server copies its public
+	// key into PublicKeys at create, so deleting the key pair later does
+	// not change the instance.
+	KeyName    string   `json:"keyName,omitempty"`
+	PublicKeys []string `json:"publicKeys,omitempty"`
+	// UserData is handed to cloud-init (NoCloud seed and metadata service
+	// /latest/user-data); at most 16 KiB.
+	UserData string `json:"userData,omitempty"`
+	// RestartPolicy says what the agent does when the instance's process
+	// (or guest) ends by itself: Always (the default), OnFailure or Never.
+	RestartPolicy RestartPolicy `json:"restartPolicy,omitempty"`
+	// Placement constrains where the scheduler puts the instance.
+	Placement *Placement `json:"placement,omitempty"`
 }
+
+// RestartPolicy is what happens when an instance ends by itself.
+type RestartPolicy string
+
+// Restart policies.
+const (
+	RestartAlways    RestartPolicy = "Always"
+	RestartOnFailure RestartPolicy = "OnFailure"
+	RestartNever     RestartPolicy = "Never"
+)
+
+// Placement constrains the hosts an instance may run on.
+type Placement struct {
+	// HostSelector keeps the instance on hosts whose labels match (the
+	// label selector syntax of list requests: "k=v,k2!=v2").
+	HostSelector string `json:"hostSelector,omitempty"`
+	// AntiAffinityKey: instances of the project with the same key avoid
+	// sharing a host. Groups set it to their name.
+	AntiAffinityKey string `json:"antiAffinityKey,omitempty"`
+	// AntiAffinity is "hard" (never share a host: stay Pending instead) or
+	// "soft" (prefer other hosts, the default when a key is set).
+	AntiAffinity string `json:"antiAffinity,omitempty"`
+}
+
+// Anti-affinity modes.
+const (
+	AntiAffinityHard = "hard"
+	AntiAffinitySoft = "soft"
+)
 
 // NetworkAttachment asks for an interface on a network.
 type NetworkAttachment struct {
 	Network        string   `json:"network"`
 	SecurityGroups []string `json:"securityGroups,omitempty"`
+	// IP asks for this address; empty takes a free one. Stateful group
+	// members keep their addresses across replacement this way.
+	IP string `json:"ip,omitempty"`
 }
 
 // Interface is a network interface as it exists.
@@ -116,6 +161,21 @@ type InstanceStatus struct {
 	RestartCount       int32       `json:"restartCount,omitempty"`
 	Interfaces         []Interface `json:"interfaces,omitempty"`
 	Conditions         []Condition `json:"conditions,omitempty"`
+	// NextRestartAt is when the agent restarts an instance it is backing
+	// off (reason CrashLoop or ImageFetchFailed).
+	NextRestartAt *time.Time `json:"nextRestartAt,omitempty"`
+	// Usage is the instance's resource use as its agent last sampled it.
+	Usage *Usage `json:"usage,omitempty"`
+}
+
+// Usage is a sample of an instance's resource use.
+type Usage struct {
+	// CPUMillicores is CPU time used per second over the last sample
+	// period, in thousandths of a vCPU (1000 = one vCPU busy).
+	CPUMillicores int64 `json:"cpuMillicores"`
+	// CPUPercent is CPUMillicores relative to the instance's vCPUs (0–100).
+	CPUPercent float64   `json:"cpuPercent"`
+	SampledAt  time.Time `json:"sampledAt"`
 }
 
 // Meta returns the instance's metadata.

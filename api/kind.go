@@ -65,4 +65,7 @@ var (
 	FloatingIPKind     = register(&Kind{Name: "FloatingIP", Plural: "floatingips", Namespaced: true, New: func() Object { return &FloatingIP{} }})
 	FloatingIPPoolKind = register(&Kind{Name: "FloatingIPPool", Plural: "floatingippools", New: func() Object { return &FloatingIPPool{} }})
 	HostNetworkKind    = register(&Kind{Name: "HostNetwork", Plural: "hostnetworks", New: func() Object { return &HostNetwork{} }})
+
+	KeyPairKind       = register(&Kind{Name: "KeyPair", Plural: "keypairs", Namespaced: true, New: func() Object { return &KeyPair{} }})
+	InstanceGroupKind = register(&Kind{Name: "InstanceGroup", Plural: "instancegroups", Namespaced: true, New: func() Object { return &InstanceGroup{} }})
 )

@@ -119,7 +119,8 @@ func Authorize(id *Identity, a Attributes) Decision {
 		}
 		return DenyForbidden
 	case api.InstanceKind.Plural, api.ImageKind.Plural, api.EventKind.Plural,
-		api.NetworkKind.Plural, api.SecurityGroupKind.Plural, api.FloatingIPKind.Plural:
+		api.NetworkKind.Plural, api.SecurityGroupKind.Plural, api.FloatingIPKind.Plural,
+		api.KeyPairKind.Plural, api.InstanceGroupKind.Plural:
 		return authorizeProjectScoped(id.Roles, a)
 	}
 	// Users, join tokens, host networks and anything new: cluster admins

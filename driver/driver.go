@@ -46,6 +46,25 @@ type Spec struct {
 	// Nameservers the instance resolves names with (its network's DNS);
 	// empty keeps the image's resolver configuration.
 	Nameservers []string
+	// Interfaces are the instance's network interfaces, in order, with the
+	// addresses IPAM gave them (virtual machines get them by DHCP too; the
+	// NoCloud seed carries them as network-config).
+	Interfaces []NIC
+	// PublicKeys and UserData feed cloud-init (virtual machines).
+	PublicKeys []string
+	UserData   string
+	// Zone is the availability zone the instance's metadata reports.
+	Zone string
+}
+
+// NIC is one network interface of an instance.
+type NIC struct {
+	MAC string
+	// IP and PrefixLen give the address; Gateway the default route (first
+	// interface only).
+	IP        string
+	PrefixLen int
+	Gateway   string
 }
 
 // State is what a driver sees of an instance.
