@@ -137,6 +137,22 @@ type Execer interface {
 	Exec(ctx context.Context, id string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 }
 
+// Consoler is implemented by drivers whose instances have an interactive
+// console (a VM's serial port).
+type Consoler interface {
+	// Console connects to the instance's console; reads return its output,
+	// writes go to its input. Closing detaches without stopping anything.
+	Console(ctx context.Context, id string) (io.ReadWriteCloser, error)
+}
+
+// UsageReader is implemented by drivers that can tell how much CPU an
+// instance has used.
+type UsageReader interface {
+	// CPUTime returns the total CPU time the instance has used since it
+	// started (cgroup usage for containers, the QEMU process for VMs).
+	CPUTime(ctx context.Context, id string) (time.Duration, error)
+}
+
 // Registry holds drivers by name.
 type Registry struct {
 	mu      sync.RWMutex
