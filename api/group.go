@@ -58,6 +58,11 @@ type InstanceTemplate struct {
 	RestartPolicy RestartPolicy       `json:"restartPolicy,omitempty"`
 }
 
+// HealthCheck decides whether an instance is healthy. The instance's agent
+// probes it from inside the instance's network: "running" (the default)
+// trusts the instance phase; "tcp" connects to Port; "http" gets Path on
+// Port and wants a 2xx or 3xx answer.
+
 // Health check kinds.
 const (
 	HealthRunning = "running"
@@ -65,16 +70,13 @@ const (
 	HealthHTTP    = "http"
 )
 
-// HealthCheck decides whether a member is healthy. "running" (the
-// default) trusts the instance phase; "tcp" connects to Port; "http" gets
-// Path on Port and wants a 2xx or 3xx answer.
 type HealthCheck struct {
 	Kind string `json:"kind,omitempty"`
 	Port int    `json:"port,omitempty"`
 	Path string `json:"path,omitempty"`
 	// IntervalSeconds between probes (default 2), TimeoutSeconds per probe
-	// (default 1), FailureThreshold failed probes in a row before a member
-	// is unhealthy (default 3).
+	// (default 1), FailureThreshold failed probes in a row before an
+	// instance is unhealthy (default 3).
 	IntervalSeconds  int `json:"intervalSeconds,omitempty"`
 	TimeoutSeconds   int `json:"timeoutSeconds,omitempty"`
 	FailureThreshold int `json:"failureThreshold,omitempty"`

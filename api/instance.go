@@ -41,6 +41,8 @@ const (
 	ConditionScheduled = "Scheduled"
 	// ConditionReady is true while the instance runs.
 	ConditionReady = "Ready"
+	// ConditionHealthy is the result of the instance's health check.
+	ConditionHealthy = "Healthy"
 )
 
 // PowerState is the state the user wants an instance in.
@@ -95,6 +97,9 @@ type InstanceSpec struct {
 	RestartPolicy RestartPolicy `json:"restartPolicy,omitempty"`
 	// Placement constrains where the scheduler puts the instance.
 	Placement *Placement `json:"placement,omitempty"`
+	// HealthCheck, when set, is probed by the instance's agent, which
+	// reports the result as condition Healthy.
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
 }
 
 // RestartPolicy is what happens when an instance ends by itself.
