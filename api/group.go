@@ -58,11 +58,6 @@ type InstanceTemplate struct {
 	RestartPolicy RestartPolicy       `json:"restartPolicy,omitempty"`
 }
 
-// HealthCheck decides whether an instance is healthy. The instance's agent
-// probes it from inside the instance's network: "running" (the default)
-// trusts the instance phase; "tcp" connects to Port; "http" gets Path on
-// Port and wants a 2xx or 3xx answer.
-
 // Health check kinds.
 const (
 	HealthRunning = "running"
@@ -70,6 +65,10 @@ const (
 	HealthHTTP    = "http"
 )
 
+// HealthCheck decides whether an instance is healthy. The instance's agent
+// probes it from inside the instance's network: "running" (the default)
+// trusts the instance phase; "tcp" connects to Port; "http" gets Path on
+// Port and wants a 2xx or 3xx answer.
 type HealthCheck struct {
 	Kind string `json:"kind,omitempty"`
 	Port int    `json:"port,omitempty"`
