@@ -41,6 +41,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/pki"
+	"github.com/ouroboros-cloud/ouro/probe"
 	"github.com/ouroboros-cloud/ouro/queue"
 )
 
@@ -90,8 +91,13 @@ type Config struct {
 	CPUOvercommit float64
 	// HeartbeatInterval is how often presence is renewed; default 2s.
 	HeartbeatInterval time.Duration
-	// LeaseTTL is the presence lease asked for; default 6s.
+	// LeaseTTL is the presence lease asked for; default 6s. Group members
+	// are fenced (stopped) when no heartbeat succeeded for three quarters
+	// of it (docs/healing.md).
 	LeaseTTL time.Duration
+	// UsageInterval is how often the CPU use of running instances is
+	// sampled and reported; default 10s, negative disables.
+	UsageInterval time.Duration
 	// Logger receives the agent's logs; default slog.Default().
 	Logger *slog.Logger
 }
@@ -104,12 +110,20 @@ type Agent struct {
 	queue *queue.Queue
 	net   netState
 
+	// Self-healing (docs/healing.md).
+	backoff backoffPolicy
+	fetches fetchFailures
+	fence   fencer
+	health  healthState
+	probe   ProbeFunc
+
 	// Knobs that tests shorten.
 	workers           int
 	exitCheckInterval time.Duration
 	stopTimeout       time.Duration
 	relistDelay       time.Duration
 	rejoinInterval    time.Duration
+	healthTick        time.Duration
 	// afterReconcile, when set, is called after each reconcile (tests).
 	afterReconcile func(key string, err error)
 
@@ -168,6 +182,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
 	}
+	if cfg.UsageInterval == 0 {
+		cfg.UsageInterval = DefaultUsageInterval
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -182,6 +199,9 @@ func New(cfg Config) (*Agent, error) {
 		stopTimeout:       10 * time.Second,
 		relistDelay:       time.Second,
 		rejoinInterval:    10 * time.Second,
+		healthTick:        250 * time.Millisecond,
+		backoff:           defaultBackoff,
+		probe:             probe.Check,
 	}
 	a.queue = queue.New("instances", a.reconcileKey, a.log).WithBackoff(time.Second, 5*time.Minute)
 	return a, nil
@@ -225,13 +245,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { serveErr <- srv.Serve(tls.NewListener(ln, a.tlsConfig())) }()
 
 	var wg sync.WaitGroup
+	a.fence.beat(time.Now()) // the fencing deadline counts from the start
 	wg.Go(func() { a.hostLoop(ctx) })
 	wg.Go(func() { a.heartbeatLoop(ctx) })
+	wg.Go(func() { a.fenceLoop(ctx) })
 	wg.Go(func() { a.networkLoop(ctx) })
 	if rv, ok := a.initialSync(ctx); ok {
 		wg.Go(func() { a.queue.Run(ctx, a.workers) })
 		wg.Go(func() { a.exitLoop(ctx) })
 		wg.Go(func() { a.watchLoop(ctx, rv) })
+		wg.Go(func() { a.healthLoop(ctx) })
+		wg.Go(func() { a.usageLoop(ctx) })
 	}
 	var runErr error
 	select {

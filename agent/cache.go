@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"maps"
 	"slices"
 	"sync"
 
@@ -29,12 +30,39 @@ func instanceKey(inst *api.Instance) string {
 	return inst.Metadata.Project + "/" + inst.Metadata.Name
 }
 
-// cloneInstance returns a copy that can be changed without touching in.
+// cloneInstance returns a copy that can be changed without touching in,
+// also by decoding JSON into it (which writes through pointers).
 func cloneInstance(in *api.Instance) *api.Instance {
 	out := *in
+	out.Metadata.Labels = maps.Clone(in.Metadata.Labels)
+	out.Metadata.DeletionTimestamp = clonePtr(in.Metadata.DeletionTimestamp)
+	out.Spec.Command = slices.Clone(in.Spec.Command)
+	out.Spec.Env = slices.Clone(in.Spec.Env)
+	out.Spec.Tolerations = slices.Clone(in.Spec.Tolerations)
+	out.Spec.PublicKeys = slices.Clone(in.Spec.PublicKeys)
+	out.Spec.Networks = slices.Clone(in.Spec.Networks)
+	for i := range out.Spec.Networks {
+		out.Spec.Networks[i].SecurityGroups = slices.Clone(in.Spec.Networks[i].SecurityGroups)
+	}
+	out.Spec.Placement = clonePtr(in.Spec.Placement)
+	out.Spec.HealthCheck = clonePtr(in.Spec.HealthCheck)
 	out.Status.Conditions = slices.Clone(in.Status.Conditions)
 	out.Status.Interfaces = slices.Clone(in.Status.Interfaces)
+	out.Status.StartedAt = clonePtr(in.Status.StartedAt)
+	out.Status.FinishedAt = clonePtr(in.Status.FinishedAt)
+	out.Status.ExitCode = clonePtr(in.Status.ExitCode)
+	out.Status.NextRestartAt = clonePtr(in.Status.NextRestartAt)
+	out.Status.Usage = clonePtr(in.Status.Usage)
 	return &out
+}
+
+// clonePtr returns a pointer to a copy of *p, or nil.
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 // set stores inst unless the cache holds a newer version of it. An older

@@ -138,6 +138,10 @@ type fakeAPI struct {
 	failLists bool
 	// conflicts makes that many instance status writes fail with 409.
 	conflicts int
+	// failBeats makes heartbeats fail with 503.
+	failBeats bool
+	// statusWrites counts accepted instance status writes.
+	statusWrites int
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
@@ -288,7 +292,12 @@ func (f *fakeAPI) heartbeat(w http.ResponseWriter, r *http.Request, host string)
 	}
 	f.mu.Lock()
 	f.beats++
+	fail := f.failBeats
 	f.mu.Unlock()
+	if fail {
+		f.fail(w, &api.Error{Status: 503, Code: api.CodeInternal, Message: "heartbeat broken (injected)"})
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -357,6 +366,7 @@ func (f *fakeAPI) putInstanceStatus(w http.ResponseWriter, r *http.Request, host
 		f.fail(w, api.Conflict("stale"))
 		return
 	}
+	f.statusWrites++
 	obj := f.bumpLocked(key, func(i *api.Instance) { i.Status = in.Status })
 	f.reply(w, obj)
 	// The instance controller removes an instance reported Terminated.
@@ -538,6 +548,33 @@ func (f *fakeAPI) counts() (joins, beats, lists int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.joins), f.beats, f.lists
+}
+
+// setFailBeats makes heartbeats fail (or work again).
+func (f *fakeAPI) setFailBeats(fail bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failBeats = fail
+}
+
+// writes returns the number of accepted instance status writes.
+func (f *fakeAPI) writes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.statusWrites
+}
+
+// events returns the events about an instance.
+func (f *fakeAPI) eventsOf(name string) []api.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []api.Event
+	for _, e := range f.events {
+		if e.Object.Name == name {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // revokeHostTokens makes the server refuse the host's current token.

@@ -26,11 +26,18 @@ type fakeDriver struct {
 	calls     []string // "create <id>", "start <id>", ...
 	createErr error
 	execFn    func(argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	// exitOnStart makes a start end at once with that exit code.
+	exitOnStart map[string]int
+	// cpuRate is the CPU an instance uses, in vCPUs; cpuReads counts
+	// CPUTime calls.
+	cpuRate  map[string]float64
+	cpuReads int
 }
 
 var (
-	_ driver.Driver = (*fakeDriver)(nil)
-	_ driver.Execer = (*fakeDriver)(nil)
+	_ driver.Driver      = (*fakeDriver)(nil)
+	_ driver.Execer      = (*fakeDriver)(nil)
+	_ driver.UsageReader = (*fakeDriver)(nil)
 )
 
 func newFakeDriver(name, logDir string) *fakeDriver {
@@ -66,9 +73,56 @@ func (d *fakeDriver) Start(_ context.Context, id string) error {
 		return driver.ErrNotFound
 	}
 	if st.State != driver.StateRunning {
-		*st = driver.Status{State: driver.StateRunning, Pid: 4242, StartedAt: time.Now()}
+		now := time.Now()
+		*st = driver.Status{State: driver.StateRunning, Pid: 4242, StartedAt: now}
+		if code, ok := d.exitOnStart[id]; ok {
+			*st = driver.Status{State: driver.StateStopped, StartedAt: now, FinishedAt: now.Add(time.Millisecond), ExitCode: code, HasExitCode: true}
+		}
 	}
 	return nil
+}
+
+// CPUTime returns the CPU time of a running instance: its rate times the
+// time since it started.
+func (d *fakeDriver) CPUTime(_ context.Context, id string) (time.Duration, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cpuReads++
+	st, ok := d.insts[id]
+	if !ok || st.State != driver.StateRunning {
+		return 0, fmt.Errorf("instance %s is not running", id)
+	}
+	return time.Duration(d.cpuRate[id] * float64(time.Since(st.StartedAt))), nil
+}
+
+func (d *fakeDriver) setCPURate(id string, rate float64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cpuRate == nil {
+		d.cpuRate = map[string]float64{}
+	}
+	d.cpuRate[id] = rate
+}
+
+func (d *fakeDriver) reads() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cpuReads
+}
+
+// setExitOnStart makes every start of id end at once with code (or, with
+// a negative code, run again).
+func (d *fakeDriver) setExitOnStart(id string, code int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.exitOnStart == nil {
+		d.exitOnStart = map[string]int{}
+	}
+	if code < 0 {
+		delete(d.exitOnStart, id)
+		return
+	}
+	d.exitOnStart[id] = code
 }
 
 func (d *fakeDriver) Stop(_ context.Context, id string, _ time.Duration) error {

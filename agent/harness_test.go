@@ -47,8 +47,13 @@ func (h *harness) config() Config {
 	}
 }
 
+// testBackoff is the restart back-off of test agents: 20, 40, 80, 160 ms,
+// reset after a 400 ms run.
+var testBackoff = backoffPolicy{base: 20 * time.Millisecond, max: 160 * time.Millisecond, reset: 400 * time.Millisecond}
+
 // start runs an agent with cfg until the test ends (or stop is called).
-func (h *harness) start(t *testing.T, cfg Config) (stop func()) {
+// edits change the agent before it runs.
+func (h *harness) start(t *testing.T, cfg Config, edits ...func(*Agent)) (stop func()) {
 	t.Helper()
 	a, err := New(cfg)
 	if err != nil {
@@ -59,6 +64,11 @@ func (h *harness) start(t *testing.T, cfg Config) (stop func()) {
 	a.relistDelay = 10 * time.Millisecond
 	a.rejoinInterval = 0
 	a.stopTimeout = time.Second
+	a.backoff = testBackoff
+	a.healthTick = 10 * time.Millisecond
+	for _, e := range edits {
+		e(a)
+	}
 	a.afterReconcile = func(key string, _ error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()

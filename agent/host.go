@@ -84,6 +84,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 	defer t.Stop()
 	failing := false
 	for {
+		sent := time.Now()
 		hctx, cancel := context.WithTimeout(ctx, a.cfg.HeartbeatInterval+a.cfg.LeaseTTL)
 		err := a.client().Heartbeat(hctx, a.name(), a.cfg.LeaseTTL)
 		cancel()
@@ -93,6 +94,9 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 				a.log.Info("heartbeat recovered")
 			}
 			failing = false
+			if a.fence.beat(sent) {
+				a.unfence(ctx)
+			}
 		case ctx.Err() != nil:
 			return
 		default:

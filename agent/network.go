@@ -26,6 +26,10 @@ type NetworkPlane interface {
 type portInfo struct {
 	netns       string
 	nameservers []string
+	// routers maps each interface address of the instance to the router
+	// namespace of its network, where health probes start (nil when the
+	// plane has no router namespaces).
+	routers map[string]string
 }
 
 // netState records which instance ports the last successful Apply made.
@@ -159,12 +163,20 @@ func (a *Agent) applyHostNetwork(ctx context.Context, last string) (string, erro
 	applyErr := a.cfg.Network.Apply(ctx, hn.Spec)
 	if applyErr == nil {
 		ports := map[string]portInfo{}
+		routers, _ := a.cfg.Network.(RouterNamespaces)
 		for _, n := range hn.Spec.Networks {
 			for _, p := range n.Ports {
-				if _, dup := ports[p.Instance]; dup {
-					continue // the first (primary) network gives DNS
+				pi, dup := ports[p.Instance]
+				if !dup { // the first (primary) network gives DNS
+					pi = portInfo{netns: a.cfg.Network.NetNSPath(p.Instance), nameservers: []string{n.Gateway}}
 				}
-				ports[p.Instance] = portInfo{netns: a.cfg.Network.NetNSPath(p.Instance), nameservers: []string{n.Gateway}}
+				if routers != nil && p.IP != "" {
+					if pi.routers == nil {
+						pi.routers = map[string]string{}
+					}
+					pi.routers[p.IP] = routers.RouterNetNSPath(n.VNI)
+				}
+				ports[p.Instance] = pi
 			}
 		}
 		for _, uid := range a.net.set(ports) {

@@ -16,14 +16,22 @@ import (
 //
 //	deletionTimestamp ───────────────────────────▶ Delete ─▶ Terminated
 //	driver unknown ──────────────────────────────▶ Failed/DriverError
-//	not in driver ─▶ Provisioning ─▶ image ─▶ Create ─┐ (failure: Failed, retry)
+//	image fetch backing off (nextRestartAt ahead) ▶ wait for it
+//	not in driver ─▶ Provisioning ─▶ image ─▶ Create ─┐ (image fetch failure:
+//	                                                  │  Provisioning/ImageFetchFailed,
+//	                                                  │  retried with back-off; other
+//	                                                  │  failures: Failed, retried)
 //	created  + wants running ──▶ Starting ─▶ Start ─▶ Running
 //	running  + wants stopped ──▶ Stopping ─▶ Stop ──▶ Stopped
 //	running  + reboot asked ───▶ Stop ─▶ Start ─────▶ Running (restartCount+1)
 //	stopped  + wants running:
 //	    start asked, or the stop was ours ─▶ Start ─▶ Running
-//	    else (it exited by itself) ───────────────▶ Stopped/Exited
+//	    backing off after a crash ──▶ when due: Start ─▶ Running/CrashLoop (restartCount+1)
+//	    exited by itself, restart policy says restart ─▶ Starting/CrashLoop (back-off)
+//	    else ──────────────────────────────────────▶ Stopped/Exited
 //	otherwise ─────────────────────────────────────▶ report what is
+//
+// Restart back-off is described in docs/healing.md.
 
 // reconcileKey reconciles one instance key for the work queue.
 func (a *Agent) reconcileKey(ctx context.Context, key string) error {
@@ -45,6 +53,8 @@ func (a *Agent) reconcile(ctx context.Context, key string) error {
 			return err
 		}
 		a.cache.forget(g.Metadata.UID)
+		a.fence.forget(g.Metadata.UID)
+		a.fetches.forget(g.Metadata.UID)
 		a.log.Info("removed instance no longer assigned to this host", "instance", key, "uid", g.Metadata.UID)
 	}
 	if cur == nil {
@@ -76,6 +86,9 @@ func (r *instanceRun) converge(ctx context.Context) error {
 		return r.terminate(ctx)
 	}
 	if inst.Status.Phase == api.PhaseTerminated {
+		return nil
+	}
+	if r.fetchWait() {
 		return nil
 	}
 	d, err := r.driver(ctx)
@@ -121,8 +134,17 @@ func (r *instanceRun) converge(ctx context.Context) error {
 		switch {
 		case !wants:
 			return r.markStopped(ctx, st)
-		case rebootAsked || r.stoppedByUs():
-			return r.start(ctx, d, rebootAsked && r.inst.Status.Phase == api.PhaseRunning)
+		case rebootAsked:
+			return r.start(ctx, d, r.inst.Status.Phase == api.PhaseRunning)
+		case r.backingOff():
+			if !restarts(r.inst.Spec.RestartPolicy, st) {
+				return r.markExited(ctx, st) // the policy changed meanwhile
+			}
+			return r.restartWhenDue(ctx, d)
+		case r.stoppedByUs():
+			return r.start(ctx, d, false)
+		case restarts(r.inst.Spec.RestartPolicy, st):
+			return r.crashed(ctx, st)
 		default:
 			return r.markExited(ctx, st)
 		}
@@ -131,11 +153,15 @@ func (r *instanceRun) converge(ctx context.Context) error {
 }
 
 // stoppedByUs reports whether the instance is stopped because the agent
-// stopped it (or failed to start it), rather than because it exited.
+// stopped it (or failed to start it, or was about to start it, or fenced
+// it), rather than because it exited.
 func (r *instanceRun) stoppedByUs() bool {
 	s := r.inst.Status
+	if r.a.fence.wasFenced(r.inst.Metadata.UID) {
+		return true
+	}
 	switch s.Phase {
-	case api.PhaseStopping, api.PhaseFailed:
+	case api.PhaseStopping, api.PhaseFailed, api.PhaseStarting:
 		return true
 	case api.PhaseStopped:
 		return s.Reason != api.ReasonExited
@@ -151,7 +177,7 @@ func (r *instanceRun) driver(ctx context.Context) (driver.Driver, error) {
 	if name == "" {
 		img, err := r.fetchImage(ctx)
 		if err != nil {
-			return nil, r.fail(ctx, api.ReasonImageFetchFailed, err)
+			return nil, r.fetchBackOff(ctx, err)
 		}
 		name = img.Status.Driver
 	}
@@ -202,7 +228,7 @@ func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
 	}
 	img, err := r.fetchImage(ctx)
 	if err != nil {
-		return r.fail(ctx, api.ReasonImageFetchFailed, err)
+		return r.fetchBackOff(ctx, err)
 	}
 	inst := r.inst
 	spec := driver.Spec{
@@ -218,13 +244,13 @@ func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
 		spec.NetNS, spec.Nameservers = p.netns, p.nameservers
 	}
 	if err := d.Create(ctx, spec); err != nil {
-		reason := api.ReasonDriverError
 		var fe *fetchError
 		if errors.As(err, &fe) {
-			reason = api.ReasonImageFetchFailed
+			return r.fetchBackOff(ctx, fmt.Errorf("create: %w", err))
 		}
-		return r.fail(ctx, reason, fmt.Errorf("create: %w", err))
+		return r.fail(ctx, api.ReasonDriverError, fmt.Errorf("create: %w", err))
 	}
+	r.a.fetches.forget(inst.Metadata.UID)
 	return nil
 }
 
@@ -249,12 +275,16 @@ func (r *instanceRun) fail(ctx context.Context, reason string, cause error) erro
 // requests it honoured.
 func (r *instanceRun) start(ctx context.Context, d driver.Driver, reboot bool) error {
 	uid := r.inst.Metadata.UID
+	if err := r.a.fence.allowStart(r.inst); err != nil {
+		return err
+	}
 	if _, err := r.update(ctx, setPhase(api.PhaseStarting, "", "")); err != nil {
 		return err
 	}
 	if err := d.Start(ctx, uid); err != nil {
 		return r.fail(ctx, api.ReasonDriverError, fmt.Errorf("start: %w", err))
 	}
+	r.a.fence.forget(uid)
 	return r.started(ctx, d, reboot)
 }
 
@@ -322,23 +352,42 @@ func (r *instanceRun) stop(ctx context.Context, d driver.Driver) error {
 
 // markRunning reports an instance found running (after a start, or
 // adopted after an agent restart) without touching it.
+//
+// A run that follows a crash restart keeps reason CrashLoop, with the
+// crashed run's finishedAt and exit code and the back-off's nextRestartAt,
+// until it has lasted the reset period; then they are cleared and the
+// next crash backs off from the start again.
 func (r *instanceRun) markRunning(ctx context.Context, st driver.Status) error {
 	reboots := r.inst.Spec.RebootRequests
 	adopting := r.inst.Status.Phase != api.PhaseRunning
+	var resetIn time.Duration
 	_, err := r.update(ctx, func(s *api.InstanceStatus) {
+		loop := s.Reason == api.ReasonCrashLoop
+		reason, message, next := s.Reason, s.Message, s.NextRestartAt
 		setPhase(api.PhaseRunning, "", "")(s)
 		if !st.StartedAt.IsZero() {
 			setTime(&s.StartedAt, st.StartedAt)
 		} else if s.StartedAt == nil {
 			setTime(&s.StartedAt, time.Now())
 		}
-		s.FinishedAt, s.ExitCode = nil, nil
+		resetIn = 0
+		if loop {
+			resetIn = s.StartedAt.Add(r.a.backoff.reset).Sub(time.Now())
+		}
+		if resetIn > 0 {
+			s.Reason, s.Message, s.NextRestartAt = reason, message, next
+		} else {
+			s.FinishedAt, s.ExitCode = nil, nil
+		}
 		if adopting {
 			// Started before the agent could record it: that start
 			// honoured every reboot asked for until now.
 			s.ObservedReboots = max(s.ObservedReboots, reboots)
 		}
 	})
+	if err == nil && resetIn > 0 {
+		r.a.queue.AddAfter(instanceKey(r.inst), resetIn)
+	}
 	return err
 }
 
@@ -364,8 +413,8 @@ func (r *instanceRun) markStopped(ctx context.Context, st driver.Status) error {
 	return err
 }
 
-// markExited reports an instance whose process ended by itself. It is
-// not restarted (restart policies are the instance groups' business).
+// markExited reports an instance whose process ended by itself and that
+// its restart policy does not restart.
 func (r *instanceRun) markExited(ctx context.Context, st driver.Status) error {
 	msg := "the instance's process exited"
 	if st.HasExitCode {

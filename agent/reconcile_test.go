@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,7 +110,9 @@ func TestDeletion(t *testing.T) {
 func TestExitedProcessIsReportedNotRestarted(t *testing.T) {
 	h := newHarness(t)
 	h.start(t, h.config())
-	key := h.api.addInstance(newInstance("job", "uid-job"))
+	in := newInstance("job", "uid-job")
+	in.Spec.RestartPolicy = api.RestartNever
+	key := h.api.addInstance(in)
 	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
 
 	h.drv.exit("uid-job", 3)
@@ -225,16 +228,28 @@ func TestProvisioningFailures(t *testing.T) {
 			in.Spec.Image = tt.image
 			key := h.api.addInstance(in)
 
-			inst := h.waitInstance(t, key, "Failed", phaseIs(api.PhaseFailed))
-			if inst.Status.Reason != tt.wantReason || inst.Status.Message == "" {
-				t.Errorf("status = %s/%s %q, want Failed/%s with a message", inst.Status.Phase, inst.Status.Reason, inst.Status.Message, tt.wantReason)
+			// Image fetch failures back off in Provisioning; other
+			// failures are Failed (and retried by the queue).
+			wantPhase := api.PhaseFailed
+			wantEvent := tt.wantReason
+			if tt.wantReason == api.ReasonImageFetchFailed {
+				wantPhase, wantEvent = api.PhaseProvisioning, "BackOff"
 			}
-			waitFor(t, "failure event", func() bool { return slices.Contains(h.api.eventReasons("web"), tt.wantReason) })
+			inst := h.waitInstance(t, key, string(wantPhase)+"/"+tt.wantReason, func(i *api.Instance) bool {
+				return i.Status.Phase == wantPhase && i.Status.Reason == tt.wantReason
+			})
+			if inst.Status.Message == "" {
+				t.Errorf("status = %s/%s without a message", inst.Status.Phase, inst.Status.Reason)
+			}
+			if tt.wantReason == api.ReasonImageFetchFailed && (inst.Status.NextRestartAt == nil || !strings.Contains(inst.Status.Message, "retrying in")) {
+				t.Errorf("back-off not reported: nextRestartAt %v, message %q", inst.Status.NextRestartAt, inst.Status.Message)
+			}
+			waitFor(t, "failure event", func() bool { return slices.Contains(h.api.eventReasons("web"), wantEvent) })
 
 			tt.fix(h)
 			inst = h.waitInstance(t, key, "Running after a retry", phaseIs(api.PhaseRunning))
-			if inst.Status.Reason != "" || inst.Status.Message != "" {
-				t.Errorf("reason %q message %q not cleared by success", inst.Status.Reason, inst.Status.Message)
+			if inst.Status.Reason != "" || inst.Status.Message != "" || inst.Status.NextRestartAt != nil {
+				t.Errorf("reason %q message %q nextRestartAt %v not cleared by success", inst.Status.Reason, inst.Status.Message, inst.Status.NextRestartAt)
 			}
 		})
 	}

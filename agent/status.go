@@ -27,13 +27,15 @@ type instanceRun struct {
 }
 
 // update applies mutate to the instance's status and writes it with the
-// resourceVersion it read. It writes only when something changed, and on
-// a conflict reads the instance again and reapplies mutate. It reports
-// whether it wrote.
+// resourceVersion it read. The conditions Ready and Healthy are derived
+// from the result (see conditions), so every write also corrects them. It
+// writes only when something changed, and on a conflict reads the
+// instance again and reapplies mutate. It reports whether it wrote.
 func (r *instanceRun) update(ctx context.Context, mutate func(s *api.InstanceStatus)) (bool, error) {
 	for attempt := 0; ; attempt++ {
 		next := cloneInstance(r.inst)
 		mutate(&next.Status)
+		r.a.conditions(r.inst, &next.Status)
 		next.Status.ObservedGeneration = max(next.Status.ObservedGeneration, r.gen)
 		same, err := sameStatus(&r.inst.Status, &next.Status)
 		if err != nil {
@@ -78,21 +80,35 @@ func sameStatus(a, b *api.InstanceStatus) (bool, error) {
 	return string(ja) == string(jb), nil
 }
 
-// setPhase returns a mutation that sets phase, reason and message and the
-// Ready condition (true only when Running).
+// setPhase returns a mutation that sets phase, reason and message. It
+// clears nextRestartAt (back-offs set it again after), and the usage of an
+// instance that is not Running. update derives the conditions.
 func setPhase(phase api.InstancePhase, reason, message string) func(s *api.InstanceStatus) {
 	return func(s *api.InstanceStatus) {
 		s.Phase, s.Reason, s.Message = phase, reason, message
-		ready := api.Condition{Type: api.ConditionReady, Status: phase == api.PhaseRunning}
-		if !ready.Status {
-			ready.Reason = reason
-			if ready.Reason == "" {
-				ready.Reason = string(phase)
-			}
-			ready.Message = message
+		s.NextRestartAt = nil
+		if phase != api.PhaseRunning {
+			s.Usage = nil
 		}
-		s.Conditions = api.SetCondition(s.Conditions, ready, time.Now().UTC())
 	}
+}
+
+// conditions sets the Ready and Healthy conditions of next, the status
+// about to be written for inst: Ready is true only when Running, else it
+// carries the reason (or the phase) and message; Healthy is the health
+// check's verdict (see healthCondition).
+func (a *Agent) conditions(inst *api.Instance, next *api.InstanceStatus) {
+	now := time.Now().UTC()
+	ready := api.Condition{Type: api.ConditionReady, Status: next.Phase == api.PhaseRunning}
+	if !ready.Status {
+		ready.Reason = next.Reason
+		if ready.Reason == "" {
+			ready.Reason = string(next.Phase)
+		}
+		ready.Message = next.Message
+	}
+	next.Conditions = api.SetCondition(next.Conditions, ready, now)
+	next.Conditions = api.SetCondition(next.Conditions, a.healthCondition(inst, next, ready), now)
 }
 
 // setTime sets *dst to t (in UTC) unless it already holds that instant.

@@ -88,6 +88,9 @@ func (a *Agent) watchLoop(ctx context.Context, rv string) {
 				continue
 			}
 			rv, relist = v, false
+			// Whatever went while the watch was broken (deleted by the
+			// control plane meanwhile) leaves the host too.
+			a.collectOrphans(ctx)
 		}
 		received := false
 		err := client.Watch(ctx, a.client(), api.InstanceKind, "", client.WatchOptions{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/netip"
 	"slices"
 
@@ -34,6 +35,11 @@ func (s *Server) validateAttachments(ctx context.Context, in *api.Instance) erro
 		field := fmt.Sprintf("spec.networks[%d]", i)
 		if e := api.ValidateName(field+".network", a.Network); e != nil {
 			return e
+		}
+		if a.IP != "" {
+			if _, err := parseAddr4(field+".ip", "give an IPv4 address of the network, or leave it out for a free one", a.IP); err != nil {
+				return err
+			}
 		}
 		if slices.ContainsFunc(spec.Networks[:i], func(o api.NetworkAttachment) bool { return o.Network == a.Network }) {
 			return api.Invalid(field+".network", "attach each network once", "network %q is given twice", a.Network)
@@ -82,6 +88,8 @@ type ifaceAlloc struct {
 	listed      bool            // used holds every claim of the network
 	collisions  int
 	ip          netip.Addr
+	// fixed is the address spec.networks[i].ip asks for, if any.
+	fixed netip.Addr
 }
 
 // blindAttempts is how many addresses a create tries on a network
@@ -112,7 +120,15 @@ func (s *Server) createInstance(ctx context.Context, in *api.Instance, opts stor
 		if err1 != nil || err2 != nil {
 			return false, fmt.Errorf("network %s/%s has a bad cidr %q or gateway %q", n.Metadata.Project, n.Metadata.Name, n.Spec.CIDR, n.Spec.Gateway)
 		}
-		allocs[i] = &ifaceAlloc{net: &n, prefix: p, gateway: gw, claimPrefix: ipClaimPrefix(n.Metadata.UID), used: map[string]bool{}}
+		al := &ifaceAlloc{net: &n, prefix: p, gateway: gw, claimPrefix: ipClaimPrefix(n.Metadata.UID), used: map[string]bool{}}
+		if a.IP != "" {
+			fixed, err := fixedAddr(fmt.Sprintf("spec.networks[%d].ip", i), a.IP, &n, p, gw)
+			if err != nil {
+				return false, err
+			}
+			al.fixed = fixed
+		}
+		allocs[i] = al
 	}
 	probing := -1
 	// Every taken claim marks one more address used, and each network's
@@ -124,6 +140,12 @@ func (s *Server) createInstance(ctx context.Context, in *api.Instance, opts stor
 		opts.Claims = opts.Claims[:0]
 		in.Status.Interfaces = in.Status.Interfaces[:0]
 		for i, al := range allocs {
+			if al.fixed.IsValid() {
+				al.ip = al.fixed
+				opts.Claims = append(opts.Claims, al.claimPrefix+al.fixed.String())
+				in.Status.Interfaces = append(in.Status.Interfaces, api.Interface{Network: al.net.Metadata.Name, MAC: macOf(al.fixed), IP: al.fixed.String()})
+				continue
+			}
 			first, last := al.first(), al.last()
 			ip, ok := freeFrom(first, last, s.addrOffset(uint32(hostCount(first, last))), al.used, al.gateway)
 			if !ok && !al.listed {
@@ -153,6 +175,9 @@ func (s *Server) createInstance(ctx context.Context, in *api.Instance, opts stor
 			return false, err
 		}
 		al := allocs[i]
+		if al.fixed.IsValid() {
+			return false, addressTaken(fmt.Sprintf("spec.networks[%d].ip", i), al, ce)
+		}
 		if i == probing {
 			return false, noFreeAddress(fmt.Sprintf("spec.networks[%d].network", i), fmt.Sprintf("network %s", al.net.Metadata.Name), len(al.used))
 		}
@@ -163,6 +188,38 @@ func (s *Server) createInstance(ctx context.Context, in *api.Instance, opts stor
 			}
 		}
 	}
+}
+
+// fixedAddr checks an address asked for on network n (prefix p, gateway
+// gw): an IPv4 host address of the network other than the gateway.
+func fixedAddr(field, s string, n *api.Network, p netip.Prefix, gw netip.Addr) (netip.Addr, error) {
+	hint := fmt.Sprintf("give a free address of network %s (%s) other than its gateway %s, or leave it out for a free one", n.Metadata.Name, p, gw)
+	ip, err := parseAddr4(field, hint, s)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	switch {
+	case !p.Contains(ip):
+		return netip.Addr{}, api.Invalid(field, hint, "%s is outside network %s (%s)", ip, n.Metadata.Name, p)
+	case ip == p.Masked().Addr():
+		return netip.Addr{}, api.Invalid(field, hint, "%s is the network address of %s", ip, p)
+	case ip == broadcast(p):
+		return netip.Addr{}, api.Invalid(field, hint, "%s is the broadcast address of %s", ip, p)
+	case ip == gw:
+		return netip.Addr{}, api.Invalid(field, hint, "%s is the gateway of network %s", ip, n.Metadata.Name)
+	}
+	return ip, nil
+}
+
+// addressTaken answers 409 for an address asked for that another object
+// holds.
+func addressTaken(field string, al *ifaceAlloc, ce *store.ClaimError) error {
+	msg := fmt.Sprintf("address %s of network %s is in use", al.fixed, al.net.Metadata.Name)
+	if h := ce.HolderName(); h != "" {
+		msg += " by " + h
+	}
+	return &api.Error{Status: http.StatusConflict, Code: codeAddressInUse, Field: field, Message: msg,
+		Hint: "ask for another address, or leave ip out for a free one"}
 }
 
 // readClaims adds every address claimed on al's network to al.used.

@@ -19,6 +19,10 @@ import (
 // no free address.
 const codeInsufficientAddresses = "InsufficientAddresses"
 
+// codeAddressInUse is the error code of an address asked for that another
+// object holds.
+const codeAddressInUse = "AddressInUse"
+
 // VNI range handed out to networks: 4096 up to the 24-bit maximum, which
 // leaves the low VNIs to anything else on the underlay.
 const (

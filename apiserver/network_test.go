@@ -447,3 +447,67 @@ func TestHostNetworkAccess(t *testing.T) {
 	e.must(http.StatusForbidden, "PUT", "/v1/hostnetworks/h1", tok, hn)
 	e.must(http.StatusNotFound, "GET", "/v1/projects/default/networks", tok, nil)
 }
+
+func TestInstanceFixedAddress(t *testing.T) {
+	e := newEnv(t)
+	e.srv.addrOffset = func(uint32) uint32 { return 0 } // lowest free first
+	e.image("default", "img", false)
+	e.must(http.StatusCreated, "POST", netsPath, e.admin, network("lan", "10.7.0.0/24"))
+
+	var a api.Instance
+	e.instanceOn("default", "a", api.NetworkAttachment{Network: "lan", IP: "10.7.0.42"}).decode(t, &a)
+	if len(a.Status.Interfaces) != 1 || a.Status.Interfaces[0] != (api.Interface{Network: "lan", IP: "10.7.0.42", MAC: "0a:58:0a:07:00:2a"}) {
+		t.Fatalf("interfaces = %+v", a.Status.Interfaces)
+	}
+	if a.Spec.Networks[0].IP != "10.7.0.42" {
+		t.Errorf("spec ip = %q, want it kept", a.Spec.Networks[0].IP)
+	}
+	// A free address is never the one asked for by another.
+	var b api.Instance
+	e.instanceOn("default", "b", api.NetworkAttachment{Network: "lan"}).decode(t, &b)
+	if b.Status.Interfaces[0].IP == "10.7.0.42" {
+		t.Fatalf("free address handed out twice")
+	}
+
+	bad := []struct {
+		name, ip, msg string
+	}{
+		{"not an address", "10.7.0.x", "not an IPv4 address"},
+		{"ipv6", "fd00::1", "not an IPv4 address"},
+		{"outside", "10.8.0.5", "outside network lan"},
+		{"network address", "10.7.0.0", "network address"},
+		{"broadcast", "10.7.0.255", "broadcast address"},
+		{"gateway", "10.7.0.1", "gateway"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e.fake.revision()
+			r := e.instanceOn("default", "x", api.NetworkAttachment{Network: "lan", IP: tt.ip})
+			if r.status != http.StatusBadRequest || r.apiError().Field != "spec.networks[0].ip" || !strings.Contains(r.apiError().Message, tt.msg) {
+				t.Fatalf("%d %s; want 400 on spec.networks[0].ip saying %q", r.status, r.body, tt.msg)
+			}
+			if e.fake.revision() != before {
+				t.Errorf("store changed")
+			}
+		})
+	}
+
+	// Taken: 409 naming the field and the holder.
+	r := e.instanceOn("default", "c", api.NetworkAttachment{Network: "default"}, api.NetworkAttachment{Network: "lan", IP: "10.7.0.42"})
+	if r.status != http.StatusConflict || r.apiError().Field != "spec.networks[1].ip" || r.apiError().Code != codeAddressInUse ||
+		!strings.Contains(r.apiError().Message, "10.7.0.42") || !strings.Contains(r.apiError().Message, "by a") {
+		t.Fatalf("taken address: %d %s", r.status, r.body)
+	}
+	if r := e.do("GET", "/v1/projects/default/instances/c", e.admin, nil); r.status != http.StatusNotFound {
+		t.Fatalf("refused instance exists: %d", r.status)
+	}
+
+	// Deleting the holder (never placed: removed at once) releases the
+	// address for whoever asks next.
+	e.must(http.StatusOK, "DELETE", "/v1/projects/default/instances/a", e.admin, nil)
+	var c api.Instance
+	e.instanceOn("default", "c", api.NetworkAttachment{Network: "lan", IP: "10.7.0.42"}).decode(t, &c)
+	if c.Status.Interfaces[0].IP != "10.7.0.42" {
+		t.Fatalf("address not reusable after delete: %+v", c.Status.Interfaces)
+	}
+}

@@ -48,6 +48,9 @@ func (s *Server) validateInstanceCreate(r *http.Request, in *api.Instance) error
 	if spec.PowerState == "" {
 		spec.PowerState = api.PowerOn
 	}
+	if spec.RestartPolicy == "" {
+		spec.RestartPolicy = api.RestartAlways
+	}
 	if spec.RebootRequests != 0 {
 		return api.Invalid("spec.rebootRequests", "leave it out; POST .../reboot asks for a reboot", "must be 0 on create")
 	}
@@ -129,6 +132,15 @@ func (s *Server) validateInstanceSpec(r *http.Request, in *api.Instance) error {
 		return err
 	}
 	if err := validateEnv("spec.env", spec.Env); err != nil {
+		return err
+	}
+	if err := validateRestartPolicy("spec.restartPolicy", spec.RestartPolicy); err != nil {
+		return err
+	}
+	if err := validatePlacement("spec.placement", spec.Placement); err != nil {
+		return err
+	}
+	if err := validateHealthCheck("spec.healthCheck", spec.HealthCheck); err != nil {
 		return err
 	}
 	return validateKeys("spec.tolerations", spec.Tolerations)

@@ -58,9 +58,6 @@ type Config struct {
 	ElectionName string
 	// Resync is the informers' resync period (default cache.DefaultResync).
 	Resync time.Duration
-	// HostGrace is how long a host may be NotReady before deleted instances
-	// on it say they wait for it (default lifecycle.DefaultHostGrace).
-	HostGrace time.Duration
 	// SchedulerCommits bounds concurrent placement writes (default
 	// scheduler.DefaultCommits).
 	SchedulerCommits int
@@ -133,7 +130,6 @@ func RunLeader(ctx context.Context, st store.Interface, cfg Config) error {
 	})
 	life := lifecycle.New(lifecycle.Options{
 		Store: st, Hosts: hosts, Instances: instances, Recorder: lifeRec, Logger: log,
-		HostGrace: cfg.HostGrace,
 	})
 	health := hosthealth.New(hosthealth.Options{
 		Store: st, Hosts: hosts, Recorder: healthRec, Logger: log, Resync: cfg.Resync,

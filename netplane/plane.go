@@ -87,6 +87,11 @@ func (p *Plane) InstanceDNS(networkUID string) []string {
 	return nil
 }
 
+// RouterNetNSPath returns the path of the router namespace of the network
+// with that VNI on this host (which exists once Apply has run with it).
+// The agent probes instance health from there.
+func (p *Plane) RouterNetNSPath(vni int) string { return p.routerNSPath(vni) }
+
 func (p *Plane) routerNSPath(vni int) string {
 	return filepath.Join(p.cfg.NetNSDir, routerNSName(vni))
 }

@@ -1,16 +1,27 @@
 // Package lifecycle is the control-plane side of an instance's life: it
-// removes instances whose deletion is complete and records an event for
-// every phase the agents report.
+// removes instances whose deletion is complete, marks the instances of
+// lost hosts, and records an event for every phase the agents report.
 //
 // Deletion, for an instance with metadata.deletionTimestamp:
 //
 //	never placed (no status.host) ───────────────▶ delete the object
 //	phase Terminated (the agent tore it down) ───▶ delete the object
-//	host NotReady longer than HostGrace, or gone ─▶ stay Terminating, with a
-//	                                                message that it waits for
-//	                                                the host (never deleted:
-//	                                                the host may still run it)
+//	host NotReady (its presence lease expired,
+//	checked again in the store), or gone ────────▶ delete the object: the
+//	                                                control plane finalizes it
+//	                                                (addresses released), so a
+//	                                                group can replace it at once
 //	otherwise ───────────────────────────────────▶ wait for the agent
+//
+// An agent that comes back deletes from its host what no longer exists
+// (docs/healing.md, fencing), and one whose lease is about to expire has
+// already stopped its group members.
+//
+// Lost hosts: the instances (not Terminated) of a NotReady or deleted
+// host get conditions Ready=false and Healthy=false with reason HostLost,
+// and, unless Stopped, status.reason HostLost; the phase stays as the
+// agent last reported it. This happens once per NotReady period of the
+// host; the agent, when back, reports the instances as they are.
 //
 // Deletes are conditional on the resourceVersion read, so a change that
 // races with the decision makes it run again.
@@ -37,9 +48,9 @@ import (
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
-// DefaultHostGrace is how long a host may be NotReady before a deleted
-// instance on it says it waits for the host.
-const DefaultHostGrace = 5 * time.Minute
+// presenceCacheTTL is how long a read of the presence keys answers for:
+// finalizing the instances of one lost host reads them once.
+const presenceCacheTTL = 500 * time.Millisecond
 
 // Options configure a Controller.
 type Options struct {
@@ -50,8 +61,6 @@ type Options struct {
 	Hosts, Instances *cache.Informer
 	Recorder         record.Sink
 	Logger           *slog.Logger
-	// HostGrace defaults to DefaultHostGrace.
-	HostGrace time.Duration
 	// Workers reconcile in parallel (default 4).
 	Workers int
 	// Now is the clock (default time.Now).
@@ -70,19 +79,22 @@ type Controller struct {
 	log   *slog.Logger
 	queue *queue.Queue
 
-	mu          sync.Mutex
-	last        map[string]seen            // instance key → last phase seen
-	terminating map[string]map[string]bool // host → keys of deleted instances on it
-	onHost      map[string]string          // key → host, for keys in terminating
+	mu        sync.Mutex
+	last      map[string]seen            // instance key → last phase seen
+	byHost    map[string]map[string]bool // host → keys of the instances placed on it
+	onHost    map[string]string          // key → host, for keys in byHost
+	hostPhase map[string]api.HostPhase   // last phase seen per host
+	marked    map[string]string          // key → NotReady period it was marked HostLost for
+
+	presenceMu   sync.Mutex
+	presence     map[string]bool
+	presenceRead time.Time
 }
 
 // New returns a controller and registers its handlers on the informers.
 func New(o Options) *Controller {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
-	}
-	if o.HostGrace <= 0 {
-		o.HostGrace = DefaultHostGrace
 	}
 	if o.Workers <= 0 {
 		o.Workers = 4
@@ -91,11 +103,13 @@ func New(o Options) *Controller {
 		o.Now = time.Now
 	}
 	c := &Controller{
-		o:           o,
-		log:         o.Logger.With("controller", "lifecycle"),
-		last:        map[string]seen{},
-		terminating: map[string]map[string]bool{},
-		onHost:      map[string]string{},
+		o:         o,
+		log:       o.Logger.With("controller", "lifecycle"),
+		last:      map[string]seen{},
+		byHost:    map[string]map[string]bool{},
+		onHost:    map[string]string{},
+		hostPhase: map[string]api.HostPhase{},
+		marked:    map[string]string{},
 	}
 	c.queue = queue.New("lifecycle", c.reconcile, c.log)
 	o.Instances.AddHandler(c.instanceChanged)
@@ -115,30 +129,32 @@ func (c *Controller) Run(ctx context.Context) error {
 	return nil
 }
 
-// instanceChanged records phase events and queues deleted instances.
+// instanceChanged records phase events and queues deleted instances and
+// those on hosts that are not Ready.
 func (c *Controller) instanceChanged(key string) {
 	obj, ok := c.o.Instances.Get(key)
 	c.mu.Lock()
 	prev, had := c.last[key]
 	if h, ok := c.onHost[key]; ok { // re-added below while it still applies
-		delete(c.terminating[h], key)
-		if len(c.terminating[h]) == 0 {
-			delete(c.terminating, h)
+		delete(c.byHost[h], key)
+		if len(c.byHost[h]) == 0 {
+			delete(c.byHost, h)
 		}
 		delete(c.onHost, key)
 	}
 	if !ok {
 		delete(c.last, key)
+		delete(c.marked, key)
 		c.mu.Unlock()
 		return
 	}
 	inst := obj.(*api.Instance)
 	c.last[key] = seen{inst.Metadata.UID, inst.Status.Phase}
-	if inst.Metadata.DeletionTimestamp != nil && inst.Status.Host != "" {
-		keys := c.terminating[inst.Status.Host]
+	if inst.Status.Host != "" {
+		keys := c.byHost[inst.Status.Host]
 		if keys == nil {
 			keys = map[string]bool{}
-			c.terminating[inst.Status.Host] = keys
+			c.byHost[inst.Status.Host] = keys
 		}
 		keys[key] = true
 		c.onHost[key] = inst.Status.Host
@@ -153,9 +169,15 @@ func (c *Controller) instanceChanged(key string) {
 	} else if !initial && inst.Status.Phase != "" && inst.Status.Phase != api.PhasePending {
 		c.phaseEvent(inst) // first seen in a later phase
 	}
-	if inst.Metadata.DeletionTimestamp != nil {
+	if inst.Metadata.DeletionTimestamp != nil || (inst.Status.Host != "" && !c.hostReady(inst.Status.Host)) {
 		c.queue.Add(key)
 	}
+}
+
+// hostReady reports whether the host object exists and is Ready.
+func (c *Controller) hostReady(name string) bool {
+	obj, ok := c.o.Hosts.Get(name)
+	return ok && obj.(*api.Host).Status.Phase == api.HostReady
 }
 
 // phaseEvent records that inst entered its current phase. Scheduled is
@@ -182,13 +204,26 @@ func (c *Controller) phaseEvent(inst *api.Instance) {
 	c.o.Recorder.Event(context.Background(), inst, typ, string(p), "%s", msg)
 }
 
-// hostChanged queues the deleted instances on the host: their fate may
-// depend on its health.
+// hostChanged queues the instances on the host when its phase changed
+// (or it went): their fate depends on its health.
 func (c *Controller) hostChanged(host string) {
+	var phase api.HostPhase
+	obj, exists := c.o.Hosts.Get(host)
+	if exists {
+		phase = obj.(*api.Host).Status.Phase
+	}
 	c.mu.Lock()
+	prev, had := c.hostPhase[host]
+	if exists {
+		c.hostPhase[host] = phase
+	} else {
+		delete(c.hostPhase, host)
+	}
 	var keys []string
-	for k := range c.terminating[host] {
-		keys = append(keys, k)
+	if !had || prev != phase || !exists {
+		for k := range c.byHost[host] {
+			keys = append(keys, k)
+		}
 	}
 	c.mu.Unlock()
 	for _, k := range keys {
@@ -205,37 +240,101 @@ const (
 	Nothing Action = iota
 	// Delete the object.
 	Delete
-	// WaitForHost: keep it, with a message that it waits for its host.
-	WaitForHost
+	// Finalize deletes the object of an instance on a lost host, once the
+	// host's lease is confirmed expired.
+	Finalize
 )
 
 // Decide says what to do with inst given its host (nil if the host object
-// does not exist). For Nothing, recheck > 0 says when the answer may
-// change without any object changing (the grace running out).
-func Decide(inst *api.Instance, host *api.Host, grace time.Duration, now time.Time) (act Action, message string, recheck time.Duration) {
+// does not exist), and a message for an event when the control plane
+// finalizes the instance.
+func Decide(inst *api.Instance, host *api.Host) (act Action, message string) {
 	if inst.Metadata.DeletionTimestamp == nil {
-		return Nothing, "", 0
+		return Nothing, ""
 	}
 	name := inst.Status.Host
 	switch {
 	case name == "":
-		return Delete, "", 0
+		return Delete, ""
 	case inst.Status.Phase == api.PhaseTerminated:
-		return Delete, "", 0
+		return Delete, ""
 	case host == nil:
-		return WaitForHost, fmt.Sprintf("waiting for host %s to tear the instance down; the host no longer exists", name), 0
+		return Finalize, fmt.Sprintf("instance deleted by the control plane: host %s no longer exists", name)
 	case host.Status.Phase == api.HostReady:
-		return Nothing, "", 0
+		return Nothing, ""
 	}
-	since := inst.Metadata.DeletionTimestamp.UTC()
+	return Finalize, fmt.Sprintf("instance deleted by the control plane: host %s is NotReady (its presence lease expired); its agent removes what is left when it returns", name)
+}
+
+// Lost says whether inst, not deleted, is on a lost host (NotReady, or
+// deleted), the NotReady period it belongs to ("" for a deleted host), and
+// a message.
+func Lost(inst *api.Instance, host *api.Host) (lost bool, period, message string) {
+	name := inst.Status.Host
+	if name == "" || inst.Metadata.DeletionTimestamp != nil {
+		return false, "", ""
+	}
+	switch inst.Status.Phase {
+	case "", api.PhasePending, api.PhaseTerminated:
+		return false, "", ""
+	}
+	if host == nil {
+		return true, "", fmt.Sprintf("host %s no longer exists", name)
+	}
+	if host.Status.Phase == api.HostReady {
+		return false, "", ""
+	}
+	msg := fmt.Sprintf("host %s is NotReady: its agent stopped renewing its presence lease", name)
 	if cond := api.FindCondition(host.Status.Conditions, api.ConditionReady); cond != nil && !cond.Status && !cond.LastTransitionTime.IsZero() {
-		since = cond.LastTransitionTime.UTC()
+		since := cond.LastTransitionTime.UTC()
+		period = since.Format(time.RFC3339Nano)
+		msg = fmt.Sprintf("host %s is NotReady since %s: its agent stopped renewing its presence lease", name, since.Format(time.RFC3339))
 	}
-	if left := since.Add(grace).Sub(now); left > 0 {
-		return Nothing, "", left
+	return true, period, msg
+}
+
+// markLost returns a copy of inst marked as on a lost host, or nil when
+// it says so already.
+func markLost(inst *api.Instance, message string, now time.Time) (*api.Instance, error) {
+	ready := api.FindCondition(inst.Status.Conditions, api.ConditionReady)
+	healthy := api.FindCondition(inst.Status.Conditions, api.ConditionHealthy)
+	stopped := inst.Status.Phase == api.PhaseStopped
+	if ready != nil && ready.Reason == api.ReasonHostLost && ready.Message == message && !ready.Status &&
+		healthy != nil && healthy.Reason == api.ReasonHostLost && !healthy.Status &&
+		(stopped || (inst.Status.Reason == api.ReasonHostLost && inst.Status.Message == message)) {
+		return nil, nil
 	}
-	return WaitForHost, fmt.Sprintf("waiting for host %s to tear the instance down; the host is NotReady since %s",
-		name, since.Format(time.RFC3339)), 0
+	cp, err := cache.Copy(inst)
+	if err != nil {
+		return nil, err
+	}
+	conds := append([]api.Condition(nil), cp.Status.Conditions...)
+	for _, typ := range []string{api.ConditionReady, api.ConditionHealthy} {
+		conds = api.SetCondition(conds, api.Condition{Type: typ, Status: false, Reason: api.ReasonHostLost, Message: message}, now)
+	}
+	cp.Status.Conditions = conds
+	if !stopped {
+		// A stopped instance keeps its reason (Exited, ...): its agent
+		// needs it to know whether to start it again.
+		cp.Status.Reason, cp.Status.Message = api.ReasonHostLost, message
+	}
+	return cp, nil
+}
+
+// leaseExpired confirms in the store that host's presence lease is gone
+// (the host phase may lag behind a host that just came back).
+func (c *Controller) leaseExpired(ctx context.Context, host string) (bool, error) {
+	c.presenceMu.Lock()
+	defer c.presenceMu.Unlock()
+	now := c.o.Now()
+	if c.presence == nil || now.Sub(c.presenceRead) > presenceCacheTTL || now.Before(c.presenceRead) {
+		alive, _, err := c.o.Store.Presence().Alive(ctx)
+		if err != nil {
+			return false, fmt.Errorf("read presence: %w", err)
+		}
+		c.presence, c.presenceRead = alive, now
+	}
+	return !c.presence[host], nil
 }
 
 // reconcile converges one instance key.
@@ -251,42 +350,71 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 			host = h.(*api.Host)
 		}
 	}
-	act, msg, recheck := Decide(inst, host, c.o.HostGrace, c.o.Now())
+	act, msg := Decide(inst, host)
 	switch act {
+	case Finalize:
+		expired, err := c.leaseExpired(ctx, inst.Status.Host)
+		if err != nil {
+			return err
+		}
+		if !expired {
+			// Back: its agent tears the instance down; the host's
+			// change to Ready queues the key again if needed.
+			c.queue.AddAfter(key, presenceCacheTTL)
+			return nil
+		}
+		fallthrough
 	case Delete:
 		m := inst.Metadata
 		err := c.o.Store.Delete(ctx, api.InstanceKind, m.Project, m.Name, m.ResourceVersion)
 		switch {
 		case err == nil:
 			c.log.Debug("deleted instance", "instance", key)
+			if act == Finalize {
+				c.log.Info("finalized instance of a lost host", "instance", key, "host", inst.Status.Host)
+				if c.o.Recorder != nil {
+					c.o.Recorder.Event(ctx, inst, api.EventWarning, "Finalized", "%s", msg)
+				}
+			}
 		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrGuardFailed):
 		default:
 			return fmt.Errorf("delete instance %s: %w", key, err)
 		}
-	case WaitForHost:
-		if inst.Status.Message == msg && inst.Status.Phase == api.PhaseTerminating {
-			return nil
-		}
-		cp, err := cache.Copy(inst)
-		if err != nil {
-			return err
-		}
-		cp.Status.Phase = api.PhaseTerminating
-		cp.Status.Message = msg
+		return nil
+	}
+	return c.markIfLost(ctx, key, inst, host)
+}
+
+// markIfLost marks an instance of a lost host, once per NotReady period.
+func (c *Controller) markIfLost(ctx context.Context, key string, inst *api.Instance, host *api.Host) error {
+	lost, period, msg := Lost(inst, host)
+	if !lost {
+		return nil
+	}
+	c.mu.Lock()
+	done := c.marked[key] == inst.Metadata.UID+"/"+period
+	c.mu.Unlock()
+	if done {
+		return nil // marked already; whatever the agent wrote since stands
+	}
+	cp, err := markLost(inst, msg, c.o.Now().UTC())
+	if err != nil {
+		return err
+	}
+	if cp != nil {
 		if err := c.o.Store.Update(ctx, cp); err != nil {
 			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGuardFailed) {
 				return nil
 			}
-			return fmt.Errorf("update instance %s: %w", key, err)
+			return fmt.Errorf("mark instance %s lost: %w", key, err)
 		}
 		if c.o.Recorder != nil {
-			c.o.Recorder.Event(ctx, cp, api.EventWarning, "WaitingForHost", "%s", msg)
-		}
-	case Nothing:
-		if recheck > 0 {
-			c.queue.AddAfter(key, recheck)
+			c.o.Recorder.Event(ctx, cp, api.EventWarning, api.ReasonHostLost, "%s", msg)
 		}
 	}
+	c.mu.Lock()
+	c.marked[key] = inst.Metadata.UID + "/" + period
+	c.mu.Unlock()
 	return nil
 }
 

@@ -25,6 +25,8 @@ type HostInfo struct {
 	Allocated api.Resources
 	// Instances counts those instances.
 	Instances int
+	// Labels are the host's labels, matched by spec.placement.hostSelector.
+	Labels map[string]string
 }
 
 // Free returns the resources not yet allocated.
@@ -53,8 +55,10 @@ const (
 	fits misfit = iota
 	notReady
 	unschedulable
+	selector
 	taint
 	driver
+	antiAffinity
 	shortCPU
 	shortMemory
 	shortDisk
@@ -65,20 +69,57 @@ const (
 var misfitText = [numMisfits][2]string{
 	notReady:      {"host is not Ready", "hosts are not Ready"},
 	unschedulable: {"host is unschedulable", "hosts are unschedulable"},
+	selector:      {"host does not match the host selector", "hosts do not match the host selector"},
 	taint:         {"host has a taint the instance does not tolerate", "hosts have taints the instance does not tolerate"},
 	driver:        {"host does not offer the driver", "hosts do not offer the driver"},
+	antiAffinity:  {"host already runs an instance with the same anti-affinity key (hard anti-affinity)", "hosts already run an instance with the same anti-affinity key (hard anti-affinity)"},
 	shortCPU:      {"host has too few free vCPUs", "hosts have too few free vCPUs"},
 	shortMemory:   {"host has too little free memory", "hosts have too little free memory"},
 	shortDisk:     {"host has too little free disk", "hosts have too little free disk"},
 }
 
-// check tells whether inst fits on h, and if not, the first reason why.
-func check(inst *api.Instance, h *HostInfo) misfit {
+// Peers counts, per host name, the instances (not Terminated) of an
+// instance's project that carry its anti-affinity key. A nil map counts
+// none.
+type Peers map[string]int
+
+// request is what Place needs of an instance, parsed once per call.
+type request struct {
+	inst     *api.Instance
+	selector api.Selector
+	// badSelector is set when spec.placement.hostSelector does not parse
+	// (the API refuses it; a stored one matches no host).
+	badSelector bool
+	peers       Peers
+	hard        bool
+}
+
+func newRequest(inst *api.Instance, peers Peers) request {
+	r := request{inst: inst}
+	if p := inst.Spec.Placement; p != nil {
+		if p.HostSelector != "" {
+			sel, err := api.ParseSelector(p.HostSelector)
+			r.selector, r.badSelector = sel, err != nil
+		}
+		if p.AntiAffinityKey != "" {
+			r.peers = peers
+			r.hard = p.AntiAffinity == api.AntiAffinityHard
+		}
+	}
+	return r
+}
+
+// check tells whether the instance fits on h, and if not, the first
+// reason why.
+func (r *request) check(h *HostInfo) misfit {
+	inst := r.inst
 	switch {
 	case h.Phase != api.HostReady:
 		return notReady
 	case h.Unschedulable:
 		return unschedulable
+	case r.badSelector || (r.selector != nil && !r.selector.Matches(h.Labels)):
+		return selector
 	}
 	for _, t := range h.Taints {
 		if !contains(inst.Spec.Tolerations, t) {
@@ -87,6 +128,9 @@ func check(inst *api.Instance, h *HostInfo) misfit {
 	}
 	if d := inst.Status.Driver; d != "" && !contains(h.Drivers, d) {
 		return driver
+	}
+	if r.hard && r.peers[h.Name] > 0 {
+		return antiAffinity
 	}
 	need, free := inst.Spec.Resources, h.Free()
 	switch {
@@ -111,33 +155,42 @@ func contains(list []string, s string) bool {
 
 // Place chooses a host for inst among hosts, or explains why none fits.
 //
-// A host fits when it is Ready, schedulable, every one of its taints is in
-// spec.tolerations, it offers status.driver (when set) and its free
-// resources hold spec.resources. Among the hosts that fit, Place spreads:
-// it picks the lowest allocated fraction (the larger of the CPU and memory
-// ratios), then the fewest instances, then the smallest name.
+// A host fits when it is Ready, schedulable, its labels match
+// spec.placement.hostSelector, every one of its taints is in
+// spec.tolerations, it offers status.driver (when set), it runs no peer
+// when the anti-affinity is hard, and its free resources hold
+// spec.resources. peers counts, per host, the instances of inst's project
+// with inst's anti-affinity key (see Peers); it is ignored without a key.
+//
+// Among the hosts that fit, Place prefers the fewest peers (soft
+// anti-affinity), then spreads: the lowest allocated fraction (the larger
+// of the CPU and memory ratios), then the fewest instances, then the
+// smallest name.
 //
 // The image architecture is not checked: instances do not carry it.
 //
 // When no host fits, host is empty and reason (which is deterministic for
 // the same inputs) says what was short. Place does not modify its inputs.
-func Place(inst *api.Instance, hosts []HostInfo) (host string, reason string) {
+func Place(inst *api.Instance, hosts []HostInfo, peers Peers) (host string, reason string) {
+	r := newRequest(inst, peers)
 	best := -1
 	var bestLoad float64
+	bestPeers := 0
 	for i := range hosts {
 		h := &hosts[i]
-		if check(inst, h) != fits {
+		if r.check(h) != fits {
 			continue
 		}
+		n := r.peers[h.Name]
 		l := h.load()
-		if best < 0 || better(l, h, bestLoad, &hosts[best]) {
-			best, bestLoad = i, l
+		if best < 0 || n < bestPeers || (n == bestPeers && better(l, h, bestLoad, &hosts[best])) {
+			best, bestLoad, bestPeers = i, l, n
 		}
 	}
 	if best >= 0 {
 		return hosts[best].Name, ""
 	}
-	return "", explain(inst, hosts)
+	return "", r.explain(hosts)
 }
 
 // better reports whether host a (with load la) beats host b (load lb).
@@ -154,12 +207,21 @@ func better(la float64, a *HostInfo, lb float64, b *HostInfo) bool {
 // explain builds the message of an instance that fits nowhere, e.g.
 // "no host fits 4 vCPUs, 8192 MiB memory, 10 GiB disk (driver container):
 // 3 hosts have too little free memory, 1 host is not Ready".
-func explain(inst *api.Instance, hosts []HostInfo) string {
-	r := inst.Spec.Resources
+func (r *request) explain(hosts []HostInfo) string {
+	inst := r.inst
+	res := inst.Spec.Resources
 	var b strings.Builder
-	fmt.Fprintf(&b, "no host fits %d vCPUs, %d MiB memory, %d GiB disk", r.VCPUs, r.MemoryMiB, r.DiskGiB)
+	fmt.Fprintf(&b, "no host fits %d vCPUs, %d MiB memory, %d GiB disk", res.VCPUs, res.MemoryMiB, res.DiskGiB)
 	if inst.Status.Driver != "" {
 		fmt.Fprintf(&b, " (driver %s)", inst.Status.Driver)
+	}
+	if p := inst.Spec.Placement; p != nil {
+		if p.HostSelector != "" {
+			fmt.Fprintf(&b, " (host selector %q)", p.HostSelector)
+		}
+		if p.AntiAffinityKey != "" && r.hard {
+			fmt.Fprintf(&b, " (hard anti-affinity key %q)", p.AntiAffinityKey)
+		}
 	}
 	if len(hosts) == 0 {
 		b.WriteString(": there are no hosts")
@@ -167,7 +229,7 @@ func explain(inst *api.Instance, hosts []HostInfo) string {
 	}
 	var counts [numMisfits]int
 	for i := range hosts {
-		counts[check(inst, &hosts[i])]++
+		counts[r.check(&hosts[i])]++
 	}
 	sep := ": "
 	for m := notReady; m < numMisfits; m++ {

@@ -132,7 +132,7 @@ func TestPlace(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := fmt.Sprint(tt.hosts)
-			got, reason := Place(tt.inst, tt.hosts)
+			got, reason := Place(tt.inst, tt.hosts, nil)
 			if got != tt.want {
 				t.Fatalf("Place = %q (%s), want %q", got, reason, tt.want)
 			}
@@ -147,7 +147,7 @@ func TestPlace(t *testing.T) {
 			if fmt.Sprint(tt.hosts) != before {
 				t.Errorf("Place modified its input")
 			}
-			if _, again := Place(tt.inst, tt.hosts); again != reason {
+			if _, again := Place(tt.inst, tt.hosts, nil); again != reason {
 				t.Errorf("reason not deterministic: %q then %q", reason, again)
 			}
 		})
@@ -177,7 +177,7 @@ func TestHollowNeverGetsUntolerated(t *testing.T) {
 		} else {
 			inst = instance(res(1, 256), api.TaintHollow)
 		}
-		name, reason := Place(inst, hosts)
+		name, reason := Place(inst, hosts, nil)
 		if name == "" {
 			if len(inst.Spec.Tolerations) > 0 {
 				t.Fatalf("tolerating instance not placed: %s", reason)
@@ -204,7 +204,166 @@ func BenchmarkPlace1000Hosts(b *testing.B) {
 	inst := instance(res(1, 1024))
 	b.ReportAllocs()
 	for b.Loop() {
-		if h, reason := Place(inst, hosts); h == "" {
+		if h, reason := Place(inst, hosts, nil); h == "" {
+			b.Fatal(reason)
+		}
+	}
+}
+
+// placedWith returns an instance with a placement.
+func placedWith(p api.Placement) *api.Instance {
+	inst := instance(res(1, 1024))
+	inst.Spec.Placement = &p
+	return inst
+}
+
+func labels(kv ...string) func(*HostInfo) {
+	return func(h *HostInfo) {
+		h.Labels = map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			h.Labels[kv[i]] = kv[i+1]
+		}
+	}
+}
+
+func TestPlacePlacement(t *testing.T) {
+	hard := api.Placement{AntiAffinityKey: "web", AntiAffinity: api.AntiAffinityHard}
+	soft := api.Placement{AntiAffinityKey: "web", AntiAffinity: api.AntiAffinitySoft}
+	tests := []struct {
+		name       string
+		inst       *api.Instance
+		hosts      []HostInfo
+		peers      Peers
+		want       string
+		wantReason []string
+	}{
+		{
+			name:  "selector picks the matching host over a less loaded one",
+			inst:  placedWith(api.Placement{HostSelector: "zone=a"}),
+			hosts: []HostInfo{host("a", labels("zone", "a"), alloc(6, 8192, 6)), host("b", labels("zone", "b")), host("c")},
+			want:  "a",
+		},
+		{
+			name:  "selector with != and exists",
+			inst:  placedWith(api.Placement{HostSelector: "ssd,zone!=a"}),
+			hosts: []HostInfo{host("a", labels("zone", "a", "ssd", "")), host("b", labels("zone", "b")), host("c", labels("ssd", "yes"), alloc(4, 1024, 1))},
+			want:  "c",
+		},
+		{
+			name:       "selector matches nothing",
+			inst:       placedWith(api.Placement{HostSelector: "gpu=yes"}),
+			hosts:      []HostInfo{host("a", labels("zone", "a")), host("b"), host("c", func(h *HostInfo) { h.Phase = api.HostNotReady })},
+			wantReason: []string{`(host selector "gpu=yes")`, "2 hosts do not match the host selector", "1 host is not Ready"},
+		},
+		{
+			name:       "unparsable stored selector matches no host",
+			inst:       placedWith(api.Placement{HostSelector: "a,,b"}),
+			hosts:      []HostInfo{host("a")},
+			wantReason: []string{"1 host does not match the host selector"},
+		},
+		{
+			name:  "hard anti-affinity skips hosts with a peer",
+			inst:  placedWith(hard),
+			hosts: []HostInfo{host("a"), host("b", alloc(6, 8192, 6)), host("c")},
+			peers: Peers{"a": 1, "c": 2},
+			want:  "b",
+		},
+		{
+			name:  "hard anti-affinity everywhere: stays pending and says so",
+			inst:  placedWith(hard),
+			hosts: []HostInfo{host("a"), host("b"), host("c", func(h *HostInfo) { h.Unschedulable = true })},
+			peers: Peers{"a": 1, "b": 1},
+			wantReason: []string{`(hard anti-affinity key "web")`,
+				"2 hosts already run an instance with the same anti-affinity key (hard anti-affinity)", "1 host is unschedulable"},
+		},
+		{
+			name:  "soft anti-affinity prefers the fewest peers over load",
+			inst:  placedWith(soft),
+			hosts: []HostInfo{host("a"), host("b", alloc(6, 8192, 6)), host("c")},
+			peers: Peers{"a": 1, "c": 1},
+			want:  "b",
+		},
+		{
+			name:  "soft anti-affinity falls back to a host with peers",
+			inst:  placedWith(soft),
+			hosts: []HostInfo{host("a", alloc(4, 1024, 4)), host("b"), host("c", alloc(8, 1024, 8))},
+			peers: Peers{"a": 1, "b": 2, "c": 0},
+			want:  "a",
+		},
+		{
+			name:  "a key without a mode is soft",
+			inst:  placedWith(api.Placement{AntiAffinityKey: "web"}),
+			hosts: []HostInfo{host("a"), host("b", alloc(2, 1024, 2))},
+			peers: Peers{"a": 3, "b": 3},
+			want:  "a",
+		},
+		{
+			name:  "peers without a key are ignored",
+			inst:  instance(res(1, 1024)),
+			hosts: []HostInfo{host("a"), host("b", alloc(2, 1024, 2))},
+			peers: Peers{"a": 3},
+			want:  "a",
+		},
+		{
+			name:  "selector and hard anti-affinity together",
+			inst:  placedWith(api.Placement{HostSelector: "zone=a", AntiAffinityKey: "db", AntiAffinity: api.AntiAffinityHard}),
+			hosts: []HostInfo{host("a1", labels("zone", "a")), host("a2", labels("zone", "a"), alloc(7, 1024, 7)), host("b1", labels("zone", "b"))},
+			peers: Peers{"a1": 1},
+			want:  "a2",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := fmt.Sprint(tt.hosts, tt.peers)
+			got, reason := Place(tt.inst, tt.hosts, tt.peers)
+			if got != tt.want {
+				t.Fatalf("Place = %q (%s), want %q", got, reason, tt.want)
+			}
+			for _, w := range tt.wantReason {
+				if !strings.Contains(reason, w) {
+					t.Errorf("reason %q lacks %q", reason, w)
+				}
+			}
+			if fmt.Sprint(tt.hosts, tt.peers) != before {
+				t.Errorf("Place modified its input")
+			}
+		})
+	}
+}
+
+// TestSoftAntiAffinitySpreads places a group one by one, counting peers
+// as the scheduler does, and checks the members spread evenly.
+func TestSoftAntiAffinitySpreads(t *testing.T) {
+	hosts := []HostInfo{host("a"), host("b"), host("c")}
+	peers := Peers{}
+	inst := placedWith(api.Placement{AntiAffinityKey: "web"})
+	for range 9 {
+		name, reason := Place(inst, hosts, peers)
+		if name == "" {
+			t.Fatal(reason)
+		}
+		peers[name]++
+	}
+	for _, h := range hosts {
+		if peers[h.Name] != 3 {
+			t.Errorf("host %s has %d members, want 3 (%v)", h.Name, peers[h.Name], peers)
+		}
+	}
+}
+
+func BenchmarkPlace1000HostsAntiAffinity(b *testing.B) {
+	hosts := make([]HostInfo, 1000)
+	peers := Peers{}
+	for i := range hosts {
+		hosts[i] = host(fmt.Sprintf("host-%04d", i), alloc(i%8, int64(i%16)*1024, i%8), labels("zone", fmt.Sprint(i%3)))
+		if i%2 == 0 {
+			peers[hosts[i].Name] = 1
+		}
+	}
+	inst := placedWith(api.Placement{HostSelector: "zone!=2", AntiAffinityKey: "web", AntiAffinity: api.AntiAffinityHard})
+	b.ReportAllocs()
+	for b.Loop() {
+		if h, reason := Place(inst, hosts, peers); h == "" {
 			b.Fatal(reason)
 		}
 	}

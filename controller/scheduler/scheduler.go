@@ -14,7 +14,9 @@
 // Allocation per host is the sum of spec.resources of the instances placed
 // there that are not Terminated, kept incrementally from the instance
 // cache plus the placements decided but not yet seen in the cache, so two
-// decisions never double-book a host. An instance that fits nowhere stays
+// decisions never double-book a host. The same bookkeeping counts, per
+// project and anti-affinity key, the instances on each host, so that
+// anti-affinity costs a map lookup per host. An instance that fits nowhere stays
 // Pending with condition Scheduled=false (reason InsufficientCapacity) and
 // is tried again only when a host changes or an allocation shrinks.
 //
@@ -28,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -66,6 +69,17 @@ type Options struct {
 type placement struct {
 	host string
 	res  api.Resources
+	// group is the instance's anti-affinity group ("project/key"), or "".
+	group string
+}
+
+// affinityGroup returns the key under which inst counts for
+// anti-affinity: its project and spec.placement.antiAffinityKey.
+func affinityGroup(inst *api.Instance) string {
+	if p := inst.Spec.Placement; p != nil && p.AntiAffinityKey != "" {
+		return inst.Metadata.Project + "/" + p.AntiAffinityKey
+	}
+	return ""
 }
 
 // usage is the allocation of one host.
@@ -94,6 +108,8 @@ type Scheduler struct {
 	placed   map[string]placement // instance key → accounted placement
 	assumed  map[string]placement // decided, not yet seen in the cache
 	waiting  map[string]bool      // instance keys that fit nowhere
+	// peers counts accounted placements per anti-affinity group and host.
+	peers map[string]Peers
 }
 
 // New returns a scheduler and registers its handlers on the informers.
@@ -116,6 +132,7 @@ func New(o Options) *Scheduler {
 		placed:    map[string]placement{},
 		assumed:   map[string]placement{},
 		waiting:   map[string]bool{},
+		peers:     map[string]Peers{},
 	}
 	s.queue = queue.New("scheduler", s.decide, s.log)
 	s.allocQueue = queue.New("scheduler-allocated", s.syncAllocated, s.log)
@@ -152,6 +169,7 @@ func hostInfo(h *api.Host) HostInfo {
 		Drivers:       h.Status.Drivers,
 		Architecture:  h.Status.Architecture,
 		Capacity:      h.Status.Capacity,
+		Labels:        h.Metadata.Labels,
 	}
 }
 
@@ -159,7 +177,8 @@ func hostInfo(h *api.Host) HostInfo {
 func sameForScheduling(a, b *HostInfo) bool {
 	return a.Phase == b.Phase && a.Unschedulable == b.Unschedulable &&
 		slices.Equal(a.Taints, b.Taints) && slices.Equal(a.Drivers, b.Drivers) &&
-		a.Architecture == b.Architecture && a.Capacity == b.Capacity
+		a.Architecture == b.Architecture && a.Capacity == b.Capacity &&
+		maps.Equal(a.Labels, b.Labels)
 }
 
 // hostChanged updates the snapshot from the host cache.
@@ -241,7 +260,7 @@ func (s *Scheduler) account(key string, inst *api.Instance) {
 	case inst != nil && inst.Status.Host != "":
 		delete(s.assumed, key)
 		if inst.Status.Phase != api.PhaseTerminated {
-			want = placement{inst.Status.Host, inst.Spec.Resources}
+			want = placement{inst.Status.Host, inst.Spec.Resources, affinityGroup(inst)}
 		}
 	case inst != nil:
 		want = s.assumed[key]
@@ -252,9 +271,11 @@ func (s *Scheduler) account(key string, inst *api.Instance) {
 	}
 	if cur.host != "" {
 		s.addUsage(cur.host, cur.res, -1)
+		s.addPeer(cur.group, cur.host, -1)
 	}
 	if want.host != "" {
 		s.addUsage(want.host, want.res, +1)
+		s.addPeer(want.group, want.host, +1)
 		s.placed[key] = want
 	} else {
 		delete(s.placed, key)
@@ -283,6 +304,27 @@ func (s *Scheduler) addUsage(host string, res api.Resources, sign int) {
 	s.allocQueue.AddAfter(host, allocatedDelay)
 }
 
+// addPeer counts (+1) or uncounts (-1) an instance of anti-affinity group
+// on host. Caller holds s.mu.
+func (s *Scheduler) addPeer(group, host string, delta int) {
+	if group == "" {
+		return
+	}
+	hosts := s.peers[group]
+	if hosts == nil {
+		hosts = Peers{}
+		s.peers[group] = hosts
+	}
+	if n := hosts[host] + delta; n > 0 {
+		hosts[host] = n
+	} else {
+		delete(hosts, host)
+	}
+	if len(hosts) == 0 {
+		delete(s.peers, group)
+	}
+}
+
 // decide is the queue handler: it places one instance in memory and hands
 // the write to the commit pool.
 func (s *Scheduler) decide(ctx context.Context, key string) error {
@@ -299,10 +341,11 @@ func (s *Scheduler) decide(ctx context.Context, key string) error {
 		s.mu.Unlock()
 		return nil // its commit will requeue it if it fails
 	}
-	host, reason := Place(inst, s.snapshot)
+	group := affinityGroup(inst)
+	host, reason := Place(inst, s.snapshot, s.peers[group])
 	if host != "" {
 		delete(s.waiting, key)
-		s.assumed[key] = placement{host, inst.Spec.Resources}
+		s.assumed[key] = placement{host, inst.Spec.Resources, group}
 		s.account(key, inst)
 	} else {
 		s.waiting[key] = true

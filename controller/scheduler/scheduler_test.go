@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -186,4 +187,87 @@ func BenchmarkSchedule(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "placements/s")
+}
+
+// TestHardAntiAffinity places a group with hard anti-affinity on three
+// hosts: one member per host, the fourth waits with a message saying
+// anti-affinity, and gets a host once a member is gone.
+func TestHardAntiAffinity(t *testing.T) {
+	_, st := etcdtest.Start(t)
+	createHosts(t, st, 3)
+	ctx := context.Background()
+	for i := range 4 {
+		inst := &api.Instance{
+			Kind:     api.InstanceKind.Name,
+			Metadata: api.ObjectMeta{Name: fmt.Sprintf("web-%d", i), Project: "p"},
+			Spec: api.InstanceSpec{
+				Resources:   api.Resources{VCPUs: 1, MemoryMiB: 256, DiskGiB: 1},
+				Tolerations: []string{api.TaintHollow},
+				Placement:   &api.Placement{AntiAffinityKey: "web", AntiAffinity: api.AntiAffinityHard},
+			},
+			Status: api.InstanceStatus{Phase: api.PhasePending, Driver: "container"},
+		}
+		if _, err := st.Create(ctx, inst, store.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another project's instance with the same key does not count.
+	other := &api.Instance{
+		Kind:     api.InstanceKind.Name,
+		Metadata: api.ObjectMeta{Name: "web-x", Project: "q"},
+		Spec: api.InstanceSpec{
+			Resources:   api.Resources{VCPUs: 1, MemoryMiB: 256, DiskGiB: 1},
+			Tolerations: []string{api.TaintHollow},
+			Placement:   &api.Placement{AntiAffinityKey: "web", AntiAffinity: api.AntiAffinityHard},
+		},
+		Status: api.InstanceStatus{Phase: api.PhasePending, Driver: "container"},
+	}
+	if _, err := st.Create(ctx, other, store.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, instances, _ := run(t, st)
+	var waiting *api.Instance
+	etcdtest.Eventually(t, 30*time.Second, "3 of p placed, one waiting, q placed", func() bool {
+		waiting = nil
+		n := 0
+		for _, o := range instances.List() {
+			inst := o.(*api.Instance)
+			switch {
+			case inst.Status.Host != "":
+				n++
+			case inst.Status.Reason == api.ReasonInsufficientCapacity:
+				waiting = inst
+			}
+		}
+		return n == 4 && waiting != nil
+	})
+	if !strings.Contains(waiting.Status.Message, "anti-affinity") {
+		t.Errorf("message %q does not mention anti-affinity", waiting.Status.Message)
+	}
+	perHost := map[string][]string{}
+	var victim *api.Instance
+	for _, o := range instances.List() {
+		inst := o.(*api.Instance)
+		if inst.Metadata.Project == "p" && inst.Status.Host != "" {
+			perHost[inst.Status.Host] = append(perHost[inst.Status.Host], inst.Metadata.Name)
+			victim = inst
+		}
+	}
+	if len(perHost) != 3 {
+		t.Fatalf("members per host = %v, want one on each of 3 hosts", perHost)
+	}
+
+	// A member goes (terminated): the waiting one takes its host.
+	var gone api.Instance // a copy: cached objects are shared
+	if err := st.Get(ctx, api.InstanceKind, victim.Metadata.Project, victim.Metadata.Name, &gone); err != nil {
+		t.Fatal(err)
+	}
+	gone.Status.Phase = api.PhaseTerminated
+	if err := st.Update(ctx, &gone); err != nil {
+		t.Fatal(err)
+	}
+	etcdtest.Eventually(t, 30*time.Second, "waiting member placed on the freed host", func() bool {
+		o, ok := instances.Get(waiting.Metadata.Project + "/" + waiting.Metadata.Name)
+		return ok && o.(*api.Instance).Status.Host == victim.Status.Host
+	})
 }
