@@ -1,6 +1,9 @@
 package api
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Labels the group controller puts on its members.
 const (
@@ -9,6 +12,26 @@ const (
 	// LabelRevision holds the group template revision a member was made
 	// from.
 	LabelRevision = "ouro.dev/revision"
+	// LabelGroupUID holds the UID of the group a member belongs to, so
+	// that members of a deleted group are told apart from those of a new
+	// group of the same name.
+	LabelGroupUID = "ouro.dev/group-uid"
+)
+
+// Defaults and bounds of instance groups.
+const (
+	// MaxGroupCount bounds a group's count and autoscaling max.
+	MaxGroupCount = 1000
+	// DefaultMaxSurge and DefaultMaxUnavailable bound a rolling update
+	// when the spec leaves them out.
+	DefaultMaxSurge       = 1
+	DefaultMaxUnavailable = 0
+	// DefaultProgressDeadlineSeconds pauses a rollout that made no
+	// progress for this long.
+	DefaultProgressDeadlineSeconds = 300
+	// DefaultScaleInStabilizationSeconds is the autoscaler's scale-in
+	// window.
+	DefaultScaleInStabilizationSeconds = 300
 )
 
 // InstanceGroup keeps a number of like instances running: it replaces
@@ -93,6 +116,30 @@ type UpdatePolicy struct {
 	ProgressDeadlineSeconds int `json:"progressDeadlineSeconds,omitempty"`
 }
 
+// Surge returns MaxSurge or its default.
+func (p UpdatePolicy) Surge() int {
+	if p.MaxSurge == nil {
+		return DefaultMaxSurge
+	}
+	return *p.MaxSurge
+}
+
+// Unavailable returns MaxUnavailable or its default.
+func (p UpdatePolicy) Unavailable() int {
+	if p.MaxUnavailable == nil {
+		return DefaultMaxUnavailable
+	}
+	return *p.MaxUnavailable
+}
+
+// ProgressDeadline returns ProgressDeadlineSeconds or its default.
+func (p UpdatePolicy) ProgressDeadline() time.Duration {
+	if p.ProgressDeadlineSeconds <= 0 {
+		return DefaultProgressDeadlineSeconds * time.Second
+	}
+	return time.Duration(p.ProgressDeadlineSeconds) * time.Second
+}
+
 // Autoscaling moves a group's count between Min and Max.
 type Autoscaling struct {
 	Min int `json:"min"`
@@ -102,6 +149,14 @@ type Autoscaling struct {
 	// ScaleInStabilizationSeconds: the count only goes down to the
 	// highest recommendation of this window (default 300).
 	ScaleInStabilizationSeconds int `json:"scaleInStabilizationSeconds,omitempty"`
+}
+
+// Stabilization returns ScaleInStabilizationSeconds or its default.
+func (a Autoscaling) Stabilization() time.Duration {
+	if a.ScaleInStabilizationSeconds <= 0 {
+		return DefaultScaleInStabilizationSeconds * time.Second
+	}
+	return time.Duration(a.ScaleInStabilizationSeconds) * time.Second
 }
 
 // InstanceGroupStatus is what the group controller reports.
@@ -121,10 +176,19 @@ type InstanceGroupStatus struct {
 	Revision  int64           `json:"revision,omitempty"`
 	Revisions []GroupRevision `json:"revisions,omitempty"`
 	// Rollout is "Complete", "Progressing" or "Paused" (with a reason).
-	Rollout       string      `json:"rollout,omitempty"`
-	RolloutReason string      `json:"rolloutReason,omitempty"`
-	LastScaleTime *time.Time  `json:"lastScaleTime,omitempty"`
-	Conditions    []Condition `json:"conditions,omitempty"`
+	Rollout       string `json:"rollout,omitempty"`
+	RolloutReason string `json:"rolloutReason,omitempty"`
+	// RolloutProgressTime is when the rollout last made progress (it
+	// started, or one more member of the current revision became
+	// available); the progress deadline counts from it.
+	RolloutProgressTime *time.Time `json:"rolloutProgressTime,omitempty"`
+	// LastScaleTime is when the autoscaler last changed Desired.
+	LastScaleTime *time.Time `json:"lastScaleTime,omitempty"`
+	// MemberAddresses keeps, for stateful groups, the addresses of each
+	// member (one per network, in order) so that a replacement gets them
+	// back after the member it replaces is gone.
+	MemberAddresses map[string][]string `json:"memberAddresses,omitempty"`
+	Conditions      []Condition         `json:"conditions,omitempty"`
 }
 
 // GroupRevision is one template a group has run.
@@ -146,3 +210,51 @@ func (o *InstanceGroup) Meta() *ObjectMeta { return &o.Metadata }
 
 // GetKind returns InstanceGroupKind.
 func (o *InstanceGroup) GetKind() *Kind { return InstanceGroupKind }
+
+// MemberName returns the name of the group's member with index i:
+// "<group>-<i>".
+func (o *InstanceGroup) MemberName(i int) string {
+	return o.Metadata.Name + "-" + strconv.Itoa(i)
+}
+
+// MemberSpec returns the spec of a member made from the group's template:
+// the template's fields, the group's health check, and a placement that
+// spreads members (anti-affinity key = the group's name, soft unless the
+// group asks for hard) on the hosts the group's selector allows.
+func (o *InstanceGroup) MemberSpec() InstanceSpec {
+	t := o.Spec.Template
+	spec := InstanceSpec{
+		Image:         t.Image,
+		Flavor:        t.Flavor,
+		Command:       append([]string(nil), t.Command...),
+		Env:           append([]string(nil), t.Env...),
+		Tolerations:   append([]string(nil), t.Tolerations...),
+		KeyName:       t.KeyName,
+		UserData:      t.UserData,
+		RestartPolicy: t.RestartPolicy,
+		Placement: &Placement{
+			HostSelector:    o.Spec.Placement.HostSelector,
+			AntiAffinityKey: o.Metadata.Name,
+			AntiAffinity:    o.Spec.Placement.AntiAffinity,
+		},
+	}
+	if spec.Placement.AntiAffinity == "" {
+		spec.Placement.AntiAffinity = AntiAffinitySoft
+	}
+	for _, n := range t.Networks {
+		n.SecurityGroups = append([]string(nil), n.SecurityGroups...)
+		spec.Networks = append(spec.Networks, n)
+	}
+	if o.Spec.HealthCheck != (HealthCheck{}) {
+		hc := o.Spec.HealthCheck
+		spec.HealthCheck = &hc
+	}
+	return spec
+}
+
+// Probed reports whether the health check probes members (tcp or http),
+// so that a member counts as available only once condition Healthy is
+// true; otherwise running is enough.
+func (h HealthCheck) Probed() bool {
+	return h.Kind == HealthTCP || h.Kind == HealthHTTP
+}

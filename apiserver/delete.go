@@ -50,6 +50,11 @@ func (s *Server) beforeDelete(r *http.Request, obj api.Object) error {
 		if err != nil {
 			return err
 		}
+		groups, err := list(api.InstanceGroupKind, "", 0, func(o api.Object) bool { return o.(*api.InstanceGroup).Spec.Template.Image == ref })
+		if err != nil {
+			return err
+		}
+		users = append(users, groups...)
 		if len(users) > 0 {
 			return inUse("image "+ref, users)
 		}
@@ -58,11 +63,16 @@ func (s *Server) beforeDelete(r *http.Request, obj api.Object) error {
 		if err != nil {
 			return err
 		}
+		groups, err := list(api.InstanceGroupKind, "", 0, func(o api.Object) bool { return o.(*api.InstanceGroup).Spec.Template.Flavor == m.Name })
+		if err != nil {
+			return err
+		}
+		users = append(users, groups...)
 		if len(users) > 0 {
 			return inUse("flavor "+m.Name, users)
 		}
 	case *api.Project:
-		for _, k := range []*api.Kind{api.InstanceKind, api.ImageKind, api.FloatingIPKind} {
+		for _, k := range []*api.Kind{api.InstanceKind, api.InstanceGroupKind, api.ImageKind, api.FloatingIPKind} {
 			objs, err := list(k, m.Name, 10, nil)
 			if err != nil {
 				return err

@@ -105,7 +105,10 @@ const blindAttempts = 4
 // are blind; after blindAttempts taken addresses on a network, the
 // network's claims are read and only free addresses are tried, for as
 // long as free addresses remain and the request lasts.
-func (s *Server) createInstance(ctx context.Context, in *api.Instance, opts store.CreateOptions) (bool, error) {
+//
+// The instance is written with st: s.store for API requests, a
+// leader-guarded store for controllers (CreateInstance).
+func (s *Server) createInstance(ctx context.Context, st store.Interface, in *api.Instance, opts store.CreateOptions) (bool, error) {
 	allocs := make([]*ifaceAlloc, len(in.Spec.Networks))
 	for i, a := range in.Spec.Networks {
 		var n api.Network
@@ -165,7 +168,7 @@ func (s *Server) createInstance(ctx context.Context, in *api.Instance, opts stor
 			opts.Claims = append(opts.Claims, al.claimPrefix+ip.String())
 			in.Status.Interfaces = append(in.Status.Interfaces, api.Interface{Network: al.net.Metadata.Name, MAC: macOf(ip), IP: ip.String()})
 		}
-		existed, err := s.store.Create(ctx, in, opts)
+		existed, err := st.Create(ctx, in, opts)
 		var ce *store.ClaimError
 		if !errors.As(err, &ce) {
 			return existed, err

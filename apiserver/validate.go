@@ -160,7 +160,15 @@ var validators = map[*api.Kind]validator{
 			return validateInstanceStatus(id, old.(*api.Instance), o.(*api.Instance))
 		},
 		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
-			return s.createInstance(ctx, o.(*api.Instance), opts)
+			return s.createInstance(ctx, s.store, o.(*api.Instance), opts)
+		},
+	},
+	api.InstanceGroupKind: {
+		create: func(s *Server, r *http.Request, _ *auth.Identity, o api.Object) error {
+			return s.validateGroup(r, nil, o.(*api.InstanceGroup))
+		},
+		update: func(s *Server, r *http.Request, _ *auth.Identity, old, o api.Object) error {
+			return s.validateGroup(r, old.(*api.InstanceGroup), o.(*api.InstanceGroup))
 		},
 	},
 }

@@ -1,8 +1,8 @@
 // Package cli is the ouro command line: the commands users type to manage
-// instances, images, flavors, networks, security groups, floating IPs,
-// hosts, projects, tokens and users, built with cobra on top of package
-// client. The daemon subcommands (up, server, agent) are added by package
-// main.
+// instances, instance groups, images, flavors, networks, security groups,
+// floating IPs, hosts, projects, tokens and users, built with cobra on top
+// of package client. The daemon subcommands (up, server, agent) are added
+// by package main.
 //
 // Run it with
 //
@@ -65,8 +65,8 @@ func NewRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ouro",
 		Short: "Ouroboros: a private cloud in one binary",
-		Long: "ouro manages an Ouroboros cloud: instances, images, flavors, networks, security groups,\n" +
-			"floating IPs, hosts, projects and tokens.\n" +
+		Long: "ouro manages an Ouroboros cloud: instances, instance groups, images, flavors, networks,\n" +
+			"security groups, floating IPs, hosts, projects and tokens.\n" +
 			"Run `ouro up` to start a cloud on this machine.",
 		// Execute prints errors itself; a plain root.Execute() leaves it to
 		// cobra, which then prints the displayError text.
@@ -88,6 +88,7 @@ func NewRootCommand() *cobra.Command {
 
 	root.AddCommand(
 		newInstanceCommand(o),
+		newGroupCommand(o),
 		newImageCommand(o),
 		newFlavorCommand(o),
 		newNetworkCommand(o),

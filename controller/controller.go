@@ -1,10 +1,11 @@
 // Package controller runs the control-plane controllers on the elected
 // leader: the scheduler, the instance lifecycle controller, the host
-// health controller and the network controller.
+// health controller, the network controller and the instance group
+// controller.
 //
 //	Run ─▶ election.Run ─ leader ─▶ RunLeader(ctx, store.WithGuard(guard))
-//	                                  informers: hosts, instances
-//	                                  scheduler · lifecycle · hosthealth · network
+//	                                  informers: hosts, instances, groups
+//	                                  scheduler · lifecycle · hosthealth · network · group
 //	          leadership lost ─▶ ctx cancelled ─▶ every controller stops;
 //	                             a write still in flight fails its guard
 //
@@ -23,6 +24,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/cache"
+	"github.com/ouroboros-cloud/ouro/controller/group"
 	"github.com/ouroboros-cloud/ouro/controller/hosthealth"
 	"github.com/ouroboros-cloud/ouro/controller/lifecycle"
 	"github.com/ouroboros-cloud/ouro/controller/network"
@@ -61,6 +63,12 @@ type Config struct {
 	// SchedulerCommits bounds concurrent placement writes (default
 	// scheduler.DefaultCommits).
 	SchedulerCommits int
+	// InstanceCreator creates group members as the API creates instances
+	// (the apiserver). Without it the group controller does not run.
+	InstanceCreator group.InstanceCreator
+	// HostLostGrace is how long a host stays NotReady before the group
+	// controller replaces the members on it (default 0: at once).
+	HostLostGrace time.Duration
 }
 
 func (cfg *Config) defaults() {
@@ -144,6 +152,16 @@ func RunLeader(ctx context.Context, st store.Interface, cfg Config) error {
 		{"lifecycle", life.Run},
 		{"hosthealth", health.Run},
 		{"network", nets.Run},
+	}
+	if cfg.InstanceCreator != nil {
+		groups := cache.New(st, api.InstanceGroupKind, cfg.Resync, log)
+		groupRec := record.New(st, "group-controller").WithLogger(log)
+		defer groupRec.Wait()
+		gc := group.New(group.Options{
+			Store: st, Groups: groups, Instances: instances, Hosts: hosts, Creator: cfg.InstanceCreator,
+			Recorder: groupRec, Logger: log, HostLostGrace: cfg.HostLostGrace,
+		})
+		components = append(components, component{"group informer", groups.Run}, component{"group", gc.Run})
 	}
 
 	ctx, cancel := context.WithCancel(ctx)

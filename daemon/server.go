@@ -134,7 +134,8 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	ctrlDone := make(chan error, 1)
 	go func() {
-		ctrlDone <- controller.Run(runCtx, controller.Config{Client: cli, Store: st, Identity: cfg.Name, Logger: log})
+		ctrlDone <- controller.Run(runCtx, controller.Config{Client: cli, Store: st, Identity: cfg.Name, Logger: log,
+			InstanceCreator: api})
 	}()
 	go sweepBlobs(runCtx, api, log)
 

@@ -1,0 +1,282 @@
+// Package group is the instance group controller: it keeps each group's
+// desired number of members running, replaces members lost with their
+// host or failed for good, rolls template changes out a few members at a
+// time gated on health, and scales groups on their members' CPU use.
+//
+//	informers: groups, instances (label ouro.dev/group), hosts
+//	   │ keys of the groups concerned
+//	   ▼
+//	queue ─▶ reconcile(group):
+//	           wait until the cache shows this controller's last writes
+//	           record a new revision if the template changed
+//	           Judge members (current? available? host lost? failed?)
+//	           desired (spec.count, or the autoscaler)
+//	           Plan deletions and creations (rollout rules)
+//	           rollout state machine, status ─▶ store (guarded)
+//	           delete, then create members
+//
+// Members are instances named <group>-<n> with labels ouro.dev/group,
+// ouro.dev/group-uid and ouro.dev/revision. They are created through the
+// same validation and address allocation as an API create
+// (InstanceCreator), with an idempotency key, and written with the
+// leader-guarded store like every controller write. docs/groups.md
+// describes the model, the algorithms and the timings.
+package group
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/controller/cache"
+	"github.com/ouroboros-cloud/ouro/queue"
+	"github.com/ouroboros-cloud/ouro/record"
+	"github.com/ouroboros-cloud/ouro/store"
+)
+
+// InstanceCreator creates an instance as POST .../instances does
+// (validation, defaulting, addresses, idempotency), writing with st.
+// The apiserver implements it.
+type InstanceCreator interface {
+	CreateInstance(ctx context.Context, st store.Interface, in *api.Instance, idempotencyKey string) (existed bool, err error)
+}
+
+// Options configure a Controller.
+type Options struct {
+	// Store is the (leader-guarded) store to write to.
+	Store store.Interface
+	// Groups, Instances and Hosts are informers run by the caller; New
+	// registers handlers on them.
+	Groups, Instances, Hosts *cache.Informer
+	// Creator makes members.
+	Creator  InstanceCreator
+	Recorder record.Sink
+	Logger   *slog.Logger
+	// HostLostGrace is how long a member's host must be NotReady before
+	// the member is replaced (default 0: NotReady itself means the host's
+	// 6 s presence lease ran out).
+	HostLostGrace time.Duration
+	// Workers reconcile groups in parallel (default 4).
+	Workers int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// memberRef is what the controller remembers of an instance of a group.
+type memberRef struct {
+	group, host string
+}
+
+// scaleState is the autoscaler's memory of one group.
+type scaleState struct {
+	uid     string
+	history []Recommendation
+}
+
+// progressMark is the number of available current members last seen.
+type progressMark struct {
+	revision  int64
+	available int
+}
+
+// Controller reconciles instance groups.
+type Controller struct {
+	o     Options
+	log   *slog.Logger
+	queue *queue.Queue
+	exp   *expectations
+
+	mu        sync.Mutex
+	owner     map[string]memberRef         // instance key → its group and host
+	members   map[string]map[string]bool   // group key → instance keys
+	onHost    map[string]map[string]int    // host → group key → members there
+	hostPhase map[string]api.HostPhase     // host → phase last seen
+	scale     map[string]*scaleState       // group key → autoscaler state
+	progress  map[string]progressMark      // group key → rollout progress
+	createErr map[string]string            // group key → last member create error
+	warned    map[string]map[string]string // group key → event reason → last message
+}
+
+// New returns a controller and registers its handlers on the informers.
+func New(o Options) *Controller {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	c := &Controller{
+		o:         o,
+		log:       o.Logger.With("controller", "group"),
+		exp:       newExpectations(),
+		owner:     map[string]memberRef{},
+		members:   map[string]map[string]bool{},
+		onHost:    map[string]map[string]int{},
+		hostPhase: map[string]api.HostPhase{},
+		scale:     map[string]*scaleState{},
+		progress:  map[string]progressMark{},
+		createErr: map[string]string{},
+		warned:    map[string]map[string]string{},
+	}
+	c.queue = queue.New("group", c.reconcile, c.log).WithBackoff(50*time.Millisecond, 30*time.Second)
+	o.Groups.AddHandler(c.queue.Add)
+	o.Instances.AddHandler(c.instanceChanged)
+	o.Hosts.AddHandler(c.hostChanged)
+	return c
+}
+
+// Run reconciles until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	for _, in := range []*cache.Informer{c.o.Hosts, c.o.Instances, c.o.Groups} {
+		if err := in.WaitSynced(ctx); err != nil {
+			return err
+		}
+	}
+	c.queue.Run(ctx, c.o.Workers)
+	return nil
+}
+
+// instanceChanged keeps the member indexes and queues the group (or
+// groups, when the label changed) of the instance.
+func (c *Controller) instanceChanged(key string) {
+	var ref memberRef
+	if obj, ok := c.o.Instances.Get(key); ok {
+		in := obj.(*api.Instance)
+		if g := in.Metadata.Labels[api.LabelGroup]; g != "" {
+			ref = memberRef{group: in.Metadata.Project + "/" + g, host: in.Status.Host}
+		}
+	}
+	c.mu.Lock()
+	prev, had := c.owner[key]
+	if had {
+		delete(c.members[prev.group], key)
+		if len(c.members[prev.group]) == 0 {
+			delete(c.members, prev.group)
+		}
+		c.unrefHost(prev)
+		delete(c.owner, key)
+	}
+	if ref.group != "" {
+		c.owner[key] = ref
+		if c.members[ref.group] == nil {
+			c.members[ref.group] = map[string]bool{}
+		}
+		c.members[ref.group][key] = true
+		if ref.host != "" {
+			if c.onHost[ref.host] == nil {
+				c.onHost[ref.host] = map[string]int{}
+			}
+			c.onHost[ref.host][ref.group]++
+		}
+	}
+	c.mu.Unlock()
+	if had && prev.group != ref.group {
+		c.queue.Add(prev.group)
+	}
+	if ref.group != "" {
+		c.queue.Add(ref.group)
+	}
+}
+
+func (c *Controller) unrefHost(r memberRef) {
+	if r.host == "" {
+		return
+	}
+	if c.onHost[r.host][r.group]--; c.onHost[r.host][r.group] <= 0 {
+		delete(c.onHost[r.host], r.group)
+	}
+	if len(c.onHost[r.host]) == 0 {
+		delete(c.onHost, r.host)
+	}
+}
+
+// hostChanged queues the groups with members on a host whose phase
+// changed (or that is gone).
+func (c *Controller) hostChanged(name string) {
+	var phase api.HostPhase = "Gone"
+	if obj, ok := c.o.Hosts.Get(name); ok {
+		phase = obj.(*api.Host).Status.Phase
+	}
+	c.mu.Lock()
+	prev, seen := c.hostPhase[name]
+	c.hostPhase[name] = phase
+	var groups []string
+	if !seen || prev != phase {
+		for g := range c.onHost[name] {
+			groups = append(groups, g)
+		}
+	}
+	c.mu.Unlock()
+	for _, g := range groups {
+		c.queue.Add(g)
+	}
+}
+
+// membersOf returns the cached instances labelled as members of the group.
+func (c *Controller) membersOf(group string) []*api.Instance {
+	c.mu.Lock()
+	keys := make([]string, 0, len(c.members[group]))
+	for k := range c.members[group] {
+		keys = append(keys, k)
+	}
+	c.mu.Unlock()
+	out := make([]*api.Instance, 0, len(keys))
+	for _, k := range keys {
+		if obj, ok := c.o.Instances.Get(k); ok {
+			out = append(out, obj.(*api.Instance))
+		}
+	}
+	return out
+}
+
+// hostsOf returns the cached hosts the instances are placed on.
+func (c *Controller) hostsOf(insts []*api.Instance) map[string]*api.Host {
+	hosts := map[string]*api.Host{}
+	for _, in := range insts {
+		if h := in.Status.Host; h != "" {
+			if obj, ok := c.o.Hosts.Get(h); ok {
+				hosts[h] = obj.(*api.Host)
+			}
+		}
+	}
+	return hosts
+}
+
+// forget drops what the controller remembers of a deleted group.
+func (c *Controller) forget(group string) {
+	c.exp.forget(group)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.scale, group)
+	delete(c.progress, group)
+	delete(c.createErr, group)
+	delete(c.warned, group)
+}
+
+// event records an event on the group.
+func (c *Controller) event(g *api.InstanceGroup, typ, reason, format string, args ...any) {
+	if c.o.Recorder != nil {
+		c.o.Recorder.Event(context.Background(), g, typ, reason, format, args...)
+	}
+}
+
+// warnOnce records a warning unless the last one of this reason said the
+// same.
+func (c *Controller) warnOnce(g *api.InstanceGroup, reason, msg string) {
+	key := g.Metadata.Project + "/" + g.Metadata.Name
+	c.mu.Lock()
+	if c.warned[key] == nil {
+		c.warned[key] = map[string]string{}
+	}
+	same := c.warned[key][reason] == msg
+	c.warned[key][reason] = msg
+	c.mu.Unlock()
+	if !same {
+		c.event(g, api.EventWarning, reason, "%s", msg)
+	}
+}
