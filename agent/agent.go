@@ -424,6 +424,15 @@ func (a *Agent) hostFacts() hostFacts {
 // name returns the host name.
 func (a *Agent) name() string { return a.hostFacts().name }
 
+// zone returns the host's availability zone: its zone label, or the
+// default zone.
+func (a *Agent) zone() string {
+	if z := a.cfg.Labels[api.LabelZone]; z != "" {
+		return z
+	}
+	return api.ZoneDefault
+}
+
 func userAgent() string { return "ouro-agent/" + Version }
 
 // sleepCtx waits d or until ctx ends; it reports whether d passed.

@@ -30,14 +30,6 @@ const (
 // network path to.
 var errNoProbeTarget = errors.New("no network path to probe the instance: its first interface is not on a network applied on this host")
 
-// RouterNamespaces is implemented by a NetworkPlane whose networks have a
-// router namespace on the host, from where the agent probes instances.
-type RouterNamespaces interface {
-	// RouterNetNSPath is the router namespace of the network with that
-	// VNI on this host.
-	RouterNetNSPath(vni int) string
-}
-
 // ProbeFunc runs one health probe of ip from the network namespace at
 // nsPath (probe.Check).
 type ProbeFunc func(ctx context.Context, nsPath, ip string, hc api.HealthCheck) error

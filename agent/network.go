@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"reflect"
 	"sync"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/driver"
 )
 
 // NetworkPlane realises the networks of a host. Package netplane
@@ -20,16 +23,36 @@ type NetworkPlane interface {
 	Apply(ctx context.Context, spec api.HostNetworkSpec) error
 	// NetNSPath is the network namespace an instance's process joins.
 	NetNSPath(instanceUID string) string
+	// RouterNSPath is the namespace holding the bridge of the network
+	// with a VNI, where virtual machines' TAP devices are.
+	RouterNSPath(vni int) string
+	// PortDevice names an instance's device on a network's bridge: the
+	// TAP a virtual machine attaches to.
+	PortDevice(instanceUID string) string
 }
 
 // portInfo is what an instance needs from an applied network.
 type portInfo struct {
+	// netns is the instance's namespace (containers; "" for virtual
+	// machines, whose ports are TAP devices).
 	netns       string
 	nameservers []string
 	// routers maps each interface address of the instance to the router
-	// namespace of its network, where health probes start (nil when the
-	// plane has no router namespaces).
+	// namespace of its network, where health probes start.
 	routers map[string]string
+	// nics are the instance's ports on this host, in the order of the
+	// host network's entries.
+	nics []driver.NIC
+}
+
+// taps reports whether every port is a TAP device a VM can attach to.
+func (p portInfo) taps() bool {
+	for _, n := range p.nics {
+		if n.Tap == "" {
+			return false
+		}
+	}
+	return len(p.nics) > 0
 }
 
 // netState records which instance ports the last successful Apply made.
@@ -45,18 +68,19 @@ func (s *netState) port(uid string) (portInfo, bool) {
 	return p, ok
 }
 
-// set replaces the applied ports and returns the uids that are new.
+// set replaces the applied ports and returns the uids whose ports are new
+// or changed.
 func (s *netState) set(ports map[string]portInfo) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var added []string
-	for uid := range ports {
-		if _, ok := s.ports[uid]; !ok {
-			added = append(added, uid)
+	var changed []string
+	for uid, p := range ports {
+		if old, ok := s.ports[uid]; !ok || !reflect.DeepEqual(old, p) {
+			changed = append(changed, uid)
 		}
 	}
 	s.ports = ports
-	return added
+	return changed
 }
 
 // needsNetwork reports whether an instance waits for its network ports
@@ -65,10 +89,16 @@ func (a *Agent) needsNetwork(inst *api.Instance) bool {
 	return a.cfg.Network != nil && len(inst.Status.Interfaces) > 0
 }
 
-// networkFor returns the namespace and nameservers of an instance whose
-// ports are applied.
+// networkFor returns the ports of an instance once they are applied: for
+// a container its namespace exists, for a virtual machine its TAP devices.
 func (a *Agent) networkFor(inst *api.Instance) (portInfo, bool) {
-	return a.net.port(inst.Metadata.UID)
+	p, ok := a.net.port(inst.Metadata.UID)
+	if ok && inst.Status.Driver == api.DriverVM && !p.taps() {
+		// Applied as a container's veth (a host network computed before
+		// the instance's driver was known): wait for the TAP.
+		return p, false
+	}
+	return p, ok
 }
 
 // networkLoop keeps the host's networks applied: it watches the host's
@@ -163,19 +193,30 @@ func (a *Agent) applyHostNetwork(ctx context.Context, last string) (string, erro
 	applyErr := a.cfg.Network.Apply(ctx, hn.Spec)
 	if applyErr == nil {
 		ports := map[string]portInfo{}
-		routers, _ := a.cfg.Network.(RouterNamespaces)
 		for _, n := range hn.Spec.Networks {
 			for _, p := range n.Ports {
-				pi, dup := ports[p.Instance]
-				if !dup { // the first (primary) network gives DNS
-					pi = portInfo{netns: a.cfg.Network.NetNSPath(p.Instance), nameservers: []string{n.Gateway}}
+				pi, seen := ports[p.Instance]
+				if !seen { // the first (primary) network gives DNS
+					pi.nameservers = []string{n.Gateway}
+					if p.Driver != api.DriverVM {
+						pi.netns = a.cfg.Network.NetNSPath(p.Instance)
+					}
 				}
-				if routers != nil && p.IP != "" {
+				router := a.cfg.Network.RouterNSPath(n.VNI)
+				if p.IP != "" && router != "" {
 					if pi.routers == nil {
 						pi.routers = map[string]string{}
 					}
-					pi.routers[p.IP] = routers.RouterNetNSPath(n.VNI)
+					pi.routers[p.IP] = router
 				}
+				nic := driver.NIC{MAC: p.MAC, IP: p.IP, Gateway: n.Gateway}
+				if pfx, err := netip.ParsePrefix(n.CIDR); err == nil {
+					nic.PrefixLen = pfx.Bits()
+				}
+				if p.Driver == api.DriverVM {
+					nic.RouterNetNS, nic.Tap = router, a.cfg.Network.PortDevice(p.Instance)
+				}
+				pi.nics = append(pi.nics, nic)
 				ports[p.Instance] = pi
 			}
 		}

@@ -23,7 +23,7 @@ import (
 //	                                                  │  failures: Failed, retried)
 //	created  + wants running ──▶ Starting ─▶ Start ─▶ Running
 //	running  + wants stopped ──▶ Stopping ─▶ Stop ──▶ Stopped
-//	running  + reboot asked ───▶ Stop ─▶ Start ─────▶ Running (restartCount+1)
+//	running  + reboot asked ───▶ Reboot, or Stop ─▶ Start ─▶ Running (restartCount+1)
 //	stopped  + wants running:
 //	    start asked, or the stop was ours ─▶ Start ─▶ Running
 //	    backing off after a crash ──▶ when due: Start ─▶ Running/CrashLoop (restartCount+1)
@@ -242,7 +242,9 @@ func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
 	}
 	if p, ok := r.a.networkFor(inst); ok && r.a.needsNetwork(inst) {
 		spec.NetNS, spec.Nameservers = p.netns, p.nameservers
+		spec.Interfaces = orderNICs(p.nics, inst.Status.Interfaces)
 	}
+	spec.PublicKeys, spec.UserData, spec.Zone = inst.Spec.PublicKeys, inst.Spec.UserData, r.a.zone()
 	if err := d.Create(ctx, spec); err != nil {
 		var fe *fetchError
 		if errors.As(err, &fe) {
@@ -252,6 +254,29 @@ func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
 	}
 	r.a.fetches.forget(inst.Metadata.UID)
 	return nil
+}
+
+// orderNICs returns the ports in the order of the instance's interfaces
+// (its first network is its primary), matched by MAC; ports of no
+// interface come last.
+func orderNICs(nics []driver.NIC, ifcs []api.Interface) []driver.NIC {
+	var out []driver.NIC
+	used := make([]bool, len(nics))
+	for _, ifc := range ifcs {
+		for i, n := range nics {
+			if !used[i] && strings.EqualFold(n.MAC, ifc.MAC) {
+				out = append(out, n)
+				used[i] = true
+				break
+			}
+		}
+	}
+	for i, n := range nics {
+		if !used[i] {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // fail reports phase Failed with reason and cause (and an event when
@@ -288,9 +313,16 @@ func (r *instanceRun) start(ctx context.Context, d driver.Driver, reboot bool) e
 	return r.started(ctx, d, reboot)
 }
 
-// reboot stops and starts a running instance.
+// reboot restarts a running instance: in place when the driver can
+// (a VM's reset), else by Stop and Start.
 func (r *instanceRun) reboot(ctx context.Context, d driver.Driver) error {
 	uid := r.inst.Metadata.UID
+	if rb, ok := d.(driver.Rebooter); ok {
+		if err := rb.Reboot(ctx, uid); err != nil {
+			return fmt.Errorf("reboot %s: %w", instanceKey(r.inst), err)
+		}
+		return r.started(ctx, d, true)
+	}
 	if err := d.Stop(ctx, uid, r.a.stopTimeout); err != nil {
 		return fmt.Errorf("reboot %s: stop: %w", instanceKey(r.inst), err)
 	}

@@ -11,10 +11,16 @@ const (
 	HostNotReady HostPhase = "NotReady"
 )
 
+// ZoneDefault is the availability zone of hosts without LabelZone.
+const ZoneDefault = "default"
+
 // Well-known host labels and taints.
 const (
 	// LabelHollow marks a simulated host (see "hollow hosts" in the docs).
 	LabelHollow = "ouro.dev/hollow"
+	// LabelZone names the availability zone of a host; instance metadata
+	// reports it (ZoneDefault when the host has none).
+	LabelZone = "ouro.dev/zone"
 	// TaintHollow keeps real workloads off hollow hosts: only instances that
 	// tolerate it are placed there.
 	TaintHollow = "ouro.dev/hollow"

@@ -199,6 +199,10 @@ type HostPort struct {
 	Name     string `json:"name"`
 	MAC      string `json:"mac"`
 	IP       string `json:"ip"`
+	// Driver is the instance's driver. A "vm" port is a TAP device on the
+	// bridge that QEMU attaches to; any other is a veth pair into the
+	// instance's network namespace.
+	Driver string `json:"driver,omitempty"`
 	// FloatingIP, when set, is DNATed to IP and used as source for the
 	// instance's traffic to the outside.
 	FloatingIP string `json:"floatingIP,omitempty"`

@@ -168,8 +168,8 @@ func (s *Server) SweepBlobs(ctx context.Context) error {
 	}
 	used := map[string]bool{}
 	for _, o := range imgs {
-		for _, l := range o.(*api.Image).Spec.Layers {
-			used[strings.TrimPrefix(l.Digest, "sha256:")] = true
+		for _, b := range o.(*api.Image).Spec.Blobs() {
+			used[strings.TrimPrefix(b.Digest, "sha256:")] = true
 		}
 	}
 	cutoff := time.Now().Add(-UnreferencedBlobAge)

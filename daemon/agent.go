@@ -12,6 +12,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/agent"
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/driver/container"
+	"github.com/ouroboros-cloud/ouro/driver/vm"
 	"github.com/ouroboros-cloud/ouro/netplane"
 )
 
@@ -39,6 +40,17 @@ func registerDrivers(reg *driver.Registry, dataDir string, blobs driver.BlobSour
 		return fmt.Errorf("container driver: %w", err)
 	}
 	reg.Register(c)
+	// VM sockets live on tmpfs beside the network state: short paths
+	// (unix sockets are limited to 107 bytes), gone with a reboot like
+	// the VMs themselves. OURO_VM_ACCEL=tcg|kvm skips the KVM probe.
+	v, err := vm.New(vm.Config{
+		Dir: filepath.Join(dataDir, "vms"), RunDir: filepath.Join(RunDir(dataDir), "vms"),
+		Blobs: blobs, Accel: os.Getenv("OURO_VM_ACCEL"), Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("vm driver: %w", err)
+	}
+	reg.Register(v)
 	return nil
 }
 

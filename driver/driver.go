@@ -65,6 +65,12 @@ type NIC struct {
 	IP        string
 	PrefixLen int
 	Gateway   string
+	// RouterNetNS is the network namespace holding the network's bridge
+	// and Tap the name of the instance's persistent TAP device on it
+	// (virtual machines; the network plane makes the device). Both are
+	// empty for interfaces the driver does not wire itself.
+	RouterNetNS string
+	Tap         string
 }
 
 // State is what a driver sees of an instance.
@@ -151,6 +157,14 @@ type UsageReader interface {
 	// CPUTime returns the total CPU time the instance has used since it
 	// started (cgroup usage for containers, the QEMU process for VMs).
 	CPUTime(ctx context.Context, id string) (time.Duration, error)
+}
+
+// Rebooter is implemented by drivers that can reset a running instance in
+// place (a VM's reset button): the instance keeps its process, and Reboot
+// is cheaper than Stop and Start.
+type Rebooter interface {
+	// Reboot restarts the instance's guest; the instance must be running.
+	Reboot(ctx context.Context, id string) error
 }
 
 // Registry holds drivers by name.

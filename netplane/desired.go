@@ -58,8 +58,12 @@ type port struct {
 	// ifname is the device inside the instance namespace: eth0 for the
 	// instance's first network in the spec, eth1 for its second, ...
 	ifname string
-	// dev is the veth end on the router's bridge.
+	// dev is the device on the router's bridge: a veth end, or the TAP a
+	// virtual machine attaches to.
 	dev string
+	// tap says the port is a TAP device for a virtual machine (no
+	// instance namespace, no inner end).
+	tap bool
 }
 
 func routerNSName(vni int) string      { return fmt.Sprintf("%s%d", routerNSPrefix, vni) }
@@ -187,7 +191,7 @@ func parseEntry(e api.HostNetworkEntry, hostResolvers func() []netip.Addr) (netw
 }
 
 func parsePort(hp api.HostPort, cidr netip.Prefix) (port, error) {
-	p := port{instance: hp.Instance, name: hp.Name, restrict: hp.EgressRestricted}
+	p := port{instance: hp.Instance, name: hp.Name, restrict: hp.EgressRestricted, tap: hp.Driver == api.DriverVM}
 	if len(shortID(hp.Instance, 12)) < 8 {
 		return p, fmt.Errorf("instance UID %q too short", hp.Instance)
 	}

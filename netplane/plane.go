@@ -87,14 +87,20 @@ func (p *Plane) InstanceDNS(networkUID string) []string {
 	return nil
 }
 
-// RouterNetNSPath returns the path of the router namespace of the network
-// with that VNI on this host (which exists once Apply has run with it).
-// The agent probes instance health from there.
-func (p *Plane) RouterNetNSPath(vni int) string { return p.routerNSPath(vni) }
-
 func (p *Plane) routerNSPath(vni int) string {
 	return filepath.Join(p.cfg.NetNSDir, routerNSName(vni))
 }
+
+// RouterNSPath returns the path of the router namespace of the network
+// with VNI vni (which exists once Apply has run with it): it holds the
+// network's bridge and the TAP devices of the virtual machines on it (see
+// PortDevice); the agent probes instance health from there.
+func (p *Plane) RouterNSPath(vni int) string { return p.routerNSPath(vni) }
+
+// PortDevice returns the name of an instance's device on a network's
+// bridge (the same in the router namespace of every network it is on).
+// For a virtual machine it is the TAP device QEMU attaches to.
+func (p *Plane) PortDevice(instanceUID string) string { return portDevName(instanceUID) }
 
 func (p *Plane) dnsmasqDir(vni int) string {
 	return filepath.Join(p.cfg.StateDir, "dnsmasq", strconv.Itoa(vni))
@@ -172,7 +178,11 @@ func (p *Plane) applyNetwork(h *hostNS, n network) error {
 	defer r.close()
 	var errs []error
 	for _, port := range n.ports {
-		if err := p.ensurePort(r, n, port); err != nil {
+		ensure := p.ensurePort
+		if port.tap {
+			ensure = p.ensureTap
+		}
+		if err := ensure(r, n, port); err != nil {
 			errs = append(errs, fmt.Errorf("port %s: %w", port.name, err))
 		}
 	}
@@ -235,7 +245,9 @@ func (p *Plane) removeStale(h *hostNS, nets []network) error {
 	for _, n := range nets {
 		wantVNI[n.vni] = true
 		for _, port := range n.ports {
-			wantInst[instanceNSName(port.instance)] = true
+			if !port.tap {
+				wantInst[instanceNSName(port.instance)] = true
+			}
 		}
 	}
 	var errs []error

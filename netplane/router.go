@@ -17,6 +17,7 @@ import (
 // router is an open router namespace with its bridge.
 type router struct {
 	*nsLink
+	path   string // of the namespace
 	bridge netlink.Link
 	mtu    int
 }
@@ -37,7 +38,7 @@ func (p *Plane) ensureRouter(h *hostNS, n network) (*router, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &router{nsLink: l, mtu: h.overlayMTU()}
+	r := &router{nsLink: l, path: path, mtu: h.overlayMTU()}
 	if err := r.setup(h, n, path); err != nil {
 		r.close()
 		return nil, err
@@ -331,7 +332,8 @@ func (p *Plane) ensurePort(r *router, n network, port port) error {
 }
 
 // removeStalePorts deletes the bridge ports of instances no longer on the
-// network; deleting one end of a veth deletes the other.
+// network; deleting one end of a veth deletes the other, and deleting a
+// TAP detaches QEMU from the network.
 func (r *router) removeStalePorts(n network) error {
 	want := map[string]bool{}
 	for _, port := range n.ports {

@@ -8,6 +8,17 @@ RUNTIME_PKGS=(runc busybox-static iproute2 nftables ca-certificates)
 # Tests: a real external etcd for the external-store test, skopeo for OCI fixtures.
 TEST_PKGS=(etcd-server etcd-client skopeo)
 
+# Virtual machines: QEMU for the host's architecture, qemu-img (overlays),
+# genisoimage (cloud-init seeds); aarch64 disk images boot with UEFI. The
+# tiny test VM image is built from the host's kernel package.
+arch="$(dpkg --print-architecture)"
+case "$arch" in
+	arm64) RUNTIME_PKGS+=(qemu-system-arm qemu-efi-aarch64) ;;
+	*) RUNTIME_PKGS+=(qemu-system-x86) ;;
+esac
+RUNTIME_PKGS+=(qemu-utils genisoimage)
+TEST_PKGS+=("linux-image-$arch")
+
 want=("${RUNTIME_PKGS[@]}")
 if [ "${1:-}" = "--test" ]; then
 	want+=("${TEST_PKGS[@]}")

@@ -190,7 +190,7 @@ func underlay(h *api.Host) string {
 
 // port computes the port of interface i of an instance on this host.
 func (x *Index) port(in *api.Instance, i int, ifc api.Interface) api.HostPort {
-	p := api.HostPort{Instance: in.Metadata.UID, Name: in.Metadata.Name, MAC: ifc.MAC, IP: ifc.IP}
+	p := api.HostPort{Instance: in.Metadata.UID, Name: in.Metadata.Name, MAC: ifc.MAC, IP: ifc.IP, Driver: in.Status.Driver}
 	if f := x.fipOf[key(in.Metadata.Project, in.Metadata.Name)]; f != nil && i == 0 {
 		p.FloatingIP = f.Status.Address
 	}

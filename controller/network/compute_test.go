@@ -95,6 +95,24 @@ func TestHostSpec(t *testing.T) {
 			},
 		},
 		{
+			name: "ports carry the instance's driver",
+			edit: func(s *Snapshot) {
+				v := inst("p", "v", "h1", api.PhaseRunning, def, "n", "10.0.0.2")
+				v.Status.Driver = api.DriverVM
+				c := inst("p", "w", "h1", api.PhaseRunning, def, "n", "10.0.0.3")
+				c.Status.Driver = api.DriverContainer
+				s.Instances = []*api.Instance{v, c}
+			},
+			host: "h1",
+			check: func(t *testing.T, spec api.HostNetworkSpec) {
+				wantEntries(t, spec, 1)
+				ps := spec.Networks[0].Ports
+				if len(ps) != 2 || ps[0].Driver != api.DriverVM || ps[1].Driver != api.DriverContainer {
+					t.Errorf("ports = %+v, want v on vm and w on container", ps)
+				}
+			},
+		},
+		{
 			name: "host without instances has no networks",
 			edit: func(s *Snapshot) {
 				s.Instances = []*api.Instance{inst("p", "a", "h1", api.PhaseRunning, def, "n", "10.0.0.2")}
