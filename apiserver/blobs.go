@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
@@ -21,8 +22,9 @@ import (
 
 // Blob store limits.
 const (
-	// MaxBlobBytes bounds one uploaded blob.
-	MaxBlobBytes = 8 << 30
+	// DefaultMaxBlobBytes bounds one uploaded blob unless
+	// Config.MaxBlobBytes says otherwise: room for a whole raw disk image.
+	DefaultMaxBlobBytes = 64 << 30
 	// UnreferencedBlobAge is how old a blob no image refers to must be
 	// before SweepBlobs removes it, so uploads have time to become images.
 	UnreferencedBlobAge = time.Hour
@@ -79,11 +81,17 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request, id *auth.Identi
 	if err != nil {
 		return err
 	}
-	if r.ContentLength > MaxBlobBytes {
-		return tooLarge(MaxBlobBytes)
+	limit := s.cfg.MaxBlobBytes
+	if r.ContentLength > limit {
+		return blobTooLarge(limit)
 	}
 	if err := os.MkdirAll(s.blobDir, 0o755); err != nil {
 		return fmt.Errorf("create blob directory: %w", err)
+	}
+	if free, err := freeBytes(s.blobDir); err == nil && r.ContentLength > free {
+		return &api.Error{Status: http.StatusInsufficientStorage, Code: api.CodeUnavailable,
+			Message: fmt.Sprintf("the blob store has %d bytes free; the blob has %d", free, r.ContentLength),
+			Hint:    "free space in the server's data directory or delete unused images"}
 	}
 	f, err := os.CreateTemp(s.blobDir, tempPrefix+"*")
 	if err != nil {
@@ -101,11 +109,11 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request, id *auth.Identi
 		s.uploadsMu.Unlock()
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), http.MaxBytesReader(w, r.Body, MaxBlobBytes))
+	n, err := io.Copy(io.MultiWriter(f, h), http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return tooLarge(MaxBlobBytes)
+			return blobTooLarge(limit)
 		}
 		if errors.Is(err, fs.ErrClosed) || isWriteError(err) {
 			return fmt.Errorf("write blob: %w", err)
@@ -132,6 +140,23 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request, id *auth.Identi
 	}
 	writeJSON(w, http.StatusCreated, api.Blob{Digest: "sha256:" + hx, Size: n})
 	return nil
+}
+
+// blobTooLarge refuses a blob over the server's limit.
+func blobTooLarge(limit int64) *api.Error {
+	return &api.Error{Status: http.StatusRequestEntityTooLarge, Code: api.CodeTooLarge,
+		Message: fmt.Sprintf("the blob is larger than this server's limit of %d bytes", limit),
+		Hint:    "a cluster admin can raise it with ouro server --max-blob-gib"}
+}
+
+// freeBytes returns the bytes an unprivileged writer may still use on the
+// file system holding dir.
+func freeBytes(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
 // isWriteError reports whether err came from the file, not the client.

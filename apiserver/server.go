@@ -46,6 +46,8 @@ type Config struct {
 	BookmarkInterval time.Duration
 	// AuthCacheTTL overrides auth.DefaultCacheTTL; negative disables the cache.
 	AuthCacheTTL time.Duration
+	// MaxBlobBytes bounds one uploaded blob; default DefaultMaxBlobBytes.
+	MaxBlobBytes int64
 }
 
 // Server is the API server. It keeps no state of its own beyond caches:
@@ -92,6 +94,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.BookmarkInterval <= 0 {
 		cfg.BookmarkInterval = DefaultBookmarkInterval
+	}
+	if cfg.MaxBlobBytes <= 0 {
+		cfg.MaxBlobBytes = DefaultMaxBlobBytes
 	}
 	s := &Server{
 		cfg:     cfg,

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -14,31 +13,36 @@ import (
 )
 
 // Image bounds.
-const maxLayers = 127
+const (
+	maxLayers = 127
+	// maxCmdlineBytes bounds a kernel command line; Linux takes at most
+	// 2048 bytes on x86 and 4096 elsewhere.
+	maxCmdlineBytes = 4096
+)
 
 var digestRE = regexp.MustCompile(`^sha256:([0-9a-f]{64})$`)
 
 var architectures = map[string]bool{"": true, "amd64": true, "arm64": true, "arm": true, "386": true, "riscv64": true, "ppc64le": true, "s390x": true}
 
-// maxCmdline bounds a kernel command line (Linux takes 2 KiB on x86 and
-// 4 KiB elsewhere; QEMU rejects what the machine cannot take).
-const maxCmdline = 4096
-
-// imageBlob is one blob of an image with the field it came from and the
-// media types allowed for it.
-type imageBlob struct {
-	field      string
-	blob       api.Blob
-	mediaTypes []string
+// diskMediaTypes is the media type of spec.disk for each disk format.
+var diskMediaTypes = map[string]string{
+	api.FormatQCOW2: api.MediaTypeDiskQCOW2,
+	api.FormatRaw:   api.MediaTypeDiskRaw,
 }
 
 // validateImageCreate checks an image's content against the blob store and
 // marks it Ready. The caller holds blobMu for reading.
+//
+// An "oci" image is made of layers and a config. A "qcow2" or "raw" image
+// is a disk, optionally booted with a kernel, initrd and command line when
+// it has no boot loader; a "kernel" image is a kernel with an optional
+// initrd and command line. A blob whose media type is left out gets the
+// one its field implies.
 func (s *Server) validateImageCreate(img *api.Image) error {
 	spec := &img.Spec
 	driver := api.DriverForFormat(spec.Format)
 	if driver == "" {
-		return api.Invalid("spec.format", `use "oci" (containers), or "qcow2", "raw" or "kernel" (virtual machines)`, "format %q is not supported", spec.Format)
+		return api.Invalid("spec.format", `use "oci" for containers, "qcow2" or "raw" for a disk image, or "kernel" for a kernel booted directly`, "format %q is not supported", spec.Format)
 	}
 	if !architectures[spec.Architecture] {
 		return api.Invalid("spec.architecture", "use a Go architecture name such as amd64 or arm64, or leave it out", "architecture %q is not known", spec.Architecture)
@@ -49,126 +53,167 @@ func (s *Server) validateImageCreate(img *api.Image) error {
 	if len(spec.Source) > 2048 {
 		return api.Invalid("spec.source", "use at most 2048 bytes", "source is too long")
 	}
-	var blobs []imageBlob
 	var err error
-	if spec.Format == api.FormatOCI {
-		blobs, err = ociBlobs(spec)
-	} else {
-		blobs, err = vmBlobs(spec)
+	switch spec.Format {
+	case api.FormatOCI:
+		err = validateOCISpec(spec)
+	default:
+		err = validateVMSpec(spec)
 	}
 	if err != nil {
 		return err
 	}
 	var total int64
 	now := time.Now()
-	for _, ib := range blobs {
-		l := ib.blob
-		m := digestRE.FindStringSubmatch(l.Digest)
-		if m == nil {
-			return api.Invalid(ib.field+".digest", "write sha256:<64 lower-case hex digits>", "digest %q is not valid", truncate(l.Digest, 80))
+	for _, b := range imageBlobFields(spec) {
+		if err := s.checkBlob(b.field, b.blob, now); err != nil {
+			return err
 		}
-		if !slices.Contains(ib.mediaTypes, l.MediaType) {
-			return api.Invalid(ib.field+".mediaType", "use "+strings.Join(ib.mediaTypes, " or "), "media type %q is not supported", l.MediaType)
-		}
-		path := s.blobPath(m[1])
-		st, err := os.Stat(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return api.Invalid(ib.field+".digest", "upload it first with PUT /v1/blobs/"+l.Digest, "blob %s was not uploaded", l.Digest)
-		}
-		if err != nil {
-			return fmt.Errorf("stat blob: %w", err)
-		}
-		if st.Size() != l.Size {
-			return api.Invalid(ib.field+".size", fmt.Sprintf("the blob is %d bytes", st.Size()), "size %d does not match the blob", l.Size)
-		}
-		// A fresh time keeps the sweep's age rule from taking a blob that
-		// an image was just made of.
-		os.Chtimes(path, now, now)
-		total += l.Size
+		total += b.blob.Size
 	}
 	img.Status = api.ImageStatus{Phase: "Ready", Driver: driver, Size: total}
 	return nil
 }
 
-// ociBlobs checks what is particular to a container image and returns
-// its layers.
-func ociBlobs(spec *api.ImageSpec) ([]imageBlob, error) {
-	if len(spec.Layers) < 1 || len(spec.Layers) > maxLayers {
-		return nil, api.Invalid("spec.layers", fmt.Sprintf("give 1 to %d layers", maxLayers), "%d layers given", len(spec.Layers))
-	}
+// validateOCISpec checks the layers and config of a container image.
+func validateOCISpec(spec *api.ImageSpec) error {
 	for _, f := range []struct {
-		field string
-		set   bool
+		name string
+		set  bool
 	}{{"spec.disk", spec.Disk != nil}, {"spec.kernel", spec.Kernel != nil}, {"spec.initrd", spec.Initrd != nil}, {"spec.cmdline", spec.Cmdline != ""}} {
 		if f.set {
-			return nil, api.Invalid(f.field, "leave it out of an oci image (it is for virtual machine images)", "%s is set on an oci image", f.field)
+			return api.Invalid(f.name, `leave it out: only "qcow2", "raw" and "kernel" images boot a virtual machine`, "an oci image has no %s", strings.TrimPrefix(f.name, "spec."))
+		}
+	}
+	if len(spec.Layers) < 1 || len(spec.Layers) > maxLayers {
+		return api.Invalid("spec.layers", fmt.Sprintf("give 1 to %d layers", maxLayers), "%d layers given", len(spec.Layers))
+	}
+	for i, l := range spec.Layers {
+		switch l.MediaType {
+		case api.MediaTypeLayerGzip, api.MediaTypeLayerTar:
+		default:
+			return api.Invalid(fmt.Sprintf("spec.layers[%d].mediaType", i), "use "+api.MediaTypeLayerGzip+" or "+api.MediaTypeLayerTar, "media type %q is not supported", l.MediaType)
 		}
 	}
 	if err := validateArgs("spec.config.entrypoint", spec.Config.Entrypoint); err != nil {
-		return nil, err
+		return err
 	}
 	if err := validateArgs("spec.config.cmd", spec.Config.Cmd); err != nil {
-		return nil, err
+		return err
 	}
 	if err := validateEnv("spec.config.env", spec.Config.Env); err != nil {
-		return nil, err
+		return err
 	}
 	if len(spec.Config.WorkingDir) > maxArgBytes || len(spec.Config.User) > 256 {
-		return nil, api.Invalid("spec.config", "use a shorter workingDir or user", "value too long")
+		return api.Invalid("spec.config", "use a shorter workingDir or user", "value too long")
 	}
-	var out []imageBlob
-	for i, l := range spec.Layers {
-		out = append(out, imageBlob{fmt.Sprintf("spec.layers[%d]", i), l, []string{api.MediaTypeLayerGzip, api.MediaTypeLayerTar}})
-	}
-	return out, nil
+	return nil
 }
 
-// vmBlobs checks what is particular to a virtual machine image (qcow2,
-// raw or kernel) and returns its disk, kernel and initrd.
-func vmBlobs(spec *api.ImageSpec) ([]imageBlob, error) {
+// validateVMSpec checks the blobs and command line of a virtual machine
+// image and fills in left-out media types.
+func validateVMSpec(spec *api.ImageSpec) error {
+	format := spec.Format
 	if len(spec.Layers) > 0 {
-		return nil, api.Invalid("spec.layers", "leave them out of a "+spec.Format+" image (layers are for oci images)", "%d layers given", len(spec.Layers))
+		return api.Invalid("spec.layers", "leave it out: layers make container (oci) images", "a %s image has no layers", format)
 	}
 	if !jsonEqual(spec.Config, api.ImageConfig{}) {
-		return nil, api.Invalid("spec.config", "leave it out of a "+spec.Format+" image (a VM boots its own init)", "config is set")
+		return api.Invalid("spec.config", "leave it out: a virtual machine runs what its disk or kernel starts", "a %s image has no config", format)
 	}
-	var out []imageBlob
-	switch spec.Format {
-	case api.FormatQCOW2, api.FormatRaw:
-		if spec.Disk == nil {
-			return nil, api.Invalid("spec.disk", "give the disk blob of a "+spec.Format+" image", "no disk given")
-		}
-		mt := api.MediaTypeDiskQCOW2
-		if spec.Format == api.FormatRaw {
-			mt = api.MediaTypeDiskRaw
-		}
-		out = append(out, imageBlob{"spec.disk", *spec.Disk, []string{mt}})
-	case api.FormatKernel:
+	if format == api.FormatKernel {
 		if spec.Disk != nil {
-			return nil, api.Invalid("spec.disk", `leave it out of a kernel image, or use format "qcow2" or "raw" for a disk booted with a kernel`, "a kernel image has a disk")
+			return api.Invalid("spec.disk", `leave it out, or use format "qcow2" or "raw" for a disk booted with a kernel`, "a kernel image has no disk")
 		}
 		if spec.Kernel == nil {
-			return nil, api.Invalid("spec.kernel", "give the kernel blob of a kernel image", "no kernel given")
+			return api.Invalid("spec.kernel", "give the kernel blob (digest, size)", "a kernel image needs a kernel")
+		}
+	} else if spec.Disk == nil {
+		return api.Invalid("spec.disk", "give the disk blob (digest, size)", "a %s image needs a disk", format)
+	}
+	if spec.Kernel == nil {
+		if spec.Initrd != nil {
+			return api.Invalid("spec.initrd", "give spec.kernel too, or leave the initrd out", "an initrd needs a kernel")
+		}
+		if spec.Cmdline != "" {
+			return api.Invalid("spec.cmdline", "give spec.kernel too, or leave the command line out", "a command line needs a kernel")
 		}
 	}
-	if spec.Kernel != nil {
-		out = append(out, imageBlob{"spec.kernel", *spec.Kernel, []string{api.MediaTypeKernel}})
+	if err := validateCmdline("spec.cmdline", spec.Cmdline); err != nil {
+		return err
 	}
-	if spec.Initrd != nil {
-		if spec.Kernel == nil {
-			return nil, api.Invalid("spec.initrd", "give spec.kernel too, or leave the initrd out", "an initrd without a kernel")
+	for _, b := range []struct {
+		field string
+		blob  *api.Blob
+		want  string
+	}{
+		{"spec.disk", spec.Disk, diskMediaTypes[format]},
+		{"spec.kernel", spec.Kernel, api.MediaTypeKernel},
+		{"spec.initrd", spec.Initrd, api.MediaTypeInitrd},
+	} {
+		switch {
+		case b.blob == nil:
+		case b.blob.MediaType == "":
+			b.blob.MediaType = b.want
+		case b.blob.MediaType != b.want:
+			return api.Invalid(b.field+".mediaType", "use "+b.want+" or leave it out", "media type %q does not fit a %s image's %s", b.blob.MediaType, format, strings.TrimPrefix(b.field, "spec."))
 		}
-		out = append(out, imageBlob{"spec.initrd", *spec.Initrd, []string{api.MediaTypeInitrd}})
 	}
-	if spec.Cmdline != "" {
-		if spec.Kernel == nil {
-			return nil, api.Invalid("spec.cmdline", "give spec.kernel too, or leave the command line out", "a kernel command line without a kernel")
-		}
-		if len(spec.Cmdline) > maxCmdline || strings.ContainsAny(spec.Cmdline, "\x00\n\r") {
-			return nil, api.Invalid("spec.cmdline", fmt.Sprintf("use one line of at most %d bytes", maxCmdline), "the kernel command line is too long or has a line break")
+	return nil
+}
+
+// validateCmdline accepts a kernel command line of printable ASCII.
+func validateCmdline(field, c string) error {
+	if len(c) > maxCmdlineBytes {
+		return api.Invalid(field, fmt.Sprintf("use at most %d bytes", maxCmdlineBytes), "command line is %d bytes", len(c))
+	}
+	for i := 0; i < len(c); i++ {
+		if c[i] < ' ' || c[i] > '~' {
+			return api.Invalid(field, "use printable ASCII; separate arguments with spaces", "byte %d of the command line is %q", i, c[i])
 		}
 	}
-	return out, nil
+	return nil
+}
+
+type blobField struct {
+	field string
+	blob  *api.Blob
+}
+
+// imageBlobFields names every blob of an image by its field.
+func imageBlobFields(spec *api.ImageSpec) []blobField {
+	var out []blobField
+	for i := range spec.Layers {
+		out = append(out, blobField{fmt.Sprintf("spec.layers[%d]", i), &spec.Layers[i]})
+	}
+	for _, b := range []blobField{{"spec.disk", spec.Disk}, {"spec.kernel", spec.Kernel}, {"spec.initrd", spec.Initrd}} {
+		if b.blob != nil {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// checkBlob makes sure a blob was uploaded with the stated size and
+// freshens its time, so the sweep's age rule does not take a blob an image
+// was just made of.
+func (s *Server) checkBlob(field string, b *api.Blob, now time.Time) error {
+	m := digestRE.FindStringSubmatch(b.Digest)
+	if m == nil {
+		return api.Invalid(field+".digest", "write sha256:<64 lower-case hex digits>", "digest %q is not valid", truncate(b.Digest, 80))
+	}
+	path := s.blobPath(m[1])
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return api.Invalid(field+".digest", "upload it first with PUT /v1/blobs/"+b.Digest, "blob %s was not uploaded", b.Digest)
+	}
+	if err != nil {
+		return fmt.Errorf("stat blob: %w", err)
+	}
+	if st.Size() != b.Size {
+		return api.Invalid(field+".size", fmt.Sprintf("the blob is %d bytes", st.Size()), "size %d does not match the blob", b.Size)
+	}
+	os.Chtimes(path, now, now)
+	return nil
 }
 
 func validateImageUpdate(old, img *api.Image) error {

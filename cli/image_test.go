@@ -6,9 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/clientconfig"
+	"github.com/ouroboros-cloud/ouro/internal/testenv"
 )
 
 // writeRootfs writes a small gzip'd root filesystem tarball.
@@ -147,5 +151,156 @@ func TestContextCommands(t *testing.T) {
 	}
 	if r := runCLI(t, nil, "", "instance", "list"); r.code != 0 || len(b.requestsSeen()) != 2 || len(a.requestsSeen()) != 0 {
 		t.Fatalf("current context not used: exit %d", r.code)
+	}
+}
+
+// blobAPI serves the blob and image routes of the API for import tests.
+type blobAPI struct {
+	mu      sync.Mutex
+	blobs   map[string][]byte
+	created []api.Image
+}
+
+func (b *blobAPI) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("HEAD /v1/blobs/{digest}", func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if _, ok := b.blobs[r.PathValue("digest")]; !ok {
+			w.WriteHeader(404)
+		}
+	})
+	mux.HandleFunc("PUT /v1/blobs/{digest}", func(w http.ResponseWriter, r *http.Request) {
+		data, _ := io.ReadAll(r.Body)
+		sum := sha256.Sum256(data)
+		if "sha256:"+hex.EncodeToString(sum[:]) != r.PathValue("digest") {
+			writeJSON(w, 400, api.ErrorBody{Error: api.Invalid("digest", "", "digest mismatch")})
+			return
+		}
+		b.mu.Lock()
+		b.blobs[r.PathValue("digest")] = data
+		b.mu.Unlock()
+		w.WriteHeader(201)
+	})
+	mux.HandleFunc("POST /v1/projects/{p}/images", func(w http.ResponseWriter, r *http.Request) {
+		var img api.Image
+		json.NewDecoder(r.Body).Decode(&img)
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, bl := range img.Spec.Blobs() {
+			if int64(len(b.blobs[bl.Digest])) != bl.Size {
+				writeJSON(w, 400, api.ErrorBody{Error: api.Invalid("spec", "", "blob %s missing", bl.Digest)})
+				return
+			}
+			img.Status.Size += bl.Size
+		}
+		img.Status.Phase = "Ready"
+		b.created = append(b.created, img)
+		writeJSON(w, 201, img)
+	})
+	return mux
+}
+
+func TestImageImportVMImage(t *testing.T) {
+	qemuImg := testenv.NeedBinary(t, "qemu-img")
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "disk.qcow2")
+	if out, err := exec.Command(qemuImg, "create", "-q", "-f", "qcow2", disk, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v\n%s", err, out)
+	}
+	qcow, err := os.ReadFile(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(qcow)
+	// A bzImage header is all the importer reads of a kernel.
+	kernel := make([]byte, 4096)
+	kernel[0x1fe], kernel[0x1ff] = 0x55, 0xaa
+	copy(kernel[0x202:], "HdrS")
+	kernel[0x206], kernel[0x207], kernel[0x236] = 0x0f, 0x02, 1
+	kpath, ipath := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd.img")
+	os.WriteFile(kpath, kernel, 0o644)
+	os.WriteFile(ipath, []byte("070701 initramfs"), 0o644)
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/disk.qcow2":
+			w.Write(qcow)
+		case "/short.qcow2":
+			w.Header().Set("Content-Length", fmt.Sprint(len(qcow)))
+			w.Write(qcow[:len(qcow)/2])
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(files.Close)
+
+	f := newFakeAPI(t)
+	b := &blobAPI{blobs: map[string][]byte{}}
+	f.srv.Config.Handler = b.handler()
+	f.useConfig(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	noTemp := func(t *testing.T) {
+		t.Helper()
+		if left, _ := os.ReadDir(tmp); len(left) != 0 {
+			t.Errorf("temporary files left behind: %v", left)
+		}
+	}
+
+	r := runCLI(t, nil, "", "image", "import", "deb", files.URL+"/disk.qcow2", "--sha256", hex.EncodeToString(sum[:]),
+		"--kernel", kpath, "--initrd", ipath, "--cmdline", "root=/dev/vda rw console=ttyS0")
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "image/deb imported (qcow2,") {
+		t.Errorf("stdout %q", r.stdout)
+	}
+	for _, want := range []string{"Downloading: 100%", "Uploading deb: 100%"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q: %s", want, r.stderr)
+		}
+	}
+	b.mu.Lock()
+	if len(b.created) != 1 {
+		t.Fatalf("%d images created", len(b.created))
+	}
+	s := b.created[0].Spec
+	if s.Format != api.FormatQCOW2 || s.Disk.Digest != "sha256:"+hex.EncodeToString(sum[:]) || s.Kernel == nil || s.Initrd == nil ||
+		s.Cmdline != "root=/dev/vda rw console=ttyS0" || s.Architecture != "amd64" || s.Source != files.URL+"/disk.qcow2" {
+		t.Errorf("created %+v", s)
+	}
+	b.mu.Unlock()
+	noTemp(t)
+
+	// A kernel image needs no SOURCE.
+	if r := runCLI(t, nil, "", "image", "import", "k", "--kernel", kpath, "--cmdline", "console=ttyS0"); r.code != 0 ||
+		!strings.Contains(r.stdout, "image/k imported (kernel,") {
+		t.Fatalf("kernel image: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+
+	// Failed downloads make no image and leave nothing behind.
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"wrong sha256", []string{files.URL + "/disk.qcow2", "--sha256", strings.Repeat("0", 64)}, "sha256 mismatch"},
+		{"short download", []string{files.URL + "/short.qcow2"}, "cut short"},
+		{"not found", []string{files.URL + "/nothing.qcow2"}, "404"},
+		{"no source", nil, "wants a SOURCE"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, nil, "", append([]string{"image", "import", "bad"}, tt.args...)...)
+			if r.code == 0 || !strings.Contains(r.stderr, tt.want) {
+				t.Fatalf("exit %d, stderr %q; want a failure saying %q", r.code, r.stderr, tt.want)
+			}
+			b.mu.Lock()
+			n := len(b.created)
+			b.mu.Unlock()
+			if n != 2 {
+				t.Errorf("%d images created, want still 2", n)
+			}
+			noTemp(t)
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ouroboros-cloud/ouro/apiserver"
 	"github.com/ouroboros-cloud/ouro/driver/container"
 )
 
@@ -66,6 +67,7 @@ func upCommand() *cobra.Command {
 func serverCommand() *cobra.Command {
 	var cfg ServerConfig
 	var level, endpoints string
+	var maxBlobGiB int64
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run an API server with the controllers",
@@ -79,6 +81,10 @@ func serverCommand() *cobra.Command {
 			if endpoints != "" {
 				cfg.EtcdEndpoints = strings.Split(endpoints, ",")
 			}
+			if maxBlobGiB < 1 || maxBlobGiB > 1<<20 {
+				return fmt.Errorf("--max-blob-gib: %d is out of range; give 1 to %d", maxBlobGiB, 1<<20)
+			}
+			cfg.MaxBlobBytes = maxBlobGiB << 30
 			ctx, stop := signalContext()
 			defer stop()
 			s, err := StartServer(ctx, cfg)
@@ -97,6 +103,7 @@ func serverCommand() *cobra.Command {
 	f.StringVar(&cfg.EtcdPeerURL, "etcd-peer-url", "http://127.0.0.1:2380", "peer URL of the embedded etcd")
 	f.StringVar(&cfg.Name, "name", "", "server name in leader election (default: hostname)")
 	f.StringSliceVar(&cfg.CertHosts, "cert-host", nil, "extra name or address for the server certificate (repeatable)")
+	f.Int64Var(&maxBlobGiB, "max-blob-gib", apiserver.DefaultMaxBlobBytes>>30, "largest blob (image layer or disk image) the server accepts, in GiB")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

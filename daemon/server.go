@@ -37,7 +37,10 @@ type ServerConfig struct {
 	Name string
 	// CertHosts are extra names and addresses for the server certificate.
 	CertHosts []string
-	Logger    *slog.Logger
+	// MaxBlobBytes bounds one uploaded blob (image layer, disk, kernel);
+	// 0 means apiserver.DefaultMaxBlobBytes.
+	MaxBlobBytes int64
+	Logger       *slog.Logger
 }
 
 // Server is a running API server.
@@ -111,7 +114,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return fail(fmt.Errorf("server: certificate: %w", err))
 	}
-	api, err := apiserver.New(apiserver.Config{Store: st, DataDir: cfg.DataDir, CA: ca, ClientCert: &cert, Logger: log})
+	api, err := apiserver.New(apiserver.Config{Store: st, DataDir: cfg.DataDir, CA: ca, ClientCert: &cert, Logger: log, MaxBlobBytes: cfg.MaxBlobBytes})
 	if err != nil {
 		return fail(fmt.Errorf("server: %w", err))
 	}

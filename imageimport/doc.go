@@ -16,4 +16,11 @@
 // tar stream is walked to the end, so a corrupt or truncated layer is caught
 // before anything is uploaded. Nothing read from a source ever reaches a
 // shell; paths inside archives are only opened as files.
+//
+// LoadSource, behind `ouro image import`, adds virtual machine images: it
+// downloads http(s) URLs (streamed to workDir while hashed, checked against
+// Content-Length and an optional SHA-256), recognises qcow2 disks by their
+// header and raw disks by --format raw or their name, checks a qcow2 file's
+// tables against its size so a truncated file is refused, and reads kernels
+// and initrds given with --kernel and --initrd. Other sources go to Load.
 package imageimport

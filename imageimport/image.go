@@ -29,11 +29,18 @@ type Blob struct {
 	Path string
 }
 
-// Image is an image ready to upload: verified layer files, lowest first,
-// and the default process.
+// Image is an image ready to upload: for a container image, verified
+// layer files, lowest first, and the default process; for a virtual
+// machine image, the disk and boot files.
 type Image struct {
+	// Format is the api.Format* of the image; "" means api.FormatOCI.
+	Format string
 	Layers []Blob
 	Config api.ImageConfig
+	// Disk, Kernel and Initrd are the files of a virtual machine image
+	// (see api.ImageSpec); Cmdline is the kernel command line.
+	Disk, Kernel, Initrd *Blob
+	Cmdline              string
 	// Architecture as Go names it (amd64, arm64); "" means unknown.
 	Architecture string
 	// Source says where the image came from, for humans.
@@ -267,6 +274,25 @@ func normalizeArch(a string) string {
 		return "386"
 	}
 	return a
+}
+
+// format returns the image's API format.
+func (img *Image) format() string {
+	if img.Format == "" {
+		return api.FormatOCI
+	}
+	return img.Format
+}
+
+// blobs returns every file of the image, in upload order.
+func (img *Image) blobs() []Blob {
+	out := append([]Blob(nil), img.Layers...)
+	for _, b := range []*Blob{img.Disk, img.Kernel, img.Initrd} {
+		if b != nil {
+			out = append(out, *b)
+		}
+	}
+	return out
 }
 
 func exists(fsys fs.FS, name string) bool {

@@ -23,9 +23,9 @@ type UploadOptions struct {
 	// Public images can be used by every project.
 	Public      bool
 	Description string
-	// Progress, if set, is called as layer bytes are sent, with the bytes
+	// Progress, if set, is called as blob bytes are sent, with the bytes
 	// done so far (blobs the server already had count as done) and the
-	// total of all layers. Calls never overlap but may come from another
+	// total of all blobs. Calls never overlap but may come from another
 	// goroutine.
 	Progress func(done, total int64)
 }
@@ -33,10 +33,10 @@ type UploadOptions struct {
 // putAttempts bounds how often one blob upload is tried.
 const putAttempts = 3
 
-// Upload sends the image's layers to the server (skipping blobs it already
-// holds) and creates the Image object project/name. The create carries an
-// idempotency key derived from project, name and layer digests, so a
-// retried import never makes two images.
+// Upload sends the image's blobs — layers, or disk, kernel and initrd — to
+// the server (skipping blobs it already holds) and creates the Image object
+// project/name. The create carries an idempotency key derived from
+// project, name and content, so a retried import never makes two images.
 func Upload(ctx context.Context, c *client.Client, project, name string, img *Image, opts UploadOptions) (*api.Image, error) {
 	if err := api.ValidateName("metadata.project", project); err != nil {
 		return nil, err
@@ -44,11 +44,12 @@ func Upload(ctx context.Context, c *client.Client, project, name string, img *Im
 	if err := api.ValidateName("metadata.name", name); err != nil {
 		return nil, err
 	}
-	if len(img.Layers) == 0 {
-		return nil, errors.New("image has no layers")
+	blobs := img.blobs()
+	if len(blobs) == 0 {
+		return nil, errors.New("image has no layers, disk or kernel")
 	}
 	var total, done int64
-	for _, l := range img.Layers {
+	for _, l := range blobs {
 		total += l.Size
 	}
 	// The HTTP transport reads the layer (and so reports progress) on its
@@ -62,7 +63,7 @@ func Upload(ctx context.Context, c *client.Client, project, name string, img *Im
 		}
 	}
 	progress(0)
-	for _, l := range img.Layers {
+	for _, l := range blobs {
 		has, err := c.HasBlob(ctx, l.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("ask the server for blob %s: %w", l.Digest, err)
@@ -81,16 +82,27 @@ func Upload(ctx context.Context, c *client.Client, project, name string, img *Im
 		Metadata: api.ObjectMeta{Name: name, Project: project},
 		Spec: api.ImageSpec{
 			Public:       opts.Public,
-			Format:       api.FormatOCI,
+			Format:       img.format(),
 			Architecture: img.Architecture,
-			Layers:       make([]api.Blob, len(img.Layers)),
-			Config:       img.Config,
+			Cmdline:      img.Cmdline,
 			Source:       img.Source,
 			Description:  opts.Description,
 		},
 	}
-	for i, l := range img.Layers {
-		obj.Spec.Layers[i] = l.Blob
+	if obj.Spec.Format == api.FormatOCI {
+		obj.Spec.Config = img.Config
+	}
+	for _, l := range img.Layers {
+		obj.Spec.Layers = append(obj.Spec.Layers, l.Blob)
+	}
+	for _, b := range []struct {
+		from *Blob
+		to   **api.Blob
+	}{{img.Disk, &obj.Spec.Disk}, {img.Kernel, &obj.Spec.Kernel}, {img.Initrd, &obj.Spec.Initrd}} {
+		if b.from != nil {
+			blob := b.from.Blob
+			*b.to = &blob
+		}
 	}
 	key := IdempotencyKey(project, name, img)
 	existed, err := c.Create(ctx, obj, client.CreateOptions{IdempotencyKey: key})
@@ -110,15 +122,19 @@ func Upload(ctx context.Context, c *client.Client, project, name string, img *Im
 }
 
 // IdempotencyKey is the key Upload creates an image with: the same for the
-// same project, name and layers.
+// same project, name and content (blobs, and the format and command line
+// of a virtual machine image).
 func IdempotencyKey(project, name string, img *Image) string {
 	h := sha256.New()
-	for _, s := range []string{project, name} {
-		io.WriteString(h, s)
-		h.Write([]byte{0})
+	parts := []string{project, name}
+	for _, l := range img.blobs() {
+		parts = append(parts, l.Digest)
 	}
-	for _, l := range img.Layers {
-		io.WriteString(h, l.Digest)
+	if f := img.format(); f != api.FormatOCI {
+		parts = append(parts, f, img.Cmdline)
+	}
+	for _, s := range parts {
+		io.WriteString(h, s)
 		h.Write([]byte{0})
 	}
 	return "image-import-" + hex.EncodeToString(h.Sum(nil))[:32]
@@ -145,9 +161,22 @@ func putLayer(ctx context.Context, c *client.Client, l Blob, base int64, progres
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("upload layer %s: %w", l.Digest, err)
+		return fmt.Errorf("upload %s %s: %w", blobNoun(l.MediaType), l.Digest, err)
 	}
 	return nil
+}
+
+// blobNoun names what a blob is for in messages.
+func blobNoun(mediaType string) string {
+	switch mediaType {
+	case api.MediaTypeDiskQCOW2, api.MediaTypeDiskRaw:
+		return "disk"
+	case api.MediaTypeKernel:
+		return "kernel"
+	case api.MediaTypeInitrd:
+		return "initrd"
+	}
+	return "layer"
 }
 
 func putOnce(ctx context.Context, c *client.Client, l Blob, base int64, progress func(int64)) error {
@@ -167,8 +196,8 @@ func putOnce(ctx context.Context, c *client.Client, l Blob, base int64, progress
 	return c.PutBlob(ctx, l.Digest, l.Size, pr)
 }
 
-// errLayerChanged means a layer file changed after Load verified it.
-var errLayerChanged = errors.New("the layer file changed since it was verified; load the image again")
+// errLayerChanged means a blob's file changed after it was verified.
+var errLayerChanged = errors.New("the file changed since it was verified; import the image again")
 
 // retryable reports whether an upload error may pass on a second try:
 // transport errors and server-side (5xx) failures, not refusals.

@@ -130,9 +130,9 @@ func (f *fakeServer) createImage(w http.ResponseWriter, r *http.Request) {
 		fail(w, &api.Error{Status: http.StatusConflict, Code: api.CodeAlreadyExists, Message: "exists"})
 		return
 	}
-	for i, l := range img.Spec.Layers {
+	for i, l := range img.Spec.Blobs() {
 		if b, ok := f.blobs[l.Digest]; !ok || int64(len(b)) != l.Size {
-			fail(w, api.Invalid(fmt.Sprintf("spec.layers[%d]", i), "", "blob missing"))
+			fail(w, api.Invalid(fmt.Sprintf("blob %d", i), "", "blob missing"))
 			return
 		}
 	}
