@@ -66,7 +66,7 @@ func NewRootCommand() *cobra.Command {
 		Use:   "ouro",
 		Short: "Ouroboros: a private cloud in one binary",
 		Long: "ouro manages an Ouroboros cloud: instances, images, flavors, networks, security groups,\n" +
-			"floating IPs, hosts, projects and tokens.\n" +
+			"floating IPs, key pairs, hosts, projects and tokens.\n" +
 			"Run `ouro up` to start a cloud on this machine.",
 		// Execute prints errors itself; a plain root.Execute() leaves it to
 		// cobra, which then prints the displayError text.
@@ -93,6 +93,7 @@ func NewRootCommand() *cobra.Command {
 		newNetworkCommand(o),
 		newSecurityGroupCommand(o),
 		newFloatingIPCommand(o),
+		newKeyPairCommand(o),
 		newHostCommand(o),
 		newProjectCommand(o),
 		newTokenCommand(o),
