@@ -1,8 +1,9 @@
 // Package agent is the Ouroboros host agent. It runs on every host, joins
 // the cluster with a join token, reports the host's capacity and presence,
 // watches the instances the scheduler placed on the host and converges
-// them with the instance drivers, and serves instance logs and exec to the
-// servers over mutual TLS.
+// them with the instance drivers, serves instance logs, exec and consoles
+// to the servers over mutual TLS, and serves the instance metadata service
+// inside each network's router namespace.
 //
 // The agent never touches etcd: it only uses the REST API with the host's
 // own credentials, kept in its data directory.
@@ -109,6 +110,7 @@ type Agent struct {
 	cache *instanceCache
 	queue *queue.Queue
 	net   netState
+	meta  metadataService
 
 	// Self-healing (docs/healing.md).
 	backoff backoffPolicy

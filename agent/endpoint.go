@@ -41,6 +41,7 @@ func (a *Agent) endpointServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/instances/{uid}/logs", a.handleLogs)
 	mux.HandleFunc("POST /v1/instances/{uid}/exec", a.handleExec)
+	mux.HandleFunc("POST /v1/instances/{uid}/console", a.handleConsole)
 	return &http.Server{
 		Handler:           a.onlyServers(mux),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -108,6 +108,7 @@ func (a *Agent) networkLoop(ctx context.Context) {
 	if a.cfg.Network == nil {
 		return
 	}
+	defer a.closeMetadata()
 	changed := make(chan struct{}, 1)
 	poke := func() {
 		select {
@@ -191,6 +192,7 @@ func (a *Agent) applyHostNetwork(ctx context.Context, last string) (string, erro
 		return last, nil
 	}
 	applyErr := a.cfg.Network.Apply(ctx, hn.Spec)
+	a.syncMetadata(hn.Spec)
 	if applyErr == nil {
 		ports := map[string]portInfo{}
 		for _, n := range hn.Spec.Networks {

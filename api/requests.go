@@ -78,3 +78,9 @@ type ExecResponse struct {
 	Stderr    []byte `json:"stderr"`
 	Truncated bool   `json:"truncated,omitempty"`
 }
+
+// ConsoleProtocol is the protocol POST .../instances/{name}/console
+// upgrades to (headers "Connection: Upgrade" and "Upgrade: ouro-console"):
+// after the 101 answer the connection carries the console's raw bytes both
+// ways, as a serial line does.
+const ConsoleProtocol = "ouro-console"

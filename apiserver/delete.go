@@ -81,10 +81,10 @@ func (s *Server) beforeDelete(r *http.Request, obj api.Object) error {
 				return inUse("project "+m.Name, objs)
 			}
 		}
-		// Networks and groups hold nothing once the instances are gone:
-		// they go with the project (groups first, as they name each other
-		// only within the project).
-		for _, k := range []*api.Kind{api.SecurityGroupKind, api.NetworkKind} {
+		// Key pairs, networks and groups hold nothing once the instances
+		// are gone: they go with the project (groups before networks, as
+		// they name each other only within the project).
+		for _, k := range []*api.Kind{api.KeyPairKind, api.SecurityGroupKind, api.NetworkKind} {
 			objs, err := list(k, m.Name, 0, nil)
 			if err != nil {
 				return err

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -121,7 +122,8 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 }
 
 func isStream(r *http.Request) bool {
-	return r.Method == http.MethodGet && r.URL.Query().Get("follow") == "true"
+	return (r.Method == http.MethodGet && r.URL.Query().Get("follow") == "true") ||
+		(r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/console"))
 }
 
 // recoverPanics answers a panicking handler with a 500 api.Error and logs

@@ -2,7 +2,7 @@
 // store.Interface: authentication and authorization of every request,
 // validation and defaulting per kind, optimistic concurrency, idempotent
 // creates, list and watch streams, content-addressed blobs, host join and
-// heartbeats, and the logs/exec proxy to agents.
+// heartbeats, and the logs/exec/console proxy to agents.
 //
 //	request ─▶ metrics/log ─▶ recover ─▶ mux ─▶ authenticate ─▶ authorize ─▶ decode/validate ─▶ store
 package apiserver
@@ -168,6 +168,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+inst+"reboot", s.authed(s.instanceAction(auth.VerbReboot)))
 	mux.Handle("GET "+inst+"logs", s.authed(s.instanceLogs))
 	mux.Handle("POST "+inst+"exec", s.authed(s.instanceExec))
+	mux.Handle("POST "+inst+"console", s.authed(s.instanceConsole))
 
 	sg := "/v1/projects/{project}/securitygroups/{name}/rules"
 	mux.Handle("POST "+sg, s.authed(s.addRule))

@@ -149,6 +149,17 @@ var validators = map[*api.Kind]validator{
 			return validateImageUpdate(old.(*api.Image), o.(*api.Image))
 		},
 	},
+	api.KeyPairKind: {
+		create: func(_ *Server, _ *http.Request, _ *auth.Identity, o api.Object) error {
+			return validateKeyPairCreate(o.(*api.KeyPair))
+		},
+		update: func(_ *Server, _ *http.Request, _ *auth.Identity, old, o api.Object) error {
+			return validateKeyPairUpdate(old.(*api.KeyPair), o.(*api.KeyPair))
+		},
+		status: func(*auth.Identity, api.Object, api.Object) error {
+			return api.Invalid("status", "the server sets it from spec.publicKey", "the status of a key pair cannot be written")
+		},
+	},
 	api.InstanceKind: {
 		create: func(s *Server, r *http.Request, id *auth.Identity, o api.Object) error {
 			return s.validateInstanceCreate(r, o.(*api.Instance))

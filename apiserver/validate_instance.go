@@ -60,6 +60,9 @@ func (s *Server) validateInstanceCreate(r *http.Request, in *api.Instance) error
 	if err := s.validateAttachments(r.Context(), in); err != nil {
 		return err
 	}
+	if err := s.validateInstanceAccess(r.Context(), in); err != nil {
+		return err
+	}
 	in.Status = api.InstanceStatus{Phase: api.PhasePending, Driver: img.Status.Driver}
 	return nil
 }
@@ -191,6 +194,9 @@ func (s *Server) validateInstanceUpdate(r *http.Request, old, in *api.Instance) 
 		return immutable("spec.command")
 	case !slices.Equal(n.Env, o.Env):
 		return immutable("spec.env")
+	}
+	if err := validateInstanceAccessUpdate(old, in); err != nil {
+		return err
 	}
 	if len(n.Networks) == 0 {
 		n.Networks = o.Networks

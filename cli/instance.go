@@ -35,6 +35,8 @@ func newInstanceCommand(o *options) *cobra.Command {
 		newInstanceDeleteCommand(o),
 		newInstanceLogsCommand(o),
 		newInstanceExecCommand(o),
+		newInstanceConsoleCommand(o),
+		newInstanceConsoleLogCommand(o),
 	)
 	return cmd
 }
@@ -46,6 +48,7 @@ type createFlags struct {
 	wait          bool
 	timeout       time.Duration
 	networks      attachments
+	key, userData string
 }
 
 func newInstanceCreateCommand(o *options) *cobra.Command {
@@ -81,6 +84,9 @@ func newInstanceCreateCommand(o *options) *cobra.Command {
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	fl.Var(networkFlag{&f.networks}, "network", "network to attach an interface to (repeatable, first is primary; default: default)")
 	fl.Var(groupFlag{&f.networks}, "security-group", "security group of the interface on the --network before it (repeatable; default: default)")
+	fl.StringVar(&f.key, "key", "", "key pair whose public key the instance gets (see `ouro keypair`)")
+	fl.StringVar(&f.userData, "user-data", "", "file of user-data for cloud-init, at most 16 KiB (- for standard input)")
+	cmd.RegisterFlagCompletionFunc("key", o.completeNames(api.KeyPairKind, true))
 	cmd.RegisterFlagCompletionFunc("image", o.completeNames(api.ImageKind, true))
 	cmd.RegisterFlagCompletionFunc("network", o.completeNames(api.NetworkKind, true))
 	cmd.RegisterFlagCompletionFunc("security-group", o.completeNames(api.SecurityGroupKind, true))
@@ -116,6 +122,11 @@ func (f *createFlags) validate() (map[string]string, error) {
 	}
 	if err := f.networks.validate(); err != nil {
 		return nil, err
+	}
+	if f.key != "" {
+		if e := api.ValidateName("key", f.key); e != nil {
+			return nil, flagError("key", "%s (%s)", e.Message, e.Hint)
+		}
 	}
 	return labels, nil
 }
@@ -167,6 +178,10 @@ func runInstanceCreate(cmd *cobra.Command, o *options, f *createFlags, name stri
 			return argError("instance name %q: %s (%s)", n, e.Message, e.Hint)
 		}
 	}
+	userData, err := f.readUserData(cmd)
+	if err != nil {
+		return err
+	}
 	c, err := o.client()
 	if err != nil {
 		return err
@@ -180,7 +195,7 @@ func runInstanceCreate(cmd *cobra.Command, o *options, f *createFlags, name stri
 			Kind:     api.InstanceKind.Name,
 			Metadata: api.ObjectMeta{Name: n, Project: project, Labels: labels},
 			Spec: api.InstanceSpec{Image: f.image, Flavor: f.flavor, Command: command, Env: f.env,
-				Networks: f.networks.list},
+				Networks: f.networks.list, KeyName: f.key, UserData: userData},
 		}
 		// The same key on every retry of this create: the server answers a
 		// retry with the instance it made the first time.
@@ -408,4 +423,19 @@ func newInstanceDeleteCommand(o *options) *cobra.Command {
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the instances are gone")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	return cmd
+}
+
+// maxUserData is the server's bound on spec.userData.
+const maxUserData = 16 << 10
+
+// readUserData reads the --user-data file ("" when none was given).
+func (f *createFlags) readUserData(cmd *cobra.Command) (string, error) {
+	if f.userData == "" {
+		return "", nil
+	}
+	data, err := readInputFile(cmd, f.userData, maxUserData)
+	if err != nil {
+		return "", flagError("user-data", "%v", err)
+	}
+	return string(data), nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
@@ -12,7 +13,7 @@ import (
 
 // The fake API stores these kinds generically, as the real server does.
 var fakeKinds = []*api.Kind{api.NetworkKind, api.SecurityGroupKind, api.FloatingIPKind,
-	api.FloatingIPPoolKind, api.HostKind}
+	api.FloatingIPPoolKind, api.HostKind, api.KeyPairKind}
 
 // serveObjects adds the generic routes of fakeKinds and the special
 // routes of security group rules and floating IPs to mux.
@@ -114,6 +115,8 @@ func (f *fakeAPI) createObject(w http.ResponseWriter, r *http.Request, k *api.Ki
 		o.Status.VNI = 4096 + len(f.objects[k.Plural])
 	case *api.FloatingIP:
 		o.Status.Address = fmt.Sprintf("10.99.0.%d", 200+len(f.objects[k.Plural]))
+	case *api.KeyPair:
+		o.Status = api.KeyPairStatus{Type: strings.Fields(o.Spec.PublicKey + " ?")[0], Fingerprint: "SHA256:fake-" + m.Name}
 	}
 	f.mu.Unlock()
 	f.addObject(obj)

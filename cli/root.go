@@ -66,7 +66,7 @@ func NewRootCommand() *cobra.Command {
 		Use:   "ouro",
 		Short: "Ouroboros: a private cloud in one binary",
 		Long: "ouro manages an Ouroboros cloud: instances, instance groups, images, flavors, networks,\n" +
-			"security groups, floating IPs, hosts, projects and tokens.\n" +
+			"security groups, floating IPs, key pairs, hosts, projects and tokens.\n" +
 			"Run `ouro up` to start a cloud on this machine.",
 		// Execute prints errors itself; a plain root.Execute() leaves it to
 		// cobra, which then prints the displayError text.
@@ -94,6 +94,7 @@ func NewRootCommand() *cobra.Command {
 		newNetworkCommand(o),
 		newSecurityGroupCommand(o),
 		newFloatingIPCommand(o),
+		newKeyPairCommand(o),
 		newHostCommand(o),
 		newProjectCommand(o),
 		newTokenCommand(o),

@@ -43,6 +43,9 @@ type Client struct {
 	hc    *http.Client
 	// stream has no overall timeout, for watches and log streams.
 	stream *http.Client
+	// upgrade speaks only HTTP/1.1, without timeout: consoles switch
+	// protocols, which HTTP/2 cannot.
+	upgrade *http.Client
 }
 
 // New returns a client for cfg.
@@ -56,7 +59,7 @@ func New(cfg Config) (*Client, error) {
 		c.ua = "ouro-client"
 	}
 	if cfg.HTTPClient != nil {
-		c.hc, c.stream = cfg.HTTPClient, cfg.HTTPClient
+		c.hc, c.stream, c.upgrade = cfg.HTTPClient, cfg.HTTPClient, cfg.HTTPClient
 		return c, nil
 	}
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -78,6 +81,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.hc = &http.Client{Transport: tr, Timeout: 2 * time.Minute}
 	c.stream = &http.Client{Transport: tr}
+	h1 := tr.Clone()
+	h1.ForceAttemptHTTP2 = false
+	h1.Protocols = new(http.Protocols)
+	h1.Protocols.SetHTTP1(true)
+	h1.TLSClientConfig.NextProtos = nil
+	c.upgrade = &http.Client{Transport: h1}
 	return c, nil
 }
 

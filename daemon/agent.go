@@ -97,6 +97,9 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	return a.Run(ctx)
 }
 
+// The network plane hosts the instance metadata service.
+var _ agent.MetadataPlane = (*netplane.Plane)(nil)
+
 // RunDir holds an agent's runtime network state: namespaces and dnsmasq
 // files. It is on tmpfs (gone with a reboot, like the namespaces),
 // readable by dnsmasq after it drops privileges (the data dir, holding

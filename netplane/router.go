@@ -54,6 +54,9 @@ func (r *router) setup(h *hostNS, n network, path string) error {
 	if err := r.up(lo, 0); err != nil {
 		return err
 	}
+	if err := r.ensureMetadataAddr(lo); err != nil {
+		return err
+	}
 	for _, s := range [][2]string{
 		{"net.ipv4.ip_forward", "1"},
 		// Bridged IPv4 traverses the inet hooks (with conntrack), which

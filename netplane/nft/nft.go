@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ouroboros-cloud/ouro/metadata"
 	"github.com/ouroboros-cloud/ouro/netplane/netns"
 )
 
@@ -41,6 +42,10 @@ const (
 
 // TransitRange is the carrier-grade NAT range the transit links use.
 const TransitRange = "100.64.0.0/10"
+
+// MetadataAddress is the instance metadata service's address, local to
+// every router namespace; only the router's bridge may reach it.
+const MetadataAddress = metadata.Address
 
 // Router is what the rulesets of one router namespace are made of.
 type Router struct {
@@ -155,9 +160,11 @@ func natBody(r Router, ports []Port) string {
 
 func filterBody(r Router, ports []Port) string {
 	var b strings.Builder
-	// Traffic to the router itself: DHCP (from 0.0.0.0), DNS and ping
-	// from the network; nothing else from the instances.
+	// Traffic to the router itself: DHCP (from 0.0.0.0), DNS, ping and
+	// the metadata service from the network; nothing else from the
+	// instances, and the metadata service from nowhere else.
 	fmt.Fprintf(&b, "\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n")
+	fmt.Fprintf(&b, "\t\tip daddr %s iifname != %q drop\n", MetadataAddress, r.Bridge)
 	fmt.Fprintf(&b, "\t\tct state established,related accept\n")
 	fmt.Fprintf(&b, "\t\tiifname %q ip saddr %s accept\n", r.Bridge, r.CIDR)
 	fmt.Fprintf(&b, "\t\tiifname %q udp dport 67 accept\n", r.Bridge)

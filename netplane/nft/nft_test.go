@@ -61,6 +61,7 @@ func TestRouterRuleset(t *testing.T) {
 				`iifname "ourpaaaa" jump spoof-ourpaaaa`,
 				`ether type ip ip saddr != { 0.0.0.0, 172.31.0.5 } drop`,
 				`iifname "ourx5001" arp daddr ip 172.31.0.1 drop`,
+				`ip daddr 169.254.169.254 iifname != "br0" drop`,
 			},
 			notWant: []string{"10.1.0.0/16", "out-ourpaaaa", "ip saddr 172.31.0.0/20 drop"},
 		},

@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/ouroboros-cloud/ouro/api"
+)
+
+// detachKey is Ctrl-], which ends an interactive console as telnet's
+// escape does.
+const detachKey = 0x1d
+
+func newInstanceConsoleLogCommand(o *options) *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "console-log NAME",
+		Short: "Print an instance's console output",
+		Long: "Print what an instance wrote to its console: the serial console of a virtual machine,\n" +
+			"the output of a container (the same as `ouro instance logs`).",
+		Args:              exactArgs("NAME"),
+		ValidArgsFunction: o.completeNames(api.InstanceKind, false),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if follow {
+				var stop context.CancelFunc
+				ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+				defer stop()
+			}
+			rc, err := c.Logs(ctx, o.projectName(), args[0], follow, -1)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			if _, err := io.Copy(cmd.OutOrStdout(), rc); err != nil && ctx.Err() == nil {
+				return fmt.Errorf("read the console log of %s: %w", args[0], err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming new output until interrupted")
+	return cmd
+}
+
+func newInstanceConsoleCommand(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "console NAME",
+		Short: "Attach to an instance's interactive console",
+		Long: "Attach the terminal to the serial console of a running virtual machine.\n" +
+			"Everything typed goes to the instance, Ctrl-C included; press Ctrl-] to detach.\n" +
+			"Containers have no console: use `ouro instance exec NAME -- sh`.",
+		Args:              exactArgs("NAME"),
+		ValidArgsFunction: o.completeNames(api.InstanceKind, false),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			conn, err := c.Console(cmd.Context(), o.projectName(), args[0])
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			fmt.Fprintf(cmd.ErrOrStderr(), "Connected to the console of %s; press Ctrl-] to detach.\r\n", args[0])
+			in := cmd.InOrStdin()
+			if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+				state, err := term.MakeRaw(int(f.Fd()))
+				if err != nil {
+					return fmt.Errorf("put the terminal in raw mode: %w", err)
+				}
+				defer term.Restore(int(f.Fd()), state)
+			}
+			detached := runConsole(in, cmd.OutOrStdout(), conn)
+			if detached {
+				fmt.Fprintf(cmd.ErrOrStderr(), "\r\nDetached from %s.\r\n", args[0])
+			} else {
+				fmt.Fprintf(cmd.ErrOrStderr(), "\r\nThe console of %s closed.\r\n", args[0])
+			}
+			return nil
+		},
+	}
+}
+
+// runConsole copies in to conn and conn to out until the user presses the
+// detach key (detached is true), conn ends, or in ends. Input ending (a
+// pipe, not a terminal) still shows the console's answer: the output goes
+// on until conn closes.
+func runConsole(in io.Reader, out io.Writer, conn io.ReadWriteCloser) (detached bool) {
+	outDone := make(chan struct{})
+	go func() {
+		io.Copy(out, conn)
+		close(outDone)
+	}()
+	inDone := make(chan bool, 1)
+	go func() { inDone <- copyUntilDetach(conn, in) }()
+	select {
+	case <-outDone:
+		return false
+	case detached = <-inDone:
+		if !detached {
+			<-outDone
+			return false
+		}
+	}
+	conn.Close()
+	<-outDone
+	return true
+}
+
+// copyUntilDetach copies in to w until in ends (false) or yields the
+// detach key (true); what came before the key in the same read is sent.
+func copyUntilDetach(w io.Writer, in io.Reader) bool {
+	buf := make([]byte, 4096)
+	for {
+		n, err := in.Read(buf)
+		if i := bytes.IndexByte(buf[:n], detachKey); i >= 0 {
+			w.Write(buf[:i])
+			return true
+		}
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return false
+			}
+		}
+		if err != nil {
+			return false
+		}
+	}
+}
