@@ -8,6 +8,8 @@
 #                   16 minutes on 2 cores while every host watch costs the
 #                   server a decode of every instance event
 #   LXC_RUNS=N      runs of the lxc peer (default 20)
+#   VM_RUNS=N       VM boots of each side in the VM benchmark (default 5)
+#   GROUP_COUNT=N   runs of the group host-loss benchmark (default 3)
 #   BENCH_OUT=FILE  the report (default docs/benchmarks.md)
 #
 # The whole run takes about 20 minutes on 2 cores. Nothing here asserts
@@ -85,13 +87,14 @@ install_missing() {
 		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	fi
 }
-# lxc (with its busybox template) is the container peer. libvirt would be
-# the VM peer, needed only once the VM driver exists.
+# lxc (with its busybox template) is the container peer; libvirt the VM
+# peer (BenchmarkVMCreateToKernel starts libvirtd itself where no init
+# system runs it).
 if ! install_missing lxc busybox-static; then
 	record note lxc-create-start-ms "the lxc package could not be installed"
 fi
 if [ -d driver/vm ]; then
-	install_missing libvirt-daemon-system || record note virsh "libvirt-daemon-system could not be installed"
+	install_missing libvirt-daemon-system libvirt-clients || record note BenchmarkVMCreateToKernel "libvirt-daemon-system could not be installed"
 fi
 
 log "building bin/ouro"
@@ -131,6 +134,8 @@ gobench() {
 gobench BenchmarkContainerCreateToRunning ./test/e2e "$E2E_COUNT" 20x
 gobench BenchmarkScale ./bench "$SCALE_COUNT" 1x
 gobench BenchmarkIdleUp ./bench "$IDLE_COUNT" 1x OURO_BIN="$PWD/bin/ouro"
+gobench BenchmarkVMCreateToKernel ./test/e2e 1 "${VM_RUNS:-5}x"
+gobench BenchmarkGroupHostLoss ./test/e2e "${GROUP_COUNT:-3}" 1x
 
 # --- peer: lxc-create -t busybox + lxc-start ----------------------------------
 

@@ -8,8 +8,7 @@ RUNTIME_PKGS=(runc busybox-static iproute2 nftables ca-certificates)
 # Tests: a real external etcd for the external-store test, skopeo for OCI fixtures;
 # for the Debian cloud-init test image (internal/testimage) debootstrap, mkfs.ext4, depmod,
 # qemu-img, the host's Debian kernel, genisoimage for NoCloud seeds and QEMU to boot it.
-TEST_PKGS=(etcd-server etcd-client skopeo
-	debootstrap e2fsprogs kmod qemu-utils genisoimage qemu-system-x86 "linux-image-$(dpkg --print-architecture)")
+TEST_PKGS=(etcd-server etcd-client skopeo debootstrap e2fsprogs kmod)
 
 # Virtual machines: QEMU for the host's architecture, qemu-img (overlays),
 # genisoimage (cloud-init seeds); aarch64 disk images boot with UEFI. The

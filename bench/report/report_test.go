@@ -169,8 +169,7 @@ func TestRender(t *testing.T) {
 		"**120 ms** (100–140) | 3 |",
 		"400 ms (3 runs) | 0.30× |",
 		"**1,400 /s** (1,200–1,800) | 5 |",
-		"not measured: the VM driver does not exist yet",
-		"not measured: instance groups do not exist yet",
+		"not measured: load balancers do not exist yet",
 		"not measured: needs root second line",
 		"p99 ≤ 200 ms",
 	} {
