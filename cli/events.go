@@ -31,7 +31,7 @@ func newEventsCommand(o *options) *cobra.Command {
 		Use:     "events",
 		Aliases: []string{"event"},
 		Short:   "Show what happened in a project",
-		Example: "  ouro events --for instance/web-1\n  ouro events --watch --all-projects",
+		Example: "  ouro events --for instance/web-1\n  ouro events --for group/web --watch\n  ouro events --watch --all-projects",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runEvents(cmd, o, f)
@@ -61,8 +61,12 @@ func parseEventFilter(s string) (eventFilter, error) {
 	return eventFilter{kind: kind, name: name}, nil
 }
 
-// kindByName finds a kind by its singular or plural name, in any case.
+// kindByName finds a kind by its singular or plural name, in any case;
+// "group" is short for InstanceGroup.
 func kindByName(s string) *api.Kind {
+	if strings.EqualFold(s, "group") || strings.EqualFold(s, "groups") {
+		return api.InstanceGroupKind
+	}
 	for _, k := range api.Kinds() {
 		if strings.EqualFold(s, k.Name) || strings.EqualFold(s, k.Plural) {
 			return k
