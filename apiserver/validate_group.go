@@ -7,16 +7,12 @@ import (
 	"strings"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/store"
 )
 
 // Bounds of instance groups.
 const (
 	// maxGroupNameLength leaves room for "-<index>" in member names.
-	maxGroupNameLength = api.MaxNameLength - 6
-	// maxTemplateUserData bounds a template's user-data, as an
-	// instance's.
-	maxTemplateUserData = 16 << 10
+	maxGroupNameLength  = api.MaxNameLength - 6
 	maxSurgeOrUnavail   = api.MaxGroupCount
 	maxProgressDeadline = 24 * 60 * 60
 	maxStabilization    = 60 * 60
@@ -137,21 +133,8 @@ func (s *Server) validateTemplate(r *http.Request, g *api.InstanceGroup) error {
 				"a group template cannot ask for an address")
 		}
 	}
-	if len(t.UserData) > maxTemplateUserData {
-		return api.Invalid("spec.template.userData", fmt.Sprintf("use at most %d bytes", maxTemplateUserData), "user-data is %d bytes", len(t.UserData))
-	}
-	if t.KeyName != "" {
-		if e := api.ValidateName("spec.template.keyName", t.KeyName); e != nil {
-			return e
-		}
-		err := s.store.Get(r.Context(), api.KeyPairKind, g.Metadata.Project, t.KeyName, &api.KeyPair{})
-		if errors.Is(err, store.ErrNotFound) {
-			return api.Invalid("spec.template.keyName", "create or import the key pair first (ouro keypair list)", "key pair %q does not exist", t.KeyName)
-		}
-		if err != nil {
-			return fmt.Errorf("get key pair: %w", err)
-		}
-	}
+	// keyName and userData are checked with the rest of the template, as
+	// the create of its first member.
 	first := &api.Instance{
 		Metadata: api.ObjectMeta{Name: g.MemberName(0), Project: g.Metadata.Project, Labels: t.Labels},
 		Spec:     g.MemberSpec(),
