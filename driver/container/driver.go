@@ -33,6 +33,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ouroboros-cloud/ouro/internal/keymutex"
 	"io"
 	"log/slog"
 	"os"
@@ -41,7 +42,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/driver"
@@ -78,8 +78,8 @@ type Driver struct {
 
 	// instLocks serialises operations on one instance, layerLocks the
 	// extraction of one layer.
-	instLocks  keyedMutex
-	layerLocks keyedMutex
+	instLocks  keymutex.Map
+	layerLocks keymutex.Map
 }
 
 var (
@@ -197,7 +197,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
 	if len(spec.Image.Layers) == 0 {
 		return fmt.Errorf("create container %s: image has no layers", spec.ID)
 	}
-	unlock := d.instLocks.lock(spec.ID)
+	unlock := d.instLocks.Lock(spec.ID)
 	defer unlock()
 
 	layers, err := d.ensureLayers(ctx, spec.Image.Layers)
@@ -339,43 +339,6 @@ func (d *Driver) startedAt(p instancePaths, st runcState) time.Time {
 		return fi.ModTime()
 	}
 	return time.Time{}
-}
-
-// keyedMutex is a set of mutexes by key, created on demand and dropped
-// when unused.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*refMutex
-}
-
-type refMutex struct {
-	sync.Mutex
-	refs int
-}
-
-// lock locks key and returns its unlock function.
-func (k *keyedMutex) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[string]*refMutex{}
-	}
-	m := k.m[key]
-	if m == nil {
-		m = &refMutex{}
-		k.m[key] = m
-	}
-	m.refs++
-	k.mu.Unlock()
-	m.Lock()
-	return func() {
-		m.Unlock()
-		k.mu.Lock()
-		m.refs--
-		if m.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
 }
 
 func fileExists(path string) bool {

@@ -70,7 +70,7 @@ func (d *Driver) ensureLayer(ctx context.Context, b api.Blob) (string, error) {
 	if isDir(final) {
 		return final, nil
 	}
-	unlock := d.layerLocks.lock(hexDigest)
+	unlock := d.layerLocks.Lock(hexDigest)
 	defer unlock()
 	if isDir(final) { // extracted while we waited
 		return final, nil
@@ -192,7 +192,7 @@ func (d *Driver) PruneLayers(ctx context.Context, keep map[string]bool) error {
 		if !digestPattern.MatchString(digest) || keep[digest] || keep[hexDigest] || inUse[digest] {
 			continue
 		}
-		unlock := d.layerLocks.lock(hexDigest)
+		unlock := d.layerLocks.Lock(hexDigest)
 		// Move it out of the way first, so a crash mid-removal never
 		// leaves a partial layer under its final name.
 		doomed := filepath.Join(d.layersDir(), ".tmp-"+hexDigest+"-prune")

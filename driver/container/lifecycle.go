@@ -18,7 +18,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	unlock := d.instLocks.lock(id)
+	unlock := d.instLocks.Lock(id)
 	defer unlock()
 	p := d.paths(id)
 	spec, err := readSpec(p.spec)
@@ -134,7 +134,7 @@ func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration) err
 	if err := checkID(id); err != nil {
 		return err
 	}
-	unlock := d.instLocks.lock(id)
+	unlock := d.instLocks.Lock(id)
 	defer unlock()
 	if err := d.stop(ctx, id, timeout); err != nil {
 		return fmt.Errorf("stop container %s: %w", id, err)
@@ -185,7 +185,7 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	unlock := d.instLocks.lock(id)
+	unlock := d.instLocks.Lock(id)
 	defer unlock()
 	p := d.paths(id)
 	existed := fileExists(p.dir)

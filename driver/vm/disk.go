@@ -50,7 +50,7 @@ func (d *Driver) ensureBlob(ctx context.Context, b api.Blob, check func(path str
 	if fileExists(final) {
 		return final, nil
 	}
-	unlock := d.imageLocks.lock(hexDigest)
+	unlock := d.imageLocks.Lock(hexDigest)
 	defer unlock()
 	if fileExists(final) { // fetched while we waited
 		return final, nil

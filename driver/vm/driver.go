@@ -48,6 +48,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/ouroboros-cloud/ouro/internal/keymutex"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -56,7 +57,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/driver"
@@ -102,9 +102,9 @@ type Driver struct {
 	// instLocks serialises operations on one instance, qmpLocks the
 	// sessions on one monitor (QEMU serves one at a time), imageLocks the
 	// download of one blob.
-	instLocks  keyedMutex
-	qmpLocks   keyedMutex
-	imageLocks keyedMutex
+	instLocks  keymutex.Map
+	qmpLocks   keymutex.Map
+	imageLocks keymutex.Map
 }
 
 var (
@@ -274,43 +274,6 @@ func (d *Driver) paths(id string) instancePaths {
 		runDir:  run,
 		qmp:     filepath.Join(run, "qmp.sock"),
 		console: filepath.Join(run, "console.sock"),
-	}
-}
-
-// keyedMutex is a set of mutexes by key, created on demand and dropped
-// when unused.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*refMutex
-}
-
-type refMutex struct {
-	sync.Mutex
-	refs int
-}
-
-// lock locks key and returns its unlock function.
-func (k *keyedMutex) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[string]*refMutex{}
-	}
-	m := k.m[key]
-	if m == nil {
-		m = &refMutex{}
-		k.m[key] = m
-	}
-	m.refs++
-	k.mu.Unlock()
-	m.Lock()
-	return func() {
-		m.Unlock()
-		k.mu.Lock()
-		m.refs--
-		if m.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
 	}
 }
 

@@ -25,7 +25,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
 	if err := d.checkSpec(spec); err != nil {
 		return fmt.Errorf("create vm %s: %w", spec.ID, err)
 	}
-	unlock := d.instLocks.lock(spec.ID)
+	unlock := d.instLocks.Lock(spec.ID)
 	defer unlock()
 	p := d.paths(spec.ID)
 	if fileExists(p.spec) {
@@ -117,7 +117,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	unlock := d.instLocks.lock(id)
+	unlock := d.instLocks.Lock(id)
 	defer unlock()
 	p := d.paths(id)
 	spec, err := readSpec(p.spec)
@@ -268,7 +268,7 @@ func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration) err
 	if err := checkID(id); err != nil {
 		return err
 	}
-	unlock := d.instLocks.lock(id)
+	unlock := d.instLocks.Lock(id)
 	defer unlock()
 	if err := d.stop(ctx, id, timeout); err != nil {
 		return fmt.Errorf("stop vm %s: %w", id, err)
@@ -338,7 +338,7 @@ func (d *Driver) Reboot(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	unlock := d.instLocks.lock(id)
+	unlock := d.instLocks.Lock(id)
 	defer unlock()
 	if livePid(d.paths(id), id) == 0 {
 		return fmt.Errorf("reboot vm %s: not running", id)
@@ -356,7 +356,7 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 	if checkID(id) != nil {
 		return nil // never created here (the agent deletes from every driver)
 	}
-	unlock := d.instLocks.lock(id)
+	unlock := d.instLocks.Lock(id)
 	defer unlock()
 	p := d.paths(id)
 	existed := fileExists(p.dir) || fileExists(p.runDir)
@@ -389,7 +389,7 @@ func (d *Driver) Inspect(ctx context.Context, id string) (driver.Status, error) 
 	if err != nil || !off {
 		return st, err
 	}
-	unlock := d.instLocks.lock(id)
+	unlock := d.instLocks.Lock(id)
 	defer unlock()
 	p := d.paths(id)
 	if pid := livePid(p, id); pid != 0 {

@@ -62,7 +62,7 @@ func isOurQEMU(pid int, id string) bool {
 // withQMP runs fn in a QMP session with the instance's QEMU. Sessions on
 // one monitor are serialised (QEMU serves one client at a time).
 func (d *Driver) withQMP(ctx context.Context, id string, fn func(ctx context.Context, c *qmpConn) error) error {
-	unlock := d.qmpLocks.lock(id)
+	unlock := d.qmpLocks.Lock(id)
 	defer unlock()
 	ctx, cancel := context.WithTimeout(ctx, qmpTimeout)
 	defer cancel()
