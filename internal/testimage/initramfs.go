@@ -23,6 +23,10 @@ for d in /sys/block/vd*; do
 	[ -e "$d" ] && echo "OURO-DISK ${d##*/} $(cat $d/size)"
 done
 ip link set lo up
+# acpid opens the event devices it finds when it starts, and devtmpfs
+# makes them a little after the modules load (late on a busy host).
+n=0
+while ! ls /dev/input/event* >/dev/null 2>&1 && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done
 acpid -c /etc/acpi -l /dev/null
 (while true; do setsid cttyhack sh; done) &
 n=0
@@ -38,6 +42,18 @@ if [ -e /sys/class/net/eth0 ]; then
 		i=$((i+1))
 	done
 	if [ -n "$id" ]; then echo "OURO-METADATA instance-id=$id"; else echo "OURO-METADATA unavailable"; fi
+	# Each line "ping=<IPv4 address>" of the user-data: ping it until it
+	# answers (a minute at most) and say whether it did.
+	ud=$(timeout 3 wget -q -O - http://169.254.169.254/latest/user-data 2>/dev/null)
+	for target in $(echo "$ud" | sed -n 's/^ping=\([0-9.]*\)$/\1/p'); do
+		n=0
+		until ping -c 1 -W 1 "$target" >/dev/null 2>&1; do
+			n=$((n+1))
+			[ $n -lt 60 ] || break
+			sleep 1
+		done
+		if [ $n -lt 60 ]; then echo "OURO-PING $target ok"; else echo "OURO-PING $target failed"; fi
+	done
 else
 	echo "OURO-NO-NETWORK"
 fi

@@ -12,6 +12,8 @@
 //	OURO-DHCP <address>                   once udhcpc got a lease on eth0
 //	OURO-METADATA instance-id=<id>        from http://169.254.169.254, or
 //	OURO-METADATA unavailable
+//	OURO-PING <address> ok|failed         per line ping=<address> of the
+//	                                      user-data from the metadata service
 //	OURO-READY
 //
 // and then stays up: the kernel answers ping, a shell runs on the console,
@@ -46,7 +48,7 @@ const Busybox = "/bin/busybox"
 var Modules = []string{"virtio_pci", "virtio_net", "virtio_blk", "button", "evdev"}
 
 // format is bumped when the image's layout or init changes.
-const format = "tiny-4"
+const format = "tiny-5"
 
 // Tiny returns the kernel and initramfs of the tiny image, building them
 // on first use. It skips the test (fails it in CI) when the host has no

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
-	"github.com/ouroboros-cloud/ouro/daemon"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
 	"github.com/ouroboros-cloud/ouro/internal/testimage"
 )
@@ -105,21 +103,17 @@ func qemuOf(uid string) []int {
 
 // TestVMBootsGetsDHCPAndSurvivesAgentRestart boots the tiny image as a
 // VM on a one-host cloud: the guest gets its IPAM address from the
-// network's dnsmasq over its TAP port, the VM outlives a killed agent and
+// network's dnsmasq over its TAP port and its own instance-id from the
+// metadata service (the image is imported with the CLI, and the console
+// read with `ouro instance console-log`), the VM outlives a killed agent and
 // is adopted by the next (which reboots it in place), it stops and starts,
 // and deleting it leaves nothing on the host.
 func TestVMBootsGetsDHCPAndSurvivesAgentRestart(t *testing.T) {
 	needVM(t)
 	nc := newNetCloud(t, 1)
 	a := nc.hosts[0]
-	t.Cleanup(func() {
-		for _, pid := range processesMentioning(a.dir) {
-			if alive(pid, "qemu-system-x86") || alive(pid, "qemu-system-aar") {
-				killPid(pid)
-			}
-		}
-	})
-	nc.importTiny()
+	killVMsOf(t, a)
+	nc.importTinyCLI()
 
 	start := time.Now()
 	nc.ouro("instance", "create", "vm1", "--image", "tiny", "--flavor", "tiny")
@@ -135,7 +129,10 @@ func TestVMBootsGetsDHCPAndSurvivesAgentRestart(t *testing.T) {
 		logs = nc.logs("vm1")
 		return strings.Contains(logs, "OURO-DHCP "+ifc.IP+"\n") || strings.Contains(logs, "OURO-DHCP "+ifc.IP+"\r"), tail(logs, 1500)
 	})
-	t.Logf("create → Running %v; create → guest has its DHCP address %v (TCG)", running.Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
+	dhcpAt := time.Since(start).Round(100 * time.Millisecond)
+	metaAt := nc.waitConsoleLine("vm1", "OURO-METADATA instance-id="+uid, time.Minute, start)
+	t.Logf("create → Running %v; create → guest has its DHCP address %v, its instance-id from the metadata service %v (TCG)",
+		running.Round(100*time.Millisecond), dhcpAt, metaAt)
 	if !strings.Contains(logs, "Linux version") || !strings.Contains(logs, "OURO-INIT") {
 		t.Errorf("console log lacks the kernel's and init's first lines:\n%s", tail(logs, 2000))
 	}
@@ -187,7 +184,7 @@ func TestVMBootsGetsDHCPAndSurvivesAgentRestart(t *testing.T) {
 		t.Errorf("QEMU of a stopped vm1: %v", got)
 	}
 	if stopped.Status.ExitCode == nil || *stopped.Status.ExitCode != 0 {
-		t.Errorf("stopped vm1: exit code %v, want 0 (a clean power-off)", stopped.Status.ExitCode)
+		t.Errorf("stopped vm1: exit code %v, want 0 (a clean power-off); console:\n%s", stopped.Status.ExitCode, tail(nc.consoleLog("vm1"), 2000))
 	}
 	if !slices.Contains(links(t, router), dev) {
 		t.Errorf("TAP %s removed while vm1 is only stopped", dev)
@@ -200,18 +197,9 @@ func TestVMBootsGetsDHCPAndSurvivesAgentRestart(t *testing.T) {
 	})
 
 	// Delete: no process, file, socket or TAP left.
+	vni := nc.networkVNI("", "default")
 	nc.ouro("instance", "delete", "vm1", "--wait")
-	runDir := filepath.Join(daemon.RunDir(a.dir), "vms", uid)
-	waitFor(t, 60*time.Second, "nothing left of vm1", func() (bool, string) {
-		l := leftovers(t, a.dir, uid)
-		if fileExists(runDir) {
-			l = append(l, "run directory "+runDir)
-		}
-		if r := routerNetns(a, nc.networkVNI("", "default")); r != "" && slices.Contains(links(t, r), dev) {
-			l = append(l, "TAP "+dev)
-		}
-		return len(l) == 0, strings.Join(l, "; ")
-	})
+	waitVMGone(t, a, vni, "vm1", uid)
 }
 
 // portDevOf is the netplane's device name of an instance's port: "ourp"
