@@ -286,13 +286,22 @@ func (r *rig) events(name string) []string {
 	return out
 }
 
+// hasEvent reports whether an event about group name with that reason
+// and text appears within a few seconds: the recorder writes events after
+// the controller's status write, so a test that saw the status may ask
+// before the event is stored.
 func (r *rig) hasEvent(name, reason, text string) bool {
-	for _, e := range r.events(name) {
-		if strings.HasPrefix(e, reason+":") && strings.Contains(e, text) {
-			return true
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		for _, e := range r.events(name) {
+			if strings.HasPrefix(e, reason+":") && strings.Contains(e, text) {
+				return true
+			}
 		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval of a condition with a deadline
 	}
-	return false
 }
 
 func newGroup(name string, count int) *api.InstanceGroup {
