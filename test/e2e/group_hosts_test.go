@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -133,85 +131,12 @@ func powerCut(tb testing.TB, a *agentProc) {
 	}
 	waitFor(tb, 30*time.Second, "containers of "+a.name+" dead", func() (bool, string) {
 		for _, id := range ids {
-			if c := runcOf(tb, id); c != nil && c.Status == "running" {
+			if c := runcState(tb, id); c != nil && c.Status == "running" {
 				return false, id + " still running"
 			}
 		}
 		return true, ""
 	})
-}
-
-// runcContainers is runcList that returns runc's complaint instead of
-// failing the test: runc list fails now and then while containers come
-// and go (a state directory without its state yet).
-func runcContainers() ([]runcContainer, error) {
-	cmd := exec.Command("runc", "list", "-f", "json")
-	var errOut strings.Builder
-	cmd.Stderr = &errOut
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("runc list: %v: %s", err, strings.TrimSpace(errOut.String()))
-	}
-	var cs []runcContainer
-	if s := strings.TrimSpace(string(out)); s != "" && s != "null" {
-		if err := json.Unmarshal(out, &cs); err != nil {
-			return nil, fmt.Errorf("runc list: %w", err)
-		}
-	}
-	return cs, nil
-}
-
-// runcOf returns the runc container of an instance uid, or nil, waiting
-// out runc's passing failures.
-func runcOf(tb testing.TB, uid string) *runcContainer {
-	tb.Helper()
-	var found *runcContainer
-	waitFor(tb, 10*time.Second, "runc list", func() (bool, string) {
-		cs, err := runcContainers()
-		if err != nil {
-			return false, err.Error()
-		}
-		found = nil
-		for _, c := range cs {
-			if c.ID == uid {
-				found = &c
-			}
-		}
-		return true, ""
-	})
-	return found
-}
-
-// remains lists what is left of instance uid on the host of agent dir:
-// leftovers, with runc's passing failures reported as something left (so
-// a waitFor asks again).
-func remains(dir, uid string) []string {
-	cs, err := runcContainers()
-	if err != nil {
-		return []string{err.Error()}
-	}
-	var out []string
-	for _, c := range cs {
-		if c.ID == uid {
-			out = append(out, fmt.Sprintf("runc container %s (%s, pid %d)", c.ID, c.Status, c.Pid))
-		}
-	}
-	for _, m := range mountsUnder(dir) {
-		if strings.Contains(m, uid) {
-			out = append(out, "mount "+m)
-		}
-	}
-	for _, d := range cgroupDirs(uid) {
-		out = append(out, "cgroup "+d)
-	}
-	matches, _ := filepath.Glob(filepath.Join(dir, "*", "*", uid))
-	for _, m := range matches {
-		out = append(out, "directory "+m)
-	}
-	if pids := processesMentioning(uid); len(pids) > 0 {
-		out = append(out, fmt.Sprintf("processes %v", pids))
-	}
-	return out
 }
 
 // groupRecovered reports whether group name has exactly want members, all
@@ -261,7 +186,7 @@ func TestGroupSurvivesHostLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, in := range items {
-		rc := runcOf(t, in.Metadata.UID)
+		rc := runcState(t, in.Metadata.UID)
 		if rc == nil || rc.Status != "running" {
 			t.Fatalf("%s has no running container: %+v", in.Metadata.Name, rc)
 		}
@@ -287,7 +212,7 @@ func TestGroupSurvivesHostLoss(t *testing.T) {
 	for _, in := range items {
 		if pid, ok := survivors[in.Metadata.UID]; !ok {
 			t.Errorf("member %s (%s) is new after the host returned", in.Metadata.Name, in.Metadata.UID)
-		} else if rc := runcOf(t, in.Metadata.UID); rc == nil || rc.Pid != pid {
+		} else if rc := runcState(t, in.Metadata.UID); rc == nil || rc.Pid != pid {
 			t.Errorf("member %s's container was touched: %+v, was pid %d", in.Metadata.Name, rc, pid)
 		}
 	}

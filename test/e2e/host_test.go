@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ouroboros-cloud/ouro/daemon"
 )
@@ -23,19 +24,72 @@ type runcContainer struct {
 	Bundle string `json:"bundle"`
 }
 
+// runcList lists runc's containers, asking again while runc fails (it
+// does now and then while containers come and go).
 func runcList(t testing.TB) []runcContainer {
 	t.Helper()
-	out, err := exec.Command("runc", "list", "-f", "json").Output()
+	var cs []runcContainer
+	waitFor(t, 10*time.Second, "runc list", func() (bool, string) {
+		var err error
+		cs, err = runcContainers()
+		if err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+	return cs
+}
+
+// runcContainers is runcList that returns runc's complaint instead of
+// failing the test: runc list fails now and then while containers come
+// and go (a state directory without its state yet).
+func runcContainers() ([]runcContainer, error) {
+	cmd := exec.Command("runc", "list", "-f", "json")
+	var errOut strings.Builder
+	cmd.Stderr = &errOut
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("runc list: %v", err)
+		return nil, fmt.Errorf("runc list: %v: %s", err, strings.TrimSpace(errOut.String()))
 	}
 	var cs []runcContainer
 	if s := strings.TrimSpace(string(out)); s != "" && s != "null" {
 		if err := json.Unmarshal(out, &cs); err != nil {
-			t.Fatalf("runc list: %v", err)
+			return nil, fmt.Errorf("runc list: %w", err)
 		}
 	}
-	return cs
+	return cs, nil
+}
+
+// remains lists what is left of instance uid on the host of agent dir:
+// leftovers, with runc's passing failures reported as something left (so
+// a waitFor asks again).
+func remains(dir, uid string) []string {
+	cs, err := runcContainers()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, c := range cs {
+		if c.ID == uid {
+			out = append(out, fmt.Sprintf("runc container %s (%s, pid %d)", c.ID, c.Status, c.Pid))
+		}
+	}
+	for _, m := range mountsUnder(dir) {
+		if strings.Contains(m, uid) {
+			out = append(out, "mount "+m)
+		}
+	}
+	for _, d := range cgroupDirs(uid) {
+		out = append(out, "cgroup "+d)
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, "*", "*", uid))
+	for _, m := range matches {
+		out = append(out, "directory "+m)
+	}
+	if pids := processesMentioning(uid); len(pids) > 0 {
+		out = append(out, fmt.Sprintf("processes %v", pids))
+	}
+	return out
 }
 
 // runcState returns the runc container of an instance uid, or nil.
@@ -73,28 +127,7 @@ func cgroupDirs(uid string) []string {
 }
 
 // leftovers lists everything an instance could leave on the host.
-func leftovers(t testing.TB, agentDir, uid string) []string {
-	var out []string
-	if c := runcState(t, uid); c != nil {
-		out = append(out, fmt.Sprintf("runc container %s (%s, pid %d)", c.ID, c.Status, c.Pid))
-	}
-	for _, m := range mountsUnder(agentDir) {
-		if strings.Contains(m, uid) {
-			out = append(out, "mount "+m)
-		}
-	}
-	for _, d := range cgroupDirs(uid) {
-		out = append(out, "cgroup "+d)
-	}
-	matches, _ := filepath.Glob(filepath.Join(agentDir, "*", "*", uid))
-	for _, m := range matches {
-		out = append(out, "directory "+m)
-	}
-	if pids := processesMentioning(uid); len(pids) > 0 {
-		out = append(out, fmt.Sprintf("processes %v", pids))
-	}
-	return out
-}
+func leftovers(_ testing.TB, agentDir, uid string) []string { return remains(agentDir, uid) }
 
 // processesMentioning returns pids whose command line contains s.
 func processesMentioning(s string) []int {
