@@ -108,8 +108,16 @@ func vmLeftovers(t testing.TB, a *agentProc, vni int, uid string) []string {
 		return nil
 	})
 	dev := portDevOf(uid)
-	if r := routerNetns(a, vni); r != "" && slices.Contains(links(t, r), dev) {
-		l = append(l, "TAP "+dev+" in the router namespace")
+	if r := routerNetns(a, vni); r != "" {
+		// The namespace goes with the network's last instance on the host,
+		// possibly between finding it and looking into it.
+		out, err := runIn(r, 30*time.Second, "ip", "-o", "link", "show", "dev", dev)
+		switch {
+		case err == nil:
+			l = append(l, "TAP "+dev+" in the router namespace")
+		case fileExists(r) && !strings.Contains(out, "does not exist"):
+			l = append(l, fmt.Sprintf("links of %s: %v: %s", r, err, strings.TrimSpace(out)))
+		}
 	}
 	if slices.Contains(links(t, a.netns), dev) {
 		l = append(l, "TAP "+dev+" in the host namespace")
