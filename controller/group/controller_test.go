@@ -65,7 +65,9 @@ func TestRollingUpdateRespectsSurgeAndAvailability(t *testing.T) {
 
 	// Watch every member write from here on, to see the rollout's worst
 	// moments exactly.
-	_, meta, err := r.st.List(context.Background(), api.InstanceKind, "default", store.ListOptions{})
+	// The starting point is the list the watch continues from: a later
+	// read would count members whose older events the watch replays.
+	objs, meta, err := r.st.List(context.Background(), api.InstanceKind, "default", store.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +86,15 @@ func TestRollingUpdateRespectsSurgeAndAvailability(t *testing.T) {
 	go func() {
 		existing := map[string]bool{}
 		available := map[string]bool{}
-		for name, in := range r.members("app") {
-			existing[name], available[name] = true, in.Status.Phase == api.PhaseRunning
+		for _, o := range objs {
+			in := o.(*api.Instance)
+			if in.Metadata.Labels[api.LabelGroup] != "app" || in.Metadata.DeletionTimestamp != nil {
+				continue
+			}
+			existing[in.Metadata.Name] = true
+			if in.Status.Phase == api.PhaseRunning {
+				available[in.Metadata.Name] = true
+			}
 		}
 		x := extremes{len(existing), len(available)}
 		for ev := range ch {
