@@ -111,6 +111,16 @@ func (s *Server) beforeDelete(r *http.Request, obj api.Object) error {
 		if len(users) > 0 {
 			return inUse("security group "+m.Name, users)
 		}
+	case *api.KeyPair:
+		// Instances hold a copy of the public key; a group's template
+		// names the key pair for the members it has yet to make.
+		users, err := s.templateUsers(ctx, m.Project, func(t *api.InstanceTemplate) bool { return t.KeyName == m.Name })
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return inUse("key pair "+m.Name, users)
+		}
 	case *api.FloatingIPPool:
 		users, err := s.poolUsers(ctx, m.Name)
 		if err != nil {

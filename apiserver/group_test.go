@@ -2,6 +2,8 @@ package apiserver
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"net/http"
 	"strings"
 	"testing"
@@ -169,5 +171,36 @@ func TestCreateInstanceForControllers(t *testing.T) {
 	}
 	if e.fake.revision() != before {
 		t.Errorf("a refused create changed the store")
+	}
+}
+
+// A group's template holds on to its network, security group and key pair
+// as instances do: deleting them would leave a group that cannot make
+// members.
+func TestGroupTemplateHoldsWhatItNames(t *testing.T) {
+	e := newEnv(t)
+	e.image("default", "busybox", true)
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	e.must(http.StatusCreated, "POST", "/v1/projects/default/keypairs", e.admin,
+		api.KeyPair{Metadata: api.ObjectMeta{Name: "ops"}, Spec: api.KeyPairSpec{PublicKey: authorizedKey(t, pub, "ops@laptop")}})
+	e.must(http.StatusCreated, "POST", netsPath, e.admin, `{"metadata":{"name":"back"},"spec":{"cidr":"10.50.0.0/24"}}`)
+	e.must(http.StatusCreated, "POST", "/v1/projects/default/securitygroups", e.admin, `{"metadata":{"name":"web"}}`)
+	e.must(http.StatusCreated, "POST", groupsPath, e.admin, `{"metadata":{"name":"web"},"spec":{"count":0,`+
+		`"template":{"image":"busybox","flavor":"tiny","keyName":"ops","networks":[{"network":"back","securityGroups":["web"]}]}}}`)
+
+	held := []struct{ what, path string }{
+		{"network", netsPath + "/back"},
+		{"security group", "/v1/projects/default/securitygroups/web"},
+		{"key pair", "/v1/projects/default/keypairs/ops"},
+	}
+	for _, h := range held {
+		r := e.do("DELETE", h.path, e.admin, nil)
+		if r.status != http.StatusConflict || r.apiError().Code != api.CodeInUse || !strings.Contains(r.apiError().Message, "InstanceGroup default/web") {
+			t.Errorf("delete of the %s a group's template names: %d %s", h.what, r.status, r.body)
+		}
+	}
+	e.must(http.StatusOK, "DELETE", groupsPath+"/web", e.admin, nil)
+	for _, h := range held {
+		e.must(http.StatusOK, "DELETE", h.path, e.admin, nil)
 	}
 }

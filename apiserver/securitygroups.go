@@ -123,7 +123,13 @@ func (s *Server) groupUsers(ctx context.Context, g *api.SecurityGroup) ([]api.Ob
 	if err != nil {
 		return nil, fmt.Errorf("list security groups: %w", err)
 	}
-	return append(insts, groups...), nil
+	templates, err := s.templateUsers(ctx, project, func(t *api.InstanceTemplate) bool {
+		return slices.ContainsFunc(t.Networks, func(a api.NetworkAttachment) bool { return slices.Contains(a.SecurityGroups, name) })
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(append(insts, groups...), templates...), nil
 }
 
 // addRule serves POST /v1/projects/{p}/securitygroups/{name}/rules: the

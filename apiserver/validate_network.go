@@ -156,7 +156,25 @@ func (s *Server) networkUsers(ctx context.Context, n *api.Network) ([]api.Object
 	if err != nil {
 		return nil, fmt.Errorf("list instances: %w", err)
 	}
-	return users, nil
+	groups, err := s.templateUsers(ctx, n.Metadata.Project, func(t *api.InstanceTemplate) bool {
+		return slices.ContainsFunc(t.Networks, func(a api.NetworkAttachment) bool { return a.Network == n.Metadata.Name })
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(users, groups...), nil
+}
+
+// templateUsers lists the instance groups of a project whose template uses
+// something: a group would fail to make members once it is gone.
+func (s *Server) templateUsers(ctx context.Context, project string, uses func(*api.InstanceTemplate) bool) ([]api.Object, error) {
+	groups, _, err := s.store.List(ctx, api.InstanceGroupKind, project, store.ListOptions{Filter: func(o api.Object) bool {
+		return uses(&o.(*api.InstanceGroup).Spec.Template)
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("list instance groups: %w", err)
+	}
+	return groups, nil
 }
 
 // ensureProjectNetworking creates the network and security group every
