@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -60,6 +61,8 @@ func newInstanceConsoleCommand(o *options) *cobra.Command {
 		Short: "Attach to an instance's interactive console",
 		Long: "Attach the terminal to the serial console of a running virtual machine.\n" +
 			"Everything typed goes to the instance, Ctrl-C included; press Ctrl-] to detach.\n" +
+			"Input from a pipe is sent as typed; once it ends, the console's output is shown\n" +
+			"until it has been quiet for a second.\n" +
 			"Containers have no console: use `ouro instance exec NAME -- sh`.",
 		Args:              exactArgs("NAME"),
 		ValidArgsFunction: o.completeNames(api.InstanceKind, false),
@@ -82,7 +85,7 @@ func newInstanceConsoleCommand(o *options) *cobra.Command {
 				}
 				defer term.Restore(int(f.Fd()), state)
 			}
-			detached := runConsole(in, cmd.OutOrStdout(), conn)
+			detached := runConsole(in, cmd.OutOrStdout(), conn, consoleLinger)
 			if detached {
 				fmt.Fprintf(cmd.ErrOrStderr(), "\r\nDetached from %s.\r\n", args[0])
 			} else {
@@ -93,14 +96,19 @@ func newInstanceConsoleCommand(o *options) *cobra.Command {
 	}
 }
 
+// consoleLinger is how long a console whose input has ended (a pipe, not a
+// terminal) stays attached without output before the command exits.
+const consoleLinger = time.Second
+
 // runConsole copies in to conn and conn to out until the user presses the
-// detach key (detached is true), conn ends, or in ends. Input ending (a
-// pipe, not a terminal) still shows the console's answer: the output goes
-// on until conn closes.
-func runConsole(in io.Reader, out io.Writer, conn io.ReadWriteCloser) (detached bool) {
+// detach key (detached is true), conn ends, or in ends. Input ending still
+// shows the console's answer: the output goes on until the console has
+// been quiet for linger, as a console never closes by itself.
+func runConsole(in io.Reader, out io.Writer, conn io.ReadWriteCloser, linger time.Duration) (detached bool) {
 	outDone := make(chan struct{})
+	active := make(chan struct{}, 1)
 	go func() {
-		io.Copy(out, conn)
+		io.Copy(activityWriter{out, active}, conn)
 		close(outDone)
 	}()
 	inDone := make(chan bool, 1)
@@ -109,14 +117,41 @@ func runConsole(in io.Reader, out io.Writer, conn io.ReadWriteCloser) (detached 
 	case <-outDone:
 		return false
 	case detached = <-inDone:
-		if !detached {
-			<-outDone
-			return false
+	}
+	if !detached {
+		quiet := time.NewTimer(linger)
+		defer quiet.Stop()
+	wait:
+		for {
+			select {
+			case <-outDone:
+				return false
+			case <-active:
+				quiet.Reset(linger)
+			case <-quiet.C:
+				break wait
+			}
 		}
 	}
 	conn.Close()
 	<-outDone
-	return true
+	return detached
+}
+
+// activityWriter writes to w and signals each write on active, without
+// waiting for anyone to take the signal.
+type activityWriter struct {
+	w      io.Writer
+	active chan<- struct{}
+}
+
+func (a activityWriter) Write(p []byte) (int, error) {
+	n, err := a.w.Write(p)
+	select {
+	case a.active <- struct{}{}:
+	default:
+	}
+	return n, err
 }
 
 // copyUntilDetach copies in to w until in ends (false) or yields the

@@ -243,7 +243,7 @@ func TestRunConsole(t *testing.T) {
 	inR, inW := io.Pipe()
 	var out syncBuffer
 	done := make(chan bool, 1)
-	go func() { done <- runConsole(inR, &out, c) }()
+	go func() { done <- runConsole(inR, &out, c, time.Hour) }()
 	inW.Write([]byte("hello\n"))
 	waitUntil(t, "the console's answer", func() bool { return out.String() == "> hello\n" })
 	inW.Write([]byte{detachKey})
@@ -259,10 +259,28 @@ func TestRunConsole(t *testing.T) {
 	// The console closing ends the session too.
 	c = newFakeConsole()
 	inR, _ = io.Pipe()
-	go func() { done <- runConsole(inR, io.Discard, c) }()
+	go func() { done <- runConsole(inR, io.Discard, c, time.Hour) }()
 	c.Close()
 	if <-done {
 		t.Error("a closed console counted as a detach")
+	}
+
+	// Input from a pipe ends: the answer is shown, then the session ends
+	// once the console is quiet, closing the connection.
+	c = newFakeConsole()
+	inR, inW = io.Pipe()
+	out = syncBuffer{}
+	go func() { done <- runConsole(inR, &out, c, 20*time.Millisecond) }()
+	inW.Write([]byte("root\n"))
+	waitUntil(t, "the console's answer", func() bool { return out.String() == "> root\n" })
+	inW.Close()
+	if <-done {
+		t.Error("input ending counted as a detach")
+	}
+	select {
+	case <-c.closed:
+	default:
+		t.Error("the session ended without closing the connection")
 	}
 }
 
