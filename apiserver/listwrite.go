@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -23,13 +24,6 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // for output here), byte for byte as writeJSON would, but encoding the
 // items in parallel into pooled buffers.
 func writeList(w http.ResponseWriter, k *api.Kind, meta api.ListMeta, objs []api.Object) error {
-	head, err := json.Marshal(api.List[api.Object]{Kind: k.Name + "List", Metadata: meta, Items: []api.Object{}})
-	if err != nil {
-		return fmt.Errorf("encode %s list: %w", k.Name, err)
-	}
-	// head ends in `[]}`: the items go between the brackets.
-	head = head[:len(head)-2]
-
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(objs)/(parallelEncodeMin/2)))
 	chunk := (len(objs) + workers - 1) / workers
 	bufs := make([]*bytes.Buffer, workers)
@@ -52,22 +46,38 @@ func writeList(w http.ResponseWriter, k *api.Kind, meta api.ListMeta, objs []api
 		return fmt.Errorf("encode %s list: %w", k.Name, err)
 	}
 
+	items := make([][]byte, 0, len(bufs))
+	for _, b := range bufs {
+		if b.Len() > 0 {
+			items = append(items, b.Bytes())
+		}
+	}
+	return writeRawList(w, k, meta, items)
+}
+
+// writeRawList answers 200 with the api.List of kind k whose items are
+// the encoded (comma-separated) runs of items, byte for byte as writeJSON
+// would.
+func writeRawList(w http.ResponseWriter, k *api.Kind, meta api.ListMeta, items [][]byte) error {
+	head, err := json.Marshal(api.List[api.Object]{Kind: k.Name + "List", Metadata: meta, Items: []api.Object{}})
+	if err != nil {
+		return fmt.Errorf("encode %s list: %w", k.Name, err)
+	}
+	// head ends in `[]}`: the items go between the brackets.
+	head = head[:len(head)-2]
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	// A failed write means the client left.
-	w.Write(head)
-	first := true
-	for _, b := range bufs {
-		if b.Len() == 0 {
-			continue
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(head)
+	for i, item := range items {
+		if i > 0 {
+			bw.WriteByte(',')
 		}
-		if !first {
-			w.Write([]byte{','})
-		}
-		first = false
-		w.Write(b.Bytes())
+		bw.Write(item)
 	}
-	w.Write([]byte("]}\n"))
+	bw.WriteString("]}\n")
+	bw.Flush()
 	return nil
 }
 

@@ -63,6 +63,9 @@ type Server struct {
 	agents  *http.Client
 	// watches shares one store watch per kind among watch streams.
 	watches *watchHub
+	// lists keeps what full lists answered, when the store can list in
+	// snapshots (nil otherwise).
+	lists *listCache
 	// addrOffset picks where the search for a free instance address
 	// starts among n addresses (randomOffset; tests fix it at 0 for
 	// lowest-first addresses).
@@ -121,6 +124,9 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	s.routes(mux)
 	s.handler = s.instrument(s.recoverPanics(mux))
+	if snap, ok := cfg.Store.(store.Snapshots); ok {
+		s.lists = newListCache(snap)
+	}
 	return s, nil
 }
 
