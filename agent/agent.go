@@ -36,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
@@ -116,6 +117,8 @@ type Agent struct {
 	backoff backoffPolicy
 	fetches fetchFailures
 	fence   fencer
+	members *memberRecord // group members on the host, for fencing
+	synced  atomic.Bool   // the first list of assigned instances succeeded
 	health  healthState
 	probe   ProbeFunc
 
@@ -191,9 +194,10 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Logger = slog.Default()
 	}
 	a := &Agent{
-		cfg:   cfg,
-		log:   cfg.Logger.With("component", "agent"),
-		cache: newInstanceCache(),
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "agent"),
+		cache:   newInstanceCache(),
+		members: newMemberRecord(cfg.DataDir),
 		// Stops wait out a grace period (up to stopTimeout), so a few slow
 		// teardowns must not hold up new instances: workers are cheap.
 		workers:           32,
@@ -232,25 +236,33 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.facts = facts
 	a.mu.Unlock()
+	a.log = a.log.With("host", facts.name)
+	if err := a.members.load(); err != nil {
+		a.log.Error("group member record unusable: until the first list of instances, fencing knows no members", "err", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	// Fencing needs no API: it starts before anything waits on the server,
+	// which may be unreachable (docs/healing.md).
+	a.fence.beat(time.Now()) // the fencing deadline counts from the start
+	wg.Go(func() { a.fenceLoop(ctx) })
 	if err := a.ensureIdentity(ctx, id); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	a.log = a.log.With("host", facts.name)
 	a.log.Info("agent starting", "endpoint", facts.endpoint, "drivers", facts.drivers,
-		"capacity", fmt.Sprintf("%d vCPU, %d MiB, %d GiB", facts.capacity.VCPUs, facts.capacity.MemoryMiB, facts.capacity.DiskGiB))
+		"capacity", fmt.Sprintf("%d vCPU, %d MiB, %d GiB", facts.capacity.VCPUs, facts.capacity.MemoryMiB, facts.capacity.DiskGiB),
+		"recorded_group_members", len(a.members.list()))
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	srv := a.endpointServer()
 	srv.BaseContext = listenerContext(ctx)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(tls.NewListener(ln, a.tlsConfig())) }()
 
-	var wg sync.WaitGroup
-	a.fence.beat(time.Now()) // the fencing deadline counts from the start
 	wg.Go(func() { a.hostLoop(ctx) })
 	wg.Go(func() { a.heartbeatLoop(ctx) })
-	wg.Go(func() { a.fenceLoop(ctx) })
 	wg.Go(func() { a.networkLoop(ctx) })
 	if rv, ok := a.initialSync(ctx); ok {
 		wg.Go(func() { a.queue.Run(ctx, a.workers) })
@@ -271,6 +283,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		srv.Close()
 	}
+	cancel()
 	wg.Wait()
 	a.log.Info("agent stopped")
 	return runErr

@@ -557,6 +557,13 @@ func (f *fakeAPI) setFailBeats(fail bool) {
 	f.failBeats = fail
 }
 
+// setFailLists makes lists of instances fail (or work again).
+func (f *fakeAPI) setFailLists(fail bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failLists = fail
+}
+
 // writes returns the number of accepted instance status writes.
 func (f *fakeAPI) writes() int {
 	f.mu.Lock()

@@ -24,6 +24,7 @@ type fakeDriver struct {
 	insts     map[string]*driver.Status
 	specs     map[string]driver.Spec
 	calls     []string // "create <id>", "start <id>", ...
+	inspects  map[string]int
 	createErr error
 	execFn    func(argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 	// exitOnStart makes a start end at once with that exit code.
@@ -147,6 +148,10 @@ func (d *fakeDriver) Delete(_ context.Context, id string) error {
 func (d *fakeDriver) Inspect(_ context.Context, id string) (driver.Status, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.inspects == nil {
+		d.inspects = map[string]int{}
+	}
+	d.inspects[id]++
 	st, ok := d.insts[id]
 	if !ok {
 		return driver.Status{}, driver.ErrNotFound
@@ -214,6 +219,13 @@ func (d *fakeDriver) state(id string) driver.State {
 		return st.State
 	}
 	return ""
+}
+
+// inspected returns how many times Inspect was called for id.
+func (d *fakeDriver) inspected(id string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.inspects[id]
 }
 
 // count returns how many times op was called for id.

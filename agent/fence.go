@@ -21,7 +21,13 @@ import (
 //
 // The deadline counts from when the last successful heartbeat was sent:
 // the server renewed the lease after that, so the lease cannot expire
-// before sent + TTL.
+// before sent + TTL. After a restart it counts from the start of Run, and
+// the fence loop starts before anything waits on the API.
+//
+// Fencing needs no API: it finds the members in the instance cache and,
+// for an agent that started while the API was unreachable (an empty
+// cache), in the group member record kept in the data directory
+// (members.go).
 
 // errFenced holds back starts of group members while the agent is fenced.
 var errFenced = errors.New("the agent cannot renew its presence lease: group members stay stopped (fenced) until it can")
@@ -29,9 +35,11 @@ var errFenced = errors.New("the agent cannot renew its presence lease: group mem
 // fencer tracks heartbeats and the instances fencing stopped.
 type fencer struct {
 	mu       sync.Mutex
-	lastSent time.Time       // when the last successful heartbeat was sent
-	active   bool            // fenced now
-	stopped  map[string]bool // uids fencing stopped, not started since
+	lastSent time.Time // when the last successful heartbeat was sent
+	active   bool      // fenced now
+	// stopped holds the uids fencing stopped and that were not started
+	// since; the value says whether their Fenced event is still due.
+	stopped map[string]bool
 }
 
 // beat records a successful heartbeat sent at sent. It reports whether
@@ -82,7 +90,20 @@ func (f *fencer) markStopped(uid string) {
 func (f *fencer) wasFenced(uid string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.stopped[uid]
+	_, ok := f.stopped[uid]
+	return ok
+}
+
+// announce reports whether the Fenced event of uid is due, once per
+// fencing.
+func (f *fencer) announce(uid string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	due := f.stopped[uid]
+	if due {
+		f.stopped[uid] = false
+	}
+	return due
 }
 
 // forget drops uid after it was started (or removed).
@@ -147,42 +168,69 @@ func (a *Agent) fenceLoop(ctx context.Context) {
 	}
 }
 
-// fenceMembers stops (kills) every running group member of the host.
+// fenceMembers stops (kills) every running group member of the host: those
+// in the cache and those in the group member record, which an agent that
+// has not listed its instances yet knows only from there.
 func (a *Agent) fenceMembers(ctx context.Context) {
-	for _, inst := range a.cache.all() {
-		if !isGroupMember(inst) {
-			continue
+	type target struct{ uid, driver string }
+	seen := map[target]bool{}
+	var targets []groupMember
+	add := func(m groupMember) {
+		if t := (target{m.UID, m.Driver}); !seen[t] {
+			seen[t] = true
+			targets = append(targets, m)
 		}
-		d := a.cfg.Drivers.Get(inst.Status.Driver)
+	}
+	for _, inst := range a.cache.all() {
+		if isGroupMember(inst) {
+			add(groupMember{UID: inst.Metadata.UID, Driver: inst.Status.Driver, Instance: instanceKey(inst)})
+		}
+	}
+	for _, m := range a.members.list() {
+		add(m)
+	}
+	for _, m := range targets {
+		d := a.cfg.Drivers.Get(m.Driver)
 		if d == nil {
 			continue
 		}
-		uid := inst.Metadata.UID
-		st, err := d.Inspect(ctx, uid)
+		st, err := d.Inspect(ctx, m.UID)
 		if err != nil || st.State != driver.StateRunning {
 			continue
 		}
-		a.fence.markStopped(uid)
-		if err := d.Stop(ctx, uid, 0); err != nil {
-			a.log.Error("fencing: stop group member", "instance", instanceKey(inst), "err", err)
+		a.fence.markStopped(m.UID)
+		if err := d.Stop(ctx, m.UID, 0); err != nil {
+			a.log.Error("fencing: stop group member", "instance", m.Instance, "uid", m.UID, "err", err)
 			continue
 		}
-		a.log.Warn("fenced group member: stopped it because the presence lease is expiring", "instance", instanceKey(inst))
+		a.log.Warn("fenced group member: stopped it because the presence lease is expiring", "instance", m.Instance, "uid", m.UID)
 	}
 }
 
-// unfence is called after a successful heartbeat that ends fencing: the
-// instances fencing stopped are reconciled again (started if they are
-// still assigned here and the control plane did not replace them).
+// unfence is called after a successful heartbeat that ends fencing.
 func (a *Agent) unfence(ctx context.Context) {
 	a.log.Info("heartbeat works again: fencing ends")
+	a.restartFenced(ctx)
+}
+
+// restartFenced has the instances fencing stopped reconciled again
+// (started if they are still assigned here and the control plane did not
+// replace them), each with an event Fenced. Before the first successful
+// list the cache knows none of those found through the group member
+// record: they are kept for that list, which queues every assigned
+// instance and calls restartFenced again if fencing has ended.
+func (a *Agent) restartFenced(ctx context.Context) {
 	for _, uid := range a.fence.fencedUIDs() {
 		inst, ok := a.cache.byUIDCopy(uid)
 		if !ok {
-			a.fence.forget(uid)
+			if a.synced.Load() {
+				a.fence.forget(uid)
+			}
 			continue
 		}
-		a.event(ctx, inst, api.EventWarning, "Fenced", "the instance was stopped while its host could not renew its presence lease")
+		if a.fence.announce(uid) {
+			a.event(ctx, inst, api.EventWarning, "Fenced", "the instance was stopped while its host could not renew its presence lease")
+		}
 		a.queue.Add(instanceKey(inst))
 	}
 }

@@ -53,6 +53,7 @@ func (a *Agent) reconcile(ctx context.Context, key string) error {
 			return err
 		}
 		a.cache.forget(g.Metadata.UID)
+		a.forgetMember(g.Metadata.UID)
 		a.fence.forget(g.Metadata.UID)
 		a.fetches.forget(g.Metadata.UID)
 		a.log.Info("removed instance no longer assigned to this host", "instance", key, "uid", g.Metadata.UID)
@@ -245,6 +246,12 @@ func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
 		spec.Interfaces = orderNICs(p.nics, inst.Status.Interfaces)
 	}
 	spec.PublicKeys, spec.UserData, spec.Zone = inst.Spec.PublicKeys, inst.Spec.UserData, r.a.zone()
+	// A group member is recorded before it exists, so that fencing finds
+	// it even if the agent dies right after Create and starts again
+	// without the API (members.go). Without the record, no member.
+	if err := r.a.recordMember(inst, d.Name()); err != nil {
+		return fmt.Errorf("provision %s: %w", instanceKey(inst), err)
+	}
 	if err := d.Create(ctx, spec); err != nil {
 		var fe *fetchError
 		if errors.As(err, &fe) {
@@ -300,7 +307,7 @@ func (r *instanceRun) fail(ctx context.Context, reason string, cause error) erro
 // requests it honoured.
 func (r *instanceRun) start(ctx context.Context, d driver.Driver, reboot bool) error {
 	uid := r.inst.Metadata.UID
-	if err := r.a.fence.allowStart(r.inst); err != nil {
+	if err := r.mayStart(d); err != nil {
 		return err
 	}
 	if _, err := r.update(ctx, setPhase(api.PhaseStarting, "", "")); err != nil {
@@ -311,6 +318,18 @@ func (r *instanceRun) start(ctx context.Context, d driver.Driver, reboot bool) e
 	}
 	r.a.fence.forget(uid)
 	return r.started(ctx, d, reboot)
+}
+
+// mayStart is checked before every start: fencing may hold group members
+// back, and a member is recorded (members.go) before it runs.
+func (r *instanceRun) mayStart(d driver.Driver) error {
+	if err := r.a.fence.allowStart(r.inst); err != nil {
+		return err
+	}
+	if err := r.a.recordMember(r.inst, d.Name()); err != nil {
+		return fmt.Errorf("start %s: %w", instanceKey(r.inst), err)
+	}
+	return nil
 }
 
 // reboot restarts a running instance: in place when the driver can

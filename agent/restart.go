@@ -137,7 +137,7 @@ func (r *instanceRun) restartWhenDue(ctx context.Context, d driver.Driver) error
 		r.a.queue.AddAfter(key, wait)
 		return nil
 	}
-	if err := r.a.fence.allowStart(r.inst); err != nil {
+	if err := r.mayStart(d); err != nil {
 		return err
 	}
 	if err := d.Start(ctx, uid); err != nil {

@@ -21,6 +21,9 @@ func (a *Agent) list(ctx context.Context) (string, error) {
 	for _, key := range a.cache.replace(items) {
 		a.queue.Add(key)
 	}
+	for i := range items {
+		a.noteAssigned(items[i].Metadata.UID)
+	}
 	return meta.ResourceVersion, nil
 }
 
@@ -33,6 +36,12 @@ func (a *Agent) initialSync(ctx context.Context) (string, bool) {
 		rv, err := a.list(ctx)
 		if err == nil {
 			a.collectOrphans(ctx)
+			a.synced.Store(true)
+			if !a.fence.isActive() {
+				// Heartbeats came back before this list: restart what
+				// fencing stopped and the list still assigns here.
+				a.restartFenced(ctx)
+			}
 			return rv, true
 		}
 		if ctx.Err() != nil {
@@ -47,25 +56,42 @@ func (a *Agent) initialSync(ctx context.Context) (string, bool) {
 
 // collectOrphans deletes driver instances whose uid no instance assigned
 // to this host has, according to the list that just succeeded: they were
-// deleted or moved while the agent was away.
+// deleted or moved while the agent was away. Then it drops from the group
+// member record the members that are not assigned here and that no
+// driver holds any more.
 func (a *Agent) collectOrphans(ctx context.Context) {
+	unlisted := map[string]bool{}        // drivers whose List failed
+	left := map[string]map[string]bool{} // driver → orphans it still holds
 	for _, name := range a.cfg.Drivers.Names() {
 		d := a.cfg.Drivers.Get(name)
 		ids, err := d.List(ctx)
 		if err != nil {
 			a.log.Warn("list driver instances", "driver", name, "err", err)
+			unlisted[name] = true
 			continue
 		}
+		left[name] = map[string]bool{}
 		for _, id := range ids {
 			if a.cache.assigned(id) {
 				continue
 			}
 			if err := d.Delete(ctx, id); err != nil {
 				a.log.Warn("delete orphaned instance", "driver", name, "uid", id, "err", err)
+				left[name][id] = true
 				continue
 			}
 			a.log.Info("deleted orphaned instance: no instance on this host has its uid", "driver", name, "uid", id)
 		}
+	}
+	dropped, err := a.members.retain(func(m groupMember) bool {
+		return a.cache.assigned(m.UID) || unlisted[m.Driver] || left[m.Driver][m.UID]
+	})
+	for _, m := range dropped {
+		a.fence.forget(m.UID)
+		a.log.Info("group member no longer on this host", "instance", m.Instance, "uid", m.UID, "driver", m.Driver)
+	}
+	if err != nil {
+		a.log.Error("record group members for fencing", "err", err)
 	}
 }
 
@@ -107,6 +133,7 @@ func (a *Agent) watchLoop(ctx context.Context, rv string) {
 					a.cache.remove(&ev.Object)
 				} else {
 					a.cache.set(&ev.Object)
+					a.noteAssigned(ev.Object.Metadata.UID)
 				}
 				a.queue.Add(instanceKey(&ev.Object))
 			case api.Deleted:

@@ -1,0 +1,371 @@
+package agent
+
+import (
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/driver"
+)
+
+// recorded reads the group member record an agent left in dir.
+func recorded(t *testing.T, dir string) []groupMember {
+	t.Helper()
+	r := newMemberRecord(dir)
+	if err := r.load(); err != nil {
+		t.Fatalf("load the record: %v", err)
+	}
+	return r.list()
+}
+
+// recordedUIDs is recorded without the error: for polling while an agent
+// writes (each write replaces the whole file, so a read is never partial).
+func recordedUIDs(dir string) []string {
+	r := newMemberRecord(dir)
+	if r.load() != nil {
+		return nil
+	}
+	var uids []string
+	for _, m := range r.list() {
+		uids = append(uids, m.UID)
+	}
+	return uids
+}
+
+func TestMemberRecordSurvivesANewAgent(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{DataDir: dir, Drivers: driver.NewRegistry()}
+	a1, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := groupMember{UID: "uid-web", Driver: "container", Instance: "demo/web-1"}
+	db := groupMember{UID: "uid-db", Driver: "vm", Instance: "demo/db-1"}
+	gone := groupMember{UID: "uid-gone", Driver: "vm", Instance: "demo/db-0"}
+	for _, m := range []groupMember{web, db, gone, web} {
+		if err := a1.members.add(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	web.Driver = "vm" // the member was recreated by another driver
+	if err := a1.members.add(web); err != nil {
+		t.Fatal(err)
+	}
+	if err := a1.members.remove("uid-gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a1.members.remove("uid-never"); err != nil {
+		t.Fatal(err)
+	}
+	want := []groupMember{db, web} // sorted by uid
+
+	a2, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a2.members.list(); len(got) != 0 {
+		t.Fatalf("a new agent knows %v before loading", got)
+	}
+	if err := a2.members.load(); err != nil {
+		t.Fatal(err)
+	}
+	if got := a2.members.list(); !slices.Equal(got, want) {
+		t.Errorf("after a new agent loaded the record: %v, want %v", got, want)
+	}
+
+	dropped, err := a2.members.retain(func(m groupMember) bool { return m.Driver == "vm" && m.UID == "uid-db" })
+	if err != nil || !slices.Equal(dropped, []groupMember{web}) {
+		t.Errorf("retain dropped %v, %v; want web", dropped, err)
+	}
+	if got := recorded(t, dir); !slices.Equal(got, []groupMember{db}) {
+		t.Errorf("on disk after retain: %v, want only db", got)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != MembersFile {
+		t.Errorf("data dir holds %v, want only %s", ents, MembersFile)
+	}
+}
+
+func TestMemberRecordLoad(t *testing.T) {
+	web := groupMember{UID: "uid-web", Driver: "container", Instance: "demo/web-1"}
+	tests := []struct {
+		name    string
+		content string // "" leaves the file missing
+		dir     bool   // a directory where the file should be
+		want    []groupMember
+		wantErr string
+	}{
+		{name: "missing"},
+		{name: "empty set", content: `{"members":[]}`},
+		{name: "one", content: `{"members":[{"uid":"uid-web","driver":"container","instance":"demo/web-1"}]}`, want: []groupMember{web}},
+		{name: "corrupt", content: `{"members":[{"uid":"uid-w`, wantErr: "corrupt"},
+		{name: "unreadable", dir: true, wantErr: "read group member record"},
+		{name: "entry without driver", content: `{"members":[{"uid":"uid-x"},{"uid":"uid-web","driver":"container","instance":"demo/web-1"}]}`,
+			want: []groupMember{web}, wantErr: "without uid or driver"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, MembersFile)
+			r := newMemberRecord(dir)
+			// What is in memory before load must not survive it.
+			if err := r.add(groupMember{UID: "uid-stale", Driver: "vm"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tt.dir:
+				if err := os.Mkdir(path, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			case tt.content != "":
+				if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := r.load()
+			if tt.wantErr == "" && err != nil {
+				t.Errorf("load: %v", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("load error %v, want one saying %q", err, tt.wantErr)
+			}
+			if got := r.list(); !slices.Equal(got, tt.want) {
+				t.Errorf("after load: %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// runGroupMember runs, with a first agent, a group member (uid-member)
+// and an instance outside groups (uid-solo), then stops the agent: the
+// driver keeps both running, as containers and VMs outlive the agent. It
+// returns the member's key.
+func runGroupMember(t *testing.T, h *harness) string {
+	t.Helper()
+	stop := h.start(t, h.config())
+	member := newInstance("web-1", "uid-member")
+	member.Metadata.Labels = map[string]string{api.LabelGroup: "web"}
+	mkey := h.api.addInstance(member)
+	skey := h.api.addInstance(newInstance("solo", "uid-solo"))
+	h.waitInstance(t, mkey, "Running", phaseIs(api.PhaseRunning))
+	h.waitInstance(t, skey, "Running", phaseIs(api.PhaseRunning))
+	stop()
+	want := []groupMember{{UID: "uid-member", Driver: "fake", Instance: mkey}}
+	if got := recorded(t, h.dir); !slices.Equal(got, want) {
+		t.Fatalf("record after the first agent: %v, want %v", got, want)
+	}
+	return mkey
+}
+
+// silentServer accepts connections and never answers, as a server behind
+// a partition that still completes handshakes would; it returns its URL.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// refusedURL returns the URL of a port nothing listens on.
+func refusedURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "http://" + ln.Addr().String()
+	ln.Close()
+	return u
+}
+
+// unavailableServer answers every request 503, as a proxy in front of a
+// lost control plane would; it returns its URL.
+func unavailableServer(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no upstream", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestFencingWithoutAPIAtStart: an agent that starts while the API cannot
+// be reached fences the group members it recorded before, and nothing
+// else.
+func TestFencingWithoutAPIAtStart(t *testing.T) {
+	tests := []struct {
+		name   string
+		server func(*testing.T) string
+	}{
+		{"connection refused", refusedURL},
+		{"never answers", silentServer},
+		{"answers 503", unavailableServer},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			runGroupMember(t, h)
+			soloOps := h.drv.opsFor("uid-solo")
+
+			cfg := h.config()
+			cfg.Server = tt.server(t) // overrides the URL kept with the credentials
+			cfg.LeaseTTL = 400 * time.Millisecond
+			deadline := (&Agent{cfg: cfg}).fenceDeadline()
+			started := time.Now()
+			h.start(t, cfg)
+			waitFor(t, "group member fenced", func() bool { return h.drv.state("uid-member") == driver.StateStopped })
+			st, err := h.drv.Inspect(t.Context(), "uid-member")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if early := st.FinishedAt.Sub(started); early < deadline {
+				t.Errorf("member fenced %s after the agent started, before the fence deadline %s", early, deadline)
+			}
+			// One more fencing pass: the one that stopped the member has
+			// gone through every instance.
+			n := h.drv.inspected("uid-member")
+			waitFor(t, "another fencing pass", func() bool { return h.drv.inspected("uid-member") > n })
+			if got := h.drv.opsFor("uid-solo"); !slices.Equal(got, soloOps) || h.drv.state("uid-solo") != driver.StateRunning {
+				t.Errorf("instance outside groups: driver calls %v (before the cut-off agent: %v), state %s; want untouched and running",
+					got, soloOps, h.drv.state("uid-solo"))
+			}
+			if ops := h.drv.opsFor("uid-member"); ops[len(ops)-1] != "stop" {
+				t.Errorf("member driver calls %v, want a stop last", ops)
+			}
+		})
+	}
+}
+
+// TestFencedAtStartRunsAgainWhenAPIReturns: a member fenced by an agent
+// that started cut off is started again, not counted as a crash, once the
+// API answers and still assigns it to the host: whether heartbeats or
+// lists work again first.
+func TestFencedAtStartRunsAgainWhenAPIReturns(t *testing.T) {
+	tests := []struct {
+		name       string
+		beatsFirst bool
+	}{
+		{"heartbeats first", true},
+		{"lists first", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			mkey := runGroupMember(t, h)
+			reconciled := h.reconciles(mkey) // by the first agent
+			h.api.setFailBeats(true)
+			h.api.setFailLists(true)
+
+			cfg := h.config()
+			cfg.LeaseTTL = 400 * time.Millisecond
+			h.start(t, cfg)
+			waitFor(t, "group member fenced", func() bool { return h.drv.state("uid-member") == driver.StateStopped })
+
+			if tt.beatsFirst {
+				h.api.setFailBeats(false)
+				// A heartbeat sent after a successful one: the agent has
+				// handled the end of fencing, before any list worked.
+				_, beats, _ := h.api.counts()
+				waitFor(t, "two more heartbeats", func() bool { _, b, _ := h.api.counts(); return b >= beats+2 })
+				h.api.setFailLists(false)
+			} else {
+				h.api.setFailLists(false)
+				waitFor(t, "a reconcile while fenced", func() bool { return h.reconciles(mkey) > reconciled })
+				if c := h.drv.count("start", "uid-member"); c != 1 {
+					t.Fatalf("member started %d times while fenced, want 1", c)
+				}
+				h.api.setFailBeats(false)
+			}
+			waitFor(t, "member running again", func() bool { return h.drv.state("uid-member") == driver.StateRunning })
+			inst := h.waitInstance(t, mkey, "Running", phaseIs(api.PhaseRunning))
+			if inst.Status.RestartCount != 0 || inst.Status.Reason != "" {
+				t.Errorf("after fencing: restartCount %d reason %q", inst.Status.RestartCount, inst.Status.Reason)
+			}
+			waitFor(t, "Fenced event", func() bool { return slices.Contains(h.api.eventReasons("web-1"), "Fenced") })
+			if n := strings.Count(strings.Join(h.api.eventReasons("web-1"), " "), "Fenced"); n != 1 {
+				t.Errorf("%d Fenced events, want 1", n)
+			}
+			if h.drv.count("stop", "uid-solo") != 0 || h.drv.state("uid-solo") != driver.StateRunning {
+				t.Error("an instance outside groups was stopped")
+			}
+		})
+	}
+}
+
+// TestMemberRecordForgetsDeletedMembers: a member leaves the record when
+// it is deleted, while the agent runs or while it is away.
+func TestMemberRecordForgetsDeletedMembers(t *testing.T) {
+	t.Run("while the agent runs", func(t *testing.T) {
+		h := newHarness(t)
+		h.start(t, h.config())
+		member := newInstance("web-1", "uid-member")
+		member.Metadata.Labels = map[string]string{api.LabelGroup: "web"}
+		key := h.api.addInstance(member)
+		h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
+		if got := recordedUIDs(h.dir); !slices.Equal(got, []string{"uid-member"}) {
+			t.Fatalf("record of a running member: %v", got)
+		}
+
+		h.api.updateSpec(key, func(i *api.Instance) {
+			now := time.Now()
+			i.Metadata.DeletionTimestamp = &now
+			i.Status.Phase = api.PhaseTerminating
+		})
+		waitFor(t, "instance removed", func() bool { return h.api.get(key) == nil })
+		waitFor(t, "member forgotten", func() bool { return len(recordedUIDs(h.dir)) == 0 })
+		if h.drv.has("uid-member") {
+			t.Error("driver still has the member")
+		}
+	})
+	t.Run("while the agent is away", func(t *testing.T) {
+		h := newHarness(t)
+		mkey := runGroupMember(t, h)
+		h.api.mu.Lock()
+		h.api.removeLocked(mkey)
+		h.api.mu.Unlock()
+
+		h.start(t, h.config())
+		waitFor(t, "member deleted from the driver", func() bool { return !h.drv.has("uid-member") })
+		waitFor(t, "member forgotten", func() bool { return len(recordedUIDs(h.dir)) == 0 })
+		if !h.drv.has("uid-solo") {
+			t.Error("the instance outside groups was deleted")
+		}
+	})
+}
