@@ -60,6 +60,19 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   50 times, and a list selecting the 100 instances labelled `+"`sel=yes`"+`, 200 times.
 - **Idle memory**: `+"`BenchmarkIdleUp`"+`: `+"`ouro up`"+` on free loopback ports with a fresh data dir and
   its own CLI config, idle for 30 s after it said it is up, then VmRSS from /proc/PID/status.
+- **Control-plane leader lost**: `+"`BenchmarkLeaderFailover`"+` in test/e2e: per run a fresh control
+  plane of 3 nodes on loopback, each an etcd member (Debian's etcd, default 100 ms heartbeat and
+  1 s election timeout) and an `+"`ouro server`"+` given all 3 members (`+"`--etcd-endpoints`"+`); the
+  first server makes the CA and the admin, the others start with its pki/ca.crt and ca.key in
+  their data dirs. One hollow host joins through one server. etcd's leadership is moved to the node
+  whose server leads the controllers (the election key in etcd says which), then that node's server
+  and etcd member are SIGKILLed together. From the kill, new instances are created one at a time
+  through the third server (each create sent once, without the client's retries; after an error
+  answer the next follows 50 ms later): *writes accepted* is when a create is first answered with
+  success, *placed* when that instance has status.host, which only the new leader's scheduler sets
+  (polled every 20 ms). Writes wait for etcd's election (a randomized 1–2 s election timeout);
+  placement also waits for the dead server's 2 s election lease, which a new etcd leader extends
+  by its 1 s election timeout. Each run logs the breakdown.
 `)
 	if len(peers.Notes) > 0 {
 		fmt.Fprint(w, "\n## Notes from this run\n\n")

@@ -155,6 +155,7 @@ func TestRender(t *testing.T) {
 	samples := Samples{
 		"BenchmarkContainerCreateToRunning p50-ms": {120, 100, 140},
 		"BenchmarkScale placements/s":              {1500, 1200, 1800, 1300, 1400},
+		"BenchmarkLeaderFailover accepted-s":       {1.5, 1.25, 2},
 	}
 	peers := &Peers{
 		Machine: map[string]string{"cpu": "Test CPU | fast", "cores": "2"},
@@ -172,6 +173,8 @@ func TestRender(t *testing.T) {
 		"not measured: load balancers do not exist yet",
 		"not measured: needs root second line",
 		"p99 ≤ 200 ms",
+		"| Control-plane leader lost → writes accepted | **1.50 s** (1.25–2.00) | 3 | — | — |",
+		"| … an instance created then placed by the new leader | not measured: no result in this run | 0 |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)

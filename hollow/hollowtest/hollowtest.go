@@ -71,7 +71,7 @@ func Start(tb testing.TB) *Cloud {
 		tb.Fatal(err)
 	}
 	c := &Cloud{URL: srv.URL, CACert: srv.CACert, Admin: admin, Dir: dir}
-	c.makeImage(tb)
+	MakeImage(tb, admin)
 	return c
 }
 
@@ -86,21 +86,23 @@ func freeAddr(tb testing.TB) string {
 	return l.Addr().String()
 }
 
-// makeImage uploads an empty tar layer and makes ImageName of it.
-func (c *Cloud) makeImage(tb testing.TB) {
+// MakeImage uploads an empty tar layer through admin, a cluster admin's
+// client, and makes the public image ImageName of it in Project. Start
+// calls it; tests that run servers of their own call it once.
+func MakeImage(tb testing.TB, admin *client.Client) {
 	tb.Helper()
 	ctx := context.Background()
 	layer := make([]byte, 1024) // two zero blocks: an empty tar archive
 	sum := sha256.Sum256(layer)
 	digest := "sha256:" + hex.EncodeToString(sum[:])
-	if err := c.Admin.PutBlob(ctx, digest, int64(len(layer)), bytes.NewReader(layer)); err != nil {
+	if err := admin.PutBlob(ctx, digest, int64(len(layer)), bytes.NewReader(layer)); err != nil {
 		tb.Fatalf("upload layer: %v", err)
 	}
 	img := &api.Image{Metadata: api.ObjectMeta{Name: ImageName, Project: Project},
 		Spec: api.ImageSpec{Format: api.FormatOCI, Public: true,
 			Layers: []api.Blob{{Digest: digest, Size: int64(len(layer)), MediaType: api.MediaTypeLayerTar}},
 			Config: api.ImageConfig{Cmd: []string{"sleep", "infinity"}}}}
-	if _, err := c.Admin.Create(ctx, img, client.CreateOptions{}); err != nil {
+	if _, err := admin.Create(ctx, img, client.CreateOptions{}); err != nil {
 		tb.Fatalf("create image: %v", err)
 	}
 }

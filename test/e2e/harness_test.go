@@ -102,18 +102,27 @@ func start(t testing.TB, env []string, args ...string) *proc {
 // test's own).
 func startIn(t testing.TB, netns string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: commandIn(netns, ouroBin, args...), out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
+	cmd := commandIn(netns, ouroBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	return startCmd(t, cmd)
+}
+
+// startCmd starts cmd in the background, its output kept; it is killed
+// when the test ends, and its output logged if the test failed.
+func startCmd(t testing.TB, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	name := filepath.Base(cmd.Path) + " " + strings.Join(cmd.Args[1:], " ")
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start ouro %v: %v", args, err)
+		t.Fatalf("start %s: %v", name, err)
 	}
 	go func() { p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
-			t.Logf("output of ouro %s:\n%s", strings.Join(args, " "), tail(p.out.String(), 4000))
+			t.Logf("output of %s:\n%s", name, tail(p.out.String(), 4000))
 		}
 	})
 	return p
