@@ -50,6 +50,20 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   the create call until a watch sees phase Running; p50 and p90 over the instances of one run.
   Peer: `+"`lxc-create -t busybox`"+` then `+"`lxc-start`"+` and `+"`lxc-wait -s RUNNING`"+` of a fresh container
   (no network, in a scratch lxcpath), timed by run.sh, destroyed after each run.
+- **VM create → guest kernel running**: `+"`BenchmarkVMCreateToKernel`"+` in test/e2e: the tiny test
+  image (the host's Debian kernel and a busybox initramfs, internal/testimage) imported as a
+  kernel image; per iteration one VM through the API of a real server and agent (placement, TAP
+  port on the network's bridge, NoCloud seed, QEMU start) from the create call until "Linux
+  version" is in its serial log, then one transient libvirt domain (`+"`virsh create`"+`, Debian's
+  libvirtd, same kernel, initramfs, command line, 1 vCPU, 128 MiB, serial to a file) from the
+  call until the same line is in its file. Both logs polled every 10 ms; each guest removed before
+  the next boots. Both sides use KVM where it works and TCG where it does not.
+- **Host dies → group running elsewhere**: `+"`BenchmarkGroupHostLoss`"+` in test/e2e: 3 hosts (each
+  its own network namespace and agent), a group of 4 busybox members spread softly over them; the
+  host running most members is cut as a power cut would (SIGKILL to its agent, its containers'
+  shims and processes), and the figure is the time from the cut until a watch of the group's
+  instances shows 4 Running members, none on the dead host. The agents' defaults apply: heartbeat
+  every 2 s, presence lease 6 s, so most of the figure is the lease running out.
 - **Scheduling**: `+"`BenchmarkScale`"+` in bench/: a real server (embedded etcd, API, controllers)
   and 1,000 hollow hosts in one process on this machine; the hollow hosts join, heartbeat every 2 s
   and watch their instances through the API like real agents. 32 concurrent clients create
