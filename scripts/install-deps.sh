@@ -3,8 +3,8 @@
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
-# Run time: containers, images, networking.
-RUNTIME_PKGS=(runc busybox-static iproute2 nftables ca-certificates)
+# Run time: containers, images, networking (dnsmasq for DHCP and DNS on private networks).
+RUNTIME_PKGS=(runc busybox-static iproute2 nftables dnsmasq-base ca-certificates)
 # Tests: a real external etcd for the external-store test, skopeo for OCI fixtures;
 # for the Debian cloud-init test image (internal/testimage) debootstrap, mkfs.ext4, depmod,
 # qemu-img, the host's Debian kernel, genisoimage for NoCloud seeds and QEMU to boot it.
