@@ -44,10 +44,13 @@ const (
 	defaultWorkers = 2
 )
 
-// Queue key prefixes.
+// Queue keys: hostPrefix and fipPrefix name one object; everyKey stands
+// for every host and floating IP, so that a change costs one queue entry
+// however many hosts there are.
 const (
 	hostPrefix = "host:"
 	fipPrefix  = "fip:"
+	everyKey   = "every"
 )
 
 // Options configure a Controller.
@@ -116,16 +119,22 @@ func (c *Controller) changed(string) {
 	c.mu.Lock()
 	c.stale = true
 	c.mu.Unlock()
+	c.queue.AddAfter(everyKey, c.o.Debounce)
+}
+
+// queueEvery queues every real host (hollow ones realise no networks) and
+// every floating IP.
+func (c *Controller) queueEvery() {
 	for _, in := range []*cache.Informer{c.o.Hosts, c.hostNets} {
 		for _, h := range in.List() {
 			if hollow(h) {
 				continue
 			}
-			c.queue.AddAfter(hostPrefix+h.Meta().Name, c.o.Debounce)
+			c.queue.Add(hostPrefix + h.Meta().Name)
 		}
 	}
 	for _, f := range c.fips.List() {
-		c.queue.AddAfter(fipPrefix+cache.Key(f), c.o.Debounce)
+		c.queue.Add(fipPrefix + cache.Key(f))
 	}
 }
 
@@ -195,6 +204,9 @@ func (c *Controller) reconcile(ctx context.Context, k string) error {
 		return nil
 	}
 	switch {
+	case k == everyKey:
+		c.queueEvery()
+		return nil
 	case strings.HasPrefix(k, hostPrefix):
 		return c.reconcileHost(ctx, x, strings.TrimPrefix(k, hostPrefix))
 	case strings.HasPrefix(k, fipPrefix):
