@@ -145,7 +145,7 @@ func (s *Server) listOrWatch(k *api.Kind) handlerFunc {
 			return canSee(id, o)
 		}
 		if verb == auth.VerbWatch {
-			return s.watch(w, r, k, project, sel, match)
+			return s.watch(w, r, k, project, host, sel, match)
 		}
 		if s.lists != nil && q.Get("limit") == "" && q.Get("continue") == "" {
 			return s.listCached(w, r, k, project, sel, match)

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -22,7 +23,7 @@ import (
 // interval. Events come from the kind's shared watch (watchcache.go), or
 // from a store watch of the stream's own when the shared one cannot serve
 // its resourceVersion.
-func (s *Server) watch(w http.ResponseWriter, r *http.Request, k *api.Kind, project string, sel api.Selector, match func(api.Object) bool) error {
+func (s *Server) watch(w http.ResponseWriter, r *http.Request, k *api.Kind, project, host string, sel api.Selector, match func(api.Object) bool) error {
 	var fromRev int64
 	if v := r.URL.Query().Get("resourceVersion"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -35,20 +36,13 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, k *api.Kind, proj
 	defer cancel()
 
 	listed := fromRev == 0
-	var initial []api.Object
+	var initial [][]byte // ADDED lines
+	sent := map[string]bool{}
 	if listed {
-		objs, meta, err := s.store.List(ctx, k, project, store.ListOptions{Selector: sel, Filter: match})
-		if err != nil {
-			return fmt.Errorf("list %s: %w", k.Plural, err)
+		var err error
+		if initial, fromRev, err = s.watchList(ctx, k, project, sel, match, sent); err != nil {
+			return err
 		}
-		if fromRev, err = strconv.ParseInt(meta.ResourceVersion, 10, 64); err != nil {
-			return fmt.Errorf("list %s: resourceVersion %q: %w", k.Plural, meta.ResourceVersion, err)
-		}
-		initial = objs
-	}
-	sent := make(map[string]bool, len(initial))
-	for _, o := range initial {
-		sent[o.Meta().Project+"/"+o.Meta().Name] = true
 	}
 	s.metrics.watches.Inc()
 	defer s.metrics.watches.Dec()
@@ -62,8 +56,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, k *api.Kind, proj
 	send := func(typ api.EventType, obj any) bool {
 		return enc.Encode(api.WatchEvent[any]{Type: typ, Object: obj}) == nil
 	}
-	for _, o := range initial {
-		if !send(api.Added, prepareOut(o)) {
+	for _, l := range initial {
+		if _, err := w.Write(l); err != nil {
 			return nil
 		}
 	}
@@ -73,7 +67,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, k *api.Kind, proj
 	// Subscribe only now, so that a long initial list does not fill the
 	// queue; the ring (or a store watch of our own) has what happened
 	// since the list.
-	sub := newSubscriber(project, sel, match, listed, fromRev, sent)
+	sub := newSubscriber(project, host, sel, match, listed, fromRev, sent)
 	if s.watches.subscribe(k, sub) {
 		defer s.watches.unsubscribe(k, sub)
 	} else {
@@ -120,6 +114,47 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, k *api.Kind, proj
 			bookmark.Reset(s.cfg.BookmarkInterval)
 		}
 	}
+}
+
+// watchList lists what a watch starts with: the ADDED lines of the
+// objects the caller may see, each noted in sent, and the revision read.
+// Full lists come from the list cache when the store has one.
+func (s *Server) watchList(ctx context.Context, k *api.Kind, project string, sel api.Selector, match func(api.Object) bool, sent map[string]bool) ([][]byte, int64, error) {
+	var lines [][]byte
+	add := func(obj api.Object, raw []byte) {
+		m := obj.Meta()
+		sent[m.Project+"/"+m.Name] = true
+		lines = append(lines, watchLine(api.Added, raw))
+	}
+	if s.lists != nil {
+		all, rev, err := s.lists.list(ctx, k, project)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list %s: %w", k.Plural, err)
+		}
+		for _, co := range all {
+			if sel.Matches(co.obj.Meta().Labels) && match(co.obj) {
+				add(co.obj, co.raw)
+			}
+		}
+		return lines, rev, nil
+	}
+	objs, meta, err := s.store.List(ctx, k, project, store.ListOptions{Selector: sel, Filter: match})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list %s: %w", k.Plural, err)
+	}
+	rev, err := strconv.ParseInt(meta.ResourceVersion, 10, 64)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list %s: resourceVersion %q: %w", k.Plural, meta.ResourceVersion, err)
+	}
+	for _, o := range objs {
+		o = prepareOut(o)
+		raw, err := json.Marshal(o)
+		if err != nil {
+			return nil, 0, fmt.Errorf("encode %s %s: %w", k.Name, o.Meta().Name, err)
+		}
+		add(o, raw)
+	}
+	return lines, rev, nil
 }
 
 // feedDirect feeds a store watch of the stream's own to sub, for a

@@ -73,12 +73,7 @@ func (e *watchEvent) line(typ api.EventType) []byte {
 	if l, ok := e.lines[typ]; ok {
 		return l
 	}
-	l := make([]byte, 0, len(e.raw)+40)
-	l = append(l, `{"type":"`...)
-	l = append(l, typ...)
-	l = append(l, `","object":`...)
-	l = append(l, e.raw...)
-	l = append(l, "}\n"...)
+	l := watchLine(typ, e.raw)
 	if e.lines == nil {
 		e.lines = make(map[api.EventType][]byte, 1)
 	}
@@ -86,11 +81,23 @@ func (e *watchEvent) line(typ api.EventType) []byte {
 	return l
 }
 
+// watchLine returns the newline-terminated api.WatchEvent of type typ
+// whose object is the encoded raw, as json.Encoder would write it.
+func watchLine(typ api.EventType, raw []byte) []byte {
+	l := make([]byte, 0, len(raw)+40)
+	l = append(l, `{"type":"`...)
+	l = append(l, typ...)
+	l = append(l, `","object":`...)
+	l = append(l, raw...)
+	return append(l, "}\n"...)
+}
+
 // subscriber is one API watch stream. Its filter fields and sent set
 // belong to its single feeder (a shared watch or a direct store watch);
 // the queue is shared with the handler under mu.
 type subscriber struct {
 	project string // "" for all projects
+	host    string // the host filter (instances, host networks); "" for none
 	sel     api.Selector
 	match   func(api.Object) bool
 	listed  bool            // the stream began with a list
@@ -103,10 +110,13 @@ type subscriber struct {
 	ended   bool
 	err     *api.Error
 	notify  chan struct{} // capacity 1: the queue changed
+	// feed is the shared watch the subscriber is attached to (nil for a
+	// store watch of its own); set before the subscriber is shared.
+	feed *sharedWatch
 }
 
-func newSubscriber(project string, sel api.Selector, match func(api.Object) bool, listed bool, from int64, sent map[string]bool) *subscriber {
-	return &subscriber{project: project, sel: sel, match: match, listed: listed, from: from, sent: sent,
+func newSubscriber(project, host string, sel api.Selector, match func(api.Object) bool, listed bool, from int64, sent map[string]bool) *subscriber {
+	return &subscriber{project: project, host: host, sel: sel, match: match, listed: listed, from: from, sent: sent,
 		lastRev: from, notify: make(chan struct{}, 1)}
 }
 
@@ -170,10 +180,19 @@ func (s *subscriber) signal() {
 // whether the subscriber has ended and the error to send if so (nil when
 // the server is closing).
 func (s *subscriber) take() (lines [][]byte, rev int64, ended bool, err *api.Error) {
+	// A shared watch offers a subscriber with a host filter only the
+	// events that can concern it; every event up to the shared watch's
+	// revision has been offered, so the client is at least there. Read
+	// before the queue is taken, as events are queued before the revision
+	// moves past them.
+	var floor int64
+	if s.feed != nil {
+		floor = s.feed.revision()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	lines, s.queue = s.queue, nil
-	return lines, s.lastRev, s.ended, s.err
+	return lines, max(s.lastRev, floor), s.ended, s.err
 }
 
 // fellBehind is the error of a subscriber whose queue overflowed.
@@ -205,7 +224,8 @@ func (h *watchHub) subscribe(k *api.Kind, sub *subscriber) bool {
 	h.mu.Lock()
 	w := h.shared[k]
 	if w == nil {
-		w = &sharedWatch{hub: h, kind: k, subs: map[*subscriber]struct{}{}}
+		w = &sharedWatch{hub: h, kind: k, subs: map[*subscriber]struct{}{},
+			byHost: map[string]map[*subscriber]struct{}{}, lastHost: map[string]string{}}
 		h.shared[k] = w
 	}
 	h.mu.Unlock()
@@ -233,7 +253,34 @@ type sharedWatch struct {
 	oldest, rev int64
 	ring        []*watchEvent // circular, capacity watchRingSize
 	head        int           // index of the oldest event once the ring is full
-	subs        map[*subscriber]struct{}
+	// subs are offered every event; byHost holds the subscribers with a
+	// host filter (each agent watches its own instances and host network),
+	// offered only the events of objects that are or were on their host,
+	// so that an event costs as much with 1,000 hosts as with 3.
+	subs   map[*subscriber]struct{}
+	byHost map[string]map[*subscriber]struct{}
+	// lastHost is the host of each object as of its last event; objects
+	// with no event since the watch started are missing.
+	lastHost map[string]string
+}
+
+// hostOf returns the host an object is on, as the host filter of a watch
+// sees it, and whether its kind has one.
+func hostOf(obj api.Object) (string, bool) {
+	switch o := obj.(type) {
+	case *api.Instance:
+		return o.Status.Host, true
+	case *api.HostNetwork:
+		return o.Metadata.Name, true
+	}
+	return "", false
+}
+
+// revision returns the revision up to which every event was offered.
+func (w *sharedWatch) revision() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rev
 }
 
 func (w *sharedWatch) subscribe(sub *subscriber) bool {
@@ -254,7 +301,17 @@ func (w *sharedWatch) subscribe(sub *subscriber) bool {
 			return true // ended by overflow; the handler sends the error
 		}
 	}
-	w.subs[sub] = struct{}{}
+	sub.feed = w
+	if sub.host != "" {
+		set := w.byHost[sub.host]
+		if set == nil {
+			set = map[*subscriber]struct{}{}
+			w.byHost[sub.host] = set
+		}
+		set[sub] = struct{}{}
+	} else {
+		w.subs[sub] = struct{}{}
+	}
 	w.hub.metrics.watchSubscribers.Inc()
 	return true
 }
@@ -262,9 +319,34 @@ func (w *sharedWatch) subscribe(sub *subscriber) bool {
 func (w *sharedWatch) unsubscribe(sub *subscriber) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, ok := w.subs[sub]; ok {
-		delete(w.subs, sub)
-		w.hub.metrics.watchSubscribers.Dec()
+	w.removeLocked(sub)
+}
+
+// removeLocked detaches sub, if attached.
+func (w *sharedWatch) removeLocked(sub *subscriber) {
+	set := w.subs
+	if sub.host != "" {
+		set = w.byHost[sub.host]
+	}
+	if _, ok := set[sub]; !ok {
+		return
+	}
+	delete(set, sub)
+	if sub.host != "" && len(set) == 0 {
+		delete(w.byHost, sub.host)
+	}
+	w.hub.metrics.watchSubscribers.Dec()
+}
+
+// each calls f for every subscriber.
+func (w *sharedWatch) each(f func(*subscriber)) {
+	for sub := range w.subs {
+		f(sub)
+	}
+	for _, set := range w.byHost {
+		for sub := range set {
+			f(sub)
+		}
 	}
 }
 
@@ -355,11 +437,38 @@ func (w *sharedWatch) deliver(ev *watchEvent) {
 		w.ring[w.head] = ev
 		w.head = (w.head + 1) % len(w.ring)
 	}
-	for sub := range w.subs {
+	offer := func(sub *subscriber) {
 		if !sub.offer(ev) {
-			delete(w.subs, sub)
-			w.hub.metrics.watchSubscribers.Dec()
+			w.removeLocked(sub)
 			w.hub.metrics.watchesFellBehind.Inc()
+		}
+	}
+	host, indexed := hostOf(ev.obj)
+	if !indexed {
+		w.each(offer)
+		return
+	}
+	prev, known := w.lastHost[ev.key]
+	if ev.typ == api.Deleted {
+		delete(w.lastHost, ev.key)
+	} else {
+		w.lastHost[ev.key] = host
+	}
+	if !known && ev.typ != api.Added {
+		// Where the object was before is not known: a subscriber of any
+		// host may hold it.
+		w.each(offer)
+		return
+	}
+	for sub := range w.subs {
+		offer(sub)
+	}
+	for sub := range w.byHost[host] {
+		offer(sub)
+	}
+	if known && prev != host {
+		for sub := range w.byHost[prev] {
+			offer(sub)
 		}
 	}
 }
@@ -370,11 +479,10 @@ func (w *sharedWatch) deliver(ev *watchEvent) {
 func (w *sharedWatch) stop(e *api.Error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for sub := range w.subs {
+	w.each(func(sub *subscriber) {
 		sub.end(e)
-		delete(w.subs, sub)
-		w.hub.metrics.watchSubscribers.Dec()
-	}
-	w.running, w.ring, w.head = false, nil, 0
+		w.removeLocked(sub)
+	})
+	w.running, w.ring, w.head, w.lastHost = false, nil, 0, map[string]string{}
 	w.hub.metrics.sharedWatches.Dec()
 }

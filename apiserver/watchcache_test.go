@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/store"
@@ -217,7 +218,7 @@ func TestSharedWatchRestartsAndEnds(t *testing.T) {
 }
 
 func TestSlowSubscriberEndsWithGone(t *testing.T) {
-	sub := newSubscriber("", api.Selector{}, func(api.Object) bool { return true }, false, 0, map[string]bool{})
+	sub := newSubscriber("", "", api.Selector{}, func(api.Object) bool { return true }, false, 0, map[string]bool{})
 	for i := range subscriberQueue {
 		ev, err := newWatchEvent(flavorEvent(fmt.Sprintf("f%d", i), int64(i+1)))
 		if err != nil {
@@ -247,6 +248,83 @@ func TestSharedWatchMetricsServed(t *testing.T) {
 	for _, name := range []string{"ouro_apiserver_shared_watches", "ouro_apiserver_watch_subscribers"} {
 		if r.status != http.StatusOK || !strings.Contains(string(r.body), name) {
 			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+}
+
+// TestHostWatchesSeeTheirHost checks the host index of the shared watch:
+// a watch with a host filter sees objects arrive on and leave its host,
+// whether or not the shared watch saw where they were before, and its
+// bookmarks move on with events of other hosts it is never offered.
+func TestHostWatchesSeeTheirHost(t *testing.T) {
+	e := newEnv(t)
+	e.srv.cfg.BookmarkInterval = 20 * time.Millisecond
+	e.image("default", "img", false)
+	// "old" is on h1 before any watch exists: the shared watch will not
+	// know where it was when it first moves.
+	e.instance(e.admin, "default", "old", "img")
+	e.place("default", "old", "h1", api.PhaseRunning)
+
+	watch := func(host string) <-chan api.WatchEvent[json.RawMessage] {
+		ch, res := e.watchStream("/v1/instances?watch=true&host="+host, e.hostToken(host))
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("watch of %s: status %d", host, res.StatusCode)
+		}
+		return ch
+	}
+	h1, h2, h3 := watch("h1"), watch("h2"), watch("h3")
+	// expect waits for the next event that is not a bookmark; bookmarks
+	// keep coming, so it has a deadline of its own.
+	expect := func(ch <-chan api.WatchEvent[json.RawMessage], who string, typ api.EventType, name string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+			ev := next(t, ch)
+			if ev.Type == api.Bookmark {
+				continue
+			}
+			var o struct {
+				Metadata api.ObjectMeta `json:"metadata"`
+			}
+			json.Unmarshal(ev.Object, &o)
+			if ev.Type != typ || o.Metadata.Name != name {
+				t.Fatalf("%s saw %s %s, want %s %s", who, ev.Type, o.Metadata.Name, typ, name)
+			}
+			return
+		}
+		t.Fatalf("%s saw no %s %s within 10s", who, typ, name)
+	}
+	expect(h1, "h1", api.Added, "old") // the initial list
+
+	e.place("default", "old", "h2", api.PhaseRunning)
+	expect(h1, "h1", api.Deleted, "old")
+	expect(h2, "h2", api.Added, "old")
+
+	e.instance(e.admin, "default", "a", "img")
+	e.place("default", "a", "h1", api.PhaseScheduled)
+	expect(h1, "h1", api.Added, "a")
+	moved := e.place("default", "a", "h2", api.PhaseScheduled)
+	expect(h1, "h1", api.Deleted, "a")
+	expect(h2, "h2", api.Added, "a")
+	e.place("default", "a", "h2", api.PhaseRunning)
+	expect(h2, "h2", api.Modified, "a")
+
+	// h3 is offered none of this, yet its bookmarks pass the last move.
+	want, _ := strconv.ParseInt(moved.Metadata.ResourceVersion, 10, 64)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ev := next(t, h3)
+		if ev.Type != api.Bookmark {
+			t.Fatalf("h3 saw %s: %s", ev.Type, ev.Object)
+		}
+		var b struct {
+			Metadata api.ListMeta `json:"metadata"`
+		}
+		json.Unmarshal(ev.Object, &b)
+		if rv, _ := strconv.ParseInt(b.Metadata.ResourceVersion, 10, 64); rv >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("h3's bookmarks stay at %s, before revision %d", b.Metadata.ResourceVersion, want)
 		}
 	}
 }
