@@ -198,15 +198,18 @@ func listAs[T api.Object](in *cache.Informer) []T {
 
 // reconcile converges one queue key.
 func (c *Controller) reconcile(ctx context.Context, k string) error {
+	if k == everyKey {
+		// Fanning out needs no index: building one is left to the keys
+		// that use it, and none may.
+		c.queueEvery()
+		return nil
+	}
 	x, wait := c.index()
 	if x == nil {
 		c.queue.AddAfter(k, wait)
 		return nil
 	}
 	switch {
-	case k == everyKey:
-		c.queueEvery()
-		return nil
 	case strings.HasPrefix(k, hostPrefix):
 		return c.reconcileHost(ctx, x, strings.TrimPrefix(k, hostPrefix))
 	case strings.HasPrefix(k, fipPrefix):
