@@ -37,8 +37,9 @@ import (
 
 // Defaults of Options.
 const (
-	// DefaultDebounce is how long a change waits before the hosts are
-	// recomputed, so that a burst of changes costs one recompute per host.
+	// DefaultDebounce is the least time between two recomputes of the
+	// hosts, so that a burst of changes costs one recompute per host. The
+	// first change after a quiet spell is recomputed at once.
 	DefaultDebounce = 50 * time.Millisecond
 	// defaultWorkers reconcile hosts concurrently.
 	defaultWorkers = 2
@@ -83,6 +84,7 @@ type Controller struct {
 	stale      bool
 	builtAt    time.Time
 	minRebuild time.Duration
+	fannedOut  time.Time // when every host was last queued
 }
 
 // New returns a controller and registers its handlers on the informers.
@@ -114,17 +116,26 @@ func New(o Options) *Controller {
 }
 
 // changed notes that the snapshot moved on and queues everything it may
-// change, after the debounce.
+// change: at once after a quiet spell, else once Debounce has passed
+// since everything was last queued.
 func (c *Controller) changed(string) {
 	c.mu.Lock()
 	c.stale = true
+	wait := c.o.Debounce - time.Since(c.fannedOut)
 	c.mu.Unlock()
-	c.queue.AddAfter(everyKey, c.o.Debounce)
+	if wait <= 0 {
+		c.queue.Add(everyKey)
+		return
+	}
+	c.queue.AddAfter(everyKey, wait)
 }
 
 // queueEvery queues every real host (hollow ones realise no networks) and
 // every floating IP.
 func (c *Controller) queueEvery() {
+	c.mu.Lock()
+	c.fannedOut = time.Now()
+	c.mu.Unlock()
 	for _, in := range []*cache.Informer{c.o.Hosts, c.hostNets} {
 		for _, h := range in.List() {
 			if hollow(h) {

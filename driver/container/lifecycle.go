@@ -28,9 +28,12 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
-	st, found, err := d.runc.state(ctx, id)
-	if err != nil {
-		return fmt.Errorf("start container %s: %w", id, err)
+	var st runcState
+	found := false
+	if d.runc.mayHold(id) {
+		if st, found, err = d.runc.state(ctx, id); err != nil {
+			return fmt.Errorf("start container %s: %w", id, err)
+		}
 	}
 	if found && (st.Status == "running" || st.Status == "paused") {
 		return nil
@@ -91,15 +94,10 @@ func (d *Driver) waitStarted(ctx context.Context, id string, p instancePaths, sh
 			return nil
 		}
 		if fileExists(p.pidFile) {
-			st, found, err := d.runc.state(ctx, id)
-			if err != nil && ctx.Err() == nil {
-				return err
-			}
-			if found && st.Status == "running" {
-				return nil
-			}
-			// Created but not yet running, or already gone: the exit
-			// record will tell.
+			// runc run writes the pid file (atomically) only once the
+			// container's process runs the command; if it has ended
+			// since, the exit record tells the agent.
+			return nil
 		}
 		select {
 		case <-shimDone:
@@ -111,7 +109,7 @@ func (d *Driver) waitStarted(ctx context.Context, id string, p instancePaths, sh
 			return fmt.Errorf("container did not start: %w%s", ctx.Err(), d.logTails(p))
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, 20*time.Millisecond)
+		delay = min(2*delay, 5*time.Millisecond)
 	}
 }
 

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -65,6 +67,18 @@ func (r runc) state(ctx context.Context, id string) (st runcState, found bool, e
 		return runcState{}, false, fmt.Errorf("parse runc state of %s: %w", id, err)
 	}
 	return st, true, nil
+}
+
+// mayHold reports whether runc may hold state of container id: false only
+// when runc's state directory of the container is certainly absent, which
+// spares a runc call when a container is started for the first time.
+func (r runc) mayHold(id string) bool {
+	root := r.root
+	if root == "" {
+		root = "/run/runc" // runc's default as root
+	}
+	_, err := os.Stat(filepath.Join(root, id))
+	return !errors.Is(err, os.ErrNotExist)
 }
 
 // kill sends sig (a name such as "TERM") to the container's init.
