@@ -38,11 +38,12 @@ func (f *fakeStore) storeWatchers() int {
 	return len(f.watchers)
 }
 
-// nextObject waits for the next event that is not a BOOKMARK and
-// returns its type and the object's name.
+// nextObject waits up to ten seconds for the next event that is not a
+// BOOKMARK (bookmarks keep coming, so next's own deadline is not enough)
+// and returns its type and the object's name.
 func nextObject(t *testing.T, ch <-chan api.WatchEvent[json.RawMessage]) (api.EventType, string) {
 	t.Helper()
-	for {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		ev := next(t, ch)
 		if ev.Type == api.Bookmark {
 			continue
@@ -53,6 +54,8 @@ func nextObject(t *testing.T, ch <-chan api.WatchEvent[json.RawMessage]) (api.Ev
 		json.Unmarshal(ev.Object, &o)
 		return ev.Type, o.Metadata.Name
 	}
+	t.Fatal("only bookmarks for 10s")
+	return "", ""
 }
 
 func TestWatchesShareOneStoreWatch(t *testing.T) {
@@ -273,25 +276,11 @@ func TestHostWatchesSeeTheirHost(t *testing.T) {
 		return ch
 	}
 	h1, h2, h3 := watch("h1"), watch("h2"), watch("h3")
-	// expect waits for the next event that is not a bookmark; bookmarks
-	// keep coming, so it has a deadline of its own.
 	expect := func(ch <-chan api.WatchEvent[json.RawMessage], who string, typ api.EventType, name string) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-			ev := next(t, ch)
-			if ev.Type == api.Bookmark {
-				continue
-			}
-			var o struct {
-				Metadata api.ObjectMeta `json:"metadata"`
-			}
-			json.Unmarshal(ev.Object, &o)
-			if ev.Type != typ || o.Metadata.Name != name {
-				t.Fatalf("%s saw %s %s, want %s %s", who, ev.Type, o.Metadata.Name, typ, name)
-			}
-			return
+		if gotTyp, got := nextObject(t, ch); gotTyp != typ || got != name {
+			t.Fatalf("%s saw %s %s, want %s %s", who, gotTyp, got, typ, name)
 		}
-		t.Fatalf("%s saw no %s %s within 10s", who, typ, name)
 	}
 	expect(h1, "h1", api.Added, "old") // the initial list
 
