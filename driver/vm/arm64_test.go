@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,18 +31,11 @@ import (
 // disk, the NIC both ways, the console both ways) and that the driver's
 // QMP path powers it off and ends QEMU. It does not prove KVM on a Pi.
 func TestArm64BootsUnderEmulation(t *testing.T) {
-	testenv.NeedRoot(t) // the image cache, a network namespace and a TAP
-	qemu := testenv.NeedBinary(t, "qemu-system-aarch64")
-	testenv.NeedBinary(t, "qemu-img")
-	testenv.NeedBinary(t, "genisoimage")
+	d, blobs := arm64Driver(t)
 	testenv.NeedBinary(t, "ip")
 	kernel, initrd := testimage.TinyArm64(t)
-
-	blobs := newFakeBlobs()
 	kb := blobs.addFile(t, kernel, api.MediaTypeKernel)
 	ib := blobs.addFile(t, initrd, api.MediaTypeInitrd)
-	d := testDriver(t, blobs, func(c *Config) { c.QEMU = qemu })
-	d.arch = "arm64" // what New finds on an arm64 host
 
 	// The NIC: a TAP the way the network plane makes ports, in a
 	// namespace of the test's own, with the host end's address.
@@ -77,8 +71,9 @@ func TestArm64BootsUnderEmulation(t *testing.T) {
 	// The process runs the argv the driver builds for arm64.
 	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.Pid))
 	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
-	if args[0] != qemu || !hasPair(args, "-machine", "virt,gic-version=max") || !hasPair(args, "-accel", "tcg") {
-		t.Fatalf("QEMU runs %q, want %s with the virt machine under TCG", args, qemu)
+	if args[0] != d.cfg.QEMU || !hasPair(args, "-machine", "virt,gic-version=max") || !hasPair(args, "-accel", "tcg") ||
+		!hasPair(args, "-kernel", filepath.Join(d.imagesDir(), strings.TrimPrefix(kb.Digest, "sha256:"))) {
+		t.Fatalf("QEMU runs %q, want %s with the virt machine under TCG and the kernel", args, d.cfg.QEMU)
 	}
 
 	con := watchConsole(t, d, id)
@@ -113,6 +108,84 @@ func TestArm64BootsUnderEmulation(t *testing.T) {
 	if err := d.Delete(ctx, id); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestArm64DiskBootsUEFI boots an aarch64 disk image the way the driver
+// boots one on an arm64 host: UEFI firmware (-bios) and the instance's
+// overlay as the boot disk, under TCG. The guest comes up with ACPI and
+// the driver's Stop powers it off through the ACPI power button.
+func TestArm64DiskBootsUEFI(t *testing.T) {
+	d, blobs := arm64Driver(t)
+	if d.firmware() == "" {
+		testenv.NeedFile(t, "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd")
+	}
+	disk := testimage.TinyArm64Disk(t)
+	db := blobs.addFile(t, disk, api.MediaTypeDiskRaw)
+
+	const id = "a64d15c0-0d2f-4b7e-9a61-3b4c5e6f7a81"
+	t.Cleanup(func() {
+		d.Delete(context.Background(), id)
+		for _, pid := range qemuProcesses(id) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	spec := driver.Spec{
+		ID: id, Name: "arm64-disk-1",
+		Image:     api.ImageSpec{Format: api.FormatRaw, Disk: &db, Architecture: "arm64"},
+		Resources: api.Resources{VCPUs: 1, MemoryMiB: 256, DiskGiB: 1},
+	}
+	ctx := context.Background()
+	if err := d.Create(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := d.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Inspect(ctx, id)
+	if err != nil || st.State != driver.StateRunning {
+		t.Fatalf("after Start: %+v %v", st, err)
+	}
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.Pid))
+	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+	if !hasPair(args, "-bios", d.firmware()) || slices.Contains(args, "-kernel") {
+		t.Fatalf("QEMU runs %q, want UEFI firmware and no -kernel", args)
+	}
+
+	con := watchConsole(t, d, id)
+	con.wait(t, "efi: EFI v")                // the firmware started the kernel
+	con.wait(t, "ACPI: Interpreter enabled") // and gave it ACPI tables
+	con.wait(t, "OURO-INIT ", "aarch64")
+	t.Logf("TCG boot of the aarch64 disk through UEFI to the guest's init: %v", time.Since(start).Round(100*time.Millisecond))
+	con.wait(t, "OURO-DISK vda 2097152") // the 1 GiB overlay is the first disk
+	con.wait(t, "OURO-DISK vdb ")        // the seed the second
+	con.wait(t, "OURO-READY")
+
+	if err := d.Stop(ctx, id, 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	st, err = d.Inspect(ctx, id)
+	if err != nil || st.State != driver.StateStopped || !st.HasExitCode || st.ExitCode != 0 {
+		t.Fatalf("after Stop: %+v %v, want stopped by the guest (exit code 0):\n%s", st, err, tailString(con.text(), 3000))
+	}
+	con.wait(t, "reboot: Power down")
+	if got := qemuProcesses(id); len(got) != 0 {
+		t.Fatalf("QEMU still running after Stop: %v", got)
+	}
+}
+
+// arm64Driver returns a driver that runs VMs as on an arm64 host, with
+// qemu-system-aarch64 (under TCG), and its blob source.
+func arm64Driver(t *testing.T) (*Driver, *fakeBlobs) {
+	t.Helper()
+	testenv.NeedRoot(t) // the image cache, network namespaces, TAPs
+	qemu := testenv.NeedBinary(t, "qemu-system-aarch64")
+	testenv.NeedBinary(t, "qemu-img")
+	testenv.NeedBinary(t, "genisoimage")
+	blobs := newFakeBlobs()
+	d := testDriver(t, blobs, func(c *Config) { c.QEMU = qemu })
+	d.arch = "arm64" // what New finds on an arm64 host
+	return d, blobs
 }
 
 // testTap makes a network namespace with a persistent TAP device (with

@@ -61,6 +61,12 @@ type Arm64Image struct {
 // archive keyring.
 func TinyArm64(t testing.TB) (kernel, initrd string) {
 	t.Helper()
+	img := tinyArm64(t)
+	return img.Kernel, img.Initrd
+}
+
+func tinyArm64(t testing.TB) Arm64Image {
+	t.Helper()
 	for _, b := range []string{"dpkg-deb", "depmod", "xz", "gpgv"} {
 		testenv.NeedBinary(t, b)
 	}
@@ -75,7 +81,7 @@ func TinyArm64(t testing.TB) (kernel, initrd string) {
 	if built {
 		t.Logf("built the aarch64 test image (kernel %s) in %v", img.KernelRelease, time.Since(start).Round(100*time.Millisecond))
 	}
-	return img.Kernel, img.Initrd
+	return img
 }
 
 // BuildArm64 returns the aarch64 tiny image in cacheDir, building it from
@@ -252,4 +258,87 @@ func buildArm64(ctx context.Context, work, out, kernelDeb, busyboxDeb, release s
 		return err
 	}
 	return writeInitramfs(filepath.Join(out, "initrd.cpio"), busybox, release, mods)
+}
+
+// arm64DiskFormat is bumped when the disk image's layout changes.
+const arm64DiskFormat = "tiny-arm64-disk-1"
+
+// arm64Startup is the UEFI shell script on the aarch64 disk image. The
+// kernel is an EFI application: the shell runs it with the command line,
+// and its EFI stub loads the initramfs named by initrd=.
+const arm64Startup = "fs0:\\vmlinuz initrd=\\initrd.cpio console=ttyAMA0\r\n"
+
+// TinyArm64Disk returns a raw disk image that boots the aarch64 tiny
+// image with UEFI firmware: a FAT file system holding the kernel, the
+// initramfs and a startup.nsh. There is no boot loader on it, so the
+// firmware falls back on its UEFI shell, which runs startup.nsh. The
+// guest boots with ACPI (no device tree), as disk images do. It skips
+// the test (fails it in CI) without mtools, besides what TinyArm64 needs.
+func TinyArm64Disk(t testing.TB) string {
+	t.Helper()
+	img := tinyArm64(t)
+	testenv.NeedBinary(t, "mformat")
+	testenv.NeedBinary(t, "mcopy")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	disk, err := BuildArm64Disk(ctx, DebianCacheDir(), img)
+	if err != nil {
+		t.Fatalf("aarch64 test disk image: %v", err)
+	}
+	return disk
+}
+
+// BuildArm64Disk returns the disk image of img in cacheDir, building it
+// unless it is there.
+func BuildArm64Disk(ctx context.Context, cacheDir string, img Arm64Image) (string, error) {
+	// img's directory is named by its content.
+	sum := sha256.Sum256([]byte(arm64DiskFormat + "\n" + filepath.Base(filepath.Dir(img.Kernel)) + "\n" + arm64Startup))
+	final := filepath.Join(cacheDir, "tiny-arm64-disk-"+hex.EncodeToString(sum[:])[:16])
+	disk := filepath.Join(final, "disk.raw")
+	if fileExists(disk) {
+		return disk, nil
+	}
+	unlock, err := debianLock(filepath.Join(cacheDir, "tiny-arm64.lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if fileExists(disk) {
+		return disk, nil
+	}
+	work, err := os.MkdirTemp(cacheDir, ".tmp-tiny-arm64-")
+	if err != nil {
+		return "", fmt.Errorf("test image cache: %w", err)
+	}
+	defer os.RemoveAll(work)
+	out := filepath.Join(work, "image")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		return "", err
+	}
+	raw := filepath.Join(out, "disk.raw")
+	if err := os.WriteFile(raw, nil, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Truncate(raw, 64<<20); err != nil {
+		return "", err
+	}
+	startup := filepath.Join(work, "startup.nsh")
+	if err := os.WriteFile(startup, []byte(arm64Startup), 0o644); err != nil {
+		return "", err
+	}
+	if err := runQuiet(ctx, "mformat", "-i", raw, "-F", "-v", "OURO", "::"); err != nil {
+		return "", err
+	}
+	for _, f := range [][2]string{{img.Kernel, "vmlinuz"}, {img.Initrd, "initrd.cpio"}, {startup, "startup.nsh"}} {
+		if err := runQuiet(ctx, "mcopy", "-i", raw, f[0], "::"+f[1]); err != nil {
+			return "", err
+		}
+	}
+	if err := debianSyncFile(raw); err != nil {
+		return "", err
+	}
+	if err := os.Rename(out, final); err != nil {
+		return "", fmt.Errorf("store test image: %w", err)
+	}
+	return disk, debianSyncDir(cacheDir)
 }

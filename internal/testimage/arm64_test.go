@@ -7,9 +7,11 @@ import (
 	"debug/elf"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -293,5 +295,47 @@ func TestTinyArm64Image(t *testing.T) {
 	os.WriteFile(bad, bytes.Replace(orig, []byte("Codename: "+arm64Suite), []byte("Codename: sid"), 1), 0o644)
 	if _, err := verifyInRelease(context.Background(), bad); err == nil {
 		t.Error("an altered InRelease verified")
+	}
+
+	// Without the mirror, the verified index of the run above still
+	// finds the image.
+	old822, oldList := aptSourcesDeb822, aptSourcesList
+	t.Cleanup(func() { aptSourcesDeb822, aptSourcesList = old822, oldList })
+	aptSourcesDeb822 = filepath.Join(t.TempDir(), "debian.sources")
+	os.WriteFile(aptSourcesDeb822, []byte("Types: deb\nURIs: http://127.0.0.1:9/debian\nSuites: "+arm64Suite+"\n"), 0o644)
+	var logged strings.Builder
+	img, built, err := BuildArm64(context.Background(), DebianCacheDir(), func(format string, args ...any) {
+		fmt.Fprintf(&logged, format+"\n", args...)
+	})
+	if err != nil || built || img.Kernel != kernel {
+		t.Errorf("offline: %+v built=%v %v, want the cached %s", img, built, err, kernel)
+	}
+	if !strings.Contains(logged.String(), "unreachable") {
+		t.Errorf("offline: nothing said about the mirror: %q", logged.String())
+	}
+}
+
+// TestTinyArm64Disk checks the disk image's FAT file system holds the
+// image's kernel and initramfs and the startup script, byte for byte.
+func TestTinyArm64Disk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("may download about 60 MB from the Debian mirror")
+	}
+	img := tinyArm64(t)
+	disk := TinyArm64Disk(t)
+	for name, want := range map[string]string{"vmlinuz": img.Kernel, "initrd.cpio": img.Initrd, "startup.nsh": ""} {
+		out, err := exec.Command("mtype", "-i", disk, "::"+name).Output()
+		if err != nil {
+			t.Fatalf("mtype %s: %v", name, err)
+		}
+		wantData := []byte(arm64Startup)
+		if want != "" {
+			if wantData, err = os.ReadFile(want); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(out, wantData) {
+			t.Errorf("%s on the disk differs (%d bytes, want %d)", name, len(out), len(wantData))
+		}
 	}
 }

@@ -25,7 +25,7 @@
 //
 // TinyArm64 (arm64.go) is the same image for aarch64, built from Debian's
 // arm64 kernel and busybox packages, for booting under emulation on other
-// hosts.
+// hosts; TinyArm64Disk puts it on a disk that UEFI firmware boots.
 package testimage
 
 import (
