@@ -16,7 +16,14 @@ TEST_PKGS=(etcd-server etcd-client skopeo debootstrap e2fsprogs kmod)
 arch="$(dpkg --print-architecture)"
 case "$arch" in
 	arm64) RUNTIME_PKGS+=(qemu-system-arm qemu-efi-aarch64) ;;
-	*) RUNTIME_PKGS+=(qemu-system-x86) ;;
+	# The aarch64 path of the vm driver is tested under emulation (TCG) on
+	# x86, with an arm64 kernel and busybox fetched from the Debian mirror:
+	# xz unpacks the package index, gpgv and the archive keyring check it;
+	# the UEFI disk boot needs the firmware and mtools to make a FAT disk.
+	*)
+		RUNTIME_PKGS+=(qemu-system-x86)
+		TEST_PKGS+=(qemu-system-arm qemu-efi-aarch64 mtools xz-utils gpgv debian-archive-keyring)
+		;;
 esac
 RUNTIME_PKGS+=(qemu-utils genisoimage)
 TEST_PKGS+=("linux-image-$arch")

@@ -67,7 +67,7 @@ func TestLaunchArgs(t *testing.T) {
 		{
 			name:   "arm64 kernel",
 			change: func(l *launch) { l.arch = "arm64" },
-			want:   [][2]string{{"-machine", "virt,gic-version=max"}, {"-cpu", "max"}, {"-append", "quiet console=ttyAMA0"}},
+			want:   [][2]string{{"-machine", "virt,gic-version=max"}, {"-cpu", "max,pauth-impdef=on"}, {"-append", "quiet console=ttyAMA0"}},
 			absent: []string{"-bios"},
 		},
 		{

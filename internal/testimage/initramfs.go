@@ -15,7 +15,7 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
-echo "OURO-INIT $(uname -r)"
+echo "OURO-INIT $(uname -r) $(uname -m)"
 for m in $(cat /lib/modules/order); do
 	insmod /lib/modules/$m.ko || echo "OURO-INSMOD-FAILED $m"
 done
@@ -29,23 +29,39 @@ n=0
 while ! ls /dev/input/event* >/dev/null 2>&1 && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done
 acpid -c /etc/acpi -l /dev/null
 (while true; do setsid cttyhack sh; done) &
+# ouro.addr=<address>/<prefix> on the kernel command line configures eth0
+# statically instead of by DHCP (and skips the metadata service); each
+# ouro.ping=<address> is pinged like a ping= line of the user-data.
+addr=
+targets=
+for a in $(cat /proc/cmdline); do
+	case "$a" in
+	ouro.addr=*) addr="${a#ouro.addr=}" ;;
+	ouro.ping=*) targets="$targets ${a#ouro.ping=}" ;;
+	esac
+done
 n=0
 while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done
 if [ -e /sys/class/net/eth0 ]; then
 	ip link set eth0 up
-	udhcpc -i eth0 -s /etc/udhcpc.script -t 60 -T 1 -A 1 -n -q || echo "OURO-DHCP failed"
-	id=
-	i=0
-	while [ -z "$id" ] && [ $i -lt 5 ]; do
-		id=$(timeout 3 wget -q -O - http://169.254.169.254/latest/meta-data/instance-id 2>/dev/null)
-		[ -n "$id" ] || sleep 1
-		i=$((i+1))
-	done
-	if [ -n "$id" ]; then echo "OURO-METADATA instance-id=$id"; else echo "OURO-METADATA unavailable"; fi
-	# Each line "ping=<IPv4 address>" of the user-data: ping it until it
-	# answers (a minute at most) and say whether it did.
-	ud=$(timeout 3 wget -q -O - http://169.254.169.254/latest/user-data 2>/dev/null)
-	for target in $(echo "$ud" | sed -n 's/^ping=\([0-9.]*\)$/\1/p'); do
+	if [ -n "$addr" ]; then
+		if ip addr add "$addr" dev eth0; then echo "OURO-ADDR $addr"; else echo "OURO-ADDR failed"; fi
+	else
+		udhcpc -i eth0 -s /etc/udhcpc.script -t 60 -T 1 -A 1 -n -q || echo "OURO-DHCP failed"
+		id=
+		i=0
+		while [ -z "$id" ] && [ $i -lt 5 ]; do
+			id=$(timeout 3 wget -q -O - http://169.254.169.254/latest/meta-data/instance-id 2>/dev/null)
+			[ -n "$id" ] || sleep 1
+			i=$((i+1))
+		done
+		if [ -n "$id" ]; then echo "OURO-METADATA instance-id=$id"; else echo "OURO-METADATA unavailable"; fi
+		ud=$(timeout 3 wget -q -O - http://169.254.169.254/latest/user-data 2>/dev/null)
+		targets="$targets $(echo "$ud" | sed -n 's/^ping=\([0-9.]*\)$/\1/p')"
+	fi
+	# Each target: ping it until it answers (a minute at most) and say
+	# whether it did.
+	for target in $targets; do
 		n=0
 		until ping -c 1 -W 1 "$target" >/dev/null 2>&1; do
 			n=$((n+1))
@@ -84,8 +100,9 @@ poweroff -f
 `
 
 // writeInitramfs writes the initramfs (an uncompressed newc cpio
-// archive) to path.
-func writeInitramfs(path, release string, mods []module) error {
+// archive) to path, made of the static busybox at busybox, the init
+// scripts and mods of the kernel release.
+func writeInitramfs(path, busybox, release string, mods []module) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("initramfs: %w", err)
@@ -97,7 +114,7 @@ func writeInitramfs(path, release string, mods []module) error {
 		w.dir(d, 0o755)
 	}
 	w.node("dev/console", 0o600, 5, 1)
-	bb, err := os.ReadFile(Busybox)
+	bb, err := os.ReadFile(busybox)
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("initramfs: %w", err)

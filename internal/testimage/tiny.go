@@ -7,7 +7,7 @@
 // made of the static busybox and the virtio network modules. Its /init
 // prints, on the serial console:
 //
-//	OURO-INIT <kernel release>
+//	OURO-INIT <kernel release> <machine>  machine as uname -m says
 //	OURO-DISK <device> <size in 512-byte sectors>   per virtio disk
 //	OURO-DHCP <address>                   once udhcpc got a lease on eth0
 //	OURO-METADATA instance-id=<id>        from http://169.254.169.254, or
@@ -17,7 +17,15 @@
 //	OURO-READY
 //
 // and then stays up: the kernel answers ping, a shell runs on the console,
-// and the ACPI power button powers the guest off.
+// and the power button powers the guest off. With ouro.addr=<address>/<prefix>
+// on the kernel command line, eth0 gets that address instead of a DHCP
+// lease (printing OURO-ADDR <address>/<prefix>) and the metadata service
+// is not asked; each ouro.ping=<address> there is pinged like a ping= line
+// of the user-data.
+//
+// TinyArm64 (arm64.go) is the same image for aarch64, built from Debian's
+// arm64 kernel and busybox packages, for booting under emulation on other
+// hosts; TinyArm64Disk puts it on a disk that UEFI firmware boots.
 package testimage
 
 import (
@@ -48,7 +56,7 @@ const Busybox = "/bin/busybox"
 var Modules = []string{"virtio_pci", "virtio_net", "virtio_blk", "button", "evdev"}
 
 // format is bumped when the image's layout or init changes.
-const format = "tiny-5"
+const format = "tiny-6"
 
 // Tiny returns the kernel and initramfs of the tiny image, building them
 // on first use. It skips the test (fails it in CI) when the host has no
@@ -108,7 +116,7 @@ func Build(cacheDir string) (kernel, initrd string, err error) {
 	if err := copyFile(k.path, filepath.Join(tmp, "vmlinuz")); err != nil {
 		return "", "", err
 	}
-	if err := writeInitramfs(filepath.Join(tmp, "initrd.cpio"), k.release, mods); err != nil {
+	if err := writeInitramfs(filepath.Join(tmp, "initrd.cpio"), Busybox, k.release, mods); err != nil {
 		return "", "", err
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {

@@ -111,7 +111,7 @@ func TestWriteInitramfs(t *testing.T) {
 	os.WriteFile(ko, []byte("\x7fELF module"), 0o644)
 	bb := testenv.NeedFile(t, Busybox)
 	path := filepath.Join(dir, "initrd.cpio")
-	if err := writeInitramfs(path, "6.1.0-test", []module{{name: "virtio", path: ko}}); err != nil {
+	if err := writeInitramfs(path, bb, "6.1.0-test", []module{{name: "virtio", path: ko}}); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(path)
