@@ -32,14 +32,26 @@ func ensureLibvirtd(t testing.TB) {
 		if _, err := os.Stat(bin); err != nil {
 			t.Skipf("%s not installed (libvirt-daemon-system)", daemon)
 		}
+		// Their output goes to a file, shown if the test fails: on the
+		// test's own output it would break the benchmark's result line.
+		logPath := filepath.Join(t.TempDir(), daemon+".log")
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
 		cmd := exec.Command(bin)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd.Stdout, cmd.Stderr = logFile, logFile
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start %s: %v", daemon, err)
 		}
 		t.Cleanup(func() {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
+			logFile.Close()
+			if t.Failed() {
+				out, _ := os.ReadFile(logPath)
+				t.Logf("output of %s:\n%s", daemon, out)
+			}
 		})
 	}
 	waitFor(t, 30*time.Second, "libvirtd answers", func() (bool, string) {
