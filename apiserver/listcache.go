@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -92,6 +93,32 @@ func (c *listCache) list(ctx context.Context, k *api.Kind, project string) ([]*c
 	}
 	c.keep(k, project, vers, out)
 	return out, rev, nil
+}
+
+// remember keeps obj, prepared for output and encoded as raw, as of its
+// resourceVersion: a watch saw it, and the next list that finds the store
+// at that version for it need not read it. It never replaces a newer one.
+func (c *listCache) remember(k *api.Kind, obj api.Object, raw []byte) {
+	m := obj.Meta()
+	rev, err := strconv.ParseInt(m.ResourceVersion, 10, 64)
+	if err != nil {
+		return
+	}
+	key := m.Name
+	if k.Namespaced {
+		key = m.Project + "/" + m.Name
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cached := c.kinds[k]
+	if cached == nil {
+		cached = map[string]*cachedObject{}
+		c.kinds[k] = cached
+	}
+	if old := cached[key]; (old != nil && old.rev >= rev) || len(cached) >= maxCachedPerKind {
+		return
+	}
+	cached[key] = &cachedObject{rev: rev, obj: obj, raw: raw}
 }
 
 // keep stores what a list returned as the cache of its scope: the whole

@@ -114,4 +114,30 @@ func TestListCache(t *testing.T) {
 			t.Errorf("unchanged %s was read again instead of taken from the cache", key(in))
 		}
 	}
+
+	// A change a watch delivered is in the cache before any list reads it.
+	var listed api.List[api.Instance]
+	e.must(http.StatusOK, "GET", "/v1/projects/default/instances", e.admin, nil).decode(t, &listed)
+	ch, _ := e.watchStream("/v1/projects/default/instances?watch=true&resourceVersion="+listed.Metadata.ResourceVersion, e.admin)
+	changed.Status.Phase = api.PhaseRunning
+	if err := st.Update(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	if typ, name := nextObject(t, ch); typ != api.Modified || name != changed.Metadata.Name {
+		t.Fatalf("watch saw %s %s", typ, name)
+	}
+	e.srv.lists.mu.Lock()
+	seen := e.srv.lists.kinds[api.InstanceKind][key(changed)]
+	e.srv.lists.mu.Unlock()
+	if seen == nil || seen.obj.(*api.Instance).Status.Phase != api.PhaseRunning {
+		t.Fatal("the watched change is not in the list cache")
+	}
+	again, _, err := e.srv.lists.list(ctx, api.InstanceKind, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if byKey(again)[key(changed)] != seen {
+		t.Error("the list read the watched change again instead of taking it from the cache")
+	}
+	same("after a watched change")
 }

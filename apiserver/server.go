@@ -126,6 +126,7 @@ func New(cfg Config) (*Server, error) {
 	s.handler = s.instrument(s.recoverPanics(mux))
 	if snap, ok := cfg.Store.(store.Snapshots); ok {
 		s.lists = newListCache(snap)
+		s.watches.lists = s.lists
 	}
 	return s, nil
 }

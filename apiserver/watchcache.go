@@ -210,6 +210,9 @@ type watchHub struct {
 
 	mu     sync.Mutex
 	shared map[*api.Kind]*sharedWatch
+	// lists, when set, is given every object the shared watches see, so
+	// that a list after changes finds them encoded already.
+	lists *listCache
 }
 
 func newWatchHub(st store.Interface, log *slog.Logger, life context.Context, m *metrics) *watchHub {
@@ -427,6 +430,9 @@ func (w *sharedWatch) advance(rev int64) {
 
 // deliver keeps ev in the ring and offers it to every subscriber.
 func (w *sharedWatch) deliver(ev *watchEvent) {
+	if l := w.hub.lists; l != nil && ev.typ != api.Deleted {
+		l.remember(w.kind, ev.obj, ev.raw)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.rev = max(w.rev, ev.rev)
