@@ -57,20 +57,8 @@ func TestArm64BootsUnderEmulation(t *testing.T) {
 		Interfaces: []driver.NIC{{MAC: "0a:58:c0:00:02:02", IP: guestAddr, Tap: tap, RouterNetNS: ns}},
 	}
 	ctx := context.Background()
-	if err := d.Create(ctx, spec); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if err := d.Start(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	st, err := d.Inspect(ctx, id)
-	if err != nil || st.State != driver.StateRunning {
-		t.Fatalf("after Start: %+v %v", st, err)
-	}
+	start, args := createAndStart(t, d, spec)
 	// The process runs the argv the driver builds for arm64.
-	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.Pid))
-	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
 	if args[0] != d.cfg.QEMU || !hasPair(args, "-machine", "virt,gic-version=max") || !hasPair(args, "-accel", "tcg") ||
 		!hasPair(args, "-kernel", filepath.Join(d.imagesDir(), strings.TrimPrefix(kb.Digest, "sha256:"))) {
 		t.Fatalf("QEMU runs %q, want %s with the virt machine under TCG and the kernel", args, d.cfg.QEMU)
@@ -97,7 +85,7 @@ func TestArm64BootsUnderEmulation(t *testing.T) {
 	if err := d.Stop(ctx, id, 90*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	st, err = d.Inspect(ctx, id)
+	st, err := d.Inspect(ctx, id)
 	if err != nil || st.State != driver.StateStopped || !st.HasExitCode || st.ExitCode != 0 {
 		t.Fatalf("after Stop: %+v %v, want stopped by the guest (exit code 0):\n%s", st, err, tailString(con.text(), 3000))
 	}
@@ -135,19 +123,7 @@ func TestArm64DiskBootsUEFI(t *testing.T) {
 		Resources: api.Resources{VCPUs: 1, MemoryMiB: 256, DiskGiB: 1},
 	}
 	ctx := context.Background()
-	if err := d.Create(ctx, spec); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if err := d.Start(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	st, err := d.Inspect(ctx, id)
-	if err != nil || st.State != driver.StateRunning {
-		t.Fatalf("after Start: %+v %v", st, err)
-	}
-	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.Pid))
-	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+	start, args := createAndStart(t, d, spec)
 	if !hasPair(args, "-bios", d.firmware()) || slices.Contains(args, "-kernel") {
 		t.Fatalf("QEMU runs %q, want UEFI firmware and no -kernel", args)
 	}
@@ -164,7 +140,7 @@ func TestArm64DiskBootsUEFI(t *testing.T) {
 	if err := d.Stop(ctx, id, 90*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	st, err = d.Inspect(ctx, id)
+	st, err := d.Inspect(ctx, id)
 	if err != nil || st.State != driver.StateStopped || !st.HasExitCode || st.ExitCode != 0 {
 		t.Fatalf("after Stop: %+v %v, want stopped by the guest (exit code 0):\n%s", st, err, tailString(con.text(), 3000))
 	}
@@ -297,4 +273,27 @@ func (w *consoleWatch) run(t *testing.T, cmd, want string) {
 		t.Fatal(err)
 	}
 	w.wait(t, want)
+}
+
+// createAndStart creates and starts spec's VM and returns when it was
+// started and the command line its QEMU process runs.
+func createAndStart(t *testing.T, d *Driver, spec driver.Spec) (time.Time, []string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := d.Create(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := d.Start(ctx, spec.ID); err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Inspect(ctx, spec.ID)
+	if err != nil || st.State != driver.StateRunning {
+		t.Fatalf("after Start: %+v %v", st, err)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return start, strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
 }
