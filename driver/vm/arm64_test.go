@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -43,12 +42,7 @@ func TestArm64BootsUnderEmulation(t *testing.T) {
 	ns, tap := testTap(t, hostAddr+"/24")
 
 	const id = "a64c0ffe-0d2f-4b7e-9a61-3b4c5e6f7a80"
-	t.Cleanup(func() {
-		d.Delete(context.Background(), id)
-		for _, pid := range qemuProcesses(id) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	})
+	cleanupVM(t, d, id)
 	spec := driver.Spec{
 		ID: id, Name: "arm64-1",
 		Image: api.ImageSpec{Format: api.FormatKernel, Kernel: &kb, Initrd: &ib, Architecture: "arm64",
@@ -111,12 +105,7 @@ func TestArm64DiskBootsUEFI(t *testing.T) {
 	db := blobs.addFile(t, disk, api.MediaTypeDiskRaw)
 
 	const id = "a64d15c0-0d2f-4b7e-9a61-3b4c5e6f7a81"
-	t.Cleanup(func() {
-		d.Delete(context.Background(), id)
-		for _, pid := range qemuProcesses(id) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	})
+	cleanupVM(t, d, id)
 	spec := driver.Spec{
 		ID: id, Name: "arm64-disk-1",
 		Image:     api.ImageSpec{Format: api.FormatRaw, Disk: &db, Architecture: "arm64"},

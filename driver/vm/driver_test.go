@@ -106,6 +106,18 @@ func waitState(t *testing.T, d *Driver, id string, what string, cond func(driver
 	}
 }
 
+// cleanupVM deletes VM id when the test ends and kills any QEMU process
+// of it that deleting left behind.
+func cleanupVM(t *testing.T, d *Driver, id string) {
+	t.Helper()
+	t.Cleanup(func() {
+		d.Delete(context.Background(), id)
+		for _, pid := range qemuProcesses(id) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+}
+
 // qemuProcesses returns the pids of processes whose command line holds s.
 func qemuProcesses(s string) []int {
 	ents, _ := os.ReadDir("/proc")
@@ -141,12 +153,7 @@ func TestVMLifecycle(t *testing.T) {
 	db := blobs.addFile(t, base, api.MediaTypeDiskQCOW2)
 
 	const id = "0f8fad5b-d9cb-469f-a165-70867728950e"
-	t.Cleanup(func() {
-		d.Delete(context.Background(), id)
-		for _, pid := range qemuProcesses(id) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	})
+	cleanupVM(t, d, id)
 	spec := driver.Spec{
 		ID: id, Name: "tiny-1",
 		Image: api.ImageSpec{Format: api.FormatQCOW2, Disk: &db, Kernel: &kb, Initrd: &ib,
