@@ -184,6 +184,40 @@ func waitGone(ctx context.Context, c *client.Client, project string, names []str
 	return err
 }
 
+// waitMembersGone waits until no instance of project belongs to any of
+// groups (label ouro.dev/group), calling report once for each group as its
+// last member goes.
+func waitMembersGone(ctx context.Context, c *client.Client, project string, groups []string, report func(group string)) error {
+	pending := make(map[string]bool, len(groups))
+	for _, g := range groups {
+		pending[g] = true
+	}
+	left := map[string]int{}
+	err := watchInstances(ctx, c, project, func(state map[string]*api.Instance) (bool, error) {
+		clear(left)
+		for _, inst := range state {
+			if g := inst.Metadata.Labels[api.LabelGroup]; pending[g] {
+				left[g]++
+			}
+		}
+		for _, g := range groups {
+			if pending[g] && left[g] == 0 {
+				delete(pending, g)
+				report(g)
+			}
+		}
+		return len(pending) == 0, nil
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		var parts []string
+		for _, g := range sortedKeys(pending) {
+			parts = append(parts, fmt.Sprintf("%s (%d members left)", g, left[g]))
+		}
+		return fmt.Errorf("timed out waiting for the members of %s to be deleted", strings.Join(parts, ", "))
+	}
+	return err
+}
+
 func joinKeys(m map[string]bool) string {
 	return strings.Join(sortedKeys(m), ", ")
 }

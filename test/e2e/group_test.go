@@ -94,11 +94,13 @@ func TestGroupOfContainersScalesAndGoesWithItsGroup(t *testing.T) {
 	}
 
 	kept := c.groupMembers("web")
-	c.ouro("group", "delete", "web")
-	waitFor(t, time.Minute, "members gone with the group", func() (bool, string) {
-		items := c.listInstances("default")
-		return len(items) == 0, fmt.Sprintf("%d instances left", len(items))
-	})
+	// --wait returns once every member is gone.
+	if out := c.ouro("group", "delete", "web", "--wait", "--timeout", "1m"); !strings.Contains(out, "instancegroup/web: every member is gone") {
+		t.Fatalf("group delete --wait said %q", out)
+	}
+	if items := c.listInstances("default"); len(items) != 0 {
+		t.Fatalf("%d instances left after group delete --wait", len(items))
+	}
 	for n, in := range kept {
 		waitFor(t, time.Minute, "nothing left of "+n, func() (bool, string) {
 			l := leftovers(t, a.dir, in.Metadata.UID)
