@@ -146,13 +146,12 @@ func (s *Server) watchList(ctx context.Context, k *api.Kind, project string, sel
 	if err != nil {
 		return nil, 0, fmt.Errorf("list %s: resourceVersion %q: %w", k.Plural, meta.ResourceVersion, err)
 	}
-	for _, o := range objs {
-		o = prepareOut(o)
-		raw, err := json.Marshal(o)
-		if err != nil {
-			return nil, 0, fmt.Errorf("encode %s %s: %w", k.Name, o.Meta().Name, err)
-		}
-		add(o, raw)
+	encoded, err := encodeObjects(objs)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list %s: %w", k.Plural, err)
+	}
+	for _, co := range encoded {
+		add(co.obj, co.raw)
 	}
 	return lines, rev, nil
 }
