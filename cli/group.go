@@ -476,50 +476,11 @@ func (o *options) updateGroup(ctx context.Context, name string, fn func(*api.Ins
 }
 
 func newGroupDeleteCommand(o *options) *cobra.Command {
-	var wait bool
-	var timeout time.Duration
-	cmd := &cobra.Command{
-		Use:               "delete NAME...",
-		Aliases:           []string{"rm"},
-		Short:             "Delete instance groups and their members",
-		Args:              minArgs("NAME"),
-		ValidArgsFunction: o.completeNames(api.InstanceGroupKind, true),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if wait && timeout <= 0 {
-				return flagError("timeout", "%s is not positive: use a duration such as 5m", timeout)
-			}
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			project := o.projectName()
-			out := cmd.OutOrStdout()
-			var errs []error
-			var deleting []string
-			for _, n := range args {
-				if err := c.Delete(cmd.Context(), api.InstanceGroupKind, project, n); err != nil {
-					errs = append(errs, fmt.Errorf("delete instance group %s: %w", n, err))
-					continue
-				}
-				deleting = append(deleting, n)
-				fmt.Fprintf(out, "instancegroup/%s deleted (its members are being deleted)\n", n)
-			}
-			if wait && len(deleting) > 0 {
-				ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-				defer cancel()
-				err := waitMembersGone(ctx, c, project, deleting, func(n string) {
-					fmt.Fprintf(out, "instancegroup/%s: every member is gone\n", n)
-				})
-				if err != nil {
-					errs = append(errs, err)
-				}
-			}
-			return errors.Join(errs...)
-		},
-	}
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every member of the groups is gone")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
-	return cmd
+	return newDeleteWaitCommand(o, api.InstanceGroupKind, "Delete instance groups and their members",
+		" deleted (its members are being deleted)", "wait until every member of the groups is gone",
+		func(ctx context.Context, c *client.Client, project string, names []string, out io.Writer) error {
+			return waitMembersGone(ctx, c, project, names, func(n string) { fmt.Fprintf(out, "instancegroup/%s: every member is gone\n", n) })
+		})
 }
 
 func newGroupMembersCommand(o *options) *cobra.Command {

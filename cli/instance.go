@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -376,53 +376,10 @@ func newInstanceActionCommand(o *options, action, short string) *cobra.Command {
 }
 
 func newInstanceDeleteCommand(o *options) *cobra.Command {
-	var wait bool
-	var timeout time.Duration
-	cmd := &cobra.Command{
-		Use:               "delete NAME...",
-		Aliases:           []string{"rm"},
-		Short:             "Delete instances",
-		Args:              minArgs("NAME"),
-		ValidArgsFunction: o.completeNames(api.InstanceKind, true),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if wait && timeout <= 0 {
-				return flagError("timeout", "%s is not positive: use a duration such as 5m", timeout)
-			}
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			project := o.projectName()
-			out := cmd.OutOrStdout()
-			var errs []error
-			var deleting []string
-			for _, n := range args {
-				if err := c.Delete(cmd.Context(), api.InstanceKind, project, n); err != nil {
-					errs = append(errs, fmt.Errorf("delete instance %s: %w", n, err))
-					continue
-				}
-				deleting = append(deleting, n)
-				fmt.Fprintf(out, "instance/%s: deletion requested\n", n)
-			}
-			if wait && len(deleting) > 0 {
-				ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-				defer cancel()
-				err := waitGone(ctx, c, project, deleting, func(n string) {
-					fmt.Fprintf(out, "instance/%s deleted\n", n)
-				})
-				if err != nil {
-					errs = append(errs, err)
-				}
-			}
-			if len(errs) == 1 {
-				return errs[0]
-			}
-			return errors.Join(errs...)
-		},
-	}
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the instances are gone")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
-	return cmd
+	return newDeleteWaitCommand(o, api.InstanceKind, "Delete instances", ": deletion requested",
+		"wait until the instances are gone", func(ctx context.Context, c *client.Client, project string, names []string, out io.Writer) error {
+			return waitGone(ctx, c, project, names, func(n string) { fmt.Fprintf(out, "instance/%s deleted\n", n) })
+		})
 }
 
 // maxUserData is the server's bound on spec.userData.

@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -118,4 +122,56 @@ func newRemoveCommand(o *options, kind *api.Kind, verb, done, short string) *cob
 			return first
 		},
 	}
+}
+
+// newDeleteWaitCommand deletes objects of a project kind whose deletion
+// goes on after the API answers, printing done after each name; with
+// --wait it then calls wait for the names it deleted, under --timeout.
+func newDeleteWaitCommand(o *options, kind *api.Kind, short, done, waitHelp string,
+	wait func(ctx context.Context, c *client.Client, project string, names []string, out io.Writer) error) *cobra.Command {
+	var waiting bool
+	var timeout time.Duration
+	singular := strings.ToLower(kind.Name)
+	cmd := &cobra.Command{
+		Use:               "delete NAME...",
+		Aliases:           []string{"rm"},
+		Short:             short,
+		Args:              minArgs("NAME"),
+		ValidArgsFunction: o.completeNames(kind, true),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if waiting && timeout <= 0 {
+				return flagError("timeout", "%s is not positive: use a duration such as 5m", timeout)
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			project := o.projectName()
+			out := cmd.OutOrStdout()
+			var errs []error
+			var deleting []string
+			for _, n := range args {
+				if err := c.Delete(cmd.Context(), kind, project, n); err != nil {
+					errs = append(errs, fmt.Errorf("delete %s %s: %w", humanName(kind), n, err))
+					continue
+				}
+				deleting = append(deleting, n)
+				fmt.Fprintf(out, "%s/%s%s\n", singular, n, done)
+			}
+			if waiting && len(deleting) > 0 {
+				ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+				defer cancel()
+				if err := wait(ctx, c, project, deleting, out); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			if len(errs) == 1 {
+				return errs[0]
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().BoolVar(&waiting, "wait", false, waitHelp)
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
+	return cmd
 }
