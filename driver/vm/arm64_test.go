@@ -76,17 +76,7 @@ func TestArm64BootsUnderEmulation(t *testing.T) {
 
 	// Stop presses the power button over QMP (a GPIO key on the virt
 	// machine); the guest powers off and the driver ends QEMU.
-	if err := d.Stop(ctx, id, 90*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	st, err := d.Inspect(ctx, id)
-	if err != nil || st.State != driver.StateStopped || !st.HasExitCode || st.ExitCode != 0 {
-		t.Fatalf("after Stop: %+v %v, want stopped by the guest (exit code 0):\n%s", st, err, tailString(con.text(), 3000))
-	}
-	con.wait(t, "reboot: Power down")
-	if got := qemuProcesses(id); len(got) != 0 {
-		t.Fatalf("QEMU still running after Stop: %v", got)
-	}
+	stopByGuest(t, d, id, con)
 	if err := d.Delete(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +101,6 @@ func TestArm64DiskBootsUEFI(t *testing.T) {
 		Image:     api.ImageSpec{Format: api.FormatRaw, Disk: &db, Architecture: "arm64"},
 		Resources: api.Resources{VCPUs: 1, MemoryMiB: 256, DiskGiB: 1},
 	}
-	ctx := context.Background()
 	start, args := createAndStart(t, d, spec)
 	if !hasPair(args, "-bios", d.firmware()) || slices.Contains(args, "-kernel") {
 		t.Fatalf("QEMU runs %q, want UEFI firmware and no -kernel", args)
@@ -126,17 +115,7 @@ func TestArm64DiskBootsUEFI(t *testing.T) {
 	con.wait(t, "OURO-DISK vdb ")        // the seed the second
 	con.wait(t, "OURO-READY")
 
-	if err := d.Stop(ctx, id, 90*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	st, err := d.Inspect(ctx, id)
-	if err != nil || st.State != driver.StateStopped || !st.HasExitCode || st.ExitCode != 0 {
-		t.Fatalf("after Stop: %+v %v, want stopped by the guest (exit code 0):\n%s", st, err, tailString(con.text(), 3000))
-	}
-	con.wait(t, "reboot: Power down")
-	if got := qemuProcesses(id); len(got) != 0 {
-		t.Fatalf("QEMU still running after Stop: %v", got)
-	}
+	stopByGuest(t, d, id, con)
 }
 
 // arm64Driver returns a driver that runs VMs as on an arm64 host, with
@@ -285,4 +264,22 @@ func createAndStart(t *testing.T, d *Driver, spec driver.Spec) (time.Time, []str
 		t.Fatal(err)
 	}
 	return start, strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+}
+
+// stopByGuest stops VM id through the driver and checks that the guest
+// powered itself off (exit code 0) and no QEMU process is left.
+func stopByGuest(t *testing.T, d *Driver, id string, con *consoleWatch) {
+	t.Helper()
+	ctx := context.Background()
+	if err := d.Stop(ctx, id, 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Inspect(ctx, id)
+	if err != nil || st.State != driver.StateStopped || !st.HasExitCode || st.ExitCode != 0 {
+		t.Fatalf("after Stop: %+v %v, want stopped by the guest (exit code 0):\n%s", st, err, tailString(con.text(), 3000))
+	}
+	con.wait(t, "reboot: Power down")
+	if got := qemuProcesses(id); len(got) != 0 {
+		t.Fatalf("QEMU still running after Stop: %v", got)
+	}
 }
