@@ -97,7 +97,8 @@ func (c *listCache) list(ctx context.Context, k *api.Kind, project string) ([]*c
 
 // remember keeps obj, prepared for output and encoded as raw, as of its
 // resourceVersion: a watch saw it, and the next list that finds the store
-// at that version for it need not read it. It never replaces a newer one.
+// at that version for it need not read it. It never replaces a newer one
+// and keeps only kinds that were listed in full.
 func (c *listCache) remember(k *api.Kind, obj api.Object, raw []byte) {
 	m := obj.Meta()
 	rev, err := strconv.ParseInt(m.ResourceVersion, 10, 64)
@@ -112,8 +113,7 @@ func (c *listCache) remember(k *api.Kind, obj api.Object, raw []byte) {
 	defer c.mu.Unlock()
 	cached := c.kinds[k]
 	if cached == nil {
-		cached = map[string]*cachedObject{}
-		c.kinds[k] = cached
+		return // nobody lists this kind: keeping its objects would only cost memory
 	}
 	if old := cached[key]; (old != nil && old.rev >= rev) || len(cached) >= maxCachedPerKind {
 		return
