@@ -107,8 +107,9 @@ func (p *Plane) dnsmasqDir(vni int) string {
 }
 
 // Apply makes the host match spec. An invalid spec changes nothing. A
-// network that fails to apply does not stop the others; the errors are
-// joined.
+// network that fails to apply does not stop the others: its failure is a
+// *NetworkError, and the errors are joined (NetworkErrors separates them
+// from failures of the host's shared parts).
 func (p *Plane) Apply(ctx context.Context, spec api.HostNetworkSpec) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -147,7 +148,7 @@ func (p *Plane) Apply(ctx context.Context, spec api.HostNetworkSpec) error {
 			return err
 		}
 		if err := p.applyNetwork(h, n); err != nil {
-			errs = append(errs, fmt.Errorf("network %s (vni %d): %w", n.uid, n.vni, err))
+			errs = append(errs, &NetworkError{UID: n.uid, Name: n.name, VNI: n.vni, Err: err})
 		}
 	}
 	if err := p.applyFloatingIPs(h, nets); err != nil {
