@@ -55,10 +55,14 @@ func (p portInfo) taps() bool {
 	return len(p.nics) > 0
 }
 
-// netState records which instance ports the last successful Apply made.
+// netState records which instance ports the last Apply made, and why
+// the instances it could not give ports to wait.
 type netState struct {
 	mu    sync.RWMutex
 	ports map[string]portInfo // by instance uid
+	// held says, by instance uid, which network of the instance could not
+	// be set up and why.
+	held map[string]string
 }
 
 func (s *netState) port(uid string) (portInfo, bool) {
@@ -68,9 +72,24 @@ func (s *netState) port(uid string) (portInfo, bool) {
 	return p, ok
 }
 
+// held returns why an instance waits for a network that could not be
+// set up, if it does.
+func (s *netState) heldBack(uid string) (string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	msg, ok := s.held[uid]
+	return msg, ok
+}
+
 // set replaces the applied ports and returns the uids whose ports are new
 // or changed.
 func (s *netState) set(ports map[string]portInfo) []string {
+	return s.setHeld(ports, nil)
+}
+
+// setHeld replaces the applied ports and the held-back instances and
+// returns the uids whose ports, or reasons to wait, are new or changed.
+func (s *netState) setHeld(ports map[string]portInfo, held map[string]string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var changed []string
@@ -79,8 +98,77 @@ func (s *netState) set(ports map[string]portInfo) []string {
 			changed = append(changed, uid)
 		}
 	}
-	s.ports = ports
+	for uid, msg := range held {
+		if old, ok := s.held[uid]; !ok || old != msg {
+			changed = append(changed, uid)
+		}
+	}
+	s.ports, s.held = ports, held
 	return changed
+}
+
+// networkFailure is an Apply failure of one network only, which did not
+// stop the others (netplane.NetworkError).
+type networkFailure interface {
+	error
+	NetworkUID() string
+}
+
+// splitApplyError separates the failures of single networks, by network
+// UID, from the rest of an Apply error (nil when there is no other).
+func splitApplyError(err error) (nets map[string]error, rest error) {
+	var others []error
+	var walk func(error)
+	walk = func(err error) {
+		var nf networkFailure
+		switch u := err.(type) {
+		case nil:
+		case networkFailure:
+			if nets == nil {
+				nets = map[string]error{}
+			}
+			nets[u.NetworkUID()] = errors.Join(nets[u.NetworkUID()], u)
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		case interface{ Unwrap() error }:
+			if errors.As(err, &nf) {
+				walk(u.Unwrap()) // a wrapper of a network failure
+				return
+			}
+			others = append(others, err)
+		default:
+			others = append(others, err)
+		}
+	}
+	walk(err)
+	if len(others) > 0 {
+		rest = errors.Join(others...)
+	}
+	return nets, rest
+}
+
+// waitNetwork is the reconcile of an instance whose ports are not applied
+// yet: the network loop queues it again once they are. When one of its
+// networks could not be set up, the instance says so (reason
+// NetworkUnavailable, in its Ready condition too) and an event records
+// it, once per new message.
+func (r *instanceRun) waitNetwork(ctx context.Context) error {
+	msg, held := r.a.net.heldBack(r.inst.Metadata.UID)
+	if !held {
+		return nil
+	}
+	wrote, err := r.update(ctx, func(s *api.InstanceStatus) {
+		s.Reason, s.Message = api.ReasonNetworkUnavailable, msg
+	})
+	if err != nil {
+		return err
+	}
+	if wrote {
+		r.a.event(ctx, r.inst, api.EventWarning, api.ReasonNetworkUnavailable, msg)
+	}
+	return nil
 }
 
 // needsNetwork reports whether an instance waits for its network ports
@@ -193,10 +281,28 @@ func (a *Agent) applyHostNetwork(ctx context.Context, last string) (string, erro
 	}
 	applyErr := a.cfg.Network.Apply(ctx, hn.Spec)
 	a.syncMetadata(hn.Spec)
-	if applyErr == nil {
+	failed, rest := splitApplyError(applyErr)
+	if rest == nil {
+		// Every network but the failed ones is applied: their instances
+		// get their ports; an instance with a port on a failed network
+		// waits, and says why.
+		held := map[string]string{}
+		for _, n := range hn.Spec.Networks {
+			if err, ok := failed[n.UID]; ok {
+				for _, p := range n.Ports {
+					held[p.Instance] = fmt.Sprintf("host %s could not set up %v", a.name(), err)
+				}
+			}
+		}
 		ports := map[string]portInfo{}
 		for _, n := range hn.Spec.Networks {
+			if _, ok := failed[n.UID]; ok {
+				continue
+			}
 			for _, p := range n.Ports {
+				if _, ok := held[p.Instance]; ok {
+					continue
+				}
 				pi, seen := ports[p.Instance]
 				if !seen { // the first (primary) network gives DNS
 					pi.nameservers = []string{n.Gateway}
@@ -222,7 +328,7 @@ func (a *Agent) applyHostNetwork(ctx context.Context, last string) (string, erro
 				ports[p.Instance] = pi
 			}
 		}
-		for _, uid := range a.net.set(ports) {
+		for _, uid := range a.net.setHeld(ports, held) {
 			if inst, ok := a.cache.byUIDCopy(uid); ok {
 				a.queue.Add(instanceKey(inst))
 			}
@@ -246,16 +352,27 @@ func (a *Agent) applyHostNetwork(ctx context.Context, last string) (string, erro
 func (a *Agent) reportHostNetwork(ctx context.Context, hn *api.HostNetwork, applyErr error) {
 	st := api.HostNetworkStatus{ObservedGeneration: hn.Metadata.Generation, Applied: applyErr == nil}
 	if applyErr != nil {
-		st.Message = applyErr.Error()
-		if len(st.Message) > 1000 {
-			st.Message = st.Message[:1000]
+		st.Message = truncate(applyErr.Error(), 1000)
+	}
+	failed, _ := splitApplyError(applyErr)
+	for _, n := range hn.Spec.Networks {
+		if err, ok := failed[n.UID]; ok {
+			st.Failed = append(st.Failed, api.NetworkFailure{UID: n.UID, Name: n.Name, Message: truncate(err.Error(), 500)})
 		}
 	}
-	if hn.Status == st {
+	if reflect.DeepEqual(hn.Status, st) {
 		return
 	}
 	hn.Status = st
 	if err := a.client().UpdateStatus(ctx, hn); err != nil && ctx.Err() == nil {
 		a.log.Debug("report host network status", "err", err)
 	}
+}
+
+// truncate shortens s to at most n bytes.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

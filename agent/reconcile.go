@@ -102,7 +102,7 @@ func (r *instanceRun) converge(ctx context.Context) error {
 		if _, ready := r.a.networkFor(inst); !ready {
 			// Its network namespace does not exist yet: the network loop
 			// queues the instance again once its ports are applied.
-			return nil
+			return r.waitNetwork(ctx)
 		}
 	}
 	if errors.Is(err, driver.ErrNotFound) {
