@@ -229,9 +229,14 @@ func (f *fakeAPI) createInstance(w http.ResponseWriter, r *http.Request) {
 	f.attempts[key]++
 	drop := f.dropFirstAttempt && f.attempts[key] == 1
 	if name, ok := f.byKey[key]; ok && key != "" {
-		prev := *f.instances[name]
+		prev, live := f.instances[name]
 		f.mu.Unlock()
-		writeJSON(w, 200, prev)
+		if !live {
+			// As the server answers a key whose instance was deleted since.
+			writeJSON(w, 404, api.ErrorBody{Error: &api.Error{Code: api.CodeNotFound, Message: "object not found"}})
+			return
+		}
+		writeJSON(w, 200, *prev)
 		return
 	}
 	if f.refuseCreate[inst.Metadata.Name] {

@@ -59,7 +59,9 @@ func newInstanceCreateCommand(o *options) *cobra.Command {
 		Use:   "create NAME --image IMAGE --flavor FLAVOR [flags] [-- COMMAND ARGS...]",
 		Short: "Create instances",
 		Long: "Create an instance, or with --count N the instances NAME-1 to NAME-N.\n" +
-			"Arguments after -- replace the image's command.",
+			"Arguments after -- replace the image's command.\n" +
+			"Running the same command again within a day (after an interruption, say)\n" +
+			"creates only the instances still missing.",
 		Example: "  ouro instance create web --image nginx --flavor small --count 3 --wait\n" +
 			"  ouro instance create job --image busybox --flavor tiny -- sh -c 'echo hi'\n" +
 			"  ouro instance create app --image alpine --flavor small \\\n" +

@@ -50,6 +50,21 @@ func TestInstanceCreateCountRerun(t *testing.T) {
 		t.Errorf("web-1 was replaced: uid %s, was %s", got[0].Metadata.UID, uid1)
 	}
 
+	// An instance deleted since is made again by the same command, under
+	// a fresh key; the others are left as they are.
+	f.mu.Lock()
+	delete(f.instances, "web-3")
+	f.mu.Unlock()
+	if r := runCLI(t, nil, "", args...); r.code != 0 {
+		t.Fatalf("rerun after deleting web-3: exit %d: %s", r.code, r.stderr)
+	}
+	f.mu.Lock()
+	again := f.sortedInstances("demo")
+	f.mu.Unlock()
+	if len(again) != 3 || again[2].Metadata.Name != "web-3" || again[0].Metadata.UID != uid1 {
+		t.Errorf("after deleting web-3 and running again: %d instances, want web-1 kept and web-3 made again", len(again))
+	}
+
 	// A different request for the same names is not a rerun.
 	other := append([]string{}, args...)
 	other[4] = "busybox"
