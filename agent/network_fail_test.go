@@ -40,8 +40,8 @@ func (p *failingPlane) Apply(_ context.Context, spec api.HostNetworkSpec) error 
 	return nil
 }
 
-func (p *failingPlane) NetNSPath(uid string) string { return "/run/netns/test-" + uid }
-func (p *failingPlane) RouterNSPath(vni int) string { return fmt.Sprintf("/run/netns/test-n%d", vni) }
+func (p *failingPlane) NetNSPath(uid string) string  { return "/run/netns/test-" + uid }
+func (p *failingPlane) RouterNSPath(vni int) string  { return fmt.Sprintf("/run/netns/test-n%d", vni) }
 func (p *failingPlane) PortDevice(uid string) string { return "tap-" + uid }
 
 // serveHostNetwork adds the host's HostNetwork (GET and status PUT) to
