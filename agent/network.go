@@ -72,7 +72,7 @@ func (s *netState) port(uid string) (portInfo, bool) {
 	return p, ok
 }
 
-// held returns why an instance waits for a network that could not be
+// heldBack returns why an instance waits for a network that could not be
 // set up, if it does.
 func (s *netState) heldBack(uid string) (string, bool) {
 	s.mu.RLock()
