@@ -293,7 +293,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	e.must(http.StatusOK, "GET", "/readyz", "", nil)
 	e.must(http.StatusOK, "GET", "/v1/flavors", e.admin, nil)
-	r := e.must(http.StatusOK, "GET", "/metrics", "", nil)
+	r := e.must(http.StatusOK, "GET", "/metrics", e.admin, nil)
 	for _, want := range []string{`ouro_apiserver_requests_total{code="200",method="GET",route="GET /v1/flavors"} 1`,
 		"ouro_apiserver_request_duration_seconds_bucket", "go_goroutines", "ouro_apiserver_watches_in_flight 0"} {
 		if !strings.Contains(string(r.body), want) {
@@ -312,4 +312,33 @@ func TestPanicRecovered(t *testing.T) {
 	if rec.Code != http.StatusInternalServerError || body.Error == nil || body.Error.Code != api.CodeInternal {
 		t.Errorf("panic answered %d %s", rec.Code, rec.Body)
 	}
+}
+
+// TestMetricsNeedClusterAdmin: /metrics tells what the cloud runs and how
+// busy it is, so only cluster admins read it; health stays open.
+func TestMetricsNeedClusterAdmin(t *testing.T) {
+	e := newEnv(t)
+	e.project("p1")
+	for _, tt := range []struct {
+		name, token string
+		want        int
+		code        string
+	}{
+		{"no token", "", http.StatusUnauthorized, api.CodeUnauthorized},
+		{"bad token", "ouro_nope", http.StatusUnauthorized, api.CodeUnauthorized},
+		{"project admin", e.userToken("pa", map[string]api.Role{"p1": api.RoleAdmin}), http.StatusForbidden, api.CodeForbidden},
+		{"viewer", e.userToken("v", map[string]api.Role{"p1": api.RoleViewer}), http.StatusForbidden, api.CodeForbidden},
+		{"host", e.hostToken("h1"), http.StatusForbidden, api.CodeForbidden},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.must(tt.want, "GET", "/metrics", tt.token, nil)
+			if got := r.apiError().Code; got != tt.code {
+				t.Errorf("code %q, want %q", got, tt.code)
+			}
+			if strings.Contains(string(r.body), "ouro_apiserver") {
+				t.Errorf("refused answer carries metrics: %s", r.body)
+			}
+		})
+	}
+	e.must(http.StatusOK, "GET", "/healthz", "", nil)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/auth"
 )
 
 // metrics are the server's Prometheus collectors, in a registry of its own
@@ -66,6 +67,17 @@ func newMetrics() *metrics {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// serveMetrics answers GET /metrics to cluster admins only, as
+// Kubernetes does: the figures tell an outsider what the cloud runs, how
+// busy it is and when it is weak. A scraper gets a token of its own.
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+	if !id.ClusterAdmin {
+		return forbidden("only a cluster admin may read /metrics")
+	}
+	s.metrics.handler().ServeHTTP(w, r)
+	return nil
 }
 
 // statusWriter records the status a handler answered with.

@@ -247,7 +247,7 @@ func TestSlowSubscriberEndsWithGone(t *testing.T) {
 
 func TestSharedWatchMetricsServed(t *testing.T) {
 	e := newEnv(t)
-	r := e.do("GET", "/metrics", "", nil)
+	r := e.do("GET", "/metrics", e.admin, nil)
 	for _, name := range []string{"ouro_apiserver_shared_watches", "ouro_apiserver_watch_subscribers"} {
 		if r.status != http.StatusOK || !strings.Contains(string(r.body), name) {
 			t.Errorf("/metrics lacks %s", name)

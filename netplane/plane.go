@@ -35,7 +35,12 @@ type Config struct {
 	// ResolvConf is read for upstream DNS when a network names none;
 	// default /etc/resolv.conf.
 	ResolvConf string
-	Logger     *slog.Logger
+	// InstanceHostPorts are the TCP ports of this host that instances may
+	// reach at the host's own addresses: the API server's, when one runs
+	// here. Every other packet from an instance to the host itself is
+	// dropped (docs/networking.md, "What instances can reach").
+	InstanceHostPorts []uint16
+	Logger            *slog.Logger
 }
 
 // Plane applies HostNetwork specs to one host.
@@ -135,7 +140,7 @@ func (p *Plane) Apply(ctx context.Context, spec api.HostNetworkSpec) error {
 		if err := netns.WriteSysctl(p.cfg.HostNetNS, "net.ipv4.ip_forward", "1"); err != nil {
 			return fmt.Errorf("netplane: %w", err)
 		}
-		rs, err := nft.HostRuleset(h.underlay.Attrs().Name, transitPrefix+"*")
+		rs, err := nft.HostRuleset(h.underlay.Attrs().Name, transitPrefix+"*", p.cfg.InstanceHostPorts)
 		if err == nil {
 			err = nft.Load(p.cfg.HostNetNS, rs)
 		}
