@@ -7,6 +7,7 @@ package strictjson
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,32 @@ func (e *DuplicateKeyError) Error() string {
 	return fmt.Sprintf("duplicate key %q", e.Path)
 }
 
+// FieldError is a decoding error that encoding/json reports without the
+// field it happened in (bad base64 in a []byte field), with the field.
+type FieldError struct {
+	Path string
+	Err  error
+}
+
+func (e *FieldError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// badBase64 returns the path of the first string in data that decodes
+// into a []byte of t but is not valid base64, or "".
+func badBase64(data []byte, t reflect.Type) string {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	w := walker{onString: func(path string, t reflect.Type, s string) bool {
+		if t == nil || t.Kind() != reflect.Slice || t.Elem().Kind() != reflect.Uint8 {
+			return false
+		}
+		_, err := base64.StdEncoding.DecodeString(s)
+		return err != nil
+	}}
+	w.value(dec, "", t)
+	return w.found
+}
+
 // Decode decodes data, which must hold exactly one JSON value, into v. It
 // refuses unknown fields (encoding/json's error), repeated keys
 // (*DuplicateKeyError) and trailing data (ErrTrailingData). Other errors
@@ -42,6 +69,14 @@ func Decode(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var ce base64.CorruptInputError
+		if errors.As(err, &ce) {
+			// encoding/json does not say which field held the bad
+			// base64; find it.
+			if path := badBase64(data, reflect.TypeOf(v)); path != "" {
+				return &FieldError{Path: path, Err: err}
+			}
+		}
 		return err
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -76,7 +111,15 @@ func checkDuplicates(data []byte, t reflect.Type) error {
 // exhaust the stack.
 const maxDepth = 10000
 
-type walker struct{ depth int }
+type walker struct {
+	depth int
+	// onString, when set, is asked about every string value; the walk
+	// stops at the first it reports, whose path is kept in found.
+	onString func(path string, t reflect.Type, s string) bool
+	found    string
+}
+
+var errFound = errors.New("found")
 
 // value consumes one JSON value whose path is path and which decodes into
 // a value of type t (nil when unknown).
@@ -88,6 +131,10 @@ func (w *walker) value(dec *json.Decoder, path string, t reflect.Type) error {
 	}
 	d, ok := tok.(json.Delim)
 	if !ok {
+		if s, isString := tok.(string); isString && w.onString != nil && w.onString(path, t, s) {
+			w.found = path
+			return errFound
+		}
 		return nil
 	}
 	w.depth++

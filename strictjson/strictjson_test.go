@@ -145,3 +145,28 @@ func FuzzDecodeStruct(f *testing.F) {
 		}
 	})
 }
+
+func TestBadBase64NamesTheField(t *testing.T) {
+	type exec struct {
+		Command []string `json:"command"`
+		Stdin   []byte   `json:"stdin"`
+		Nested  struct {
+			Data []byte `json:"data"`
+		} `json:"nested"`
+	}
+	for _, tt := range []struct{ in, path string }{
+		{`{"command":["cat"],"stdin":"not base64!"}`, "stdin"},
+		{`{"stdin":"aGk=","nested":{"data":"%%"}}`, "nested.data"},
+	} {
+		var v exec
+		err := Decode([]byte(tt.in), &v)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Path != tt.path {
+			t.Errorf("Decode(%s) = %v, want an error on %s", tt.in, err, tt.path)
+		}
+	}
+	var v exec
+	if err := Decode([]byte(`{"stdin":"aGk="}`), &v); err != nil || string(v.Stdin) != "hi" {
+		t.Errorf("good base64: %v %q", err, v.Stdin)
+	}
+}
