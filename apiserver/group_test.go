@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/auth"
 )
 
 const groupsPath = "/v1/projects/default/instancegroups"
@@ -140,8 +141,11 @@ func TestGroupCreateDefaultsAndUpdate(t *testing.T) {
 	e.must(http.StatusOK, "DELETE", path, e.admin, nil)
 }
 
+// TestCreateInstanceForControllers checks that a controller creating an
+// instance through the server's Admitter gets what an API create makes.
 func TestCreateInstanceForControllers(t *testing.T) {
 	e := newEnv(t)
+	controller := &auth.Identity{User: "system:test-controller", ClusterAdmin: true}
 	e.image("default", "busybox", false)
 	ctx := context.Background()
 	mk := func() *api.Instance {
@@ -149,7 +153,7 @@ func TestCreateInstanceForControllers(t *testing.T) {
 			Spec: api.InstanceSpec{Image: "busybox", Flavor: "small"}}
 	}
 	in := mk()
-	existed, err := e.srv.CreateInstance(ctx, e.store, in, "key-1")
+	existed, err := e.srv.adm.CreateInstance(ctx, e.store, controller, in, "key-1")
 	if err != nil || existed {
 		t.Fatalf("CreateInstance = %v, %v", existed, err)
 	}
@@ -158,7 +162,7 @@ func TestCreateInstanceForControllers(t *testing.T) {
 		t.Errorf("instance not made as an API create: %+v", in)
 	}
 	again := mk()
-	existed, err = e.srv.CreateInstance(ctx, e.store, again, "key-1")
+	existed, err = e.srv.adm.CreateInstance(ctx, e.store, controller, again, "key-1")
 	if err != nil || !existed || again.Metadata.UID != in.Metadata.UID {
 		t.Errorf("retry = %v, %v, uid %s; want the first instance", existed, err, again.Metadata.UID)
 	}
@@ -166,7 +170,7 @@ func TestCreateInstanceForControllers(t *testing.T) {
 	bad.Metadata.Name = "web-1"
 	bad.Spec.Flavor = "huge"
 	before := e.fake.revision()
-	if _, err := e.srv.CreateInstance(ctx, e.store, bad, "key-2"); api.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "spec.flavor") {
+	if _, err := e.srv.adm.CreateInstance(ctx, e.store, controller, bad, "key-2"); api.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "spec.flavor") {
 		t.Errorf("bad flavor: %v", err)
 	}
 	if e.fake.revision() != before {
