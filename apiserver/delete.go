@@ -49,8 +49,8 @@ func refuseUsed(what string, users []api.Object, err error) error {
 
 // list lists the objects of kind k in project that f keeps, at most limit
 // (0: all).
-func (s *Server) list(ctx context.Context, k *api.Kind, project string, limit int, f func(api.Object) bool) ([]api.Object, error) {
-	objs, _, err := s.store.List(ctx, k, project, store.ListOptions{Filter: f, Limit: limit})
+func list(ctx context.Context, st store.Interface, k *api.Kind, project string, limit int, f func(api.Object) bool) ([]api.Object, error) {
+	objs, _, err := st.List(ctx, k, project, store.ListOptions{Filter: f, Limit: limit})
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", k.Plural, err)
 	}
@@ -59,12 +59,12 @@ func (s *Server) list(ctx context.Context, k *api.Kind, project string, limit in
 
 // specUsers lists the instances and the instance groups (in every
 // project) whose spec or template uses something.
-func (s *Server) specUsers(ctx context.Context, uses func(*api.InstanceSpec) bool, usesTemplate func(*api.InstanceTemplate) bool) ([]api.Object, error) {
-	users, err := s.list(ctx, api.InstanceKind, "", 0, func(o api.Object) bool { return uses(&o.(*api.Instance).Spec) })
+func specUsers(ctx context.Context, st store.Interface, uses func(*api.InstanceSpec) bool, usesTemplate func(*api.InstanceTemplate) bool) ([]api.Object, error) {
+	users, err := list(ctx, st, api.InstanceKind, "", 0, func(o api.Object) bool { return uses(&o.(*api.Instance).Spec) })
 	if err != nil {
 		return nil, err
 	}
-	groups, err := s.list(ctx, api.InstanceGroupKind, "", 0, func(o api.Object) bool { return usesTemplate(&o.(*api.InstanceGroup).Spec.Template) })
+	groups, err := list(ctx, st, api.InstanceGroupKind, "", 0, func(o api.Object) bool { return usesTemplate(&o.(*api.InstanceGroup).Spec.Template) })
 	if err != nil {
 		return nil, err
 	}
@@ -74,14 +74,14 @@ func (s *Server) specUsers(ctx context.Context, uses func(*api.InstanceSpec) boo
 func beforeDeleteImage(s *Server, ctx context.Context, obj api.Object) error {
 	m := obj.Meta()
 	ref := m.Project + "/" + m.Name
-	users, err := s.specUsers(ctx, func(sp *api.InstanceSpec) bool { return sp.Image == ref },
+	users, err := specUsers(ctx, s.store, func(sp *api.InstanceSpec) bool { return sp.Image == ref },
 		func(t *api.InstanceTemplate) bool { return t.Image == ref })
 	return refuseUsed("image "+ref, users, err)
 }
 
 func beforeDeleteFlavor(s *Server, ctx context.Context, obj api.Object) error {
 	name := obj.Meta().Name
-	users, err := s.specUsers(ctx, func(sp *api.InstanceSpec) bool { return sp.Flavor == name },
+	users, err := specUsers(ctx, s.store, func(sp *api.InstanceSpec) bool { return sp.Flavor == name },
 		func(t *api.InstanceTemplate) bool { return t.Flavor == name })
 	return refuseUsed("flavor "+name, users, err)
 }
@@ -94,13 +94,13 @@ func beforeDeleteFlavor(s *Server, ctx context.Context, obj api.Object) error {
 func beforeDeleteProject(s *Server, ctx context.Context, obj api.Object) error {
 	name := obj.Meta().Name
 	for _, k := range []*api.Kind{api.InstanceKind, api.InstanceGroupKind, api.ImageKind, api.FloatingIPKind} {
-		objs, err := s.list(ctx, k, name, 10, nil)
+		objs, err := list(ctx, s.store, k, name, 10, nil)
 		if err := refuseUsed("project "+name, objs, err); err != nil {
 			return err
 		}
 	}
 	for _, k := range []*api.Kind{api.KeyPairKind, api.SecurityGroupKind, api.NetworkKind} {
-		objs, err := s.list(ctx, k, name, 0, nil)
+		objs, err := list(ctx, s.store, k, name, 0, nil)
 		if err != nil {
 			return err
 		}
@@ -117,7 +117,7 @@ func beforeDeleteProject(s *Server, ctx context.Context, obj api.Object) error {
 // project are attached to, or that group templates name.
 func beforeDeleteNetwork(s *Server, ctx context.Context, obj api.Object) error {
 	n := obj.(*api.Network)
-	users, err := s.list(ctx, api.InstanceKind, n.Metadata.Project, 0, func(o api.Object) bool {
+	users, err := list(ctx, s.store, api.InstanceKind, n.Metadata.Project, 0, func(o api.Object) bool {
 		in := o.(*api.Instance)
 		return slices.ContainsFunc(in.Spec.Networks, func(a api.NetworkAttachment) bool { return a.Network == n.Metadata.Name }) ||
 			slices.ContainsFunc(in.Status.Interfaces, func(i api.Interface) bool { return i.Network == n.Metadata.Name })
@@ -125,7 +125,7 @@ func beforeDeleteNetwork(s *Server, ctx context.Context, obj api.Object) error {
 	if err != nil {
 		return err
 	}
-	groups, err := s.templateUsers(ctx, n.Metadata.Project, func(t *api.InstanceTemplate) bool {
+	groups, err := templateUsers(ctx, s.store, n.Metadata.Project, func(t *api.InstanceTemplate) bool {
 		return slices.ContainsFunc(t.Networks, func(a api.NetworkAttachment) bool { return a.Network == n.Metadata.Name })
 	})
 	return refuseUsed("network "+n.Metadata.Name, append(users, groups...), err)
@@ -135,7 +135,7 @@ func beforeDeleteNetwork(s *Server, ctx context.Context, obj api.Object) error {
 // group templates use or that other groups' rules name as source.
 func beforeDeleteSecurityGroup(s *Server, ctx context.Context, obj api.Object) error {
 	project, name := obj.Meta().Project, obj.Meta().Name
-	insts, err := s.list(ctx, api.InstanceKind, project, 0, func(o api.Object) bool {
+	insts, err := list(ctx, s.store, api.InstanceKind, project, 0, func(o api.Object) bool {
 		return slices.ContainsFunc(o.(*api.Instance).Spec.Networks, func(a api.NetworkAttachment) bool {
 			return slices.Contains(a.SecurityGroups, name)
 		})
@@ -143,7 +143,7 @@ func beforeDeleteSecurityGroup(s *Server, ctx context.Context, obj api.Object) e
 	if err != nil {
 		return err
 	}
-	groups, err := s.list(ctx, api.SecurityGroupKind, project, 0, func(o api.Object) bool {
+	groups, err := list(ctx, s.store, api.SecurityGroupKind, project, 0, func(o api.Object) bool {
 		og := o.(*api.SecurityGroup)
 		return og.Metadata.Name != name && slices.ContainsFunc(og.Spec.Rules, func(r api.SecurityGroupRule) bool {
 			return r.SourceGroup == name
@@ -152,7 +152,7 @@ func beforeDeleteSecurityGroup(s *Server, ctx context.Context, obj api.Object) e
 	if err != nil {
 		return err
 	}
-	templates, err := s.templateUsers(ctx, project, func(t *api.InstanceTemplate) bool {
+	templates, err := templateUsers(ctx, s.store, project, func(t *api.InstanceTemplate) bool {
 		return slices.ContainsFunc(t.Networks, func(a api.NetworkAttachment) bool { return slices.Contains(a.SecurityGroups, name) })
 	})
 	return refuseUsed("security group "+name, append(append(insts, groups...), templates...), err)
@@ -163,7 +163,7 @@ func beforeDeleteSecurityGroup(s *Server, ctx context.Context, obj api.Object) e
 // public key.
 func beforeDeleteKeyPair(s *Server, ctx context.Context, obj api.Object) error {
 	m := obj.Meta()
-	users, err := s.templateUsers(ctx, m.Project, func(t *api.InstanceTemplate) bool { return t.KeyName == m.Name })
+	users, err := templateUsers(ctx, s.store, m.Project, func(t *api.InstanceTemplate) bool { return t.KeyName == m.Name })
 	return refuseUsed("key pair "+m.Name, users, err)
 }
 
@@ -190,7 +190,7 @@ func beforeDeletePool(s *Server, ctx context.Context, obj api.Object) error {
 // removes its credentials and presence.
 func beforeDeleteHost(s *Server, ctx context.Context, obj api.Object) error {
 	name := obj.Meta().Name
-	users, err := s.list(ctx, api.InstanceKind, "", 0, func(o api.Object) bool { return o.(*api.Instance).Status.Host == name })
+	users, err := list(ctx, s.store, api.InstanceKind, "", 0, func(o api.Object) bool { return o.(*api.Instance).Status.Host == name })
 	if err := refuseUsed("host "+name, users, err); err != nil {
 		return err
 	}
@@ -211,8 +211,8 @@ func beforeDeleteUser(s *Server, ctx context.Context, obj api.Object) error {
 
 // templateUsers lists the instance groups of a project whose template uses
 // something: a group would fail to make members once it is gone.
-func (s *Server) templateUsers(ctx context.Context, project string, uses func(*api.InstanceTemplate) bool) ([]api.Object, error) {
-	return s.list(ctx, api.InstanceGroupKind, project, 0, func(o api.Object) bool {
+func templateUsers(ctx context.Context, st store.Interface, project string, uses func(*api.InstanceTemplate) bool) ([]api.Object, error) {
+	return list(ctx, st, api.InstanceGroupKind, project, 0, func(o api.Object) bool {
 		return uses(&o.(*api.InstanceGroup).Spec.Template)
 	})
 }

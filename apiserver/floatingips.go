@@ -20,9 +20,9 @@ type associateRequest struct {
 
 // validateFloatingIPCreate resolves the pool (default: the only one) and
 // checks the instance to associate, if any.
-func (s *Server) validateFloatingIPCreate(ctx context.Context, f *api.FloatingIP) error {
+func validateFloatingIPCreate(ctx context.Context, st store.Interface, f *api.FloatingIP) error {
 	if f.Spec.Pool == "" {
-		pools, _, err := s.store.List(ctx, api.FloatingIPPoolKind, "", store.ListOptions{})
+		pools, _, err := st.List(ctx, api.FloatingIPPoolKind, "", store.ListOptions{})
 		if err != nil {
 			return fmt.Errorf("list pools: %w", err)
 		}
@@ -42,7 +42,7 @@ func (s *Server) validateFloatingIPCreate(ctx context.Context, f *api.FloatingIP
 		if e := api.ValidateName("spec.pool", f.Spec.Pool); e != nil {
 			return e
 		}
-		err := s.store.Get(ctx, api.FloatingIPPoolKind, "", f.Spec.Pool, &api.FloatingIPPool{})
+		err := st.Get(ctx, api.FloatingIPPoolKind, "", f.Spec.Pool, &api.FloatingIPPool{})
 		if errors.Is(err, store.ErrNotFound) {
 			return api.Invalid("spec.pool", "list the pools with GET /v1/floatingippools", "pool %q does not exist", f.Spec.Pool)
 		}
@@ -51,12 +51,12 @@ func (s *Server) validateFloatingIPCreate(ctx context.Context, f *api.FloatingIP
 		}
 	}
 	f.Status = api.FloatingIPStatus{}
-	return s.checkAssociation(ctx, f.Metadata.Project, f.Spec.Instance)
+	return checkAssociation(ctx, st, f.Metadata.Project, f.Spec.Instance)
 }
 
 // checkAssociation checks that instance (if not empty) exists in project
 // and has an interface to send the floating IP's traffic to.
-func (s *Server) checkAssociation(ctx context.Context, project, instance string) error {
+func checkAssociation(ctx context.Context, st store.Interface, project, instance string) error {
 	if instance == "" {
 		return nil
 	}
@@ -64,7 +64,7 @@ func (s *Server) checkAssociation(ctx context.Context, project, instance string)
 		return e
 	}
 	var in api.Instance
-	err := s.store.Get(ctx, api.InstanceKind, project, instance, &in)
+	err := st.Get(ctx, api.InstanceKind, project, instance, &in)
 	if errors.Is(err, store.ErrNotFound) {
 		return api.Invalid("spec.instance", "name an instance of this project", "instance %q does not exist", instance)
 	}
@@ -78,13 +78,13 @@ func (s *Server) checkAssociation(ctx context.Context, project, instance string)
 }
 
 // validateFloatingIPUpdate keeps the pool and checks a new association.
-func (s *Server) validateFloatingIPUpdate(ctx context.Context, old, f *api.FloatingIP) error {
+func validateFloatingIPUpdate(ctx context.Context, st store.Interface, old, f *api.FloatingIP) error {
 	if f.Spec.Pool != old.Spec.Pool {
 		return admission.Immutable("spec.pool")
 	}
 	if f.Spec.Instance != old.Spec.Instance {
 		f.Status.Host, f.Status.InstanceIP = "", ""
-		return s.checkAssociation(ctx, f.Metadata.Project, f.Spec.Instance)
+		return checkAssociation(ctx, st, f.Metadata.Project, f.Spec.Instance)
 	}
 	return nil
 }
@@ -129,7 +129,7 @@ func (s *Server) associate(disassociate bool) handlerFunc {
 			}
 			f := cloneObject(old).(*api.FloatingIP)
 			f.Spec.Instance = req.Instance
-			if err := s.validateFloatingIPUpdate(r.Context(), old, f); err != nil {
+			if err := validateFloatingIPUpdate(r.Context(), s.store, old, f); err != nil {
 				if e, ok := err.(*api.Error); ok && e.Field == "spec.instance" {
 					e.Field = "instance"
 				}

@@ -89,10 +89,10 @@ var hooks = map[*api.Kind]kindHooks{
 	},
 	api.FloatingIPKind: {
 		create: func(s *Server, ctx context.Context, _ *auth.Identity, o api.Object) error {
-			return s.validateFloatingIPCreate(ctx, o.(*api.FloatingIP))
+			return validateFloatingIPCreate(ctx, s.store, o.(*api.FloatingIP))
 		},
 		update: func(s *Server, ctx context.Context, _ *auth.Identity, old, o api.Object) error {
-			return s.validateFloatingIPUpdate(ctx, old.(*api.FloatingIP), o.(*api.FloatingIP))
+			return validateFloatingIPUpdate(ctx, s.store, old.(*api.FloatingIP), o.(*api.FloatingIP))
 		},
 		status: func(_ *auth.Identity, old, o api.Object) error {
 			return validateFloatingIPStatus(old.(*api.FloatingIP), o.(*api.FloatingIP))
