@@ -18,9 +18,9 @@
 // Members are instances named <group>-<n> with labels ouro.dev/group,
 // ouro.dev/group-uid and ouro.dev/revision. They are created through the
 // same admission (validation, defaults, address allocation) as an API
-// create (InstanceCreator, package admission), as Identity and with an
-// idempotency key, and written with the leader-guarded store like every
-// controller write. docs/groups.md
+// create (InstanceCreator, package admission), under the controller's own
+// identity and with an idempotency key, and written with the
+// leader-guarded store like every controller write. docs/groups.md
 // describes the model, the algorithms and the timings.
 package group
 
@@ -45,9 +45,9 @@ type InstanceCreator interface {
 	CreateInstance(ctx context.Context, st store.Interface, id *auth.Identity, in *api.Instance, idempotencyKey string) (existed bool, err error)
 }
 
-// Identity is who the controller creates members as. Its name is not a
+// identity is who the controller creates members as. Its name is not a
 // valid user name, so no user can hold it.
-var Identity = &auth.Identity{User: "system:group-controller", ClusterAdmin: true}
+var identity = &auth.Identity{User: "system:group-controller", ClusterAdmin: true}
 
 // Options configure a Controller.
 type Options struct {
