@@ -34,6 +34,10 @@ type kindHooks struct {
 	// beforeDelete refuses deleting an object others depend on, and
 	// removes what depends on it alone; it must be safe to repeat.
 	beforeDelete func(s *Server, ctx context.Context, obj api.Object) error
+	// remove, when set, deletes the object (read at resourceVersion rv,
+	// when given) in place of beforeDelete, store.Delete and deleted, and
+	// returns the status to answer and the object to answer with.
+	remove func(s *Server, ctx context.Context, obj api.Object, rv string) (int, api.Object, error)
 	// deleted runs after the object was deleted.
 	deleted func(s *Server, obj api.Object)
 	// prepareOut removes from an object what responses must not show.
@@ -193,8 +197,7 @@ var hooks = map[*api.Kind]kindHooks{
 		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
 			return s.adm.StoreInstance(ctx, s.store, o.(*api.Instance), opts)
 		},
-		// Deleting an instance is deleteInstance (instances.go): a placed
-		// instance is marked for its agent instead.
+		remove: deleteInstance,
 	},
 	api.InstanceGroupKind: {
 		create: func(s *Server, ctx context.Context, id *auth.Identity, o api.Object) error {

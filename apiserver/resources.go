@@ -384,10 +384,15 @@ func (s *Server) delete(k *api.Kind) handlerFunc {
 		if rv != "" && rv != cur.Meta().ResourceVersion {
 			return api.Conflict("%s %q is at resourceVersion %s, not %s", k, name, cur.Meta().ResourceVersion, rv)
 		}
-		if k == api.InstanceKind {
-			return s.deleteInstance(w, r, cur.(*api.Instance), rv)
-		}
 		v := hooks[k]
+		if v.remove != nil {
+			status, out, err := v.remove(s, r.Context(), cur, rv)
+			if err != nil {
+				return err
+			}
+			writeJSON(w, status, prepareOut(out))
+			return nil
+		}
 		if v.beforeDelete != nil {
 			if err := v.beforeDelete(s, r.Context(), cur); err != nil {
 				return err
