@@ -59,7 +59,7 @@ func (s *Server) Bootstrap(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("bootstrap: list projects: %w", err)
 	}
 	for _, p := range projects {
-		if err := s.ensureProjectNetworking(ctx, p.Meta().Name); err != nil {
+		if err := s.adm.EnsureProjectNetworking(ctx, s.store, p.Meta().Name); err != nil {
 			return "", fmt.Errorf("bootstrap: %w", err)
 		}
 	}

@@ -1,6 +1,7 @@
 // Package apiserver serves the Ouroboros REST API (docs/api.md) over a
 // store.Interface: authentication and authorization of every request,
-// validation and defaulting per kind, optimistic concurrency, idempotent
+// validation and defaulting per kind (instances and what they attach to
+// through package admission), optimistic concurrency, idempotent
 // creates, list and watch streams, content-addressed blobs, host join and
 // heartbeats, and the logs/exec/console proxy to agents.
 //
@@ -19,8 +20,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/store"
 )
@@ -48,6 +51,12 @@ type Config struct {
 	AuthCacheTTL time.Duration
 	// MaxBlobBytes bounds one uploaded blob; default DefaultMaxBlobBytes.
 	MaxBlobBytes int64
+	// IPAM allocates floating IPs (and, through Admission, instance
+	// addresses and VNIs); default an ipam.Allocator over Store.
+	IPAM *ipam.Allocator
+	// Admission admits instances and what they attach to; default an
+	// admission.Admitter over Store and IPAM.
+	Admission *admission.Admitter
 }
 
 // Server is the API server. It keeps no state of its own beyond caches:
@@ -66,10 +75,10 @@ type Server struct {
 	// lists keeps what full lists answered, when the store can list in
 	// snapshots (nil otherwise).
 	lists *listCache
-	// addrOffset picks where the search for a free instance address
-	// starts among n addresses (randomOffset; tests fix it at 0 for
-	// lowest-first addresses).
-	addrOffset func(n uint32) uint32
+	// adm admits instances, groups, networks and security groups.
+	adm *admission.Admitter
+	// addrs allocates floating IPs.
+	addrs *ipam.Allocator
 
 	// blobMu orders image creation (read) against the blob sweep (write),
 	// so a sweep never removes a blob an image being created refers to.
@@ -101,6 +110,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBlobBytes <= 0 {
 		cfg.MaxBlobBytes = DefaultMaxBlobBytes
 	}
+	if cfg.IPAM == nil {
+		cfg.IPAM = ipam.New(ipam.Config{Store: cfg.Store})
+	}
+	if cfg.Admission == nil {
+		cfg.Admission = admission.New(admission.Config{Store: cfg.Store, IPAM: cfg.IPAM})
+	}
 	s := &Server{
 		cfg:     cfg,
 		store:   cfg.Store,
@@ -109,8 +124,8 @@ func New(cfg Config) (*Server, error) {
 		metrics: newMetrics(),
 		blobDir: filepath.Join(cfg.DataDir, "blobs", "sha256"),
 		uploads: map[string]bool{},
-
-		addrOffset: randomOffset,
+		adm:     cfg.Admission,
+		addrs:   cfg.IPAM,
 	}
 	s.life, s.close = context.WithCancel(context.Background())
 	s.watches = newWatchHub(cfg.Store, cfg.Logger, s.life, s.metrics)

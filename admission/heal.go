@@ -1,4 +1,4 @@
-package apiserver
+package admission
 
 import (
 	"cmp"
@@ -91,6 +91,19 @@ func validateHealthCheck(field string, hc *api.HealthCheck) error {
 	} {
 		if n.value < 0 || n.value > n.max {
 			return api.Invalid(field+"."+n.name, fmt.Sprintf("use 1 to %d, or leave it out for the default", n.max), "%d is out of range", n.value)
+		}
+	}
+	return nil
+}
+
+// ValidateKeys checks taint or toleration keys, which follow label keys.
+func ValidateKeys(field string, keys []string) error {
+	if len(keys) > 64 {
+		return api.Invalid(field, "use at most 64", "%d entries given", len(keys))
+	}
+	for i, k := range keys {
+		if e := api.ValidateLabels(field, map[string]string{k: ""}); e != nil {
+			return api.Invalid(fmt.Sprintf("%s[%d]", field, i), e.Hint, "key %q is not valid", k)
 		}
 	}
 	return nil

@@ -1,8 +1,7 @@
-package apiserver
+package ipam
 
 import (
 	"fmt"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -10,45 +9,9 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 )
 
-// IP address management: addresses, VNIs and floating IPs are claims in
-// the store (docs/networking.md, "IPAM"), taken in the transaction that
-// creates their holder. The helpers here compute candidates; the store
-// decides who wins.
-
-// codeInsufficientAddresses is the error code of a network or pool with
-// no free address.
-const codeInsufficientAddresses = "InsufficientAddresses"
-
-// codeAddressInUse is the error code of an address asked for that another
-// object holds.
-const codeAddressInUse = "AddressInUse"
-
-// VNI range handed out to networks: 4096 up to the 24-bit maximum, which
-// leaves the low VNIs to anything else on the underlay.
-const (
-	firstVNI = 4096
-	lastVNI  = 1<<24 - 1
-)
-
-// maxClaimAttempts bounds the retries of a network create whose chosen
-// VNI was taken meanwhile by a concurrent create. Addresses (instances,
-// floating IPs) retry as long as free addresses remain instead.
-const maxClaimAttempts = 64
-
-// Claim key prefixes (relative to the store's claims root).
-func ipClaimPrefix(networkUID string) string { return "ip/" + networkUID + "/" }
-func fipClaimPrefix(pool string) string      { return "fip/" + pool + "/" }
-func vniClaim(vni int) string                { return fmt.Sprintf("vni/%d", vni) }
-
-// fipInstanceClaim is held by the floating IP associated with an instance,
-// so that an instance has at most one.
-func fipInstanceClaim(project, instance string) string {
-	return "fipinstance/" + project + "/" + instance
-}
-
-// parsePrefix4 parses a canonical IPv4 prefix with minBits to maxBits of
-// prefix length.
-func parsePrefix4(field, s string, minBits, maxBits int) (netip.Prefix, error) {
+// ParsePrefix4 parses a canonical IPv4 prefix with minBits to maxBits of
+// prefix length; its errors name field.
+func ParsePrefix4(field, s string, minBits, maxBits int) (netip.Prefix, error) {
 	hint := fmt.Sprintf("use an IPv4 prefix from /%d to /%d with the host bits zero, such as 10.0.0.0/24", minBits, maxBits)
 	p, err := netip.ParsePrefix(s)
 	if err != nil || !p.Addr().Is4() {
@@ -63,13 +26,20 @@ func parsePrefix4(field, s string, minBits, maxBits int) (netip.Prefix, error) {
 	return p, nil
 }
 
-// parseAddr4 parses an IPv4 address.
-func parseAddr4(field, hint, s string) (netip.Addr, error) {
+// ParseAddr4 parses an IPv4 address; its error names field and gives
+// hint.
+func ParseAddr4(field, hint, s string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(s)
 	if err != nil || !a.Is4() {
 		return netip.Addr{}, api.Invalid(field, hint, "%q is not an IPv4 address", truncate(s, 80))
 	}
 	return a, nil
+}
+
+// HostAddr reports whether a is a host address of p: inside, and neither
+// its network nor its broadcast address.
+func HostAddr(p netip.Prefix, a netip.Addr) bool {
+	return p.Contains(a) && a != p.Masked().Addr() && a != broadcast(p)
 }
 
 // broadcast returns the last address of p.
@@ -80,27 +50,11 @@ func broadcast(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-// hostAddr reports whether a is a host address of p: inside, and neither
-// its network nor its broadcast address.
-func hostAddr(p netip.Prefix, a netip.Addr) bool {
-	return p.Contains(a) && a != p.Masked().Addr() && a != broadcast(p)
-}
-
-// prefixesOverlap reports whether two prefixes share an address.
-func prefixesOverlap(a, b netip.Prefix) bool { return a.Overlaps(b) }
-
 // lowestFree returns the lowest address from first to last (inclusive)
-// that is neither used nor skipped.
-func lowestFree(first, last netip.Addr, used map[string]bool, skip ...netip.Addr) (netip.Addr, bool) {
+// that is not used.
+func lowestFree(first, last netip.Addr, used map[string]bool) (netip.Addr, bool) {
 	for a := first; a.IsValid() && a.Compare(last) <= 0; a = a.Next() {
-		if used[a.String()] {
-			continue
-		}
-		skipped := false
-		for _, s := range skip {
-			skipped = skipped || s == a
-		}
-		if !skipped {
+		if !used[a.String()] {
 			return a, true
 		}
 	}
@@ -160,13 +114,6 @@ func macOf(ip netip.Addr) string {
 	return fmt.Sprintf("0a:58:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])
 }
 
-// noFreeAddress answers 409 for a full network or pool.
-func noFreeAddress(field, what string, inUse int) error {
-	return &api.Error{Status: http.StatusConflict, Code: codeInsufficientAddresses, Field: field,
-		Message: fmt.Sprintf("%s has no free address (%d in use)", what, inUse),
-		Hint:    "free an address or use another network or pool"}
-}
-
 // lowestUsed returns the lowest address of used. A create with an
 // idempotency key on a full network claims it as a probe: the store
 // answers a retried create from its idempotency record before it looks at
@@ -180,4 +127,11 @@ func lowestUsed(used map[string]bool) (netip.Addr, bool) {
 		}
 	}
 	return low, low.IsValid()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -1,4 +1,4 @@
-package apiserver
+package admission
 
 import (
 	"context"
@@ -35,18 +35,21 @@ var keyTypes = []string{
 const publicKeyHint = "give one OpenSSH public key line such as \"ssh-ed25519 AAAA... comment\" " +
 	"(ed25519, ecdsa or rsa of at least 2048 bits), as in ~/.ssh/id_ed25519.pub"
 
-// parsedKey is a validated public key.
-type parsedKey struct {
-	// line is the key in canonical authorized_keys form with its comment.
-	line        string
-	typ         string
-	fingerprint string
+// PublicKey is a validated public key.
+type PublicKey struct {
+	// Line is the key in canonical authorized_keys form with its comment.
+	Line string
+	// Type is the key algorithm, such as ssh-ed25519.
+	Type string
+	// Fingerprint is the key's SHA256 fingerprint, as ssh-keygen -l
+	// shows it.
+	Fingerprint string
 }
 
-// parsePublicKey validates one authorized_keys line without options and
+// ParsePublicKey validates one authorized_keys line without options and
 // returns it normalised: single spaces, canonical base64, the comment
-// kept.
-func parsePublicKey(field, s string) (*parsedKey, error) {
+// kept. Its errors name field.
+func ParsePublicKey(field, s string) (*PublicKey, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return nil, api.Invalid(field, publicKeyHint, "public key is required")
@@ -91,31 +94,32 @@ func parsePublicKey(field, s string) (*parsedKey, error) {
 	if comment != "" {
 		line += " " + comment
 	}
-	return &parsedKey{line: line, typ: typ, fingerprint: ssh.FingerprintSHA256(key)}, nil
+	return &PublicKey{Line: line, Type: typ, Fingerprint: ssh.FingerprintSHA256(key)}, nil
 }
 
-// validateKeyPairCreate normalises the key and sets the status.
-func validateKeyPairCreate(kp *api.KeyPair) error {
-	k, err := parsePublicKey("spec.publicKey", kp.Spec.PublicKey)
+// ValidateKeyPairCreate normalises a new key pair's key and sets its
+// status.
+func ValidateKeyPairCreate(kp *api.KeyPair) error {
+	k, err := ParsePublicKey("spec.publicKey", kp.Spec.PublicKey)
 	if err != nil {
 		return err
 	}
-	kp.Spec.PublicKey = k.line
-	kp.Status = api.KeyPairStatus{Fingerprint: k.fingerprint, Type: k.typ}
+	kp.Spec.PublicKey = k.Line
+	kp.Status = api.KeyPairStatus{Fingerprint: k.Fingerprint, Type: k.Type}
 	return nil
 }
 
-// validateKeyPairUpdate keeps the key: only labels may change. The same
+// ValidateKeyPairUpdate keeps the key: only labels may change. The same
 // key written differently (spacing, base64 padding) is no change.
-func validateKeyPairUpdate(old, kp *api.KeyPair) error {
+func ValidateKeyPairUpdate(old, kp *api.KeyPair) error {
 	if kp.Spec.PublicKey == old.Spec.PublicKey {
 		return nil
 	}
-	k, err := parsePublicKey("spec.publicKey", kp.Spec.PublicKey)
+	k, err := ParsePublicKey("spec.publicKey", kp.Spec.PublicKey)
 	if err != nil {
 		return err
 	}
-	if k.line != old.Spec.PublicKey {
+	if k.Line != old.Spec.PublicKey {
 		return api.Invalid("spec.publicKey", "import the new key as a new key pair", "the public key of a key pair cannot change")
 	}
 	kp.Spec.PublicKey = old.Spec.PublicKey
@@ -124,12 +128,12 @@ func validateKeyPairUpdate(old, kp *api.KeyPair) error {
 
 // resolveKeyName returns the public key of the key pair name in project,
 // or an error naming field when there is none.
-func (s *Server) resolveKeyName(ctx context.Context, field, project, name string) (string, error) {
+func (a *Admitter) resolveKeyName(ctx context.Context, field, project, name string) (string, error) {
 	if e := api.ValidateName(field, name); e != nil {
 		return "", e
 	}
 	var kp api.KeyPair
-	if err := s.store.Get(ctx, api.KeyPairKind, project, name, &kp); err != nil {
+	if err := a.st.Get(ctx, api.KeyPairKind, project, name, &kp); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return "", api.Invalid(field, "list the key pairs with `ouro keypair list`, or create one with `ouro keypair create`",
 				"key pair %q does not exist in project %s", name, project)
@@ -143,13 +147,13 @@ func (s *Server) resolveKeyName(ctx context.Context, field, project, name string
 // create and copies the key pair's public key into spec.publicKeys.
 // publicKeys belong to the server: a create that sets them is refused, so
 // that nobody mistakes them for a way to pass keys without a key pair.
-func (s *Server) validateInstanceAccess(ctx context.Context, in *api.Instance) error {
+func (a *Admitter) validateInstanceAccess(ctx context.Context, in *api.Instance) error {
 	spec := &in.Spec
 	if len(spec.PublicKeys) > 0 {
 		return api.Invalid("spec.publicKeys", "name a key pair in spec.keyName instead; the server copies its key", "publicKeys are set by the server")
 	}
 	if spec.KeyName != "" {
-		key, err := s.resolveKeyName(ctx, "spec.keyName", in.Metadata.Project, spec.KeyName)
+		key, err := a.resolveKeyName(ctx, "spec.keyName", in.Metadata.Project, spec.KeyName)
 		if err != nil {
 			return err
 		}
@@ -174,14 +178,14 @@ func validateInstanceAccessUpdate(old, in *api.Instance) error {
 	o, n := &old.Spec, &in.Spec
 	switch {
 	case n.KeyName != o.KeyName:
-		return immutable("spec.keyName")
+		return Immutable("spec.keyName")
 	case n.UserData != o.UserData:
-		return immutable("spec.userData")
+		return Immutable("spec.userData")
 	}
 	if len(n.PublicKeys) == 0 {
 		n.PublicKeys = o.PublicKeys
 	} else if !slices.Equal(n.PublicKeys, o.PublicKeys) {
-		return immutable("spec.publicKeys")
+		return Immutable("spec.publicKeys")
 	}
 	return nil
 }

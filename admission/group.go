@@ -1,12 +1,13 @@
-package apiserver
+package admission
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/auth"
 )
 
 // Bounds of instance groups.
@@ -18,19 +19,18 @@ const (
 	maxStabilization    = 60 * 60
 )
 
-// validateGroup checks and defaults a group on create (old == nil) and
-// update. The template is checked as an instance create of its first
-// member would be, so a group never holds a template that cannot make
-// members; the stored template names its image as project/name and lists
-// its networks with their security groups.
-func (s *Server) validateGroup(r *http.Request, old, g *api.InstanceGroup) error {
+// ValidateGroup admits, for id, an instance group on create (old == nil)
+// and update, with its defaults. The template is admitted as the create
+// of its first member would be (ValidateTemplate), so a group never holds
+// a template that cannot make members.
+func (a *Admitter) ValidateGroup(ctx context.Context, id *auth.Identity, old, g *api.InstanceGroup) error {
 	spec := &g.Spec
 	if n := g.Metadata.Name; len(n) > maxGroupNameLength {
 		return api.Invalid("metadata.name", fmt.Sprintf("use at most %d characters: members are named <group>-<index>", maxGroupNameLength),
 			"name is %d characters long", len(n))
 	}
 	if old != nil && old.Spec.Stateful != spec.Stateful {
-		return immutable("spec.stateful")
+		return Immutable("spec.stateful")
 	}
 	if spec.Count < 0 || spec.Count > api.MaxGroupCount {
 		return api.Invalid("spec.count", fmt.Sprintf("use 0 to %d", api.MaxGroupCount), "count %d is out of range", spec.Count)
@@ -44,13 +44,13 @@ func (s *Server) validateGroup(r *http.Request, old, g *api.InstanceGroup) error
 	if err := validateUpdatePolicy(&spec.Update); err != nil {
 		return err
 	}
-	if a := spec.Autoscaling; a != nil {
-		if err := validateAutoscaling(a); err != nil {
+	if as := spec.Autoscaling; as != nil {
+		if err := validateAutoscaling(as); err != nil {
 			return err
 		}
-		spec.Count = min(max(spec.Count, a.Min), a.Max)
+		spec.Count = min(max(spec.Count, as.Min), as.Max)
 	}
-	return s.validateTemplate(r, g)
+	return a.ValidateTemplate(ctx, id, g)
 }
 
 func validateGroupPlacement(p *api.Placement) error {
@@ -109,10 +109,11 @@ func validateAutoscaling(a *api.Autoscaling) error {
 	return nil
 }
 
-// validateTemplate checks the template as the create of the group's
-// first member, and keeps what that create resolves: the image as
-// project/name and the networks with their security groups.
-func (s *Server) validateTemplate(r *http.Request, g *api.InstanceGroup) error {
+// ValidateTemplate admits a group's template for id as the create of the
+// group's first member, and keeps what that create resolves: the image as
+// project/name and the networks with their security groups. Errors name
+// the group's fields (spec.template.X).
+func (a *Admitter) ValidateTemplate(ctx context.Context, id *auth.Identity, g *api.InstanceGroup) error {
 	t := &g.Spec.Template
 	if e := api.ValidateLabels("spec.template.labels", t.Labels); e != nil {
 		return e
@@ -139,7 +140,7 @@ func (s *Server) validateTemplate(r *http.Request, g *api.InstanceGroup) error {
 		Metadata: api.ObjectMeta{Name: g.MemberName(0), Project: g.Metadata.Project, Labels: t.Labels},
 		Spec:     g.MemberSpec(),
 	}
-	if err := s.validateInstanceCreate(r, first); err != nil {
+	if err := a.ValidateInstanceCreate(ctx, id, first); err != nil {
 		return templateError(err)
 	}
 	t.Image = first.Spec.Image

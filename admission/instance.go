@@ -1,9 +1,9 @@
-package apiserver
+package admission
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,29 +15,38 @@ import (
 
 // Bounds of an instance's (and an image's) process.
 const (
-	maxArgs     = 256
-	maxArgBytes = 4096
+	maxArgs = 256
+	// MaxArgBytes bounds one argument, environment value or working
+	// directory of a process.
+	MaxArgBytes = 4096
 	maxEnv      = 256
 )
 
 var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// validateInstanceCreate resolves the flavor and image of a new instance,
-// copies the flavor's resources and sets the initial status.
-func (s *Server) validateInstanceCreate(r *http.Request, in *api.Instance) error {
+// ValidateInstanceCreate admits a new instance for id: it checks the spec,
+// resolves the flavor (copying its resources into spec.resources), the
+// image (naming it project/name), the key pair (copying its public key)
+// and the networks and security groups (defaulting them), and sets the
+// initial status. The metadata must have been checked and the status
+// cleared. Nothing is written: StoreInstance stores the result.
+func (a *Admitter) ValidateInstanceCreate(ctx context.Context, id *auth.Identity, in *api.Instance) error {
+	if err := checkIdentity(id); err != nil {
+		return err
+	}
 	spec := &in.Spec
 	if e := api.ValidateName("spec.flavor", spec.Flavor); e != nil {
 		return e
 	}
 	var fl api.Flavor
-	if err := s.store.Get(r.Context(), api.FlavorKind, "", spec.Flavor, &fl); err != nil {
+	if err := a.st.Get(ctx, api.FlavorKind, "", spec.Flavor, &fl); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return api.Invalid("spec.flavor", "list the flavors with GET /v1/flavors", "flavor %q does not exist", spec.Flavor)
 		}
 		return fmt.Errorf("get flavor: %w", err)
 	}
 	spec.Resources = fl.Spec
-	img, err := s.resolveImage(r, in.Metadata.Project, spec.Image)
+	img, err := a.ResolveImage(ctx, in.Metadata.Project, spec.Image)
 	if err != nil {
 		return err
 	}
@@ -54,22 +63,23 @@ func (s *Server) validateInstanceCreate(r *http.Request, in *api.Instance) error
 	if spec.RebootRequests != 0 {
 		return api.Invalid("spec.rebootRequests", "leave it out; POST .../reboot asks for a reboot", "must be 0 on create")
 	}
-	if err := s.validateInstanceSpec(r, in); err != nil {
+	if err := validateInstanceSpec(in); err != nil {
 		return err
 	}
-	if err := s.validateAttachments(r.Context(), in); err != nil {
+	if err := a.validateAttachments(ctx, in); err != nil {
 		return err
 	}
-	if err := s.validateInstanceAccess(r.Context(), in); err != nil {
+	if err := a.validateInstanceAccess(ctx, in); err != nil {
 		return err
 	}
 	in.Status = api.InstanceStatus{Phase: api.PhasePending, Driver: img.Status.Driver}
 	return nil
 }
 
-// resolveImage finds the image an instance names: "project/name", or
-// "name" in the instance's project, else a public image of that name.
-func (s *Server) resolveImage(r *http.Request, project, ref string) (*api.Image, error) {
+// ResolveImage finds the image an instance of project names in ref:
+// "project/name" (of this project, or public), or "name" in the project,
+// else the one public image of that name. Its errors name spec.image.
+func (a *Admitter) ResolveImage(ctx context.Context, project, ref string) (*api.Image, error) {
 	const hint = "name an image of this project or a public image, as name or project/name"
 	if ref == "" {
 		return nil, api.Invalid("spec.image", hint, "image is required")
@@ -79,7 +89,7 @@ func (s *Server) resolveImage(r *http.Request, project, ref string) (*api.Image,
 			return nil, api.Invalid("spec.image", hint, "image %q is not a valid reference", ref)
 		}
 		var img api.Image
-		err := s.store.Get(r.Context(), api.ImageKind, p, name, &img)
+		err := a.st.Get(ctx, api.ImageKind, p, name, &img)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
@@ -93,14 +103,14 @@ func (s *Server) resolveImage(r *http.Request, project, ref string) (*api.Image,
 		return nil, e
 	}
 	var img api.Image
-	err := s.store.Get(r.Context(), api.ImageKind, project, ref, &img)
+	err := a.st.Get(ctx, api.ImageKind, project, ref, &img)
 	if err == nil {
 		return &img, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("get image: %w", err)
 	}
-	public, _, err := s.store.List(r.Context(), api.ImageKind, "", store.ListOptions{Filter: func(o api.Object) bool {
+	public, _, err := a.st.List(ctx, api.ImageKind, "", store.ListOptions{Filter: func(o api.Object) bool {
 		i := o.(*api.Image)
 		return i.Spec.Public && i.Metadata.Name == ref
 	}})
@@ -121,7 +131,7 @@ func (s *Server) resolveImage(r *http.Request, project, ref string) (*api.Image,
 }
 
 // validateInstanceSpec checks what a user may write in any spec.
-func (s *Server) validateInstanceSpec(r *http.Request, in *api.Instance) error {
+func validateInstanceSpec(in *api.Instance) error {
 	spec := &in.Spec
 	switch spec.PowerState {
 	case api.PowerOn, api.PowerOff:
@@ -131,10 +141,10 @@ func (s *Server) validateInstanceSpec(r *http.Request, in *api.Instance) error {
 	if spec.RebootRequests < 0 {
 		return api.Invalid("spec.rebootRequests", "POST .../reboot asks for a reboot", "must not be negative")
 	}
-	if err := validateArgs("spec.command", spec.Command); err != nil {
+	if err := ValidateArgs("spec.command", spec.Command); err != nil {
 		return err
 	}
-	if err := validateEnv("spec.env", spec.Env); err != nil {
+	if err := ValidateEnv("spec.env", spec.Env); err != nil {
 		return err
 	}
 	if err := validateRestartPolicy("spec.restartPolicy", spec.RestartPolicy); err != nil {
@@ -146,16 +156,18 @@ func (s *Server) validateInstanceSpec(r *http.Request, in *api.Instance) error {
 	if err := validateHealthCheck("spec.healthCheck", spec.HealthCheck); err != nil {
 		return err
 	}
-	return validateKeys("spec.tolerations", spec.Tolerations)
+	return ValidateKeys("spec.tolerations", spec.Tolerations)
 }
 
-func validateArgs(field string, args []string) error {
+// ValidateArgs checks the arguments of a process: at most 256 of at most
+// MaxArgBytes each, without NUL bytes.
+func ValidateArgs(field string, args []string) error {
 	if len(args) > maxArgs {
 		return api.Invalid(field, fmt.Sprintf("use at most %d arguments", maxArgs), "%d arguments given", len(args))
 	}
 	for i, a := range args {
-		if len(a) > maxArgBytes {
-			return api.Invalid(fmt.Sprintf("%s[%d]", field, i), fmt.Sprintf("use at most %d bytes per argument", maxArgBytes), "argument is %d bytes", len(a))
+		if len(a) > MaxArgBytes {
+			return api.Invalid(fmt.Sprintf("%s[%d]", field, i), fmt.Sprintf("use at most %d bytes per argument", MaxArgBytes), "argument is %d bytes", len(a))
 		}
 		if strings.IndexByte(a, 0) >= 0 {
 			return api.Invalid(fmt.Sprintf("%s[%d]", field, i), "remove the NUL byte", "argument contains a NUL byte")
@@ -164,7 +176,8 @@ func validateArgs(field string, args []string) error {
 	return nil
 }
 
-func validateEnv(field string, env []string) error {
+// ValidateEnv checks environment variables written KEY=VALUE.
+func ValidateEnv(field string, env []string) error {
 	if len(env) > maxEnv {
 		return api.Invalid(field, fmt.Sprintf("use at most %d variables", maxEnv), "%d variables given", len(env))
 	}
@@ -174,26 +187,34 @@ func validateEnv(field string, env []string) error {
 		if !ok || !envKeyRE.MatchString(k) {
 			return api.Invalid(f, "write KEY=VALUE with a key of letters, digits and '_', not starting with a digit", "%q is not KEY=VALUE", truncate(e, 80))
 		}
-		if len(v) > maxArgBytes || strings.IndexByte(v, 0) >= 0 {
-			return api.Invalid(f, fmt.Sprintf("use at most %d bytes without NUL", maxArgBytes), "value of %s is not valid", k)
+		if len(v) > MaxArgBytes || strings.IndexByte(v, 0) >= 0 {
+			return api.Invalid(f, fmt.Sprintf("use at most %d bytes without NUL", MaxArgBytes), "value of %s is not valid", k)
 		}
 	}
 	return nil
 }
 
-func (s *Server) validateInstanceUpdate(r *http.Request, old, in *api.Instance) error {
+// ValidateInstanceUpdate admits, for id, the update of instance old to
+// in, whose status and server-owned metadata are old's: what the
+// instance was made of cannot change (image, flavor, process, key pair,
+// user-data, networks); power state and reboot requests can, and left-out
+// networks and public keys are kept.
+func (a *Admitter) ValidateInstanceUpdate(ctx context.Context, id *auth.Identity, old, in *api.Instance) error {
+	if err := checkIdentity(id); err != nil {
+		return err
+	}
 	o, n := &old.Spec, &in.Spec
 	switch {
 	case n.Image != o.Image:
-		return immutable("spec.image")
+		return Immutable("spec.image")
 	case n.Flavor != o.Flavor:
-		return immutable("spec.flavor")
+		return Immutable("spec.flavor")
 	case n.Resources != o.Resources:
-		return immutable("spec.resources")
+		return Immutable("spec.resources")
 	case !slices.Equal(n.Command, o.Command):
-		return immutable("spec.command")
+		return Immutable("spec.command")
 	case !slices.Equal(n.Env, o.Env):
-		return immutable("spec.env")
+		return Immutable("spec.env")
 	}
 	if err := validateInstanceAccessUpdate(old, in); err != nil {
 		return err
@@ -201,7 +222,7 @@ func (s *Server) validateInstanceUpdate(r *http.Request, old, in *api.Instance) 
 	if len(n.Networks) == 0 {
 		n.Networks = o.Networks
 	} else if !jsonEqual(n.Networks, o.Networks) {
-		return immutable("spec.networks")
+		return Immutable("spec.networks")
 	}
 	if n.PowerState == "" {
 		n.PowerState = api.PowerOn
@@ -209,10 +230,13 @@ func (s *Server) validateInstanceUpdate(r *http.Request, old, in *api.Instance) 
 	if n.RebootRequests < o.RebootRequests {
 		return api.Invalid("spec.rebootRequests", "POST .../reboot asks for a reboot", "rebootRequests may only grow (is %d)", o.RebootRequests)
 	}
-	return s.validateInstanceSpec(r, in)
+	return validateInstanceSpec(in)
 }
 
-func validateInstanceStatus(id *auth.Identity, old, in *api.Instance) error {
+// ValidateInstanceStatus admits the status in written by id over old's:
+// a known phase, a host only the scheduler (not a host) moves, and the
+// interfaces allocated at create kept.
+func ValidateInstanceStatus(id *auth.Identity, old, in *api.Instance) error {
 	if id.Host != "" && in.Status.Host != old.Status.Host {
 		return api.Invalid("status.host", "only the scheduler places instances", "a host may not move an instance")
 	}
@@ -230,11 +254,4 @@ func validateInstanceStatus(id *auth.Identity, old, in *api.Instance) error {
 	// Interfaces are allocated by the server at create and hold claims.
 	in.Status.Interfaces = old.Status.Interfaces
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
