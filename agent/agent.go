@@ -24,7 +24,6 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -39,11 +38,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/agent/endpoint"
+	"github.com/ouroboros-cloud/ouro/agent/fence"
+	"github.com/ouroboros-cloud/ouro/agent/health"
+	"github.com/ouroboros-cloud/ouro/agent/usage"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/pki"
-	"github.com/ouroboros-cloud/ouro/probe"
 	"github.com/ouroboros-cloud/ouro/queue"
 )
 
@@ -116,11 +118,14 @@ type Agent struct {
 	// Self-healing (docs/healing.md).
 	backoff backoffPolicy
 	fetches fetchFailures
-	fence   fencer
-	members *memberRecord // group members on the host, for fencing
-	synced  atomic.Bool   // the first list of assigned instances succeeded
-	health  healthState
-	probe   ProbeFunc
+	synced  atomic.Bool // the first list of assigned instances succeeded
+
+	// The parts, built by wire (wire.go).
+	members  *fence.Record // group members on the host, for fencing
+	fence    *fence.Fence
+	health   *health.Checker
+	usage    *usage.Sampler
+	endpoint *endpoint.Server
 
 	// Knobs that tests shorten.
 	workers           int
@@ -129,6 +134,7 @@ type Agent struct {
 	relistDelay       time.Duration
 	rejoinInterval    time.Duration
 	healthTick        time.Duration
+	probe             health.ProbeFunc
 	// afterReconcile, when set, is called after each reconcile (tests).
 	afterReconcile func(key string, err error)
 
@@ -188,16 +194,15 @@ func New(cfg Config) (*Agent, error) {
 		cfg.LeaseTTL = DefaultLeaseTTL
 	}
 	if cfg.UsageInterval == 0 {
-		cfg.UsageInterval = DefaultUsageInterval
+		cfg.UsageInterval = usage.DefaultInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	a := &Agent{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "agent"),
-		cache:   newInstanceCache(),
-		members: newMemberRecord(cfg.DataDir),
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "agent"),
+		cache: newInstanceCache(),
 		// Stops wait out a grace period (up to stopTimeout), so a few slow
 		// teardowns must not hold up new instances: workers are cheap.
 		workers:           32,
@@ -205,9 +210,8 @@ func New(cfg Config) (*Agent, error) {
 		stopTimeout:       10 * time.Second,
 		relistDelay:       time.Second,
 		rejoinInterval:    10 * time.Second,
-		healthTick:        250 * time.Millisecond,
+		healthTick:        health.DefaultTick,
 		backoff:           defaultBackoff,
-		probe:             probe.Check,
 	}
 	a.queue = queue.New("instances", a.reconcileKey, a.log).WithBackoff(time.Second, 5*time.Minute)
 	return a, nil
@@ -237,7 +241,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.facts = facts
 	a.mu.Unlock()
 	a.log = a.log.With("host", facts.name)
-	if err := a.members.load(); err != nil {
+	a.wire()
+	if err := a.members.Load(); err != nil {
 		a.log.Error("group member record unusable: until the first list of instances, fencing knows no members", "err", err)
 	}
 
@@ -247,19 +252,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	// Fencing needs no API: it starts before anything waits on the server,
 	// which may be unreachable (docs/healing.md).
-	a.fence.beat(time.Now()) // the fencing deadline counts from the start
-	wg.Go(func() { a.fenceLoop(ctx) })
+	a.fence.Beat(time.Now()) // the fencing deadline counts from the start
+	wg.Go(func() { a.fence.Run(ctx) })
 	if err := a.ensureIdentity(ctx, id); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	a.log.Info("agent starting", "endpoint", facts.endpoint, "drivers", facts.drivers,
 		"capacity", fmt.Sprintf("%d vCPU, %d MiB, %d GiB", facts.capacity.VCPUs, facts.capacity.MemoryMiB, facts.capacity.DiskGiB),
-		"recorded_group_members", len(a.members.list()))
+		"recorded_group_members", len(a.members.List()))
 
-	srv := a.endpointServer()
-	srv.BaseContext = listenerContext(ctx)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(tls.NewListener(ln, a.tlsConfig())) }()
+	go func() { serveErr <- a.endpoint.Serve(ctx, ln) }()
 
 	wg.Go(func() { a.hostLoop(ctx) })
 	wg.Go(func() { a.heartbeatLoop(ctx) })
@@ -268,20 +271,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Go(func() { a.queue.Run(ctx, a.workers) })
 		wg.Go(func() { a.exitLoop(ctx) })
 		wg.Go(func() { a.watchLoop(ctx, rv) })
-		wg.Go(func() { a.healthLoop(ctx) })
-		wg.Go(func() { a.usageLoop(ctx) })
+		wg.Go(func() { a.health.Run(ctx) })
+		wg.Go(func() { a.usage.Run(ctx) })
 	}
 	var runErr error
 	select {
 	case <-ctx.Done():
+		<-serveErr // the endpoint shuts down with ctx
 	case err := <-serveErr:
-		runErr = fmt.Errorf("agent: endpoint: %w", err)
-		cancel()
-	}
-	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
-	defer stop()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close()
+		runErr = fmt.Errorf("agent: %w", err)
 	}
 	cancel()
 	wg.Wait()

@@ -188,8 +188,8 @@ func (c *instanceCache) assigned(uid string) bool {
 	return ok || g
 }
 
-// all returns copies of the assigned instances.
-func (c *instanceCache) all() []*api.Instance {
+// All returns copies of the assigned instances.
+func (c *instanceCache) All() []*api.Instance {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]*api.Instance, 0, len(c.byUID))

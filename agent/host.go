@@ -94,7 +94,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 				a.log.Info("heartbeat recovered")
 			}
 			failing = false
-			if a.fence.beat(sent) {
+			if a.fence.Beat(sent) {
 				a.unfence(ctx)
 			}
 		case ctx.Err() != nil:

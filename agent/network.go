@@ -68,6 +68,22 @@ func (s *netState) port(uid string) (portInfo, bool) {
 	return p, ok
 }
 
+// ProbeTarget returns where to probe inst from (health.Targets): the
+// router namespace of its first interface's network, and the interface
+// address.
+func (s *netState) ProbeTarget(inst *api.Instance) (nsPath, ip string, ok bool) {
+	if len(inst.Status.Interfaces) == 0 {
+		return "", "", false
+	}
+	ip = inst.Status.Interfaces[0].IP
+	p, found := s.port(inst.Metadata.UID)
+	if !found {
+		return "", "", false
+	}
+	nsPath, ok = p.routers[ip]
+	return nsPath, ip, ok
+}
+
 // set replaces the applied ports and returns the uids whose ports are new
 // or changed.
 func (s *netState) set(ports map[string]portInfo) []string {

@@ -54,7 +54,7 @@ func (a *Agent) reconcile(ctx context.Context, key string) error {
 		}
 		a.cache.forget(g.Metadata.UID)
 		a.forgetMember(g.Metadata.UID)
-		a.fence.forget(g.Metadata.UID)
+		a.fence.Forget(g.Metadata.UID)
 		a.fetches.forget(g.Metadata.UID)
 		a.log.Info("removed instance no longer assigned to this host", "instance", key, "uid", g.Metadata.UID)
 	}
@@ -158,7 +158,7 @@ func (r *instanceRun) converge(ctx context.Context) error {
 // it), rather than because it exited.
 func (r *instanceRun) stoppedByUs() bool {
 	s := r.inst.Status
-	if r.a.fence.wasFenced(r.inst.Metadata.UID) {
+	if r.a.fence.WasFenced(r.inst.Metadata.UID) {
 		return true
 	}
 	switch s.Phase {
@@ -248,8 +248,8 @@ func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
 	spec.PublicKeys, spec.UserData, spec.Zone = inst.Spec.PublicKeys, inst.Spec.UserData, r.a.zone()
 	// A group member is recorded before it exists, so that fencing finds
 	// it even if the agent dies right after Create and starts again
-	// without the API (members.go). Without the record, no member.
-	if err := r.a.recordMember(inst, d.Name()); err != nil {
+	// without the API (fence.Record). Without the record, no member.
+	if err := r.a.members.AddInstance(inst, d.Name()); err != nil {
 		return fmt.Errorf("provision %s: %w", instanceKey(inst), err)
 	}
 	if err := d.Create(ctx, spec); err != nil {
@@ -316,17 +316,17 @@ func (r *instanceRun) start(ctx context.Context, d driver.Driver, reboot bool) e
 	if err := d.Start(ctx, uid); err != nil {
 		return r.fail(ctx, api.ReasonDriverError, fmt.Errorf("start: %w", err))
 	}
-	r.a.fence.forget(uid)
+	r.a.fence.Forget(uid)
 	return r.started(ctx, d, reboot)
 }
 
 // mayStart is checked before every start: fencing may hold group members
-// back, and a member is recorded (members.go) before it runs.
+// back, and a member is recorded (fence.Record) before it runs.
 func (r *instanceRun) mayStart(d driver.Driver) error {
-	if err := r.a.fence.allowStart(r.inst); err != nil {
+	if err := r.a.fence.AllowStart(r.inst); err != nil {
 		return err
 	}
-	if err := r.a.recordMember(r.inst, d.Name()); err != nil {
+	if err := r.a.members.AddInstance(r.inst, d.Name()); err != nil {
 		return fmt.Errorf("start %s: %w", instanceKey(r.inst), err)
 	}
 	return nil
