@@ -38,9 +38,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/agent/credentials"
 	"github.com/ouroboros-cloud/ouro/agent/endpoint"
 	"github.com/ouroboros-cloud/ouro/agent/fence"
 	"github.com/ouroboros-cloud/ouro/agent/health"
+	"github.com/ouroboros-cloud/ouro/agent/hostinfo"
 	"github.com/ouroboros-cloud/ouro/agent/usage"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
@@ -143,7 +145,7 @@ type Agent struct {
 
 	mu    sync.RWMutex
 	facts hostFacts
-	id    *identity
+	id    *credentials.Identity
 	pool  *x509.CertPool
 	cl    *client.Client
 }
@@ -229,7 +231,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("agent: listen: %w", err)
 	}
 	defer ln.Close()
-	id, err := loadIdentity(a.cfg.DataDir)
+	id, err := credentials.Load(a.cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -274,11 +276,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Go(func() { a.health.Run(ctx) })
 		wg.Go(func() { a.usage.Run(ctx) })
 	}
+	// The endpoint returns when ctx ends (nil, after shutting down) or
+	// when it fails; either way the agent stops.
 	var runErr error
-	select {
-	case <-ctx.Done():
-		<-serveErr // the endpoint shuts down with ctx
-	case err := <-serveErr:
+	if err := <-serveErr; err != nil {
 		runErr = fmt.Errorf("agent: %w", err)
 	}
 	cancel()
@@ -289,10 +290,10 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // gatherFacts resolves the host name and address, fingerprints the
 // drivers and measures capacity.
-func (a *Agent) gatherFacts(ctx context.Context, id *identity, listen net.Addr) (hostFacts, error) {
+func (a *Agent) gatherFacts(ctx context.Context, id *credentials.Identity, listen net.Addr) (hostFacts, error) {
 	f := hostFacts{name: a.cfg.Name, address: a.cfg.AdvertiseAddress, arch: runtime.GOARCH}
 	if f.name == "" && id != nil {
-		f.name = id.creds.Host
+		f.name = id.Creds.Host
 	}
 	if f.name == "" {
 		h, err := os.Hostname()
@@ -305,7 +306,7 @@ func (a *Agent) gatherFacts(ctx context.Context, id *identity, listen net.Addr) 
 		}
 	}
 	if f.address == "" {
-		addr, err := DefaultRouteAddress()
+		addr, err := hostinfo.DefaultRouteAddress()
 		if err != nil {
 			return f, err
 		}
@@ -316,7 +317,7 @@ func (a *Agent) gatherFacts(ctx context.Context, id *identity, listen net.Addr) 
 		return f, fmt.Errorf("listen address %s: %w", listen, err)
 	}
 	f.endpoint = "https://" + net.JoinHostPort(f.address, port)
-	f.capacity, err = Capacity(a.cfg.DataDir, a.cfg.CPUOvercommit)
+	f.capacity, err = hostinfo.Capacity(a.cfg.DataDir, a.cfg.CPUOvercommit)
 	if err != nil {
 		return f, err
 	}
@@ -333,10 +334,10 @@ func (a *Agent) gatherFacts(ctx context.Context, id *identity, listen net.Addr) 
 
 // ensureIdentity makes the agent's credentials usable: the ones on disk if
 // the server accepts them, else those of a new join.
-func (a *Agent) ensureIdentity(ctx context.Context, id *identity) error {
+func (a *Agent) ensureIdentity(ctx context.Context, id *credentials.Identity) error {
 	facts := a.hostFacts()
-	if id != nil && id.creds.Host != facts.name {
-		a.log.Warn("credentials are for another host name; joining again", "credentials", id.creds.Host, "name", facts.name)
+	if id != nil && id.Creds.Host != facts.name {
+		a.log.Warn("credentials are for another host name; joining again", "credentials", id.Creds.Host, "name", facts.name)
 		id = nil
 	}
 	if id != nil {
@@ -400,16 +401,16 @@ func (a *Agent) rejoin(ctx context.Context) {
 
 // setIdentity installs credentials: a new API client and the endpoint's
 // certificate and client CA.
-func (a *Agent) setIdentity(id *identity) error {
+func (a *Agent) setIdentity(id *credentials.Identity) error {
 	server := a.cfg.Server
 	if server == "" {
-		server = id.creds.Server
+		server = id.Creds.Server
 	}
-	cl, err := a.newClient(client.Config{Server: server, Token: id.creds.Token, CACert: []byte(id.creds.CACert), UserAgent: userAgent()})
+	cl, err := a.newClient(client.Config{Server: server, Token: id.Creds.Token, CACert: []byte(id.Creds.CACert), UserAgent: userAgent()})
 	if err != nil {
 		return fmt.Errorf("API client: %w", err)
 	}
-	pool, err := pki.PoolFromPEM([]byte(id.creds.CACert))
+	pool, err := pki.PoolFromPEM([]byte(id.Creds.CACert))
 	if err != nil {
 		return fmt.Errorf("cluster CA in credentials: %w", err)
 	}

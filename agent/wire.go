@@ -134,7 +134,7 @@ func (e endpointIdentity) TLSIdentity() (tls.Certificate, *x509.CertPool, bool) 
 	if e.a.id == nil || e.a.pool == nil {
 		return tls.Certificate{}, nil, false
 	}
-	return e.a.id.cert, e.a.pool, true
+	return e.a.id.Cert, e.a.pool, true
 }
 
 // unfence is called after a successful heartbeat that ends fencing.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/ouroboros-cloud/ouro/agent"
+	"github.com/ouroboros-cloud/ouro/agent/hostinfo"
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/driver/container"
 	"github.com/ouroboros-cloud/ouro/driver/vm"
@@ -67,7 +68,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		return fmt.Errorf("agent: data dir: %w", err)
 	}
 	if cfg.AdvertiseAddress == "" {
-		addr, err := agent.DefaultRouteAddress()
+		addr, err := hostinfo.DefaultRouteAddress()
 		if err != nil {
 			return fmt.Errorf("agent: no --advertise-address given and %w", err)
 		}
