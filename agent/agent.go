@@ -43,6 +43,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/agent/fence"
 	"github.com/ouroboros-cloud/ouro/agent/health"
 	"github.com/ouroboros-cloud/ouro/agent/hostinfo"
+	"github.com/ouroboros-cloud/ouro/agent/metaserver"
 	"github.com/ouroboros-cloud/ouro/agent/usage"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
@@ -115,7 +116,6 @@ type Agent struct {
 	cache *instanceCache
 	queue *queue.Queue
 	net   netState
-	meta  metadataService
 
 	// Self-healing (docs/healing.md).
 	backoff backoffPolicy
@@ -128,6 +128,7 @@ type Agent struct {
 	health   *health.Checker
 	usage    *usage.Sampler
 	endpoint *endpoint.Server
+	meta     *metaserver.Service
 
 	// Knobs that tests shorten.
 	workers           int

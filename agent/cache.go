@@ -160,8 +160,8 @@ func (c *instanceCache) get(key string) (cur *api.Instance, gone []*api.Instance
 	return cur, gone
 }
 
-// byUIDCopy returns a copy of the assigned instance with that uid.
-func (c *instanceCache) byUIDCopy(uid string) (*api.Instance, bool) {
+// ByUID returns a copy of the assigned instance with that uid.
+func (c *instanceCache) ByUID(uid string) (*api.Instance, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	inst, ok := c.byUID[uid]

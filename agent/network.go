@@ -124,7 +124,7 @@ func (a *Agent) networkLoop(ctx context.Context) {
 	if a.cfg.Network == nil {
 		return
 	}
-	defer a.closeMetadata()
+	defer a.meta.Close()
 	changed := make(chan struct{}, 1)
 	poke := func() {
 		select {
@@ -208,7 +208,7 @@ func (a *Agent) applyHostNetwork(ctx context.Context, last string) (string, erro
 		return last, nil
 	}
 	applyErr := a.cfg.Network.Apply(ctx, hn.Spec)
-	a.syncMetadata(hn.Spec)
+	a.meta.Sync(hn.Spec)
 	if applyErr == nil {
 		ports := map[string]portInfo{}
 		for _, n := range hn.Spec.Networks {
@@ -239,7 +239,7 @@ func (a *Agent) applyHostNetwork(ctx context.Context, last string) (string, erro
 			}
 		}
 		for _, uid := range a.net.set(ports) {
-			if inst, ok := a.cache.byUIDCopy(uid); ok {
+			if inst, ok := a.cache.ByUID(uid); ok {
 				a.queue.Add(instanceKey(inst))
 			}
 		}

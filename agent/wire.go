@@ -10,6 +10,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/agent/endpoint"
 	"github.com/ouroboros-cloud/ouro/agent/fence"
 	"github.com/ouroboros-cloud/ouro/agent/health"
+	"github.com/ouroboros-cloud/ouro/agent/metaserver"
 	"github.com/ouroboros-cloud/ouro/agent/usage"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
@@ -19,10 +20,11 @@ import (
 // each behind the small interfaces it declares, and wire is the one
 // place that connects them:
 //
-//	fence     stops group members when heartbeats fail  ◀ cache, fence.Record
-//	health    probes instances, says Healthy             ◀ cache, netState; ▶ statusWrites
-//	usage     samples CPU time                           ◀ cache; ▶ statusWrites
-//	endpoint  logs, exec, console for the servers (mTLS) ◀ endpointInstances, endpointIdentity
+//	fence       stops group members when heartbeats fail   ◀ cache, fence.Record
+//	health      probes instances, says Healthy              ◀ cache, netState; ▶ statusWrites
+//	usage       samples CPU time                            ◀ cache; ▶ statusWrites
+//	endpoint    logs, exec, console for the servers (mTLS)  ◀ endpointInstances, endpointIdentity
+//	metaserver  instance metadata in each router namespace  ◀ Config.Network, cache
 //
 // The constructors have no side effects; the parts act only once Run
 // starts their loops.
@@ -58,6 +60,13 @@ func (a *Agent) wire() {
 		Identity:  endpointIdentity{a},
 		Logger:    a.log,
 	})
+	plane, _ := a.cfg.Network.(metaserver.Plane)
+	a.meta = metaserver.New(metaserver.Config{
+		Plane:     plane,
+		Instances: a.cache,
+		Zone:      a.zone(),
+		Logger:    a.log,
+	})
 }
 
 // statusWrites writes the status of instances for the health checker
@@ -68,7 +77,7 @@ type statusWrites struct{ a *Agent }
 // checker's verdict.
 func (w statusWrites) WriteHealth(ctx context.Context, uid string) {
 	a := w.a
-	cur, ok := a.cache.byUIDCopy(uid)
+	cur, ok := a.cache.ByUID(uid)
 	if !ok {
 		return
 	}
@@ -111,7 +120,7 @@ type endpointInstances struct{ a *Agent }
 // Lookup returns the instance with uid assigned to this host and its
 // driver.
 func (e endpointInstances) Lookup(uid string) (*api.Instance, driver.Driver, *api.Error) {
-	inst, ok := e.a.cache.byUIDCopy(uid)
+	inst, ok := e.a.cache.ByUID(uid)
 	if !ok {
 		return nil, nil, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound,
 			Message: fmt.Sprintf("no instance with uid %q on host %s", uid, e.a.name())}
@@ -151,7 +160,7 @@ func (a *Agent) unfence(ctx context.Context) {
 // instance and calls restartFenced again if fencing has ended.
 func (a *Agent) restartFenced(ctx context.Context) {
 	for _, uid := range a.fence.Stopped() {
-		inst, ok := a.cache.byUIDCopy(uid)
+		inst, ok := a.cache.ByUID(uid)
 		if !ok {
 			if a.synced.Load() {
 				a.fence.Forget(uid)
@@ -170,7 +179,7 @@ func (a *Agent) restartFenced(ctx context.Context) {
 // Instances the cache does not hold as assigned (late copies of gone
 // ones) are left to the reconciler.
 func (a *Agent) noteAssigned(uid string) {
-	inst, ok := a.cache.byUIDCopy(uid)
+	inst, ok := a.cache.ByUID(uid)
 	if !ok {
 		return
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/agent"
 	"github.com/ouroboros-cloud/ouro/agent/hostinfo"
+	"github.com/ouroboros-cloud/ouro/agent/metaserver"
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/driver/container"
 	"github.com/ouroboros-cloud/ouro/driver/vm"
@@ -99,7 +100,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 }
 
 // The network plane hosts the instance metadata service.
-var _ agent.MetadataPlane = (*netplane.Plane)(nil)
+var _ metaserver.Plane = (*netplane.Plane)(nil)
 
 // RunDir holds an agent's runtime network state: namespaces and dnsmasq
 // files. It is on tmpfs (gone with a reboot, like the namespaces),
