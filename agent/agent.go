@@ -5,6 +5,10 @@
 // to the servers over mutual TLS, and serves the instance metadata service
 // inside each network's router namespace.
 //
+// Package agent keeps the reconciler, the watch and the heartbeat; its
+// other jobs are packages of their own (fence, health, usage, endpoint,
+// metaserver, hostnet, credentials, hostinfo), which wire.go connects.
+//
 // The agent never touches etcd: it only uses the REST API with the host's
 // own credentials, kept in its data directory.
 //
@@ -24,7 +28,6 @@ package agent
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,12 +46,11 @@ import (
 	"github.com/ouroboros-cloud/ouro/agent/fence"
 	"github.com/ouroboros-cloud/ouro/agent/health"
 	"github.com/ouroboros-cloud/ouro/agent/hostinfo"
+	"github.com/ouroboros-cloud/ouro/agent/hostnet"
 	"github.com/ouroboros-cloud/ouro/agent/metaserver"
 	"github.com/ouroboros-cloud/ouro/agent/usage"
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/driver"
-	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/queue"
 )
 
@@ -90,7 +92,7 @@ type Config struct {
 	Drivers *driver.Registry
 	// Network realises the host's networks; nil leaves instances with
 	// only loopback.
-	Network NetworkPlane
+	Network hostnet.Plane
 	// Labels and Taints are sent when the host joins.
 	Labels map[string]string
 	Taints []string
@@ -115,7 +117,7 @@ type Agent struct {
 	log   *slog.Logger
 	cache *instanceCache
 	queue *queue.Queue
-	net   netState
+	ports hostnet.Ports // instance ports applied on the host
 
 	// Self-healing (docs/healing.md).
 	backoff backoffPolicy
@@ -129,6 +131,7 @@ type Agent struct {
 	usage    *usage.Sampler
 	endpoint *endpoint.Server
 	meta     *metaserver.Service
+	network  *hostnet.Loop // nil without Config.Network
 
 	// Knobs that tests shorten.
 	workers           int
@@ -144,11 +147,10 @@ type Agent struct {
 	rejoinMu   sync.Mutex
 	lastRejoin time.Time
 
+	sess session // the host's credentials
+
 	mu    sync.RWMutex
 	facts hostFacts
-	id    *credentials.Identity
-	pool  *x509.CertPool
-	cl    *client.Client
 }
 
 // hostFacts is what the agent tells the server about its host.
@@ -269,7 +271,9 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	wg.Go(func() { a.hostLoop(ctx) })
 	wg.Go(func() { a.heartbeatLoop(ctx) })
-	wg.Go(func() { a.networkLoop(ctx) })
+	if a.network != nil {
+		wg.Go(func() { a.network.Run(ctx) })
+	}
 	if rv, ok := a.initialSync(ctx); ok {
 		wg.Go(func() { a.queue.Run(ctx, a.workers) })
 		wg.Go(func() { a.exitLoop(ctx) })
@@ -342,10 +346,10 @@ func (a *Agent) ensureIdentity(ctx context.Context, id *credentials.Identity) er
 		id = nil
 	}
 	if id != nil {
-		if err := a.setIdentity(id); err != nil {
+		if err := a.sess.set(id, a.cfg.Server); err != nil {
 			return err
 		}
-		_, err := a.client().Whoami(ctx)
+		_, err := a.sess.Client().Whoami(ctx)
 		switch {
 		case err == nil:
 			return nil
@@ -362,7 +366,7 @@ func (a *Agent) ensureIdentity(ctx context.Context, id *credentials.Identity) er
 	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
 		id, err := a.join(ctx, facts)
 		if err == nil {
-			return a.setIdentity(id)
+			return a.sess.set(id, a.cfg.Server)
 		}
 		if a.cfg.JoinToken == "" || api.StatusOf(err) < 500 || ctx.Err() != nil {
 			return err
@@ -389,7 +393,7 @@ func (a *Agent) rejoin(ctx context.Context) {
 	a.lastRejoin = time.Now()
 	id, err := a.join(ctx, a.hostFacts())
 	if err == nil {
-		err = a.setIdentity(id)
+		err = a.sess.set(id, a.cfg.Server)
 	}
 	if err != nil {
 		a.log.Error("join again failed", "err", err)
@@ -398,36 +402,6 @@ func (a *Agent) rejoin(ctx context.Context) {
 	if err := a.reportHost(ctx); err != nil {
 		a.log.Warn("report host status", "err", err)
 	}
-}
-
-// setIdentity installs credentials: a new API client and the endpoint's
-// certificate and client CA.
-func (a *Agent) setIdentity(id *credentials.Identity) error {
-	server := a.cfg.Server
-	if server == "" {
-		server = id.Creds.Server
-	}
-	cl, err := a.newClient(client.Config{Server: server, Token: id.Creds.Token, CACert: []byte(id.Creds.CACert), UserAgent: userAgent()})
-	if err != nil {
-		return fmt.Errorf("API client: %w", err)
-	}
-	pool, err := pki.PoolFromPEM([]byte(id.Creds.CACert))
-	if err != nil {
-		return fmt.Errorf("cluster CA in credentials: %w", err)
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.id, a.cl, a.pool = id, cl, pool
-	return nil
-}
-
-func (a *Agent) newClient(cfg client.Config) (*client.Client, error) { return client.New(cfg) }
-
-// client returns the API client of the current credentials.
-func (a *Agent) client() *client.Client {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.cl
 }
 
 func (a *Agent) hostFacts() hostFacts {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/agent/fence"
 	"github.com/ouroboros-cloud/ouro/agent/health"
+	"github.com/ouroboros-cloud/ouro/agent/hostnet"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
 )
@@ -54,7 +55,7 @@ func TestHealthProbes(t *testing.T) {
 	h.start(t, h.config(), func(a *Agent) {
 		a.probe = pr.probe
 		// As the network loop records an applied HostNetwork.
-		a.net.set(map[string]portInfo{"uid-web": {routers: map[string]string{"10.0.0.5": "/run/netns/ouro-n4096"}}})
+		a.ports.Set(map[string]hostnet.Port{"uid-web": {Routers: map[string]string{"10.0.0.5": "/run/netns/ouro-n4096"}}})
 	})
 	in := newInstance("web", "uid-web")
 	in.Spec.HealthCheck = &api.HealthCheck{Kind: api.HealthHTTP, Port: 8080, Path: "/healthz", IntervalSeconds: 1, FailureThreshold: 2}

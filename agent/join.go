@@ -18,18 +18,18 @@ func (a *Agent) join(ctx context.Context, h hostFacts) (*credentials.Identity, e
 		return nil, fmt.Errorf("no usable credentials for host %s in %s and no join token: create a join token on a server and pass it to the agent", h.name, a.cfg.DataDir)
 	}
 	server, caPEM := a.cfg.Server, a.cfg.CACert
-	a.mu.RLock()
-	if a.id != nil && server == "" {
-		server = a.id.Creds.Server
+	if cur := a.sess.identity(); cur != nil {
+		if server == "" {
+			server = cur.Creds.Server
+		}
+		if len(caPEM) == 0 {
+			caPEM = []byte(cur.Creds.CACert)
+		}
 	}
-	if a.id != nil && len(caPEM) == 0 {
-		caPEM = []byte(a.id.Creds.CACert)
-	}
-	a.mu.RUnlock()
 	if server == "" {
 		return nil, errors.New("join: no server URL configured")
 	}
-	cl, err := a.newClient(client.Config{Server: server, CACert: caPEM, UserAgent: userAgent()})
+	cl, err := client.New(client.Config{Server: server, CACert: caPEM, UserAgent: userAgent()})
 	if err != nil {
 		return nil, fmt.Errorf("join: %w", err)
 	}

@@ -99,7 +99,7 @@ func (r *instanceRun) converge(ctx context.Context) error {
 	uid := inst.Metadata.UID
 	st, err := d.Inspect(ctx, uid)
 	if r.a.needsNetwork(inst) && (errors.Is(err, driver.ErrNotFound) || (err == nil && st.State != driver.StateRunning)) {
-		if _, ready := r.a.networkFor(inst); !ready {
+		if _, ready := r.a.ports.Ready(inst); !ready {
 			// Its network namespace does not exist yet: the network loop
 			// queues the instance again once its ports are applied.
 			return nil
@@ -213,7 +213,7 @@ func (r *instanceRun) fetchImage(ctx context.Context) (*api.Image, error) {
 		project, name = r.inst.Metadata.Project, r.inst.Spec.Image
 	}
 	var img api.Image
-	if err := r.a.client().Get(ctx, api.ImageKind, project, name, &img); err != nil {
+	if err := r.a.sess.Client().Get(ctx, api.ImageKind, project, name, &img); err != nil {
 		return nil, fmt.Errorf("fetch image %q: %w", r.inst.Spec.Image, err)
 	}
 	r.image = &img
@@ -241,9 +241,9 @@ func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
 		Env:       inst.Spec.Env,
 		Resources: inst.Spec.Resources,
 	}
-	if p, ok := r.a.networkFor(inst); ok && r.a.needsNetwork(inst) {
-		spec.NetNS, spec.Nameservers = p.netns, p.nameservers
-		spec.Interfaces = orderNICs(p.nics, inst.Status.Interfaces)
+	if p, ok := r.a.ports.Ready(inst); ok && r.a.needsNetwork(inst) {
+		spec.NetNS, spec.Nameservers = p.NetNS, p.Nameservers
+		spec.Interfaces = orderNICs(p.NICs, inst.Status.Interfaces)
 	}
 	spec.PublicKeys, spec.UserData, spec.Zone = inst.Spec.PublicKeys, inst.Spec.UserData, r.a.zone()
 	// A group member is recorded before it exists, so that fencing finds
@@ -261,6 +261,12 @@ func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
 	}
 	r.a.fetches.forget(inst.Metadata.UID)
 	return nil
+}
+
+// needsNetwork reports whether an instance waits for its network ports
+// before the driver may run it.
+func (a *Agent) needsNetwork(inst *api.Instance) bool {
+	return a.cfg.Network != nil && len(inst.Status.Interfaces) > 0
 }
 
 // orderNICs returns the ports in the order of the instance's interfaces

@@ -44,7 +44,7 @@ func (r *instanceRun) update(ctx context.Context, mutate func(s *api.InstanceSta
 		if same {
 			return false, nil
 		}
-		cl := r.a.client()
+		cl := r.a.sess.Client()
 		err = cl.UpdateStatus(ctx, next)
 		if err == nil {
 			r.inst = next
@@ -141,7 +141,7 @@ func (a *Agent) event(ctx context.Context, inst *api.Instance, typ, reason, mess
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := a.client().Create(ctx, ev, client.CreateOptions{}); err != nil {
+	if _, err := a.sess.Client().Create(ctx, ev, client.CreateOptions{}); err != nil {
 		a.log.Warn("post event", "instance", instanceKey(inst), "reason", reason, "err", err)
 	}
 }

@@ -15,7 +15,7 @@ import (
 // list reads every instance assigned to the host, replaces the local map
 // with them and queues them all. It returns the list's resourceVersion.
 func (a *Agent) list(ctx context.Context) (string, error) {
-	items, meta, err := client.ListAll[api.Instance](ctx, a.client(), api.InstanceKind, "", client.ListOptions{Host: a.name()})
+	items, meta, err := client.ListAll[api.Instance](ctx, a.sess.Client(), api.InstanceKind, "", client.ListOptions{Host: a.name()})
 	if err != nil {
 		return "", err
 	}
@@ -120,7 +120,7 @@ func (a *Agent) watchLoop(ctx context.Context, rv string) {
 			a.collectOrphans(ctx)
 		}
 		received := false
-		err := client.Watch(ctx, a.client(), api.InstanceKind, "", client.WatchOptions{
+		err := client.Watch(ctx, a.sess.Client(), api.InstanceKind, "", client.WatchOptions{
 			ListOptions:     client.ListOptions{Host: a.name()},
 			ResourceVersion: rv,
 		}, func(ev api.WatchEvent[api.Instance]) error {

@@ -2,14 +2,13 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
 
 	"github.com/ouroboros-cloud/ouro/agent/endpoint"
 	"github.com/ouroboros-cloud/ouro/agent/fence"
 	"github.com/ouroboros-cloud/ouro/agent/health"
+	"github.com/ouroboros-cloud/ouro/agent/hostnet"
 	"github.com/ouroboros-cloud/ouro/agent/metaserver"
 	"github.com/ouroboros-cloud/ouro/agent/usage"
 	"github.com/ouroboros-cloud/ouro/api"
@@ -21,10 +20,11 @@ import (
 // place that connects them:
 //
 //	fence       stops group members when heartbeats fail   ◀ cache, fence.Record
-//	health      probes instances, says Healthy              ◀ cache, netState; ▶ statusWrites
+//	health      probes instances, says Healthy              ◀ cache, hostnet.Ports; ▶ statusWrites
 //	usage       samples CPU time                            ◀ cache; ▶ statusWrites
-//	endpoint    logs, exec, console for the servers (mTLS)  ◀ endpointInstances, endpointIdentity
+//	endpoint    logs, exec, console for the servers (mTLS)  ◀ endpointInstances, session
 //	metaserver  instance metadata in each router namespace  ◀ Config.Network, cache
+//	hostnet     applies the host's networks, records ports  ◀ Config.Network, session; ▶ metaserver, portQueue
 //
 // The constructors have no side effects; the parts act only once Run
 // starts their loops.
@@ -43,7 +43,7 @@ func (a *Agent) wire() {
 	})
 	a.health = health.New(health.Config{
 		Instances: a.cache,
-		Targets:   &a.net,
+		Targets:   &a.ports,
 		Reporter:  writes,
 		Probe:     a.probe,
 		Tick:      a.healthTick,
@@ -57,7 +57,7 @@ func (a *Agent) wire() {
 	})
 	a.endpoint = endpoint.New(endpoint.Config{
 		Instances: endpointInstances{a},
-		Identity:  endpointIdentity{a},
+		Identity:  &a.sess,
 		Logger:    a.log,
 	})
 	plane, _ := a.cfg.Network.(metaserver.Plane)
@@ -67,6 +67,31 @@ func (a *Agent) wire() {
 		Zone:      a.zone(),
 		Logger:    a.log,
 	})
+	if a.cfg.Network != nil {
+		a.network = hostnet.New(hostnet.Config{
+			Plane:      a.cfg.Network,
+			Host:       a.name(),
+			API:        &a.sess,
+			Ports:      &a.ports,
+			Metadata:   a.meta,
+			Queue:      portQueue{a},
+			RetryDelay: a.relistDelay,
+			Logger:     a.log,
+		})
+	}
+}
+
+// portQueue queues the instances whose network ports changed: they may
+// have waited for them.
+type portQueue struct{ a *Agent }
+
+// PortsChanged queues the assigned instances among uids.
+func (q portQueue) PortsChanged(uids []string) {
+	for _, uid := range uids {
+		if inst, ok := q.a.cache.ByUID(uid); ok {
+			q.a.queue.Add(instanceKey(inst))
+		}
+	}
 }
 
 // statusWrites writes the status of instances for the health checker
@@ -131,19 +156,6 @@ func (e endpointInstances) Lookup(uid string) (*api.Instance, driver.Driver, *ap
 			Message: fmt.Sprintf("instance %s is not provisioned on host %s yet", instanceKey(inst), e.a.name())}
 	}
 	return inst, d, nil
-}
-
-// endpointIdentity gives the endpoint the credentials of the moment.
-type endpointIdentity struct{ a *Agent }
-
-// TLSIdentity returns the agent certificate and the cluster CA.
-func (e endpointIdentity) TLSIdentity() (tls.Certificate, *x509.CertPool, bool) {
-	e.a.mu.RLock()
-	defer e.a.mu.RUnlock()
-	if e.a.id == nil || e.a.pool == nil {
-		return tls.Certificate{}, nil, false
-	}
-	return e.a.id.Cert, e.a.pool, true
 }
 
 // unfence is called after a successful heartbeat that ends fencing.
