@@ -14,6 +14,8 @@ import (
 	"strconv"
 
 	"github.com/ouroboros-cloud/ouro/agent"
+	"github.com/ouroboros-cloud/ouro/agent/hostinfo"
+	"github.com/ouroboros-cloud/ouro/agent/metaserver"
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/driver/container"
 	"github.com/ouroboros-cloud/ouro/driver/vm"
@@ -71,7 +73,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		return fmt.Errorf("agent: data dir: %w", err)
 	}
 	if cfg.AdvertiseAddress == "" {
-		addr, err := agent.DefaultRouteAddress()
+		addr, err := hostinfo.DefaultRouteAddress()
 		if err != nil {
 			return fmt.Errorf("agent: no --advertise-address given and %w", err)
 		}
@@ -102,7 +104,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 }
 
 // The network plane hosts the instance metadata service.
-var _ agent.MetadataPlane = (*netplane.Plane)(nil)
+var _ metaserver.Plane = (*netplane.Plane)(nil)
 
 // RunDir holds an agent's runtime network state: namespaces and dnsmasq
 // files. It is on tmpfs (gone with a reboot, like the namespaces),

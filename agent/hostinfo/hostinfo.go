@@ -1,4 +1,7 @@
-package agent
+// Package hostinfo measures what a host offers to instances and finds
+// its underlay address: the facts an agent reports when it joins and in
+// its host status.
+package hostinfo
 
 import (
 	"bufio"

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ouroboros-cloud/ouro/agent/credentials"
 )
 
 func TestJoinWritesCredentials(t *testing.T) {
@@ -30,7 +32,7 @@ func TestJoinWritesCredentials(t *testing.T) {
 		req.Labels["zone"] != "a" || !slices.Equal(req.Taints, []string{"gpu"}) || req.Capacity.VCPUs != runtime.NumCPU()*DefaultCPUOvercommit {
 		t.Errorf("join request = %+v", req)
 	}
-	for _, name := range []string{CredentialsFile, KeyFile, CertFile} {
+	for _, name := range []string{credentials.File, credentials.KeyFile, credentials.CertFile} {
 		st, err := os.Stat(filepath.Join(h.dir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -39,11 +41,11 @@ func TestJoinWritesCredentials(t *testing.T) {
 			t.Errorf("%s mode %v, want 0600", name, st.Mode().Perm())
 		}
 	}
-	data, err := os.ReadFile(filepath.Join(h.dir, CredentialsFile))
+	data, err := os.ReadFile(filepath.Join(h.dir, credentials.File))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c Credentials
+	var c credentials.Credentials
 	if err := json.Unmarshal(data, &c); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package agent
+package endpoint
 
 import (
 	"bufio"
@@ -13,13 +13,12 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
-	"github.com/ouroboros-cloud/ouro/pki"
 )
 
 // consoleDriver is the fake driver with a console: each Console call makes
 // a pipe and hands the test its far end, as a VM's serial socket would be.
 type consoleDriver struct {
-	*fakeDriver
+	*stubDriver
 	sides chan net.Conn
 }
 
@@ -52,16 +51,9 @@ func consoleRequest(t *testing.T, c *http.Client, url string, plain bool) *http.
 }
 
 func TestEndpointConsole(t *testing.T) {
-	h := newHarness(t)
-	cd := &consoleDriver{fakeDriver: h.drv, sides: make(chan net.Conn, 1)}
-	cfg := h.config()
-	cfg.Drivers = driver.NewRegistry()
-	cfg.Drivers.Register(cd)
-	h.start(t, cfg)
-	h.waitInstance(t, h.api.addInstance(newInstance("vm", "uid-vm")), "Running", phaseIs(api.PhaseRunning))
-	var ep string
-	waitFor(t, "agent endpoint", func() bool { ep = h.api.host(testHost).Status.AgentEndpoint; return ep != "" })
-	c := endpointClient(t, h, h.api.ca.clientCert(t, pki.ServerCN))
+	cd := &consoleDriver{stubDriver: newStubDriver(t), sides: make(chan net.Conn, 1)}
+	e := serve(t, cd, "uid-vm")
+	ep, c := e.url, e.client
 	url := ep + "/v1/instances/uid-vm/console"
 
 	if resp := consoleRequest(t, c, url, true); resp.StatusCode != http.StatusBadRequest {
@@ -93,8 +85,8 @@ func TestEndpointConsole(t *testing.T) {
 	if _, err := far.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("driver console after detach: read error %v, want EOF", err)
 	}
-	if st := cd.state("uid-vm"); st != driver.StateRunning {
-		t.Errorf("instance is %s after detaching, want running", st)
+	if st, err := cd.Inspect(t.Context(), "uid-vm"); err != nil || st.State != driver.StateRunning {
+		t.Errorf("instance is %s (%v) after detaching, want running", st.State, err)
 	}
 
 	// A stopped instance has no console to attach to.
@@ -105,9 +97,8 @@ func TestEndpointConsole(t *testing.T) {
 }
 
 func TestEndpointConsoleWithoutConsoler(t *testing.T) {
-	h := newHarness(t)
-	ep := runningEndpoint(t, h) // the plain fake driver, as containers: no console
-	c := endpointClient(t, h, h.api.ca.clientCert(t, pki.ServerCN))
+	e := serve(t, newStubDriver(t), "uid-web") // as containers: no console
+	ep, c := e.url, e.client
 	resp := consoleRequest(t, c, ep+"/v1/instances/uid-web/console", false)
 	var body api.ErrorBody
 	json.NewDecoder(resp.Body).Decode(&body)

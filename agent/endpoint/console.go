@@ -1,4 +1,4 @@
-package agent
+package endpoint
 
 import (
 	"fmt"
@@ -15,9 +15,9 @@ import (
 // answer the connection carries the console's bytes both ways until
 // either side closes it or the agent stops. Closing detaches: the
 // instance goes on running.
-func (a *Agent) handleConsole(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleConsole(w http.ResponseWriter, r *http.Request) {
 	uid := r.PathValue("uid")
-	inst, d, apiErr := a.instanceDriver(uid)
+	inst, d, apiErr := s.cfg.Instances.Lookup(uid)
 	if apiErr != nil {
 		writeError(w, apiErr)
 		return
@@ -36,22 +36,22 @@ func (a *Agent) handleConsole(w http.ResponseWriter, r *http.Request) {
 	st, err := d.Inspect(r.Context(), uid)
 	if err != nil || st.State != driver.StateRunning {
 		writeError(w, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
-			Message: fmt.Sprintf("instance %s is not running", instanceKey(inst)), Hint: "start it first"})
+			Message: fmt.Sprintf("instance %s is not running", key(inst)), Hint: "start it first"})
 		return
 	}
 	console, err := cons.Console(r.Context(), uid)
 	if err != nil {
 		writeError(w, &api.Error{Status: http.StatusInternalServerError, Code: api.CodeInternal,
-			Message: fmt.Sprintf("connect to the console of %s: %v", instanceKey(inst), err)})
+			Message: fmt.Sprintf("connect to the console of %s: %v", key(inst), err)})
 		return
 	}
 	caller, err := upgrade.Accept(w, api.ConsoleProtocol)
 	if err != nil {
 		console.Close()
-		a.log.Warn("console", "instance", instanceKey(inst), "err", err)
+		s.cfg.Logger.Warn("console", "instance", key(inst), "err", err)
 		return
 	}
-	a.log.Info("console attached", "instance", instanceKey(inst))
+	s.cfg.Logger.Info("console attached", "instance", key(inst))
 	upgrade.Splice(r.Context(), caller, console)
-	a.log.Info("console detached", "instance", instanceKey(inst))
+	s.cfg.Logger.Info("console detached", "instance", key(inst))
 }

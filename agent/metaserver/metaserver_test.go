@@ -1,7 +1,6 @@
-package agent
+package metaserver
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/driver"
 )
 
 // fakeMetaPlane is a network plane whose "router namespaces" are numbers
@@ -22,11 +20,6 @@ type fakeMetaPlane struct {
 	ns        map[int]uint64
 	listeners map[int]net.Listener
 }
-
-func (p *fakeMetaPlane) Apply(context.Context, api.HostNetworkSpec) error { return nil }
-func (p *fakeMetaPlane) NetNSPath(string) string                          { return "" }
-func (p *fakeMetaPlane) RouterNSPath(int) string                          { return "" }
-func (p *fakeMetaPlane) PortDevice(string) string                         { return "" }
 
 func (p *fakeMetaPlane) ListenMetadata(vni, _ int) (net.Listener, uint64, error) {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -57,6 +50,18 @@ func (p *fakeMetaPlane) addr(vni int) string {
 	return p.listeners[vni].Addr().String()
 }
 
+// instances holds instances by uid.
+type instances map[string]*api.Instance
+
+func (m instances) ByUID(uid string) (*api.Instance, bool) {
+	inst, ok := m[uid]
+	return inst, ok
+}
+
+func newInstance(name, uid string) *api.Instance {
+	return &api.Instance{Metadata: api.ObjectMeta{Name: name, Project: "demo", UID: uid}, Spec: api.InstanceSpec{Flavor: "small"}}
+}
+
 // getFrom fetches path from the metadata server at addr with source
 // address from.
 func getFrom(t *testing.T, from, addr, path string) (int, string, error) {
@@ -76,18 +81,11 @@ func getFrom(t *testing.T, from, addr, path string) (int, string, error) {
 
 func TestMetadataService(t *testing.T) {
 	plane := &fakeMetaPlane{ns: map[int]uint64{4096: 1}, listeners: map[int]net.Listener{}}
-	reg := driver.NewRegistry()
-	reg.Register(newFakeDriver("fake", t.TempDir()))
-	a, err := New(Config{DataDir: t.TempDir(), Drivers: reg, Network: plane, Labels: map[string]string{api.LabelZone: "rack-2"},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.closeMetadata)
 	web := newInstance("web", "uid-web")
 	web.Spec.KeyName, web.Spec.PublicKeys, web.Spec.UserData = "laptop", []string{"ssh-ed25519 AAAAkey me"}, "#!/bin/sh\necho hi\n"
-	a.cache.set(web)
-	a.cache.set(newInstance("db", "uid-db"))
+	a := New(Config{Plane: plane, Zone: "rack-2", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Instances: instances{"uid-web": web, "uid-db": newInstance("db", "uid-db")}})
+	t.Cleanup(a.Close)
 	spec := api.HostNetworkSpec{Networks: []api.HostNetworkEntry{{
 		UID: "net-1", Name: "default", Project: "demo", VNI: 4096, CIDR: "127.0.0.0/8", Gateway: "127.0.0.254",
 		Ports: []api.HostPort{
@@ -97,7 +95,7 @@ func TestMetadataService(t *testing.T) {
 			{Instance: "uid-new", Name: "new", MAC: "0a:58:7f:00:00:04", IP: "127.0.0.4"},
 		},
 	}}}
-	a.syncMetadata(spec)
+	a.Sync(spec)
 	addr := plane.addr(4096)
 
 	for _, tt := range []struct {
@@ -129,12 +127,12 @@ func TestMetadataService(t *testing.T) {
 
 	// An unchanged spec keeps the server; a namespace made again gets a
 	// new one, and the old socket is closed.
-	a.syncMetadata(spec)
+	a.Sync(spec)
 	if plane.addr(4096) != addr {
 		t.Fatal("a repeated sync replaced the metadata server")
 	}
 	plane.setNS(4096, 2)
-	a.syncMetadata(spec)
+	a.Sync(spec)
 	if _, _, err := getFrom(t, "127.0.0.1", addr, "/"); err == nil {
 		t.Error("the listener in the replaced namespace still answers")
 	}
@@ -146,12 +144,12 @@ func TestMetadataService(t *testing.T) {
 	// A network without its router namespace gets no server, and a
 	// network that leaves the host loses its server.
 	spec.Networks = append(spec.Networks, api.HostNetworkEntry{UID: "net-2", VNI: 4097, CIDR: "10.0.0.0/24"})
-	a.syncMetadata(spec)
-	if len(a.meta.servers) != 1 {
-		t.Errorf("%d metadata servers, want 1 (vni 4097 has no namespace)", len(a.meta.servers))
+	a.Sync(spec)
+	if len(a.servers) != 1 {
+		t.Errorf("%d metadata servers, want 1 (vni 4097 has no namespace)", len(a.servers))
 	}
-	a.syncMetadata(api.HostNetworkSpec{})
-	if _, _, err := getFrom(t, "127.0.0.1", addr2, "/"); err == nil || len(a.meta.servers) != 0 {
-		t.Errorf("the server of a network that left still answers (%d servers)", len(a.meta.servers))
+	a.Sync(api.HostNetworkSpec{})
+	if _, _, err := getFrom(t, "127.0.0.1", addr2, "/"); err == nil || len(a.servers) != 0 {
+		t.Errorf("the server of a network that left still answers (%d servers)", len(a.servers))
 	}
 }

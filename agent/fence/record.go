@@ -1,4 +1,4 @@
-package agent
+package fence
 
 import (
 	"encoding/json"
@@ -20,22 +20,22 @@ import (
 // runs, in its data directory.
 const MembersFile = "group-members.json"
 
-// groupMember is one recorded group member: enough to find it in its
+// Member is one recorded group member: enough to find it in its
 // driver and to name it, without the API.
-type groupMember struct {
+type Member struct {
 	UID    string `json:"uid"`
 	Driver string `json:"driver"`
 	// Instance is the instance's key, "project/name".
 	Instance string `json:"instance"`
 }
 
-// membersFile is the JSON form of the record.
-type membersFile struct {
-	Members []groupMember `json:"members"`
+// recordFile is the JSON form of the record.
+type recordFile struct {
+	Members []Member `json:"members"`
 }
 
-// memberRecord is the persistent record of the instance-group members
-// the agent runs on its host, by uid. It lets fencing (fence.go) work
+// Record is the persistent record of the instance-group members
+// the agent runs on its host, by uid. It lets fencing (Fence) work
 // when the agent (re)starts while the API is unreachable: containers and
 // VMs outlive the agent, but the instance cache stays empty until the
 // first successful list, and drivers know nothing of groups.
@@ -49,25 +49,25 @@ type membersFile struct {
 //
 // Every change rewrites the whole file atomically (internal/atomicfile);
 // the set is small and changes only when members come and go.
-type memberRecord struct {
+type Record struct {
 	path string
 
 	mu    sync.Mutex
-	byUID map[string]groupMember
+	byUID map[string]Member
 }
 
-// newMemberRecord returns an empty record kept in dir; nothing is read
-// until load.
-func newMemberRecord(dir string) *memberRecord {
-	return &memberRecord{path: filepath.Join(dir, MembersFile), byUID: map[string]groupMember{}}
+// NewRecord returns an empty record kept in dir; nothing is read
+// until Load.
+func NewRecord(dir string) *Record {
+	return &Record{path: filepath.Join(dir, MembersFile), byUID: map[string]Member{}}
 }
 
-// load reads the record from disk, replacing what is in memory. A
+// Load reads the record from disk, replacing what is in memory. A
 // missing file is an empty record; entries without uid or driver are
 // skipped and reported in the error.
 //
 // A file that cannot be read or decoded also leaves the record empty,
-// and load returns the error for the caller to log: nothing better is
+// and Load returns the error for the caller to log: nothing better is
 // possible. The record is the only place on the host that says which
 // driver instances belong to groups; fencing every instance the drivers
 // run instead would kill instances nothing replaces, and refusing to
@@ -76,10 +76,10 @@ func newMemberRecord(dir string) *memberRecord {
 // the next change); until then fencing sees only what the cache holds.
 // The file is written atomically, so this takes a damaged disk or a
 // hand edit.
-func (r *memberRecord) load() error {
+func (r *Record) Load() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.byUID = map[string]groupMember{}
+	r.byUID = map[string]Member{}
 	data, err := os.ReadFile(r.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -87,7 +87,7 @@ func (r *memberRecord) load() error {
 	if err != nil {
 		return fmt.Errorf("read group member record: %w", err)
 	}
-	var f membersFile
+	var f recordFile
 	if err := json.Unmarshal(data, &f); err != nil {
 		return fmt.Errorf("group member record %s is corrupt: %w", r.path, err)
 	}
@@ -105,9 +105,9 @@ func (r *memberRecord) load() error {
 	return nil
 }
 
-// add records m (or its new driver or key). It writes the file only when
+// Add records m (or its new driver or key). It writes the file only when
 // something changed; after a failed write m stays recorded in memory.
-func (r *memberRecord) add(m groupMember) error {
+func (r *Record) Add(m Member) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old, ok := r.byUID[m.UID]; ok && old == m {
@@ -117,8 +117,8 @@ func (r *memberRecord) add(m groupMember) error {
 	return r.writeLocked()
 }
 
-// remove drops uid, if recorded.
-func (r *memberRecord) remove(uid string) error {
+// Remove drops uid, if recorded.
+func (r *Record) Remove(uid string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.byUID[uid]; !ok {
@@ -128,11 +128,11 @@ func (r *memberRecord) remove(uid string) error {
 	return r.writeLocked()
 }
 
-// retain drops the members keep rejects and returns them.
-func (r *memberRecord) retain(keep func(groupMember) bool) ([]groupMember, error) {
+// Retain drops the members keep rejects and returns them.
+func (r *Record) Retain(keep func(Member) bool) ([]Member, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var dropped []groupMember
+	var dropped []Member
 	for uid, m := range r.byUID {
 		if !keep(m) {
 			dropped = append(dropped, m)
@@ -142,26 +142,26 @@ func (r *memberRecord) retain(keep func(groupMember) bool) ([]groupMember, error
 	if len(dropped) == 0 {
 		return nil, nil
 	}
-	slices.SortFunc(dropped, func(a, b groupMember) int { return strings.Compare(a.UID, b.UID) })
+	slices.SortFunc(dropped, func(a, b Member) int { return strings.Compare(a.UID, b.UID) })
 	return dropped, r.writeLocked()
 }
 
-// list returns the recorded members, sorted by uid.
-func (r *memberRecord) list() []groupMember {
+// List returns the recorded members, sorted by uid.
+func (r *Record) List() []Member {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.sortedLocked()
 }
 
-func (r *memberRecord) sortedLocked() []groupMember {
+func (r *Record) sortedLocked() []Member {
 	out := slices.Collect(maps.Values(r.byUID))
-	slices.SortFunc(out, func(a, b groupMember) int { return strings.Compare(a.UID, b.UID) })
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.UID, b.UID) })
 	return out
 }
 
 // writeLocked replaces the file with the record in memory.
-func (r *memberRecord) writeLocked() error {
-	data, err := json.MarshalIndent(membersFile{Members: r.sortedLocked()}, "", "  ")
+func (r *Record) writeLocked() error {
+	data, err := json.MarshalIndent(recordFile{Members: r.sortedLocked()}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode group member record: %w", err)
 	}
@@ -171,40 +171,28 @@ func (r *memberRecord) writeLocked() error {
 	return nil
 }
 
-// recordMember records inst if it is a group member run by the driver
+// memberOf returns the record entry of inst, run by the driver named
+// driverName.
+func memberOf(inst *api.Instance, driverName string) Member {
+	return Member{UID: inst.Metadata.UID, Driver: driverName, Instance: inst.Metadata.Project + "/" + inst.Metadata.Name}
+}
+
+// AddInstance records inst if it is a group member run by the driver
 // named driverName.
-func (a *Agent) recordMember(inst *api.Instance, driverName string) error {
-	if !isGroupMember(inst) || driverName == "" {
+func (r *Record) AddInstance(inst *api.Instance, driverName string) error {
+	if !IsGroupMember(inst) || driverName == "" {
 		return nil
 	}
-	return a.members.add(groupMember{UID: inst.Metadata.UID, Driver: driverName, Instance: instanceKey(inst)})
+	return r.Add(memberOf(inst, driverName))
 }
 
-// noteAssigned brings the record up to date with the cache's view of an
-// instance the API just showed (a list or a watch event): an assigned
-// group member whose driver is known is recorded; an instance that is
-// not a group member (any more) is not. Instances the cache does not
-// hold as assigned (late copies of gone ones) are left to the reconciler.
-func (a *Agent) noteAssigned(uid string) {
-	inst, ok := a.cache.byUIDCopy(uid)
-	if !ok {
-		return
+// Note brings the record up to date with an assigned instance the API
+// just showed (a list or a watch event): a group member whose driver is
+// known is recorded; an instance that is not a group member (any more)
+// is not.
+func (r *Record) Note(inst *api.Instance) error {
+	if IsGroupMember(inst) {
+		return r.AddInstance(inst, inst.Status.Driver)
 	}
-	var err error
-	if isGroupMember(inst) {
-		err = a.recordMember(inst, inst.Status.Driver)
-	} else {
-		err = a.members.remove(uid)
-	}
-	if err != nil {
-		a.log.Error("record group members for fencing", "instance", instanceKey(inst), "err", err)
-	}
-}
-
-// forgetMember drops uid from the record once its driver instances are
-// gone.
-func (a *Agent) forgetMember(uid string) {
-	if err := a.members.remove(uid); err != nil {
-		a.log.Error("record group members for fencing", "uid", uid, "err", err)
-	}
+	return r.Remove(inst.Metadata.UID)
 }

@@ -1,9 +1,16 @@
-package agent
+// Package endpoint serves the agent endpoint: the instance logs, exec and
+// interactive consoles of the instances on a host, to the API servers
+// only, over mutual TLS. Every request must present a client certificate
+// that chains to the cluster CA with common name "ouro-server"; the
+// endpoint presents the agent certificate of the host's current
+// credentials.
+package endpoint
 
 import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,36 +41,91 @@ const (
 	logPoll = 200 * time.Millisecond
 )
 
-// endpointServer returns the HTTP server of the agent endpoint. Only the
-// API servers call it: every request must present a client certificate
-// that chains to the cluster CA with common name "ouro-server".
-func (a *Agent) endpointServer() *http.Server {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/instances/{uid}/logs", a.handleLogs)
-	mux.HandleFunc("POST /v1/instances/{uid}/exec", a.handleExec)
-	mux.HandleFunc("POST /v1/instances/{uid}/console", a.handleConsole)
-	return &http.Server{
-		Handler:           a.onlyServers(mux),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
-	}
+// Instances finds the instances assigned to the host.
+type Instances interface {
+	// Lookup returns the instance with uid assigned to the host and its
+	// driver, or an API error (not found, not provisioned yet).
+	Lookup(uid string) (*api.Instance, driver.Driver, *api.Error)
 }
 
-// tlsConfig serves the agent certificate of the current credentials and
+// Identity is the host's current credentials: its agent certificate and
+// the cluster CA that signs callers. ok is false before the host has any.
+type Identity interface {
+	TLSIdentity() (cert tls.Certificate, clientCAs *x509.CertPool, ok bool)
+}
+
+// Config configures a Server.
+type Config struct {
+	Instances Instances
+	Identity  Identity
+	Logger    *slog.Logger
+}
+
+// Server is the agent endpoint. Build it with New and serve it with
+// Serve.
+type Server struct {
+	cfg Config
+}
+
+// New returns the endpoint; it listens on nothing until Serve.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Server{cfg: cfg}
+}
+
+// Handler returns the endpoint's HTTP handler, which refuses callers that
+// are not servers.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/instances/{uid}/logs", s.handleLogs)
+	mux.HandleFunc("POST /v1/instances/{uid}/exec", s.handleExec)
+	mux.HandleFunc("POST /v1/instances/{uid}/console", s.handleConsole)
+	return onlyServers(mux)
+}
+
+// Serve serves the endpoint with TLS on ln until ctx ends, then shuts it
+// down (waiting up to 5 s for requests in flight). Request contexts end
+// with ctx. It returns nil after ctx ended and the error of the server
+// otherwise.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(tls.NewListener(ln, s.TLSConfig())) }()
+	select {
+	case err := <-serveErr:
+		srv.Close()
+		return fmt.Errorf("serve agent endpoint: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+	}
+	<-serveErr
+	return nil
+}
+
+// TLSConfig serves the agent certificate of the current credentials and
 // requires a client certificate signed by the cluster CA.
-func (a *Agent) tlsConfig() *tls.Config {
+func (s *Server) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			a.mu.RLock()
-			id, pool := a.id, a.pool
-			a.mu.RUnlock()
-			if id == nil || pool == nil {
+			cert, pool, ok := s.cfg.Identity.TLSIdentity()
+			if !ok {
 				return nil, errors.New("agent has no credentials yet")
 			}
 			return &tls.Config{
 				MinVersion:   tls.VersionTLS12,
-				Certificates: []tls.Certificate{id.cert},
+				Certificates: []tls.Certificate{cert},
 				ClientAuth:   tls.RequireAndVerifyClientCert,
 				ClientCAs:    pool,
 				NextProtos:   []string{"http/1.1"},
@@ -74,7 +136,7 @@ func (a *Agent) tlsConfig() *tls.Config {
 
 // onlyServers refuses callers whose verified certificate is not a
 // server's.
-func (a *Agent) onlyServers(next http.Handler) http.Handler {
+func onlyServers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
 			writeError(w, &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized,
@@ -90,25 +152,10 @@ func (a *Agent) onlyServers(next http.Handler) http.Handler {
 	})
 }
 
-// instanceDriver finds an instance assigned to this host and its driver.
-func (a *Agent) instanceDriver(uid string) (*api.Instance, driver.Driver, *api.Error) {
-	inst, ok := a.cache.byUIDCopy(uid)
-	if !ok {
-		return nil, nil, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound,
-			Message: fmt.Sprintf("no instance with uid %q on host %s", uid, a.name())}
-	}
-	d := a.cfg.Drivers.Get(inst.Status.Driver)
-	if d == nil {
-		return nil, nil, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
-			Message: fmt.Sprintf("instance %s is not provisioned on host %s yet", instanceKey(inst), a.name())}
-	}
-	return inst, d, nil
-}
-
 // handleLogs serves an instance's output: ?tail=N keeps the last N lines,
 // ?follow=true keeps streaming what is appended until the caller leaves.
-func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {
-	_, d, apiErr := a.instanceDriver(r.PathValue("uid"))
+func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
+	_, d, apiErr := s.cfg.Instances.Lookup(r.PathValue("uid"))
 	if apiErr != nil {
 		writeError(w, apiErr)
 		return
@@ -250,9 +297,9 @@ func tailOffset(f *os.File, n int) (int64, error) {
 }
 
 // handleExec runs a command in a running instance.
-func (a *Agent) handleExec(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
 	uid := r.PathValue("uid")
-	inst, d, apiErr := a.instanceDriver(uid)
+	inst, d, apiErr := s.cfg.Instances.Lookup(uid)
 	if apiErr != nil {
 		writeError(w, apiErr)
 		return
@@ -284,7 +331,7 @@ func (a *Agent) handleExec(w http.ResponseWriter, r *http.Request) {
 	st, err := d.Inspect(r.Context(), uid)
 	if err != nil || st.State != driver.StateRunning {
 		writeError(w, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
-			Message: fmt.Sprintf("instance %s is not running", instanceKey(inst)), Hint: "start it first"})
+			Message: fmt.Sprintf("instance %s is not running", key(inst)), Hint: "start it first"})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
@@ -338,7 +385,5 @@ func writeError(w http.ResponseWriter, e *api.Error) {
 	writeJSON(w, api.StatusOf(e), api.ErrorBody{Error: e})
 }
 
-// listenerContext makes request contexts end when the agent stops.
-func listenerContext(ctx context.Context) func(net.Listener) context.Context {
-	return func(net.Listener) context.Context { return ctx }
-}
+// key names an instance in messages: "project/name".
+func key(inst *api.Instance) string { return inst.Metadata.Project + "/" + inst.Metadata.Name }
