@@ -16,16 +16,12 @@ import (
 )
 
 // metrics are the server's Prometheus collectors, in a registry of its own
-// so that several servers (tests) can live in one process.
+// so that several servers (tests) can live in one process. The watch
+// cache registers its own collectors in it.
 type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
-	watches  prometheus.Gauge
-	// Watch fan-out (watchcache.go).
-	sharedWatches     prometheus.Gauge
-	watchSubscribers  prometheus.Gauge
-	watchesFellBehind prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -40,25 +36,8 @@ func newMetrics() *metrics {
 			Help:    "API request latency by route pattern and method (watches excluded).",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route", "method"}),
-		watches: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ouro_apiserver_watches_in_flight",
-			Help: "Open watch streams.",
-		}),
-		sharedWatches: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ouro_apiserver_shared_watches",
-			Help: "Store watches shared by the watch streams of a kind (at most one per kind).",
-		}),
-		watchSubscribers: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ouro_apiserver_watch_subscribers",
-			Help: "Watch streams served by a shared store watch.",
-		}),
-		watchesFellBehind: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ouro_apiserver_watches_fell_behind_total",
-			Help: "Watch streams ended with Gone because their client read too slowly.",
-		}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.watches,
-		m.sharedWatches, m.watchSubscribers, m.watchesFellBehind,
+	m.reg.MustRegister(m.requests, m.latency,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -23,6 +23,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/auth"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/store"
+	"github.com/ouroboros-cloud/ouro/watchcache"
 )
 
 // DefaultBookmarkInterval is how often an idle watch gets a BOOKMARK.
@@ -61,11 +62,9 @@ type Server struct {
 	handler http.Handler
 	blobDir string
 	agents  *http.Client
-	// watches shares one store watch per kind among watch streams.
-	watches *watchHub
-	// lists keeps what full lists answered, when the store can list in
-	// snapshots (nil otherwise).
-	lists *listCache
+	// watches serves watch streams, and full lists when the store can
+	// list in snapshots.
+	watches *watchcache.Cache
 	// addrOffset picks where the search for a free instance address
 	// starts among n addresses (randomOffset; tests fix it at 0 for
 	// lowest-first addresses).
@@ -113,7 +112,9 @@ func New(cfg Config) (*Server, error) {
 		addrOffset: randomOffset,
 	}
 	s.life, s.close = context.WithCancel(context.Background())
-	s.watches = newWatchHub(cfg.Store, cfg.Logger, s.life, s.metrics)
+	s.watches = watchcache.New(s.life, watchcache.Config{Store: cfg.Store, Logger: cfg.Logger,
+		Prepare: prepareOut, ErrorOf: toAPIError})
+	s.metrics.reg.MustRegister(s.watches.Collectors()...)
 	switch {
 	case cfg.AuthCacheTTL < 0:
 		s.authn.SetCacheTTL(0)
@@ -124,10 +125,6 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	s.routes(mux)
 	s.handler = s.instrument(s.recoverPanics(mux))
-	if snap, ok := cfg.Store.(store.Snapshots); ok {
-		s.lists = newListCache(snap)
-		s.watches.lists = s.lists
-	}
 	return s, nil
 }
 
