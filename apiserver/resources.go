@@ -211,8 +211,7 @@ func (s *Server) create(k *api.Kind) handlerFunc {
 		}
 		if k == api.ImageKind {
 			// Hold off the blob sweep from checking the blobs to storing the image.
-			s.blobMu.RLock()
-			defer s.blobMu.RUnlock()
+			defer s.blobs.Hold()()
 		}
 		v := validators[k]
 		if v.create != nil {

@@ -16,11 +16,11 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/blobstore"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/store"
 	"github.com/ouroboros-cloud/ouro/watchcache"
@@ -60,8 +60,9 @@ type Server struct {
 	authn   *auth.Authenticator
 	metrics *metrics
 	handler http.Handler
-	blobDir string
-	agents  *http.Client
+	// blobs keeps the uploaded blobs in the data directory.
+	blobs  *blobstore.Store
+	agents *http.Client
 	// watches serves watch streams, and full lists when the store can
 	// list in snapshots.
 	watches *watchcache.Cache
@@ -69,13 +70,6 @@ type Server struct {
 	// starts among n addresses (randomOffset; tests fix it at 0 for
 	// lowest-first addresses).
 	addrOffset func(n uint32) uint32
-
-	// blobMu orders image creation (read) against the blob sweep (write),
-	// so a sweep never removes a blob an image being created refers to.
-	blobMu sync.RWMutex
-	// uploads holds temp files of uploads in progress, kept by the sweep.
-	uploadsMu sync.Mutex
-	uploads   map[string]bool
 
 	// life ends open streams when the server is closed.
 	life  context.Context
@@ -106,8 +100,7 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		authn:   auth.NewAuthenticator(cfg.Store),
 		metrics: newMetrics(),
-		blobDir: filepath.Join(cfg.DataDir, "blobs", "sha256"),
-		uploads: map[string]bool{},
+		blobs:   blobstore.New(filepath.Join(cfg.DataDir, "blobs", "sha256"), cfg.Logger),
 
 		addrOffset: randomOffset,
 	}
