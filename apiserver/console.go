@@ -2,9 +2,7 @@ package apiserver
 
 import (
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
@@ -23,7 +21,7 @@ func (s *Server) instanceConsole(w http.ResponseWriter, r *http.Request, id *aut
 		return api.Invalid("", "use `ouro instance console NAME`, or send Connection: Upgrade and Upgrade: "+api.ConsoleProtocol+" over HTTP/1.1",
 			"the console is a stream: the request must ask to upgrade")
 	}
-	in, ep, err := s.placedInstance(r, id, auth.VerbExec)
+	in, target, err := s.placedInstance(r, id, auth.VerbExec)
 	if err != nil {
 		return err
 	}
@@ -31,29 +29,11 @@ func (s *Server) instanceConsole(w http.ResponseWriter, r *http.Request, id *aut
 		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
 			Message: fmt.Sprintf("instance %q is %s, not Running", in.Metadata.Name, in.Status.Phase), Hint: "start it first"}
 	}
-	u, err := url.JoinPath(ep, "v1", "instances", in.Metadata.UID, "console")
-	if err != nil {
-		return unavailable(fmt.Errorf("agent endpoint %q: %w", ep, err))
-	}
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	agent, err := s.agents.Console(ctx, target)
 	if err != nil {
-		return fmt.Errorf("console request: %w", err)
-	}
-	upgrade.SetHeaders(req, api.ConsoleProtocol)
-	resp, err := s.agents.Do(req)
-	if err != nil {
-		return unavailable(fmt.Errorf("agent of host %s: %w", in.Status.Host, err))
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		defer resp.Body.Close()
-		return agentError(in.Status.Host, resp)
-	}
-	agent, ok := resp.Body.(io.ReadWriteCloser)
-	if !ok {
-		resp.Body.Close()
-		return unavailable(fmt.Errorf("agent of host %s switched protocols without a stream", in.Status.Host))
+		return err
 	}
 	caller, err := upgrade.Accept(w, api.ConsoleProtocol)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/agentproxy"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
 	"github.com/ouroboros-cloud/ouro/blobstore"
@@ -62,7 +63,7 @@ type Server struct {
 	handler http.Handler
 	// blobs keeps the uploaded blobs in the data directory.
 	blobs  *blobstore.Store
-	agents *http.Client
+	agents *agentproxy.Client
 	// watches serves watch streams, and full lists when the store can
 	// list in snapshots.
 	watches *watchcache.Cache
@@ -114,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 	case cfg.AuthCacheTTL > 0:
 		s.authn.SetCacheTTL(cfg.AuthCacheTTL)
 	}
-	s.agents = s.newAgentClient()
+	s.agents = agentproxy.New(cfg.CA, cfg.ClientCert)
 	mux := http.NewServeMux()
 	s.routes(mux)
 	s.handler = s.instrument(s.recoverPanics(mux))
