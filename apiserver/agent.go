@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -16,16 +17,27 @@ const (
 	maxExecTimeout     = 3600
 )
 
+// agentHandlers serve an instance's logs, exec and console by calling the
+// agent that runs it.
+type agentHandlers struct {
+	agents *agentproxy.Client
+	// getObject reads an object (Server.getObject).
+	getObject func(r *http.Request, k *api.Kind, project, name string) (api.Object, error)
+	// streamContext ends a stream with the client or the server
+	// (Server.streamContext).
+	streamContext func(r *http.Request) (context.Context, context.CancelFunc)
+}
+
 // placedInstance returns an instance the caller may act on with verb and
 // where the agent running it answers for it. It is where the logs, exec
 // and console handlers authorize the caller.
-func (s *Server) placedInstance(r *http.Request, id *auth.Identity, verb auth.Verb) (*api.Instance, agentproxy.Target, error) {
+func (h *agentHandlers) placedInstance(r *http.Request, id *auth.Identity, verb auth.Verb) (*api.Instance, agentproxy.Target, error) {
 	var none agentproxy.Target
 	project, name, err := pathNames(api.InstanceKind, r)
 	if err != nil {
 		return nil, none, err
 	}
-	obj, err := s.getObject(r, api.InstanceKind, project, name)
+	obj, err := h.getObject(r, api.InstanceKind, project, name)
 	if err != nil {
 		return nil, none, err
 	}
@@ -37,7 +49,7 @@ func (s *Server) placedInstance(r *http.Request, id *auth.Identity, verb auth.Ve
 		return nil, none, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
 			Message: fmt.Sprintf("instance %q is not placed on a host yet", name), Hint: "wait until it is scheduled"}
 	}
-	hobj, err := s.getObject(r, api.HostKind, "", in.Status.Host)
+	hobj, err := h.getObject(r, api.HostKind, "", in.Status.Host)
 	if err != nil {
 		return nil, none, unavailable(fmt.Errorf("host %s of instance %s: %w", in.Status.Host, name, err))
 	}
@@ -48,7 +60,9 @@ func (s *Server) placedInstance(r *http.Request, id *auth.Identity, verb auth.Ve
 	return in, agentproxy.Target{Endpoint: ep, Host: in.Status.Host, UID: in.Metadata.UID}, nil
 }
 
-func (s *Server) instanceLogs(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+// logs streams an instance's log from its agent: the last tail lines,
+// then, with follow=true, what comes until either side leaves.
+func (h *agentHandlers) logs(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
 	q := r.URL.Query()
 	follow := q.Get("follow")
 	if follow != "" && follow != "true" && follow != "false" {
@@ -60,13 +74,13 @@ func (s *Server) instanceLogs(w http.ResponseWriter, r *http.Request, id *auth.I
 			return api.Invalid("tail", "use a whole number of lines", "tail %q is not valid", tail)
 		}
 	}
-	_, target, err := s.placedInstance(r, id, auth.VerbLogs)
+	_, target, err := h.placedInstance(r, id, auth.VerbLogs)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.streamContext(r)
+	ctx, cancel := h.streamContext(r)
 	defer cancel()
-	logs, err := s.agents.Logs(ctx, target, follow, tail)
+	logs, err := h.agents.Logs(ctx, target, follow, tail)
 	if err != nil {
 		return err
 	}
@@ -90,7 +104,9 @@ func (s *Server) instanceLogs(w http.ResponseWriter, r *http.Request, id *auth.I
 	}
 }
 
-func (s *Server) instanceExec(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+// exec runs a command in a running instance through its agent and
+// answers what it returned.
+func (h *agentHandlers) exec(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
 	var req api.ExecRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
@@ -107,7 +123,7 @@ func (s *Server) instanceExec(w http.ResponseWriter, r *http.Request, id *auth.I
 	if req.TimeoutSeconds == 0 {
 		req.TimeoutSeconds = defaultExecTimeout
 	}
-	in, target, err := s.placedInstance(r, id, auth.VerbExec)
+	in, target, err := h.placedInstance(r, id, auth.VerbExec)
 	if err != nil {
 		return err
 	}
@@ -115,7 +131,7 @@ func (s *Server) instanceExec(w http.ResponseWriter, r *http.Request, id *auth.I
 		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
 			Message: fmt.Sprintf("instance %q is %s, not Running", in.Metadata.Name, in.Status.Phase), Hint: "start it first"}
 	}
-	out, err := s.agents.Exec(r.Context(), target, req)
+	out, err := h.agents.Exec(r.Context(), target, req)
 	if err != nil {
 		return err
 	}

@@ -35,9 +35,16 @@ func blobDigest(r *http.Request) (string, error) {
 	return m[1], nil
 }
 
-// getBlob serves a blob's content. Who may read which blob is decided
-// here, before the store is asked.
-func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+// blobHandlers serve the blob routes over the blob store.
+type blobHandlers struct {
+	blobs *blobstore.Store
+	// maxBytes bounds one uploaded blob (Config.MaxBlobBytes).
+	maxBytes int64
+}
+
+// get serves a blob's content. Who may read which blob is decided here,
+// before the store is asked.
+func (h *blobHandlers) get(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
 	if err := authorize(id, auth.Attributes{Verb: auth.VerbGet, Resource: auth.ResourceBlobs}, "Blob", ""); err != nil {
 		return err
 	}
@@ -45,7 +52,7 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, id *auth.Identi
 	if err != nil {
 		return err
 	}
-	f, info, err := s.blobs.Open(hx)
+	f, info, err := h.blobs.Open(hx)
 	if errors.Is(err, fs.ErrNotExist) {
 		return api.NotFound("Blob", "sha256:"+hx)
 	}
@@ -60,9 +67,9 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, id *auth.Identi
 	return nil
 }
 
-// putBlob stores the body as the blob under its digest, up to the
-// server's size limit.
-func (s *Server) putBlob(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+// put stores the body as the blob under its digest, up to the server's
+// size limit.
+func (h *blobHandlers) put(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
 	if err := authorize(id, auth.Attributes{Verb: auth.VerbCreate, Resource: auth.ResourceBlobs}, "Blob", ""); err != nil {
 		return err
 	}
@@ -70,11 +77,11 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request, id *auth.Identi
 	if err != nil {
 		return err
 	}
-	limit := s.cfg.MaxBlobBytes
+	limit := h.maxBytes
 	if r.ContentLength > limit {
 		return blobTooLarge(limit)
 	}
-	n, err := s.blobs.Put(hx, http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
+	n, err := h.blobs.Put(hx, http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
 	var (
 		mbe     *http.MaxBytesError
 		noSpace *blobstore.NoSpaceError
@@ -111,12 +118,14 @@ func blobTooLarge(limit int64) *api.Error {
 // by crashes) and blobs that no image refers to and that are older than
 // UnreferencedBlobAge. Call it periodically; it is safe to run at any time.
 func (s *Server) SweepBlobs(ctx context.Context) error {
-	return s.blobs.Sweep(ctx, s.imageBlobs)
+	return s.blobs.Sweep(ctx, func(ctx context.Context) (map[string]bool, error) {
+		return imageBlobs(ctx, s.store)
+	})
 }
 
 // imageBlobs returns the hex digests of the blobs that images refer to.
-func (s *Server) imageBlobs(ctx context.Context) (map[string]bool, error) {
-	imgs, _, err := s.store.List(ctx, api.ImageKind, "", store.ListOptions{})
+func imageBlobs(ctx context.Context, st store.Interface) (map[string]bool, error) {
+	imgs, _, err := st.List(ctx, api.ImageKind, "", store.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
 	}

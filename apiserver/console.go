@@ -9,19 +9,19 @@ import (
 	"github.com/ouroboros-cloud/ouro/internal/upgrade"
 )
 
-// instanceConsole proxies an instance's interactive console: the caller's
+// console proxies an instance's interactive console: the caller's
 // request asks to upgrade to api.ConsoleProtocol, the server asks the
 // instance's agent the same, and once the agent has switched, the server
 // answers 101 and copies bytes both ways until either side closes. The
 // console needs the rights of exec. Errors of the agent (an instance
 // whose driver has no console, one that is not running) are passed on
 // before anything is switched.
-func (s *Server) instanceConsole(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+func (h *agentHandlers) console(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
 	if !upgrade.Requested(r, api.ConsoleProtocol) {
 		return api.Invalid("", "use `ouro instance console NAME`, or send Connection: Upgrade and Upgrade: "+api.ConsoleProtocol+" over HTTP/1.1",
 			"the console is a stream: the request must ask to upgrade")
 	}
-	in, target, err := s.placedInstance(r, id, auth.VerbExec)
+	in, target, err := h.placedInstance(r, id, auth.VerbExec)
 	if err != nil {
 		return err
 	}
@@ -29,9 +29,9 @@ func (s *Server) instanceConsole(w http.ResponseWriter, r *http.Request, id *aut
 		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
 			Message: fmt.Sprintf("instance %q is %s, not Running", in.Metadata.Name, in.Status.Phase), Hint: "start it first"}
 	}
-	ctx, cancel := s.streamContext(r)
+	ctx, cancel := h.streamContext(r)
 	defer cancel()
-	agent, err := s.agents.Console(ctx, target)
+	agent, err := h.agents.Console(ctx, target)
 	if err != nil {
 		return err
 	}

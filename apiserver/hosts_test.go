@@ -296,7 +296,7 @@ func TestHealthAndMetrics(t *testing.T) {
 
 func TestPanicRecovered(t *testing.T) {
 	e := newEnv(t)
-	h := e.srv.instrument(e.srv.recoverPanics(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })))
+	h := e.srv.metrics.instrument(e.srv.log, recoverPanics(e.srv.log, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
 	var body api.ErrorBody

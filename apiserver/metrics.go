@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -79,8 +80,9 @@ func (w *statusWriter) Flush() {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// instrument counts, times and logs each request by its route pattern.
-func (s *Server) instrument(next http.Handler) http.Handler {
+// instrument counts, times and logs (to log) each request by its route
+// pattern.
+func (m *metrics) instrument(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -90,12 +92,12 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		code := strconv.Itoa(sw.status)
-		s.metrics.requests.WithLabelValues(route, r.Method, code).Inc()
+		m.requests.WithLabelValues(route, r.Method, code).Inc()
 		elapsed := time.Since(start)
 		if r.URL.Query().Get("watch") != "true" && !isStream(r) {
-			s.metrics.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+			m.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
 		}
-		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", route,
+		log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", route,
 			"status", sw.status, "caller", sw.identity, "duration", elapsed)
 	})
 }
@@ -106,8 +108,8 @@ func isStream(r *http.Request) bool {
 }
 
 // recoverPanics answers a panicking handler with a 500 api.Error and logs
-// the stack.
-func (s *Server) recoverPanics(next http.Handler) http.Handler {
+// the stack to log.
+func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			v := recover()
@@ -117,7 +119,7 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path,
+			log.Error("handler panicked", "method", r.Method, "path", r.URL.Path,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			writeJSON(w, http.StatusInternalServerError, api.ErrorBody{Error: &api.Error{
 				Status: http.StatusInternalServerError, Code: api.CodeInternal,

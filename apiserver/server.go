@@ -118,7 +118,7 @@ func New(cfg Config) (*Server, error) {
 	s.agents = agentproxy.New(cfg.CA, cfg.ClientCert)
 	mux := http.NewServeMux()
 	s.routes(mux)
-	s.handler = s.instrument(s.recoverPanics(mux))
+	s.handler = s.metrics.instrument(s.log, recoverPanics(s.log, mux))
 	return s, nil
 }
 
@@ -164,9 +164,10 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+inst+"start", s.authed(s.instanceAction(auth.VerbStart)))
 	mux.Handle("POST "+inst+"stop", s.authed(s.instanceAction(auth.VerbStop)))
 	mux.Handle("POST "+inst+"reboot", s.authed(s.instanceAction(auth.VerbReboot)))
-	mux.Handle("GET "+inst+"logs", s.authed(s.instanceLogs))
-	mux.Handle("POST "+inst+"exec", s.authed(s.instanceExec))
-	mux.Handle("POST "+inst+"console", s.authed(s.instanceConsole))
+	ag := &agentHandlers{agents: s.agents, getObject: s.getObject, streamContext: s.streamContext}
+	mux.Handle("GET "+inst+"logs", s.authed(ag.logs))
+	mux.Handle("POST "+inst+"exec", s.authed(ag.exec))
+	mux.Handle("POST "+inst+"console", s.authed(ag.console))
 
 	sg := "/v1/projects/{project}/securitygroups/{name}/rules"
 	mux.Handle("POST "+sg, s.authed(s.addRule))
@@ -175,8 +176,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+fip+"associate", s.authed(s.associate(false)))
 	mux.Handle("POST "+fip+"disassociate", s.authed(s.associate(true)))
 
-	mux.Handle("GET /v1/blobs/{digest}", s.authed(s.getBlob))
-	mux.Handle("PUT /v1/blobs/{digest}", s.authed(s.putBlob))
+	blobs := &blobHandlers{blobs: s.blobs, maxBytes: s.cfg.MaxBlobBytes}
+	mux.Handle("GET /v1/blobs/{digest}", s.authed(blobs.get))
+	mux.Handle("PUT /v1/blobs/{digest}", s.authed(blobs.put))
 	mux.Handle("POST /v1/tokens", s.authed(s.createToken))
 	mux.Handle("POST /v1/jointokens", s.authed(s.createJoinToken))
 	mux.HandleFunc("POST /v1/hosts/join", s.join)
