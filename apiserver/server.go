@@ -1,8 +1,10 @@
 // Package apiserver serves the Ouroboros REST API (docs/api.md) over a
 // store.Interface: authentication and authorization of every request,
 // validation and defaulting per kind, optimistic concurrency, idempotent
-// creates, list and watch streams, content-addressed blobs, host join and
-// heartbeats, and the logs/exec/console proxy to agents.
+// creates, list and watch streams (served by package watchcache), blob
+// uploads and reads (stored by package blobstore), host join and
+// heartbeats, and an instance's logs, exec and console (through package
+// agentproxy).
 //
 //	request ─▶ metrics/log ─▶ recover ─▶ mux ─▶ authenticate ─▶ authorize ─▶ decode/validate ─▶ store
 package apiserver
