@@ -22,7 +22,9 @@ const DefaultMaxBlobBytes = 64 << 30
 // SweepBlobs removes it, so uploads have time to become images.
 const UnreferencedBlobAge = blobstore.UnreferencedBlobAge
 
-// blobPath returns the file of the blob with the given hex digest.
+// blobPath returns the file of the blob with the given hex digest, where
+// image validation checks and freshens the blobs an image refers to
+// (blobstore's Stat and Touch do the same without the path).
 func (s *Server) blobPath(hexDigest string) string { return s.blobs.Path(hexDigest) }
 
 // blobDigest returns the hex part of the {digest} path value.

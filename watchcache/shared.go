@@ -118,7 +118,7 @@ func (w *sharedWatch) each(f func(*subscriber)) {
 }
 
 // run feeds the store watch from revision from to the subscribers until
-// the server closes. A broken watch restarts from the last revision seen;
+// the cache's life ends. A broken watch restarts from the last revision seen;
 // a compacted one, or one that keeps breaking, ends every subscriber
 // with Gone so that its client lists again.
 func (w *sharedWatch) run(from int64) {
@@ -159,7 +159,7 @@ func (w *sharedWatch) run(from int64) {
 }
 
 // consume delivers the events of one store watch. It returns the error
-// that ended it, or nil when the server closed.
+// that ended it, or nil when the cache's life ended.
 func (w *sharedWatch) consume(ch <-chan store.Event) error {
 	for ev := range ch {
 		if ev.Err != nil {
@@ -243,7 +243,7 @@ func (w *sharedWatch) deliver(ev *watchEvent) {
 	}
 }
 
-// stop ends every subscriber with e (nil when the server closes: their
+// stop ends every subscriber with e (nil when the cache's life ends: their
 // streams end with it) and forgets the ring; the next subscriber starts
 // the watch again.
 func (w *sharedWatch) stop(e *api.Error) {

@@ -156,7 +156,7 @@ func (s *subscriber) signal() {
 
 // take returns the queued lines, the revision they bring the client to,
 // whether the subscriber has ended and the error to send if so (nil when
-// the server is closing).
+// the cache's life is ending).
 func (s *subscriber) take() (lines [][]byte, rev int64, ended bool, err *api.Error) {
 	// A shared watch offers a subscriber with a host filter only the
 	// events that can concern it; every event up to the shared watch's
