@@ -153,3 +153,13 @@ func writeFileSync(path string, data []byte) error {
 	}
 	return syncDir(filepath.Dir(path))
 }
+
+// syncDir flushes a directory's entries (a create or a rename) to disk.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -142,8 +142,8 @@ func (s *Server) listOrWatch(k *api.Kind) handlerFunc {
 		if verb == auth.VerbWatch {
 			return s.watch(w, r, k, project, host, sel, match)
 		}
-		if s.lists != nil && q.Get("limit") == "" && q.Get("continue") == "" {
-			return s.listCached(w, r, k, project, sel, match)
+		if s.watches.CanList() && q.Get("limit") == "" && q.Get("continue") == "" {
+			return s.watches.List(r.Context(), w, k, project, sel, match)
 		}
 		opts := store.ListOptions{Selector: sel, Filter: match, Continue: q.Get("continue")}
 		if l := q.Get("limit"); l != "" {
@@ -157,24 +157,8 @@ func (s *Server) listOrWatch(k *api.Kind) handlerFunc {
 		if err != nil {
 			return fmt.Errorf("list %s: %w", k.Plural, err)
 		}
-		return writeList(w, k, meta, objs)
+		return s.watches.WriteList(w, k, meta, objs)
 	}
-}
-
-// listCached answers a full list (no limit, no continue) from the list
-// cache.
-func (s *Server) listCached(w http.ResponseWriter, r *http.Request, k *api.Kind, project string, sel api.Selector, match func(api.Object) bool) error {
-	all, rev, err := s.lists.list(r.Context(), k, project)
-	if err != nil {
-		return fmt.Errorf("list %s: %w", k.Plural, err)
-	}
-	items := make([][]byte, 0, len(all))
-	for _, co := range all {
-		if sel.Matches(co.obj.Meta().Labels) && match(co.obj) {
-			items = append(items, co.raw)
-		}
-	}
-	return writeRawList(w, k, api.ListMeta{ResourceVersion: strconv.FormatInt(rev, 10)}, items)
 }
 
 func (s *Server) create(k *api.Kind) handlerFunc {
@@ -222,8 +206,7 @@ func (s *Server) create(k *api.Kind) handlerFunc {
 		}
 		if k == api.ImageKind {
 			// Hold off the blob sweep from checking the blobs to storing the image.
-			s.blobMu.RLock()
-			defer s.blobMu.RUnlock()
+			defer s.blobs.Hold()()
 		}
 		v := hooks[k]
 		if v.create != nil {

@@ -2,8 +2,10 @@
 // store.Interface: authentication and authorization of every request,
 // validation and defaulting per kind (instances and what they attach to
 // through package admission), optimistic concurrency, idempotent
-// creates, list and watch streams, content-addressed blobs, host join and
-// heartbeats, and the logs/exec/console proxy to agents.
+// creates, list and watch streams (served by package watchcache), blob
+// uploads and reads (stored by package blobstore), host join and
+// heartbeats, and an instance's logs, exec and console (through package
+// agentproxy).
 //
 //	request ─▶ metrics/log ─▶ recover ─▶ mux ─▶ authenticate ─▶ authorize ─▶ decode/validate ─▶ store
 package apiserver
@@ -17,15 +19,17 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/admission"
+	"github.com/ouroboros-cloud/ouro/agentproxy"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/blobstore"
 	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/store"
+	"github.com/ouroboros-cloud/ouro/watchcache"
 )
 
 // DefaultBookmarkInterval is how often an idle watch gets a BOOKMARK.
@@ -68,24 +72,16 @@ type Server struct {
 	authn   *auth.Authenticator
 	metrics *metrics
 	handler http.Handler
-	blobDir string
-	agents  *http.Client
-	// watches shares one store watch per kind among watch streams.
-	watches *watchHub
-	// lists keeps what full lists answered, when the store can list in
-	// snapshots (nil otherwise).
-	lists *listCache
+	// blobs keeps the uploaded blobs in the data directory.
+	blobs  *blobstore.Store
+	agents *agentproxy.Client
+	// watches serves watch streams, and full lists when the store can
+	// list in snapshots.
+	watches *watchcache.Cache
 	// adm admits instances, groups, networks and security groups.
 	adm *admission.Admitter
 	// addrs allocates floating IPs.
 	addrs *ipam.Allocator
-
-	// blobMu orders image creation (read) against the blob sweep (write),
-	// so a sweep never removes a blob an image being created refers to.
-	blobMu sync.RWMutex
-	// uploads holds temp files of uploads in progress, kept by the sweep.
-	uploadsMu sync.Mutex
-	uploads   map[string]bool
 
 	// life ends open streams when the server is closed.
 	life  context.Context
@@ -122,27 +118,24 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		authn:   auth.NewAuthenticator(cfg.Store),
 		metrics: newMetrics(),
-		blobDir: filepath.Join(cfg.DataDir, "blobs", "sha256"),
-		uploads: map[string]bool{},
+		blobs:   blobstore.New(filepath.Join(cfg.DataDir, "blobs", "sha256"), cfg.Logger),
 		adm:     cfg.Admission,
 		addrs:   cfg.IPAM,
 	}
 	s.life, s.close = context.WithCancel(context.Background())
-	s.watches = newWatchHub(cfg.Store, cfg.Logger, s.life, s.metrics)
+	s.watches = watchcache.New(s.life, watchcache.Config{Store: cfg.Store, Logger: cfg.Logger,
+		Prepare: prepareOut, ErrorOf: toAPIError})
+	s.metrics.reg.MustRegister(s.watches.Collectors()...)
 	switch {
 	case cfg.AuthCacheTTL < 0:
 		s.authn.SetCacheTTL(0)
 	case cfg.AuthCacheTTL > 0:
 		s.authn.SetCacheTTL(cfg.AuthCacheTTL)
 	}
-	s.agents = s.newAgentClient()
+	s.agents = agentproxy.New(cfg.CA, cfg.ClientCert)
 	mux := http.NewServeMux()
 	s.routes(mux)
-	s.handler = s.instrument(s.recoverPanics(mux))
-	if snap, ok := cfg.Store.(store.Snapshots); ok {
-		s.lists = newListCache(snap)
-		s.watches.lists = s.lists
-	}
+	s.handler = s.metrics.instrument(s.log, recoverPanics(s.log, mux))
 	return s, nil
 }
 
@@ -188,9 +181,10 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+inst+"start", s.authed(s.instanceAction(auth.VerbStart)))
 	mux.Handle("POST "+inst+"stop", s.authed(s.instanceAction(auth.VerbStop)))
 	mux.Handle("POST "+inst+"reboot", s.authed(s.instanceAction(auth.VerbReboot)))
-	mux.Handle("GET "+inst+"logs", s.authed(s.instanceLogs))
-	mux.Handle("POST "+inst+"exec", s.authed(s.instanceExec))
-	mux.Handle("POST "+inst+"console", s.authed(s.instanceConsole))
+	ag := &agentHandlers{agents: s.agents, getObject: s.getObject, streamContext: s.streamContext}
+	mux.Handle("GET "+inst+"logs", s.authed(ag.logs))
+	mux.Handle("POST "+inst+"exec", s.authed(ag.exec))
+	mux.Handle("POST "+inst+"console", s.authed(ag.console))
 
 	sg := "/v1/projects/{project}/securitygroups/{name}/rules"
 	mux.Handle("POST "+sg, s.authed(s.addRule))
@@ -199,8 +193,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+fip+"associate", s.authed(s.associate(false)))
 	mux.Handle("POST "+fip+"disassociate", s.authed(s.associate(true)))
 
-	mux.Handle("GET /v1/blobs/{digest}", s.authed(s.getBlob))
-	mux.Handle("PUT /v1/blobs/{digest}", s.authed(s.putBlob))
+	blobs := &blobHandlers{blobs: s.blobs, maxBytes: s.cfg.MaxBlobBytes}
+	mux.Handle("GET /v1/blobs/{digest}", s.authed(blobs.get))
+	mux.Handle("PUT /v1/blobs/{digest}", s.authed(blobs.put))
 	mux.Handle("POST /v1/tokens", s.authed(s.createToken))
 	mux.Handle("POST /v1/jointokens", s.authed(s.createJoinToken))
 	mux.HandleFunc("POST /v1/hosts/join", s.join)

@@ -32,7 +32,7 @@ var diskMediaTypes = map[string]string{
 }
 
 // validateImageCreate checks an image's content against the blob store and
-// marks it Ready. The caller holds blobMu for reading.
+// marks it Ready. The caller holds the blob store (blobstore.Store.Hold).
 //
 // An "oci" image is made of layers and a config. A "qcow2" or "raw" image
 // is a disk, optionally booted with a kernel, initrd and command line when

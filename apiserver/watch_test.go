@@ -1,18 +1,14 @@
 package apiserver
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/store"
 )
 
 // metricValue returns the value of a gauge or counter of s, or -1.
@@ -130,118 +126,6 @@ func TestWatchResumeFromRing(t *testing.T) {
 	}
 	if n := e.fake.storeWatchers(); n != 2 {
 		t.Errorf("store watches = %d, want 2", n)
-	}
-}
-
-// brokenStore lets a test break the store watches it hands out.
-type brokenStore struct {
-	*fakeStore
-	mu    sync.Mutex
-	froms []int64
-	feeds []chan store.Event
-}
-
-func (b *brokenStore) Watch(ctx context.Context, k *api.Kind, project string, fromRev int64) (<-chan store.Event, error) {
-	if k != api.FlavorKind {
-		return b.fakeStore.Watch(ctx, k, project, fromRev)
-	}
-	ch := make(chan store.Event, 10)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.froms = append(b.froms, fromRev)
-	b.feeds = append(b.feeds, ch)
-	return ch, nil
-}
-
-// watch returns the nth store watch of flavors and the revision it
-// started from, once it exists.
-func (b *brokenStore) watch(t *testing.T, n int) (chan store.Event, int64) {
-	t.Helper()
-	eventually(t, fmt.Sprintf("store watch %d", n), func() bool {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return len(b.feeds) > n
-	})
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.feeds[n], b.froms[n]
-}
-
-func flavorEvent(name string, rev int64) store.Event {
-	f := &api.Flavor{Metadata: api.ObjectMeta{Name: name, ResourceVersion: strconv.FormatInt(rev, 10)}}
-	return store.Event{Type: api.Added, Object: f, Revision: rev}
-}
-
-func TestSharedWatchRestartsAndEnds(t *testing.T) {
-	bs := &brokenStore{fakeStore: newFakeStore()}
-	e := newEnvWith(t, bs, Config{})
-	e.fake = bs.fakeStore
-	a, _ := e.watchStream("/v1/flavors?watch=true&resourceVersion=100", e.admin)
-	b, _ := e.watchStream("/v1/flavors?watch=true&resourceVersion=100", e.admin)
-	feed, from := bs.watch(t, 0)
-	if from != 100 {
-		t.Fatalf("shared watch from %d, want 100", from)
-	}
-	eventually(t, "two subscribers", func() bool {
-		return metricValue(e.srv, "ouro_apiserver_watch_subscribers") == 2
-	})
-	feed <- flavorEvent("one", 101)
-	// A broken watch restarts from the last revision it saw.
-	feed <- store.Event{Err: fmt.Errorf("connection lost")}
-	close(feed)
-	feed, from = bs.watch(t, 1)
-	if from != 101 {
-		t.Fatalf("restarted from %d, want 101", from)
-	}
-	feed <- flavorEvent("two", 102)
-	for _, ch := range []<-chan api.WatchEvent[json.RawMessage]{a, b} {
-		for _, want := range []string{"one", "two"} {
-			if typ, name := nextObject(t, ch); typ != api.Added || name != want {
-				t.Fatalf("saw %s %s, want ADDED %s", typ, name, want)
-			}
-		}
-	}
-	// A compacted one ends every stream with Gone.
-	feed <- store.Event{Err: fmt.Errorf("watch: %w", store.ErrCompacted)}
-	close(feed)
-	for _, ch := range []<-chan api.WatchEvent[json.RawMessage]{a, b} {
-		ev := next(t, ch)
-		var body api.ErrorBody
-		json.Unmarshal(ev.Object, &body)
-		if ev.Type != api.ErrorEvent || body.Error == nil || body.Error.Code != api.CodeGone {
-			t.Fatalf("event %s %s, want ERROR Gone", ev.Type, ev.Object)
-		}
-		if _, ok := <-ch; ok {
-			t.Error("stream goes on after ERROR")
-		}
-	}
-	if n := metricValue(e.srv, "ouro_apiserver_shared_watches"); n != 0 {
-		t.Errorf("shared watches = %v after the end, want 0", n)
-	}
-}
-
-func TestSlowSubscriberEndsWithGone(t *testing.T) {
-	sub := newSubscriber("", "", api.Selector{}, func(api.Object) bool { return true }, false, 0, map[string]bool{})
-	for i := range subscriberQueue {
-		ev, err := newWatchEvent(flavorEvent(fmt.Sprintf("f%d", i), int64(i+1)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !sub.offer(ev) {
-			t.Fatalf("subscriber ended after %d events", i)
-		}
-	}
-	ev, _ := newWatchEvent(flavorEvent("over", subscriberQueue+1))
-	if sub.offer(ev) {
-		t.Fatal("a full queue took another event")
-	}
-	lines, _, ended, e := sub.take()
-	if !ended || e == nil || e.Code != api.CodeGone || len(lines) != subscriberQueue {
-		t.Fatalf("take = %d lines, ended %v, err %v", len(lines), ended, e)
-	}
-	var we api.WatchEvent[api.Flavor]
-	if err := json.Unmarshal(lines[0], &we); err != nil || we.Type != api.Added || we.Object.Metadata.Name != "f0" || we.Object.Kind != "Flavor" {
-		t.Fatalf("first line %s: %+v %v", lines[0], we, err)
 	}
 }
 

@@ -1,7 +1,9 @@
-package apiserver
+package watchcache
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"net/http/httptest"
 	"testing"
 
@@ -32,18 +34,19 @@ func TestWriteListMatchesWriteJSON(t *testing.T) {
 				return out
 			}
 			meta := api.ListMeta{ResourceVersion: "42", Continue: "next"}
+			c := New(context.Background(), Config{Prepare: prepare})
 			got := httptest.NewRecorder()
-			if err := writeList(got, api.InstanceKind, meta, objs()); err != nil {
+			if err := c.WriteList(got, api.InstanceKind, meta, objs()); err != nil {
 				t.Fatal(err)
 			}
 			items := make([]api.Object, 0, tt.n)
 			for _, o := range objs() {
-				items = append(items, prepareOut(o))
+				items = append(items, prepare(o))
 			}
 			want := httptest.NewRecorder()
-			writeJSON(want, 200, api.List[api.Object]{Kind: "InstanceList", Metadata: meta, Items: items})
+			json.NewEncoder(want).Encode(api.List[api.Object]{Kind: "InstanceList", Metadata: meta, Items: items})
 			if !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) {
-				t.Fatalf("writeList wrote\n%.300s\nwant\n%.300s", got.Body.Bytes(), want.Body.Bytes())
+				t.Fatalf("WriteList wrote\n%.300s\nwant\n%.300s", got.Body.Bytes(), want.Body.Bytes())
 			}
 			if got.Code != 200 || got.Header().Get("Content-Type") != "application/json" {
 				t.Errorf("status %d, content type %q", got.Code, got.Header().Get("Content-Type"))

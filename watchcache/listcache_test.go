@@ -1,11 +1,10 @@
-package apiserver
+package watchcache
 
 import (
 	"context"
-	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"testing"
+	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/store"
@@ -21,11 +20,10 @@ func TestListCache(t *testing.T) {
 	}
 	ctx := context.Background()
 	st := etcdStore(t)
-	e := newEnvWith(t, st, Config{})
-	if e.srv.lists == nil {
-		t.Fatal("the etcd store did not give the server a list cache")
+	c := newCache(t, st)
+	if !c.CanList() {
+		t.Fatal("the etcd store did not give the cache a list cache")
 	}
-	e.must(http.StatusCreated, "POST", "/v1/projects", e.admin, `{"metadata":{"name":"other"}}`)
 	insts := make([]*api.Instance, 300) // enough to encode in parallel
 	for i := range insts {
 		in := benchInstance(i)
@@ -38,37 +36,42 @@ func TestListCache(t *testing.T) {
 		}
 		insts[i] = in
 	}
+	all := func(api.Object) bool { return true }
 
 	// same compares a cached list with one read from the store, for
 	// every scope and selector the API offers.
 	same := func(step string) {
 		t.Helper()
-		for _, c := range []struct{ path, project, selector string }{
-			{"/v1/instances", "", ""},
-			{"/v1/projects/default/instances", "default", ""},
-			{"/v1/projects/other/instances", "other", ""},
-			{"/v1/instances?labelSelector=" + url.QueryEscape("sel=yes"), "", "sel=yes"},
+		for _, tc := range []struct{ project, selector string }{
+			{"", ""},
+			{"default", ""},
+			{"other", ""},
+			{"", "sel=yes"},
 		} {
-			got := e.must(http.StatusOK, "GET", c.path, e.admin, nil).body
-			sel, err := api.ParseSelector(c.selector)
+			sel, err := api.ParseSelector(tc.selector)
 			if err != nil {
 				t.Fatal(err)
 			}
-			objs, meta, err := st.List(ctx, api.InstanceKind, c.project, store.ListOptions{Selector: sel})
+			got := httptest.NewRecorder()
+			if err := c.List(ctx, got, api.InstanceKind, tc.project, sel, all); err != nil {
+				t.Fatal(err)
+			}
+			objs, meta, err := st.List(ctx, api.InstanceKind, tc.project, store.ListOptions{Selector: sel})
 			if err != nil {
 				t.Fatal(err)
 			}
 			want := httptest.NewRecorder()
-			if err := writeList(want, api.InstanceKind, meta, objs); err != nil {
+			if err := c.WriteList(want, api.InstanceKind, meta, objs); err != nil {
 				t.Fatal(err)
 			}
-			if string(got) != want.Body.String() {
-				t.Fatalf("%s: GET %s differs from the store's list:\n got %.300s\nwant %.300s", step, c.path, got, want.Body.String())
+			if got.Body.String() != want.Body.String() {
+				t.Fatalf("%s: list of project %q selector %q differs from the store's list:\n got %.300s\nwant %.300s",
+					step, tc.project, tc.selector, got.Body.String(), want.Body.String())
 			}
 		}
 	}
 	same("first lists")
-	before, _, err := e.srv.lists.list(ctx, api.InstanceKind, "")
+	before, _, err := c.lists.list(ctx, api.InstanceKind, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +92,7 @@ func TestListCache(t *testing.T) {
 	}
 	same("after a change, a delete and a create")
 
-	after, _, err := e.srv.lists.list(ctx, api.InstanceKind, "")
+	after, _, err := c.lists.list(ctx, api.InstanceKind, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,9 +119,11 @@ func TestListCache(t *testing.T) {
 	}
 
 	// A change a watch delivered is in the cache before any list reads it.
-	var listed api.List[api.Instance]
-	e.must(http.StatusOK, "GET", "/v1/projects/default/instances", e.admin, nil).decode(t, &listed)
-	ch, _ := e.watchStream("/v1/projects/default/instances?watch=true&resourceVersion="+listed.Metadata.ResourceVersion, e.admin)
+	_, rev, err := c.lists.list(ctx, api.InstanceKind, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := watchStream(t, c, Query{Kind: api.InstanceKind, Project: "default", Match: all, From: rev, Bookmark: time.Minute})
 	changed.Status.Phase = api.PhaseRunning
 	if err := st.Update(ctx, changed); err != nil {
 		t.Fatal(err)
@@ -126,13 +131,13 @@ func TestListCache(t *testing.T) {
 	if typ, name := nextObject(t, ch); typ != api.Modified || name != changed.Metadata.Name {
 		t.Fatalf("watch saw %s %s", typ, name)
 	}
-	e.srv.lists.mu.Lock()
-	seen := e.srv.lists.kinds[api.InstanceKind][key(changed)]
-	e.srv.lists.mu.Unlock()
+	c.lists.mu.Lock()
+	seen := c.lists.kinds[api.InstanceKind][key(changed)]
+	c.lists.mu.Unlock()
 	if seen == nil || seen.obj.(*api.Instance).Status.Phase != api.PhaseRunning {
 		t.Fatal("the watched change is not in the list cache")
 	}
-	again, _, err := e.srv.lists.list(ctx, api.InstanceKind, "")
+	again, _, err := c.lists.list(ctx, api.InstanceKind, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package apiserver
+package watchcache
 
 import (
 	"context"
@@ -26,9 +26,10 @@ const maxCachedPerKind = 100_000
 // store: the versions and the values are read at one revision, and a
 // cached object is used only for exactly the revision the store lists.
 type listCache struct {
-	snap  store.Snapshots
-	mu    sync.Mutex
-	kinds map[*api.Kind]map[string]*cachedObject
+	snap    store.Snapshots
+	prepare func(api.Object) api.Object
+	mu      sync.Mutex
+	kinds   map[*api.Kind]map[string]*cachedObject
 }
 
 // cachedObject is one object as a list answers it; shared by lists and
@@ -39,8 +40,8 @@ type cachedObject struct {
 	raw []byte     // obj encoded
 }
 
-func newListCache(snap store.Snapshots) *listCache {
-	return &listCache{snap: snap, kinds: map[*api.Kind]map[string]*cachedObject{}}
+func newListCache(snap store.Snapshots, prepare func(api.Object) api.Object) *listCache {
+	return &listCache{snap: snap, prepare: prepare, kinds: map[*api.Kind]map[string]*cachedObject{}}
 }
 
 // list returns the objects of kind k in project (all projects for ""),
@@ -77,7 +78,7 @@ func (c *listCache) list(ctx context.Context, k *api.Kind, project string) ([]*c
 		if len(objs) != len(missing) {
 			return nil, 0, fmt.Errorf("list %s: read %d changed objects at revision %d, want %d", k.Plural, len(objs), rev, len(missing))
 		}
-		fresh, err := encodeObjects(objs)
+		fresh, err := encodeObjects(objs, c.prepare)
 		if err != nil {
 			return nil, 0, fmt.Errorf("list %s: %w", k.Plural, err)
 		}
@@ -147,9 +148,9 @@ func (c *listCache) keep(k *api.Kind, project string, vers []store.Version, objs
 }
 
 // encodeObjects prepares objs for output and encodes them (revisions
-// left for the caller), on all CPUs for many objects: encoding dominates
-// the cost of a large list.
-func encodeObjects(objs []api.Object) ([]*cachedObject, error) {
+// left for the caller) with prepare, on all CPUs for many objects:
+// encoding dominates the cost of a large list.
+func encodeObjects(objs []api.Object, prepare func(api.Object) api.Object) ([]*cachedObject, error) {
 	out := make([]*cachedObject, len(objs))
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(objs)/(parallelEncodeMin/2)))
 	chunk := (len(objs) + workers - 1) / workers
@@ -159,7 +160,7 @@ func encodeObjects(objs []api.Object) ([]*cachedObject, error) {
 		lo, hi := min(w*chunk, len(objs)), min((w+1)*chunk, len(objs))
 		wg.Go(func() {
 			for i := lo; i < hi; i++ {
-				obj := prepareOut(objs[i])
+				obj := prepare(objs[i])
 				raw, err := json.Marshal(obj)
 				if err != nil {
 					errs[w] = fmt.Errorf("encode %s %s: %w", obj.GetKind().Name, obj.Meta().Name, err)
