@@ -79,7 +79,7 @@ type Driver struct {
 
 	// instances holds the instance directories, blobs the fetched layer
 	// blobs and layers their extractions.
-	instances instancedir.Root
+	instances *instancedir.Root
 	blobs     *blobcache.Cache
 	layers    *blobcache.Derived
 

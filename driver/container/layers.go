@@ -94,11 +94,15 @@ func decompress(br *bufio.Reader, mediaType string) (io.Reader, func(), error) {
 }
 
 // PruneLayers removes cached layers (blobs and their extractions) whose
-// digest ("sha256:<hex>") is not in keep. Layers used by an instance on
-// this host are always kept, as are extractions in progress.
+// digest ("sha256:<hex>") is not in keep, and what crashed fetches and
+// extractions left. Layers used by an instance on this host are always
+// kept, as are fetches and extractions in progress.
 func (d *Driver) PruneLayers(ctx context.Context, keep map[string]bool) error {
 	inUse, err := d.layersInUse(ctx)
 	if err != nil {
+		return fmt.Errorf("prune layers: %w", err)
+	}
+	if err := errors.Join(d.layers.Clean(), d.blobs.Clean()); err != nil {
 		return fmt.Errorf("prune layers: %w", err)
 	}
 	doomed := func(digest string) bool {

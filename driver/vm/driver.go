@@ -102,7 +102,7 @@ type Driver struct {
 
 	// instances holds the instance directories, images the cached
 	// blobs of images.
-	instances instancedir.Root
+	instances *instancedir.Root
 	images    *blobcache.Cache
 
 	// instLocks serialises operations on one instance, qmpLocks the
