@@ -17,17 +17,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/internal/keymutex"
 )
 
 // Source supplies blobs by digest ("sha256:<hex>"); the cache verifies
@@ -39,10 +36,9 @@ type Source interface {
 // Cache is a directory of blobs named by the hex of their sha256 digest.
 // Its methods are safe for concurrent use by one process.
 type Cache struct {
-	dir   string
-	src   Source
-	log   *slog.Logger
-	locks keymutex.Map
+	store
+	src Source
+	log *slog.Logger
 }
 
 // New returns a cache of the blobs of src in dir, which is created when
@@ -51,11 +47,8 @@ func New(dir string, src Source, log *slog.Logger) *Cache {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Cache{dir: dir, src: src, log: log}
+	return &Cache{store: store{dir: dir}, src: src, log: log}
 }
-
-// Dir returns the directory holding the blobs.
-func (c *Cache) Dir() string { return c.dir }
 
 var digestPattern = regexp.MustCompile(`^sha256:([a-f0-9]{64})$`)
 
@@ -87,30 +80,18 @@ func (c *Cache) Fetch(ctx context.Context, b api.Blob, check func(path string) e
 	if err != nil {
 		return "", err
 	}
-	final := filepath.Join(c.dir, h)
-	if isFile(final) {
-		return final, nil
-	}
-	unlock := c.locks.Lock(h)
-	defer unlock()
-	if isFile(final) { // fetched while we waited
-		return final, nil
-	}
-	if err := c.fetch(ctx, b, h, final, check); err != nil {
+	path, made, err := c.ensure(h, isFile, func(final string) error { return c.fetch(ctx, b, h, final, check) })
+	if err != nil {
 		return "", fmt.Errorf("blob %s: %w", b.Digest, err)
 	}
-	c.log.Info("blob cached", "digest", b.Digest, "size", b.Size, "mediaType", b.MediaType)
-	return final, nil
+	if made {
+		c.log.Info("blob cached", "digest", b.Digest, "size", b.Size, "mediaType", b.MediaType)
+	}
+	return path, nil
 }
 
-// fetch is Fetch with the digest's lock held.
+// fetch downloads the blob into final, with the digest's lock held.
 func (c *Cache) fetch(ctx context.Context, b api.Blob, h, final string, check func(string) error) error {
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
-		return err
-	}
-	if err := removeStale(c.dir, h); err != nil {
-		return err
-	}
 	f, err := os.CreateTemp(c.dir, tmpPrefix(h))
 	if err != nil {
 		return err
@@ -141,7 +122,6 @@ func (c *Cache) fetch(ctx context.Context, b api.Blob, h, final string, check fu
 		return err
 	}
 	done = true
-	syncDir(c.dir)
 	return nil
 }
 
@@ -171,20 +151,14 @@ func (c *Cache) download(ctx context.Context, b api.Blob, h string, f *os.File) 
 
 // Digests returns the digests of the cached blobs.
 func (c *Cache) Digests() ([]string, error) {
-	entries, err := os.ReadDir(c.dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list blobs: %w", err)
-	}
+	entries, err := readDir(c.dir)
 	var out []string
 	for _, e := range entries {
 		if d := "sha256:" + e.Name(); digestPattern.MatchString(d) {
 			out = append(out, d)
 		}
 	}
-	return out, nil
+	return out, err
 }
 
 // Remove drops the blob of digest from the cache; a blob that is not
@@ -194,9 +168,7 @@ func (c *Cache) Remove(digest string) error {
 	if err != nil {
 		return err
 	}
-	unlock := c.locks.Lock(h)
-	defer unlock()
-	if err := removeEntry(c.dir, h); err != nil {
+	if err := c.remove(h); err != nil {
 		return fmt.Errorf("remove blob %s: %w", digest, err)
 	}
 	return nil
@@ -205,114 +177,10 @@ func (c *Cache) Remove(digest string) error {
 // Clean removes what crashed fetches left in the cache. Fetches in
 // progress are not disturbed.
 func (c *Cache) Clean() error {
-	return cleanDir(c.dir, &c.locks)
+	return c.clean()
 }
 
 func isFile(path string) bool {
 	fi, err := os.Lstat(path)
 	return err == nil && fi.Mode().IsRegular()
-}
-
-// syncDir flushes a directory's entries (a rename) to disk; failures are
-// not fatal.
-func syncDir(dir string) {
-	if f, err := os.Open(dir); err == nil {
-		f.Sync()
-		f.Close()
-	}
-}
-
-// tmpPrefix is the name prefix of the temporary entries of key: a fetch
-// or build in progress (or crashed) is ".tmp-<key>-<digits>", a removal
-// ".tmp-<key>-prune".
-func tmpPrefix(key string) string { return ".tmp-" + key + "-" }
-
-// tmpKey returns the key a temporary entry name belongs to.
-func tmpKey(name string) (string, bool) {
-	rest, ok := strings.CutPrefix(name, ".tmp-")
-	if !ok {
-		return "", false
-	}
-	i := strings.LastIndexByte(rest, '-')
-	if i <= 0 {
-		return "", false
-	}
-	key, suffix := rest[:i], rest[i+1:]
-	if suffix != "prune" && !allDigits(suffix) {
-		return "", false
-	}
-	return key, true
-}
-
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// removeStale removes the temporary entries of key in dir; the caller
-// holds key's lock.
-func removeStale(dir, key string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("remove stale temporary files: %w", err)
-	}
-	for _, e := range entries {
-		if k, ok := tmpKey(e.Name()); ok && k == key {
-			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-				return fmt.Errorf("remove stale temporary files: %w", err)
-			}
-		}
-	}
-	return nil
-}
-
-// removeEntry moves dir/key out of the way before removing it, so a
-// crash mid-removal never leaves a partial entry under its final name.
-// The caller holds key's lock.
-func removeEntry(dir, key string) error {
-	doomed := filepath.Join(dir, tmpPrefix(key)+"prune")
-	if err := os.RemoveAll(doomed); err != nil {
-		return err
-	}
-	err := os.Rename(filepath.Join(dir, key), doomed)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return os.RemoveAll(doomed)
-}
-
-// cleanDir removes every temporary entry of dir, each under its key's
-// lock so that work in progress keeps its files.
-func cleanDir(dir string, locks *keymutex.Map) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("clean %s: %w", dir, err)
-	}
-	var errs []error
-	for _, e := range entries {
-		key, ok := tmpKey(e.Name())
-		if !ok {
-			continue
-		}
-		unlock := locks.Lock(key)
-		err := os.RemoveAll(filepath.Join(dir, e.Name()))
-		unlock()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("clean %s: %w", dir, err))
-		}
-	}
-	return errors.Join(errs...)
 }

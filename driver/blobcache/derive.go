@@ -2,18 +2,15 @@ package blobcache
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/internal/keymutex"
 )
 
 // Derived is a cache of directories built from cached blobs, such as
@@ -30,11 +27,10 @@ import (
 // that key or by Clean; a directory is never half there under its final
 // name.
 type Derived struct {
+	store
 	blobs *Cache
-	dir   string
 	build BuildFunc
 	log   *slog.Logger
-	locks keymutex.Map
 }
 
 // BuildFunc makes the directory dir (empty, mode 0700) from the verified
@@ -48,11 +44,8 @@ func NewDerived(blobs *Cache, dir string, build BuildFunc, log *slog.Logger) *De
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Derived{blobs: blobs, dir: dir, build: build, log: log}
+	return &Derived{store: store{dir: dir}, blobs: blobs, build: build, log: log}
 }
-
-// Dir returns the directory holding the derived directories.
-func (d *Derived) Dir() string { return d.dir }
 
 var variantPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 
@@ -103,34 +96,24 @@ func (d *Derived) Ensure(ctx context.Context, b api.Blob, variant string) (strin
 	if err != nil {
 		return "", err
 	}
-	final := filepath.Join(d.dir, key)
-	if isDir(final) {
-		return final, nil
-	}
-	unlock := d.locks.Lock(key)
-	defer unlock()
-	if isDir(final) { // built while we waited
-		return final, nil
-	}
-	blobPath, err := d.blobs.Fetch(ctx, b, nil)
+	path, made, err := d.ensure(key, isDir, func(final string) error {
+		blobPath, err := d.blobs.Fetch(ctx, b, nil)
+		if err != nil {
+			return err
+		}
+		return d.make(ctx, b, blobPath, variant, key, final)
+	})
 	if err != nil {
-		return "", err
-	}
-	if err := d.make(ctx, b, blobPath, variant, key, final); err != nil {
 		return "", fmt.Errorf("blob %s: %w", b.Digest, err)
 	}
-	d.log.Info("blob extracted", "digest", b.Digest, "variant", variant, "size", b.Size)
-	return final, nil
+	if made {
+		d.log.Info("blob extracted", "digest", b.Digest, "variant", variant, "size", b.Size)
+	}
+	return path, nil
 }
 
-// make builds key with its lock held.
+// make builds the directory of key into final, with the key's lock held.
 func (d *Derived) make(ctx context.Context, b api.Blob, blobPath, variant, key, final string) error {
-	if err := os.MkdirAll(d.dir, 0o700); err != nil {
-		return err
-	}
-	if err := removeStale(d.dir, key); err != nil {
-		return err
-	}
 	tmp, err := os.MkdirTemp(d.dir, tmpPrefix(key))
 	if err != nil {
 		return err
@@ -154,26 +137,19 @@ func (d *Derived) make(ctx context.Context, b api.Blob, blobPath, variant, key, 
 		return err
 	}
 	done = true
-	syncDir(d.dir)
 	return nil
 }
 
 // Keys returns the keys of the derived directories.
 func (d *Derived) Keys() ([]string, error) {
-	entries, err := os.ReadDir(d.dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", d.dir, err)
-	}
+	entries, err := readDir(d.dir)
 	var out []string
 	for _, e := range entries {
 		if _, _, ok := ParseKey(e.Name()); ok && e.IsDir() {
 			out = append(out, e.Name())
 		}
 	}
-	return out, nil
+	return out, err
 }
 
 // Remove drops the directory of key; one that does not exist is no
@@ -182,9 +158,7 @@ func (d *Derived) Remove(key string) error {
 	if _, _, ok := ParseKey(key); !ok {
 		return fmt.Errorf("remove %q: not a derived directory's key", key)
 	}
-	unlock := d.locks.Lock(key)
-	defer unlock()
-	if err := removeEntry(d.dir, key); err != nil {
+	if err := d.remove(key); err != nil {
 		return fmt.Errorf("remove %s: %w", key, err)
 	}
 	return nil
@@ -193,7 +167,7 @@ func (d *Derived) Remove(key string) error {
 // Clean removes what crashed builds and removals left. Builds in
 // progress are not disturbed.
 func (d *Derived) Clean() error {
-	return cleanDir(d.dir, &d.locks)
+	return d.clean()
 }
 
 func isDir(path string) bool {
