@@ -99,12 +99,15 @@ func (d *Derived) Ensure(ctx context.Context, b api.Blob, variant string) (strin
 	path, made, err := d.ensure(key, isDir, func(final string) error {
 		blobPath, err := d.blobs.Fetch(ctx, b, nil)
 		if err != nil {
-			return err
+			return err // it names the blob
 		}
-		return d.make(ctx, b, blobPath, variant, key, final)
+		if err := d.make(ctx, b, blobPath, variant, key, final); err != nil {
+			return fmt.Errorf("blob %s: %w", b.Digest, err)
+		}
+		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("blob %s: %w", b.Digest, err)
+		return "", err
 	}
 	if made {
 		d.log.Info("blob extracted", "digest", b.Digest, "variant", variant, "size", b.Size)

@@ -39,10 +39,10 @@ const layerVariant = ""
 // directories in the same order (lowest first).
 func (d *Driver) ensureLayers(ctx context.Context, blobs []api.Blob) ([]string, error) {
 	dirs := make([]string, 0, len(blobs))
-	for _, b := range blobs {
+	for i, b := range blobs {
 		dir, err := d.layers.Ensure(ctx, b, layerVariant)
 		if err != nil {
-			return nil, fmt.Errorf("layer %s: %w", b.Digest, err)
+			return nil, fmt.Errorf("layer %d of %d: %w", i+1, len(blobs), err)
 		}
 		dirs = append(dirs, dir)
 	}
