@@ -21,15 +21,6 @@ import (
 // Each instance gets its own qcow2 overlay backed by the base disk
 // (disk.qcow2), grown to the flavor's disk size.
 
-func (d *Driver) imagesDir() string { return d.images.Dir() }
-
-// ensureBlob returns the path of the cached blob b, fetching it unless it
-// is cached. check, when not nil, vets the downloaded file before it is
-// cached. Concurrent calls for one digest fetch it once.
-func (d *Driver) ensureBlob(ctx context.Context, b api.Blob, check func(path string) error) (string, error) {
-	return d.images.Fetch(ctx, b, check)
-}
-
 // diskInfo is the part of `qemu-img info --output=json` the driver reads.
 type diskInfo struct {
 	Format          string `json:"format"`

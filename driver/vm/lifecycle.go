@@ -93,7 +93,7 @@ func (d *Driver) prepareDisk(ctx context.Context, p instancePaths, spec driver.S
 	img := spec.Image
 	if img.Disk != nil {
 		format := diskFormat(img)
-		base, err := d.ensureBlob(ctx, *img.Disk, d.checkBaseDisk(ctx, format))
+		base, err := d.images.Fetch(ctx, *img.Disk, d.checkBaseDisk(ctx, format))
 		if err != nil {
 			return err
 		}
@@ -103,7 +103,7 @@ func (d *Driver) prepareDisk(ctx context.Context, p instancePaths, spec driver.S
 	}
 	for _, b := range []*api.Blob{img.Kernel, img.Initrd} {
 		if b != nil {
-			if _, err := d.ensureBlob(ctx, *b, nil); err != nil {
+			if _, err := d.images.Fetch(ctx, *b, nil); err != nil {
 				return err
 			}
 		}
@@ -225,11 +225,11 @@ func (d *Driver) launchFor(ctx context.Context, p instancePaths, spec driver.Spe
 	}
 	if img.Kernel != nil {
 		var err error
-		if l.kernel, err = d.ensureBlob(ctx, *img.Kernel, nil); err != nil {
+		if l.kernel, err = d.images.Fetch(ctx, *img.Kernel, nil); err != nil {
 			return l, err
 		}
 		if img.Initrd != nil {
-			if l.initrd, err = d.ensureBlob(ctx, *img.Initrd, nil); err != nil {
+			if l.initrd, err = d.images.Fetch(ctx, *img.Initrd, nil); err != nil {
 				return l, err
 			}
 		}
