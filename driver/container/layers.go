@@ -4,150 +4,73 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/driver/blobcache"
 )
 
-// The layer cache: every image layer is fetched once, verified against
-// its digest while streaming, and extracted into <Dir>/layers/<hex>/,
-// which all instances share as read-only overlay lower directories.
+// The layer cache: every image layer is fetched once into the blob cache
+// (<Dir>/blobs/<hex>, verified against its digest and size), then
+// extracted once into <Dir>/layers/<key>/, which all instances share as
+// read-only overlay lower directories. See package blobcache for how
+// both survive a crash.
 //
-//	Blobs.Open ─▶ sha256 tee ─▶ gunzip ─▶ tar ─▶ <Dir>/layers/.tmp-<hex>-*/
-//	                                             │ digest ok: rename
-//	                                             ▼
-//	                                       <Dir>/layers/<hex>/
+//	Blobs.Open ─▶ blobcache.Cache ─▶ <Dir>/blobs/<hex>
+//	                                   │ gunzip ─▶ tar
+//	                                   ▼ blobcache.Derived
+//	                             <Dir>/layers/<hex>[-<variant>]/
 //
-// A crash leaves at most a .tmp- directory, removed by the next
-// extraction of that digest; a layer is never half there under its final
-// name.
-
-var digestPattern = regexp.MustCompile(`^sha256:([a-f0-9]{64})$`)
-
-// digestHex returns the hex part of a "sha256:<hex>" digest.
-func digestHex(digest string) (string, error) {
-	m := digestPattern.FindStringSubmatch(digest)
-	if m == nil {
-		return "", fmt.Errorf("layer digest %q: want sha256:<64 lower-case hex digits>", digest)
-	}
-	return m[1], nil
-}
+// The variant names a kind of extraction; today there is only the plain
+// one ("").
 
 func (d *Driver) layersDir() string { return filepath.Join(d.cfg.Dir, "layers") }
+func (d *Driver) blobsDir() string  { return filepath.Join(d.cfg.Dir, "blobs") }
+
+// layerVariant is the extraction every layer gets.
+const layerVariant = ""
 
 // ensureLayers makes sure every layer is extracted and returns their
 // directories in the same order (lowest first).
 func (d *Driver) ensureLayers(ctx context.Context, blobs []api.Blob) ([]string, error) {
 	dirs := make([]string, 0, len(blobs))
-	for _, b := range blobs {
-		dir, err := d.ensureLayer(ctx, b)
+	for i, b := range blobs {
+		dir, err := d.layers.Ensure(ctx, b, layerVariant)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("layer %d of %d: %w", i+1, len(blobs), err)
 		}
 		dirs = append(dirs, dir)
 	}
 	return dirs, nil
 }
 
-// ensureLayer extracts one layer unless it already is. Concurrent calls
-// for one digest extract it once.
-func (d *Driver) ensureLayer(ctx context.Context, b api.Blob) (string, error) {
-	hexDigest, err := digestHex(b.Digest)
-	if err != nil {
-		return "", err
+// extractLayer is the blobcache.BuildFunc of layers: it unpacks the
+// verified layer blob at blobPath into dir.
+func (d *Driver) extractLayer(ctx context.Context, b api.Blob, blobPath, variant, dir string) error {
+	if variant != "" {
+		return fmt.Errorf("layer variant %q is not supported", variant)
 	}
-	final := filepath.Join(d.layersDir(), hexDigest)
-	if isDir(final) {
-		return final, nil
-	}
-	unlock := d.layerLocks.Lock(hexDigest)
-	defer unlock()
-	if isDir(final) { // extracted while we waited
-		return final, nil
-	}
-	if err := os.MkdirAll(d.layersDir(), 0o700); err != nil {
-		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
-	}
-	// Leftovers of an extraction that crashed.
-	stale, _ := filepath.Glob(filepath.Join(d.layersDir(), ".tmp-"+hexDigest+"-*"))
-	for _, s := range stale {
-		if err := os.RemoveAll(s); err != nil {
-			return "", fmt.Errorf("layer %s: remove stale extraction: %w", b.Digest, err)
-		}
-	}
-	tmp, err := os.MkdirTemp(d.layersDir(), ".tmp-"+hexDigest+"-")
-	if err != nil {
-		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			os.RemoveAll(tmp)
-		}
-	}()
-	if err := d.fetchAndExtract(ctx, b, hexDigest, tmp); err != nil {
-		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp made it 0700
-		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
-	}
-	if err := syncFS(tmp); err != nil {
-		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
-	}
-	done = true
-	d.log.Info("layer extracted", "digest", b.Digest, "size", b.Size)
-	return final, nil
-}
-
-// fetchAndExtract streams the blob into dir, checking its digest and
-// size.
-func (d *Driver) fetchAndExtract(ctx context.Context, b api.Blob, hexDigest, dir string) error {
-	rc, err := d.cfg.Blobs.Open(ctx, b.Digest)
-	if err != nil {
-		return fmt.Errorf("fetch: %w", err)
-	}
-	defer rc.Close()
-	h := sha256.New()
-	counter := &countingReader{r: io.TeeReader(rc, h)}
-	br := bufio.NewReaderSize(counter, 64*1024)
-
-	tarStream, closeDecomp, err := decompress(br, b.MediaType)
+	f, err := os.Open(blobPath)
 	if err != nil {
 		return err
 	}
-	extractErr := extractTar(ctx, tarStream, dir, d.log)
-	// Read to the end so the digest covers every byte, even past the
-	// tar's end-of-archive marker.
-	_, decompErr := io.Copy(io.Discard, tarStream)
-	closeDecomp()
-	if _, err := io.Copy(io.Discard, br); err != nil {
-		return fmt.Errorf("read: %w", err)
+	defer f.Close()
+	tarStream, closeDecomp, err := decompress(bufio.NewReaderSize(f, 64*1024), b.MediaType)
+	if err != nil {
+		return err
 	}
-	// A wrong digest explains any extraction error, so check it first.
-	if got := hex.EncodeToString(h.Sum(nil)); got != hexDigest {
-		return fmt.Errorf("digest mismatch: content of %s has sha256:%s; refusing the layer", b.Digest, got)
+	defer closeDecomp()
+	if err := extractTar(ctx, tarStream, dir, d.log); err != nil {
+		return fmt.Errorf("extract: %w", err)
 	}
-	if extractErr != nil {
-		return fmt.Errorf("extract: %w", extractErr)
-	}
-	if decompErr != nil {
-		return fmt.Errorf("decompress: %w", decompErr)
-	}
-	if b.Size > 0 && counter.n != b.Size {
-		return fmt.Errorf("size mismatch: %s is %d bytes, the image says %d", b.Digest, counter.n, b.Size)
+	// Read to the end so a corrupt compressed stream is noticed.
+	if _, err := io.Copy(io.Discard, tarStream); err != nil {
+		return fmt.Errorf("decompress: %w", err)
 	}
 	return nil
 }
@@ -170,42 +93,47 @@ func decompress(br *bufio.Reader, mediaType string) (io.Reader, func(), error) {
 	return zr, func() { zr.Close() }, nil
 }
 
-// PruneLayers removes cached layers whose digest ("sha256:<hex>") is not
-// in keep. Layers used by an instance on this host are always kept, as
-// are extractions in progress.
+// PruneLayers removes cached layers (blobs and their extractions) whose
+// digest ("sha256:<hex>") is not in keep, and what crashed fetches and
+// extractions left. Layers used by an instance on this host are always
+// kept, as are fetches and extractions in progress.
 func (d *Driver) PruneLayers(ctx context.Context, keep map[string]bool) error {
-	entries, err := os.ReadDir(d.layersDir())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("prune layers: %w", err)
-	}
 	inUse, err := d.layersInUse(ctx)
 	if err != nil {
 		return fmt.Errorf("prune layers: %w", err)
 	}
+	if err := errors.Join(d.layers.Clean(), d.blobs.Clean()); err != nil {
+		return fmt.Errorf("prune layers: %w", err)
+	}
+	doomed := func(digest string) bool {
+		return !keep[digest] && !keep[strings.TrimPrefix(digest, "sha256:")] && !inUse[digest]
+	}
 	var errs []error
-	for _, e := range entries {
-		hexDigest := e.Name()
-		digest := "sha256:" + hexDigest
-		if !digestPattern.MatchString(digest) || keep[digest] || keep[hexDigest] || inUse[digest] {
+	keys, err := d.layers.Keys()
+	if err != nil {
+		return fmt.Errorf("prune layers: %w", err)
+	}
+	for _, key := range keys {
+		digest, _, _ := blobcache.ParseKey(key)
+		if !doomed(digest) {
 			continue
 		}
-		unlock := d.layerLocks.Lock(hexDigest)
-		// Move it out of the way first, so a crash mid-removal never
-		// leaves a partial layer under its final name.
-		doomed := filepath.Join(d.layersDir(), ".tmp-"+hexDigest+"-prune")
-		err := os.Rename(filepath.Join(d.layersDir(), hexDigest), doomed)
-		if err == nil {
-			err = os.RemoveAll(doomed)
-		}
-		unlock()
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := d.layers.Remove(key); err != nil {
 			errs = append(errs, fmt.Errorf("prune layer %s: %w", digest, err))
 			continue
 		}
 		d.log.Info("layer pruned", "digest", digest)
+	}
+	digests, err := d.blobs.Digests()
+	if err != nil {
+		return fmt.Errorf("prune layers: %w", err)
+	}
+	for _, digest := range digests {
+		if doomed(digest) {
+			if err := d.blobs.Remove(digest); err != nil {
+				errs = append(errs, fmt.Errorf("prune layer %s: %w", digest, err))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -219,7 +147,7 @@ func (d *Driver) layersInUse(ctx context.Context) (map[string]bool, error) {
 	}
 	used := map[string]bool{}
 	for _, id := range ids {
-		spec, err := readSpec(d.paths(id).spec)
+		spec, err := d.instances.ReadSpec(id)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // Create did not finish; it fetches again
 		}
@@ -246,34 +174,4 @@ func lowerDirs(layers []string) []string {
 		}
 	}
 	return out
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func isDir(path string) bool {
-	fi, err := os.Lstat(path)
-	return err == nil && fi.IsDir()
-}
-
-// syncFS flushes the filesystem holding dir, so a renamed layer is
-// complete on disk.
-func syncFS(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/driver/blobcache"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
 )
 
@@ -260,9 +261,12 @@ func TestPruneLayers(t *testing.T) {
 		t.Fatalf("PruneLayers: %v", err)
 	}
 	for b, want := range map[api.Blob]bool{used: true, kept: true, unused: false} {
-		hexDigest, _ := digestHex(b.Digest)
-		if got := isDir(filepath.Join(dir, "layers", hexDigest)); got != want {
+		hexDigest, _ := blobcache.Hex(b.Digest)
+		if got := fileExists(filepath.Join(dir, "layers", hexDigest)); got != want {
 			t.Errorf("layer %s present = %v, want %v", b.Digest, got, want)
+		}
+		if got := fileExists(filepath.Join(dir, "blobs", hexDigest)); got != want {
+			t.Errorf("blob %s present = %v, want %v", b.Digest, got, want)
 		}
 	}
 }
