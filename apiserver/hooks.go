@@ -48,15 +48,15 @@ type kindHooks struct {
 var hooks = map[*api.Kind]kindHooks{
 	api.ProjectKind: {
 		create: func(_ *Server, _ context.Context, _ *auth.Identity, o api.Object) error {
-			return validateProject(o.(*api.Project))
+			return admission.ValidateProject(o.(*api.Project))
 		},
 		update: func(_ *Server, _ context.Context, _ *auth.Identity, _, o api.Object) error {
-			return validateProject(o.(*api.Project))
+			return admission.ValidateProject(o.(*api.Project))
 		},
 		created: func(s *Server, ctx context.Context, o api.Object) error {
 			return s.adm.EnsureProjectNetworking(ctx, s.store, o.Meta().Name)
 		},
-		beforeDelete: beforeDeleteProject,
+		beforeDelete: beforeDelete,
 	},
 	api.NetworkKind: {
 		create: func(s *Server, ctx context.Context, _ *auth.Identity, o api.Object) error {
@@ -71,7 +71,7 @@ var hooks = map[*api.Kind]kindHooks{
 		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
 			return s.adm.StoreNetwork(ctx, s.store, o.(*api.Network), opts)
 		},
-		beforeDelete: beforeDeleteNetwork,
+		beforeDelete: beforeDelete,
 	},
 	api.SecurityGroupKind: {
 		create: func(s *Server, ctx context.Context, _ *auth.Identity, o api.Object) error {
@@ -80,7 +80,7 @@ var hooks = map[*api.Kind]kindHooks{
 		update: func(s *Server, ctx context.Context, _ *auth.Identity, _, o api.Object) error {
 			return s.adm.ValidateSecurityGroup(ctx, o.(*api.SecurityGroup))
 		},
-		beforeDelete: beforeDeleteSecurityGroup,
+		beforeDelete: beforeDelete,
 	},
 	api.FloatingIPPoolKind: {
 		create: func(s *Server, ctx context.Context, _ *auth.Identity, o api.Object) error {
@@ -89,7 +89,7 @@ var hooks = map[*api.Kind]kindHooks{
 		update: func(s *Server, ctx context.Context, _ *auth.Identity, old, o api.Object) error {
 			return s.adm.ValidatePool(ctx, o.(*api.FloatingIPPool), old.(*api.FloatingIPPool))
 		},
-		beforeDelete: beforeDeletePool,
+		beforeDelete: beforeDelete,
 	},
 	api.FloatingIPKind: {
 		create: func(s *Server, ctx context.Context, _ *auth.Identity, o api.Object) error {
@@ -110,30 +110,30 @@ var hooks = map[*api.Kind]kindHooks{
 	},
 	api.UserKind: {
 		create: func(_ *Server, _ context.Context, _ *auth.Identity, o api.Object) error {
-			return validateUser(o.(*api.User))
+			return admission.ValidateUser(o.(*api.User))
 		},
 		update: func(_ *Server, _ context.Context, _ *auth.Identity, _, o api.Object) error {
-			return validateUser(o.(*api.User))
+			return admission.ValidateUser(o.(*api.User))
 		},
 		beforeDelete: beforeDeleteUser,
 	},
 	api.FlavorKind: {
 		create: func(_ *Server, _ context.Context, _ *auth.Identity, o api.Object) error {
-			return validateFlavor(o.(*api.Flavor))
+			return admission.ValidateFlavor(o.(*api.Flavor))
 		},
 		update: func(_ *Server, _ context.Context, _ *auth.Identity, _, o api.Object) error {
-			return validateFlavor(o.(*api.Flavor))
+			return admission.ValidateFlavor(o.(*api.Flavor))
 		},
-		beforeDelete: beforeDeleteFlavor,
+		beforeDelete: beforeDelete,
 	},
 	api.HostKind: {
 		create: func(_ *Server, _ context.Context, _ *auth.Identity, o api.Object) error {
-			return validateHostSpec(&o.(*api.Host).Spec)
+			return admission.ValidateHostSpec(&o.(*api.Host).Spec)
 		},
 		update: func(_ *Server, _ context.Context, _ *auth.Identity, _, o api.Object) error {
-			return validateHostSpec(&o.(*api.Host).Spec)
+			return admission.ValidateHostSpec(&o.(*api.Host).Spec)
 		},
-		status:       func(_ *auth.Identity, _, o api.Object) error { return validateHostStatus(&o.(*api.Host).Status) },
+		status:       func(_ *auth.Identity, _, o api.Object) error { return admission.ValidateHostStatus(&o.(*api.Host).Status) },
 		beforeDelete: beforeDeleteHost,
 	},
 	api.TokenKind: {
@@ -170,7 +170,7 @@ var hooks = map[*api.Kind]kindHooks{
 		update: func(_ *Server, _ context.Context, _ *auth.Identity, old, o api.Object) error {
 			return validateImageUpdate(old.(*api.Image), o.(*api.Image))
 		},
-		beforeDelete: beforeDeleteImage,
+		beforeDelete: beforeDelete,
 	},
 	api.KeyPairKind: {
 		create: func(_ *Server, _ context.Context, _ *auth.Identity, o api.Object) error {
@@ -182,7 +182,7 @@ var hooks = map[*api.Kind]kindHooks{
 		status: func(*auth.Identity, api.Object, api.Object) error {
 			return api.Invalid("status", "the server sets it from spec.publicKey", "the status of a key pair cannot be written")
 		},
-		beforeDelete: beforeDeleteKeyPair,
+		beforeDelete: beforeDelete,
 	},
 	api.InstanceKind: {
 		create: func(s *Server, ctx context.Context, id *auth.Identity, o api.Object) error {

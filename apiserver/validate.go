@@ -9,68 +9,12 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 )
 
-// The validators of the kinds that no instance depends on; the others
-// are in package admission. hooks.go says which applies to which kind.
+// The validators of tokens and events, which only the API server writes
+// or reads; every other kind is admitted by package admission. hooks.go
+// says which applies to which kind.
 
 func tokenStatusReadOnly() error {
 	return api.Invalid("status", "issue a new token instead", "the status of a token cannot be written")
-}
-
-func validateProject(p *api.Project) error {
-	return admission.ValidateDescription("spec.description", p.Spec.Description)
-}
-
-func validateUser(u *api.User) error {
-	for project, role := range u.Spec.Roles {
-		if e := api.ValidateName("spec.roles", project); e != nil {
-			e.Message = "project " + e.Message
-			return e
-		}
-		if !role.Valid() {
-			return api.Invalid("spec.roles."+project, "use admin, member or viewer", "role %q is not valid", role)
-		}
-	}
-	return nil
-}
-
-// Flavor bounds.
-const (
-	maxVCPUs     = 256
-	minMemoryMiB = 16
-	maxMemoryMiB = 4 << 20  // 4 TiB
-	maxDiskGiB   = 64 << 10 // 64 TiB
-)
-
-func validateFlavor(f *api.Flavor) error {
-	return validateResources("spec", f.Spec)
-}
-
-func validateResources(field string, r api.Resources) error {
-	switch {
-	case r.VCPUs < 1 || r.VCPUs > maxVCPUs:
-		return api.Invalid(field+".vcpus", fmt.Sprintf("use 1 to %d", maxVCPUs), "%d vCPUs is out of range", r.VCPUs)
-	case r.MemoryMiB < minMemoryMiB || r.MemoryMiB > maxMemoryMiB:
-		return api.Invalid(field+".memoryMiB", fmt.Sprintf("use %d to %d MiB", minMemoryMiB, maxMemoryMiB), "%d MiB is out of range", r.MemoryMiB)
-	case r.DiskGiB < 0 || r.DiskGiB > maxDiskGiB:
-		return api.Invalid(field+".diskGiB", fmt.Sprintf("use 0 to %d GiB", maxDiskGiB), "%d GiB is out of range", r.DiskGiB)
-	}
-	return nil
-}
-
-func validateHostSpec(h *api.HostSpec) error {
-	return admission.ValidateKeys("spec.taints", h.Taints)
-}
-
-func validateHostStatus(st *api.HostStatus) error {
-	switch st.Phase {
-	case "", api.HostReady, api.HostNotReady:
-	default:
-		return api.Invalid("status.phase", "use Ready or NotReady", "phase %q is not valid", st.Phase)
-	}
-	if st.Capacity.VCPUs < 0 || st.Capacity.MemoryMiB < 0 || st.Capacity.DiskGiB < 0 {
-		return api.Invalid("status.capacity", "capacity cannot be negative", "negative capacity")
-	}
-	return nil
 }
 
 // Event bounds.

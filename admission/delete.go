@@ -1,0 +1,235 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/store"
+)
+
+// BeforeDelete refuses deleting obj while other objects depend on it (a
+// 409 naming them), and removes what depends on it alone: a project's
+// key pairs, security groups and networks. Every step can be repeated
+// after a crash. Kinds nothing depends on pass.
+func (a *Admitter) BeforeDelete(ctx context.Context, st store.Interface, obj api.Object) error {
+	switch obj.(type) {
+	case *api.Image:
+		return a.beforeDeleteImage(ctx, st, obj)
+	case *api.Flavor:
+		return a.beforeDeleteFlavor(ctx, st, obj)
+	case *api.Project:
+		return a.beforeDeleteProject(ctx, st, obj)
+	case *api.Network:
+		return a.beforeDeleteNetwork(ctx, st, obj)
+	case *api.SecurityGroup:
+		return a.beforeDeleteSecurityGroup(ctx, st, obj)
+	case *api.KeyPair:
+		return a.beforeDeleteKeyPair(ctx, st, obj)
+	case *api.FloatingIPPool:
+		return a.beforeDeletePool(ctx, st, obj)
+	case *api.Host:
+		return a.beforeDeleteHost(ctx, st, obj)
+	}
+	return nil
+}
+
+// beforeDeleteHost refuses deleting a host instances are placed on.
+func (a *Admitter) beforeDeleteHost(ctx context.Context, st store.Interface, obj api.Object) error {
+	name := obj.Meta().Name
+	users, err := list(ctx, st, api.InstanceKind, "", 0, func(o api.Object) bool { return o.(*api.Instance).Status.Host == name })
+	return refuseUsed("host "+name, users, err)
+}
+
+// inUse answers 409 naming (some of) the objects that hold on to one.
+func inUse(what string, users []api.Object) error {
+	names := make([]string, 0, 10)
+	for i, o := range users {
+		if i == 10 {
+			names = append(names, fmt.Sprintf("and %d more", len(users)-10))
+			break
+		}
+		m := o.Meta()
+		n := m.Name
+		if m.Project != "" {
+			n = m.Project + "/" + n
+		}
+		names = append(names, o.GetKind().Name+" "+n)
+	}
+	return &api.Error{Status: http.StatusConflict, Code: api.CodeInUse,
+		Message: fmt.Sprintf("%s is in use by %s", what, strings.Join(names, ", ")),
+		Hint:    "delete those first"}
+}
+
+// refuseUsed answers inUse for what when users found any.
+func refuseUsed(what string, users []api.Object, err error) error {
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 {
+		return inUse(what, users)
+	}
+	return nil
+}
+
+// list lists the objects of kind k in project that f keeps, at most limit
+// (0: all).
+func list(ctx context.Context, st store.Interface, k *api.Kind, project string, limit int, f func(api.Object) bool) ([]api.Object, error) {
+	objs, _, err := st.List(ctx, k, project, store.ListOptions{Filter: f, Limit: limit})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", k.Plural, err)
+	}
+	return objs, nil
+}
+
+// specUsers lists the instances and the instance groups (in every
+// project) whose spec or template uses something.
+func specUsers(ctx context.Context, st store.Interface, uses func(*api.InstanceSpec) bool, usesTemplate func(*api.InstanceTemplate) bool) ([]api.Object, error) {
+	users, err := list(ctx, st, api.InstanceKind, "", 0, func(o api.Object) bool { return uses(&o.(*api.Instance).Spec) })
+	if err != nil {
+		return nil, err
+	}
+	groups, err := list(ctx, st, api.InstanceGroupKind, "", 0, func(o api.Object) bool { return usesTemplate(&o.(*api.InstanceGroup).Spec.Template) })
+	if err != nil {
+		return nil, err
+	}
+	return append(users, groups...), nil
+}
+
+func (a *Admitter) beforeDeleteImage(ctx context.Context, st store.Interface, obj api.Object) error {
+	m := obj.Meta()
+	ref := m.Project + "/" + m.Name
+	users, err := specUsers(ctx, st, func(sp *api.InstanceSpec) bool { return sp.Image == ref },
+		func(t *api.InstanceTemplate) bool { return t.Image == ref })
+	return refuseUsed("image "+ref, users, err)
+}
+
+func (a *Admitter) beforeDeleteFlavor(ctx context.Context, st store.Interface, obj api.Object) error {
+	name := obj.Meta().Name
+	users, err := specUsers(ctx, st, func(sp *api.InstanceSpec) bool { return sp.Flavor == name },
+		func(t *api.InstanceTemplate) bool { return t.Flavor == name })
+	return refuseUsed("flavor "+name, users, err)
+}
+
+// beforeDeleteProject refuses deleting a project that holds instances,
+// groups, images or floating IPs. Key pairs, networks and security groups
+// hold nothing once the instances are gone: they go with the project
+// (security groups before networks, as they name each other only within
+// the project).
+func (a *Admitter) beforeDeleteProject(ctx context.Context, st store.Interface, obj api.Object) error {
+	name := obj.Meta().Name
+	for _, k := range []*api.Kind{api.InstanceKind, api.InstanceGroupKind, api.ImageKind, api.FloatingIPKind} {
+		objs, err := list(ctx, st, k, name, 10, nil)
+		if err := refuseUsed("project "+name, objs, err); err != nil {
+			return err
+		}
+	}
+	for _, k := range []*api.Kind{api.KeyPairKind, api.SecurityGroupKind, api.NetworkKind} {
+		objs, err := list(ctx, st, k, name, 0, nil)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if err := st.Delete(ctx, k, name, o.Meta().Name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("delete %s %s/%s: %w", k, name, o.Meta().Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// beforeDeleteNetwork refuses deleting a network that instances of its
+// project are attached to, or that group templates name.
+func (a *Admitter) beforeDeleteNetwork(ctx context.Context, st store.Interface, obj api.Object) error {
+	n := obj.(*api.Network)
+	users, err := list(ctx, st, api.InstanceKind, n.Metadata.Project, 0, func(o api.Object) bool {
+		in := o.(*api.Instance)
+		return slices.ContainsFunc(in.Spec.Networks, func(a api.NetworkAttachment) bool { return a.Network == n.Metadata.Name }) ||
+			slices.ContainsFunc(in.Status.Interfaces, func(i api.Interface) bool { return i.Network == n.Metadata.Name })
+	})
+	if err != nil {
+		return err
+	}
+	groups, err := templateUsers(ctx, st, n.Metadata.Project, func(t *api.InstanceTemplate) bool {
+		return slices.ContainsFunc(t.Networks, func(a api.NetworkAttachment) bool { return a.Network == n.Metadata.Name })
+	})
+	return refuseUsed("network "+n.Metadata.Name, append(users, groups...), err)
+}
+
+// beforeDeleteSecurityGroup refuses deleting a group that instances or
+// group templates use or that other groups' rules name as source.
+func (a *Admitter) beforeDeleteSecurityGroup(ctx context.Context, st store.Interface, obj api.Object) error {
+	project, name := obj.Meta().Project, obj.Meta().Name
+	insts, err := list(ctx, st, api.InstanceKind, project, 0, func(o api.Object) bool {
+		return slices.ContainsFunc(o.(*api.Instance).Spec.Networks, func(a api.NetworkAttachment) bool {
+			return slices.Contains(a.SecurityGroups, name)
+		})
+	})
+	if err != nil {
+		return err
+	}
+	groups, err := list(ctx, st, api.SecurityGroupKind, project, 0, func(o api.Object) bool {
+		og := o.(*api.SecurityGroup)
+		return og.Metadata.Name != name && slices.ContainsFunc(og.Spec.Rules, func(r api.SecurityGroupRule) bool {
+			return r.SourceGroup == name
+		})
+	})
+	if err != nil {
+		return err
+	}
+	templates, err := templateUsers(ctx, st, project, func(t *api.InstanceTemplate) bool {
+		return slices.ContainsFunc(t.Networks, func(a api.NetworkAttachment) bool { return slices.Contains(a.SecurityGroups, name) })
+	})
+	return refuseUsed("security group "+name, append(append(insts, groups...), templates...), err)
+}
+
+// beforeDeleteKeyPair refuses deleting a key pair a group's template
+// names for the members it has yet to make; instances hold a copy of the
+// public key.
+func (a *Admitter) beforeDeleteKeyPair(ctx context.Context, st store.Interface, obj api.Object) error {
+	m := obj.Meta()
+	users, err := templateUsers(ctx, st, m.Project, func(t *api.InstanceTemplate) bool { return t.KeyName == m.Name })
+	return refuseUsed("key pair "+m.Name, users, err)
+}
+
+// beforeDeletePool refuses deleting a pool floating IPs were allocated
+// from.
+func (a *Admitter) beforeDeletePool(ctx context.Context, st store.Interface, obj api.Object) error {
+	pool := obj.Meta().Name
+	allocated, err := a.addrs.PoolAddresses(ctx, pool)
+	if err != nil {
+		return err
+	}
+	var users []api.Object
+	for _, holder := range allocated {
+		project, name := holderName(holder)
+		users = append(users, &api.FloatingIP{Metadata: api.ObjectMeta{Project: project, Name: name}})
+	}
+	slices.SortFunc(users, func(a, b api.Object) int {
+		return strings.Compare(a.Meta().Project+"/"+a.Meta().Name, b.Meta().Project+"/"+b.Meta().Name)
+	})
+	return refuseUsed("pool "+pool, users, nil)
+}
+
+// templateUsers lists the instance groups of a project whose template uses
+// something: a group would fail to make members once it is gone.
+func templateUsers(ctx context.Context, st store.Interface, project string, uses func(*api.InstanceTemplate) bool) ([]api.Object, error) {
+	return list(ctx, st, api.InstanceGroupKind, project, 0, func(o api.Object) bool {
+		return uses(&o.(*api.InstanceGroup).Spec.Template)
+	})
+}
+
+// holderName returns the project and name of the object whose store key
+// holds a claim: /ouro/v1/<plural>/[<project>/]<name>.
+func holderName(holder string) (project, name string) {
+	parts := strings.Split(holder, "/")
+	name = parts[len(parts)-1]
+	if len(parts) == 6 {
+		project = parts[4]
+	}
+	return project, name
+}
