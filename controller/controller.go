@@ -145,6 +145,7 @@ func RunLeader(ctx context.Context, st store.Interface, cfg Config) error {
 	})
 	nets := network.New(network.Options{
 		Store: st, Hosts: hosts, Instances: instances, Logger: log, Resync: cfg.Resync,
+		Recorder: record.New(st, "network-controller").WithLogger(log),
 	})
 	components := []component{
 		{"host informer", hosts.Run},

@@ -32,6 +32,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/cache"
 	"github.com/ouroboros-cloud/ouro/queue"
+	"github.com/ouroboros-cloud/ouro/record"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -66,7 +67,10 @@ type Options struct {
 	// handlers on them.
 	Hosts     *cache.Informer
 	Instances *cache.Informer
-	Logger    *slog.Logger
+	// Recorder, when set, records an event on a network each time it
+	// cannot be set up on some host, and when it can again.
+	Recorder record.Sink
+	Logger   *slog.Logger
 	// Resync is the period of the controller's own informers (default
 	// cache.DefaultResync).
 	Resync time.Duration

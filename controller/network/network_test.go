@@ -9,6 +9,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/cache"
 	"github.com/ouroboros-cloud/ouro/controller/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/record"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -43,7 +44,7 @@ func TestControllerOverEtcd(t *testing.T) {
 	log := etcdtest.Quiet()
 	hosts := cache.New(st, api.HostKind, 0, log)
 	instances := cache.New(st, api.InstanceKind, 0, log)
-	c := New(Options{Store: st, Hosts: hosts, Instances: instances, Logger: log})
+	c := New(Options{Store: st, Hosts: hosts, Instances: instances, Logger: log, Recorder: record.New(st, "network-controller")})
 	done := make(chan struct{}, 3)
 	for _, run := range []func(context.Context) error{hosts.Run, instances.Run, c.Run} {
 		go func() { run(ctx); done <- struct{}{} }()
@@ -163,11 +164,27 @@ func TestControllerOverEtcd(t *testing.T) {
 		return c != nil && !c.Status && c.Reason == api.ReasonNetworkSetupFailed &&
 			c.Message == "host h2: create ourx4096: file exists"
 	})
+	events := func(reason string) int {
+		objs, _, err := raw.List(ctx, api.EventKind, "p", store.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := 0
+		for _, o := range objs {
+			e := o.(*api.Event)
+			if e.Object.Kind == api.NetworkKind.Name && e.Object.Name == "n" && e.Reason == reason {
+				count++
+			}
+		}
+		return count
+	}
+	etcdtest.Eventually(t, wait, "a SetupFailed event on network n", func() bool { return events(api.ReasonNetworkSetupFailed) == 1 })
 	reportFailed(nil)
 	etcdtest.Eventually(t, wait, "network n applied again", func() bool {
 		c := applied()
 		return c != nil && c.Status && c.Message == ""
 	})
+	etcdtest.Eventually(t, wait, "a NetworkApplied event on network n", func() bool { return events("NetworkApplied") == 1 })
 
 	// A deleted host loses its host network.
 	if err := raw.Delete(ctx, api.HostKind, "", "h1", ""); err != nil {

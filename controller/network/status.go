@@ -70,5 +70,12 @@ func (c *Controller) setApplied(ctx context.Context, n *api.Network, failures []
 	if !want.Status {
 		c.log.Warn("network cannot be set up on some hosts", "network", cache.Key(n), "message", want.Message)
 	}
+	if c.o.Recorder != nil {
+		if want.Status {
+			c.o.Recorder.Event(ctx, next, api.EventNormal, "NetworkApplied", "every host has set the network up again")
+		} else {
+			c.o.Recorder.Event(ctx, next, api.EventWarning, api.ReasonNetworkSetupFailed, "%s", want.Message)
+		}
+	}
 	return nil
 }
