@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/strictjson"
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/pki"
 )
@@ -310,10 +311,21 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.ExecRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxExecRequest))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, api.Invalid("", "send an ExecRequest as JSON", "bad exec request: %v", err))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxExecRequest))
+	if err == nil {
+		err = strictjson.Decode(body, &req)
+	}
+	if err != nil {
+		field := ""
+		var fe *strictjson.FieldError
+		var de *strictjson.DuplicateKeyError
+		switch {
+		case errors.As(err, &fe):
+			field = fe.Path
+		case errors.As(err, &de):
+			field = de.Path
+		}
+		writeError(w, api.Invalid(field, "send an ExecRequest as JSON", "bad exec request: %v", err))
 		return
 	}
 	if len(req.Command) == 0 || req.Command[0] == "" {
