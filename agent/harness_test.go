@@ -10,6 +10,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 const testHost = "host-1"
@@ -101,17 +102,10 @@ func (h *harness) reconciles(key string) int {
 	return h.reconciled[key]
 }
 
-// waitFor polls cond every few milliseconds until it holds or the
-// deadline passes.
+// waitFor waits up to ten seconds for cond.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, what, cond)
 }
 
 // waitInstance waits until the instance of key satisfies cond and returns it.

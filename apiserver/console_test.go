@@ -10,13 +10,14 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/internal/upgrade"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/store"
+	"time"
 )
 
 // TestConsoleProxy connects a client through the server to a fake agent
@@ -141,7 +142,7 @@ func TestConsoleProxy(t *testing.T) {
 	}
 	// The request is counted with its real status once it ends.
 	want := `code="101",method="POST",route="POST /v1/projects/{project}/instances/{name}/console"`
-	eventually(t, "the console request in the metrics", func() bool {
+	wait.For(t, 10*time.Second, "the console request in the metrics", func() bool {
 		return strings.Contains(string(e.must(http.StatusOK, "GET", "/metrics", "", nil).body), want)
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/store"
 )
 
 func TestFreeFrom(t *testing.T) {
@@ -62,7 +64,7 @@ func TestIPAMConcurrentCreates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd")
 	}
-	e := newEnvWith(t, etcdStore(t), Config{})
+	e := newEnvWith(t, store.NewEtcd(etcdtest.Client(t)), Config{})
 	e.image("default", "img", false)
 	e.must(http.StatusCreated, "POST", netsPath, e.admin, network("wide", "10.7.0.0/24"))
 	const n, workers = 60, 20

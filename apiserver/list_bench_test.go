@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -31,7 +32,7 @@ func (w *discardWriter) Write(b []byte) (int, error) { w.n += int64(len(b)); ret
 // limit) over a real embedded etcd: reading, filtering and encoding.
 func BenchmarkListInstances10k(b *testing.B) {
 	const n = 10000
-	st := etcdStore(b)
+	st := store.NewEtcd(etcdtest.Client(b))
 	srv, err := New(Config{Store: st, DataDir: b.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -20,7 +21,7 @@ func TestListCache(t *testing.T) {
 		t.Skip("starts etcd")
 	}
 	ctx := context.Background()
-	st := etcdStore(t)
+	st := store.NewEtcd(etcdtest.Client(t))
 	e := newEnvWith(t, st, Config{})
 	if e.srv.lists == nil {
 		t.Fatal("the etcd store did not give the server a list cache")

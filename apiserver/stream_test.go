@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
+	"time"
 )
 
 // watchStream opens a watch and returns a channel of its events.
@@ -79,7 +80,7 @@ func TestWatch(t *testing.T) {
 	if ev = next(t, ch); ev.Type != api.Deleted {
 		t.Fatalf("event %s, want DELETED", ev.Type)
 	}
-	eventually(t, "one watch in flight", func() bool { return gaugeValue(e.srv) == 1 })
+	wait.For(t, 10*time.Second, "one watch in flight", func() bool { return gaugeValue(e.srv) == 1 })
 }
 
 func gaugeValue(s *Server) float64 {

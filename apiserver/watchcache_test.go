@@ -9,10 +9,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/store"
+	"time"
 )
 
 // metricValue returns the value of a gauge or counter of s, or -1.
@@ -66,7 +67,7 @@ func TestWatchesShareOneStoreWatch(t *testing.T) {
 	all, _ := e.watchStream("/v1/instances?watch=true", e.admin)
 	def, _ := e.watchStream("/v1/projects/default/instances?watch=true", e.admin)
 	host, _ := e.watchStream("/v1/instances?watch=true&host=h1", e.hostToken("h1"))
-	eventually(t, "three subscribers", func() bool {
+	wait.For(t, 10*time.Second, "three subscribers", func() bool {
 		return metricValue(e.srv, "ouro_apiserver_watch_subscribers") == 3
 	})
 	if n := metricValue(e.srv, "ouro_apiserver_shared_watches"); n != 1 {
@@ -104,7 +105,7 @@ func TestWatchResumeFromRing(t *testing.T) {
 	e := newEnv(t)
 	e.image("default", "img", false)
 	first, _ := e.watchStream("/v1/projects/default/instances?watch=true", e.admin)
-	eventually(t, "the shared watch", func() bool { return e.fake.storeWatchers() == 1 })
+	wait.For(t, 10*time.Second, "the shared watch", func() bool { return e.fake.storeWatchers() == 1 })
 	e.instance(e.admin, "default", "a", "img")
 	if typ, name := nextObject(t, first); typ != api.Added || name != "a" {
 		t.Fatalf("first watch saw %s %s", typ, name)
@@ -157,7 +158,7 @@ func (b *brokenStore) Watch(ctx context.Context, k *api.Kind, project string, fr
 // started from, once it exists.
 func (b *brokenStore) watch(t *testing.T, n int) (chan store.Event, int64) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("store watch %d", n), func() bool {
+	wait.For(t, 10*time.Second, fmt.Sprintf("store watch %d", n), func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return len(b.feeds) > n
@@ -182,7 +183,7 @@ func TestSharedWatchRestartsAndEnds(t *testing.T) {
 	if from != 100 {
 		t.Fatalf("shared watch from %d, want 100", from)
 	}
-	eventually(t, "two subscribers", func() bool {
+	wait.For(t, 10*time.Second, "two subscribers", func() bool {
 		return metricValue(e.srv, "ouro_apiserver_watch_subscribers") == 2
 	})
 	feed <- flavorEvent("one", 101)

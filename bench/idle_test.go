@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ouroboros-cloud/ouro/hollow/hollowtest"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // defaultIdle is how long `ouro up` idles before its memory is read;
@@ -97,7 +97,7 @@ func idleRSS(b *testing.B, bin string, idle time.Duration) int64 {
 			<-done
 		}
 	})
-	hollowtest.WaitFor(b, 2*time.Minute, "ouro up", func() (bool, string) {
+	wait.ForDetail(b, 2*time.Minute, "ouro up", func() (bool, string) {
 		select {
 		case <-done:
 			b.Fatalf("ouro up exited:\n%s", out.String())

@@ -8,11 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
+	"time"
 )
 
 // sentKeyPair returns the key pair the CLI posted last.
@@ -245,7 +246,7 @@ func TestRunConsole(t *testing.T) {
 	done := make(chan bool, 1)
 	go func() { done <- runConsole(inR, &out, c, time.Hour) }()
 	inW.Write([]byte("hello\n"))
-	waitUntil(t, "the console's answer", func() bool { return out.String() == "> hello\n" })
+	wait.For(t, 10*time.Second, "the console's answer", func() bool { return out.String() == "> hello\n" })
 	inW.Write([]byte{detachKey})
 	if !<-done {
 		t.Error("Ctrl-] did not count as a detach")
@@ -272,7 +273,7 @@ func TestRunConsole(t *testing.T) {
 	out = syncBuffer{}
 	go func() { done <- runConsole(inR, &out, c, 20*time.Millisecond) }()
 	inW.Write([]byte("root\n"))
-	waitUntil(t, "the console's answer", func() bool { return out.String() == "> root\n" })
+	wait.For(t, 10*time.Second, "the console's answer", func() bool { return out.String() == "> root\n" })
 	inW.Close()
 	if <-done {
 		t.Error("input ending counted as a detach")
@@ -281,18 +282,6 @@ func TestRunConsole(t *testing.T) {
 	case <-c.closed:
 	default:
 		t.Error("the session ended without closing the connection")
-	}
-}
-
-// waitUntil polls cond until it holds or ten seconds pass.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

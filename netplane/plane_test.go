@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/netplane/dnsmasq"
 	"github.com/ouroboros-cloud/ouro/netplane/netns"
 )
@@ -118,7 +119,7 @@ func TestTwoHosts(t *testing.T) {
 		s.Networks = []api.HostNetworkEntry{s1.Networks[0]}
 		s.Networks[0].Records = append(s.Networks[0].Records[:2:2], api.DNSRecord{Name: "c", IP: "172.31.0.9"})
 		l.apply("h1", s)
-		eventually(t, 10*time.Second, "name c resolves", func() bool {
+		wait.For(t, 10*time.Second, "name c resolves", func() bool {
 			out, err := run(instA, 10*time.Second, "busybox", "nslookup", "c", "172.31.0.1")
 			return err == nil && strings.Contains(out, "172.31.0.9")
 		})
@@ -214,7 +215,7 @@ func TestFloatingIPAndSecurityGroups(t *testing.T) {
 	t.Run("ingress allowed by rule", func(t *testing.T) {
 		a.Ingress = []api.FirewallRule{{Protocol: "tcp", PortMin: 8080, PortMax: 8080, CIDRs: []string{"10.99.0.0/24"}}}
 		l.apply("h1", s1)
-		eventually(t, 15*time.Second, "connect to floating IP", func() bool { return connect(l.ext, "10.99.0.100") })
+		wait.For(t, 15*time.Second, "connect to floating IP", func() bool { return connect(l.ext, "10.99.0.100") })
 		// tcp 8080 does not allow ping, nor anything from b (not in the CIDR).
 		mustNotPing(t, l.ext, "10.99.0.100")
 		if connect(instB, "172.31.0.5") {

@@ -14,11 +14,12 @@ import (
 	"github.com/ouroboros-cloud/ouro/apiserver"
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/controller"
-	"github.com/ouroboros-cloud/ouro/controller/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
-const wait = 30 * time.Second
+const waitLimit = 30 * time.Second
 
 // rig is a control plane over a real etcd: the API server (through
 // which groups are created and which creates members), every controller
@@ -38,7 +39,8 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	cli, st := etcdtest.Start(t)
+	cli := etcdtest.Client(t)
+	st := store.NewEtcd(cli)
 	log := etcdtest.Quiet()
 	srv, err := apiserver.New(apiserver.Config{Store: st, DataDir: t.TempDir(), Logger: log, AuthCacheTTL: -1})
 	if err != nil {
@@ -199,7 +201,7 @@ func condEqual(a, b []api.Condition) bool {
 
 func (r *rig) eventually(what string, cond func() bool) {
 	r.t.Helper()
-	etcdtest.Eventually(r.t, wait, what, cond)
+	wait.For(r.t, waitLimit, what, cond)
 }
 
 // members returns the instances of group name, by name.

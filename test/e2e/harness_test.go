@@ -20,6 +20,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/clientconfig"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // ouroBin is the binary built once for all tests.
@@ -153,25 +154,6 @@ func tail(s string, n int) string {
 	return s
 }
 
-// waitFor polls cond every 20 ms until it returns true or the deadline
-// passes; then it fails the test with what cond last said.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // cloud is a server and its agents, each a separate process, and a CLI
 // config pointing at the server as admin.
 type cloud struct {
@@ -238,7 +220,7 @@ func (c *cloud) startServer() {
 	t := c.t
 	t.Helper()
 	c.server = startIn(t, c.netns, nil, c.serverArgs...)
-	waitFor(t, 60*time.Second, "server ready", func() (bool, string) {
+	wait.ForDetail(t, 60*time.Second, "server ready", func() (bool, string) {
 		if c.server.exited() {
 			t.Fatalf("server exited:\n%s", tail(c.server.out.String(), 4000))
 		}
@@ -309,7 +291,7 @@ func (c *cloud) addAgentIn(name, netns, address, listen string) *agentProc {
 func (c *cloud) startAgent(a *agentProc) {
 	c.t.Helper()
 	a.proc = startIn(c.t, a.netns, nil, a.args...)
-	waitFor(c.t, 60*time.Second, "host "+a.name+" ready", func() (bool, string) {
+	wait.ForDetail(c.t, 60*time.Second, "host "+a.name+" ready", func() (bool, string) {
 		if a.exited() {
 			c.t.Fatalf("agent exited:\n%s", tail(a.out.String(), 4000))
 		}
@@ -367,7 +349,7 @@ func (c *cloud) instance(project, name string) (*api.Instance, error) {
 func (c *cloud) waitPhase(project, name string, phase api.InstancePhase) *api.Instance {
 	c.t.Helper()
 	var in *api.Instance
-	waitFor(c.t, 90*time.Second, name+" "+string(phase), func() (bool, string) {
+	wait.ForDetail(c.t, 90*time.Second, name+" "+string(phase), func() (bool, string) {
 		var err error
 		in, err = c.instance(project, name)
 		if err != nil {

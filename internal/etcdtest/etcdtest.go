@@ -1,6 +1,9 @@
-// Package etcdtest starts a real embedded etcd for the controllers' tests
-// and gives them small helpers: a store over it, a leader guard they can
-// revoke, and a wait-for-condition loop.
+// Package etcdtest starts a real embedded etcd for tests and gives them
+// the few helpers that go with it: a quiet logger and a leader guard the
+// test can revoke.
+//
+// It does not import the store package, so the store's own tests can use
+// it; callers that want a store wrap the client with store.NewEtcd.
 package etcdtest
 
 import (
@@ -12,43 +15,60 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/etcdembed"
-	"github.com/ouroboros-cloud/ouro/store"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Quiet returns a logger that drops everything below Error.
+// startTimeout bounds how long an embedded etcd may take to become ready.
+const startTimeout = time.Minute
+
+// Quiet returns a logger that drops everything.
 func Quiet() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// freeURL returns an http URL on a loopback port that was free a moment ago.
-func freeURL(tb testing.TB) string {
+// FreeURL returns an http URL on a loopback port that was free a moment ago.
+func FreeURL(tb testing.TB) string {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("find a free port: %v", err)
 	}
 	defer l.Close()
 	return "http://" + l.Addr().String()
 }
 
-// Start runs an embedded etcd in a temporary directory for the rest of the
-// test and returns a client and a store over it.
-func Start(tb testing.TB) (*clientv3.Client, store.Interface) {
+// Start runs an embedded etcd in a fresh temporary directory until the
+// test ends and returns it.
+func Start(tb testing.TB) *etcdembed.Server {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	return StartIn(tb, tb.TempDir())
+}
+
+// StartIn runs an embedded etcd with its data in dir until the test ends
+// (or the caller closes it) and returns it. Starting again in the same
+// directory finds the data written before.
+func StartIn(tb testing.TB, dir string) *etcdembed.Server {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	srv, err := etcdembed.Start(ctx, etcdembed.Config{
-		DataDir:   tb.TempDir(),
-		ClientURL: freeURL(tb),
-		PeerURL:   freeURL(tb),
+		DataDir:   dir,
+		ClientURL: FreeURL(tb),
+		PeerURL:   FreeURL(tb),
 		Logger:    Quiet(),
 	})
 	if err != nil {
 		tb.Fatalf("start etcd: %v", err)
 	}
 	tb.Cleanup(func() { srv.Close() })
-	return srv.Client(), store.NewEtcd(srv.Client())
+	return srv
+}
+
+// Client runs an embedded etcd until the test ends and returns a client
+// of it.
+func Client(tb testing.TB) *clientv3.Client {
+	tb.Helper()
+	return Start(tb).Client()
 }
 
 // Guard is a store.Guard on a key the test owns.
@@ -78,18 +98,5 @@ func (g Guard) Revoke(tb testing.TB, cli *clientv3.Client) {
 	tb.Helper()
 	if _, err := cli.Delete(context.Background(), g.key); err != nil {
 		tb.Fatalf("delete guard key: %v", err)
-	}
-}
-
-// Eventually polls cond every few milliseconds until it holds, failing tb
-// after timeout.
-func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
