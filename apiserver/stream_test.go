@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
-	"time"
 )
 
 // watchStream opens a watch and returns a channel of its events.
