@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"sync"
@@ -75,25 +74,7 @@ func (h *harness) start(t *testing.T, cfg Config, edits ...func(*Agent)) (stop f
 		defer h.mu.Unlock()
 		h.reconciled[key]++
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("Run did not return after cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return wait.Go(t, 10*time.Second, "Run", a.Run)
 }
 
 func (h *harness) reconciles(key string) int {

@@ -29,18 +29,7 @@ func TestConsoleProxy(t *testing.T) {
 	vm := e.instance(e.admin, "default", "vm", "img")
 	ctr := e.instance(e.admin, "default", "ctr", "img")
 
-	keyPEM, csrPEM, err := pki.NewKeyAndCSR("h1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, err := e.ca.SignCSR(csrPEM, []string{"127.0.0.1"}, "h1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pair := e.agentCert("h1")
 	detached := make(chan struct{}, 1)
 	agent := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS.PeerCertificates[0].Subject.CommonName != pki.ServerCN || !upgrade.Requested(r, api.ConsoleProtocol) {
@@ -113,7 +102,7 @@ func TestConsoleProxy(t *testing.T) {
 		t.Errorf("console as viewer: %v", err)
 	}
 	// The agent's refusal is passed on.
-	_, err = admin.Console(ctx, "default", "ctr")
+	_, err := admin.Console(ctx, "default", "ctr")
 	if api.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "has no console; use exec") {
 		t.Errorf("console of a container: %v", err)
 	}

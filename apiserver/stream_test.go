@@ -139,15 +139,7 @@ func TestWatchCompacted(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", res.StatusCode)
 	}
-	ev := next(t, ch)
-	var body api.ErrorBody
-	json.Unmarshal(ev.Object, &body)
-	if ev.Type != api.ErrorEvent || body.Error == nil || body.Error.Code != api.CodeGone {
-		t.Fatalf("event %s %s, want ERROR Gone", ev.Type, ev.Object)
-	}
-	if _, ok := <-ch; ok {
-		t.Error("stream goes on after ERROR")
-	}
+	wantGone(t, ch)
 }
 
 func TestWatchEndsOnClose(t *testing.T) {

@@ -206,15 +206,7 @@ func TestSharedWatchRestartsAndEnds(t *testing.T) {
 	feed <- store.Event{Err: fmt.Errorf("watch: %w", store.ErrCompacted)}
 	close(feed)
 	for _, ch := range []<-chan api.WatchEvent[json.RawMessage]{a, b} {
-		ev := next(t, ch)
-		var body api.ErrorBody
-		json.Unmarshal(ev.Object, &body)
-		if ev.Type != api.ErrorEvent || body.Error == nil || body.Error.Code != api.CodeGone {
-			t.Fatalf("event %s %s, want ERROR Gone", ev.Type, ev.Object)
-		}
-		if _, ok := <-ch; ok {
-			t.Error("stream goes on after ERROR")
-		}
+		wantGone(t, ch)
 	}
 	if n := metricValue(e.srv, "ouro_apiserver_shared_watches"); n != 0 {
 		t.Errorf("shared watches = %v after the end, want 0", n)

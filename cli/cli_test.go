@@ -12,6 +12,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/clientconfig"
+	"github.com/ouroboros-cloud/ouro/internal/syncbuf"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
@@ -483,7 +484,7 @@ func TestEvents(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	root := NewRootCommand()
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	root.SetArgs([]string{"events", "--watch", "--for", "instance/web-1"})
 	root.SetOut(&out)
 	root.SetErr(&errb)
@@ -543,7 +544,7 @@ func TestPlainCobraExecutePrintsFormattedErrors(t *testing.T) {
 	c.fail("POST /v1/flavors", &api.Error{Status: 400, Code: api.CodeInvalid,
 		Message: "memory too small", Field: "spec.memoryMiB", Hint: "use at least 64"})
 	root := NewRootCommand()
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	root.SetArgs([]string{"flavor", "create", "tiny", "--vcpus", "1", "--memory", "32"})
 	root.SetOut(&out)
 	root.SetErr(&errb)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/clientconfig"
 	"github.com/ouroboros-cloud/ouro/internal/apitest"
+	"github.com/ouroboros-cloud/ouro/internal/syncbuf"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -244,24 +244,6 @@ func (c *cloud) useConfig(t *testing.T) string {
 	return path
 }
 
-// syncBuffer is a bytes.Buffer safe to read while a command writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // result is what one run of the CLI produced.
 type result struct {
 	stdout, stderr string
@@ -277,7 +259,7 @@ func runCLI(t *testing.T, ctx context.Context, stdin string, args ...string) res
 		t.Cleanup(cancel)
 	}
 	root := NewRootCommand()
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	root.SetArgs(args)
 	root.SetOut(&out)
 	root.SetErr(&errb)

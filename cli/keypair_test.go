@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/syncbuf"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
@@ -242,7 +243,7 @@ func TestRunConsole(t *testing.T) {
 	// The user types a line, sees the answer, then detaches.
 	c := newFakeConsole()
 	inR, inW := io.Pipe()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan bool, 1)
 	go func() { done <- runConsole(inR, &out, c, time.Hour) }()
 	inW.Write([]byte("hello\n"))
@@ -270,7 +271,7 @@ func TestRunConsole(t *testing.T) {
 	// once the console is quiet, closing the connection.
 	c = newFakeConsole()
 	inR, inW = io.Pipe()
-	out = syncBuffer{}
+	out = syncbuf.Buffer{}
 	go func() { done <- runConsole(inR, &out, c, 20*time.Millisecond) }()
 	inW.Write([]byte("root\n"))
 	wait.For(t, 10*time.Second, "the console's answer", func() bool { return out.String() == "> root\n" })

@@ -88,35 +88,6 @@ func (c *counts) failedWith(name string, target error) bool {
 	return false
 }
 
-// heartbeat keeps name's presence alive until the returned stop is called
-// (or the test ends).
-func heartbeat(t *testing.T, st store.Interface, name string) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	renew := func() error { return st.Presence().Renew(ctx, name, 2*time.Second) }
-	if err := renew(); err != nil {
-		t.Fatalf("renew %s: %v", name, err)
-	}
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(300 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				_ = renew()
-			}
-		}
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
-	return stop
-}
-
 // addHost registers a container host with cpu vCPUs and mem MiB, as the
 // join endpoint would, and starts its heartbeat.
 func addHost(t *testing.T, st store.Interface, name string, cpu int, mem int64, taints ...string) (stop func()) {
@@ -134,7 +105,7 @@ func addHost(t *testing.T, st store.Interface, name string, cpu int, mem int64, 
 	if _, err := st.Create(context.Background(), h, store.CreateOptions{}); err != nil {
 		t.Fatalf("create host %s: %v", name, err)
 	}
-	return heartbeat(t, st, name)
+	return etcdtest.Heartbeat(t, st.Presence(), name)
 }
 
 // addInstance creates a Pending container instance as the apiserver would.
@@ -199,27 +170,9 @@ func hostOf(t *testing.T, st store.Interface, name string) string {
 // the returned stop is called; stop waits for RunLeader to return.
 func runLeader(t *testing.T, st store.Interface, g store.Guard) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- RunLeader(ctx, st.WithGuard(g), Config{Logger: etcdtest.Quiet(), Resync: time.Second})
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("RunLeader: %v", err)
-				}
-			case <-time.After(waitLimit):
-				t.Errorf("RunLeader did not return after cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return wait.Go(t, waitLimit, "RunLeader", func(ctx context.Context) error {
+		return RunLeader(ctx, st.WithGuard(g), Config{Logger: etcdtest.Quiet(), Resync: time.Second})
+	})
 }
 
 func TestPlacesSpreadsAndWaitsForCapacity(t *testing.T) {
@@ -327,7 +280,7 @@ func TestExpiredHostGetsNothingNew(t *testing.T) {
 	}
 
 	// The agent comes back.
-	heartbeat(t, st, "a")
+	etcdtest.Heartbeat(t, st.Presence(), "a")
 	wait.For(t, waitLimit, "host a Ready again", func() bool { return getHost(t, st, "a").Status.Phase == api.HostReady })
 }
 
@@ -409,28 +362,10 @@ func TestDeposedLeaderStopsWriting(t *testing.T) {
 // test ends or stop is called; stop waits for Run to return.
 func runElected(t *testing.T, cli *clientv3.Client, st *countingStore, identity string) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{Client: cli, Store: st, Identity: identity, Logger: etcdtest.Quiet(),
+	return wait.Go(t, waitLimit, "Run "+identity, func(ctx context.Context) error {
+		return Run(ctx, Config{Client: cli, Store: st, Identity: identity, Logger: etcdtest.Quiet(),
 			LeaseTTL: time.Second, Resync: time.Second})
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run %s: %v", identity, err)
-				}
-			case <-time.After(waitLimit):
-				t.Errorf("Run %s did not return after cancel", identity)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	})
 }
 
 func TestTwoRunnersOneActs(t *testing.T) {

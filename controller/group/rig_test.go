@@ -94,26 +94,7 @@ func (r *rig) addHost(name string) {
 	if _, err := r.st.Create(context.Background(), h, store.CreateOptions{}); err != nil {
 		r.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	renew := func() error { return r.st.Presence().Renew(ctx, name, 2*time.Second) }
-	if err := renew(); err != nil {
-		r.t.Fatal(err)
-	}
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		tick := time.NewTicker(300 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				_ = renew()
-			}
-		}
-	}()
-	stop := func() { cancel(); <-stopped }
+	stop := etcdtest.Heartbeat(r.t, r.st.Presence(), name)
 	r.mu.Lock()
 	r.alive[name] = stop
 	r.mu.Unlock()

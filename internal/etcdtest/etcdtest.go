@@ -1,6 +1,6 @@
 // Package etcdtest starts a real embedded etcd for tests and gives them
-// the few helpers that go with it: a quiet logger and a leader guard the
-// test can revoke.
+// the few helpers that go with it: a quiet logger, a leader guard the
+// test can revoke and a presence heartbeat.
 //
 // It does not import the store package, so the store's own tests can use
 // it; callers that want a store wrap the client with store.NewEtcd.
@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,4 +100,39 @@ func (g Guard) Revoke(tb testing.TB, cli *clientv3.Client) {
 	if _, err := cli.Delete(context.Background(), g.key); err != nil {
 		tb.Fatalf("delete guard key: %v", err)
 	}
+}
+
+// Renewer keeps a name alive for a time; store.Presence is one.
+type Renewer interface {
+	Renew(ctx context.Context, name string, ttl time.Duration) error
+}
+
+// Heartbeat keeps name alive on p, with a two-second lease renewed every
+// 300 ms, until the returned stop is called or the test ends.
+func Heartbeat(tb testing.TB, p Renewer, name string) (stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	renew := func() error { return p.Renew(ctx, name, 2*time.Second) }
+	if err := renew(); err != nil {
+		cancel()
+		tb.Fatalf("renew %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(300 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				_ = renew() // a missed renewal shows as the name expiring
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	tb.Cleanup(stop)
+	return stop
 }

@@ -1,9 +1,12 @@
 // Package wait lets tests wait for a condition instead of sleeping: it
 // polls the condition until it holds and fails the test, saying what it
-// waited for, once a deadline passes.
+// waited for, once a deadline passes. It also runs a loop in the
+// background and waits, within a deadline, for it to stop.
 package wait
 
 import (
+	"context"
+	"sync"
 	"testing"
 	"time"
 )
@@ -41,4 +44,31 @@ func ForDetail(tb testing.TB, timeout time.Duration, what string, cond func() (b
 		time.Sleep(interval)
 		interval = min(2*interval, maxInterval)
 	}
+}
+
+// Go runs run in a goroutine until the returned stop is called or the
+// test ends. stop cancels run's context and waits up to timeout for run to
+// return, failing tb if it returns an error or does not return; calling
+// it again does nothing. what names run in the failures.
+func Go(tb testing.TB, timeout time.Duration, what string, run func(ctx context.Context) error) (stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					tb.Errorf("%s: %v", what, err)
+				}
+			case <-time.After(timeout):
+				tb.Errorf("%s did not return within %v of cancel", what, timeout)
+			}
+		})
+	}
+	tb.Cleanup(stop)
+	return stop
 }

@@ -1,6 +1,8 @@
 package wait
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -17,6 +19,8 @@ type recorder struct {
 func (r *recorder) Helper() {}
 
 func (r *recorder) Fatalf(format string, args ...any) { r.failed = fmt.Sprintf(format, args...) }
+
+func (r *recorder) Errorf(format string, args ...any) { r.failed = fmt.Sprintf(format, args...) }
 
 func TestFor(t *testing.T) {
 	tests := []struct {
@@ -53,5 +57,30 @@ func TestForDetailQuotesTheLastAnswer(t *testing.T) {
 	want := fmt.Sprintf("timed out after 20ms waiting for ready: poll %d", n)
 	if r.failed != want {
 		t.Errorf("failure %q, want %q", r.failed, want)
+	}
+}
+
+func TestGo(t *testing.T) {
+	tests := []struct {
+		name     string
+		run      func(ctx context.Context) error
+		wantFail string
+	}{
+		{name: "stops", run: func(ctx context.Context) error { <-ctx.Done(); return nil }},
+		{name: "fails", run: func(ctx context.Context) error { <-ctx.Done(); return errors.New("boom") },
+			wantFail: "fails: boom"},
+		{name: "hangs", run: func(ctx context.Context) error { select {} },
+			wantFail: "hangs did not return within 20ms of cancel"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &recorder{TB: t}
+			stop := Go(r, 20*time.Millisecond, tt.name, tt.run)
+			stop()
+			stop()
+			if r.failed != tt.wantFail {
+				t.Errorf("failure %q, want %q", r.failed, tt.wantFail)
+			}
+		})
 	}
 }

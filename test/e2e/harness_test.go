@@ -19,6 +19,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/clientconfig"
+	"github.com/ouroboros-cloud/ouro/internal/syncbuf"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
@@ -71,25 +72,8 @@ func freePort(t testing.TB) int {
 // proc is a started ouro process.
 type proc struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs the ouro binary with args in the background; it is killed
@@ -112,7 +96,7 @@ func startIn(t testing.TB, netns string, env []string, args ...string) *proc {
 // when the test ends, and its output logged if the test failed.
 func startCmd(t testing.TB, cmd *exec.Cmd) *proc {
 	t.Helper()
-	p := &proc{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	name := filepath.Base(cmd.Path) + " " + strings.Join(cmd.Args[1:], " ")
