@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -93,17 +94,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func (h *harness) waitInstance(t *testing.T, key, what string, cond func(*api.Instance) bool) *api.Instance {
 	t.Helper()
 	var last *api.Instance
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	wait.ForDetail(t, 10*time.Second, key+" "+what, func() (bool, string) {
 		last = h.api.get(key)
-		if last != nil && cond(last) {
-			return last
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s %s; last: %+v", key, what, last)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return last != nil && cond(last), fmt.Sprintf("last: %+v", last)
+	})
+	return last
 }
 
 // newInstance returns an instance placed on the test host as the
