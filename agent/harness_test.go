@@ -1,7 +1,7 @@
 package agent
 
 import (
-	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 const testHost = "host-1"
@@ -74,25 +75,7 @@ func (h *harness) start(t *testing.T, cfg Config, edits ...func(*Agent)) (stop f
 		defer h.mu.Unlock()
 		h.reconciled[key]++
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("Run did not return after cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return wait.Go(t, 10*time.Second, "Run", a.Run)
 }
 
 func (h *harness) reconciles(key string) int {
@@ -101,34 +84,21 @@ func (h *harness) reconciles(key string) int {
 	return h.reconciled[key]
 }
 
-// waitFor polls cond every few milliseconds until it holds or the
-// deadline passes.
+// waitFor waits up to ten seconds for cond.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, what, cond)
 }
 
 // waitInstance waits until the instance of key satisfies cond and returns it.
 func (h *harness) waitInstance(t *testing.T, key, what string, cond func(*api.Instance) bool) *api.Instance {
 	t.Helper()
 	var last *api.Instance
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	wait.ForDetail(t, 10*time.Second, key+" "+what, func() (bool, string) {
 		last = h.api.get(key)
-		if last != nil && cond(last) {
-			return last
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s %s; last: %+v", key, what, last)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return last != nil && cond(last), fmt.Sprintf("last: %+v", last)
+	})
+	return last
 }
 
 // newInstance returns an instance placed on the test host as the

@@ -103,9 +103,8 @@ func TestDeletion(t *testing.T) {
 	if h.drv.count("delete", "uid-web") == 0 {
 		t.Error("Delete not called")
 	}
-	if !slices.Contains(h.api.eventReasons("web"), "Terminated") {
-		t.Errorf("events %v lack Terminated", h.api.eventReasons("web"))
-	}
+	// The event may be posted just after the object is gone.
+	waitFor(t, "Terminated event", func() bool { return slices.Contains(h.api.eventReasons("web"), "Terminated") })
 }
 
 func TestExitedProcessIsReportedNotRestarted(t *testing.T) {

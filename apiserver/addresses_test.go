@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/store"
 )
 
 // TestIPAMConcurrentCreates creates many instances at once in one network
@@ -18,7 +20,7 @@ func TestIPAMConcurrentCreates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd")
 	}
-	e := newEnvWith(t, etcdStore(t), Config{})
+	e := newEnvWith(t, store.NewEtcd(etcdtest.Client(t)), Config{})
 	e.image("default", "img", false)
 	e.must(http.StatusCreated, "POST", netsPath, e.admin, network("wide", "10.7.0.0/24"))
 	const n, workers = 60, 20

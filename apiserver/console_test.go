@@ -15,6 +15,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/internal/upgrade"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/store"
 )
@@ -28,18 +29,7 @@ func TestConsoleProxy(t *testing.T) {
 	vm := e.instance(e.admin, "default", "vm", "img")
 	ctr := e.instance(e.admin, "default", "ctr", "img")
 
-	keyPEM, csrPEM, err := pki.NewKeyAndCSR("h1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, err := e.ca.SignCSR(csrPEM, []string{"127.0.0.1"}, "h1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pair := e.agentCert("h1")
 	detached := make(chan struct{}, 1)
 	agent := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS.PeerCertificates[0].Subject.CommonName != pki.ServerCN || !upgrade.Requested(r, api.ConsoleProtocol) {
@@ -112,7 +102,7 @@ func TestConsoleProxy(t *testing.T) {
 		t.Errorf("console as viewer: %v", err)
 	}
 	// The agent's refusal is passed on.
-	_, err = admin.Console(ctx, "default", "ctr")
+	_, err := admin.Console(ctx, "default", "ctr")
 	if api.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "has no console; use exec") {
 		t.Errorf("console of a container: %v", err)
 	}
@@ -141,7 +131,7 @@ func TestConsoleProxy(t *testing.T) {
 	}
 	// The request is counted with its real status once it ends.
 	want := `code="101",method="POST",route="POST /v1/projects/{project}/instances/{name}/console"`
-	eventually(t, "the console request in the metrics", func() bool {
+	wait.For(t, 10*time.Second, "the console request in the metrics", func() bool {
 		return strings.Contains(string(e.must(http.StatusOK, "GET", "/metrics", e.admin, nil).body), want)
 	})
 }

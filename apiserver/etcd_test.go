@@ -4,47 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/etcdembed"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/store"
 )
-
-func freeLoopbackURL(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
-}
-
-// etcdStore starts an embedded etcd for the rest of the test and returns
-// a store over it.
-func etcdStore(t testing.TB) store.Interface {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	etcd, err := etcdembed.Start(ctx, etcdembed.Config{
-		DataDir:   t.TempDir(),
-		ClientURL: freeLoopbackURL(t),
-		PeerURL:   freeLoopbackURL(t),
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(func() { etcd.Close() })
-	return store.NewEtcd(etcd.Client())
-}
 
 // TestOverEtcd runs the main flows against a real embedded etcd.
 func TestOverEtcd(t *testing.T) {
@@ -53,7 +21,7 @@ func TestOverEtcd(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e := newEnvWith(t, etcdStore(t), Config{})
+	e := newEnvWith(t, store.NewEtcd(etcdtest.Client(t)), Config{})
 
 	// Bootstrap is idempotent over the real store.
 	if again, err := e.srv.Bootstrap(ctx); err != nil || again != e.admin {
@@ -121,7 +89,7 @@ func TestIPAMOverEtcd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd")
 	}
-	e := newEnvWith(t, etcdStore(t), Config{})
+	e := newEnvWith(t, store.NewEtcd(etcdtest.Client(t)), Config{})
 	e.image("default", "img", false)
 	// A /28 has 14 host addresses; the gateway takes one.
 	e.must(http.StatusCreated, "POST", netsPath, e.admin, network("lab", "10.8.0.0/28"))

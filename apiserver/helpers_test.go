@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -12,7 +13,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
@@ -81,6 +81,40 @@ func newEnvWith(t *testing.T, st store.Interface, cfg Config) *env {
 		t.Fatalf("Bootstrap: %v", err)
 	}
 	return &env{t: t, srv: srv, store: st, ts: ts, admin: admin, ca: ca}
+}
+
+// agentCert returns a serving certificate for the agent of host name,
+// signed by the cluster CA as at join.
+func (e *env) agentCert(name string) tls.Certificate {
+	e.t.Helper()
+	keyPEM, csrPEM, err := pki.NewKeyAndCSR(name, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	certPEM, err := e.ca.SignCSR(csrPEM, []string{"127.0.0.1"}, name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return pair
+}
+
+// wantGone checks that the next event on a watch stream is an ERROR event
+// with code Gone and that the stream ends after it.
+func wantGone(t *testing.T, ch <-chan api.WatchEvent[json.RawMessage]) {
+	t.Helper()
+	ev := next(t, ch)
+	var body api.ErrorBody
+	json.Unmarshal(ev.Object, &body)
+	if ev.Type != api.ErrorEvent || body.Error == nil || body.Error.Code != api.CodeGone {
+		t.Fatalf("event %s %s, want ERROR Gone", ev.Type, ev.Object)
+	}
+	if _, ok := <-ch; ok {
+		t.Error("stream goes on after ERROR")
+	}
 }
 
 // resp is an answer of the server.
@@ -223,17 +257,4 @@ func (e *env) place(project, name, host string, phase api.InstancePhase) api.Ins
 		e.t.Fatal(err)
 	}
 	return in
-}
-
-// eventually polls cond every few milliseconds until it holds or the
-// deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

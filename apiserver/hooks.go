@@ -133,7 +133,9 @@ var hooks = map[*api.Kind]kindHooks{
 		update: func(_ *Server, _ context.Context, _ *auth.Identity, _, o api.Object) error {
 			return admission.ValidateHostSpec(&o.(*api.Host).Spec)
 		},
-		status:       func(_ *auth.Identity, _, o api.Object) error { return admission.ValidateHostStatus(&o.(*api.Host).Status) },
+		status: func(_ *auth.Identity, _, o api.Object) error {
+			return admission.ValidateHostStatus(&o.(*api.Host).Status)
+		},
 		beforeDelete: beforeDeleteHost,
 	},
 	api.TokenKind: {

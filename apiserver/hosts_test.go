@@ -160,18 +160,7 @@ func TestAgentProxy(t *testing.T) {
 	e := newEnv(t)
 	e.image("default", "img", false)
 	in := e.instance(e.admin, "default", "web", "img")
-	keyPEM, csrPEM, err := pki.NewKeyAndCSR("h1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, err := e.ca.SignCSR(csrPEM, []string{"127.0.0.1"}, "h1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pair := e.agentCert("h1")
 	var gotCN string
 	agent := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gotCN = r.TLS.PeerCertificates[0].Subject.CommonName

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // watchStream opens a watch and returns a channel of its events.
@@ -79,7 +80,7 @@ func TestWatch(t *testing.T) {
 	if ev = next(t, ch); ev.Type != api.Deleted {
 		t.Fatalf("event %s, want DELETED", ev.Type)
 	}
-	eventually(t, "one watch in flight", func() bool { return gaugeValue(e.srv) == 1 })
+	wait.For(t, 10*time.Second, "one watch in flight", func() bool { return gaugeValue(e.srv) == 1 })
 }
 
 func gaugeValue(s *Server) float64 {
@@ -138,15 +139,7 @@ func TestWatchCompacted(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", res.StatusCode)
 	}
-	ev := next(t, ch)
-	var body api.ErrorBody
-	json.Unmarshal(ev.Object, &body)
-	if ev.Type != api.ErrorEvent || body.Error == nil || body.Error.Code != api.CodeGone {
-		t.Fatalf("event %s %s, want ERROR Gone", ev.Type, ev.Object)
-	}
-	if _, ok := <-ch; ok {
-		t.Error("stream goes on after ERROR")
-	}
+	wantGone(t, ch)
 }
 
 func TestWatchEndsOnClose(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // metricValue returns the value of a gauge or counter of s, or -1.
@@ -62,7 +63,7 @@ func TestWatchesShareOneStoreWatch(t *testing.T) {
 	all, _ := e.watchStream("/v1/instances?watch=true", e.admin)
 	def, _ := e.watchStream("/v1/projects/default/instances?watch=true", e.admin)
 	host, _ := e.watchStream("/v1/instances?watch=true&host=h1", e.hostToken("h1"))
-	eventually(t, "three subscribers", func() bool {
+	wait.For(t, 10*time.Second, "three subscribers", func() bool {
 		return metricValue(e.srv, "ouro_apiserver_watch_subscribers") == 3
 	})
 	if n := metricValue(e.srv, "ouro_apiserver_shared_watches"); n != 1 {
@@ -100,7 +101,7 @@ func TestWatchResumeFromRing(t *testing.T) {
 	e := newEnv(t)
 	e.image("default", "img", false)
 	first, _ := e.watchStream("/v1/projects/default/instances?watch=true", e.admin)
-	eventually(t, "the shared watch", func() bool { return e.fake.storeWatchers() == 1 })
+	wait.For(t, 10*time.Second, "the shared watch", func() bool { return e.fake.storeWatchers() == 1 })
 	e.instance(e.admin, "default", "a", "img")
 	if typ, name := nextObject(t, first); typ != api.Added || name != "a" {
 		t.Fatalf("first watch saw %s %s", typ, name)

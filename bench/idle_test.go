@@ -10,13 +10,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/ouroboros-cloud/ouro/hollow/hollowtest"
+	"github.com/ouroboros-cloud/ouro/internal/syncbuf"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // defaultIdle is how long `ouro up` idles before its memory is read;
@@ -80,7 +80,7 @@ func idleRSS(b *testing.B, bin string, idle time.Duration) int64 {
 		"--listen", freeAddr(b), "--agent-listen", freeAddr(b),
 		"--etcd-client-url", "http://"+freeAddr(b), "--etcd-peer-url", "http://"+freeAddr(b))
 	cmd.Env = append(os.Environ(), "OURO_CONFIG="+filepath.Join(dir, "config.yaml"))
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -97,7 +97,7 @@ func idleRSS(b *testing.B, bin string, idle time.Duration) int64 {
 			<-done
 		}
 	})
-	hollowtest.WaitFor(b, 2*time.Minute, "ouro up", func() (bool, string) {
+	wait.ForDetail(b, 2*time.Minute, "ouro up", func() (bool, string) {
 		select {
 		case <-done:
 			b.Fatalf("ouro up exited:\n%s", out.String())
@@ -148,22 +148,4 @@ func freeAddr(b *testing.B) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

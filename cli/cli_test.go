@@ -12,27 +12,35 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/clientconfig"
+	"github.com/ouroboros-cloud/ouro/internal/syncbuf"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
-func seedInstances(f *fakeAPI) {
+// seedInstances stores web-1, running on host-a for three minutes, and
+// db-with-a-long-name, pending for two days.
+func seedInstances(t *testing.T, c *cloud) {
+	t.Helper()
 	now := time.Now()
-	f.addInstance(api.Instance{
-		Metadata: api.ObjectMeta{Name: "web-1", Project: "demo", CreationTimestamp: now.Add(-3 * time.Minute), Labels: map[string]string{"app": "web"}},
+	c.addInstance(t, api.Instance{
+		Metadata: api.ObjectMeta{Name: "web-1", Project: "demo", Labels: map[string]string{"app": "web"}},
 		Spec:     api.InstanceSpec{Image: "demo/alpine", Flavor: "small"},
 		Status: api.InstanceStatus{Phase: api.PhaseRunning, Host: "host-a",
 			Interfaces: []api.Interface{{Network: "default", IP: "10.0.0.5"}}},
 	})
-	f.addInstance(api.Instance{
-		Metadata: api.ObjectMeta{Name: "db-with-a-long-name", Project: "demo", CreationTimestamp: now.Add(-50 * time.Hour)},
+	c.addInstance(t, api.Instance{
+		Metadata: api.ObjectMeta{Name: "db-with-a-long-name", Project: "demo"},
 		Spec:     api.InstanceSpec{Image: "demo/postgres", Flavor: "large"},
-		Status:   api.InstanceStatus{Phase: api.PhasePending},
+		Status: api.InstanceStatus{Phase: api.PhasePending,
+			Interfaces: []api.Interface{{Network: "default", IP: "10.0.0.6"}}},
 	})
+	c.backdate(t, api.InstanceKind, "web-1", now.Add(-3*time.Minute))
+	c.backdate(t, api.InstanceKind, "db-with-a-long-name", now.Add(-50*time.Hour))
 }
 
 func TestInstanceListOutputFormats(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
-	seedInstances(f)
+	c := newCloud(t)
+	c.useConfig(t)
+	seedInstances(t, c)
 
 	t.Run("table", func(t *testing.T) {
 		r := runCLI(t, nil, "", "instance", "list")
@@ -79,7 +87,7 @@ func TestInstanceListOutputFormats(t *testing.T) {
 			t.Fatalf("output is not JSON: %v\n%s", err, r.stdout)
 		}
 		if l.Kind != "InstanceList" || len(l.Items) != 2 {
-			t.Fatalf("got kind %q with %d items, want InstanceList with 2 (both pages)", l.Kind, len(l.Items))
+			t.Fatalf("got kind %q with %d items, want InstanceList with 2", l.Kind, len(l.Items))
 		}
 		if !strings.Contains(r.stdout, "\n  \"items\"") {
 			t.Errorf("JSON is not indented:\n%s", r.stdout)
@@ -118,27 +126,28 @@ func TestInstanceListOutputFormats(t *testing.T) {
 	})
 
 	t.Run("list sends the context's project and token", func(t *testing.T) {
-		reqs := f.requestsSeen()
+		reqs := c.requestsSeen()
 		last := reqs[len(reqs)-1]
-		if last.Path != "/v1/projects/demo/instances/web-1" || last.Auth != "Bearer ctx-token" {
+		if last.Path != "/v1/projects/demo/instances/web-1" || last.Auth != "Bearer "+c.Admin {
 			t.Fatalf("last request %+v", last)
 		}
 	})
 }
 
 func TestInstanceCreateCountIdempotencyKeys(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
-	f.dropFirstAttempt = true
+	c := newCloud(t)
+	c.useConfig(t)
+	c.mu.Lock()
+	c.dropFirst = true
+	c.mu.Unlock()
 
 	r := runCLI(t, nil, "", "instance", "create", "web", "--image", "alpine", "--flavor", "small",
 		"--count", "3", "--label", "app=web", "--env", "A=1", "--", "sleep", "60")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	keysByName := map[string]map[string]bool{}
 	var posts []request
-	for _, q := range f.requestsSeen() {
+	for _, q := range c.requestsSeen() {
 		if q.Method == "POST" {
 			posts = append(posts, q)
 		}
@@ -146,28 +155,22 @@ func TestInstanceCreateCountIdempotencyKeys(t *testing.T) {
 	if len(posts) < 6 {
 		t.Fatalf("want each of 3 creates sent twice (first answer dropped), got %d POSTs", len(posts))
 	}
-	distinct := map[string]bool{}
+	distinct := map[string]int{} // attempts by key
 	for _, p := range posts {
 		if p.Key == "" {
 			t.Fatalf("create without Idempotency-Key: %+v", p)
 		}
-		distinct[p.Key] = true
+		distinct[p.Key]++
 	}
 	if len(distinct) != 3 {
 		t.Fatalf("want 3 distinct keys reused by retries, got %d: %v", len(distinct), distinct)
 	}
-	f.mu.Lock()
-	for key, n := range f.byKey {
-		if keysByName[n] == nil {
-			keysByName[n] = map[string]bool{}
-		}
-		keysByName[n][key] = true
-		if f.attempts[key] < 2 {
-			t.Errorf("key %s tried %d times, want a retry after the dropped connection", key, f.attempts[key])
+	for key, n := range distinct {
+		if n < 2 {
+			t.Errorf("key %s tried %d times, want a retry after the dropped connection", key, n)
 		}
 	}
-	got := f.sortedInstances("demo")
-	f.mu.Unlock()
+	got := c.instances(t)
 	if len(got) != 3 {
 		t.Fatalf("want exactly 3 instances despite retries, got %d", len(got))
 	}
@@ -191,8 +194,8 @@ func TestInstanceCreateCountIdempotencyKeys(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	reqs := f.requestsSeen()
-	if k := reqs[len(reqs)-1].Key; distinct[k] || k == "" {
+	reqs := c.requestsSeen()
+	if k := reqs[len(reqs)-1].Key; distinct[k] > 0 || k == "" {
 		t.Errorf("second invocation reused key %q", k)
 	}
 	if !strings.Contains(r.stdout, "other") || strings.Contains(r.stdout, "other-1") {
@@ -217,9 +220,9 @@ func TestInstanceCreateWait(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeAPI(t)
-			f.useConfig(t)
-			f.final = tt.final
+			c := newCloud(t)
+			c.useConfig(t)
+			c.playAgent(t, tt.final)
 			r := runCLI(t, nil, "", "instance", "create", "app", "--image", "alpine", "--flavor", "small",
 				"--count", "2", "--wait", "--timeout", "20s")
 			if r.code != tt.wantCode {
@@ -236,9 +239,9 @@ func TestInstanceCreateWait(t *testing.T) {
 }
 
 func TestInstanceCreateWaitJSON(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
-	f.final = api.InstanceStatus{Phase: api.PhaseRunning, Host: "host-c"}
+	c := newCloud(t)
+	c.useConfig(t)
+	c.playAgent(t, api.InstanceStatus{Phase: api.PhaseRunning, Host: "host-c"})
 	r := runCLI(t, nil, "", "-o", "json", "instance", "create", "solo", "--image", "alpine", "--flavor", "small", "--wait")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
@@ -256,9 +259,10 @@ func TestInstanceCreateWaitJSON(t *testing.T) {
 }
 
 func TestInstanceDeleteWait(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
-	seedInstances(f)
+	c := newCloud(t)
+	c.useConfig(t)
+	seedInstances(t, c)
+	c.playAgent(t, api.InstanceStatus{})
 	r := runCLI(t, nil, "", "instance", "delete", "web-1", "--wait", "--timeout", "20s")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
@@ -266,23 +270,22 @@ func TestInstanceDeleteWait(t *testing.T) {
 	if !strings.Contains(r.stdout, "instance/web-1 deleted") {
 		t.Fatalf("stdout: %s", r.stdout)
 	}
-	f.mu.Lock()
-	_, still := f.instances["web-1"]
-	f.mu.Unlock()
-	if still {
+	if c.instance(t, "web-1") != nil {
 		t.Fatal("web-1 still exists")
 	}
 
 	r = runCLI(t, nil, "", "instance", "delete", "nope")
-	if r.code != 1 || !strings.Contains(r.stderr, `instance "nope" not found`) {
+	if r.code != 1 || !strings.Contains(r.stderr, `Instance "nope" not found`) {
 		t.Fatalf("deleting a missing instance: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
 
 func TestExecPropagatesExitCodeAndStdin(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
-	f.exec = api.ExecResponse{ExitCode: 3, Stdout: []byte("out\n"), Stderr: []byte("err\n")}
+	c := newCloud(t)
+	c.useConfig(t)
+	seedInstances(t, c)
+	calls := make(chan execCall, 1)
+	c.serveAgent(t, api.ExecResponse{ExitCode: 3, Stdout: []byte("out\n"), Stderr: []byte("err\n")}, calls)
 	r := runCLI(t, nil, "hello", "instance", "exec", "web-1", "--", "sh", "-c", "cat; exit 3")
 	if r.code != 3 {
 		t.Fatalf("exit %d, want the command's 3 (stderr %q)", r.code, r.stderr)
@@ -290,18 +293,17 @@ func TestExecPropagatesExitCodeAndStdin(t *testing.T) {
 	if r.stdout != "out\n" || r.stderr != "err\n" {
 		t.Fatalf("stdout %q stderr %q", r.stdout, r.stderr)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if string(f.execStdin) != "hello" || strings.Join(f.execCmd, "|") != "sh|-c|cat; exit 3" {
-		t.Fatalf("sent stdin %q command %q", f.execStdin, f.execCmd)
+	call := <-calls
+	if string(call.stdin) != "hello" || strings.Join(call.command, "|") != "sh|-c|cat; exit 3" {
+		t.Fatalf("sent stdin %q command %q", call.stdin, call.command)
 	}
 }
 
 func TestAPIErrorsShowFieldAndHint(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
-	f.errorFor["POST /v1/projects/demo/instances"] = &api.Error{Status: 400, Code: api.CodeInvalid,
-		Message: `flavor "huge" not found`, Field: "spec.flavor", Hint: "see ouro flavor list"}
+	c := newCloud(t)
+	c.useConfig(t)
+	c.fail("POST /v1/projects/demo/instances", &api.Error{Status: 400, Code: api.CodeInvalid,
+		Message: `flavor "huge" not found`, Field: "spec.flavor", Hint: "see ouro flavor list"})
 	r := runCLI(t, nil, "", "instance", "create", "x", "--image", "alpine", "--flavor", "huge")
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1", r.code)
@@ -338,10 +340,11 @@ func TestBadInputRefusedBeforeAnyRequest(t *testing.T) {
 		{[]string{"instance", "exec", "web-1"}, "COMMAND"},
 		{[]string{"instance", "list", "--bogus"}, "unknown flag"},
 	}
+	c := newCloud(t)
+	c.useConfig(t)
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			f := newFakeAPI(t)
-			f.useConfig(t)
+			c.rec.Reset()
 			r := runCLI(t, nil, "", tt.args...)
 			if r.code != 1 {
 				t.Fatalf("exit %d, want 1", r.code)
@@ -349,7 +352,7 @@ func TestBadInputRefusedBeforeAnyRequest(t *testing.T) {
 			if !strings.Contains(r.stderr, tt.want) || !strings.HasPrefix(r.stderr, "Error: ") {
 				t.Fatalf("stderr %q lacks %q", r.stderr, tt.want)
 			}
-			if n := len(f.requestsSeen()); n != 0 {
+			if n := len(c.requestsSeen()); n != 0 {
 				t.Fatalf("%d request(s) sent for bad input", n)
 			}
 		})
@@ -375,17 +378,25 @@ func TestNoConfig(t *testing.T) {
 }
 
 func TestTokenOverrides(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
-	if r := runCLI(t, nil, "", "--token", "flag-token", "whoami"); r.code != 0 || !strings.Contains(r.stdout, "alice") {
+	c := newCloud(t)
+	c.useConfig(t)
+	c.Project(t, "other")
+	alice := c.Token(t, "alice", "demo", api.RoleAdmin)
+	bob := c.Token(t, "bob", "other", api.RoleMember)
+	if r := runCLI(t, nil, "", "--token", alice, "whoami"); r.code != 0 || !strings.Contains(r.stdout, "alice") {
 		t.Fatalf("whoami: exit %d %s %s", r.code, r.stdout, r.stderr)
 	}
-	t.Setenv(EnvToken, "env-token")
+	t.Setenv(EnvToken, bob)
 	if r := runCLI(t, nil, "", "--project", "other", "instance", "list"); r.code != 0 {
 		t.Fatalf("list: exit %d %s", r.code, r.stderr)
 	}
-	reqs := f.requestsSeen()
-	if reqs[0].Auth != "Bearer flag-token" || reqs[1].Auth != "Bearer env-token" {
+	var reqs []request
+	for _, q := range c.requestsSeen() {
+		if q.Path != "/v1/projects" && q.Path != "/v1/tokens" {
+			reqs = append(reqs, q)
+		}
+	}
+	if reqs[0].Auth != "Bearer "+alice || reqs[1].Auth != "Bearer "+bob {
 		t.Fatalf("authorization headers %q, %q", reqs[0].Auth, reqs[1].Auth)
 	}
 	if reqs[1].Path != "/v1/projects/other/instances" {
@@ -394,27 +405,27 @@ func TestTokenOverrides(t *testing.T) {
 }
 
 func TestServerFromEnvironmentWithoutConfig(t *testing.T) {
-	f := newFakeAPI(t)
+	c := newCloud(t)
 	t.Setenv(clientconfig.EnvConfig, filepath.Join(t.TempDir(), "none.yaml"))
-	t.Setenv(EnvServer, f.srv.URL)
-	t.Setenv(EnvToken, "t")
+	t.Setenv(EnvServer, c.URL)
+	t.Setenv(EnvToken, c.Admin)
 	r := runCLI(t, nil, "", "instance", "list", "-A")
 	if r.code != 0 || !strings.Contains(r.stderr, "No instances found") {
 		t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
-	if p := f.requestsSeen()[0].Path; p != "/v1/instances" {
+	if p := c.requestsSeen()[0].Path; p != "/v1/instances" {
 		t.Fatalf("--all-projects listed %s", p)
 	}
 }
 
 func TestTokenAndJoinTokenShowSecretOnce(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
+	c := newCloud(t)
+	c.useConfig(t)
 	r := runCLI(t, nil, "", "token", "create", "--role", "member", "--user", "ci", "--ttl", "720h")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	for _, w := range []string{"ouro_t1_s3cret", "not shown again", "project demo"} {
+	for _, w := range []string{"ouro_", "not shown again", "project demo"} {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("token output lacks %q:\n%s", w, r.stdout)
 		}
@@ -423,14 +434,16 @@ func TestTokenAndJoinTokenShowSecretOnce(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	if want := "ouro agent --server " + f.srv.URL + " --join-token ouro_j1_joinme"; !strings.Contains(r.stdout, want) {
+	if want := "ouro agent --server " + c.URL + " --join-token ouro_"; !strings.Contains(r.stdout, want) {
 		t.Fatalf("join-token output lacks %q:\n%s", want, r.stdout)
 	}
 }
 
 func TestLogsPassesTail(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
+	c := newCloud(t)
+	c.useConfig(t)
+	seedInstances(t, c)
+	c.serveAgent(t, api.ExecResponse{}, nil)
 	r := runCLI(t, nil, "", "instance", "logs", "web-1", "--tail", "5")
 	if r.code != 0 || r.stdout != "log of web-1 tail=5\n" {
 		t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
@@ -438,16 +451,19 @@ func TestLogsPassesTail(t *testing.T) {
 }
 
 func TestEvents(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
+	c := newCloud(t)
+	c.useConfig(t)
 	now := time.Now()
-	f.events = []api.Event{
+	for _, ev := range []api.Event{
 		{Metadata: api.ObjectMeta{Name: "e2", UID: "2"}, Object: api.ObjectRef{Kind: "Instance", Name: "web-1"},
 			Type: api.EventNormal, Reason: "Started", Message: "running", Source: "agent/host-a", Time: now.Add(-5 * time.Second)},
 		{Metadata: api.ObjectMeta{Name: "e1", UID: "1"}, Object: api.ObjectRef{Kind: "Instance", Name: "web-1"},
 			Type: api.EventNormal, Reason: "Scheduled", Message: "placed on host-a", Source: "scheduler", Time: now.Add(-2 * time.Hour)},
 		{Metadata: api.ObjectMeta{Name: "e3", UID: "3"}, Object: api.ObjectRef{Kind: "Instance", Name: "db"},
 			Type: api.EventWarning, Reason: "CrashLoop", Message: "restarting", Source: "agent/host-b", Time: now},
+	} {
+		ev.Metadata.Project = "demo"
+		c.add(t, &ev)
 	}
 	r := runCLI(t, nil, "", "events", "--for", "instance/web-1")
 	if r.code != 0 {
@@ -465,26 +481,19 @@ func TestEvents(t *testing.T) {
 	}
 
 	// --watch prints the list, then streamed events, until interrupted.
-	f.mu.Lock()
-	f.watchEvents = []api.Event{{Metadata: api.ObjectMeta{Name: "e4", UID: "4", ResourceVersion: "501"},
-		Object: api.ObjectRef{Kind: "Instance", Name: "web-1"}, Type: api.EventNormal, Reason: "Rebooted", Source: "agent/host-a", Time: now}}
-	f.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	root := NewRootCommand()
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	root.SetArgs([]string{"events", "--watch", "--for", "instance/web-1"})
 	root.SetOut(&out)
 	root.SetErr(&errb)
 	done := make(chan int, 1)
 	go func() { done <- Execute(ctx, root) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "Rebooted") {
-		if time.Now().After(deadline) {
-			t.Fatalf("watched event never printed; stdout:\n%s\nstderr: %s", out.String(), errb.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.For(t, 20*time.Second, "the list printed", func() bool { return strings.Contains(out.String(), "Scheduled") })
+	c.add(t, &api.Event{Metadata: api.ObjectMeta{Name: "e4", Project: "demo"},
+		Object: api.ObjectRef{Kind: "Instance", Name: "web-1"}, Type: api.EventNormal, Reason: "Rebooted", Source: "agent/host-a", Time: now})
+	wait.For(t, 20*time.Second, "the watched event printed", func() bool { return strings.Contains(out.String(), "Rebooted") })
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("events --watch ended with %d after interrupt: %s", code, errb.String())
@@ -495,9 +504,9 @@ func TestEvents(t *testing.T) {
 }
 
 func TestCompletionOfNames(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
-	seedInstances(f)
+	c := newCloud(t)
+	c.useConfig(t)
+	seedInstances(t, c)
 	r := runCLI(t, nil, "", "__complete", "instance", "get", "w")
 	if r.code != 0 || !strings.Contains(r.stdout, "web-1\n") || strings.Contains(r.stdout, "db-with") {
 		t.Fatalf("instance completion: exit %d stdout %q", r.code, r.stdout)
@@ -509,9 +518,9 @@ func TestCompletionOfNames(t *testing.T) {
 }
 
 func TestFlavorCreateSendsResources(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
-	r := runCLI(t, nil, "", "flavor", "create", "medium", "--vcpus", "2", "--memory", "2048", "--disk", "20", "-o", "yaml")
+	c := newCloud(t)
+	c.useConfig(t)
+	r := runCLI(t, nil, "", "flavor", "create", "xlarge", "--vcpus", "2", "--memory", "2048", "--disk", "20", "-o", "yaml")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
@@ -519,23 +528,23 @@ func TestFlavorCreateSendsResources(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(r.stdout), &fl); err != nil {
 		t.Fatal(err)
 	}
-	if fl.Spec != (api.Resources{VCPUs: 2, MemoryMiB: 2048, DiskGiB: 20}) || fl.Metadata.Name != "medium" {
+	if fl.Spec != (api.Resources{VCPUs: 2, MemoryMiB: 2048, DiskGiB: 20}) || fl.Metadata.Name != "xlarge" {
 		t.Fatalf("got %+v", fl)
 	}
 	r = runCLI(t, nil, "", "flavor", "list")
-	if r.code != 0 || !strings.Contains(r.stdout, "16384 MiB") {
+	if r.code != 0 || !strings.Contains(r.stdout, "8192 MiB") {
 		t.Fatalf("flavor list: exit %d stdout %q", r.code, r.stdout)
 	}
 }
 
 // main may call root.Execute() directly; errors must still read well.
 func TestPlainCobraExecutePrintsFormattedErrors(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
-	f.errorFor["POST /v1/flavors"] = &api.Error{Status: 400, Code: api.CodeInvalid,
-		Message: "memory too small", Field: "spec.memoryMiB", Hint: "use at least 64"}
+	c := newCloud(t)
+	c.useConfig(t)
+	c.fail("POST /v1/flavors", &api.Error{Status: 400, Code: api.CodeInvalid,
+		Message: "memory too small", Field: "spec.memoryMiB", Hint: "use at least 64"})
 	root := NewRootCommand()
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	root.SetArgs([]string{"flavor", "create", "tiny", "--vcpus", "1", "--memory", "32"})
 	root.SetOut(&out)
 	root.SetErr(&errb)

@@ -3,9 +3,9 @@ package cli
 import (
 	"archive/tar"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,13 +13,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/clientconfig"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
+	"github.com/ouroboros-cloud/ouro/store"
 )
 
 // writeRootfs writes a small gzip'd root filesystem tarball.
@@ -48,41 +49,8 @@ func writeRootfs(t *testing.T, path string) {
 }
 
 func TestImageImportUploadsAndCleansUp(t *testing.T) {
-	f := newFakeAPI(t)
-	var mu sync.Mutex
-	blobs := map[string][]byte{}
-	var created api.Image
-	mux := http.NewServeMux()
-	mux.HandleFunc("HEAD /v1/blobs/{digest}", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		if _, ok := blobs[r.PathValue("digest")]; !ok {
-			w.WriteHeader(404)
-		}
-	})
-	mux.HandleFunc("PUT /v1/blobs/{digest}", func(w http.ResponseWriter, r *http.Request) {
-		data, _ := io.ReadAll(r.Body)
-		sum := sha256.Sum256(data)
-		if "sha256:"+hex.EncodeToString(sum[:]) != r.PathValue("digest") {
-			writeJSON(w, 400, api.ErrorBody{Error: api.Invalid("", "", "digest mismatch")})
-			return
-		}
-		mu.Lock()
-		blobs[r.PathValue("digest")] = data
-		mu.Unlock()
-		w.WriteHeader(201)
-	})
-	mux.HandleFunc("POST /v1/projects/{p}/images", func(w http.ResponseWriter, r *http.Request) {
-		var img api.Image
-		json.NewDecoder(r.Body).Decode(&img)
-		img.Status = api.ImageStatus{Phase: "Ready", Size: img.Spec.Layers[0].Size}
-		mu.Lock()
-		created = img
-		mu.Unlock()
-		writeJSON(w, 201, img)
-	})
-	f.srv.Config.Handler = mux
-	f.useConfig(t)
+	c := newCloud(t)
+	c.useConfig(t)
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	src := filepath.Join(t.TempDir(), "rootfs.tar.gz")
@@ -98,12 +66,13 @@ func TestImageImportUploadsAndCleansUp(t *testing.T) {
 	if !strings.Contains(r.stderr, "Uploading box: 100%") || strings.Contains(r.stderr, "\r") {
 		t.Errorf("want plain progress lines on a non-terminal stderr, got %q", r.stderr)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if created.Metadata.Name != "box" || created.Metadata.Project != "demo" || created.Spec.Description != "a test box" {
+	created, _ := c.object(t, api.ImageKind, "demo", "box").(*api.Image)
+	if created == nil || created.Spec.Description != "a test box" {
 		t.Fatalf("created %+v", created)
 	}
-	if len(created.Spec.Layers) != 1 || blobs[created.Spec.Layers[0].Digest] == nil {
+	if len(created.Spec.Layers) != 1 || !slices.ContainsFunc(c.requestsSeen(), func(r request) bool {
+		return r.Method == "PUT" && r.Path == "/v1/blobs/"+created.Spec.Layers[0].Digest
+	}) {
 		t.Fatalf("layer not uploaded: %+v", created.Spec.Layers)
 	}
 	left, err := os.ReadDir(tmp)
@@ -120,23 +89,25 @@ func TestContextCommands(t *testing.T) {
 	t.Setenv(clientconfig.EnvConfig, path)
 	t.Setenv(EnvToken, "")
 	t.Setenv(EnvServer, "")
-	a, b := newFakeAPI(t), newFakeAPI(t)
+	a, b := newCloud(t), newCloud(t)
+	b.Project(t, "pb")
+	b.rec.Reset()
 	cfg := &clientconfig.Config{}
-	cfg.Upsert(clientconfig.Context{Name: "a", Server: a.srv.URL, Token: "secret-a"}, true)
-	cfg.Upsert(clientconfig.Context{Name: "b", Server: b.srv.URL, Token: "secret-b", Project: "pb"}, false)
+	cfg.Upsert(clientconfig.Context{Name: "a", Server: a.URL, Token: a.Admin}, true)
+	cfg.Upsert(clientconfig.Context{Name: "b", Server: b.URL, Token: b.Admin, Project: "pb"}, false)
 	if err := cfg.Save(path); err != nil {
 		t.Fatal(err)
 	}
 
 	r := runCLI(t, nil, "", "context", "list")
-	if r.code != 0 || !strings.Contains(r.stdout, "*         a") || strings.Contains(r.stdout, "secret") {
+	if r.code != 0 || !strings.Contains(r.stdout, "*         a") || strings.Contains(r.stdout, a.Admin) {
 		t.Fatalf("context list: exit %d stdout %q", r.code, r.stdout)
 	}
 	// --context picks another cloud for one command.
 	if r := runCLI(t, nil, "", "--context", "b", "instance", "list"); r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	if got := b.requestsSeen(); len(got) != 1 || got[0].Path != "/v1/projects/pb/instances" || got[0].Auth != "Bearer secret-b" {
+	if got := b.requestsSeen(); len(got) != 1 || got[0].Path != "/v1/projects/pb/instances" || got[0].Auth != "Bearer "+b.Admin {
 		t.Fatalf("requests to b: %+v", got)
 	}
 	if r := runCLI(t, nil, "", "--context", "c", "instance", "list"); r.code != 1 || !strings.Contains(r.stderr, "known: a, b") {
@@ -152,53 +123,6 @@ func TestContextCommands(t *testing.T) {
 	if r := runCLI(t, nil, "", "instance", "list"); r.code != 0 || len(b.requestsSeen()) != 2 || len(a.requestsSeen()) != 0 {
 		t.Fatalf("current context not used: exit %d", r.code)
 	}
-}
-
-// blobAPI serves the blob and image routes of the API for import tests.
-type blobAPI struct {
-	mu      sync.Mutex
-	blobs   map[string][]byte
-	created []api.Image
-}
-
-func (b *blobAPI) handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("HEAD /v1/blobs/{digest}", func(w http.ResponseWriter, r *http.Request) {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if _, ok := b.blobs[r.PathValue("digest")]; !ok {
-			w.WriteHeader(404)
-		}
-	})
-	mux.HandleFunc("PUT /v1/blobs/{digest}", func(w http.ResponseWriter, r *http.Request) {
-		data, _ := io.ReadAll(r.Body)
-		sum := sha256.Sum256(data)
-		if "sha256:"+hex.EncodeToString(sum[:]) != r.PathValue("digest") {
-			writeJSON(w, 400, api.ErrorBody{Error: api.Invalid("digest", "", "digest mismatch")})
-			return
-		}
-		b.mu.Lock()
-		b.blobs[r.PathValue("digest")] = data
-		b.mu.Unlock()
-		w.WriteHeader(201)
-	})
-	mux.HandleFunc("POST /v1/projects/{p}/images", func(w http.ResponseWriter, r *http.Request) {
-		var img api.Image
-		json.NewDecoder(r.Body).Decode(&img)
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		for _, bl := range img.Spec.Blobs() {
-			if int64(len(b.blobs[bl.Digest])) != bl.Size {
-				writeJSON(w, 400, api.ErrorBody{Error: api.Invalid("spec", "", "blob %s missing", bl.Digest)})
-				return
-			}
-			img.Status.Size += bl.Size
-		}
-		img.Status.Phase = "Ready"
-		b.created = append(b.created, img)
-		writeJSON(w, 201, img)
-	})
-	return mux
 }
 
 func TestImageImportVMImage(t *testing.T) {
@@ -234,10 +158,21 @@ func TestImageImportVMImage(t *testing.T) {
 	}))
 	t.Cleanup(files.Close)
 
-	f := newFakeAPI(t)
-	b := &blobAPI{blobs: map[string][]byte{}}
-	f.srv.Config.Handler = b.handler()
-	f.useConfig(t)
+	c := newCloud(t)
+	c.useConfig(t)
+	imported := func() []*api.Image {
+		objs, _, err := c.Store.List(context.Background(), api.ImageKind, "demo", store.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []*api.Image
+		for _, o := range objs {
+			if n := o.Meta().Name; n != "alpine" && n != "busybox" {
+				out = append(out, o.(*api.Image))
+			}
+		}
+		return out
+	}
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	noTemp := func(t *testing.T) {
@@ -260,16 +195,15 @@ func TestImageImportVMImage(t *testing.T) {
 			t.Errorf("stderr lacks %q: %s", want, r.stderr)
 		}
 	}
-	b.mu.Lock()
-	if len(b.created) != 1 {
-		t.Fatalf("%d images created", len(b.created))
+	created := imported()
+	if len(created) != 1 {
+		t.Fatalf("%d images created", len(created))
 	}
-	s := b.created[0].Spec
+	s := created[0].Spec
 	if s.Format != api.FormatQCOW2 || s.Disk.Digest != "sha256:"+hex.EncodeToString(sum[:]) || s.Kernel == nil || s.Initrd == nil ||
 		s.Cmdline != "root=/dev/vda rw console=ttyS0" || s.Architecture != "amd64" || s.Source != files.URL+"/disk.qcow2" {
 		t.Errorf("created %+v", s)
 	}
-	b.mu.Unlock()
 	noTemp(t)
 
 	// A kernel image needs no SOURCE.
@@ -294,10 +228,7 @@ func TestImageImportVMImage(t *testing.T) {
 			if r.code == 0 || !strings.Contains(r.stderr, tt.want) {
 				t.Fatalf("exit %d, stderr %q; want a failure saying %q", r.code, r.stderr, tt.want)
 			}
-			b.mu.Lock()
-			n := len(b.created)
-			b.mu.Unlock()
-			if n != 2 {
+			if n := len(imported()); n != 2 {
 				t.Errorf("%d images created, want still 2", n)
 			}
 			noTemp(t)

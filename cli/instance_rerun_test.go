@@ -3,29 +3,31 @@ package cli
 import (
 	"strings"
 	"testing"
+
+	"github.com/ouroboros-cloud/ouro/api"
 )
 
 // TestInstanceCreateCountRerun runs an interrupted --count create again:
 // the rerun makes only the missing instances and succeeds, and a
 // different request for the same names still fails clearly.
 func TestInstanceCreateCountRerun(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
+	c := newCloud(t)
+	c.useConfig(t)
 	args := []string{"instance", "create", "web", "--image", "alpine", "--flavor", "small", "--count", "3"}
 
-	f.mu.Lock()
-	f.refuseCreate = map[string]bool{"web-2": true}
-	f.mu.Unlock()
+	c.mu.Lock()
+	c.refuseCreate = map[string]bool{"web-2": true}
+	c.mu.Unlock()
 	if r := runCLI(t, nil, "", args...); r.code == 0 {
 		t.Fatalf("first run succeeded although web-2 was refused:\n%s", r.stdout)
 	}
-	f.mu.Lock()
-	if got := f.sortedInstances("demo"); len(got) != 1 || got[0].Metadata.Name != "web-1" {
+	if got := c.instances(t); len(got) != 1 || got[0].Metadata.Name != "web-1" {
 		t.Fatalf("after the interrupted run: %d instances, want web-1 alone", len(got))
 	}
-	uid1 := f.instances["web-1"].Metadata.UID
-	f.refuseCreate = nil
-	f.mu.Unlock()
+	uid1 := c.instance(t, "web-1").Metadata.UID
+	c.mu.Lock()
+	c.refuseCreate = nil
+	c.mu.Unlock()
 
 	r := runCLI(t, nil, "", args...)
 	if r.code != 0 {
@@ -36,9 +38,7 @@ func TestInstanceCreateCountRerun(t *testing.T) {
 			t.Errorf("rerun output lacks %s:\n%s", n, r.stdout)
 		}
 	}
-	f.mu.Lock()
-	got := f.sortedInstances("demo")
-	f.mu.Unlock()
+	got := c.instances(t)
 	var names []string
 	for _, inst := range got {
 		names = append(names, inst.Metadata.Name)
@@ -52,15 +52,11 @@ func TestInstanceCreateCountRerun(t *testing.T) {
 
 	// An instance deleted since is made again by the same command, under
 	// a fresh key; the others are left as they are.
-	f.mu.Lock()
-	delete(f.instances, "web-3")
-	f.mu.Unlock()
+	c.remove(t, api.InstanceKind, "demo", "web-3")
 	if r := runCLI(t, nil, "", args...); r.code != 0 {
 		t.Fatalf("rerun after deleting web-3: exit %d: %s", r.code, r.stderr)
 	}
-	f.mu.Lock()
-	again := f.sortedInstances("demo")
-	f.mu.Unlock()
+	again := c.instances(t)
 	if len(again) != 3 || again[2].Metadata.Name != "web-3" || again[0].Metadata.UID != uid1 {
 		t.Errorf("after deleting web-3 and running again: %d instances, want web-1 kept and web-3 made again", len(again))
 	}

@@ -13,13 +13,15 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/syncbuf"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // sentKeyPair returns the key pair the CLI posted last.
-func sentKeyPair(t *testing.T, f *fakeAPI) api.KeyPair {
+func sentKeyPair(t *testing.T, c *cloud) api.KeyPair {
 	t.Helper()
 	var kp api.KeyPair
-	for _, r := range f.requestsSeen() {
+	for _, r := range c.requestsSeen() {
 		if r.Method == "POST" && r.Path == "/v1/projects/demo/keypairs" {
 			if err := json.Unmarshal([]byte(r.Body), &kp); err != nil {
 				t.Fatal(err)
@@ -50,8 +52,8 @@ func checkPair(t *testing.T, privPEM []byte, registered string) {
 }
 
 func TestKeyPairCreatePrintsPrivateKeyOnce(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
+	c := newCloud(t)
+	c.useConfig(t)
 	r := runCLI(t, nil, "", "keypair", "create", "laptop")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
@@ -59,19 +61,19 @@ func TestKeyPairCreatePrintsPrivateKeyOnce(t *testing.T) {
 	if !strings.HasPrefix(r.stdout, "-----BEGIN OPENSSH PRIVATE KEY-----\n") || strings.Count(r.stdout, "BEGIN") != 1 {
 		t.Fatalf("stdout is not one private key: %q", r.stdout)
 	}
-	kp := sentKeyPair(t, f)
+	kp := sentKeyPair(t, c)
 	if kp.Metadata.Name != "laptop" || !strings.HasSuffix(kp.Spec.PublicKey, " laptop") {
 		t.Errorf("registered %+v", kp)
 	}
 	checkPair(t, []byte(r.stdout), kp.Spec.PublicKey)
-	if !strings.Contains(r.stderr, "SHA256:fake-laptop") || !strings.Contains(r.stderr, "only once") {
+	if !strings.Contains(r.stderr, "SHA256:") || !strings.Contains(r.stderr, "only once") {
 		t.Errorf("stderr %q", r.stderr)
 	}
 }
 
 func TestKeyPairCreateToFile(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
+	c := newCloud(t)
+	c.useConfig(t)
 	file := filepath.Join(t.TempDir(), "id_laptop")
 	r := runCLI(t, nil, "", "keypair", "create", "laptop", "-f", file)
 	if r.code != 0 {
@@ -82,13 +84,13 @@ func TestKeyPairCreateToFile(t *testing.T) {
 		t.Fatalf("key file: %v mode %v", err, st.Mode())
 	}
 	data, _ := os.ReadFile(file)
-	checkPair(t, data, sentKeyPair(t, f).Spec.PublicKey)
+	checkPair(t, data, sentKeyPair(t, c).Spec.PublicKey)
 	if strings.Contains(r.stdout, "PRIVATE KEY") || !strings.Contains(r.stdout, file) {
 		t.Errorf("stdout %q", r.stdout)
 	}
 
 	// An existing file is never overwritten, and nothing is registered.
-	before := len(f.requestsSeen())
+	before := len(c.requestsSeen())
 	r = runCLI(t, nil, "", "keypair", "create", "other", "-f", file)
 	if r.code == 0 || !strings.Contains(r.stderr, "--file") || !strings.Contains(r.stderr, "exists") {
 		t.Errorf("create onto an existing file: exit %d, %q", r.code, r.stderr)
@@ -96,12 +98,12 @@ func TestKeyPairCreateToFile(t *testing.T) {
 	if after, _ := os.ReadFile(file); !bytes.Equal(after, data) {
 		t.Error("the existing key file changed")
 	}
-	if len(f.requestsSeen()) != before {
+	if len(c.requestsSeen()) != before {
 		t.Error("a request was sent although the file exists")
 	}
 
 	// A refused registration leaves no key file behind.
-	f.errorFor["POST /v1/projects/demo/keypairs"] = &api.Error{Status: 409, Code: api.CodeAlreadyExists, Message: "KeyPair exists"}
+	c.fail("POST /v1/projects/demo/keypairs", &api.Error{Status: 409, Code: api.CodeAlreadyExists, Message: "KeyPair exists"})
 	file2 := filepath.Join(t.TempDir(), "id_dup")
 	if r := runCLI(t, nil, "", "keypair", "create", "laptop", "-f", file2); r.code == 0 {
 		t.Error("create of an existing key pair succeeded")
@@ -112,22 +114,22 @@ func TestKeyPairCreateToFile(t *testing.T) {
 }
 
 func TestKeyPairImportAndList(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
+	c := newCloud(t)
+	c.useConfig(t)
 	dir := t.TempDir()
 	pubFile := filepath.Join(dir, "id.pub")
 	line := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@laptop"
 	os.WriteFile(pubFile, []byte(line+"\n"), 0o644)
 	r := runCLI(t, nil, "", "keypair", "import", "laptop", "--public-key", pubFile)
-	if r.code != 0 || sentKeyPair(t, f).Spec.PublicKey != line {
-		t.Fatalf("import: exit %d %s; sent %+v", r.code, r.stderr, sentKeyPair(t, f))
+	if r.code != 0 || sentKeyPair(t, c).Spec.PublicKey != line {
+		t.Fatalf("import: exit %d %s; sent %+v", r.code, r.stderr, sentKeyPair(t, c))
 	}
 	r = runCLI(t, nil, line, "keypair", "import", "desk", "--public-key", "-")
-	if r.code != 0 || sentKeyPair(t, f).Spec.PublicKey != line {
+	if r.code != 0 || sentKeyPair(t, c).Spec.PublicKey != line {
 		t.Fatalf("import from stdin: exit %d %s", r.code, r.stderr)
 	}
 	r = runCLI(t, nil, "", "keypair", "list")
-	for _, want := range []string{"NAME", "TYPE", "FINGERPRINT", "laptop", "ssh-ed25519", "SHA256:fake-laptop", "desk"} {
+	for _, want := range []string{"NAME", "TYPE", "FINGERPRINT", "laptop", "ssh-ed25519", "SHA256:", "desk"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("list lacks %q:\n%s", want, r.stdout)
 		}
@@ -135,7 +137,7 @@ func TestKeyPairImportAndList(t *testing.T) {
 
 	privFile := filepath.Join(dir, "id")
 	os.WriteFile(privFile, []byte("-----BEGIN OPENSSH PRIVATE KEY-----\nxx\n-----END OPENSSH PRIVATE KEY-----\n"), 0o600)
-	before := len(f.requestsSeen())
+	before := len(c.requestsSeen())
 	for _, args := range [][]string{
 		{"keypair", "import", "x", "--public-key", privFile},
 		{"keypair", "import", "x"},
@@ -146,14 +148,16 @@ func TestKeyPairImportAndList(t *testing.T) {
 			t.Errorf("%v succeeded", args)
 		}
 	}
-	if len(f.requestsSeen()) != before {
+	if len(c.requestsSeen()) != before {
 		t.Error("bad input reached the server")
 	}
 }
 
 func TestInstanceCreateKeyAndUserData(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
+	c := newCloud(t)
+	c.useConfig(t)
+	c.add(t, &api.KeyPair{Metadata: api.ObjectMeta{Name: "laptop", Project: "demo"},
+		Spec: api.KeyPairSpec{PublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@laptop"}})
 	file := filepath.Join(t.TempDir(), "user-data")
 	os.WriteFile(file, []byte("#cloud-config\nhostname: web\n"), 0o600)
 	if r := runCLI(t, nil, "", "instance", "create", "web", "--image", "busybox", "--flavor", "small", "--key", "laptop", "--user-data", file); r.code != 0 {
@@ -162,9 +166,7 @@ func TestInstanceCreateKeyAndUserData(t *testing.T) {
 	if r := runCLI(t, nil, "#!/bin/sh\n", "instance", "create", "job", "--image", "busybox", "--flavor", "small", "--user-data", "-"); r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	f.mu.Lock()
-	web, job := *f.instances["web"], *f.instances["job"]
-	f.mu.Unlock()
+	web, job := c.instance(t, "web"), c.instance(t, "job")
 	if web.Spec.KeyName != "laptop" || web.Spec.UserData != "#cloud-config\nhostname: web\n" {
 		t.Errorf("web sent %+v", web.Spec)
 	}
@@ -174,7 +176,7 @@ func TestInstanceCreateKeyAndUserData(t *testing.T) {
 
 	big := filepath.Join(t.TempDir(), "big")
 	os.WriteFile(big, bytes.Repeat([]byte("x"), 16<<10+1), 0o600)
-	before := len(f.requestsSeen())
+	before := len(c.requestsSeen())
 	for _, args := range [][]string{
 		{"--user-data", big},
 		{"--user-data", filepath.Join(t.TempDir(), "missing")},
@@ -185,7 +187,7 @@ func TestInstanceCreateKeyAndUserData(t *testing.T) {
 			t.Errorf("%v: exit %d, %q", args, r.code, r.stderr)
 		}
 	}
-	if len(f.requestsSeen()) != before {
+	if len(c.requestsSeen()) != before {
 		t.Error("bad flags reached the server")
 	}
 }
@@ -241,11 +243,11 @@ func TestRunConsole(t *testing.T) {
 	// The user types a line, sees the answer, then detaches.
 	c := newFakeConsole()
 	inR, inW := io.Pipe()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan bool, 1)
 	go func() { done <- runConsole(inR, &out, c, time.Hour) }()
 	inW.Write([]byte("hello\n"))
-	waitUntil(t, "the console's answer", func() bool { return out.String() == "> hello\n" })
+	wait.For(t, 10*time.Second, "the console's answer", func() bool { return out.String() == "> hello\n" })
 	inW.Write([]byte{detachKey})
 	if !<-done {
 		t.Error("Ctrl-] did not count as a detach")
@@ -269,10 +271,10 @@ func TestRunConsole(t *testing.T) {
 	// once the console is quiet, closing the connection.
 	c = newFakeConsole()
 	inR, inW = io.Pipe()
-	out = syncBuffer{}
+	out = syncbuf.Buffer{}
 	go func() { done <- runConsole(inR, &out, c, 20*time.Millisecond) }()
 	inW.Write([]byte("root\n"))
-	waitUntil(t, "the console's answer", func() bool { return out.String() == "> root\n" })
+	wait.For(t, 10*time.Second, "the console's answer", func() bool { return out.String() == "> root\n" })
 	inW.Close()
 	if <-done {
 		t.Error("input ending counted as a detach")
@@ -284,23 +286,13 @@ func TestRunConsole(t *testing.T) {
 	}
 }
 
-// waitUntil polls cond until it holds or ten seconds pass.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestConsoleLogIsTheWholeLog(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
-	r := runCLI(t, nil, "", "instance", "console-log", "web")
-	if r.code != 0 || r.stdout != "log of web tail=\n" {
+	c := newCloud(t)
+	c.useConfig(t)
+	seedInstances(t, c)
+	c.serveAgent(t, api.ExecResponse{}, nil)
+	r := runCLI(t, nil, "", "instance", "console-log", "web-1")
+	if r.code != 0 || r.stdout != "log of web-1 tail=\n" {
 		t.Errorf("console-log: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
 }

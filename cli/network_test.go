@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"path"
 	"reflect"
 	"regexp"
@@ -14,18 +15,22 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 )
 
-// seedNetworking stores a network, a security group with rules, a pool, a
-// floating IP and an instance in project demo.
-func seedNetworking(f *fakeAPI) {
+// seedNetworking stores networks, security groups with rules, a pool, a
+// floating IP and instances in project demo, in place of the project's
+// default network and group.
+func seedNetworking(t *testing.T, c *cloud) {
+	t.Helper()
 	now := time.Now()
+	c.remove(t, api.NetworkKind, "demo", "default")
+	c.remove(t, api.SecurityGroupKind, "demo", "default")
 	nat := false
-	f.addObject(&api.Network{Kind: "Network",
+	c.add(t, &api.Network{Kind: "Network",
 		Metadata: api.ObjectMeta{Name: "backend", Project: "demo", CreationTimestamp: now.Add(-time.Hour)},
 		Spec:     api.NetworkSpec{CIDR: "10.20.0.0/24"}, Status: api.NetworkStatus{VNI: 4097}})
-	f.addObject(&api.Network{Kind: "Network",
+	c.add(t, &api.Network{Kind: "Network",
 		Metadata: api.ObjectMeta{Name: "isolated", Project: "demo", CreationTimestamp: now.Add(-time.Minute)},
 		Spec:     api.NetworkSpec{CIDR: "10.30.0.0/24", Gateway: "10.30.0.254", NAT: &nat}})
-	f.addObject(&api.SecurityGroup{Kind: "SecurityGroup",
+	c.add(t, &api.SecurityGroup{Kind: "SecurityGroup",
 		Metadata: api.ObjectMeta{Name: "web", Project: "demo", CreationTimestamp: now},
 		Spec: api.SecurityGroupSpec{Description: "public web", Rules: []api.SecurityGroupRule{
 			{ID: "r1", Direction: "ingress", Protocol: "tcp", PortMin: 80, PortMax: 80, CIDR: "0.0.0.0/0"},
@@ -33,16 +38,18 @@ func seedNetworking(f *fakeAPI) {
 			{ID: "r3", Direction: "egress", Protocol: "tcp", PortMin: 1, PortMax: 65535, CIDR: "10.0.0.0/8"},
 			{ID: "r4", Direction: "ingress", Protocol: "icmp", CIDR: "192.168.0.0/16"},
 		}}})
-	f.addObject(&api.SecurityGroup{Kind: "SecurityGroup",
+	c.add(t, &api.SecurityGroup{Kind: "SecurityGroup",
 		Metadata: api.ObjectMeta{Name: "empty", Project: "demo", CreationTimestamp: now}})
-	f.addObject(&api.FloatingIPPool{Kind: "FloatingIPPool", Metadata: api.ObjectMeta{Name: "public"},
+	c.add(t, &api.FloatingIPPool{Kind: "FloatingIPPool", Metadata: api.ObjectMeta{Name: "public"},
 		Spec:   api.FloatingIPPoolSpec{CIDR: "10.99.0.0/24", Start: "10.99.0.200", End: "10.99.0.250"},
 		Status: api.FloatingIPPoolStatus{Allocated: 3}})
-	f.addObject(&api.FloatingIP{Kind: "FloatingIP",
+	c.add(t, &api.FloatingIP{Kind: "FloatingIP",
 		Metadata: api.ObjectMeta{Name: "ip1", Project: "demo", CreationTimestamp: now},
 		Spec:     api.FloatingIPSpec{Pool: "public", Instance: "web-1"},
 		Status:   api.FloatingIPStatus{Address: "10.99.0.201", InstanceIP: "10.0.0.5", Host: "host-a"}})
-	seedInstances(f)
+	seedInstances(t, c)
+	c.backdate(t, api.NetworkKind, "backend", now.Add(-time.Hour))
+	c.backdate(t, api.NetworkKind, "isolated", now.Add(-time.Minute))
 }
 
 // normalJSON decodes a request body and drops what the client need not
@@ -90,10 +97,10 @@ func TestNetworkingCommandsSendRequests(t *testing.T) {
 			`{"kind":"Network","metadata":{"name":"front","project":"demo"},"spec":{"cidr":"10.40.0.0/24"}}`,
 			"10.40.0.1"},
 		{[]string{"network", "create", "iso", "--cidr", "10.50.0.0/16", "--gateway", "10.50.255.254",
-			"--dns", "10.0.0.53", "--dns", "2001:db8::53", "--no-nat"},
+			"--dns", "10.0.0.53", "--dns", "10.0.0.54", "--no-nat"},
 			"POST", "/v1/projects/demo/networks",
 			`{"kind":"Network","metadata":{"name":"iso","project":"demo"},"spec":{"cidr":"10.50.0.0/16",` +
-				`"gateway":"10.50.255.254","dns":["10.0.0.53","2001:db8::53"],"nat":false}}`,
+				`"gateway":"10.50.255.254","dns":["10.0.0.53","10.0.0.54"],"nat":false}}`,
 			"10.50.255.254"},
 		{[]string{"network", "delete", "backend"}, "DELETE", "/v1/projects/demo/networks/backend", "", "network/backend deleted"},
 		{[]string{"sg", "create", "db", "--description", "databases"},
@@ -104,7 +111,7 @@ func TestNetworkingCommandsSendRequests(t *testing.T) {
 		{[]string{"sg", "rule", "add", "empty", "--protocol", "tcp", "--port", "443", "--cidr", "0.0.0.0/0"},
 			"POST", "/v1/projects/demo/securitygroups/empty/rules",
 			`{"direction":"ingress","protocol":"tcp","portMin":443,"portMax":443,"cidr":"0.0.0.0/0"}`,
-			"r1"},
+			"443"},
 		{[]string{"sg", "rule", "add", "empty", "--protocol", "udp", "--port", "8000-8080", "--source-group", "web", "--egress"},
 			"POST", "/v1/projects/demo/securitygroups/empty/rules",
 			`{"direction":"egress","protocol":"udp","portMin":8000,"portMax":8080,"sourceGroup":"web"}`,
@@ -136,14 +143,14 @@ func TestNetworkingCommandsSendRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			f := newFakeAPI(t)
-			f.useConfig(t)
-			seedNetworking(f)
+			c := newCloud(t)
+			c.useConfig(t)
+			seedNetworking(t, c)
 			r := runCLI(t, nil, "", tt.args...)
 			if r.code != 0 {
 				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 			}
-			w := writes(f.requestsSeen())
+			w := writes(c.requestsSeen())
 			if len(w) != 1 {
 				t.Fatalf("want one write request, got %+v", w)
 			}
@@ -214,10 +221,11 @@ func TestNetworkingBadFlagsSendNothing(t *testing.T) {
 			"--security-group", "s"}, "--security-group: security group s is given twice"},
 		{[]string{"instance", "create", "a", "--image", "i", "--flavor", "f", "--network", "N"}, `"--network" flag`},
 	}
+	c := newCloud(t)
+	c.useConfig(t)
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			f := newFakeAPI(t)
-			f.useConfig(t)
+			c.rec.Reset()
 			r := runCLI(t, nil, "", tt.args...)
 			if r.code != 1 {
 				t.Fatalf("exit %d, want 1 (stdout %q)", r.code, r.stdout)
@@ -225,7 +233,7 @@ func TestNetworkingBadFlagsSendNothing(t *testing.T) {
 			if !strings.HasPrefix(r.stderr, "Error: ") || !strings.Contains(r.stderr, tt.want) {
 				t.Fatalf("stderr %q lacks %q", r.stderr, tt.want)
 			}
-			if n := len(f.requestsSeen()); n != 0 {
+			if n := len(c.requestsSeen()); n != 0 {
 				t.Fatalf("%d request(s) sent for bad input", n)
 			}
 		})
@@ -248,13 +256,21 @@ func TestInstanceCreateNetworks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeAPI(t)
-			f.useConfig(t)
+			c := newCloud(t)
+			c.useConfig(t)
+			for i, name := range []string{"front", "back"} {
+				c.Do(t, "POST", "/v1/projects/demo/networks", &api.Network{Metadata: api.ObjectMeta{Name: name},
+					Spec: api.NetworkSpec{CIDR: fmt.Sprintf("10.4%d.0.0/24", i)}}, nil)
+			}
+			for _, name := range []string{"web", "ssh", "db"} {
+				c.Do(t, "POST", "/v1/projects/demo/securitygroups", &api.SecurityGroup{Metadata: api.ObjectMeta{Name: name}}, nil)
+			}
+			c.rec.Reset()
 			args := append([]string{"instance", "create", "app", "--image", "alpine", "--flavor", "small"}, tt.args...)
 			if r := runCLI(t, nil, "", args...); r.code != 0 {
 				t.Fatalf("exit %d: %s", r.code, r.stderr)
 			}
-			w := writes(f.requestsSeen())
+			w := writes(c.requestsSeen())
 			if len(w) != 1 {
 				t.Fatalf("want one create, got %+v", w)
 			}
@@ -288,9 +304,9 @@ func tableRows(t *testing.T, out string) (head []string, rows map[string][]strin
 }
 
 func TestNetworkingTables(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
-	seedNetworking(f)
+	c := newCloud(t)
+	c.useConfig(t)
+	seedNetworking(t, c)
 	tests := []struct {
 		args []string
 		head []string
@@ -384,6 +400,8 @@ func TestNetworkingTables(t *testing.T) {
 	})
 
 	t.Run("empty list", func(t *testing.T) {
+		c.Project(t, "other")
+		c.remove(t, api.SecurityGroupKind, "other", "default")
 		r := runCLI(t, nil, "", "--project", "other", "sg", "list")
 		if r.code != 0 || r.stdout != "" || r.stderr != "No security groups found.\n" {
 			t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
@@ -392,8 +410,10 @@ func TestNetworkingTables(t *testing.T) {
 }
 
 func TestFloatingIPAllocateDefaultName(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
+	c := newCloud(t)
+	c.useConfig(t)
+	c.add(t, &api.FloatingIPPool{Metadata: api.ObjectMeta{Name: "public"},
+		Spec: api.FloatingIPPoolSpec{CIDR: "10.99.0.0/24", Start: "10.99.0.200", End: "10.99.0.250"}})
 	var names []string
 	for range 2 {
 		r := runCLI(t, nil, "", "fip", "allocate", "-o", "json")
@@ -407,8 +427,11 @@ func TestFloatingIPAllocateDefaultName(t *testing.T) {
 		if !regexp.MustCompile(`^fip-[a-z0-9]{5}$`).MatchString(fip.Metadata.Name) {
 			t.Fatalf("default name %q is not fip-<5 random>", fip.Metadata.Name)
 		}
-		if fip.Status.Address == "" || fip.Spec.Pool != "" {
-			t.Fatalf("want the server's address and no pool asked for, got %+v", fip)
+		if fip.Status.Address == "" {
+			t.Fatalf("want the server's address, got %+v", fip)
+		}
+		if w := writes(c.requestsSeen()); strings.Contains(w[len(w)-1].Body, `"pool"`) {
+			t.Fatalf("a pool was asked for: %s", w[len(w)-1].Body)
 		}
 		names = append(names, fip.Metadata.Name)
 	}
@@ -418,24 +441,26 @@ func TestFloatingIPAllocateDefaultName(t *testing.T) {
 }
 
 func TestFloatingIPAssociateShowsTarget(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
-	seedNetworking(f)
-	f.addObject(&api.FloatingIP{Kind: "FloatingIP", Metadata: api.ObjectMeta{Name: "spare", Project: "demo"},
+	c := newCloud(t)
+	c.useConfig(t)
+	seedNetworking(t, c)
+	c.add(t, &api.FloatingIP{Kind: "FloatingIP", Metadata: api.ObjectMeta{Name: "spare", Project: "demo"},
 		Status: api.FloatingIPStatus{Address: "10.99.0.210"}})
 	r := runCLI(t, nil, "", "fip", "associate", "spare", "web-1")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 	_, rows := tableRows(t, r.stdout)
-	if want := []string{"spare", "10.99.0.210", "web-1", "10.0.0.5", "host-a"}; !reflect.DeepEqual(rows["spare"][:5], want) {
+	// The instance's address and host follow once the network controller
+	// has seen the association.
+	if want := []string{"spare", "10.99.0.210", "web-1"}; !reflect.DeepEqual(rows["spare"][:3], want) {
 		t.Fatalf("row %q, want %q", rows["spare"], want)
 	}
 	r = runCLI(t, nil, "", "fip", "associate", "nope", "web-1")
 	if r.code != 1 || !strings.Contains(r.stderr, "associate floating IP nope:") {
 		t.Fatalf("missing floating IP: exit %d stderr %q", r.code, r.stderr)
 	}
-	if got := f.object(api.FloatingIPKind, "demo", "spare").(*api.FloatingIP).Spec.Instance; got != "web-1" {
+	if got := c.object(t, api.FloatingIPKind, "demo", "spare").(*api.FloatingIP).Spec.Instance; got != "web-1" {
 		t.Fatalf("stored instance %q", got)
 	}
 
@@ -444,21 +469,21 @@ func TestFloatingIPAssociateShowsTarget(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, `release floating IP nope: FloatingIP "nope" not found`) {
 		t.Fatalf("release: exit %d stderr %q", r.code, r.stderr)
 	}
-	if r.stdout != "floatingip/spare released\n" || f.object(api.FloatingIPKind, "demo", "spare") != nil {
+	if r.stdout != "floatingip/spare released\n" || c.object(t, api.FloatingIPKind, "demo", "spare") != nil {
 		t.Fatalf("spare not released: stdout %q", r.stdout)
 	}
 }
 
 func TestHostListShowsHollowHosts(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
-	f.addObject(&api.Host{Kind: "Host", Metadata: api.ObjectMeta{Name: "real-1"},
+	c := newCloud(t)
+	c.useConfig(t)
+	c.add(t, &api.Host{Kind: "Host", Metadata: api.ObjectMeta{Name: "real-1"},
 		Status: api.HostStatus{Phase: api.HostReady}})
 	r := runCLI(t, nil, "", "host", "list")
 	if r.code != 0 || strings.Contains(r.stdout, "HOLLOW") {
 		t.Fatalf("without hollow hosts no HOLLOW column: exit %d\n%s", r.code, r.stdout)
 	}
-	f.addObject(&api.Host{Kind: "Host", Metadata: api.ObjectMeta{Name: "hollow-1",
+	c.add(t, &api.Host{Kind: "Host", Metadata: api.ObjectMeta{Name: "hollow-1",
 		Labels: map[string]string{api.LabelHollow: "true"}}, Status: api.HostStatus{Phase: api.HostReady}})
 	r = runCLI(t, nil, "", "host", "list")
 	if r.code != 0 {
@@ -477,9 +502,9 @@ func TestHostListShowsHollowHosts(t *testing.T) {
 }
 
 func TestNetworkingCompletion(t *testing.T) {
-	f := newFakeAPI(t)
-	f.useConfig(t)
-	seedNetworking(f)
+	c := newCloud(t)
+	c.useConfig(t)
+	seedNetworking(t, c)
 	tests := []struct {
 		args    []string
 		want    []string

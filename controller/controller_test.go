@@ -11,13 +11,14 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/hosthealth"
-	"github.com/ouroboros-cloud/ouro/controller/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/election"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/store"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-const wait = 20 * time.Second
+const waitLimit = 20 * time.Second
 
 // countingStore records the outcome of every write of the store it wraps.
 type countingStore struct {
@@ -87,35 +88,6 @@ func (c *counts) failedWith(name string, target error) bool {
 	return false
 }
 
-// heartbeat keeps name's presence alive until the returned stop is called
-// (or the test ends).
-func heartbeat(t *testing.T, st store.Interface, name string) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	renew := func() error { return st.Presence().Renew(ctx, name, 2*time.Second) }
-	if err := renew(); err != nil {
-		t.Fatalf("renew %s: %v", name, err)
-	}
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(300 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				_ = renew()
-			}
-		}
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
-	return stop
-}
-
 // addHost registers a container host with cpu vCPUs and mem MiB, as the
 // join endpoint would, and starts its heartbeat.
 func addHost(t *testing.T, st store.Interface, name string, cpu int, mem int64, taints ...string) (stop func()) {
@@ -133,7 +105,7 @@ func addHost(t *testing.T, st store.Interface, name string, cpu int, mem int64, 
 	if _, err := st.Create(context.Background(), h, store.CreateOptions{}); err != nil {
 		t.Fatalf("create host %s: %v", name, err)
 	}
-	return heartbeat(t, st, name)
+	return etcdtest.Heartbeat(t, st.Presence(), name)
 }
 
 // addInstance creates a Pending container instance as the apiserver would.
@@ -180,7 +152,7 @@ func getHost(t *testing.T, st store.Interface, name string) *api.Host {
 func hostOf(t *testing.T, st store.Interface, name string) string {
 	t.Helper()
 	var host string
-	etcdtest.Eventually(t, wait, "instance "+name+" placed", func() bool {
+	wait.For(t, waitLimit, "instance "+name+" placed", func() bool {
 		inst, ok := getInstance(t, st, name)
 		if ok && inst.Status.Host != "" {
 			if inst.Status.Phase != api.PhaseScheduled {
@@ -198,38 +170,21 @@ func hostOf(t *testing.T, st store.Interface, name string) string {
 // the returned stop is called; stop waits for RunLeader to return.
 func runLeader(t *testing.T, st store.Interface, g store.Guard) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- RunLeader(ctx, st.WithGuard(g), Config{Logger: etcdtest.Quiet(), Resync: time.Second})
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("RunLeader: %v", err)
-				}
-			case <-time.After(wait):
-				t.Errorf("RunLeader did not return after cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return wait.Go(t, waitLimit, "RunLeader", func(ctx context.Context) error {
+		return RunLeader(ctx, st.WithGuard(g), Config{Logger: etcdtest.Quiet(), Resync: time.Second})
+	})
 }
 
 func TestPlacesSpreadsAndWaitsForCapacity(t *testing.T) {
-	cli, st := etcdtest.Start(t)
+	cli := etcdtest.Client(t)
+	st := store.NewEtcd(cli)
 	for i := range 3 {
 		addHost(t, st, fmt.Sprintf("host-%d", i), 4, 8192)
 	}
 	addHost(t, st, "hollow-0", 1000, 1<<20, api.TaintHollow)
 	runLeader(t, st, etcdtest.NewGuard(t, cli, "/test/leader"))
 	for _, n := range []string{"host-0", "host-1", "host-2", "hollow-0"} {
-		etcdtest.Eventually(t, wait, n+" Ready", func() bool { return getHost(t, st, n).Status.Phase == api.HostReady })
+		wait.For(t, waitLimit, n+" Ready", func() bool { return getHost(t, st, n).Status.Phase == api.HostReady })
 	}
 	for i := range 6 {
 		addInstance(t, st, fmt.Sprintf("web-%d", i), 1, 1024)
@@ -250,7 +205,7 @@ func TestPlacesSpreadsAndWaitsForCapacity(t *testing.T) {
 	}
 
 	// Too big for every host: Pending with InsufficientCapacity.
-	etcdtest.Eventually(t, wait, "huge marked unschedulable", func() bool {
+	wait.For(t, waitLimit, "huge marked unschedulable", func() bool {
 		inst, _ := getInstance(t, st, "huge")
 		c := api.FindCondition(inst.Status.Conditions, api.ConditionScheduled)
 		return c != nil && !c.Status && c.Reason == api.ReasonInsufficientCapacity
@@ -275,12 +230,12 @@ func TestPlacesSpreadsAndWaitsForCapacity(t *testing.T) {
 	}
 
 	// The scheduler keeps host.status.allocated.
-	etcdtest.Eventually(t, wait, "allocation of big written", func() bool {
+	wait.For(t, waitLimit, "allocation of big written", func() bool {
 		return getHost(t, st, "big").Status.Allocated.VCPUs == 16
 	})
 
 	// Events were recorded for the placements.
-	etcdtest.Eventually(t, wait, "Scheduled events", func() bool {
+	wait.For(t, waitLimit, "Scheduled events", func() bool {
 		evs, _, err := st.List(context.Background(), api.EventKind, "demo", store.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -296,16 +251,17 @@ func TestPlacesSpreadsAndWaitsForCapacity(t *testing.T) {
 }
 
 func TestExpiredHostGetsNothingNew(t *testing.T) {
-	cli, st := etcdtest.Start(t)
+	cli := etcdtest.Client(t)
+	st := store.NewEtcd(cli)
 	stopA := addHost(t, st, "a", 8, 16384)
 	addHost(t, st, "b", 8, 16384)
 	runLeader(t, st, etcdtest.NewGuard(t, cli, "/test/leader"))
 	for _, n := range []string{"a", "b"} {
-		etcdtest.Eventually(t, wait, "host "+n+" Ready", func() bool { return getHost(t, st, n).Status.Phase == api.HostReady })
+		wait.For(t, waitLimit, "host "+n+" Ready", func() bool { return getHost(t, st, n).Status.Phase == api.HostReady })
 	}
 
 	stopA() // the agent on a dies; its lease runs out
-	etcdtest.Eventually(t, wait, "host a NotReady", func() bool { return getHost(t, st, "a").Status.Phase == api.HostNotReady })
+	wait.For(t, waitLimit, "host a NotReady", func() bool { return getHost(t, st, "a").Status.Phase == api.HostNotReady })
 	h := getHost(t, st, "a")
 	c := api.FindCondition(h.Status.Conditions, api.ConditionReady)
 	if c == nil || c.Status || c.Reason != hosthealth.ReasonHeartbeatExpired {
@@ -324,18 +280,19 @@ func TestExpiredHostGetsNothingNew(t *testing.T) {
 	}
 
 	// The agent comes back.
-	heartbeat(t, st, "a")
-	etcdtest.Eventually(t, wait, "host a Ready again", func() bool { return getHost(t, st, "a").Status.Phase == api.HostReady })
+	etcdtest.Heartbeat(t, st.Presence(), "a")
+	wait.For(t, waitLimit, "host a Ready again", func() bool { return getHost(t, st, "a").Status.Phase == api.HostReady })
 }
 
 func TestDeletion(t *testing.T) {
-	cli, st := etcdtest.Start(t)
+	cli := etcdtest.Client(t)
+	st := store.NewEtcd(cli)
 	addHost(t, st, "a", 4, 8192)
 	addInstance(t, st, "unplaced", 64, 1024) // never fits
 	addInstance(t, st, "placed", 1, 1024)
 	runLeader(t, st, etcdtest.NewGuard(t, cli, "/test/leader"))
 	hostOf(t, st, "placed")
-	etcdtest.Eventually(t, wait, "unplaced marked", func() bool {
+	wait.For(t, waitLimit, "unplaced marked", func() bool {
 		inst, _ := getInstance(t, st, "unplaced")
 		return inst.Status.Reason == api.ReasonInsufficientCapacity
 	})
@@ -364,7 +321,7 @@ func TestDeletion(t *testing.T) {
 	}
 
 	markDeleted("unplaced", nil)
-	etcdtest.Eventually(t, wait, "unplaced instance removed", gone("unplaced"))
+	wait.For(t, waitLimit, "unplaced instance removed", gone("unplaced"))
 
 	// Placed: stays while the agent tears it down, goes once Terminated.
 	markDeleted("placed", func(i *api.Instance) { i.Status.Phase = api.PhaseTerminating })
@@ -373,11 +330,12 @@ func TestDeletion(t *testing.T) {
 		t.Fatalf("placed instance gone or not Terminating: %+v", inst)
 	}
 	markDeleted("placed", func(i *api.Instance) { i.Status.Phase = api.PhaseTerminated })
-	etcdtest.Eventually(t, wait, "terminated instance removed", gone("placed"))
+	wait.For(t, waitLimit, "terminated instance removed", gone("placed"))
 }
 
 func TestDeposedLeaderStopsWriting(t *testing.T) {
-	cli, st := etcdtest.Start(t)
+	cli := etcdtest.Client(t)
+	st := store.NewEtcd(cli)
 	addHost(t, st, "a", 8, 16384)
 	counting := newCounting(st)
 	g := etcdtest.NewGuard(t, cli, "/test/leader")
@@ -392,7 +350,7 @@ func TestDeposedLeaderStopsWriting(t *testing.T) {
 
 	g.Revoke(t, cli) // another server took over
 	addInstance(t, st, "after", 1, 512)
-	etcdtest.Eventually(t, wait, "guarded write refused", func() bool {
+	wait.For(t, waitLimit, "guarded write refused", func() bool {
 		return guarded.failedWith("after", store.ErrGuardFailed)
 	})
 	if inst, _ := getInstance(t, st, "after"); inst.Status.Host != "" {
@@ -404,32 +362,15 @@ func TestDeposedLeaderStopsWriting(t *testing.T) {
 // test ends or stop is called; stop waits for Run to return.
 func runElected(t *testing.T, cli *clientv3.Client, st *countingStore, identity string) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{Client: cli, Store: st, Identity: identity, Logger: etcdtest.Quiet(),
+	return wait.Go(t, waitLimit, "Run "+identity, func(ctx context.Context) error {
+		return Run(ctx, Config{Client: cli, Store: st, Identity: identity, Logger: etcdtest.Quiet(),
 			LeaseTTL: time.Second, Resync: time.Second})
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run %s: %v", identity, err)
-				}
-			case <-time.After(wait):
-				t.Errorf("Run %s did not return after cancel", identity)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	})
 }
 
 func TestTwoRunnersOneActs(t *testing.T) {
-	cli, st := etcdtest.Start(t)
+	cli := etcdtest.Client(t)
+	st := store.NewEtcd(cli)
 	addHost(t, st, "a", 16, 32768)
 	addHost(t, st, "b", 16, 32768)
 	runners := map[string]*countingStore{"s1": newCounting(st), "s2": newCounting(st)}

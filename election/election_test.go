@@ -3,48 +3,18 @@ package election
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"net"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/etcdembed"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/store"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 const testTTL = time.Second
-
-func freeURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
-}
-
-// startEtcd starts an embedded etcd for one test.
-func startEtcd(t *testing.T) *etcdembed.Server {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srv, err := etcdembed.Start(ctx, etcdembed.Config{
-		DataDir:   t.TempDir(),
-		ClientURL: freeURL(t),
-		PeerURL:   freeURL(t),
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-	})
-	if err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
 
 // newClient opens a client of its own, as a separate server would.
 func newClient(t *testing.T, srv *etcdembed.Server) *clientv3.Client {
@@ -109,7 +79,7 @@ func waitDone(t *testing.T, ctx context.Context, what string) {
 }
 
 func TestFailoverOnCancel(t *testing.T) {
-	srv := startEtcd(t)
+	srv := etcdtest.Start(t)
 	ctx := context.Background()
 	if _, err := Leader(ctx, srv.Client(), "controllers"); !errors.Is(err, ErrNoLeader) {
 		t.Fatalf("Leader before any candidate: %v, want ErrNoLeader", err)
@@ -163,7 +133,7 @@ func TestFailoverOnCancel(t *testing.T) {
 }
 
 func TestFailoverOnLostSession(t *testing.T) {
-	srv := startEtcd(t)
+	srv := etcdtest.Start(t)
 	ctx := context.Background()
 	terms := make(chan leaderTerm, 4)
 	aCli := newClient(t, srv)
@@ -190,7 +160,7 @@ func TestFailoverOnLostSession(t *testing.T) {
 }
 
 func TestCampaignsAgainAfterLeadReturns(t *testing.T) {
-	srv := startEtcd(t)
+	srv := etcdtest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	terms := make(chan store.Guard, 4)
 	done := make(chan error, 1)

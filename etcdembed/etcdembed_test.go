@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -14,48 +12,17 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/etcdembed"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
 	"github.com/ouroboros-cloud/ouro/store"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// freeURL returns an http URL on a loopback port that was free a moment ago.
-func freeURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
-}
-
-func quietLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-}
-
-func start(t *testing.T, dir string) *etcdembed.Server {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := etcdembed.Start(ctx, etcdembed.Config{
-		DataDir:   dir,
-		ClientURL: freeURL(t),
-		PeerURL:   freeURL(t),
-		Logger:    quietLogger(),
-	})
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 func TestStartRestartKeepsData(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "etcd")
 	ctx := context.Background()
 
-	s := start(t, dir)
+	s := etcdtest.StartIn(t, dir)
 	if len(s.Endpoints()) != 1 {
 		t.Fatalf("Endpoints = %v, want one", s.Endpoints())
 	}
@@ -73,7 +40,7 @@ func TestStartRestartKeepsData(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 
-	s2 := start(t, dir)
+	s2 := etcdtest.StartIn(t, dir)
 	resp, err = s2.Client().Get(ctx, "/test/k")
 	if err != nil {
 		t.Fatalf("Get after restart: %v", err)
@@ -98,8 +65,8 @@ func TestStartPortInUse(t *testing.T) {
 	_, err = etcdembed.Start(context.Background(), etcdembed.Config{
 		DataDir:   t.TempDir(),
 		ClientURL: "http://" + l.Addr().String(),
-		PeerURL:   freeURL(t),
-		Logger:    quietLogger(),
+		PeerURL:   etcdtest.FreeURL(t),
+		Logger:    etcdtest.Quiet(),
 	})
 	if err == nil {
 		t.Fatal("Start on a busy port succeeded")
@@ -113,7 +80,7 @@ func TestConnectNoEndpoints(t *testing.T) {
 }
 
 func TestConnectEmbedded(t *testing.T) {
-	s := start(t, t.TempDir())
+	s := etcdtest.StartIn(t, t.TempDir())
 	cli, err := etcdembed.Connect(context.Background(), s.Endpoints(), nil)
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
@@ -129,7 +96,7 @@ func TestConnectEmbedded(t *testing.T) {
 func startExternal(t *testing.T) []string {
 	t.Helper()
 	bin := testenv.NeedBinary(t, "etcd")
-	curl, purl := freeURL(t), freeURL(t)
+	curl, purl := etcdtest.FreeURL(t), etcdtest.FreeURL(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin,

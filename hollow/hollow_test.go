@@ -14,6 +14,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/hollow"
 	"github.com/ouroboros-cloud/ouro/hollow/hollowtest"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 const waitLong = 60 * time.Second
@@ -36,7 +37,7 @@ func get(t *testing.T, c *hollowtest.Cloud, name string) (*api.Instance, error) 
 func waitPhase(t *testing.T, c *hollowtest.Cloud, name string, phase api.InstancePhase) *api.Instance {
 	t.Helper()
 	var in *api.Instance
-	hollowtest.WaitFor(t, waitLong, name+" "+string(phase), func() (bool, string) {
+	wait.ForDetail(t, waitLong, name+" "+string(phase), func() (bool, string) {
 		var err error
 		if in, err = get(t, c, name); err != nil {
 			return false, err.Error()
@@ -92,7 +93,7 @@ func TestHollowHostsRunTolerantInstances(t *testing.T) {
 	if len(used) < 2 {
 		t.Errorf("%d instances all went to %v, want them spread over hosts", m, used)
 	}
-	hollowtest.WaitFor(t, waitLong, "the scheduler to give up on the intolerant instance", func() (bool, string) {
+	wait.ForDetail(t, waitLong, "the scheduler to give up on the intolerant instance", func() (bool, string) {
 		in, err := get(t, c, "intolerant")
 		if err != nil {
 			return false, err.Error()
@@ -116,7 +117,7 @@ func TestHollowHostsRunTolerantInstances(t *testing.T) {
 	if err := c.Admin.Delete(ctx, api.InstanceKind, hollowtest.Project, "tol-1"); err != nil {
 		t.Fatal(err)
 	}
-	hollowtest.WaitFor(t, waitLong, "tol-1 removed", func() (bool, string) {
+	wait.ForDetail(t, waitLong, "tol-1 removed", func() (bool, string) {
 		in, err := get(t, c, "tol-1")
 		if api.IsNotFound(err) {
 			return true, ""
@@ -135,7 +136,7 @@ func TestHollowHostsRunTolerantInstances(t *testing.T) {
 	}
 	cfg.JoinToken = "ouro_unusable"
 	h = c.RunHollow(t, cfg)
-	hollowtest.WaitFor(t, waitLong, "restarted hosts to report", func() (bool, string) {
+	wait.ForDetail(t, waitLong, "restarted hosts to report", func() (bool, string) {
 		if exited, err := h.Exited(); exited {
 			t.Fatalf("hollow.Run after a restart: %v", err)
 		}
@@ -179,7 +180,7 @@ func TestHollowRefusesARealHostsName(t *testing.T) {
 		t.Fatal(err)
 	}
 	h = c.RunHollow(t, hollow.Config{Count: 1, NamePrefix: "real", JoinToken: jt, DataDir: filepath.Join(c.Dir, "other")})
-	hollowtest.WaitFor(t, waitLong, "hollow.Run to refuse", func() (bool, string) {
+	wait.ForDetail(t, waitLong, "hollow.Run to refuse", func() (bool, string) {
 		exited, _ := h.Exited()
 		return exited, "still running"
 	})

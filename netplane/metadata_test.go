@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // wgetMetadata fetches path of the metadata address from the namespace
@@ -45,7 +46,7 @@ func TestMetadataListener(t *testing.T) {
 	// own address: no NAT in between.
 	inst := p.NetNSPath(uid(1))
 	var out string
-	eventually(t, 15*time.Second, "the metadata address from the instance", func() bool {
+	wait.For(t, 15*time.Second, "the metadata address from the instance", func() bool {
 		out, err = wgetMetadata(inst, "/latest/meta-data/")
 		return err == nil
 	})

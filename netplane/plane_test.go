@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/netplane/dnsmasq"
 	"github.com/ouroboros-cloud/ouro/netplane/netns"
 )
@@ -118,7 +119,7 @@ func TestTwoHosts(t *testing.T) {
 		s.Networks = []api.HostNetworkEntry{s1.Networks[0]}
 		s.Networks[0].Records = append(s.Networks[0].Records[:2:2], api.DNSRecord{Name: "c", IP: "172.31.0.9"})
 		l.apply("h1", s)
-		eventually(t, 10*time.Second, "name c resolves", func() bool {
+		wait.For(t, 10*time.Second, "name c resolves", func() bool {
 			out, err := run(instA, 10*time.Second, "busybox", "nslookup", "c", "172.31.0.1")
 			return err == nil && strings.Contains(out, "172.31.0.9")
 		})
@@ -214,7 +215,7 @@ func TestFloatingIPAndSecurityGroups(t *testing.T) {
 	t.Run("ingress allowed by rule", func(t *testing.T) {
 		a.Ingress = []api.FirewallRule{{Protocol: "tcp", PortMin: 8080, PortMax: 8080, CIDRs: []string{"10.99.0.0/24"}}}
 		l.apply("h1", s1)
-		eventually(t, 15*time.Second, "connect to floating IP", func() bool { return connect(l.ext, "10.99.0.100") })
+		wait.For(t, 15*time.Second, "connect to floating IP", func() bool { return connect(l.ext, "10.99.0.100") })
 		// tcp 8080 does not allow ping, nor anything from b (not in the CIDR).
 		mustNotPing(t, l.ext, "10.99.0.100")
 		if connect(instB, "172.31.0.5") {
@@ -380,8 +381,8 @@ func TestInstancesReachNothingOnTheirHost(t *testing.T) {
 		return strings.Contains(out, "hello")
 	}
 	mustPing(t, inst, "172.31.0.1")
-	eventually(t, 15*time.Second, "the outside", func() bool { return connect("203.0.113.1", "8080") })
-	eventually(t, 15*time.Second, "the API port of the host", func() bool { return connect(h1.addr, "7443") })
+	wait.For(t, 15*time.Second, "the outside", func() bool { return connect("203.0.113.1", "8080") })
+	wait.For(t, 15*time.Second, "the API port of the host", func() bool { return connect(h1.addr, "7443") })
 	for _, port := range []string{"7444", "22"} {
 		if connect(h1.addr, port) {
 			t.Errorf("instance reached port %s of its own host", port)
@@ -393,5 +394,5 @@ func TestInstancesReachNothingOnTheirHost(t *testing.T) {
 		t.Errorf("the host lost its own port 7444: %q", out)
 	}
 	// Another host's address is the outside to this instance.
-	eventually(t, 15*time.Second, "another host", func() bool { return connect(l.host["h2"].addr, "7444") })
+	wait.For(t, 15*time.Second, "another host", func() bool { return connect(l.host["h2"].addr, "7444") })
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/netplane/dnsmasq"
 	"github.com/ouroboros-cloud/ouro/netplane/netns"
 )
@@ -172,23 +173,11 @@ func ping(ns, ip string) bool {
 	return err == nil
 }
 
-// eventually polls cond every 20 ms until it holds or the deadline passes.
-func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // mustPing waits until ns reaches ip (ARP and VXLAN learning take a
 // moment the first time).
 func mustPing(t *testing.T, ns, ip string) {
 	t.Helper()
-	eventually(t, 15*time.Second, "ping "+ip, func() bool { return ping(ns, ip) })
+	wait.For(t, 15*time.Second, "ping "+ip, func() bool { return ping(ns, ip) })
 }
 
 // mustNotPing asserts that a few pings from ns to ip all fail.
@@ -209,7 +198,7 @@ var timers = regexp.MustCompile(`\S+_timer +[0-9.]+`)
 func (l *lab) snapshot(host string, extraNS ...string) string {
 	l.t.Helper()
 	var s string
-	eventually(l.t, 10*time.Second, "carriers up", func() bool {
+	wait.For(l.t, 10*time.Second, "carriers up", func() bool {
 		s = l.snapshotNow(host, extraNS...)
 		return !strings.Contains(s, "NO-CARRIER")
 	})

@@ -9,21 +9,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// eventually polls cond every few milliseconds until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 // start runs q with workers until the test ends.
 func start(t *testing.T, q *Queue, workers int) {
@@ -70,7 +60,7 @@ func TestDeduplicatesQueuedKeys(t *testing.T) {
 		t.Fatalf("Len = %d, want 2", q.Len())
 	}
 	start(t, q, 2)
-	eventually(t, "both keys processed", func() bool { return q.Stats().Processed == 2 })
+	wait.For(t, 10*time.Second, "both keys processed", func() bool { return q.Stats().Processed == 2 })
 	mu.Lock()
 	defer mu.Unlock()
 	if calls["a"] != 1 || calls["b"] != 1 {
@@ -97,11 +87,11 @@ func TestOneKeyNeverConcurrent(t *testing.T) {
 	}, quiet())
 	start(t, q, 4)
 	q.Add("k")
-	eventually(t, "first run", func() bool { return total.Load() == 1 })
+	wait.For(t, 10*time.Second, "first run", func() bool { return total.Load() == 1 })
 	q.Add("k")
 	q.Add("k")
 	close(release)
-	eventually(t, "second run", func() bool { return total.Load() == 2 })
+	wait.For(t, 10*time.Second, "second run", func() bool { return total.Load() == 2 })
 	if m := maxRunning.Load(); m != 1 {
 		t.Errorf("key ran %d times at once", m)
 	}
@@ -117,8 +107,8 @@ func TestRetriesWithBackoffThenForgets(t *testing.T) {
 	}, quiet())
 	start(t, q, 1)
 	q.Add("k")
-	eventually(t, "success after retries", func() bool { return calls.Load() == 4 })
-	eventually(t, "back-off forgotten", func() bool {
+	wait.For(t, 10*time.Second, "success after retries", func() bool { return calls.Load() == 4 })
+	wait.For(t, 10*time.Second, "back-off forgotten", func() bool {
 		q.mu.Lock()
 		defer q.mu.Unlock()
 		_, ok := q.failures["k"]
@@ -138,7 +128,7 @@ func TestTerminalErrorNotRetried(t *testing.T) {
 	start(t, q, 1)
 	q.Add("k")
 	q.Add("marker")
-	eventually(t, "both processed", func() bool { return q.Stats().Processed == 2 })
+	wait.For(t, 10*time.Second, "both processed", func() bool { return q.Stats().Processed == 2 })
 	q.mu.Lock()
 	pending := len(q.delayed) + len(q.fifo)
 	q.mu.Unlock()
@@ -157,7 +147,7 @@ func TestPanicRecoveredAndCounted(t *testing.T) {
 	}, quiet())
 	start(t, q, 1)
 	q.Add("k")
-	eventually(t, "retry after panic", func() bool { return calls.Load() == 2 })
+	wait.For(t, 10*time.Second, "retry after panic", func() bool { return calls.Load() == 2 })
 	if s := q.Stats(); s.Panics != 1 || s.Failed != 1 {
 		t.Errorf("Stats = %+v, want 1 panic, 1 failure", s)
 	}

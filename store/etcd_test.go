@@ -4,52 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/etcdembed"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
-
-// freeURL returns an http URL on a loopback port that was free a moment ago.
-func freeURL(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
-}
-
-// newTestEtcd starts an embedded etcd for one test and returns a client.
-func newTestEtcd(tb testing.TB) *clientv3.Client {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srv, err := etcdembed.Start(ctx, etcdembed.Config{
-		DataDir:   tb.TempDir(),
-		ClientURL: freeURL(tb),
-		PeerURL:   freeURL(tb),
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-	})
-	if err != nil {
-		tb.Fatalf("start etcd: %v", err)
-	}
-	tb.Cleanup(func() { srv.Close() })
-	return srv.Client()
-}
 
 // newTestStore returns a store over a fresh embedded etcd.
 func newTestStore(tb testing.TB) (*etcdStore, *clientv3.Client) {
 	tb.Helper()
-	cli := newTestEtcd(tb)
+	cli := etcdtest.Client(tb)
 	return NewEtcd(cli).(*etcdStore), cli
 }
 
@@ -62,19 +31,6 @@ func testCtx(t *testing.T) context.Context {
 
 func instance(project, name string, labels map[string]string) *api.Instance {
 	return &api.Instance{Metadata: api.ObjectMeta{Name: name, Project: project, Labels: labels}}
-}
-
-// waitFor polls cond every few milliseconds until it holds or the deadline
-// passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestCreateGet(t *testing.T) {
@@ -412,7 +368,7 @@ func TestTTLObjectsShareLeasesAndExpire(t *testing.T) {
 	if err := s.Update(ctx, &ev); err != nil {
 		t.Fatalf("Update event: %v", err)
 	}
-	waitFor(t, 20*time.Second, "events to expire", func() bool {
+	wait.For(t, 20*time.Second, "events to expire", func() bool {
 		items, _, err := s.List(ctx, api.EventKind, "p", ListOptions{})
 		return err == nil && len(items) == 0
 	})

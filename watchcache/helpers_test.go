@@ -7,14 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/etcdembed"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -39,33 +38,11 @@ func newCache(t testing.TB, st store.Interface) *Cache {
 		ErrorOf: func(err error) *api.Error { return &api.Error{Code: api.CodeInternal, Message: err.Error()} }})
 }
 
-func freeLoopbackURL(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
-}
-
 // etcdStore starts an embedded etcd for the rest of the test and returns
 // a store over it.
 func etcdStore(t testing.TB) store.Interface {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	etcd, err := etcdembed.Start(ctx, etcdembed.Config{
-		DataDir:   t.TempDir(),
-		ClientURL: freeLoopbackURL(t),
-		PeerURL:   freeLoopbackURL(t),
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(func() { etcd.Close() })
-	return store.NewEtcd(etcd.Client())
+	return store.NewEtcd(etcdtest.Client(t))
 }
 
 // watchStream serves c.Watch(q) over HTTP for the rest of the test and

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -36,7 +37,7 @@ func (f *feedStore) Watch(ctx context.Context, k *api.Kind, project string, from
 // once it exists.
 func (f *feedStore) watch(t *testing.T, n int) (chan store.Event, int64) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("store watch %d", n), func() bool {
+	wait.For(t, 10*time.Second, fmt.Sprintf("store watch %d", n), func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		return len(f.feeds) > n
@@ -44,17 +45,6 @@ func (f *feedStore) watch(t *testing.T, n int) (chan store.Event, int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.feeds[n], f.froms[n]
-}
-
-// eventually waits up to ten seconds for cond.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // metricValue returns the value of one of c's gauges or counters, or -1.
@@ -84,7 +74,7 @@ func TestSharedWatchRestartsAndEnds(t *testing.T) {
 	if from != 100 {
 		t.Fatalf("shared watch from %d, want 100", from)
 	}
-	eventually(t, "two subscribers", func() bool {
+	wait.For(t, 10*time.Second, "two subscribers", func() bool {
 		return metricValue(c, "ouro_apiserver_watch_subscribers") == 2
 	})
 	if n := metricValue(c, "ouro_apiserver_shared_watches"); n != 1 {

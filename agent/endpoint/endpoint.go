@@ -24,9 +24,9 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/strictjson"
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/pki"
+	"github.com/ouroboros-cloud/ouro/strictjson"
 )
 
 // Limits of the agent endpoint.

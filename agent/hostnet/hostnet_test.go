@@ -18,6 +18,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 func TestReadyWaitsForTaps(t *testing.T) {
@@ -139,17 +140,6 @@ func (r *recorder) PortsChanged(uids []string) {
 	r.changed = append(r.changed, uids...)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestLoopAppliesAndReports(t *testing.T) {
 	hn := api.HostNetwork{
 		Metadata: api.ObjectMeta{Name: "host-1", UID: "hn-1", Generation: 1, ResourceVersion: "7"},
@@ -173,7 +163,7 @@ func TestLoopAppliesAndReports(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	// A failed apply is reported, and retried.
-	waitFor(t, "the failure reported", func() bool { return fapi.status().Message != "" })
+	wait.For(t, 10*time.Second, "the failure reported", func() bool { return fapi.status().Message != "" })
 	if st := fapi.status(); st.Applied || !strings.Contains(st.Message, "no such table") || st.ObservedGeneration != 1 {
 		t.Errorf("status after a failed apply = %+v", st)
 	}
@@ -181,7 +171,7 @@ func TestLoopAppliesAndReports(t *testing.T) {
 		t.Error("ports recorded after a failed apply")
 	}
 	plane.setErr(nil)
-	waitFor(t, "the retry applied", func() bool { return fapi.status().Applied })
+	wait.For(t, 10*time.Second, "the retry applied", func() bool { return fapi.status().Applied })
 
 	ct, ok := ports.Ready(&api.Instance{Metadata: api.ObjectMeta{UID: "ct"}})
 	if !ok || ct.NetNS != "/run/netns/ouro-ict" || !slices.Equal(ct.Nameservers, []string{"10.0.0.1"}) ||

@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/controller/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
-const wait = 10 * time.Second
+const waitLimit = 10 * time.Second
 
 // seen collects the keys handlers were told about.
 type seen struct {
@@ -49,7 +50,7 @@ func run(t *testing.T, st store.Interface, kind *api.Kind, resync time.Duration)
 	done := make(chan struct{})
 	go func() { _ = in.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	wctx, wcancel := context.WithTimeout(ctx, wait)
+	wctx, wcancel := context.WithTimeout(ctx, waitLimit)
 	defer wcancel()
 	if err := in.WaitSynced(wctx); err != nil {
 		t.Fatal(err)
@@ -90,7 +91,7 @@ func TestCopyIsDeep(t *testing.T) {
 }
 
 func TestListWatchAndNotify(t *testing.T) {
-	_, st := etcdtest.Start(t)
+	st := store.NewEtcd(etcdtest.Client(t))
 	createHost(t, st, "a")
 	createHost(t, st, "b")
 	in, s := run(t, st, api.HostKind, time.Hour)
@@ -113,7 +114,7 @@ func TestListWatchAndNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	createHost(t, st, "c")
-	etcdtest.Eventually(t, wait, "cache follows the watch", func() bool {
+	wait.For(t, waitLimit, "cache follows the watch", func() bool {
 		a, ok := in.Get("a")
 		_, hasB := in.Get("b")
 		_, hasC := in.Get("c")
@@ -128,10 +129,10 @@ func TestListWatchAndNotify(t *testing.T) {
 }
 
 func TestResync(t *testing.T) {
-	_, st := etcdtest.Start(t)
+	st := store.NewEtcd(etcdtest.Client(t))
 	createHost(t, st, "a")
 	_, s := run(t, st, api.HostKind, 20*time.Millisecond)
-	etcdtest.Eventually(t, wait, "resync notifies again", func() bool { return s.count("a") >= 3 })
+	wait.For(t, waitLimit, "resync notifies again", func() bool { return s.count("a") >= 3 })
 }
 
 // brokenWatch makes the first Watch fail after a write the informer has
@@ -160,11 +161,11 @@ func (b *brokenWatch) Watch(ctx context.Context, kind *api.Kind, project string,
 func TestRecoversFromBrokenWatch(t *testing.T) {
 	for _, compacted := range []bool{true, false} {
 		t.Run(fmt.Sprintf("compacted=%v", compacted), func(t *testing.T) {
-			_, st := etcdtest.Start(t)
+			st := store.NewEtcd(etcdtest.Client(t))
 			createHost(t, st, "a")
 			bw := &brokenWatch{Interface: st, t: t, compacted: compacted}
 			in, s := run(t, bw, api.HostKind, time.Hour)
-			etcdtest.Eventually(t, wait, "missed host in cache", func() bool {
+			wait.For(t, waitLimit, "missed host in cache", func() bool {
 				_, ok := in.Get("missed")
 				return ok
 			})
@@ -172,7 +173,7 @@ func TestRecoversFromBrokenWatch(t *testing.T) {
 				t.Errorf("missed notified %d times, want 1", s.count("missed"))
 			}
 			createHost(t, st, "later")
-			etcdtest.Eventually(t, wait, "watch works again", func() bool {
+			wait.For(t, waitLimit, "watch works again", func() bool {
 				_, ok := in.Get("later")
 				return ok
 			})

@@ -15,11 +15,12 @@ import (
 	"github.com/ouroboros-cloud/ouro/apiserver"
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/controller"
-	"github.com/ouroboros-cloud/ouro/controller/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
-const wait = 30 * time.Second
+const waitLimit = 30 * time.Second
 
 // rig is a control plane over a real etcd: the API server (through
 // which groups are created and which creates members), every controller
@@ -39,7 +40,8 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	cli, st := etcdtest.Start(t)
+	cli := etcdtest.Client(t)
+	st := store.NewEtcd(cli)
 	log := etcdtest.Quiet()
 	adm := admission.New(admission.Config{Store: st})
 	srv, err := apiserver.New(apiserver.Config{Store: st, DataDir: t.TempDir(), Logger: log, AuthCacheTTL: -1, Admission: adm})
@@ -94,26 +96,7 @@ func (r *rig) addHost(name string) {
 	if _, err := r.st.Create(context.Background(), h, store.CreateOptions{}); err != nil {
 		r.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	renew := func() error { return r.st.Presence().Renew(ctx, name, 2*time.Second) }
-	if err := renew(); err != nil {
-		r.t.Fatal(err)
-	}
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		tick := time.NewTicker(300 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				_ = renew()
-			}
-		}
-	}()
-	stop := func() { cancel(); <-stopped }
+	stop := etcdtest.Heartbeat(r.t, r.st.Presence(), name)
 	r.mu.Lock()
 	r.alive[name] = stop
 	r.mu.Unlock()
@@ -201,7 +184,7 @@ func condEqual(a, b []api.Condition) bool {
 
 func (r *rig) eventually(what string, cond func() bool) {
 	r.t.Helper()
-	etcdtest.Eventually(r.t, wait, what, cond)
+	wait.For(r.t, waitLimit, what, cond)
 }
 
 // members returns the instances of group name, by name.

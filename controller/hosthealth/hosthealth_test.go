@@ -8,7 +8,8 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/cache"
-	"github.com/ouroboros-cloud/ouro/controller/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -119,7 +120,7 @@ func phaseOf(t *testing.T, st store.Interface, name string) api.HostPhase {
 }
 
 func TestPresenceDrivesPhaseWithoutFlapping(t *testing.T) {
-	_, st := etcdtest.Start(t)
+	st := store.NewEtcd(etcdtest.Client(t))
 	ctx := context.Background()
 	for _, n := range []string{"a", "b"} {
 		if _, err := st.Create(ctx, &api.Host{Kind: "Host", Metadata: api.ObjectMeta{Name: n}}, store.CreateOptions{}); err != nil {
@@ -131,22 +132,22 @@ func TestPresenceDrivesPhaseWithoutFlapping(t *testing.T) {
 	}
 	rec := &sink{}
 	_, stop := start(t, st, rec)
-	etcdtest.Eventually(t, 10*time.Second, "a Ready, b NotReady", func() bool {
+	wait.For(t, 10*time.Second, "a Ready, b NotReady", func() bool {
 		return phaseOf(t, st, "a") == api.HostReady && phaseOf(t, st, "b") == api.HostNotReady
 	})
-	etcdtest.Eventually(t, 10*time.Second, "two events", func() bool { return rec.count() == 2 })
+	wait.For(t, 10*time.Second, "two events", func() bool { return rec.count() == 2 })
 
 	// b's agent starts heartbeating: Ready.
 	if err := st.Presence().Renew(ctx, "b", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	etcdtest.Eventually(t, 10*time.Second, "b Ready", func() bool { return phaseOf(t, st, "b") == api.HostReady })
+	wait.For(t, 10*time.Second, "b Ready", func() bool { return phaseOf(t, st, "b") == api.HostReady })
 	stop()
 
 	// A new leader starts: nothing to change, so nothing is written.
 	counting := &countingStore{Interface: st}
 	c, _ := start(t, counting, rec)
-	etcdtest.Eventually(t, 10*time.Second, "new leader reconciled both hosts", func() bool {
+	wait.For(t, 10*time.Second, "new leader reconciled both hosts", func() bool {
 		return c.queue.Stats().Processed >= 2 && c.queue.Len() == 0
 	})
 	if n := counting.n(); n != 0 {
@@ -157,7 +158,7 @@ func TestPresenceDrivesPhaseWithoutFlapping(t *testing.T) {
 	if err := st.Presence().Remove(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	etcdtest.Eventually(t, 10*time.Second, "a NotReady", func() bool { return phaseOf(t, st, "a") == api.HostNotReady })
+	wait.For(t, 10*time.Second, "a NotReady", func() bool { return phaseOf(t, st, "a") == api.HostNotReady })
 	if phaseOf(t, st, "b") != api.HostReady {
 		t.Errorf("b flapped")
 	}

@@ -13,7 +13,8 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/cache"
-	"github.com/ouroboros-cloud/ouro/controller/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -156,7 +157,7 @@ func setPhase(t *testing.T, st store.Interface, name string, phase api.InstanceP
 }
 
 func TestPhaseEventsOncePerTransition(t *testing.T) {
-	_, st := etcdtest.Start(t)
+	st := store.NewEtcd(etcdtest.Client(t))
 	createHost(t, st, "h", api.HostReady, t0)
 	inst := &api.Instance{Kind: "Instance", Metadata: api.ObjectMeta{Name: "web", Project: "p"},
 		Status: api.InstanceStatus{Phase: api.PhasePending}}
@@ -169,14 +170,14 @@ func TestPhaseEventsOncePerTransition(t *testing.T) {
 	rec := &sink{}
 	stop := start(t, st, rec)
 	setPhase(t, st, "web", api.PhaseRunning, nil)
-	etcdtest.Eventually(t, 10*time.Second, "Running event", func() bool { return len(rec.list()) == 1 })
+	wait.For(t, 10*time.Second, "Running event", func() bool { return len(rec.list()) == 1 })
 	stop()
 	// Restart: the current phase is not replayed, the next one is recorded.
 	start(t, st, rec)
 	setPhase(t, st, "web", api.PhaseStopped, nil)
-	etcdtest.Eventually(t, 10*time.Second, "Stopped event", func() bool { return len(rec.list()) == 2 })
+	wait.For(t, 10*time.Second, "Stopped event", func() bool { return len(rec.list()) == 2 })
 	setPhase(t, st, "web", api.PhaseFailed, func(i *api.Instance) { i.Status.Reason = api.ReasonCrashLoop })
-	etcdtest.Eventually(t, 10*time.Second, "Failed event", func() bool { return len(rec.list()) == 3 })
+	wait.For(t, 10*time.Second, "Failed event", func() bool { return len(rec.list()) == 3 })
 	want := []string{"web Running", "web Stopped", "web Failed"}
 	if got := rec.list(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("events = %v, want %v", got, want)
@@ -248,7 +249,7 @@ func get(t *testing.T, st store.Interface, name string) (*api.Instance, bool) {
 // waits for its agent; the live instances of the lost host are marked
 // HostLost once, keeping their phase.
 func TestLostHostInstances(t *testing.T) {
-	_, st := etcdtest.Start(t)
+	st := store.NewEtcd(etcdtest.Client(t))
 	dead := time.Now().Add(-time.Minute).UTC()
 	createHost(t, st, "dead", api.HostNotReady, dead)
 	createHost(t, st, "live", api.HostReady, dead)
@@ -264,15 +265,15 @@ func TestLostHostInstances(t *testing.T) {
 	for _, name := range []string{"gone", "leaving"} {
 		setPhase(t, st, name, api.PhaseTerminating, func(i *api.Instance) { i.Metadata.DeletionTimestamp = &now })
 	}
-	etcdtest.Eventually(t, 10*time.Second, "instance of the dead host finalized", func() bool { _, ok := get(t, st, "gone"); return !ok })
+	wait.For(t, 10*time.Second, "instance of the dead host finalized", func() bool { _, ok := get(t, st, "gone"); return !ok })
 	claims, err := st.ListClaims(context.Background(), "ip/net1/")
 	if err != nil || len(claims) != 1 {
 		t.Errorf("claims after finalizing = %v, %v; want only 10.0.0.7's", claims, err)
 	}
-	etcdtest.Eventually(t, 10*time.Second, "Finalized event", func() bool { return slices.Contains(rec.list(), "gone Finalized") })
+	wait.For(t, 10*time.Second, "Finalized event", func() bool { return slices.Contains(rec.list(), "gone Finalized") })
 
 	web := func() *api.Instance { i, _ := get(t, st, "web"); return i }
-	etcdtest.Eventually(t, 10*time.Second, "web marked HostLost", func() bool { return web().Status.Reason == api.ReasonHostLost })
+	wait.For(t, 10*time.Second, "web marked HostLost", func() bool { return web().Status.Reason == api.ReasonHostLost })
 	w := web()
 	if w.Status.Phase != api.PhaseRunning || !strings.Contains(w.Status.Message, "host dead is NotReady") {
 		t.Errorf("lost instance status = %+v", w.Status)
@@ -283,7 +284,7 @@ func TestLostHostInstances(t *testing.T) {
 		}
 	}
 	var off *api.Instance
-	etcdtest.Eventually(t, 10*time.Second, "off marked", func() bool {
+	wait.For(t, 10*time.Second, "off marked", func() bool {
 		off, _ = get(t, st, "off")
 		c := api.FindCondition(off.Status.Conditions, api.ConditionReady)
 		return c != nil && c.Reason == api.ReasonHostLost
@@ -299,7 +300,7 @@ func TestLostHostInstances(t *testing.T) {
 		i.Status.Conditions = nil
 	})
 	setPhase(t, st, "other", api.PhaseRunning, nil) // an event to wait past
-	etcdtest.Eventually(t, 10*time.Second, "instance on the live host untouched, deletion waiting", func() bool {
+	wait.For(t, 10*time.Second, "instance on the live host untouched, deletion waiting", func() bool {
 		o, _ := get(t, st, "other")
 		l, ok := get(t, st, "leaving")
 		return o.Status.Reason == "" && ok && l.Status.Phase == api.PhaseTerminating
@@ -313,13 +314,13 @@ func TestLostHostInstances(t *testing.T) {
 
 	// The agent of the live host finishes: that instance goes too.
 	setPhase(t, st, "leaving", api.PhaseTerminated, nil)
-	etcdtest.Eventually(t, 10*time.Second, "terminated instance removed", func() bool { _, ok := get(t, st, "leaving"); return !ok })
+	wait.For(t, 10*time.Second, "terminated instance removed", func() bool { _, ok := get(t, st, "leaving"); return !ok })
 }
 
 // TestFinalizeWaitsForLease: a host marked NotReady whose presence key is
 // alive again (the phase lags) keeps its deleted instances for its agent.
 func TestFinalizeWaitsForLease(t *testing.T) {
-	_, st := etcdtest.Start(t)
+	st := store.NewEtcd(etcdtest.Client(t))
 	createHost(t, st, "h", api.HostNotReady, time.Now().Add(-time.Minute))
 	if err := st.Presence().Renew(context.Background(), "h", time.Minute); err != nil {
 		t.Fatal(err)
@@ -329,12 +330,12 @@ func TestFinalizeWaitsForLease(t *testing.T) {
 	start(t, cs, &sink{})
 	now := time.Now().UTC()
 	setPhase(t, st, "web", api.PhaseTerminating, func(i *api.Instance) { i.Metadata.DeletionTimestamp = &now })
-	etcdtest.Eventually(t, 10*time.Second, "three reads of the presence keys", func() bool { return cs.reads.Load() >= 3 })
+	wait.For(t, 10*time.Second, "three reads of the presence keys", func() bool { return cs.reads.Load() >= 3 })
 	if _, ok := get(t, st, "web"); !ok {
 		t.Fatal("instance of a host with a live lease was finalized")
 	}
 	if err := st.Presence().Remove(context.Background(), "h"); err != nil {
 		t.Fatal(err)
 	}
-	etcdtest.Eventually(t, 10*time.Second, "finalized once the lease is gone", func() bool { _, ok := get(t, st, "web"); return !ok })
+	wait.For(t, 10*time.Second, "finalized once the lease is gone", func() bool { _, ok := get(t, st, "web"); return !ok })
 }

@@ -8,12 +8,13 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/cache"
-	"github.com/ouroboros-cloud/ouro/controller/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/record"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
-const wait = 20 * time.Second
+const waitLimit = 20 * time.Second
 
 // TestControllerOverEtcd runs the controller against a real etcd: host
 // networks appear, follow a moving instance and its floating IP, are not
@@ -22,7 +23,8 @@ func TestControllerOverEtcd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd")
 	}
-	cli, raw := etcdtest.Start(t)
+	cli := etcdtest.Client(t)
+	raw := store.NewEtcd(cli)
 	st := raw.WithGuard(etcdtest.NewGuard(t, cli, "/test/leader"))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -85,7 +87,7 @@ func TestControllerOverEtcd(t *testing.T) {
 		return f.Status
 	}
 
-	etcdtest.Eventually(t, wait, "host networks of h1 and h2", func() bool {
+	wait.For(t, waitLimit, "host networks of h1 and h2", func() bool {
 		h1, ok1 := getHN("h1")
 		h2, ok2 := getHN("h2")
 		if !ok1 || !ok2 || len(h1.Spec.Networks) != 1 || len(h2.Spec.Networks) != 1 {
@@ -95,7 +97,7 @@ func TestControllerOverEtcd(t *testing.T) {
 		return p != nil && p.FloatingIP == "192.0.2.10" && h1.Spec.Networks[0].Peers[0] == "10.99.0.2" &&
 			len(h1.Spec.Networks[0].Records) == 2 && portOf(h2, "b") != nil
 	})
-	etcdtest.Eventually(t, wait, "floating IP status on h1", func() bool {
+	wait.For(t, waitLimit, "floating IP status on h1", func() bool {
 		return fipStatus() == api.FloatingIPStatus{Address: "192.0.2.10", Host: "h1", InstanceIP: "10.0.0.2"}
 	})
 	h1, _ := getHN("h1")
@@ -108,7 +110,7 @@ func TestControllerOverEtcd(t *testing.T) {
 	if err := raw.Update(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	etcdtest.Eventually(t, wait, "a and its floating IP on h2", func() bool {
+	wait.For(t, waitLimit, "a and its floating IP on h2", func() bool {
 		h2, _ := getHN("h2")
 		p := portOf(h2, "a")
 		h1now, _ := getHN("h1")
@@ -128,7 +130,7 @@ func TestControllerOverEtcd(t *testing.T) {
 		t.Fatal(err)
 	}
 	create(inst("p", "c", "h2", api.PhaseRunning, []string{"default"}, "n", "10.0.0.4"))
-	etcdtest.Eventually(t, wait, "c on h2", func() bool {
+	wait.For(t, waitLimit, "c on h2", func() bool {
 		h2, _ := getHN("h2")
 		return portOf(h2, "c") != nil
 	})
@@ -159,7 +161,7 @@ func TestControllerOverEtcd(t *testing.T) {
 		return api.FindCondition(n.Status.Conditions, api.ConditionNetworkApplied)
 	}
 	reportFailed([]api.NetworkFailure{{UID: n.Metadata.UID, Name: "n", Message: "create ourx4096: file exists"}})
-	etcdtest.Eventually(t, wait, "network n not applied on h2", func() bool {
+	wait.For(t, waitLimit, "network n not applied on h2", func() bool {
 		c := applied()
 		return c != nil && !c.Status && c.Reason == api.ReasonNetworkSetupFailed &&
 			c.Message == "host h2: create ourx4096: file exists"
@@ -178,19 +180,19 @@ func TestControllerOverEtcd(t *testing.T) {
 		}
 		return count
 	}
-	etcdtest.Eventually(t, wait, "a SetupFailed event on network n", func() bool { return events(api.ReasonNetworkSetupFailed) == 1 })
+	wait.For(t, waitLimit, "a SetupFailed event on network n", func() bool { return events(api.ReasonNetworkSetupFailed) == 1 })
 	reportFailed(nil)
-	etcdtest.Eventually(t, wait, "network n applied again", func() bool {
+	wait.For(t, waitLimit, "network n applied again", func() bool {
 		c := applied()
 		return c != nil && c.Status && c.Message == ""
 	})
-	etcdtest.Eventually(t, wait, "a NetworkApplied event on network n", func() bool { return events("NetworkApplied") == 1 })
+	wait.For(t, waitLimit, "a NetworkApplied event on network n", func() bool { return events("NetworkApplied") == 1 })
 
 	// A deleted host loses its host network.
 	if err := raw.Delete(ctx, api.HostKind, "", "h1", ""); err != nil {
 		t.Fatal(err)
 	}
-	etcdtest.Eventually(t, wait, "h1's host network deleted", func() bool {
+	wait.For(t, waitLimit, "h1's host network deleted", func() bool {
 		_, ok := getHN("h1")
 		return !ok
 	})

@@ -11,7 +11,8 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/cache"
-	"github.com/ouroboros-cloud/ouro/controller/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/record"
 	"github.com/ouroboros-cloud/ouro/store"
 )
@@ -116,12 +117,12 @@ func placed(instances *cache.Informer) int {
 // TestNoDoubleBooking fills hosts exactly and checks that the scheduler
 // never exceeds a host's capacity, and that what does not fit waits.
 func TestNoDoubleBooking(t *testing.T) {
-	_, st := etcdtest.Start(t)
+	st := store.NewEtcd(etcdtest.Client(t))
 	createHosts(t, st, 4) // 4 × 64 vCPUs
 	createInstances(t, st, "fill", 4*64+3)
 	s, instances, _ := run(t, st)
-	etcdtest.Eventually(t, 60*time.Second, "hosts full", func() bool { return placed(instances) == 4*64 })
-	etcdtest.Eventually(t, 60*time.Second, "the rest marked unschedulable", func() bool {
+	wait.For(t, 60*time.Second, "hosts full", func() bool { return placed(instances) == 4*64 })
+	wait.For(t, 60*time.Second, "the rest marked unschedulable", func() bool {
 		n := 0
 		for _, o := range instances.List() {
 			if o.(*api.Instance).Status.Reason == api.ReasonInsufficientCapacity {
@@ -157,7 +158,7 @@ func TestNoDoubleBooking(t *testing.T) {
 			break
 		}
 	}
-	etcdtest.Eventually(t, 30*time.Second, "a waiting instance placed after a delete", func() bool {
+	wait.For(t, 30*time.Second, "a waiting instance placed after a delete", func() bool {
 		return placed(instances) == 4*64 && len(instances.List()) == 4*64+2
 	})
 }
@@ -167,7 +168,7 @@ func TestNoDoubleBooking(t *testing.T) {
 // instances, then starts the scheduler and waits until all are placed.
 func BenchmarkSchedule(b *testing.B) {
 	const hosts, perIter = 1000, 3000
-	_, st := etcdtest.Start(b)
+	st := store.NewEtcd(etcdtest.Client(b))
 	createHosts(b, st, hosts)
 	var total int
 	var elapsed time.Duration
@@ -179,7 +180,7 @@ func BenchmarkSchedule(b *testing.B) {
 		b.StartTimer()
 		start := time.Now()
 		_, instances, stop := run(b, st)
-		etcdtest.Eventually(b, 5*time.Minute, "backlog placed", func() bool { return placed(instances) == iter*perIter })
+		wait.For(b, 5*time.Minute, "backlog placed", func() bool { return placed(instances) == iter*perIter })
 		elapsed += time.Since(start)
 		total += perIter
 		b.StopTimer()
@@ -193,7 +194,7 @@ func BenchmarkSchedule(b *testing.B) {
 // hosts: one member per host, the fourth waits with a message saying
 // anti-affinity, and gets a host once a member is gone.
 func TestHardAntiAffinity(t *testing.T) {
-	_, st := etcdtest.Start(t)
+	st := store.NewEtcd(etcdtest.Client(t))
 	createHosts(t, st, 3)
 	ctx := context.Background()
 	for i := range 4 {
@@ -227,7 +228,7 @@ func TestHardAntiAffinity(t *testing.T) {
 	}
 	_, instances, _ := run(t, st)
 	var waiting *api.Instance
-	etcdtest.Eventually(t, 30*time.Second, "3 of p placed, one waiting, q placed", func() bool {
+	wait.For(t, 30*time.Second, "3 of p placed, one waiting, q placed", func() bool {
 		waiting = nil
 		n := 0
 		for _, o := range instances.List() {
@@ -266,7 +267,7 @@ func TestHardAntiAffinity(t *testing.T) {
 	if err := st.Update(ctx, &gone); err != nil {
 		t.Fatal(err)
 	}
-	etcdtest.Eventually(t, 30*time.Second, "waiting member placed on the freed host", func() bool {
+	wait.For(t, 30*time.Second, "waiting member placed on the freed host", func() bool {
 		o, ok := instances.Get(waiting.Metadata.Project + "/" + waiting.Metadata.Name)
 		return ok && o.(*api.Instance).Status.Host == victim.Status.Host
 	})

@@ -16,8 +16,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // quiet drops the caches' logs.
@@ -256,7 +258,7 @@ func TestCleanSparesFetchInProgress(t *testing.T) {
 		done <- err
 	}()
 	// Wait until the fetch holds its temporary file.
-	waitFor(t, func() bool { return len(entries(t, c.Dir())) == 1 })
+	wait.For(t, 5*time.Second, "one entry in the cache", func() bool { return len(entries(t, c.Dir())) == 1 })
 	cleaned := make(chan error, 1)
 	go func() { cleaned <- c.Clean() }()
 	close(src.gate)

@@ -9,22 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 )
-
-// waitFor fails the test unless cond holds within a few seconds.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 // copyBuild is a BuildFunc that writes the blob's content, and the
 // variant, into dir/content; it counts its calls.

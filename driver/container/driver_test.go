@@ -14,6 +14,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 func TestContainerLifecycle(t *testing.T) {
@@ -44,7 +45,7 @@ func TestContainerLifecycle(t *testing.T) {
 		t.Fatalf("after Start: %+v, want running with a pid and start time", st)
 	}
 	pid := st.Pid
-	eventually(t, "hello and env in the console log", 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, "hello and env in the console log", func() bool {
 		data, _ := os.ReadFile(d.LogPath(id))
 		return strings.Contains(string(data), "hello\n12\n")
 	})
@@ -160,14 +161,14 @@ func TestContainerExitCode(t *testing.T) {
 		t.Fatalf("Start: %v", err)
 	}
 	var st driver.Status
-	eventually(t, "the exit code", 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, "the exit code", func() bool {
 		st = inspect(t, d, id)
 		return st.HasExitCode
 	})
 	if st.State != driver.StateStopped || st.ExitCode != 7 || st.FinishedAt.IsZero() {
 		t.Errorf("Inspect = %+v, want stopped with exit code 7", st)
 	}
-	eventually(t, "runc to forget the container", 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, "runc to forget the container", func() bool {
 		_, found, err := d.runc.state(ctx, id)
 		return err == nil && !found
 	})
@@ -322,7 +323,7 @@ func TestContainerSurvivesShimDeath(t *testing.T) {
 	if err := syscall.Kill(shimPid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill shim: %v", err)
 	}
-	eventually(t, "the shim to die", 10*time.Second, func() bool { return !shimAlive(p) })
+	wait.For(t, 10*time.Second, "the shim to die", func() bool { return !shimAlive(p) })
 	if st := inspect(t, d, id); st.State != driver.StateRunning || st.Pid != pid {
 		t.Fatalf("after the shim died: %+v, want still running with pid %d", st, pid)
 	}

@@ -229,19 +229,6 @@ func createContainer(t *testing.T, d *Driver, spec driver.Spec) {
 	}
 }
 
-// eventually polls cond every few milliseconds until it holds or the
-// deadline passes.
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // needRunc skips (or fails in CI) tests that need root and runc.
 func needRunc(t *testing.T) {
 	t.Helper()

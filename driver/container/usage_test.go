@@ -9,6 +9,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 var _ driver.UsageReader = (*Driver)(nil)
@@ -94,7 +95,7 @@ func TestCPUTimeOfBusyContainer(t *testing.T) {
 	}
 	start := time.Now()
 	var last time.Duration
-	eventually(t, "200 ms of CPU used", 20*time.Second, func() bool {
+	wait.For(t, 20*time.Second, "200 ms of CPU used", func() bool {
 		last, err = d.CPUTime(ctx, id)
 		return err == nil && last-first >= 200*time.Millisecond
 	})

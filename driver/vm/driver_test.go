@@ -20,6 +20,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
 	"github.com/ouroboros-cloud/ouro/internal/testimage"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // needQEMU skips (fails in CI) without root and the programs a real VM
@@ -43,17 +44,10 @@ const bootTimeout = 120 * time.Second
 // waitLog waits until the VM's serial log holds want at least n times.
 func waitLog(t *testing.T, d *Driver, id, want string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(bootTimeout)
-	for {
+	wait.ForDetail(t, bootTimeout, fmt.Sprintf("%d× %q in the serial log", n, want), func() (bool, string) {
 		data, _ := os.ReadFile(d.LogPath(id))
-		if strings.Count(string(data), want) >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serial log lacks %d× %q after %v:\n%s", n, want, bootTimeout, tailString(string(data), 3000))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return strings.Count(string(data), want) >= n, "the log ends:\n" + tailString(string(data), 3000)
+	})
 }
 
 // consoleRun types cmd on the VM's console and waits for want in what
@@ -93,17 +87,13 @@ func tailString(s string, n int) string {
 // waitState polls Inspect until cond holds.
 func waitState(t *testing.T, d *Driver, id string, what string, cond func(driver.Status) bool) driver.Status {
 	t.Helper()
-	deadline := time.Now().Add(bootTimeout)
-	for {
-		st, err := d.Inspect(context.Background(), id)
-		if err == nil && cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: last %+v, %v", what, st, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var st driver.Status
+	wait.ForDetail(t, bootTimeout, what, func() (bool, string) {
+		var err error
+		st, err = d.Inspect(context.Background(), id)
+		return err == nil && cond(st), fmt.Sprintf("last %+v, %v", st, err)
+	})
+	return st
 }
 
 // cleanupVM deletes VM id when the test ends and kills any QEMU process

@@ -22,6 +22,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/daemon"
 	"github.com/ouroboros-cloud/ouro/hollow"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // Project is where Image and instances of tests live.
@@ -171,7 +172,7 @@ func (c *Cloud) RunHollow(tb testing.TB, cfg hollow.Config) *Hollow {
 func (c *Cloud) WaitHostsReady(tb testing.TB, h *Hollow, prefix string, n int, timeout time.Duration) []api.Host {
 	tb.Helper()
 	var ready []api.Host
-	WaitFor(tb, timeout, fmt.Sprintf("%d hollow hosts Ready", n), func() (bool, string) {
+	wait.ForDetail(tb, timeout, fmt.Sprintf("%d hollow hosts Ready", n), func() (bool, string) {
 		if exited, err := h.Exited(); exited {
 			tb.Fatalf("hollow.Run returned early: %v", err)
 		}
@@ -189,23 +190,6 @@ func (c *Cloud) WaitHostsReady(tb testing.TB, h *Hollow, prefix string, n int, t
 		return len(ready) == n, fmt.Sprintf("%d of %d Ready", len(ready), n)
 	})
 	return ready
-}
-
-// WaitFor polls cond every 20 ms until it returns true or timeout passes;
-// then it fails the test with what cond last said.
-func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s: %s", timeout, what, msg)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // Logger returns a logger that writes records of level and above to the

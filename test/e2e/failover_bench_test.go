@@ -15,6 +15,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/controller"
 	"github.com/ouroboros-cloud/ouro/hollow/hollowtest"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // Pacing of BenchmarkLeaderFailover.
@@ -84,7 +85,7 @@ func runFailover(b *testing.B, etcdBin string, iter int) failoverResult {
 	defer cancel()
 
 	var dead *haNode
-	waitFor(b, failoverDeadline, "a controller leader", func() (bool, string) {
+	wait.ForDetail(b, failoverDeadline, "a controller leader", func() (bool, string) {
 		var err error
 		dead, err = c.controllerLeader(ctx)
 		if err != nil {

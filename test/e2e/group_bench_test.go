@@ -9,6 +9,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // BenchmarkGroupHostLoss measures how long a group takes to run all its
@@ -42,7 +43,7 @@ func BenchmarkGroupHostLoss(b *testing.B) {
 		// Back to the start: the host returns and cleans up.
 		nc.startAgent(dead)
 		for uid := range lost {
-			waitFor(b, 60*time.Second, "nothing left of "+uid, func() (bool, string) {
+			wait.ForDetail(b, 60*time.Second, "nothing left of "+uid, func() (bool, string) {
 				l := remains(dead.dir, uid)
 				return len(l) == 0, strings.Join(l, "; ")
 			})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // groupInstances lists, through the API, every instance labelled as a
@@ -48,7 +49,7 @@ func startSpreadGroup(tb testing.TB, hosts int, name string, count int) (*netClo
 func (c *cloud) waitMembersRunning(name string, count int) map[string]api.Instance {
 	c.t.Helper()
 	ms := map[string]api.Instance{}
-	waitFor(c.t, 2*time.Minute, fmt.Sprintf("group %s: %d members running", name, count), func() (bool, string) {
+	wait.ForDetail(c.t, 2*time.Minute, fmt.Sprintf("group %s: %d members running", name, count), func() (bool, string) {
 		items, err := c.groupInstances(name)
 		if err != nil {
 			return false, err.Error()
@@ -118,7 +119,7 @@ func powerCut(tb testing.TB, a *agentProc) {
 	}
 	var ids []string
 	var cs []runcContainer
-	waitFor(tb, 10*time.Second, "runc list", func() (bool, string) {
+	wait.ForDetail(tb, 10*time.Second, "runc list", func() (bool, string) {
 		var err error
 		cs, err = runcContainers()
 		return err == nil, fmt.Sprint(err)
@@ -129,7 +130,7 @@ func powerCut(tb testing.TB, a *agentProc) {
 			exec.Command("runc", "kill", c.ID, "KILL").Run()
 		}
 	}
-	waitFor(tb, 30*time.Second, "containers of "+a.name+" dead", func() (bool, string) {
+	wait.ForDetail(tb, 30*time.Second, "containers of "+a.name+" dead", func() (bool, string) {
 		for _, id := range ids {
 			if c := runcState(tb, id); c != nil && c.Status == "running" {
 				return false, id + " still running"
@@ -172,7 +173,7 @@ func TestGroupSurvivesHostLoss(t *testing.T) {
 
 	start := time.Now()
 	powerCut(t, dead)
-	waitFor(t, 60*time.Second, "4 members running on the other hosts", func() (bool, string) {
+	wait.ForDetail(t, 60*time.Second, "4 members running on the other hosts", func() (bool, string) {
 		items, err := nc.groupInstances("web")
 		if err != nil {
 			return false, err.Error()
@@ -197,7 +198,7 @@ func TestGroupSurvivesHostLoss(t *testing.T) {
 	// it, and nothing is added to the group.
 	nc.startAgent(dead)
 	for uid := range lost {
-		waitFor(t, 60*time.Second, "nothing left of replaced member "+uid+" on "+dead.name, func() (bool, string) {
+		wait.ForDetail(t, 60*time.Second, "nothing left of replaced member "+uid+" on "+dead.name, func() (bool, string) {
 			l := remains(dead.dir, uid)
 			return len(l) == 0, strings.Join(l, "; ")
 		})
@@ -263,7 +264,7 @@ func (nc *netCloud) serving(router, name string) (map[string]string, error) {
 // body.
 func (nc *netCloud) waitServing(router, name string, count int, body string) {
 	nc.t.Helper()
-	waitFor(nc.t, 3*time.Minute, fmt.Sprintf("%d members of %s serving %s", count, name, body), func() (bool, string) {
+	wait.ForDetail(nc.t, 3*time.Minute, fmt.Sprintf("%d members of %s serving %s", count, name, body), func() (bool, string) {
 		items, err := nc.groupInstances(name)
 		if err != nil {
 			return false, err.Error()
@@ -295,7 +296,7 @@ func TestGroupRollingUpdate(t *testing.T) {
 		"--health", "http:8080/healthz", "--max-unavailable", "1", "--max-surge", "0", "--"}, httpdCommand("v1")...)...)
 	nc.waitMembersRunning("web", 4)
 	var router string
-	waitFor(t, 30*time.Second, "router namespace of the default network", func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "router namespace of the default network", func() (bool, string) {
 		router = routerNetns(h, nc.networkVNI("", "default"))
 		return router != "", fmt.Sprint(mountsUnder(agentNetnsDir(h.dir)))
 	})
@@ -398,7 +399,7 @@ func TestGroupAutoscales(t *testing.T) {
 	}
 	start := time.Now()
 	execIn("auto-0", "touch", "/tmp/load")
-	waitFor(t, 3*time.Minute, "the group scaled out", func() (bool, string) {
+	wait.ForDetail(t, 3*time.Minute, "the group scaled out", func() (bool, string) {
 		g := c.group("auto")
 		return g.Status.Desired > 1 && g.Status.Running > 1, fmt.Sprintf("desired %d running %d", g.Status.Desired, g.Status.Running)
 	})
@@ -407,7 +408,7 @@ func TestGroupAutoscales(t *testing.T) {
 	for n := range c.groupMembers("auto") {
 		execIn(n, "rm", "-f", "/tmp/load")
 	}
-	waitFor(t, 3*time.Minute, "the group scaled in to 1", func() (bool, string) {
+	wait.ForDetail(t, 3*time.Minute, "the group scaled in to 1", func() (bool, string) {
 		g := c.group("auto")
 		items, err := c.groupInstances("auto")
 		if err != nil {

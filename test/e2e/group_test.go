@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // groupMembers returns the members of a group through the CLI, by name.
@@ -43,7 +44,7 @@ func (c *cloud) waitGroupRunning(name string, want ...string) map[string]api.Ins
 	c.t.Helper()
 	sort.Strings(want)
 	var ms map[string]api.Instance
-	waitFor(c.t, 2*time.Minute, fmt.Sprintf("group %s members %v running", name, want), func() (bool, string) {
+	wait.ForDetail(c.t, 2*time.Minute, fmt.Sprintf("group %s members %v running", name, want), func() (bool, string) {
 		ms = c.groupMembers(name)
 		var got []string
 		for n, in := range ms {
@@ -84,7 +85,7 @@ func TestGroupOfContainersScalesAndGoesWithItsGroup(t *testing.T) {
 	c.waitGroupRunning("web", "web-0", "web-1")
 	for _, n := range []string{"web-2", "web-3", "web-4"} {
 		uid := all[n].Metadata.UID
-		waitFor(t, time.Minute, "nothing left of "+n, func() (bool, string) {
+		wait.ForDetail(t, time.Minute, "nothing left of "+n, func() (bool, string) {
 			l := leftovers(t, a.dir, uid)
 			return len(l) == 0, strings.Join(l, "; ")
 		})
@@ -102,7 +103,7 @@ func TestGroupOfContainersScalesAndGoesWithItsGroup(t *testing.T) {
 		t.Fatalf("%d instances left after group delete --wait", len(items))
 	}
 	for n, in := range kept {
-		waitFor(t, time.Minute, "nothing left of "+n, func() (bool, string) {
+		wait.ForDetail(t, time.Minute, "nothing left of "+n, func() (bool, string) {
 			l := leftovers(t, a.dir, in.Metadata.UID)
 			return len(l) == 0, strings.Join(l, "; ")
 		})

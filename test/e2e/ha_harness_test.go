@@ -18,6 +18,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/controller"
 	"github.com/ouroboros-cloud/ouro/election"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/pki"
 )
 
@@ -94,7 +95,7 @@ func newHACloud(t testing.TB, etcdBin string, n int) *haCloud {
 	}
 	t.Cleanup(func() { cli.Close() })
 	c.etcd = cli
-	waitFor(t, 60*time.Second, "etcd cluster with a leader", func() (bool, string) {
+	wait.ForDetail(t, 60*time.Second, "etcd cluster with a leader", func() (bool, string) {
 		for _, nd := range c.nodes {
 			if nd.etcdProc.exited() {
 				t.Fatalf("%s exited:\n%s", nd.etcdName, tail(nd.etcdProc.out.String(), 4000))
@@ -152,7 +153,7 @@ func (c *haCloud) startServer(nd *haNode) {
 	t := c.t
 	t.Helper()
 	nd.server = startCmd(t, exec.Command(ouroBin, nd.args...))
-	waitFor(t, 60*time.Second, nd.serverName()+" ready", func() (bool, string) {
+	wait.ForDetail(t, 60*time.Second, nd.serverName()+" ready", func() (bool, string) {
 		if nd.server.exited() {
 			t.Fatalf("%s exited:\n%s", nd.serverName(), tail(nd.server.out.String(), 4000))
 		}
@@ -257,7 +258,7 @@ func (c *haCloud) moveEtcdLeader(to *haNode) {
 	if _, err := lc.MoveLeader(ctx, st.Header.MemberId); err != nil {
 		t.Fatalf("move etcd leadership to %s: %v", to.etcdName, err)
 	}
-	waitFor(t, 30*time.Second, "etcd leadership on "+to.etcdName, func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "etcd leadership on "+to.etcdName, func() (bool, string) {
 		l, ok, msg := c.etcdLeader()
 		if !ok {
 			return false, msg
@@ -310,7 +311,7 @@ func (c *haCloud) hollowAgent(nd *haNode, prefix string, n int) *proc {
 	c.agents = append(c.agents, p)
 	for i := range n {
 		name := fmt.Sprintf("%s-%d", prefix, i)
-		waitFor(t, 60*time.Second, "hollow host "+name+" Ready", func() (bool, string) {
+		wait.ForDetail(t, 60*time.Second, "hollow host "+name+" Ready", func() (bool, string) {
 			if p.exited() {
 				t.Fatalf("hollow agent exited:\n%s", tail(p.out.String(), 4000))
 			}

@@ -19,7 +19,9 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/clientconfig"
+	"github.com/ouroboros-cloud/ouro/internal/syncbuf"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // ouroBin is the binary built once for all tests.
@@ -70,25 +72,8 @@ func freePort(t testing.TB) int {
 // proc is a started ouro process.
 type proc struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs the ouro binary with args in the background; it is killed
@@ -111,7 +96,7 @@ func startIn(t testing.TB, netns string, env []string, args ...string) *proc {
 // when the test ends, and its output logged if the test failed.
 func startCmd(t testing.TB, cmd *exec.Cmd) *proc {
 	t.Helper()
-	p := &proc{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	name := filepath.Base(cmd.Path) + " " + strings.Join(cmd.Args[1:], " ")
@@ -151,25 +136,6 @@ func tail(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
-}
-
-// waitFor polls cond every 20 ms until it returns true or the deadline
-// passes; then it fails the test with what cond last said.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // cloud is a server and its agents, each a separate process, and a CLI
@@ -238,7 +204,7 @@ func (c *cloud) startServer() {
 	t := c.t
 	t.Helper()
 	c.server = startIn(t, c.netns, nil, c.serverArgs...)
-	waitFor(t, 60*time.Second, "server ready", func() (bool, string) {
+	wait.ForDetail(t, 60*time.Second, "server ready", func() (bool, string) {
 		if c.server.exited() {
 			t.Fatalf("server exited:\n%s", tail(c.server.out.String(), 4000))
 		}
@@ -309,7 +275,7 @@ func (c *cloud) addAgentIn(name, netns, address, listen string) *agentProc {
 func (c *cloud) startAgent(a *agentProc) {
 	c.t.Helper()
 	a.proc = startIn(c.t, a.netns, nil, a.args...)
-	waitFor(c.t, 60*time.Second, "host "+a.name+" ready", func() (bool, string) {
+	wait.ForDetail(c.t, 60*time.Second, "host "+a.name+" ready", func() (bool, string) {
 		if a.exited() {
 			c.t.Fatalf("agent exited:\n%s", tail(a.out.String(), 4000))
 		}
@@ -367,7 +333,7 @@ func (c *cloud) instance(project, name string) (*api.Instance, error) {
 func (c *cloud) waitPhase(project, name string, phase api.InstancePhase) *api.Instance {
 	c.t.Helper()
 	var in *api.Instance
-	waitFor(c.t, 90*time.Second, name+" "+string(phase), func() (bool, string) {
+	wait.ForDetail(c.t, 90*time.Second, name+" "+string(phase), func() (bool, string) {
 		var err error
 		in, err = c.instance(project, name)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // TestCrashLoopBacksOff runs a container whose command exits at once: the
@@ -26,7 +27,7 @@ func TestCrashLoopBacksOff(t *testing.T) {
 	// nextRestartAt − finishedAt.
 	var starts []time.Time
 	delays := map[int32]time.Duration{} // by restartCount while waiting
-	waitFor(t, 2*time.Minute, "four runs of the crashing instance", func() (bool, string) {
+	wait.ForDetail(t, 2*time.Minute, "four runs of the crashing instance", func() (bool, string) {
 		in, err := c.instance("default", "crash")
 		if err != nil {
 			return false, err.Error()
@@ -88,7 +89,7 @@ func TestHealthCheckFollowsTheServer(t *testing.T) {
 	nc.waitPhase("default", "web", api.PhaseRunning)
 	healthy := func(want bool) *api.Condition {
 		var cond *api.Condition
-		waitFor(t, 60*time.Second, fmt.Sprintf("Healthy=%v", want), func() (bool, string) {
+		wait.ForDetail(t, 60*time.Second, fmt.Sprintf("Healthy=%v", want), func() (bool, string) {
 			cur, err := nc.instance("default", "web")
 			if err != nil {
 				return false, err.Error()
@@ -130,14 +131,14 @@ func TestLostHostInstances(t *testing.T) {
 	kept := nc.createOn(h1.name, vm{name: "db"})
 
 	h1.kill()
-	waitFor(t, 60*time.Second, h1.name+" NotReady", func() (bool, string) {
+	wait.ForDetail(t, 60*time.Second, h1.name+" NotReady", func() (bool, string) {
 		var h api.Host
 		if err := nc.clientAs(nc.admin).Get(context.Background(), api.HostKind, "", h1.name, &h); err != nil {
 			return false, err.Error()
 		}
 		return h.Status.Phase == api.HostNotReady, string(h.Status.Phase)
 	})
-	waitFor(t, 30*time.Second, "db marked HostLost", func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "db marked HostLost", func() (bool, string) {
 		in, err := nc.instance("default", "db")
 		if err != nil {
 			return false, err.Error()
@@ -150,7 +151,7 @@ func TestLostHostInstances(t *testing.T) {
 	// released; the name is free for a new instance elsewhere.
 	start := time.Now()
 	nc.ouro("instance", "delete", "web")
-	waitFor(t, 30*time.Second, "web finalized", func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "web finalized", func() (bool, string) {
 		_, err := nc.instance("default", "web")
 		return api.IsNotFound(err), fmt.Sprint(err)
 	})
@@ -172,11 +173,11 @@ func TestLostHostInstances(t *testing.T) {
 	// The agent returns: the finalized instance goes from its host, the
 	// kept one is reported as it runs.
 	nc.startAgent(h1)
-	waitFor(t, 60*time.Second, "nothing left of the finalized instance", func() (bool, string) {
+	wait.ForDetail(t, 60*time.Second, "nothing left of the finalized instance", func() (bool, string) {
 		l := leftovers(t, h1.dir, old.Metadata.UID)
 		return len(l) == 0, strings.Join(l, "; ")
 	})
-	waitFor(t, 30*time.Second, "db reported again", func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "db reported again", func() (bool, string) {
 		in, err := nc.instance("default", "db")
 		if err != nil {
 			return false, err.Error()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/daemon"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // runcContainer is one entry of `runc list -f json`.
@@ -29,7 +30,7 @@ type runcContainer struct {
 func runcList(t testing.TB) []runcContainer {
 	t.Helper()
 	var cs []runcContainer
-	waitFor(t, 10*time.Second, "runc list", func() (bool, string) {
+	wait.ForDetail(t, 10*time.Second, "runc list", func() (bool, string) {
 		var err error
 		cs, err = runcContainers()
 		if err != nil {

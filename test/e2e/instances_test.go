@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // listInstances returns the instances of a project through the CLI.
@@ -44,7 +45,7 @@ func TestFiveContainersRunStopStartDelete(t *testing.T) {
 		}
 	}
 
-	waitFor(t, 30*time.Second, "logs of web-1", func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "logs of web-1", func() (bool, string) {
 		out := c.ouro("instance", "logs", "web-1")
 		return strings.Contains(out, "started"), out
 	})
@@ -71,7 +72,7 @@ func TestFiveContainersRunStopStartDelete(t *testing.T) {
 	// Reboot gives a new process.
 	before := runcState(t, stopped.Metadata.UID)
 	c.ouro("instance", "reboot", "web-1")
-	waitFor(t, 60*time.Second, "reboot of web-1", func() (bool, string) {
+	wait.ForDetail(t, 60*time.Second, "reboot of web-1", func() (bool, string) {
 		in, err := c.instance("default", "web-1")
 		if err != nil {
 			return false, err.Error()
@@ -87,7 +88,7 @@ func TestFiveContainersRunStopStartDelete(t *testing.T) {
 	if _, err := c.instance("default", "web-2"); !api.IsNotFound(err) {
 		t.Fatalf("web-2 after delete --wait: %v, want NotFound", err)
 	}
-	waitFor(t, 30*time.Second, "nothing left of web-2", func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "nothing left of web-2", func() (bool, string) {
 		l := leftovers(t, a.dir, victim.Metadata.UID)
 		return len(l) == 0, strings.Join(l, "; ")
 	})

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // libvirtURI is the system libvirt daemon the VM benchmark compares with.
@@ -54,7 +56,7 @@ func ensureLibvirtd(t testing.TB) {
 			}
 		})
 	}
-	waitFor(t, 30*time.Second, "libvirtd answers", func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "libvirtd answers", func() (bool, string) {
 		out, err := exec.Command("virsh", "-c", libvirtURI, "version").CombinedOutput()
 		return err == nil, string(out)
 	})

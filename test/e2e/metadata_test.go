@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // metadataURL is where instances find the metadata service.
@@ -67,7 +68,7 @@ func TestMetadataServiceAndKeyPairs(t *testing.T) {
 
 	// The service starts with the network; wait until meta-a gets an answer.
 	var id string
-	waitFor(t, 30*time.Second, "the metadata service from meta-a", func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "the metadata service from meta-a", func() (bool, string) {
 		id, err = nc.imds("meta-a", "/latest/meta-data/instance-id")
 		return err == nil, fmt.Sprintf("%v: %s", err, id)
 	})
@@ -103,7 +104,7 @@ func TestMetadataServiceAndKeyPairs(t *testing.T) {
 	if err == nil || !strings.Contains(errOut, "has no console; use exec") {
 		t.Errorf("console of a container: %v, %q", err, errOut)
 	}
-	waitFor(t, 10*time.Second, "meta-a's console log", func() (bool, string) {
+	wait.ForDetail(t, 10*time.Second, "meta-a's console log", func() (bool, string) {
 		out := nc.ouro("instance", "console-log", "meta-a")
 		return out == nc.ouro("instance", "logs", "meta-a") && strings.Contains(out, "console of meta-a"), out
 	})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // These tests check the harness itself: the underlay carries packets where
@@ -54,7 +55,7 @@ func TestUnderlayConnectsAndCleansUp(t *testing.T) {
 		}
 		t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
 		dial := netnsDialer(u.server)
-		waitFor(t, 10*time.Second, "nc in the server namespace", func() (bool, string) {
+		wait.ForDetail(t, 10*time.Second, "nc in the server namespace", func() (bool, string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			conn, err := dial(ctx, "tcp", serverIP+":7000")

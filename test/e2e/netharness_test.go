@@ -11,6 +11,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // netCloud is a cloud whose server and hosts each run in their own
@@ -124,7 +125,7 @@ func (nc *netCloud) createOn(host string, v vm) *api.Instance {
 func (nc *netCloud) setUnschedulable(host string, on bool) {
 	nc.t.Helper()
 	cl := nc.clientAs(nc.admin)
-	waitFor(nc.t, 10*time.Second, "host "+host+" unschedulable="+fmt.Sprint(on), func() (bool, string) {
+	wait.ForDetail(nc.t, 10*time.Second, "host "+host+" unschedulable="+fmt.Sprint(on), func() (bool, string) {
 		var h api.Host
 		if err := cl.Get(context.Background(), api.HostKind, "", host, &h); err != nil {
 			return false, err.Error()
@@ -166,7 +167,7 @@ func (nc *netCloud) ping(project, name, target string) (bool, string) {
 // waitPing waits until instance name reaches target.
 func (nc *netCloud) waitPing(project, name, target string) {
 	nc.t.Helper()
-	waitFor(nc.t, 30*time.Second, name+" reaching "+target, func() (bool, string) {
+	wait.ForDetail(nc.t, 30*time.Second, name+" reaching "+target, func() (bool, string) {
 		return nc.ping(project, name, target)
 	})
 }
@@ -205,7 +206,7 @@ func webServer(port int) []string {
 func (nc *netCloud) iface(project, name string) api.Interface {
 	nc.t.Helper()
 	var ifc api.Interface
-	waitFor(nc.t, 30*time.Second, name+" has an address", func() (bool, string) {
+	wait.ForDetail(nc.t, 30*time.Second, name+" has an address", func() (bool, string) {
 		in, err := nc.instance(projectOr(project), name)
 		if err != nil {
 			return false, err.Error()
@@ -230,7 +231,7 @@ func (nc *netCloud) hostNetwork(host string) (*api.HostNetwork, error) {
 func (nc *netCloud) waitApplied() {
 	nc.t.Helper()
 	for _, h := range nc.hosts {
-		waitFor(nc.t, 30*time.Second, "host network of "+h.name+" applied", func() (bool, string) {
+		wait.ForDetail(nc.t, 30*time.Second, "host network of "+h.name+" applied", func() (bool, string) {
 			hn, err := nc.hostNetwork(h.name)
 			if api.IsNotFound(err) {
 				return true, "" // nothing to apply

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // What a network leaves on a host, by the names docs/networking.md gives
@@ -33,7 +34,7 @@ func routerNetns(a *agentProc, vni int) string {
 func (nc *netCloud) networkVNI(project, name string) int {
 	nc.t.Helper()
 	var n api.Network
-	waitFor(nc.t, 10*time.Second, "VNI of "+name, func() (bool, string) {
+	wait.ForDetail(nc.t, 10*time.Second, "VNI of "+name, func() (bool, string) {
 		nc.getJSON(&n, "network", "get", name, "--project", projectOr(project))
 		return n.Status.VNI != 0, fmt.Sprintf("%+v", n.Status)
 	})
@@ -88,13 +89,13 @@ func TestAgentRestartKeepsInstancesConnected(t *testing.T) {
 	srvIP := nc.iface("", "srv").IP
 	nc.ouro("fip", "allocate", "srv-ip", "--instance", "srv")
 	var fip api.FloatingIP
-	waitFor(t, 30*time.Second, "srv-ip associated", func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "srv-ip associated", func() (bool, string) {
 		nc.getJSON(&fip, "fip", "get", "srv-ip")
 		return fip.Status.Address != "" && fip.Status.Host == "h1", fmt.Sprintf("%+v", fip.Status)
 	})
 	fipAddr := fip.Status.Address + ":8080"
 	nc.waitPing("", "cli", srvIP)
-	waitFor(t, 30*time.Second, "the outside reaching srv at "+fipAddr, func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "the outside reaching srv at "+fipAddr, func() (bool, string) {
 		out, err := fetch(nc.u.outside, fipAddr)
 		return err == nil && strings.TrimSpace(out) == "srv", fmt.Sprintf("%v: %q", err, out)
 	})
@@ -144,7 +145,7 @@ func TestAgentRestartKeepsInstancesConnected(t *testing.T) {
 		mu.Lock()
 		target := rounds + n
 		mu.Unlock()
-		waitFor(t, 60*time.Second, fmt.Sprintf("%d rounds of connections", n), func() (bool, string) {
+		wait.ForDetail(t, 60*time.Second, fmt.Sprintf("%d rounds of connections", n), func() (bool, string) {
 			mu.Lock()
 			defer mu.Unlock()
 			return rounds >= target, fmt.Sprintf("%d rounds", rounds)
@@ -180,7 +181,7 @@ func TestAgentRestartKeepsInstancesConnected(t *testing.T) {
 		}
 	}
 	probeIP := nc.iface("", "probe").IP
-	waitFor(t, 30*time.Second, "srv resolving probe after the restart", func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "srv resolving probe after the restart", func() (bool, string) {
 		out, err := nc.exec("", "srv", "nslookup", "probe")
 		_, answer, _ := strings.Cut(out, "Name:")
 		return err == nil && strings.Contains(answer, probeIP), fmt.Sprintf("%v: %s", err, out)
@@ -213,7 +214,7 @@ func TestLastInstanceOfANetworkLeavesNothingOnTheHost(t *testing.T) {
 	}
 
 	nc.ouro("instance", "delete", "x", "--wait")
-	waitFor(t, 30*time.Second, "h1 clean of network app", func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "h1 clean of network app", func() (bool, string) {
 		var left []string
 		if r := routerNetns(h1, vni); r != "" {
 			left = append(left, "router namespace "+r)
@@ -245,7 +246,7 @@ func TestLastInstanceOfANetworkLeavesNothingOnTheHost(t *testing.T) {
 	if router2 == "" {
 		t.Fatalf("h2 lost its router namespace of app while y runs there")
 	}
-	waitFor(t, 30*time.Second, "h2 forgetting h1 as a peer", func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "h2 forgetting h1 as a peer", func() (bool, string) {
 		out := mustRunIn(t, router2, "bridge", "fdb", "show", "dev", vxlan)
 		return !strings.Contains(out, hostIP(0)), out
 	})

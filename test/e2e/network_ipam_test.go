@@ -14,6 +14,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // IPAM and validation are the server's: these tests need no host, so
@@ -133,7 +134,7 @@ func TestConcurrentCreatesGetDistinctAddressesUntilTheNetworkIsFull(t *testing.T
 			t.Fatalf("delete %s: %v", name, err)
 		}
 	}
-	waitFor(t, 60*time.Second, "instances on small gone", func() (bool, string) {
+	wait.ForDetail(t, 60*time.Second, "instances on small gone", func() (bool, string) {
 		n := len(addressesOf(t, c, "small"))
 		return n == 0, fmt.Sprintf("%d left", n)
 	})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // The networking tests send real packets between namespaces: instances on
@@ -63,7 +64,7 @@ func TestInstancesOnTwoHostsTalkByIPAndName(t *testing.T) {
 	nc.waitPing("", "alpha", b.IP)
 	nc.waitPing("", "beta", a.IP)
 	for _, tc := range []struct{ from, to, ip string }{{"alpha", "beta", b.IP}, {"beta", "alpha", a.IP}} {
-		waitFor(t, 30*time.Second, tc.from+" resolving "+tc.to, func() (bool, string) {
+		wait.ForDetail(t, 30*time.Second, tc.from+" resolving "+tc.to, func() (bool, string) {
 			out, err := nc.exec("", tc.from, "nslookup", tc.to)
 			// The answer follows the "Name:" line; the server's own
 			// address comes before it.
@@ -109,7 +110,7 @@ func TestFloatingIPReachesOnlyAllowedPorts(t *testing.T) {
 	ifc := nc.iface("", "web")
 	nc.ouro("fip", "allocate", "web-ip", "--instance", "web")
 	var fip api.FloatingIP
-	waitFor(t, 30*time.Second, "web-ip associated", func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "web-ip associated", func() (bool, string) {
 		nc.getJSON(&fip, "fip", "get", "web-ip")
 		return fip.Status.Address != "" && fip.Status.Host == in.Status.Host && fip.Status.InstanceIP == ifc.IP,
 			fmt.Sprintf("%+v", fip.Status)
@@ -120,7 +121,7 @@ func TestFloatingIPReachesOnlyAllowedPorts(t *testing.T) {
 	nc.waitApplied()
 	// The instance serves on both ports: from inside they answer.
 	for _, port := range []string{"8080", "9090"} {
-		waitFor(t, 10*time.Second, "web serving on "+port, func() (bool, string) {
+		wait.ForDetail(t, 10*time.Second, "web serving on "+port, func() (bool, string) {
 			out, err := nc.exec("", "web", wgetArgv("127.0.0.1:"+port)...)
 			return err == nil && strings.TrimSpace(out) == "web", fmt.Sprintf("%v: %s", err, out)
 		})
@@ -140,7 +141,7 @@ func TestFloatingIPReachesOnlyAllowedPorts(t *testing.T) {
 
 	// Adding the rule opens 8080 within a second or two, and only 8080.
 	nc.ouro("sg", "rule", "add", "web", "--protocol", "tcp", "--port", "8080", "--cidr", "0.0.0.0/0")
-	waitFor(t, 10*time.Second, "the outside reaching "+fipURL(8080), func() (bool, string) {
+	wait.ForDetail(t, 10*time.Second, "the outside reaching "+fipURL(8080), func() (bool, string) {
 		out, err := fetch(nc.u.outside, fipURL(8080))
 		return err == nil && strings.TrimSpace(out) == "web", fmt.Sprintf("%v: %q", err, out)
 	})
@@ -161,7 +162,7 @@ func TestFloatingIPReachesOnlyAllowedPorts(t *testing.T) {
 		t.Fatalf("group web has rules %+v, want one with an ID", sg.Spec.Rules)
 	}
 	nc.ouro("sg", "rule", "delete", "web", sg.Spec.Rules[0].ID)
-	waitFor(t, 10*time.Second, "the outside no longer reaching "+fipURL(8080), func() (bool, string) {
+	wait.ForDetail(t, 10*time.Second, "the outside no longer reaching "+fipURL(8080), func() (bool, string) {
 		out, err := fetch(nc.u.outside, fipURL(8080))
 		return err != nil, fmt.Sprintf("still answers %q", out)
 	})
@@ -192,7 +193,7 @@ func TestProjectsWithOverlappingCIDRsAreIsolated(t *testing.T) {
 		nc.ouro("project", "create", p)
 		nc.ouro("network", "create", "net", "--project", p, "--cidr", "10.20.0.0/24")
 		var n api.Network
-		waitFor(t, 10*time.Second, "VNI of "+p+"/net", func() (bool, string) {
+		wait.ForDetail(t, 10*time.Second, "VNI of "+p+"/net", func() (bool, string) {
 			nc.getJSON(&n, "network", "get", "net", "--project", p)
 			return n.Status.VNI != 0, fmt.Sprintf("%+v", n.Status)
 		})

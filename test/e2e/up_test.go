@@ -14,6 +14,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/clientconfig"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // upArgs returns the arguments of `ouro up` on free loopback ports.
@@ -30,7 +31,7 @@ func upArgs(t *testing.T, dataDir string) []string {
 func startUp(t *testing.T, args []string, config string) (*proc, *cloud) {
 	t.Helper()
 	p := start(t, []string{"OURO_CONFIG=" + config}, args...)
-	waitFor(t, 90*time.Second, "ouro up", func() (bool, string) {
+	wait.ForDetail(t, 90*time.Second, "ouro up", func() (bool, string) {
 		if p.exited() {
 			t.Fatalf("ouro up exited:\n%s", tail(p.out.String(), 4000))
 		}
@@ -61,7 +62,7 @@ func TestUpRunsACloudAndBringsItBackAfterACrash(t *testing.T) {
 	p, c := startUp(t, args, config)
 	c.ouro("instance", "create", "hello", "--image", "busybox", "--flavor", "tiny", "--wait",
 		"--", "sh", "-c", "echo hello from ouroboros; exec sleep 3600")
-	waitFor(t, 30*time.Second, "hello's output", func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "hello's output", func() (bool, string) {
 		out := c.ouro("instance", "logs", "hello")
 		return strings.Contains(out, "hello from ouroboros"), out
 	})

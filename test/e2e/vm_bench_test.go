@@ -12,6 +12,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/internal/testimage"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // BenchmarkVMCreateToKernel measures, side by side in one run, the time
@@ -78,7 +79,7 @@ func BenchmarkVMCreateToKernel(b *testing.B) {
 		if err := cl.Delete(ctx, api.InstanceKind, "default", name); err != nil {
 			b.Fatal(err)
 		}
-		waitFor(b, 2*time.Minute, name+" deleted", func() (bool, string) {
+		wait.ForDetail(b, 2*time.Minute, name+" deleted", func() (bool, string) {
 			_, err := c.instance("default", name)
 			return err != nil, fmt.Sprint(err)
 		})

@@ -15,6 +15,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/daemon"
 	"github.com/ouroboros-cloud/ouro/internal/testimage"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // importTinyCLI imports the tiny test VM (kernel and busybox initramfs)
@@ -67,7 +68,7 @@ func hasLine(log, line string) bool {
 // and returns how long that took from start.
 func (c *cloud) waitConsoleLine(name, line string, timeout time.Duration, start time.Time) time.Duration {
 	c.t.Helper()
-	waitFor(c.t, timeout, name+" to print "+line, func() (bool, string) {
+	wait.ForDetail(c.t, timeout, name+" to print "+line, func() (bool, string) {
 		log := c.consoleLog(name)
 		return hasLine(log, line), tail(log, 1500)
 	})
@@ -128,7 +129,7 @@ func vmLeftovers(t testing.TB, a *agentProc, vni int, uid string) []string {
 // waitVMGone waits until nothing is left of a deleted VM on host a.
 func waitVMGone(t testing.TB, a *agentProc, vni int, name, uid string) {
 	t.Helper()
-	waitFor(t, 60*time.Second, "nothing left of "+name+" on "+a.name, func() (bool, string) {
+	wait.ForDetail(t, 60*time.Second, "nothing left of "+name+" on "+a.name, func() (bool, string) {
 		l := vmLeftovers(t, a, vni, uid)
 		return len(l) == 0, strings.Join(l, "; ")
 	})
@@ -192,7 +193,7 @@ func TestVMsOnTwoHostsPingOverPrivateNetwork(t *testing.T) {
 	if !strings.HasPrefix(ifcA.IP, "10.77.0.") || !strings.HasPrefix(ifcB.IP, "10.77.0.") {
 		t.Fatalf("addresses %s and %s are not in priv's 10.77.0.0/24", ifcA.IP, ifcB.IP)
 	}
-	waitFor(t, 2*time.Minute, "vm-b to ping vm-a", func() (bool, string) {
+	wait.ForDetail(t, 2*time.Minute, "vm-b to ping vm-a", func() (bool, string) {
 		log := nc.consoleLog("vm-b")
 		if hasLine(log, "OURO-PING "+ifcA.IP+" failed") {
 			t.Fatalf("vm-b could not ping vm-a at %s:\n%s", ifcA.IP, tail(log, 1500))
@@ -274,7 +275,7 @@ func TestVMDebianCloudInit(t *testing.T) {
 	marker := regexp.MustCompile(`(?m)^OURO-CLOUDINIT host=(\S*) keys=(\S*) ip=(\S*)\r?$`)
 	var log string
 	var kernelAt time.Duration
-	waitFor(t, 5*time.Minute, "cloud-init's runcmd marker on deb's console", func() (bool, string) {
+	wait.ForDetail(t, 5*time.Minute, "cloud-init's runcmd marker on deb's console", func() (bool, string) {
 		log = nc.consoleLog("deb")
 		if kernelAt == 0 && strings.Contains(log, kernelMarker) {
 			kernelAt = time.Since(start).Round(100 * time.Millisecond)

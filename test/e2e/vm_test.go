@@ -17,6 +17,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
 	"github.com/ouroboros-cloud/ouro/internal/testimage"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // needVM requires what a real VM needs on the host.
@@ -125,7 +126,7 @@ func TestVMBootsGetsDHCPAndSurvivesAgentRestart(t *testing.T) {
 	uid := in.Metadata.UID
 	ifc := nc.iface("", "vm1")
 	var logs string
-	waitFor(t, 3*time.Minute, "vm1 to say OURO-DHCP "+ifc.IP, func() (bool, string) {
+	wait.ForDetail(t, 3*time.Minute, "vm1 to say OURO-DHCP "+ifc.IP, func() (bool, string) {
 		logs = nc.logs("vm1")
 		return strings.Contains(logs, "OURO-DHCP "+ifc.IP+"\n") || strings.Contains(logs, "OURO-DHCP "+ifc.IP+"\r"), tail(logs, 1500)
 	})
@@ -147,7 +148,7 @@ func TestVMBootsGetsDHCPAndSurvivesAgentRestart(t *testing.T) {
 	if slices.ContainsFunc(mountsUnder(agentNetnsDir(a.dir)), func(m string) bool { return strings.Contains(m, "ouro-i") }) {
 		t.Errorf("a VM got an instance network namespace: %v", mountsUnder(agentNetnsDir(a.dir)))
 	}
-	waitFor(t, 60*time.Second, "ping of vm1 from its router", func() (bool, string) {
+	wait.ForDetail(t, 60*time.Second, "ping of vm1 from its router", func() (bool, string) {
 		out, err := runIn(router, 10*time.Second, "busybox", "ping", "-c", "1", "-W", "2", ifc.IP)
 		return err == nil, out
 	})
@@ -163,7 +164,7 @@ func TestVMBootsGetsDHCPAndSurvivesAgentRestart(t *testing.T) {
 	}
 	nc.startAgent(a)
 	nc.ouro("instance", "reboot", "vm1")
-	waitFor(t, 3*time.Minute, "vm1 rebooted in place by the new agent", func() (bool, string) {
+	wait.ForDetail(t, 3*time.Minute, "vm1 rebooted in place by the new agent", func() (bool, string) {
 		in, err := nc.instance("default", "vm1")
 		if err != nil {
 			return false, err.Error()
@@ -191,7 +192,7 @@ func TestVMBootsGetsDHCPAndSurvivesAgentRestart(t *testing.T) {
 	}
 	nc.ouro("instance", "start", "vm1")
 	nc.waitPhase("default", "vm1", api.PhaseRunning)
-	waitFor(t, 3*time.Minute, "vm1 back with its address", func() (bool, string) {
+	wait.ForDetail(t, 3*time.Minute, "vm1 back with its address", func() (bool, string) {
 		logs := nc.logs("vm1")
 		return strings.Count(logs, "OURO-DHCP "+ifc.IP) >= 3, tail(logs, 500)
 	})

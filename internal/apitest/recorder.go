@@ -1,0 +1,79 @@
+package apitest
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/ouroboros-cloud/ouro/api"
+)
+
+// Request is what a Recorder saw of one request.
+type Request struct {
+	Method, Path, Query string
+	// Key is the Idempotency-Key header; Auth the Authorization header.
+	Key, Auth string
+	// Body is the request body as sent.
+	Body string
+}
+
+// Recorder wraps the server's handler (Config.Wrap) to record every
+// request and to answer chosen ones with an error instead of the server.
+type Recorder struct {
+	mu       sync.Mutex
+	requests []Request
+	fail     map[string]*api.Error
+	next     http.Handler
+}
+
+// Wrap is a Config.Wrap that puts r in front of h.
+func (r *Recorder) Wrap(h http.Handler) http.Handler {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.next = h
+	return r
+}
+
+// Fail makes r answer every request to "METHOD /path" with e.
+func (r *Recorder) Fail(route string, e *api.Error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail == nil {
+		r.fail = map[string]*api.Error{}
+	}
+	r.fail[route] = e
+}
+
+// Requests returns the requests seen so far, oldest first.
+func (r *Recorder) Requests() []Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Request(nil), r.requests...)
+}
+
+// Reset forgets the requests seen so far.
+func (r *Recorder) Reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests = nil
+}
+
+// ServeHTTP implements http.Handler.
+func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	r.mu.Lock()
+	r.requests = append(r.requests, Request{Method: req.Method, Path: req.URL.Path, Query: req.URL.RawQuery,
+		Key: req.Header.Get("Idempotency-Key"), Auth: req.Header.Get("Authorization"), Body: string(body)})
+	e, next := r.fail[req.Method+" "+req.URL.Path], r.next
+	r.mu.Unlock()
+	if e != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(e.Status)
+		json.NewEncoder(w).Encode(api.ErrorBody{Error: e})
+		return
+	}
+	next.ServeHTTP(w, req)
+}
