@@ -25,6 +25,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/agentproxy"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/blobaccess"
 	"github.com/ouroboros-cloud/ouro/blobstore"
 	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
@@ -73,8 +74,10 @@ type Server struct {
 	metrics *metrics
 	handler http.Handler
 	// blobs keeps the uploaded blobs in the data directory.
-	blobs  *blobstore.Store
-	agents *agentproxy.Client
+	blobs *blobstore.Store
+	// blobAccess decides who may read and refer to which blob.
+	blobAccess *blobaccess.Index
+	agents     *agentproxy.Client
 	// watches serves watch streams, and full lists when the store can
 	// list in snapshots.
 	watches *watchcache.Cache
@@ -122,6 +125,7 @@ func New(cfg Config) (*Server, error) {
 		adm:     cfg.Admission,
 		addrs:   cfg.IPAM,
 	}
+	s.blobAccess = blobaccess.New(blobaccess.Config{Store: cfg.Store, UploadTTL: UnreferencedBlobAge})
 	s.life, s.close = context.WithCancel(context.Background())
 	s.watches = watchcache.New(s.life, watchcache.Config{Store: cfg.Store, Logger: cfg.Logger,
 		Prepare: prepareOut, ErrorOf: toAPIError})
@@ -193,7 +197,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+fip+"associate", s.authed(s.associate(false)))
 	mux.Handle("POST "+fip+"disassociate", s.authed(s.associate(true)))
 
-	blobs := &blobHandlers{blobs: s.blobs, maxBytes: s.cfg.MaxBlobBytes}
+	blobs := &blobHandlers{blobs: s.blobs, access: s.blobAccess, maxBytes: s.cfg.MaxBlobBytes}
 	mux.Handle("GET /v1/blobs/{digest}", s.authed(blobs.get))
 	mux.Handle("PUT /v1/blobs/{digest}", s.authed(blobs.put))
 	mux.Handle("POST /v1/tokens", s.authed(s.createToken))
