@@ -13,7 +13,9 @@ import (
 )
 
 // layerOf returns the blob e.image uploads for project/name.
-func layerOf(project, name string) string { return digestOf([]byte("layer of " + project + "/" + name)) }
+func layerOf(project, name string) string {
+	return digestOf([]byte("layer of " + project + "/" + name))
+}
 
 // layerImage is an oci image of one uploaded layer.
 func layerImage(name string, layer []byte, public bool) api.Image {
