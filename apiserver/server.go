@@ -3,7 +3,8 @@
 // validation and defaulting per kind (instances and what they attach to
 // through package admission), optimistic concurrency, idempotent
 // creates, list and watch streams (served by package watchcache), blob
-// uploads and reads (stored by package blobstore), host join and
+// uploads and reads (stored by package blobstore, scoped to the images the
+// caller may read by package blobaccess), host join and
 // heartbeats, and an instance's logs, exec and console (through package
 // agentproxy).
 //
