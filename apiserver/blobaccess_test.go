@@ -240,3 +240,41 @@ func TestBlobReadableRightAfterImageCreate(t *testing.T) {
 		t.Error(msg)
 	}
 }
+
+// TestPublishingAndBlobScopingOverEtcd runs the public name claim and the
+// blob index over a real etcd, whose store lists in snapshots.
+func TestPublishingAndBlobScopingOverEtcd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd")
+	}
+	e := newEnvWith(t, etcdStore(t), Config{})
+	for _, p := range []string{"a", "b", "c"} {
+		e.project(p)
+	}
+	e.image("a", "shared", true)
+	// A second public image of the name, at create and by update.
+	layer := []byte("b's shared")
+	e.must(http.StatusCreated, "PUT", "/v1/blobs/"+digestOf(layer), e.admin, layer)
+	if ae := e.must(http.StatusConflict, "POST", "/v1/projects/b/images", e.admin, layerImage("shared", layer, true)).apiError(); ae.Field != "spec.public" || !strings.Contains(ae.Message, "a/shared") {
+		t.Errorf("second public image at create: %+v", ae)
+	}
+	var img api.Image
+	e.must(http.StatusCreated, "POST", "/v1/projects/b/images", e.admin, layerImage("shared", layer, false)).decode(t, &img)
+	img.Spec.Public = true
+	if ae := e.must(http.StatusConflict, "PUT", "/v1/projects/b/images/shared", e.admin, img).apiError(); ae.Field != "spec.public" || !strings.Contains(ae.Message, "a/shared") {
+		t.Errorf("second public image by update: %+v", ae)
+	}
+	// Deleting the public image frees its name.
+	e.must(http.StatusOK, "DELETE", "/v1/projects/a/images/shared", e.admin, nil)
+	e.must(http.StatusOK, "PUT", "/v1/projects/b/images/shared", e.admin, img)
+
+	viewerC := e.userToken("vic", map[string]api.Role{"c": api.RoleViewer})
+	memberA := e.userToken("mia", map[string]api.Role{"a": api.RoleMember})
+	e.must(http.StatusOK, "GET", "/v1/blobs/"+digestOf(layer), viewerC, nil)
+	own := []byte("a's own")
+	e.must(http.StatusCreated, "PUT", "/v1/blobs/"+digestOf(own), memberA, own)
+	e.must(http.StatusNotFound, "HEAD", "/v1/blobs/"+digestOf(own), memberA, nil)
+	e.must(http.StatusCreated, "POST", "/v1/projects/a/images", memberA, layerImage("own", own, false))
+	e.must(http.StatusOK, "HEAD", "/v1/blobs/"+digestOf(own), memberA, nil)
+	e.must(http.StatusNotFound, "HEAD", "/v1/blobs/"+digestOf(own), viewerC, nil)
+}
