@@ -150,8 +150,8 @@ func TestBlobReadsAreScopedToImages(t *testing.T) {
 			for _, method := range []string{"GET", "HEAD"} {
 				r := e.do(method, "/v1/blobs/"+tt.digest, tt.token, nil)
 				if tt.want {
-					if r.status != http.StatusOK {
-						t.Errorf("%s: status %d, want 200: %s", method, r.status, r.body)
+					if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Cache-Control"), "private") {
+						t.Errorf("%s: status %d, Cache-Control %q, want 200, private: %s", method, r.status, r.header.Get("Cache-Control"), r.body)
 					}
 					continue
 				}

@@ -76,7 +76,10 @@ func (h *blobHandlers) get(w http.ResponseWriter, r *http.Request, id *auth.Iden
 	defer f.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", `"sha256:`+hx+`"`)
-	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	// Private: the answer depends on the caller, so shared caches must
+	// not keep it for others (as "public" would let them, even though the
+	// request carried a token).
+	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
 	http.ServeContent(w, r, "", info.ModTime(), f)
 	return nil
 }
