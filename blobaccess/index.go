@@ -59,7 +59,8 @@ type Index struct {
 	mu sync.Mutex
 	// images and instances mirror the store; imagesFrom and
 	// instancesFrom are the seq at which their last refresh started.
-	images, instances         *mirror[imageEntry]
+	images                    *mirror[imageEntry]
+	instances                 *mirror[placement]
 	imagesFrom, instancesFrom int64
 	// byDigest maps a blob's hex digest to the keys of the images that
 	// refer to it.
@@ -74,13 +75,17 @@ type Index struct {
 	lastPruned time.Time
 }
 
-// imageEntry is what the index keeps of an image (public, digests) or an
-// instance (host, image).
+// imageEntry is what the index keeps of an image.
 type imageEntry struct {
-	public  bool
+	public bool
+	// digests are the hex digests of the image's blobs.
 	digests []string
-	host    string
-	image   string
+}
+
+// placement is what the index keeps of an instance: where it runs and its
+// image ("project/name", the key of the image).
+type placement struct {
+	host, image string
 }
 
 // New returns an Index over cfg.Store. It reads nothing until asked.
@@ -107,9 +112,9 @@ func imageOf(o api.Object) imageEntry {
 	return e
 }
 
-func instanceOf(o api.Object) imageEntry {
+func instanceOf(o api.Object) placement {
 	in := o.(*api.Instance)
-	return imageEntry{host: in.Status.Host, image: in.Spec.Image}
+	return placement{host: in.Status.Host, image: in.Spec.Image}
 }
 
 func (x *Index) addImage(key string, e imageEntry) {
@@ -132,7 +137,7 @@ func (x *Index) removeImage(key string, e imageEntry) {
 	}
 }
 
-func (x *Index) addInstance(_ string, e imageEntry) {
+func (x *Index) addInstance(_ string, e placement) {
 	if e.host == "" || e.image == "" {
 		return
 	}
@@ -144,7 +149,7 @@ func (x *Index) addInstance(_ string, e imageEntry) {
 	imgs[e.image]++
 }
 
-func (x *Index) removeInstance(_ string, e imageEntry) {
+func (x *Index) removeInstance(_ string, e placement) {
 	if e.host == "" || e.image == "" {
 		return
 	}
@@ -157,10 +162,15 @@ func (x *Index) removeInstance(_ string, e imageEntry) {
 	}
 }
 
+// refresher is a mirror of any kind.
+type refresher interface {
+	refresh(ctx context.Context) error
+}
+
 // fresh brings m up to the store's current state unless a refresh that
 // started after ticket already did; from is m's last refresh start.
 // The caller holds x.mu.
-func (x *Index) fresh(ctx context.Context, m *mirror[imageEntry], from *int64, ticket int64) error {
+func (x *Index) fresh(ctx context.Context, m refresher, from *int64, ticket int64) error {
 	if *from > ticket {
 		return nil
 	}
