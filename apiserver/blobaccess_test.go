@@ -4,12 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/etcdembed"
+	"github.com/ouroboros-cloud/ouro/store"
 )
 
 // layerOf returns the blob e.image uploads for project/name.
@@ -247,7 +253,7 @@ func TestPublishingAndBlobScopingOverEtcd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd")
 	}
-	e := newEnvWith(t, etcdStore(t), Config{})
+	e := newEnvWith(t, startEtcdStore(t), Config{})
 	for _, p := range []string{"a", "b", "c"} {
 		e.project(p)
 	}
@@ -277,4 +283,27 @@ func TestPublishingAndBlobScopingOverEtcd(t *testing.T) {
 	e.must(http.StatusCreated, "POST", "/v1/projects/a/images", memberA, layerImage("own", own, false))
 	e.must(http.StatusOK, "HEAD", "/v1/blobs/"+digestOf(own), memberA, nil)
 	e.must(http.StatusNotFound, "HEAD", "/v1/blobs/"+digestOf(own), viewerC, nil)
+}
+
+// startEtcdStore starts an embedded etcd for the rest of the test and
+// returns a store over it.
+func startEtcdStore(t *testing.T) store.Interface {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return "http://" + l.Addr().String()
+	}
+	etcd, err := etcdembed.Start(ctx, etcdembed.Config{DataDir: t.TempDir(), ClientURL: url(), PeerURL: url(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("start etcd: %v", err)
+	}
+	t.Cleanup(func() { etcd.Close() })
+	return store.NewEtcd(etcd.Client())
 }
