@@ -10,6 +10,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/blobaccess"
 	"github.com/ouroboros-cloud/ouro/blobstore"
 	"github.com/ouroboros-cloud/ouro/store"
 )
@@ -40,12 +41,16 @@ func blobDigest(r *http.Request) (string, error) {
 // blobHandlers serve the blob routes over the blob store.
 type blobHandlers struct {
 	blobs *blobstore.Store
+	// access decides who may read a blob and records who uploaded one.
+	access *blobaccess.Index
 	// maxBytes bounds one uploaded blob (Config.MaxBlobBytes).
 	maxBytes int64
 }
 
-// get serves a blob's content. Who may read which blob is decided here,
-// before the store is asked.
+// get serves a blob's content (GET, and HEAD without the body). Who may
+// read which blob is decided here, before the store is asked: a caller
+// who may read no image referring to the blob gets the same 404 as for a
+// missing blob, so HEAD does not tell whether others uploaded it.
 func (h *blobHandlers) get(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
 	if err := authorize(id, auth.Attributes{Verb: auth.VerbGet, Resource: auth.ResourceBlobs}, "Blob", ""); err != nil {
 		return err
@@ -54,9 +59,16 @@ func (h *blobHandlers) get(w http.ResponseWriter, r *http.Request, id *auth.Iden
 	if err != nil {
 		return err
 	}
+	ok, err := h.access.CanRead(r.Context(), id, hx)
+	if err != nil {
+		return unavailable(fmt.Errorf("decide access to blob: %w", err))
+	}
+	if !ok {
+		return blobNotFound(hx)
+	}
 	f, info, err := h.blobs.Open(hx)
 	if errors.Is(err, fs.ErrNotExist) {
-		return api.NotFound("Blob", "sha256:"+hx)
+		return blobNotFound(hx)
 	}
 	if err != nil {
 		return err
@@ -64,13 +76,22 @@ func (h *blobHandlers) get(w http.ResponseWriter, r *http.Request, id *auth.Iden
 	defer f.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", `"sha256:`+hx+`"`)
-	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	// Private: the answer depends on the caller, so shared caches must
+	// not keep it for others (as "public" would let them, even though the
+	// request carried a token).
+	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
 	http.ServeContent(w, r, "", info.ModTime(), f)
 	return nil
 }
 
+// blobNotFound answers a blob that is missing or that the caller may not
+// read, alike.
+func blobNotFound(hexDigest string) error { return api.NotFound("Blob", "sha256:"+hexDigest) }
+
 // put stores the body as the blob under its digest, up to the server's
-// size limit.
+// size limit. Content the server already holds is taken again and
+// answered the same (201), so an upload does not tell whether others
+// uploaded it; the upload lets its user make images of the blob.
 func (h *blobHandlers) put(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
 	if err := authorize(id, auth.Attributes{Verb: auth.VerbCreate, Resource: auth.ResourceBlobs}, "Blob", ""); err != nil {
 		return err
@@ -105,6 +126,7 @@ func (h *blobHandlers) put(w http.ResponseWriter, r *http.Request, id *auth.Iden
 	default:
 		return err
 	}
+	h.access.RecordUpload(id.User, hx)
 	writeJSON(w, http.StatusCreated, api.Blob{Digest: "sha256:" + hx, Size: n})
 	return nil
 }

@@ -236,7 +236,8 @@ func TestBlobs(t *testing.T) {
 	}
 	viewer := e.userToken("vic", map[string]api.Role{"default": api.RoleViewer})
 	e.must(http.StatusForbidden, "PUT", "/v1/blobs/"+d, viewer, data)
-	e.must(http.StatusOK, "GET", "/v1/blobs/"+d, viewer, nil)
+	// No image refers to the blob: only cluster admins may read it.
+	e.must(http.StatusNotFound, "GET", "/v1/blobs/"+d, viewer, nil)
 
 	// The sweep removes old unreferenced blobs only.
 	e.image("default", "img", false)

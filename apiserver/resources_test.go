@@ -1,11 +1,13 @@
 package apiserver
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/store"
 )
 
 func TestInstanceLifecycle(t *testing.T) {
@@ -123,9 +125,20 @@ func TestPublicImageResolution(t *testing.T) {
 			t.Errorf("private image %s of another project: %d %s", img, r.status, r.body)
 		}
 	}
-	e.image("b", "shared", true)
-	r := e.do("POST", "/v1/projects/c/instances", member, api.Instance{Metadata: api.ObjectMeta{Name: "z"}, Spec: api.InstanceSpec{Image: "shared", Flavor: "tiny"}})
-	if r.status != http.StatusBadRequest || !strings.Contains(r.apiError().Message, "a/shared, b/shared") {
+	// A second public image of the name is refused; one stored before
+	// names were claimed makes the name ambiguous rather than picking one.
+	second := e.image("b", "shared", false)
+	second.Spec.Public = true
+	r := e.do("PUT", "/v1/projects/b/images/shared", e.admin, second)
+	if ae := r.apiError(); r.status != http.StatusConflict || ae.Field != "spec.public" || !strings.Contains(ae.Message, "a/shared") {
+		t.Errorf("second public image of a name: %d %s", r.status, r.body)
+	}
+	second.Metadata = api.ObjectMeta{Name: "shared", Project: "d"}
+	if _, err := e.store.Create(context.Background(), &second, store.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r = e.do("POST", "/v1/projects/c/instances", member, api.Instance{Metadata: api.ObjectMeta{Name: "z"}, Spec: api.InstanceSpec{Image: "shared", Flavor: "tiny"}})
+	if r.status != http.StatusBadRequest || !strings.Contains(r.apiError().Message, "a/shared, d/shared") {
 		t.Errorf("ambiguous public image: %d %s", r.status, r.body)
 	}
 	// Public images of other projects are readable, private ones hidden.

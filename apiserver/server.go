@@ -3,7 +3,8 @@
 // validation and defaulting per kind (instances and what they attach to
 // through package admission), optimistic concurrency, idempotent
 // creates, list and watch streams (served by package watchcache), blob
-// uploads and reads (stored by package blobstore), host join and
+// uploads and reads (stored by package blobstore, scoped to the images the
+// caller may read by package blobaccess), host join and
 // heartbeats, and an instance's logs, exec and console (through package
 // agentproxy).
 //
@@ -25,6 +26,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/agentproxy"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/blobaccess"
 	"github.com/ouroboros-cloud/ouro/blobstore"
 	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
@@ -73,8 +75,10 @@ type Server struct {
 	metrics *metrics
 	handler http.Handler
 	// blobs keeps the uploaded blobs in the data directory.
-	blobs  *blobstore.Store
-	agents *agentproxy.Client
+	blobs *blobstore.Store
+	// blobAccess decides who may read and refer to which blob.
+	blobAccess *blobaccess.Index
+	agents     *agentproxy.Client
 	// watches serves watch streams, and full lists when the store can
 	// list in snapshots.
 	watches *watchcache.Cache
@@ -122,6 +126,7 @@ func New(cfg Config) (*Server, error) {
 		adm:     cfg.Admission,
 		addrs:   cfg.IPAM,
 	}
+	s.blobAccess = blobaccess.New(blobaccess.Config{Store: cfg.Store, UploadTTL: UnreferencedBlobAge})
 	s.life, s.close = context.WithCancel(context.Background())
 	s.watches = watchcache.New(s.life, watchcache.Config{Store: cfg.Store, Logger: cfg.Logger,
 		Prepare: prepareOut, ErrorOf: toAPIError})
@@ -193,7 +198,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+fip+"associate", s.authed(s.associate(false)))
 	mux.Handle("POST "+fip+"disassociate", s.authed(s.associate(true)))
 
-	blobs := &blobHandlers{blobs: s.blobs, maxBytes: s.cfg.MaxBlobBytes}
+	blobs := &blobHandlers{blobs: s.blobs, access: s.blobAccess, maxBytes: s.cfg.MaxBlobBytes}
 	mux.Handle("GET /v1/blobs/{digest}", s.authed(blobs.get))
 	mux.Handle("PUT /v1/blobs/{digest}", s.authed(blobs.put))
 	mux.Handle("POST /v1/tokens", s.authed(s.createToken))

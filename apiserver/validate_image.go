@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/auth"
 )
 
 // Image bounds.
@@ -33,14 +35,20 @@ var diskMediaTypes = map[string]string{
 
 // validateImageCreate checks an image's content against the blob store and
 // marks it Ready. The caller holds the blob store (blobstore.Store.Hold).
+// Only cluster admins publish images (spec.public); id must otherwise be
+// allowed to refer to every blob (blobaccess.Index.CanRefer), and a blob it
+// may not refer to is refused exactly as a missing one.
 //
 // An "oci" image is made of layers and a config. A "qcow2" or "raw" image
 // is a disk, optionally booted with a kernel, initrd and command line when
 // it has no boot loader; a "kernel" image is a kernel with an optional
 // initrd and command line. A blob whose media type is left out gets the
 // one its field implies.
-func (s *Server) validateImageCreate(img *api.Image) error {
+func (s *Server) validateImageCreate(ctx context.Context, id *auth.Identity, img *api.Image) error {
 	spec := &img.Spec
+	if spec.Public && !id.ClusterAdmin {
+		return publishForbidden(id)
+	}
 	driver := api.DriverForFormat(spec.Format)
 	if driver == "" {
 		return api.Invalid("spec.format", `use "oci" for containers, "qcow2" or "raw" for a disk image, or "kernel" for a kernel booted directly`, "format %q is not supported", spec.Format)
@@ -67,7 +75,7 @@ func (s *Server) validateImageCreate(img *api.Image) error {
 	var total int64
 	now := time.Now()
 	for _, b := range imageBlobFields(spec) {
-		if err := s.checkBlob(b.field, b.blob, now); err != nil {
+		if err := s.checkBlob(ctx, id, b.field, b.blob, now); err != nil {
 			return err
 		}
 		total += b.blob.Size
@@ -194,18 +202,27 @@ func imageBlobFields(spec *api.ImageSpec) []blobField {
 	return out
 }
 
-// checkBlob makes sure a blob was uploaded with the stated size and
-// freshens its time, so the sweep's age rule does not take a blob an image
-// was just made of.
-func (s *Server) checkBlob(field string, b *api.Blob, now time.Time) error {
+// checkBlob makes sure a blob was uploaded with the stated size and that
+// id may refer to it, and freshens its time, so the sweep's age rule does
+// not take a blob an image was just made of. A blob id may not refer to
+// is answered as not uploaded, before its size is looked at.
+func (s *Server) checkBlob(ctx context.Context, id *auth.Identity, field string, b *api.Blob, now time.Time) error {
 	m := digestRE.FindStringSubmatch(b.Digest)
 	if m == nil {
 		return api.Invalid(field+".digest", "write sha256:<64 lower-case hex digits>", "digest %q is not valid", truncate(b.Digest, 80))
 	}
+	notUploaded := api.Invalid(field+".digest", "upload it first with PUT /v1/blobs/"+b.Digest, "blob %s was not uploaded", b.Digest)
+	ok, err := s.blobAccess.CanRefer(ctx, id, m[1])
+	if err != nil {
+		return unavailable(fmt.Errorf("decide access to blob: %w", err))
+	}
+	if !ok {
+		return notUploaded
+	}
 	path := s.blobPath(m[1])
 	st, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return api.Invalid(field+".digest", "upload it first with PUT /v1/blobs/"+b.Digest, "blob %s was not uploaded", b.Digest)
+		return notUploaded
 	}
 	if err != nil {
 		return fmt.Errorf("stat blob: %w", err)
@@ -217,9 +234,13 @@ func (s *Server) checkBlob(field string, b *api.Blob, now time.Time) error {
 	return nil
 }
 
-func validateImageUpdate(old, img *api.Image) error {
+// validateImageUpdate refuses changing an image's content, and making it
+// public unless id is a cluster admin.
+func validateImageUpdate(id *auth.Identity, old, img *api.Image) error {
 	o, n := &old.Spec, &img.Spec
 	switch {
+	case n.Public && !o.Public && !id.ClusterAdmin:
+		return publishForbidden(id)
 	case n.Format != o.Format:
 		return admission.Immutable("spec.format")
 	case n.Architecture != o.Architecture:

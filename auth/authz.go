@@ -82,8 +82,10 @@ func (d Decision) String() string {
 // viewers read instances, images, events, networks, security groups and
 // floating IPs; members also write all of those but events, run instance
 // actions and upload blobs; admins also grant roles in their project.
-// Everyone may read flavors, hosts, floating IP pools, blobs, public
-// images and the projects they have a role in. Hosts read what their agent
+// Everyone may read flavors, hosts, floating IP pools, public images and
+// the projects they have a role in, and ask for blobs: which blob a caller
+// may read depends on the images referring to it, which the API server
+// decides per blob (package blobaccess). Hosts read what their agent
 // needs (their own host network, but none of the objects it is made of)
 // and write the status of what is theirs.
 func Authorize(id *Identity, a Attributes) Decision {

@@ -8,7 +8,9 @@ import (
 
 func blobPath(digest string) string { return "/v1/blobs/" + digest }
 
-// HasBlob reports whether the server holds a blob.
+// HasBlob reports whether the server holds a blob the caller may read. A
+// blob only images of other projects refer to is reported missing, as the
+// server answers for it; uploading it again is harmless.
 func (c *Client) HasBlob(ctx context.Context, digest string) (bool, error) {
 	resp, err := c.send(ctx, request{method: http.MethodHead, path: blobPath(digest), retries: 3})
 	if err != nil {

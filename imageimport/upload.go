@@ -34,7 +34,9 @@ type UploadOptions struct {
 const putAttempts = 3
 
 // Upload sends the image's blobs — layers, or disk, kernel and initrd — to
-// the server (skipping blobs it already holds) and creates the Image object
+// the server (skipping blobs the caller can already read there; content
+// only other projects' images hold is sent again, as the server does not
+// tell) and creates the Image object
 // project/name. The create carries an idempotency key derived from
 // project, name and content, so a retried import never makes two images.
 func Upload(ctx context.Context, c *client.Client, project, name string, img *Image, opts UploadOptions) (*api.Image, error) {
