@@ -3,32 +3,18 @@ package admission
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
-	"github.com/ouroboros-cloud/ouro/etcdembed"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
 // tester is the identity the tests admit as.
 var tester = &auth.Identity{User: "tester", ClusterAdmin: true}
-
-func freeLoopbackURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
-}
 
 // newCloud starts an embedded etcd and fills it as a bootstrapped cloud
 // with project "default" (its default network and security group), the
@@ -38,19 +24,8 @@ func newCloud(t *testing.T) (*Admitter, store.Interface) {
 	if testing.Short() {
 		t.Skip("starts etcd")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	etcd, err := etcdembed.Start(ctx, etcdembed.Config{
-		DataDir:   t.TempDir(),
-		ClientURL: freeLoopbackURL(t),
-		PeerURL:   freeLoopbackURL(t),
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(func() { etcd.Close() })
-	st := store.NewEtcd(etcd.Client())
+	ctx := context.Background()
+	st := store.NewEtcd(etcdtest.Client(t))
 	a := New(Config{Store: st, IPAM: ipam.New(ipam.Config{Store: st, Offset: ipam.LowestFirst})})
 	for _, obj := range []api.Object{
 		&api.Project{Metadata: api.ObjectMeta{Name: "default"}},

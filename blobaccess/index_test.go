@@ -3,40 +3,19 @@ package blobaccess
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
-	"github.com/ouroboros-cloud/ouro/etcdembed"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/store"
 )
-
-func freeURL(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
-}
 
 // etcdStore starts an embedded etcd for the rest of the test.
 func etcdStore(t testing.TB) store.Interface {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	etcd, err := etcdembed.Start(ctx, etcdembed.Config{DataDir: t.TempDir(), ClientURL: freeURL(t), PeerURL: freeURL(t),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(func() { etcd.Close() })
-	return store.NewEtcd(etcd.Client())
+	return store.NewEtcd(etcdtest.Client(t))
 }
 
 func hexOf(i int) string { return fmt.Sprintf("%064x", i) }

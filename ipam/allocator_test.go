@@ -4,27 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/etcdembed"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/store"
 )
-
-func freeLoopbackURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
-}
 
 // etcdStore starts an embedded etcd for the rest of the test.
 func etcdStore(t *testing.T) store.Interface {
@@ -32,19 +18,7 @@ func etcdStore(t *testing.T) store.Interface {
 	if testing.Short() {
 		t.Skip("starts etcd")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	etcd, err := etcdembed.Start(ctx, etcdembed.Config{
-		DataDir:   t.TempDir(),
-		ClientURL: freeLoopbackURL(t),
-		PeerURL:   freeLoopbackURL(t),
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(func() { etcd.Close() })
-	return store.NewEtcd(etcd.Client())
+	return store.NewEtcd(etcdtest.Client(t))
 }
 
 // network stores a network of cidr (gateway its first address) with a VNI.
