@@ -109,6 +109,8 @@ type request struct {
 	ctype  string
 	body   []byte
 	header map[string]string
+	// chunked sends the body without a Content-Length.
+	chunked bool
 }
 
 // do sends req with token and returns the whole answer.
@@ -117,6 +119,9 @@ func do(t testing.TB, hc *http.Client, base, token string, req request) reply {
 	var body io.Reader
 	if req.body != nil {
 		body = bytes.NewReader(req.body)
+		if req.chunked {
+			body = struct{ io.Reader }{body}
+		}
 	}
 	hr, err := http.NewRequest(req.method, base+req.path, body)
 	if err != nil {
