@@ -3,9 +3,11 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -36,6 +38,10 @@ type victimCloud struct {
 	before snapshot
 	// raw is the victim's objects as the admin reads them, for bodies.
 	raw map[string][]byte
+	// boxRaw is the attacker's own instance as it reads it.
+	boxRaw []byte
+	// startRev is the store's revision before the victim made anything.
+	startRev string
 }
 
 // secretRootfs writes a one-file layer holding secret and returns its path.
@@ -68,6 +74,9 @@ func newVictimCloud(t *testing.T) *victimCloud {
 	vc := &victimCloud{cloud: c, hc: c.httpClient(), secret: "victim-secret-" + randomSuffix(10)}
 	vc.victim, vc.attacker = c.newTenant("victim"), c.newTenant("attacker")
 
+	var projects api.List[api.Project]
+	json.Unmarshal(do(t, vc.hc, c.url, c.admin, get("/v1/projects")).body, &projects)
+	vc.startRev = projects.Metadata.ResourceVersion
 	m := vc.victim.member
 	c.mustAs(m, "keypair", "create", "vkey", "--project", "victim")
 	c.mustAs(m, "image", "import", "secret-img", secretRootfs(t, vc.secret), "--project", "victim")
@@ -94,6 +103,7 @@ func newVictimCloud(t *testing.T) *victimCloud {
 	c.mustAs(am, "instance", "create", "box", "--project", "attacker", "--image", "busybox", "--flavor", "tiny", "--", "sleep", "3600")
 	c.mustAs(am, "fip", "allocate", "afip", "--project", "attacker")
 	c.waitPhase("attacker", "box", api.PhaseRunning)
+	vc.boxRaw = do(t, vc.hc, c.url, am, get("/v1/projects/attacker/instances/box")).body
 
 	base := "/v1/projects/victim/"
 	vc.objects = map[string]string{
@@ -270,17 +280,62 @@ func TestAdversaryCrossProject(t *testing.T) {
 						checkNoLeak(t, r.body, vc.leaks)
 					})
 				}
+				t.Run("paged list of all projects", func(t *testing.T) {
+					next := "/v1/" + plural + "?limit=1"
+					for pages := 0; next != ""; pages++ {
+						if pages > 200 {
+							t.Fatalf("more than 200 pages")
+						}
+						r := do(t, vc.hc, vc.url, a.member, get(next))
+						if r.status != http.StatusOK {
+							t.Fatalf("page %d: got %s", pages, r)
+						}
+						if bytes.Contains(r.body, []byte(`"project":"victim"`)) {
+							t.Errorf("page %d shows victim objects: %s", pages, tail(string(r.body), 600))
+						}
+						checkNoLeak(t, r.body, vc.leaks)
+						var l struct {
+							Metadata api.ListMeta `json:"metadata"`
+						}
+						json.Unmarshal(r.body, &l)
+						next = ""
+						if l.Metadata.Continue != "" {
+							next = "/v1/" + plural + "?limit=1&continue=" + url.QueryEscape(l.Metadata.Continue)
+						}
+					}
+				})
+				// Continue tokens made by hand, pointing into the victim's
+				// keys, read nothing of the victim's.
+				for _, q := range []struct{ name, path, start string }{
+					{"forged continue token across projects", "/v1/" + plural, "victim/"},
+					{"forged continue token escaping the project", "/v1/projects/attacker/" + plural, "../victim/"},
+					{"forged continue token with NUL", "/v1/projects/attacker/" + plural, "\x00"},
+				} {
+					t.Run(q.name, func(t *testing.T) {
+						tok, _ := json.Marshal(map[string]any{"rev": 1, "start": q.start})
+						r := do(t, vc.hc, vc.url, a.member, get(q.path+"?limit=100&continue="+base64.RawURLEncoding.EncodeToString(tok)))
+						if r.status != http.StatusOK && r.status != http.StatusBadRequest && r.status != http.StatusGone {
+							t.Errorf("got %s; want 200, 400 or 410", r)
+						}
+						if bytes.Contains(r.body, []byte(`"project":"victim"`)) {
+							t.Errorf("the page shows victim objects: %s", tail(string(r.body), 600))
+						}
+						checkNoLeak(t, r.body, vc.leaks)
+					})
+				}
 				for _, q := range []struct{ name, query string }{
 					{"watch all projects", "?watch=true"},
 					{"watch all projects from revision 1", "?watch=true&resourceVersion=1"},
 					{"watch all projects by label", "?watch=true&labelSelector=owner%3Dvictim&resourceVersion=1"},
+					{"watch all projects from before the victim's objects", "?watch=true&resourceVersion=" + vc.startRev},
+					{"watch all projects by label from before the victim's objects", "?watch=true&labelSelector=owner%3Dvictim&resourceVersion=" + vc.startRev},
 				} {
 					t.Run(q.name, func(t *testing.T) {
 						r, lines := watchLines(t, vc.hc, vc.url, a.member, "/v1/"+plural+q.query, time.Second)
 						if r.status != http.StatusOK {
 							t.Fatalf("got %s, want 200 with only the attacker's objects", r)
 						}
-						t.Logf("%d lines", len(lines))
+						t.Logf("%d lines: %s", len(lines), tail(strings.Join(lines, " "), 300))
 						all := []byte(strings.Join(lines, "\n"))
 						if bytes.Contains(all, []byte(`"project":"victim"`)) {
 							t.Errorf("the watch shows victim objects: %s", tail(string(all), 600))
@@ -320,6 +375,12 @@ func TestAdversaryCrossProject(t *testing.T) {
 			{"disassociate victim fip", a.member, post("/v1/projects/victim/floatingips/vfip/disassociate", ""), notFound},
 			{"associate own fip with victim instance", a.member,
 				post("/v1/projects/attacker/floatingips/afip/associate", `{"instance":"vm"}`), invalid("instance")},
+			{"move own instance into the victim's project", a.member, request{method: http.MethodPut, path: "/v1/projects/attacker/instances/box",
+				body: []byte(strings.Replace(string(vc.boxRaw), `"project":"attacker"`, `"project":"victim"`, 1))}, invalid("metadata.project")},
+			{"rename own instance to the victim's", a.member, request{method: http.MethodPut, path: "/v1/projects/attacker/instances/box",
+				body: []byte(strings.Replace(string(vc.boxRaw), `"name":"box"`, `"name":"vm"`, 1))}, invalid("metadata.name")},
+			{"source group of the victim", a.member, post("/v1/projects/attacker/securitygroups/default/rules",
+				`{"direction":"ingress","protocol":"all","sourceGroup":"vsg"}`), invalid("rule.sourceGroup")},
 			{"read victim project", a.member, get("/v1/projects/victim"), notFound},
 			{"update victim project", a.admin, request{method: http.MethodPut, path: "/v1/projects/victim",
 				body: vc.raw["/v1/projects/victim"]}, notFound},
@@ -328,6 +389,16 @@ func TestAdversaryCrossProject(t *testing.T) {
 			{"issue a token for the victim's user", a.admin, post("/v1/tokens", `{"user":"victim-dev","project":"attacker","role":"viewer"}`), forbidden403},
 			{"read victim user", a.admin, get("/v1/users/victim-dev"), forbidden403},
 		}, vc.leaks)
+		t.Run("list all instances on the victim's host", func(t *testing.T) {
+			r := do(t, vc.hc, vc.url, a.member, get("/v1/instances?host=host-1"))
+			if r.status != http.StatusOK || !bytes.Contains(r.body, []byte(`"name":"box"`)) {
+				t.Fatalf("got %s; want 200 with the attacker's box", r)
+			}
+			if bytes.Contains(r.body, []byte(`"project":"victim"`)) {
+				t.Errorf("the list shows victim instances: %s", tail(string(r.body), 600))
+			}
+			checkNoLeak(t, r.body, vc.leaks)
+		})
 	})
 
 	t.Run("cross-project references", func(t *testing.T) {
@@ -338,6 +409,7 @@ func TestAdversaryCrossProject(t *testing.T) {
 		vc.run(t, []probe{
 			{"private image of the victim", a.member, post(ai, `{"metadata":{"name":"x1"},"spec":{"image":"victim/secret-img","flavor":"tiny"}}`), invalid("spec.image")},
 			{"key pair of the victim", a.member, post(ai, inst("x2", `,"keyName":"vkey"`)), invalid("spec.keyName")},
+			{"security group of the victim", a.member, post(ai, inst("x4", `,"networks":[{"network":"default","securityGroups":["vsg"]}]`)), invalid("spec.networks[0].securityGroups[0]")},
 			{"network of the victim", a.member, post(ai, inst("x3", `,"networks":[{"network":"vnet"}]`)), invalid("spec.networks[0].network")},
 			{"group template with the victim's image", a.member, post("/v1/projects/attacker/instancegroups",
 				`{"metadata":{"name":"g1"},"spec":{"count":1,"template":{"image":"victim/secret-img","flavor":"tiny"}}}`), invalid("spec.template.image")},
@@ -400,7 +472,7 @@ func TestAdversaryCrossProject(t *testing.T) {
 		t.Run("image naming the victim's layer", func(t *testing.T) {
 			img := func(name, digest string) string {
 				return `{"metadata":{"name":"` + name + `"},"spec":{"format":"oci","layers":[{"digest":"` + digest +
-					`","size":` + fmt.Sprint(layerSize(vc)) + `}],"config":{}}}`
+					`","size":` + fmt.Sprint(layerSize(vc)) + `,"mediaType":"application/vnd.oci.image.layer.v1.tar"}],"config":{}}}`
 			}
 			r := do(t, vc.hc, vc.url, a.member, post("/v1/projects/attacker/images", img("stolen", vc.layer)))
 			m := do(t, vc.hc, vc.url, a.member, post("/v1/projects/attacker/images", img("stolen", "sha256:"+strings.Repeat("0", 64))))
