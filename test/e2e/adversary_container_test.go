@@ -54,7 +54,8 @@ func TestAdversaryContainerEscape(t *testing.T) {
 	}
 	c.mustAs(v.member, "keypair", "create", "vkey", "--project", "victim")
 	c.mustAs(v.member, "instance", "create", "vm", "--project", "victim", "--image", "busybox", "--flavor", "tiny",
-		"--key", "vkey", "--user-data", ud, "--", "sleep", "3600")
+		"--key", "vkey", "--user-data", ud, "--", "sh", "-c", "mkdir -p /www && echo "+secret+" > /www/index.html && exec httpd -f -p 80 -h /www")
+	c.mustAs(v.member, "instance", "create", "vm2", "--project", "victim", "--image", "busybox", "--flavor", "tiny", "--", "sleep", "3600")
 	c.mustAs(a.member, "instance", "create", "box", "--project", "attacker", "--image", "busybox", "--flavor", "tiny",
 		"--", "sleep", "3600")
 	vm := c.waitPhase("victim", "vm", api.PhaseRunning)
@@ -164,6 +165,30 @@ func TestAdversaryContainerEscape(t *testing.T) {
 				t.Logf("wget http://%s/: %q", tc.addr, out)
 				if reached(out) {
 					t.Errorf("the container reaches %s: %q", tc.addr, out)
+				}
+			})
+		}
+	})
+
+	// The victim's web server answers its own project's instances, and
+	// nothing of the attacker's.
+	t.Run("the victim's instance", func(t *testing.T) {
+		c.waitPhase("victim", "vm2", api.PhaseRunning)
+		waitFor(t, 30*time.Second, "vm2 reaching vm's web server", func() (bool, string) {
+			out, errOut, err := c.as(v.member, append([]string{"instance", "exec", "vm2", "--project", "victim", "--"}, wgetArgv(vmIP)...)...)
+			return err == nil && strings.Contains(out, secret), fmt.Sprintf("%v: %s%s", err, out, errOut)
+		})
+		for _, tc := range []struct {
+			name string
+			argv []string
+		}{
+			{"fetch its web server", wgetArgv(vmIP)},
+			{"ping it", []string{"ping", "-c1", "-W2", vmIP}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				out, err := inBox(tc.argv...)
+				if err == nil || strings.Contains(out, secret) {
+					t.Errorf("box reaches the victim's %s: %v: %q", vmIP, err, out)
 				}
 			})
 		}
