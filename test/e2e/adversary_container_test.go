@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // Capabilities a container must never hold, by bit (linux/capability.h).
@@ -74,7 +75,7 @@ func TestAdversaryContainerEscape(t *testing.T) {
 	www := t.TempDir()
 	os.WriteFile(filepath.Join(www, "index.html"), []byte("host-secret\n"), 0o644)
 	startCmd(t, commandIn(host.netns, "busybox", "httpd", "-f", "-p", "0.0.0.0:22", "-h", www))
-	waitFor(t, 10*time.Second, "the host's listener", func() (bool, string) {
+	wait.ForDetail(t, 10*time.Second, "the host's listener", func() (bool, string) {
 		out, err := fetch(host.netns, host.ip+":22")
 		return err == nil && strings.Contains(out, "host-secret"), fmt.Sprintf("%v: %s", err, out)
 	})
@@ -174,7 +175,7 @@ func TestAdversaryContainerEscape(t *testing.T) {
 	// nothing of the attacker's.
 	t.Run("the victim's instance", func(t *testing.T) {
 		c.waitPhase("victim", "vm2", api.PhaseRunning)
-		waitFor(t, 30*time.Second, "vm2 reaching vm's web server", func() (bool, string) {
+		wait.ForDetail(t, 30*time.Second, "vm2 reaching vm's web server", func() (bool, string) {
 			out, errOut, err := c.as(v.member, append([]string{"instance", "exec", "vm2", "--project", "victim", "--"}, wgetArgv(vmIP)...)...)
 			return err == nil && strings.Contains(out, secret), fmt.Sprintf("%v: %s%s", err, out, errOut)
 		})
@@ -203,7 +204,7 @@ func TestAdversaryContainerEscape(t *testing.T) {
 			return inBox(append(argv, metadataURL+path)...)
 		}
 		var id string
-		waitFor(t, 30*time.Second, "the metadata service from box", func() (bool, string) {
+		wait.ForDetail(t, 30*time.Second, "the metadata service from box", func() (bool, string) {
 			var err error
 			id, err = imds("/latest/meta-data/instance-id")
 			return err == nil, fmt.Sprintf("%v: %s", err, id)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // victimCloud is a cloud with a victim project full of objects and an
@@ -94,7 +95,7 @@ func newVictimCloud(t *testing.T) *victimCloud {
 	c.mustAs(m, "group", "create", "vgroup", "--project", "victim", "--image", "busybox", "--flavor", "tiny",
 		"--count", "1", "--label", "owner=victim", "--", "sleep", "3600")
 	c.waitPhase("victim", "vm", api.PhaseRunning)
-	waitFor(t, 30*time.Second, "the victim's log", func() (bool, string) {
+	wait.ForDetail(t, 30*time.Second, "the victim's log", func() (bool, string) {
 		out := c.ouro("instance", "logs", "vm", "--project", "victim")
 		return strings.Contains(out, vc.secret), out
 	})

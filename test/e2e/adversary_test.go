@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // This file holds what the adversarial tests share: tenants with tokens of
@@ -263,7 +264,7 @@ func comparable(t testing.TB, raw []byte) []byte {
 func (c *cloud) stableSnapshot(hc *http.Client, paths []string) snapshot {
 	c.t.Helper()
 	var s snapshot
-	waitFor(c.t, 60*time.Second, "the victim's objects to settle", func() (bool, string) {
+	wait.ForDetail(c.t, 60*time.Second, "the victim's objects to settle", func() (bool, string) {
 		prev := s
 		s = c.takeSnapshot(hc, paths)
 		if prev == nil {
