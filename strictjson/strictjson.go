@@ -159,11 +159,13 @@ func (w *walker) value(dec *json.Decoder, path string, t reflect.Type) error {
 			if !ok {
 				return errors.New("object key is not a string")
 			}
-			p := join(path, key)
-			id, next := key, elem(t)
+			id, name, next := key, key, elem(t)
 			if fields != nil {
-				id, next = fieldOf(t, fields, key)
+				id, name, next = fieldOf(t, fields, key)
 			}
+			// A struct field is named as its type spells it, whatever
+			// spelling the client sent.
+			p := join(path, name)
 			if seen[id] {
 				return &DuplicateKeyError{Path: p}
 			}
@@ -253,25 +255,26 @@ func collectFields(t reflect.Type, prefix string, out map[string]string) {
 }
 
 // fieldOf resolves a JSON key as encoding/json does (an exact name first,
-// then one equal without case) to the field's identity and type. An
-// unknown key is its own identity; decoding refuses it later.
-func fieldOf(t reflect.Type, fields map[string]string, key string) (string, reflect.Type) {
+// then one equal without case) to the field's identity, JSON name and
+// type. An unknown key is its own identity; decoding refuses it later.
+func fieldOf(t reflect.Type, fields map[string]string, key string) (id, name string, ft reflect.Type) {
 	id, ok := fields[key]
+	name = key
 	if !ok {
-		for name, fid := range fields {
-			if strings.EqualFold(name, key) {
-				id, ok = fid, true
+		for n, fid := range fields {
+			if strings.EqualFold(n, key) {
+				id, name, ok = fid, n, true
 				break
 			}
 		}
 	}
 	if !ok {
-		return "?" + key, nil
+		return "?" + key, key, nil
 	}
-	ft := t
+	ft = t
 	for _, part := range strings.Split(id, ".") {
 		i, _ := strconv.Atoi(part)
 		ft = concrete(ft).Field(i).Type
 	}
-	return id, ft
+	return id, name, ft
 }
