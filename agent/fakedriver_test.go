@@ -26,6 +26,10 @@ type fakeDriver struct {
 	calls     []string // "create <id>", "start <id>", ...
 	inspects  map[string]int
 	createErr error
+	// createFail, when set, makes create number n (from 1) fail with
+	// the error it returns; createTimes records when each create came.
+	createFail  func(n int) error
+	createTimes []time.Time
 	execFn    func(argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 	// exitOnStart makes a start end at once with that exit code.
 	exitOnStart map[string]int
@@ -55,6 +59,12 @@ func (d *fakeDriver) Create(_ context.Context, spec driver.Spec) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.record("create", spec.ID)
+	d.createTimes = append(d.createTimes, time.Now())
+	if d.createFail != nil {
+		if err := d.createFail(len(d.createTimes)); err != nil {
+			return err
+		}
+	}
 	if d.createErr != nil {
 		return d.createErr
 	}
@@ -196,6 +206,20 @@ func (d *fakeDriver) exit(id string, code int) {
 	defer d.mu.Unlock()
 	st := d.insts[id]
 	st.State, st.Pid, st.FinishedAt, st.ExitCode, st.HasExitCode = driver.StateStopped, 0, time.Now(), code, true
+}
+
+// setCreateFail makes create number n fail with fail(n) (nil: no failure).
+func (d *fakeDriver) setCreateFail(fail func(n int) error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.createFail = fail
+}
+
+// creates returns when each create came, in order.
+func (d *fakeDriver) creates() []time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.createTimes)
 }
 
 func (d *fakeDriver) setCreateErr(err error) {
