@@ -30,7 +30,7 @@ type fakeDriver struct {
 	// the error it returns; createTimes records when each create came.
 	createFail  func(n int) error
 	createTimes []time.Time
-	execFn    func(argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	execFn      func(argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 	// exitOnStart makes a start end at once with that exit code.
 	exitOnStart map[string]int
 	// cpuRate is the CPU an instance uses, in vCPUs; cpuReads counts
