@@ -52,6 +52,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/queue"
+	"github.com/ouroboros-cloud/ouro/record/correlate"
 )
 
 // Version is the agent version reported to the server; set at link time
@@ -117,7 +118,10 @@ type Agent struct {
 	log   *slog.Logger
 	cache *instanceCache
 	queue *queue.Queue
-	ports hostnet.Ports // instance ports applied on the host
+	// events bounds the events posted per instance: repeats are counted,
+	// not posted again and again.
+	events *correlate.Correlator
+	ports  hostnet.Ports // instance ports applied on the host
 
 	// Self-healing (docs/healing.md).
 	backoff backoffPolicy
@@ -205,9 +209,10 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Logger = slog.Default()
 	}
 	a := &Agent{
-		cfg:   cfg,
-		log:   cfg.Logger.With("component", "agent"),
-		cache: newInstanceCache(),
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "agent"),
+		cache:  newInstanceCache(),
+		events: correlate.New(0, 0, 0),
 		// Stops wait out a grace period (up to stopTimeout), so a few slow
 		// teardowns must not hold up new instances: workers are cheap.
 		workers:           32,

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"maps"
 	"slices"
 	"sync"
@@ -19,10 +20,17 @@ type instanceCache struct {
 	byUID map[string]*api.Instance
 	byKey map[string]string // project/name → uid
 	gone  map[string]*api.Instance
+	// own holds, per uid, the fingerprints of the instances the agent
+	// wrote or is writing, oldest first (see wrote and echo).
+	own map[string][]string
 }
 
+// maxOwnWrites bounds the writes remembered per instance.
+const maxOwnWrites = 8
+
 func newInstanceCache() *instanceCache {
-	return &instanceCache{byUID: map[string]*api.Instance{}, byKey: map[string]string{}, gone: map[string]*api.Instance{}}
+	return &instanceCache{byUID: map[string]*api.Instance{}, byKey: map[string]string{},
+		gone: map[string]*api.Instance{}, own: map[string][]string{}}
 }
 
 // instanceKey is the work-queue key of an instance: "project/name".
@@ -84,6 +92,7 @@ func (c *instanceCache) setLocked(inst *api.Instance) {
 	if prev, ok := c.byKey[key]; ok && prev != uid {
 		c.gone[prev] = c.byUID[prev]
 		delete(c.byUID, prev)
+		delete(c.own, prev)
 	}
 	delete(c.gone, uid)
 	c.byUID[uid] = cloneInstance(inst)
@@ -100,6 +109,69 @@ func (c *instanceCache) refresh(inst *api.Instance) {
 	}
 }
 
+// wrote remembers that the agent wrote inst (or is about to: the echo of
+// a write may come before its answer), so that echo recognises it.
+func (c *instanceCache) wrote(inst *api.Instance) {
+	fp, ok := fingerprint(inst)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	uid := inst.Metadata.UID
+	fps := c.own[uid]
+	if len(fps) > 0 && fps[len(fps)-1] == fp {
+		return
+	}
+	if len(fps) >= maxOwnWrites {
+		fps = slices.Delete(fps, 0, len(fps)-maxOwnWrites+1)
+	}
+	c.own[uid] = append(fps, fp)
+}
+
+// echo reports whether inst, as a watch event brought it, is one of the
+// agent's own status writes coming back: the reconcile that wrote it knew
+// all of it, so it is no reason to reconcile again. An own write that
+// comes back is forgotten with the ones before it (the watch delivers
+// them in order).
+//
+// Only writes count, not what the cache holds: after a conflict the
+// cache holds a version read afresh that no reconcile acted on yet.
+func (c *instanceCache) echo(inst *api.Instance) bool {
+	fp, ok := fingerprint(inst)
+	if !ok {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	uid := inst.Metadata.UID
+	fps := c.own[uid]
+	for i := len(fps) - 1; i >= 0; i-- {
+		if fps[i] == fp {
+			if rest := fps[i+1:]; len(rest) > 0 {
+				c.own[uid] = slices.Clone(rest)
+			} else {
+				delete(c.own, uid)
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// fingerprint is the JSON form of inst without its resourceVersion: two
+// versions with the same fingerprint differ in nothing the reconciler
+// reads.
+func fingerprint(inst *api.Instance) (string, bool) {
+	cp := *inst
+	cp.Metadata.ResourceVersion = ""
+	b, err := json.Marshal(&cp)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
+}
+
 // remove marks an instance gone.
 func (c *instanceCache) remove(inst *api.Instance) {
 	c.mu.Lock()
@@ -110,6 +182,7 @@ func (c *instanceCache) remove(inst *api.Instance) {
 		old = cloneInstance(inst)
 	}
 	delete(c.byUID, uid)
+	delete(c.own, uid)
 	if c.byKey[instanceKey(old)] == uid {
 		delete(c.byKey, instanceKey(old))
 	}
@@ -135,6 +208,7 @@ func (c *instanceCache) replace(items []api.Instance) []string {
 			continue
 		}
 		delete(c.byUID, uid)
+		delete(c.own, uid)
 		if c.byKey[instanceKey(inst)] == uid {
 			delete(c.byKey, instanceKey(inst))
 		}

@@ -42,3 +42,41 @@ func TestCacheNeverResurrectsGoneInstances(t *testing.T) {
 		t.Errorf("web: cur %v, %d gone; want gone", cur, len(gone))
 	}
 }
+
+func TestCacheRecognisesOwnWrites(t *testing.T) {
+	version := func(rv string, gen int64, phase api.InstancePhase) *api.Instance {
+		i := newInstance("web", "uid-web")
+		i.Metadata.ResourceVersion, i.Metadata.Generation, i.Status.Phase = rv, gen, phase
+		return i
+	}
+	c := newInstanceCache()
+	c.set(version("1", 1, api.PhaseScheduled))
+	// Two writes in one reconcile; the answer of the first came back with
+	// its resourceVersion, the second is still in flight.
+	c.wrote(version("1", 1, api.PhaseStarting))
+	c.wrote(version("2", 1, api.PhaseStarting))
+	c.wrote(version("2", 1, api.PhaseFailed))
+	steps := []struct {
+		name string
+		ev   *api.Instance
+		want bool
+	}{
+		{"a user's spec change", version("3", 2, api.PhaseStarting), false},
+		{"the first write", version("2", 1, api.PhaseStarting), true},
+		{"the second write", version("3", 1, api.PhaseFailed), true},
+		{"the second write again, written by someone else", version("4", 1, api.PhaseFailed), false},
+		{"someone else's status write", version("5", 1, api.PhaseRunning), false},
+	}
+	for _, s := range steps {
+		if got := c.echo(s.ev); got != s.want {
+			t.Errorf("%s: echo = %v, want %v", s.name, got, s.want)
+		}
+	}
+
+	// Writes are forgotten with their instance.
+	c.wrote(version("6", 1, api.PhaseStopped))
+	c.remove(version("7", 1, api.PhaseStopped))
+	if c.echo(version("6", 1, api.PhaseStopped)) {
+		t.Error("a write of a removed instance is still remembered")
+	}
+}

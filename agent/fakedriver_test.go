@@ -26,7 +26,12 @@ type fakeDriver struct {
 	calls     []string // "create <id>", "start <id>", ...
 	inspects  map[string]int
 	createErr error
-	execFn    func(argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	// fail, when set for an operation ("create", "start"), makes call
+	// number n (from 1) of it fail with the error it returns; opTimes
+	// records when each call of an operation came.
+	fail    map[string]func(n int) error
+	opTimes map[string][]time.Time
+	execFn  func(argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 	// exitOnStart makes a start end at once with that exit code.
 	exitOnStart map[string]int
 	// cpuRate is the CPU an instance uses, in vCPUs; cpuReads counts
@@ -55,6 +60,9 @@ func (d *fakeDriver) Create(_ context.Context, spec driver.Spec) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.record("create", spec.ID)
+	if err := d.injected("create"); err != nil {
+		return err
+	}
 	if d.createErr != nil {
 		return d.createErr
 	}
@@ -69,6 +77,9 @@ func (d *fakeDriver) Start(_ context.Context, id string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.record("start", id)
+	if err := d.injected("start"); err != nil {
+		return err
+	}
 	st, ok := d.insts[id]
 	if !ok {
 		return driver.ErrNotFound
@@ -196,6 +207,37 @@ func (d *fakeDriver) exit(id string, code int) {
 	defer d.mu.Unlock()
 	st := d.insts[id]
 	st.State, st.Pid, st.FinishedAt, st.ExitCode, st.HasExitCode = driver.StateStopped, 0, time.Now(), code, true
+}
+
+// setFail makes call number n of op ("create", "start") fail with
+// fail(n) (nil: no failure).
+func (d *fakeDriver) setFail(op string, fail func(n int) error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fail == nil {
+		d.fail = map[string]func(int) error{}
+	}
+	d.fail[op] = fail
+}
+
+// injected times a call of op and returns the failure setFail asked for.
+// The caller holds d.mu.
+func (d *fakeDriver) injected(op string) error {
+	if d.opTimes == nil {
+		d.opTimes = map[string][]time.Time{}
+	}
+	d.opTimes[op] = append(d.opTimes[op], time.Now())
+	if f := d.fail[op]; f != nil {
+		return f(len(d.opTimes[op]))
+	}
+	return nil
+}
+
+// times returns when each call of op came, in order.
+func (d *fakeDriver) times(op string) []time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.opTimes[op])
 }
 
 func (d *fakeDriver) setCreateErr(err error) {

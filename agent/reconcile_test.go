@@ -158,8 +158,13 @@ func TestAgentRestartAdoptsRunningInstance(t *testing.T) {
 	h.mu.Unlock()
 	h.start(t, h.config())
 	inst := h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
-	// Our own status write comes back through the watch: a second look.
-	waitFor(t, "reconciles by the new agent", func() bool { return h.reconciles(key) >= 2 })
+	// A change by someone else (the agent's own writes coming back are
+	// no reason to look again): a second look.
+	n := h.reconciles(key)
+	h.api.mu.Lock()
+	h.api.bumpLocked(key, func(i *api.Instance) { i.Metadata.Labels = map[string]string{"poke": "1"} })
+	h.api.mu.Unlock()
+	waitFor(t, "a second reconcile by the new agent", func() bool { return h.reconciles(key) > n })
 	if got := h.drv.opsFor("uid-web"); !slices.Equal(got, before) {
 		t.Errorf("driver calls after restart = %v, want none beyond %v", got[len(before):], before)
 	}

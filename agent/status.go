@@ -45,8 +45,13 @@ func (r *instanceRun) update(ctx context.Context, mutate func(s *api.InstanceSta
 			return false, nil
 		}
 		cl := r.a.sess.Client()
+		// Remember the write before it is made, as its echo on the watch
+		// may come before the answer, and again as the server stored it:
+		// the echo is then no reason to reconcile again (see watchLoop).
+		r.a.cache.wrote(next)
 		err = cl.UpdateStatus(ctx, next)
 		if err == nil {
+			r.a.cache.wrote(next)
 			r.inst = next
 			r.a.cache.refresh(next)
 			return true, nil
@@ -125,8 +130,10 @@ func setTime(dst **time.Time, t time.Time) {
 	*dst = &u
 }
 
-// event records something that happened to an instance. A failure to post
-// is logged and never fails the reconcile.
+// event records something that happened to an instance. Repeats of an
+// event and events beyond the instance's budget are counted or dropped
+// instead of posted (package record/correlate). A failure to post is
+// logged and never fails the reconcile.
 func (a *Agent) event(ctx context.Context, inst *api.Instance, typ, reason, message string) {
 	ev := &api.Event{
 		Kind:     api.EventKind.Name,
@@ -138,6 +145,10 @@ func (a *Agent) event(ctx context.Context, inst *api.Instance, typ, reason, mess
 		Message: message,
 		Source:  "agent/" + a.name(),
 		Time:    time.Now().UTC(),
+	}
+	if !a.events.Correlate(ev) {
+		a.log.Debug("event not posted: a repeat, or too many about the instance", "instance", instanceKey(inst), "reason", reason)
+		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

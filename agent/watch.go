@@ -99,6 +99,13 @@ func (a *Agent) collectOrphans(ctx context.Context) {
 // watchLoop follows the instances assigned to the host, resuming from the
 // last resourceVersion. A Gone error or a broken stream makes it list
 // again; a stream the server ended cleanly is resumed.
+//
+// Every change queues its instance at once, except the echoes of the
+// agent's own status writes (instanceCache.echo): queueing those would
+// run a failing instance again right after each failure, around the
+// queue's back-off, and every run writes a status that comes back again.
+// Changes made by others (a new generation, a deletion, a move) are
+// acted on at once.
 func (a *Agent) watchLoop(ctx context.Context, rv string) {
 	relist := false
 	delay := a.relistDelay
@@ -132,11 +139,15 @@ func (a *Agent) watchLoop(ctx context.Context, rv string) {
 			case api.Added, api.Modified:
 				if ev.Object.Status.Host != "" && ev.Object.Status.Host != a.name() {
 					a.cache.remove(&ev.Object)
-				} else {
-					a.cache.set(&ev.Object)
-					a.noteAssigned(ev.Object.Metadata.UID)
+					a.queue.Add(instanceKey(&ev.Object))
+					break
 				}
-				a.queue.Add(instanceKey(&ev.Object))
+				echo := a.cache.echo(&ev.Object)
+				a.cache.set(&ev.Object)
+				a.noteAssigned(ev.Object.Metadata.UID)
+				if !echo {
+					a.queue.Add(instanceKey(&ev.Object))
+				}
 			case api.Deleted:
 				a.cache.remove(&ev.Object)
 				a.queue.Add(instanceKey(&ev.Object))

@@ -21,6 +21,11 @@ type Event struct {
 	// Source is the component that saw it: "scheduler", "agent/host-1", ...
 	Source string    `json:"source"`
 	Time   time.Time `json:"time"`
+	// Count is how many times it happened since the last event about the
+	// same object with the same type, reason and message was recorded,
+	// this time included (repeats are counted rather than recorded one
+	// by one, see package record/correlate). Zero means once.
+	Count int32 `json:"count,omitempty"`
 }
 
 // Meta returns the event's metadata.

@@ -187,8 +187,13 @@ func eventHeader(all bool) []string {
 }
 
 func eventRow(ev *api.Event, all bool, now time.Time) []string {
+	msg := ev.Message
+	if ev.Count > 1 {
+		// Repeats are counted, not recorded one by one.
+		msg = fmt.Sprintf("%s (%d times)", msg, ev.Count)
+	}
 	r := []string{age(ev.Time, now), ev.Type, ev.Reason,
-		strings.ToLower(ev.Object.Kind) + "/" + ev.Object.Name, ev.Message, ev.Source}
+		strings.ToLower(ev.Object.Kind) + "/" + ev.Object.Name, msg, ev.Source}
 	if all {
 		r = append([]string{ev.Metadata.Project}, r...)
 	}

@@ -10,6 +10,10 @@
 // are written in the background by a bounded number of goroutines, errors
 // are logged, and when too many writes are in flight further events are
 // dropped (and logged) rather than slowing the controller down.
+//
+// Nor can one object flood the store: repeats of an event are counted
+// rather than written each time, and each object has a budget of events
+// (package record/correlate).
 package record
 
 import (
@@ -23,6 +27,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/record/correlate"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -55,6 +60,7 @@ type Recorder struct {
 	source string
 	log    *slog.Logger
 	now    func() time.Time
+	corr   *correlate.Correlator
 
 	slots chan struct{}
 	wg    sync.WaitGroup
@@ -70,6 +76,7 @@ func New(st store.Interface, source string) *Recorder {
 		source: source,
 		log:    slog.Default().With("component", "record", "source", source),
 		now:    time.Now,
+		corr:   correlate.New(0, 0, 0),
 		slots:  make(chan struct{}, maxInFlight),
 	}
 }
@@ -81,9 +88,14 @@ func (r *Recorder) WithLogger(log *slog.Logger) *Recorder {
 }
 
 // Event implements Sink. It returns at once; the event is written in the
-// background.
+// background, unless it is a repeat (counted, see correlate.Correlator)
+// or beyond the object's budget.
 func (r *Recorder) Event(ctx context.Context, obj api.Object, typ, reason, messageFmt string, args ...any) {
 	ev := r.build(obj, typ, reason, fmt.Sprintf(messageFmt, args...))
+	if !r.corr.Correlate(ev) {
+		r.log.Debug("event not recorded: a repeat, or too many about the object", "reason", reason, "object", ev.Object.Name)
+		return
+	}
 	select {
 	case r.slots <- struct{}{}:
 	default:

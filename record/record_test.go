@@ -3,6 +3,7 @@ package record
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sort"
@@ -118,8 +119,9 @@ func TestNeverBlocksCaller(t *testing.T) {
 	t.Cleanup(func() { close(fs.block); r.Wait() })
 	done := make(chan struct{})
 	go func() {
-		for range 2 * maxInFlight {
-			r.Event(context.Background(), &api.Host{Metadata: api.ObjectMeta{Name: "h"}}, api.EventNormal, "R", "m")
+		for i := range 2 * maxInFlight {
+			// Other objects each time: repeats would not be written.
+			r.Event(context.Background(), &api.Host{Metadata: api.ObjectMeta{Name: fmt.Sprintf("h%d", i)}}, api.EventNormal, "R", "m")
 		}
 		close(done)
 	}()
@@ -127,5 +129,24 @@ func TestNeverBlocksCaller(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Event blocked while the store hung")
+	}
+}
+
+func TestRepeatsAreCounted(t *testing.T) {
+	fs := &fakeStore{}
+	r := New(fs, "scheduler").WithLogger(quiet())
+	inst := &api.Instance{Metadata: api.ObjectMeta{Name: "web", Project: "shop", UID: "u1"}}
+	for range 100 {
+		r.Event(context.Background(), inst, api.EventWarning, "FailedScheduling", "no host has %d vCPUs free", 4)
+	}
+	r.Event(context.Background(), inst, api.EventNormal, "Scheduled", "placed on host %s", "h1")
+	r.Wait()
+	var reasons []string
+	for _, ev := range fs.created {
+		reasons = append(reasons, ev.Reason)
+	}
+	sort.Strings(reasons) // written in the background, in any order
+	if fmt.Sprint(reasons) != "[FailedScheduling Scheduled]" {
+		t.Errorf("recorded %v, want one FailedScheduling (its repeats counted) and Scheduled", reasons)
 	}
 }

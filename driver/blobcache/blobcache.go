@@ -90,8 +90,10 @@ func (c *Cache) Fetch(ctx context.Context, b api.Blob, check func(path string) e
 	return path, nil
 }
 
-// fetch downloads the blob into final, with the digest's lock held.
-func (c *Cache) fetch(ctx context.Context, b api.Blob, h, final string, check func(string) error) error {
+// fetch downloads the blob into final, with the digest's lock held. Its
+// errors never name the temporary file (see hideTemp), even those of
+// check.
+func (c *Cache) fetch(ctx context.Context, b api.Blob, h, final string, check func(string) error) (err error) {
 	f, err := os.CreateTemp(c.dir, tmpPrefix(h))
 	if err != nil {
 		return err
@@ -103,6 +105,7 @@ func (c *Cache) fetch(ctx context.Context, b api.Blob, h, final string, check fu
 			f.Close()
 			os.Remove(tmp)
 		}
+		err = hideTemp(err, tmp, tmpBlobName)
 	}()
 	if err := c.download(ctx, b, h, f); err != nil {
 		return err

@@ -116,7 +116,9 @@ func (d *Derived) Ensure(ctx context.Context, b api.Blob, variant string) (strin
 }
 
 // make builds the directory of key into final, with the key's lock held.
-func (d *Derived) make(ctx context.Context, b api.Blob, blobPath, variant, key, final string) error {
+// Its errors never name the temporary directory (see hideTemp), even
+// those of the build.
+func (d *Derived) make(ctx context.Context, b api.Blob, blobPath, variant, key, final string) (err error) {
 	tmp, err := os.MkdirTemp(d.dir, tmpPrefix(key))
 	if err != nil {
 		return err
@@ -126,6 +128,7 @@ func (d *Derived) make(ctx context.Context, b api.Blob, blobPath, variant, key, 
 		if !done {
 			os.RemoveAll(tmp)
 		}
+		err = hideTemp(err, tmp, tmpDirName)
 	}()
 	if err := d.build(ctx, b, blobPath, variant, tmp); err != nil {
 		return err

@@ -161,3 +161,32 @@ func removeStale(dir, key string) error {
 	}
 	return nil
 }
+
+// Names that stand for temporary paths in error messages (see hideTemp).
+const (
+	tmpBlobName = "<downloaded blob>"
+	tmpDirName  = "<directory being built>"
+)
+
+// tempHidden is an error whose message names a temporary path by what
+// it holds (see hideTemp).
+type tempHidden struct {
+	msg string
+	err error
+}
+
+func (e *tempHidden) Error() string { return e.msg }
+func (e *tempHidden) Unwrap() error { return e.err }
+
+// hideTemp returns err with every mention of tmp, a temporary name that
+// is new on every try, replaced by name. A failure that repeats (a blob
+// a check refuses, a layer that does not extract) then has the same
+// message every time, which is what lets those who report it count
+// repeats instead of reporting each one; and the message names no host
+// path. errors.Is and errors.As still see err.
+func hideTemp(err error, tmp, name string) error {
+	if err == nil || tmp == "" || !strings.Contains(err.Error(), tmp) {
+		return err
+	}
+	return &tempHidden{msg: strings.ReplaceAll(err.Error(), tmp, name), err: err}
+}

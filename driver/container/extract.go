@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path"
@@ -31,6 +32,11 @@ const maxSymlinks = 40
 // written outside root: entries with ".." or absolute names are refused,
 // and parent directories are resolved one component at a time, following
 // symlinks only while they stay inside root.
+//
+// Errors name the tar entry and paths inside the layer ("/etc/passwd"),
+// never root: it is a temporary directory with a new name on every try,
+// and a message that changes on every try defeats those who count
+// repeats of a failure.
 func extractTar(ctx context.Context, r io.Reader, root string, log *slog.Logger) error {
 	x := &extractor{root: root, log: log}
 	tr := tar.NewReader(r)
@@ -53,7 +59,7 @@ func extractTar(ctx context.Context, r io.Reader, root string, log *slog.Logger)
 	for i := len(x.dirTimes) - 1; i >= 0; i-- {
 		dt := x.dirTimes[i]
 		if err := setTimes(dt.path, dt.atime, dt.mtime); err != nil {
-			return err
+			return fmt.Errorf("directory %s: %w", x.layerPath(dt.path), x.inLayer(err))
 		}
 	}
 	return nil
@@ -104,7 +110,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	case strings.HasPrefix(base, whiteoutPrefix):
 		target := filepath.Join(parent, strings.TrimPrefix(base, whiteoutPrefix))
 		if err := os.RemoveAll(target); err != nil {
-			return err
+			return x.inLayer(err)
 		}
 		// An overlayfs whiteout is a 0/0 character device.
 		if err := unix.Mknod(target, unix.S_IFCHR, 0); err != nil {
@@ -119,7 +125,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		// over a directory keeps its contents.
 		if !(fi.IsDir() && hdr.Typeflag == tar.TypeDir) {
 			if err := os.RemoveAll(target); err != nil {
-				return err
+				return x.inLayer(err)
 			}
 		}
 	}
@@ -127,15 +133,15 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		if err := os.Mkdir(target, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return err
+			return x.inLayer(err)
 		}
 	case tar.TypeReg, tar.TypeGNUSparse:
 		if err := writeFile(target, r); err != nil {
-			return err
+			return x.inLayer(err)
 		}
 	case tar.TypeSymlink:
 		if err := os.Symlink(hdr.Linkname, target); err != nil {
-			return err
+			return x.inLayer(err)
 		}
 	case tar.TypeLink:
 		src, err := x.resolveLinkTarget(hdr.Linkname)
@@ -145,7 +151,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		// link(2) does not follow a symlink src: a hard link to a
 		// symlink is a second name for the symlink, as in the tar.
 		if err := os.Link(src, target); err != nil {
-			return err
+			return x.inLayer(err)
 		}
 		return nil // shares the inode (and metadata) of src
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
@@ -174,7 +180,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 // applyMeta sets owner, mode, extended attributes and times of path.
 func (x *extractor) applyMeta(p string, hdr *tar.Header) error {
 	if err := os.Lchown(p, hdr.Uid, hdr.Gid); err != nil {
-		return err
+		return x.inLayer(err)
 	}
 	for key, value := range hdr.PAXRecords {
 		attr, ok := strings.CutPrefix(key, "SCHILY.xattr.")
@@ -187,14 +193,14 @@ func (x *extractor) applyMeta(p string, hdr *tar.Header) error {
 			continue
 		}
 		if err := unix.Lsetxattr(p, attr, []byte(value), 0); err != nil {
-			x.log.Debug("skipping extended attribute", "path", p, "attr", attr, "err", err)
+			x.log.Debug("skipping extended attribute", "path", x.layerPath(p), "attr", attr, "err", err)
 		}
 	}
 	if hdr.Typeflag != tar.TypeSymlink {
 		// After chown, which clears set-id bits.
 		fm := hdr.FileInfo().Mode()
 		if err := os.Chmod(p, fm&(os.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky)); err != nil {
-			return err
+			return x.inLayer(err)
 		}
 	}
 	atime := hdr.AccessTime
@@ -205,7 +211,7 @@ func (x *extractor) applyMeta(p string, hdr *tar.Header) error {
 		x.dirTimes = append(x.dirTimes, dirTime{path: p, atime: atime, mtime: hdr.ModTime})
 		return nil
 	}
-	return setTimes(p, atime, hdr.ModTime)
+	return x.inLayer(setTimes(p, atime, hdr.ModTime))
 }
 
 // resolveDir returns the host path of directory rel (relative to root),
@@ -233,18 +239,18 @@ func (x *extractor) resolveDir(rel string, create bool) (string, error) {
 		switch {
 		case errors.Is(err, os.ErrNotExist) && create:
 			if err := os.Mkdir(p, 0o755); err != nil {
-				return "", err
+				return "", x.inLayer(err)
 			}
 			cur = append(cur, c)
 		case err != nil:
-			return "", err
+			return "", x.inLayer(err)
 		case fi.Mode()&os.ModeSymlink != 0:
 			if links++; links > maxSymlinks {
 				return "", fmt.Errorf("path %q: too many levels of symbolic links", rel)
 			}
 			target, err := os.Readlink(p)
 			if err != nil {
-				return "", err
+				return "", x.inLayer(err)
 			}
 			if path.IsAbs(target) {
 				// Absolute links mean the container's root: the layer's.
@@ -275,7 +281,7 @@ func (x *extractor) resolveLinkTarget(linkname string) (string, error) {
 	src := filepath.Join(parent, base)
 	fi, err := os.Lstat(src)
 	if err != nil {
-		return "", fmt.Errorf("hard link target %q: %w", linkname, err)
+		return "", fmt.Errorf("hard link target %q: %w", linkname, x.inLayer(err))
 	}
 	if fi.IsDir() {
 		return "", fmt.Errorf("hard link target %q is a directory", linkname)
@@ -332,7 +338,34 @@ func setTimes(p string, atime, mtime time.Time) error {
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("set times of %s: %w", p, err)
+		return &fs.PathError{Op: "set times of", Path: p, Err: err}
 	}
 	return nil
+}
+
+// inLayer returns err with the host paths of a file system error
+// (*fs.PathError, *os.LinkError) made paths inside the layer, so that it
+// never names root (see extractTar). Other errors are returned as they
+// are: they must not name host paths.
+func (x *extractor) inLayer(err error) error {
+	switch e := err.(type) {
+	case *fs.PathError:
+		return &fs.PathError{Op: e.Op, Path: x.layerPath(e.Path), Err: e.Err}
+	case *os.LinkError:
+		return &os.LinkError{Op: e.Op, Old: x.layerPath(e.Old), New: x.layerPath(e.New), Err: e.Err}
+	}
+	return err
+}
+
+// layerPath returns host path p below root as the path inside the layer
+// ("/etc/passwd"). Anything else (a symlink's text) is returned as is.
+func (x *extractor) layerPath(p string) string {
+	if !filepath.IsAbs(p) {
+		return p
+	}
+	rel, err := filepath.Rel(x.root, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return p
+	}
+	return path.Join("/", filepath.ToSlash(rel))
 }

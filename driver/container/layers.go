@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,7 +58,11 @@ func (d *Driver) extractLayer(ctx context.Context, b api.Blob, blobPath, variant
 	}
 	f, err := os.Open(blobPath)
 	if err != nil {
-		return err
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the host path says nothing about the image
+		}
+		return fmt.Errorf("open the cached blob: %w", err)
 	}
 	defer f.Close()
 	tarStream, closeDecomp, err := decompress(bufio.NewReaderSize(f, 64*1024), b.MediaType)

@@ -270,3 +270,62 @@ func TestPruneLayers(t *testing.T) {
 		}
 	}
 }
+
+// A layer that fails to extract fails the same way on every try, with a
+// message that names the blob and the tar entry and no host path: not the
+// temporary directory it was extracted into (new on every try), nor the
+// driver's directory.
+func TestLayerErrorNamesEntryNotTempDir(t *testing.T) {
+	testenv.NeedRoot(t)
+	tests := []struct {
+		name    string
+		entries []tarEntry
+		want    []string // in the message
+	}{
+		{"hard link through an absolute symlink", []tarEntry{
+			{name: "lnk", typ: tar.TypeSymlink, linkname: "/etc"},
+			{name: "hl", typ: tar.TypeLink, linkname: "lnk/passwd"},
+		}, []string{`tar entry "hl"`, `"lnk/passwd"`, "lstat /etc:"}},
+		{"hard link through an absolute symlink to a missing file", []tarEntry{
+			{name: "etc/", typ: tar.TypeDir},
+			{name: "lnk", typ: tar.TypeSymlink, linkname: "/etc"},
+			{name: "hl", typ: tar.TypeLink, linkname: "lnk/passwd"},
+		}, []string{`tar entry "hl"`, "lstat /etc/passwd:"}},
+		{"file below a file", []tarEntry{
+			{name: "f", body: "x"},
+			{name: "f/g", body: "y"},
+		}, []string{`tar entry "f/g"`, "f is not a directory"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			blobs := &blobMap{}
+			dir := t.TempDir()
+			d := newTestDriver(t, dir, blobs)
+			layer := blobs.add(makeTar(t, tt.entries), api.MediaTypeLayerTar)
+			spec := driver.Spec{ID: uniqueID(t), Image: api.ImageSpec{Layers: []api.Blob{layer}}, Command: []string{"true"}}
+			var msgs []string
+			for range 2 { // as the agent retries
+				err := d.Create(context.Background(), spec)
+				if err == nil {
+					t.Fatal("Create succeeded, want an extraction error")
+				}
+				msgs = append(msgs, err.Error())
+			}
+			msg := msgs[0]
+			for _, w := range append(tt.want, layer.Digest) {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not contain %q", msg, w)
+				}
+			}
+			for _, bad := range []string{dir, ".tmp-", os.TempDir() + "/"} {
+				if strings.Contains(msg, bad) {
+					t.Errorf("error %q names the host path %q", msg, bad)
+				}
+			}
+			if msgs[1] != msg {
+				t.Errorf("the second try failed with another message:\n%s\n%s", msg, msgs[1])
+			}
+			assertNoLayers(t, dir)
+		})
+	}
+}

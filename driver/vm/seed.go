@@ -65,13 +65,18 @@ func yamlString(s string) string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-// ensureSeed writes the instance's seed ISO unless it exists.
+// ensureSeed writes the instance's seed ISO unless it exists. Its files
+// are staged in a directory of a fixed name (the caller holds the
+// instance's lock): a failure then has the same message on every try.
 func (d *Driver) ensureSeed(ctx context.Context, p instancePaths, spec driver.Spec) error {
 	if fileExists(p.seed) {
 		return nil
 	}
-	dir, err := os.MkdirTemp(p.dir, ".seed-")
-	if err != nil {
+	dir := p.seed + ".d"
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
 	defer os.RemoveAll(dir)
