@@ -109,7 +109,7 @@ type Agent struct {
 	cfg   Config
 	log   *slog.Logger
 	cache *instanceCache
-	queue *queue.Queue
+	queue *queue.Queue[string]
 	net   netState
 	meta  metadataService
 
