@@ -283,6 +283,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		srv.Close()
 	}
+	if runErr == nil {
+		<-serveErr // Serve returns once the server is shut down
+	}
 	cancel()
 	wg.Wait()
 	a.log.Info("agent stopped")

@@ -153,6 +153,10 @@ func (c *Controller) watch(ctx context.Context, rev int64) {
 		ch, err := c.o.Store.Presence().Watch(wctx, rev)
 		if err == nil {
 			rev = c.consume(ctx, ch, ticker.C, rev)
+			cancel()
+			for range ch {
+				// Drain until the store's watch goroutine has stopped.
+			}
 		} else {
 			c.log.Warn("watching presence failed", "err", err)
 		}
