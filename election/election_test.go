@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,12 +34,23 @@ func startEtcd(t *testing.T) *etcdembed.Server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := etcdembed.Start(ctx, etcdembed.Config{
-		DataDir:   t.TempDir(),
-		ClientURL: freeURL(t),
-		PeerURL:   freeURL(t),
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-	})
+	// A port free a moment ago may be taken by the time etcd listens on
+	// it: try other ports then.
+	var (
+		srv *etcdembed.Server
+		err error
+	)
+	for range 5 {
+		srv, err = etcdembed.Start(ctx, etcdembed.Config{
+			DataDir:   t.TempDir(),
+			ClientURL: freeURL(t),
+			PeerURL:   freeURL(t),
+			Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		})
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatalf("start etcd: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,12 +34,23 @@ func newTestEtcd(tb testing.TB) *clientv3.Client {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := etcdembed.Start(ctx, etcdembed.Config{
-		DataDir:   tb.TempDir(),
-		ClientURL: freeURL(tb),
-		PeerURL:   freeURL(tb),
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-	})
+	// A port free a moment ago may be taken by the time etcd listens on
+	// it: try other ports then.
+	var (
+		srv *etcdembed.Server
+		err error
+	)
+	for range 5 {
+		srv, err = etcdembed.Start(ctx, etcdembed.Config{
+			DataDir:   tb.TempDir(),
+			ClientURL: freeURL(tb),
+			PeerURL:   freeURL(tb),
+			Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		})
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
 	if err != nil {
 		tb.Fatalf("start etcd: %v", err)
 	}

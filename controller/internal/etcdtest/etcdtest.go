@@ -5,9 +5,11 @@ package etcdtest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,18 +34,35 @@ func freeURL(tb testing.TB) string {
 	return "http://" + l.Addr().String()
 }
 
+// startAttempts bounds the tries to start etcd on ports that were taken
+// between freeURL and etcd's listen.
+const startAttempts = 5
+
 // Start runs an embedded etcd in a temporary directory for the rest of the
 // test and returns a client and a store over it.
+//
+// A port free a moment ago may be taken by the time etcd listens on it
+// (by another test process, or as the local end of a connection), so a
+// start refused with EADDRINUSE is tried again on other ports.
 func Start(tb testing.TB) (*clientv3.Client, store.Interface) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := etcdembed.Start(ctx, etcdembed.Config{
-		DataDir:   tb.TempDir(),
-		ClientURL: freeURL(tb),
-		PeerURL:   freeURL(tb),
-		Logger:    Quiet(),
-	})
+	var (
+		srv *etcdembed.Server
+		err error
+	)
+	for range startAttempts {
+		srv, err = etcdembed.Start(ctx, etcdembed.Config{
+			DataDir:   tb.TempDir(),
+			ClientURL: freeURL(tb),
+			PeerURL:   freeURL(tb),
+			Logger:    Quiet(),
+		})
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
 	if err != nil {
 		tb.Fatalf("start etcd: %v", err)
 	}
