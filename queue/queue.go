@@ -143,7 +143,8 @@ func (q *Queue[K]) addLocked(key K) {
 }
 
 // AddAfter queues key once d has passed. A shorter pending delay for the
-// same key wins; d <= 0 adds at once.
+// same key wins; d <= 0 adds at once. It is for event sources that
+// debounce; a handler asks for its own key again through its Result.
 func (q *Queue[K]) AddAfter(key K, d time.Duration) {
 	if d <= 0 {
 		q.Add(key)
@@ -167,7 +168,9 @@ func (q *Queue[K]) AddAfter(key K, d time.Duration) {
 }
 
 // AddRateLimited queues key after its back-off (the base delay doubling
-// per failure up to the maximum) and counts a failure for it.
+// per failure up to the maximum) and counts a failure for it. It is for
+// work that fails after its handler returned (a write handed to a pool);
+// a handler's error is retried so by the queue itself.
 func (q *Queue[K]) AddRateLimited(key K) {
 	q.mu.Lock()
 	n := q.failures[key]
