@@ -117,7 +117,7 @@ type Agent struct {
 	cfg   Config
 	log   *slog.Logger
 	cache *instanceCache
-	queue *queue.Queue
+	queue *queue.Queue[string]
 	// events bounds the events posted per instance: repeats are counted,
 	// not posted again and again.
 	events *correlate.Correlator

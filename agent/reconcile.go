@@ -9,6 +9,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/queue"
 )
 
 // The decisions of one reconcile, read from the latest object and the
@@ -34,23 +35,24 @@ import (
 // Restart back-off is described in docs/healing.md.
 
 // reconcileKey reconciles one instance key for the work queue.
-func (a *Agent) reconcileKey(ctx context.Context, key string) error {
-	err := a.reconcile(ctx, key)
+func (a *Agent) reconcileKey(ctx context.Context, key string) (queue.Result, error) {
+	res, err := a.reconcile(ctx, key)
 	if err != nil && ctx.Err() == nil {
 		a.log.Warn("reconcile", "instance", key, "err", err)
 	}
 	if a.afterReconcile != nil {
 		a.afterReconcile(key, err)
 	}
-	return err
+	return res, err
 }
 
-// reconcile converges the instance of key with its driver.
-func (a *Agent) reconcile(ctx context.Context, key string) error {
+// reconcile converges the instance of key with its driver, and says when
+// to look at it again.
+func (a *Agent) reconcile(ctx context.Context, key string) (queue.Result, error) {
 	cur, gone := a.cache.get(key)
 	for _, g := range gone {
 		if err := a.deleteEverywhere(ctx, g.Metadata.UID); err != nil {
-			return err
+			return queue.Result{}, err
 		}
 		a.cache.forget(g.Metadata.UID)
 		a.forgetMember(g.Metadata.UID)
@@ -59,15 +61,26 @@ func (a *Agent) reconcile(ctx context.Context, key string) error {
 		a.log.Info("removed instance no longer assigned to this host", "instance", key, "uid", g.Metadata.UID)
 	}
 	if cur == nil {
-		return nil
+		return queue.Result{}, nil
 	}
 	r := &instanceRun{a: a, inst: cur, gen: cur.Metadata.Generation}
 	err := r.converge(ctx)
 	if errors.Is(err, errReassigned) {
-		a.queue.Add(key) // the watch brings the new state; look again
-		return nil
+		return queue.Result{Requeue: true}, nil // the watch brings the new state; look again
 	}
-	return err
+	return r.next, err
+}
+
+// requeueAfter asks for the instance to be reconciled again after d (at
+// once if d is zero); the soonest ask of a run wins.
+func (r *instanceRun) requeueAfter(d time.Duration) {
+	switch {
+	case d <= 0:
+		r.next = queue.Result{Requeue: true}
+	case r.next.Requeue:
+	case r.next.RequeueAfter == 0 || d < r.next.RequeueAfter:
+		r.next.RequeueAfter = d
+	}
 }
 
 // deleteEverywhere deletes uid from every driver (Delete of an unknown
@@ -386,7 +399,7 @@ func (r *instanceRun) started(ctx context.Context, d driver.Driver, reboot bool)
 		r.a.event(ctx, r.inst, api.EventNormal, "Started", "instance started")
 	}
 	if st.State != driver.StateRunning {
-		r.a.queue.Add(instanceKey(r.inst)) // it already ended: report that next
+		r.requeueAfter(0) // it already ended: report that next
 	}
 	return nil
 }
@@ -443,7 +456,7 @@ func (r *instanceRun) markRunning(ctx context.Context, st driver.Status) error {
 		}
 	})
 	if err == nil && resetIn > 0 {
-		r.a.queue.AddAfter(instanceKey(r.inst), resetIn)
+		r.requeueAfter(resetIn)
 	}
 	return err
 }

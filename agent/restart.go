@@ -125,7 +125,7 @@ func (r *instanceRun) crashed(ctx context.Context, st driver.Status) error {
 	if changed {
 		r.a.event(ctx, r.inst, api.EventWarning, "BackOff", fmt.Sprintf("back-off %s restarting instance: its process %s", delay, how))
 	}
-	r.a.queue.AddAfter(instanceKey(r.inst), time.Until(next))
+	r.requeueAfter(time.Until(next))
 	return nil
 }
 
@@ -134,7 +134,7 @@ func (r *instanceRun) crashed(ctx context.Context, st driver.Status) error {
 func (r *instanceRun) restartWhenDue(ctx context.Context, d driver.Driver) error {
 	uid, key := r.inst.Metadata.UID, instanceKey(r.inst)
 	if wait := time.Until(*r.inst.Status.NextRestartAt); wait > 0 {
-		r.a.queue.AddAfter(key, wait)
+		r.requeueAfter(wait)
 		return nil
 	}
 	if err := r.mayStart(d); err != nil {
@@ -166,9 +166,9 @@ func (r *instanceRun) restartWhenDue(ctx context.Context, d driver.Driver) error
 	}
 	r.a.event(ctx, r.inst, api.EventNormal, "Restarted", fmt.Sprintf("instance restarted after a crash (restart %d)", count))
 	if st.State != driver.StateRunning {
-		r.a.queue.Add(key) // it already ended: back off again
+		r.requeueAfter(0) // it already ended: back off again
 	} else {
-		r.a.queue.AddAfter(key, r.a.backoff.reset)
+		r.requeueAfter(r.a.backoff.reset)
 	}
 	return nil
 }
@@ -219,7 +219,7 @@ func (r *instanceRun) fetchBackOff(ctx context.Context, cause error) error {
 		return err
 	}
 	r.a.event(ctx, r.inst, api.EventWarning, "BackOff", "image fetch failed: "+msg)
-	r.a.queue.AddAfter(instanceKey(r.inst), delay)
+	r.requeueAfter(delay)
 	return nil
 }
 
@@ -235,6 +235,6 @@ func (r *instanceRun) fetchWait() bool {
 	if wait <= 0 {
 		return false
 	}
-	r.a.queue.AddAfter(instanceKey(r.inst), wait)
+	r.requeueAfter(wait)
 	return true
 }

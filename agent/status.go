@@ -11,6 +11,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/queue"
 )
 
 // errReassigned says the instance changed identity or host under us.
@@ -24,6 +25,8 @@ type instanceRun struct {
 	gen  int64
 	// image is fetched once per run when needed.
 	image *api.Image
+	// next is when the queue should look at the instance again.
+	next queue.Result
 }
 
 // update applies mutate to the instance's status and writes it with the

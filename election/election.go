@@ -121,9 +121,12 @@ func term(ctx context.Context, cli *clientv3.Client, pfx, identity string, ttl t
 	}()
 
 	// termCtx ends with ctx or with the session, whichever comes first.
+	// The term returns only once the goroutine watching the session has.
 	termCtx, endTerm := context.WithCancel(ctx)
-	defer endTerm()
+	watched := make(chan struct{})
+	defer func() { endTerm(); <-watched }()
 	go func() {
+		defer close(watched)
 		select {
 		case <-session.Done():
 			endTerm()

@@ -1,14 +1,20 @@
 // Package queue is the work queue of the controllers and the agent: it
-// holds keys (strings) to reconcile, drops duplicates, never hands one key to two
-// workers at once, retries failed keys with per-key exponential back-off
-// and recovers (and counts) panics in the handler.
+// holds keys (of any comparable type) to reconcile, drops duplicates,
+// never hands one key to two workers at once, retries failed keys with
+// per-key exponential back-off and recovers (and counts) panics in the
+// handler.
+//
+// A handler says what it wants next in its Result rather than adding to
+// its own queue: a RequeueAfter looks at the key again once that time has
+// passed, an error retries it with back-off.
 //
 // A key added while it is being processed is queued again once the worker
 // is done with it, so no change is ever missed and no key runs twice
 // concurrently:
 //
-//	Add ─▶ queued ─▶ processing ─┬─▶ done (success: back-off forgotten)
-//	          ▲                  └─▶ failed ─▶ AddAfter(back-off)
+//	Add ─▶ queued ─▶ processing ─┬─▶ done (success: back-off forgotten;
+//	          ▲                  │         Result.RequeueAfter honoured)
+//	          │                  └─▶ failed ─▶ AddAfter(back-off)
 //	          └───── Add while processing: queued again after Done
 package queue
 
@@ -32,9 +38,18 @@ const (
 	MaxDelay = 30 * time.Second
 )
 
+// Result is what a handler wants done with its key next.
+type Result struct {
+	// Requeue asks for the key again at once (when RequeueAfter is zero).
+	Requeue bool
+	// RequeueAfter asks for the key again once it has passed.
+	RequeueAfter time.Duration
+}
+
 // Handler reconciles one key. A returned error retries the key with
-// back-off unless it is marked Terminal.
-type Handler func(ctx context.Context, key string) error
+// back-off unless it is marked Terminal; the Result is honoured as well,
+// so the key comes back at the sooner of the two.
+type Handler[K comparable] func(ctx context.Context, key K) (Result, error)
 
 // terminalError marks an error that retrying cannot fix.
 type terminalError struct{ err error }
@@ -47,7 +62,9 @@ func Terminal(err error) error { return terminalError{err} }
 
 // Stats are counters of a queue's life.
 type Stats struct {
-	// Processed counts handler calls.
+	// Processed counts finished handler calls, counted once the key's
+	// retry or requeue (if any) is scheduled, so that a caller that sees
+	// the count sees their effects too.
 	Processed int64
 	// Failed counts handler calls that returned an error or panicked.
 	Failed int64
@@ -55,41 +72,41 @@ type Stats struct {
 	Panics int64
 }
 
-// Queue is a deduplicating, rate-limited work queue. The zero value is not
-// usable; call New.
-type Queue struct {
+// Queue is a deduplicating, rate-limited work queue of keys K. The zero
+// value is not usable; call New.
+type Queue[K comparable] struct {
 	name      string
-	handler   Handler
+	handler   Handler[K]
 	log       *slog.Logger
 	base, max time.Duration // back-off bounds
 
 	mu         sync.Mutex
 	cond       *sync.Cond
-	fifo       []string
-	queued     map[string]bool // in fifo, or to be re-queued after processing
-	processing map[string]bool
-	failures   map[string]int
-	delayed    delayHeap
-	delayedAt  map[string]time.Time // earliest pending AddAfter per key
-	wake       chan struct{}        // pokes the delay loop
+	fifo       []K
+	queued     map[K]bool // in fifo, or to be re-queued after processing
+	processing map[K]bool
+	failures   map[K]int
+	delayed    delayHeap[K]
+	delayedAt  map[K]time.Time // earliest pending AddAfter per key
+	wake       chan struct{}   // pokes the delay loop
 	shutdown   bool
 
 	processed, failed, panics atomic.Int64
 }
 
 // New returns a queue whose workers call handler. log may be nil.
-func New(name string, handler Handler, log *slog.Logger) *Queue {
+func New[K comparable](name string, handler Handler[K], log *slog.Logger) *Queue[K] {
 	if log == nil {
 		log = slog.Default()
 	}
-	q := &Queue{
+	q := &Queue[K]{
 		name:       name,
 		handler:    handler,
 		log:        log.With("queue", name),
-		queued:     map[string]bool{},
-		processing: map[string]bool{},
-		failures:   map[string]int{},
-		delayedAt:  map[string]time.Time{},
+		queued:     map[K]bool{},
+		processing: map[K]bool{},
+		failures:   map[K]int{},
+		delayedAt:  map[K]time.Time{},
 		wake:       make(chan struct{}, 1),
 		base:       BaseDelay,
 		max:        MaxDelay,
@@ -100,20 +117,20 @@ func New(name string, handler Handler, log *slog.Logger) *Queue {
 
 // WithBackoff sets the retry delays of failed keys: base after the first
 // failure, doubling up to max. Call it before Run.
-func (q *Queue) WithBackoff(base, max time.Duration) *Queue {
+func (q *Queue[K]) WithBackoff(base, max time.Duration) *Queue[K] {
 	q.base, q.max = base, max
 	return q
 }
 
 // Add queues key unless it is queued already. Adding after ShutDown does
 // nothing.
-func (q *Queue) Add(key string) {
+func (q *Queue[K]) Add(key K) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.addLocked(key)
 }
 
-func (q *Queue) addLocked(key string) {
+func (q *Queue[K]) addLocked(key K) {
 	if q.shutdown || q.queued[key] {
 		return
 	}
@@ -126,8 +143,9 @@ func (q *Queue) addLocked(key string) {
 }
 
 // AddAfter queues key once d has passed. A shorter pending delay for the
-// same key wins; d <= 0 adds at once.
-func (q *Queue) AddAfter(key string, d time.Duration) {
+// same key wins; d <= 0 adds at once. It is for event sources that
+// debounce; a handler asks for its own key again through its Result.
+func (q *Queue[K]) AddAfter(key K, d time.Duration) {
 	if d <= 0 {
 		q.Add(key)
 		return
@@ -142,7 +160,7 @@ func (q *Queue) AddAfter(key string, d time.Duration) {
 		return
 	}
 	q.delayedAt[key] = at
-	heap.Push(&q.delayed, delayed{key: key, at: at})
+	heap.Push(&q.delayed, delayed[K]{key: key, at: at})
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -150,8 +168,10 @@ func (q *Queue) AddAfter(key string, d time.Duration) {
 }
 
 // AddRateLimited queues key after its back-off (the base delay doubling
-// per failure up to the maximum) and counts a failure for it.
-func (q *Queue) AddRateLimited(key string) {
+// per failure up to the maximum) and counts a failure for it. It is for
+// work that fails after its handler returned (a write handed to a pool);
+// a handler's error is retried so by the queue itself.
+func (q *Queue[K]) AddRateLimited(key K) {
 	q.mu.Lock()
 	n := q.failures[key]
 	q.failures[key] = n + 1
@@ -160,7 +180,7 @@ func (q *Queue) AddRateLimited(key string) {
 }
 
 // Forget clears the back-off of key, after it succeeded.
-func (q *Queue) Forget(key string) {
+func (q *Queue[K]) Forget(key K) {
 	q.mu.Lock()
 	delete(q.failures, key)
 	q.mu.Unlock()
@@ -184,20 +204,20 @@ func backoff(base, max time.Duration, n int) time.Duration {
 
 // Len returns the number of keys waiting to be processed now (delayed keys
 // are not counted).
-func (q *Queue) Len() int {
+func (q *Queue[K]) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.fifo)
 }
 
 // Stats returns the queue's counters.
-func (q *Queue) Stats() Stats {
+func (q *Queue[K]) Stats() Stats {
 	return Stats{Processed: q.processed.Load(), Failed: q.failed.Load(), Panics: q.panics.Load()}
 }
 
 // ShutDown stops the queue: workers finish their current key and return,
 // queued keys are dropped. It is safe to call more than once.
-func (q *Queue) ShutDown() {
+func (q *Queue[K]) ShutDown() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.shutdown {
@@ -214,7 +234,7 @@ func (q *Queue) ShutDown() {
 // Run processes keys with the given number of workers until ctx ends or
 // the queue is shut down, then shuts the queue down and waits for the
 // workers to finish.
-func (q *Queue) Run(ctx context.Context, workers int) {
+func (q *Queue[K]) Run(ctx context.Context, workers int) {
 	if workers < 1 {
 		workers = 1
 	}
@@ -252,17 +272,18 @@ func (q *Queue) Run(ctx context.Context, workers int) {
 }
 
 // get blocks for the next key; ok is false after shutdown.
-func (q *Queue) get() (key string, ok bool) {
+func (q *Queue[K]) get() (key K, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for len(q.fifo) == 0 && !q.shutdown {
 		q.cond.Wait()
 	}
 	if q.shutdown {
-		return "", false
+		return key, false
 	}
 	key = q.fifo[0]
-	q.fifo[0] = ""
+	var zero K
+	q.fifo[0] = zero
 	q.fifo = q.fifo[1:]
 	delete(q.queued, key)
 	q.processing[key] = true
@@ -270,7 +291,7 @@ func (q *Queue) get() (key string, ok bool) {
 }
 
 // done releases key and queues it again if it was added meanwhile.
-func (q *Queue) done(key string) {
+func (q *Queue[K]) done(key K) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	delete(q.processing, key)
@@ -280,16 +301,25 @@ func (q *Queue) done(key string) {
 	}
 }
 
-// process runs the handler for key, recovering panics and retrying errors.
-func (q *Queue) process(ctx context.Context, key string) {
+// process runs the handler for key, recovering panics, retrying errors
+// and honouring the handler's Result.
+func (q *Queue[K]) process(ctx context.Context, key K) {
 	defer q.done(key)
-	q.processed.Add(1)
-	err := q.call(ctx, key)
+	defer q.processed.Add(1)
+	res, err := q.call(ctx, key)
+	if ctx.Err() != nil {
+		// Shutting down: whoever runs next reconciles the key again.
+		return
+	}
+	switch {
+	case res.RequeueAfter > 0:
+		q.AddAfter(key, res.RequeueAfter)
+	case res.Requeue:
+		q.Add(key)
+	}
 	switch {
 	case err == nil:
 		q.Forget(key)
-	case ctx.Err() != nil:
-		// Shutting down: whoever runs next reconciles the key again.
 	case errors.As(err, new(terminalError)):
 		q.failed.Add(1)
 		q.Forget(key)
@@ -302,26 +332,26 @@ func (q *Queue) process(ctx context.Context, key string) {
 }
 
 // call runs the handler and turns a panic into an error.
-func (q *Queue) call(ctx context.Context, key string) (err error) {
+func (q *Queue[K]) call(ctx context.Context, key K) (res Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			q.panics.Add(1)
 			q.log.Error("reconcile panicked", "key", key, "panic", r, "stack", string(debug.Stack()))
-			err = fmt.Errorf("reconcile %s panicked: %v", key, r)
+			res, err = Result{}, fmt.Errorf("reconcile %v panicked: %v", key, r)
 		}
 	}()
 	return q.handler(ctx, key)
 }
 
 // delayLoop moves delayed keys into the queue when their time comes.
-func (q *Queue) delayLoop(ctx context.Context) {
+func (q *Queue[K]) delayLoop(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		q.mu.Lock()
 		now := time.Now()
 		for q.delayed.Len() > 0 && !q.delayed[0].at.After(now) {
-			d := heap.Pop(&q.delayed).(delayed)
+			d := heap.Pop(&q.delayed).(delayed[K])
 			if at, ok := q.delayedAt[d.key]; ok && at.Equal(d.at) {
 				delete(q.delayedAt, d.key)
 				q.addLocked(d.key)
@@ -353,19 +383,19 @@ func (q *Queue) delayLoop(ctx context.Context) {
 }
 
 // delayed is a key waiting for its time.
-type delayed struct {
-	key string
+type delayed[K comparable] struct {
+	key K
 	at  time.Time
 }
 
 // delayHeap orders delayed keys by time.
-type delayHeap []delayed
+type delayHeap[K comparable] []delayed[K]
 
-func (h delayHeap) Len() int           { return len(h) }
-func (h delayHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h delayHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *delayHeap) Push(x any)        { *h = append(*h, x.(delayed)) }
-func (h *delayHeap) Pop() any {
+func (h delayHeap[K]) Len() int           { return len(h) }
+func (h delayHeap[K]) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h delayHeap[K]) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *delayHeap[K]) Push(x any)        { *h = append(*h, x.(delayed[K])) }
+func (h *delayHeap[K]) Pop() any {
 	old := *h
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]

@@ -16,7 +16,7 @@ import (
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // start runs q with workers until the test ends.
-func start(t *testing.T, q *Queue, workers int) {
+func start[K comparable](t *testing.T, q *Queue[K], workers int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -46,11 +46,11 @@ func TestBackoff(t *testing.T) {
 func TestDeduplicatesQueuedKeys(t *testing.T) {
 	var mu sync.Mutex
 	calls := map[string]int{}
-	q := New("t", func(ctx context.Context, key string) error {
+	q := New("t", func(ctx context.Context, key string) (Result, error) {
 		mu.Lock()
 		calls[key]++
 		mu.Unlock()
-		return nil
+		return Result{}, nil
 	}, quiet())
 	for range 5 {
 		q.Add("a")
@@ -71,7 +71,7 @@ func TestDeduplicatesQueuedKeys(t *testing.T) {
 func TestOneKeyNeverConcurrent(t *testing.T) {
 	var running, maxRunning, total atomic.Int64
 	release := make(chan struct{})
-	q := New("t", func(ctx context.Context, key string) error {
+	q := New("t", func(ctx context.Context, key string) (Result, error) {
 		n := running.Add(1)
 		for {
 			m := maxRunning.Load()
@@ -83,7 +83,7 @@ func TestOneKeyNeverConcurrent(t *testing.T) {
 			<-release // hold the first run while the key is added again
 		}
 		running.Add(-1)
-		return nil
+		return Result{}, nil
 	}, quiet())
 	start(t, q, 4)
 	q.Add("k")
@@ -99,11 +99,11 @@ func TestOneKeyNeverConcurrent(t *testing.T) {
 
 func TestRetriesWithBackoffThenForgets(t *testing.T) {
 	var calls atomic.Int64
-	q := New("t", func(ctx context.Context, key string) error {
+	q := New("t", func(ctx context.Context, key string) (Result, error) {
 		if calls.Add(1) < 4 {
-			return errors.New("not yet")
+			return Result{}, errors.New("not yet")
 		}
-		return nil
+		return Result{}, nil
 	}, quiet())
 	start(t, q, 1)
 	q.Add("k")
@@ -121,9 +121,9 @@ func TestRetriesWithBackoffThenForgets(t *testing.T) {
 
 func TestTerminalErrorNotRetried(t *testing.T) {
 	var calls atomic.Int64
-	q := New("t", func(ctx context.Context, key string) error {
+	q := New("t", func(ctx context.Context, key string) (Result, error) {
 		calls.Add(1)
-		return Terminal(errors.New("bad spec"))
+		return Result{}, Terminal(errors.New("bad spec"))
 	}, quiet())
 	start(t, q, 1)
 	q.Add("k")
@@ -139,11 +139,11 @@ func TestTerminalErrorNotRetried(t *testing.T) {
 
 func TestPanicRecoveredAndCounted(t *testing.T) {
 	var calls atomic.Int64
-	q := New("t", func(ctx context.Context, key string) error {
+	q := New("t", func(ctx context.Context, key string) (Result, error) {
 		if calls.Add(1) == 1 {
 			panic("boom")
 		}
-		return nil
+		return Result{}, nil
 	}, quiet())
 	start(t, q, 1)
 	q.Add("k")
@@ -155,9 +155,9 @@ func TestPanicRecoveredAndCounted(t *testing.T) {
 
 func TestAddAfter(t *testing.T) {
 	got := make(chan string, 10)
-	q := New("t", func(ctx context.Context, key string) error {
+	q := New("t", func(ctx context.Context, key string) (Result, error) {
 		got <- key
-		return nil
+		return Result{}, nil
 	}, quiet())
 	start(t, q, 1)
 	before := time.Now()
@@ -181,7 +181,7 @@ func TestAddAfter(t *testing.T) {
 }
 
 func TestShutDownStopsRun(t *testing.T) {
-	q := New("t", func(ctx context.Context, key string) error { return nil }, quiet())
+	q := New("t", func(ctx context.Context, key string) (Result, error) { return Result{}, nil }, quiet())
 	done := make(chan struct{})
 	go func() { q.Run(context.Background(), 3); close(done) }()
 	q.ShutDown()
@@ -213,8 +213,69 @@ func TestWithBackoffBoundsRetries(t *testing.T) {
 			t.Errorf("backoff(%v, %v, %d) = %v, want %v", tt.base, tt.max, tt.n, got, tt.want)
 		}
 	}
-	q := New("t", func(context.Context, string) error { return nil }, nil).WithBackoff(time.Second, time.Minute)
+	q := New("t", func(context.Context, string) (Result, error) { return Result{}, nil }, nil).WithBackoff(time.Second, time.Minute)
 	if q.base != time.Second || q.max != time.Minute {
 		t.Errorf("WithBackoff did not set the bounds: %v, %v", q.base, q.max)
+	}
+}
+
+func TestResultRequeues(t *testing.T) {
+	tests := []struct {
+		name  string
+		res   Result
+		err   error
+		delay time.Duration // least time before the second call
+	}{
+		{"requeue at once", Result{Requeue: true}, nil, 0},
+		{"requeue after", Result{RequeueAfter: 30 * time.Millisecond}, nil, 30 * time.Millisecond},
+		{"terminal error still requeues after", Result{RequeueAfter: 30 * time.Millisecond}, Terminal(errors.New("bad")), 30 * time.Millisecond},
+		{"error retries sooner than requeue after", Result{RequeueAfter: time.Hour}, errors.New("not yet"), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := make(chan time.Time, 10)
+			var n atomic.Int64
+			q := New("t", func(ctx context.Context, key int) (Result, error) {
+				calls <- time.Now()
+				if n.Add(1) == 1 {
+					return tt.res, tt.err
+				}
+				return Result{}, nil
+			}, quiet())
+			start(t, q, 1)
+			q.Add(7)
+			var first time.Time
+			select {
+			case first = <-calls:
+			case <-time.After(10 * time.Second):
+				t.Fatal("key never ran")
+			}
+			select {
+			case second := <-calls:
+				if d := second.Sub(first); d < tt.delay {
+					t.Errorf("key came back after %v, want at least %v", d, tt.delay)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("key never came back")
+			}
+		})
+	}
+}
+
+func TestNoResultNoRequeue(t *testing.T) {
+	var calls atomic.Int64
+	q := New("t", func(ctx context.Context, key string) (Result, error) {
+		calls.Add(1)
+		return Result{}, nil
+	}, quiet())
+	start(t, q, 1)
+	q.Add("k")
+	q.Add("marker")
+	wait.For(t, 10*time.Second, "both processed", func() bool { return q.Stats().Processed == 2 })
+	q.mu.Lock()
+	pending := len(q.delayed) + len(q.fifo)
+	q.mu.Unlock()
+	if pending != 0 || calls.Load() != 2 {
+		t.Errorf("%d keys pending, %d calls; want none pending, 2 calls", pending, calls.Load())
 	}
 }

@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // newTestStore returns a store over a fresh embedded etcd.

@@ -91,7 +91,7 @@ type progressMark struct {
 type Controller struct {
 	o     Options
 	log   *slog.Logger
-	queue *queue.Queue
+	queue *queue.Queue[string]
 	exp   *expectations
 
 	mu        sync.Mutex

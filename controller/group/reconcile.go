@@ -12,6 +12,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/cache"
+	"github.com/ouroboros-cloud/ouro/queue"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -36,21 +37,22 @@ type scaleDecision struct {
 	history  []Recommendation
 }
 
-// reconcile converges one group.
-func (c *Controller) reconcile(ctx context.Context, key string) error {
+// reconcile converges one group. It asks to be called again when the
+// cache has yet to show its writes, or when time alone may change the
+// group's plan.
+func (c *Controller) reconcile(ctx context.Context, key string) (queue.Result, error) {
 	now := c.o.Now()
 	if !c.exp.satisfied(key, c.o.Instances, now) {
-		c.queue.AddAfter(key, expectPoll)
-		return nil
+		return queue.Result{RequeueAfter: expectPoll}, nil
 	}
 	insts := c.membersOf(key)
 	obj, ok := c.o.Groups.Get(key)
 	if !ok {
-		return c.deleteOrphans(ctx, key, insts, now)
+		return queue.Result{}, c.deleteOrphans(ctx, key, insts, now)
 	}
 	g, err := cache.Copy(obj.(*api.InstanceGroup))
 	if err != nil {
-		return err
+		return queue.Result{}, err
 	}
 	revs, rev, newRev := NextRevisions(g, now)
 	members := Judge(g, insts, revisionTemplates(revs), c.hostsOf(insts), c.o.HostLostGrace, now)
@@ -84,9 +86,9 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 		g.Status = next
 		if err := c.o.Store.Update(ctx, g); err != nil {
 			if errors.Is(err, store.ErrGuardFailed) || errors.Is(err, store.ErrNotFound) {
-				return nil
+				return queue.Result{}, nil
 			}
-			return fmt.Errorf("update group %s: %w", key, err)
+			return queue.Result{}, fmt.Errorf("update group %s: %w", key, err)
 		}
 	}
 	c.mu.Lock()
@@ -107,15 +109,18 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 			verb, scale.from, scale.to, scale.cpu.Mean, scale.cpu.Samples, scale.cpu.Running, scale.target)
 	}
 
-	errs := c.act(ctx, key, g, rev, step, now)
+	poll, errs := c.act(ctx, key, g, rev, step, now)
 	c.syncHealthChecks(ctx, key, g, members, now)
-	c.recheck(key, g, ro)
-	return errors.Join(errs...)
+	after := recheckAfter(g, ro, c.o.HostLostGrace)
+	if poll && (after == 0 || expectPoll < after) {
+		after = expectPoll
+	}
+	return queue.Result{RequeueAfter: after}, errors.Join(errs...)
 }
 
-// act deletes and then creates members as step says.
-func (c *Controller) act(ctx context.Context, key string, g *api.InstanceGroup, rev int64, step Step, now time.Time) []error {
-	var errs []error
+// act deletes and then creates members as step says. poll reports that
+// the group should be looked at again soon, when the cache has caught up.
+func (c *Controller) act(ctx context.Context, key string, g *api.InstanceGroup, rev int64, step Step, now time.Time) (poll bool, errs []error) {
 	for _, d := range step.Delete {
 		if err := c.deleteMember(ctx, key, d.Member, now); err != nil {
 			errs = append(errs, err)
@@ -127,11 +132,13 @@ func (c *Controller) act(ctx context.Context, key string, g *api.InstanceGroup, 
 		c.warnOnce(g, EventNameTaken, fmt.Sprintf("member %s cannot be made: an instance outside the group has its name", name))
 	}
 	for _, cr := range step.Create {
-		if err := c.createMember(ctx, key, g, rev, cr, now); err != nil {
+		again, err := c.createMember(ctx, key, g, rev, cr, now)
+		if err != nil {
 			errs = append(errs, err)
 		}
+		poll = poll || again
 	}
-	return errs
+	return poll, errs
 }
 
 // deletedEvent records why a member went.
@@ -203,8 +210,10 @@ func (c *Controller) update(ctx context.Context, key string, in *api.Instance, n
 	return fmt.Errorf("%s %s: %w", what, ikey, err)
 }
 
-// createMember makes member cr of g from revision rev.
-func (c *Controller) createMember(ctx context.Context, key string, g *api.InstanceGroup, rev int64, cr Creation, now time.Time) error {
+// createMember makes member cr of g from revision rev. poll reports that
+// the name was taken meanwhile, so the group needs another look once the
+// cache shows by whom.
+func (c *Controller) createMember(ctx context.Context, key string, g *api.InstanceGroup, rev int64, cr Creation, now time.Time) (poll bool, err error) {
 	name := g.MemberName(cr.Index)
 	labels := map[string]string{}
 	for k, v := range g.Spec.Template.Labels {
@@ -227,7 +236,7 @@ func (c *Controller) createMember(ctx context.Context, key string, g *api.Instan
 	// (and deleted) a member of the same name and revision: a key reused
 	// for it would be answered with the deleted instance.
 	idem := idempotencyKey(g.Metadata.UID, name, rev, c.o.Instances.Revision())
-	_, err := c.o.Creator.CreateInstance(ctx, c.o.Store, identity, in, idem)
+	_, err = c.o.Creator.CreateInstance(ctx, c.o.Store, identity, in, idem)
 	switch {
 	case err == nil:
 		c.exp.wrote(key, g.Metadata.Project+"/"+name, revisionOf(in), now)
@@ -235,14 +244,13 @@ func (c *Controller) createMember(ctx context.Context, key string, g *api.Instan
 		delete(c.createErr, key)
 		c.mu.Unlock()
 		c.event(g, api.EventNormal, EventMemberCreated, "created %s (revision %d)", name, rev)
-		return nil
+		return false, nil
 	case errors.Is(err, store.ErrGuardFailed):
-		return nil
+		return false, nil
 	case errors.Is(err, store.ErrAlreadyExists):
 		// Made meanwhile (by this controller, the cache will show it) or
 		// by someone else (the next plan skips the name).
-		c.queue.AddAfter(key, expectPoll)
-		return nil
+		return true, nil
 	}
 	msg := fmt.Sprintf("cannot create member %s: %v", name, err)
 	c.mu.Lock()
@@ -252,7 +260,7 @@ func (c *Controller) createMember(ctx context.Context, key string, g *api.Instan
 	if errors.As(err, &ae) {
 		c.warnOnce(g, EventMemberCreateFailed, msg)
 	}
-	return errors.New(msg)
+	return false, errors.New(msg)
 }
 
 // idempotencyKey derives a member create's Idempotency-Key.
@@ -448,9 +456,9 @@ func memberAddresses(g *api.InstanceGroup, members []*Member, desired int) map[s
 	return out
 }
 
-// recheck queues the group again when time alone may change its plan:
+// recheckAfter is how soon time alone may change the plan of g (0: never):
 // the rollout deadline, the autoscaler's intervals, the host grace.
-func (c *Controller) recheck(key string, g *api.InstanceGroup, ro RolloutOutput) {
+func recheckAfter(g *api.InstanceGroup, ro RolloutOutput, hostLostGrace time.Duration) time.Duration {
 	var after time.Duration
 	soonest := func(d time.Duration) {
 		if d > 0 && (after == 0 || d < after) {
@@ -461,10 +469,8 @@ func (c *Controller) recheck(key string, g *api.InstanceGroup, ro RolloutOutput)
 	if g.Spec.Autoscaling != nil {
 		soonest(ScaleOutInterval)
 	}
-	soonest(c.o.HostLostGrace)
-	if after > 0 {
-		c.queue.AddAfter(key, after)
-	}
+	soonest(hostLostGrace)
+	return after
 }
 
 func revisionOf(obj api.Object) int64 {

@@ -66,7 +66,7 @@ type Options struct {
 type Controller struct {
 	o     Options
 	log   *slog.Logger
-	queue *queue.Queue
+	queue *queue.Queue[string]
 
 	mu    sync.Mutex
 	alive map[string]bool
@@ -153,6 +153,10 @@ func (c *Controller) watch(ctx context.Context, rev int64) {
 		ch, err := c.o.Store.Presence().Watch(wctx, rev)
 		if err == nil {
 			rev = c.consume(ctx, ch, ticker.C, rev)
+			cancel()
+			for range ch {
+				// Drain until the store's watch goroutine has stopped.
+			}
 		} else {
 			c.log.Warn("watching presence failed", "err", err)
 		}
@@ -228,10 +232,10 @@ func Desired(h *api.Host, alive bool, now time.Time) (api.HostStatus, bool) {
 }
 
 // reconcile sets one host's phase from its presence.
-func (c *Controller) reconcile(ctx context.Context, name string) error {
+func (c *Controller) reconcile(ctx context.Context, name string) (queue.Result, error) {
 	obj, ok := c.o.Hosts.Get(name)
 	if !ok {
-		return nil
+		return queue.Result{}, nil
 	}
 	h := obj.(*api.Host)
 	c.mu.Lock()
@@ -239,19 +243,19 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 	c.mu.Unlock()
 	st, changed := Desired(h, alive, c.o.Now())
 	if !changed {
-		return nil
+		return queue.Result{}, nil
 	}
 	cp, err := cache.Copy(h)
 	if err != nil {
-		return err
+		return queue.Result{}, err
 	}
 	oldPhase := cp.Status.Phase
 	cp.Status = st
 	if err := c.o.Store.Update(ctx, cp); err != nil {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGuardFailed) {
-			return nil
+			return queue.Result{}, nil
 		}
-		return fmt.Errorf("update host %s: %w", name, err)
+		return queue.Result{}, fmt.Errorf("update host %s: %w", name, err)
 	}
 	if oldPhase != st.Phase {
 		c.log.Info("host phase changed", "host", name, "from", oldPhase, "to", st.Phase)
@@ -263,7 +267,7 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 			}
 		}
 	}
-	return nil
+	return queue.Result{}, nil
 }
 
 // sleep waits for d or ctx; it reports whether ctx is still alive.

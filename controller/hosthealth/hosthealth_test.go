@@ -159,6 +159,9 @@ func TestPresenceDrivesPhaseWithoutFlapping(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait.For(t, 10*time.Second, "a NotReady", func() bool { return phaseOf(t, st, "a") == api.HostNotReady })
+	// The write is visible in etcd a moment before Update returns to the
+	// counting store: wait for the new leader to count it.
+	wait.For(t, 10*time.Second, "new leader wrote a NotReady", func() bool { return counting.n() >= 1 })
 	if phaseOf(t, st, "b") != api.HostReady {
 		t.Errorf("b flapped")
 	}

@@ -77,7 +77,7 @@ type seen struct {
 type Controller struct {
 	o     Options
 	log   *slog.Logger
-	queue *queue.Queue
+	queue *queue.Queue[string]
 
 	mu        sync.Mutex
 	last      map[string]seen            // instance key → last phase seen
@@ -338,10 +338,10 @@ func (c *Controller) leaseExpired(ctx context.Context, host string) (bool, error
 }
 
 // reconcile converges one instance key.
-func (c *Controller) reconcile(ctx context.Context, key string) error {
+func (c *Controller) reconcile(ctx context.Context, key string) (queue.Result, error) {
 	obj, ok := c.o.Instances.Get(key)
 	if !ok {
-		return nil
+		return queue.Result{}, nil
 	}
 	inst := obj.(*api.Instance)
 	var host *api.Host
@@ -355,13 +355,12 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 	case Finalize:
 		expired, err := c.leaseExpired(ctx, inst.Status.Host)
 		if err != nil {
-			return err
+			return queue.Result{}, err
 		}
 		if !expired {
 			// Back: its agent tears the instance down; the host's
 			// change to Ready queues the key again if needed.
-			c.queue.AddAfter(key, presenceCacheTTL)
-			return nil
+			return queue.Result{RequeueAfter: presenceCacheTTL}, nil
 		}
 		fallthrough
 	case Delete:
@@ -378,11 +377,11 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 			}
 		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrGuardFailed):
 		default:
-			return fmt.Errorf("delete instance %s: %w", key, err)
+			return queue.Result{}, fmt.Errorf("delete instance %s: %w", key, err)
 		}
-		return nil
+		return queue.Result{}, nil
 	}
-	return c.markIfLost(ctx, key, inst, host)
+	return queue.Result{}, c.markIfLost(ctx, key, inst, host)
 }
 
 // markIfLost marks an instance of a lost host, once per NotReady period.

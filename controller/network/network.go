@@ -8,11 +8,11 @@
 //	           (+ hosts, instances shared with the other controllers)
 //	     │ any change: mark the index stale, queue every host and floating
 //	     ▼ IP after a short debounce (the queue drops duplicates)
-//	queue ─▶ reconcile "host:<name>": compute the spec from a shared index;
-//	         create, update (generation+1) or, for a deleted host, delete
-//	         its HostNetwork — only when the canonical JSON differs
-//	      ─▶ reconcile "fip:<project>/<name>": write status.host and
-//	         status.instanceIP when they differ
+//	queue ─▶ reconcile {hostKey, name}: compute the spec from a shared
+//	         index; create, update (generation+1) or, for a deleted host,
+//	         delete its HostNetwork — only when the canonical JSON differs
+//	      ─▶ reconcile {floatingIPKey, project/name}: write status.host
+//	         and status.instanceIP when they differ
 //
 // The computation is a pure function of a snapshot (Index); every write is
 // conditional on the resourceVersion read and goes through the leader's
@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -46,17 +45,53 @@ const (
 	defaultWorkers = 2
 )
 
-// Queue keys: hostPrefix and fipPrefix name one object; everyKey stands
-// for every host and floating IP, so that a change costs one queue entry
-// however many hosts there are.
+// keyKind says what a queue key stands for.
+type keyKind int
+
+// Kinds of queue keys.
 const (
-	hostPrefix = "host:"
-	fipPrefix  = "fip:"
-	everyKey   = "every"
-	// statusKey stands for the Applied condition of every network, from
+	// everyKind stands for every host and floating IP, so that a change
+	// costs one queue entry however many hosts there are.
+	everyKind keyKind = iota
+	// hostKind names a host (and its HostNetwork).
+	hostKind
+	// floatingIPKind names a floating IP by its cache key.
+	floatingIPKind
+	// statusKind stands for the Applied condition of every network, from
 	// the failures the hosts report (status.go).
-	statusKey = "network-status"
+	statusKind
 )
+
+// queueKey is a queue key: one host, one floating IP, or every of them.
+type queueKey struct {
+	kind keyKind
+	name string
+}
+
+// everyKey queues every host and floating IP; statusKey the Applied
+// condition of every network.
+var (
+	everyKey  = queueKey{kind: everyKind}
+	statusKey = queueKey{kind: statusKind}
+)
+
+func hostKey(name string) queueKey       { return queueKey{kind: hostKind, name: name} }
+func floatingIPKey(name string) queueKey { return queueKey{kind: floatingIPKind, name: name} }
+
+// String names the key in logs.
+func (k queueKey) String() string {
+	switch k.kind {
+	case everyKind:
+		return "every"
+	case hostKind:
+		return "host:" + k.name
+	case floatingIPKind:
+		return "fip:" + k.name
+	case statusKind:
+		return "network-status"
+	}
+	return fmt.Sprintf("unknown(%d):%s", k.kind, k.name)
+}
 
 // Options configure a Controller.
 type Options struct {
@@ -82,7 +117,7 @@ type Options struct {
 type Controller struct {
 	o     Options
 	log   *slog.Logger
-	queue *queue.Queue
+	queue *queue.Queue[queueKey]
 
 	networks, groups, fips, hostNets *cache.Informer
 
@@ -119,7 +154,7 @@ func New(o Options) *Controller {
 		in.AddHandler(c.changed)
 	}
 	c.hostNets.AddHandler(func(name string) {
-		c.queue.Add(hostPrefix + name)
+		c.queue.Add(hostKey(name))
 		c.queue.Add(statusKey)
 	})
 	return c
@@ -151,11 +186,11 @@ func (c *Controller) queueEvery() {
 			if hollow(h) {
 				continue
 			}
-			c.queue.Add(hostPrefix + h.Meta().Name)
+			c.queue.Add(hostKey(h.Meta().Name))
 		}
 	}
 	for _, f := range c.fips.List() {
-		c.queue.Add(fipPrefix + cache.Key(f))
+		c.queue.Add(floatingIPKey(cache.Key(f)))
 	}
 }
 
@@ -174,7 +209,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.changed("")
 	for _, hn := range c.hostNets.List() {
-		c.queue.Add(hostPrefix + hn.Meta().Name)
+		c.queue.Add(hostKey(hn.Meta().Name))
 	}
 	c.queue.Run(ctx, defaultWorkers)
 	return nil
@@ -217,29 +252,29 @@ func listAs[T api.Object](in *cache.Informer) []T {
 	return out
 }
 
-// reconcile converges one queue key.
-func (c *Controller) reconcile(ctx context.Context, k string) error {
-	if k == statusKey {
-		return c.reconcileNetworkStatus(ctx)
+// reconcile converges one queue key; while the index may not be rebuilt
+// yet, it asks to be called again when it may.
+func (c *Controller) reconcile(ctx context.Context, k queueKey) (queue.Result, error) {
+	if k.kind == statusKind {
+		return queue.Result{}, c.reconcileNetworkStatus(ctx)
 	}
-	if k == everyKey {
+	if k.kind == everyKind {
 		// Fanning out needs no index: building one is left to the keys
 		// that use it, and none may.
 		c.queueEvery()
-		return nil
+		return queue.Result{}, nil
 	}
 	x, wait := c.index()
 	if x == nil {
-		c.queue.AddAfter(k, wait)
-		return nil
+		return queue.Result{RequeueAfter: wait}, nil
 	}
-	switch {
-	case strings.HasPrefix(k, hostPrefix):
-		return c.reconcileHost(ctx, x, strings.TrimPrefix(k, hostPrefix))
-	case strings.HasPrefix(k, fipPrefix):
-		return c.reconcileFloatingIP(ctx, x, strings.TrimPrefix(k, fipPrefix))
+	switch k.kind {
+	case hostKind:
+		return queue.Result{}, c.reconcileHost(ctx, x, k.name)
+	case floatingIPKind:
+		return queue.Result{}, c.reconcileFloatingIP(ctx, x, k.name)
 	}
-	return queue.Terminal(fmt.Errorf("unknown key %q", k))
+	return queue.Result{}, queue.Terminal(fmt.Errorf("unknown key %v", k))
 }
 
 // reconcileHost writes the HostNetwork of one host when its spec changed,

@@ -197,3 +197,20 @@ func TestControllerOverEtcd(t *testing.T) {
 		return !ok
 	})
 }
+
+func TestQueueKeyString(t *testing.T) {
+	tests := []struct {
+		key  queueKey
+		want string
+	}{
+		{everyKey, "every"},
+		{hostKey("h1"), "host:h1"},
+		{floatingIPKey("p/ip"), "fip:p/ip"},
+		{queueKey{kind: 9, name: "x"}, "unknown(9):x"},
+	}
+	for _, tt := range tests {
+		if got := tt.key.String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+}

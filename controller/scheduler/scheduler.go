@@ -98,8 +98,8 @@ type Scheduler struct {
 	commits   chan struct{}
 	wg        sync.WaitGroup
 
-	queue      *queue.Queue // instance keys to place
-	allocQueue *queue.Queue // host names whose status.allocated is stale
+	queue      *queue.Queue[string] // instance keys to place
+	allocQueue *queue.Queue[string] // host names whose status.allocated is stale
 
 	mu       sync.Mutex
 	snapshot []HostInfo     // sorted by name
@@ -327,19 +327,19 @@ func (s *Scheduler) addPeer(group, host string, delta int) {
 
 // decide is the queue handler: it places one instance in memory and hands
 // the write to the commit pool.
-func (s *Scheduler) decide(ctx context.Context, key string) error {
+func (s *Scheduler) decide(ctx context.Context, key string) (queue.Result, error) {
 	obj, ok := s.instances.Get(key)
 	if !ok {
-		return nil
+		return queue.Result{}, nil
 	}
 	inst := obj.(*api.Instance)
 	if !needsPlacement(inst) {
-		return nil
+		return queue.Result{}, nil
 	}
 	s.mu.Lock()
 	if _, inFlight := s.assumed[key]; inFlight {
 		s.mu.Unlock()
-		return nil // its commit will requeue it if it fails
+		return queue.Result{}, nil // its commit will requeue it if it fails
 	}
 	group := affinityGroup(inst)
 	host, reason := Place(inst, s.snapshot, s.peers[group])
@@ -356,7 +356,7 @@ func (s *Scheduler) decide(ctx context.Context, key string) error {
 		cond := api.FindCondition(inst.Status.Conditions, api.ConditionScheduled)
 		if cond != nil && !cond.Status && cond.Reason == api.ReasonInsufficientCapacity &&
 			cond.Message == reason && inst.Status.Phase == api.PhasePending {
-			return nil // already says so
+			return queue.Result{}, nil // already says so
 		}
 	}
 	select {
@@ -365,7 +365,7 @@ func (s *Scheduler) decide(ctx context.Context, key string) error {
 		if host != "" {
 			s.rollback(key)
 		}
-		return ctx.Err()
+		return queue.Result{}, ctx.Err()
 	}
 	s.wg.Add(1)
 	go func() {
@@ -377,7 +377,7 @@ func (s *Scheduler) decide(ctx context.Context, key string) error {
 			s.commitUnschedulable(ctx, key, inst, reason)
 		}
 	}()
-	return nil
+	return queue.Result{}, nil
 }
 
 // rollback forgets an assumed placement whose commit failed.
@@ -457,30 +457,30 @@ func (s *Scheduler) event(ctx context.Context, obj api.Object, typ, reason, form
 
 // syncAllocated writes the scheduler's allocation of a host into its
 // status.allocated when they differ.
-func (s *Scheduler) syncAllocated(ctx context.Context, name string) error {
+func (s *Scheduler) syncAllocated(ctx context.Context, name string) (queue.Result, error) {
 	obj, ok := s.hosts.Get(name)
 	if !ok {
-		return nil
+		return queue.Result{}, nil
 	}
 	h := obj.(*api.Host)
 	s.mu.Lock()
 	want := s.alloc[name].res
 	s.mu.Unlock()
 	if h.Status.Allocated == want {
-		return nil
+		return queue.Result{}, nil
 	}
 	c, err := cache.Copy(h)
 	if err != nil {
-		return err
+		return queue.Result{}, err
 	}
 	c.Status.Allocated = want
 	if err := s.st.Update(ctx, c); err != nil {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGuardFailed) {
-			return nil
+			return queue.Result{}, nil
 		}
-		return fmt.Errorf("update allocation of host %s: %w", name, err)
+		return queue.Result{}, fmt.Errorf("update allocation of host %s: %w", name, err)
 	}
-	return nil
+	return queue.Result{}, nil
 }
 
 // Snapshot returns a copy of the scheduler's current view of the hosts,

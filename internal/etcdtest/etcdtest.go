@@ -8,15 +8,18 @@ package etcdtest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/ouroboros-cloud/ouro/etcdembed"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ouroboros-cloud/ouro/etcdembed"
 )
 
 // startTimeout bounds how long an embedded etcd may take to become ready.
@@ -45,19 +48,36 @@ func Start(tb testing.TB) *etcdembed.Server {
 	return StartIn(tb, tb.TempDir())
 }
 
+// startAttempts bounds the tries to start etcd on ports that were taken
+// between FreeURL and etcd's listen.
+const startAttempts = 5
+
 // StartIn runs an embedded etcd with its data in dir until the test ends
 // (or the caller closes it) and returns it. Starting again in the same
 // directory finds the data written before.
+//
+// A port free a moment ago may be taken by the time etcd listens on it
+// (by another test process, or as the local end of a connection), so a
+// start refused with EADDRINUSE is tried again on other ports.
 func StartIn(tb testing.TB, dir string) *etcdembed.Server {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	srv, err := etcdembed.Start(ctx, etcdembed.Config{
-		DataDir:   dir,
-		ClientURL: FreeURL(tb),
-		PeerURL:   FreeURL(tb),
-		Logger:    Quiet(),
-	})
+	var (
+		srv *etcdembed.Server
+		err error
+	)
+	for range startAttempts {
+		srv, err = etcdembed.Start(ctx, etcdembed.Config{
+			DataDir:   dir,
+			ClientURL: FreeURL(tb),
+			PeerURL:   FreeURL(tb),
+			Logger:    Quiet(),
+		})
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
 	if err != nil {
 		tb.Fatalf("start etcd: %v", err)
 	}
