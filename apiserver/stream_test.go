@@ -80,17 +80,7 @@ func TestWatch(t *testing.T) {
 	if ev = next(t, ch); ev.Type != api.Deleted {
 		t.Fatalf("event %s, want DELETED", ev.Type)
 	}
-	wait.For(t, 10*time.Second, "one watch in flight", func() bool { return gaugeValue(e.srv) == 1 })
-}
-
-func gaugeValue(s *Server) float64 {
-	mfs, _ := s.metrics.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "ouro_apiserver_watches_in_flight" {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	return -1
+	wait.For(t, 10*time.Second, "one watch in flight", func() bool { return e.metric("ouro_apiserver_watches_in_flight") == 1 })
 }
 
 func TestWatchHostFilterAndBookmarks(t *testing.T) {

@@ -12,18 +12,18 @@ import (
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
-// metricValue returns the value of a gauge or counter of s, or -1.
-func metricValue(s *Server, name string) float64 {
-	mfs, _ := s.metrics.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
+// metric returns the value of the server's metric name (one without
+// labels) as GET /metrics shows it, or -1 when it shows none.
+func (e *env) metric(name string) float64 {
+	e.t.Helper()
+	for line := range strings.Lines(string(e.must(http.StatusOK, "GET", "/metrics", e.admin, nil).body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				e.t.Fatalf("metric %s: %v", name, err)
+			}
+			return f
 		}
-		m := mf.GetMetric()[0]
-		if g := m.GetGauge(); g != nil {
-			return g.GetValue()
-		}
-		return m.GetCounter().GetValue()
 	}
 	return -1
 }
@@ -64,9 +64,9 @@ func TestWatchesShareOneStoreWatch(t *testing.T) {
 	def, _ := e.watchStream("/v1/projects/default/instances?watch=true", e.admin)
 	host, _ := e.watchStream("/v1/instances?watch=true&host=h1", e.hostToken("h1"))
 	wait.For(t, 10*time.Second, "three subscribers", func() bool {
-		return metricValue(e.srv, "ouro_apiserver_watch_subscribers") == 3
+		return e.metric("ouro_apiserver_watch_subscribers") == 3
 	})
-	if n := metricValue(e.srv, "ouro_apiserver_shared_watches"); n != 1 {
+	if n := e.metric("ouro_apiserver_shared_watches"); n != 1 {
 		t.Errorf("shared watches = %v, want 1", n)
 	}
 	if n := e.fake.storeWatchers(); n != 1 {
