@@ -2,8 +2,8 @@ package apiserver
 
 import (
 	"crypto/ed25519"
-	"encoding/base64"
 	"crypto/rand"
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
