@@ -10,6 +10,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
+	"github.com/ouroboros-cloud/ouro/internal/watchtest"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -37,7 +38,7 @@ func TestOverEtcd(t *testing.T) {
 	if first.Metadata.UID != retry.Metadata.UID || first.Spec.Resources.MemoryMiB != 512 {
 		t.Errorf("idempotent create: %+v vs %+v", first.Metadata, retry.Metadata)
 	}
-	ev := next(t, ch)
+	ev := watchtest.Next(t, ch)
 	var got api.Instance
 	json.Unmarshal(ev.Object, &got)
 	if ev.Type != api.Added || got.Metadata.UID != first.Metadata.UID {
@@ -46,7 +47,7 @@ func TestOverEtcd(t *testing.T) {
 
 	stale := first
 	e.must(http.StatusOK, "POST", "/v1/projects/default/instances/web/stop", e.admin, nil)
-	if ev = next(t, ch); ev.Type != api.Modified {
+	if ev = watchtest.Next(t, ch); ev.Type != api.Modified {
 		t.Errorf("watch saw %s, want MODIFIED", ev.Type)
 	}
 	e.must(http.StatusConflict, "PUT", "/v1/projects/default/instances/web", e.admin, stale)
@@ -75,7 +76,7 @@ func TestOverEtcd(t *testing.T) {
 
 	e.must(http.StatusConflict, "DELETE", "/v1/projects/default/images/img", e.admin, nil)
 	e.must(http.StatusOK, "DELETE", "/v1/projects/default/instances/web", e.admin, nil)
-	if ev = next(t, ch); ev.Type != api.Deleted {
+	if ev = watchtest.Next(t, ch); ev.Type != api.Deleted {
 		t.Errorf("watch saw %s, want DELETED", ev.Type)
 	}
 	e.must(http.StatusOK, "DELETE", "/v1/projects/default/images/img", e.admin, nil)

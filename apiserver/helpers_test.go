@@ -102,21 +102,6 @@ func (e *env) agentCert(name string) tls.Certificate {
 	return pair
 }
 
-// wantGone checks that the next event on a watch stream is an ERROR event
-// with code Gone and that the stream ends after it.
-func wantGone(t *testing.T, ch <-chan api.WatchEvent[json.RawMessage]) {
-	t.Helper()
-	ev := next(t, ch)
-	var body api.ErrorBody
-	json.Unmarshal(ev.Object, &body)
-	if ev.Type != api.ErrorEvent || body.Error == nil || body.Error.Code != api.CodeGone {
-		t.Fatalf("event %s %s, want ERROR Gone", ev.Type, ev.Object)
-	}
-	if _, ok := <-ch; ok {
-		t.Error("stream goes on after ERROR")
-	}
-}
-
 // resp is an answer of the server.
 type resp struct {
 	status int
