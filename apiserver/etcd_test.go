@@ -9,19 +9,14 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/internal/watchtest"
-	"github.com/ouroboros-cloud/ouro/store"
 )
 
 // TestOverEtcd runs the main flows against a real embedded etcd.
 func TestOverEtcd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd")
-	}
+	e := newEtcdEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e := newEnvWith(t, store.NewEtcd(etcdtest.Client(t)), Config{})
 
 	// Bootstrap is idempotent over the real store.
 	if again, err := e.srv.Bootstrap(ctx); err != nil || again != e.admin {
@@ -86,10 +81,7 @@ func TestOverEtcd(t *testing.T) {
 // every one gets its own address, the network fills up exactly, and a
 // retried create returns the first result.
 func TestIPAMOverEtcd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd")
-	}
-	e := newEnvWith(t, store.NewEtcd(etcdtest.Client(t)), Config{})
+	e := newEtcdEnv(t)
 	e.image("default", "img", false)
 	// A /28 has 14 host addresses; the gateway takes one.
 	e.must(http.StatusCreated, "POST", netsPath, e.admin, network("lab", "10.8.0.0/28"))

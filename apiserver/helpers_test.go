@@ -17,6 +17,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/store"
@@ -51,6 +52,16 @@ func newEnvLowestFirst(t *testing.T) *env {
 	e := newEnvWith(t, fs, Config{IPAM: addrs, Admission: admission.New(admission.Config{Store: fs, IPAM: addrs})})
 	e.fake = fs
 	return e
+}
+
+// newEtcdEnv is newEnv over a real store, an embedded etcd started for
+// the test; it skips the test in -short mode.
+func newEtcdEnv(t *testing.T) *env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts etcd")
+	}
+	return newEnvWith(t, store.NewEtcd(etcdtest.Client(t)), Config{})
 }
 
 func newEnvWith(t *testing.T, st store.Interface, cfg Config) *env {
