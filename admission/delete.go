@@ -17,25 +17,22 @@ import (
 // key pairs, security groups and networks. Every step can be repeated
 // after a crash. Kinds nothing depends on pass.
 func (a *Admitter) BeforeDelete(ctx context.Context, st store.Interface, obj api.Object) error {
-	switch obj.(type) {
-	case *api.Image:
-		return a.beforeDeleteImage(ctx, st, obj)
-	case *api.Flavor:
-		return a.beforeDeleteFlavor(ctx, st, obj)
-	case *api.Project:
-		return a.beforeDeleteProject(ctx, st, obj)
-	case *api.Network:
-		return a.beforeDeleteNetwork(ctx, st, obj)
-	case *api.SecurityGroup:
-		return a.beforeDeleteSecurityGroup(ctx, st, obj)
-	case *api.KeyPair:
-		return a.beforeDeleteKeyPair(ctx, st, obj)
-	case *api.FloatingIPPool:
-		return a.beforeDeletePool(ctx, st, obj)
-	case *api.Host:
-		return a.beforeDeleteHost(ctx, st, obj)
+	if check := deleteChecks[obj.GetKind()]; check != nil {
+		return check(a, ctx, st, obj)
 	}
 	return nil
+}
+
+// deleteChecks are the BeforeDelete steps of the kinds others depend on.
+var deleteChecks = map[*api.Kind]func(*Admitter, context.Context, store.Interface, api.Object) error{
+	api.ImageKind:          (*Admitter).beforeDeleteImage,
+	api.FlavorKind:         (*Admitter).beforeDeleteFlavor,
+	api.ProjectKind:        (*Admitter).beforeDeleteProject,
+	api.NetworkKind:        (*Admitter).beforeDeleteNetwork,
+	api.SecurityGroupKind:  (*Admitter).beforeDeleteSecurityGroup,
+	api.KeyPairKind:        (*Admitter).beforeDeleteKeyPair,
+	api.FloatingIPPoolKind: (*Admitter).beforeDeletePool,
+	api.HostKind:           (*Admitter).beforeDeleteHost,
 }
 
 // beforeDeleteHost refuses deleting a host instances are placed on.

@@ -85,13 +85,9 @@ func (c *Client) Logs(ctx context.Context, t Target, follow, tail string) (io.Re
 	if err != nil {
 		return nil, fmt.Errorf("logs request: %w", err)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(t, req, http.StatusOK)
 	if err != nil {
-		return nil, unavailable(fmt.Errorf("agent of host %s: %w", t.Host, err))
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		return nil, agentError(t.Host, resp)
+		return nil, err
 	}
 	return resp.Body, nil
 }
@@ -114,14 +110,11 @@ func (c *Client) Exec(ctx context.Context, t Target, req api.ExecRequest) (*api.
 		return nil, fmt.Errorf("exec request: %w", err)
 	}
 	hreq.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(hreq)
+	resp, err := c.send(t, hreq, http.StatusOK)
 	if err != nil {
-		return nil, unavailable(fmt.Errorf("agent of host %s: %w", t.Host, err))
+		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, agentError(t.Host, resp)
-	}
 	var out api.ExecResponse
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxExecResponse)).Decode(&out); err != nil {
 		return nil, unavailable(fmt.Errorf("agent of host %s answered exec badly: %w", t.Host, err))
@@ -142,13 +135,9 @@ func (c *Client) Console(ctx context.Context, t Target) (io.ReadWriteCloser, err
 		return nil, fmt.Errorf("console request: %w", err)
 	}
 	upgrade.SetHeaders(req, api.ConsoleProtocol)
-	resp, err := c.http.Do(req)
+	resp, err := c.send(t, req, http.StatusSwitchingProtocols)
 	if err != nil {
-		return nil, unavailable(fmt.Errorf("agent of host %s: %w", t.Host, err))
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		defer resp.Body.Close()
-		return nil, agentError(t.Host, resp)
+		return nil, err
 	}
 	stream, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {
@@ -156,6 +145,21 @@ func (c *Client) Console(ctx context.Context, t Target) (io.ReadWriteCloser, err
 		return nil, unavailable(fmt.Errorf("agent of host %s switched protocols without a stream", t.Host))
 	}
 	return stream, nil
+}
+
+// send sends req to the agent of t's host and returns its answer when it
+// has status want. An agent that cannot be reached is unavailable; one
+// that answers otherwise, as agentError says.
+func (c *Client) send(t Target, req *http.Request, want int) (*http.Response, error) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, unavailable(fmt.Errorf("agent of host %s: %w", t.Host, err))
+	}
+	if resp.StatusCode != want {
+		defer resp.Body.Close()
+		return nil, agentError(t.Host, resp)
+	}
+	return resp, nil
 }
 
 // agentError passes on an agent's API error, or reports it unavailable.

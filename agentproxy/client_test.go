@@ -1,7 +1,6 @@
 package agentproxy
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/consoletest"
 	"github.com/ouroboros-cloud/ouro/internal/upgrade"
 	"github.com/ouroboros-cloud/ouro/pki"
 )
@@ -135,20 +135,7 @@ func TestConsole(t *testing.T) {
 		}
 		switch r.URL.Path {
 		case "/v1/instances/vm/console":
-			conn, err := upgrade.Accept(w, api.ConsoleProtocol)
-			if err != nil {
-				t.Errorf("agent accept: %v", err)
-				return
-			}
-			defer conn.Close()
-			br := bufio.NewReader(conn)
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					return
-				}
-				conn.Write([]byte(strings.ToUpper(line)))
-			}
+			consoletest.Serve(t, w)
 		default:
 			apiError(w, http.StatusBadRequest, "instance's driver (container) has no console; use exec")
 		}
@@ -167,14 +154,5 @@ func TestConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	br := bufio.NewReader(conn)
-	for _, in := range []string{"hello\n", "root\n"} {
-		if _, err := io.WriteString(conn, in); err != nil {
-			t.Fatal(err)
-		}
-		got, err := br.ReadString('\n')
-		if err != nil || got != strings.ToUpper(in) {
-			t.Fatalf("console answered %q, %v; want %q", got, err, strings.ToUpper(in))
-		}
-	}
+	consoletest.Check(t, conn)
 }

@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
-	"github.com/ouroboros-cloud/ouro/store"
 )
 
 // TestIPAMConcurrentCreates creates many instances at once in one network
@@ -17,10 +15,7 @@ import (
 // answered "too fast", and addresses are spread over the network rather
 // than packed at its start.
 func TestIPAMConcurrentCreates(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd")
-	}
-	e := newEnvWith(t, store.NewEtcd(etcdtest.Client(t)), Config{})
+	e := newEtcdEnv(t)
 	e.image("default", "img", false)
 	e.must(http.StatusCreated, "POST", netsPath, e.admin, network("wide", "10.7.0.0/24"))
 	const n, workers = 60, 20

@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
-	"github.com/ouroboros-cloud/ouro/store"
 )
 
 // layerOf returns the blob e.image uploads for project/name.
@@ -246,10 +244,7 @@ func TestBlobReadableRightAfterImageCreate(t *testing.T) {
 // TestPublishingAndBlobScopingOverEtcd runs the public name claim and the
 // blob index over a real etcd, whose store lists in snapshots.
 func TestPublishingAndBlobScopingOverEtcd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd")
-	}
-	e := newEnvWith(t, startEtcdStore(t), Config{})
+	e := newEtcdEnv(t)
 	for _, p := range []string{"a", "b", "c"} {
 		e.project(p)
 	}
@@ -279,11 +274,4 @@ func TestPublishingAndBlobScopingOverEtcd(t *testing.T) {
 	e.must(http.StatusCreated, "POST", "/v1/projects/a/images", memberA, layerImage("own", own, false))
 	e.must(http.StatusOK, "HEAD", "/v1/blobs/"+digestOf(own), memberA, nil)
 	e.must(http.StatusNotFound, "HEAD", "/v1/blobs/"+digestOf(own), viewerC, nil)
-}
-
-// startEtcdStore starts an embedded etcd for the rest of the test and
-// returns a store over it.
-func startEtcdStore(t *testing.T) store.Interface {
-	t.Helper()
-	return store.NewEtcd(etcdtest.Client(t))
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/internal/atomicfile"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -127,7 +128,7 @@ func (s *Server) bootstrapAdmin(ctx context.Context) (string, error) {
 	if err := os.Rename(pending, final); err != nil {
 		return "", fmt.Errorf("keep admin token: %w", err)
 	}
-	if err := syncDir(s.cfg.DataDir); err != nil {
+	if err := atomicfile.SyncDir(s.cfg.DataDir); err != nil {
 		return "", fmt.Errorf("sync data directory: %w", err)
 	}
 	s.log.Info("bootstrapped the cluster admin", "user", "admin", "tokenFile", final)
@@ -151,15 +152,5 @@ func writeFileSync(path string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir flushes a directory's entries (a create or a rename) to disk.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.SyncDir(filepath.Dir(path))
 }

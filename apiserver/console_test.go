@@ -1,11 +1,9 @@
 package apiserver
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/internal/consoletest"
 	"github.com/ouroboros-cloud/ouro/internal/upgrade"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/pki"
@@ -38,21 +37,8 @@ func TestConsoleProxy(t *testing.T) {
 		}
 		switch r.URL.Path {
 		case "/v1/instances/" + vm.Metadata.UID + "/console":
-			conn, err := upgrade.Accept(w, api.ConsoleProtocol)
-			if err != nil {
-				t.Errorf("agent accept: %v", err)
-				return
-			}
-			defer conn.Close()
-			br := bufio.NewReader(conn)
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					detached <- struct{}{}
-					return
-				}
-				conn.Write([]byte(strings.ToUpper(line)))
-			}
+			consoletest.Serve(t, w)
+			detached <- struct{}{}
 		case "/v1/instances/" + ctr.Metadata.UID + "/console":
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
@@ -112,16 +98,7 @@ func TestConsoleProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	br := bufio.NewReader(conn)
-	for _, in := range []string{"hello\n", "root\n"} {
-		if _, err := io.WriteString(conn, in); err != nil {
-			t.Fatal(err)
-		}
-		got, err := br.ReadString('\n')
-		if err != nil || got != strings.ToUpper(in) {
-			t.Fatalf("console answered %q, %v; want %q", got, err, strings.ToUpper(in))
-		}
-	}
+	consoletest.Check(t, conn)
 	// Closing detaches: the agent's side ends.
 	conn.Close()
 	select {

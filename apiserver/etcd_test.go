@@ -5,23 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
-	"github.com/ouroboros-cloud/ouro/store"
+	"github.com/ouroboros-cloud/ouro/internal/watchtest"
 )
 
 // TestOverEtcd runs the main flows against a real embedded etcd.
 func TestOverEtcd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd")
-	}
+	e := newEtcdEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e := newEnvWith(t, store.NewEtcd(etcdtest.Client(t)), Config{})
 
 	// Bootstrap is idempotent over the real store.
 	if again, err := e.srv.Bootstrap(ctx); err != nil || again != e.admin {
@@ -38,7 +33,7 @@ func TestOverEtcd(t *testing.T) {
 	if first.Metadata.UID != retry.Metadata.UID || first.Spec.Resources.MemoryMiB != 512 {
 		t.Errorf("idempotent create: %+v vs %+v", first.Metadata, retry.Metadata)
 	}
-	ev := next(t, ch)
+	ev := watchtest.Next(t, ch)
 	var got api.Instance
 	json.Unmarshal(ev.Object, &got)
 	if ev.Type != api.Added || got.Metadata.UID != first.Metadata.UID {
@@ -47,7 +42,7 @@ func TestOverEtcd(t *testing.T) {
 
 	stale := first
 	e.must(http.StatusOK, "POST", "/v1/projects/default/instances/web/stop", e.admin, nil)
-	if ev = next(t, ch); ev.Type != api.Modified {
+	if ev = watchtest.Next(t, ch); ev.Type != api.Modified {
 		t.Errorf("watch saw %s, want MODIFIED", ev.Type)
 	}
 	e.must(http.StatusConflict, "PUT", "/v1/projects/default/instances/web", e.admin, stale)
@@ -76,7 +71,7 @@ func TestOverEtcd(t *testing.T) {
 
 	e.must(http.StatusConflict, "DELETE", "/v1/projects/default/images/img", e.admin, nil)
 	e.must(http.StatusOK, "DELETE", "/v1/projects/default/instances/web", e.admin, nil)
-	if ev = next(t, ch); ev.Type != api.Deleted {
+	if ev = watchtest.Next(t, ch); ev.Type != api.Deleted {
 		t.Errorf("watch saw %s, want DELETED", ev.Type)
 	}
 	e.must(http.StatusOK, "DELETE", "/v1/projects/default/images/img", e.admin, nil)
@@ -86,39 +81,27 @@ func TestOverEtcd(t *testing.T) {
 // every one gets its own address, the network fills up exactly, and a
 // retried create returns the first result.
 func TestIPAMOverEtcd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd")
-	}
-	e := newEnvWith(t, store.NewEtcd(etcdtest.Client(t)), Config{})
+	e := newEtcdEnv(t)
 	e.image("default", "img", false)
 	// A /28 has 14 host addresses; the gateway takes one.
 	e.must(http.StatusCreated, "POST", netsPath, e.admin, network("lab", "10.8.0.0/28"))
+	// The server hands every instance its own address until the network
+	// is full. That creates at the same time do too is the allocator's
+	// to show: see TestAllocateConcurrently in package ipam.
 	const n = 13
-	var (
-		wg  sync.WaitGroup
-		mu  sync.Mutex
-		ips = map[string]string{}
-	)
+	ips := map[string]string{}
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := e.instanceOn("default", fmt.Sprintf("i%d", i), api.NetworkAttachment{Network: "lab"})
-			var in api.Instance
-			if r.status != http.StatusCreated || json.Unmarshal(r.body, &in) != nil {
-				t.Errorf("instance %d: %d %s", i, r.status, r.body)
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			ip := in.Status.Interfaces[0].IP
-			if other, ok := ips[ip]; ok {
-				t.Errorf("%s handed to %s and %s", ip, other, in.Metadata.Name)
-			}
-			ips[ip] = in.Metadata.Name
-		}()
+		r := e.instanceOn("default", fmt.Sprintf("i%d", i), api.NetworkAttachment{Network: "lab"})
+		var in api.Instance
+		if r.status != http.StatusCreated || json.Unmarshal(r.body, &in) != nil {
+			t.Fatalf("instance %d: %d %s", i, r.status, r.body)
+		}
+		ip := in.Status.Interfaces[0].IP
+		if other, ok := ips[ip]; ok {
+			t.Errorf("%s handed to %s and %s", ip, other, in.Metadata.Name)
+		}
+		ips[ip] = in.Metadata.Name
 	}
-	wg.Wait()
 	if len(ips) != n {
 		t.Fatalf("%d distinct addresses, want %d", len(ips), n)
 	}

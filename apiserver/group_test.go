@@ -1,8 +1,6 @@
 package apiserver
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"net/http"
 	"strings"
 	"testing"
@@ -145,9 +143,9 @@ func TestGroupCreateDefaultsAndUpdate(t *testing.T) {
 func TestGroupTemplateHoldsWhatItNames(t *testing.T) {
 	e := newEnv(t)
 	e.image("default", "busybox", true)
-	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	_, line := newKey(t, "ops@laptop")
 	e.must(http.StatusCreated, "POST", "/v1/projects/default/keypairs", e.admin,
-		api.KeyPair{Metadata: api.ObjectMeta{Name: "ops"}, Spec: api.KeyPairSpec{PublicKey: authorizedKey(t, pub, "ops@laptop")}})
+		api.KeyPair{Metadata: api.ObjectMeta{Name: "ops"}, Spec: api.KeyPairSpec{PublicKey: line}})
 	e.must(http.StatusCreated, "POST", netsPath, e.admin, `{"metadata":{"name":"back"},"spec":{"cidr":"10.50.0.0/24"}}`)
 	e.must(http.StatusCreated, "POST", "/v1/projects/default/securitygroups", e.admin, `{"metadata":{"name":"web"}}`)
 	e.must(http.StatusCreated, "POST", groupsPath, e.admin, `{"metadata":{"name":"web"},"spec":{"count":0,`+

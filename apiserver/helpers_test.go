@@ -17,6 +17,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/store"
@@ -51,6 +52,16 @@ func newEnvLowestFirst(t *testing.T) *env {
 	e := newEnvWith(t, fs, Config{IPAM: addrs, Admission: admission.New(admission.Config{Store: fs, IPAM: addrs})})
 	e.fake = fs
 	return e
+}
+
+// newEtcdEnv is newEnv over a real store, an embedded etcd started for
+// the test; it skips the test in -short mode.
+func newEtcdEnv(t *testing.T) *env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts etcd")
+	}
+	return newEnvWith(t, store.NewEtcd(etcdtest.Client(t)), Config{})
 }
 
 func newEnvWith(t *testing.T, st store.Interface, cfg Config) *env {
@@ -100,21 +111,6 @@ func (e *env) agentCert(name string) tls.Certificate {
 		e.t.Fatal(err)
 	}
 	return pair
-}
-
-// wantGone checks that the next event on a watch stream is an ERROR event
-// with code Gone and that the stream ends after it.
-func wantGone(t *testing.T, ch <-chan api.WatchEvent[json.RawMessage]) {
-	t.Helper()
-	ev := next(t, ch)
-	var body api.ErrorBody
-	json.Unmarshal(ev.Object, &body)
-	if ev.Type != api.ErrorEvent || body.Error == nil || body.Error.Code != api.CodeGone {
-		t.Fatalf("event %s %s, want ERROR Gone", ev.Type, ev.Object)
-	}
-	if _, ok := <-ch; ok {
-		t.Error("stream goes on after ERROR")
-	}
 }
 
 // resp is an answer of the server.

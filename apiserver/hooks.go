@@ -46,18 +46,12 @@ type kindHooks struct {
 
 // hooks holds the hooks of every kind that has any.
 var hooks = map[*api.Kind]kindHooks{
-	api.ProjectKind: {
-		create: func(_ *Server, _ context.Context, _ *auth.Identity, o api.Object) error {
-			return admission.ValidateProject(o.(*api.Project))
-		},
-		update: func(_ *Server, _ context.Context, _ *auth.Identity, _, o api.Object) error {
-			return admission.ValidateProject(o.(*api.Project))
-		},
+	api.ProjectKind: sameRules(admission.ValidateProject, kindHooks{
 		created: func(s *Server, ctx context.Context, o api.Object) error {
 			return s.adm.EnsureProjectNetworking(ctx, s.store, o.Meta().Name)
 		},
 		beforeDelete: beforeDelete,
-	},
+	}),
 	api.NetworkKind: {
 		create: func(s *Server, ctx context.Context, _ *auth.Identity, o api.Object) error {
 			return s.adm.ValidateNetworkCreate(ctx, o.(*api.Network))
@@ -108,36 +102,14 @@ var hooks = map[*api.Kind]kindHooks{
 			return s.addrs.UpdateFloatingIP(ctx, s.store, old.(*api.FloatingIP), o.(*api.FloatingIP))
 		},
 	},
-	api.UserKind: {
-		create: func(_ *Server, _ context.Context, _ *auth.Identity, o api.Object) error {
-			return admission.ValidateUser(o.(*api.User))
-		},
-		update: func(_ *Server, _ context.Context, _ *auth.Identity, _, o api.Object) error {
-			return admission.ValidateUser(o.(*api.User))
-		},
-		beforeDelete: beforeDeleteUser,
-	},
-	api.FlavorKind: {
-		create: func(_ *Server, _ context.Context, _ *auth.Identity, o api.Object) error {
-			return admission.ValidateFlavor(o.(*api.Flavor))
-		},
-		update: func(_ *Server, _ context.Context, _ *auth.Identity, _, o api.Object) error {
-			return admission.ValidateFlavor(o.(*api.Flavor))
-		},
-		beforeDelete: beforeDelete,
-	},
-	api.HostKind: {
-		create: func(_ *Server, _ context.Context, _ *auth.Identity, o api.Object) error {
-			return admission.ValidateHostSpec(&o.(*api.Host).Spec)
-		},
-		update: func(_ *Server, _ context.Context, _ *auth.Identity, _, o api.Object) error {
-			return admission.ValidateHostSpec(&o.(*api.Host).Spec)
-		},
+	api.UserKind:   sameRules(admission.ValidateUser, kindHooks{beforeDelete: beforeDeleteUser}),
+	api.FlavorKind: sameRules(admission.ValidateFlavor, kindHooks{beforeDelete: beforeDelete}),
+	api.HostKind: sameRules(func(h *api.Host) error { return admission.ValidateHostSpec(&h.Spec) }, kindHooks{
 		status: func(_ *auth.Identity, _, o api.Object) error {
 			return admission.ValidateHostStatus(&o.(*api.Host).Status)
 		},
 		beforeDelete: beforeDeleteHost,
-	},
+	}),
 	api.TokenKind: {
 		update: func(_ *Server, _ context.Context, _ *auth.Identity, old, o api.Object) error {
 			ot, t := old.(*api.Token), o.(*api.Token)
@@ -157,14 +129,7 @@ var hooks = map[*api.Kind]kindHooks{
 		status:     func(*auth.Identity, api.Object, api.Object) error { return tokenStatusReadOnly() },
 		prepareOut: func(o api.Object) { o.(*api.JoinToken).Status.SecretHash = "" },
 	},
-	api.EventKind: {
-		create: func(_ *Server, _ context.Context, _ *auth.Identity, o api.Object) error {
-			return validateEvent(o.(*api.Event))
-		},
-		update: func(_ *Server, _ context.Context, _ *auth.Identity, _, o api.Object) error {
-			return validateEvent(o.(*api.Event))
-		},
-	},
+	api.EventKind: sameRules(validateEvent, kindHooks{}),
 	api.ImageKind: {
 		create: func(s *Server, ctx context.Context, id *auth.Identity, o api.Object) error {
 			return s.validateImageCreate(ctx, id, o.(*api.Image))
@@ -215,4 +180,17 @@ var hooks = map[*api.Kind]kindHooks{
 			return s.adm.ValidateGroup(ctx, id, old.(*api.InstanceGroup), o.(*api.InstanceGroup))
 		},
 	},
+}
+
+// sameRules returns h with create and update hooks that both admit an
+// object by check alone, for kinds whose rules do not depend on who asks
+// or on what the object was before.
+func sameRules[T api.Object](check func(T) error, h kindHooks) kindHooks {
+	h.create = func(_ *Server, _ context.Context, _ *auth.Identity, o api.Object) error {
+		return check(o.(T))
+	}
+	h.update = func(_ *Server, _ context.Context, _ *auth.Identity, _, o api.Object) error {
+		return check(o.(T))
+	}
+	return h
 }

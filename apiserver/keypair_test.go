@@ -3,6 +3,7 @@ package apiserver
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,32 +14,31 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 )
 
-// authorizedKey returns the authorized_keys line of a public key with
-// comment (none when empty).
-func authorizedKey(t *testing.T, pub any, comment string) string {
+// newKey makes an ed25519 key and returns it with its authorized_keys
+// line, ending in comment unless that is empty. How lines of other keys
+// are read is tested in package admission, which reads them.
+func newKey(t *testing.T, comment string) (ssh.PublicKey, string) {
 	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	k, err := ssh.NewPublicKey(pub)
 	if err != nil {
 		t.Fatal(err)
 	}
-	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
-	if comment != "" {
-		line += " " + comment
-	}
-	return line
+	return k, strings.TrimSpace(k.Type() + " " + base64.StdEncoding.EncodeToString(k.Marshal()) + " " + comment)
 }
 
 func TestKeyPairs(t *testing.T) {
 	e := newEnv(t)
-	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	line := authorizedKey(t, pub, "me@laptop")
+	sk, line := newKey(t, "me@laptop")
 	f := strings.Fields(line)
 	base := "/v1/projects/default/keypairs"
 
 	var kp api.KeyPair
 	e.must(http.StatusCreated, "POST", base, e.admin, api.KeyPair{Metadata: api.ObjectMeta{Name: "laptop"},
 		Spec: api.KeyPairSpec{PublicKey: f[0] + "  " + f[1] + "  me@laptop\n"}}).decode(t, &kp)
-	sk, _ := ssh.NewPublicKey(pub)
 	if kp.Spec.PublicKey != line || kp.Status.Type != "ssh-ed25519" || kp.Status.Fingerprint != ssh.FingerprintSHA256(sk) {
 		t.Fatalf("created %+v", kp)
 	}
@@ -53,8 +53,7 @@ func TestKeyPairs(t *testing.T) {
 	// The key cannot change; the same key written otherwise is no change;
 	// labels can.
 	changed := kp
-	other, _, _ := ed25519.GenerateKey(rand.Reader)
-	changed.Spec.PublicKey = authorizedKey(t, other, "")
+	_, changed.Spec.PublicKey = newKey(t, "")
 	if ae := e.must(http.StatusBadRequest, "PUT", base+"/laptop", e.admin, changed).apiError(); ae.Field != "spec.publicKey" {
 		t.Errorf("changed key: %+v", ae)
 	}
@@ -87,8 +86,7 @@ func TestKeyPairs(t *testing.T) {
 func TestInstanceKeyAndUserData(t *testing.T) {
 	e := newEnv(t)
 	e.image("default", "busybox", false)
-	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	line := authorizedKey(t, pub, "me@laptop")
+	_, line := newKey(t, "me@laptop")
 	e.must(http.StatusCreated, "POST", "/v1/projects/default/keypairs", e.admin, api.KeyPair{Metadata: api.ObjectMeta{Name: "laptop"}, Spec: api.KeyPairSpec{PublicKey: line}})
 	base := "/v1/projects/default/instances"
 	spec := func(name string, mod func(*api.InstanceSpec)) api.Instance {

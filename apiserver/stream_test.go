@@ -10,6 +10,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
+	"github.com/ouroboros-cloud/ouro/internal/watchtest"
 )
 
 // watchStream opens a watch and returns a channel of its events.
@@ -38,20 +39,6 @@ func (e *env) watchStream(path, token string) (<-chan api.WatchEvent[json.RawMes
 	return ch, res
 }
 
-func next(t *testing.T, ch <-chan api.WatchEvent[json.RawMessage]) api.WatchEvent[json.RawMessage] {
-	t.Helper()
-	select {
-	case ev, ok := <-ch:
-		if !ok {
-			t.Fatal("watch stream ended")
-		}
-		return ev
-	case <-time.After(10 * time.Second):
-		t.Fatal("no watch event within 10s")
-	}
-	return api.WatchEvent[json.RawMessage]{}
-}
-
 func TestWatch(t *testing.T) {
 	e := newEnv(t)
 	e.image("default", "img", false)
@@ -60,37 +47,27 @@ func TestWatch(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("watch status %d", res.StatusCode)
 	}
-	ev := next(t, ch)
+	ev := watchtest.Next(t, ch)
 	var in api.Instance
 	json.Unmarshal(ev.Object, &in)
 	if ev.Type != api.Added || in.Metadata.Name != "old" || in.Kind != "Instance" {
 		t.Fatalf("first event %s %s", ev.Type, ev.Object)
 	}
 	e.instance(e.admin, "default", "new", "img")
-	ev = next(t, ch)
+	ev = watchtest.Next(t, ch)
 	json.Unmarshal(ev.Object, &in)
 	if ev.Type != api.Added || in.Metadata.Name != "new" {
 		t.Fatalf("event %s %s, want ADDED new", ev.Type, ev.Object)
 	}
 	e.must(http.StatusOK, "POST", "/v1/projects/default/instances/new/stop", e.admin, nil)
-	if ev = next(t, ch); ev.Type != api.Modified {
+	if ev = watchtest.Next(t, ch); ev.Type != api.Modified {
 		t.Fatalf("event %s, want MODIFIED", ev.Type)
 	}
 	e.must(http.StatusOK, "DELETE", "/v1/projects/default/instances/new", e.admin, nil)
-	if ev = next(t, ch); ev.Type != api.Deleted {
+	if ev = watchtest.Next(t, ch); ev.Type != api.Deleted {
 		t.Fatalf("event %s, want DELETED", ev.Type)
 	}
-	wait.For(t, 10*time.Second, "one watch in flight", func() bool { return gaugeValue(e.srv) == 1 })
-}
-
-func gaugeValue(s *Server) float64 {
-	mfs, _ := s.metrics.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "ouro_apiserver_watches_in_flight" {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	return -1
+	wait.For(t, 10*time.Second, "one watch in flight", func() bool { return e.metric("ouro_apiserver_watches_in_flight") == 1 })
 }
 
 func TestWatchHostFilterAndBookmarks(t *testing.T) {
@@ -108,7 +85,7 @@ func TestWatchHostFilterAndBookmarks(t *testing.T) {
 	e.place("default", "a", "h1", api.PhaseScheduled)
 	// The host sees nothing until "a" is placed on it, then an ADDED.
 	for {
-		ev := next(t, ch)
+		ev := watchtest.Next(t, ch)
 		if ev.Type == api.Bookmark {
 			var b struct {
 				Metadata api.ListMeta `json:"metadata"`
@@ -127,7 +104,7 @@ func TestWatchHostFilterAndBookmarks(t *testing.T) {
 		break
 	}
 	// Bookmarks arrive while idle.
-	for ev := next(t, ch); ev.Type != api.Bookmark; ev = next(t, ch) {
+	for ev := watchtest.Next(t, ch); ev.Type != api.Bookmark; ev = watchtest.Next(t, ch) {
 		t.Fatalf("unexpected %s", ev.Type)
 	}
 }
@@ -139,14 +116,14 @@ func TestWatchCompacted(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", res.StatusCode)
 	}
-	wantGone(t, ch)
+	watchtest.WantGone(t, ch)
 }
 
 func TestWatchEndsOnClose(t *testing.T) {
 	e := newEnv(t)
 	ch, _ := e.watchStream("/v1/flavors?watch=true", e.admin)
 	for range 4 {
-		next(t, ch) // the four flavors
+		watchtest.Next(t, ch) // the four flavors
 	}
 	e.srv.Close()
 	select {

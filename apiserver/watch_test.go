@@ -10,20 +10,21 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
+	"github.com/ouroboros-cloud/ouro/internal/watchtest"
 )
 
-// metricValue returns the value of a gauge or counter of s, or -1.
-func metricValue(s *Server, name string) float64 {
-	mfs, _ := s.metrics.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
+// metric returns the value of the server's metric name (one without
+// labels) as GET /metrics shows it, or -1 when it shows none.
+func (e *env) metric(name string) float64 {
+	e.t.Helper()
+	for line := range strings.Lines(string(e.must(http.StatusOK, "GET", "/metrics", e.admin, nil).body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				e.t.Fatalf("metric %s: %v", name, err)
+			}
+			return f
 		}
-		m := mf.GetMetric()[0]
-		if g := m.GetGauge(); g != nil {
-			return g.GetValue()
-		}
-		return m.GetCounter().GetValue()
 	}
 	return -1
 }
@@ -35,26 +36,6 @@ func (f *fakeStore) storeWatchers() int {
 	return len(f.watchers)
 }
 
-// nextObject waits up to ten seconds for the next event that is not a
-// BOOKMARK (bookmarks keep coming, so next's own deadline is not enough)
-// and returns its type and the object's name.
-func nextObject(t *testing.T, ch <-chan api.WatchEvent[json.RawMessage]) (api.EventType, string) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		ev := next(t, ch)
-		if ev.Type == api.Bookmark {
-			continue
-		}
-		var o struct {
-			Metadata api.ObjectMeta `json:"metadata"`
-		}
-		json.Unmarshal(ev.Object, &o)
-		return ev.Type, o.Metadata.Name
-	}
-	t.Fatal("only bookmarks for 10s")
-	return "", ""
-}
-
 func TestWatchesShareOneStoreWatch(t *testing.T) {
 	e := newEnv(t)
 	e.image("default", "img", false)
@@ -64,9 +45,9 @@ func TestWatchesShareOneStoreWatch(t *testing.T) {
 	def, _ := e.watchStream("/v1/projects/default/instances?watch=true", e.admin)
 	host, _ := e.watchStream("/v1/instances?watch=true&host=h1", e.hostToken("h1"))
 	wait.For(t, 10*time.Second, "three subscribers", func() bool {
-		return metricValue(e.srv, "ouro_apiserver_watch_subscribers") == 3
+		return e.metric("ouro_apiserver_watch_subscribers") == 3
 	})
-	if n := metricValue(e.srv, "ouro_apiserver_shared_watches"); n != 1 {
+	if n := e.metric("ouro_apiserver_shared_watches"); n != 1 {
 		t.Errorf("shared watches = %v, want 1", n)
 	}
 	if n := e.fake.storeWatchers(); n != 1 {
@@ -89,7 +70,7 @@ func TestWatchesShareOneStoreWatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for i, want := range tt.want {
-			typ, name := nextObject(t, tt.ch)
+			typ, name := watchtest.NextObject(t, tt.ch)
 			if got := string(typ) + " " + name; got != want {
 				t.Errorf("%s: event %d = %s, want %s", tt.name, i, got, want)
 			}
@@ -103,7 +84,7 @@ func TestWatchResumeFromRing(t *testing.T) {
 	first, _ := e.watchStream("/v1/projects/default/instances?watch=true", e.admin)
 	wait.For(t, 10*time.Second, "the shared watch", func() bool { return e.fake.storeWatchers() == 1 })
 	e.instance(e.admin, "default", "a", "img")
-	if typ, name := nextObject(t, first); typ != api.Added || name != "a" {
+	if typ, name := watchtest.NextObject(t, first); typ != api.Added || name != "a" {
 		t.Fatalf("first watch saw %s %s", typ, name)
 	}
 	rv := strconv.FormatInt(e.fake.revision(), 10)
@@ -111,7 +92,7 @@ func TestWatchResumeFromRing(t *testing.T) {
 
 	// A recent resourceVersion is served from the shared watch's ring.
 	resumed, _ := e.watchStream("/v1/projects/default/instances?watch=true&resourceVersion="+rv, e.admin)
-	if typ, name := nextObject(t, resumed); typ != api.Added || name != "b" {
+	if typ, name := watchtest.NextObject(t, resumed); typ != api.Added || name != "b" {
 		t.Fatalf("resumed watch saw %s %s, want ADDED b", typ, name)
 	}
 	if n := e.fake.storeWatchers(); n != 1 {
@@ -121,7 +102,7 @@ func TestWatchResumeFromRing(t *testing.T) {
 	// One from before the shared watch began gets a store watch of its own.
 	old, _ := e.watchStream("/v1/projects/default/instances?watch=true&resourceVersion=1", e.admin)
 	for _, want := range []string{"a", "b"} {
-		if typ, name := nextObject(t, old); typ != api.Added || name != want {
+		if typ, name := watchtest.NextObject(t, old); typ != api.Added || name != want {
 			t.Fatalf("old watch saw %s %s, want ADDED %s", typ, name, want)
 		}
 	}
@@ -163,7 +144,7 @@ func TestHostWatchesSeeTheirHost(t *testing.T) {
 	h1, h2, h3 := watch("h1"), watch("h2"), watch("h3")
 	expect := func(ch <-chan api.WatchEvent[json.RawMessage], who string, typ api.EventType, name string) {
 		t.Helper()
-		if gotTyp, got := nextObject(t, ch); gotTyp != typ || got != name {
+		if gotTyp, got := watchtest.NextObject(t, ch); gotTyp != typ || got != name {
 			t.Fatalf("%s saw %s %s, want %s %s", who, gotTyp, got, typ, name)
 		}
 	}
@@ -186,7 +167,7 @@ func TestHostWatchesSeeTheirHost(t *testing.T) {
 	want, _ := strconv.ParseInt(moved.Metadata.ResourceVersion, 10, 64)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		ev := next(t, h3)
+		ev := watchtest.Next(t, h3)
 		if ev.Type != api.Bookmark {
 			t.Fatalf("h3 saw %s: %s", ev.Type, ev.Object)
 		}

@@ -27,6 +27,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ouroboros-cloud/ouro/internal/atomicfile"
 )
 
 // UnreferencedBlobAge is how old a blob nothing refers to must be before
@@ -188,7 +190,7 @@ func (s *Store) Put(hexDigest string, r io.Reader, size int64) (int64, error) {
 	if err := os.Rename(tmp, s.Path(hexDigest)); err != nil {
 		return 0, fmt.Errorf("store blob: %w", err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return 0, fmt.Errorf("sync blob directory: %w", err)
 	}
 	return n, nil
@@ -262,13 +264,4 @@ func freeBytes(dir string) (int64, error) {
 func isWriteError(err error) bool {
 	var pe *fs.PathError
 	return errors.As(err, &pe)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -57,7 +57,10 @@ func (s *cutServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	buf.Flush()
 }
 
-func TestCreateRetriesCutAnswer(t *testing.T) {
+// startCutServer serves instance creates with a cutServer and returns it
+// with a client of it.
+func startCutServer(t *testing.T) (*cutServer, *Client) {
+	t.Helper()
 	s := &cutServer{made: map[string]*api.Instance{}}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/projects/{p}/instances", s)
@@ -67,6 +70,11 @@ func TestCreateRetriesCutAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, c
+}
+
+func TestCreateRetriesCutAnswer(t *testing.T) {
+	s, c := startCutServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -89,15 +97,7 @@ func TestCreateRetriesCutAnswer(t *testing.T) {
 }
 
 func TestCreateWithoutKeyDoesNotRetryCutAnswer(t *testing.T) {
-	s := &cutServer{made: map[string]*api.Instance{}}
-	mux := http.NewServeMux()
-	mux.Handle("POST /v1/projects/{p}/instances", s)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	c, err := New(Config{Server: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c := startCutServer(t)
 	inst := &api.Instance{Metadata: api.ObjectMeta{Name: "web", Project: "demo"}}
 	if _, err := c.Create(context.Background(), inst, CreateOptions{}); err == nil {
 		t.Fatal("a cut answer to a create without key was not an error")

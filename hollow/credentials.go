@@ -1,62 +1,37 @@
 package hollow
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 
-	"github.com/ouroboros-cloud/ouro/internal/atomicfile"
+	"github.com/ouroboros-cloud/ouro/agent/credentials"
 )
 
 // credentialsDir is the directory under Config.DataDir that holds one
 // credentials file per hollow host.
 const credentialsDir = "hollow-hosts"
 
-// Credentials are what a hollow host got when it joined. Only the token is
-// needed to act as the host; hollow hosts serve nothing, so the agent
-// certificate of the join is not kept.
-type Credentials struct {
-	// Server is the base URL the host joined.
-	Server string `json:"server"`
-	// Host is the host's name.
-	Host string `json:"host"`
-	// Token is the host's bearer token.
-	Token string `json:"token"`
-}
-
 // credentialsPath returns the file of host name in dir.
 func credentialsPath(dir, name string) string { return filepath.Join(dir, name+".json") }
 
-// loadCredentials reads the credentials of host name from dir. It returns
+// loadCredentials reads the credentials of host name from dir: a hollow
+// host keeps those of the agent's format that it needs to act as the host
+// (it serves nothing, so neither the CA nor an agent certificate). It returns
 // (nil, nil) when there are none.
-func loadCredentials(dir, name string) (*Credentials, error) {
+func loadCredentials(dir, name string) (*credentials.Credentials, error) {
 	path := credentialsPath(dir, name)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	c, err := credentials.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read credentials: %w", err)
+		return nil, err
 	}
-	var c Credentials
-	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", path, err)
-	}
-	if c.Host != name || c.Token == "" {
+	if c != nil && c.Host != name {
 		return nil, fmt.Errorf("%s: host %q or token missing", path, c.Host)
 	}
-	return &c, nil
+	return c, nil
 }
 
 // saveCredentials writes c to dir atomically: a crash leaves either the
 // old file or the new one.
-func saveCredentials(dir string, c Credentials) error {
-	data, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode credentials: %w", err)
-	}
-	return atomicfile.WriteFile(credentialsPath(dir, c.Host), append(data, '\n'), 0o600)
+func saveCredentials(dir string, c credentials.Credentials) error {
+	return credentials.WriteFile(credentialsPath(dir, c.Host), c)
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ouroboros-cloud/ouro/agent/credentials"
 )
 
 func TestCredentialsRoundTrip(t *testing.T) {
@@ -13,7 +15,7 @@ func TestCredentialsRoundTrip(t *testing.T) {
 	if c, err := loadCredentials(dir, "hollow-0"); c != nil || err != nil {
 		t.Fatalf("load from an empty dir = %v, %v; want nil, nil", c, err)
 	}
-	want := Credentials{Server: "https://127.0.0.1:1", Host: "hollow-0", Token: "ouro_x_y"}
+	want := credentials.Credentials{Server: "https://127.0.0.1:1", Host: "hollow-0", Token: "ouro_x_y"}
 	if err := saveCredentials(dir, want); err != nil {
 		t.Fatal(err)
 	}

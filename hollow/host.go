@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/agent/credentials"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/pki"
@@ -174,7 +175,7 @@ func (h *host) join(ctx context.Context) error {
 	if err := checkHollow(&resp.Host); err != nil {
 		return err
 	}
-	if err := saveCredentials(h.f.dir, Credentials{Server: cfg.Server, Host: h.name, Token: resp.Token}); err != nil {
+	if err := saveCredentials(h.f.dir, credentials.Credentials{Server: cfg.Server, Host: h.name, Token: resp.Token}); err != nil {
 		return fmt.Errorf("%w: %w", errFatal, err)
 	}
 	h.f.log.Debug("hollow host joined", "host", h.name)

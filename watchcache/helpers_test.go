@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
@@ -79,32 +78,6 @@ func watchStream(t *testing.T, c *Cache, q Query) <-chan api.WatchEvent[json.Raw
 		}
 	}()
 	return ch
-}
-
-// nextObject waits up to ten seconds for the next event that is not a
-// BOOKMARK and returns its type and the object's name.
-func nextObject(t *testing.T, ch <-chan api.WatchEvent[json.RawMessage]) (api.EventType, string) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case ev, ok := <-ch:
-			if !ok {
-				t.Fatal("the watch ended")
-			}
-			if ev.Type == api.Bookmark {
-				continue
-			}
-			var o struct {
-				Metadata api.ObjectMeta `json:"metadata"`
-			}
-			json.Unmarshal(ev.Object, &o)
-			return ev.Type, o.Metadata.Name
-		case <-deadline:
-			t.Fatal("no event for 10s")
-			return "", ""
-		}
-	}
 }
 
 // benchInstance is an instance as the scale benchmark makes them, placed

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/watchtest"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -128,7 +129,7 @@ func TestListCache(t *testing.T) {
 	if err := st.Update(ctx, changed); err != nil {
 		t.Fatal(err)
 	}
-	if typ, name := nextObject(t, ch); typ != api.Modified || name != changed.Metadata.Name {
+	if typ, name := watchtest.NextObject(t, ch); typ != api.Modified || name != changed.Metadata.Name {
 		t.Fatalf("watch saw %s %s", typ, name)
 	}
 	c.lists.mu.Lock()

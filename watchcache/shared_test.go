@@ -12,6 +12,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
+	"github.com/ouroboros-cloud/ouro/internal/watchtest"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -91,7 +92,7 @@ func TestSharedWatchRestartsAndEnds(t *testing.T) {
 	feed <- flavorEvent("two", 102)
 	for _, ch := range []<-chan api.WatchEvent[json.RawMessage]{a, b} {
 		for _, want := range []string{"one", "two"} {
-			if typ, name := nextObject(t, ch); typ != api.Added || name != want {
+			if typ, name := watchtest.NextObject(t, ch); typ != api.Added || name != want {
 				t.Fatalf("saw %s %s, want ADDED %s", typ, name, want)
 			}
 		}
@@ -99,22 +100,8 @@ func TestSharedWatchRestartsAndEnds(t *testing.T) {
 	// A compacted one ends every stream with Gone.
 	feed <- store.Event{Err: fmt.Errorf("watch: %w", store.ErrCompacted)}
 	close(feed)
-	for _, ch := range []<-chan api.WatchEvent[json.RawMessage]{a, b} {
-		var ev api.WatchEvent[json.RawMessage]
-		select {
-		case ev = <-ch:
-		case <-time.After(10 * time.Second):
-			t.Fatal("no ERROR event within 10s")
-		}
-		var body api.ErrorBody
-		json.Unmarshal(ev.Object, &body)
-		if ev.Type != api.ErrorEvent || body.Error == nil || body.Error.Code != api.CodeGone {
-			t.Fatalf("event %s %s, want ERROR Gone", ev.Type, ev.Object)
-		}
-		if _, ok := <-ch; ok {
-			t.Error("stream goes on after ERROR")
-		}
-	}
+	watchtest.WantGone(t, a)
+	watchtest.WantGone(t, b)
 	if n := metricValue(c, "ouro_apiserver_shared_watches"); n != 0 {
 		t.Errorf("shared watches = %v after the end, want 0", n)
 	}

@@ -36,8 +36,9 @@ type Credentials struct {
 	Host string `json:"host"`
 	// Token is the host's bearer token.
 	Token string `json:"token"`
-	// CACert is the cluster CA (PEM).
-	CACert string `json:"caCert"`
+	// CACert is the cluster CA (PEM). Hosts that only call the API
+	// with the system's roots, such as hollow hosts, keep none.
+	CACert string `json:"caCert,omitempty"`
 }
 
 // Identity is a host's credentials and its agent certificate.
@@ -50,19 +51,9 @@ type Identity struct {
 // returns (nil, nil) when any of the files is missing or the key pair is
 // unusable (a join was interrupted): the caller joins again.
 func Load(dir string) (*Identity, error) {
-	data, err := os.ReadFile(filepath.Join(dir, File))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read credentials: %w", err)
-	}
-	var c Credentials
-	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", filepath.Join(dir, File), err)
-	}
-	if c.Host == "" || c.Token == "" {
-		return nil, fmt.Errorf("%s: host or token missing", filepath.Join(dir, File))
+	c, err := ReadFile(filepath.Join(dir, File))
+	if c == nil || err != nil {
+		return nil, err
 	}
 	certPEM, certErr := os.ReadFile(filepath.Join(dir, CertFile))
 	keyPEM, keyErr := os.ReadFile(filepath.Join(dir, KeyFile))
@@ -78,7 +69,38 @@ func Load(dir string) (*Identity, error) {
 	if err != nil {
 		return nil, nil // half-written by an interrupted join
 	}
-	return &Identity{Creds: c, Cert: pair}, nil
+	return &Identity{Creds: *c, Cert: pair}, nil
+}
+
+// ReadFile reads the credentials kept in the file path. It returns
+// (nil, nil) when there is no such file, and an error when the file
+// names no host or token.
+func ReadFile(path string) (*Credentials, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read credentials: %w", err)
+	}
+	var c Credentials
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	if c.Host == "" || c.Token == "" {
+		return nil, fmt.Errorf("%s: host or token missing", path)
+	}
+	return &c, nil
+}
+
+// WriteFile writes c to the file path atomically: a crash leaves either
+// the old file or the new one.
+func WriteFile(path string, c Credentials) error {
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode credentials: %w", err)
+	}
+	return atomicfile.WriteFile(path, append(data, '\n'), 0o600)
 }
 
 // Save writes the key pair, then the credentials, each atomically.
@@ -89,11 +111,7 @@ func Save(dir string, c Credentials, keyPEM, certPEM []byte) error {
 	if err := atomicfile.WriteFile(filepath.Join(dir, CertFile), certPEM, 0o600); err != nil {
 		return err
 	}
-	data, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode credentials: %w", err)
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, File), append(data, '\n'), 0o600)
+	return WriteFile(filepath.Join(dir, File), c)
 }
 
 // Join registers the host named req.Name with the server of cl, using the

@@ -16,10 +16,8 @@ import (
 // either side closes it or the agent stops. Closing detaches: the
 // instance goes on running.
 func (s *Server) handleConsole(w http.ResponseWriter, r *http.Request) {
-	uid := r.PathValue("uid")
-	inst, d, apiErr := s.cfg.Instances.Lookup(uid)
-	if apiErr != nil {
-		writeError(w, apiErr)
+	uid, inst, d, ok := s.lookup(w, r)
+	if !ok {
 		return
 	}
 	cons, ok := d.(driver.Consoler)
@@ -33,10 +31,8 @@ func (s *Server) handleConsole(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.Invalid("", "send Connection: Upgrade and Upgrade: "+api.ConsoleProtocol, "the console is a stream: the request must ask to upgrade"))
 		return
 	}
-	st, err := d.Inspect(r.Context(), uid)
-	if err != nil || st.State != driver.StateRunning {
-		writeError(w, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
-			Message: fmt.Sprintf("instance %s is not running", key(inst)), Hint: "start it first"})
+	if apiErr := notRunning(r.Context(), d, inst, uid); apiErr != nil {
+		writeError(w, apiErr)
 		return
 	}
 	console, err := cons.Console(r.Context(), uid)

@@ -156,9 +156,8 @@ func onlyServers(next http.Handler) http.Handler {
 // handleLogs serves an instance's output: ?tail=N keeps the last N lines,
 // ?follow=true keeps streaming what is appended until the caller leaves.
 func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
-	_, d, apiErr := s.cfg.Instances.Lookup(r.PathValue("uid"))
-	if apiErr != nil {
-		writeError(w, apiErr)
+	_, _, d, ok := s.lookup(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
@@ -299,10 +298,8 @@ func tailOffset(f *os.File, n int) (int64, error) {
 
 // handleExec runs a command in a running instance.
 func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
-	uid := r.PathValue("uid")
-	inst, d, apiErr := s.cfg.Instances.Lookup(uid)
-	if apiErr != nil {
-		writeError(w, apiErr)
+	uid, inst, d, ok := s.lookup(w, r)
+	if !ok {
 		return
 	}
 	ex, ok := d.(driver.Execer)
@@ -340,10 +337,8 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	st, err := d.Inspect(r.Context(), uid)
-	if err != nil || st.State != driver.StateRunning {
-		writeError(w, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
-			Message: fmt.Sprintf("instance %s is not running", key(inst)), Hint: "start it first"})
+	if apiErr := notRunning(r.Context(), d, inst, uid); apiErr != nil {
+		writeError(w, apiErr)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
@@ -395,6 +390,30 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, e *api.Error) {
 	writeJSON(w, api.StatusOf(e), api.ErrorBody{Error: e})
+}
+
+// lookup finds the instance the request names by its uid, and the
+// driver that runs it. When there is none it answers the error and
+// returns ok false.
+func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (uid string, inst *api.Instance, d driver.Driver, ok bool) {
+	uid = r.PathValue("uid")
+	inst, d, apiErr := s.cfg.Instances.Lookup(uid)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return "", nil, nil, false
+	}
+	return uid, inst, d, true
+}
+
+// notRunning returns the conflict to answer when the instance inst
+// (uid) of driver d is not running, and nil when it runs.
+func notRunning(ctx context.Context, d driver.Driver, inst *api.Instance, uid string) *api.Error {
+	st, err := d.Inspect(ctx, uid)
+	if err != nil || st.State != driver.StateRunning {
+		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
+			Message: fmt.Sprintf("instance %s is not running", key(inst)), Hint: "start it first"}
+	}
+	return nil
 }
 
 // key names an instance in messages: "project/name".
