@@ -76,7 +76,7 @@ type tarEntry struct {
 }
 
 // makeTar builds a tar archive of entries.
-func makeTar(t *testing.T, entries []tarEntry) []byte {
+func makeTar(t testing.TB, entries []tarEntry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -116,7 +116,7 @@ func makeTar(t *testing.T, entries []tarEntry) []byte {
 	return buf.Bytes()
 }
 
-func gzipBytes(t *testing.T, data []byte) []byte {
+func gzipBytes(t testing.TB, data []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -135,7 +135,7 @@ var busyboxApplets = []string{"sh", "sleep", "echo", "cat", "ls", "test", "id", 
 // busyboxImage builds a two-layer image: busybox with its applets, an
 // /etc/removed file and a /data dir with one file; then a gzip layer that
 // whites out /etc/removed and makes /data opaque with a new file.
-func busyboxImage(t *testing.T, blobs *blobMap) api.ImageSpec {
+func busyboxImage(t testing.TB, blobs *blobMap) api.ImageSpec {
 	t.Helper()
 	bb, err := os.ReadFile(testenv.NeedFile(t, "/bin/busybox"))
 	if err != nil {
@@ -174,7 +174,7 @@ func busyboxImage(t *testing.T, blobs *blobMap) api.ImageSpec {
 
 // newTestDriver returns a driver on a fresh directory that runs the test
 // binary as its shim.
-func newTestDriver(t *testing.T, dir string, blobs driver.BlobSource) *Driver {
+func newTestDriver(t testing.TB, dir string, blobs driver.BlobSource) *Driver {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -194,7 +194,7 @@ func newTestDriver(t *testing.T, dir string, blobs driver.BlobSource) *Driver {
 }
 
 // testWriter sends log lines to t.Log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
@@ -204,7 +204,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // uniqueID returns an instance id no other test run uses, since runc's
 // state directory is shared by the host.
-func uniqueID(t *testing.T) string {
+func uniqueID(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
@@ -243,7 +243,7 @@ func eventually(t *testing.T, what string, timeout time.Duration, cond func() bo
 }
 
 // needRunc skips (or fails in CI) tests that need root and runc.
-func needRunc(t *testing.T) {
+func needRunc(t testing.TB) {
 	t.Helper()
 	testenv.NeedRoot(t)
 	testenv.NeedBinary(t, "runc")

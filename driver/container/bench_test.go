@@ -1,0 +1,44 @@
+package container
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/driver"
+)
+
+// BenchmarkStart measures a container's launch, from Start (created, its
+// layers cached) until runc reports it running, with real runc. Besides
+// the mean it reports the median, which is steadier on a busy machine:
+//
+//	go test -run '^$' -bench Start -benchtime 20x ./driver/container/
+func BenchmarkStart(b *testing.B) {
+	needRunc(b)
+	ctx := context.Background()
+	blobs := &blobMap{}
+	d := newTestDriver(b, b.TempDir(), blobs)
+	image := busyboxImage(b, blobs)
+	var runs []time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		spec := driver.Spec{ID: uniqueID(b), Image: image, Command: []string{"sleep", "1000"}}
+		if err := d.Create(ctx, spec); err != nil {
+			b.Fatalf("Create: %v", err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		if err := d.Start(ctx, spec.ID); err != nil {
+			b.Fatalf("Start: %v", err)
+		}
+		runs = append(runs, time.Since(start))
+		b.StopTimer()
+		if err := d.Delete(ctx, spec.ID); err != nil {
+			b.Fatalf("Delete: %v", err)
+		}
+		b.StartTimer()
+	}
+	slices.Sort(runs)
+	b.ReportMetric(float64(runs[len(runs)/2].Microseconds())/1000, "ms-median")
+}
