@@ -63,7 +63,12 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	if cfg.DataDir == "" {
 		return fmt.Errorf("agent: --data-dir is required")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
+		return fmt.Errorf("agent: data dir: %w", err)
+	}
+	// Searchable, not listable: containers' root is an unprivileged host
+	// user that must reach its root file system below the data dir.
+	if err := os.Chmod(cfg.DataDir, 0o711); err != nil {
 		return fmt.Errorf("agent: data dir: %w", err)
 	}
 	if cfg.AdvertiseAddress == "" {

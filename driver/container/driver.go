@@ -9,6 +9,8 @@
 // Everything the driver knows lives on disk under Config.Dir:
 //
 //	<Dir>/layers/<hex>/                 extracted layer, one per digest
+//	<Dir>/layers-<base>/<hex>/          the same with owners shifted for
+//	                                    a user namespace (see idmap.go)
 //	<Dir>/instances/<id>/
 //	    spec.json                       the driver.Spec (written last by Create)
 //	    bundle/config.json              OCI runtime spec
@@ -67,6 +69,13 @@ type Config struct {
 	ShimEnv []string
 	// Logger receives the driver's logs; default slog.Default().
 	Logger *slog.Logger
+	// HostIDBase is the host uid and gid of containers' root: container
+	// ids 0-65535 are host ids HostIDBase to HostIDBase+65535, a range no
+	// host user may own. Default DefaultHostIDBase (100000).
+	HostIDBase uint32
+	// NoUserNamespace runs new containers as host root, without a user
+	// namespace (for kernels that lack them).
+	NoUserNamespace bool
 }
 
 // Driver runs containers with runc. It implements driver.Driver and
@@ -75,6 +84,8 @@ type Driver struct {
 	cfg  Config
 	log  *slog.Logger
 	runc runc
+	// idMap is the user namespace mapping of new containers.
+	idMap idMap
 
 	// instLocks serialises operations on one instance, layerLocks the
 	// extraction of one layer.
@@ -130,8 +141,15 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	var ids idMap
+	if !cfg.NoUserNamespace {
+		var err error
+		if ids, err = newIDMap(cfg.HostIDBase); err != nil {
+			return nil, err
+		}
+	}
 	log := cfg.Logger.With("driver", "container")
-	return &Driver{cfg: cfg, log: log, runc: runc{path: cfg.Runc, root: cfg.RuncRoot}}, nil
+	return &Driver{cfg: cfg, log: log, runc: runc{path: cfg.Runc, root: cfg.RuncRoot}, idMap: ids}, nil
 }
 
 // Name returns "container".
@@ -200,18 +218,16 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
 	unlock := d.instLocks.Lock(spec.ID)
 	defer unlock()
 
-	layers, err := d.ensureLayers(ctx, spec.Image.Layers)
+	layers, err := d.ensureLayers(ctx, spec.Image.Layers, d.idMap)
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", spec.ID, err)
 	}
 	p := d.paths(spec.ID)
-	for _, dir := range []string{p.bundle, p.upper, p.work, p.rootfs} {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("create container %s: %w", spec.ID, err)
-		}
+	if err := d.prepareInstanceDirs(p, d.idMap); err != nil {
+		return fmt.Errorf("create container %s: %w", spec.ID, err)
 	}
 	// The bundle first, spec.json last: spec.json marks a complete Create.
-	if err := d.writeBundle(spec, layers); err != nil {
+	if err := d.writeBundle(spec, layers, d.idMap); err != nil {
 		return fmt.Errorf("create container %s: %w", spec.ID, err)
 	}
 	if err := writeJSONAtomic(p.spec, spec); err != nil {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,9 +174,16 @@ func busyboxImage(t testing.TB, blobs *blobMap) api.ImageSpec {
 }
 
 // newTestDriver returns a driver on a fresh directory that runs the test
-// binary as its shim.
+// binary as its shim. The directory above dir (the test's temporary
+// directory, 0700) is made searchable, as containers' unprivileged root
+// must reach its root file system.
 func newTestDriver(t testing.TB, dir string, blobs driver.BlobSource) *Driver {
 	t.Helper()
+	for p := filepath.Dir(dir); p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

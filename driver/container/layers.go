@@ -20,8 +20,10 @@ import (
 )
 
 // The layer cache: every image layer is fetched once, verified against
-// its digest while streaming, and extracted into <Dir>/layers/<hex>/,
-// which all instances share as read-only overlay lower directories.
+// its digest while streaming, and extracted into <Dir>/layers/<hex>/
+// (<Dir>/layers-<base>/<hex>/ with owners shifted for containers in a
+// user namespace, see idmap.go), which all instances share as read-only
+// overlay lower directories.
 //
 //	Blobs.Open ─▶ sha256 tee ─▶ gunzip ─▶ tar ─▶ <Dir>/layers/.tmp-<hex>-*/
 //	                                             │ digest ok: rename
@@ -43,14 +45,16 @@ func digestHex(digest string) (string, error) {
 	return m[1], nil
 }
 
-func (d *Driver) layersDir() string { return filepath.Join(d.cfg.Dir, "layers") }
+// layersDir is the layer cache of the id mapping m: owners are shifted
+// into m's range, so a container of that mapping sees them unshifted.
+func (d *Driver) layersDir(m idMap) string { return filepath.Join(d.cfg.Dir, m.layersDirName()) }
 
-// ensureLayers makes sure every layer is extracted and returns their
-// directories in the same order (lowest first).
-func (d *Driver) ensureLayers(ctx context.Context, blobs []api.Blob) ([]string, error) {
+// ensureLayers makes sure every layer is extracted for the id mapping m
+// and returns their directories in the same order (lowest first).
+func (d *Driver) ensureLayers(ctx context.Context, blobs []api.Blob, m idMap) ([]string, error) {
 	dirs := make([]string, 0, len(blobs))
 	for _, b := range blobs {
-		dir, err := d.ensureLayer(ctx, b)
+		dir, err := d.ensureLayer(ctx, b, m)
 		if err != nil {
 			return nil, err
 		}
@@ -61,31 +65,32 @@ func (d *Driver) ensureLayers(ctx context.Context, blobs []api.Blob) ([]string, 
 
 // ensureLayer extracts one layer unless it already is. Concurrent calls
 // for one digest extract it once.
-func (d *Driver) ensureLayer(ctx context.Context, b api.Blob) (string, error) {
+func (d *Driver) ensureLayer(ctx context.Context, b api.Blob, m idMap) (string, error) {
 	hexDigest, err := digestHex(b.Digest)
 	if err != nil {
 		return "", err
 	}
-	final := filepath.Join(d.layersDir(), hexDigest)
+	cache := d.layersDir(m)
+	final := filepath.Join(cache, hexDigest)
 	if isDir(final) {
 		return final, nil
 	}
-	unlock := d.layerLocks.Lock(hexDigest)
+	unlock := d.layerLocks.Lock(final)
 	defer unlock()
 	if isDir(final) { // extracted while we waited
 		return final, nil
 	}
-	if err := os.MkdirAll(d.layersDir(), 0o700); err != nil {
+	if err := os.MkdirAll(cache, 0o700); err != nil {
 		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
 	}
 	// Leftovers of an extraction that crashed.
-	stale, _ := filepath.Glob(filepath.Join(d.layersDir(), ".tmp-"+hexDigest+"-*"))
+	stale, _ := filepath.Glob(filepath.Join(cache, ".tmp-"+hexDigest+"-*"))
 	for _, s := range stale {
 		if err := os.RemoveAll(s); err != nil {
 			return "", fmt.Errorf("layer %s: remove stale extraction: %w", b.Digest, err)
 		}
 	}
-	tmp, err := os.MkdirTemp(d.layersDir(), ".tmp-"+hexDigest+"-")
+	tmp, err := os.MkdirTemp(cache, ".tmp-"+hexDigest+"-")
 	if err != nil {
 		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
 	}
@@ -95,7 +100,7 @@ func (d *Driver) ensureLayer(ctx context.Context, b api.Blob) (string, error) {
 			os.RemoveAll(tmp)
 		}
 	}()
-	if err := d.fetchAndExtract(ctx, b, hexDigest, tmp); err != nil {
+	if err := d.fetchAndExtract(ctx, b, hexDigest, tmp, m); err != nil {
 		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp made it 0700
@@ -108,13 +113,13 @@ func (d *Driver) ensureLayer(ctx context.Context, b api.Blob) (string, error) {
 		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
 	}
 	done = true
-	d.log.Info("layer extracted", "digest", b.Digest, "size", b.Size)
+	d.log.Info("layer extracted", "digest", b.Digest, "size", b.Size, "cache", m.layersDirName())
 	return final, nil
 }
 
 // fetchAndExtract streams the blob into dir, checking its digest and
-// size.
-func (d *Driver) fetchAndExtract(ctx context.Context, b api.Blob, hexDigest, dir string) error {
+// size, with owners shifted by m.
+func (d *Driver) fetchAndExtract(ctx context.Context, b api.Blob, hexDigest, dir string, m idMap) error {
 	rc, err := d.cfg.Blobs.Open(ctx, b.Digest)
 	if err != nil {
 		return fmt.Errorf("fetch: %w", err)
@@ -128,7 +133,7 @@ func (d *Driver) fetchAndExtract(ctx context.Context, b api.Blob, hexDigest, dir
 	if err != nil {
 		return err
 	}
-	extractErr := extractTar(ctx, tarStream, dir, d.log)
+	extractErr := extractTar(ctx, tarStream, dir, m, d.log)
 	// Read to the end so the digest covers every byte, even past the
 	// tar's end-of-archive marker.
 	_, decompErr := io.Copy(io.Discard, tarStream)
@@ -171,17 +176,34 @@ func decompress(br *bufio.Reader, mediaType string) (io.Reader, func(), error) {
 }
 
 // PruneLayers removes cached layers whose digest ("sha256:<hex>") is not
-// in keep. Layers used by an instance on this host are always kept, as
-// are extractions in progress.
+// in keep, from the cache of every id mapping. Layers used by an instance
+// on this host are always kept, as are extractions in progress.
 func (d *Driver) PruneLayers(ctx context.Context, keep map[string]bool) error {
-	entries, err := os.ReadDir(d.layersDir())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	caches, err := filepath.Glob(filepath.Join(d.cfg.Dir, "layers-*"))
 	if err != nil {
 		return fmt.Errorf("prune layers: %w", err)
 	}
+	caches = append(caches, d.layersDir(idMap{}))
 	inUse, err := d.layersInUse(ctx)
+	if err != nil {
+		return fmt.Errorf("prune layers: %w", err)
+	}
+	var errs []error
+	for _, cache := range caches {
+		if err := d.pruneCache(cache, keep, inUse); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pruneCache removes the layers of one cache directory that are neither
+// kept nor in use.
+func (d *Driver) pruneCache(cache string, keep, inUse map[string]bool) error {
+	entries, err := os.ReadDir(cache)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("prune layers: %w", err)
 	}
@@ -192,11 +214,12 @@ func (d *Driver) PruneLayers(ctx context.Context, keep map[string]bool) error {
 		if !digestPattern.MatchString(digest) || keep[digest] || keep[hexDigest] || inUse[digest] {
 			continue
 		}
-		unlock := d.layerLocks.Lock(hexDigest)
+		final := filepath.Join(cache, hexDigest)
+		unlock := d.layerLocks.Lock(final)
 		// Move it out of the way first, so a crash mid-removal never
 		// leaves a partial layer under its final name.
-		doomed := filepath.Join(d.layersDir(), ".tmp-"+hexDigest+"-prune")
-		err := os.Rename(filepath.Join(d.layersDir(), hexDigest), doomed)
+		doomed := filepath.Join(cache, ".tmp-"+hexDigest+"-prune")
+		err := os.Rename(final, doomed)
 		if err == nil {
 			err = os.RemoveAll(doomed)
 		}
@@ -205,7 +228,7 @@ func (d *Driver) PruneLayers(ctx context.Context, keep map[string]bool) error {
 			errs = append(errs, fmt.Errorf("prune layer %s: %w", digest, err))
 			continue
 		}
-		d.log.Info("layer pruned", "digest", digest)
+		d.log.Info("layer pruned", "digest", digest, "cache", filepath.Base(cache))
 	}
 	return errors.Join(errs...)
 }

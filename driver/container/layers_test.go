@@ -55,7 +55,7 @@ func TestExtractRefusesEscapes(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(outer, "a", "evil-target"), []byte("secret"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			err := extractTar(context.Background(), strings.NewReader(string(makeTar(t, tc.entries))), root, slog.Default())
+			err := extractTar(context.Background(), strings.NewReader(string(makeTar(t, tc.entries))), root, idMap{}, slog.Default())
 			if err == nil {
 				t.Fatal("extraction succeeded, want a refusal")
 			}
@@ -94,7 +94,7 @@ func TestExtractContent(t *testing.T) {
 		{name: "./fifo", typ: tar.TypeFifo, mode: 0o600},
 		{name: "implicit/parent/file", body: "x"},
 	}
-	if err := extractTar(context.Background(), strings.NewReader(string(makeTar(t, entries))), root, slog.Default()); err != nil {
+	if err := extractTar(context.Background(), strings.NewReader(string(makeTar(t, entries))), root, idMap{}, slog.Default()); err != nil {
 		t.Fatalf("extract: %v", err)
 	}
 
@@ -189,7 +189,7 @@ func TestLayerTraversalRefused(t *testing.T) {
 		t.Fatalf("Create = %v, want a refusal", err)
 	}
 	assertNoLayers(t, filepath.Join(dir, "containers"))
-	for _, p := range []string{filepath.Join(dir, "evil"), filepath.Join(dir, "containers", "evil"), filepath.Join(dir, "containers", "layers", "evil")} {
+	for _, p := range []string{filepath.Join(dir, "evil"), filepath.Join(dir, "containers", "evil"), filepath.Join(dir, "containers", "layers", "evil"), filepath.Join(dir, "containers", "layers-100000", "evil")} {
 		if fileExists(p) {
 			t.Errorf("%s was written", p)
 		}
@@ -199,12 +199,14 @@ func TestLayerTraversalRefused(t *testing.T) {
 // assertNoLayers checks that no layer, final or temporary, is cached.
 func assertNoLayers(t *testing.T, dir string) {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(dir, "layers"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		t.Errorf("layer dir left: %s", e.Name())
+	for _, cache := range []string{"layers", "layers-100000"} {
+		entries, err := os.ReadDir(filepath.Join(dir, cache))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			t.Errorf("layer dir left: %s/%s", cache, e.Name())
+		}
 	}
 }
 
@@ -223,7 +225,7 @@ func TestLayerExtractedOnce(t *testing.T) {
 	errs := make([]error, 4)
 	for i := range errs {
 		wg.Go(func() {
-			_, errs[i] = d.ensureLayers(context.Background(), []api.Blob{layer})
+			_, errs[i] = d.ensureLayers(context.Background(), []api.Blob{layer}, idMap{})
 		})
 	}
 	wg.Wait()
@@ -252,8 +254,12 @@ func TestPruneLayers(t *testing.T) {
 	used := blobs.add(makeTar(t, []tarEntry{{name: "used", body: "1"}}), api.MediaTypeLayerTar)
 	kept := blobs.add(makeTar(t, []tarEntry{{name: "kept", body: "2"}}), api.MediaTypeLayerTar)
 	unused := blobs.add(makeTar(t, []tarEntry{{name: "unused", body: "3"}}), api.MediaTypeLayerTar)
-	if _, err := d.ensureLayers(ctx, []api.Blob{kept, unused}); err != nil {
-		t.Fatal(err)
+	// Both caches: the shifted one of new containers and the unshifted
+	// one of containers from before user namespaces.
+	for _, m := range []idMap{d.idMap, {}} {
+		if _, err := d.ensureLayers(ctx, []api.Blob{kept, unused}, m); err != nil {
+			t.Fatal(err)
+		}
 	}
 	createContainer(t, d, driver.Spec{ID: uniqueID(t), Image: api.ImageSpec{Layers: []api.Blob{used}}, Command: []string{"true"}})
 	if err := d.PruneLayers(ctx, map[string]bool{kept.Digest: true}); err != nil {
@@ -261,8 +267,11 @@ func TestPruneLayers(t *testing.T) {
 	}
 	for b, want := range map[api.Blob]bool{used: true, kept: true, unused: false} {
 		hexDigest, _ := digestHex(b.Digest)
-		if got := isDir(filepath.Join(dir, "layers", hexDigest)); got != want {
+		if got := isDir(filepath.Join(d.layersDir(d.idMap), hexDigest)); got != want {
 			t.Errorf("layer %s present = %v, want %v", b.Digest, got, want)
+		}
+		if b != used && isDir(filepath.Join(d.layersDir(idMap{}), hexDigest)) != want {
+			t.Errorf("unshifted layer %s present = %v, want %v", b.Digest, !want, want)
 		}
 	}
 }

@@ -49,7 +49,12 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 		}
 	}
 
-	layers, err := d.ensureLayers(ctx, spec.Image.Layers)
+	// An instance keeps the id mapping it was created with.
+	ids, err := d.instanceIDMap(p)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	layers, err := d.ensureLayers(ctx, spec.Image.Layers, ids)
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
@@ -57,7 +62,10 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	if !fileExists(p.config) {
-		if err := d.writeBundle(spec, layers); err != nil {
+		if err := d.prepareInstanceDirs(p, ids); err != nil {
+			return fmt.Errorf("start container %s: %w", id, err)
+		}
+		if err := d.writeBundle(spec, layers, ids); err != nil {
 			return fmt.Errorf("start container %s: %w", id, err)
 		}
 	}

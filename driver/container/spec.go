@@ -46,15 +46,16 @@ var (
 )
 
 // writeBundle writes the OCI bundle of spec: config.json and the files it
-// bind-mounts. layers are the layer directories, lowest first.
-func (d *Driver) writeBundle(spec driver.Spec, layers []string) error {
+// bind-mounts, owned by the container's root. layers are the layer
+// directories, lowest first; ids the container's id mapping.
+func (d *Driver) writeBundle(spec driver.Spec, layers []string, ids idMap) error {
 	p := d.paths(spec.ID)
 	hostname := hostnameOf(spec)
 	user, err := resolveUser(spec.Image.Config.User, lowerDirs(layers))
 	if err != nil {
 		return err
 	}
-	cfg, err := runtimeSpec(spec, p, user)
+	cfg, err := runtimeSpec(spec, p, user, ids)
 	if err != nil {
 		return err
 	}
@@ -67,7 +68,11 @@ func (d *Driver) writeBundle(spec driver.Spec, layers []string) error {
 		files["resolv.conf"] = resolvConf(spec.Nameservers)
 	}
 	for name, content := range files {
-		if err := atomicfile.WriteFile(filepath.Join(p.bundle, name), []byte(content), 0o644); err != nil {
+		path := filepath.Join(p.bundle, name)
+		if err := atomicfile.WriteFile(path, []byte(content), 0o644); err != nil {
+			return fmt.Errorf("write bundle: %w", err)
+		}
+		if err := os.Lchown(path, ids.root(), ids.root()); err != nil {
 			return fmt.Errorf("write bundle: %w", err)
 		}
 	}
@@ -77,8 +82,9 @@ func (d *Driver) writeBundle(spec driver.Spec, layers []string) error {
 	return nil
 }
 
-// runtimeSpec builds the OCI runtime spec of an instance.
-func runtimeSpec(spec driver.Spec, p instancePaths, user specs.User) (*specs.Spec, error) {
+// runtimeSpec builds the OCI runtime spec of an instance. With an id
+// mapping the container gets a user namespace.
+func runtimeSpec(spec driver.Spec, p instancePaths, user specs.User, ids idMap) (*specs.Spec, error) {
 	args, err := processArgs(spec)
 	if err != nil {
 		return nil, err
@@ -116,6 +122,16 @@ func runtimeSpec(spec driver.Spec, p instancePaths, user specs.User) (*specs.Spe
 		mounts = append(mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind",
 			Source: filepath.Join(p.bundle, "resolv.conf"), Options: []string{"rbind", "rprivate", "ro"}})
 	}
+	namespaces := []specs.LinuxNamespace{
+		{Type: specs.PIDNamespace},
+		{Type: specs.IPCNamespace},
+		{Type: specs.UTSNamespace},
+		{Type: specs.MountNamespace},
+		nsNet,
+	}
+	if ids.enabled() {
+		namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	}
 	return &specs.Spec{
 		Version:  specs.Version,
 		Hostname: hostnameOf(spec),
@@ -137,13 +153,10 @@ func runtimeSpec(spec driver.Spec, p instancePaths, user specs.User) (*specs.Spe
 		Linux: &specs.Linux{
 			CgroupsPath: "/ouro/" + spec.ID,
 			Resources:   res,
-			Namespaces: []specs.LinuxNamespace{
-				{Type: specs.PIDNamespace},
-				{Type: specs.IPCNamespace},
-				{Type: specs.UTSNamespace},
-				{Type: specs.MountNamespace},
-				nsNet,
-			},
+			Namespaces:    namespaces,
+			UIDMappings:   ids.specMappings(),
+			GIDMappings:   ids.specMappings(),
+			Seccomp:       defaultSeccomp(),
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
 		},

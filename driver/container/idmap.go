@@ -1,0 +1,169 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// User namespaces: a container's ids 0-65535 are host ids
+// HostIDBase..HostIDBase+65535, so its root is an unprivileged host user.
+// All containers of a host share the one range: a range per instance
+// would need a copy of every layer per instance (or idmapped mounts,
+// which the runc of our hosts cannot set up), and the containers are
+// kept apart by their pid, mount and network namespaces and cgroups, not
+// by their uids. Layers are extracted once per range with their owners
+// shifted (<Dir>/layers-<base>/<hex>); the unshifted cache
+// (<Dir>/layers/<hex>) serves instances created without a user namespace,
+// which keep their model until they are recreated.
+
+// Defaults of the user namespace mapping.
+const (
+	DefaultHostIDBase = 100000
+	idMapSize         = 65536
+	// overflowID is the container id that ids outside the range become
+	// (nobody, nogroup), as the kernel shows unmapped ids.
+	overflowID = 65534
+)
+
+// idMap is the mapping of a container's uids and gids to host ids. The
+// zero value maps nothing: the container runs in the host's user
+// namespace.
+type idMap struct {
+	// HostID is the host id of the container's id 0; Size is the number
+	// of ids mapped, 0 for no user namespace.
+	HostID, Size uint32
+}
+
+// enabled reports whether the container gets a user namespace.
+func (m idMap) enabled() bool { return m.Size > 0 }
+
+// host returns the host id of container id, or of nobody when id is
+// outside the mapped range.
+func (m idMap) host(id int) int {
+	if !m.enabled() {
+		return id
+	}
+	if id < 0 || id >= int(m.Size) {
+		id = overflowID
+	}
+	return int(m.HostID) + id
+}
+
+// rootUID is the host uid (and gid) of the container's root.
+func (m idMap) root() int { return m.host(0) }
+
+// specMappings returns the OCI uid and gid mappings of m.
+func (m idMap) specMappings() []specs.LinuxIDMapping {
+	if !m.enabled() {
+		return nil
+	}
+	return []specs.LinuxIDMapping{{ContainerID: 0, HostID: m.HostID, Size: m.Size}}
+}
+
+// layersDirName is the layer cache directory of m under Config.Dir.
+func (m idMap) layersDirName() string {
+	if !m.enabled() {
+		return "layers"
+	}
+	return fmt.Sprintf("layers-%d", m.HostID)
+}
+
+// newIDMap checks a configured base.
+func newIDMap(base uint32) (idMap, error) {
+	if base == 0 {
+		base = DefaultHostIDBase
+	}
+	if base < idMapSize {
+		return idMap{}, fmt.Errorf("container driver: HostIDBase %d overlaps the host's own users (want at least %d)", base, idMapSize)
+	}
+	if uint64(base)+idMapSize > 1<<32-1 {
+		return idMap{}, fmt.Errorf("container driver: HostIDBase %d leaves no room for %d ids", base, idMapSize)
+	}
+	return idMap{HostID: base, Size: idMapSize}, nil
+}
+
+// bundleIDMap returns the mapping an instance's existing bundle was
+// written with; ok is false if it has no bundle yet. A bundle from before
+// user namespaces has no mapping: that instance keeps running as host
+// root, on the unshifted layers.
+func bundleIDMap(config string) (m idMap, ok bool, err error) {
+	data, err := os.ReadFile(config)
+	if errors.Is(err, os.ErrNotExist) {
+		return idMap{}, false, nil
+	}
+	if err != nil {
+		return idMap{}, false, fmt.Errorf("read bundle: %w", err)
+	}
+	var cfg struct {
+		Linux *struct {
+			UIDMappings []specs.LinuxIDMapping `json:"uidMappings"`
+		} `json:"linux"`
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return idMap{}, false, fmt.Errorf("parse %s: %w", config, err)
+	}
+	if cfg.Linux == nil || len(cfg.Linux.UIDMappings) == 0 {
+		return idMap{}, true, nil
+	}
+	u := cfg.Linux.UIDMappings[0]
+	if len(cfg.Linux.UIDMappings) != 1 || u.ContainerID != 0 || u.Size == 0 {
+		return idMap{}, false, fmt.Errorf("%s: unexpected uid mappings %+v", config, cfg.Linux.UIDMappings)
+	}
+	return idMap{HostID: u.HostID, Size: u.Size}, true, nil
+}
+
+// instanceIDMap is the mapping of an instance: its bundle's, else the
+// driver's.
+func (d *Driver) instanceIDMap(p instancePaths) (idMap, error) {
+	m, ok, err := bundleIDMap(p.config)
+	if err != nil || ok {
+		return m, err
+	}
+	return d.idMap, nil
+}
+
+// prepareInstanceDirs makes the instance's directories, with the upper
+// directory (the root of the container's file system) owned by the
+// container's root. The path down to the root file system must be
+// searchable by that user, since runc sets up the mounts from inside the
+// user namespace: the instance directories are made 0711 (searchable,
+// not listable) and each ancestor of Dir must be searchable by others.
+func (d *Driver) prepareInstanceDirs(p instancePaths, m idMap) error {
+	for _, dir := range []string{p.bundle, p.upper, p.work, p.rootfs} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+	}
+	if !m.enabled() {
+		return nil
+	}
+	if err := os.Lchown(p.upper, m.root(), m.root()); err != nil {
+		return fmt.Errorf("chown upper directory: %w", err)
+	}
+	if err := os.Chmod(p.upper, 0o755); err != nil {
+		return err
+	}
+	for _, dir := range []string{d.cfg.Dir, filepath.Dir(p.dir), p.dir, p.rootfs} {
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return err
+		}
+	}
+	for dir := filepath.Dir(d.cfg.Dir); ; dir = filepath.Dir(dir) {
+		var st unix.Stat_t
+		if err := unix.Stat(dir, &st); err != nil {
+			return fmt.Errorf("check %s: %w", dir, err)
+		}
+		if st.Mode&0o001 == 0 {
+			return fmt.Errorf("%s (mode %#o) is not searchable by others: containers' root (host uid %d) must reach their root file systems below it (chmod o+x)", dir, st.Mode&0o7777, m.root())
+		}
+		if dir == "/" {
+			return nil
+		}
+	}
+}
