@@ -1,0 +1,212 @@
+package container
+
+import (
+	"archive/tar"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/internal/testenv"
+)
+
+// buildProbe builds testdata/probe statically and returns its content.
+func buildProbe(t *testing.T) []byte {
+	t.Helper()
+	goBin := testenv.NeedBinary(t, "go")
+	out := filepath.Join(t.TempDir(), "probe")
+	cmd := exec.Command(goBin, "build", "-o", out, "./testdata/probe")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build probe: %v\n%s", err, msg)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// confinedImage is the busybox image with a layer of files owned by
+// various users, a set-uid file, an id beyond the mapped range and the
+// probe.
+func confinedImage(t *testing.T, blobs *blobMap) api.ImageSpec {
+	t.Helper()
+	image := busyboxImage(t, blobs)
+	owned := []tarEntry{
+		{name: "home/", typ: tar.TypeDir},
+		{name: "home/worker/", typ: tar.TypeDir, mode: 0o750, uid: 1000, gid: 1001},
+		{name: "home/worker/notes", body: "n\n", mode: 0o640, uid: 1000, gid: 1001},
+		{name: "bin/setuid", body: "#!/bin/sh\n", mode: 0o4755},
+		{name: "bin/setgid", body: "#!/bin/sh\n", mode: 0o2755, gid: 50},
+		{name: "far", body: "f\n", uid: 70000, gid: 70000},
+		{name: "bin/probe", body: string(buildProbe(t)), mode: 0o755},
+	}
+	image.Layers = append(image.Layers, blobs.add(gzipBytes(t, makeTar(t, owned)), api.MediaTypeLayerGzip))
+	return image
+}
+
+// TestContainerConfinement checks, with real runc, that a container's
+// root is an unprivileged host user and that the seccomp filter refuses
+// what leads to most container escapes.
+func TestContainerConfinement(t *testing.T) {
+	needRunc(t)
+	ctx := context.Background()
+	blobs := &blobMap{}
+	d := newTestDriver(t, t.TempDir(), blobs)
+	id := uniqueID(t)
+	createContainer(t, d, driver.Spec{ID: id, Name: "jail", Image: confinedImage(t, blobs), Command: []string{"sleep", "1000"}})
+	if err := d.Start(ctx, id); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	pid := inspect(t, d, id).Pid
+	p := d.paths(id)
+
+	t.Run("root is an unprivileged host user", func(t *testing.T) {
+		for _, f := range []string{"uid_map", "gid_map"} {
+			data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Fields(string(data)); strings.Join(got, " ") != "0 100000 65536" {
+				t.Errorf("%s = %q, want 0 100000 65536", f, data)
+			}
+		}
+		if uid, gid := procIDs(t, pid); uid != "100000" || gid != "100000" {
+			t.Errorf("host uid/gid of the container's process = %s/%s, want 100000/100000", uid, gid)
+		}
+		if code, out := execOut(t, d, id, "id", "-u"); code != 0 || out != "0" {
+			t.Errorf("id -u in the container = %d %q, want 0", code, out)
+		}
+	})
+
+	t.Run("refused system calls", func(t *testing.T) {
+		for call, want := range map[string]string{
+			"keyctl": "EPERM", "add_key": "EPERM", "bpf": "EPERM", "unshare": "EPERM",
+			"clone": "EPERM", "clone3": "ENOSYS", "mount": "EPERM", "ptrace": "EPERM", "setns": "EPERM",
+		} {
+			if code, out := execOut(t, d, id, "/bin/probe", call); code != 0 || out != want {
+				t.Errorf("probe %s = %d %q, want %s", call, code, out, want)
+			}
+		}
+	})
+
+	t.Run("unshare -Urm and mount", func(t *testing.T) {
+		for _, argv := range [][]string{
+			{"busybox", "unshare", "-U", "-r", "-m", "true"},
+			{"busybox", "mount", "-t", "tmpfs", "none", "/mnt"},
+		} {
+			var out strings.Builder
+			code, err := d.Exec(ctx, id, argv, nil, &out, &out)
+			if err != nil {
+				t.Fatalf("Exec %q: %v", argv, err)
+			}
+			if code == 0 || !strings.Contains(strings.ToLower(out.String()), "not permitted") && !strings.Contains(out.String(), "permission denied") {
+				t.Errorf("%q = %d %q, want a refusal", argv, code, out.String())
+			}
+		}
+	})
+
+	t.Run("image owners and modes as in the image", func(t *testing.T) {
+		for path, want := range map[string]string{
+			"/home/worker":       "1000:1001 750",
+			"/home/worker/notes": "1000:1001 640",
+			"/bin/setuid":        "0:0 4755",
+			"/bin/setgid":        "0:50 2755",
+			"/far":               "65534:65534 644", // beyond the range: nobody
+			"/etc/hostname":      "0:0 644",
+			"/":                  "0:0 755",
+		} {
+			if code, out := execOut(t, d, id, "busybox", "stat", "-c", "%u:%g %a", path); code != 0 || out != want {
+				t.Errorf("stat %s = %d %q, want %q", path, code, out, want)
+			}
+		}
+	})
+
+	t.Run("new files belong to shifted users on the host", func(t *testing.T) {
+		script := "echo x > /tmp/root-file && echo y > /tmp/worker-file && busybox chown 1000:1001 /tmp/worker-file"
+		if code, _ := execOut(t, d, id, "sh", "-c", script); code != 0 {
+			t.Fatalf("writing files: exit %d", code)
+		}
+		for name, want := range map[string][2]uint32{"root-file": {100000, 100000}, "worker-file": {101000, 101001}} {
+			var st syscall.Stat_t
+			if err := syscall.Lstat(filepath.Join(p.upper, "tmp", name), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Uid != want[0] || st.Gid != want[1] {
+				t.Errorf("host owner of %s = %d:%d, want %d:%d", name, st.Uid, st.Gid, want[0], want[1])
+			}
+		}
+		for _, f := range []string{p.upper, filepath.Join(p.bundle, "hostname"), filepath.Join(p.bundle, "hosts")} {
+			var st syscall.Stat_t
+			if err := syscall.Lstat(f, &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Uid != 100000 || st.Gid != 100000 {
+				t.Errorf("host owner of %s = %d:%d, want the shifted root 100000:100000", f, st.Uid, st.Gid)
+			}
+		}
+	})
+}
+
+// procIDs returns the real host uid and gid of process pid.
+func procIDs(t *testing.T, pid int) (uid, gid string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+			uid = f[1]
+		} else if len(f) > 1 && f[0] == "Gid:" {
+			gid = f[1]
+		}
+	}
+	return uid, gid
+}
+
+// TestContainerFromBeforeUserNamespaces checks that an instance created
+// without a user namespace (by an older agent, on the unshifted layer
+// cache) is adopted while running and starts again as it was.
+func TestContainerFromBeforeUserNamespaces(t *testing.T) {
+	needRunc(t)
+	ctx := context.Background()
+	blobs := &blobMap{}
+	dir := t.TempDir()
+	old := newTestDriver(t, dir, blobs)
+	old.idMap = idMap{} // as an agent before user namespaces
+	id := uniqueID(t)
+	createContainer(t, old, driver.Spec{ID: id, Image: busyboxImage(t, blobs), Command: []string{"sleep", "1000"}})
+	if err := old.Start(ctx, id); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+
+	d := newTestDriver(t, dir, blobs) // the upgraded agent
+	if st := inspect(t, d, id); st.State != driver.StateRunning {
+		t.Fatalf("adopted container: state %q, want running", st.State)
+	}
+	if code, out := execOut(t, d, id, "id", "-u"); code != 0 || out != "0" {
+		t.Errorf("id -u = %d %q", code, out)
+	}
+	if err := d.Stop(ctx, id, 5*time.Second); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := d.Start(ctx, id); err != nil {
+		t.Fatalf("Start again: %v", err)
+	}
+	pid := inspect(t, d, id).Pid
+	if uid, _ := procIDs(t, pid); uid != "0" {
+		t.Errorf("restarted old container runs as host uid %s, want 0 (its bundle has no mapping)", uid)
+	}
+	if isDir(d.layersDir(d.idMap)) {
+		t.Errorf("the old container's start extracted shifted layers")
+	}
+}
