@@ -210,3 +210,55 @@ func TestContainerFromBeforeUserNamespaces(t *testing.T) {
 		t.Errorf("the old container's start extracted shifted layers")
 	}
 }
+
+// TestContainerJoiningNetNS checks that a container joining a network
+// namespace of the host starts and can be exec'd into: with a user
+// namespace where runc can do that (1.2 and later), as host root under
+// the seccomp filter where it cannot.
+func TestContainerJoiningNetNS(t *testing.T) {
+	needRunc(t)
+	ipBin := testenv.NeedBinary(t, "ip")
+	ctx := context.Background()
+	name := uniqueID(t)
+	if out, err := exec.Command(ipBin, "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command(ipBin, "netns", "delete", name).Run() })
+	blobs := &blobMap{}
+	d := newTestDriver(t, t.TempDir(), blobs)
+	id := uniqueID(t)
+	createContainer(t, d, driver.Spec{ID: id, Image: confinedImage(t, blobs), NetNS: "/run/netns/" + name, Command: []string{"sleep", "1000"}})
+	if err := d.Start(ctx, id); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if code, out := execOut(t, d, id, "id", "-u"); code != 0 || out != "0" {
+		t.Errorf("id -u = %d %q, want 0", code, out)
+	}
+	if code, out := execOut(t, d, id, "/bin/probe", "unshare"); code != 0 || out != "EPERM" {
+		t.Errorf("probe unshare = %d %q, want EPERM", code, out)
+	}
+	wantUID := "0"
+	if v := d.runcVersion; v[0] > 1 || v[0] == 1 && v[1] >= 2 {
+		wantUID = "100000"
+	}
+	if uid, _ := procIDs(t, inspect(t, d, id).Pid); uid != wantUID {
+		t.Errorf("host uid = %s, want %s with runc %d.%d", uid, wantUID, d.runcVersion[0], d.runcVersion[1])
+	}
+}
+
+func TestParseRuncVersion(t *testing.T) {
+	for _, tc := range []struct {
+		out  string
+		want [2]int
+	}{
+		{"runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\n", [2]int{1, 1}},
+		{"runc version 1.2.0\n", [2]int{1, 2}},
+		{"runc version 2.0.1", [2]int{2, 0}},
+		{"crun version 1.8", [2]int{0, 0}},
+		{"", [2]int{0, 0}},
+	} {
+		if got := parseRuncVersion(tc.out); got != tc.want {
+			t.Errorf("parseRuncVersion(%q) = %v, want %v", tc.out, got, tc.want)
+		}
+	}
+}

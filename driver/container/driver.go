@@ -44,6 +44,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/driver"
@@ -86,6 +87,9 @@ type Driver struct {
 	runc runc
 	// idMap is the user namespace mapping of new containers.
 	idMap idMap
+	// runcVersion is runc's major and minor version, read once.
+	runcVersionOnce sync.Once
+	runcVersion     [2]int
 
 	// instLocks serialises operations on one instance, layerLocks the
 	// extraction of one layer.
@@ -218,16 +222,17 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
 	unlock := d.instLocks.Lock(spec.ID)
 	defer unlock()
 
-	layers, err := d.ensureLayers(ctx, spec.Image.Layers, d.idMap)
+	ids := d.newInstanceIDMap(ctx, spec)
+	layers, err := d.ensureLayers(ctx, spec.Image.Layers, ids)
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", spec.ID, err)
 	}
 	p := d.paths(spec.ID)
-	if err := d.prepareInstanceDirs(p, d.idMap); err != nil {
+	if err := d.prepareInstanceDirs(p, ids); err != nil {
 		return fmt.Errorf("create container %s: %w", spec.ID, err)
 	}
 	// The bundle first, spec.json last: spec.json marks a complete Create.
-	if err := d.writeBundle(spec, layers, d.idMap); err != nil {
+	if err := d.writeBundle(spec, layers, ids); err != nil {
 		return fmt.Errorf("create container %s: %w", spec.ID, err)
 	}
 	if err := writeJSONAtomic(p.spec, spec); err != nil {

@@ -1,14 +1,19 @@
 package container
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/ouroboros-cloud/ouro/driver"
 )
 
 // User namespaces: a container's ids 0-65535 are host ids
@@ -118,14 +123,14 @@ func bundleIDMap(config string) (m idMap, ok bool, err error) {
 	return idMap{HostID: u.HostID, Size: u.Size}, true, nil
 }
 
-// instanceIDMap is the mapping of an instance: its bundle's, else the
-// driver's.
-func (d *Driver) instanceIDMap(p instancePaths) (idMap, error) {
+// instanceIDMap is the mapping of an instance: its bundle's, else that
+// of a new instance.
+func (d *Driver) instanceIDMap(ctx context.Context, p instancePaths, spec driver.Spec) (idMap, error) {
 	m, ok, err := bundleIDMap(p.config)
 	if err != nil || ok {
 		return m, err
 	}
-	return d.idMap, nil
+	return d.newInstanceIDMap(ctx, spec), nil
 }
 
 // prepareInstanceDirs makes the instance's directories, with the upper
@@ -166,4 +171,41 @@ func (d *Driver) prepareInstanceDirs(p instancePaths, m idMap) error {
 			return nil
 		}
 	}
+}
+
+// newInstanceIDMap is the mapping of a new instance. runc before 1.2
+// cannot exec into a container whose user namespace does not own the
+// network namespace it joined (it enters the user namespace first, then
+// lacks the right to enter the host's network namespace: runc issue
+// 4390), so with such a runc an instance that joins a network namespace
+// runs without a user namespace, still under the seccomp filter.
+func (d *Driver) newInstanceIDMap(ctx context.Context, spec driver.Spec) idMap {
+	if !d.idMap.enabled() || spec.NetNS == "" {
+		return d.idMap
+	}
+	d.runcVersionOnce.Do(func() {
+		out, err := exec.CommandContext(ctx, d.cfg.Runc, "--version").Output()
+		if err == nil {
+			d.runcVersion = parseRuncVersion(string(out))
+		}
+	})
+	if v := d.runcVersion; v[0] > 1 || v[0] == 1 && v[1] >= 2 {
+		return d.idMap
+	}
+	d.log.Warn("runc older than 1.2 cannot exec into a user namespace joined to the host's network namespace: the container runs without one",
+		"id", spec.ID, "runc", fmt.Sprintf("%d.%d", d.runcVersion[0], d.runcVersion[1]))
+	return idMap{}
+}
+
+// parseRuncVersion returns major and minor of `runc --version`'s first
+// line ("runc version 1.1.5+ds1"); zeros if it has none.
+func parseRuncVersion(out string) [2]int {
+	var v [2]int
+	line, _, _ := strings.Cut(out, "\n")
+	s, ok := strings.CutPrefix(line, "runc version ")
+	if !ok {
+		return v
+	}
+	fmt.Sscanf(s, "%d.%d", &v[0], &v[1])
+	return v
 }

@@ -50,7 +50,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	}
 
 	// An instance keeps the id mapping it was created with.
-	ids, err := d.instanceIDMap(p)
+	ids, err := d.instanceIDMap(ctx, p, spec)
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}

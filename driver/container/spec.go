@@ -25,11 +25,13 @@ const (
 	nofileLimit = 1024
 )
 
-// defaultCaps is Docker's default capability set.
+// defaultCaps is Docker's default capability set less CAP_NET_RAW
+// (raw sockets, spoofing), CAP_MKNOD and CAP_AUDIT_WRITE, as Podman's:
+// what a process running as root in an image commonly needs.
 var defaultCaps = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
 }
 
 // maskedPaths and readonlyPaths are Docker's defaults.
@@ -118,6 +120,18 @@ func runtimeSpec(spec driver.Spec, p instancePaths, user specs.User, ids idMap) 
 		res.Memory = &specs.LinuxMemory{Limit: ptr(spec.Resources.MemoryMiB << 20)}
 	}
 	mounts := baseMounts(p)
+	if ids.enabled() && spec.NetNS != "" {
+		// sysfs can only be mounted by the owner of the network
+		// namespace, and the one joined belongs to the host. The
+		// container gets an empty read-only /sys (with its cgroups)
+		// rather than the host's sysfs.
+		for i, m := range mounts {
+			if m.Type == "sysfs" {
+				mounts[i] = specs.Mount{Destination: "/sys", Type: "tmpfs", Source: "sysfs",
+					Options: []string{"nosuid", "noexec", "nodev", "ro", "mode=755", "size=64k"}}
+			}
+		}
+	}
 	if len(spec.Nameservers) > 0 {
 		mounts = append(mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind",
 			Source: filepath.Join(p.bundle, "resolv.conf"), Options: []string{"rbind", "rprivate", "ro"}})

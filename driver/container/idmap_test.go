@@ -1,0 +1,93 @@
+package container
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestIDMapHost(t *testing.T) {
+	m := idMap{HostID: 100000, Size: 65536}
+	for _, tc := range []struct {
+		m        idMap
+		id, want int
+	}{
+		{m, 0, 100000},
+		{m, 1000, 101000},
+		{m, 65535, 165535},
+		{m, 65536, 165534}, // beyond the range: nobody
+		{m, 70000, 165534},
+		{idMap{}, 70000, 70000}, // no user namespace: unchanged
+	} {
+		if got := tc.m.host(tc.id); got != tc.want {
+			t.Errorf("%+v.host(%d) = %d, want %d", tc.m, tc.id, got, tc.want)
+		}
+	}
+}
+
+func TestNewIDMap(t *testing.T) {
+	for _, tc := range []struct {
+		base    uint32
+		want    idMap
+		wantErr bool
+	}{
+		{0, idMap{HostID: DefaultHostIDBase, Size: 65536}, false},
+		{200000, idMap{HostID: 200000, Size: 65536}, false},
+		{1000, idMap{}, true},
+		{1<<32 - 100, idMap{}, true},
+	} {
+		got, err := newIDMap(tc.base)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("newIDMap(%d) = %+v, %v; want %+v, error %v", tc.base, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestNSFileCaps(t *testing.T) {
+	v2 := make([]byte, 20)
+	binary.LittleEndian.PutUint32(v2, 0x02000001) // revision 2, effective
+	binary.LittleEndian.PutUint32(v2[4:], 1<<13)  // CAP_NET_RAW permitted
+	want := append(append([]byte(nil), v2...), 0, 0, 0, 0)
+	binary.LittleEndian.PutUint32(want, 0x03000001)
+	binary.LittleEndian.PutUint32(want[20:], 100000)
+	v3 := append([]byte(nil), want...)
+	binary.LittleEndian.PutUint32(v3[20:], 7)
+	for _, tc := range []struct {
+		name   string
+		in, out []byte
+	}{
+		{"revision 2", v2, want},
+		{"revision 3 with another root", v3, want},
+		{"too short", []byte{1, 2}, []byte{1, 2}},
+		{"unknown revision", bytes.Repeat([]byte{9}, 20), bytes.Repeat([]byte{9}, 20)},
+	} {
+		if got := nsFileCaps(tc.in, 100000); !bytes.Equal(got, tc.out) {
+			t.Errorf("%s: nsFileCaps = %x, want %x", tc.name, got, tc.out)
+		}
+	}
+}
+
+func TestSeccompArchitectures(t *testing.T) {
+	for _, tc := range []struct {
+		goarch string
+		want   []specs.Arch
+	}{
+		{"amd64", []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}},
+		{"arm64", []specs.Arch{specs.ArchAARCH64, specs.ArchARM}},
+	} {
+		s := seccompProfile(tc.goarch)
+		if len(s.Architectures) != len(tc.want) {
+			t.Fatalf("%s: architectures %v, want %v", tc.goarch, s.Architectures, tc.want)
+		}
+		for i := range tc.want {
+			if s.Architectures[i] != tc.want[i] {
+				t.Errorf("%s: architectures %v, want %v", tc.goarch, s.Architectures, tc.want)
+			}
+		}
+		if s.DefaultAction != specs.ActAllow {
+			t.Errorf("%s: default action %s", tc.goarch, s.DefaultAction)
+		}
+	}
+}
