@@ -98,6 +98,12 @@ func TestContainerConfinement(t *testing.T) {
 		}
 	})
 
+	t.Run("ping", func(t *testing.T) {
+		if code, _ := execOut(t, d, id, "busybox", "ping", "-c1", "-W2", "127.0.0.1"); code != 0 {
+			t.Errorf("ping 127.0.0.1 in the container: exit %d", code)
+		}
+	})
+
 	t.Run("unshare -Urm and mount", func(t *testing.T) {
 		for _, argv := range [][]string{
 			{"busybox", "unshare", "-U", "-r", "-m", "true"},
@@ -220,8 +226,10 @@ func TestContainerJoiningNetNS(t *testing.T) {
 	ipBin := testenv.NeedBinary(t, "ip")
 	ctx := context.Background()
 	name := uniqueID(t)
-	if out, err := exec.Command(ipBin, "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
+	for _, args := range [][]string{{"netns", "add", name}, {"-n", name, "link", "set", "lo", "up"}} {
+		if out, err := exec.Command(ipBin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %q: %v: %s", args, err, out)
+		}
 	}
 	t.Cleanup(func() { exec.Command(ipBin, "netns", "delete", name).Run() })
 	blobs := &blobMap{}
@@ -240,6 +248,16 @@ func TestContainerJoiningNetNS(t *testing.T) {
 	wantUID := "0"
 	if v := d.runcVersion; v[0] > 1 || v[0] == 1 && v[1] >= 2 {
 		wantUID = "100000"
+	}
+	want := map[string]string{"ping_group_range": "0\t2147483647", "ip_unprivileged_port_start": "1024"}
+	if wantUID == "100000" {
+		want["ip_unprivileged_port_start"] = "0" // its root has no privilege there
+	}
+	for key, value := range want {
+		out, err := exec.Command(ipBin, "netns", "exec", name, "cat", "/proc/sys/net/ipv4/"+key).Output()
+		if err != nil || strings.TrimSpace(string(out)) != value {
+			t.Errorf("%s in the joined namespace = %q (%v), want %q", key, out, err, value)
+		}
 	}
 	if uid, _ := procIDs(t, inspect(t, d, id).Pid); uid != wantUID {
 		t.Errorf("host uid = %s, want %s with runc %d.%d", uid, wantUID, d.runcVersion[0], d.runcVersion[1])

@@ -55,7 +55,7 @@ func TestNSFileCaps(t *testing.T) {
 	v3 := append([]byte(nil), want...)
 	binary.LittleEndian.PutUint32(v3[20:], 7)
 	for _, tc := range []struct {
-		name   string
+		name    string
 		in, out []byte
 	}{
 		{"revision 2", v2, want},

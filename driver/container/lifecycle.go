@@ -69,6 +69,11 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 			return fmt.Errorf("start container %s: %w", id, err)
 		}
 	}
+	if spec.NetNS != "" {
+		if err := prepareJoinedNetNS(spec.NetNS, ids); err != nil {
+			return fmt.Errorf("start container %s: %w", id, err)
+		}
+	}
 	for _, stale := range []string{p.exit, p.pidFile} {
 		if err := os.Remove(stale); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("start container %s: %w", id, err)

@@ -25,11 +25,12 @@ const (
 	nofileLimit = 1024
 )
 
-// defaultCaps is Docker's default capability set less CAP_NET_RAW
-// (raw sockets, spoofing), CAP_MKNOD and CAP_AUDIT_WRITE, as Podman's:
-// what a process running as root in an image commonly needs.
+// defaultCaps is Docker's default capability set less CAP_MKNOD (devices
+// are the devices cgroup's and the host's business) and CAP_AUDIT_WRITE
+// (the audit log is the host's), as Podman's. CAP_NET_RAW stays: ping
+// programs such as busybox's need raw sockets.
 var defaultCaps = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER",
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_NET_RAW",
 	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
 	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
 }
@@ -119,6 +120,15 @@ func runtimeSpec(spec driver.Spec, p instancePaths, user specs.User, ids idMap) 
 	if spec.Resources.MemoryMiB > 0 {
 		res.Memory = &specs.LinuxMemory{Limit: ptr(spec.Resources.MemoryMiB << 20)}
 	}
+	var sysctl map[string]string
+	if spec.NetNS == "" {
+		// The container's own network namespace: ICMP echo sockets for
+		// its groups (ids of its user namespace, where it has one).
+		sysctl = map[string]string{"net.ipv4.ping_group_range": pingGroupRange}
+		if ids.enabled() {
+			sysctl["net.ipv4.ping_group_range"] = fmt.Sprintf("0 %d", ids.Size-1)
+		}
+	}
 	mounts := baseMounts(p)
 	if ids.enabled() && spec.NetNS != "" {
 		// sysfs can only be mounted by the owner of the network
@@ -165,8 +175,8 @@ func runtimeSpec(spec driver.Spec, p instancePaths, user specs.User, ids idMap) 
 		},
 		Mounts: mounts,
 		Linux: &specs.Linux{
-			CgroupsPath: "/ouro/" + spec.ID,
-			Resources:   res,
+			CgroupsPath:   "/ouro/" + spec.ID,
+			Resources:     res,
 			Namespaces:    namespaces,
 			UIDMappings:   ids.specMappings(),
 			GIDMappings:   ids.specMappings(),
