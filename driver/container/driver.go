@@ -4,7 +4,9 @@
 // OCI image layers (read-only, shared by all instances) under a private
 // writable layer that survives stop and start like a VM's disk. Each
 // running container is watched by a small detached shim process, so it
-// outlives the agent and its exit code is recorded.
+// outlives the agent and its exit code is recorded. Containers run in a
+// user namespace whose root is an unprivileged host user (idmap.go) and
+// under a seccomp filter (seccomp.go).
 //
 // Everything the driver knows lives on disk under Config.Dir:
 //
