@@ -60,7 +60,7 @@ func (m idMap) host(id int) int {
 	return int(m.HostID) + id
 }
 
-// rootUID is the host uid (and gid) of the container's root.
+// root is the host uid (and gid) of the container's root.
 func (m idMap) root() int { return m.host(0) }
 
 // specMappings returns the OCI uid and gid mappings of m.
