@@ -155,6 +155,13 @@ func TestContainerConfinement(t *testing.T) {
 				t.Errorf("host owner of %s = %d:%d, want %d:%d", name, st.Uid, st.Gid, want[0], want[1])
 			}
 		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(p.dir, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode&0o7777 != 0o710 || st.Uid != 0 || st.Gid != 100000 {
+			t.Errorf("instance directory: mode %#o owner %d:%d, want 0710 0:100000 (other host users kept out)", st.Mode&0o7777, st.Uid, st.Gid)
+		}
 		for _, f := range []string{p.upper, filepath.Join(p.bundle, "hostname"), filepath.Join(p.bundle, "hosts")} {
 			var st syscall.Stat_t
 			if err := syscall.Lstat(f, &st); err != nil {

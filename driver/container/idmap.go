@@ -137,8 +137,10 @@ func (d *Driver) instanceIDMap(ctx context.Context, p instancePaths, spec driver
 // directory (the root of the container's file system) owned by the
 // container's root. The path down to the root file system must be
 // searchable by that user, since runc sets up the mounts from inside the
-// user namespace: the instance directories are made 0711 (searchable,
-// not listable) and each ancestor of Dir must be searchable by others.
+// user namespace: Dir and Dir/instances are made 0711 (searchable, not
+// listable), each ancestor of Dir must be searchable by others, and the
+// instance directory is 0710 with the container root's group, so other
+// host users cannot reach the container's files in the upper directory.
 func (d *Driver) prepareInstanceDirs(p instancePaths, m idMap) error {
 	for _, dir := range []string{p.bundle, p.upper, p.work, p.rootfs} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -154,10 +156,16 @@ func (d *Driver) prepareInstanceDirs(p instancePaths, m idMap) error {
 	if err := os.Chmod(p.upper, 0o755); err != nil {
 		return err
 	}
-	for _, dir := range []string{d.cfg.Dir, filepath.Dir(p.dir), p.dir, p.rootfs} {
+	for _, dir := range []string{d.cfg.Dir, filepath.Dir(p.dir), p.rootfs} {
 		if err := os.Chmod(dir, 0o711); err != nil {
 			return err
 		}
+	}
+	if err := os.Lchown(p.dir, 0, m.root()); err != nil {
+		return fmt.Errorf("chown instance directory: %w", err)
+	}
+	if err := os.Chmod(p.dir, 0o710); err != nil {
+		return err
 	}
 	for dir := filepath.Dir(d.cfg.Dir); ; dir = filepath.Dir(dir) {
 		var st unix.Stat_t
