@@ -74,6 +74,7 @@ type tarEntry struct {
 	mode     int64
 	uid, gid int
 	mtime    time.Time
+	xattrs   map[string]string
 }
 
 // makeTar builds a tar archive of entries.
@@ -86,6 +87,12 @@ func makeTar(t testing.TB, entries []tarEntry) []byte {
 			Name: e.name, Typeflag: e.typ, Linkname: e.linkname,
 			Mode: e.mode, Uid: e.uid, Gid: e.gid, ModTime: e.mtime,
 			Format: tar.FormatPAX,
+		}
+		for k, v := range e.xattrs {
+			if hdr.PAXRecords == nil {
+				hdr.PAXRecords = map[string]string{}
+			}
+			hdr.PAXRecords["SCHILY.xattr."+k] = v
 		}
 		if hdr.Typeflag == 0 {
 			hdr.Typeflag = tar.TypeReg

@@ -1,11 +1,18 @@
 package container
 
 import (
+	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/binary"
+	"log/slog"
+	"path/filepath"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/ouroboros-cloud/ouro/internal/testenv"
 )
 
 func TestIDMapHost(t *testing.T) {
@@ -89,5 +96,54 @@ func TestSeccompArchitectures(t *testing.T) {
 		if s.DefaultAction != specs.ActAllow {
 			t.Errorf("%s: default action %s", tc.goarch, s.DefaultAction)
 		}
+	}
+}
+
+// TestShiftedExtraction checks a layer extracted for a user namespace:
+// owners shifted (beyond the range: nobody), set-id bits kept, missing
+// parents owned by the shifted root, file capabilities rewritten for it.
+func TestShiftedExtraction(t *testing.T) {
+	testenv.NeedRoot(t)
+	ids := idMap{HostID: 100000, Size: 65536}
+	caps := make([]byte, 20)
+	binary.LittleEndian.PutUint32(caps, 0x02000001)
+	binary.LittleEndian.PutUint32(caps[4:], 1<<13)
+	root := t.TempDir()
+	entries := []tarEntry{
+		{name: "home/worker/", typ: tar.TypeDir, mode: 0o750, uid: 1000, gid: 1001},
+		{name: "bin/su", body: "x", mode: 0o4755},
+		{name: "bin/wall", body: "x", mode: 0o2755, gid: 5},
+		{name: "far", body: "x", uid: 70000, gid: 70001},
+		{name: "pinger", body: "x", mode: 0o755, xattrs: map[string]string{"security.capability": string(caps)}},
+	}
+	if err := extractTar(context.Background(), bytes.NewReader(makeTar(t, entries)), root, ids, slog.Default()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path     string
+		uid, gid uint32
+		mode     uint32
+	}{
+		{"home", 100000, 100000, 0o755}, // made as a parent
+		{"home/worker", 101000, 101001, 0o750},
+		{"bin/su", 100000, 100000, 0o4755},
+		{"bin/wall", 100000, 100005, 0o2755},
+		{"far", 165534, 165534, 0o644},
+	} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(root, tc.path), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != tc.uid || st.Gid != tc.gid || st.Mode&0o7777 != tc.mode {
+			t.Errorf("%s: %d:%d %#o, want %d:%d %#o", tc.path, st.Uid, st.Gid, st.Mode&0o7777, tc.uid, tc.gid, tc.mode)
+		}
+	}
+	got := make([]byte, 64)
+	n, err := unix.Lgetxattr(filepath.Join(root, "pinger"), "security.capability", got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := nsFileCaps(caps, 100000); !bytes.Equal(got[:n], want) {
+		t.Errorf("security.capability = %x, want %x (revision 3, root id 100000)", got[:n], want)
 	}
 }
