@@ -3,7 +3,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin/ouro
 
-.PHONY: all build deps test-deps up test bench vet clean
+.PHONY: all build deps test-deps up test fuzz bench vet clean
 
 all: build
 
@@ -24,6 +24,11 @@ up: deps build
 test: test-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
+	GO=$(GO) ./scripts/fuzz.sh
+
+# A short run of every fuzz target (FUZZTIME each); `make test` runs it too.
+fuzz:
+	GO=$(GO) ./scripts/fuzz.sh
 
 bench: test-deps build
 	./bench/run.sh

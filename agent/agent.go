@@ -5,6 +5,10 @@
 // to the servers over mutual TLS, and serves the instance metadata service
 // inside each network's router namespace.
 //
+// Package agent keeps the reconciler, the watch and the heartbeat; its
+// other jobs are packages of their own (fence, health, usage, endpoint,
+// metaserver, hostnet, credentials, hostinfo), which wire.go connects.
+//
 // The agent never touches etcd: it only uses the REST API with the host's
 // own credentials, kept in its data directory.
 //
@@ -24,8 +28,6 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,11 +41,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/agent/credentials"
+	"github.com/ouroboros-cloud/ouro/agent/endpoint"
+	"github.com/ouroboros-cloud/ouro/agent/fence"
+	"github.com/ouroboros-cloud/ouro/agent/health"
+	"github.com/ouroboros-cloud/ouro/agent/hostinfo"
+	"github.com/ouroboros-cloud/ouro/agent/hostnet"
+	"github.com/ouroboros-cloud/ouro/agent/metaserver"
+	"github.com/ouroboros-cloud/ouro/agent/usage"
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/driver"
-	"github.com/ouroboros-cloud/ouro/pki"
-	"github.com/ouroboros-cloud/ouro/probe"
 	"github.com/ouroboros-cloud/ouro/queue"
 )
 
@@ -85,7 +92,7 @@ type Config struct {
 	Drivers *driver.Registry
 	// Network realises the host's networks; nil leaves instances with
 	// only loopback.
-	Network NetworkPlane
+	Network hostnet.Plane
 	// Labels and Taints are sent when the host joins.
 	Labels map[string]string
 	Taints []string
@@ -110,17 +117,21 @@ type Agent struct {
 	log   *slog.Logger
 	cache *instanceCache
 	queue *queue.Queue
-	net   netState
-	meta  metadataService
+	ports hostnet.Ports // instance ports applied on the host
 
 	// Self-healing (docs/healing.md).
 	backoff backoffPolicy
 	fetches fetchFailures
-	fence   fencer
-	members *memberRecord // group members on the host, for fencing
-	synced  atomic.Bool   // the first list of assigned instances succeeded
-	health  healthState
-	probe   ProbeFunc
+	synced  atomic.Bool // the first list of assigned instances succeeded
+
+	// The parts, built by wire (wire.go).
+	members  *fence.Record // group members on the host, for fencing
+	fence    *fence.Fence
+	health   *health.Checker
+	usage    *usage.Sampler
+	endpoint *endpoint.Server
+	meta     *metaserver.Service
+	network  *hostnet.Loop // nil without Config.Network
 
 	// Knobs that tests shorten.
 	workers           int
@@ -129,17 +140,17 @@ type Agent struct {
 	relistDelay       time.Duration
 	rejoinInterval    time.Duration
 	healthTick        time.Duration
+	probe             health.ProbeFunc
 	// afterReconcile, when set, is called after each reconcile (tests).
 	afterReconcile func(key string, err error)
 
 	rejoinMu   sync.Mutex
 	lastRejoin time.Time
 
+	sess session // the host's credentials
+
 	mu    sync.RWMutex
 	facts hostFacts
-	id    *identity
-	pool  *x509.CertPool
-	cl    *client.Client
 }
 
 // hostFacts is what the agent tells the server about its host.
@@ -188,16 +199,15 @@ func New(cfg Config) (*Agent, error) {
 		cfg.LeaseTTL = DefaultLeaseTTL
 	}
 	if cfg.UsageInterval == 0 {
-		cfg.UsageInterval = DefaultUsageInterval
+		cfg.UsageInterval = usage.DefaultInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	a := &Agent{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "agent"),
-		cache:   newInstanceCache(),
-		members: newMemberRecord(cfg.DataDir),
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "agent"),
+		cache: newInstanceCache(),
 		// Stops wait out a grace period (up to stopTimeout), so a few slow
 		// teardowns must not hold up new instances: workers are cheap.
 		workers:           32,
@@ -205,9 +215,8 @@ func New(cfg Config) (*Agent, error) {
 		stopTimeout:       10 * time.Second,
 		relistDelay:       time.Second,
 		rejoinInterval:    10 * time.Second,
-		healthTick:        250 * time.Millisecond,
+		healthTick:        health.DefaultTick,
 		backoff:           defaultBackoff,
-		probe:             probe.Check,
 	}
 	a.queue = queue.New("instances", a.reconcileKey, a.log).WithBackoff(time.Second, 5*time.Minute)
 	return a, nil
@@ -225,7 +234,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("agent: listen: %w", err)
 	}
 	defer ln.Close()
-	id, err := loadIdentity(a.cfg.DataDir)
+	id, err := credentials.Load(a.cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -237,7 +246,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.facts = facts
 	a.mu.Unlock()
 	a.log = a.log.With("host", facts.name)
-	if err := a.members.load(); err != nil {
+	a.wire()
+	if err := a.members.Load(); err != nil {
 		a.log.Error("group member record unusable: until the first list of instances, fencing knows no members", "err", err)
 	}
 
@@ -247,41 +257,35 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	// Fencing needs no API: it starts before anything waits on the server,
 	// which may be unreachable (docs/healing.md).
-	a.fence.beat(time.Now()) // the fencing deadline counts from the start
-	wg.Go(func() { a.fenceLoop(ctx) })
+	a.fence.Beat(time.Now()) // the fencing deadline counts from the start
+	wg.Go(func() { a.fence.Run(ctx) })
 	if err := a.ensureIdentity(ctx, id); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	a.log.Info("agent starting", "endpoint", facts.endpoint, "drivers", facts.drivers,
 		"capacity", fmt.Sprintf("%d vCPU, %d MiB, %d GiB", facts.capacity.VCPUs, facts.capacity.MemoryMiB, facts.capacity.DiskGiB),
-		"recorded_group_members", len(a.members.list()))
+		"recorded_group_members", len(a.members.List()))
 
-	srv := a.endpointServer()
-	srv.BaseContext = listenerContext(ctx)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(tls.NewListener(ln, a.tlsConfig())) }()
+	go func() { serveErr <- a.endpoint.Serve(ctx, ln) }()
 
 	wg.Go(func() { a.hostLoop(ctx) })
 	wg.Go(func() { a.heartbeatLoop(ctx) })
-	wg.Go(func() { a.networkLoop(ctx) })
+	if a.network != nil {
+		wg.Go(func() { a.network.Run(ctx) })
+	}
 	if rv, ok := a.initialSync(ctx); ok {
 		wg.Go(func() { a.queue.Run(ctx, a.workers) })
 		wg.Go(func() { a.exitLoop(ctx) })
 		wg.Go(func() { a.watchLoop(ctx, rv) })
-		wg.Go(func() { a.healthLoop(ctx) })
-		wg.Go(func() { a.usageLoop(ctx) })
+		wg.Go(func() { a.health.Run(ctx) })
+		wg.Go(func() { a.usage.Run(ctx) })
 	}
+	// The endpoint returns when ctx ends (nil, after shutting down) or
+	// when it fails; either way the agent stops.
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		runErr = fmt.Errorf("agent: endpoint: %w", err)
-		cancel()
-	}
-	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
-	defer stop()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close()
+	if err := <-serveErr; err != nil {
+		runErr = fmt.Errorf("agent: %w", err)
 	}
 	cancel()
 	wg.Wait()
@@ -291,10 +295,10 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // gatherFacts resolves the host name and address, fingerprints the
 // drivers and measures capacity.
-func (a *Agent) gatherFacts(ctx context.Context, id *identity, listen net.Addr) (hostFacts, error) {
+func (a *Agent) gatherFacts(ctx context.Context, id *credentials.Identity, listen net.Addr) (hostFacts, error) {
 	f := hostFacts{name: a.cfg.Name, address: a.cfg.AdvertiseAddress, arch: runtime.GOARCH}
 	if f.name == "" && id != nil {
-		f.name = id.creds.Host
+		f.name = id.Creds.Host
 	}
 	if f.name == "" {
 		h, err := os.Hostname()
@@ -307,7 +311,7 @@ func (a *Agent) gatherFacts(ctx context.Context, id *identity, listen net.Addr) 
 		}
 	}
 	if f.address == "" {
-		addr, err := DefaultRouteAddress()
+		addr, err := hostinfo.DefaultRouteAddress()
 		if err != nil {
 			return f, err
 		}
@@ -318,7 +322,7 @@ func (a *Agent) gatherFacts(ctx context.Context, id *identity, listen net.Addr) 
 		return f, fmt.Errorf("listen address %s: %w", listen, err)
 	}
 	f.endpoint = "https://" + net.JoinHostPort(f.address, port)
-	f.capacity, err = Capacity(a.cfg.DataDir, a.cfg.CPUOvercommit)
+	f.capacity, err = hostinfo.Capacity(a.cfg.DataDir, a.cfg.CPUOvercommit)
 	if err != nil {
 		return f, err
 	}
@@ -335,17 +339,17 @@ func (a *Agent) gatherFacts(ctx context.Context, id *identity, listen net.Addr) 
 
 // ensureIdentity makes the agent's credentials usable: the ones on disk if
 // the server accepts them, else those of a new join.
-func (a *Agent) ensureIdentity(ctx context.Context, id *identity) error {
+func (a *Agent) ensureIdentity(ctx context.Context, id *credentials.Identity) error {
 	facts := a.hostFacts()
-	if id != nil && id.creds.Host != facts.name {
-		a.log.Warn("credentials are for another host name; joining again", "credentials", id.creds.Host, "name", facts.name)
+	if id != nil && id.Creds.Host != facts.name {
+		a.log.Warn("credentials are for another host name; joining again", "credentials", id.Creds.Host, "name", facts.name)
 		id = nil
 	}
 	if id != nil {
-		if err := a.setIdentity(id); err != nil {
+		if err := a.sess.set(id, a.cfg.Server); err != nil {
 			return err
 		}
-		_, err := a.client().Whoami(ctx)
+		_, err := a.sess.Client().Whoami(ctx)
 		switch {
 		case err == nil:
 			return nil
@@ -362,7 +366,7 @@ func (a *Agent) ensureIdentity(ctx context.Context, id *identity) error {
 	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
 		id, err := a.join(ctx, facts)
 		if err == nil {
-			return a.setIdentity(id)
+			return a.sess.set(id, a.cfg.Server)
 		}
 		if a.cfg.JoinToken == "" || api.StatusOf(err) < 500 || ctx.Err() != nil {
 			return err
@@ -389,7 +393,7 @@ func (a *Agent) rejoin(ctx context.Context) {
 	a.lastRejoin = time.Now()
 	id, err := a.join(ctx, a.hostFacts())
 	if err == nil {
-		err = a.setIdentity(id)
+		err = a.sess.set(id, a.cfg.Server)
 	}
 	if err != nil {
 		a.log.Error("join again failed", "err", err)
@@ -398,36 +402,6 @@ func (a *Agent) rejoin(ctx context.Context) {
 	if err := a.reportHost(ctx); err != nil {
 		a.log.Warn("report host status", "err", err)
 	}
-}
-
-// setIdentity installs credentials: a new API client and the endpoint's
-// certificate and client CA.
-func (a *Agent) setIdentity(id *identity) error {
-	server := a.cfg.Server
-	if server == "" {
-		server = id.creds.Server
-	}
-	cl, err := a.newClient(client.Config{Server: server, Token: id.creds.Token, CACert: []byte(id.creds.CACert), UserAgent: userAgent()})
-	if err != nil {
-		return fmt.Errorf("API client: %w", err)
-	}
-	pool, err := pki.PoolFromPEM([]byte(id.creds.CACert))
-	if err != nil {
-		return fmt.Errorf("cluster CA in credentials: %w", err)
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.id, a.cl, a.pool = id, cl, pool
-	return nil
-}
-
-func (a *Agent) newClient(cfg client.Config) (*client.Client, error) { return client.New(cfg) }
-
-// client returns the API client of the current credentials.
-func (a *Agent) client() *client.Client {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.cl
 }
 
 func (a *Agent) hostFacts() hostFacts {

@@ -29,7 +29,7 @@ type agentBlobs struct{ a *Agent }
 
 // Open returns a blob's content from the API server.
 func (b agentBlobs) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
-	cl := b.a.client()
+	cl := b.a.sess.Client()
 	if cl == nil {
 		return nil, &fetchError{digest, errors.New("the agent has not joined yet")}
 	}

@@ -160,8 +160,8 @@ func (c *instanceCache) get(key string) (cur *api.Instance, gone []*api.Instance
 	return cur, gone
 }
 
-// byUIDCopy returns a copy of the assigned instance with that uid.
-func (c *instanceCache) byUIDCopy(uid string) (*api.Instance, bool) {
+// ByUID returns a copy of the assigned instance with that uid.
+func (c *instanceCache) ByUID(uid string) (*api.Instance, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	inst, ok := c.byUID[uid]
@@ -188,8 +188,8 @@ func (c *instanceCache) assigned(uid string) bool {
 	return ok || g
 }
 
-// all returns copies of the assigned instances.
-func (c *instanceCache) all() []*api.Instance {
+// All returns copies of the assigned instances.
+func (c *instanceCache) All() []*api.Instance {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]*api.Instance, 0, len(c.byUID))

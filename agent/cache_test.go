@@ -35,7 +35,7 @@ func TestCacheNeverResurrectsGoneInstances(t *testing.T) {
 	if len(keys) != 2 || !c.assigned("uid-db") {
 		t.Errorf("replace keys = %v, want db and web", keys)
 	}
-	if _, ok := c.byUIDCopy("uid-web"); ok {
+	if _, ok := c.ByUID("uid-web"); ok {
 		t.Error("web still assigned after a list without it")
 	}
 	if cur, gone := c.get("demo/web"); cur != nil || len(gone) != 1 {

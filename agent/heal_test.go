@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/agent/fence"
+	"github.com/ouroboros-cloud/ouro/agent/health"
+	"github.com/ouroboros-cloud/ouro/agent/hostnet"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
 )
@@ -53,7 +55,7 @@ func TestHealthProbes(t *testing.T) {
 	h.start(t, h.config(), func(a *Agent) {
 		a.probe = pr.probe
 		// As the network loop records an applied HostNetwork.
-		a.net.set(map[string]portInfo{"uid-web": {routers: map[string]string{"10.0.0.5": "/run/netns/ouro-n4096"}}})
+		a.ports.Set(map[string]hostnet.Port{"uid-web": {Routers: map[string]string{"10.0.0.5": "/run/netns/ouro-n4096"}}})
 	})
 	in := newInstance("web", "uid-web")
 	in.Spec.HealthCheck = &api.HealthCheck{Kind: api.HealthHTTP, Port: 8080, Path: "/healthz", IntervalSeconds: 1, FailureThreshold: 2}
@@ -62,7 +64,7 @@ func TestHealthProbes(t *testing.T) {
 	plain := h.api.addInstance(newInstance("plain", "uid-plain"))
 
 	inst := h.waitInstance(t, key, "Healthy", func(i *api.Instance) bool { c := healthOf(i); return c != nil && c.Status })
-	if c := healthOf(inst); c.Reason != ReasonProbeSucceeded || !strings.Contains(c.Message, "10.0.0.5:8080") {
+	if c := healthOf(inst); c.Reason != health.ReasonProbeSucceeded || !strings.Contains(c.Message, "10.0.0.5:8080") {
 		t.Errorf("Healthy = %+v", c)
 	}
 	pr.mu.Lock()
@@ -91,7 +93,7 @@ func TestHealthProbes(t *testing.T) {
 	if n := pr.count() - calls; n < 2 {
 		t.Errorf("unhealthy after %d failed probes, want 2", n)
 	}
-	if c := healthOf(inst); c.Reason != ReasonProbeFailed || !strings.Contains(c.Message, "503") {
+	if c := healthOf(inst); c.Reason != health.ReasonProbeFailed || !strings.Contains(c.Message, "503") {
 		t.Errorf("Healthy = %+v", c)
 	}
 	if inst.Status.Phase != api.PhaseRunning {
@@ -120,58 +122,12 @@ func TestHealthWithoutNetworkPath(t *testing.T) {
 	in := newInstance("web", "uid-web")
 	in.Spec.HealthCheck = &api.HealthCheck{Kind: api.HealthTCP, Port: 22, IntervalSeconds: 1, FailureThreshold: 1}
 	key := h.api.addInstance(in)
-	inst := h.waitInstance(t, key, "Unhealthy", func(i *api.Instance) bool { c := healthOf(i); return c != nil && c.Reason == ReasonProbeFailed })
+	inst := h.waitInstance(t, key, "Unhealthy", func(i *api.Instance) bool { c := healthOf(i); return c != nil && c.Reason == health.ReasonProbeFailed })
 	if c := healthOf(inst); c.Status || !strings.Contains(c.Message, "no network path") {
 		t.Errorf("Healthy = %+v", c)
 	}
 	if pr.count() != 0 {
 		t.Errorf("probed %d times without a target", pr.count())
-	}
-}
-
-func TestCPUUsageMath(t *testing.T) {
-	t0 := time.Now()
-	tests := []struct {
-		name    string
-		cpu     time.Duration
-		wall    time.Duration
-		vcpus   int
-		wantMC  int64
-		wantPct float64
-		wantOK  bool
-	}{
-		{"half a vCPU", 5 * time.Second, 10 * time.Second, 1, 500, 50, true},
-		{"two busy of four", 20 * time.Second, 10 * time.Second, 4, 2000, 50, true},
-		{"idle", 0, 10 * time.Second, 2, 0, 0, true},
-		{"over the quota is clamped", 30 * time.Second, 10 * time.Second, 2, 3000, 100, true},
-		{"rounding", 333 * time.Millisecond, time.Second, 1, 333, 33.3, true},
-		{"counter went back", -time.Second, 10 * time.Second, 1, 0, 0, false},
-		{"no time passed", time.Second, 0, 1, 0, 0, false},
-	}
-	for _, tt := range tests {
-		prev := cpuSample{cpu: 10 * time.Second, at: t0}
-		cur := cpuSample{cpu: prev.cpu + tt.cpu, at: t0.Add(tt.wall)}
-		mc, pct, ok := cpuUsage(prev, cur, tt.vcpus)
-		if ok != tt.wantOK || (ok && (mc != tt.wantMC || math.Abs(pct-tt.wantPct) > 0.01)) {
-			t.Errorf("%s: cpuUsage = %d, %v, %v; want %d, %v, %v", tt.name, mc, pct, ok, tt.wantMC, tt.wantPct, tt.wantOK)
-		}
-	}
-	last := &api.Usage{CPUMillicores: 500, CPUPercent: 50, SampledAt: t0}
-	for _, tt := range []struct {
-		u    api.Usage
-		want bool
-	}{
-		{api.Usage{CPUPercent: 52, SampledAt: t0.Add(10 * time.Second)}, false},
-		{api.Usage{CPUPercent: 56, SampledAt: t0.Add(10 * time.Second)}, true},
-		{api.Usage{CPUPercent: 44, SampledAt: t0.Add(10 * time.Second)}, true},
-		{api.Usage{CPUPercent: 50, SampledAt: t0.Add(30 * time.Second)}, true},
-	} {
-		if got := usageWorthWriting(last, tt.u); got != tt.want {
-			t.Errorf("usageWorthWriting(%+v) = %v, want %v", tt.u, got, tt.want)
-		}
-	}
-	if !usageWorthWriting(nil, api.Usage{}) {
-		t.Error("a first sample is not written")
 	}
 }
 
@@ -230,7 +186,7 @@ func TestFencing(t *testing.T) {
 	waitFor(t, "group member fenced", func() bool { return h.drv.state("uid-member") == driver.StateStopped })
 	// The deadline is three quarters of the TTL after the last good
 	// heartbeat was sent (a loose bound here: the machine may be busy).
-	if dl := (&Agent{cfg: cfg}).fenceDeadline(); dl >= cfg.LeaseTTL || dl < cfg.LeaseTTL/2 {
+	if dl := fence.New(fence.Config{LeaseTTL: cfg.LeaseTTL}).Deadline(); dl >= cfg.LeaseTTL || dl < cfg.LeaseTTL/2 {
 		t.Errorf("fence deadline %s for a lease of %s", dl, cfg.LeaseTTL)
 	}
 	if d := time.Since(cut); d > 2*cfg.LeaseTTL {

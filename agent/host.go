@@ -43,7 +43,7 @@ func (a *Agent) hostLoop(ctx context.Context) {
 func (a *Agent) reportHost(ctx context.Context) error {
 	f := a.hostFacts()
 	for attempt := 0; ; attempt++ {
-		cl := a.client()
+		cl := a.sess.Client()
 		var h api.Host
 		if err := cl.Get(ctx, api.HostKind, "", f.name, &h); err != nil {
 			return fmt.Errorf("read host %s: %w", f.name, err)
@@ -86,7 +86,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 	for {
 		sent := time.Now()
 		hctx, cancel := context.WithTimeout(ctx, a.cfg.HeartbeatInterval+a.cfg.LeaseTTL)
-		err := a.client().Heartbeat(hctx, a.name(), a.cfg.LeaseTTL)
+		err := a.sess.Client().Heartbeat(hctx, a.name(), a.cfg.LeaseTTL)
 		cancel()
 		switch {
 		case err == nil:
@@ -94,7 +94,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 				a.log.Info("heartbeat recovered")
 			}
 			failing = false
-			if a.fence.beat(sent) {
+			if a.fence.Beat(sent) {
 				a.unfence(ctx)
 			}
 		case ctx.Err() != nil:

@@ -4,150 +4,39 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/agent/fence"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
 )
 
 // recorded reads the group member record an agent left in dir.
-func recorded(t *testing.T, dir string) []groupMember {
+func recorded(t *testing.T, dir string) []fence.Member {
 	t.Helper()
-	r := newMemberRecord(dir)
-	if err := r.load(); err != nil {
+	r := fence.NewRecord(dir)
+	if err := r.Load(); err != nil {
 		t.Fatalf("load the record: %v", err)
 	}
-	return r.list()
+	return r.List()
 }
 
 // recordedUIDs is recorded without the error: for polling while an agent
 // writes (each write replaces the whole file, so a read is never partial).
 func recordedUIDs(dir string) []string {
-	r := newMemberRecord(dir)
-	if r.load() != nil {
+	r := fence.NewRecord(dir)
+	if r.Load() != nil {
 		return nil
 	}
 	var uids []string
-	for _, m := range r.list() {
+	for _, m := range r.List() {
 		uids = append(uids, m.UID)
 	}
 	return uids
-}
-
-func TestMemberRecordSurvivesANewAgent(t *testing.T) {
-	dir := t.TempDir()
-	cfg := Config{DataDir: dir, Drivers: driver.NewRegistry()}
-	a1, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	web := groupMember{UID: "uid-web", Driver: "container", Instance: "demo/web-1"}
-	db := groupMember{UID: "uid-db", Driver: "vm", Instance: "demo/db-1"}
-	gone := groupMember{UID: "uid-gone", Driver: "vm", Instance: "demo/db-0"}
-	for _, m := range []groupMember{web, db, gone, web} {
-		if err := a1.members.add(m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	web.Driver = "vm" // the member was recreated by another driver
-	if err := a1.members.add(web); err != nil {
-		t.Fatal(err)
-	}
-	if err := a1.members.remove("uid-gone"); err != nil {
-		t.Fatal(err)
-	}
-	if err := a1.members.remove("uid-never"); err != nil {
-		t.Fatal(err)
-	}
-	want := []groupMember{db, web} // sorted by uid
-
-	a2, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := a2.members.list(); len(got) != 0 {
-		t.Fatalf("a new agent knows %v before loading", got)
-	}
-	if err := a2.members.load(); err != nil {
-		t.Fatal(err)
-	}
-	if got := a2.members.list(); !slices.Equal(got, want) {
-		t.Errorf("after a new agent loaded the record: %v, want %v", got, want)
-	}
-
-	dropped, err := a2.members.retain(func(m groupMember) bool { return m.Driver == "vm" && m.UID == "uid-db" })
-	if err != nil || !slices.Equal(dropped, []groupMember{web}) {
-		t.Errorf("retain dropped %v, %v; want web", dropped, err)
-	}
-	if got := recorded(t, dir); !slices.Equal(got, []groupMember{db}) {
-		t.Errorf("on disk after retain: %v, want only db", got)
-	}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ents) != 1 || ents[0].Name() != MembersFile {
-		t.Errorf("data dir holds %v, want only %s", ents, MembersFile)
-	}
-}
-
-func TestMemberRecordLoad(t *testing.T) {
-	web := groupMember{UID: "uid-web", Driver: "container", Instance: "demo/web-1"}
-	tests := []struct {
-		name    string
-		content string // "" leaves the file missing
-		dir     bool   // a directory where the file should be
-		want    []groupMember
-		wantErr string
-	}{
-		{name: "missing"},
-		{name: "empty set", content: `{"members":[]}`},
-		{name: "one", content: `{"members":[{"uid":"uid-web","driver":"container","instance":"demo/web-1"}]}`, want: []groupMember{web}},
-		{name: "corrupt", content: `{"members":[{"uid":"uid-w`, wantErr: "corrupt"},
-		{name: "unreadable", dir: true, wantErr: "read group member record"},
-		{name: "entry without driver", content: `{"members":[{"uid":"uid-x"},{"uid":"uid-web","driver":"container","instance":"demo/web-1"}]}`,
-			want: []groupMember{web}, wantErr: "without uid or driver"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, MembersFile)
-			r := newMemberRecord(dir)
-			// What is in memory before load must not survive it.
-			if err := r.add(groupMember{UID: "uid-stale", Driver: "vm"}); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Remove(path); err != nil {
-				t.Fatal(err)
-			}
-			switch {
-			case tt.dir:
-				if err := os.Mkdir(path, 0o700); err != nil {
-					t.Fatal(err)
-				}
-			case tt.content != "":
-				if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			err := r.load()
-			if tt.wantErr == "" && err != nil {
-				t.Errorf("load: %v", err)
-			}
-			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Errorf("load error %v, want one saying %q", err, tt.wantErr)
-			}
-			if got := r.list(); !slices.Equal(got, tt.want) {
-				t.Errorf("after load: %v, want %v", got, tt.want)
-			}
-		})
-	}
 }
 
 // runGroupMember runs, with a first agent, a group member (uid-member)
@@ -164,7 +53,7 @@ func runGroupMember(t *testing.T, h *harness) string {
 	h.waitInstance(t, mkey, "Running", phaseIs(api.PhaseRunning))
 	h.waitInstance(t, skey, "Running", phaseIs(api.PhaseRunning))
 	stop()
-	want := []groupMember{{UID: "uid-member", Driver: "fake", Instance: mkey}}
+	want := []fence.Member{{UID: "uid-member", Driver: "fake", Instance: mkey}}
 	if got := recorded(t, h.dir); !slices.Equal(got, want) {
 		t.Fatalf("record after the first agent: %v, want %v", got, want)
 	}
@@ -247,7 +136,7 @@ func TestFencingWithoutAPIAtStart(t *testing.T) {
 			cfg := h.config()
 			cfg.Server = tt.server(t) // overrides the URL kept with the credentials
 			cfg.LeaseTTL = 400 * time.Millisecond
-			deadline := (&Agent{cfg: cfg}).fenceDeadline()
+			deadline := fence.New(fence.Config{LeaseTTL: cfg.LeaseTTL}).Deadline()
 			started := time.Now()
 			h.start(t, cfg)
 			waitFor(t, "group member fenced", func() bool { return h.drv.state("uid-member") == driver.StateStopped })

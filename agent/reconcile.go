@@ -54,7 +54,7 @@ func (a *Agent) reconcile(ctx context.Context, key string) error {
 		}
 		a.cache.forget(g.Metadata.UID)
 		a.forgetMember(g.Metadata.UID)
-		a.fence.forget(g.Metadata.UID)
+		a.fence.Forget(g.Metadata.UID)
 		a.fetches.forget(g.Metadata.UID)
 		a.log.Info("removed instance no longer assigned to this host", "instance", key, "uid", g.Metadata.UID)
 	}
@@ -99,10 +99,10 @@ func (r *instanceRun) converge(ctx context.Context) error {
 	uid := inst.Metadata.UID
 	st, err := d.Inspect(ctx, uid)
 	if r.a.needsNetwork(inst) && (errors.Is(err, driver.ErrNotFound) || (err == nil && st.State != driver.StateRunning)) {
-		if _, ready := r.a.networkFor(inst); !ready {
+		if _, ready := r.a.ports.Ready(inst); !ready {
 			// Its network namespace does not exist yet: the network loop
 			// queues the instance again once its ports are applied.
-			return nil
+			return r.waitNetwork(ctx)
 		}
 	}
 	if errors.Is(err, driver.ErrNotFound) {
@@ -158,7 +158,7 @@ func (r *instanceRun) converge(ctx context.Context) error {
 // it), rather than because it exited.
 func (r *instanceRun) stoppedByUs() bool {
 	s := r.inst.Status
-	if r.a.fence.wasFenced(r.inst.Metadata.UID) {
+	if r.a.fence.WasFenced(r.inst.Metadata.UID) {
 		return true
 	}
 	switch s.Phase {
@@ -213,7 +213,7 @@ func (r *instanceRun) fetchImage(ctx context.Context) (*api.Image, error) {
 		project, name = r.inst.Metadata.Project, r.inst.Spec.Image
 	}
 	var img api.Image
-	if err := r.a.client().Get(ctx, api.ImageKind, project, name, &img); err != nil {
+	if err := r.a.sess.Client().Get(ctx, api.ImageKind, project, name, &img); err != nil {
 		return nil, fmt.Errorf("fetch image %q: %w", r.inst.Spec.Image, err)
 	}
 	r.image = &img
@@ -241,15 +241,15 @@ func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
 		Env:       inst.Spec.Env,
 		Resources: inst.Spec.Resources,
 	}
-	if p, ok := r.a.networkFor(inst); ok && r.a.needsNetwork(inst) {
-		spec.NetNS, spec.Nameservers = p.netns, p.nameservers
-		spec.Interfaces = orderNICs(p.nics, inst.Status.Interfaces)
+	if p, ok := r.a.ports.Ready(inst); ok && r.a.needsNetwork(inst) {
+		spec.NetNS, spec.Nameservers = p.NetNS, p.Nameservers
+		spec.Interfaces = orderNICs(p.NICs, inst.Status.Interfaces)
 	}
 	spec.PublicKeys, spec.UserData, spec.Zone = inst.Spec.PublicKeys, inst.Spec.UserData, r.a.zone()
 	// A group member is recorded before it exists, so that fencing finds
 	// it even if the agent dies right after Create and starts again
-	// without the API (members.go). Without the record, no member.
-	if err := r.a.recordMember(inst, d.Name()); err != nil {
+	// without the API (fence.Record). Without the record, no member.
+	if err := r.a.members.AddInstance(inst, d.Name()); err != nil {
 		return fmt.Errorf("provision %s: %w", instanceKey(inst), err)
 	}
 	if err := d.Create(ctx, spec); err != nil {
@@ -261,6 +261,12 @@ func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
 	}
 	r.a.fetches.forget(inst.Metadata.UID)
 	return nil
+}
+
+// needsNetwork reports whether an instance waits for its network ports
+// before the driver may run it.
+func (a *Agent) needsNetwork(inst *api.Instance) bool {
+	return a.cfg.Network != nil && len(inst.Status.Interfaces) > 0
 }
 
 // orderNICs returns the ports in the order of the instance's interfaces
@@ -316,17 +322,17 @@ func (r *instanceRun) start(ctx context.Context, d driver.Driver, reboot bool) e
 	if err := d.Start(ctx, uid); err != nil {
 		return r.fail(ctx, api.ReasonDriverError, fmt.Errorf("start: %w", err))
 	}
-	r.a.fence.forget(uid)
+	r.a.fence.Forget(uid)
 	return r.started(ctx, d, reboot)
 }
 
 // mayStart is checked before every start: fencing may hold group members
-// back, and a member is recorded (members.go) before it runs.
+// back, and a member is recorded (fence.Record) before it runs.
 func (r *instanceRun) mayStart(d driver.Driver) error {
-	if err := r.a.fence.allowStart(r.inst); err != nil {
+	if err := r.a.fence.AllowStart(r.inst); err != nil {
 		return err
 	}
-	if err := r.a.recordMember(r.inst, d.Name()); err != nil {
+	if err := r.a.members.AddInstance(r.inst, d.Name()); err != nil {
 		return fmt.Errorf("start %s: %w", instanceKey(r.inst), err)
 	}
 	return nil

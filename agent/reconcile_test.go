@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -290,4 +291,20 @@ func TestInstanceMovedAwayIsRemoved(t *testing.T) {
 	h.api.removeLocked(key)
 	h.api.mu.Unlock()
 	waitFor(t, "driver instance removed", func() bool { return !h.drv.has("uid-web") })
+}
+
+func TestOrderNICs(t *testing.T) {
+	a := driver.NIC{MAC: "0a:58:0a:00:00:01", Tap: "ourpa"}
+	b := driver.NIC{MAC: "0a:58:0a:00:00:02", Tap: "ourpb"}
+	c := driver.NIC{MAC: "0a:58:0a:00:00:03", Tap: "ourpc"}
+	// The host network lists networks by name; the instance's first
+	// attachment is its primary interface.
+	ifcs := []api.Interface{{Network: "zeta", MAC: "0A:58:0A:00:00:02"}, {Network: "alpha", MAC: "0a:58:0a:00:00:01"}}
+	got := orderNICs([]driver.NIC{a, c, b}, ifcs)
+	if want := []driver.NIC{b, a, c}; !reflect.DeepEqual(got, want) {
+		t.Errorf("orderNICs = %v, want %v", got, want)
+	}
+	if got := orderNICs(nil, ifcs); len(got) != 0 {
+		t.Errorf("no ports: %v", got)
+	}
 }

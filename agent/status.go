@@ -44,7 +44,7 @@ func (r *instanceRun) update(ctx context.Context, mutate func(s *api.InstanceSta
 		if same {
 			return false, nil
 		}
-		cl := r.a.client()
+		cl := r.a.sess.Client()
 		err = cl.UpdateStatus(ctx, next)
 		if err == nil {
 			r.inst = next
@@ -96,7 +96,7 @@ func setPhase(phase api.InstancePhase, reason, message string) func(s *api.Insta
 // conditions sets the Ready and Healthy conditions of next, the status
 // about to be written for inst: Ready is true only when Running, else it
 // carries the reason (or the phase) and message; Healthy is the health
-// check's verdict (see healthCondition).
+// check's verdict (see health.Checker.Condition).
 func (a *Agent) conditions(inst *api.Instance, next *api.InstanceStatus) {
 	now := time.Now().UTC()
 	ready := api.Condition{Type: api.ConditionReady, Status: next.Phase == api.PhaseRunning}
@@ -108,7 +108,7 @@ func (a *Agent) conditions(inst *api.Instance, next *api.InstanceStatus) {
 		ready.Message = next.Message
 	}
 	next.Conditions = api.SetCondition(next.Conditions, ready, now)
-	next.Conditions = api.SetCondition(next.Conditions, a.healthCondition(inst, next, ready), now)
+	next.Conditions = api.SetCondition(next.Conditions, a.health.Condition(inst, next, ready), now)
 }
 
 // setTime sets *dst to t (in UTC) unless it already holds that instant.
@@ -141,7 +141,7 @@ func (a *Agent) event(ctx context.Context, inst *api.Instance, typ, reason, mess
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := a.client().Create(ctx, ev, client.CreateOptions{}); err != nil {
+	if _, err := a.sess.Client().Create(ctx, ev, client.CreateOptions{}); err != nil {
 		a.log.Warn("post event", "instance", instanceKey(inst), "reason", reason, "err", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/agent/fence"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/driver"
@@ -14,7 +15,7 @@ import (
 // list reads every instance assigned to the host, replaces the local map
 // with them and queues them all. It returns the list's resourceVersion.
 func (a *Agent) list(ctx context.Context) (string, error) {
-	items, meta, err := client.ListAll[api.Instance](ctx, a.client(), api.InstanceKind, "", client.ListOptions{Host: a.name()})
+	items, meta, err := client.ListAll[api.Instance](ctx, a.sess.Client(), api.InstanceKind, "", client.ListOptions{Host: a.name()})
 	if err != nil {
 		return "", err
 	}
@@ -37,7 +38,7 @@ func (a *Agent) initialSync(ctx context.Context) (string, bool) {
 		if err == nil {
 			a.collectOrphans(ctx)
 			a.synced.Store(true)
-			if !a.fence.isActive() {
+			if !a.fence.Active() {
 				// Heartbeats came back before this list: restart what
 				// fencing stopped and the list still assigns here.
 				a.restartFenced(ctx)
@@ -83,11 +84,11 @@ func (a *Agent) collectOrphans(ctx context.Context) {
 			a.log.Info("deleted orphaned instance: no instance on this host has its uid", "driver", name, "uid", id)
 		}
 	}
-	dropped, err := a.members.retain(func(m groupMember) bool {
+	dropped, err := a.members.Retain(func(m fence.Member) bool {
 		return a.cache.assigned(m.UID) || unlisted[m.Driver] || left[m.Driver][m.UID]
 	})
 	for _, m := range dropped {
-		a.fence.forget(m.UID)
+		a.fence.Forget(m.UID)
 		a.log.Info("group member no longer on this host", "instance", m.Instance, "uid", m.UID, "driver", m.Driver)
 	}
 	if err != nil {
@@ -119,7 +120,7 @@ func (a *Agent) watchLoop(ctx context.Context, rv string) {
 			a.collectOrphans(ctx)
 		}
 		received := false
-		err := client.Watch(ctx, a.client(), api.InstanceKind, "", client.WatchOptions{
+		err := client.Watch(ctx, a.sess.Client(), api.InstanceKind, "", client.WatchOptions{
 			ListOptions:     client.ListOptions{Host: a.name()},
 			ResourceVersion: rv,
 		}, func(ev api.WatchEvent[api.Instance]) error {
@@ -175,7 +176,7 @@ func (a *Agent) exitLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, inst := range a.cache.all() {
+		for _, inst := range a.cache.All() {
 			if inst.Status.Phase != api.PhaseRunning || inst.Metadata.DeletionTimestamp != nil {
 				continue
 			}

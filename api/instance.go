@@ -32,6 +32,10 @@ const (
 	ReasonHostLost             = "HostLost"
 	ReasonExited               = "Exited"
 	ReasonDriverError          = "DriverError"
+	// ReasonNetworkUnavailable: a network of the instance could not be
+	// set up on its host; the instance waits for it (the message says
+	// which network and why).
+	ReasonNetworkUnavailable = "NetworkUnavailable"
 )
 
 // Condition types of an instance.

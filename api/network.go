@@ -29,7 +29,18 @@ type NetworkStatus struct {
 	// VNI is the VXLAN network identifier, unique in the cluster.
 	VNI   int    `json:"vni,omitempty"`
 	Phase string `json:"phase,omitempty"`
+	// Conditions has ConditionNetworkApplied once a host failed to set
+	// the network up.
+	Conditions []Condition `json:"conditions,omitempty"`
 }
+
+// ConditionNetworkApplied is false (reason ReasonNetworkSetupFailed) while
+// some host reports that it cannot set the network up, naming the hosts
+// and causes; it turns true when none does.
+const ConditionNetworkApplied = "Applied"
+
+// ReasonNetworkSetupFailed: a host could not set up a network.
+const ReasonNetworkSetupFailed = "SetupFailed"
 
 // NATEnabled reports whether egress NAT is on (the default).
 func (n *Network) NATEnabled() bool { return n.Spec.NAT == nil || *n.Spec.NAT }
@@ -227,9 +238,21 @@ type FirewallRule struct {
 
 // HostNetworkStatus is what the agent reports after applying.
 type HostNetworkStatus struct {
-	ObservedGeneration int64  `json:"observedGeneration,omitempty"`
-	Applied            bool   `json:"applied,omitempty"`
-	Message            string `json:"message,omitempty"`
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Applied is true when every network was applied.
+	Applied bool   `json:"applied,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Failed lists the networks that could not be applied on the host;
+	// the others were, and their instances run.
+	Failed []NetworkFailure `json:"failed,omitempty"`
+}
+
+// NetworkFailure is a network a host could not set up, and why.
+type NetworkFailure struct {
+	// UID and Name are the network's.
+	UID     string `json:"uid"`
+	Name    string `json:"name"`
+	Message string `json:"message"`
 }
 
 // Meta returns the host network's metadata.

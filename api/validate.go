@@ -92,6 +92,7 @@ func ParseSelector(s string) (Selector, error) {
 		}
 		if err := ValidateLabels("labelSelector", map[string]string{r.Key: r.Value}); err != nil {
 			err.Message = fmt.Sprintf("term %q: %s", truncate(term, 80), err.Message)
+			err.Field = "labelSelector"
 			return nil, err
 		}
 		sel = append(sel, r)

@@ -1,17 +1,12 @@
 package apiserver
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strconv"
-	"time"
 
+	"github.com/ouroboros-cloud/ouro/agentproxy"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
 )
@@ -20,60 +15,54 @@ import (
 const (
 	defaultExecTimeout = 60
 	maxExecTimeout     = 3600
-	// maxExecResponse bounds the agent's answer: 4 MiB per stream, base64.
-	maxExecResponse = 12 << 20
 )
 
-// newAgentClient returns the client servers call agents with: it trusts
-// only the cluster CA and presents the server's certificate.
-func (s *Server) newAgentClient() *http.Client {
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if s.cfg.CA != nil {
-		tlsConf.RootCAs = s.cfg.CA.Pool()
-	}
-	if s.cfg.ClientCert != nil {
-		tlsConf.Certificates = []tls.Certificate{*s.cfg.ClientCert}
-	}
-	return &http.Client{Transport: &http.Transport{
-		TLSClientConfig:       tlsConf,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: 0,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConnsPerHost:   4,
-	}}
+// agentHandlers serve an instance's logs, exec and console by calling the
+// agent that runs it.
+type agentHandlers struct {
+	agents *agentproxy.Client
+	// getObject reads an object (Server.getObject).
+	getObject func(r *http.Request, k *api.Kind, project, name string) (api.Object, error)
+	// streamContext ends a stream with the client or the server
+	// (Server.streamContext).
+	streamContext func(r *http.Request) (context.Context, context.CancelFunc)
 }
 
 // placedInstance returns an instance the caller may act on with verb and
-// the endpoint of the agent running it.
-func (s *Server) placedInstance(r *http.Request, id *auth.Identity, verb auth.Verb) (*api.Instance, string, error) {
+// where the agent running it answers for it. It is where the logs, exec
+// and console handlers authorize the caller.
+func (h *agentHandlers) placedInstance(r *http.Request, id *auth.Identity, verb auth.Verb) (*api.Instance, agentproxy.Target, error) {
+	var none agentproxy.Target
 	project, name, err := pathNames(api.InstanceKind, r)
 	if err != nil {
-		return nil, "", err
+		return nil, none, err
 	}
-	obj, err := s.getObject(r, api.InstanceKind, project, name)
+	obj, err := h.getObject(r, api.InstanceKind, project, name)
 	if err != nil {
-		return nil, "", err
+		return nil, none, err
 	}
 	if err := authorize(id, objectAttrs(verb, obj), "Instance", name); err != nil {
-		return nil, "", err
+		return nil, none, err
 	}
 	in := obj.(*api.Instance)
 	if in.Status.Host == "" {
-		return nil, "", &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
+		return nil, none, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
 			Message: fmt.Sprintf("instance %q is not placed on a host yet", name), Hint: "wait until it is scheduled"}
 	}
-	hobj, err := s.getObject(r, api.HostKind, "", in.Status.Host)
+	hobj, err := h.getObject(r, api.HostKind, "", in.Status.Host)
 	if err != nil {
-		return nil, "", unavailable(fmt.Errorf("host %s of instance %s: %w", in.Status.Host, name, err))
+		return nil, none, unavailable(fmt.Errorf("host %s of instance %s: %w", in.Status.Host, name, err))
 	}
 	ep := hobj.(*api.Host).Status.AgentEndpoint
 	if ep == "" {
-		return nil, "", unavailable(fmt.Errorf("host %s has no agent endpoint", in.Status.Host))
+		return nil, none, unavailable(fmt.Errorf("host %s has no agent endpoint", in.Status.Host))
 	}
-	return in, ep, nil
+	return in, agentproxy.Target{Endpoint: ep, Host: in.Status.Host, UID: in.Metadata.UID}, nil
 }
 
-func (s *Server) instanceLogs(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+// logs streams an instance's log from its agent: the last tail lines,
+// then, with follow=true, what comes until either side leaves.
+func (h *agentHandlers) logs(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
 	q := r.URL.Query()
 	follow := q.Get("follow")
 	if follow != "" && follow != "true" && follow != "false" {
@@ -85,36 +74,24 @@ func (s *Server) instanceLogs(w http.ResponseWriter, r *http.Request, id *auth.I
 			return api.Invalid("tail", "use a whole number of lines", "tail %q is not valid", tail)
 		}
 	}
-	in, ep, err := s.placedInstance(r, id, auth.VerbLogs)
+	_, target, err := h.placedInstance(r, id, auth.VerbLogs)
 	if err != nil {
 		return err
 	}
-	u, err := url.JoinPath(ep, "v1", "instances", in.Metadata.UID, "logs")
-	if err != nil {
-		return unavailable(fmt.Errorf("agent endpoint %q: %w", ep, err))
-	}
-	u += "?" + url.Values{"follow": {follow}, "tail": {tail}}.Encode()
-	ctx, cancel := s.streamContext(r)
+	ctx, cancel := h.streamContext(r)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	logs, err := h.agents.Logs(ctx, target, follow, tail)
 	if err != nil {
-		return fmt.Errorf("logs request: %w", err)
+		return err
 	}
-	resp, err := s.agents.Do(req)
-	if err != nil {
-		return unavailable(fmt.Errorf("agent of host %s: %w", in.Status.Host, err))
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return agentError(in.Status.Host, resp)
-	}
+	defer logs.Close()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
 	for {
-		n, rerr := resp.Body.Read(buf)
+		n, rerr := logs.Read(buf)
 		if n > 0 {
 			if _, err := w.Write(buf[:n]); err != nil {
 				return nil // the client left
@@ -127,7 +104,9 @@ func (s *Server) instanceLogs(w http.ResponseWriter, r *http.Request, id *auth.I
 	}
 }
 
-func (s *Server) instanceExec(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+// exec runs a command in a running instance through its agent and
+// answers what it returned.
+func (h *agentHandlers) exec(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
 	var req api.ExecRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
@@ -144,7 +123,7 @@ func (s *Server) instanceExec(w http.ResponseWriter, r *http.Request, id *auth.I
 	if req.TimeoutSeconds == 0 {
 		req.TimeoutSeconds = defaultExecTimeout
 	}
-	in, ep, err := s.placedInstance(r, id, auth.VerbExec)
+	in, target, err := h.placedInstance(r, id, auth.VerbExec)
 	if err != nil {
 		return err
 	}
@@ -152,43 +131,10 @@ func (s *Server) instanceExec(w http.ResponseWriter, r *http.Request, id *auth.I
 		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
 			Message: fmt.Sprintf("instance %q is %s, not Running", in.Metadata.Name, in.Status.Phase), Hint: "start it first"}
 	}
-	u, err := url.JoinPath(ep, "v1", "instances", in.Metadata.UID, "exec")
+	out, err := h.agents.Exec(r.Context(), target, req)
 	if err != nil {
-		return unavailable(fmt.Errorf("agent endpoint %q: %w", ep, err))
-	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return fmt.Errorf("encode exec request: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(req.TimeoutSeconds)*time.Second+30*time.Second)
-	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("exec request: %w", err)
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	resp, err := s.agents.Do(hreq)
-	if err != nil {
-		return unavailable(fmt.Errorf("agent of host %s: %w", in.Status.Host, err))
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return agentError(in.Status.Host, resp)
-	}
-	var out api.ExecResponse
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxExecResponse)).Decode(&out); err != nil {
-		return unavailable(fmt.Errorf("agent of host %s answered exec badly: %w", in.Status.Host, err))
+		return err
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
-}
-
-// agentError passes on an agent's API error, or reports it unavailable.
-func agentError(host string, resp *http.Response) error {
-	var body api.ErrorBody
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err == nil && body.Error != nil && resp.StatusCode < 500 {
-		body.Error.Status = resp.StatusCode
-		return body.Error
-	}
-	return unavailable(fmt.Errorf("agent of host %s answered %s", host, resp.Status))
 }

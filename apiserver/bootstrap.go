@@ -59,7 +59,7 @@ func (s *Server) Bootstrap(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("bootstrap: list projects: %w", err)
 	}
 	for _, p := range projects {
-		if err := s.ensureProjectNetworking(ctx, p.Meta().Name); err != nil {
+		if err := s.adm.EnsureProjectNetworking(ctx, s.store, p.Meta().Name); err != nil {
 			return "", fmt.Errorf("bootstrap: %w", err)
 		}
 	}
@@ -152,4 +152,14 @@ func writeFileSync(path string, data []byte) error {
 		return err
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// syncDir flushes a directory's entries (a create or a rename) to disk.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

@@ -2,28 +2,26 @@ package apiserver
 
 import (
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
 	"github.com/ouroboros-cloud/ouro/internal/upgrade"
 )
 
-// instanceConsole proxies an instance's interactive console: the caller's
+// console proxies an instance's interactive console: the caller's
 // request asks to upgrade to api.ConsoleProtocol, the server asks the
 // instance's agent the same, and once the agent has switched, the server
 // answers 101 and copies bytes both ways until either side closes. The
 // console needs the rights of exec. Errors of the agent (an instance
 // whose driver has no console, one that is not running) are passed on
 // before anything is switched.
-func (s *Server) instanceConsole(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+func (h *agentHandlers) console(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
 	if !upgrade.Requested(r, api.ConsoleProtocol) {
 		return api.Invalid("", "use `ouro instance console NAME`, or send Connection: Upgrade and Upgrade: "+api.ConsoleProtocol+" over HTTP/1.1",
 			"the console is a stream: the request must ask to upgrade")
 	}
-	in, ep, err := s.placedInstance(r, id, auth.VerbExec)
+	in, target, err := h.placedInstance(r, id, auth.VerbExec)
 	if err != nil {
 		return err
 	}
@@ -31,29 +29,11 @@ func (s *Server) instanceConsole(w http.ResponseWriter, r *http.Request, id *aut
 		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
 			Message: fmt.Sprintf("instance %q is %s, not Running", in.Metadata.Name, in.Status.Phase), Hint: "start it first"}
 	}
-	u, err := url.JoinPath(ep, "v1", "instances", in.Metadata.UID, "console")
-	if err != nil {
-		return unavailable(fmt.Errorf("agent endpoint %q: %w", ep, err))
-	}
-	ctx, cancel := s.streamContext(r)
+	ctx, cancel := h.streamContext(r)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	agent, err := h.agents.Console(ctx, target)
 	if err != nil {
-		return fmt.Errorf("console request: %w", err)
-	}
-	upgrade.SetHeaders(req, api.ConsoleProtocol)
-	resp, err := s.agents.Do(req)
-	if err != nil {
-		return unavailable(fmt.Errorf("agent of host %s: %w", in.Status.Host, err))
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		defer resp.Body.Close()
-		return agentError(in.Status.Host, resp)
-	}
-	agent, ok := resp.Body.(io.ReadWriteCloser)
-	if !ok {
-		resp.Body.Close()
-		return unavailable(fmt.Errorf("agent of host %s switched protocols without a stream", in.Status.Host))
+		return err
 	}
 	caller, err := upgrade.Accept(w, api.ConsoleProtocol)
 	if err != nil {

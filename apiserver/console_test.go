@@ -142,6 +142,6 @@ func TestConsoleProxy(t *testing.T) {
 	// The request is counted with its real status once it ends.
 	want := `code="101",method="POST",route="POST /v1/projects/{project}/instances/{name}/console"`
 	eventually(t, "the console request in the metrics", func() bool {
-		return strings.Contains(string(e.must(http.StatusOK, "GET", "/metrics", "", nil).body), want)
+		return strings.Contains(string(e.must(http.StatusOK, "GET", "/metrics", e.admin, nil).body), want)
 	})
 }

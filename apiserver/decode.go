@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/strictjson"
 )
 
 // MaxBodyBytes bounds JSON request bodies.
@@ -25,19 +27,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if r.ContentLength > MaxBodyBytes {
 		return tooLarge(MaxBodyBytes)
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
 		return decodeError(err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return tooLarge(MaxBodyBytes)
-		}
-		return api.Invalid("", "send exactly one JSON object", "unexpected data after the JSON object")
-	}
-	return nil
+	return decodeError(strictjson.Decode(body, v))
 }
 
 func requireJSON(r *http.Request) error {
@@ -55,14 +49,29 @@ func tooLarge(limit int64) *api.Error {
 		Message: fmt.Sprintf("the request body is larger than %d bytes", limit), Hint: "send a smaller body"}
 }
 
-// decodeError turns an encoding/json error into a 400 naming the field.
+// decodeError turns a decoding error into a 400 naming the field; nil
+// stays nil.
 func decodeError(err error) error {
 	var (
 		mbe *http.MaxBytesError
 		se  *json.SyntaxError
 		te  *json.UnmarshalTypeError
+		de  *strictjson.DuplicateKeyError
+		fe  *strictjson.FieldError
 	)
 	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &de):
+		return api.Invalid(de.Path, "send each field once", "the field %s is given more than once", de.Path)
+	case errors.Is(err, strictjson.ErrTrailingData):
+		return api.Invalid("", "send exactly one JSON object", "unexpected data after the JSON object")
+	case errors.As(err, &fe):
+		var ce base64.CorruptInputError
+		if errors.As(fe.Err, &ce) {
+			return api.Invalid(fe.Path, "send bytes as standard base64", "%s is not valid base64 (at byte %d)", fe.Path, int64(ce))
+		}
+		return api.Invalid(fe.Path, "send well-formed JSON", "%s: %v", fe.Path, fe.Err)
 	case errors.As(err, &mbe):
 		return tooLarge(mbe.Limit)
 	case errors.Is(err, io.EOF):

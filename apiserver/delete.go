@@ -1,14 +1,20 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/store"
 )
+
+// The beforeDelete hooks (hooks.go) refuse deleting objects others depend
+// on, and remove what depends on the object alone (tokens of users and
+// hosts). Every step can be repeated after a crash.
 
 // inUse answers 409 naming (some of) the objects that hold on to one.
 func inUse(what string, users []api.Object) error {
@@ -30,134 +36,207 @@ func inUse(what string, users []api.Object) error {
 		Hint:    "delete those first"}
 }
 
-// beforeDelete refuses deleting objects others depend on and removes what
-// depends on the object alone (tokens of users and hosts). Every step can
-// be repeated after a crash.
-func (s *Server) beforeDelete(r *http.Request, obj api.Object) error {
-	ctx := r.Context()
-	m := obj.Meta()
-	list := func(k *api.Kind, project string, limit int, f func(api.Object) bool) ([]api.Object, error) {
-		objs, _, err := s.store.List(ctx, k, project, store.ListOptions{Filter: f, Limit: limit})
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", k.Plural, err)
-		}
-		return objs, nil
+// refuseUsed answers inUse for what when users found any.
+func refuseUsed(what string, users []api.Object, err error) error {
+	if err != nil {
+		return err
 	}
-	switch obj.(type) {
-	case *api.Image:
-		ref := m.Project + "/" + m.Name
-		users, err := list(api.InstanceKind, "", 0, func(o api.Object) bool { return o.(*api.Instance).Spec.Image == ref })
-		if err != nil {
-			return err
-		}
-		groups, err := list(api.InstanceGroupKind, "", 0, func(o api.Object) bool { return o.(*api.InstanceGroup).Spec.Template.Image == ref })
-		if err != nil {
-			return err
-		}
-		users = append(users, groups...)
-		if len(users) > 0 {
-			return inUse("image "+ref, users)
-		}
-	case *api.Flavor:
-		users, err := list(api.InstanceKind, "", 0, func(o api.Object) bool { return o.(*api.Instance).Spec.Flavor == m.Name })
-		if err != nil {
-			return err
-		}
-		groups, err := list(api.InstanceGroupKind, "", 0, func(o api.Object) bool { return o.(*api.InstanceGroup).Spec.Template.Flavor == m.Name })
-		if err != nil {
-			return err
-		}
-		users = append(users, groups...)
-		if len(users) > 0 {
-			return inUse("flavor "+m.Name, users)
-		}
-	case *api.Project:
-		for _, k := range []*api.Kind{api.InstanceKind, api.InstanceGroupKind, api.ImageKind, api.FloatingIPKind} {
-			objs, err := list(k, m.Name, 10, nil)
-			if err != nil {
-				return err
-			}
-			if len(objs) > 0 {
-				return inUse("project "+m.Name, objs)
-			}
-		}
-		// Key pairs, networks and groups hold nothing once the instances
-		// are gone: they go with the project (groups before networks, as
-		// they name each other only within the project).
-		for _, k := range []*api.Kind{api.KeyPairKind, api.SecurityGroupKind, api.NetworkKind} {
-			objs, err := list(k, m.Name, 0, nil)
-			if err != nil {
-				return err
-			}
-			for _, o := range objs {
-				if err := s.store.Delete(ctx, k, m.Name, o.Meta().Name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
-					return fmt.Errorf("delete %s %s/%s: %w", k, m.Name, o.Meta().Name, err)
-				}
-			}
-		}
-	case *api.Network:
-		users, err := s.networkUsers(ctx, obj.(*api.Network))
-		if err != nil {
-			return err
-		}
-		if len(users) > 0 {
-			return inUse("network "+m.Name, users)
-		}
-	case *api.SecurityGroup:
-		users, err := s.groupUsers(ctx, obj.(*api.SecurityGroup))
-		if err != nil {
-			return err
-		}
-		if len(users) > 0 {
-			return inUse("security group "+m.Name, users)
-		}
-	case *api.KeyPair:
-		// Instances hold a copy of the public key; a group's template
-		// names the key pair for the members it has yet to make.
-		users, err := s.templateUsers(ctx, m.Project, func(t *api.InstanceTemplate) bool { return t.KeyName == m.Name })
-		if err != nil {
-			return err
-		}
-		if len(users) > 0 {
-			return inUse("key pair "+m.Name, users)
-		}
-	case *api.FloatingIPPool:
-		users, err := s.poolUsers(ctx, m.Name)
-		if err != nil {
-			return err
-		}
-		if len(users) > 0 {
-			return inUse("pool "+m.Name, users)
-		}
-	case *api.Host:
-		users, err := list(api.InstanceKind, "", 0, func(o api.Object) bool { return o.(*api.Instance).Status.Host == m.Name })
-		if err != nil {
-			return err
-		}
-		if len(users) > 0 {
-			return inUse("host "+m.Name, users)
-		}
-		if err := s.deleteTokens(r, func(t *api.Token) bool { return t.Spec.Host == m.Name }); err != nil {
-			return err
-		}
-		if err := s.store.Presence().Remove(ctx, m.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("remove presence of %s: %w", m.Name, err)
-		}
-	case *api.User:
-		return s.deleteTokens(r, func(t *api.Token) bool { return t.Spec.User == m.Name })
+	if len(users) > 0 {
+		return inUse(what, users)
 	}
 	return nil
 }
 
+// list lists the objects of kind k in project that f keeps, at most limit
+// (0: all).
+func list(ctx context.Context, st store.Interface, k *api.Kind, project string, limit int, f func(api.Object) bool) ([]api.Object, error) {
+	objs, _, err := st.List(ctx, k, project, store.ListOptions{Filter: f, Limit: limit})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", k.Plural, err)
+	}
+	return objs, nil
+}
+
+// specUsers lists the instances and the instance groups (in every
+// project) whose spec or template uses something.
+func specUsers(ctx context.Context, st store.Interface, uses func(*api.InstanceSpec) bool, usesTemplate func(*api.InstanceTemplate) bool) ([]api.Object, error) {
+	users, err := list(ctx, st, api.InstanceKind, "", 0, func(o api.Object) bool { return uses(&o.(*api.Instance).Spec) })
+	if err != nil {
+		return nil, err
+	}
+	groups, err := list(ctx, st, api.InstanceGroupKind, "", 0, func(o api.Object) bool { return usesTemplate(&o.(*api.InstanceGroup).Spec.Template) })
+	if err != nil {
+		return nil, err
+	}
+	return append(users, groups...), nil
+}
+
+func beforeDeleteImage(s *Server, ctx context.Context, obj api.Object) error {
+	m := obj.Meta()
+	ref := m.Project + "/" + m.Name
+	users, err := specUsers(ctx, s.store, func(sp *api.InstanceSpec) bool { return sp.Image == ref },
+		func(t *api.InstanceTemplate) bool { return t.Image == ref })
+	return refuseUsed("image "+ref, users, err)
+}
+
+func beforeDeleteFlavor(s *Server, ctx context.Context, obj api.Object) error {
+	name := obj.Meta().Name
+	users, err := specUsers(ctx, s.store, func(sp *api.InstanceSpec) bool { return sp.Flavor == name },
+		func(t *api.InstanceTemplate) bool { return t.Flavor == name })
+	return refuseUsed("flavor "+name, users, err)
+}
+
+// beforeDeleteProject refuses deleting a project that holds instances,
+// groups, images or floating IPs. Key pairs, networks and security groups
+// hold nothing once the instances are gone: they go with the project
+// (security groups before networks, as they name each other only within
+// the project).
+func beforeDeleteProject(s *Server, ctx context.Context, obj api.Object) error {
+	name := obj.Meta().Name
+	for _, k := range []*api.Kind{api.InstanceKind, api.InstanceGroupKind, api.ImageKind, api.FloatingIPKind} {
+		objs, err := list(ctx, s.store, k, name, 10, nil)
+		if err := refuseUsed("project "+name, objs, err); err != nil {
+			return err
+		}
+	}
+	for _, k := range []*api.Kind{api.KeyPairKind, api.SecurityGroupKind, api.NetworkKind} {
+		objs, err := list(ctx, s.store, k, name, 0, nil)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if err := s.store.Delete(ctx, k, name, o.Meta().Name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("delete %s %s/%s: %w", k, name, o.Meta().Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// beforeDeleteNetwork refuses deleting a network that instances of its
+// project are attached to, or that group templates name.
+func beforeDeleteNetwork(s *Server, ctx context.Context, obj api.Object) error {
+	n := obj.(*api.Network)
+	users, err := list(ctx, s.store, api.InstanceKind, n.Metadata.Project, 0, func(o api.Object) bool {
+		in := o.(*api.Instance)
+		return slices.ContainsFunc(in.Spec.Networks, func(a api.NetworkAttachment) bool { return a.Network == n.Metadata.Name }) ||
+			slices.ContainsFunc(in.Status.Interfaces, func(i api.Interface) bool { return i.Network == n.Metadata.Name })
+	})
+	if err != nil {
+		return err
+	}
+	groups, err := templateUsers(ctx, s.store, n.Metadata.Project, func(t *api.InstanceTemplate) bool {
+		return slices.ContainsFunc(t.Networks, func(a api.NetworkAttachment) bool { return a.Network == n.Metadata.Name })
+	})
+	return refuseUsed("network "+n.Metadata.Name, append(users, groups...), err)
+}
+
+// beforeDeleteSecurityGroup refuses deleting a group that instances or
+// group templates use or that other groups' rules name as source.
+func beforeDeleteSecurityGroup(s *Server, ctx context.Context, obj api.Object) error {
+	project, name := obj.Meta().Project, obj.Meta().Name
+	insts, err := list(ctx, s.store, api.InstanceKind, project, 0, func(o api.Object) bool {
+		return slices.ContainsFunc(o.(*api.Instance).Spec.Networks, func(a api.NetworkAttachment) bool {
+			return slices.Contains(a.SecurityGroups, name)
+		})
+	})
+	if err != nil {
+		return err
+	}
+	groups, err := list(ctx, s.store, api.SecurityGroupKind, project, 0, func(o api.Object) bool {
+		og := o.(*api.SecurityGroup)
+		return og.Metadata.Name != name && slices.ContainsFunc(og.Spec.Rules, func(r api.SecurityGroupRule) bool {
+			return r.SourceGroup == name
+		})
+	})
+	if err != nil {
+		return err
+	}
+	templates, err := templateUsers(ctx, s.store, project, func(t *api.InstanceTemplate) bool {
+		return slices.ContainsFunc(t.Networks, func(a api.NetworkAttachment) bool { return slices.Contains(a.SecurityGroups, name) })
+	})
+	return refuseUsed("security group "+name, append(append(insts, groups...), templates...), err)
+}
+
+// beforeDeleteKeyPair refuses deleting a key pair a group's template
+// names for the members it has yet to make; instances hold a copy of the
+// public key.
+func beforeDeleteKeyPair(s *Server, ctx context.Context, obj api.Object) error {
+	m := obj.Meta()
+	users, err := templateUsers(ctx, s.store, m.Project, func(t *api.InstanceTemplate) bool { return t.KeyName == m.Name })
+	return refuseUsed("key pair "+m.Name, users, err)
+}
+
+// beforeDeletePool refuses deleting a pool floating IPs were allocated
+// from.
+func beforeDeletePool(s *Server, ctx context.Context, obj api.Object) error {
+	pool := obj.Meta().Name
+	allocated, err := s.addrs.PoolAddresses(ctx, pool)
+	if err != nil {
+		return err
+	}
+	var users []api.Object
+	for _, holder := range allocated {
+		project, name := holderName(holder)
+		users = append(users, &api.FloatingIP{Metadata: api.ObjectMeta{Project: project, Name: name}})
+	}
+	slices.SortFunc(users, func(a, b api.Object) int {
+		return strings.Compare(a.Meta().Project+"/"+a.Meta().Name, b.Meta().Project+"/"+b.Meta().Name)
+	})
+	return refuseUsed("pool "+pool, users, nil)
+}
+
+// beforeDeleteHost refuses deleting a host instances are placed on, and
+// removes its credentials and presence.
+func beforeDeleteHost(s *Server, ctx context.Context, obj api.Object) error {
+	name := obj.Meta().Name
+	users, err := list(ctx, s.store, api.InstanceKind, "", 0, func(o api.Object) bool { return o.(*api.Instance).Status.Host == name })
+	if err := refuseUsed("host "+name, users, err); err != nil {
+		return err
+	}
+	if err := s.deleteTokens(ctx, func(t *api.Token) bool { return t.Spec.Host == name }); err != nil {
+		return err
+	}
+	if err := s.store.Presence().Remove(ctx, name); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("remove presence of %s: %w", name, err)
+	}
+	return nil
+}
+
+// beforeDeleteUser removes the user's tokens.
+func beforeDeleteUser(s *Server, ctx context.Context, obj api.Object) error {
+	name := obj.Meta().Name
+	return s.deleteTokens(ctx, func(t *api.Token) bool { return t.Spec.User == name })
+}
+
+// templateUsers lists the instance groups of a project whose template uses
+// something: a group would fail to make members once it is gone.
+func templateUsers(ctx context.Context, st store.Interface, project string, uses func(*api.InstanceTemplate) bool) ([]api.Object, error) {
+	return list(ctx, st, api.InstanceGroupKind, project, 0, func(o api.Object) bool {
+		return uses(&o.(*api.InstanceGroup).Spec.Template)
+	})
+}
+
+// holderName returns the project and name of the object whose store key
+// holds a claim: /ouro/v1/<plural>/[<project>/]<name>.
+func holderName(holder string) (project, name string) {
+	parts := strings.Split(holder, "/")
+	name = parts[len(parts)-1]
+	if len(parts) == 6 {
+		project = parts[4]
+	}
+	return project, name
+}
+
 // deleteTokens deletes the tokens match selects.
-func (s *Server) deleteTokens(r *http.Request, match func(*api.Token) bool) error {
-	toks, _, err := s.store.List(r.Context(), api.TokenKind, "", store.ListOptions{Filter: func(o api.Object) bool { return match(o.(*api.Token)) }})
+func (s *Server) deleteTokens(ctx context.Context, match func(*api.Token) bool) error {
+	toks, _, err := s.store.List(ctx, api.TokenKind, "", store.ListOptions{Filter: func(o api.Object) bool { return match(o.(*api.Token)) }})
 	if err != nil {
 		return fmt.Errorf("list tokens: %w", err)
 	}
 	for _, t := range toks {
 		name := t.Meta().Name
-		if err := s.store.Delete(r.Context(), api.TokenKind, "", name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := s.store.Delete(ctx, api.TokenKind, "", name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("delete token %s: %w", name, err)
 		}
 		s.authn.Forget(name)

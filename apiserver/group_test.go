@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"net/http"
@@ -138,40 +137,6 @@ func TestGroupCreateDefaultsAndUpdate(t *testing.T) {
 		t.Errorf("delete of a flavor a group uses: %d %s", r.status, r.body)
 	}
 	e.must(http.StatusOK, "DELETE", path, e.admin, nil)
-}
-
-func TestCreateInstanceForControllers(t *testing.T) {
-	e := newEnv(t)
-	e.image("default", "busybox", false)
-	ctx := context.Background()
-	mk := func() *api.Instance {
-		return &api.Instance{Metadata: api.ObjectMeta{Name: "web-0", Project: "default", Labels: map[string]string{api.LabelGroup: "web"}},
-			Spec: api.InstanceSpec{Image: "busybox", Flavor: "small"}}
-	}
-	in := mk()
-	existed, err := e.srv.CreateInstance(ctx, e.store, in, "key-1")
-	if err != nil || existed {
-		t.Fatalf("CreateInstance = %v, %v", existed, err)
-	}
-	if in.Spec.Image != "default/busybox" || in.Spec.Resources.MemoryMiB != 512 || in.Status.Phase != api.PhasePending ||
-		len(in.Status.Interfaces) != 1 || in.Metadata.UID == "" || in.Metadata.Labels[api.LabelGroup] != "web" {
-		t.Errorf("instance not made as an API create: %+v", in)
-	}
-	again := mk()
-	existed, err = e.srv.CreateInstance(ctx, e.store, again, "key-1")
-	if err != nil || !existed || again.Metadata.UID != in.Metadata.UID {
-		t.Errorf("retry = %v, %v, uid %s; want the first instance", existed, err, again.Metadata.UID)
-	}
-	bad := mk()
-	bad.Metadata.Name = "web-1"
-	bad.Spec.Flavor = "huge"
-	before := e.fake.revision()
-	if _, err := e.srv.CreateInstance(ctx, e.store, bad, "key-2"); api.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "spec.flavor") {
-		t.Errorf("bad flavor: %v", err)
-	}
-	if e.fake.revision() != before {
-		t.Errorf("a refused create changed the store")
-	}
 }
 
 // A group's template holds on to its network, security group and key pair

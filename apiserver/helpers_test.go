@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/store"
 )
@@ -36,6 +38,17 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	fs := newFakeStore()
 	e := newEnvWith(t, fs, Config{})
+	e.fake = fs
+	return e
+}
+
+// newEnvLowestFirst is newEnv whose instances get the lowest free
+// address of a network first.
+func newEnvLowestFirst(t *testing.T) *env {
+	t.Helper()
+	fs := newFakeStore()
+	addrs := ipam.New(ipam.Config{Store: fs, Offset: ipam.LowestFirst})
+	e := newEnvWith(t, fs, Config{IPAM: addrs, Admission: admission.New(admission.Config{Store: fs, IPAM: addrs})})
 	e.fake = fs
 	return e
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
 	"github.com/ouroboros-cloud/ouro/pki"
@@ -75,7 +76,7 @@ func (s *Server) doJoin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	newName := tok.Metadata.Name
-	if err := s.deleteTokens(r, func(t *api.Token) bool { return t.Spec.Host == req.Name && t.Metadata.Name != newName }); err != nil {
+	if err := s.deleteTokens(r.Context(), func(t *api.Token) bool { return t.Spec.Host == req.Name && t.Metadata.Name != newName }); err != nil {
 		return err
 	}
 	s.log.Info("host joined", "host", req.Name, "address", req.Address, "joinToken", jt.Metadata.Name)
@@ -132,7 +133,7 @@ func validateJoin(req *api.JoinRequest) (string, error) {
 	if e := api.ValidateLabels("labels", req.Labels); e != nil {
 		return "", e
 	}
-	if err := validateKeys("taints", req.Taints); err != nil {
+	if err := admission.ValidateKeys("taints", req.Taints); err != nil {
 		return "", err
 	}
 	return u.Hostname(), nil

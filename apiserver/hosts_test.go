@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -242,7 +241,7 @@ func TestBlobs(t *testing.T) {
 	}
 	e.must(http.StatusNotFound, "GET", "/v1/blobs/"+bad, e.admin, nil)
 	e.must(http.StatusBadRequest, "PUT", "/v1/blobs/sha256:xyz", e.admin, data)
-	entries, _ := os.ReadDir(e.srv.blobDir)
+	entries, _ := os.ReadDir(e.srv.blobs.Dir())
 	if len(entries) != 1 {
 		t.Errorf("blob directory holds %d entries, want only the good blob", len(entries))
 	}
@@ -250,7 +249,7 @@ func TestBlobs(t *testing.T) {
 	e.must(http.StatusForbidden, "PUT", "/v1/blobs/"+d, viewer, data)
 	e.must(http.StatusOK, "GET", "/v1/blobs/"+d, viewer, nil)
 
-	// The sweep removes crash leftovers and old unreferenced blobs only.
+	// The sweep removes old unreferenced blobs only.
 	e.image("default", "img", false)
 	orphan := []byte("orphan")
 	e.must(http.StatusCreated, "PUT", "/v1/blobs/"+digestOf(orphan), e.admin, orphan)
@@ -260,10 +259,6 @@ func TestBlobs(t *testing.T) {
 		if err := os.Chtimes(p, old, old); err != nil {
 			t.Fatal(err)
 		}
-	}
-	tmp := filepath.Join(e.srv.blobDir, tempPrefix+"crash")
-	if err := os.WriteFile(tmp, []byte("half"), 0o644); err != nil {
-		t.Fatal(err)
 	}
 	if err := e.srv.SweepBlobs(context.Background()); err != nil {
 		t.Fatal(err)
@@ -281,9 +276,6 @@ func TestBlobs(t *testing.T) {
 	if !exists(d) {
 		t.Error("young unreferenced blob removed")
 	}
-	if _, err := os.Stat(tmp); err == nil {
-		t.Error("temporary file left by a crash kept")
-	}
 }
 
 func TestHealthAndMetrics(t *testing.T) {
@@ -293,7 +285,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	e.must(http.StatusOK, "GET", "/readyz", "", nil)
 	e.must(http.StatusOK, "GET", "/v1/flavors", e.admin, nil)
-	r := e.must(http.StatusOK, "GET", "/metrics", "", nil)
+	r := e.must(http.StatusOK, "GET", "/metrics", e.admin, nil)
 	for _, want := range []string{`ouro_apiserver_requests_total{code="200",method="GET",route="GET /v1/flavors"} 1`,
 		"ouro_apiserver_request_duration_seconds_bucket", "go_goroutines", "ouro_apiserver_watches_in_flight 0"} {
 		if !strings.Contains(string(r.body), want) {
@@ -304,7 +296,7 @@ func TestHealthAndMetrics(t *testing.T) {
 
 func TestPanicRecovered(t *testing.T) {
 	e := newEnv(t)
-	h := e.srv.instrument(e.srv.recoverPanics(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })))
+	h := e.srv.metrics.instrument(e.srv.log, recoverPanics(e.srv.log, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
 	var body api.ErrorBody
@@ -312,4 +304,33 @@ func TestPanicRecovered(t *testing.T) {
 	if rec.Code != http.StatusInternalServerError || body.Error == nil || body.Error.Code != api.CodeInternal {
 		t.Errorf("panic answered %d %s", rec.Code, rec.Body)
 	}
+}
+
+// TestMetricsNeedClusterAdmin: /metrics tells what the cloud runs and how
+// busy it is, so only cluster admins read it; health stays open.
+func TestMetricsNeedClusterAdmin(t *testing.T) {
+	e := newEnv(t)
+	e.project("p1")
+	for _, tt := range []struct {
+		name, token string
+		want        int
+		code        string
+	}{
+		{"no token", "", http.StatusUnauthorized, api.CodeUnauthorized},
+		{"bad token", "ouro_nope", http.StatusUnauthorized, api.CodeUnauthorized},
+		{"project admin", e.userToken("pa", map[string]api.Role{"p1": api.RoleAdmin}), http.StatusForbidden, api.CodeForbidden},
+		{"viewer", e.userToken("v", map[string]api.Role{"p1": api.RoleViewer}), http.StatusForbidden, api.CodeForbidden},
+		{"host", e.hostToken("h1"), http.StatusForbidden, api.CodeForbidden},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.must(tt.want, "GET", "/metrics", tt.token, nil)
+			if got := r.apiError().Code; got != tt.code {
+				t.Errorf("code %q, want %q", got, tt.code)
+			}
+			if strings.Contains(string(r.body), "ouro_apiserver") {
+				t.Errorf("refused answer carries metrics: %s", r.body)
+			}
+		})
+	}
+	e.must(http.StatusOK, "GET", "/healthz", "", nil)
 }

@@ -204,7 +204,7 @@ func TestBlobSizeLimit(t *testing.T) {
 	if res.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("chunked upload over the limit: status %d", res.StatusCode)
 	}
-	entries, _ := os.ReadDir(e.srv.blobDir)
+	entries, _ := os.ReadDir(e.srv.blobs.Dir())
 	if len(entries) != 1 {
 		t.Errorf("blob directory holds %d entries, want only the blob that fit", len(entries))
 	}

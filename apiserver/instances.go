@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -93,23 +94,23 @@ func (s *Server) instanceAction(verb auth.Verb) handlerFunc {
 // deleteInstance removes an instance that was never placed (200), or marks
 // a placed one for the agent to tear down (202). The removal is
 // conditional on the version read, so an instance placed meanwhile is
-// marked instead.
-func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request, in *api.Instance, rv string) error {
+// marked instead. It returns the status to answer with and the instance
+// as deleted or marked.
+func deleteInstance(s *Server, ctx context.Context, obj api.Object, rv string) (int, api.Object, error) {
+	in := obj.(*api.Instance)
 	for range maxConflictRetries {
 		m := &in.Metadata
 		if in.Status.Host == "" {
-			err := s.store.Delete(r.Context(), api.InstanceKind, m.Project, m.Name, m.ResourceVersion)
+			err := s.store.Delete(ctx, api.InstanceKind, m.Project, m.Name, m.ResourceVersion)
 			if err == nil {
-				writeJSON(w, http.StatusOK, prepareOut(in))
-				return nil
+				return http.StatusOK, in, nil
 			}
 			if !errors.Is(err, store.ErrConflict) || rv != "" {
-				return fmt.Errorf("delete instance %s: %w", m.Name, err)
+				return 0, nil, fmt.Errorf("delete instance %s: %w", m.Name, err)
 			}
 		} else {
 			if m.DeletionTimestamp != nil && (in.Status.Phase == api.PhaseTerminating || in.Status.Phase == api.PhaseTerminated) {
-				writeJSON(w, http.StatusAccepted, prepareOut(in))
-				return nil
+				return http.StatusAccepted, in, nil
 			}
 			if m.DeletionTimestamp == nil {
 				now := time.Now().UTC()
@@ -118,20 +119,22 @@ func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request, in *api.
 			if in.Status.Phase != api.PhaseTerminated {
 				in.Status.Phase = api.PhaseTerminating
 			}
-			err := s.store.Update(r.Context(), in)
+			err := s.store.Update(ctx, in)
 			if err == nil {
-				writeJSON(w, http.StatusAccepted, prepareOut(in))
-				return nil
+				return http.StatusAccepted, in, nil
 			}
 			if !errors.Is(err, store.ErrConflict) || rv != "" {
-				return fmt.Errorf("mark instance %s for deletion: %w", m.Name, err)
+				return 0, nil, fmt.Errorf("mark instance %s for deletion: %w", m.Name, err)
 			}
 		}
-		obj, err := s.getObject(r, api.InstanceKind, m.Project, m.Name)
-		if err != nil {
-			return err
+		var next api.Instance
+		if err := s.store.Get(ctx, api.InstanceKind, m.Project, m.Name, &next); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return 0, nil, api.NotFound(api.InstanceKind.Name, m.Name)
+			}
+			return 0, nil, fmt.Errorf("get instance %s/%s: %w", m.Project, m.Name, err)
 		}
-		in = obj.(*api.Instance)
+		in = &next
 	}
-	return api.Conflict("instance %q changes too fast", in.Metadata.Name)
+	return 0, nil, api.Conflict("instance %q changes too fast", in.Metadata.Name)
 }

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -13,19 +14,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/auth"
 )
 
 // metrics are the server's Prometheus collectors, in a registry of its own
-// so that several servers (tests) can live in one process.
+// so that several servers (tests) can live in one process. The watch
+// cache registers its own collectors in it.
 type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
-	watches  prometheus.Gauge
-	// Watch fan-out (watchcache.go).
-	sharedWatches     prometheus.Gauge
-	watchSubscribers  prometheus.Gauge
-	watchesFellBehind prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -40,25 +38,8 @@ func newMetrics() *metrics {
 			Help:    "API request latency by route pattern and method (watches excluded).",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route", "method"}),
-		watches: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ouro_apiserver_watches_in_flight",
-			Help: "Open watch streams.",
-		}),
-		sharedWatches: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ouro_apiserver_shared_watches",
-			Help: "Store watches shared by the watch streams of a kind (at most one per kind).",
-		}),
-		watchSubscribers: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ouro_apiserver_watch_subscribers",
-			Help: "Watch streams served by a shared store watch.",
-		}),
-		watchesFellBehind: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ouro_apiserver_watches_fell_behind_total",
-			Help: "Watch streams ended with Gone because their client read too slowly.",
-		}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.watches,
-		m.sharedWatches, m.watchSubscribers, m.watchesFellBehind,
+	m.reg.MustRegister(m.requests, m.latency,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -66,6 +47,17 @@ func newMetrics() *metrics {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// serveMetrics answers GET /metrics to cluster admins only, as
+// Kubernetes does: the figures tell an outsider what the cloud runs, how
+// busy it is and when it is weak. A scraper gets a token of its own.
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+	if !id.ClusterAdmin {
+		return forbidden("only a cluster admin may read /metrics")
+	}
+	s.metrics.handler().ServeHTTP(w, r)
+	return nil
 }
 
 // statusWriter records the status a handler answered with.
@@ -100,8 +92,9 @@ func (w *statusWriter) Flush() {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// instrument counts, times and logs each request by its route pattern.
-func (s *Server) instrument(next http.Handler) http.Handler {
+// instrument counts, times and logs (to log) each request by its route
+// pattern.
+func (m *metrics) instrument(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -111,12 +104,12 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		code := strconv.Itoa(sw.status)
-		s.metrics.requests.WithLabelValues(route, r.Method, code).Inc()
+		m.requests.WithLabelValues(route, r.Method, code).Inc()
 		elapsed := time.Since(start)
 		if r.URL.Query().Get("watch") != "true" && !isStream(r) {
-			s.metrics.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+			m.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
 		}
-		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", route,
+		log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", route,
 			"status", sw.status, "caller", sw.identity, "duration", elapsed)
 	})
 }
@@ -127,8 +120,8 @@ func isStream(r *http.Request) bool {
 }
 
 // recoverPanics answers a panicking handler with a 500 api.Error and logs
-// the stack.
-func (s *Server) recoverPanics(next http.Handler) http.Handler {
+// the stack to log.
+func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			v := recover()
@@ -138,7 +131,7 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path,
+			log.Error("handler panicked", "method", r.Method, "path", r.URL.Path,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			writeJSON(w, http.StatusInternalServerError, api.ErrorBody{Error: &api.Error{
 				Status: http.StatusInternalServerError, Code: api.CodeInternal,

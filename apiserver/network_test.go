@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -63,12 +65,12 @@ func TestNetworkDefaultsVNIAndUpdate(t *testing.T) {
 	e := newEnv(t)
 	var def api.Network
 	e.must(http.StatusOK, "GET", netsPath+"/default", e.admin, nil).decode(t, &def)
-	if def.Spec.CIDR != defaultNetworkCIDR || def.Spec.Gateway != "172.31.0.1" || !def.NATEnabled() || def.Status.VNI != firstVNI {
+	if def.Spec.CIDR != admission.DefaultNetworkCIDR || def.Spec.Gateway != "172.31.0.1" || !def.NATEnabled() || def.Status.VNI != ipam.FirstVNI {
 		t.Fatalf("default network = %+v", def)
 	}
 	var n api.Network
 	e.must(http.StatusCreated, "POST", netsPath, e.admin, network("lab", "10.5.0.0/24")).decode(t, &n)
-	if n.Spec.Gateway != "10.5.0.1" || n.Spec.NAT == nil || !*n.Spec.NAT || n.Status.VNI != firstVNI+1 {
+	if n.Spec.Gateway != "10.5.0.1" || n.Spec.NAT == nil || !*n.Spec.NAT || n.Status.VNI != ipam.FirstVNI+1 {
 		t.Fatalf("new network = %+v", n)
 	}
 	// Another project may reuse the CIDR; it gets its own VNI.
@@ -95,14 +97,13 @@ func TestNetworkDefaultsVNIAndUpdate(t *testing.T) {
 	// Deleting frees the VNI for the next network.
 	e.must(http.StatusOK, "DELETE", netsPath+"/lab", e.admin, nil)
 	e.must(http.StatusCreated, "POST", netsPath, e.admin, network("lab2", "10.7.0.0/24")).decode(t, &n)
-	if n.Status.VNI != firstVNI+1 {
-		t.Fatalf("VNI after delete = %d, want %d", n.Status.VNI, firstVNI+1)
+	if n.Status.VNI != ipam.FirstVNI+1 {
+		t.Fatalf("VNI after delete = %d, want %d", n.Status.VNI, ipam.FirstVNI+1)
 	}
 }
 
 func TestInstanceAddresses(t *testing.T) {
-	e := newEnv(t)
-	e.srv.addrOffset = func(uint32) uint32 { return 0 } // lowest free first
+	e := newEnvLowestFirst(t)
 	e.image("default", "img", false)
 	e.must(http.StatusCreated, "POST", netsPath, e.admin, network("small", "10.9.0.0/29"))
 
@@ -144,7 +145,7 @@ func TestInstanceAddresses(t *testing.T) {
 	}
 	r := e.do("POST", "/v1/projects/default/instances", e.admin, api.Instance{Metadata: api.ObjectMeta{Name: "full"},
 		Spec: api.InstanceSpec{Image: "img", Flavor: "tiny", Networks: []api.NetworkAttachment{{Network: "small"}}}}, "Idempotency-Key", "k2")
-	if r.status != http.StatusConflict || r.apiError().Code != codeInsufficientAddresses ||
+	if r.status != http.StatusConflict || r.apiError().Code != ipam.CodeInsufficientAddresses ||
 		r.apiError().Field != "spec.networks[0].network" || !strings.Contains(r.apiError().Message, "network small has no free address (5 in use)") {
 		t.Fatalf("full network: %d %s", r.status, r.body)
 	}
@@ -189,8 +190,7 @@ func TestInstanceAddresses(t *testing.T) {
 }
 
 func TestInstanceAttachmentValidation(t *testing.T) {
-	e := newEnv(t)
-	e.srv.addrOffset = func(uint32) uint32 { return 0 } // lowest free first
+	e := newEnvLowestFirst(t)
 	e.image("default", "img", false)
 	e.must(http.StatusCreated, "POST", netsPath, e.admin, network("b", "10.1.0.0/24"))
 	many := make([]api.NetworkAttachment, 9)
@@ -346,7 +346,7 @@ func TestFloatingIPs(t *testing.T) {
 	if f2.Status.Address != "192.0.2.11" {
 		t.Fatalf("f2 = %+v", f2)
 	}
-	if r := e.do("POST", fips, member, fip("f3", api.FloatingIPSpec{})); r.status != http.StatusConflict || r.apiError().Code != codeInsufficientAddresses {
+	if r := e.do("POST", fips, member, fip("f3", api.FloatingIPSpec{})); r.status != http.StatusConflict || r.apiError().Code != ipam.CodeInsufficientAddresses {
 		t.Fatalf("full pool: %d %s", r.status, r.body)
 	}
 
@@ -410,7 +410,7 @@ func TestProjectNetworking(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n api.Network
-	if err := e.store.Get(ctx, api.NetworkKind, "old", "default", &n); err != nil || n.Status.VNI < firstVNI {
+	if err := e.store.Get(ctx, api.NetworkKind, "old", "default", &n); err != nil || n.Status.VNI < ipam.FirstVNI {
 		t.Fatalf("default network of old project: %+v, %v", n, err)
 	}
 	before := e.fake.revision()
@@ -449,8 +449,7 @@ func TestHostNetworkAccess(t *testing.T) {
 }
 
 func TestInstanceFixedAddress(t *testing.T) {
-	e := newEnv(t)
-	e.srv.addrOffset = func(uint32) uint32 { return 0 } // lowest free first
+	e := newEnvLowestFirst(t)
 	e.image("default", "img", false)
 	e.must(http.StatusCreated, "POST", netsPath, e.admin, network("lan", "10.7.0.0/24"))
 
@@ -494,7 +493,7 @@ func TestInstanceFixedAddress(t *testing.T) {
 
 	// Taken: 409 naming the field and the holder.
 	r := e.instanceOn("default", "c", api.NetworkAttachment{Network: "default"}, api.NetworkAttachment{Network: "lan", IP: "10.7.0.42"})
-	if r.status != http.StatusConflict || r.apiError().Field != "spec.networks[1].ip" || r.apiError().Code != codeAddressInUse ||
+	if r.status != http.StatusConflict || r.apiError().Field != "spec.networks[1].ip" || r.apiError().Code != ipam.CodeAddressInUse ||
 		!strings.Contains(r.apiError().Message, "10.7.0.42") || !strings.Contains(r.apiError().Message, "by a") {
 		t.Fatalf("taken address: %d %s", r.status, r.body)
 	}

@@ -1,8 +1,6 @@
 package apiserver
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"reflect"
 
@@ -20,15 +18,12 @@ func setKind(obj api.Object) {
 	}
 }
 
-// prepareOut readies an object for a response: kind filled and secret
-// hashes removed.
+// prepareOut readies an object for a response: kind filled and what the
+// kind's prepareOut hook removes (secret hashes) removed.
 func prepareOut(obj api.Object) api.Object {
 	setKind(obj)
-	switch o := obj.(type) {
-	case *api.Token:
-		o.Status.SecretHash = ""
-	case *api.JoinToken:
-		o.Status.SecretHash = ""
+	if h := hooks[obj.GetKind()].prepareOut; h != nil {
+		h(obj)
 	}
 	return obj
 }
@@ -77,16 +72,6 @@ func specEqual(a, b api.Object) bool {
 	ja, err1 := json.Marshal(specOf(a))
 	jb, err2 := json.Marshal(specOf(b))
 	return err1 == nil && err2 == nil && string(ja) == string(jb)
-}
-
-// requestHash identifies a create request for idempotency: the kind, the
-// project and the canonical JSON of the decoded body.
-func requestHash(kind *api.Kind, project string, obj api.Object) string {
-	b, _ := json.Marshal(obj) // API types always marshal
-	h := sha256.New()
-	h.Write([]byte(kind.Plural + "\x00" + project + "\x00"))
-	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // cloneObject deep-copies an object through JSON.

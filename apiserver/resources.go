@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
 	"github.com/ouroboros-cloud/ouro/store"
@@ -67,12 +68,6 @@ func (s *Server) getObject(r *http.Request, k *api.Kind, project, name string) (
 	return obj, nil
 }
 
-// ensureProject answers 404 if a project does not exist.
-func (s *Server) ensureProject(r *http.Request, project string) error {
-	_, err := s.getObject(r, api.ProjectKind, "", project)
-	return err
-}
-
 func (s *Server) get(k *api.Kind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
 		project, name, err := pathNames(k, r)
@@ -123,7 +118,7 @@ func (s *Server) listOrWatch(k *api.Kind) handlerFunc {
 			return err
 		}
 		if project != "" {
-			if err := s.ensureProject(r, project); err != nil {
+			if err := s.adm.EnsureProject(r.Context(), project); err != nil {
 				return err
 			}
 		}
@@ -147,8 +142,8 @@ func (s *Server) listOrWatch(k *api.Kind) handlerFunc {
 		if verb == auth.VerbWatch {
 			return s.watch(w, r, k, project, host, sel, match)
 		}
-		if s.lists != nil && q.Get("limit") == "" && q.Get("continue") == "" {
-			return s.listCached(w, r, k, project, sel, match)
+		if s.watches.CanList() && q.Get("limit") == "" && q.Get("continue") == "" {
+			return s.watches.List(r.Context(), w, k, project, sel, match)
 		}
 		opts := store.ListOptions{Selector: sel, Filter: match, Continue: q.Get("continue")}
 		if l := q.Get("limit"); l != "" {
@@ -162,24 +157,8 @@ func (s *Server) listOrWatch(k *api.Kind) handlerFunc {
 		if err != nil {
 			return fmt.Errorf("list %s: %w", k.Plural, err)
 		}
-		return writeList(w, k, meta, objs)
+		return s.watches.WriteList(w, k, meta, objs)
 	}
-}
-
-// listCached answers a full list (no limit, no continue) from the list
-// cache.
-func (s *Server) listCached(w http.ResponseWriter, r *http.Request, k *api.Kind, project string, sel api.Selector, match func(api.Object) bool) error {
-	all, rev, err := s.lists.list(r.Context(), k, project)
-	if err != nil {
-		return fmt.Errorf("list %s: %w", k.Plural, err)
-	}
-	items := make([][]byte, 0, len(all))
-	for _, co := range all {
-		if sel.Matches(co.obj.Meta().Labels) && match(co.obj) {
-			items = append(items, co.raw)
-		}
-	}
-	return writeRawList(w, k, api.ListMeta{ResourceVersion: strconv.FormatInt(rev, 10)}, items)
 }
 
 func (s *Server) create(k *api.Kind) handlerFunc {
@@ -195,7 +174,7 @@ func (s *Server) create(k *api.Kind) handlerFunc {
 		if err := checkPathMeta(k, obj.Meta(), project, ""); err != nil {
 			return err
 		}
-		hash := requestHash(k, project, obj)
+		hash := admission.RequestHash(k, project, obj)
 		if err := authorize(id, auth.Attributes{Verb: auth.VerbCreate, Resource: k.Plural, Project: project}, k.Name, ""); err != nil {
 			return err
 		}
@@ -209,7 +188,7 @@ func (s *Server) create(k *api.Kind) handlerFunc {
 			return e
 		}
 		if k.Namespaced {
-			if err := s.ensureProject(r, project); err != nil {
+			if err := s.adm.EnsureProject(r.Context(), project); err != nil {
 				return err
 			}
 		}
@@ -227,12 +206,11 @@ func (s *Server) create(k *api.Kind) handlerFunc {
 		}
 		if k == api.ImageKind {
 			// Hold off the blob sweep from checking the blobs to storing the image.
-			s.blobMu.RLock()
-			defer s.blobMu.RUnlock()
+			defer s.blobs.Hold()()
 		}
-		v := validators[k]
+		v := hooks[k]
 		if v.create != nil {
-			if err := v.create(s, r, id, obj); err != nil {
+			if err := v.create(s, r.Context(), id, obj); err != nil {
 				return err
 			}
 		}
@@ -328,15 +306,16 @@ func (s *Server) update(k *api.Kind) handlerFunc {
 		}
 		m.UID, m.CreationTimestamp, m.DeletionTimestamp, m.Generation = cm.UID, cm.CreationTimestamp, cm.DeletionTimestamp, cm.Generation
 		copyStatus(cur, obj)
-		if v := validators[k]; v.update != nil {
-			if err := v.update(s, r, id, cur, obj); err != nil {
+		v := hooks[k]
+		if v.update != nil {
+			if err := v.update(s, r.Context(), id, cur, obj); err != nil {
 				return err
 			}
 		}
 		if !specEqual(cur, obj) {
 			m.Generation++
 		}
-		if v := validators[k]; v.commitUpdate != nil {
+		if v.commitUpdate != nil {
 			err = v.commitUpdate(s, r.Context(), cur, obj)
 		} else {
 			err = s.store.Update(r.Context(), obj)
@@ -358,7 +337,7 @@ func (s *Server) updateStatus(k *api.Kind) handlerFunc {
 		name := cur.Meta().Name
 		next := cloneObject(cur)
 		copyStatus(in, next)
-		if v := validators[k]; v.status != nil {
+		if v := hooks[k]; v.status != nil {
 			if err := v.status(id, cur, next); err != nil {
 				return err
 			}
@@ -388,17 +367,25 @@ func (s *Server) delete(k *api.Kind) handlerFunc {
 		if rv != "" && rv != cur.Meta().ResourceVersion {
 			return api.Conflict("%s %q is at resourceVersion %s, not %s", k, name, cur.Meta().ResourceVersion, rv)
 		}
-		if k == api.InstanceKind {
-			return s.deleteInstance(w, r, cur.(*api.Instance), rv)
+		v := hooks[k]
+		if v.remove != nil {
+			status, out, err := v.remove(s, r.Context(), cur, rv)
+			if err != nil {
+				return err
+			}
+			writeJSON(w, status, prepareOut(out))
+			return nil
 		}
-		if err := s.beforeDelete(r, cur); err != nil {
-			return err
+		if v.beforeDelete != nil {
+			if err := v.beforeDelete(s, r.Context(), cur); err != nil {
+				return err
+			}
 		}
 		if err := s.store.Delete(r.Context(), k, project, name, rv); err != nil {
 			return fmt.Errorf("delete %s %s: %w", k, name, err)
 		}
-		if k == api.TokenKind {
-			s.authn.Forget(name)
+		if v.deleted != nil {
+			v.deleted(s, cur)
 		}
 		writeJSON(w, http.StatusOK, prepareOut(cur))
 		return nil

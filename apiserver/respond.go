@@ -52,8 +52,9 @@ func toAPIError(err error) *api.Error {
 	case errors.Is(err, store.ErrNotFound):
 		return &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Message: "object not found"}
 	case errors.Is(err, store.ErrAlreadyExists):
-		return &api.Error{Status: http.StatusConflict, Code: api.CodeAlreadyExists, Message: "an object of this name already exists",
-			Hint: "choose another name or delete the existing object"}
+		return &api.Error{Status: http.StatusConflict, Code: api.CodeAlreadyExists, Field: "metadata.name",
+			Message: "an object of this name already exists",
+			Hint:    "choose another name or delete the existing object"}
 	case errors.Is(err, store.ErrConflict):
 		return api.Conflict("the object was changed since it was read")
 	case errors.Is(err, store.ErrIdempotencyMismatch):

@@ -1,8 +1,11 @@
 // Package apiserver serves the Ouroboros REST API (docs/api.md) over a
 // store.Interface: authentication and authorization of every request,
-// validation and defaulting per kind, optimistic concurrency, idempotent
-// creates, list and watch streams, content-addressed blobs, host join and
-// heartbeats, and the logs/exec/console proxy to agents.
+// validation and defaulting per kind (instances and what they attach to
+// through package admission), optimistic concurrency, idempotent
+// creates, list and watch streams (served by package watchcache), blob
+// uploads and reads (stored by package blobstore), host join and
+// heartbeats, and an instance's logs, exec and console (through package
+// agentproxy).
 //
 //	request ─▶ metrics/log ─▶ recover ─▶ mux ─▶ authenticate ─▶ authorize ─▶ decode/validate ─▶ store
 package apiserver
@@ -16,13 +19,17 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/admission"
+	"github.com/ouroboros-cloud/ouro/agentproxy"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/blobstore"
+	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/store"
+	"github.com/ouroboros-cloud/ouro/watchcache"
 )
 
 // DefaultBookmarkInterval is how often an idle watch gets a BOOKMARK.
@@ -48,6 +55,12 @@ type Config struct {
 	AuthCacheTTL time.Duration
 	// MaxBlobBytes bounds one uploaded blob; default DefaultMaxBlobBytes.
 	MaxBlobBytes int64
+	// IPAM allocates floating IPs (and, through Admission, instance
+	// addresses and VNIs); default an ipam.Allocator over Store.
+	IPAM *ipam.Allocator
+	// Admission admits instances and what they attach to; default an
+	// admission.Admitter over Store and IPAM.
+	Admission *admission.Admitter
 }
 
 // Server is the API server. It keeps no state of its own beyond caches:
@@ -59,24 +72,16 @@ type Server struct {
 	authn   *auth.Authenticator
 	metrics *metrics
 	handler http.Handler
-	blobDir string
-	agents  *http.Client
-	// watches shares one store watch per kind among watch streams.
-	watches *watchHub
-	// lists keeps what full lists answered, when the store can list in
-	// snapshots (nil otherwise).
-	lists *listCache
-	// addrOffset picks where the search for a free instance address
-	// starts among n addresses (randomOffset; tests fix it at 0 for
-	// lowest-first addresses).
-	addrOffset func(n uint32) uint32
-
-	// blobMu orders image creation (read) against the blob sweep (write),
-	// so a sweep never removes a blob an image being created refers to.
-	blobMu sync.RWMutex
-	// uploads holds temp files of uploads in progress, kept by the sweep.
-	uploadsMu sync.Mutex
-	uploads   map[string]bool
+	// blobs keeps the uploaded blobs in the data directory.
+	blobs  *blobstore.Store
+	agents *agentproxy.Client
+	// watches serves watch streams, and full lists when the store can
+	// list in snapshots.
+	watches *watchcache.Cache
+	// adm admits instances, groups, networks and security groups.
+	adm *admission.Admitter
+	// addrs allocates floating IPs.
+	addrs *ipam.Allocator
 
 	// life ends open streams when the server is closed.
 	life  context.Context
@@ -101,33 +106,36 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBlobBytes <= 0 {
 		cfg.MaxBlobBytes = DefaultMaxBlobBytes
 	}
+	if cfg.IPAM == nil {
+		cfg.IPAM = ipam.New(ipam.Config{Store: cfg.Store})
+	}
+	if cfg.Admission == nil {
+		cfg.Admission = admission.New(admission.Config{Store: cfg.Store, IPAM: cfg.IPAM})
+	}
 	s := &Server{
 		cfg:     cfg,
 		store:   cfg.Store,
 		log:     cfg.Logger,
 		authn:   auth.NewAuthenticator(cfg.Store),
 		metrics: newMetrics(),
-		blobDir: filepath.Join(cfg.DataDir, "blobs", "sha256"),
-		uploads: map[string]bool{},
-
-		addrOffset: randomOffset,
+		blobs:   blobstore.New(filepath.Join(cfg.DataDir, "blobs", "sha256"), cfg.Logger),
+		adm:     cfg.Admission,
+		addrs:   cfg.IPAM,
 	}
 	s.life, s.close = context.WithCancel(context.Background())
-	s.watches = newWatchHub(cfg.Store, cfg.Logger, s.life, s.metrics)
+	s.watches = watchcache.New(s.life, watchcache.Config{Store: cfg.Store, Logger: cfg.Logger,
+		Prepare: prepareOut, ErrorOf: toAPIError})
+	s.metrics.reg.MustRegister(s.watches.Collectors()...)
 	switch {
 	case cfg.AuthCacheTTL < 0:
 		s.authn.SetCacheTTL(0)
 	case cfg.AuthCacheTTL > 0:
 		s.authn.SetCacheTTL(cfg.AuthCacheTTL)
 	}
-	s.agents = s.newAgentClient()
+	s.agents = agentproxy.New(cfg.CA, cfg.ClientCert)
 	mux := http.NewServeMux()
 	s.routes(mux)
-	s.handler = s.instrument(s.recoverPanics(mux))
-	if snap, ok := cfg.Store.(store.Snapshots); ok {
-		s.lists = newListCache(snap)
-		s.watches.lists = s.lists
-	}
+	s.handler = s.metrics.instrument(s.log, recoverPanics(s.log, mux))
 	return s, nil
 }
 
@@ -173,9 +181,10 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+inst+"start", s.authed(s.instanceAction(auth.VerbStart)))
 	mux.Handle("POST "+inst+"stop", s.authed(s.instanceAction(auth.VerbStop)))
 	mux.Handle("POST "+inst+"reboot", s.authed(s.instanceAction(auth.VerbReboot)))
-	mux.Handle("GET "+inst+"logs", s.authed(s.instanceLogs))
-	mux.Handle("POST "+inst+"exec", s.authed(s.instanceExec))
-	mux.Handle("POST "+inst+"console", s.authed(s.instanceConsole))
+	ag := &agentHandlers{agents: s.agents, getObject: s.getObject, streamContext: s.streamContext}
+	mux.Handle("GET "+inst+"logs", s.authed(ag.logs))
+	mux.Handle("POST "+inst+"exec", s.authed(ag.exec))
+	mux.Handle("POST "+inst+"console", s.authed(ag.console))
 
 	sg := "/v1/projects/{project}/securitygroups/{name}/rules"
 	mux.Handle("POST "+sg, s.authed(s.addRule))
@@ -184,8 +193,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+fip+"associate", s.authed(s.associate(false)))
 	mux.Handle("POST "+fip+"disassociate", s.authed(s.associate(true)))
 
-	mux.Handle("GET /v1/blobs/{digest}", s.authed(s.getBlob))
-	mux.Handle("PUT /v1/blobs/{digest}", s.authed(s.putBlob))
+	blobs := &blobHandlers{blobs: s.blobs, maxBytes: s.cfg.MaxBlobBytes}
+	mux.Handle("GET /v1/blobs/{digest}", s.authed(blobs.get))
+	mux.Handle("PUT /v1/blobs/{digest}", s.authed(blobs.put))
 	mux.Handle("POST /v1/tokens", s.authed(s.createToken))
 	mux.Handle("POST /v1/jointokens", s.authed(s.createJoinToken))
 	mux.HandleFunc("POST /v1/hosts/join", s.join)
@@ -194,7 +204,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.Handle("GET /metrics", s.authed(s.serveMetrics))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound,
 			Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path), Hint: "see docs/api.md for the routes"})

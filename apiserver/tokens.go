@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
 	"github.com/ouroboros-cloud/ouro/store"
@@ -48,7 +49,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, id *auth.Id
 	} else if req.Role != "" {
 		return api.Invalid("project", "name the project the role is for", "a role needs a project")
 	}
-	if err := validateDescription("description", req.Description); err != nil {
+	if err := admission.ValidateDescription("description", req.Description); err != nil {
 		return err
 	}
 	ttl, err := parseTTL("ttl", req.TTL, 0)
@@ -64,7 +65,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, id *auth.Id
 		}
 	}
 	if req.Project != "" {
-		if err := s.ensureProject(r, req.Project); err != nil {
+		if err := s.adm.EnsureProject(r.Context(), req.Project); err != nil {
 			return err
 		}
 	}

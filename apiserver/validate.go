@@ -1,206 +1,23 @@
 package apiserver
 
 import (
-	"context"
 	"fmt"
-	"net/http"
 	"time"
 	"unicode/utf8"
 
+	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/auth"
-	"github.com/ouroboros-cloud/ouro/store"
 )
 
-// validator checks and defaults the objects of one kind. Every function
-// may assume the metadata was validated and the status of a create was
-// cleared; create sets the status the server owns.
-type validator struct {
-	create func(s *Server, r *http.Request, id *auth.Identity, obj api.Object) error
-	// update sees the stored object and the new one, whose status and
-	// server-owned metadata were already copied from old.
-	update func(s *Server, r *http.Request, id *auth.Identity, old, obj api.Object) error
-	// status sees the stored object and a copy carrying the new status.
-	status func(id *auth.Identity, old, obj api.Object) error
-	// commit, when set, stores a new object in place of store.Create:
-	// kinds that hold claims (addresses, VNIs) allocate them there.
-	commit func(s *Server, ctx context.Context, obj api.Object, opts store.CreateOptions) (bool, error)
-	// commitUpdate, when set, stores an updated object in place of
-	// store.Update.
-	commitUpdate func(s *Server, ctx context.Context, old, obj api.Object) error
-	// created runs after a create succeeded (or was replayed); it must be
-	// idempotent, as a crash before it is repaired by Bootstrap.
-	created func(s *Server, ctx context.Context, obj api.Object) error
-}
-
-var validators = map[*api.Kind]validator{
-	api.ProjectKind: {
-		create: func(_ *Server, _ *http.Request, _ *auth.Identity, o api.Object) error {
-			return validateProject(o.(*api.Project))
-		},
-		update: func(_ *Server, _ *http.Request, _ *auth.Identity, _, o api.Object) error {
-			return validateProject(o.(*api.Project))
-		},
-		created: func(s *Server, ctx context.Context, o api.Object) error {
-			return s.ensureProjectNetworking(ctx, o.Meta().Name)
-		},
-	},
-	api.NetworkKind: {
-		create: func(s *Server, r *http.Request, _ *auth.Identity, o api.Object) error {
-			return s.validateNetworkCreate(r.Context(), o.(*api.Network))
-		},
-		update: func(_ *Server, _ *http.Request, _ *auth.Identity, old, o api.Object) error {
-			return validateNetworkUpdate(old.(*api.Network), o.(*api.Network))
-		},
-		status: func(_ *auth.Identity, old, o api.Object) error {
-			return validateNetworkStatus(old.(*api.Network), o.(*api.Network))
-		},
-		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
-			return s.createNetwork(ctx, o.(*api.Network), opts)
-		},
-	},
-	api.SecurityGroupKind: {
-		create: func(s *Server, r *http.Request, _ *auth.Identity, o api.Object) error {
-			return s.validateSecurityGroup(r.Context(), o.(*api.SecurityGroup))
-		},
-		update: func(s *Server, r *http.Request, _ *auth.Identity, _, o api.Object) error {
-			return s.validateSecurityGroup(r.Context(), o.(*api.SecurityGroup))
-		},
-	},
-	api.FloatingIPPoolKind: {
-		create: func(s *Server, r *http.Request, _ *auth.Identity, o api.Object) error {
-			return s.validatePool(r.Context(), o.(*api.FloatingIPPool), nil)
-		},
-		update: func(s *Server, r *http.Request, _ *auth.Identity, old, o api.Object) error {
-			return s.validatePool(r.Context(), o.(*api.FloatingIPPool), old.(*api.FloatingIPPool))
-		},
-	},
-	api.FloatingIPKind: {
-		create: func(s *Server, r *http.Request, _ *auth.Identity, o api.Object) error {
-			return s.validateFloatingIPCreate(r.Context(), o.(*api.FloatingIP))
-		},
-		update: func(s *Server, r *http.Request, _ *auth.Identity, old, o api.Object) error {
-			return s.validateFloatingIPUpdate(r.Context(), old.(*api.FloatingIP), o.(*api.FloatingIP))
-		},
-		status: func(_ *auth.Identity, old, o api.Object) error {
-			return validateFloatingIPStatus(old.(*api.FloatingIP), o.(*api.FloatingIP))
-		},
-		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
-			return s.createFloatingIP(ctx, o.(*api.FloatingIP), opts)
-		},
-		commitUpdate: func(s *Server, ctx context.Context, old, o api.Object) error {
-			return s.updateFloatingIP(ctx, old.(*api.FloatingIP), o.(*api.FloatingIP))
-		},
-	},
-	api.UserKind: {
-		create: func(_ *Server, _ *http.Request, _ *auth.Identity, o api.Object) error {
-			return validateUser(o.(*api.User))
-		},
-		update: func(_ *Server, _ *http.Request, _ *auth.Identity, _, o api.Object) error {
-			return validateUser(o.(*api.User))
-		},
-	},
-	api.FlavorKind: {
-		create: func(_ *Server, _ *http.Request, _ *auth.Identity, o api.Object) error {
-			return validateFlavor(o.(*api.Flavor))
-		},
-		update: func(_ *Server, _ *http.Request, _ *auth.Identity, _, o api.Object) error {
-			return validateFlavor(o.(*api.Flavor))
-		},
-	},
-	api.HostKind: {
-		create: func(_ *Server, _ *http.Request, _ *auth.Identity, o api.Object) error {
-			return validateHostSpec(&o.(*api.Host).Spec)
-		},
-		update: func(_ *Server, _ *http.Request, _ *auth.Identity, _, o api.Object) error {
-			return validateHostSpec(&o.(*api.Host).Spec)
-		},
-		status: func(_ *auth.Identity, _, o api.Object) error { return validateHostStatus(&o.(*api.Host).Status) },
-	},
-	api.TokenKind: {
-		update: func(_ *Server, _ *http.Request, _ *auth.Identity, old, o api.Object) error {
-			ot, t := old.(*api.Token), o.(*api.Token)
-			if t.Spec.User != ot.Spec.User {
-				return immutable("spec.user")
-			}
-			if t.Spec.Host != ot.Spec.Host {
-				return immutable("spec.host")
-			}
-			return validateDescription("spec.description", t.Spec.Description)
-		},
-		status: func(*auth.Identity, api.Object, api.Object) error { return tokenStatusReadOnly() },
-	},
-	api.JoinTokenKind: {
-		status: func(*auth.Identity, api.Object, api.Object) error { return tokenStatusReadOnly() },
-	},
-	api.EventKind: {
-		create: func(_ *Server, _ *http.Request, _ *auth.Identity, o api.Object) error {
-			return validateEvent(o.(*api.Event))
-		},
-		update: func(_ *Server, _ *http.Request, _ *auth.Identity, _, o api.Object) error {
-			return validateEvent(o.(*api.Event))
-		},
-	},
-	api.ImageKind: {
-		create: func(s *Server, _ *http.Request, _ *auth.Identity, o api.Object) error {
-			return s.validateImageCreate(o.(*api.Image))
-		},
-		update: func(_ *Server, _ *http.Request, _ *auth.Identity, old, o api.Object) error {
-			return validateImageUpdate(old.(*api.Image), o.(*api.Image))
-		},
-	},
-	api.KeyPairKind: {
-		create: func(_ *Server, _ *http.Request, _ *auth.Identity, o api.Object) error {
-			return validateKeyPairCreate(o.(*api.KeyPair))
-		},
-		update: func(_ *Server, _ *http.Request, _ *auth.Identity, old, o api.Object) error {
-			return validateKeyPairUpdate(old.(*api.KeyPair), o.(*api.KeyPair))
-		},
-		status: func(*auth.Identity, api.Object, api.Object) error {
-			return api.Invalid("status", "the server sets it from spec.publicKey", "the status of a key pair cannot be written")
-		},
-	},
-	api.InstanceKind: {
-		create: func(s *Server, r *http.Request, id *auth.Identity, o api.Object) error {
-			return s.validateInstanceCreate(r, o.(*api.Instance))
-		},
-		update: func(s *Server, r *http.Request, _ *auth.Identity, old, o api.Object) error {
-			return s.validateInstanceUpdate(r, old.(*api.Instance), o.(*api.Instance))
-		},
-		status: func(id *auth.Identity, old, o api.Object) error {
-			return validateInstanceStatus(id, old.(*api.Instance), o.(*api.Instance))
-		},
-		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
-			return s.createInstance(ctx, s.store, o.(*api.Instance), opts)
-		},
-	},
-	api.InstanceGroupKind: {
-		create: func(s *Server, r *http.Request, _ *auth.Identity, o api.Object) error {
-			return s.validateGroup(r, nil, o.(*api.InstanceGroup))
-		},
-		update: func(s *Server, r *http.Request, _ *auth.Identity, old, o api.Object) error {
-			return s.validateGroup(r, old.(*api.InstanceGroup), o.(*api.InstanceGroup))
-		},
-	},
-}
-
-func immutable(field string) error {
-	return api.Invalid(field, "create a new object instead", "field is immutable")
-}
+// The validators of the kinds that no instance depends on; the others
+// are in package admission. hooks.go says which applies to which kind.
 
 func tokenStatusReadOnly() error {
 	return api.Invalid("status", "issue a new token instead", "the status of a token cannot be written")
 }
 
-func validateDescription(field, d string) error {
-	if len(d) > 1024 || !utf8.ValidString(d) {
-		return api.Invalid(field, "use at most 1024 bytes of UTF-8", "description is not valid")
-	}
-	return nil
-}
-
 func validateProject(p *api.Project) error {
-	return validateDescription("spec.description", p.Spec.Description)
+	return admission.ValidateDescription("spec.description", p.Spec.Description)
 }
 
 func validateUser(u *api.User) error {
@@ -241,20 +58,7 @@ func validateResources(field string, r api.Resources) error {
 }
 
 func validateHostSpec(h *api.HostSpec) error {
-	return validateKeys("spec.taints", h.Taints)
-}
-
-// validateKeys checks taint or toleration keys, which follow label keys.
-func validateKeys(field string, keys []string) error {
-	if len(keys) > 64 {
-		return api.Invalid(field, "use at most 64", "%d entries given", len(keys))
-	}
-	for i, k := range keys {
-		if e := api.ValidateLabels(field, map[string]string{k: ""}); e != nil {
-			return api.Invalid(fmt.Sprintf("%s[%d]", field, i), e.Hint, "key %q is not valid", k)
-		}
-	}
-	return nil
+	return admission.ValidateKeys("spec.taints", h.Taints)
 }
 
 func validateHostStatus(st *api.HostStatus) error {
@@ -311,4 +115,15 @@ func pluralOf(name string) string {
 		}
 	}
 	return ""
+}
+
+// validateArgs checks the arguments of a process (exec) as those of an
+// instance.
+func validateArgs(field string, args []string) error { return admission.ValidateArgs(field, args) }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
 )
 
@@ -31,7 +32,7 @@ var diskMediaTypes = map[string]string{
 }
 
 // validateImageCreate checks an image's content against the blob store and
-// marks it Ready. The caller holds blobMu for reading.
+// marks it Ready. The caller holds the blob store (blobstore.Store.Hold).
 //
 // An "oci" image is made of layers and a config. A "qcow2" or "raw" image
 // is a disk, optionally booted with a kernel, initrd and command line when
@@ -47,7 +48,7 @@ func (s *Server) validateImageCreate(img *api.Image) error {
 	if !architectures[spec.Architecture] {
 		return api.Invalid("spec.architecture", "use a Go architecture name such as amd64 or arm64, or leave it out", "architecture %q is not known", spec.Architecture)
 	}
-	if err := validateDescription("spec.description", spec.Description); err != nil {
+	if err := admission.ValidateDescription("spec.description", spec.Description); err != nil {
 		return err
 	}
 	if len(spec.Source) > 2048 {
@@ -95,16 +96,16 @@ func validateOCISpec(spec *api.ImageSpec) error {
 			return api.Invalid(fmt.Sprintf("spec.layers[%d].mediaType", i), "use "+api.MediaTypeLayerGzip+" or "+api.MediaTypeLayerTar, "media type %q is not supported", l.MediaType)
 		}
 	}
-	if err := validateArgs("spec.config.entrypoint", spec.Config.Entrypoint); err != nil {
+	if err := admission.ValidateArgs("spec.config.entrypoint", spec.Config.Entrypoint); err != nil {
 		return err
 	}
-	if err := validateArgs("spec.config.cmd", spec.Config.Cmd); err != nil {
+	if err := admission.ValidateArgs("spec.config.cmd", spec.Config.Cmd); err != nil {
 		return err
 	}
-	if err := validateEnv("spec.config.env", spec.Config.Env); err != nil {
+	if err := admission.ValidateEnv("spec.config.env", spec.Config.Env); err != nil {
 		return err
 	}
-	if len(spec.Config.WorkingDir) > maxArgBytes || len(spec.Config.User) > 256 {
+	if len(spec.Config.WorkingDir) > admission.MaxArgBytes || len(spec.Config.User) > 256 {
 		return api.Invalid("spec.config", "use a shorter workingDir or user", "value too long")
 	}
 	return nil
@@ -220,24 +221,24 @@ func validateImageUpdate(old, img *api.Image) error {
 	o, n := &old.Spec, &img.Spec
 	switch {
 	case n.Format != o.Format:
-		return immutable("spec.format")
+		return admission.Immutable("spec.format")
 	case n.Architecture != o.Architecture:
-		return immutable("spec.architecture")
+		return admission.Immutable("spec.architecture")
 	case !jsonEqual(n.Layers, o.Layers):
-		return immutable("spec.layers")
+		return admission.Immutable("spec.layers")
 	case !jsonEqual(n.Config, o.Config):
-		return immutable("spec.config")
+		return admission.Immutable("spec.config")
 	case !jsonEqual(n.Disk, o.Disk):
-		return immutable("spec.disk")
+		return admission.Immutable("spec.disk")
 	case !jsonEqual(n.Kernel, o.Kernel):
-		return immutable("spec.kernel")
+		return admission.Immutable("spec.kernel")
 	case !jsonEqual(n.Initrd, o.Initrd):
-		return immutable("spec.initrd")
+		return admission.Immutable("spec.initrd")
 	case n.Cmdline != o.Cmdline:
-		return immutable("spec.cmdline")
+		return admission.Immutable("spec.cmdline")
 	}
 	if len(n.Source) > 2048 {
 		return api.Invalid("spec.source", "use at most 2048 bytes", "source is too long")
 	}
-	return validateDescription("spec.description", n.Description)
+	return admission.ValidateDescription("spec.description", n.Description)
 }

@@ -135,6 +135,15 @@ func TestValidationLeavesStoreUnchanged(t *testing.T) {
 		{"host filter on flavors", "GET", "/v1/flavors?host=h1", ``, "", 400, "host", ""},
 		{"bad idempotency key", "POST", "/v1/projects", `{"metadata":{"name":"x"}}`, "idem", 400, "Idempotency-Key", ""},
 		{"unknown route", "GET", "/v1/nothing", ``, "", 404, "", "no route"},
+		{"duplicate flavor", "POST", "/v1/projects/default/instances", `{"metadata":{"name":"x"},"spec":{"image":"busybox","flavor":"tiny","flavor":"large"}}`, "", 400, "spec.flavor", "more than once"},
+		{"duplicate name", "POST", "/v1/projects/default/instances", `{"metadata":{"name":"x","name":"y"},"spec":{"image":"busybox","flavor":"tiny"}}`, "", 400, "metadata.name", "more than once"},
+		{"duplicate by case", "POST", "/v1/projects/default/instances", `{"metadata":{"name":"x"},"spec":{"image":"busybox","Flavor":"large","flavor":"tiny"}}`, "", 400, "spec.flavor", "more than once"},
+		{"duplicate top level", "POST", "/v1/projects", `{"metadata":{"name":"x"},"metadata":{"name":"y"}}`, "", 400, "metadata", "more than once"},
+		{"duplicate in list", "POST", "/v1/projects/default/instances", `{"metadata":{"name":"x"},"spec":{"image":"busybox","flavor":"tiny","networks":[{"network":"default","network":"lan"}]}}`, "", 400, "spec.networks[0].network", "more than once"},
+		{"duplicate label", "POST", "/v1/projects", `{"metadata":{"name":"x","labels":{"a":"1","a":"2"}}}`, "", 400, "metadata.labels.a", "more than once"},
+		{"duplicate on update", "PUT", "/v1/projects/default", `{"metadata":{"name":"default","resourceVersion":"1","resourceVersion":"2"}}`, "", 400, "metadata.resourceVersion", "more than once"},
+		{"duplicate token role", "POST", "/v1/tokens", `{"user":"bob","project":"default","role":"viewer","role":"admin"}`, "", 400, "role", "more than once"},
+		{"exec stdin not base64", "POST", "/v1/projects/default/instances/x/exec", `{"command":["cat"],"stdin":"not base64!"}`, "", 400, "stdin", "base64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,6 +39,9 @@ type fakeAPI struct {
 	byKey     map[string]string        // idempotency key → instance name
 	attempts  map[string]int           // idempotency key → attempts seen
 
+	// refuseCreate answers creates of these instance names with an
+	// internal error, as a server that went away would leave them undone.
+	refuseCreate map[string]bool
 	// dropFirstAttempt closes the connection on the first create with each
 	// idempotency key, before answering.
 	dropFirstAttempt bool
@@ -226,14 +229,25 @@ func (f *fakeAPI) createInstance(w http.ResponseWriter, r *http.Request) {
 	f.attempts[key]++
 	drop := f.dropFirstAttempt && f.attempts[key] == 1
 	if name, ok := f.byKey[key]; ok && key != "" {
-		prev := *f.instances[name]
+		prev, live := f.instances[name]
 		f.mu.Unlock()
-		writeJSON(w, 200, prev)
+		if !live {
+			// As the server answers a key whose instance was deleted since.
+			writeJSON(w, 404, api.ErrorBody{Error: &api.Error{Code: api.CodeNotFound, Message: "object not found"}})
+			return
+		}
+		writeJSON(w, 200, *prev)
+		return
+	}
+	if f.refuseCreate[inst.Metadata.Name] {
+		f.mu.Unlock()
+		writeJSON(w, 500, api.ErrorBody{Error: &api.Error{Code: api.CodeInternal, Message: "internal error"}})
 		return
 	}
 	if _, ok := f.instances[inst.Metadata.Name]; ok {
 		f.mu.Unlock()
-		writeJSON(w, 409, api.ErrorBody{Error: &api.Error{Code: api.CodeAlreadyExists, Message: "instance exists"}})
+		writeJSON(w, 409, api.ErrorBody{Error: &api.Error{Code: api.CodeAlreadyExists, Field: "metadata.name",
+			Message: "an object of this name already exists"}})
 		return
 	}
 	inst.Kind = "Instance"

@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -57,7 +59,9 @@ func newInstanceCreateCommand(o *options) *cobra.Command {
 		Use:   "create NAME --image IMAGE --flavor FLAVOR [flags] [-- COMMAND ARGS...]",
 		Short: "Create instances",
 		Long: "Create an instance, or with --count N the instances NAME-1 to NAME-N.\n" +
-			"Arguments after -- replace the image's command.",
+			"Arguments after -- replace the image's command.\n" +
+			"Running the same command again within a day (after an interruption, say)\n" +
+			"creates only the instances still missing.",
 		Example: "  ouro instance create web --image nginx --flavor small --count 3 --wait\n" +
 			"  ouro instance create job --image busybox --flavor tiny -- sh -c 'echo hi'\n" +
 			"  ouro instance create app --image alpine --flavor small \\\n" +
@@ -159,12 +163,38 @@ func instanceNames(name string, count int) []string {
 	return names
 }
 
-// newInvocationID returns a random identifier for this run of the command;
-// with an index it makes each create's idempotency key.
+// createKey returns the idempotency key of an instance create: a hash of
+// the project and the request body. Running the same command again (after
+// an interruption, or to finish an interrupted --count) sends the same
+// keys, so the server answers the creates that were made with the
+// instances made then and makes only the missing ones; a different
+// request for an existing name gets a different key and fails with
+// "already exists". The server remembers a key for a day.
+func createKey(project string, inst *api.Instance) string {
+	b, _ := json.Marshal(inst) // API types always marshal
+	h := sha256.New()
+	h.Write([]byte(project + "\x00"))
+	h.Write(b)
+	return "ouro-cli-" + hex.EncodeToString(h.Sum(nil))
+}
+
+// newInvocationID returns a random idempotency key.
 func newInvocationID() string {
 	b := make([]byte, 16)
 	rand.Read(b) // never fails (crypto/rand)
 	return hex.EncodeToString(b)
+}
+
+// createInstance creates inst with the key of its content (createKey).
+// When the instance that key made once was deleted since, the server
+// answers not found; inst is then a new request and is sent again with a
+// fresh key.
+func createInstance(ctx context.Context, c *client.Client, project string, inst *api.Instance) error {
+	_, err := c.Create(ctx, inst, client.CreateOptions{IdempotencyKey: createKey(project, inst)})
+	if api.IsNotFound(err) {
+		_, err = c.Create(ctx, inst, client.CreateOptions{IdempotencyKey: newInvocationID()})
+	}
+	return err
 }
 
 func runInstanceCreate(cmd *cobra.Command, o *options, f *createFlags, name string, command []string) error {
@@ -188,19 +218,15 @@ func runInstanceCreate(cmd *cobra.Command, o *options, f *createFlags, name stri
 	}
 	project := o.projectName()
 	ctx := cmd.Context()
-	id := newInvocationID()
 	created := make([]*api.Instance, 0, len(names))
-	for i, n := range names {
+	for _, n := range names {
 		inst := &api.Instance{
 			Kind:     api.InstanceKind.Name,
 			Metadata: api.ObjectMeta{Name: n, Project: project, Labels: labels},
 			Spec: api.InstanceSpec{Image: f.image, Flavor: f.flavor, Command: command, Env: f.env,
 				Networks: f.networks.list, KeyName: f.key, UserData: userData},
 		}
-		// The same key on every retry of this create: the server answers a
-		// retry with the instance it made the first time.
-		key := id + "-" + strconv.Itoa(i+1)
-		if _, err := c.Create(ctx, inst, client.CreateOptions{IdempotencyKey: key}); err != nil {
+		if err := createInstance(ctx, c, project, inst); err != nil {
 			if len(created) > 0 {
 				o.renderInstances(cmd, created)
 			}

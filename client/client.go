@@ -135,12 +135,8 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 	var lastErr error
 	for attempt := 0; attempt <= r.retries; attempt++ {
 		if attempt > 0 {
-			t := time.NewTimer(time.Duration(attempt*attempt) * 200 * time.Millisecond)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil, ctx.Err()
-			case <-t.C:
+			if err := backoff(ctx, attempt); err != nil {
+				return nil, err
 			}
 		}
 		var body io.Reader
@@ -228,15 +224,49 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if method == http.MethodGet || method == http.MethodHead || (header != nil && header.Get("Idempotency-Key") != "") {
 		r.retries = 3
 	}
-	resp, err := c.send(ctx, r)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				return 0, err
+			}
+		}
+		resp, err := c.send(ctx, r)
+		if err != nil {
+			return 0, err
+		}
+		if out == nil {
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		}
+		// The whole answer is read before decoding, so that an answer cut
+		// by the connection (a read error, never a JSON one) can be told
+		// apart and the request sent again: safe for reads and for creates
+		// with an idempotency key, which the server answers with the
+		// object made the first time.
+		data, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			if attempt < r.retries && ctx.Err() == nil {
+				continue
+			}
+			return resp.StatusCode, fmt.Errorf("%s %s: read answer: %w", method, path, err)
+		}
+		if err := json.Unmarshal(data, out); err != nil {
 			return resp.StatusCode, fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 		}
+		return resp.StatusCode, nil
 	}
-	return resp.StatusCode, nil
+}
+
+// backoff waits before the attempt-th retry (1, 2, ...) of a request, or
+// until ctx ends.
+func backoff(ctx context.Context, attempt int) error {
+	t := time.NewTimer(time.Duration(attempt*attempt) * 200 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

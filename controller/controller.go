@@ -64,7 +64,8 @@ type Config struct {
 	// scheduler.DefaultCommits).
 	SchedulerCommits int
 	// InstanceCreator creates group members as the API creates instances
-	// (the apiserver). Without it the group controller does not run.
+	// (an *admission.Admitter). Without it the group controller does not
+	// run.
 	InstanceCreator group.InstanceCreator
 	// HostLostGrace is how long a host stays NotReady before the group
 	// controller replaces the members on it (default 0: at once).

@@ -6,10 +6,16 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/ouroboros-cloud/ouro/agent"
+	"github.com/ouroboros-cloud/ouro/agent/hostinfo"
+	"github.com/ouroboros-cloud/ouro/agent/metaserver"
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/driver/container"
 	"github.com/ouroboros-cloud/ouro/driver/vm"
@@ -72,7 +78,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		return fmt.Errorf("agent: data dir: %w", err)
 	}
 	if cfg.AdvertiseAddress == "" {
-		addr, err := agent.DefaultRouteAddress()
+		addr, err := hostinfo.DefaultRouteAddress()
 		if err != nil {
 			return fmt.Errorf("agent: no --advertise-address given and %w", err)
 		}
@@ -83,7 +89,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	plane, err := NetworkPlane(cfg.DataDir, cfg.AdvertiseAddress, log)
+	plane, err := NetworkPlane(cfg.DataDir, cfg.AdvertiseAddress, localAPIPorts(cfg.Server), log)
 	if err != nil {
 		return fmt.Errorf("agent: network plane: %w", err)
 	}
@@ -103,7 +109,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 }
 
 // The network plane hosts the instance metadata service.
-var _ agent.MetadataPlane = (*netplane.Plane)(nil)
+var _ metaserver.Plane = (*netplane.Plane)(nil)
 
 // RunDir holds an agent's runtime network state: namespaces and dnsmasq
 // files. It is on tmpfs (gone with a reboot, like the namespaces),
@@ -122,12 +128,50 @@ func RunDir(dataDir string) string {
 // NetworkPlane returns the network plane of the agent with dataDir and
 // underlay address: the same namespaces and state every time, so a
 // restarted agent (or a cleanup) finds what an earlier one made.
-func NetworkPlane(dataDir, underlay string, log *slog.Logger) (*netplane.Plane, error) {
+// Instances may reach apiPorts at the host's own addresses; nothing
+// else there.
+func NetworkPlane(dataDir, underlay string, apiPorts []uint16, log *slog.Logger) (*netplane.Plane, error) {
 	run := RunDir(dataDir)
 	return netplane.New(netplane.Config{
-		StateDir:        filepath.Join(run, "net"),
-		UnderlayAddress: underlay,
-		NetNSDir:        filepath.Join(run, "netns"),
-		Logger:          log,
+		StateDir:          filepath.Join(run, "net"),
+		UnderlayAddress:   underlay,
+		NetNSDir:          filepath.Join(run, "netns"),
+		InstanceHostPorts: apiPorts,
+		Logger:            log,
 	})
+}
+
+// localAPIPorts returns the port of the API server at serverURL when the
+// server runs on this host (its address is a loopback or one of this
+// network namespace's addresses), so that instances reach the cloud's API
+// here as they would on any other host; nil otherwise.
+func localAPIPorts(serverURL string) []uint16 {
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return nil
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	if err != nil {
+		return nil // a name: the server is reached as any other address
+	}
+	port, err := strconv.ParseUint(u.Port(), 10, 16)
+	if u.Port() == "" {
+		port, err = 443, nil
+	}
+	if err != nil {
+		return nil
+	}
+	if ip.IsLoopback() || ip.IsUnspecified() {
+		return []uint16{uint16(port)}
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Unmap() == ip.Unmap() {
+			return []uint16{uint16(port)}
+		}
+	}
+	return nil
 }

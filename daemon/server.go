@@ -14,9 +14,11 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/apiserver"
 	"github.com/ouroboros-cloud/ouro/controller"
 	"github.com/ouroboros-cloud/ouro/etcdembed"
+	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/store"
 )
@@ -114,7 +116,12 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return fail(fmt.Errorf("server: certificate: %w", err))
 	}
-	api, err := apiserver.New(apiserver.Config{Store: st, DataDir: cfg.DataDir, CA: ca, ClientCert: &cert, Logger: log, MaxBlobBytes: cfg.MaxBlobBytes})
+	// One allocator and one admitter serve the API and the controllers:
+	// a group's members are admitted exactly as API creates.
+	addrs := ipam.New(ipam.Config{Store: st})
+	adm := admission.New(admission.Config{Store: st, IPAM: addrs})
+	api, err := apiserver.New(apiserver.Config{Store: st, DataDir: cfg.DataDir, CA: ca, ClientCert: &cert, Logger: log,
+		MaxBlobBytes: cfg.MaxBlobBytes, IPAM: addrs, Admission: adm})
 	if err != nil {
 		return fail(fmt.Errorf("server: %w", err))
 	}
@@ -138,7 +145,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	ctrlDone := make(chan error, 1)
 	go func() {
 		ctrlDone <- controller.Run(runCtx, controller.Config{Client: cli, Store: st, Identity: cfg.Name, Logger: log,
-			InstanceCreator: api})
+			InstanceCreator: adm})
 	}()
 	go sweepBlobs(runCtx, api, log)
 

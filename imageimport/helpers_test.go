@@ -50,7 +50,7 @@ func fakeELF(t *testing.T, arch string) string {
 
 // tarOf makes a tar of files (name → content; names ending in "/" are
 // directories), in sorted order.
-func tarOf(t *testing.T, files map[string]string) []byte {
+func tarOf(t testing.TB, files map[string]string) []byte {
 	t.Helper()
 	names := make([]string, 0, len(files))
 	for n := range files {
@@ -77,7 +77,7 @@ func tarOf(t *testing.T, files map[string]string) []byte {
 	return buf.Bytes()
 }
 
-func gzipOf(t *testing.T, b []byte) []byte {
+func gzipOf(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -95,7 +95,7 @@ func digestOf(b []byte) string {
 	return "sha256:" + hex.EncodeToString(s[:])
 }
 
-func mustJSON(t *testing.T, v any) []byte {
+func mustJSON(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -104,7 +104,7 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
-func writeFile(t *testing.T, p string, data []byte) {
+func writeFile(t testing.TB, p string, data []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ type layoutSpec struct {
 
 // writeLayout writes an OCI image layout into dir and returns the
 // descriptors of its layers.
-func writeLayout(t *testing.T, dir string, s layoutSpec) []descriptor {
+func writeLayout(t testing.TB, dir string, s layoutSpec) []descriptor {
 	t.Helper()
 	blob := func(b []byte) descriptor {
 		d := descriptor{Digest: digestOf(b), Size: int64(len(b))}
@@ -192,7 +192,7 @@ func writeLayout(t *testing.T, dir string, s layoutSpec) []descriptor {
 }
 
 // tarDir writes the files under dir into a tar file at out.
-func tarDir(t *testing.T, dir, out string) {
+func tarDir(t testing.TB, dir, out string) {
 	t.Helper()
 	files := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -214,7 +214,7 @@ func tarDir(t *testing.T, dir, out string) {
 }
 
 // assertEmpty fails unless dir holds no files.
-func assertEmpty(t *testing.T, dir string) {
+func assertEmpty(t testing.TB, dir string) {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -231,7 +231,7 @@ func assertEmpty(t *testing.T, dir string) {
 
 // assertLayerFiles checks that each layer file exists, is named after its
 // digest and hashes to it.
-func assertLayerFiles(t *testing.T, dir string, img *Image) {
+func assertLayerFiles(t testing.TB, dir string, img *Image) {
 	t.Helper()
 	for _, l := range img.Layers {
 		if filepath.Dir(l.Path) != dir || filepath.Base(l.Path) != strings.Replace(l.Digest, ":", "-", 1) {
@@ -248,7 +248,7 @@ func assertLayerFiles(t *testing.T, dir string, img *Image) {
 }
 
 // appendSymlink adds a symbolic link to the end of a tar made by tarOf.
-func appendSymlink(t *testing.T, data []byte, name, target string) []byte {
+func appendSymlink(t testing.TB, data []byte, name, target string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	buf.Write(data[:len(data)-1024]) // drop the end-of-archive blocks

@@ -33,6 +33,7 @@ const (
 // network is a validated HostNetworkEntry.
 type network struct {
 	uid      string
+	name     string
 	vni      int
 	cidr     netip.Prefix
 	gateway  netip.Addr
@@ -138,7 +139,7 @@ func parseSpec(spec api.HostNetworkSpec, hostResolvers func() []netip.Addr) ([]n
 }
 
 func parseEntry(e api.HostNetworkEntry, hostResolvers func() []netip.Addr) (network, error) {
-	n := network{uid: e.UID, vni: e.VNI, nat: e.NAT}
+	n := network{uid: e.UID, name: e.Name, vni: e.VNI, nat: e.NAT}
 	if e.VNI < 1 || e.VNI > 1<<24-1 {
 		return n, fmt.Errorf("vni %d out of range", e.VNI)
 	}

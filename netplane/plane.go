@@ -35,7 +35,12 @@ type Config struct {
 	// ResolvConf is read for upstream DNS when a network names none;
 	// default /etc/resolv.conf.
 	ResolvConf string
-	Logger     *slog.Logger
+	// InstanceHostPorts are the TCP ports of this host that instances may
+	// reach at the host's own addresses: the API server's, when one runs
+	// here. Every other packet from an instance to the host itself is
+	// dropped (docs/networking.md, "What instances can reach").
+	InstanceHostPorts []uint16
+	Logger            *slog.Logger
 }
 
 // Plane applies HostNetwork specs to one host.
@@ -107,8 +112,9 @@ func (p *Plane) dnsmasqDir(vni int) string {
 }
 
 // Apply makes the host match spec. An invalid spec changes nothing. A
-// network that fails to apply does not stop the others; the errors are
-// joined.
+// network that fails to apply does not stop the others: its failure is a
+// *NetworkError, and the errors are joined (NetworkErrors separates them
+// from failures of the host's shared parts).
 func (p *Plane) Apply(ctx context.Context, spec api.HostNetworkSpec) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -134,7 +140,7 @@ func (p *Plane) Apply(ctx context.Context, spec api.HostNetworkSpec) error {
 		if err := netns.WriteSysctl(p.cfg.HostNetNS, "net.ipv4.ip_forward", "1"); err != nil {
 			return fmt.Errorf("netplane: %w", err)
 		}
-		rs, err := nft.HostRuleset(h.underlay.Attrs().Name, transitPrefix+"*")
+		rs, err := nft.HostRuleset(h.underlay.Attrs().Name, transitPrefix+"*", p.cfg.InstanceHostPorts)
 		if err == nil {
 			err = nft.Load(p.cfg.HostNetNS, rs)
 		}
@@ -147,7 +153,7 @@ func (p *Plane) Apply(ctx context.Context, spec api.HostNetworkSpec) error {
 			return err
 		}
 		if err := p.applyNetwork(h, n); err != nil {
-			errs = append(errs, fmt.Errorf("network %s (vni %d): %w", n.uid, n.vni, err))
+			errs = append(errs, &NetworkError{UID: n.uid, Name: n.name, VNI: n.vni, Err: err})
 		}
 	}
 	if err := p.applyFloatingIPs(h, nets); err != nil {

@@ -294,7 +294,14 @@ func TestIsolation(t *testing.T) {
 // connection, until the test ends.
 func listen(t *testing.T, ns string) {
 	t.Helper()
-	cmd := exec.Command("busybox", "nc", "-ll", "-p", "8080", "-e", "/bin/echo", "hello")
+	listenOn(t, ns, "8080")
+}
+
+// listenOn runs a TCP server on port in ns that answers every connection
+// with "hello", until the test ends.
+func listenOn(t *testing.T, ns, port string) {
+	t.Helper()
+	cmd := exec.Command("busybox", "nc", "-ll", "-p", port, "-e", "/bin/echo", "hello")
 	if err := netns.Do(ns, cmd.Start); err != nil {
 		t.Fatal(err)
 	}
@@ -350,4 +357,41 @@ func TestRecoversFromLeftovers(t *testing.T) {
 			t.Errorf("stale namespace %s not removed", p)
 		}
 	}
+}
+
+// TestInstancesReachNothingOnTheirHost: an instance's packets to its own
+// host's addresses are dropped, but for the API server's port when one
+// runs there; the gateway, other hosts and the outside stay reachable.
+func TestInstancesReachNothingOnTheirHost(t *testing.T) {
+	l := newLab(t)
+	h1 := l.host["h1"]
+	h1.plane.cfg.InstanceHostPorts = []uint16{7443}
+	s1, s2 := twoHostSpecs(true)
+	l.apply("h1", s1)
+	l.apply("h2", s2)
+	inst := h1.plane.NetNSPath(uid(1))
+	for _, port := range []string{"7443", "7444", "22"} {
+		listenOn(t, h1.ns, port)
+	}
+	listenOn(t, l.out, "8080")
+	listenOn(t, l.host["h2"].ns, "7444")
+	connect := func(addr, port string) bool {
+		out, _ := run(inst, 10*time.Second, "busybox", "nc", "-w", "2", addr, port)
+		return strings.Contains(out, "hello")
+	}
+	mustPing(t, inst, "172.31.0.1")
+	eventually(t, 15*time.Second, "the outside", func() bool { return connect("203.0.113.1", "8080") })
+	eventually(t, 15*time.Second, "the API port of the host", func() bool { return connect(h1.addr, "7443") })
+	for _, port := range []string{"7444", "22"} {
+		if connect(h1.addr, port) {
+			t.Errorf("instance reached port %s of its own host", port)
+		}
+	}
+	mustNotPing(t, inst, h1.addr)
+	// The host itself still reaches its own services and the outside.
+	if out, _ := run(h1.ns, 10*time.Second, "busybox", "nc", "-w", "2", h1.addr, "7444"); !strings.Contains(out, "hello") {
+		t.Errorf("the host lost its own port 7444: %q", out)
+	}
+	// Another host's address is the outside to this instance.
+	eventually(t, 15*time.Second, "another host", func() bool { return connect(l.host["h2"].addr, "7444") })
 }

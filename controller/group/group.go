@@ -17,8 +17,9 @@
 //
 // Members are instances named <group>-<n> with labels ouro.dev/group,
 // ouro.dev/group-uid and ouro.dev/revision. They are created through the
-// same validation and address allocation as an API create
-// (InstanceCreator), with an idempotency key, and written with the
+// same admission (validation, defaults, address allocation) as an API
+// create (InstanceCreator, package admission), under the controller's own
+// identity and with an idempotency key, and written with the
 // leader-guarded store like every controller write. docs/groups.md
 // describes the model, the algorithms and the timings.
 package group
@@ -30,18 +31,23 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/auth"
 	"github.com/ouroboros-cloud/ouro/controller/cache"
 	"github.com/ouroboros-cloud/ouro/queue"
 	"github.com/ouroboros-cloud/ouro/record"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
-// InstanceCreator creates an instance as POST .../instances does
+// InstanceCreator creates an instance for id as POST .../instances does
 // (validation, defaulting, addresses, idempotency), writing with st.
-// The apiserver implements it.
+// An *admission.Admitter is one.
 type InstanceCreator interface {
-	CreateInstance(ctx context.Context, st store.Interface, in *api.Instance, idempotencyKey string) (existed bool, err error)
+	CreateInstance(ctx context.Context, st store.Interface, id *auth.Identity, in *api.Instance, idempotencyKey string) (existed bool, err error)
 }
+
+// identity is who the controller creates members as. Its name is not a
+// valid user name, so no user can hold it.
+var identity = &auth.Identity{User: "system:group-controller", ClusterAdmin: true}
 
 // Options configure a Controller.
 type Options struct {

@@ -227,7 +227,7 @@ func (c *Controller) createMember(ctx context.Context, key string, g *api.Instan
 	// (and deleted) a member of the same name and revision: a key reused
 	// for it would be answered with the deleted instance.
 	idem := idempotencyKey(g.Metadata.UID, name, rev, c.o.Instances.Revision())
-	_, err := c.o.Creator.CreateInstance(ctx, c.o.Store, in, idem)
+	_, err := c.o.Creator.CreateInstance(ctx, c.o.Store, identity, in, idem)
 	switch {
 	case err == nil:
 		c.exp.wrote(key, g.Metadata.Project+"/"+name, revisionOf(in), now)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/apiserver"
 	"github.com/ouroboros-cloud/ouro/client"
@@ -40,7 +41,8 @@ func newRig(t *testing.T) *rig {
 	t.Helper()
 	cli, st := etcdtest.Start(t)
 	log := etcdtest.Quiet()
-	srv, err := apiserver.New(apiserver.Config{Store: st, DataDir: t.TempDir(), Logger: log, AuthCacheTTL: -1})
+	adm := admission.New(admission.Config{Store: st})
+	srv, err := apiserver.New(apiserver.Config{Store: st, DataDir: t.TempDir(), Logger: log, AuthCacheTTL: -1, Admission: adm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func newRig(t *testing.T) *rig {
 	guard := etcdtest.NewGuard(t, cli, "/test/leader")
 	done := make(chan error, 1)
 	go func() {
-		done <- controller.RunLeader(ctx, st.WithGuard(guard), controller.Config{Logger: log, Resync: time.Second, InstanceCreator: srv})
+		done <- controller.RunLeader(ctx, st.WithGuard(guard), controller.Config{Logger: log, Resync: time.Second, InstanceCreator: adm})
 	}()
 	agentDone := make(chan struct{})
 	go func() { defer close(agentDone); r.agent(ctx) }()

@@ -52,6 +52,9 @@ const (
 	hostPrefix = "host:"
 	fipPrefix  = "fip:"
 	everyKey   = "every"
+	// statusKey stands for the Applied condition of every network, from
+	// the failures the hosts report (status.go).
+	statusKey = "network-status"
 )
 
 // Options configure a Controller.
@@ -111,7 +114,10 @@ func New(o Options) *Controller {
 	for _, in := range []*cache.Informer{o.Hosts, o.Instances, c.networks, c.groups, c.fips} {
 		in.AddHandler(c.changed)
 	}
-	c.hostNets.AddHandler(func(name string) { c.queue.Add(hostPrefix + name) })
+	c.hostNets.AddHandler(func(name string) {
+		c.queue.Add(hostPrefix + name)
+		c.queue.Add(statusKey)
+	})
 	return c
 }
 
@@ -209,6 +215,9 @@ func listAs[T api.Object](in *cache.Informer) []T {
 
 // reconcile converges one queue key.
 func (c *Controller) reconcile(ctx context.Context, k string) error {
+	if k == statusKey {
+		return c.reconcileNetworkStatus(ctx)
+	}
 	if k == everyKey {
 		// Fanning out needs no index: building one is left to the keys
 		// that use it, and none may.

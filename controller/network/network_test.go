@@ -135,6 +135,40 @@ func TestControllerOverEtcd(t *testing.T) {
 		t.Errorf("h1's host network was rewritten without a change: generation %d → %d", h1.Metadata.Generation, again.Metadata.Generation)
 	}
 
+	// A host that cannot set the network up reports it in its host
+	// network's status: the network's Applied condition turns false and
+	// names the host and cause, and true again once the host succeeds.
+	var n api.Network
+	if err := raw.Get(ctx, api.NetworkKind, "p", "n", &n); err != nil {
+		t.Fatal(err)
+	}
+	reportFailed := func(failed []api.NetworkFailure) {
+		t.Helper()
+		hn, _ := getHN("h2")
+		hn.Status = api.HostNetworkStatus{ObservedGeneration: hn.Metadata.Generation, Applied: len(failed) == 0, Failed: failed}
+		if err := raw.Update(ctx, hn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	applied := func() *api.Condition {
+		var n api.Network
+		if err := raw.Get(ctx, api.NetworkKind, "p", "n", &n); err != nil {
+			t.Fatal(err)
+		}
+		return api.FindCondition(n.Status.Conditions, api.ConditionNetworkApplied)
+	}
+	reportFailed([]api.NetworkFailure{{UID: n.Metadata.UID, Name: "n", Message: "create ourx4096: file exists"}})
+	etcdtest.Eventually(t, wait, "network n not applied on h2", func() bool {
+		c := applied()
+		return c != nil && !c.Status && c.Reason == api.ReasonNetworkSetupFailed &&
+			c.Message == "host h2: create ourx4096: file exists"
+	})
+	reportFailed(nil)
+	etcdtest.Eventually(t, wait, "network n applied again", func() bool {
+		c := applied()
+		return c != nil && c.Status && c.Message == ""
+	})
+
 	// A deleted host loses its host network.
 	if err := raw.Delete(ctx, api.HostKind, "", "h1", ""); err != nil {
 		t.Fatal(err)

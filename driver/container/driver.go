@@ -10,8 +10,9 @@
 //
 // Everything the driver knows lives on disk under Config.Dir:
 //
+//	<Dir>/blobs/<hex>                   fetched layer blob (package blobcache)
 //	<Dir>/layers/<hex>/                 extracted layer, one per digest
-//	<Dir>/layers-<base>/<hex>/          the same with owners shifted for
+//	<Dir>/layers/<hex>-u<base>-<size>/  the same with owners shifted for
 //	                                    a user namespace (see idmap.go)
 //	<Dir>/instances/<id>/
 //	    spec.json                       the driver.Spec (written last by Create)
@@ -37,19 +38,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ouroboros-cloud/ouro/internal/keymutex"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/driver/blobcache"
+	"github.com/ouroboros-cloud/ouro/driver/instancedir"
+	"github.com/ouroboros-cloud/ouro/internal/keymutex"
 )
 
 // Config configures a Driver.
@@ -93,10 +95,14 @@ type Driver struct {
 	runcVersionOnce sync.Once
 	runcVersion     [2]int
 
-	// instLocks serialises operations on one instance, layerLocks the
-	// extraction of one layer.
-	instLocks  keymutex.Map
-	layerLocks keymutex.Map
+	// instances holds the instance directories, blobs the fetched layer
+	// blobs and layers their extractions.
+	instances *instancedir.Root
+	blobs     *blobcache.Cache
+	layers    *blobcache.Derived
+
+	// instLocks serialises operations on one instance.
+	instLocks keymutex.Map
 }
 
 var (
@@ -155,7 +161,16 @@ func New(cfg Config) (*Driver, error) {
 		}
 	}
 	log := cfg.Logger.With("driver", "container")
-	return &Driver{cfg: cfg, log: log, runc: runc{path: cfg.Runc, root: cfg.RuncRoot}, idMap: ids}, nil
+	d := &Driver{
+		cfg:       cfg,
+		log:       log,
+		runc:      runc{path: cfg.Runc, root: cfg.RuncRoot},
+		idMap:     ids,
+		instances: instancedir.New(filepath.Join(cfg.Dir, "instances"), idPattern),
+	}
+	d.blobs = blobcache.New(d.blobsDir(), cfg.Blobs, log)
+	d.layers = blobcache.NewDerived(d.blobs, d.layersDir(), d.extractLayer, log)
+	return d, nil
 }
 
 // Name returns "container".
@@ -192,20 +207,10 @@ func (d *Driver) LogPath(id string) string {
 
 // List returns the ids of the instances under Dir.
 func (d *Driver) List(ctx context.Context) ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(d.cfg.Dir, "instances"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	ids, err := d.instances.List()
 	if err != nil {
 		return nil, fmt.Errorf("list container instances: %w", err)
 	}
-	var ids []string
-	for _, e := range entries {
-		if e.IsDir() && idPattern.MatchString(e.Name()) {
-			ids = append(ids, e.Name())
-		}
-	}
-	sort.Strings(ids)
 	return ids, nil
 }
 
@@ -229,15 +234,14 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", spec.ID, err)
 	}
-	p := d.paths(spec.ID)
-	if err := d.prepareInstanceDirs(p, ids); err != nil {
+	if err := d.prepareInstanceDirs(spec.ID, ids); err != nil {
 		return fmt.Errorf("create container %s: %w", spec.ID, err)
 	}
 	// The bundle first, spec.json last: spec.json marks a complete Create.
 	if err := d.writeBundle(spec, layers, ids); err != nil {
 		return fmt.Errorf("create container %s: %w", spec.ID, err)
 	}
-	if err := writeJSONAtomic(p.spec, spec); err != nil {
+	if err := d.instances.WriteSpec(spec); err != nil {
 		return fmt.Errorf("create container %s: %w", spec.ID, err)
 	}
 	d.log.Info("container created", "id", spec.ID, "layers", len(layers))
@@ -305,7 +309,7 @@ func (d *Driver) Exec(ctx context.Context, id string, argv []string, stdin io.Re
 		return -1, fmt.Errorf("exec in container %s: container is not running", id)
 	}
 	var env []string
-	if spec, err := readSpec(d.paths(id).spec); err == nil {
+	if spec, err := d.instances.ReadSpec(id); err == nil {
 		if path, ok := lookupEnv(containerEnv(spec), "PATH"); ok {
 			env = append(env, "PATH="+path)
 		}
@@ -331,15 +335,13 @@ type instancePaths struct {
 	console, shimLog, shimPid, pidFile, exit       string
 }
 
-func (d *Driver) instanceDir(id string) string {
-	return filepath.Join(d.cfg.Dir, "instances", id)
-}
+func (d *Driver) instanceDir(id string) string { return d.instances.Path(id) }
 
 func (d *Driver) paths(id string) instancePaths {
 	dir := d.instanceDir(id)
 	return instancePaths{
 		dir:     dir,
-		spec:    filepath.Join(dir, "spec.json"),
+		spec:    d.instances.SpecPath(id),
 		bundle:  filepath.Join(dir, "bundle"),
 		config:  filepath.Join(dir, "bundle", "config.json"),
 		upper:   filepath.Join(dir, "upper"),

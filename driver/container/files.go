@@ -6,12 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/ouroboros-cloud/ouro/driver"
-	"github.com/ouroboros-cloud/ouro/internal/atomicfile"
 )
 
 // exitRecord is exit.json, written by the shim when runc returns.
@@ -36,29 +32,6 @@ func readExit(path string) (rec exitRecord, ok bool, err error) {
 		return exitRecord{}, false, fmt.Errorf("parse exit record %s: %w", path, err)
 	}
 	return rec, true, nil
-}
-
-// readSpec reads an instance's spec.json.
-func readSpec(path string) (driver.Spec, error) {
-	var spec driver.Spec
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return spec, err
-	}
-	if err := json.Unmarshal(data, &spec); err != nil {
-		return spec, fmt.Errorf("parse %s: %w", path, err)
-	}
-	return spec, nil
-}
-
-// writeJSONAtomic writes v as JSON to path via a temporary file and a
-// rename, so readers see the old or the new content, never a part.
-func writeJSONAtomic(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
-	}
-	return atomicfile.WriteFile(path, append(data, '\n'), 0o600)
 }
 
 // tail returns up to the last n bytes of a file, trimmed, or "" if it

@@ -23,9 +23,10 @@ import (
 // which the runc of our hosts cannot set up), and the containers are
 // kept apart by their pid, mount and network namespaces and cgroups, not
 // by their uids. Layers are extracted once per range with their owners
-// shifted (<Dir>/layers-<base>/<hex>); the unshifted cache
-// (<Dir>/layers/<hex>) serves instances created without a user namespace,
-// which keep their model until they are recreated.
+// shifted, as the variant "u<base>-<size>" of the layer cache
+// (<Dir>/layers/<hex>-u<base>-<size>); the unshifted extraction
+// (<Dir>/layers/<hex>) serves instances created without a user
+// namespace, which keep their model until they are recreated.
 
 // Defaults of the user namespace mapping.
 const (
@@ -71,12 +72,27 @@ func (m idMap) specMappings() []specs.LinuxIDMapping {
 	return []specs.LinuxIDMapping{{ContainerID: 0, HostID: m.HostID, Size: m.Size}}
 }
 
-// layersDirName is the layer cache directory of m under Config.Dir.
-func (m idMap) layersDirName() string {
+// variant names the extraction of layers for m (see blobcache.Derived):
+// "u<HostID>-<Size>", or "" for no user namespace.
+func (m idMap) variant() string {
 	if !m.enabled() {
-		return "layers"
+		return ""
 	}
-	return fmt.Sprintf("layers-%d", m.HostID)
+	return fmt.Sprintf("u%d-%d", m.HostID, m.Size)
+}
+
+// parseVariant returns the mapping that variant names; it refuses what
+// idMap.variant does not make.
+func parseVariant(variant string) (idMap, error) {
+	if variant == "" {
+		return idMap{}, nil
+	}
+	var m idMap
+	n, err := fmt.Sscanf(variant, "u%d-%d", &m.HostID, &m.Size)
+	if err != nil || n != 2 || m.Size == 0 || m.variant() != variant {
+		return idMap{}, fmt.Errorf("layer variant %q: want u<host id>-<size>", variant)
+	}
+	return m, nil
 }
 
 // newIDMap checks a configured base.
@@ -141,12 +157,11 @@ func (d *Driver) instanceIDMap(ctx context.Context, p instancePaths, spec driver
 // listable), each ancestor of Dir must be searchable by others, and the
 // instance directory is 0710 with the container root's group, so other
 // host users cannot reach the container's files in the upper directory.
-func (d *Driver) prepareInstanceDirs(p instancePaths, m idMap) error {
-	for _, dir := range []string{p.bundle, p.upper, p.work, p.rootfs} {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
+func (d *Driver) prepareInstanceDirs(id string, m idMap) error {
+	if _, err := d.instances.Create(id, "bundle", "upper", "work", "rootfs"); err != nil {
+		return err
 	}
+	p := d.paths(id)
 	if !m.enabled() {
 		return nil
 	}

@@ -7,11 +7,13 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/ouroboros-cloud/ouro/driver/blobcache"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
 )
 
@@ -30,6 +32,34 @@ func TestIDMapHost(t *testing.T) {
 	} {
 		if got := tc.m.host(tc.id); got != tc.want {
 			t.Errorf("%+v.host(%d) = %d, want %d", tc.m, tc.id, got, tc.want)
+		}
+	}
+}
+
+func TestIDMapVariant(t *testing.T) {
+	for _, tc := range []struct {
+		m    idMap
+		want string
+	}{
+		{idMap{}, ""},
+		{idMap{HostID: 100000, Size: 65536}, "u100000-65536"},
+		{idMap{HostID: 4000000000, Size: 1}, "u4000000000-1"},
+	} {
+		got := tc.m.variant()
+		if got != tc.want {
+			t.Errorf("%+v.variant() = %q, want %q", tc.m, got, tc.want)
+		}
+		if _, err := blobcache.Key("sha256:"+strings.Repeat("a", 64), got); err != nil {
+			t.Errorf("variant %q is no blobcache variant: %v", got, err)
+		}
+		back, err := parseVariant(got)
+		if err != nil || back != tc.m {
+			t.Errorf("parseVariant(%q) = %+v, %v, want %+v", got, back, err, tc.m)
+		}
+	}
+	for _, bad := range []string{"u100000", "u100000-0", "u0100000-65536", "u100000-65536-1", "x100000-65536", "u-1-65536", "u99999999999-1"} {
+		if m, err := parseVariant(bad); err == nil {
+			t.Errorf("parseVariant(%q) = %+v, want an error", bad, m)
 		}
 	}
 }

@@ -4,155 +4,74 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/driver/blobcache"
 )
 
-// The layer cache: every image layer is fetched once, verified against
-// its digest while streaming, and extracted into <Dir>/layers/<hex>/
-// (<Dir>/layers-<base>/<hex>/ with owners shifted for containers in a
-// user namespace, see idmap.go), which all instances share as read-only
-// overlay lower directories.
+// The layer cache: every image layer is fetched once into the blob cache
+// (<Dir>/blobs/<hex>, verified against its digest and size), then
+// extracted once into <Dir>/layers/<key>/, which all instances share as
+// read-only overlay lower directories. See package blobcache for how
+// both survive a crash.
 //
-//	Blobs.Open ─▶ sha256 tee ─▶ gunzip ─▶ tar ─▶ <Dir>/layers/.tmp-<hex>-*/
-//	                                             │ digest ok: rename
-//	                                             ▼
-//	                                       <Dir>/layers/<hex>/
+//	Blobs.Open ─▶ blobcache.Cache ─▶ <Dir>/blobs/<hex>
+//	                                   │ gunzip ─▶ tar
+//	                                   ▼ blobcache.Derived
+//	                             <Dir>/layers/<hex>[-<variant>]/
 //
-// A crash leaves at most a .tmp- directory, removed by the next
-// extraction of that digest; a layer is never half there under its final
-// name.
+// The variant is the user namespace mapping the layer's owners were
+// shifted to (idMap.variant, "u<base>-<size>"), so that a container with
+// that mapping sees them as the image has them; "" is the unshifted
+// extraction of containers without a user namespace.
 
-var digestPattern = regexp.MustCompile(`^sha256:([a-f0-9]{64})$`)
-
-// digestHex returns the hex part of a "sha256:<hex>" digest.
-func digestHex(digest string) (string, error) {
-	m := digestPattern.FindStringSubmatch(digest)
-	if m == nil {
-		return "", fmt.Errorf("layer digest %q: want sha256:<64 lower-case hex digits>", digest)
-	}
-	return m[1], nil
-}
-
-// layersDir is the layer cache of the id mapping m: owners are shifted
-// into m's range, so a container of that mapping sees them unshifted.
-func (d *Driver) layersDir(m idMap) string { return filepath.Join(d.cfg.Dir, m.layersDirName()) }
+func (d *Driver) layersDir() string { return filepath.Join(d.cfg.Dir, "layers") }
+func (d *Driver) blobsDir() string  { return filepath.Join(d.cfg.Dir, "blobs") }
 
 // ensureLayers makes sure every layer is extracted for the id mapping m
 // and returns their directories in the same order (lowest first).
 func (d *Driver) ensureLayers(ctx context.Context, blobs []api.Blob, m idMap) ([]string, error) {
 	dirs := make([]string, 0, len(blobs))
-	for _, b := range blobs {
-		dir, err := d.ensureLayer(ctx, b, m)
+	for i, b := range blobs {
+		dir, err := d.layers.Ensure(ctx, b, m.variant())
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("layer %d of %d: %w", i+1, len(blobs), err)
 		}
 		dirs = append(dirs, dir)
 	}
 	return dirs, nil
 }
 
-// ensureLayer extracts one layer unless it already is. Concurrent calls
-// for one digest extract it once.
-func (d *Driver) ensureLayer(ctx context.Context, b api.Blob, m idMap) (string, error) {
-	hexDigest, err := digestHex(b.Digest)
-	if err != nil {
-		return "", err
-	}
-	cache := d.layersDir(m)
-	final := filepath.Join(cache, hexDigest)
-	if isDir(final) {
-		return final, nil
-	}
-	unlock := d.layerLocks.Lock(final)
-	defer unlock()
-	if isDir(final) { // extracted while we waited
-		return final, nil
-	}
-	if err := os.MkdirAll(cache, 0o700); err != nil {
-		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
-	}
-	// Leftovers of an extraction that crashed.
-	stale, _ := filepath.Glob(filepath.Join(cache, ".tmp-"+hexDigest+"-*"))
-	for _, s := range stale {
-		if err := os.RemoveAll(s); err != nil {
-			return "", fmt.Errorf("layer %s: remove stale extraction: %w", b.Digest, err)
-		}
-	}
-	tmp, err := os.MkdirTemp(cache, ".tmp-"+hexDigest+"-")
-	if err != nil {
-		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			os.RemoveAll(tmp)
-		}
-	}()
-	if err := d.fetchAndExtract(ctx, b, hexDigest, tmp, m); err != nil {
-		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp made it 0700
-		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
-	}
-	if err := syncFS(tmp); err != nil {
-		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return "", fmt.Errorf("layer %s: %w", b.Digest, err)
-	}
-	done = true
-	d.log.Info("layer extracted", "digest", b.Digest, "size", b.Size, "cache", m.layersDirName())
-	return final, nil
-}
-
-// fetchAndExtract streams the blob into dir, checking its digest and
-// size, with owners shifted by m.
-func (d *Driver) fetchAndExtract(ctx context.Context, b api.Blob, hexDigest, dir string, m idMap) error {
-	rc, err := d.cfg.Blobs.Open(ctx, b.Digest)
-	if err != nil {
-		return fmt.Errorf("fetch: %w", err)
-	}
-	defer rc.Close()
-	h := sha256.New()
-	counter := &countingReader{r: io.TeeReader(rc, h)}
-	br := bufio.NewReaderSize(counter, 64*1024)
-
-	tarStream, closeDecomp, err := decompress(br, b.MediaType)
+// extractLayer is the blobcache.BuildFunc of layers: it unpacks the
+// verified layer blob at blobPath into dir, with owners shifted by the
+// id mapping that variant names.
+func (d *Driver) extractLayer(ctx context.Context, b api.Blob, blobPath, variant, dir string) error {
+	ids, err := parseVariant(variant)
 	if err != nil {
 		return err
 	}
-	extractErr := extractTar(ctx, tarStream, dir, m, d.log)
-	// Read to the end so the digest covers every byte, even past the
-	// tar's end-of-archive marker.
-	_, decompErr := io.Copy(io.Discard, tarStream)
-	closeDecomp()
-	if _, err := io.Copy(io.Discard, br); err != nil {
-		return fmt.Errorf("read: %w", err)
+	f, err := os.Open(blobPath)
+	if err != nil {
+		return err
 	}
-	// A wrong digest explains any extraction error, so check it first.
-	if got := hex.EncodeToString(h.Sum(nil)); got != hexDigest {
-		return fmt.Errorf("digest mismatch: content of %s has sha256:%s; refusing the layer", b.Digest, got)
+	defer f.Close()
+	tarStream, closeDecomp, err := decompress(bufio.NewReaderSize(f, 64*1024), b.MediaType)
+	if err != nil {
+		return err
 	}
-	if extractErr != nil {
-		return fmt.Errorf("extract: %w", extractErr)
+	defer closeDecomp()
+	if err := extractTar(ctx, tarStream, dir, ids, d.log); err != nil {
+		return fmt.Errorf("extract: %w", err)
 	}
-	if decompErr != nil {
-		return fmt.Errorf("decompress: %w", decompErr)
-	}
-	if b.Size > 0 && counter.n != b.Size {
-		return fmt.Errorf("size mismatch: %s is %d bytes, the image says %d", b.Digest, counter.n, b.Size)
+	// Read to the end so a corrupt compressed stream is noticed.
+	if _, err := io.Copy(io.Discard, tarStream); err != nil {
+		return fmt.Errorf("decompress: %w", err)
 	}
 	return nil
 }
@@ -175,60 +94,47 @@ func decompress(br *bufio.Reader, mediaType string) (io.Reader, func(), error) {
 	return zr, func() { zr.Close() }, nil
 }
 
-// PruneLayers removes cached layers whose digest ("sha256:<hex>") is not
-// in keep, from the cache of every id mapping. Layers used by an instance
-// on this host are always kept, as are extractions in progress.
+// PruneLayers removes cached layers (blobs and their extractions) whose
+// digest ("sha256:<hex>") is not in keep, and what crashed fetches and
+// extractions left. Layers used by an instance on this host are always
+// kept, as are fetches and extractions in progress.
 func (d *Driver) PruneLayers(ctx context.Context, keep map[string]bool) error {
-	caches, err := filepath.Glob(filepath.Join(d.cfg.Dir, "layers-*"))
-	if err != nil {
-		return fmt.Errorf("prune layers: %w", err)
-	}
-	caches = append(caches, d.layersDir(idMap{}))
 	inUse, err := d.layersInUse(ctx)
 	if err != nil {
 		return fmt.Errorf("prune layers: %w", err)
 	}
+	if err := errors.Join(d.layers.Clean(), d.blobs.Clean()); err != nil {
+		return fmt.Errorf("prune layers: %w", err)
+	}
+	doomed := func(digest string) bool {
+		return !keep[digest] && !keep[strings.TrimPrefix(digest, "sha256:")] && !inUse[digest]
+	}
 	var errs []error
-	for _, cache := range caches {
-		if err := d.pruneCache(cache, keep, inUse); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// pruneCache removes the layers of one cache directory that are neither
-// kept nor in use.
-func (d *Driver) pruneCache(cache string, keep, inUse map[string]bool) error {
-	entries, err := os.ReadDir(cache)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	keys, err := d.layers.Keys()
 	if err != nil {
 		return fmt.Errorf("prune layers: %w", err)
 	}
-	var errs []error
-	for _, e := range entries {
-		hexDigest := e.Name()
-		digest := "sha256:" + hexDigest
-		if !digestPattern.MatchString(digest) || keep[digest] || keep[hexDigest] || inUse[digest] {
+	for _, key := range keys {
+		digest, variant, _ := blobcache.ParseKey(key)
+		if !doomed(digest) {
 			continue
 		}
-		final := filepath.Join(cache, hexDigest)
-		unlock := d.layerLocks.Lock(final)
-		// Move it out of the way first, so a crash mid-removal never
-		// leaves a partial layer under its final name.
-		doomed := filepath.Join(cache, ".tmp-"+hexDigest+"-prune")
-		err := os.Rename(final, doomed)
-		if err == nil {
-			err = os.RemoveAll(doomed)
-		}
-		unlock()
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := d.layers.Remove(key); err != nil {
 			errs = append(errs, fmt.Errorf("prune layer %s: %w", digest, err))
 			continue
 		}
-		d.log.Info("layer pruned", "digest", digest, "cache", filepath.Base(cache))
+		d.log.Info("layer pruned", "digest", digest, "variant", variant)
+	}
+	digests, err := d.blobs.Digests()
+	if err != nil {
+		return fmt.Errorf("prune layers: %w", err)
+	}
+	for _, digest := range digests {
+		if doomed(digest) {
+			if err := d.blobs.Remove(digest); err != nil {
+				errs = append(errs, fmt.Errorf("prune layer %s: %w", digest, err))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -242,7 +148,7 @@ func (d *Driver) layersInUse(ctx context.Context) (map[string]bool, error) {
 	}
 	used := map[string]bool{}
 	for _, id := range ids {
-		spec, err := readSpec(d.paths(id).spec)
+		spec, err := d.instances.ReadSpec(id)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // Create did not finish; it fetches again
 		}
@@ -269,34 +175,4 @@ func lowerDirs(layers []string) []string {
 		}
 	}
 	return out
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func isDir(path string) bool {
-	fi, err := os.Lstat(path)
-	return err == nil && fi.IsDir()
-}
-
-// syncFS flushes the filesystem holding dir, so a renamed layer is
-// complete on disk.
-func syncFS(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

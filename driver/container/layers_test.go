@@ -17,6 +17,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/driver/blobcache"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
 )
 
@@ -189,7 +190,7 @@ func TestLayerTraversalRefused(t *testing.T) {
 		t.Fatalf("Create = %v, want a refusal", err)
 	}
 	assertNoLayers(t, filepath.Join(dir, "containers"))
-	for _, p := range []string{filepath.Join(dir, "evil"), filepath.Join(dir, "containers", "evil"), filepath.Join(dir, "containers", "layers", "evil"), filepath.Join(dir, "containers", "layers-100000", "evil")} {
+	for _, p := range []string{filepath.Join(dir, "evil"), filepath.Join(dir, "containers", "evil"), filepath.Join(dir, "containers", "layers", "evil")} {
 		if fileExists(p) {
 			t.Errorf("%s was written", p)
 		}
@@ -199,14 +200,12 @@ func TestLayerTraversalRefused(t *testing.T) {
 // assertNoLayers checks that no layer, final or temporary, is cached.
 func assertNoLayers(t *testing.T, dir string) {
 	t.Helper()
-	for _, cache := range []string{"layers", "layers-100000"} {
-		entries, err := os.ReadDir(filepath.Join(dir, cache))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			t.Errorf("layer dir left: %s/%s", cache, e.Name())
-		}
+	entries, err := os.ReadDir(filepath.Join(dir, "layers"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("layer dir left: %s", e.Name())
 	}
 }
 
@@ -254,7 +253,7 @@ func TestPruneLayers(t *testing.T) {
 	used := blobs.add(makeTar(t, []tarEntry{{name: "used", body: "1"}}), api.MediaTypeLayerTar)
 	kept := blobs.add(makeTar(t, []tarEntry{{name: "kept", body: "2"}}), api.MediaTypeLayerTar)
 	unused := blobs.add(makeTar(t, []tarEntry{{name: "unused", body: "3"}}), api.MediaTypeLayerTar)
-	// Both caches: the shifted one of new containers and the unshifted
+	// Both variants: the shifted one of new containers and the unshifted
 	// one of containers from before user namespaces.
 	for _, m := range []idMap{d.idMap, {}} {
 		if _, err := d.ensureLayers(ctx, []api.Blob{kept, unused}, m); err != nil {
@@ -266,12 +265,16 @@ func TestPruneLayers(t *testing.T) {
 		t.Fatalf("PruneLayers: %v", err)
 	}
 	for b, want := range map[api.Blob]bool{used: true, kept: true, unused: false} {
-		hexDigest, _ := digestHex(b.Digest)
-		if got := isDir(filepath.Join(d.layersDir(d.idMap), hexDigest)); got != want {
-			t.Errorf("layer %s present = %v, want %v", b.Digest, got, want)
+		hexDigest, _ := blobcache.Hex(b.Digest)
+		shifted := hexDigest + "-" + d.idMap.variant()
+		if got := fileExists(filepath.Join(dir, "layers", shifted)); got != want {
+			t.Errorf("layer %s present = %v, want %v", shifted, got, want)
 		}
-		if b != used && isDir(filepath.Join(d.layersDir(idMap{}), hexDigest)) != want {
-			t.Errorf("unshifted layer %s present = %v, want %v", b.Digest, !want, want)
+		if got := fileExists(filepath.Join(dir, "layers", hexDigest)); b != used && got != want {
+			t.Errorf("unshifted layer %s present = %v, want %v", b.Digest, got, want)
+		}
+		if got := fileExists(filepath.Join(dir, "blobs", hexDigest)); got != want {
+			t.Errorf("blob %s present = %v, want %v", b.Digest, got, want)
 		}
 	}
 }

@@ -21,7 +21,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	unlock := d.instLocks.Lock(id)
 	defer unlock()
 	p := d.paths(id)
-	spec, err := readSpec(p.spec)
+	spec, err := d.instances.ReadSpec(id)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("start container %s: %w", id, driver.ErrNotFound)
 	}
@@ -62,7 +62,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	if !fileExists(p.config) {
-		if err := d.prepareInstanceDirs(p, ids); err != nil {
+		if err := d.prepareInstanceDirs(id, ids); err != nil {
 			return fmt.Errorf("start container %s: %w", id, err)
 		}
 		if err := d.writeBundle(spec, layers, ids); err != nil {
@@ -216,7 +216,7 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 	if mounted, err := isMounted(p.rootfs); err != nil || mounted {
 		return fmt.Errorf("delete container %s: root filesystem still mounted (%v)", id, err)
 	}
-	if err := os.RemoveAll(p.dir); err != nil {
+	if err := d.instances.Remove(id); err != nil {
 		return fmt.Errorf("delete container %s: %w", id, err)
 	}
 	if existed {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/driver/instancedir"
 	"github.com/ouroboros-cloud/ouro/internal/atomicfile"
 )
 
@@ -104,7 +105,7 @@ func (s shim) run() error {
 		}
 	}
 	s.log.Info("container exited", "exitCode", rec.ExitCode, "error", rec.Error)
-	if err := writeJSONAtomic(filepath.Join(s.dir, "exit.json"), rec); err != nil {
+	if err := instancedir.WriteJSON(filepath.Join(s.dir, "exit.json"), rec); err != nil {
 		s.log.Error("record exit", "err", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/driver/instancedir"
 	"github.com/ouroboros-cloud/ouro/internal/atomicfile"
 )
 
@@ -79,7 +80,7 @@ func (d *Driver) writeBundle(spec driver.Spec, layers []string, ids idMap) error
 			return fmt.Errorf("write bundle: %w", err)
 		}
 	}
-	if err := writeJSONAtomic(p.config, cfg); err != nil {
+	if err := instancedir.WriteJSON(p.config, cfg); err != nil {
 		return fmt.Errorf("write bundle: %w", err)
 	}
 	return nil

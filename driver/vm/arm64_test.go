@@ -54,7 +54,7 @@ func TestArm64BootsUnderEmulation(t *testing.T) {
 	start, args := createAndStart(t, d, spec)
 	// The process runs the argv the driver builds for arm64.
 	if args[0] != d.cfg.QEMU || !hasPair(args, "-machine", "virt,gic-version=max") || !hasPair(args, "-accel", "tcg") ||
-		!hasPair(args, "-kernel", filepath.Join(d.imagesDir(), strings.TrimPrefix(kb.Digest, "sha256:"))) {
+		!hasPair(args, "-kernel", filepath.Join(d.images.Dir(), strings.TrimPrefix(kb.Digest, "sha256:"))) {
 		t.Fatalf("QEMU runs %q, want %s with the virt machine under TCG and the kernel", args, d.cfg.QEMU)
 	}
 

@@ -3,16 +3,11 @@ package vm
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -20,108 +15,11 @@ import (
 )
 
 // The image cache: every blob (base disk, kernel, initrd) is fetched once
-// per host, verified against its digest while it is written, checked, and
-// renamed into place read-only:
-//
-//	Blobs.Open ─▶ sha256 + size ─▶ <Dir>/images/.tmp-<hex>-*
-//	                                  │ digest and size ok, disk sane
-//	                                  ▼ rename
-//	                              <Dir>/images/<hex>   (0444, shared)
-//
-// A crash or a bad download leaves at most a .tmp- file, removed by the
-// next fetch of that digest; a blob is never half there under its final
-// name. Each instance gets its own qcow2 overlay backed by the base disk
+// per host into a blobcache.Cache in <Dir>/images, verified against its
+// digest and size while it is written, vetted (a base disk must be a sane
+// disk) and renamed into place read-only (<Dir>/images/<hex>, shared).
+// Each instance gets its own qcow2 overlay backed by the base disk
 // (disk.qcow2), grown to the flavor's disk size.
-
-var digestPattern = regexp.MustCompile(`^sha256:([a-f0-9]{64})$`)
-
-func (d *Driver) imagesDir() string { return filepath.Join(d.cfg.Dir, "images") }
-
-// ensureBlob returns the path of the cached blob b, fetching it unless it
-// is cached. check, when not nil, vets the downloaded file before it is
-// cached. Concurrent calls for one digest fetch it once.
-func (d *Driver) ensureBlob(ctx context.Context, b api.Blob, check func(path string) error) (string, error) {
-	m := digestPattern.FindStringSubmatch(b.Digest)
-	if m == nil {
-		return "", fmt.Errorf("blob digest %q: want sha256:<64 lower-case hex digits>", b.Digest)
-	}
-	hexDigest := m[1]
-	final := filepath.Join(d.imagesDir(), hexDigest)
-	if fileExists(final) {
-		return final, nil
-	}
-	unlock := d.imageLocks.Lock(hexDigest)
-	defer unlock()
-	if fileExists(final) { // fetched while we waited
-		return final, nil
-	}
-	if err := os.MkdirAll(d.imagesDir(), 0o700); err != nil {
-		return "", fmt.Errorf("blob %s: %w", b.Digest, err)
-	}
-	stale, _ := filepath.Glob(filepath.Join(d.imagesDir(), ".tmp-"+hexDigest+"-*"))
-	for _, s := range stale {
-		if err := os.Remove(s); err != nil {
-			return "", fmt.Errorf("blob %s: remove stale download: %w", b.Digest, err)
-		}
-	}
-	f, err := os.CreateTemp(d.imagesDir(), ".tmp-"+hexDigest+"-")
-	if err != nil {
-		return "", fmt.Errorf("blob %s: %w", b.Digest, err)
-	}
-	tmp := f.Name()
-	done := false
-	defer func() {
-		if !done {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := d.download(ctx, b, hexDigest, f); err != nil {
-		return "", fmt.Errorf("blob %s: %w", b.Digest, err)
-	}
-	if err := f.Chmod(0o444); err != nil {
-		return "", fmt.Errorf("blob %s: %w", b.Digest, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("blob %s: %w", b.Digest, err)
-	}
-	if check != nil {
-		if err := check(tmp); err != nil {
-			return "", fmt.Errorf("blob %s: %w", b.Digest, err)
-		}
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return "", fmt.Errorf("blob %s: %w", b.Digest, err)
-	}
-	done = true
-	syncDir(d.imagesDir())
-	d.log.Info("image blob cached", "digest", b.Digest, "size", b.Size, "mediaType", b.MediaType)
-	return final, nil
-}
-
-// download writes the blob into f, checking digest and size, and syncs.
-func (d *Driver) download(ctx context.Context, b api.Blob, hexDigest string, f *os.File) error {
-	rc, err := d.cfg.Blobs.Open(ctx, b.Digest)
-	if err != nil {
-		return fmt.Errorf("fetch: %w", err)
-	}
-	defer rc.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), rc)
-	if err != nil {
-		return fmt.Errorf("fetch: %w", err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != hexDigest {
-		return fmt.Errorf("digest mismatch: content of %s has sha256:%s; refusing it", b.Digest, got)
-	}
-	if b.Size > 0 && n != b.Size {
-		return fmt.Errorf("size mismatch: %s is %d bytes, the image says %d", b.Digest, n, b.Size)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync: %w", err)
-	}
-	return nil
-}
 
 // diskInfo is the part of `qemu-img info --output=json` the driver reads.
 type diskInfo struct {

@@ -12,7 +12,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
 )
 
-func TestEnsureBlobCachesOnceAndVerifies(t *testing.T) {
+func TestImageBlobsCachedOnceAndVerified(t *testing.T) {
 	blobs := newFakeBlobs()
 	d := testDriver(t, blobs, nil)
 	ctx := context.Background()
@@ -22,7 +22,7 @@ func TestEnsureBlobCachesOnceAndVerifies(t *testing.T) {
 	paths := make([]string, 8)
 	errs := make([]error, 8)
 	for i := range paths {
-		wg.Go(func() { paths[i], errs[i] = d.ensureBlob(ctx, good, nil) })
+		wg.Go(func() { paths[i], errs[i] = d.images.Fetch(ctx, good, nil) })
 	}
 	wg.Wait()
 	for i := range paths {
@@ -59,15 +59,15 @@ func TestEnsureBlobCachesOnceAndVerifies(t *testing.T) {
 			if tc.size != 0 {
 				b.Size = tc.size
 			}
-			_, err := d.ensureBlob(ctx, b, nil)
+			_, err := d.images.Fetch(ctx, b, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 			hexd := strings.TrimPrefix(b.Digest, "sha256:")
-			if fileExists(filepath.Join(d.imagesDir(), hexd)) {
+			if fileExists(filepath.Join(d.images.Dir(), hexd)) {
 				t.Error("a bad download became a cached blob")
 			}
-			if left, _ := filepath.Glob(filepath.Join(d.imagesDir(), ".tmp-*")); len(left) > 0 {
+			if left, _ := filepath.Glob(filepath.Join(d.images.Dir(), ".tmp-*")); len(left) > 0 {
 				t.Errorf("temporary files left: %v", left)
 			}
 		})
@@ -75,19 +75,19 @@ func TestEnsureBlobCachesOnceAndVerifies(t *testing.T) {
 
 	t.Run("a check refuses the content", func(t *testing.T) {
 		b := blobs.add([]byte("not a disk"), api.MediaTypeDiskQCOW2)
-		_, err := d.ensureBlob(ctx, b, func(string) error { return os.ErrInvalid })
-		if err == nil || fileExists(filepath.Join(d.imagesDir(), strings.TrimPrefix(b.Digest, "sha256:"))) {
+		_, err := d.images.Fetch(ctx, b, func(string) error { return os.ErrInvalid })
+		if err == nil || fileExists(filepath.Join(d.images.Dir(), strings.TrimPrefix(b.Digest, "sha256:"))) {
 			t.Fatalf("refused content was cached (err %v)", err)
 		}
 	})
 	t.Run("stale download of a crash is replaced", func(t *testing.T) {
 		b := blobs.add([]byte("after a crash"), api.MediaTypeInitrd)
 		hexd := strings.TrimPrefix(b.Digest, "sha256:")
-		stale := filepath.Join(d.imagesDir(), ".tmp-"+hexd+"-123")
+		stale := filepath.Join(d.images.Dir(), ".tmp-"+hexd+"-123")
 		if err := os.WriteFile(stale, []byte("after a cr"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		p, err := d.ensureBlob(ctx, b, nil)
+		p, err := d.images.Fetch(ctx, b, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +99,7 @@ func TestEnsureBlobCachesOnceAndVerifies(t *testing.T) {
 		}
 	})
 	t.Run("bad digest", func(t *testing.T) {
-		if _, err := d.ensureBlob(ctx, api.Blob{Digest: "sha256:../../etc/passwd"}, nil); err == nil {
+		if _, err := d.images.Fetch(ctx, api.Blob{Digest: "sha256:../../etc/passwd"}, nil); err == nil {
 			t.Fatal("a digest that is a path was accepted")
 		}
 	})
@@ -147,7 +147,7 @@ func TestOverlayWithQemuImg(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := blobs.addFile(t, tc.base, "")
-			cached, err := d.ensureBlob(ctx, b, d.checkBaseDisk(ctx, tc.format))
+			cached, err := d.images.Fetch(ctx, b, d.checkBaseDisk(ctx, tc.format))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,14 +185,14 @@ func TestOverlayWithQemuImg(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := blobs.addFile(t, sneaky, api.MediaTypeDiskQCOW2)
-		_, err := d.ensureBlob(ctx, b, d.checkBaseDisk(ctx, "qcow2"))
+		_, err := d.images.Fetch(ctx, b, d.checkBaseDisk(ctx, "qcow2"))
 		if err == nil || !strings.Contains(err.Error(), "backing file") {
 			t.Fatalf("err = %v, want a refusal naming the backing file", err)
 		}
 	})
 	t.Run("a raw file is not a qcow2 disk", func(t *testing.T) {
 		b := blobs.add([]byte(strings.Repeat("x", 4096)), api.MediaTypeDiskQCOW2)
-		if _, err := d.ensureBlob(ctx, b, d.checkBaseDisk(ctx, "qcow2")); err == nil {
+		if _, err := d.images.Fetch(ctx, b, d.checkBaseDisk(ctx, "qcow2")); err == nil {
 			t.Fatal("garbage accepted as a qcow2 disk")
 		}
 	})

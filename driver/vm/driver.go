@@ -55,11 +55,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/driver/blobcache"
+	"github.com/ouroboros-cloud/ouro/driver/instancedir"
 )
 
 // Config configures a Driver.
@@ -99,12 +100,15 @@ type Driver struct {
 	log  *slog.Logger
 	arch string // GOARCH of the guests: the host's
 
+	// instances holds the instance directories, images the cached
+	// blobs of images.
+	instances *instancedir.Root
+	images    *blobcache.Cache
+
 	// instLocks serialises operations on one instance, qmpLocks the
-	// sessions on one monitor (QEMU serves one at a time), imageLocks the
-	// download of one blob.
-	instLocks  keymutex.Map
-	qmpLocks   keymutex.Map
-	imageLocks keymutex.Map
+	// sessions on one monitor (QEMU serves one at a time).
+	instLocks keymutex.Map
+	qmpLocks  keymutex.Map
 }
 
 var (
@@ -194,7 +198,14 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Driver{cfg: cfg, log: cfg.Logger.With("driver", "vm"), arch: arch}, nil
+	log := cfg.Logger.With("driver", "vm")
+	return &Driver{
+		cfg:       cfg,
+		log:       log,
+		arch:      arch,
+		instances: instancedir.New(filepath.Join(cfg.Dir, "instances"), idPattern),
+		images:    blobcache.New(filepath.Join(cfg.Dir, "images"), cfg.Blobs, log),
+	}, nil
 }
 
 // Name returns "vm".
@@ -223,20 +234,10 @@ func (d *Driver) LogPath(id string) string {
 
 // List returns the ids of the instances under Dir.
 func (d *Driver) List(ctx context.Context) ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(d.cfg.Dir, "instances"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	ids, err := d.instances.List()
 	if err != nil {
 		return nil, fmt.Errorf("list vm instances: %w", err)
 	}
-	var ids []string
-	for _, e := range entries {
-		if e.IsDir() && idPattern.MatchString(e.Name()) {
-			ids = append(ids, e.Name())
-		}
-	}
-	sort.Strings(ids)
 	return ids, nil
 }
 
@@ -254,16 +255,14 @@ type instancePaths struct {
 	runDir, qmp, console                                       string
 }
 
-func (d *Driver) instanceDir(id string) string {
-	return filepath.Join(d.cfg.Dir, "instances", id)
-}
+func (d *Driver) instanceDir(id string) string { return d.instances.Path(id) }
 
 func (d *Driver) paths(id string) instancePaths {
 	dir := d.instanceDir(id)
 	run := filepath.Join(d.cfg.RunDir, id)
 	return instancePaths{
 		dir:     dir,
-		spec:    filepath.Join(dir, "spec.json"),
+		spec:    d.instances.SpecPath(id),
 		disk:    filepath.Join(dir, "disk.qcow2"),
 		seed:    filepath.Join(dir, "seed.iso"),
 		serial:  filepath.Join(dir, "serial.log"),

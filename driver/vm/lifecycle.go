@@ -12,7 +12,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
-	"github.com/ouroboros-cloud/ouro/internal/atomicfile"
+	"github.com/ouroboros-cloud/ouro/driver/instancedir"
 )
 
 // Create fetches the image, makes the instance's disk overlay and seed,
@@ -31,7 +31,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
 	if fileExists(p.spec) {
 		// Created before (a retry, or a crash after the spec was
 		// written): the recorded spec is the instance.
-		old, err := readSpec(p.spec)
+		old, err := d.instances.ReadSpec(spec.ID)
 		if err != nil {
 			return fmt.Errorf("create vm %s: %w", spec.ID, err)
 		}
@@ -40,7 +40,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
 		}
 		return nil
 	}
-	if err := os.MkdirAll(p.dir, 0o700); err != nil {
+	if _, err := d.instances.Create(spec.ID); err != nil {
 		return fmt.Errorf("create vm %s: %w", spec.ID, err)
 	}
 	if err := d.prepareDisk(ctx, p, spec); err != nil {
@@ -50,7 +50,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
 		return fmt.Errorf("create vm %s: %w", spec.ID, err)
 	}
 	// spec.json last: it marks a complete Create.
-	if err := writeJSON(p.spec, spec); err != nil {
+	if err := d.instances.WriteSpec(spec); err != nil {
 		return fmt.Errorf("create vm %s: %w", spec.ID, err)
 	}
 	d.log.Info("vm created", "id", spec.ID, "format", spec.Image.Format)
@@ -93,7 +93,7 @@ func (d *Driver) prepareDisk(ctx context.Context, p instancePaths, spec driver.S
 	img := spec.Image
 	if img.Disk != nil {
 		format := diskFormat(img)
-		base, err := d.ensureBlob(ctx, *img.Disk, d.checkBaseDisk(ctx, format))
+		base, err := d.images.Fetch(ctx, *img.Disk, d.checkBaseDisk(ctx, format))
 		if err != nil {
 			return err
 		}
@@ -103,7 +103,7 @@ func (d *Driver) prepareDisk(ctx context.Context, p instancePaths, spec driver.S
 	}
 	for _, b := range []*api.Blob{img.Kernel, img.Initrd} {
 		if b != nil {
-			if _, err := d.ensureBlob(ctx, *b, nil); err != nil {
+			if _, err := d.images.Fetch(ctx, *b, nil); err != nil {
 				return err
 			}
 		}
@@ -120,7 +120,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	unlock := d.instLocks.Lock(id)
 	defer unlock()
 	p := d.paths(id)
-	spec, err := readSpec(p.spec)
+	spec, err := d.instances.ReadSpec(id)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("start vm %s: %w", id, driver.ErrNotFound)
 	}
@@ -205,7 +205,7 @@ func (d *Driver) launch(ctx context.Context, p instancePaths, spec driver.Spec) 
 	if pid == 0 || !isOurQEMU(pid, id) {
 		return fmt.Errorf("qemu daemonized but its pid file names no running QEMU of this instance: %s", tailFile(p.qemuLog, 1024))
 	}
-	if err := writeJSON(p.run, runRecord{Pid: pid, StartedAt: time.Now().UTC()}); err != nil {
+	if err := instancedir.WriteJSON(p.run, runRecord{Pid: pid, StartedAt: time.Now().UTC()}); err != nil {
 		return err
 	}
 	d.log.Info("vm started", "id", id, "pid", pid, "accel", l.accelName())
@@ -225,11 +225,11 @@ func (d *Driver) launchFor(ctx context.Context, p instancePaths, spec driver.Spe
 	}
 	if img.Kernel != nil {
 		var err error
-		if l.kernel, err = d.ensureBlob(ctx, *img.Kernel, nil); err != nil {
+		if l.kernel, err = d.images.Fetch(ctx, *img.Kernel, nil); err != nil {
 			return l, err
 		}
 		if img.Initrd != nil {
-			if l.initrd, err = d.ensureBlob(ctx, *img.Initrd, nil); err != nil {
+			if l.initrd, err = d.images.Fetch(ctx, *img.Initrd, nil); err != nil {
 				return l, err
 			}
 		}
@@ -307,7 +307,7 @@ func (d *Driver) stop(ctx context.Context, id string, timeout time.Duration) err
 // reap records that the guest powered off by itself (exit code 0) and
 // ends its paused QEMU.
 func (d *Driver) reap(ctx context.Context, p instancePaths, id string, pid int) error {
-	if err := writeJSON(p.exit, exitRecord{ExitCode: 0, FinishedAt: time.Now().UTC()}); err != nil {
+	if err := instancedir.WriteJSON(p.exit, exitRecord{ExitCode: 0, FinishedAt: time.Now().UTC()}); err != nil {
 		return err
 	}
 	d.log.Info("guest powered off", "id", id)
@@ -368,7 +368,7 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 	if err := os.RemoveAll(p.runDir); err != nil {
 		return fmt.Errorf("delete vm %s: %w", id, err)
 	}
-	if err := os.RemoveAll(p.dir); err != nil {
+	if err := d.instances.Remove(id); err != nil {
 		return fmt.Errorf("delete vm %s: %w", id, err)
 	}
 	if existed {
@@ -462,18 +462,6 @@ func readRun(path string) (runRecord, bool, error) {
 	return r, ok, err
 }
 
-func readSpec(path string) (driver.Spec, error) {
-	var s driver.Spec
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return s, err
-	}
-	if err := json.Unmarshal(data, &s); err != nil {
-		return s, fmt.Errorf("read %s: %w", path, err)
-	}
-	return s, nil
-}
-
 // readJSON decodes path into v; a missing file is (false, nil).
 func readJSON(path string, v any) (bool, error) {
 	data, err := os.ReadFile(path)
@@ -487,14 +475,6 @@ func readJSON(path string, v any) (bool, error) {
 		return false, fmt.Errorf("read %s: %w", path, err)
 	}
 	return true, nil
-}
-
-func writeJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(path, append(data, '\n'), 0o600)
 }
 
 func modTime(path string) time.Time {

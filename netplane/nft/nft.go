@@ -303,7 +303,7 @@ func bridgeBody(r Router, ports []Port) string {
 // HostRuleset renders the host namespace's table: masquerade of the
 // transit range to the underlay and forwarding between the transits
 // (devices matching transitGlob, e.g. "ourt*") and the underlay.
-func HostRuleset(underlay, transitGlob string) (string, error) {
+func HostRuleset(underlay, transitGlob string, openPorts []uint16) (string, error) {
 	if err := checkNames(underlay); err != nil {
 		return "", err
 	}
@@ -316,6 +316,23 @@ func HostRuleset(underlay, transitGlob string) (string, error) {
 	fmt.Fprintf(&b, "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
 	fmt.Fprintf(&b, "\t\tiifname %q oifname %q accept\n", transitGlob, underlay)
 	fmt.Fprintf(&b, "\t\tiifname %q oifname %q accept\n\t}\n", underlay, transitGlob)
+	// Instances reach nothing on the host itself (the agent's endpoint,
+	// sshd, whatever else listens) but answers to what the host opened
+	// and the ports given: the API server's, when one runs here, so that
+	// instances reach the cloud's API the same wherever it runs.
+	fmt.Fprintf(&b, "\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n")
+	fmt.Fprintf(&b, "\t\tiifname %q ct state established,related accept\n", transitGlob)
+	if len(openPorts) > 0 {
+		ports := slices.Clone(openPorts)
+		slices.Sort(ports)
+		ports = slices.Compact(ports)
+		list := make([]string, len(ports))
+		for i, p := range ports {
+			list[i] = fmt.Sprint(p)
+		}
+		fmt.Fprintf(&b, "\t\tiifname %q tcp dport { %s } accept\n", transitGlob, strings.Join(list, ", "))
+	}
+	fmt.Fprintf(&b, "\t\tiifname %q drop\n\t}\n", transitGlob)
 	return replace(Host, b.String()), nil
 }
 

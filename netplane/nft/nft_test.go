@@ -98,7 +98,7 @@ func TestRouterRulesetRefusesBadNames(t *testing.T) {
 	if _, err := RouterRuleset(r); err == nil {
 		t.Error("a device name with a quote was accepted")
 	}
-	if _, err := HostRuleset("eth0; flush ruleset", "ourt*"); err == nil {
+	if _, err := HostRuleset("eth0; flush ruleset", "ourt*", nil); err == nil {
 		t.Error("an underlay name with a semicolon was accepted")
 	}
 }
@@ -141,7 +141,7 @@ func TestLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		host, err := HostRuleset("eth0", "ourt*")
+		host, err := HostRuleset("eth0", "ourt*", []uint16{7443})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func TestLoad(t *testing.T) {
 	}
 	first := list()
 	rs, _ := RouterRuleset(testRouter(false))
-	host, _ := HostRuleset("eth0", "ourt*")
+	host, _ := HostRuleset("eth0", "ourt*", []uint16{7443})
 	if err := Load(ns, rs+host); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,429 @@
+// Package hostnet keeps a host's networks applied for its agent: it
+// watches the host's HostNetwork, has the network Plane apply every new
+// generation (and again every minute, to repair what was changed by
+// hand), reports the outcome in the object's status, and records which
+// instance ports are applied (Ports), which the agent waits for before it
+// runs an instance and from where it probes instances' health.
+package hostnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/driver"
+)
+
+// Plane realises the networks of a host. Package netplane implements it;
+// Apply is declarative and safe to repeat.
+type Plane interface {
+	// Apply makes the host's networks, instance namespaces, DNS/DHCP and
+	// rules match spec, removing what spec no longer has.
+	Apply(ctx context.Context, spec api.HostNetworkSpec) error
+	// NetNSPath is the network namespace an instance's process joins.
+	NetNSPath(instanceUID string) string
+	// RouterNSPath is the namespace holding the bridge of the network
+	// with a VNI, where virtual machines' TAP devices are.
+	RouterNSPath(vni int) string
+	// PortDevice names an instance's device on a network's bridge: the
+	// TAP a virtual machine attaches to.
+	PortDevice(instanceUID string) string
+}
+
+// Port is what an instance needs from an applied network.
+type Port struct {
+	// NetNS is the instance's namespace (containers; "" for virtual
+	// machines, whose ports are TAP devices).
+	NetNS       string
+	Nameservers []string
+	// Routers maps each interface address of the instance to the router
+	// namespace of its network, where health probes start.
+	Routers map[string]string
+	// NICs are the instance's ports on this host, in the order of the
+	// host network's entries.
+	NICs []driver.NIC
+}
+
+// taps reports whether every port is a TAP device a VM can attach to.
+func (p Port) taps() bool {
+	for _, n := range p.NICs {
+		if n.Tap == "" {
+			return false
+		}
+	}
+	return len(p.NICs) > 0
+}
+
+// Ports records which instance ports the last Apply made, and why the
+// instances it could not give ports to wait. The zero value records none.
+type Ports struct {
+	mu    sync.RWMutex
+	byUID map[string]Port
+	// held says, by instance uid, which network of the instance could not
+	// be set up and why.
+	held map[string]string
+}
+
+// HeldBack returns why an instance waits for a network that could not be
+// set up, if it does.
+func (s *Ports) HeldBack(uid string) (string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	msg, ok := s.held[uid]
+	return msg, ok
+}
+
+// Get returns the applied port of the instance with uid.
+func (s *Ports) Get(uid string) (Port, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	p, ok := s.byUID[uid]
+	return p, ok
+}
+
+// Set replaces the applied ports and returns the uids whose ports are new
+// or changed.
+func (s *Ports) Set(ports map[string]Port) []string {
+	return s.SetHeld(ports, nil)
+}
+
+// SetHeld replaces the applied ports and the held-back instances and
+// returns the uids whose ports, or reasons to wait, are new or changed.
+func (s *Ports) SetHeld(ports map[string]Port, held map[string]string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var changed []string
+	for uid, p := range ports {
+		if old, ok := s.byUID[uid]; !ok || !reflect.DeepEqual(old, p) {
+			changed = append(changed, uid)
+		}
+	}
+	for uid, msg := range held {
+		if old, ok := s.held[uid]; !ok || old != msg {
+			changed = append(changed, uid)
+		}
+	}
+	s.byUID, s.held = ports, held
+	return changed
+}
+
+// networkFailure is an Apply failure of one network only, which did not
+// stop the others (netplane.NetworkError).
+type networkFailure interface {
+	error
+	NetworkUID() string
+}
+
+// SplitApplyError separates the failures of single networks, by network
+// UID, from the rest of an Apply error (nil when there is no other).
+func SplitApplyError(err error) (nets map[string]error, rest error) {
+	var others []error
+	var walk func(error)
+	walk = func(err error) {
+		var nf networkFailure
+		switch u := err.(type) {
+		case nil:
+		case networkFailure:
+			if nets == nil {
+				nets = map[string]error{}
+			}
+			nets[u.NetworkUID()] = errors.Join(nets[u.NetworkUID()], u)
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		case interface{ Unwrap() error }:
+			if errors.As(err, &nf) {
+				walk(u.Unwrap()) // a wrapper of a network failure
+				return
+			}
+			others = append(others, err)
+		default:
+			others = append(others, err)
+		}
+	}
+	walk(err)
+	if len(others) > 0 {
+		rest = errors.Join(others...)
+	}
+	return nets, rest
+}
+
+// Ready returns the ports of an instance once they are applied: for a
+// container its namespace exists, for a virtual machine its TAP devices.
+func (s *Ports) Ready(inst *api.Instance) (Port, bool) {
+	p, ok := s.Get(inst.Metadata.UID)
+	if ok && inst.Status.Driver == api.DriverVM && !p.taps() {
+		// Applied as a container's veth (a host network computed before
+		// the instance's driver was known): wait for the TAP.
+		return p, false
+	}
+	return p, ok
+}
+
+// ProbeTarget returns where to probe inst from (health.Targets): the
+// router namespace of its first interface's network, and the interface
+// address.
+func (s *Ports) ProbeTarget(inst *api.Instance) (nsPath, ip string, ok bool) {
+	if len(inst.Status.Interfaces) == 0 {
+		return "", "", false
+	}
+	ip = inst.Status.Interfaces[0].IP
+	p, found := s.Get(inst.Metadata.UID)
+	if !found {
+		return "", "", false
+	}
+	nsPath, ok = p.Routers[ip]
+	return nsPath, ip, ok
+}
+
+// API reaches the API server with the host's current credentials.
+type API interface {
+	Client() *client.Client
+}
+
+// Metadata is told every spec applied, and closed when the loop ends
+// (metaserver.Service).
+type Metadata interface {
+	Sync(spec api.HostNetworkSpec)
+	Close()
+}
+
+// Queue hears of the instances whose ports are new or changed.
+type Queue interface {
+	PortsChanged(uids []string)
+}
+
+// Config configures a Loop.
+type Config struct {
+	Plane Plane
+	// Host is the host's name, which its HostNetwork has.
+	Host     string
+	API      API
+	Ports    *Ports
+	Metadata Metadata
+	Queue    Queue
+	// RetryDelay is the first delay before a broken watch is started
+	// again; default one second.
+	RetryDelay time.Duration
+	Logger     *slog.Logger
+}
+
+// Loop keeps the host's networks applied. Build it with New and run it
+// with Run.
+type Loop struct {
+	cfg Config
+}
+
+// New returns a Loop; it applies nothing until Run.
+func New(cfg Config) *Loop {
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Loop{cfg: cfg}
+}
+
+// Run keeps the host's networks applied: it watches the host's
+// HostNetwork and applies every new generation, retrying failures with
+// back-off, and reports the outcome in the object's status, until ctx
+// ends.
+func (l *Loop) Run(ctx context.Context) {
+	defer l.cfg.Metadata.Close()
+	changed := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	go l.watch(ctx, poke)
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	delay := time.Second
+	var applied string // uid/generation of the spec applied last
+	for {
+		last := applied
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-retry.C:
+			// A retry, or the periodic pass that repairs what someone
+			// changed by hand: apply even an unchanged spec.
+			last = ""
+		}
+		rv, err := l.apply(ctx, last)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			l.cfg.Logger.Warn("apply host network", "err", err, "retry_in", delay)
+			retry.Reset(delay)
+			delay = min(2*delay, 30*time.Second)
+			continue
+		}
+		applied, delay = rv, time.Second
+		// A periodic re-apply repairs what someone removed by hand.
+		retry.Reset(time.Minute)
+	}
+}
+
+// watch pokes on every change of this host's HostNetwork.
+func (l *Loop) watch(ctx context.Context, poke func()) {
+	delay := l.cfg.RetryDelay
+	for ctx.Err() == nil {
+		err := client.Watch(ctx, l.cfg.API.Client(), api.HostNetworkKind, "", client.WatchOptions{},
+			func(ev api.WatchEvent[api.HostNetwork]) error {
+				if ev.Object.Metadata.Name == l.cfg.Host || ev.Type == api.Bookmark {
+					poke()
+				}
+				return nil
+			})
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			l.cfg.Logger.Debug("host network watch broke", "err", err)
+			sleepCtx(ctx, delay)
+			delay = min(2*delay, 30*time.Second)
+			continue
+		}
+		delay = l.cfg.RetryDelay
+		poke()
+	}
+}
+
+// apply reads the host's HostNetwork and, unless its spec
+// (uid and generation: status writes do not count) was applied already,
+// applies it. It returns what is now applied.
+func (l *Loop) apply(ctx context.Context, last string) (string, error) {
+	var hn api.HostNetwork
+	err := l.cfg.API.Client().Get(ctx, api.HostNetworkKind, "", l.cfg.Host, &hn)
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
+		// No instance of this host has a network interface (yet).
+		hn = api.HostNetwork{}
+	} else if err != nil {
+		return last, err
+	}
+	rv := hn.Metadata.ResourceVersion
+	applied := fmt.Sprintf("%s/%d", hn.Metadata.UID, hn.Metadata.Generation)
+	if rv != "" && applied == last {
+		return last, nil
+	}
+	applyErr := l.cfg.Plane.Apply(ctx, hn.Spec)
+	l.cfg.Metadata.Sync(hn.Spec)
+	failed, rest := SplitApplyError(applyErr)
+	if rest == nil {
+		// Every network but the failed ones is applied: their instances
+		// get their ports; an instance with a port on a failed network
+		// waits, and says why.
+		held := map[string]string{}
+		for _, n := range hn.Spec.Networks {
+			if err, ok := failed[n.UID]; ok {
+				for _, p := range n.Ports {
+					held[p.Instance] = fmt.Sprintf("host %s could not set up %v", l.cfg.Host, err)
+				}
+			}
+		}
+		ports := map[string]Port{}
+		for _, n := range hn.Spec.Networks {
+			if _, ok := failed[n.UID]; ok {
+				continue
+			}
+			for _, p := range n.Ports {
+				if _, ok := held[p.Instance]; ok {
+					continue
+				}
+				pi, seen := ports[p.Instance]
+				if !seen { // the first (primary) network gives DNS
+					pi.Nameservers = []string{n.Gateway}
+					if p.Driver != api.DriverVM {
+						pi.NetNS = l.cfg.Plane.NetNSPath(p.Instance)
+					}
+				}
+				router := l.cfg.Plane.RouterNSPath(n.VNI)
+				if p.IP != "" && router != "" {
+					if pi.Routers == nil {
+						pi.Routers = map[string]string{}
+					}
+					pi.Routers[p.IP] = router
+				}
+				nic := driver.NIC{MAC: p.MAC, IP: p.IP, Gateway: n.Gateway}
+				if pfx, err := netip.ParsePrefix(n.CIDR); err == nil {
+					nic.PrefixLen = pfx.Bits()
+				}
+				if p.Driver == api.DriverVM {
+					nic.RouterNetNS, nic.Tap = router, l.cfg.Plane.PortDevice(p.Instance)
+				}
+				pi.NICs = append(pi.NICs, nic)
+				ports[p.Instance] = pi
+			}
+		}
+		if changed := l.cfg.Ports.SetHeld(ports, held); len(changed) > 0 {
+			l.cfg.Queue.PortsChanged(changed)
+		}
+		l.cfg.Logger.Debug("host network applied", "resourceVersion", rv, "networks", len(hn.Spec.Networks), "ports", len(ports))
+	}
+	if rv != "" {
+		l.report(ctx, &hn, applyErr)
+	}
+	if applyErr != nil {
+		return last, applyErr
+	}
+	if rv == "" {
+		return "", nil
+	}
+	return applied, nil
+}
+
+// report writes the outcome of an Apply into the object's
+// status; a failure to report is only logged.
+func (l *Loop) report(ctx context.Context, hn *api.HostNetwork, applyErr error) {
+	st := api.HostNetworkStatus{ObservedGeneration: hn.Metadata.Generation, Applied: applyErr == nil}
+	if applyErr != nil {
+		st.Message = truncate(applyErr.Error(), 1000)
+	}
+	failed, _ := SplitApplyError(applyErr)
+	for _, n := range hn.Spec.Networks {
+		if err, ok := failed[n.UID]; ok {
+			st.Failed = append(st.Failed, api.NetworkFailure{UID: n.UID, Name: n.Name, Message: truncate(err.Error(), 500)})
+		}
+	}
+	if reflect.DeepEqual(hn.Status, st) {
+		return
+	}
+	hn.Status = st
+	if err := l.cfg.API.Client().UpdateStatus(ctx, hn); err != nil && ctx.Err() == nil {
+		l.cfg.Logger.Debug("report host network status", "err", err)
+	}
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// truncate shortens s to at most n bytes.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
