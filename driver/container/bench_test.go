@@ -10,15 +10,24 @@ import (
 )
 
 // BenchmarkStart measures a container's launch, from Start (created, its
-// layers cached) until runc reports it running, with real runc. Besides
-// the mean it reports the median, which is steadier on a busy machine:
+// layers cached) until the runtime reports it running, with real runc and
+// crun. Besides the mean it reports the median, which is steadier on a
+// busy machine:
 //
 //	go test -run '^$' -bench Start -benchtime 20x ./driver/container/
 func BenchmarkStart(b *testing.B) {
-	needRunc(b)
+	for _, rt := range []string{"runc", "crun"} {
+		b.Run(rt, func(b *testing.B) {
+			needRuntime(b, rt)
+			benchmarkStart(b, rt)
+		})
+	}
+}
+
+func benchmarkStart(b *testing.B, rt string) {
 	ctx := context.Background()
 	blobs := &blobMap{}
-	d := newTestDriver(b, b.TempDir(), blobs)
+	d := newRuntimeTestDriver(b, b.TempDir(), blobs, rt)
 	image := busyboxImage(b, blobs)
 	var runs []time.Duration
 	for b.Loop() {

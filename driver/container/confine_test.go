@@ -3,6 +3,7 @@ package container
 import (
 	"archive/tar"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -237,11 +238,20 @@ func TestContainerFromBeforeUserNamespaces(t *testing.T) {
 }
 
 // TestContainerJoiningNetNS checks that a container joining a network
-// namespace of the host starts and can be exec'd into: with a user
-// namespace where runc can do that (1.2 and later), as host root under
-// the seccomp filter where it cannot.
+// namespace of the host (as the agent's network plane makes them) starts
+// and can be exec'd into, with each OCI runtime: in a user namespace
+// where the runtime can do that (crun, runc 1.2 and later), as host root
+// under the seccomp filter where it cannot (runc 1.1).
 func TestContainerJoiningNetNS(t *testing.T) {
-	needRunc(t)
+	for _, rt := range []string{"runc", "crun"} {
+		t.Run(rt, func(t *testing.T) {
+			needRuntime(t, rt)
+			testContainerJoiningNetNS(t, rt)
+		})
+	}
+}
+
+func testContainerJoiningNetNS(t *testing.T, rt string) {
 	ipBin := testenv.NeedBinary(t, "ip")
 	ctx := context.Background()
 	name := uniqueID(t)
@@ -250,26 +260,53 @@ func TestContainerJoiningNetNS(t *testing.T) {
 			t.Fatalf("ip %q: %v: %s", args, err, out)
 		}
 	}
-	t.Cleanup(func() { exec.Command(ipBin, "netns", "delete", name).Run() })
+	t.Cleanup(func() {
+		if out, err := exec.Command(ipBin, "netns", "delete", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns delete %s: %v: %s", name, err, out)
+		}
+	})
+	nsPath := "/run/netns/" + name
 	blobs := &blobMap{}
-	d := newTestDriver(t, t.TempDir(), blobs)
+	d := newRuntimeTestDriver(t, t.TempDir(), blobs, rt)
+	info := d.runtimeInfo(ctx)
+	shifted := info.execsIntoJoinedNetNS()
+	t.Logf("%s: user namespace %v", info, shifted)
 	id := uniqueID(t)
-	createContainer(t, d, driver.Spec{ID: id, Image: confinedImage(t, blobs), NetNS: "/run/netns/" + name, Command: []string{"sleep", "1000"}})
+	createContainer(t, d, driver.Spec{ID: id, Image: confinedImage(t, blobs), NetNS: nsPath, Command: []string{"sleep", "1000"}})
 	if err := d.Start(ctx, id); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	if code, out := execOut(t, d, id, "id", "-u"); code != 0 || out != "0" {
-		t.Errorf("id -u = %d %q, want 0", code, out)
+	pid := inspect(t, d, id).Pid
+	if got, want := netnsOf(t, strconv.Itoa(pid)), netnsOf(t, nsPath); got != want {
+		t.Errorf("container's network namespace = %s, want the joined %s", got, want)
 	}
-	if code, out := execOut(t, d, id, "/bin/probe", "unshare"); code != 0 || out != "EPERM" {
-		t.Errorf("probe unshare = %d %q, want EPERM", code, out)
+
+	wantMap := "0 0 4294967295"
+	if shifted {
+		wantMap = "0 100000 65536"
 	}
+	for _, tc := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"id", "-u"}, "0"},
+		{[]string{"cat", "/proc/self/uid_map"}, wantMap},
+		{[]string{"cat", "/proc/self/gid_map"}, wantMap},
+		{[]string{"/bin/probe", "unshare"}, "EPERM"},
+		{[]string{"sh", "-c", "grep NoNewPrivs /proc/self/status"}, "NoNewPrivs:\t1"},
+		{[]string{"sh", "-c", "grep Seccomp: /proc/self/status"}, "Seccomp:\t2"},
+	} {
+		// Compared field by field: the kernel pads and tabs these.
+		code, out := execOut(t, d, id, tc.argv...)
+		if code != 0 || strings.Join(strings.Fields(out), " ") != strings.Join(strings.Fields(tc.want), " ") {
+			t.Errorf("exec %q = %d %q, want 0 %q", tc.argv, code, out, tc.want)
+		}
+	}
+
 	wantUID := "0"
-	if v := d.runcVersion; v[0] > 1 || v[0] == 1 && v[1] >= 2 {
-		wantUID = "100000"
-	}
 	want := map[string]string{"ping_group_range": "0\t2147483647", "ip_unprivileged_port_start": "1024"}
-	if wantUID == "100000" {
+	if shifted {
+		wantUID = "100000"
 		want["ip_unprivileged_port_start"] = "0" // its root has no privilege there
 	}
 	for key, value := range want {
@@ -278,24 +315,129 @@ func TestContainerJoiningNetNS(t *testing.T) {
 			t.Errorf("%s in the joined namespace = %q (%v), want %q", key, out, err, value)
 		}
 	}
-	if uid, _ := procIDs(t, inspect(t, d, id).Pid); uid != wantUID {
-		t.Errorf("host uid = %s, want %s with runc %d.%d", uid, wantUID, d.runcVersion[0], d.runcVersion[1])
+	if uid, _ := procIDs(t, pid); uid != wantUID {
+		t.Errorf("host uid = %s, want %s with %s", uid, wantUID, info)
+	}
+	if err := d.Stop(ctx, id, 5*time.Second); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if st := inspect(t, d, id); st.State != driver.StateStopped {
+		t.Errorf("after Stop: %+v, want stopped", st)
 	}
 }
 
-func TestParseRuncVersion(t *testing.T) {
-	for _, tc := range []struct {
-		out  string
-		want [2]int
-	}{
-		{"runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\n", [2]int{1, 1}},
-		{"runc version 1.2.0\n", [2]int{1, 2}},
-		{"runc version 2.0.1", [2]int{2, 0}},
-		{"crun version 1.8", [2]int{0, 0}},
-		{"", [2]int{0, 0}},
-	} {
-		if got := parseRuncVersion(tc.out); got != tc.want {
-			t.Errorf("parseRuncVersion(%q) = %v, want %v", tc.out, got, tc.want)
+// netnsOf returns the network namespace of a process (a pid) or a
+// namespace file, as "net:[<inode>]".
+func netnsOf(t *testing.T, pidOrPath string) string {
+	t.Helper()
+	if _, err := strconv.Atoi(pidOrPath); err == nil {
+		link, err := os.Readlink(filepath.Join("/proc", pidOrPath, "ns", "net"))
+		if err != nil {
+			t.Fatal(err)
 		}
+		return link
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(pidOrPath, &st); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("net:[%d]", st.Ino)
+}
+
+func TestParseRuntimeVersion(t *testing.T) {
+	for _, tc := range []struct {
+		out        string
+		want       runtimeInfo
+		joinsNetNS bool
+	}{
+		{"runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\n", runtimeInfo{"runc", 1, 1}, false},
+		{"runc version 1.2.0\n", runtimeInfo{"runc", 1, 2}, true},
+		{"runc version 2.0.1", runtimeInfo{"runc", 2, 0}, true},
+		{"crun version 1.8.1\ncommit: f8a096be\n", runtimeInfo{"crun", 1, 8}, true},
+		{"crun version 1.4", runtimeInfo{"crun", 1, 4}, false},
+		{"youki version 0.3.0", runtimeInfo{}, false},
+		{"runc version x", runtimeInfo{}, false},
+		{"", runtimeInfo{}, false},
+	} {
+		got := parseRuntimeVersion(tc.out)
+		if got != tc.want {
+			t.Errorf("parseRuntimeVersion(%q) = %+v, want %+v", tc.out, got, tc.want)
+		}
+		if got.execsIntoJoinedNetNS() != tc.joinsNetNS {
+			t.Errorf("%s: execsIntoJoinedNetNS = %v, want %v", got, !tc.joinsNetNS, tc.joinsNetNS)
+		}
+	}
+}
+
+func TestCrunSupportsCgroups(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		controllers *string // unified/cgroup.controllers, nil for none
+		want        bool
+	}{
+		{"unified or legacy", nil, true},
+		{"hybrid without v2 controllers", ptr(""), true},
+		{"hybrid with v2 controllers", ptr("hugetlb\n"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			if tc.controllers != nil {
+				if err := os.MkdirAll(filepath.Join(root, "unified"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(root, "unified", "cgroup.controllers"), []byte(*tc.controllers), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := crunSupportsCgroups(root); got != tc.want {
+				t.Errorf("crunSupportsCgroups = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRuntimeChange checks that a driver reconfigured from runc to crun
+// keeps serving the containers runc started, also those from before the
+// runtime was recorded, and starts them again with crun.
+func TestRuntimeChange(t *testing.T) {
+	needRuntime(t, "runc")
+	needRuntime(t, "crun")
+	ctx := context.Background()
+	blobs := &blobMap{}
+	dir := t.TempDir()
+	old := newRuntimeTestDriver(t, dir, blobs, "runc")
+	id := uniqueID(t)
+	createContainer(t, old, driver.Spec{ID: id, Image: busyboxImage(t, blobs), Command: []string{"sleep", "1000"}})
+	if err := old.Start(ctx, id); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	p := old.paths(id)
+	if err := os.Remove(p.runtime); err != nil { // as an agent before the record
+		t.Fatal(err)
+	}
+
+	d := newRuntimeTestDriver(t, dir, blobs, "crun")
+	if st := inspect(t, d, id); st.State != driver.StateRunning {
+		t.Fatalf("container of runc: state %q, want running", st.State)
+	}
+	if code, out := execOut(t, d, id, "echo", "hi"); code != 0 || out != "hi" {
+		t.Errorf("exec into the container of runc = %d %q", code, out)
+	}
+	if err := d.Stop(ctx, id, 5*time.Second); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := d.Start(ctx, id); err != nil {
+		t.Fatalf("Start with crun: %v", err)
+	}
+	for _, tc := range []struct {
+		rt   runc
+		want bool
+	}{{old.runtime, false}, {d.runtime, true}} {
+		if _, found, err := tc.rt.state(ctx, id); err != nil || found != tc.want {
+			t.Errorf("%s state: found %v (%v), want %v", tc.rt.path, found, err, tc.want)
+		}
+	}
+	if code, out := execOut(t, d, id, "echo", "hi"); code != 0 || out != "hi" {
+		t.Errorf("exec into the container of crun = %d %q", code, out)
 	}
 }

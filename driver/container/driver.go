@@ -1,4 +1,5 @@
-// Package container runs instances as Linux containers with runc.
+// Package container runs instances as Linux containers with an OCI
+// runtime, runc or crun (runtime.go).
 //
 // An instance's root filesystem is an overlay mount of cached, extracted
 // OCI image layers (read-only, shared by all instances) under a private
@@ -21,7 +22,8 @@
 //	    upper/ work/ rootfs/            overlay directories and mount point
 //	    console.log                     container stdout and stderr
 //	    shim.log shim.pid               the shim's own log and pid
-//	    container.pid exit.json         written by runc and the shim
+//	    container.pid exit.json         written by the runtime and the shim
+//	    runtime                         the runtime that started it
 //
 // The life of an instance:
 //
@@ -62,11 +64,15 @@ type Config struct {
 	Dir string
 	// Blobs supplies image layers by digest.
 	Blobs driver.BlobSource
-	// Runc is the runc program; default "runc" from PATH.
-	Runc string
-	// RuncRoot is runc's state directory (runc --root); empty means
-	// runc's default (/run/runc).
-	RuncRoot string
+	// Runtime is the OCI runtime program, runc or crun (a path, or a name
+	// looked up in PATH); default "runc". The agent uses
+	// PreferredRuntime: crun where it can, since only crun (or runc 1.2
+	// and later) lets containers joined to a network namespace of the host
+	// have a user namespace.
+	Runtime string
+	// RuntimeRoot is the runtime's state directory (--root); empty means
+	// its default (/run/runc, /run/crun).
+	RuntimeRoot string
 	// ShimCommand starts the shim; the driver appends its arguments.
 	// Default: [os.Executable(), "container-shim"].
 	ShimCommand []string
@@ -83,17 +89,18 @@ type Config struct {
 	NoUserNamespace bool
 }
 
-// Driver runs containers with runc. It implements driver.Driver and
-// driver.Execer.
+// Driver runs containers with an OCI runtime. It implements
+// driver.Driver and driver.Execer.
 type Driver struct {
-	cfg  Config
-	log  *slog.Logger
-	runc runc
+	cfg Config
+	log *slog.Logger
 	// idMap is the user namespace mapping of new containers.
 	idMap idMap
-	// runcVersion is runc's major and minor version, read once.
-	runcVersionOnce sync.Once
-	runcVersion     [2]int
+	// runtime is the configured OCI runtime, which starts containers;
+	// runtimeVersion what it says of itself, read once.
+	runtime         runc
+	runtimeInfoOnce sync.Once
+	runtimeVersion  runtimeInfo
 
 	// instances holds the instance directories, blobs the fetched layer
 	// blobs and layers their extractions.
@@ -140,8 +147,8 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Blobs == nil {
 		return nil, errors.New("container driver: Config.Blobs is required")
 	}
-	if cfg.Runc == "" {
-		cfg.Runc = "runc"
+	if cfg.Runtime == "" {
+		cfg.Runtime = "runc"
 	}
 	if len(cfg.ShimCommand) == 0 {
 		exe, err := os.Executable()
@@ -164,7 +171,7 @@ func New(cfg Config) (*Driver, error) {
 	d := &Driver{
 		cfg:       cfg,
 		log:       log,
-		runc:      runc{path: cfg.Runc, root: cfg.RuncRoot},
+		runtime:   runc{path: cfg.Runtime, root: cfg.RuntimeRoot},
 		idMap:     ids,
 		instances: instancedir.New(filepath.Join(cfg.Dir, "instances"), idPattern),
 	}
@@ -176,14 +183,15 @@ func New(cfg Config) (*Driver, error) {
 // Name returns "container".
 func (d *Driver) Name() string { return "container" }
 
-// Fingerprint reports whether runc, root and overlayfs are available.
+// Fingerprint reports whether the runtime, root and overlayfs are
+// available.
 func (d *Driver) Fingerprint(ctx context.Context) driver.Info {
 	var missing []string
-	if p, err := exec.LookPath(d.cfg.Runc); err != nil {
-		missing = append(missing, fmt.Sprintf("runc not found (%s)", d.cfg.Runc))
+	if p, err := exec.LookPath(d.cfg.Runtime); err != nil {
+		missing = append(missing, fmt.Sprintf("OCI runtime not found (%s)", d.cfg.Runtime))
 	} else if out, err := exec.CommandContext(ctx, p, "--version").Output(); err != nil {
 		missing = append(missing, fmt.Sprintf("%s --version failed: %v", p, err))
-	} else if !strings.HasPrefix(string(out), "runc version") {
+	} else if parseRuntimeVersion(string(out)).name == "" {
 		missing = append(missing, fmt.Sprintf("%s --version: unexpected output %q", p, firstLine(string(out))))
 	}
 	if os.Geteuid() != 0 {
@@ -258,7 +266,7 @@ func (d *Driver) Inspect(ctx context.Context, id string) (driver.Status, error) 
 	if !fileExists(p.dir) {
 		return driver.Status{}, driver.ErrNotFound
 	}
-	st, found, err := d.runc.state(ctx, id)
+	st, found, err := d.runtimeOf(p).state(ctx, id)
 	if err != nil {
 		return driver.Status{}, fmt.Errorf("inspect container %s: %w", id, err)
 	}
@@ -301,7 +309,8 @@ func (d *Driver) Exec(ctx context.Context, id string, argv []string, stdin io.Re
 	if len(argv) == 0 {
 		return -1, fmt.Errorf("exec in container %s: empty command", id)
 	}
-	st, found, err := d.runc.state(ctx, id)
+	rt := d.runtimeOf(d.paths(id))
+	st, found, err := rt.state(ctx, id)
 	if err != nil {
 		return -1, fmt.Errorf("exec in container %s: %w", id, err)
 	}
@@ -314,7 +323,7 @@ func (d *Driver) Exec(ctx context.Context, id string, argv []string, stdin io.Re
 			env = append(env, "PATH="+path)
 		}
 	}
-	code, err := d.runc.exec(ctx, id, env, argv, stdin, stdout, stderr)
+	code, err := rt.exec(ctx, id, env, argv, stdin, stdout, stderr)
 	if err != nil {
 		return -1, fmt.Errorf("exec in container %s: %w", id, err)
 	}
@@ -333,6 +342,7 @@ func checkID(id string) error {
 type instancePaths struct {
 	dir, spec, bundle, config, upper, work, rootfs string
 	console, shimLog, shimPid, pidFile, exit       string
+	runtime                                        string
 }
 
 func (d *Driver) instanceDir(id string) string { return d.instances.Path(id) }
@@ -352,6 +362,7 @@ func (d *Driver) paths(id string) instancePaths {
 		shimPid: filepath.Join(dir, "shim.pid"),
 		pidFile: filepath.Join(dir, "container.pid"),
 		exit:    filepath.Join(dir, "exit.json"),
+		runtime: filepath.Join(dir, "runtime"),
 	}
 }
 

@@ -186,6 +186,25 @@ func busyboxImage(t testing.TB, blobs *blobMap) api.ImageSpec {
 // must reach its root file system.
 func newTestDriver(t testing.TB, dir string, blobs driver.BlobSource) *Driver {
 	t.Helper()
+	return newRuntimeTestDriver(t, dir, blobs, testRuntime())
+}
+
+// testRuntimeEnv names the OCI runtime the tests use (default runc):
+//
+//	OURO_TEST_RUNTIME=crun go test ./driver/container/
+const testRuntimeEnv = "OURO_TEST_RUNTIME"
+
+// testRuntime is the OCI runtime of the tests.
+func testRuntime() string {
+	if rt := os.Getenv(testRuntimeEnv); rt != "" {
+		return rt
+	}
+	return "runc"
+}
+
+// newRuntimeTestDriver is newTestDriver with the OCI runtime runtime.
+func newRuntimeTestDriver(t testing.TB, dir string, blobs driver.BlobSource, runtime string) *Driver {
+	t.Helper()
 	for p := filepath.Dir(dir); p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
 		if err := os.Chmod(p, 0o711); err != nil {
 			t.Fatal(err)
@@ -198,6 +217,7 @@ func newTestDriver(t testing.TB, dir string, blobs driver.BlobSource) *Driver {
 	d, err := New(Config{
 		Dir:         dir,
 		Blobs:       blobs,
+		Runtime:     runtime,
 		ShimCommand: []string{exe},
 		ShimEnv:     []string{shimEnv + "=1"},
 		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -257,11 +277,23 @@ func eventually(t *testing.T, what string, timeout time.Duration, cond func() bo
 	}
 }
 
-// needRunc skips (or fails in CI) tests that need root and runc.
+// needRunc skips (or fails in CI) tests that need root and the OCI
+// runtime of the tests.
 func needRunc(t testing.TB) {
 	t.Helper()
+	needRuntime(t, testRuntime())
+}
+
+// needRuntime skips (or fails in CI) tests that need root and the OCI
+// runtime rt, and skips crun where it cannot run (a hybrid cgroup layout
+// with controllers on cgroup v2).
+func needRuntime(t testing.TB, rt string) {
+	t.Helper()
 	testenv.NeedRoot(t)
-	testenv.NeedBinary(t, "runc")
+	testenv.NeedBinary(t, rt)
+	if filepath.Base(rt) == "crun" && !crunSupportsCgroups("/sys/fs/cgroup") {
+		t.Skip("crun refuses this host's cgroups: hybrid, with controllers on cgroup v2")
+	}
 }
 
 // execOut runs argv in the container and returns its exit code and

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -198,37 +196,17 @@ func (d *Driver) prepareInstanceDirs(id string, m idMap) error {
 
 // newInstanceIDMap is the mapping of a new instance. runc before 1.2
 // cannot exec into a container whose user namespace does not own the
-// network namespace it joined (it enters the user namespace first, then
-// lacks the right to enter the host's network namespace: runc issue
-// 4390), so with such a runc an instance that joins a network namespace
-// runs without a user namespace, still under the seccomp filter.
+// network namespace it joined (see runtime.go), so with such a runc an
+// instance that joins a network namespace runs without a user namespace,
+// still under the seccomp filter; crun gives it one.
 func (d *Driver) newInstanceIDMap(ctx context.Context, spec driver.Spec) idMap {
 	if !d.idMap.enabled() || spec.NetNS == "" {
 		return d.idMap
 	}
-	d.runcVersionOnce.Do(func() {
-		out, err := exec.CommandContext(ctx, d.cfg.Runc, "--version").Output()
-		if err == nil {
-			d.runcVersion = parseRuncVersion(string(out))
-		}
-	})
-	if v := d.runcVersion; v[0] > 1 || v[0] == 1 && v[1] >= 2 {
-		return d.idMap
+	if rt := d.runtimeInfo(ctx); !rt.execsIntoJoinedNetNS() {
+		d.log.Warn("the OCI runtime cannot exec into a user namespace joined to the host's network namespace (use crun, or runc 1.2 or later): the container runs without one",
+			"id", spec.ID, "runtime", rt.String())
+		return idMap{}
 	}
-	d.log.Warn("runc older than 1.2 cannot exec into a user namespace joined to the host's network namespace: the container runs without one",
-		"id", spec.ID, "runc", fmt.Sprintf("%d.%d", d.runcVersion[0], d.runcVersion[1]))
-	return idMap{}
-}
-
-// parseRuncVersion returns major and minor of `runc --version`'s first
-// line ("runc version 1.1.5+ds1"); zeros if it has none.
-func parseRuncVersion(out string) [2]int {
-	var v [2]int
-	line, _, _ := strings.Cut(out, "\n")
-	s, ok := strings.CutPrefix(line, "runc version ")
-	if !ok {
-		return v
-	}
-	fmt.Sscanf(s, "%d.%d", &v[0], &v[1])
-	return v
+	return d.idMap
 }

@@ -30,8 +30,9 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	}
 	var st runcState
 	found := false
-	if d.runc.mayHold(id) {
-		if st, found, err = d.runc.state(ctx, id); err != nil {
+	rt := d.runtimeOf(p)
+	if rt.mayHold(id) {
+		if st, found, err = rt.state(ctx, id); err != nil {
 			return fmt.Errorf("start container %s: %w", id, err)
 		}
 	}
@@ -44,8 +45,8 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 		return fmt.Errorf("start container %s: the previous shim is still running", id)
 	}
 	if found {
-		if err := d.runc.forceDelete(ctx, id); err != nil {
-			return fmt.Errorf("start container %s: clear old runc state: %w", id, err)
+		if err := rt.forceDelete(ctx, id); err != nil {
+			return fmt.Errorf("start container %s: clear old runtime state: %w", id, err)
 		}
 	}
 
@@ -156,21 +157,22 @@ func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration) err
 // stop is Stop with the instance lock held.
 func (d *Driver) stop(ctx context.Context, id string, timeout time.Duration) error {
 	p := d.paths(id)
-	st, found, err := d.runc.state(ctx, id)
+	rt := d.runtimeOf(p)
+	st, found, err := rt.state(ctx, id)
 	if err != nil {
 		return err
 	}
 	if found && (st.Status == "running" || st.Status == "paused" || st.Status == "created") {
 		stopped := func() bool {
-			st, found, err := d.runc.state(ctx, id)
+			st, found, err := rt.state(ctx, id)
 			return err == nil && (!found || st.Status == "stopped")
 		}
-		if err := d.runc.kill(ctx, id, "TERM"); err != nil && !isNotRunning(err) && !isNotExist(err) {
+		if err := rt.kill(ctx, id, "TERM"); err != nil && !isNotRunning(err) && !isNotExist(err) {
 			return err
 		}
 		if !d.waitFor(ctx, timeout, stopped) {
 			d.log.Info("container ignored SIGTERM, killing", "id", id, "timeout", timeout)
-			if err := d.runc.kill(ctx, id, "KILL"); err != nil && !isNotRunning(err) && !isNotExist(err) {
+			if err := rt.kill(ctx, id, "KILL"); err != nil && !isNotRunning(err) && !isNotExist(err) {
 				return err
 			}
 			if !d.waitFor(ctx, killTimeout, stopped) {
@@ -183,7 +185,7 @@ func (d *Driver) stop(ctx context.Context, id string, timeout time.Duration) err
 	if !d.waitFor(ctx, shimTimeout, func() bool { return !shimAlive(p) }) {
 		d.log.Warn("shim still running after its container stopped", "id", id)
 	}
-	if err := d.runc.forceDelete(ctx, id); err != nil {
+	if err := rt.forceDelete(ctx, id); err != nil {
 		return err
 	}
 	return unmountAll(p.rootfs)

@@ -120,12 +120,15 @@ func (s shim) run() error {
 // session with its output in shim.log, records its pid and returns a
 // channel closed when it exits.
 func (d *Driver) startShim(id string, p instancePaths) (<-chan struct{}, error) {
-	runcPath, err := exec.LookPath(d.cfg.Runc)
+	runcPath, err := exec.LookPath(d.cfg.Runtime)
 	if err != nil {
-		return nil, fmt.Errorf("find runc: %w", err)
+		return nil, fmt.Errorf("find OCI runtime: %w", err)
 	}
 	if runcPath, err = filepath.Abs(runcPath); err != nil {
-		return nil, fmt.Errorf("find runc: %w", err)
+		return nil, fmt.Errorf("find OCI runtime: %w", err)
+	}
+	if err := recordRuntime(p, runcPath); err != nil {
+		return nil, err
 	}
 	logFile, err := os.OpenFile(p.shimLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -134,8 +137,8 @@ func (d *Driver) startShim(id string, p instancePaths) (<-chan struct{}, error) 
 	defer logFile.Close() // the shim has its own copy
 	args := append([]string{}, d.cfg.ShimCommand[1:]...)
 	args = append(args, "--dir", p.dir, "--id", id, "--runc", runcPath)
-	if d.cfg.RuncRoot != "" {
-		args = append(args, "--runc-root", d.cfg.RuncRoot)
+	if d.cfg.RuntimeRoot != "" {
+		args = append(args, "--runc-root", d.cfg.RuntimeRoot)
 	}
 	cmd := exec.Command(d.cfg.ShimCommand[0], args...)
 	cmd.Env = append(os.Environ(), d.cfg.ShimEnv...)

@@ -158,7 +158,7 @@ func runtimeSpec(spec driver.Spec, p instancePaths, user specs.User, ids idMap) 
 		namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 	}
 	return &specs.Spec{
-		Version:  specs.Version,
+		Version:  ociVersion,
 		Hostname: hostnameOf(spec),
 		Root:     &specs.Root{Path: p.rootfs},
 		Process: &specs.Process{
