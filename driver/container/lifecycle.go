@@ -11,7 +11,7 @@ import (
 )
 
 // Start mounts the instance's root filesystem and starts its container
-// under a new shim. It returns once runc reports the container running,
+// under a new shim. It returns once the runtime reports it running,
 // or once the shim recorded that it already exited (Inspect then shows
 // the exit code). Starting a running container does nothing.
 func (d *Driver) Start(ctx context.Context, id string) error {
