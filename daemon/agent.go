@@ -41,7 +41,11 @@ type AgentConfig struct {
 // registerDrivers adds the real drivers rooted at dataDir to reg, fetching
 // image content through blobs.
 func registerDrivers(reg *driver.Registry, dataDir string, blobs driver.BlobSource, log *slog.Logger) error {
-	c, err := container.New(container.Config{Dir: filepath.Join(dataDir, "containers"), Blobs: blobs, Logger: log})
+	// crun where it works: with it, containers on the agent's networks
+	// get a user namespace too (see driver/container/runtime.go).
+	runtime := container.PreferredRuntime()
+	log.Info("container runtime", "runtime", runtime)
+	c, err := container.New(container.Config{Dir: filepath.Join(dataDir, "containers"), Blobs: blobs, Runtime: runtime, Logger: log})
 	if err != nil {
 		return fmt.Errorf("container driver: %w", err)
 	}
@@ -69,7 +73,12 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	if cfg.DataDir == "" {
 		return fmt.Errorf("agent: --data-dir is required")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
+		return fmt.Errorf("agent: data dir: %w", err)
+	}
+	// Searchable, not listable: containers' root is an unprivileged host
+	// user that must reach its root file system below the data dir.
+	if err := os.Chmod(cfg.DataDir, 0o711); err != nil {
 		return fmt.Errorf("agent: data dir: %w", err)
 	}
 	if cfg.AdvertiseAddress == "" {

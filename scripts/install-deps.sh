@@ -4,7 +4,9 @@
 set -euo pipefail
 
 # Run time: containers, images, networking (dnsmasq for DHCP and DNS on private networks).
-RUNTIME_PKGS=(runc busybox-static iproute2 nftables dnsmasq-base ca-certificates)
+# The agent runs containers with crun where it can (crun lets containers on its networks
+# have a user namespace, Debian 12's runc 1.1 does not), else with runc.
+RUNTIME_PKGS=(runc crun busybox-static iproute2 nftables dnsmasq-base ca-certificates)
 # Tests: a real external etcd for the external-store test, skopeo for OCI fixtures;
 # for the Debian cloud-init test image (internal/testimage) debootstrap, mkfs.ext4, depmod,
 # qemu-img, the host's Debian kernel, genisoimage for NoCloud seeds and QEMU to boot it.

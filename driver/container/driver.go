@@ -1,14 +1,20 @@
-// Package container runs instances as Linux containers with runc.
+// Package container runs instances as Linux containers with an OCI
+// runtime, runc or crun (runtime.go).
 //
 // An instance's root filesystem is an overlay mount of cached, extracted
 // OCI image layers (read-only, shared by all instances) under a private
 // writable layer that survives stop and start like a VM's disk. Each
 // running container is watched by a small detached shim process, so it
-// outlives the agent and its exit code is recorded.
+// outlives the agent and its exit code is recorded. Containers run in a
+// user namespace whose root is an unprivileged host user (idmap.go) and
+// under a seccomp filter (seccomp.go).
 //
 // Everything the driver knows lives on disk under Config.Dir:
 //
+//	<Dir>/blobs/<hex>                   fetched layer blob (package blobcache)
 //	<Dir>/layers/<hex>/                 extracted layer, one per digest
+//	<Dir>/layers/<hex>-u<base>-<size>/  the same with owners shifted for
+//	                                    a user namespace (see idmap.go)
 //	<Dir>/instances/<id>/
 //	    spec.json                       the driver.Spec (written last by Create)
 //	    bundle/config.json              OCI runtime spec
@@ -16,7 +22,8 @@
 //	    upper/ work/ rootfs/            overlay directories and mount point
 //	    console.log                     container stdout and stderr
 //	    shim.log shim.pid               the shim's own log and pid
-//	    container.pid exit.json         written by runc and the shim
+//	    container.pid exit.json         written by the runtime and the shim
+//	    runtime                         the runtime that started it
 //
 // The life of an instance:
 //
@@ -33,7 +40,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ouroboros-cloud/ouro/internal/keymutex"
 	"io"
 	"log/slog"
 	"os"
@@ -41,11 +47,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/driver/blobcache"
 	"github.com/ouroboros-cloud/ouro/driver/instancedir"
+	"github.com/ouroboros-cloud/ouro/internal/keymutex"
 )
 
 // Config configures a Driver.
@@ -56,11 +64,15 @@ type Config struct {
 	Dir string
 	// Blobs supplies image layers by digest.
 	Blobs driver.BlobSource
-	// Runc is the runc program; default "runc" from PATH.
-	Runc string
-	// RuncRoot is runc's state directory (runc --root); empty means
-	// runc's default (/run/runc).
-	RuncRoot string
+	// Runtime is the OCI runtime program, runc or crun (a path, or a name
+	// looked up in PATH); default "runc". The agent uses
+	// PreferredRuntime: crun where it can, since only crun (or runc 1.2
+	// and later) lets containers joined to a network namespace of the host
+	// have a user namespace.
+	Runtime string
+	// RuntimeRoot is the runtime's state directory (--root); empty means
+	// its default (/run/runc, /run/crun).
+	RuntimeRoot string
 	// ShimCommand starts the shim; the driver appends its arguments.
 	// Default: [os.Executable(), "container-shim"].
 	ShimCommand []string
@@ -68,14 +80,27 @@ type Config struct {
 	ShimEnv []string
 	// Logger receives the driver's logs; default slog.Default().
 	Logger *slog.Logger
+	// HostIDBase is the host uid and gid of containers' root: container
+	// ids 0-65535 are host ids HostIDBase to HostIDBase+65535, a range no
+	// host user may own. Default DefaultHostIDBase (100000).
+	HostIDBase uint32
+	// NoUserNamespace runs new containers as host root, without a user
+	// namespace (for kernels that lack them).
+	NoUserNamespace bool
 }
 
-// Driver runs containers with runc. It implements driver.Driver and
-// driver.Execer.
+// Driver runs containers with an OCI runtime. It implements
+// driver.Driver and driver.Execer.
 type Driver struct {
-	cfg  Config
-	log  *slog.Logger
-	runc runc
+	cfg Config
+	log *slog.Logger
+	// idMap is the user namespace mapping of new containers.
+	idMap idMap
+	// runtime is the configured OCI runtime, which starts containers;
+	// runtimeVersion what it says of itself, read once.
+	runtime         runc
+	runtimeInfoOnce sync.Once
+	runtimeVersion  runtimeInfo
 
 	// instances holds the instance directories, blobs the fetched layer
 	// blobs and layers their extractions.
@@ -122,8 +147,8 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Blobs == nil {
 		return nil, errors.New("container driver: Config.Blobs is required")
 	}
-	if cfg.Runc == "" {
-		cfg.Runc = "runc"
+	if cfg.Runtime == "" {
+		cfg.Runtime = "runc"
 	}
 	if len(cfg.ShimCommand) == 0 {
 		exe, err := os.Executable()
@@ -135,11 +160,19 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	var ids idMap
+	if !cfg.NoUserNamespace {
+		var err error
+		if ids, err = newIDMap(cfg.HostIDBase); err != nil {
+			return nil, err
+		}
+	}
 	log := cfg.Logger.With("driver", "container")
 	d := &Driver{
 		cfg:       cfg,
 		log:       log,
-		runc:      runc{path: cfg.Runc, root: cfg.RuncRoot},
+		runtime:   runc{path: cfg.Runtime, root: cfg.RuntimeRoot},
+		idMap:     ids,
 		instances: instancedir.New(filepath.Join(cfg.Dir, "instances"), idPattern),
 	}
 	d.blobs = blobcache.New(d.blobsDir(), cfg.Blobs, log)
@@ -150,14 +183,15 @@ func New(cfg Config) (*Driver, error) {
 // Name returns "container".
 func (d *Driver) Name() string { return "container" }
 
-// Fingerprint reports whether runc, root and overlayfs are available.
+// Fingerprint reports whether the runtime, root and overlayfs are
+// available.
 func (d *Driver) Fingerprint(ctx context.Context) driver.Info {
 	var missing []string
-	if p, err := exec.LookPath(d.cfg.Runc); err != nil {
-		missing = append(missing, fmt.Sprintf("runc not found (%s)", d.cfg.Runc))
+	if p, err := exec.LookPath(d.cfg.Runtime); err != nil {
+		missing = append(missing, fmt.Sprintf("OCI runtime not found (%s)", d.cfg.Runtime))
 	} else if out, err := exec.CommandContext(ctx, p, "--version").Output(); err != nil {
 		missing = append(missing, fmt.Sprintf("%s --version failed: %v", p, err))
-	} else if !strings.HasPrefix(string(out), "runc version") {
+	} else if parseRuntimeVersion(string(out)).name == "" {
 		missing = append(missing, fmt.Sprintf("%s --version: unexpected output %q", p, firstLine(string(out))))
 	}
 	if os.Geteuid() != 0 {
@@ -203,15 +237,16 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
 	unlock := d.instLocks.Lock(spec.ID)
 	defer unlock()
 
-	layers, err := d.ensureLayers(ctx, spec.Image.Layers)
+	ids := d.newInstanceIDMap(ctx, spec)
+	layers, err := d.ensureLayers(ctx, spec.Image.Layers, ids)
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", spec.ID, err)
 	}
-	if _, err := d.instances.Create(spec.ID, "bundle", "upper", "work", "rootfs"); err != nil {
+	if err := d.prepareInstanceDirs(spec.ID, ids); err != nil {
 		return fmt.Errorf("create container %s: %w", spec.ID, err)
 	}
 	// The bundle first, spec.json last: spec.json marks a complete Create.
-	if err := d.writeBundle(spec, layers); err != nil {
+	if err := d.writeBundle(spec, layers, ids); err != nil {
 		return fmt.Errorf("create container %s: %w", spec.ID, err)
 	}
 	if err := d.instances.WriteSpec(spec); err != nil {
@@ -231,7 +266,7 @@ func (d *Driver) Inspect(ctx context.Context, id string) (driver.Status, error) 
 	if !fileExists(p.dir) {
 		return driver.Status{}, driver.ErrNotFound
 	}
-	st, found, err := d.runc.state(ctx, id)
+	st, found, err := d.runtimeOf(p).state(ctx, id)
 	if err != nil {
 		return driver.Status{}, fmt.Errorf("inspect container %s: %w", id, err)
 	}
@@ -274,7 +309,8 @@ func (d *Driver) Exec(ctx context.Context, id string, argv []string, stdin io.Re
 	if len(argv) == 0 {
 		return -1, fmt.Errorf("exec in container %s: empty command", id)
 	}
-	st, found, err := d.runc.state(ctx, id)
+	rt := d.runtimeOf(d.paths(id))
+	st, found, err := rt.state(ctx, id)
 	if err != nil {
 		return -1, fmt.Errorf("exec in container %s: %w", id, err)
 	}
@@ -287,7 +323,7 @@ func (d *Driver) Exec(ctx context.Context, id string, argv []string, stdin io.Re
 			env = append(env, "PATH="+path)
 		}
 	}
-	code, err := d.runc.exec(ctx, id, env, argv, stdin, stdout, stderr)
+	code, err := rt.exec(ctx, id, env, argv, stdin, stdout, stderr)
 	if err != nil {
 		return -1, fmt.Errorf("exec in container %s: %w", id, err)
 	}
@@ -306,6 +342,7 @@ func checkID(id string) error {
 type instancePaths struct {
 	dir, spec, bundle, config, upper, work, rootfs string
 	console, shimLog, shimPid, pidFile, exit       string
+	runtime                                        string
 }
 
 func (d *Driver) instanceDir(id string) string { return d.instances.Path(id) }
@@ -325,6 +362,7 @@ func (d *Driver) paths(id string) instancePaths {
 		shimPid: filepath.Join(dir, "shim.pid"),
 		pidFile: filepath.Join(dir, "container.pid"),
 		exit:    filepath.Join(dir, "exit.json"),
+		runtime: filepath.Join(dir, "runtime"),
 	}
 }
 

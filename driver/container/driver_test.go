@@ -169,7 +169,7 @@ func TestContainerExitCode(t *testing.T) {
 		t.Errorf("Inspect = %+v, want stopped with exit code 7", st)
 	}
 	wait.For(t, 10*time.Second, "runc to forget the container", func() bool {
-		_, found, err := d.runc.state(ctx, id)
+		_, found, err := d.runtime.state(ctx, id)
 		return err == nil && !found
 	})
 	if err := d.Stop(ctx, id, time.Second); err != nil {
@@ -240,7 +240,7 @@ func inspect(t *testing.T, d *Driver, id string) driver.Status {
 // assertGone checks that nothing of container id is left on the host.
 func assertGone(t *testing.T, d *Driver, dir, id string) {
 	t.Helper()
-	if _, found, err := d.runc.state(context.Background(), id); err != nil || found {
+	if _, found, err := d.runtime.state(context.Background(), id); err != nil || found {
 		t.Errorf("runc still knows %s (err %v)", id, err)
 	}
 	if mounts := mountsUnder(t, dir); len(mounts) != 0 {
@@ -334,7 +334,7 @@ func TestContainerSurvivesShimDeath(t *testing.T) {
 	if st := inspect(t, d, id); st.State != driver.StateStopped || st.HasExitCode {
 		t.Errorf("after Stop: %+v, want stopped without an exit code (nobody recorded it)", st)
 	}
-	if _, found, err := d.runc.state(ctx, id); err != nil || found {
+	if _, found, err := d.runtime.state(ctx, id); err != nil || found {
 		t.Errorf("runc still knows the container after Stop (err %v)", err)
 	}
 	if mounts := mountsUnder(t, dir); len(mounts) != 0 {
@@ -353,7 +353,7 @@ func TestContainerSurvivesShimDeath(t *testing.T) {
 
 func TestFingerprint(t *testing.T) {
 	ctx := context.Background()
-	d, err := New(Config{Dir: t.TempDir(), Blobs: &blobMap{}, Runc: "/no/such/runc"})
+	d, err := New(Config{Dir: t.TempDir(), Blobs: &blobMap{}, Runtime: "/no/such/runc"})
 	if err != nil {
 		t.Fatal(err)
 	}

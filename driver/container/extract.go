@@ -3,6 +3,7 @@ package container
 import (
 	"archive/tar"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -31,14 +32,17 @@ const maxSymlinks = 40
 // directory. OCI whiteouts become overlayfs whiteouts. Nothing is ever
 // written outside root: entries with ".." or absolute names are refused,
 // and parent directories are resolved one component at a time, following
-// symlinks only while they stay inside root.
+// symlinks only while they stay inside root. Owners are shifted by ids
+// (ids outside its range become nobody), and file capabilities are
+// rewritten for ids' root, so that a container in that user namespace
+// sees the files as the image has them.
 //
 // Errors name the tar entry and paths inside the layer ("/etc/passwd"),
 // never root: it is a temporary directory with a new name on every try,
 // and a message that changes on every try defeats those who count
 // repeats of a failure.
-func extractTar(ctx context.Context, r io.Reader, root string, log *slog.Logger) error {
-	x := &extractor{root: root, log: log}
+func extractTar(ctx context.Context, r io.Reader, root string, ids idMap, log *slog.Logger) error {
+	x := &extractor{root: root, ids: ids, log: log}
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -67,6 +71,7 @@ func extractTar(ctx context.Context, r io.Reader, root string, log *slog.Logger)
 
 type extractor struct {
 	root     string
+	ids      idMap
 	log      *slog.Logger
 	dirTimes []dirTime
 }
@@ -179,7 +184,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 
 // applyMeta sets owner, mode, extended attributes and times of path.
 func (x *extractor) applyMeta(p string, hdr *tar.Header) error {
-	if err := os.Lchown(p, hdr.Uid, hdr.Gid); err != nil {
+	if err := os.Lchown(p, x.ids.host(hdr.Uid), x.ids.host(hdr.Gid)); err != nil {
 		return x.inLayer(err)
 	}
 	for key, value := range hdr.PAXRecords {
@@ -191,6 +196,9 @@ func (x *extractor) applyMeta(p string, hdr *tar.Header) error {
 		// layer reach into another; only whiteouts may set them.
 		if strings.HasPrefix(attr, "trusted.overlay.") {
 			continue
+		}
+		if attr == "security.capability" && x.ids.enabled() {
+			value = string(nsFileCaps([]byte(value), uint32(x.ids.root())))
 		}
 		if err := unix.Lsetxattr(p, attr, []byte(value), 0); err != nil {
 			x.log.Debug("skipping extended attribute", "path", x.layerPath(p), "attr", attr, "err", err)
@@ -239,6 +247,9 @@ func (x *extractor) resolveDir(rel string, create bool) (string, error) {
 		switch {
 		case errors.Is(err, os.ErrNotExist) && create:
 			if err := os.Mkdir(p, 0o755); err != nil {
+				return "", x.inLayer(err)
+			}
+			if err := os.Lchown(p, x.ids.root(), x.ids.root()); err != nil {
 				return "", x.inLayer(err)
 			}
 			cur = append(cur, c)
@@ -326,6 +337,31 @@ func writeFile(target string, r io.Reader) error {
 		return err
 	}
 	return f.Close()
+}
+
+// nsFileCaps rewrites a security.capability value (VFS_CAP_REVISION_2
+// or 3) as revision 3 with root id rootID: the kernel honours a file's
+// capabilities only in user namespaces whose root is the file's root id
+// (revision 2 means host root). Other values are returned as they are.
+func nsFileCaps(v []byte, rootID uint32) []byte {
+	const (
+		revMask = 0xff000000
+		rev2    = 0x02000000
+		rev3    = 0x03000000
+		size2   = 20 // magic_etc and two 64-bit sets as 32-bit halves
+	)
+	if len(v) < size2 {
+		return v
+	}
+	magic := binary.LittleEndian.Uint32(v)
+	if rev := magic & revMask; rev != rev2 && rev != rev3 {
+		return v
+	}
+	out := make([]byte, size2+4)
+	copy(out, v[:size2])
+	binary.LittleEndian.PutUint32(out, rev3|magic&^revMask)
+	binary.LittleEndian.PutUint32(out[size2:], rootID)
+	return out
 }
 
 // setTimes sets the times of path without following a symlink.

@@ -80,7 +80,8 @@ func FuzzExtractTar(f *testing.F) {
 		if err := os.Mkdir(root, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		extractTar(context.Background(), bytes.NewReader(fuzzTar(script)), root, log)
+		// The mapping of new containers: owners shifted, capabilities rewritten.
+		extractTar(context.Background(), bytes.NewReader(fuzzTar(script)), root, idMap{HostID: DefaultHostIDBase, Size: idMapSize}, log)
 		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err

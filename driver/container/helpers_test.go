@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,10 +74,11 @@ type tarEntry struct {
 	mode     int64
 	uid, gid int
 	mtime    time.Time
+	xattrs   map[string]string
 }
 
 // makeTar builds a tar archive of entries.
-func makeTar(t *testing.T, entries []tarEntry) []byte {
+func makeTar(t testing.TB, entries []tarEntry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -85,6 +87,12 @@ func makeTar(t *testing.T, entries []tarEntry) []byte {
 			Name: e.name, Typeflag: e.typ, Linkname: e.linkname,
 			Mode: e.mode, Uid: e.uid, Gid: e.gid, ModTime: e.mtime,
 			Format: tar.FormatPAX,
+		}
+		for k, v := range e.xattrs {
+			if hdr.PAXRecords == nil {
+				hdr.PAXRecords = map[string]string{}
+			}
+			hdr.PAXRecords["SCHILY.xattr."+k] = v
 		}
 		if hdr.Typeflag == 0 {
 			hdr.Typeflag = tar.TypeReg
@@ -116,7 +124,7 @@ func makeTar(t *testing.T, entries []tarEntry) []byte {
 	return buf.Bytes()
 }
 
-func gzipBytes(t *testing.T, data []byte) []byte {
+func gzipBytes(t testing.TB, data []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -135,7 +143,7 @@ var busyboxApplets = []string{"sh", "sleep", "echo", "cat", "ls", "test", "id", 
 // busyboxImage builds a two-layer image: busybox with its applets, an
 // /etc/removed file and a /data dir with one file; then a gzip layer that
 // whites out /etc/removed and makes /data opaque with a new file.
-func busyboxImage(t *testing.T, blobs *blobMap) api.ImageSpec {
+func busyboxImage(t testing.TB, blobs *blobMap) api.ImageSpec {
 	t.Helper()
 	bb, err := os.ReadFile(testenv.NeedFile(t, "/bin/busybox"))
 	if err != nil {
@@ -173,9 +181,35 @@ func busyboxImage(t *testing.T, blobs *blobMap) api.ImageSpec {
 }
 
 // newTestDriver returns a driver on a fresh directory that runs the test
-// binary as its shim.
-func newTestDriver(t *testing.T, dir string, blobs driver.BlobSource) *Driver {
+// binary as its shim. The directory above dir (the test's temporary
+// directory, 0700) is made searchable, as containers' unprivileged root
+// must reach its root file system.
+func newTestDriver(t testing.TB, dir string, blobs driver.BlobSource) *Driver {
 	t.Helper()
+	return newRuntimeTestDriver(t, dir, blobs, testRuntime())
+}
+
+// testRuntimeEnv names the OCI runtime the tests use (default runc):
+//
+//	OURO_TEST_RUNTIME=crun go test ./driver/container/
+const testRuntimeEnv = "OURO_TEST_RUNTIME"
+
+// testRuntime is the OCI runtime of the tests.
+func testRuntime() string {
+	if rt := os.Getenv(testRuntimeEnv); rt != "" {
+		return rt
+	}
+	return "runc"
+}
+
+// newRuntimeTestDriver is newTestDriver with the OCI runtime runtime.
+func newRuntimeTestDriver(t testing.TB, dir string, blobs driver.BlobSource, runtime string) *Driver {
+	t.Helper()
+	for p := filepath.Dir(dir); p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +217,7 @@ func newTestDriver(t *testing.T, dir string, blobs driver.BlobSource) *Driver {
 	d, err := New(Config{
 		Dir:         dir,
 		Blobs:       blobs,
+		Runtime:     runtime,
 		ShimCommand: []string{exe},
 		ShimEnv:     []string{shimEnv + "=1"},
 		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -194,7 +229,7 @@ func newTestDriver(t *testing.T, dir string, blobs driver.BlobSource) *Driver {
 }
 
 // testWriter sends log lines to t.Log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
@@ -204,7 +239,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // uniqueID returns an instance id no other test run uses, since runc's
 // state directory is shared by the host.
-func uniqueID(t *testing.T) string {
+func uniqueID(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
@@ -229,11 +264,23 @@ func createContainer(t *testing.T, d *Driver, spec driver.Spec) {
 	}
 }
 
-// needRunc skips (or fails in CI) tests that need root and runc.
-func needRunc(t *testing.T) {
+// needRunc skips (or fails in CI) tests that need root and the OCI
+// runtime of the tests.
+func needRunc(t testing.TB) {
+	t.Helper()
+	needRuntime(t, testRuntime())
+}
+
+// needRuntime skips (or fails in CI) tests that need root and the OCI
+// runtime rt, and skips crun where it cannot run (a hybrid cgroup layout
+// with controllers on cgroup v2).
+func needRuntime(t testing.TB, rt string) {
 	t.Helper()
 	testenv.NeedRoot(t)
-	testenv.NeedBinary(t, "runc")
+	testenv.NeedBinary(t, rt)
+	if filepath.Base(rt) == "crun" && !crunSupportsCgroups("/sys/fs/cgroup") {
+		t.Skip("crun refuses this host's cgroups: hybrid, with controllers on cgroup v2")
+	}
 }
 
 // execOut runs argv in the container and returns its exit code and

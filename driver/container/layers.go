@@ -27,21 +27,20 @@ import (
 //	                                   ▼ blobcache.Derived
 //	                             <Dir>/layers/<hex>[-<variant>]/
 //
-// The variant names a kind of extraction; today there is only the plain
-// one ("").
+// The variant is the user namespace mapping the layer's owners were
+// shifted to (idMap.variant, "u<base>-<size>"), so that a container with
+// that mapping sees them as the image has them; "" is the unshifted
+// extraction of containers without a user namespace.
 
 func (d *Driver) layersDir() string { return filepath.Join(d.cfg.Dir, "layers") }
 func (d *Driver) blobsDir() string  { return filepath.Join(d.cfg.Dir, "blobs") }
 
-// layerVariant is the extraction every layer gets.
-const layerVariant = ""
-
-// ensureLayers makes sure every layer is extracted and returns their
-// directories in the same order (lowest first).
-func (d *Driver) ensureLayers(ctx context.Context, blobs []api.Blob) ([]string, error) {
+// ensureLayers makes sure every layer is extracted for the id mapping m
+// and returns their directories in the same order (lowest first).
+func (d *Driver) ensureLayers(ctx context.Context, blobs []api.Blob, m idMap) ([]string, error) {
 	dirs := make([]string, 0, len(blobs))
 	for i, b := range blobs {
-		dir, err := d.layers.Ensure(ctx, b, layerVariant)
+		dir, err := d.layers.Ensure(ctx, b, m.variant())
 		if err != nil {
 			return nil, fmt.Errorf("layer %d of %d: %w", i+1, len(blobs), err)
 		}
@@ -51,10 +50,12 @@ func (d *Driver) ensureLayers(ctx context.Context, blobs []api.Blob) ([]string, 
 }
 
 // extractLayer is the blobcache.BuildFunc of layers: it unpacks the
-// verified layer blob at blobPath into dir.
+// verified layer blob at blobPath into dir, with owners shifted by the
+// id mapping that variant names.
 func (d *Driver) extractLayer(ctx context.Context, b api.Blob, blobPath, variant, dir string) error {
-	if variant != "" {
-		return fmt.Errorf("layer variant %q is not supported", variant)
+	ids, err := parseVariant(variant)
+	if err != nil {
+		return err
 	}
 	f, err := os.Open(blobPath)
 	if err != nil {
@@ -70,7 +71,7 @@ func (d *Driver) extractLayer(ctx context.Context, b api.Blob, blobPath, variant
 		return err
 	}
 	defer closeDecomp()
-	if err := extractTar(ctx, tarStream, dir, d.log); err != nil {
+	if err := extractTar(ctx, tarStream, dir, ids, d.log); err != nil {
 		return fmt.Errorf("extract: %w", err)
 	}
 	// Read to the end so a corrupt compressed stream is noticed.
@@ -119,7 +120,7 @@ func (d *Driver) PruneLayers(ctx context.Context, keep map[string]bool) error {
 		return fmt.Errorf("prune layers: %w", err)
 	}
 	for _, key := range keys {
-		digest, _, _ := blobcache.ParseKey(key)
+		digest, variant, _ := blobcache.ParseKey(key)
 		if !doomed(digest) {
 			continue
 		}
@@ -127,7 +128,7 @@ func (d *Driver) PruneLayers(ctx context.Context, keep map[string]bool) error {
 			errs = append(errs, fmt.Errorf("prune layer %s: %w", digest, err))
 			continue
 		}
-		d.log.Info("layer pruned", "digest", digest)
+		d.log.Info("layer pruned", "digest", digest, "variant", variant)
 	}
 	digests, err := d.blobs.Digests()
 	if err != nil {

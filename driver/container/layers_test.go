@@ -56,7 +56,7 @@ func TestExtractRefusesEscapes(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(outer, "a", "evil-target"), []byte("secret"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			err := extractTar(context.Background(), strings.NewReader(string(makeTar(t, tc.entries))), root, slog.Default())
+			err := extractTar(context.Background(), strings.NewReader(string(makeTar(t, tc.entries))), root, idMap{}, slog.Default())
 			if err == nil {
 				t.Fatal("extraction succeeded, want a refusal")
 			}
@@ -95,7 +95,7 @@ func TestExtractContent(t *testing.T) {
 		{name: "./fifo", typ: tar.TypeFifo, mode: 0o600},
 		{name: "implicit/parent/file", body: "x"},
 	}
-	if err := extractTar(context.Background(), strings.NewReader(string(makeTar(t, entries))), root, slog.Default()); err != nil {
+	if err := extractTar(context.Background(), strings.NewReader(string(makeTar(t, entries))), root, idMap{}, slog.Default()); err != nil {
 		t.Fatalf("extract: %v", err)
 	}
 
@@ -224,7 +224,7 @@ func TestLayerExtractedOnce(t *testing.T) {
 	errs := make([]error, 4)
 	for i := range errs {
 		wg.Go(func() {
-			_, errs[i] = d.ensureLayers(context.Background(), []api.Blob{layer})
+			_, errs[i] = d.ensureLayers(context.Background(), []api.Blob{layer}, idMap{})
 		})
 	}
 	wg.Wait()
@@ -253,8 +253,12 @@ func TestPruneLayers(t *testing.T) {
 	used := blobs.add(makeTar(t, []tarEntry{{name: "used", body: "1"}}), api.MediaTypeLayerTar)
 	kept := blobs.add(makeTar(t, []tarEntry{{name: "kept", body: "2"}}), api.MediaTypeLayerTar)
 	unused := blobs.add(makeTar(t, []tarEntry{{name: "unused", body: "3"}}), api.MediaTypeLayerTar)
-	if _, err := d.ensureLayers(ctx, []api.Blob{kept, unused}); err != nil {
-		t.Fatal(err)
+	// Both variants: the shifted one of new containers and the unshifted
+	// one of containers from before user namespaces.
+	for _, m := range []idMap{d.idMap, {}} {
+		if _, err := d.ensureLayers(ctx, []api.Blob{kept, unused}, m); err != nil {
+			t.Fatal(err)
+		}
 	}
 	createContainer(t, d, driver.Spec{ID: uniqueID(t), Image: api.ImageSpec{Layers: []api.Blob{used}}, Command: []string{"true"}})
 	if err := d.PruneLayers(ctx, map[string]bool{kept.Digest: true}); err != nil {
@@ -262,8 +266,12 @@ func TestPruneLayers(t *testing.T) {
 	}
 	for b, want := range map[api.Blob]bool{used: true, kept: true, unused: false} {
 		hexDigest, _ := blobcache.Hex(b.Digest)
-		if got := fileExists(filepath.Join(dir, "layers", hexDigest)); got != want {
-			t.Errorf("layer %s present = %v, want %v", b.Digest, got, want)
+		shifted := hexDigest + "-" + d.idMap.variant()
+		if got := fileExists(filepath.Join(dir, "layers", shifted)); got != want {
+			t.Errorf("layer %s present = %v, want %v", shifted, got, want)
+		}
+		if got := fileExists(filepath.Join(dir, "layers", hexDigest)); b != used && got != want {
+			t.Errorf("unshifted layer %s present = %v, want %v", b.Digest, got, want)
 		}
 		if got := fileExists(filepath.Join(dir, "blobs", hexDigest)); got != want {
 			t.Errorf("blob %s present = %v, want %v", b.Digest, got, want)

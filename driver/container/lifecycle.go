@@ -11,7 +11,7 @@ import (
 )
 
 // Start mounts the instance's root filesystem and starts its container
-// under a new shim. It returns once runc reports the container running,
+// under a new shim. It returns once the runtime reports it running,
 // or once the shim recorded that it already exited (Inspect then shows
 // the exit code). Starting a running container does nothing.
 func (d *Driver) Start(ctx context.Context, id string) error {
@@ -30,8 +30,9 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	}
 	var st runcState
 	found := false
-	if d.runc.mayHold(id) {
-		if st, found, err = d.runc.state(ctx, id); err != nil {
+	rt := d.runtimeOf(p)
+	if rt.mayHold(id) {
+		if st, found, err = rt.state(ctx, id); err != nil {
 			return fmt.Errorf("start container %s: %w", id, err)
 		}
 	}
@@ -44,12 +45,17 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 		return fmt.Errorf("start container %s: the previous shim is still running", id)
 	}
 	if found {
-		if err := d.runc.forceDelete(ctx, id); err != nil {
-			return fmt.Errorf("start container %s: clear old runc state: %w", id, err)
+		if err := rt.forceDelete(ctx, id); err != nil {
+			return fmt.Errorf("start container %s: clear old runtime state: %w", id, err)
 		}
 	}
 
-	layers, err := d.ensureLayers(ctx, spec.Image.Layers)
+	// An instance keeps the id mapping it was created with.
+	ids, err := d.instanceIDMap(ctx, p, spec)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	layers, err := d.ensureLayers(ctx, spec.Image.Layers, ids)
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
@@ -57,7 +63,15 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	if !fileExists(p.config) {
-		if err := d.writeBundle(spec, layers); err != nil {
+		if err := d.prepareInstanceDirs(id, ids); err != nil {
+			return fmt.Errorf("start container %s: %w", id, err)
+		}
+		if err := d.writeBundle(spec, layers, ids); err != nil {
+			return fmt.Errorf("start container %s: %w", id, err)
+		}
+	}
+	if spec.NetNS != "" {
+		if err := prepareJoinedNetNS(spec.NetNS, ids); err != nil {
 			return fmt.Errorf("start container %s: %w", id, err)
 		}
 	}
@@ -143,21 +157,22 @@ func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration) err
 // stop is Stop with the instance lock held.
 func (d *Driver) stop(ctx context.Context, id string, timeout time.Duration) error {
 	p := d.paths(id)
-	st, found, err := d.runc.state(ctx, id)
+	rt := d.runtimeOf(p)
+	st, found, err := rt.state(ctx, id)
 	if err != nil {
 		return err
 	}
 	if found && (st.Status == "running" || st.Status == "paused" || st.Status == "created") {
 		stopped := func() bool {
-			st, found, err := d.runc.state(ctx, id)
+			st, found, err := rt.state(ctx, id)
 			return err == nil && (!found || st.Status == "stopped")
 		}
-		if err := d.runc.kill(ctx, id, "TERM"); err != nil && !isNotRunning(err) && !isNotExist(err) {
+		if err := rt.kill(ctx, id, "TERM"); err != nil && !isNotRunning(err) && !isNotExist(err) {
 			return err
 		}
 		if !d.waitFor(ctx, timeout, stopped) {
 			d.log.Info("container ignored SIGTERM, killing", "id", id, "timeout", timeout)
-			if err := d.runc.kill(ctx, id, "KILL"); err != nil && !isNotRunning(err) && !isNotExist(err) {
+			if err := rt.kill(ctx, id, "KILL"); err != nil && !isNotRunning(err) && !isNotExist(err) {
 				return err
 			}
 			if !d.waitFor(ctx, killTimeout, stopped) {
@@ -170,7 +185,7 @@ func (d *Driver) stop(ctx context.Context, id string, timeout time.Duration) err
 	if !d.waitFor(ctx, shimTimeout, func() bool { return !shimAlive(p) }) {
 		d.log.Warn("shim still running after its container stopped", "id", id)
 	}
-	if err := d.runc.forceDelete(ctx, id); err != nil {
+	if err := rt.forceDelete(ctx, id); err != nil {
 		return err
 	}
 	return unmountAll(p.rootfs)

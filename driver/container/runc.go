@@ -15,13 +15,18 @@ import (
 	"time"
 )
 
-// runc runs the runc program. Every call gets an argv; nothing passes
-// through a shell.
+// runc runs an OCI runtime with runc's command line: runc itself or
+// crun, which take the same commands and flags for everything the driver
+// does. Every call gets an argv; nothing passes through a shell.
 type runc struct {
 	path string
-	// root is runc's --root; empty for runc's default.
+	// root is the runtime's --root; empty for its default.
 	root string
 }
+
+// defaultRoots are the state directories runc and crun use as root when
+// not given --root.
+var defaultRoots = []string{"/run/runc", "/run/crun"}
 
 // runcState is the JSON printed by `runc state`.
 type runcState struct {
@@ -48,7 +53,7 @@ func (r runc) run(ctx context.Context, args ...string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return stdout.Bytes(), &runcError{args: args, err: err, stderr: runcMessage(stderr.String())}
+		return stdout.Bytes(), &runcError{prog: filepath.Base(r.path), args: args, err: err, stderr: runcMessage(stderr.String())}
 	}
 	return stdout.Bytes(), nil
 }
@@ -69,16 +74,22 @@ func (r runc) state(ctx context.Context, id string) (st runcState, found bool, e
 	return st, true, nil
 }
 
-// mayHold reports whether runc may hold state of container id: false only
-// when runc's state directory of the container is certainly absent, which
-// spares a runc call when a container is started for the first time.
+// mayHold reports whether the runtime may hold state of container id:
+// false only when its state directory of the container is certainly
+// absent, which spares a runtime call when a container is started for
+// the first time. Without a root it looks in the default roots of both
+// runtimes.
 func (r runc) mayHold(id string) bool {
-	root := r.root
-	if root == "" {
-		root = "/run/runc" // runc's default as root
+	roots := defaultRoots
+	if r.root != "" {
+		roots = []string{r.root}
 	}
-	_, err := os.Stat(filepath.Join(root, id))
-	return !errors.Is(err, os.ErrNotExist)
+	for _, root := range roots {
+		if _, err := os.Stat(filepath.Join(root, id)); !errors.Is(err, os.ErrNotExist) {
+			return true
+		}
+	}
+	return false
 }
 
 // kill sends sig (a name such as "TERM") to the container's init.
@@ -97,9 +108,10 @@ func (r runc) forceDelete(ctx context.Context, id string) error {
 }
 
 // exec runs argv in container id with extra env and returns its exit
-// code.
+// code. The process gets no_new_privs as the container's does: runc takes
+// it from the container's spec, crun only from this flag.
 func (r runc) exec(ctx context.Context, id string, env, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	args := []string{"exec"}
+	args := []string{"exec", "--no-new-privs"}
 	for _, e := range env {
 		args = append(args, "--env", e)
 	}
@@ -131,15 +143,16 @@ func exitCode(ps interface{ Sys() any }) int {
 	return ws.ExitStatus()
 }
 
-// runcError is a failed runc call.
+// runcError is a failed runtime call.
 type runcError struct {
+	prog   string // the runtime's name
 	args   []string
 	err    error
 	stderr string
 }
 
 func (e *runcError) Error() string {
-	msg := fmt.Sprintf("runc %s: %v", strings.Join(e.args, " "), e.err)
+	msg := fmt.Sprintf("%s %s: %v", e.prog, strings.Join(e.args, " "), e.err)
 	if e.stderr != "" {
 		msg += ": " + e.stderr
 	}
@@ -148,10 +161,12 @@ func (e *runcError) Error() string {
 
 func (e *runcError) Unwrap() error { return e.err }
 
-// isNotExist reports whether runc said the container does not exist.
+// isNotExist reports whether the runtime said the container does not
+// exist: runc says so, crun cannot open the container's status file.
 func isNotExist(err error) bool {
 	var re *runcError
-	return errors.As(err, &re) && strings.Contains(re.stderr, "does not exist")
+	return errors.As(err, &re) && (strings.Contains(re.stderr, "does not exist") ||
+		strings.Contains(re.stderr, "/status`: No such file or directory"))
 }
 
 // isNotRunning reports whether runc refused a kill because the container

@@ -20,10 +20,10 @@ import (
 	"github.com/ouroboros-cloud/ouro/internal/atomicfile"
 )
 
-// The shim keeps a container's `runc run` company:
+// The shim keeps a container's `runc run` (or `crun run`) company:
 //
 //	agent ──Start──▶ shim (own session) ──▶ runc run (foreground) ──▶ container
-//	                  │ waits for runc, then
+//	                  │ waits for the runtime, then
 //	                  ├─ writes exit.json {"exitCode","finishedAt"}
 //	                  └─ runs runc delete --force
 //
@@ -31,15 +31,15 @@ import (
 // the only process that can learn the exit code (runc run returns it).
 
 // ShimMain is the shim's main function: `ouro container-shim --dir
-// <instance dir> --id <id> --runc <runc path> [--runc-root <dir>]`. It
-// returns the process exit code.
+// <instance dir> --id <id> --runc <runtime path> [--runc-root <dir>]`,
+// where the runtime is runc or crun. It returns the process exit code.
 func ShimMain(args []string) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "container-shim")
 	fs := flag.NewFlagSet("container-shim", flag.ContinueOnError)
 	dir := fs.String("dir", "", "instance directory")
-	id := fs.String("id", "", "runc container id")
-	runcPath := fs.String("runc", "runc", "runc program")
-	runcRoot := fs.String("runc-root", "", "runc state directory (runc --root)")
+	id := fs.String("id", "", "container id")
+	runcPath := fs.String("runc", "runc", "OCI runtime program (runc or crun)")
+	runcRoot := fs.String("runc-root", "", "the runtime's state directory (--root)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -94,12 +94,13 @@ func (s shim) run() error {
 		rec.ExitCode = exitCode(exitErr.ProcessState)
 	default:
 		rec.ExitCode = -1
-		rec.Error = fmt.Sprintf("run runc: %v", runErr)
+		rec.Error = fmt.Sprintf("run %s: %v", filepath.Base(s.runc.path), runErr)
 	}
-	// runc writes the pid file once the container process runs; without
-	// it runc failed before that (its message is in the console log).
+	// The runtime writes the pid file once the container process runs;
+	// without it the runtime failed before that (its message is in the
+	// console log).
 	if rec.Error == "" && !fileExists(pidFile) {
-		rec.Error = "runc failed to start the container"
+		rec.Error = filepath.Base(s.runc.path) + " failed to start the container"
 		if msg := lastLine(tail(filepath.Join(s.dir, "console.log"), 2048)); msg != "" {
 			rec.Error += ": " + runcMessage(msg)
 		}
@@ -120,12 +121,15 @@ func (s shim) run() error {
 // session with its output in shim.log, records its pid and returns a
 // channel closed when it exits.
 func (d *Driver) startShim(id string, p instancePaths) (<-chan struct{}, error) {
-	runcPath, err := exec.LookPath(d.cfg.Runc)
+	runcPath, err := exec.LookPath(d.cfg.Runtime)
 	if err != nil {
-		return nil, fmt.Errorf("find runc: %w", err)
+		return nil, fmt.Errorf("find OCI runtime: %w", err)
 	}
 	if runcPath, err = filepath.Abs(runcPath); err != nil {
-		return nil, fmt.Errorf("find runc: %w", err)
+		return nil, fmt.Errorf("find OCI runtime: %w", err)
+	}
+	if err := recordRuntime(p, runcPath); err != nil {
+		return nil, err
 	}
 	logFile, err := os.OpenFile(p.shimLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -134,8 +138,8 @@ func (d *Driver) startShim(id string, p instancePaths) (<-chan struct{}, error) 
 	defer logFile.Close() // the shim has its own copy
 	args := append([]string{}, d.cfg.ShimCommand[1:]...)
 	args = append(args, "--dir", p.dir, "--id", id, "--runc", runcPath)
-	if d.cfg.RuncRoot != "" {
-		args = append(args, "--runc-root", d.cfg.RuncRoot)
+	if d.cfg.RuntimeRoot != "" {
+		args = append(args, "--runc-root", d.cfg.RuntimeRoot)
 	}
 	cmd := exec.Command(d.cfg.ShimCommand[0], args...)
 	cmd.Env = append(os.Environ(), d.cfg.ShimEnv...)

@@ -26,11 +26,14 @@ const (
 	nofileLimit = 1024
 )
 
-// defaultCaps is Docker's default capability set.
+// defaultCaps is Docker's default capability set less CAP_MKNOD (devices
+// are the devices cgroup's and the host's business) and CAP_AUDIT_WRITE
+// (the audit log is the host's), as Podman's. CAP_NET_RAW stays: ping
+// programs such as busybox's need raw sockets.
 var defaultCaps = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_NET_RAW",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
 }
 
 // maskedPaths and readonlyPaths are Docker's defaults.
@@ -47,15 +50,16 @@ var (
 )
 
 // writeBundle writes the OCI bundle of spec: config.json and the files it
-// bind-mounts. layers are the layer directories, lowest first.
-func (d *Driver) writeBundle(spec driver.Spec, layers []string) error {
+// bind-mounts, owned by the container's root. layers are the layer
+// directories, lowest first; ids the container's id mapping.
+func (d *Driver) writeBundle(spec driver.Spec, layers []string, ids idMap) error {
 	p := d.paths(spec.ID)
 	hostname := hostnameOf(spec)
 	user, err := resolveUser(spec.Image.Config.User, lowerDirs(layers))
 	if err != nil {
 		return err
 	}
-	cfg, err := runtimeSpec(spec, p, user)
+	cfg, err := runtimeSpec(spec, p, user, ids)
 	if err != nil {
 		return err
 	}
@@ -68,7 +72,11 @@ func (d *Driver) writeBundle(spec driver.Spec, layers []string) error {
 		files["resolv.conf"] = resolvConf(spec.Nameservers)
 	}
 	for name, content := range files {
-		if err := atomicfile.WriteFile(filepath.Join(p.bundle, name), []byte(content), 0o644); err != nil {
+		path := filepath.Join(p.bundle, name)
+		if err := atomicfile.WriteFile(path, []byte(content), 0o644); err != nil {
+			return fmt.Errorf("write bundle: %w", err)
+		}
+		if err := os.Lchown(path, ids.root(), ids.root()); err != nil {
 			return fmt.Errorf("write bundle: %w", err)
 		}
 	}
@@ -78,8 +86,9 @@ func (d *Driver) writeBundle(spec driver.Spec, layers []string) error {
 	return nil
 }
 
-// runtimeSpec builds the OCI runtime spec of an instance.
-func runtimeSpec(spec driver.Spec, p instancePaths, user specs.User) (*specs.Spec, error) {
+// runtimeSpec builds the OCI runtime spec of an instance. With an id
+// mapping the container gets a user namespace.
+func runtimeSpec(spec driver.Spec, p instancePaths, user specs.User, ids idMap) (*specs.Spec, error) {
 	args, err := processArgs(spec)
 	if err != nil {
 		return nil, err
@@ -112,13 +121,44 @@ func runtimeSpec(spec driver.Spec, p instancePaths, user specs.User) (*specs.Spe
 	if spec.Resources.MemoryMiB > 0 {
 		res.Memory = &specs.LinuxMemory{Limit: ptr(spec.Resources.MemoryMiB << 20)}
 	}
+	var sysctl map[string]string
+	if spec.NetNS == "" {
+		// The container's own network namespace: ICMP echo sockets for
+		// its groups (ids of its user namespace, where it has one).
+		sysctl = map[string]string{"net.ipv4.ping_group_range": pingGroupRange}
+		if ids.enabled() {
+			sysctl["net.ipv4.ping_group_range"] = fmt.Sprintf("0 %d", ids.Size-1)
+		}
+	}
 	mounts := baseMounts(p)
+	if ids.enabled() && spec.NetNS != "" {
+		// sysfs can only be mounted by the owner of the network
+		// namespace, and the one joined belongs to the host. The
+		// container gets an empty read-only /sys (with its cgroups)
+		// rather than the host's sysfs.
+		for i, m := range mounts {
+			if m.Type == "sysfs" {
+				mounts[i] = specs.Mount{Destination: "/sys", Type: "tmpfs", Source: "sysfs",
+					Options: []string{"nosuid", "noexec", "nodev", "ro", "mode=755", "size=64k"}}
+			}
+		}
+	}
 	if len(spec.Nameservers) > 0 {
 		mounts = append(mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind",
 			Source: filepath.Join(p.bundle, "resolv.conf"), Options: []string{"rbind", "rprivate", "ro"}})
 	}
+	namespaces := []specs.LinuxNamespace{
+		{Type: specs.PIDNamespace},
+		{Type: specs.IPCNamespace},
+		{Type: specs.UTSNamespace},
+		{Type: specs.MountNamespace},
+		nsNet,
+	}
+	if ids.enabled() {
+		namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	}
 	return &specs.Spec{
-		Version:  specs.Version,
+		Version:  ociVersion,
 		Hostname: hostnameOf(spec),
 		Root:     &specs.Root{Path: p.rootfs},
 		Process: &specs.Process{
@@ -136,15 +176,12 @@ func runtimeSpec(spec driver.Spec, p instancePaths, user specs.User) (*specs.Spe
 		},
 		Mounts: mounts,
 		Linux: &specs.Linux{
-			CgroupsPath: "/ouro/" + spec.ID,
-			Resources:   res,
-			Namespaces: []specs.LinuxNamespace{
-				{Type: specs.PIDNamespace},
-				{Type: specs.IPCNamespace},
-				{Type: specs.UTSNamespace},
-				{Type: specs.MountNamespace},
-				nsNet,
-			},
+			CgroupsPath:   "/ouro/" + spec.ID,
+			Resources:     res,
+			Namespaces:    namespaces,
+			UIDMappings:   ids.specMappings(),
+			GIDMappings:   ids.specMappings(),
+			Seccomp:       defaultSeccomp(),
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
 		},

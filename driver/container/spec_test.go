@@ -106,7 +106,7 @@ func TestRuntimeSpec(t *testing.T) {
 		Resources: api.Resources{VCPUs: 2, MemoryMiB: 512},
 		NetNS:     "/run/netns/n1",
 	}
-	s, err := runtimeSpec(spec, d.paths("abc"), specs.User{UID: 5})
+	s, err := runtimeSpec(spec, d.paths("abc"), specs.User{UID: 5}, d.idMap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,8 +116,8 @@ func TestRuntimeSpec(t *testing.T) {
 	if !s.Process.NoNewPrivileges || len(s.Process.Rlimits) != 1 || s.Process.Rlimits[0].Hard != 1024 {
 		t.Errorf("process limits: nnp %v rlimits %+v", s.Process.NoNewPrivileges, s.Process.Rlimits)
 	}
-	if !slices.Contains(s.Process.Capabilities.Bounding, "CAP_NET_BIND_SERVICE") || slices.Contains(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN") {
-		t.Errorf("capabilities %v: want Docker's defaults", s.Process.Capabilities.Bounding)
+	if !slices.Contains(s.Process.Capabilities.Bounding, "CAP_NET_BIND_SERVICE") || slices.Contains(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN") || slices.Contains(s.Process.Capabilities.Bounding, "CAP_MKNOD") {
+		t.Errorf("capabilities %v: want Docker's defaults less MKNOD and AUDIT_WRITE", s.Process.Capabilities.Bounding)
 	}
 	r := s.Linux.Resources
 	if *r.CPU.Quota != 200000 || *r.CPU.Period != 100000 || *r.Memory.Limit != 512<<20 || r.Pids.Limit == nil || *r.Pids.Limit != 4096 {
@@ -134,15 +134,22 @@ func TestRuntimeSpec(t *testing.T) {
 			netns = ns
 		}
 	}
-	if len(types) != 5 || netns.Path != "/run/netns/n1" {
-		t.Errorf("namespaces %+v: want pid ipc uts mount and network joining /run/netns/n1", s.Linux.Namespaces)
+	if len(types) != 6 || !types[specs.UserNamespace] || netns.Path != "/run/netns/n1" {
+		t.Errorf("namespaces %+v: want pid ipc uts mount user and network joining /run/netns/n1", s.Linux.Namespaces)
+	}
+	wantMap := []specs.LinuxIDMapping{{ContainerID: 0, HostID: DefaultHostIDBase, Size: 65536}}
+	if !slices.Equal(s.Linux.UIDMappings, wantMap) || !slices.Equal(s.Linux.GIDMappings, wantMap) {
+		t.Errorf("id mappings %+v %+v, want %+v", s.Linux.UIDMappings, s.Linux.GIDMappings, wantMap)
+	}
+	if s.Linux.Seccomp == nil || s.Linux.Seccomp.DefaultAction != specs.ActAllow || len(s.Linux.Seccomp.Syscalls) == 0 {
+		t.Errorf("seccomp %+v: want the default profile", s.Linux.Seccomp)
 	}
 	if !slices.Contains(s.Linux.MaskedPaths, "/proc/kcore") || !slices.Contains(s.Linux.ReadonlyPaths, "/proc/sys") {
 		t.Error("masked or read-only paths missing")
 	}
 	spec.Resources = api.Resources{}
 	spec.NetNS = ""
-	s, err = runtimeSpec(spec, d.paths("abc"), specs.User{})
+	s, err = runtimeSpec(spec, d.paths("abc"), specs.User{}, d.idMap)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/driver/container"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
@@ -127,7 +128,7 @@ func powerCut(tb testing.TB, a *agentProc) {
 	for _, c := range cs {
 		if strings.HasPrefix(c.Bundle, a.dir) {
 			ids = append(ids, c.ID)
-			exec.Command("runc", "kill", c.ID, "KILL").Run()
+			exec.Command(container.PreferredRuntime(), "kill", c.ID, "KILL").Run()
 		}
 	}
 	wait.ForDetail(tb, 30*time.Second, "containers of "+a.name+" dead", func() (bool, string) {

@@ -173,6 +173,11 @@ func newCloud(t testing.TB, extraServerArgs ...string) *cloud {
 	testenv.NeedRoot(t)
 	testenv.NeedBinary(t, "runc")
 	dir := t.TempDir()
+	// The test's temporary directory is 0700; containers' unprivileged
+	// root must reach its root file system below it.
+	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+		t.Fatal(err)
+	}
 	c := &cloud{t: t, dir: dir, serverDir: filepath.Join(dir, "server"), agents: map[string]*agentProc{}}
 	port := freePort(t)
 	c.serverArgs = append([]string{"server", "--data-dir", c.serverDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port),

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/daemon"
+	"github.com/ouroboros-cloud/ouro/driver/container"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
@@ -43,9 +44,10 @@ func runcList(t testing.TB) []runcContainer {
 
 // runcContainers is runcList that returns runc's complaint instead of
 // failing the test: runc list fails now and then while containers come
-// and go (a state directory without its state yet).
+// and go (a state directory without its state yet). It asks the OCI
+// runtime the agents use, runc or crun (whose list is the same).
 func runcContainers() ([]runcContainer, error) {
-	cmd := exec.Command("runc", "list", "-f", "json")
+	cmd := exec.Command(container.PreferredRuntime(), "list", "-f", "json")
 	var errOut strings.Builder
 	cmd.Stderr = &errOut
 	out, err := cmd.Output()
@@ -152,8 +154,8 @@ func processesMentioning(s string) []int {
 func cleanupContainers(t testing.TB, agentDir string) {
 	for _, c := range runcList(t) {
 		if strings.HasPrefix(c.Bundle, agentDir) {
-			exec.Command("runc", "kill", c.ID, "KILL").Run()
-			exec.Command("runc", "delete", "--force", c.ID).Run()
+			exec.Command(container.PreferredRuntime(), "kill", c.ID, "KILL").Run()
+			exec.Command(container.PreferredRuntime(), "delete", "--force", c.ID).Run()
 			for _, d := range cgroupDirs(c.ID) {
 				os.Remove(d)
 			}
