@@ -57,6 +57,24 @@ if systemctl is-active --quiet etcd 2>/dev/null; then
 	systemctl disable --now etcd >/dev/null 2>&1 || true
 fi
 
+# crun refuses a hybrid cgroup layout (v1 controllers plus a v2 hierarchy
+# at /sys/fs/cgroup/unified) while any controller sits on the v2 side, and
+# the agent then falls back to runc, whose containers on private networks
+# get no user namespace. Give such a controller a v1 hierarchy of its own,
+# as the other controllers have; a controller in use on v2 cannot move,
+# the mount fails, and the agent says which runtime it chose. Pure v2 (the
+# default of Debian 12) and pure v1 hosts are left as they are.
+if [ -r /sys/fs/cgroup/unified/cgroup.controllers ]; then
+	for c in $(cat /sys/fs/cgroup/unified/cgroup.controllers); do
+		case "$c" in *[!a-z_]*) continue ;; esac
+		if ! mountpoint -q "/sys/fs/cgroup/$c"; then
+			mkdir -p "/sys/fs/cgroup/$c"
+			mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" ||
+				echo "install-deps: cannot give cgroup controller $c a v1 hierarchy; containers will run with runc" >&2
+		fi
+	done
+fi
+
 # Go: the toolchain named in go.mod is fetched through the Go module proxy
 # by any go >= 1.21 (GOTOOLCHAIN=auto).
 if ! command -v go >/dev/null 2>&1; then
