@@ -26,7 +26,7 @@ import (
 // env is a server over a store, served by an httptest server, with a
 // bootstrapped admin.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *Server
 	store store.Interface
 	fake  *fakeStore
@@ -35,7 +35,7 @@ type env struct {
 	ca    *pki.CA
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	fs := newFakeStore()
 	e := newEnvWith(t, fs, Config{})
@@ -64,7 +64,7 @@ func newEtcdEnv(t *testing.T) *env {
 	return newEnvWith(t, store.NewEtcd(etcdtest.Client(t)), Config{})
 }
 
-func newEnvWith(t *testing.T, st store.Interface, cfg Config) *env {
+func newEnvWith(t testing.TB, st store.Interface, cfg Config) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.LoadOrCreateCA(dir + "/pki")
@@ -129,7 +129,7 @@ func (r resp) apiError() *api.Error {
 	return b.Error
 }
 
-func (r resp) decode(t *testing.T, v any) {
+func (r resp) decode(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.body, err)
