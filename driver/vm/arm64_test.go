@@ -41,7 +41,7 @@ func TestArm64BootsUnderEmulation(t *testing.T) {
 	const hostAddr, guestAddr = "192.0.2.1", "192.0.2.2"
 	ns, tap := testTap(t, hostAddr+"/24")
 
-	const id = "a64c0ffe-0d2f-4b7e-9a61-3b4c5e6f7a80"
+	id := testID(t)
 	cleanupVM(t, d, id)
 	spec := driver.Spec{
 		ID: id, Name: "arm64-1",
@@ -94,7 +94,7 @@ func TestArm64DiskBootsUEFI(t *testing.T) {
 	disk := testimage.TinyArm64Disk(t)
 	db := blobs.addFile(t, disk, api.MediaTypeDiskRaw)
 
-	const id = "a64d15c0-0d2f-4b7e-9a61-3b4c5e6f7a81"
+	id := testID(t)
 	cleanupVM(t, d, id)
 	spec := driver.Spec{
 		ID: id, Name: "arm64-disk-1",

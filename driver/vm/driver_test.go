@@ -142,7 +142,7 @@ func TestVMLifecycle(t *testing.T) {
 	}
 	db := blobs.addFile(t, base, api.MediaTypeDiskQCOW2)
 
-	const id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+	id := testID(t)
 	cleanupVM(t, d, id)
 	spec := driver.Spec{
 		ID: id, Name: "tiny-1",
@@ -301,7 +301,7 @@ func TestVMDeleteRunningAndBadInput(t *testing.T) {
 	ib := blobs.addFile(t, initrd, api.MediaTypeInitrd)
 	d := testDriver(t, blobs, nil)
 	ctx := context.Background()
-	const id = "5d3c0e1a-7f2b-4c8e-9a61-0d2f3b4c5e6f"
+	id := testID(t)
 	t.Cleanup(func() {
 		for _, pid := range qemuProcesses(id) {
 			syscall.Kill(pid, syscall.SIGKILL)

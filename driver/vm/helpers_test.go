@@ -3,6 +3,7 @@ package vm
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -99,4 +100,18 @@ func testDriver(t testing.TB, blobs *fakeBlobs, change func(*Config)) *Driver {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// testID returns a new instance id: a test's VMs never share one with a
+// test running at the same time in another process, whose QEMU would
+// otherwise be taken for (and killed or reset as) this test's.
+func testID(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
