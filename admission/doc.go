@@ -8,7 +8,10 @@
 // stores the instance. Instance groups are admitted by admitting their
 // template as the create of their first member, and the networks,
 // security groups and floating IP pools instances attach to are admitted
-// here too.
+// here too, as are key pairs, projects, users, flavors, hosts and images.
+// An image's blobs are checked through Blobs, which the API server answers
+// from its blob store and blob access index, and a public image's name is
+// claimed in the transaction that publishes it (StoreImage, UpdateImage).
 //
 // Every front end calls it the same way — the REST API, the group
 // controller making members, and later the EC2 API, stacks, load

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
 	"github.com/ouroboros-cloud/ouro/blobaccess"
@@ -23,19 +24,19 @@ const DefaultMaxBlobBytes = 64 << 30
 // SweepBlobs removes it, so uploads have time to become images.
 const UnreferencedBlobAge = blobstore.UnreferencedBlobAge
 
-// blobPath returns the file of the blob with the given hex digest, where
-// image validation checks and freshens the blobs an image refers to
-// (blobstore's Stat and Touch do the same without the path).
-func (s *Server) blobPath(hexDigest string) string { return s.blobs.Path(hexDigest) }
+// blobChecker answers image admission's questions about blobs from the
+// blob store (does a blob exist, of what size) and the blob access index
+// (may this identity name it).
+type blobChecker struct {
+	*blobstore.Store
+	*blobaccess.Index
+}
+
+var _ admission.Blobs = blobChecker{}
 
 // blobDigest returns the hex part of the {digest} path value.
 func blobDigest(r *http.Request) (string, error) {
-	d := r.PathValue("digest")
-	m := digestRE.FindStringSubmatch(d)
-	if m == nil {
-		return "", api.Invalid("digest", "write sha256:<64 lower-case hex digits>", "digest %q is not valid", truncate(d, 80))
-	}
-	return m[1], nil
+	return admission.BlobDigest("digest", r.PathValue("digest"))
 }
 
 // blobHandlers serve the blob routes over the blob store.

@@ -254,3 +254,11 @@ func (e *env) place(project, name, host string, phase api.InstancePhase) api.Ins
 	}
 	return in
 }
+
+// jsonEqual reports whether a and b encode to the same JSON, so that an
+// empty list equals a missing one.
+func jsonEqual(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}

@@ -132,16 +132,16 @@ var hooks = map[*api.Kind]kindHooks{
 	api.EventKind: sameRules(validateEvent, kindHooks{}),
 	api.ImageKind: {
 		create: func(s *Server, ctx context.Context, id *auth.Identity, o api.Object) error {
-			return s.validateImageCreate(ctx, id, o.(*api.Image))
+			return admission.ValidateImageCreate(ctx, blobChecker{s.blobs, s.blobAccess}, id, o.(*api.Image))
 		},
 		update: func(_ *Server, _ context.Context, id *auth.Identity, old, o api.Object) error {
-			return validateImageUpdate(id, old.(*api.Image), o.(*api.Image))
+			return admission.ValidateImageUpdate(id, old.(*api.Image), o.(*api.Image))
 		},
 		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
-			return storeImage(ctx, s.store, o.(*api.Image), opts)
+			return admission.StoreImage(ctx, s.store, o.(*api.Image), opts)
 		},
 		commitUpdate: func(s *Server, ctx context.Context, old, o api.Object) error {
-			return updateImage(ctx, s.store, old.(*api.Image), o.(*api.Image))
+			return admission.UpdateImage(ctx, s.store, old.(*api.Image), o.(*api.Image))
 		},
 		beforeDelete: beforeDelete,
 	},

@@ -119,7 +119,7 @@ func validateJoin(req *api.JoinRequest) (string, error) {
 	if c.VCPUs < 0 || c.MemoryMiB < 0 || c.DiskGiB < 0 {
 		return "", api.Invalid("capacity", "report what the host offers", "capacity cannot be negative")
 	}
-	if req.Architecture == "" || !architectures[req.Architecture] {
+	if !admission.KnownArchitecture(req.Architecture) {
 		return "", api.Invalid("architecture", "use the Go architecture name, such as amd64", "architecture %q is not known", req.Architecture)
 	}
 	for i, d := range req.Drivers {

@@ -245,7 +245,7 @@ func TestBlobs(t *testing.T) {
 	e.must(http.StatusCreated, "PUT", "/v1/blobs/"+digestOf(orphan), e.admin, orphan)
 	old := time.Now().Add(-2 * UnreferencedBlobAge)
 	for _, dg := range []string{digestOf(orphan), digestOf([]byte("layer of default/img"))} {
-		p := e.srv.blobPath(strings.TrimPrefix(dg, "sha256:"))
+		p := e.srv.blobs.Path(strings.TrimPrefix(dg, "sha256:"))
 		if err := os.Chtimes(p, old, old); err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +254,7 @@ func TestBlobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	exists := func(dg string) bool {
-		_, err := os.Stat(e.srv.blobPath(strings.TrimPrefix(dg, "sha256:")))
+		_, err := os.Stat(e.srv.blobs.Path(strings.TrimPrefix(dg, "sha256:")))
 		return err == nil
 	}
 	if exists(digestOf(orphan)) {

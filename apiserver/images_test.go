@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
 )
 
@@ -19,6 +20,10 @@ func (e *env) blob(data, mediaType string) *api.Blob {
 	e.must(http.StatusCreated, "PUT", "/v1/blobs/"+digestOf([]byte(data)), e.admin, []byte(data))
 	return &api.Blob{Digest: digestOf([]byte(data)), Size: int64(len(data)), MediaType: mediaType}
 }
+
+// diskMediaType is the media type an image of each disk format gives
+// spec.disk when it is left out.
+var diskMediaType = map[string]string{api.FormatQCOW2: api.MediaTypeDiskQCOW2, api.FormatRaw: api.MediaTypeDiskRaw}
 
 func TestVMImagesCreate(t *testing.T) {
 	e := newEnv(t)
@@ -53,7 +58,7 @@ func TestVMImagesCreate(t *testing.T) {
 			for _, b := range []struct {
 				got  *api.Blob
 				want string
-			}{{out.Spec.Disk, diskMediaTypes[tt.spec.Format]}, {out.Spec.Kernel, api.MediaTypeKernel}, {out.Spec.Initrd, api.MediaTypeInitrd}} {
+			}{{out.Spec.Disk, diskMediaType[tt.spec.Format]}, {out.Spec.Kernel, api.MediaTypeKernel}, {out.Spec.Initrd, api.MediaTypeInitrd}} {
 				if b.got != nil && b.got.MediaType != b.want {
 					t.Errorf("media type %q, want %q", b.got.MediaType, b.want)
 				}
@@ -95,7 +100,7 @@ func TestVMImagesRefused(t *testing.T) {
 		{"disk with config", api.ImageSpec{Format: api.FormatQCOW2, Disk: disk, Config: api.ImageConfig{Cmd: []string{"sh"}}}, "spec.config", "no config"},
 		{"initrd without kernel", api.ImageSpec{Format: api.FormatQCOW2, Disk: disk, Initrd: initrd}, "spec.initrd", "needs a kernel"},
 		{"cmdline without kernel", api.ImageSpec{Format: api.FormatRaw, Disk: with(disk, func(b *api.Blob) { b.MediaType = "" }), Cmdline: "quiet"}, "spec.cmdline", "needs a kernel"},
-		{"cmdline too long", api.ImageSpec{Format: api.FormatKernel, Kernel: kernel, Cmdline: strings.Repeat("a", maxCmdlineBytes+1)}, "spec.cmdline", "bytes"},
+		{"cmdline too long", api.ImageSpec{Format: api.FormatKernel, Kernel: kernel, Cmdline: strings.Repeat("a", admission.MaxCmdlineBytes+1)}, "spec.cmdline", "bytes"},
 		{"cmdline newline", api.ImageSpec{Format: api.FormatKernel, Kernel: kernel, Cmdline: "quiet\ninit=/bin/sh"}, "spec.cmdline", "byte 5"},
 		{"cmdline non-ASCII", api.ImageSpec{Format: api.FormatKernel, Kernel: kernel, Cmdline: "quiét"}, "spec.cmdline", "byte 3"},
 		{"disk media type", api.ImageSpec{Format: api.FormatRaw, Disk: disk}, "spec.disk.mediaType", "does not fit"},
@@ -162,7 +167,7 @@ func TestSweepKeepsVMImageBlobs(t *testing.T) {
 	e.must(http.StatusCreated, "POST", "/v1/projects/default/images", e.admin, api.Image{Metadata: api.ObjectMeta{Name: "k"},
 		Spec: api.ImageSpec{Format: api.FormatRaw, Disk: disk, Kernel: kernel, Initrd: initrd}})
 	old := time.Now().Add(-2 * UnreferencedBlobAge)
-	path := func(b *api.Blob) string { return e.srv.blobPath(strings.TrimPrefix(b.Digest, "sha256:")) }
+	path := func(b *api.Blob) string { return e.srv.blobs.Path(strings.TrimPrefix(b.Digest, "sha256:")) }
 	for _, b := range []*api.Blob{disk, kernel, initrd, orphan} {
 		if err := os.Chtimes(path(b), old, old); err != nil {
 			t.Fatal(err)

@@ -81,11 +81,3 @@ func cloneObject(obj api.Object) api.Object {
 	json.Unmarshal(b, out)
 	return out
 }
-
-// jsonEqual reports whether a and b encode to the same JSON, so that an
-// empty list equals a missing one.
-func jsonEqual(a, b any) bool {
-	ja, err1 := json.Marshal(a)
-	jb, err2 := json.Marshal(b)
-	return err1 == nil && err2 == nil && string(ja) == string(jb)
-}

@@ -1,4 +1,4 @@
-package apiserver
+package admission
 
 import (
 	"context"
@@ -66,8 +66,10 @@ func claimHolder(ce *store.ClaimError) string {
 	return parts[len(parts)-2] + "/" + parts[len(parts)-1]
 }
 
-// storeImage creates img, claiming its name when it is public.
-func storeImage(ctx context.Context, st store.Interface, img *api.Image, opts store.CreateOptions) (bool, error) {
+// StoreImage stores an image admitted by ValidateImageCreate, writing
+// with st; a public image claims its name in the same transaction, and a
+// name already public in another project is refused.
+func StoreImage(ctx context.Context, st store.Interface, img *api.Image, opts store.CreateOptions) (bool, error) {
 	if img.Spec.Public {
 		if err := checkPublicName(ctx, st, img); err != nil {
 			return false, err
@@ -81,9 +83,10 @@ func storeImage(ctx context.Context, st store.Interface, img *api.Image, opts st
 	return existed, err
 }
 
-// updateImage stores the change of old to img, claiming its name when it
-// becomes public and releasing it when it becomes private.
-func updateImage(ctx context.Context, st store.Interface, old, img *api.Image) error {
+// UpdateImage stores the change of old to img admitted by
+// ValidateImageUpdate, writing with st: it claims the image's name when
+// the image becomes public and releases it when it becomes private.
+func UpdateImage(ctx context.Context, st store.Interface, old, img *api.Image) error {
 	claim := publicImageClaim(img.Metadata.Name)
 	var err error
 	switch {

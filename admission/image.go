@@ -1,16 +1,15 @@
-package apiserver
+package admission
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
+	"net/http"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
 )
@@ -18,14 +17,46 @@ import (
 // Image bounds.
 const (
 	maxLayers = 127
-	// maxCmdlineBytes bounds a kernel command line; Linux takes at most
+	// MaxCmdlineBytes bounds a kernel command line; Linux takes at most
 	// 2048 bytes on x86 and 4096 elsewhere.
-	maxCmdlineBytes = 4096
+	MaxCmdlineBytes = 4096
+	// maxSourceBytes bounds where an image says it came from.
+	maxSourceBytes = 2048
 )
+
+// Blobs is what image admission asks of the blobs an image is made of:
+// whether the identity asking may name a blob, whether it was uploaded
+// and with what size. The API server answers it from its blob store
+// (package blobstore) and its blob access index (package blobaccess).
+type Blobs interface {
+	// CanRefer reports whether id may make an image of the blob with
+	// the given hex digest.
+	CanRefer(ctx context.Context, id *auth.Identity, hexDigest string) (bool, error)
+	// Stat returns the file information of the blob with the given hex
+	// digest; a missing blob is an error matching fs.ErrNotExist.
+	Stat(hexDigest string) (fs.FileInfo, error)
+	// Touch marks the blob as just used, so that it is not swept as
+	// unreferenced before the image that names it is stored.
+	Touch(hexDigest string, t time.Time)
+}
 
 var digestRE = regexp.MustCompile(`^sha256:([0-9a-f]{64})$`)
 
-var architectures = map[string]bool{"": true, "amd64": true, "arm64": true, "arm": true, "386": true, "riscv64": true, "ppc64le": true, "s390x": true}
+// BlobDigest returns the hex part of a blob digest, which is written
+// sha256:<64 lower-case hex digits>, or an error naming field.
+func BlobDigest(field, digest string) (string, error) {
+	m := digestRE.FindStringSubmatch(digest)
+	if m == nil {
+		return "", api.Invalid(field, "write sha256:<64 lower-case hex digits>", "digest %q is not valid", truncate(digest, 80))
+	}
+	return m[1], nil
+}
+
+var architectures = map[string]bool{"amd64": true, "arm64": true, "arm": true, "386": true, "riscv64": true, "ppc64le": true, "s390x": true}
+
+// KnownArchitecture reports whether arch is the Go name of an
+// architecture ouro runs on, such as amd64 or arm64.
+func KnownArchitecture(arch string) bool { return architectures[arch] }
 
 // diskMediaTypes is the media type of spec.disk for each disk format.
 var diskMediaTypes = map[string]string{
@@ -33,18 +64,21 @@ var diskMediaTypes = map[string]string{
 	api.FormatRaw:   api.MediaTypeDiskRaw,
 }
 
-// validateImageCreate checks an image's content against the blob store and
-// marks it Ready. The caller holds the blob store (blobstore.Store.Hold).
-// Only cluster admins publish images (spec.public); id must otherwise be
-// allowed to refer to every blob (blobaccess.Index.CanRefer), and a blob it
-// may not refer to is refused exactly as a missing one.
+// ValidateImageCreate checks an image's content against blobs and marks
+// it Ready. The caller keeps the blobs from being swept until the image is
+// stored (blobstore.Store.Hold). Only cluster admins publish images
+// (spec.public); id must otherwise be allowed to refer to every blob, and
+// a blob it may not refer to is refused exactly as a missing one.
 //
 // An "oci" image is made of layers and a config. A "qcow2" or "raw" image
 // is a disk, optionally booted with a kernel, initrd and command line when
 // it has no boot loader; a "kernel" image is a kernel with an optional
 // initrd and command line. A blob whose media type is left out gets the
 // one its field implies.
-func (s *Server) validateImageCreate(ctx context.Context, id *auth.Identity, img *api.Image) error {
+func ValidateImageCreate(ctx context.Context, blobs Blobs, id *auth.Identity, img *api.Image) error {
+	if err := checkIdentity(id); err != nil {
+		return err
+	}
 	spec := &img.Spec
 	if spec.Public && !id.ClusterAdmin {
 		return publishForbidden(id)
@@ -53,14 +87,14 @@ func (s *Server) validateImageCreate(ctx context.Context, id *auth.Identity, img
 	if driver == "" {
 		return api.Invalid("spec.format", `use "oci" for containers, "qcow2" or "raw" for a disk image, or "kernel" for a kernel booted directly`, "format %q is not supported", spec.Format)
 	}
-	if !architectures[spec.Architecture] {
+	if spec.Architecture != "" && !KnownArchitecture(spec.Architecture) {
 		return api.Invalid("spec.architecture", "use a Go architecture name such as amd64 or arm64, or leave it out", "architecture %q is not known", spec.Architecture)
 	}
-	if err := admission.ValidateDescription("spec.description", spec.Description); err != nil {
+	if err := ValidateDescription("spec.description", spec.Description); err != nil {
 		return err
 	}
-	if len(spec.Source) > 2048 {
-		return api.Invalid("spec.source", "use at most 2048 bytes", "source is too long")
+	if err := validateSource(spec.Source); err != nil {
+		return err
 	}
 	var err error
 	switch spec.Format {
@@ -75,12 +109,53 @@ func (s *Server) validateImageCreate(ctx context.Context, id *auth.Identity, img
 	var total int64
 	now := time.Now()
 	for _, b := range imageBlobFields(spec) {
-		if err := s.checkBlob(ctx, id, b.field, b.blob, now); err != nil {
+		if err := checkBlob(ctx, blobs, id, b.field, b.blob, now); err != nil {
 			return err
 		}
 		total += b.blob.Size
 	}
 	img.Status = api.ImageStatus{Phase: "Ready", Driver: driver, Size: total}
+	return nil
+}
+
+// ValidateImageUpdate refuses changing an image's content, and making it
+// public unless id is a cluster admin.
+func ValidateImageUpdate(id *auth.Identity, old, img *api.Image) error {
+	if err := checkIdentity(id); err != nil {
+		return err
+	}
+	o, n := &old.Spec, &img.Spec
+	switch {
+	case n.Public && !o.Public && !id.ClusterAdmin:
+		return publishForbidden(id)
+	case n.Format != o.Format:
+		return Immutable("spec.format")
+	case n.Architecture != o.Architecture:
+		return Immutable("spec.architecture")
+	case !jsonEqual(n.Layers, o.Layers):
+		return Immutable("spec.layers")
+	case !jsonEqual(n.Config, o.Config):
+		return Immutable("spec.config")
+	case !jsonEqual(n.Disk, o.Disk):
+		return Immutable("spec.disk")
+	case !jsonEqual(n.Kernel, o.Kernel):
+		return Immutable("spec.kernel")
+	case !jsonEqual(n.Initrd, o.Initrd):
+		return Immutable("spec.initrd")
+	case n.Cmdline != o.Cmdline:
+		return Immutable("spec.cmdline")
+	}
+	if err := validateSource(n.Source); err != nil {
+		return err
+	}
+	return ValidateDescription("spec.description", n.Description)
+}
+
+// validateSource bounds spec.source.
+func validateSource(s string) error {
+	if len(s) > maxSourceBytes {
+		return api.Invalid("spec.source", fmt.Sprintf("use at most %d bytes", maxSourceBytes), "source is too long")
+	}
 	return nil
 }
 
@@ -104,16 +179,16 @@ func validateOCISpec(spec *api.ImageSpec) error {
 			return api.Invalid(fmt.Sprintf("spec.layers[%d].mediaType", i), "use "+api.MediaTypeLayerGzip+" or "+api.MediaTypeLayerTar, "media type %q is not supported", l.MediaType)
 		}
 	}
-	if err := admission.ValidateArgs("spec.config.entrypoint", spec.Config.Entrypoint); err != nil {
+	if err := ValidateArgs("spec.config.entrypoint", spec.Config.Entrypoint); err != nil {
 		return err
 	}
-	if err := admission.ValidateArgs("spec.config.cmd", spec.Config.Cmd); err != nil {
+	if err := ValidateArgs("spec.config.cmd", spec.Config.Cmd); err != nil {
 		return err
 	}
-	if err := admission.ValidateEnv("spec.config.env", spec.Config.Env); err != nil {
+	if err := ValidateEnv("spec.config.env", spec.Config.Env); err != nil {
 		return err
 	}
-	if len(spec.Config.WorkingDir) > admission.MaxArgBytes || len(spec.Config.User) > 256 {
+	if len(spec.Config.WorkingDir) > MaxArgBytes || len(spec.Config.User) > 256 {
 		return api.Invalid("spec.config", "use a shorter workingDir or user", "value too long")
 	}
 	return nil
@@ -172,8 +247,8 @@ func validateVMSpec(spec *api.ImageSpec) error {
 
 // validateCmdline accepts a kernel command line of printable ASCII.
 func validateCmdline(field, c string) error {
-	if len(c) > maxCmdlineBytes {
-		return api.Invalid(field, fmt.Sprintf("use at most %d bytes", maxCmdlineBytes), "command line is %d bytes", len(c))
+	if len(c) > MaxCmdlineBytes {
+		return api.Invalid(field, fmt.Sprintf("use at most %d bytes", MaxCmdlineBytes), "command line is %d bytes", len(c))
 	}
 	for i := 0; i < len(c); i++ {
 		if c[i] < ' ' || c[i] > '~' {
@@ -206,60 +281,36 @@ func imageBlobFields(spec *api.ImageSpec) []blobField {
 // id may refer to it, and freshens its time, so the sweep's age rule does
 // not take a blob an image was just made of. A blob id may not refer to
 // is answered as not uploaded, before its size is looked at.
-func (s *Server) checkBlob(ctx context.Context, id *auth.Identity, field string, b *api.Blob, now time.Time) error {
-	m := digestRE.FindStringSubmatch(b.Digest)
-	if m == nil {
-		return api.Invalid(field+".digest", "write sha256:<64 lower-case hex digits>", "digest %q is not valid", truncate(b.Digest, 80))
+func checkBlob(ctx context.Context, blobs Blobs, id *auth.Identity, field string, b *api.Blob, now time.Time) error {
+	hex, err := BlobDigest(field+".digest", b.Digest)
+	if err != nil {
+		return err
 	}
 	notUploaded := api.Invalid(field+".digest", "upload it first with PUT /v1/blobs/"+b.Digest, "blob %s was not uploaded", b.Digest)
-	ok, err := s.blobAccess.CanRefer(ctx, id, m[1])
+	ok, err := blobs.CanRefer(ctx, id, hex)
 	if err != nil {
 		return unavailable(fmt.Errorf("decide access to blob: %w", err))
 	}
 	if !ok {
 		return notUploaded
 	}
-	path := s.blobPath(m[1])
-	st, err := os.Stat(path)
+	st, err := blobs.Stat(hex)
 	if errors.Is(err, fs.ErrNotExist) {
 		return notUploaded
 	}
 	if err != nil {
-		return fmt.Errorf("stat blob: %w", err)
+		return fmt.Errorf("check %s: %w", field, err)
 	}
 	if st.Size() != b.Size {
 		return api.Invalid(field+".size", fmt.Sprintf("the blob is %d bytes", st.Size()), "size %d does not match the blob", b.Size)
 	}
-	os.Chtimes(path, now, now)
+	blobs.Touch(hex, now)
 	return nil
 }
 
-// validateImageUpdate refuses changing an image's content, and making it
-// public unless id is a cluster admin.
-func validateImageUpdate(id *auth.Identity, old, img *api.Image) error {
-	o, n := &old.Spec, &img.Spec
-	switch {
-	case n.Public && !o.Public && !id.ClusterAdmin:
-		return publishForbidden(id)
-	case n.Format != o.Format:
-		return admission.Immutable("spec.format")
-	case n.Architecture != o.Architecture:
-		return admission.Immutable("spec.architecture")
-	case !jsonEqual(n.Layers, o.Layers):
-		return admission.Immutable("spec.layers")
-	case !jsonEqual(n.Config, o.Config):
-		return admission.Immutable("spec.config")
-	case !jsonEqual(n.Disk, o.Disk):
-		return admission.Immutable("spec.disk")
-	case !jsonEqual(n.Kernel, o.Kernel):
-		return admission.Immutable("spec.kernel")
-	case !jsonEqual(n.Initrd, o.Initrd):
-		return admission.Immutable("spec.initrd")
-	case n.Cmdline != o.Cmdline:
-		return admission.Immutable("spec.cmdline")
-	}
-	if len(n.Source) > 2048 {
-		return api.Invalid("spec.source", "use at most 2048 bytes", "source is too long")
-	}
-	return admission.ValidateDescription("spec.description", n.Description)
+// unavailable marks err as a 503 answer: a backend did not answer. Front
+// ends log the cause and do not send it.
+func unavailable(err error) error {
+	return fmt.Errorf("%w: %w", &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeUnavailable,
+		Message: "a backend did not answer", Hint: "retry in a moment"}, err)
 }
