@@ -4,6 +4,11 @@
 // of package client. The daemon subcommands (up, server, agent) are added
 // by package main.
 //
+// The commands live in packages by family (cli/instance, cli/group,
+// cli/network, cli/catalog, cli/admin, cli/events), each with a
+// constructor that NewRootCommand calls; what they share is in
+// cli/command, cli/output and cli/wait.
+//
 // Run it with
 //
 //	root := cli.NewRootCommand()
