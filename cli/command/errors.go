@@ -121,6 +121,17 @@ func ExactArgs(names ...string) cobra.PositionalArgs {
 	}
 }
 
+// NameThenCommand accepts one NAME, then after -- the words of a command
+// (NAME -- COMMAND ARGS...), as create commands that take a command do.
+func NameThenCommand(cmd *cobra.Command, args []string) error {
+	if n := cmd.ArgsLenAtDash(); n == 0 || len(args) == 0 {
+		return ArgError("%s wants a NAME", cmd.CommandPath())
+	} else if n > 1 || (n < 0 && len(args) > 1) {
+		return ArgError("%s wants one NAME; put the command after --", cmd.CommandPath())
+	}
+	return nil
+}
+
 // MinArgs accepts at least one argument, described by name.
 func MinArgs(name string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {

@@ -258,14 +258,7 @@ func newGroupCreateCommand(o *command.Options) *cobra.Command {
 		Example: "  ouro group create web --image nginx --flavor small --count 3 --health http:80/\n" +
 			"  ouro group create worker --image busybox --flavor tiny --count 2 --min 1 --max 10 --target-cpu 60 -- sleep 3600\n" +
 			"  ouro group create db --image postgres --flavor medium --count 3 --stateful --anti-affinity hard",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if n := cmd.ArgsLenAtDash(); n == 0 || len(args) == 0 {
-				return command.ArgError("%s wants a NAME", cmd.CommandPath())
-			} else if n > 1 || (n < 0 && len(args) > 1) {
-				return command.ArgError("%s wants one NAME; put the command after --", cmd.CommandPath())
-			}
-			return nil
-		},
+		Args: command.NameThenCommand,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runGroupCreate(cmd, o, f, args[0], args[1:])
 		},
@@ -412,14 +405,7 @@ func newGroupUpdateCommand(o *command.Options) *cobra.Command {
 			"or command (after --) is a new revision, rolled out a few members at a time\n" +
 			"(see `ouro group rollout status`). --health and --min/--max/--target-cpu apply without a rollout.",
 		Example: "  ouro group update web --image nginx-1.27\n  ouro group update worker -- sleep 7200",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if n := cmd.ArgsLenAtDash(); n == 0 || len(args) == 0 {
-				return command.ArgError("%s wants a NAME", cmd.CommandPath())
-			} else if n > 1 || (n < 0 && len(args) > 1) {
-				return command.ArgError("%s wants one NAME; put the command after --", cmd.CommandPath())
-			}
-			return nil
-		},
+		Args: command.NameThenCommand,
 		ValidArgsFunction: o.CompleteNames(api.InstanceGroupKind, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			argv := args[1:]

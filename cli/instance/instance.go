@@ -72,14 +72,7 @@ func newInstanceCreateCommand(o *command.Options) *cobra.Command {
 			"  ouro instance create job --image busybox --flavor tiny -- sh -c 'echo hi'\n" +
 			"  ouro instance create app --image alpine --flavor small \\\n" +
 			"      --network front --security-group web --network back --security-group db",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if n := cmd.ArgsLenAtDash(); n == 0 || len(args) == 0 {
-				return command.ArgError("%s wants a NAME", cmd.CommandPath())
-			} else if n > 1 || (n < 0 && len(args) > 1) {
-				return command.ArgError("%s wants one NAME; put the command after --", cmd.CommandPath())
-			}
-			return nil
-		},
+		Args: command.NameThenCommand,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runInstanceCreate(cmd, o, f, args[0], args[1:])
 		},
