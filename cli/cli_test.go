@@ -11,6 +11,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/command"
+	"github.com/ouroboros-cloud/ouro/cli/output"
 	"github.com/ouroboros-cloud/ouro/clientconfig"
 	"github.com/ouroboros-cloud/ouro/internal/syncbuf"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
@@ -82,7 +84,7 @@ func TestInstanceListOutputFormats(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("exit %d: %s", r.code, r.stderr)
 		}
-		var l listView[api.Instance]
+		var l output.List[api.Instance]
 		if err := json.Unmarshal([]byte(r.stdout), &l); err != nil {
 			t.Fatalf("output is not JSON: %v\n%s", err, r.stdout)
 		}
@@ -99,7 +101,7 @@ func TestInstanceListOutputFormats(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("exit %d: %s", r.code, r.stderr)
 		}
-		var l listView[api.Instance]
+		var l output.List[api.Instance]
 		if err := yaml.Unmarshal([]byte(r.stdout), &l); err != nil {
 			t.Fatalf("output is not YAML: %v\n%s", err, r.stdout)
 		}
@@ -361,8 +363,8 @@ func TestBadInputRefusedBeforeAnyRequest(t *testing.T) {
 
 func TestNoConfig(t *testing.T) {
 	t.Setenv(clientconfig.EnvConfig, filepath.Join(t.TempDir(), "none.yaml"))
-	t.Setenv(EnvToken, "")
-	t.Setenv(EnvServer, "")
+	t.Setenv(command.EnvToken, "")
+	t.Setenv(command.EnvServer, "")
 	r := runCLI(t, nil, "", "instance", "list")
 	want := "Error: no cloud configured: run `ouro up` or set OURO_CONFIG\n"
 	if r.code != 1 || r.stderr != want {
@@ -386,7 +388,7 @@ func TestTokenOverrides(t *testing.T) {
 	if r := runCLI(t, nil, "", "--token", alice, "whoami"); r.code != 0 || !strings.Contains(r.stdout, "alice") {
 		t.Fatalf("whoami: exit %d %s %s", r.code, r.stdout, r.stderr)
 	}
-	t.Setenv(EnvToken, bob)
+	t.Setenv(command.EnvToken, bob)
 	if r := runCLI(t, nil, "", "--project", "other", "instance", "list"); r.code != 0 {
 		t.Fatalf("list: exit %d %s", r.code, r.stderr)
 	}
@@ -407,8 +409,8 @@ func TestTokenOverrides(t *testing.T) {
 func TestServerFromEnvironmentWithoutConfig(t *testing.T) {
 	c := newCloud(t)
 	t.Setenv(clientconfig.EnvConfig, filepath.Join(t.TempDir(), "none.yaml"))
-	t.Setenv(EnvServer, c.URL)
-	t.Setenv(EnvToken, c.Admin)
+	t.Setenv(command.EnvServer, c.URL)
+	t.Setenv(command.EnvToken, c.Admin)
 	r := runCLI(t, nil, "", "instance", "list", "-A")
 	if r.code != 0 || !strings.Contains(r.stderr, "No instances found") {
 		t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/command"
 	"github.com/ouroboros-cloud/ouro/clientconfig"
 	"github.com/ouroboros-cloud/ouro/internal/apitest"
 	"github.com/ouroboros-cloud/ouro/internal/syncbuf"
@@ -265,8 +266,8 @@ func (c *cloud) useConfig(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Setenv(clientconfig.EnvConfig, path)
-	t.Setenv(EnvToken, "")
-	t.Setenv(EnvServer, "")
+	t.Setenv(command.EnvToken, "")
+	t.Setenv(command.EnvServer, "")
 	return path
 }
 

@@ -5,10 +5,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ouroboros-cloud/ouro/clientconfig"
+	"github.com/ouroboros-cloud/ouro/cli/command"
+	"github.com/ouroboros-cloud/ouro/cli/output"
 )
 
-func newContextCommand(o *options) *cobra.Command {
+func newContextCommand(o *command.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "context",
 		Aliases: []string{"contexts"},
@@ -21,7 +22,7 @@ func newContextCommand(o *options) *cobra.Command {
 			Short:   "List contexts",
 			Args:    cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, args []string) error {
-				path, cfg, err := loadConfig()
+				path, cfg, err := command.LoadConfig()
 				if err != nil {
 					return err
 				}
@@ -40,14 +41,14 @@ func newContextCommand(o *options) *cobra.Command {
 				for i, c := range cfg.Contexts {
 					views[i] = view{c.Name, c.Server, c.Project, c.Name == cfg.CurrentContext}
 				}
-				return o.render(cmd.OutOrStdout(), views, func(t *table) {
-					t.row("CURRENT", "NAME", "SERVER", "PROJECT")
+				return o.Render(cmd.OutOrStdout(), views, func(t *output.Table) {
+					t.Row("CURRENT", "NAME", "SERVER", "PROJECT")
 					for _, v := range views {
 						cur := " "
 						if v.Current {
 							cur = "*"
 						}
-						t.row(cur, v.Name, v.Server, v.Project)
+						t.Row(cur, v.Name, v.Server, v.Project)
 					}
 				})
 			},
@@ -55,15 +56,15 @@ func newContextCommand(o *options) *cobra.Command {
 		&cobra.Command{
 			Use:               "use NAME",
 			Short:             "Make a context the current one",
-			Args:              exactArgs("NAME"),
-			ValidArgsFunction: o.completeContexts,
+			Args:              command.ExactArgs("NAME"),
+			ValidArgsFunction: o.CompleteContexts,
 			RunE: func(cmd *cobra.Command, args []string) error {
-				path, cfg, err := loadConfig()
+				path, cfg, err := command.LoadConfig()
 				if err != nil {
 					return err
 				}
 				if cfg.Find(args[0]) == nil {
-					return argError("context %q is not in %s (known: %s)", args[0], path, knownList(cfg.Names()))
+					return command.ArgError("context %q is not in %s (known: %s)", args[0], path, command.KnownList(cfg.Names()))
 				}
 				cfg.CurrentContext = args[0]
 				if err := cfg.Save(path); err != nil {
@@ -76,15 +77,15 @@ func newContextCommand(o *options) *cobra.Command {
 		&cobra.Command{
 			Use:               "delete NAME",
 			Short:             "Remove a context from the client configuration",
-			Args:              exactArgs("NAME"),
-			ValidArgsFunction: o.completeContexts,
+			Args:              command.ExactArgs("NAME"),
+			ValidArgsFunction: o.CompleteContexts,
 			RunE: func(cmd *cobra.Command, args []string) error {
-				path, cfg, err := loadConfig()
+				path, cfg, err := command.LoadConfig()
 				if err != nil {
 					return err
 				}
 				if !cfg.Remove(args[0]) {
-					return argError("context %q is not in %s (known: %s)", args[0], path, knownList(cfg.Names()))
+					return command.ArgError("context %q is not in %s (known: %s)", args[0], path, command.KnownList(cfg.Names()))
 				}
 				if err := cfg.Save(path); err != nil {
 					return err
@@ -95,17 +96,4 @@ func newContextCommand(o *options) *cobra.Command {
 		},
 	)
 	return cmd
-}
-
-// loadConfig reads the client configuration from its default path.
-func loadConfig() (string, *clientconfig.Config, error) {
-	path, err := clientconfig.DefaultPath()
-	if err != nil {
-		return "", nil, err
-	}
-	cfg, err := clientconfig.Load(path)
-	if err != nil {
-		return "", nil, err
-	}
-	return path, cfg, nil
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/command"
 	"github.com/ouroboros-cloud/ouro/clientconfig"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
 	"github.com/ouroboros-cloud/ouro/store"
@@ -87,8 +88,8 @@ func TestImageImportUploadsAndCleansUp(t *testing.T) {
 func TestContextCommands(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	t.Setenv(clientconfig.EnvConfig, path)
-	t.Setenv(EnvToken, "")
-	t.Setenv(EnvServer, "")
+	t.Setenv(command.EnvToken, "")
+	t.Setenv(command.EnvServer, "")
 	a, b := newCloud(t), newCloud(t)
 	b.Project(t, "pb")
 	b.rec.Reset()

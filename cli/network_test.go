@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/output"
 )
 
 // seedNetworking stores networks, security groups with rules, a pool, a
@@ -390,7 +391,7 @@ func TestNetworkingTables(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("exit %d: %s", r.code, r.stderr)
 		}
-		var l listView[api.Network]
+		var l output.List[api.Network]
 		if err := json.Unmarshal([]byte(r.stdout), &l); err != nil {
 			t.Fatalf("not JSON: %v\n%s", err, r.stdout)
 		}
@@ -549,23 +550,4 @@ func hasCompletion(lines []string, name string) bool {
 		}
 	}
 	return false
-}
-
-func TestHumanPluralAndListKind(t *testing.T) {
-	tests := []struct{ plural, words, list string }{
-		{"instances", "instances", "InstanceList"},
-		{"securitygroups", "security groups", "SecurityGroupList"},
-		{"floatingips", "floating IPs", "FloatingIPList"},
-		{"floatingippools", "floating IP pools", "FloatingIPPoolList"},
-		{"jointokens", "join tokens", "JoinTokenList"},
-		{"widgets", "widgets", "WidgetList"},
-	}
-	for _, tt := range tests {
-		if got := humanPlural(tt.plural); got != tt.words {
-			t.Errorf("humanPlural(%q) = %q, want %q", tt.plural, got, tt.words)
-		}
-		if got := kindListName(tt.plural); got != tt.list {
-			t.Errorf("kindListName(%q) = %q, want %q", tt.plural, got, tt.list)
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package cli
+package command
 
 import (
 	"context"
@@ -11,15 +11,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/output"
 	"github.com/ouroboros-cloud/ouro/client"
 )
 
-// newListCommand returns a "list" command for a kind whose table is
+// NewList returns a "list" command for a kind whose table is
 // written by fill.
-func newListCommand[T any, P interface {
+func NewList[T any, P interface {
 	*T
 	api.Object
-}](o *options, kind *api.Kind, short string, fill func([]P) func(*table)) *cobra.Command {
+}](o *Options, kind *api.Kind, short string, fill func([]P) func(*output.Table)) *cobra.Command {
 	var selector string
 	cmd := &cobra.Command{
 		Use:     "list",
@@ -28,15 +29,15 @@ func newListCommand[T any, P interface {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := api.ParseSelector(selector); err != nil {
-				return flagError("selector", "%s", FormatError(err))
+				return FlagError("selector", "%s", FormatError(err))
 			}
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
 			project := ""
 			if kind.Namespaced {
-				project = o.projectName()
+				project = o.Project()
 			}
 			items, _, err := client.ListAll[T](cmd.Context(), c, kind, project, client.ListOptions{LabelSelector: selector})
 			if err != nil {
@@ -46,70 +47,70 @@ func newListCommand[T any, P interface {
 			for i := range items {
 				ptrs[i] = P(&items[i])
 			}
-			return renderList(o, cmd.OutOrStdout(), cmd.ErrOrStderr(), kind.Plural, ptrs, fill(ptrs))
+			return output.RenderList(cmd.OutOrStdout(), cmd.ErrOrStderr(), o.Output, kind.Plural, ptrs, fill(ptrs))
 		},
 	}
 	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector, e.g. tier=gold")
 	return cmd
 }
 
-// newGetCommand returns a "get NAME" command for a kind.
-func newGetCommand[T any, P interface {
+// NewGet returns a "get NAME" command for a kind.
+func NewGet[T any, P interface {
 	*T
 	api.Object
-}](o *options, kind *api.Kind, short string, fill func([]P) func(*table)) *cobra.Command {
+}](o *Options, kind *api.Kind, short string, fill func([]P) func(*output.Table)) *cobra.Command {
 	return &cobra.Command{
 		Use:               "get NAME",
 		Short:             short,
-		Args:              exactArgs("NAME"),
-		ValidArgsFunction: o.completeNames(kind, false),
+		Args:              ExactArgs("NAME"),
+		ValidArgsFunction: o.CompleteNames(kind, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
 			project := ""
 			if kind.Namespaced {
-				project = o.projectName()
+				project = o.Project()
 			}
 			obj := P(new(T))
 			if err := c.Get(cmd.Context(), kind, project, args[0], obj); err != nil {
 				return err
 			}
-			return o.render(cmd.OutOrStdout(), obj, fill([]P{obj}))
+			return o.Render(cmd.OutOrStdout(), obj, fill([]P{obj}))
 		},
 	}
 }
 
-// newDeleteCommand returns a "delete NAME..." command for a kind.
-func newDeleteCommand(o *options, kind *api.Kind, short string) *cobra.Command {
-	cmd := newRemoveCommand(o, kind, "delete", "deleted", short)
+// NewDelete returns a "delete NAME..." command for a kind.
+func NewDelete(o *Options, kind *api.Kind, short string) *cobra.Command {
+	cmd := NewRemove(o, kind, "delete", "deleted", short)
 	cmd.Aliases = []string{"rm"}
 	return cmd
 }
 
-// newRemoveCommand returns a command "verb NAME..." that deletes objects
+// NewRemove returns a command "verb NAME..." that deletes objects
 // of a kind and reports each as done ("floatingip/x released").
-func newRemoveCommand(o *options, kind *api.Kind, verb, done, short string) *cobra.Command {
+func NewRemove(o *Options, kind *api.Kind, verb, done, short string) *cobra.Command {
 	singular := strings.ToLower(kind.Name)
 	return &cobra.Command{
 		Use:               verb + " NAME...",
 		Short:             short,
-		Args:              minArgs("NAME"),
-		ValidArgsFunction: o.completeNames(kind, true),
+		Args:              MinArgs("NAME"),
+		ValidArgsFunction: o.CompleteNames(kind, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
 			project := ""
 			if kind.Namespaced {
-				project = o.projectName()
+				project = o.Project()
 			}
 			var first error
 			for _, n := range args {
 				if err := c.Delete(cmd.Context(), kind, project, n); err != nil {
-					err = fmt.Errorf("%s %s %s: %w", verb, humanName(kind), n, err)
+					err = fmt.Errorf("%s %s %s: %w", verb, output.HumanName(kind), n, err)
 					if first == nil {
 						first = err
 					} else {
@@ -124,10 +125,10 @@ func newRemoveCommand(o *options, kind *api.Kind, verb, done, short string) *cob
 	}
 }
 
-// newDeleteWaitCommand deletes objects of a project kind whose deletion
+// NewDeleteWait deletes objects of a project kind whose deletion
 // goes on after the API answers, printing done after each name; with
 // --wait it then calls wait for the names it deleted, under --timeout.
-func newDeleteWaitCommand(o *options, kind *api.Kind, short, done, waitHelp string,
+func NewDeleteWait(o *Options, kind *api.Kind, short, done, waitHelp string,
 	wait func(ctx context.Context, c *client.Client, project string, names []string, out io.Writer) error) *cobra.Command {
 	var waiting bool
 	var timeout time.Duration
@@ -136,23 +137,23 @@ func newDeleteWaitCommand(o *options, kind *api.Kind, short, done, waitHelp stri
 		Use:               "delete NAME...",
 		Aliases:           []string{"rm"},
 		Short:             short,
-		Args:              minArgs("NAME"),
-		ValidArgsFunction: o.completeNames(kind, true),
+		Args:              MinArgs("NAME"),
+		ValidArgsFunction: o.CompleteNames(kind, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if waiting && timeout <= 0 {
-				return flagError("timeout", "%s is not positive: use a duration such as 5m", timeout)
+				return FlagError("timeout", "%s is not positive: use a duration such as 5m", timeout)
 			}
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
-			project := o.projectName()
+			project := o.Project()
 			out := cmd.OutOrStdout()
 			var errs []error
 			var deleting []string
 			for _, n := range args {
 				if err := c.Delete(cmd.Context(), kind, project, n); err != nil {
-					errs = append(errs, fmt.Errorf("delete %s %s: %w", humanName(kind), n, err))
+					errs = append(errs, fmt.Errorf("delete %s %s: %w", output.HumanName(kind), n, err))
 					continue
 				}
 				deleting = append(deleting, n)

@@ -1,4 +1,7 @@
-package cli
+// Package network holds the ouro commands of networking: private
+// networks, security groups and their rules, floating IPs and the pools
+// they come from.
+package network
 
 import (
 	"fmt"
@@ -9,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/command"
+	"github.com/ouroboros-cloud/ouro/cli/output"
 	"github.com/ouroboros-cloud/ouro/client"
 )
 
@@ -18,7 +23,8 @@ const (
 	maxNetworkBits = 29
 )
 
-func newNetworkCommand(o *options) *cobra.Command {
+// NewNetworkCommand returns the network command and its subcommands.
+func NewNetworkCommand(o *command.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "network",
 		Aliases: []string{"networks", "net"},
@@ -26,25 +32,25 @@ func newNetworkCommand(o *options) *cobra.Command {
 	}
 	cmd.AddCommand(
 		newNetworkCreateCommand(o),
-		newListCommand(o, api.NetworkKind, "List networks", networkTable),
-		newGetCommand(o, api.NetworkKind, "Show a network", networkTable),
-		newDeleteCommand(o, api.NetworkKind, "Delete networks"),
+		command.NewList(o, api.NetworkKind, "List networks", networkTable),
+		command.NewGet(o, api.NetworkKind, "Show a network", networkTable),
+		command.NewDelete(o, api.NetworkKind, "Delete networks"),
 	)
 	return cmd
 }
 
 // networkTable writes networks as NAME CIDR GATEWAY NAT VNI AGE.
-func networkTable(items []*api.Network) func(*table) {
-	return func(t *table) {
+func networkTable(items []*api.Network) func(*output.Table) {
+	return func(t *output.Table) {
 		now := time.Now()
-		t.row("NAME", "CIDR", "GATEWAY", "NAT", "VNI", "AGE")
+		t.Row("NAME", "CIDR", "GATEWAY", "NAT", "VNI", "AGE")
 		for _, n := range items {
 			vni := ""
 			if n.Status.VNI != 0 {
 				vni = strconv.Itoa(n.Status.VNI)
 			}
-			t.row(n.Metadata.Name, n.Spec.CIDR, networkGateway(n), yesNo(n.NATEnabled()), vni,
-				age(n.Metadata.CreationTimestamp, now))
+			t.Row(n.Metadata.Name, n.Spec.CIDR, networkGateway(n), output.YesNo(n.NATEnabled()), vni,
+				output.Age(n.Metadata.CreationTimestamp, now))
 		}
 	}
 }
@@ -62,13 +68,6 @@ func networkGateway(n *api.Network) string {
 	return p.Masked().Addr().Next().String()
 }
 
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
 type networkFlags struct {
 	cidr, gateway string
 	dns           []string
@@ -79,33 +78,33 @@ type networkFlags struct {
 // for.
 func (f *networkFlags) spec() (api.NetworkSpec, error) {
 	if f.cidr == "" {
-		return api.NetworkSpec{}, flagError("cidr", "required: give the network's IPv4 prefix, e.g. --cidr 10.20.0.0/24")
+		return api.NetworkSpec{}, command.FlagError("cidr", "required: give the network's IPv4 prefix, e.g. --cidr 10.20.0.0/24")
 	}
 	p, err := parseIPv4Prefix("cidr", f.cidr)
 	if err != nil {
 		return api.NetworkSpec{}, err
 	}
 	if p.Bits() < minNetworkBits || p.Bits() > maxNetworkBits {
-		return api.NetworkSpec{}, flagError("cidr", "%s is a /%d: use a prefix from /%d to /%d", f.cidr, p.Bits(), minNetworkBits, maxNetworkBits)
+		return api.NetworkSpec{}, command.FlagError("cidr", "%s is a /%d: use a prefix from /%d to /%d", f.cidr, p.Bits(), minNetworkBits, maxNetworkBits)
 	}
 	spec := api.NetworkSpec{CIDR: p.String()}
 	if f.gateway != "" {
 		gw, err := netip.ParseAddr(f.gateway)
 		if err != nil || !gw.Is4() {
-			return api.NetworkSpec{}, flagError("gateway", "%q is not an IPv4 address", f.gateway)
+			return api.NetworkSpec{}, command.FlagError("gateway", "%q is not an IPv4 address", f.gateway)
 		}
 		if !p.Contains(gw) {
-			return api.NetworkSpec{}, flagError("gateway", "%s is outside --cidr %s", gw, p)
+			return api.NetworkSpec{}, command.FlagError("gateway", "%s is outside --cidr %s", gw, p)
 		}
 		if gw == p.Addr() || gw == lastAddr(p) {
-			return api.NetworkSpec{}, flagError("gateway", "%s is the network or broadcast address of %s: use a host address", gw, p)
+			return api.NetworkSpec{}, command.FlagError("gateway", "%s is the network or broadcast address of %s: use a host address", gw, p)
 		}
 		spec.Gateway = gw.String()
 	}
 	for _, d := range f.dns {
 		a, err := netip.ParseAddr(d)
 		if err != nil {
-			return api.NetworkSpec{}, flagError("dns", "%q is not an IP address", d)
+			return api.NetworkSpec{}, command.FlagError("dns", "%q is not an IP address", d)
 		}
 		spec.DNS = append(spec.DNS, a.String())
 	}
@@ -116,7 +115,7 @@ func (f *networkFlags) spec() (api.NetworkSpec, error) {
 	return spec, nil
 }
 
-func newNetworkCreateCommand(o *options) *cobra.Command {
+func newNetworkCreateCommand(o *command.Options) *cobra.Command {
 	f := &networkFlags{}
 	cmd := &cobra.Command{
 		Use:   "create NAME --cidr PREFIX [--gateway IP] [--dns IP]... [--no-nat]",
@@ -125,25 +124,25 @@ func newNetworkCreateCommand(o *options) *cobra.Command {
 			"outside through NAT unless --no-nat is given.",
 		Example: "  ouro network create backend --cidr 10.20.0.0/24\n" +
 			"  ouro network create isolated --cidr 10.30.0.0/24 --gateway 10.30.0.254 --dns 10.0.0.53 --no-nat",
-		Args: exactArgs("NAME"),
+		Args: command.ExactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := f.spec()
 			if err != nil {
 				return err
 			}
 			if e := api.ValidateName("metadata.name", args[0]); e != nil {
-				return argError("network name %q: %s (%s)", args[0], e.Message, e.Hint)
+				return command.ArgError("network name %q: %s (%s)", args[0], e.Message, e.Hint)
 			}
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
 			n := &api.Network{Kind: api.NetworkKind.Name,
-				Metadata: api.ObjectMeta{Name: args[0], Project: o.projectName()}, Spec: spec}
-			if _, err := c.Create(cmd.Context(), n, client.CreateOptions{IdempotencyKey: newInvocationID()}); err != nil {
+				Metadata: api.ObjectMeta{Name: args[0], Project: o.Project()}, Spec: spec}
+			if _, err := c.Create(cmd.Context(), n, client.CreateOptions{IdempotencyKey: command.NewInvocationID()}); err != nil {
 				return err
 			}
-			return o.render(cmd.OutOrStdout(), n, networkTable([]*api.Network{n}))
+			return o.Render(cmd.OutOrStdout(), n, networkTable([]*api.Network{n}))
 		},
 	}
 	fl := cmd.Flags()
@@ -159,13 +158,13 @@ func newNetworkCreateCommand(o *options) *cobra.Command {
 func parseIPv4Prefix(flag, s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		return netip.Prefix{}, flagError(flag, "%q is not a prefix such as 10.20.0.0/24", s)
+		return netip.Prefix{}, command.FlagError(flag, "%q is not a prefix such as 10.20.0.0/24", s)
 	}
 	if !p.Addr().Is4() {
-		return netip.Prefix{}, flagError(flag, "%s is not IPv4: only IPv4 prefixes are supported", s)
+		return netip.Prefix{}, command.FlagError(flag, "%s is not IPv4: only IPv4 prefixes are supported", s)
 	}
 	if m := p.Masked(); m != p {
-		return netip.Prefix{}, flagError(flag, "%s has host bits set: did you mean %s?", s, m)
+		return netip.Prefix{}, command.FlagError(flag, "%s has host bits set: did you mean %s?", s, m)
 	}
 	return p, nil
 }

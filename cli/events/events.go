@@ -1,4 +1,6 @@
-package cli
+// Package events holds the ouro events command: what happened in a
+// project, or in every project, listed or followed as it happens.
+package events
 
 import (
 	"context"
@@ -16,6 +18,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/command"
+	"github.com/ouroboros-cloud/ouro/cli/output"
 	"github.com/ouroboros-cloud/ouro/client"
 )
 
@@ -25,7 +29,8 @@ type eventsFlags struct {
 	forObj string
 }
 
-func newEventsCommand(o *options) *cobra.Command {
+// NewCommand returns the events command.
+func NewCommand(o *command.Options) *cobra.Command {
 	f := &eventsFlags{}
 	cmd := &cobra.Command{
 		Use:     "events",
@@ -53,7 +58,7 @@ func parseEventFilter(s string) (eventFilter, error) {
 	}
 	kind, name, ok := strings.Cut(s, "/")
 	if !ok || kind == "" || name == "" || strings.Contains(name, "/") {
-		return eventFilter{}, flagError("for", "%q is not KIND/NAME: write e.g. instance/web-1", s)
+		return eventFilter{}, command.FlagError("for", "%q is not KIND/NAME: write e.g. instance/web-1", s)
 	}
 	if k := kindByName(kind); k != nil {
 		kind = k.Name
@@ -82,18 +87,18 @@ func (f eventFilter) match(ev *api.Event) bool {
 	return strings.EqualFold(ev.Object.Kind, f.kind) && ev.Object.Name == f.name
 }
 
-func runEvents(cmd *cobra.Command, o *options, f *eventsFlags) error {
+func runEvents(cmd *cobra.Command, o *command.Options, f *eventsFlags) error {
 	filter, err := parseEventFilter(f.forObj)
 	if err != nil {
 		return err
 	}
-	c, err := o.client()
+	c, err := o.Client()
 	if err != nil {
 		return err
 	}
 	project := ""
 	if !f.all {
-		project = o.projectName()
+		project = o.Project()
 	}
 	ctx := cmd.Context()
 	items, meta, err := client.ListAll[api.Event](ctx, c, api.EventKind, project, client.ListOptions{})
@@ -108,8 +113,8 @@ func runEvents(cmd *cobra.Command, o *options, f *eventsFlags) error {
 	}
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Time.Before(evs[j].Time) })
 	if !f.watch {
-		return renderList(o, cmd.OutOrStdout(), cmd.ErrOrStderr(), "events", evs, func(t *table) {
-			writeEventRows(t.row, evs, f.all, time.Now())
+		return output.RenderList(cmd.OutOrStdout(), cmd.ErrOrStderr(), o.Output, "events", evs, func(t *output.Table) {
+			writeEventRows(t.Row, evs, f.all, time.Now())
 		})
 	}
 
@@ -192,7 +197,7 @@ func eventRow(ev *api.Event, all bool, now time.Time) []string {
 		// Repeats are counted, not recorded one by one.
 		msg = fmt.Sprintf("%s (%d times)", msg, ev.Count)
 	}
-	r := []string{age(ev.Time, now), ev.Type, ev.Reason,
+	r := []string{output.Age(ev.Time, now), ev.Type, ev.Reason,
 		strings.ToLower(ev.Object.Kind) + "/" + ev.Object.Name, msg, ev.Source}
 	if all {
 		r = append([]string{ev.Metadata.Project}, r...)
@@ -203,7 +208,7 @@ func eventRow(ev *api.Event, all bool, now time.Time) []string {
 // eventPrinter writes events one at a time as they arrive. Its table keeps
 // columns aligned by widening them as longer cells appear.
 type eventPrinter struct {
-	o      *options
+	o      *command.Options
 	w      io.Writer
 	all    bool
 	widths []int
@@ -211,12 +216,12 @@ type eventPrinter struct {
 }
 
 func (p *eventPrinter) print(ev *api.Event) {
-	switch p.o.output {
+	switch p.o.Output {
 	case "json", "yaml":
-		if p.o.output == "yaml" {
+		if p.o.Output == "yaml" {
 			io.WriteString(p.w, "---\n")
 		}
-		p.o.render(p.w, ev, nil)
+		p.o.Render(p.w, ev, nil)
 	default:
 		if !p.header {
 			p.header = true

@@ -1,4 +1,7 @@
-package cli
+// Package output writes what ouro commands print: aligned tables, json and
+// yaml in the format chosen with -o, lists with their kind, the words
+// people read for kinds, ages and sizes, and progress bars of transfers.
+package output
 
 import (
 	"encoding/json"
@@ -18,17 +21,18 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 )
 
-// table writes aligned columns.
-type table struct {
+// Table writes aligned columns.
+type Table struct {
 	tw *tabwriter.Writer
 }
 
-func newTable(w io.Writer) *table {
-	return &table{tw: tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)}
+// NewTable returns a table that writes to w once flushed.
+func NewTable(w io.Writer) *Table {
+	return &Table{tw: tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)}
 }
 
-// row writes one line; empty cells are shown as "-".
-func (t *table) row(cols ...string) {
+// Row writes one line; empty cells are shown as "-".
+func (t *Table) Row(cols ...string) {
 	for i, c := range cols {
 		if c == "" {
 			c = "-"
@@ -43,11 +47,13 @@ func (t *table) row(cols ...string) {
 	io.WriteString(t.tw, "\n")
 }
 
-func (t *table) flush() error { return t.tw.Flush() }
+// Flush writes the rows out, aligned.
+func (t *Table) Flush() error { return t.tw.Flush() }
 
-// render writes v in the selected output format; fill writes the table.
-func (o *options) render(w io.Writer, v any, fill func(t *table)) error {
-	switch o.output {
+// Render writes v in format, "json" or "yaml"; in any other format (that
+// is, "table") fill writes a table.
+func Render(w io.Writer, format string, v any, fill func(t *Table)) error {
+	switch format {
 	case "json":
 		b, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
@@ -63,34 +69,35 @@ func (o *options) render(w io.Writer, v any, fill func(t *table)) error {
 		_, err = w.Write(b)
 		return err
 	default:
-		t := newTable(w)
+		t := NewTable(w)
 		fill(t)
-		return t.flush()
+		return t.Flush()
 	}
 }
 
-// listView is how lists appear in json and yaml.
-type listView[T any] struct {
+// List is how lists appear in json and yaml.
+type List[T any] struct {
 	Kind  string `json:"kind"`
 	Items []T    `json:"items"`
 }
 
-// renderList writes items in the selected output format. In table format
-// an empty list prints a note on errw instead of a lone header.
-func renderList[T any](o *options, w, errw io.Writer, kind string, items []T, fill func(t *table)) error {
+// RenderList writes items, objects of the kind whose URL plural is kind,
+// in format as Render does. In table format an empty list prints a note
+// on errw instead of a lone header.
+func RenderList[T any](w, errw io.Writer, format, kind string, items []T, fill func(t *Table)) error {
 	if items == nil {
 		items = []T{}
 	}
-	if o.output == "table" && len(items) == 0 {
-		fmt.Fprintf(errw, "No %s found.\n", humanPlural(kind))
+	if format == "table" && len(items) == 0 {
+		fmt.Fprintf(errw, "No %s found.\n", HumanPlural(kind))
 		return nil
 	}
-	return o.render(w, listView[T]{Kind: kindListName(kind), Items: items}, fill)
+	return Render(w, format, List[T]{Kind: KindListName(kind), Items: items}, fill)
 }
 
-// kindListName turns "instances" into "InstanceList" and
+// KindListName turns "instances" into "InstanceList" and
 // "securitygroups" into "SecurityGroupList".
-func kindListName(plural string) string {
+func KindListName(plural string) string {
 	if k := api.KindByPlural(plural); k != nil {
 		return k.Name + "List"
 	}
@@ -101,18 +108,18 @@ func kindListName(plural string) string {
 	return strings.ToUpper(s[:1]) + s[1:] + "List"
 }
 
-// humanPlural turns a kind's URL plural into words: "securitygroups" into
+// HumanPlural turns a kind's URL plural into words: "securitygroups" into
 // "security groups", "floatingips" into "floating IPs".
-func humanPlural(plural string) string {
+func HumanPlural(plural string) string {
 	if k := api.KindByPlural(plural); k != nil {
-		return humanName(k) + "s"
+		return HumanName(k) + "s"
 	}
 	return plural
 }
 
-// humanName turns a kind's name into words: "SecurityGroup" into
+// HumanName turns a kind's name into words: "SecurityGroup" into
 // "security group", "FloatingIPPool" into "floating IP pool".
-func humanName(k *api.Kind) string {
+func HumanName(k *api.Kind) string {
 	var words []string
 	name := []rune(k.Name)
 	start := 0
@@ -134,9 +141,9 @@ func humanName(k *api.Kind) string {
 	return strings.Join(words, " ")
 }
 
-// age renders how long ago t was: "5s", "3m", "2h", "4d"; "-" for the zero
+// Age renders how long ago t was: "5s", "3m", "2h", "4d"; "-" for the zero
 // time.
-func age(t, now time.Time) string {
+func Age(t, now time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
@@ -155,8 +162,8 @@ func age(t, now time.Time) string {
 	}
 }
 
-// bytesString renders a byte count in binary units: "512 B", "1.5 MiB".
-func bytesString(n int64) string {
+// Bytes renders a byte count in binary units: "512 B", "1.5 MiB".
+func Bytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
@@ -169,8 +176,8 @@ func bytesString(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// isTerminal reports whether v is a file connected to a terminal.
-func isTerminal(v any) bool {
+// IsTerminal reports whether v is a file connected to a terminal.
+func IsTerminal(v any) bool {
 	f, ok := v.(*os.File)
 	if !ok {
 		return false
@@ -179,7 +186,8 @@ func isTerminal(v any) bool {
 	return err == nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
+// SortedKeys returns the keys of m in order.
+func SortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -188,11 +196,10 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// labelsString renders labels as "k=v,k2=v2" in key order.
-func labelsString(m map[string]string) string {
-	parts := make([]string, 0, len(m))
-	for _, k := range sortedKeys(m) {
-		parts = append(parts, k+"="+m[k])
+// YesNo renders b as "yes" or "no".
+func YesNo(b bool) string {
+	if b {
+		return "yes"
 	}
-	return strings.Join(parts, ",")
+	return "no"
 }

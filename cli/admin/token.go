@@ -1,4 +1,4 @@
-package cli
+package admin
 
 import (
 	"crypto/rand"
@@ -10,9 +10,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/command"
+	"github.com/ouroboros-cloud/ouro/cli/output"
 )
 
-func newTokenCommand(o *options) *cobra.Command {
+// NewTokenCommand returns the token command and its subcommands.
+func NewTokenCommand(o *command.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "token",
 		Aliases: []string{"tokens"},
@@ -22,7 +25,7 @@ func newTokenCommand(o *options) *cobra.Command {
 	return cmd
 }
 
-func newTokenCreateCommand(o *options) *cobra.Command {
+func newTokenCreateCommand(o *command.Options) *cobra.Command {
 	var role, user, description string
 	var ttl time.Duration
 	cmd := &cobra.Command{
@@ -35,25 +38,25 @@ func newTokenCreateCommand(o *options) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !api.Role(role).Valid() {
-				return flagError("role", "%q is not a role: use admin, member or viewer", role)
+				return command.FlagError("role", "%q is not a role: use admin, member or viewer", role)
 			}
 			if ttl < 0 {
-				return flagError("ttl", "%s is negative: use a duration such as 720h, or 0 for no expiry", ttl)
+				return command.FlagError("ttl", "%s is negative: use a duration such as 720h, or 0 for no expiry", ttl)
 			}
 			if user != "" {
 				if e := api.ValidateName("user", user); e != nil {
-					return flagError("user", "%s (%s)", e.Message, e.Hint)
+					return command.FlagError("user", "%s (%s)", e.Message, e.Hint)
 				}
 			}
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
 			if user == "" {
-				user = newUserName(o.projectName(), role)
+				user = newUserName(o.Project(), role)
 			}
-			req := api.TokenRequest{User: user, Project: o.projectName(), Role: api.Role(role), Description: description}
+			req := api.TokenRequest{User: user, Project: o.Project(), Role: api.Role(role), Description: description}
 			if ttl > 0 {
 				req.TTL = ttl.String()
 			}
@@ -64,8 +67,8 @@ func newTokenCreateCommand(o *options) *cobra.Command {
 			if tok.Status.Secret == "" {
 				return errors.New("create token: the server returned no secret")
 			}
-			if o.output != "table" {
-				return o.render(cmd.OutOrStdout(), tok, nil)
+			if o.Output != "table" {
+				return o.Render(cmd.OutOrStdout(), tok, nil)
 			}
 			w := cmd.OutOrStdout()
 			expiry := "never expires"
@@ -73,7 +76,7 @@ func newTokenCreateCommand(o *options) *cobra.Command {
 				expiry = "valid until " + tok.Spec.ExpiresAt.Local().Format(time.RFC3339)
 			}
 			fmt.Fprintf(w, "Token for user %s, %s in project %s (%s):\n\n  %s\n\n", user, role, req.Project, expiry, tok.Status.Secret)
-			fmt.Fprintf(w, "Store it now: it is not shown again. Use it with --token or %s.\n", EnvToken)
+			fmt.Fprintf(w, "Store it now: it is not shown again. Use it with --token or %s.\n", command.EnvToken)
 			return nil
 		},
 	}
@@ -83,38 +86,39 @@ func newTokenCreateCommand(o *options) *cobra.Command {
 	fl.DurationVar(&ttl, "ttl", 0, "how long the token stays valid (0: no expiry)")
 	fl.StringVar(&description, "description", "", "what the token is for")
 	cmd.RegisterFlagCompletionFunc("role", cobra.FixedCompletions([]string{"admin", "member", "viewer"}, cobra.ShellCompDirectiveNoFileComp))
-	cmd.RegisterFlagCompletionFunc("user", o.completeNames(api.UserKind, true))
+	cmd.RegisterFlagCompletionFunc("user", o.CompleteNames(api.UserKind, true))
 	return cmd
 }
 
-func newUserCommand(o *options) *cobra.Command {
+// NewUserCommand returns the user command and its subcommands.
+func NewUserCommand(o *command.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "user",
 		Aliases: []string{"users"},
 		Short:   "Manage users (cluster admins)",
 	}
 	cmd.AddCommand(
-		newListCommand(o, api.UserKind, "List users", userTable),
-		newGetCommand(o, api.UserKind, "Show a user", userTable),
-		newDeleteCommand(o, api.UserKind, "Delete users"),
+		command.NewList(o, api.UserKind, "List users", userTable),
+		command.NewGet(o, api.UserKind, "Show a user", userTable),
+		command.NewDelete(o, api.UserKind, "Delete users"),
 	)
 	return cmd
 }
 
-func userTable(items []*api.User) func(*table) {
-	return func(t *table) {
+func userTable(items []*api.User) func(*output.Table) {
+	return func(t *output.Table) {
 		now := time.Now()
-		t.row("NAME", "CLUSTER-ADMIN", "ROLES", "AGE")
+		t.Row("NAME", "CLUSTER-ADMIN", "ROLES", "AGE")
 		for _, u := range items {
 			admin := "no"
 			if u.Spec.ClusterAdmin {
 				admin = "yes"
 			}
 			roles := make([]string, 0, len(u.Spec.Roles))
-			for _, p := range sortedKeys(u.Spec.Roles) {
+			for _, p := range output.SortedKeys(u.Spec.Roles) {
 				roles = append(roles, p+"="+string(u.Spec.Roles[p]))
 			}
-			t.row(u.Metadata.Name, admin, strings.Join(roles, ","), age(u.Metadata.CreationTimestamp, now))
+			t.Row(u.Metadata.Name, admin, strings.Join(roles, ","), output.Age(u.Metadata.CreationTimestamp, now))
 		}
 	}
 }

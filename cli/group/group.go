@@ -1,4 +1,7 @@
-package cli
+// Package group holds the ouro group commands: create, scale, update and
+// delete instance groups, list their members, and follow, pause, resume
+// and undo their rollouts.
+package group
 
 import (
 	"context"
@@ -14,10 +17,15 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/command"
+	"github.com/ouroboros-cloud/ouro/cli/instance"
+	"github.com/ouroboros-cloud/ouro/cli/output"
+	"github.com/ouroboros-cloud/ouro/cli/wait"
 	"github.com/ouroboros-cloud/ouro/client"
 )
 
-func newGroupCommand(o *options) *cobra.Command {
+// NewCommand returns the group command and its subcommands.
+func NewCommand(o *command.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "group",
 		Aliases: []string{"groups", "instancegroup", "ig"},
@@ -25,8 +33,8 @@ func newGroupCommand(o *options) *cobra.Command {
 	}
 	cmd.AddCommand(
 		newGroupCreateCommand(o),
-		newListCommand[api.InstanceGroup](o, api.InstanceGroupKind, "List instance groups", groupTable),
-		newGetCommand[api.InstanceGroup](o, api.InstanceGroupKind, "Show an instance group", groupTable),
+		command.NewList[api.InstanceGroup](o, api.InstanceGroupKind, "List instance groups", groupTable),
+		command.NewGet[api.InstanceGroup](o, api.InstanceGroupKind, "Show an instance group", groupTable),
 		newGroupScaleCommand(o),
 		newGroupUpdateCommand(o),
 		newGroupDeleteCommand(o),
@@ -38,16 +46,16 @@ func newGroupCommand(o *options) *cobra.Command {
 
 // groupTable writes groups as NAME DESIRED RUNNING HEALTHY UPDATED
 // REVISION ROLLOUT.
-func groupTable(items []*api.InstanceGroup) func(*table) {
-	return func(t *table) {
-		t.row("NAME", "DESIRED", "RUNNING", "HEALTHY", "UPDATED", "REVISION", "ROLLOUT")
+func groupTable(items []*api.InstanceGroup) func(*output.Table) {
+	return func(t *output.Table) {
+		t.Row("NAME", "DESIRED", "RUNNING", "HEALTHY", "UPDATED", "REVISION", "ROLLOUT")
 		for _, g := range items {
 			st := g.Status
 			rollout := st.Rollout
 			if st.RolloutReason != "" {
 				rollout += " (" + st.RolloutReason + ")"
 			}
-			t.row(g.Metadata.Name, strconv.Itoa(desiredOf(g)), strconv.Itoa(st.Running), strconv.Itoa(st.Healthy),
+			t.Row(g.Metadata.Name, strconv.Itoa(desiredOf(g)), strconv.Itoa(st.Running), strconv.Itoa(st.Healthy),
 				strconv.Itoa(st.Updated), strconv.FormatInt(st.Revision, 10), rollout)
 		}
 	}
@@ -66,7 +74,7 @@ func desiredOf(g *api.InstanceGroup) int {
 type templateFlags struct {
 	image, flavor, key, userData, health, restartPolicy string
 	env, labels                                         []string
-	networks                                            attachments
+	networks                                            instance.Attachments
 	minCount, maxCount, targetCPU                       int
 }
 
@@ -83,8 +91,8 @@ func (f *templateFlags) register(fl *pflag.FlagSet, creating bool) {
 		fl.StringVar(&f.key, "key", "", "key pair whose public key members get")
 		fl.StringVar(&f.restartPolicy, "restart-policy", "", "what members do when their process ends: Always (default), OnFailure or Never")
 		fl.StringArrayVarP(&f.labels, "label", "l", nil, "label KEY=VALUE of the members (repeatable)")
-		fl.Var(networkFlag{&f.networks}, "network", "network to attach members to (repeatable, first is primary; default: default)")
-		fl.Var(groupFlag{&f.networks}, "security-group", "security group of the interface on the --network before it (repeatable)")
+		fl.Var(f.networks.NetworkFlag(), "network", "network to attach members to (repeatable, first is primary; default: default)")
+		fl.Var(f.networks.GroupFlag(), "security-group", "security group of the interface on the --network before it (repeatable)")
 	}
 }
 
@@ -104,33 +112,33 @@ func (f *templateFlags) apply(fl *pflag.FlagSet, in io.Reader, g *api.InstanceGr
 	if fl.Changed("user-data") {
 		data, err := readFileArg(in, f.userData)
 		if err != nil {
-			return flagError("user-data", "%v", err)
+			return command.FlagError("user-data", "%v", err)
 		}
 		t.UserData = string(data)
 	}
 	if fl.Changed("env") {
 		for _, kv := range f.env {
 			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-				return flagError("env", "%q is not KEY=VALUE", kv)
+				return command.FlagError("env", "%q is not KEY=VALUE", kv)
 			}
 		}
 		t.Env = f.env
 	}
 	if fl.Changed("label") {
-		labels, err := parseKeyValues("label", f.labels)
+		labels, err := command.ParseKeyValues("label", f.labels)
 		if err != nil {
 			return err
 		}
 		if e := api.ValidateLabels("metadata.labels", labels); e != nil {
-			return flagError("label", "%s (%s)", e.Message, e.Hint)
+			return command.FlagError("label", "%s (%s)", e.Message, e.Hint)
 		}
 		t.Labels = labels
 	}
 	if fl.Changed("network") || fl.Changed("security-group") {
-		if err := f.networks.validate(); err != nil {
+		if err := f.networks.Validate(); err != nil {
 			return err
 		}
-		t.Networks = f.networks.list
+		t.Networks = f.networks.List
 	}
 	if fl.Changed("restart-policy") {
 		p, err := parseRestartPolicy(f.restartPolicy)
@@ -158,7 +166,7 @@ func (f *templateFlags) applyAutoscaling(fl *pflag.FlagSet, g *api.InstanceGroup
 	a := g.Spec.Autoscaling
 	if a == nil {
 		if !fl.Changed("max") || !fl.Changed("target-cpu") {
-			return flagError("max", "autoscaling needs --max and --target-cpu (and optionally --min, default 1)")
+			return command.FlagError("max", "autoscaling needs --max and --target-cpu (and optionally --min, default 1)")
 		}
 		a = &api.Autoscaling{Min: 1}
 	}
@@ -173,13 +181,13 @@ func (f *templateFlags) applyAutoscaling(fl *pflag.FlagSet, g *api.InstanceGroup
 	}
 	switch {
 	case a.Min < 0:
-		return flagError("min", "%d is negative", a.Min)
+		return command.FlagError("min", "%d is negative", a.Min)
 	case a.Max < 1 || a.Max > api.MaxGroupCount:
-		return flagError("max", "%d is out of range: use 1 to %d", a.Max, api.MaxGroupCount)
+		return command.FlagError("max", "%d is out of range: use 1 to %d", a.Max, api.MaxGroupCount)
 	case a.Min > a.Max:
-		return flagError("min", "min %d is above max %d", a.Min, a.Max)
+		return command.FlagError("min", "min %d is above max %d", a.Min, a.Max)
 	case a.TargetCPUPercent < 1 || a.TargetCPUPercent > 100:
-		return flagError("target-cpu", "%d is out of range: use 1 to 100", a.TargetCPUPercent)
+		return command.FlagError("target-cpu", "%d is out of range: use 1 to 100", a.TargetCPUPercent)
 	}
 	g.Spec.Autoscaling = a
 	return nil
@@ -205,11 +213,11 @@ func parseHealth(s string) (api.HealthCheck, error) {
 		}
 		n, err := strconv.Atoi(port)
 		if err != nil || n < 1 || n > 65535 {
-			return api.HealthCheck{}, flagError("health", "%q: port %q is not a number from 1 to 65535 (%s)", s, port, healthForms)
+			return api.HealthCheck{}, command.FlagError("health", "%q: port %q is not a number from 1 to 65535 (%s)", s, port, healthForms)
 		}
 		return api.HealthCheck{Kind: kind, Port: n, Path: path}, nil
 	}
-	return api.HealthCheck{}, flagError("health", "%q is not a health check: %s", s, healthForms)
+	return api.HealthCheck{}, command.FlagError("health", "%q is not a health check: %s", s, healthForms)
 }
 
 func parseRestartPolicy(s string) (api.RestartPolicy, error) {
@@ -218,7 +226,7 @@ func parseRestartPolicy(s string) (api.RestartPolicy, error) {
 			return p, nil
 		}
 	}
-	return "", flagError("restart-policy", "%q is not a restart policy: use Always, OnFailure or Never", s)
+	return "", command.FlagError("restart-policy", "%q is not a restart policy: use Always, OnFailure or Never", s)
 }
 
 // readFileArg reads a file named on the command line; "-" reads in.
@@ -239,7 +247,7 @@ type groupCreateFlags struct {
 	timeout                         time.Duration
 }
 
-func newGroupCreateCommand(o *options) *cobra.Command {
+func newGroupCreateCommand(o *command.Options) *cobra.Command {
 	f := &groupCreateFlags{}
 	cmd := &cobra.Command{
 		Use:   "create NAME --image IMAGE --flavor FLAVOR --count N [flags] [-- COMMAND ARGS...]",
@@ -250,14 +258,7 @@ func newGroupCreateCommand(o *options) *cobra.Command {
 		Example: "  ouro group create web --image nginx --flavor small --count 3 --health http:80/\n" +
 			"  ouro group create worker --image busybox --flavor tiny --count 2 --min 1 --max 10 --target-cpu 60 -- sleep 3600\n" +
 			"  ouro group create db --image postgres --flavor medium --count 3 --stateful --anti-affinity hard",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if n := cmd.ArgsLenAtDash(); n == 0 || len(args) == 0 {
-				return argError("%s wants a NAME", cmd.CommandPath())
-			} else if n > 1 || (n < 0 && len(args) > 1) {
-				return argError("%s wants one NAME; put the command after --", cmd.CommandPath())
-			}
-			return nil
-		},
+		Args: command.NameThenCommand,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runGroupCreate(cmd, o, f, args[0], args[1:])
 		},
@@ -276,50 +277,50 @@ func newGroupCreateCommand(o *options) *cobra.Command {
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	for flag, kind := range map[string]*api.Kind{"image": api.ImageKind, "flavor": api.FlavorKind, "network": api.NetworkKind,
 		"security-group": api.SecurityGroupKind, "key": api.KeyPairKind} {
-		cmd.RegisterFlagCompletionFunc(flag, o.completeNames(kind, true))
+		cmd.RegisterFlagCompletionFunc(flag, o.CompleteNames(kind, true))
 	}
 	cmd.RegisterFlagCompletionFunc("anti-affinity", cobra.FixedCompletions([]string{"hard", "soft"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
-func runGroupCreate(cmd *cobra.Command, o *options, f *groupCreateFlags, name string, command []string) error {
+func runGroupCreate(cmd *cobra.Command, o *command.Options, f *groupCreateFlags, name string, argv []string) error {
 	fl := cmd.Flags()
 	switch {
 	case f.image == "":
-		return flagError("image", "required: name the image members start from (see `ouro image list`)")
+		return command.FlagError("image", "required: name the image members start from (see `ouro image list`)")
 	case f.flavor == "":
-		return flagError("flavor", "required: name the members' size (see `ouro flavor list`)")
+		return command.FlagError("flavor", "required: name the members' size (see `ouro flavor list`)")
 	case f.count < 0 || f.count > api.MaxGroupCount:
-		return flagError("count", "%d is out of range: use 0 to %d", f.count, api.MaxGroupCount)
+		return command.FlagError("count", "%d is out of range: use 0 to %d", f.count, api.MaxGroupCount)
 	case f.antiAffinity != "" && f.antiAffinity != api.AntiAffinityHard && f.antiAffinity != api.AntiAffinitySoft:
-		return flagError("anti-affinity", "%q: use hard or soft", f.antiAffinity)
+		return command.FlagError("anti-affinity", "%q: use hard or soft", f.antiAffinity)
 	case f.maxSurge < 0:
-		return flagError("max-surge", "%d is negative", f.maxSurge)
+		return command.FlagError("max-surge", "%d is negative", f.maxSurge)
 	case f.maxUnavailable < 0:
-		return flagError("max-unavailable", "%d is negative", f.maxUnavailable)
+		return command.FlagError("max-unavailable", "%d is negative", f.maxUnavailable)
 	case f.maxSurge == 0 && f.maxUnavailable == 0:
-		return flagError("max-surge", "--max-surge and --max-unavailable are both 0: a rollout could never replace a member")
+		return command.FlagError("max-surge", "--max-surge and --max-unavailable are both 0: a rollout could never replace a member")
 	case f.progressDeadline < time.Second:
-		return flagError("progress-deadline", "%s is too short: use at least 1s", f.progressDeadline)
+		return command.FlagError("progress-deadline", "%s is too short: use at least 1s", f.progressDeadline)
 	case f.stabilization < 0:
-		return flagError("scale-in-stabilization", "%s is negative", f.stabilization)
+		return command.FlagError("scale-in-stabilization", "%s is negative", f.stabilization)
 	case f.wait && f.timeout <= 0:
-		return flagError("timeout", "%s is not positive: use a duration such as 5m", f.timeout)
+		return command.FlagError("timeout", "%s is not positive: use a duration such as 5m", f.timeout)
 	}
 	if _, err := api.ParseSelector(f.hostSelector); err != nil {
-		return flagError("host-selector", "%s", FormatError(err))
+		return command.FlagError("host-selector", "%s", command.FormatError(err))
 	}
 	if e := api.ValidateName("metadata.name", name); e != nil {
-		return argError("group name %q: %s (%s)", name, e.Message, e.Hint)
+		return command.ArgError("group name %q: %s (%s)", name, e.Message, e.Hint)
 	}
 	g := &api.InstanceGroup{
 		Kind:     api.InstanceGroupKind.Name,
-		Metadata: api.ObjectMeta{Name: name, Project: o.projectName()},
+		Metadata: api.ObjectMeta{Name: name, Project: o.Project()},
 		Spec: api.InstanceGroupSpec{
 			Count:     f.count,
 			Stateful:  f.stateful,
 			Placement: api.Placement{AntiAffinity: f.antiAffinity, HostSelector: f.hostSelector},
-			Template:  api.InstanceTemplate{Command: command},
+			Template:  api.InstanceTemplate{Command: argv},
 		},
 	}
 	if fl.Changed("max-surge") {
@@ -337,45 +338,45 @@ func runGroupCreate(cmd *cobra.Command, o *options, f *groupCreateFlags, name st
 	if a := g.Spec.Autoscaling; a != nil && fl.Changed("scale-in-stabilization") {
 		a.ScaleInStabilizationSeconds = int((f.stabilization + time.Second - 1) / time.Second)
 	}
-	c, err := o.client()
+	c, err := o.Client()
 	if err != nil {
 		return err
 	}
-	if _, err := c.Create(cmd.Context(), g, client.CreateOptions{IdempotencyKey: newInvocationID()}); err != nil {
+	if _, err := c.Create(cmd.Context(), g, client.CreateOptions{IdempotencyKey: command.NewInvocationID()}); err != nil {
 		return err
 	}
 	if !f.wait {
-		return o.render(cmd.OutOrStdout(), g, groupTable([]*api.InstanceGroup{g}))
+		return o.Render(cmd.OutOrStdout(), g, groupTable([]*api.InstanceGroup{g}))
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 	defer cancel()
-	if err := waitRollout(ctx, c, o.projectName(), name, groupProgress(cmd, o)); err != nil {
+	if err := wait.Rollout(ctx, c, o.Project(), name, groupProgress(cmd, o)); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("group %s: the first rollout did not finish within %s", name, f.timeout)
 		}
 		return err
 	}
-	if o.output == "table" {
+	if o.Output == "table" {
 		return nil
 	}
-	if err := c.Get(cmd.Context(), api.InstanceGroupKind, o.projectName(), name, g); err != nil {
+	if err := c.Get(cmd.Context(), api.InstanceGroupKind, o.Project(), name, g); err != nil {
 		return err
 	}
-	return o.render(cmd.OutOrStdout(), g, nil)
+	return o.Render(cmd.OutOrStdout(), g, nil)
 }
 
-func newGroupScaleCommand(o *options) *cobra.Command {
+func newGroupScaleCommand(o *command.Options) *cobra.Command {
 	return &cobra.Command{
 		Use:               "scale NAME COUNT",
 		Short:             "Change the number of members of a group",
-		Args:              exactArgs("NAME", "COUNT"),
-		ValidArgsFunction: o.completeNames(api.InstanceGroupKind, false),
+		Args:              command.ExactArgs("NAME", "COUNT"),
+		ValidArgsFunction: o.CompleteNames(api.InstanceGroupKind, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := strconv.Atoi(args[1])
 			if err != nil || n < 0 || n > api.MaxGroupCount {
-				return argError("COUNT %q is not a number from 0 to %d", args[1], api.MaxGroupCount)
+				return command.ArgError("COUNT %q is not a number from 0 to %d", args[1], api.MaxGroupCount)
 			}
-			g, err := o.updateGroup(cmd.Context(), args[0], func(g *api.InstanceGroup) error {
+			g, err := updateGroup(cmd.Context(), o, args[0], func(g *api.InstanceGroup) error {
 				if a := g.Spec.Autoscaling; a != nil {
 					return fmt.Errorf("group %s is autoscaled between %d and %d members: change the bounds with "+
 						"`ouro group update %s --min N --max N`", args[0], a.Min, a.Max, args[0])
@@ -386,8 +387,8 @@ func newGroupScaleCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if o.output != "table" {
-				return o.render(cmd.OutOrStdout(), g, nil)
+			if o.Output != "table" {
+				return o.Render(cmd.OutOrStdout(), g, nil)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "group/%s scaled to %d\n", args[0], n)
 			return nil
@@ -395,7 +396,7 @@ func newGroupScaleCommand(o *options) *cobra.Command {
 	}
 }
 
-func newGroupUpdateCommand(o *options) *cobra.Command {
+func newGroupUpdateCommand(o *command.Options) *cobra.Command {
 	f := &templateFlags{}
 	cmd := &cobra.Command{
 		Use:   "update NAME [--image IMAGE] [--flavor FLAVOR] [--user-data FILE] [flags] [-- COMMAND ARGS...]",
@@ -404,35 +405,28 @@ func newGroupUpdateCommand(o *options) *cobra.Command {
 			"or command (after --) is a new revision, rolled out a few members at a time\n" +
 			"(see `ouro group rollout status`). --health and --min/--max/--target-cpu apply without a rollout.",
 		Example: "  ouro group update web --image nginx-1.27\n  ouro group update worker -- sleep 7200",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if n := cmd.ArgsLenAtDash(); n == 0 || len(args) == 0 {
-				return argError("%s wants a NAME", cmd.CommandPath())
-			} else if n > 1 || (n < 0 && len(args) > 1) {
-				return argError("%s wants one NAME; put the command after --", cmd.CommandPath())
-			}
-			return nil
-		},
-		ValidArgsFunction: o.completeNames(api.InstanceGroupKind, false),
+		Args: command.NameThenCommand,
+		ValidArgsFunction: o.CompleteNames(api.InstanceGroupKind, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			command := args[1:]
+			argv := args[1:]
 			changed := cmd.ArgsLenAtDash() >= 0
 			for _, fl := range []string{"image", "flavor", "user-data", "health", "env", "min", "max", "target-cpu"} {
 				changed = changed || cmd.Flags().Changed(fl)
 			}
 			if !changed {
-				return argError("%s: say what to change (--image, --flavor, --user-data, --env, --health, --min/--max/--target-cpu or -- COMMAND)", cmd.CommandPath())
+				return command.ArgError("%s: say what to change (--image, --flavor, --user-data, --env, --health, --min/--max/--target-cpu or -- COMMAND)", cmd.CommandPath())
 			}
-			g, err := o.updateGroup(cmd.Context(), args[0], func(g *api.InstanceGroup) error {
+			g, err := updateGroup(cmd.Context(), o, args[0], func(g *api.InstanceGroup) error {
 				if cmd.ArgsLenAtDash() >= 0 {
-					g.Spec.Template.Command = command
+					g.Spec.Template.Command = argv
 				}
 				return f.apply(cmd.Flags(), cmd.InOrStdin(), g)
 			})
 			if err != nil {
 				return err
 			}
-			if o.output != "table" {
-				return o.render(cmd.OutOrStdout(), g, nil)
+			if o.Output != "table" {
+				return o.Render(cmd.OutOrStdout(), g, nil)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "group/%s updated (generation %d)\n", args[0], g.Metadata.Generation)
 			if g.Spec.Paused {
@@ -442,21 +436,21 @@ func newGroupUpdateCommand(o *options) *cobra.Command {
 		},
 	}
 	f.register(cmd.Flags(), false)
-	cmd.RegisterFlagCompletionFunc("image", o.completeNames(api.ImageKind, true))
-	cmd.RegisterFlagCompletionFunc("flavor", o.completeNames(api.FlavorKind, true))
+	cmd.RegisterFlagCompletionFunc("image", o.CompleteNames(api.ImageKind, true))
+	cmd.RegisterFlagCompletionFunc("flavor", o.CompleteNames(api.FlavorKind, true))
 	return cmd
 }
 
 // updateGroup reads a group, lets fn change it and writes it back, again
 // from a fresh read while the write conflicts.
-func (o *options) updateGroup(ctx context.Context, name string, fn func(*api.InstanceGroup) error) (*api.InstanceGroup, error) {
-	c, err := o.client()
+func updateGroup(ctx context.Context, o *command.Options, name string, fn func(*api.InstanceGroup) error) (*api.InstanceGroup, error) {
+	c, err := o.Client()
 	if err != nil {
 		return nil, err
 	}
 	for range 10 {
 		var g api.InstanceGroup
-		if err := c.Get(ctx, api.InstanceGroupKind, o.projectName(), name, &g); err != nil {
+		if err := c.Get(ctx, api.InstanceGroupKind, o.Project(), name, &g); err != nil {
 			return nil, err
 		}
 		if err := fn(&g); err != nil {
@@ -475,29 +469,29 @@ func (o *options) updateGroup(ctx context.Context, name string, fn func(*api.Ins
 	return nil, fmt.Errorf("group %s changes too fast: try again", name)
 }
 
-func newGroupDeleteCommand(o *options) *cobra.Command {
-	return newDeleteWaitCommand(o, api.InstanceGroupKind, "Delete instance groups and their members",
+func newGroupDeleteCommand(o *command.Options) *cobra.Command {
+	return command.NewDeleteWait(o, api.InstanceGroupKind, "Delete instance groups and their members",
 		" deleted (its members are being deleted)", "wait until every member of the groups is gone",
 		func(ctx context.Context, c *client.Client, project string, names []string, out io.Writer) error {
-			return waitMembersGone(ctx, c, project, names, func(n string) { fmt.Fprintf(out, "instancegroup/%s: every member is gone\n", n) })
+			return wait.MembersGone(ctx, c, project, names, func(n string) { fmt.Fprintf(out, "instancegroup/%s: every member is gone\n", n) })
 		})
 }
 
-func newGroupMembersCommand(o *options) *cobra.Command {
+func newGroupMembersCommand(o *command.Options) *cobra.Command {
 	return &cobra.Command{
 		Use:               "members NAME",
 		Short:             "List the instances of a group with their host, phase, health and revision",
-		Args:              exactArgs("NAME"),
-		ValidArgsFunction: o.completeNames(api.InstanceGroupKind, false),
+		Args:              command.ExactArgs("NAME"),
+		ValidArgsFunction: o.CompleteNames(api.InstanceGroupKind, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if e := api.ValidateName("NAME", args[0]); e != nil {
-				return argError("group name %q: %s", args[0], e.Message)
+				return command.ArgError("group name %q: %s", args[0], e.Message)
 			}
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
-			items, _, err := client.ListAll[api.Instance](cmd.Context(), c, api.InstanceKind, o.projectName(),
+			items, _, err := client.ListAll[api.Instance](cmd.Context(), c, api.InstanceKind, o.Project(),
 				client.ListOptions{LabelSelector: api.LabelGroup + "=" + args[0]})
 			if err != nil {
 				return err
@@ -506,17 +500,17 @@ func newGroupMembersCommand(o *options) *cobra.Command {
 			for i := range items {
 				ptrs[i] = &items[i]
 			}
-			return renderList(o, cmd.OutOrStdout(), cmd.ErrOrStderr(), "instances", ptrs, memberTable(ptrs))
+			return output.RenderList(cmd.OutOrStdout(), cmd.ErrOrStderr(), o.Output, "instances", ptrs, memberTable(ptrs))
 		},
 	}
 }
 
 // memberTable writes group members as NAME PHASE HOST HEALTH REVISION IP
 // AGE.
-func memberTable(items []*api.Instance) func(*table) {
-	return func(t *table) {
+func memberTable(items []*api.Instance) func(*output.Table) {
+	return func(t *output.Table) {
 		now := time.Now()
-		t.row("NAME", "PHASE", "HOST", "HEALTH", "REVISION", "IP", "AGE")
+		t.Row("NAME", "PHASE", "HOST", "HEALTH", "REVISION", "IP", "AGE")
 		for _, in := range items {
 			health := ""
 			if c := api.FindCondition(in.Status.Conditions, api.ConditionHealthy); c != nil {
@@ -535,8 +529,8 @@ func memberTable(items []*api.Instance) func(*table) {
 			if len(in.Status.Interfaces) > 0 {
 				ip = in.Status.Interfaces[0].IP
 			}
-			t.row(in.Metadata.Name, phase, in.Status.Host, health, in.Metadata.Labels[api.LabelRevision], ip,
-				age(in.Metadata.CreationTimestamp, now))
+			t.Row(in.Metadata.Name, phase, in.Status.Host, health, in.Metadata.Labels[api.LabelRevision], ip,
+				output.Age(in.Metadata.CreationTimestamp, now))
 		}
 	}
 }

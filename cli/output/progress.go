@@ -1,4 +1,4 @@
-package cli
+package output
 
 import (
 	"fmt"
@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// progressBar reports a transfer. On a terminal it redraws one line with a
+// ProgressBar reports a transfer. On a terminal it redraws one line with a
 // bar, the percentage, the bytes and the rate; elsewhere (logs, pipes) it
 // writes a plain line at every tenth of the way.
-type progressBar struct {
+type ProgressBar struct {
 	w     io.Writer
 	tty   bool
 	label string
@@ -26,16 +26,18 @@ type progressBar struct {
 
 const barWidth = 30
 
-func newProgressBar(w io.Writer, tty bool, label string, now func() time.Time) *progressBar {
+// NewProgressBar returns a bar labelled label that writes to w, redrawing
+// one line when tty is set; now is the clock (nil: time.Now).
+func NewProgressBar(w io.Writer, tty bool, label string, now func() time.Time) *ProgressBar {
 	if now == nil {
 		now = time.Now
 	}
-	return &progressBar{w: w, tty: tty, label: label, now: now, start: now(), lastStep: -1}
+	return &ProgressBar{w: w, tty: tty, label: label, now: now, start: now(), lastStep: -1}
 }
 
-// update records that done of total bytes are through; total <= 0 means
+// Update records that done of total bytes are through; total <= 0 means
 // unknown. It is safe for concurrent use.
-func (p *progressBar) update(done, total int64) {
+func (p *ProgressBar) Update(done, total int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
@@ -61,8 +63,8 @@ func (p *progressBar) update(done, total int64) {
 	fmt.Fprintf(p.w, "%s: %s\n", p.label, p.line(done, total, now, false))
 }
 
-// finish ends the bar's line on a terminal.
-func (p *progressBar) finish() {
+// Finish ends the bar's line on a terminal.
+func (p *ProgressBar) Finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.tty && p.drawn {
@@ -72,7 +74,7 @@ func (p *progressBar) finish() {
 }
 
 // line renders the state of the transfer.
-func (p *progressBar) line(done, total int64, now time.Time, bar bool) string {
+func (p *ProgressBar) line(done, total int64, now time.Time, bar bool) string {
 	var b strings.Builder
 	if total > 0 {
 		pct := min(done*100/total, 100)
@@ -80,13 +82,13 @@ func (p *progressBar) line(done, total int64, now time.Time, bar bool) string {
 			fill := int(pct * barWidth / 100)
 			b.WriteString("[" + strings.Repeat("=", fill) + strings.Repeat(" ", barWidth-fill) + "] ")
 		}
-		fmt.Fprintf(&b, "%3d%%  %s / %s", pct, bytesString(done), bytesString(total))
+		fmt.Fprintf(&b, "%3d%%  %s / %s", pct, Bytes(done), Bytes(total))
 	} else {
-		b.WriteString(bytesString(done))
+		b.WriteString(Bytes(done))
 	}
 	if el := now.Sub(p.start); el > 0 {
 		rate := int64(float64(done) / el.Seconds())
-		fmt.Fprintf(&b, "  %s/s", bytesString(rate))
+		fmt.Fprintf(&b, "  %s/s", Bytes(rate))
 	}
 	return b.String()
 }

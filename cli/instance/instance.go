@@ -1,8 +1,10 @@
-package cli
+// Package instance holds the ouro instance commands: create, list, get,
+// start, stop, reboot and delete instances, read their logs and console
+// output, run commands in them and attach to their consoles.
+package instance
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,13 +17,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/command"
+	"github.com/ouroboros-cloud/ouro/cli/output"
+	"github.com/ouroboros-cloud/ouro/cli/wait"
 	"github.com/ouroboros-cloud/ouro/client"
 )
 
 // maxCount bounds instance create --count.
 const maxCount = 100
 
-func newInstanceCommand(o *options) *cobra.Command {
+// NewCommand returns the instance command and its subcommands.
+func NewCommand(o *command.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "instance",
 		Aliases: []string{"instances", "i"},
@@ -49,11 +55,11 @@ type createFlags struct {
 	labels, env   []string
 	wait          bool
 	timeout       time.Duration
-	networks      attachments
+	networks      Attachments
 	key, userData string
 }
 
-func newInstanceCreateCommand(o *options) *cobra.Command {
+func newInstanceCreateCommand(o *command.Options) *cobra.Command {
 	f := &createFlags{}
 	cmd := &cobra.Command{
 		Use:   "create NAME --image IMAGE --flavor FLAVOR [flags] [-- COMMAND ARGS...]",
@@ -66,14 +72,7 @@ func newInstanceCreateCommand(o *options) *cobra.Command {
 			"  ouro instance create job --image busybox --flavor tiny -- sh -c 'echo hi'\n" +
 			"  ouro instance create app --image alpine --flavor small \\\n" +
 			"      --network front --security-group web --network back --security-group db",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if n := cmd.ArgsLenAtDash(); n == 0 || len(args) == 0 {
-				return argError("%s wants a NAME", cmd.CommandPath())
-			} else if n > 1 || (n < 0 && len(args) > 1) {
-				return argError("%s wants one NAME; put the command after --", cmd.CommandPath())
-			}
-			return nil
-		},
+		Args: command.NameThenCommand,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runInstanceCreate(cmd, o, f, args[0], args[1:])
 		},
@@ -86,69 +85,53 @@ func newInstanceCreateCommand(o *options) *cobra.Command {
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "environment variable KEY=VALUE (repeatable)")
 	fl.BoolVar(&f.wait, "wait", false, "wait until every instance is Running")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long --wait waits")
-	fl.Var(networkFlag{&f.networks}, "network", "network to attach an interface to (repeatable, first is primary; default: default)")
-	fl.Var(groupFlag{&f.networks}, "security-group", "security group of the interface on the --network before it (repeatable; default: default)")
+	fl.Var(f.networks.NetworkFlag(), "network", "network to attach an interface to (repeatable, first is primary; default: default)")
+	fl.Var(f.networks.GroupFlag(), "security-group", "security group of the interface on the --network before it (repeatable; default: default)")
 	fl.StringVar(&f.key, "key", "", "key pair whose public key the instance gets (see `ouro keypair`)")
 	fl.StringVar(&f.userData, "user-data", "", "file of user-data for cloud-init, at most 16 KiB (- for standard input)")
-	cmd.RegisterFlagCompletionFunc("key", o.completeNames(api.KeyPairKind, true))
-	cmd.RegisterFlagCompletionFunc("image", o.completeNames(api.ImageKind, true))
-	cmd.RegisterFlagCompletionFunc("network", o.completeNames(api.NetworkKind, true))
-	cmd.RegisterFlagCompletionFunc("security-group", o.completeNames(api.SecurityGroupKind, true))
-	cmd.RegisterFlagCompletionFunc("flavor", o.completeNames(api.FlavorKind, true))
+	cmd.RegisterFlagCompletionFunc("key", o.CompleteNames(api.KeyPairKind, true))
+	cmd.RegisterFlagCompletionFunc("image", o.CompleteNames(api.ImageKind, true))
+	cmd.RegisterFlagCompletionFunc("network", o.CompleteNames(api.NetworkKind, true))
+	cmd.RegisterFlagCompletionFunc("security-group", o.CompleteNames(api.SecurityGroupKind, true))
+	cmd.RegisterFlagCompletionFunc("flavor", o.CompleteNames(api.FlavorKind, true))
 	return cmd
 }
 
 // validate checks the flags of instance create and returns the labels.
 func (f *createFlags) validate() (map[string]string, error) {
 	if f.count < 1 || f.count > maxCount {
-		return nil, flagError("count", "%d is out of range: use 1 to %d", f.count, maxCount)
+		return nil, command.FlagError("count", "%d is out of range: use 1 to %d", f.count, maxCount)
 	}
 	if f.image == "" {
-		return nil, flagError("image", "required: name the image to start from (see `ouro image list`)")
+		return nil, command.FlagError("image", "required: name the image to start from (see `ouro image list`)")
 	}
 	if f.flavor == "" {
-		return nil, flagError("flavor", "required: name the size (see `ouro flavor list`)")
+		return nil, command.FlagError("flavor", "required: name the size (see `ouro flavor list`)")
 	}
 	if f.wait && f.timeout <= 0 {
-		return nil, flagError("timeout", "%s is not positive: use a duration such as 5m", f.timeout)
+		return nil, command.FlagError("timeout", "%s is not positive: use a duration such as 5m", f.timeout)
 	}
-	labels, err := parseKeyValues("label", f.labels)
+	labels, err := command.ParseKeyValues("label", f.labels)
 	if err != nil {
 		return nil, err
 	}
 	if e := api.ValidateLabels("metadata.labels", labels); e != nil {
-		return nil, flagError("label", "%s (%s)", e.Message, e.Hint)
+		return nil, command.FlagError("label", "%s (%s)", e.Message, e.Hint)
 	}
 	for _, kv := range f.env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return nil, flagError("env", "%q is not KEY=VALUE", kv)
+			return nil, command.FlagError("env", "%q is not KEY=VALUE", kv)
 		}
 	}
-	if err := f.networks.validate(); err != nil {
+	if err := f.networks.Validate(); err != nil {
 		return nil, err
 	}
 	if f.key != "" {
 		if e := api.ValidateName("key", f.key); e != nil {
-			return nil, flagError("key", "%s (%s)", e.Message, e.Hint)
+			return nil, command.FlagError("key", "%s (%s)", e.Message, e.Hint)
 		}
 	}
 	return labels, nil
-}
-
-// parseKeyValues parses repeated KEY=VALUE flag values.
-func parseKeyValues(flag string, kvs []string) (map[string]string, error) {
-	if len(kvs) == 0 {
-		return nil, nil
-	}
-	m := make(map[string]string, len(kvs))
-	for _, kv := range kvs {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, flagError(flag, "%q is not KEY=VALUE", kv)
-		}
-		m[k] = v
-	}
-	return m, nil
 }
 
 // instanceNames returns NAME alone for one instance, else NAME-1..NAME-N.
@@ -178,13 +161,6 @@ func createKey(project string, inst *api.Instance) string {
 	return "ouro-cli-" + hex.EncodeToString(h.Sum(nil))
 }
 
-// newInvocationID returns a random idempotency key.
-func newInvocationID() string {
-	b := make([]byte, 16)
-	rand.Read(b) // never fails (crypto/rand)
-	return hex.EncodeToString(b)
-}
-
 // createInstance creates inst with the key of its content (createKey).
 // When the instance that key made once was deleted since, the server
 // answers not found; inst is then a new request and is sent again with a
@@ -192,12 +168,12 @@ func newInvocationID() string {
 func createInstance(ctx context.Context, c *client.Client, project string, inst *api.Instance) error {
 	_, err := c.Create(ctx, inst, client.CreateOptions{IdempotencyKey: createKey(project, inst)})
 	if api.IsNotFound(err) {
-		_, err = c.Create(ctx, inst, client.CreateOptions{IdempotencyKey: newInvocationID()})
+		_, err = c.Create(ctx, inst, client.CreateOptions{IdempotencyKey: command.NewInvocationID()})
 	}
 	return err
 }
 
-func runInstanceCreate(cmd *cobra.Command, o *options, f *createFlags, name string, command []string) error {
+func runInstanceCreate(cmd *cobra.Command, o *command.Options, f *createFlags, name string, argv []string) error {
 	labels, err := f.validate()
 	if err != nil {
 		return err
@@ -205,30 +181,30 @@ func runInstanceCreate(cmd *cobra.Command, o *options, f *createFlags, name stri
 	names := instanceNames(name, f.count)
 	for _, n := range names {
 		if e := api.ValidateName("metadata.name", n); e != nil {
-			return argError("instance name %q: %s (%s)", n, e.Message, e.Hint)
+			return command.ArgError("instance name %q: %s (%s)", n, e.Message, e.Hint)
 		}
 	}
 	userData, err := f.readUserData(cmd)
 	if err != nil {
 		return err
 	}
-	c, err := o.client()
+	c, err := o.Client()
 	if err != nil {
 		return err
 	}
-	project := o.projectName()
+	project := o.Project()
 	ctx := cmd.Context()
 	created := make([]*api.Instance, 0, len(names))
 	for _, n := range names {
 		inst := &api.Instance{
 			Kind:     api.InstanceKind.Name,
 			Metadata: api.ObjectMeta{Name: n, Project: project, Labels: labels},
-			Spec: api.InstanceSpec{Image: f.image, Flavor: f.flavor, Command: command, Env: f.env,
-				Networks: f.networks.list, KeyName: f.key, UserData: userData},
+			Spec: api.InstanceSpec{Image: f.image, Flavor: f.flavor, Command: argv, Env: f.env,
+				Networks: f.networks.List, KeyName: f.key, UserData: userData},
 		}
 		if err := createInstance(ctx, c, project, inst); err != nil {
 			if len(created) > 0 {
-				o.renderInstances(cmd, created)
+				renderInstances(cmd, o, created)
 			}
 			if len(names) == 1 {
 				return err
@@ -238,33 +214,33 @@ func runInstanceCreate(cmd *cobra.Command, o *options, f *createFlags, name stri
 		created = append(created, inst)
 	}
 	if !f.wait {
-		return o.renderInstances(cmd, created)
+		return renderInstances(cmd, o, created)
 	}
-	if o.output == "table" {
-		if err := o.renderInstances(cmd, created); err != nil {
+	if o.Output == "table" {
+		if err := renderInstances(cmd, o, created); err != nil {
 			return err
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	progress := cmd.OutOrStdout()
-	if o.output != "table" {
+	if o.Output != "table" {
 		progress = cmd.ErrOrStderr()
 	}
-	last, err := waitRunning(ctx, c, project, names, func(inst *api.Instance) {
+	last, err := wait.Running(ctx, c, project, names, func(inst *api.Instance) {
 		fmt.Fprintf(progress, "instance/%s is Running on %s\n", inst.Metadata.Name, orDash(inst.Status.Host))
 	})
 	if err != nil {
 		return err
 	}
-	if o.output == "table" {
+	if o.Output == "table" {
 		return nil
 	}
 	final := make([]*api.Instance, 0, len(names))
 	for _, n := range names {
 		final = append(final, last[n])
 	}
-	return o.renderInstances(cmd, final)
+	return renderInstances(cmd, o, final)
 }
 
 func orDash(s string) string {
@@ -275,18 +251,18 @@ func orDash(s string) string {
 }
 
 // renderInstances prints one instance as an object and several as a list.
-func (o *options) renderInstances(cmd *cobra.Command, items []*api.Instance) error {
+func renderInstances(cmd *cobra.Command, o *command.Options, items []*api.Instance) error {
 	if len(items) == 1 {
-		return o.render(cmd.OutOrStdout(), items[0], instanceTable(items, false))
+		return o.Render(cmd.OutOrStdout(), items[0], instanceTable(items, false))
 	}
-	return renderList(o, cmd.OutOrStdout(), cmd.ErrOrStderr(), "instances", items, instanceTable(items, false))
+	return output.RenderList(cmd.OutOrStdout(), cmd.ErrOrStderr(), o.Output, "instances", items, instanceTable(items, false))
 }
 
 // instanceTable writes instances as NAME PHASE HOST IMAGE FLAVOR IP AGE,
 // with PROJECT in front for lists across projects and REASON at the end
 // when any instance has one.
-func instanceTable(items []*api.Instance, allProjects bool) func(*table) {
-	return func(t *table) {
+func instanceTable(items []*api.Instance, allProjects bool) func(*output.Table) {
+	return func(t *output.Table) {
 		now := time.Now()
 		withReason := false
 		for _, it := range items {
@@ -301,26 +277,26 @@ func instanceTable(items []*api.Instance, allProjects bool) func(*table) {
 		if withReason {
 			head = append(head, "REASON")
 		}
-		t.row(head...)
+		t.Row(head...)
 		for _, it := range items {
 			ip := ""
 			if len(it.Status.Interfaces) > 0 {
 				ip = it.Status.Interfaces[0].IP
 			}
 			row := []string{it.Metadata.Name, string(it.Status.Phase), it.Status.Host, it.Spec.Image,
-				it.Spec.Flavor, ip, age(it.Metadata.CreationTimestamp, now)}
+				it.Spec.Flavor, ip, output.Age(it.Metadata.CreationTimestamp, now)}
 			if allProjects {
 				row = append([]string{it.Metadata.Project}, row...)
 			}
 			if withReason {
 				row = append(row, it.Status.Reason)
 			}
-			t.row(row...)
+			t.Row(row...)
 		}
 	}
 }
 
-func newInstanceListCommand(o *options) *cobra.Command {
+func newInstanceListCommand(o *command.Options) *cobra.Command {
 	var selector string
 	var all bool
 	cmd := &cobra.Command{
@@ -330,15 +306,15 @@ func newInstanceListCommand(o *options) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := api.ParseSelector(selector); err != nil {
-				return flagError("selector", "%s", FormatError(err))
+				return command.FlagError("selector", "%s", command.FormatError(err))
 			}
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
 			project := ""
 			if !all {
-				project = o.projectName()
+				project = o.Project()
 			}
 			items, _, err := client.ListAll[api.Instance](cmd.Context(), c, api.InstanceKind, project,
 				client.ListOptions{LabelSelector: selector})
@@ -349,7 +325,7 @@ func newInstanceListCommand(o *options) *cobra.Command {
 			for i := range items {
 				ptrs[i] = &items[i]
 			}
-			return renderList(o, cmd.OutOrStdout(), cmd.ErrOrStderr(), "instances", ptrs, instanceTable(ptrs, all))
+			return output.RenderList(cmd.OutOrStdout(), cmd.ErrOrStderr(), o.Output, "instances", ptrs, instanceTable(ptrs, all))
 		},
 	}
 	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector, e.g. app=web,tier!=db")
@@ -357,43 +333,43 @@ func newInstanceListCommand(o *options) *cobra.Command {
 	return cmd
 }
 
-func newInstanceGetCommand(o *options) *cobra.Command {
+func newInstanceGetCommand(o *command.Options) *cobra.Command {
 	return &cobra.Command{
 		Use:               "get NAME",
 		Short:             "Show an instance",
-		Args:              exactArgs("NAME"),
-		ValidArgsFunction: o.completeNames(api.InstanceKind, false),
+		Args:              command.ExactArgs("NAME"),
+		ValidArgsFunction: o.CompleteNames(api.InstanceKind, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
 			var inst api.Instance
-			if err := c.Get(cmd.Context(), api.InstanceKind, o.projectName(), args[0], &inst); err != nil {
+			if err := c.Get(cmd.Context(), api.InstanceKind, o.Project(), args[0], &inst); err != nil {
 				return err
 			}
-			return o.renderInstances(cmd, []*api.Instance{&inst})
+			return renderInstances(cmd, o, []*api.Instance{&inst})
 		},
 	}
 }
 
-func newInstanceActionCommand(o *options, action, short string) *cobra.Command {
+func newInstanceActionCommand(o *command.Options, action, short string) *cobra.Command {
 	return &cobra.Command{
 		Use:               action + " NAME",
 		Short:             short,
-		Args:              exactArgs("NAME"),
-		ValidArgsFunction: o.completeNames(api.InstanceKind, false),
+		Args:              command.ExactArgs("NAME"),
+		ValidArgsFunction: o.CompleteNames(api.InstanceKind, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
 			var inst api.Instance
-			if err := c.Action(cmd.Context(), o.projectName(), args[0], action, &inst); err != nil {
+			if err := c.Action(cmd.Context(), o.Project(), args[0], action, &inst); err != nil {
 				return err
 			}
-			if o.output != "table" {
-				return o.renderInstances(cmd, []*api.Instance{&inst})
+			if o.Output != "table" {
+				return renderInstances(cmd, o, []*api.Instance{&inst})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "instance/%s: %s requested\n", args[0], action)
 			return nil
@@ -401,10 +377,10 @@ func newInstanceActionCommand(o *options, action, short string) *cobra.Command {
 	}
 }
 
-func newInstanceDeleteCommand(o *options) *cobra.Command {
-	return newDeleteWaitCommand(o, api.InstanceKind, "Delete instances", ": deletion requested",
+func newInstanceDeleteCommand(o *command.Options) *cobra.Command {
+	return command.NewDeleteWait(o, api.InstanceKind, "Delete instances", ": deletion requested",
 		"wait until the instances are gone", func(ctx context.Context, c *client.Client, project string, names []string, out io.Writer) error {
-			return waitGone(ctx, c, project, names, func(n string) { fmt.Fprintf(out, "instance/%s deleted\n", n) })
+			return wait.Gone(ctx, c, project, names, func(n string) { fmt.Fprintf(out, "instance/%s deleted\n", n) })
 		})
 }
 
@@ -416,9 +392,9 @@ func (f *createFlags) readUserData(cmd *cobra.Command) (string, error) {
 	if f.userData == "" {
 		return "", nil
 	}
-	data, err := readInputFile(cmd, f.userData, maxUserData)
+	data, err := command.ReadInputFile(cmd, f.userData, maxUserData)
 	if err != nil {
-		return "", flagError("user-data", "%v", err)
+		return "", command.FlagError("user-data", "%v", err)
 	}
 	return string(data), nil
 }

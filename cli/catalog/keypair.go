@@ -1,4 +1,4 @@
-package cli
+package catalog
 
 import (
 	"crypto/ed25519"
@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -16,13 +15,16 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/command"
+	"github.com/ouroboros-cloud/ouro/cli/output"
 	"github.com/ouroboros-cloud/ouro/client"
 )
 
 // maxPublicKeyFile bounds what keypair import reads.
 const maxPublicKeyFile = 64 << 10
 
-func newKeyPairCommand(o *options) *cobra.Command {
+// NewKeyPairCommand returns the keypair command and its subcommands.
+func NewKeyPairCommand(o *command.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "keypair",
 		Aliases: []string{"keypairs", "key"},
@@ -34,24 +36,24 @@ func newKeyPairCommand(o *options) *cobra.Command {
 	cmd.AddCommand(
 		newKeyPairCreateCommand(o),
 		newKeyPairImportCommand(o),
-		newListCommand(o, api.KeyPairKind, "List key pairs", keyPairTable),
-		newGetCommand(o, api.KeyPairKind, "Show a key pair", keyPairTable),
-		newDeleteCommand(o, api.KeyPairKind, "Delete key pairs (instances keep the keys they were created with)"),
+		command.NewList(o, api.KeyPairKind, "List key pairs", keyPairTable),
+		command.NewGet(o, api.KeyPairKind, "Show a key pair", keyPairTable),
+		command.NewDelete(o, api.KeyPairKind, "Delete key pairs (instances keep the keys they were created with)"),
 	)
 	return cmd
 }
 
-func keyPairTable(items []*api.KeyPair) func(*table) {
-	return func(t *table) {
+func keyPairTable(items []*api.KeyPair) func(*output.Table) {
+	return func(t *output.Table) {
 		now := time.Now()
-		t.row("NAME", "TYPE", "FINGERPRINT", "AGE")
+		t.Row("NAME", "TYPE", "FINGERPRINT", "AGE")
 		for _, it := range items {
-			t.row(it.Metadata.Name, it.Status.Type, it.Status.Fingerprint, age(it.Metadata.CreationTimestamp, now))
+			t.Row(it.Metadata.Name, it.Status.Type, it.Status.Fingerprint, output.Age(it.Metadata.CreationTimestamp, now))
 		}
 	}
 }
 
-func newKeyPairCreateCommand(o *options) *cobra.Command {
+func newKeyPairCreateCommand(o *command.Options) *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
 		Use:   "create NAME [-f FILE]",
@@ -61,17 +63,17 @@ func newKeyPairCreateCommand(o *options) *cobra.Command {
 			"The server never sees the private key: keep it, it cannot be shown again.",
 		Example: "  ouro keypair create laptop -f ~/.ssh/ouro-laptop\n" +
 			"  ssh -i ~/.ssh/ouro-laptop root@<instance address>",
-		Args: exactArgs("NAME"),
+		Args: command.ExactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			if e := api.ValidateName("metadata.name", name); e != nil {
-				return argError("key pair name %q: %s (%s)", name, e.Message, e.Hint)
+				return command.ArgError("key pair name %q: %s (%s)", name, e.Message, e.Hint)
 			}
 			if file != "" {
 				if _, err := os.Lstat(file); err == nil {
-					return flagError("file", "%s exists: remove it or give another file (private keys are never overwritten)", file)
+					return command.FlagError("file", "%s exists: remove it or give another file (private keys are never overwritten)", file)
 				} else if !errors.Is(err, fs.ErrNotExist) {
-					return flagError("file", "%v", err)
+					return command.FlagError("file", "%v", err)
 				}
 			}
 			pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -95,12 +97,12 @@ func newKeyPairCreateCommand(o *options) *cobra.Command {
 					return err
 				}
 			}
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
-			kp := newKeyPair(o.projectName(), name, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))+" "+comment)
-			if _, err := c.Create(cmd.Context(), kp, client.CreateOptions{IdempotencyKey: newInvocationID()}); err != nil {
+			kp := newKeyPair(o.Project(), name, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))+" "+comment)
+			if _, err := c.Create(cmd.Context(), kp, client.CreateOptions{IdempotencyKey: command.NewInvocationID()}); err != nil {
 				if file != "" {
 					os.Remove(file)
 				}
@@ -113,8 +115,8 @@ func newKeyPairCreateCommand(o *options) *cobra.Command {
 				fmt.Fprintf(cmd.ErrOrStderr(), "keypair/%s created (%s); the private key above is shown only once\n", name, kp.Status.Fingerprint)
 				return nil
 			}
-			if o.output != "table" {
-				return o.render(out, kp, keyPairTable([]*api.KeyPair{kp}))
+			if o.Output != "table" {
+				return o.Render(out, kp, keyPairTable([]*api.KeyPair{kp}))
 			}
 			fmt.Fprintf(out, "keypair/%s created (%s); private key written to %s\n", name, kp.Status.Fingerprint, file)
 			return nil
@@ -124,37 +126,37 @@ func newKeyPairCreateCommand(o *options) *cobra.Command {
 	return cmd
 }
 
-func newKeyPairImportCommand(o *options) *cobra.Command {
+func newKeyPairImportCommand(o *command.Options) *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
 		Use:     "import NAME --public-key FILE",
 		Short:   "Register an existing SSH public key",
 		Example: "  ouro keypair import laptop --public-key ~/.ssh/id_ed25519.pub",
-		Args:    exactArgs("NAME"),
+		Args:    command.ExactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			if e := api.ValidateName("metadata.name", name); e != nil {
-				return argError("key pair name %q: %s (%s)", name, e.Message, e.Hint)
+				return command.ArgError("key pair name %q: %s (%s)", name, e.Message, e.Hint)
 			}
 			if file == "" {
-				return flagError("public-key", "required: give the public key file, e.g. ~/.ssh/id_ed25519.pub")
+				return command.FlagError("public-key", "required: give the public key file, e.g. ~/.ssh/id_ed25519.pub")
 			}
-			data, err := readInputFile(cmd, file, maxPublicKeyFile)
+			data, err := command.ReadInputFile(cmd, file, maxPublicKeyFile)
 			if err != nil {
-				return flagError("public-key", "%v", err)
+				return command.FlagError("public-key", "%v", err)
 			}
 			if strings.Contains(string(data), "PRIVATE KEY") {
-				return flagError("public-key", "%s holds a private key: give the .pub file", file)
+				return command.FlagError("public-key", "%s holds a private key: give the .pub file", file)
 			}
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
-			kp := newKeyPair(o.projectName(), name, strings.TrimSpace(string(data)))
-			if _, err := c.Create(cmd.Context(), kp, client.CreateOptions{IdempotencyKey: newInvocationID()}); err != nil {
+			kp := newKeyPair(o.Project(), name, strings.TrimSpace(string(data)))
+			if _, err := c.Create(cmd.Context(), kp, client.CreateOptions{IdempotencyKey: command.NewInvocationID()}); err != nil {
 				return err
 			}
-			return o.render(cmd.OutOrStdout(), kp, keyPairTable([]*api.KeyPair{kp}))
+			return o.Render(cmd.OutOrStdout(), kp, keyPairTable([]*api.KeyPair{kp}))
 		},
 	}
 	cmd.Flags().StringVar(&file, "public-key", "", "file holding one OpenSSH public key line (- for standard input)")
@@ -186,28 +188,4 @@ func writeNewFile(path string, data []byte) error {
 		return fmt.Errorf("write private key: %w", err)
 	}
 	return nil
-}
-
-// readInputFile reads a file named by a flag, or standard input for "-",
-// refusing more than max bytes.
-func readInputFile(cmd *cobra.Command, path string, max int64) ([]byte, error) {
-	var r io.Reader
-	if path == "-" {
-		r = cmd.InOrStdin()
-	} else {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r = f
-	}
-	data, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
-	}
-	return data, nil
 }

@@ -1,4 +1,4 @@
-package cli
+package instance
 
 import (
 	"bytes"
@@ -14,23 +14,24 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/command"
 )
 
 // detachKey is Ctrl-], which ends an interactive console as telnet's
 // escape does.
 const detachKey = 0x1d
 
-func newInstanceConsoleLogCommand(o *options) *cobra.Command {
+func newInstanceConsoleLogCommand(o *command.Options) *cobra.Command {
 	var follow bool
 	cmd := &cobra.Command{
 		Use:   "console-log NAME",
 		Short: "Print an instance's console output",
 		Long: "Print what an instance wrote to its console: the serial console of a virtual machine,\n" +
 			"the output of a container (the same as `ouro instance logs`).",
-		Args:              exactArgs("NAME"),
-		ValidArgsFunction: o.completeNames(api.InstanceKind, false),
+		Args:              command.ExactArgs("NAME"),
+		ValidArgsFunction: o.CompleteNames(api.InstanceKind, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
@@ -40,7 +41,7 @@ func newInstanceConsoleLogCommand(o *options) *cobra.Command {
 				ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 				defer stop()
 			}
-			rc, err := c.Logs(ctx, o.projectName(), args[0], follow, -1)
+			rc, err := c.Logs(ctx, o.Project(), args[0], follow, -1)
 			if err != nil {
 				return err
 			}
@@ -55,7 +56,7 @@ func newInstanceConsoleLogCommand(o *options) *cobra.Command {
 	return cmd
 }
 
-func newInstanceConsoleCommand(o *options) *cobra.Command {
+func newInstanceConsoleCommand(o *command.Options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "console NAME",
 		Short: "Attach to an instance's interactive console",
@@ -64,14 +65,14 @@ func newInstanceConsoleCommand(o *options) *cobra.Command {
 			"Input from a pipe is sent as typed; once it ends, the console's output is shown\n" +
 			"until it has been quiet for a second.\n" +
 			"Containers have no console: use `ouro instance exec NAME -- sh`.",
-		Args:              exactArgs("NAME"),
-		ValidArgsFunction: o.completeNames(api.InstanceKind, false),
+		Args:              command.ExactArgs("NAME"),
+		ValidArgsFunction: o.CompleteNames(api.InstanceKind, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
-			conn, err := c.Console(cmd.Context(), o.projectName(), args[0])
+			conn, err := c.Console(cmd.Context(), o.Project(), args[0])
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package cli
+package network
 
 import (
 	"fmt"
@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/command"
+	"github.com/ouroboros-cloud/ouro/cli/output"
 	"github.com/ouroboros-cloud/ouro/client"
 )
 
@@ -23,7 +25,8 @@ const (
 
 var ruleProtocols = []string{"tcp", "udp", "icmp", "all"}
 
-func newSecurityGroupCommand(o *options) *cobra.Command {
+// NewSecurityGroupCommand returns the sg command and its subcommands.
+func NewSecurityGroupCommand(o *command.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "sg",
 		Aliases: []string{"securitygroup", "securitygroups", "security-group"},
@@ -37,32 +40,32 @@ func newSecurityGroupCommand(o *options) *cobra.Command {
 	rule.AddCommand(newRuleAddCommand(o), newRuleDeleteCommand(o))
 	cmd.AddCommand(
 		newSecurityGroupCreateCommand(o),
-		newListCommand(o, api.SecurityGroupKind, "List security groups", securityGroupTable),
+		command.NewList(o, api.SecurityGroupKind, "List security groups", securityGroupTable),
 		newSecurityGroupGetCommand(o),
-		newDeleteCommand(o, api.SecurityGroupKind, "Delete security groups"),
+		command.NewDelete(o, api.SecurityGroupKind, "Delete security groups"),
 		rule,
 	)
 	return cmd
 }
 
 // securityGroupTable writes groups as NAME RULES DESCRIPTION AGE.
-func securityGroupTable(items []*api.SecurityGroup) func(*table) {
-	return func(t *table) {
+func securityGroupTable(items []*api.SecurityGroup) func(*output.Table) {
+	return func(t *output.Table) {
 		now := time.Now()
-		t.row("NAME", "RULES", "DESCRIPTION", "AGE")
+		t.Row("NAME", "RULES", "DESCRIPTION", "AGE")
 		for _, g := range items {
-			t.row(g.Metadata.Name, strconv.Itoa(len(g.Spec.Rules)), g.Spec.Description,
-				age(g.Metadata.CreationTimestamp, now))
+			t.Row(g.Metadata.Name, strconv.Itoa(len(g.Spec.Rules)), g.Spec.Description,
+				output.Age(g.Metadata.CreationTimestamp, now))
 		}
 	}
 }
 
 // ruleTable writes rules as ID DIRECTION PROTOCOL PORTS REMOTE.
-func ruleTable(rules []api.SecurityGroupRule) func(*table) {
-	return func(t *table) {
-		t.row("ID", "DIRECTION", "PROTOCOL", "PORTS", "REMOTE")
+func ruleTable(rules []api.SecurityGroupRule) func(*output.Table) {
+	return func(t *output.Table) {
+		t.Row("ID", "DIRECTION", "PROTOCOL", "PORTS", "REMOTE")
 		for _, r := range rules {
-			t.row(r.ID, r.Direction, r.Protocol, rulePorts(r), ruleRemote(r))
+			t.Row(r.ID, r.Direction, r.Protocol, rulePorts(r), ruleRemote(r))
 		}
 	}
 }
@@ -96,11 +99,11 @@ func ruleRemote(r api.SecurityGroupRule) string {
 
 // renderSecurityGroup prints one group; in table format its summary and
 // then its rules.
-func (o *options) renderSecurityGroup(w io.Writer, g *api.SecurityGroup) error {
-	if o.output != "table" {
-		return o.render(w, g, nil)
+func renderSecurityGroup(o *command.Options, w io.Writer, g *api.SecurityGroup) error {
+	if o.Output != "table" {
+		return o.Render(w, g, nil)
 	}
-	if err := o.render(w, g, securityGroupTable([]*api.SecurityGroup{g})); err != nil {
+	if err := o.Render(w, g, securityGroupTable([]*api.SecurityGroup{g})); err != nil {
 		return err
 	}
 	if len(g.Spec.Rules) == 0 {
@@ -108,30 +111,30 @@ func (o *options) renderSecurityGroup(w io.Writer, g *api.SecurityGroup) error {
 		return err
 	}
 	fmt.Fprintln(w)
-	return o.render(w, g, ruleTable(g.Spec.Rules))
+	return o.Render(w, g, ruleTable(g.Spec.Rules))
 }
 
-func newSecurityGroupGetCommand(o *options) *cobra.Command {
+func newSecurityGroupGetCommand(o *command.Options) *cobra.Command {
 	return &cobra.Command{
 		Use:               "get NAME",
 		Short:             "Show a security group and its rules",
-		Args:              exactArgs("NAME"),
-		ValidArgsFunction: o.completeNames(api.SecurityGroupKind, false),
+		Args:              command.ExactArgs("NAME"),
+		ValidArgsFunction: o.CompleteNames(api.SecurityGroupKind, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
 			var g api.SecurityGroup
-			if err := c.Get(cmd.Context(), api.SecurityGroupKind, o.projectName(), args[0], &g); err != nil {
+			if err := c.Get(cmd.Context(), api.SecurityGroupKind, o.Project(), args[0], &g); err != nil {
 				return err
 			}
-			return o.renderSecurityGroup(cmd.OutOrStdout(), &g)
+			return renderSecurityGroup(o, cmd.OutOrStdout(), &g)
 		},
 	}
 }
 
-func newSecurityGroupCreateCommand(o *options) *cobra.Command {
+func newSecurityGroupCreateCommand(o *command.Options) *cobra.Command {
 	var description string
 	cmd := &cobra.Command{
 		Use:   "create NAME [--description TEXT]",
@@ -140,22 +143,22 @@ func newSecurityGroupCreateCommand(o *options) *cobra.Command {
 			"egress. Add rules with `ouro sg rule add`.",
 		Example: "  ouro sg create web --description 'public web servers'\n" +
 			"  ouro sg rule add web --protocol tcp --port 443 --cidr 0.0.0.0/0",
-		Args: exactArgs("NAME"),
+		Args: command.ExactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if e := api.ValidateName("metadata.name", args[0]); e != nil {
-				return argError("security group name %q: %s (%s)", args[0], e.Message, e.Hint)
+				return command.ArgError("security group name %q: %s (%s)", args[0], e.Message, e.Hint)
 			}
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
 			g := &api.SecurityGroup{Kind: api.SecurityGroupKind.Name,
-				Metadata: api.ObjectMeta{Name: args[0], Project: o.projectName()},
+				Metadata: api.ObjectMeta{Name: args[0], Project: o.Project()},
 				Spec:     api.SecurityGroupSpec{Description: description}}
-			if _, err := c.Create(cmd.Context(), g, client.CreateOptions{IdempotencyKey: newInvocationID()}); err != nil {
+			if _, err := c.Create(cmd.Context(), g, client.CreateOptions{IdempotencyKey: command.NewInvocationID()}); err != nil {
 				return err
 			}
-			return o.render(cmd.OutOrStdout(), g, securityGroupTable([]*api.SecurityGroup{g}))
+			return o.Render(cmd.OutOrStdout(), g, securityGroupTable([]*api.SecurityGroup{g}))
 		},
 	}
 	cmd.Flags().StringVar(&description, "description", "", "what the group is for")
@@ -187,16 +190,16 @@ func (f *ruleFlags) rule() (api.SecurityGroupRule, error) {
 		}
 	case "icmp", "all":
 		if f.port != "" {
-			return r, flagError("port", "protocol %s has no ports: leave --port out, or use --protocol tcp or udp", r.Protocol)
+			return r, command.FlagError("port", "protocol %s has no ports: leave --port out, or use --protocol tcp or udp", r.Protocol)
 		}
 	case "":
-		return r, flagError("protocol", "required: use one of %s", strings.Join(ruleProtocols, ", "))
+		return r, command.FlagError("protocol", "required: use one of %s", strings.Join(ruleProtocols, ", "))
 	default:
-		return r, flagError("protocol", "unknown protocol %q: use one of %s", f.protocol, strings.Join(ruleProtocols, ", "))
+		return r, command.FlagError("protocol", "unknown protocol %q: use one of %s", f.protocol, strings.Join(ruleProtocols, ", "))
 	}
 	switch {
 	case f.cidr != "" && f.sourceGroup != "":
-		return r, flagError("source-group", "give either --cidr or --source-group, not both")
+		return r, command.FlagError("source-group", "give either --cidr or --source-group, not both")
 	case f.cidr != "":
 		p, err := parseIPv4Prefix("cidr", f.cidr)
 		if err != nil {
@@ -205,11 +208,11 @@ func (f *ruleFlags) rule() (api.SecurityGroupRule, error) {
 		r.CIDR = p.String()
 	case f.sourceGroup != "":
 		if e := api.ValidateName("sourceGroup", f.sourceGroup); e != nil {
-			return r, flagError("source-group", "%s (%s)", e.Message, e.Hint)
+			return r, command.FlagError("source-group", "%s (%s)", e.Message, e.Hint)
 		}
 		r.SourceGroup = f.sourceGroup
 	default:
-		return r, flagError("cidr", "required: give the remote side with --cidr PREFIX (0.0.0.0/0 for anywhere) or --source-group SG")
+		return r, command.FlagError("cidr", "required: give the remote side with --cidr PREFIX (0.0.0.0/0 for anywhere) or --source-group SG")
 	}
 	return r, nil
 }
@@ -230,7 +233,7 @@ func parsePortRange(flag, s string) (lo, hi int, err error) {
 		return 0, 0, err
 	}
 	if lo > hi {
-		return 0, 0, flagError(flag, "range %s is backwards: write the lower port first, e.g. %d-%d", s, hi, lo)
+		return 0, 0, command.FlagError(flag, "range %s is backwards: write the lower port first, e.g. %d-%d", s, hi, lo)
 	}
 	return lo, hi, nil
 }
@@ -238,10 +241,10 @@ func parsePortRange(flag, s string) (lo, hi int, err error) {
 func parsePort(flag, s string) (int, error) {
 	n, err := strconv.Atoi(s)
 	if err != nil {
-		return 0, flagError(flag, "%q is not a port number: use PORT or MIN-MAX, e.g. 80 or 8000-8080", s)
+		return 0, command.FlagError(flag, "%q is not a port number: use PORT or MIN-MAX, e.g. 80 or 8000-8080", s)
 	}
 	if n < 1 || n > maxPort {
-		return 0, flagError(flag, "port %d is out of range: use 1 to %d", n, maxPort)
+		return 0, command.FlagError(flag, "port %d is out of range: use 1 to %d", n, maxPort)
 	}
 	return n, nil
 }
@@ -255,7 +258,7 @@ func rulesPath(project, group, id string) string {
 	return p
 }
 
-func newRuleAddCommand(o *options) *cobra.Command {
+func newRuleAddCommand(o *command.Options) *cobra.Command {
 	f := &ruleFlags{}
 	cmd := &cobra.Command{
 		Use:   "add SG --protocol tcp|udp|icmp|all [--port PORT|MIN-MAX] (--cidr PREFIX | --source-group SG) [--egress]",
@@ -266,22 +269,22 @@ func newRuleAddCommand(o *options) *cobra.Command {
 		Example: "  ouro sg rule add web --protocol tcp --port 443 --cidr 0.0.0.0/0\n" +
 			"  ouro sg rule add db --protocol tcp --port 5432 --source-group web\n" +
 			"  ouro sg rule add web --protocol icmp --cidr 10.0.0.0/8",
-		Args:              exactArgs("SG"),
-		ValidArgsFunction: o.completeNames(api.SecurityGroupKind, false),
+		Args:              command.ExactArgs("SG"),
+		ValidArgsFunction: o.CompleteNames(api.SecurityGroupKind, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rule, err := f.rule()
 			if err != nil {
 				return err
 			}
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
 			var g api.SecurityGroup
-			if _, err := c.Do(cmd.Context(), http.MethodPost, rulesPath(o.projectName(), args[0], ""), nil, rule, &g); err != nil {
+			if _, err := c.Do(cmd.Context(), http.MethodPost, rulesPath(o.Project(), args[0], ""), nil, rule, &g); err != nil {
 				return fmt.Errorf("add rule to security group %s: %w", args[0], err)
 			}
-			return o.renderSecurityGroup(cmd.OutOrStdout(), &g)
+			return renderSecurityGroup(o, cmd.OutOrStdout(), &g)
 		},
 	}
 	fl := cmd.Flags()
@@ -291,23 +294,23 @@ func newRuleAddCommand(o *options) *cobra.Command {
 	fl.StringVar(&f.sourceGroup, "source-group", "", "security group whose members are the remote side")
 	fl.BoolVar(&f.egress, "egress", false, "restrict outbound traffic instead of allowing inbound")
 	cmd.RegisterFlagCompletionFunc("protocol", cobra.FixedCompletions(ruleProtocols, cobra.ShellCompDirectiveNoFileComp))
-	cmd.RegisterFlagCompletionFunc("source-group", o.completeNames(api.SecurityGroupKind, true))
+	cmd.RegisterFlagCompletionFunc("source-group", o.CompleteNames(api.SecurityGroupKind, true))
 	return cmd
 }
 
-func newRuleDeleteCommand(o *options) *cobra.Command {
+func newRuleDeleteCommand(o *command.Options) *cobra.Command {
 	return &cobra.Command{
 		Use:               "delete SG RULE-ID",
 		Aliases:           []string{"rm"},
 		Short:             "Delete a rule of a security group (see the IDs with `ouro sg get`)",
-		Args:              exactArgs("SG", "RULE-ID"),
-		ValidArgsFunction: o.completeRuleArgs,
+		Args:              command.ExactArgs("SG", "RULE-ID"),
+		ValidArgsFunction: completeRuleArgs(o),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
-			if _, err := c.Do(cmd.Context(), http.MethodDelete, rulesPath(o.projectName(), args[0], args[1]), nil, nil, nil); err != nil {
+			if _, err := c.Do(cmd.Context(), http.MethodDelete, rulesPath(o.Project(), args[0], args[1]), nil, nil, nil); err != nil {
 				return fmt.Errorf("delete rule %s of security group %s: %w", args[1], args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "securitygroup/%s: rule %s deleted\n", args[0], args[1])
@@ -317,28 +320,30 @@ func newRuleDeleteCommand(o *options) *cobra.Command {
 }
 
 // completeRuleArgs completes sg rule delete: the group, then its rule IDs.
-func (o *options) completeRuleArgs(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	switch len(args) {
-	case 0:
-		return o.completeNames(api.SecurityGroupKind, false)(cmd, args, toComplete)
-	case 1:
-		ctx, cancel := completionContext(cmd)
-		defer cancel()
-		c, err := o.client()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
-		}
-		var g api.SecurityGroup
-		if err := c.Get(ctx, api.SecurityGroupKind, o.projectName(), args[0], &g); err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
-		}
-		var out []cobra.Completion
-		for _, r := range g.Spec.Rules {
-			if strings.HasPrefix(r.ID, toComplete) {
-				out = append(out, cobra.CompletionWithDesc(r.ID, r.Direction+" "+r.Protocol+" "+rulePorts(r)+" "+ruleRemote(r)))
+func completeRuleArgs(o *command.Options) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		switch len(args) {
+		case 0:
+			return o.CompleteNames(api.SecurityGroupKind, false)(cmd, args, toComplete)
+		case 1:
+			ctx, cancel := command.CompletionContext(cmd)
+			defer cancel()
+			c, err := o.Client()
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
 			}
+			var g api.SecurityGroup
+			if err := c.Get(ctx, api.SecurityGroupKind, o.Project(), args[0], &g); err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
+			}
+			var out []cobra.Completion
+			for _, r := range g.Spec.Rules {
+				if strings.HasPrefix(r.ID, toComplete) {
+					out = append(out, cobra.CompletionWithDesc(r.ID, r.Direction+" "+r.Protocol+" "+rulePorts(r)+" "+ruleRemote(r)))
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
 		}
-		return out, cobra.ShellCompDirectiveNoFileComp
+		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	return nil, cobra.ShellCompDirectiveNoFileComp
 }

@@ -1,14 +1,10 @@
-package cli
+package output
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ouroboros-cloud/ouro/api"
 )
 
 func TestAge(t *testing.T) {
@@ -26,12 +22,12 @@ func TestAge(t *testing.T) {
 		{-time.Minute, "0s"},
 	}
 	for _, tt := range tests {
-		if got := age(now.Add(-tt.ago), now); got != tt.want {
-			t.Errorf("age(%s ago) = %q, want %q", tt.ago, got, tt.want)
+		if got := Age(now.Add(-tt.ago), now); got != tt.want {
+			t.Errorf("Age(%s ago) = %q, want %q", tt.ago, got, tt.want)
 		}
 	}
-	if got := age(time.Time{}, now); got != "-" {
-		t.Errorf("age(zero) = %q, want -", got)
+	if got := Age(time.Time{}, now); got != "-" {
+		t.Errorf("Age(zero) = %q, want -", got)
 	}
 }
 
@@ -43,27 +39,8 @@ func TestBytesString(t *testing.T) {
 		{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {1536 * 1024, "1.5 MiB"}, {3 << 30, "3.0 GiB"},
 	}
 	for _, tt := range tests {
-		if got := bytesString(tt.n); got != tt.want {
-			t.Errorf("bytesString(%d) = %q, want %q", tt.n, got, tt.want)
-		}
-	}
-}
-
-func TestFormatError(t *testing.T) {
-	ae := &api.Error{Code: api.CodeInvalid, Message: "bad", Field: "spec.x", Hint: "use y"}
-	tests := []struct {
-		err  error
-		want string
-	}{
-		{ae, "bad (field: spec.x; hint: use y)"},
-		{&api.Error{Message: "only hint", Hint: "h"}, "only hint (hint: h)"},
-		{&api.Error{Message: "plain"}, "plain"},
-		{fmt.Errorf("create instance web-2: %w", ae), "create instance web-2: bad (field: spec.x; hint: use y)"},
-		{errors.New("other"), "other"},
-	}
-	for _, tt := range tests {
-		if got := FormatError(tt.err); got != tt.want {
-			t.Errorf("FormatError(%v) = %q, want %q", tt.err, got, tt.want)
+		if got := Bytes(tt.n); got != tt.want {
+			t.Errorf("Bytes(%d) = %q, want %q", tt.n, got, tt.want)
 		}
 	}
 }
@@ -82,12 +59,12 @@ func (c *fakeClock) now() time.Time {
 func TestProgressPlainLines(t *testing.T) {
 	var buf bytes.Buffer
 	clk := &fakeClock{t: time.Unix(0, 0), step: time.Second}
-	p := newProgressBar(&buf, false, "Uploading x", clk.now)
+	p := NewProgressBar(&buf, false, "Uploading x", clk.now)
 	const total = 1000
 	for done := int64(0); done <= total; done += 25 {
-		p.update(done, total)
+		p.Update(done, total)
 	}
-	p.finish()
+	p.Finish()
 	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
 	if len(lines) != 11 {
 		t.Fatalf("want a line per tenth (0%%..100%%), got %d:\n%s", len(lines), buf.String())
@@ -104,11 +81,11 @@ func TestProgressPlainLines(t *testing.T) {
 func TestProgressTerminalBar(t *testing.T) {
 	var buf bytes.Buffer
 	clk := &fakeClock{t: time.Unix(0, 0), step: 50 * time.Millisecond}
-	p := newProgressBar(&buf, true, "Uploading x", clk.now)
+	p := NewProgressBar(&buf, true, "Uploading x", clk.now)
 	for done := int64(0); done <= 4<<20; done += 1 << 18 {
-		p.update(done, 4<<20)
+		p.Update(done, 4<<20)
 	}
-	p.finish()
+	p.Finish()
 	out := buf.String()
 	draws := strings.Count(out, "\r")
 	if draws == 0 || draws >= 17 {
@@ -122,5 +99,24 @@ func TestProgressTerminalBar(t *testing.T) {
 	}
 	if !strings.HasSuffix(out, "\n") {
 		t.Error("finish should end the line")
+	}
+}
+
+func TestHumanPluralAndListKind(t *testing.T) {
+	tests := []struct{ plural, words, list string }{
+		{"instances", "instances", "InstanceList"},
+		{"securitygroups", "security groups", "SecurityGroupList"},
+		{"floatingips", "floating IPs", "FloatingIPList"},
+		{"floatingippools", "floating IP pools", "FloatingIPPoolList"},
+		{"jointokens", "join tokens", "JoinTokenList"},
+		{"widgets", "widgets", "WidgetList"},
+	}
+	for _, tt := range tests {
+		if got := HumanPlural(tt.plural); got != tt.words {
+			t.Errorf("HumanPlural(%q) = %q, want %q", tt.plural, got, tt.words)
+		}
+		if got := KindListName(tt.plural); got != tt.list {
+			t.Errorf("KindListName(%q) = %q, want %q", tt.plural, got, tt.list)
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package cli
+package command
 
 import (
 	"context"
@@ -16,11 +16,11 @@ import (
 // cloud that does not answer never hangs the user's shell.
 const completionTimeout = 5 * time.Second
 
-// completeNames returns a completion function offering the names of
+// CompleteNames returns a completion function offering the names of
 // objects of kind (in the selected project for namespaced kinds). With
 // many set it completes every argument, skipping names already given;
 // otherwise only the first.
-func (o *options) completeNames(kind *api.Kind, many bool) cobra.CompletionFunc {
+func (o *Options) CompleteNames(kind *api.Kind, many bool) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		if !many && len(args) > 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
@@ -39,20 +39,20 @@ func (o *options) completeNames(kind *api.Kind, many bool) cobra.CompletionFunc 
 	}
 }
 
-// completeArgs returns a completion function offering, for the i-th
+// CompleteArgs returns a completion function offering, for the i-th
 // positional argument, the names of objects of kinds[i].
-func (o *options) completeArgs(kinds ...*api.Kind) cobra.CompletionFunc {
+func (o *Options) CompleteArgs(kinds ...*api.Kind) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		if len(args) >= len(kinds) {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		return o.completeNames(kinds[len(args)], true)(cmd, nil, toComplete)
+		return o.CompleteNames(kinds[len(args)], true)(cmd, nil, toComplete)
 	}
 }
 
-// completionContext returns the context of an API call behind a shell
+// CompletionContext returns the context of an API call behind a shell
 // completion, bounded by completionTimeout.
-func completionContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+func CompletionContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()
@@ -61,19 +61,19 @@ func completionContext(cmd *cobra.Command) (context.Context, context.CancelFunc)
 }
 
 // listNames lists the names of a kind's objects through the API.
-func (o *options) listNames(ctx context.Context, kind *api.Kind) ([]string, error) {
+func (o *Options) listNames(ctx context.Context, kind *api.Kind) ([]string, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	ctx, cancel := context.WithTimeout(ctx, completionTimeout)
 	defer cancel()
-	c, err := o.client()
+	c, err := o.Client()
 	if err != nil {
 		return nil, err
 	}
 	project := ""
 	if kind.Namespaced {
-		project = o.projectName()
+		project = o.Project()
 	}
 	// Every object has metadata.name; decode only that.
 	items, _, err := client.ListAll[struct {
@@ -89,9 +89,9 @@ func (o *options) listNames(ctx context.Context, kind *api.Kind) ([]string, erro
 	return names, nil
 }
 
-// completeContexts offers the context names of the client configuration.
-func (o *options) completeContexts(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	_, cfg, err := loadConfig()
+// CompleteContexts offers the context names of the client configuration.
+func (o *Options) CompleteContexts(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	_, cfg, err := LoadConfig()
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
 	}

@@ -1,4 +1,4 @@
-package cli
+package instance
 
 import (
 	"context"
@@ -13,24 +13,26 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/command"
+	"github.com/ouroboros-cloud/ouro/cli/output"
 )
 
 // maxExecStdin bounds what instance exec reads from its standard input.
 const maxExecStdin = 16 << 20
 
-func newInstanceLogsCommand(o *options) *cobra.Command {
+func newInstanceLogsCommand(o *command.Options) *cobra.Command {
 	var follow bool
 	var tail int
 	cmd := &cobra.Command{
 		Use:               "logs NAME",
 		Short:             "Print an instance's output",
-		Args:              exactArgs("NAME"),
-		ValidArgsFunction: o.completeNames(api.InstanceKind, false),
+		Args:              command.ExactArgs("NAME"),
+		ValidArgsFunction: o.CompleteNames(api.InstanceKind, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if tail < -1 {
-				return flagError("tail", "%d is negative: use a number of lines, or -1 for all", tail)
+				return command.FlagError("tail", "%d is negative: use a number of lines, or -1 for all", tail)
 			}
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
@@ -40,7 +42,7 @@ func newInstanceLogsCommand(o *options) *cobra.Command {
 				ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 				defer stop()
 			}
-			rc, err := c.Logs(ctx, o.projectName(), args[0], follow, tail)
+			rc, err := c.Logs(ctx, o.Project(), args[0], follow, tail)
 			if err != nil {
 				return err
 			}
@@ -56,7 +58,7 @@ func newInstanceLogsCommand(o *options) *cobra.Command {
 	return cmd
 }
 
-func newInstanceExecCommand(o *options) *cobra.Command {
+func newInstanceExecCommand(o *command.Options) *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "exec NAME -- COMMAND [ARGS...]",
@@ -64,22 +66,22 @@ func newInstanceExecCommand(o *options) *cobra.Command {
 		Long: "Run a command in a running instance and exit with its exit code.\n" +
 			"Standard input is sent along when it is not a terminal (at most 16 MiB).",
 		Example:           "  echo hello | ouro instance exec web -- cat",
-		ValidArgsFunction: o.completeNames(api.InstanceKind, false),
+		ValidArgsFunction: o.CompleteNames(api.InstanceKind, false),
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 {
-				return argError("%s wants NAME -- COMMAND [ARGS...]", cmd.CommandPath())
+				return command.ArgError("%s wants NAME -- COMMAND [ARGS...]", cmd.CommandPath())
 			}
 			if d := cmd.ArgsLenAtDash(); d > 1 {
-				return argError("%s wants one NAME before --", cmd.CommandPath())
+				return command.ArgError("%s wants one NAME before --", cmd.CommandPath())
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if timeout < 0 || timeout > time.Hour {
-				return flagError("timeout", "%s is out of range: use up to 1h (0: the server's default of 60s)", timeout)
+				return command.FlagError("timeout", "%s is out of range: use up to 1h (0: the server's default of 60s)", timeout)
 			}
 			req := api.ExecRequest{Command: args[1:], TimeoutSeconds: int((timeout + time.Second - 1) / time.Second)}
-			if in := cmd.InOrStdin(); !isTerminal(in) {
+			if in := cmd.InOrStdin(); !output.IsTerminal(in) {
 				data, err := io.ReadAll(io.LimitReader(in, maxExecStdin+1))
 				if err != nil {
 					return fmt.Errorf("read standard input: %w", err)
@@ -89,11 +91,11 @@ func newInstanceExecCommand(o *options) *cobra.Command {
 				}
 				req.Stdin = data
 			}
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
-			resp, err := c.Exec(cmd.Context(), o.projectName(), args[0], req)
+			resp, err := c.Exec(cmd.Context(), o.Project(), args[0], req)
 			if err != nil {
 				return err
 			}
@@ -103,7 +105,7 @@ func newInstanceExecCommand(o *options) *cobra.Command {
 				fmt.Fprintln(cmd.ErrOrStderr(), "ouro: output was cut at 4 MiB per stream")
 			}
 			if resp.ExitCode != 0 {
-				return &ExitError{Code: resp.ExitCode}
+				return &command.ExitError{Code: resp.ExitCode}
 			}
 			return nil
 		},

@@ -1,4 +1,9 @@
-package cli
+// Package wait follows instances and instance groups through the API
+// until they reach a state: instances running or gone, the members of
+// groups gone, a group's rollout complete. Each keeps a view current with
+// a list and a watch, resumes a watch that ends and starts over after its
+// history was compacted.
+package wait
 
 import (
 	"context"
@@ -8,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/output"
 	"github.com/ouroboros-cloud/ouro/client"
 )
 
@@ -92,10 +98,10 @@ func watchInstances(ctx context.Context, c *client.Client, project string, check
 	}
 }
 
-// waitRunning waits until every named instance is Running, writing a line
+// Running waits until every named instance is Running, writing a line
 // to say so for each as it gets there. It fails when one fails, stops with
 // an exit code or disappears.
-func waitRunning(ctx context.Context, c *client.Client, project string, names []string, report func(*api.Instance)) (map[string]*api.Instance, error) {
+func Running(ctx context.Context, c *client.Client, project string, names []string, report func(*api.Instance)) (map[string]*api.Instance, error) {
 	pending := make(map[string]bool, len(names))
 	for _, n := range names {
 		pending[n] = true
@@ -156,9 +162,9 @@ func instanceFailure(inst *api.Instance) error {
 	return nil
 }
 
-// waitGone waits until none of the named instances exists, calling report
+// Gone waits until none of the named instances exists, calling report
 // for each as it disappears.
-func waitGone(ctx context.Context, c *client.Client, project string, names []string, report func(name string)) error {
+func Gone(ctx context.Context, c *client.Client, project string, names []string, report func(name string)) error {
 	pending := make(map[string]bool, len(names))
 	for _, n := range names {
 		pending[n] = true
@@ -184,10 +190,10 @@ func waitGone(ctx context.Context, c *client.Client, project string, names []str
 	return err
 }
 
-// waitMembersGone waits until no instance of project belongs to any of
+// MembersGone waits until no instance of project belongs to any of
 // groups (label ouro.dev/group), calling report once for each group as its
 // last member goes.
-func waitMembersGone(ctx context.Context, c *client.Client, project string, groups []string, report func(group string)) error {
+func MembersGone(ctx context.Context, c *client.Client, project string, groups []string, report func(group string)) error {
 	pending := make(map[string]bool, len(groups))
 	for _, g := range groups {
 		pending[g] = true
@@ -210,7 +216,7 @@ func waitMembersGone(ctx context.Context, c *client.Client, project string, grou
 	})
 	if errors.Is(err, context.DeadlineExceeded) {
 		var parts []string
-		for _, g := range sortedKeys(pending) {
+		for _, g := range output.SortedKeys(pending) {
 			parts = append(parts, fmt.Sprintf("%s (%d members left)", g, left[g]))
 		}
 		return fmt.Errorf("timed out waiting for the members of %s to be deleted", strings.Join(parts, ", "))
@@ -219,13 +225,13 @@ func waitMembersGone(ctx context.Context, c *client.Client, project string, grou
 }
 
 func joinKeys(m map[string]bool) string {
-	return strings.Join(sortedKeys(m), ", ")
+	return strings.Join(output.SortedKeys(m), ", ")
 }
 
 // phases describes the last known phase of each pending instance.
 func phases(last map[string]*api.Instance, pending map[string]bool) string {
 	s := ""
-	for _, n := range sortedKeys(pending) {
+	for _, n := range output.SortedKeys(pending) {
 		if inst := last[n]; inst != nil && inst.Status.Phase != "" {
 			s += fmt.Sprintf("; %s is %s", n, inst.Status.Phase)
 		}

@@ -1,4 +1,4 @@
-package cli
+package admin
 
 import (
 	"fmt"
@@ -8,17 +8,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/command"
+	"github.com/ouroboros-cloud/ouro/cli/output"
 )
 
-func newHostCommand(o *options) *cobra.Command {
+// NewHostCommand returns the host command and its subcommands.
+func NewHostCommand(o *command.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "host",
 		Aliases: []string{"hosts"},
 		Short:   "Inspect hosts and let new ones join",
 	}
 	cmd.AddCommand(
-		newListCommand(o, api.HostKind, "List hosts", hostTable),
-		newGetCommand(o, api.HostKind, "Show a host", hostTable),
+		command.NewList(o, api.HostKind, "List hosts", hostTable),
+		command.NewGet(o, api.HostKind, "Show a host", hostTable),
 		newJoinTokenCommand(o),
 	)
 	return cmd
@@ -26,8 +29,8 @@ func newHostCommand(o *options) *cobra.Command {
 
 // hostTable writes hosts as NAME PHASE ADDRESS ARCH DRIVERS CPU MEMORY AGE,
 // with HOLLOW at the end when any host is a simulated one.
-func hostTable(items []*api.Host) func(*table) {
-	return func(t *table) {
+func hostTable(items []*api.Host) func(*output.Table) {
+	return func(t *output.Table) {
 		now := time.Now()
 		withHollow := false
 		for _, h := range items {
@@ -37,7 +40,7 @@ func hostTable(items []*api.Host) func(*table) {
 		if withHollow {
 			head = append(head, "HOLLOW")
 		}
-		t.row(head...)
+		t.Row(head...)
 		for _, h := range items {
 			phase := string(h.Status.Phase)
 			if h.Spec.Unschedulable {
@@ -47,11 +50,11 @@ func hostTable(items []*api.Host) func(*table) {
 			row := []string{h.Metadata.Name, phase, st.Address, st.Architecture, strings.Join(st.Drivers, ","),
 				fmt.Sprintf("%d/%d", st.Allocated.VCPUs, st.Capacity.VCPUs),
 				fmt.Sprintf("%d/%d MiB", st.Allocated.MemoryMiB, st.Capacity.MemoryMiB),
-				age(h.Metadata.CreationTimestamp, now)}
+				output.Age(h.Metadata.CreationTimestamp, now)}
 			if withHollow {
-				row = append(row, yesNo(isHollow(h)))
+				row = append(row, output.YesNo(isHollow(h)))
 			}
-			t.row(row...)
+			t.Row(row...)
 		}
 	}
 }
@@ -62,7 +65,7 @@ func isHollow(h *api.Host) bool {
 	return ok && v != "false"
 }
 
-func newJoinTokenCommand(o *options) *cobra.Command {
+func newJoinTokenCommand(o *command.Options) *cobra.Command {
 	var ttl time.Duration
 	cmd := &cobra.Command{
 		Use:   "join-token",
@@ -70,9 +73,9 @@ func newJoinTokenCommand(o *options) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if ttl <= 0 {
-				return flagError("ttl", "%s is not positive: use a duration such as 24h", ttl)
+				return command.FlagError("ttl", "%s is not positive: use a duration such as 24h", ttl)
 			}
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
@@ -80,8 +83,8 @@ func newJoinTokenCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if o.output != "table" {
-				return o.render(cmd.OutOrStdout(), jt, nil)
+			if o.Output != "table" {
+				return o.Render(cmd.OutOrStdout(), jt, nil)
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "Join token (valid until %s; it is not shown again):\n\n  %s\n\n",

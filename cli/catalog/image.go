@@ -1,4 +1,6 @@
-package cli
+// Package catalog holds the ouro commands of what instances are made
+// from: images (imported and uploaded), flavors (sizes) and SSH key pairs.
+package catalog
 
 import (
 	"fmt"
@@ -11,10 +13,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/cli/command"
+	"github.com/ouroboros-cloud/ouro/cli/output"
 	"github.com/ouroboros-cloud/ouro/imageimport"
 )
 
-func newImageCommand(o *options) *cobra.Command {
+// NewImageCommand returns the image command and its subcommands.
+func NewImageCommand(o *command.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "image",
 		Aliases: []string{"images"},
@@ -22,29 +27,29 @@ func newImageCommand(o *options) *cobra.Command {
 	}
 	cmd.AddCommand(
 		newImageImportCommand(o),
-		newListCommand(o, api.ImageKind, "List images", imageTable),
-		newGetCommand(o, api.ImageKind, "Show an image", imageTable),
-		newDeleteCommand(o, api.ImageKind, "Delete images"),
+		command.NewList(o, api.ImageKind, "List images", imageTable),
+		command.NewGet(o, api.ImageKind, "Show an image", imageTable),
+		command.NewDelete(o, api.ImageKind, "Delete images"),
 	)
 	return cmd
 }
 
-func imageTable(items []*api.Image) func(*table) {
-	return func(t *table) {
+func imageTable(items []*api.Image) func(*output.Table) {
+	return func(t *output.Table) {
 		now := time.Now()
-		t.row("NAME", "FORMAT", "ARCH", "SIZE", "PUBLIC", "PHASE", "AGE", "SOURCE")
+		t.Row("NAME", "FORMAT", "ARCH", "SIZE", "PUBLIC", "PHASE", "AGE", "SOURCE")
 		for _, it := range items {
 			public := "no"
 			if it.Spec.Public {
 				public = "yes"
 			}
-			t.row(it.Metadata.Name, it.Spec.Format, it.Spec.Architecture, bytesString(it.Status.Size), public,
-				it.Status.Phase, age(it.Metadata.CreationTimestamp, now), it.Spec.Source)
+			t.Row(it.Metadata.Name, it.Spec.Format, it.Spec.Architecture, output.Bytes(it.Status.Size), public,
+				it.Status.Phase, output.Age(it.Metadata.CreationTimestamp, now), it.Spec.Source)
 		}
 	}
 }
 
-func newImageImportCommand(o *options) *cobra.Command {
+func newImageImportCommand(o *command.Options) *cobra.Command {
 	var public bool
 	var description string
 	var vm imageimport.Options
@@ -66,7 +71,7 @@ func newImageImportCommand(o *options) *cobra.Command {
 			"  ouro image import tiny --kernel ./bzImage --initrd ./initramfs.cpio.gz --cmdline console=ttyS0",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
-				return argError("%s wants NAME [SOURCE], got %d argument(s)", cmd.CommandPath(), len(args))
+				return command.ArgError("%s wants NAME [SOURCE], got %d argument(s)", cmd.CommandPath(), len(args))
 			}
 			return nil
 		},
@@ -76,12 +81,12 @@ func newImageImportCommand(o *options) *cobra.Command {
 				source = args[1]
 			}
 			if e := api.ValidateName("metadata.name", name); e != nil {
-				return argError("image name %q: %s (%s)", name, e.Message, e.Hint)
+				return command.ArgError("image name %q: %s (%s)", name, e.Message, e.Hint)
 			}
 			if source == "" && vm.Kernel == "" {
-				return argError("%s wants a SOURCE, or --kernel for an image that boots a kernel directly", cmd.CommandPath())
+				return command.ArgError("%s wants a SOURCE, or --kernel for an image that boots a kernel directly", cmd.CommandPath())
 			}
-			c, err := o.client()
+			c, err := o.Client()
 			if err != nil {
 				return err
 			}
@@ -89,7 +94,7 @@ func newImageImportCommand(o *options) *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			errw := cmd.ErrOrStderr()
-			tty := isTerminal(errw)
+			tty := output.IsTerminal(errw)
 
 			work, err := os.MkdirTemp("", "ouro-import-")
 			if err != nil {
@@ -107,24 +112,24 @@ func newImageImportCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			bar := newProgressBar(errw, tty, "Uploading "+name, nil)
-			out, err := imageimport.Upload(ctx, c, o.projectName(), name, img, imageimport.UploadOptions{
+			bar := output.NewProgressBar(errw, tty, "Uploading "+name, nil)
+			out, err := imageimport.Upload(ctx, c, o.Project(), name, img, imageimport.UploadOptions{
 				Public:      public,
 				Description: description,
-				Progress:    bar.update,
+				Progress:    bar.Update,
 			})
-			bar.finish()
+			bar.Finish()
 			if err != nil {
 				return err
 			}
-			if o.output != "table" {
-				return o.render(cmd.OutOrStdout(), out, nil)
+			if o.Output != "table" {
+				return o.Render(cmd.OutOrStdout(), out, nil)
 			}
 			if out.Spec.Format == api.FormatOCI {
 				fmt.Fprintf(cmd.OutOrStdout(), "image/%s imported (%s, %d layer(s))\n", out.Metadata.Name,
-					bytesString(out.Status.Size), len(out.Spec.Layers))
+					output.Bytes(out.Status.Size), len(out.Spec.Layers))
 			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "image/%s imported (%s, %s)\n", out.Metadata.Name, out.Spec.Format, bytesString(out.Status.Size))
+				fmt.Fprintf(cmd.OutOrStdout(), "image/%s imported (%s, %s)\n", out.Metadata.Name, out.Spec.Format, output.Bytes(out.Status.Size))
 			}
 			return nil
 		},
@@ -147,20 +152,20 @@ type stepBars struct {
 	w    io.Writer
 	tty  bool
 	step string
-	bar  *progressBar
+	bar  *output.ProgressBar
 }
 
 func (s *stepBars) update(step string, done, total int64) {
 	if step != s.step {
 		s.finish()
-		s.step, s.bar = step, newProgressBar(s.w, s.tty, step, nil)
+		s.step, s.bar = step, output.NewProgressBar(s.w, s.tty, step, nil)
 	}
-	s.bar.update(done, total)
+	s.bar.Update(done, total)
 }
 
 func (s *stepBars) finish() {
 	if s.bar != nil {
-		s.bar.finish()
+		s.bar.Finish()
 		s.bar, s.step = nil, ""
 	}
 }
