@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -243,17 +244,18 @@ func TestImageFetchBackOffWaits(t *testing.T) {
 		}
 		return n >= 3
 	})
-	// The attempts follow the schedule: 100, 200, 400 ms apart.
+	// The attempts, each a read of the image, follow the schedule: 100,
+	// 200, 400 ms apart.
 	var times []time.Time
-	for _, e := range h.api.Events(t, "demo", "web") {
-		if e.Reason == "BackOff" {
-			times = append(times, e.Time)
+	for _, r := range h.rec.Requests() {
+		if r.Method == http.MethodGet && r.Path == "/v1/projects/demo/images/later" {
+			times = append(times, r.At)
 		}
 	}
 	for i := 1; i < 3; i++ {
 		gap := times[i].Sub(times[i-1])
 		want := testBackoffDelay(100*time.Millisecond, i)
-		if gap < want-10*time.Millisecond { // events are stamped just after each attempt
+		if gap < want-10*time.Millisecond { // the back-off starts just after the read
 			t.Errorf("attempt %d came %s after the previous, before its back-off of %s", i+1, gap, want)
 		}
 	}

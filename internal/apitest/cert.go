@@ -1,8 +1,6 @@
 package apitest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -22,11 +20,11 @@ import (
 // endpoint lets in. (The CA issues client certificates only to servers.)
 func (s *Server) ClientCert(tb testing.TB, cn string) tls.Certificate {
 	tb.Helper()
-	keyPEM, err := os.ReadFile(filepath.Join(s.pkiDir, pki.CAKeyFile))
+	caPEM, err := os.ReadFile(filepath.Join(s.pkiDir, pki.CAKeyFile))
 	if err != nil {
 		tb.Fatalf("read CA key: %v", err)
 	}
-	block, _ := pem.Decode(keyPEM)
+	block, _ := pem.Decode(caPEM)
 	if block == nil {
 		tb.Fatal("CA key: no PEM block")
 	}
@@ -34,9 +32,13 @@ func (s *Server) ClientCert(tb testing.TB, cn string) tls.Certificate {
 	if err != nil {
 		tb.Fatalf("parse CA key: %v", err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	keyPEM, csrPEM, err := pki.NewKeyAndCSR(cn, nil)
 	if err != nil {
-		tb.Fatalf("generate key: %v", err)
+		tb.Fatalf("make key: %v", err)
+	}
+	csr, err := pki.ParseCSR(csrPEM)
+	if err != nil {
+		tb.Fatalf("parse CSR: %v", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
 	if err != nil {
@@ -50,9 +52,13 @@ func (s *Server) ClientCert(tb testing.TB, cn string) tls.Certificate {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.CA.Certificate(), &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.CA.Certificate(), csr.PublicKey, caKey)
 	if err != nil {
 		tb.Fatalf("sign client certificate: %v", err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	pair, err := tls.X509KeyPair(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM)
+	if err != nil {
+		tb.Fatalf("client key pair: %v", err)
+	}
+	return pair
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 )
@@ -17,6 +18,8 @@ type Request struct {
 	Key, Auth string
 	// Body is the request body as sent.
 	Body string
+	// At is when the request arrived.
+	At time.Time
 	// Status is the status code of the answer, once the answer is
 	// complete (0 before: a watch has none while it streams).
 	Status int
@@ -73,7 +76,7 @@ func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	seen := &Request{Method: req.Method, Path: req.URL.Path, Query: req.URL.RawQuery,
-		Key: req.Header.Get("Idempotency-Key"), Auth: req.Header.Get("Authorization"), Body: string(body)}
+		Key: req.Header.Get("Idempotency-Key"), Auth: req.Header.Get("Authorization"), Body: string(body), At: time.Now()}
 	r.mu.Lock()
 	r.requests = append(r.requests, seen)
 	e, next := r.fail[req.Method+" "+req.URL.Path], r.next
