@@ -51,6 +51,10 @@ func TestChangingFailureKeepsBackOff(t *testing.T) {
 
 			const attempts = 8
 			waitFor(t, fmt.Sprintf("%d attempts", attempts), func() bool { return len(h.drv.times(tt.op)) >= attempts })
+			// The last attempt's failure is written just after it.
+			h.waitInstance(t, key, "Failed/"+api.ReasonDriverError, func(i *api.Instance) bool {
+				return i.Status.Phase == api.PhaseFailed && i.Status.Reason == api.ReasonDriverError
+			})
 			writes, events := h.writes(), len(h.api.Events(t, "demo", "web"))
 			times := h.drv.times(tt.op)
 			for i := 1; i < len(times); i++ {
@@ -65,10 +69,6 @@ func TestChangingFailureKeepsBackOff(t *testing.T) {
 			}
 			if events > len(times) {
 				t.Errorf("%d events for %d attempts, want at most one each", events, len(times))
-			}
-			inst := h.get(t, key)
-			if inst.Status.Phase != api.PhaseFailed || inst.Status.Reason != api.ReasonDriverError {
-				t.Errorf("status %s/%s, want Failed/%s", inst.Status.Phase, inst.Status.Reason, api.ReasonDriverError)
 			}
 
 			// A change of the spec is acted on at once, not after the
