@@ -106,6 +106,7 @@ type codeWriter struct {
 	code int
 }
 
+// WriteHeader keeps the first code and sends it.
 func (w *codeWriter) WriteHeader(code int) {
 	if w.code == 0 {
 		w.code = code
@@ -113,6 +114,8 @@ func (w *codeWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Flush sends what the handler wrote so far (watch streams).
 func (w *codeWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
 
+// Unwrap lets http.ResponseController reach the writer underneath.
 func (w *codeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
