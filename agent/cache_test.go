@@ -9,8 +9,8 @@ import (
 func TestCacheNeverResurrectsGoneInstances(t *testing.T) {
 	c := newInstanceCache()
 	at := func(rv string) *api.Instance {
-		i := newInstance("web", "uid-web")
-		i.Metadata.ResourceVersion = rv
+		i := newInstance("web")
+		i.Metadata.UID, i.Metadata.ResourceVersion = "uid-web", rv
 		return i
 	}
 	c.set(at("5"))
@@ -30,7 +30,8 @@ func TestCacheNeverResurrectsGoneInstances(t *testing.T) {
 	}
 
 	// A successful list is the whole truth.
-	other := newInstance("db", "uid-db")
+	other := newInstance("db")
+	other.Metadata.UID = "uid-db"
 	keys := c.replace([]api.Instance{*other})
 	if len(keys) != 2 || !c.assigned("uid-db") {
 		t.Errorf("replace keys = %v, want db and web", keys)
@@ -45,7 +46,8 @@ func TestCacheNeverResurrectsGoneInstances(t *testing.T) {
 
 func TestCacheRecognisesOwnWrites(t *testing.T) {
 	version := func(rv string, gen int64, phase api.InstancePhase) *api.Instance {
-		i := newInstance("web", "uid-web")
+		i := newInstance("web")
+		i.Metadata.UID = "uid-web"
 		i.Metadata.ResourceVersion, i.Metadata.Generation, i.Status.Phase = rv, gen, phase
 		return i
 	}

@@ -52,16 +52,16 @@ func healthOf(i *api.Instance) *api.Condition {
 func TestHealthProbes(t *testing.T) {
 	h := newHarness(t)
 	pr := &fakeProber{}
+	in := newInstance("web")
+	in.Spec.HealthCheck = &api.HealthCheck{Kind: api.HealthHTTP, Port: 8080, Path: "/healthz", IntervalSeconds: 1, FailureThreshold: 2}
+	in.Status.Interfaces = []api.Interface{{Network: "default", IP: "10.0.0.5"}}
+	key, uid := h.place(t, in)
+	plain, _ := h.place(t, newInstance("plain"))
 	h.start(t, h.config(), func(a *Agent) {
 		a.probe = pr.probe
 		// As the network loop records an applied HostNetwork.
-		a.ports.Set(map[string]hostnet.Port{"uid-web": {Routers: map[string]string{"10.0.0.5": "/run/netns/ouro-n4096"}}})
+		a.ports.Set(map[string]hostnet.Port{uid: {Routers: map[string]string{"10.0.0.5": "/run/netns/ouro-n4096"}}})
 	})
-	in := newInstance("web", "uid-web")
-	in.Spec.HealthCheck = &api.HealthCheck{Kind: api.HealthHTTP, Port: 8080, Path: "/healthz", IntervalSeconds: 1, FailureThreshold: 2}
-	in.Status.Interfaces = []api.Interface{{Network: "default", IP: "10.0.0.5"}}
-	key := h.api.addInstance(in)
-	plain := h.api.addInstance(newInstance("plain", "uid-plain"))
 
 	inst := h.waitInstance(t, key, "Healthy", func(i *api.Instance) bool { c := healthOf(i); return c != nil && c.Status })
 	if c := healthOf(inst); c.Reason != health.ReasonProbeSucceeded || !strings.Contains(c.Message, "10.0.0.5:8080") {
@@ -80,9 +80,9 @@ func TestHealthProbes(t *testing.T) {
 	}
 
 	// Probes succeed on and on: no more status writes.
-	writes, calls := h.api.writes(), pr.count()
+	writes, calls := h.writes(), pr.count()
 	waitFor(t, "two more probes", func() bool { return pr.count() >= calls+2 })
-	if w := h.api.writes(); w != writes {
+	if w := h.writes(); w != writes {
 		t.Errorf("%d status writes while nothing changed", w-writes)
 	}
 
@@ -99,14 +99,14 @@ func TestHealthProbes(t *testing.T) {
 	if inst.Status.Phase != api.PhaseRunning {
 		t.Errorf("phase = %s: health does not change the phase", inst.Status.Phase)
 	}
-	waitFor(t, "Unhealthy event", func() bool { return slices.Contains(h.api.eventReasons("web"), "Unhealthy") })
+	waitFor(t, "Unhealthy event", func() bool { return slices.Contains(h.eventReasons(t, "web"), "Unhealthy") })
 
 	// One success makes it healthy again.
 	pr.set(nil)
 	h.waitInstance(t, key, "Healthy again", func(i *api.Instance) bool { c := healthOf(i); return c != nil && c.Status })
 
 	// Stopped: not healthy, and no probes.
-	h.api.updateSpec(key, func(i *api.Instance) { i.Spec.PowerState = api.PowerOff })
+	h.updateSpec(t, key, func(i *api.Instance) { i.Spec.PowerState = api.PowerOff })
 	inst = h.waitInstance(t, key, "Stopped", phaseIs(api.PhaseStopped))
 	if c := healthOf(inst); c == nil || c.Status {
 		t.Errorf("Healthy of a stopped instance = %+v", c)
@@ -119,9 +119,9 @@ func TestHealthWithoutNetworkPath(t *testing.T) {
 	h := newHarness(t)
 	pr := &fakeProber{}
 	h.start(t, h.config(), func(a *Agent) { a.probe = pr.probe })
-	in := newInstance("web", "uid-web")
+	in := newInstance("web")
 	in.Spec.HealthCheck = &api.HealthCheck{Kind: api.HealthTCP, Port: 22, IntervalSeconds: 1, FailureThreshold: 1}
-	key := h.api.addInstance(in)
+	key, _ := h.place(t, in)
 	inst := h.waitInstance(t, key, "Unhealthy", func(i *api.Instance) bool { c := healthOf(i); return c != nil && c.Reason == health.ReasonProbeFailed })
 	if c := healthOf(inst); c.Status || !strings.Contains(c.Message, "no network path") {
 		t.Errorf("Healthy = %+v", c)
@@ -135,11 +135,11 @@ func TestUsageReported(t *testing.T) {
 	h := newHarness(t)
 	cfg := h.config()
 	cfg.UsageInterval = 20 * time.Millisecond
-	h.start(t, cfg)
-	in := newInstance("web", "uid-web")
+	in := newInstance("web")
 	in.Spec.Resources.VCPUs = 2
-	h.drv.setCPURate("uid-web", 0.5) // half a vCPU busy
-	key := h.api.addInstance(in)
+	key, uid := h.place(t, in)
+	h.drv.setCPURate(uid, 0.5) // half a vCPU busy
+	h.start(t, cfg)
 
 	inst := h.waitInstance(t, key, "usage", func(i *api.Instance) bool { return i.Status.Usage != nil })
 	u := inst.Status.Usage
@@ -148,21 +148,21 @@ func TestUsageReported(t *testing.T) {
 	}
 
 	// Steady use: samples go on, writes do not (until the 30 s refresh).
-	writes, reads := h.api.writes(), h.drv.reads()
+	writes, reads := h.writes(), h.drv.reads()
 	waitFor(t, "ten more samples", func() bool { return h.drv.reads() >= reads+10 })
-	if w := h.api.writes(); w != writes {
+	if w := h.writes(); w != writes {
 		t.Errorf("%d status writes for an unchanged usage", w-writes)
 	}
 
 	// A real change is written.
-	h.drv.setCPURate("uid-web", 1.8)
+	h.drv.setCPURate(uid, 1.8)
 	inst = h.waitInstance(t, key, "new usage", func(i *api.Instance) bool { return i.Status.Usage.CPUMillicores > 1000 })
 	if u := inst.Status.Usage; u.CPUPercent < 80 || u.CPUPercent > 100 {
 		t.Errorf("usage = %+v, want about 90%%", u)
 	}
 
 	// Stopped instances carry no usage.
-	h.api.updateSpec(key, func(i *api.Instance) { i.Spec.PowerState = api.PowerOff })
+	h.updateSpec(t, key, func(i *api.Instance) { i.Spec.PowerState = api.PowerOff })
 	inst = h.waitInstance(t, key, "Stopped", phaseIs(api.PhaseStopped))
 	if inst.Status.Usage != nil {
 		t.Errorf("stopped instance has usage %+v", inst.Status.Usage)
@@ -174,16 +174,16 @@ func TestFencing(t *testing.T) {
 	cfg := h.config()
 	cfg.LeaseTTL = 400 * time.Millisecond // fenced 300 ms after the last heartbeat
 	h.start(t, cfg)
-	member := newInstance("web-1", "uid-member")
+	member := newInstance("web-1")
 	member.Metadata.Labels = map[string]string{api.LabelGroup: "web"}
-	mkey := h.api.addInstance(member)
-	skey := h.api.addInstance(newInstance("solo", "uid-solo"))
+	mkey, memberUID := h.place(t, member)
+	skey, soloUID := h.place(t, newInstance("solo"))
 	h.waitInstance(t, mkey, "Running", phaseIs(api.PhaseRunning))
 	h.waitInstance(t, skey, "Running", phaseIs(api.PhaseRunning))
 
-	h.api.setFailBeats(true)
+	h.failBeats(true)
 	cut := time.Now()
-	waitFor(t, "group member fenced", func() bool { return h.drv.state("uid-member") == driver.StateStopped })
+	waitFor(t, "group member fenced", func() bool { return h.drv.state(memberUID) == driver.StateStopped })
 	// The deadline is three quarters of the TTL after the last good
 	// heartbeat was sent (a loose bound here: the machine may be busy).
 	if dl := fence.New(fence.Config{LeaseTTL: cfg.LeaseTTL}).Deadline(); dl >= cfg.LeaseTTL || dl < cfg.LeaseTTL/2 {
@@ -192,25 +192,25 @@ func TestFencing(t *testing.T) {
 	if d := time.Since(cut); d > 2*cfg.LeaseTTL {
 		t.Errorf("fenced %s after heartbeats stopped, lease TTL %s", d, cfg.LeaseTTL)
 	}
-	if h.drv.state("uid-solo") != driver.StateRunning || h.drv.count("stop", "uid-solo") != 0 {
+	if h.drv.state(soloUID) != driver.StateRunning || h.drv.count("stop", soloUID) != 0 {
 		t.Error("an instance outside groups was stopped")
 	}
 	// While fenced, the member is not started again.
 	n := h.reconciles(mkey)
 	waitFor(t, "reconciles while fenced", func() bool { return h.reconciles(mkey) >= n+2 })
-	if c := h.drv.count("start", "uid-member"); c != 1 {
+	if c := h.drv.count("start", memberUID); c != 1 {
 		t.Fatalf("member started %d times while fenced, want 1", c)
 	}
 
 	// Heartbeats work again: the member runs again, without counting a
 	// crash.
-	h.api.setFailBeats(false)
-	waitFor(t, "member running again", func() bool { return h.drv.state("uid-member") == driver.StateRunning })
+	h.failBeats(false)
+	waitFor(t, "member running again", func() bool { return h.drv.state(memberUID) == driver.StateRunning })
 	inst := h.waitInstance(t, mkey, "Running", phaseIs(api.PhaseRunning))
 	if inst.Status.RestartCount != 0 || inst.Status.Reason != "" {
 		t.Errorf("after fencing: restartCount %d reason %q", inst.Status.RestartCount, inst.Status.Reason)
 	}
-	waitFor(t, "Fenced event", func() bool { return slices.Contains(h.api.eventReasons("web-1"), "Fenced") })
+	waitFor(t, "Fenced event", func() bool { return slices.Contains(h.eventReasons(t, "web-1"), "Fenced") })
 }
 
 // TestDeletedWhileAgentDown: an instance the control plane deleted (a
@@ -220,28 +220,26 @@ func TestFencing(t *testing.T) {
 func TestDeletedWhileAgentDown(t *testing.T) {
 	h := newHarness(t)
 	stop := h.start(t, h.config())
-	key := h.api.addInstance(newInstance("web", "uid-old"))
+	key, oldUID := h.place(t, newInstance("web"))
 	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
 	stop()
 
-	h.api.mu.Lock()
-	h.api.removeLocked(key)
-	h.api.mu.Unlock()
-	repl := newInstance("web", "uid-new")
+	h.remove(t, key)
+	repl := newInstance("web")
 	repl.Status.Host = "host-2"
 	repl.Status.Phase = api.PhaseRunning
-	h.api.addInstance(repl)
-	before := h.api.get(key)
+	_, newUID := h.place(t, repl)
+	before := h.get(t, key)
 
 	h.start(t, h.config())
-	waitFor(t, "old instance removed from the host", func() bool { return !h.drv.has("uid-old") })
-	if got := h.drv.opsFor("uid-old"); got[len(got)-1] != "delete" || slices.Contains(got[2:], "start") {
+	waitFor(t, "old instance removed from the host", func() bool { return !h.drv.has(oldUID) })
+	if got := h.drv.opsFor(oldUID); got[len(got)-1] != "delete" || slices.Contains(got[2:], "start") {
 		t.Errorf("driver calls for the deleted instance = %v, want it deleted and never started again", got)
 	}
-	if ops := h.drv.opsFor("uid-new"); len(ops) != 0 {
+	if ops := h.drv.opsFor(newUID); len(ops) != 0 {
 		t.Errorf("driver calls for the replacement on another host = %v", ops)
 	}
-	if after := h.api.get(key); after.Metadata.ResourceVersion != before.Metadata.ResourceVersion {
+	if after := h.get(t, key); after.Metadata.ResourceVersion != before.Metadata.ResourceVersion {
 		t.Errorf("the replacement on another host was written: %+v", after.Status)
 	}
 }
@@ -251,13 +249,13 @@ func TestDeletedWhileAgentDown(t *testing.T) {
 func TestHostLostCorrected(t *testing.T) {
 	h := newHarness(t)
 	stop := h.start(t, h.config())
-	run := h.api.addInstance(newInstance("web", "uid-web"))
-	job := newInstance("job", "uid-job")
+	run, _ := h.place(t, newInstance("web"))
+	job := newInstance("job")
 	job.Spec.RestartPolicy = api.RestartNever
-	done := h.api.addInstance(job)
+	done, jobUID := h.place(t, job)
 	h.waitInstance(t, run, "Running", phaseIs(api.PhaseRunning))
 	h.waitInstance(t, done, "Running", phaseIs(api.PhaseRunning))
-	h.drv.exit("uid-job", 0)
+	h.drv.exit(jobUID, 0)
 	h.waitInstance(t, done, "Exited", func(i *api.Instance) bool { return i.Status.Reason == api.ReasonExited })
 	stop()
 
@@ -270,10 +268,8 @@ func TestHostLostCorrected(t *testing.T) {
 			i.Status.Reason, i.Status.Message = api.ReasonHostLost, cond.Message
 		}
 	}
-	h.api.mu.Lock()
-	h.api.bumpLocked(run, lost)
-	h.api.bumpLocked(done, lost)
-	h.api.mu.Unlock()
+	h.edit(t, run, lost)
+	h.edit(t, done, lost)
 
 	h.start(t, h.config())
 	inst := h.waitInstance(t, run, "Ready again", func(i *api.Instance) bool {
@@ -289,7 +285,7 @@ func TestHostLostCorrected(t *testing.T) {
 	if inst.Status.Phase != api.PhaseStopped || inst.Status.Reason != api.ReasonExited {
 		t.Errorf("exited instance after the host came back: %+v", inst.Status)
 	}
-	if n := h.drv.count("start", "uid-job"); n != 1 {
+	if n := h.drv.count("start", jobUID); n != 1 {
 		t.Errorf("the exited instance was started %d times, want 1", n)
 	}
 }

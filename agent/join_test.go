@@ -20,13 +20,11 @@ func TestJoinWritesCredentials(t *testing.T) {
 	cfg.Labels = map[string]string{"zone": "a"}
 	cfg.Taints = []string{"gpu"}
 	stop := h.start(t, cfg)
-	waitFor(t, "heartbeats", func() bool { _, beats, _ := h.api.counts(); return beats > 0 })
-	waitFor(t, "host status", func() bool { return h.api.host(testHost).Status.AgentEndpoint != "" })
+	waitFor(t, "heartbeats", func() bool { return h.beats() > 0 })
+	waitFor(t, "host status", func() bool { return h.host(t).Status.AgentEndpoint != "" })
 	stop()
 
-	h.api.mu.Lock()
-	req := h.api.joins[0]
-	h.api.mu.Unlock()
+	req := h.joinRequests(t)[0]
 	if req.Name != testHost || req.Address != "127.0.0.1" || !strings.HasPrefix(req.AgentEndpoint, "https://127.0.0.1:") ||
 		req.Architecture != runtime.GOARCH || !slices.Equal(req.Drivers, []string{"fake"}) ||
 		req.Labels["zone"] != "a" || !slices.Equal(req.Taints, []string{"gpu"}) || req.Capacity.VCPUs != runtime.NumCPU()*DefaultCPUOvercommit {
@@ -49,10 +47,10 @@ func TestJoinWritesCredentials(t *testing.T) {
 	if err := json.Unmarshal(data, &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.Host != testHost || c.Server != h.api.srv.URL || c.Token == "" || !strings.Contains(c.CACert, "BEGIN CERTIFICATE") {
+	if c.Host != testHost || c.Server != h.api.URL || c.Token == "" || !strings.Contains(c.CACert, "BEGIN CERTIFICATE") {
 		t.Errorf("credentials = %+v", c)
 	}
-	host := h.api.host(testHost)
+	host := h.host(t)
 	if host.Status.Phase != "Ready" || host.Status.AgentEndpoint != req.AgentEndpoint || host.Status.AgentVersion != Version ||
 		host.Status.Capacity.MemoryMiB <= 0 {
 		t.Errorf("host status = %+v, want the agent's facts and the phase kept", host.Status)
@@ -63,9 +61,9 @@ func TestJoinWritesCredentials(t *testing.T) {
 	cfg.JoinToken = ""
 	cfg.Name = ""
 	h.start(t, cfg)
-	_, beats, _ := h.api.counts()
-	waitFor(t, "heartbeats with stored credentials", func() bool { _, b, _ := h.api.counts(); return b > beats })
-	if joins, _, _ := h.api.counts(); joins != 1 {
+	beats := h.beats()
+	waitFor(t, "heartbeats with stored credentials", func() bool { return h.beats() > beats })
+	if joins := h.joins(); joins != 1 {
 		t.Errorf("%d joins, want 1", joins)
 	}
 }
@@ -89,14 +87,14 @@ func TestNoCredentialsAndNoJoinToken(t *testing.T) {
 func TestRefusedTokenJoinsAgain(t *testing.T) {
 	h := newHarness(t)
 	h.start(t, h.config())
-	waitFor(t, "first join", func() bool { j, _, _ := h.api.counts(); return j == 1 })
-	h.api.revokeHostTokens()
-	waitFor(t, "second join", func() bool { j, _, _ := h.api.counts(); return j == 2 })
-	_, beats, _ := h.api.counts()
-	waitFor(t, "heartbeats with the new token", func() bool { _, b, _ := h.api.counts(); return b > beats })
+	waitFor(t, "first join", func() bool { return h.joins() == 1 })
+	h.revokeHostTokens(t)
+	waitFor(t, "second join", func() bool { return h.joins() == 2 })
+	beats := h.beats()
+	waitFor(t, "heartbeats with the new token", func() bool { return h.beats() > beats })
 
 	// Instances still converge with the new credentials.
-	key := h.api.addInstance(newInstance("web", "uid-web"))
+	key, _ := h.place(t, newInstance("web"))
 	h.waitInstance(t, key, "Running", phaseIs("Running"))
 }
 

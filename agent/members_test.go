@@ -39,25 +39,29 @@ func recordedUIDs(dir string) []string {
 	return uids
 }
 
-// runGroupMember runs, with a first agent, a group member (uid-member)
-// and an instance outside groups (uid-solo), then stops the agent: the
-// driver keeps both running, as containers and VMs outlive the agent. It
-// returns the member's key.
-func runGroupMember(t *testing.T, h *harness) string {
+// groupRun is what runGroupMember left running.
+type groupRun struct {
+	memberKey, memberUID, soloUID string
+}
+
+// runGroupMember runs, with a first agent, a group member and an
+// instance outside groups, then stops the agent: the driver keeps both
+// running, as containers and VMs outlive the agent.
+func runGroupMember(t *testing.T, h *harness) groupRun {
 	t.Helper()
 	stop := h.start(t, h.config())
-	member := newInstance("web-1", "uid-member")
+	member := newInstance("web-1")
 	member.Metadata.Labels = map[string]string{api.LabelGroup: "web"}
-	mkey := h.api.addInstance(member)
-	skey := h.api.addInstance(newInstance("solo", "uid-solo"))
+	mkey, muid := h.place(t, member)
+	skey, suid := h.place(t, newInstance("solo"))
 	h.waitInstance(t, mkey, "Running", phaseIs(api.PhaseRunning))
 	h.waitInstance(t, skey, "Running", phaseIs(api.PhaseRunning))
 	stop()
-	want := []fence.Member{{UID: "uid-member", Driver: "fake", Instance: mkey}}
+	want := []fence.Member{{UID: muid, Driver: "fake", Instance: mkey}}
 	if got := recorded(t, h.dir); !slices.Equal(got, want) {
 		t.Fatalf("record after the first agent: %v, want %v", got, want)
 	}
-	return mkey
+	return groupRun{memberKey: mkey, memberUID: muid, soloUID: suid}
 }
 
 // silentServer accepts connections and never answers, as a server behind
@@ -130,8 +134,8 @@ func TestFencingWithoutAPIAtStart(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			runGroupMember(t, h)
-			soloOps := h.drv.opsFor("uid-solo")
+			g := runGroupMember(t, h)
+			soloOps := h.drv.opsFor(g.soloUID)
 
 			cfg := h.config()
 			cfg.Server = tt.server(t) // overrides the URL kept with the credentials
@@ -139,8 +143,8 @@ func TestFencingWithoutAPIAtStart(t *testing.T) {
 			deadline := fence.New(fence.Config{LeaseTTL: cfg.LeaseTTL}).Deadline()
 			started := time.Now()
 			h.start(t, cfg)
-			waitFor(t, "group member fenced", func() bool { return h.drv.state("uid-member") == driver.StateStopped })
-			st, err := h.drv.Inspect(t.Context(), "uid-member")
+			waitFor(t, "group member fenced", func() bool { return h.drv.state(g.memberUID) == driver.StateStopped })
+			st, err := h.drv.Inspect(t.Context(), g.memberUID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,13 +153,13 @@ func TestFencingWithoutAPIAtStart(t *testing.T) {
 			}
 			// One more fencing pass: the one that stopped the member has
 			// gone through every instance.
-			n := h.drv.inspected("uid-member")
-			waitFor(t, "another fencing pass", func() bool { return h.drv.inspected("uid-member") > n })
-			if got := h.drv.opsFor("uid-solo"); !slices.Equal(got, soloOps) || h.drv.state("uid-solo") != driver.StateRunning {
+			n := h.drv.inspected(g.memberUID)
+			waitFor(t, "another fencing pass", func() bool { return h.drv.inspected(g.memberUID) > n })
+			if got := h.drv.opsFor(g.soloUID); !slices.Equal(got, soloOps) || h.drv.state(g.soloUID) != driver.StateRunning {
 				t.Errorf("instance outside groups: driver calls %v (before the cut-off agent: %v), state %s; want untouched and running",
-					got, soloOps, h.drv.state("uid-solo"))
+					got, soloOps, h.drv.state(g.soloUID))
 			}
-			if ops := h.drv.opsFor("uid-member"); ops[len(ops)-1] != "stop" {
+			if ops := h.drv.opsFor(g.memberUID); ops[len(ops)-1] != "stop" {
 				t.Errorf("member driver calls %v, want a stop last", ops)
 			}
 		})
@@ -177,41 +181,42 @@ func TestFencedAtStartRunsAgainWhenAPIReturns(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			mkey := runGroupMember(t, h)
+			g := runGroupMember(t, h)
+			mkey := g.memberKey
 			reconciled := h.reconciles(mkey) // by the first agent
-			h.api.setFailBeats(true)
-			h.api.setFailLists(true)
+			h.failBeats(true)
+			h.failLists(true)
 
 			cfg := h.config()
 			cfg.LeaseTTL = 400 * time.Millisecond
 			h.start(t, cfg)
-			waitFor(t, "group member fenced", func() bool { return h.drv.state("uid-member") == driver.StateStopped })
+			waitFor(t, "group member fenced", func() bool { return h.drv.state(g.memberUID) == driver.StateStopped })
 
 			if tt.beatsFirst {
-				h.api.setFailBeats(false)
+				h.failBeats(false)
 				// A heartbeat sent after a successful one: the agent has
 				// handled the end of fencing, before any list worked.
-				_, beats, _ := h.api.counts()
-				waitFor(t, "two more heartbeats", func() bool { _, b, _ := h.api.counts(); return b >= beats+2 })
-				h.api.setFailLists(false)
+				beats := h.beats()
+				waitFor(t, "two more heartbeats", func() bool { return h.beats() >= beats+2 })
+				h.failLists(false)
 			} else {
-				h.api.setFailLists(false)
+				h.failLists(false)
 				waitFor(t, "a reconcile while fenced", func() bool { return h.reconciles(mkey) > reconciled })
-				if c := h.drv.count("start", "uid-member"); c != 1 {
+				if c := h.drv.count("start", g.memberUID); c != 1 {
 					t.Fatalf("member started %d times while fenced, want 1", c)
 				}
-				h.api.setFailBeats(false)
+				h.failBeats(false)
 			}
-			waitFor(t, "member running again", func() bool { return h.drv.state("uid-member") == driver.StateRunning })
+			waitFor(t, "member running again", func() bool { return h.drv.state(g.memberUID) == driver.StateRunning })
 			inst := h.waitInstance(t, mkey, "Running", phaseIs(api.PhaseRunning))
 			if inst.Status.RestartCount != 0 || inst.Status.Reason != "" {
 				t.Errorf("after fencing: restartCount %d reason %q", inst.Status.RestartCount, inst.Status.Reason)
 			}
-			waitFor(t, "Fenced event", func() bool { return slices.Contains(h.api.eventReasons("web-1"), "Fenced") })
-			if n := strings.Count(strings.Join(h.api.eventReasons("web-1"), " "), "Fenced"); n != 1 {
+			waitFor(t, "Fenced event", func() bool { return slices.Contains(h.eventReasons(t, "web-1"), "Fenced") })
+			if n := strings.Count(strings.Join(h.eventReasons(t, "web-1"), " "), "Fenced"); n != 1 {
 				t.Errorf("%d Fenced events, want 1", n)
 			}
-			if h.drv.count("stop", "uid-solo") != 0 || h.drv.state("uid-solo") != driver.StateRunning {
+			if h.drv.count("stop", g.soloUID) != 0 || h.drv.state(g.soloUID) != driver.StateRunning {
 				t.Error("an instance outside groups was stopped")
 			}
 		})
@@ -224,36 +229,34 @@ func TestMemberRecordForgetsDeletedMembers(t *testing.T) {
 	t.Run("while the agent runs", func(t *testing.T) {
 		h := newHarness(t)
 		h.start(t, h.config())
-		member := newInstance("web-1", "uid-member")
+		member := newInstance("web-1")
 		member.Metadata.Labels = map[string]string{api.LabelGroup: "web"}
-		key := h.api.addInstance(member)
+		key, uid := h.place(t, member)
 		h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
-		if got := recordedUIDs(h.dir); !slices.Equal(got, []string{"uid-member"}) {
+		if got := recordedUIDs(h.dir); !slices.Equal(got, []string{uid}) {
 			t.Fatalf("record of a running member: %v", got)
 		}
 
-		h.api.updateSpec(key, func(i *api.Instance) {
+		h.updateSpec(t, key, func(i *api.Instance) {
 			now := time.Now()
 			i.Metadata.DeletionTimestamp = &now
 			i.Status.Phase = api.PhaseTerminating
 		})
-		waitFor(t, "instance removed", func() bool { return h.api.get(key) == nil })
+		waitFor(t, "instance removed", func() bool { return h.get(t, key) == nil })
 		waitFor(t, "member forgotten", func() bool { return len(recordedUIDs(h.dir)) == 0 })
-		if h.drv.has("uid-member") {
+		if h.drv.has(uid) {
 			t.Error("driver still has the member")
 		}
 	})
 	t.Run("while the agent is away", func(t *testing.T) {
 		h := newHarness(t)
-		mkey := runGroupMember(t, h)
-		h.api.mu.Lock()
-		h.api.removeLocked(mkey)
-		h.api.mu.Unlock()
+		g := runGroupMember(t, h)
+		h.remove(t, g.memberKey)
 
 		h.start(t, h.config())
-		waitFor(t, "member deleted from the driver", func() bool { return !h.drv.has("uid-member") })
+		waitFor(t, "member deleted from the driver", func() bool { return !h.drv.has(g.memberUID) })
 		waitFor(t, "member forgotten", func() bool { return len(recordedUIDs(h.dir)) == 0 })
-		if !h.drv.has("uid-solo") {
+		if !h.drv.has(g.soloUID) {
 			t.Error("the instance outside groups was deleted")
 		}
 	})

@@ -2,10 +2,8 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -41,56 +39,21 @@ func (p *failingPlane) NetNSPath(uid string) string  { return "/run/netns/test-"
 func (p *failingPlane) RouterNSPath(vni int) string  { return fmt.Sprintf("/run/netns/test-n%d", vni) }
 func (p *failingPlane) PortDevice(uid string) string { return "tap-" + uid }
 
-// serveHostNetwork adds the host's HostNetwork (GET and status PUT) to
-// the fake API and returns a function reading its last status.
-func serveHostNetwork(t *testing.T, f *fakeAPI, hn api.HostNetwork) func() api.HostNetworkStatus {
-	t.Helper()
-	var mu sync.Mutex
-	next := f.srv.Config.Handler
-	path := "/v1/hostnetworks/" + hn.Metadata.Name
-	f.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.Method == http.MethodGet && r.URL.Path == path:
-			mu.Lock()
-			defer mu.Unlock()
-			f.reply(w, hn)
-		case r.Method == http.MethodPut && r.URL.Path == path+"/status":
-			var in api.HostNetwork
-			if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-				f.fail(w, api.Invalid("", "", "bad body: %v", err))
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			hn.Status = in.Status
-			f.reply(w, hn)
-		case strings.HasPrefix(r.URL.Path, "/v1/hostnetworks"):
-			f.fail(w, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Message: "no watch here"})
-		default:
-			next.ServeHTTP(w, r)
-		}
-	})
-	return func() api.HostNetworkStatus {
-		mu.Lock()
-		defer mu.Unlock()
-		return hn.Status
-	}
-}
-
 // TestNetworkFailureHoldsOnlyItsInstances: a network that cannot be set
 // up holds back its instances, which say why (reason, Ready condition,
 // event), while the instances of the other network start; the host
 // network's status names the failed network.
 func TestNetworkFailureHoldsOnlyItsInstances(t *testing.T) {
 	h := newHarness(t)
-	web := newInstance("web", "uid-web-00000001")
+	web := newInstance("web")
 	web.Status.Interfaces = []api.Interface{{Network: "blocked", MAC: "0a:58:0a:01:00:05", IP: "10.1.0.5"}}
-	db := newInstance("db", "uid-db-000000001")
+	db := newInstance("db")
 	db.Status.Interfaces = []api.Interface{{Network: "good", MAC: "0a:58:0a:02:00:05", IP: "10.2.0.5"}}
-	webKey, dbKey := h.api.addInstance(web), h.api.addInstance(db)
-	status := serveHostNetwork(t, h.api, api.HostNetwork{
-		Kind:     api.HostNetworkKind.Name,
-		Metadata: api.ObjectMeta{Name: testHost, UID: "hn-1", Generation: 1, ResourceVersion: "7"},
+	webKey, _ := h.place(t, web)
+	dbKey, _ := h.place(t, db)
+	// As the network controller leaves the host's networks.
+	h.api.Create(t, &api.HostNetwork{
+		Metadata: api.ObjectMeta{Name: testHost},
 		Spec: api.HostNetworkSpec{Networks: []api.HostNetworkEntry{
 			{UID: "net-blocked", Name: "blocked", Project: "demo", VNI: 5002, CIDR: "10.1.0.0/24", Gateway: "10.1.0.1",
 				Ports: []api.HostPort{{Instance: web.Metadata.UID, Name: "web", MAC: web.Status.Interfaces[0].MAC, IP: "10.1.0.5"}}},
@@ -98,6 +61,9 @@ func TestNetworkFailureHoldsOnlyItsInstances(t *testing.T) {
 				Ports: []api.HostPort{{Instance: db.Metadata.UID, Name: "db", MAC: db.Status.Interfaces[0].MAC, IP: "10.2.0.5"}}},
 		}},
 	})
+	status := func() api.HostNetworkStatus {
+		return h.api.Get(t, api.HostNetworkKind, "", testHost).(*api.HostNetwork).Status
+	}
 	plane := &failingPlane{fail: map[string]bool{"net-blocked": true}}
 	cfg := h.config()
 	cfg.Network = plane
@@ -119,7 +85,7 @@ func TestNetworkFailureHoldsOnlyItsInstances(t *testing.T) {
 		t.Errorf("Ready condition %+v, want false with reason %s", c, api.ReasonNetworkUnavailable)
 	}
 	waitFor(t, "a NetworkUnavailable event", func() bool {
-		for _, r := range h.api.eventReasons("web") {
+		for _, r := range h.eventReasons(t, "web") {
 			if r == api.ReasonNetworkUnavailable {
 				return true
 			}

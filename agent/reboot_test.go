@@ -27,15 +27,15 @@ func TestRebootInPlaceWhenTheDriverCan(t *testing.T) {
 	cfg.Drivers = driver.NewRegistry()
 	cfg.Drivers.Register(resettingDriver{h.drv})
 	h.start(t, cfg)
-	key := h.api.addInstance(newInstance("vm", "uid-vm"))
+	key, uid := h.place(t, newInstance("vm"))
 	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
 
-	h.api.updateSpec(key, func(i *api.Instance) { i.Spec.RebootRequests++ })
+	h.updateSpec(t, key, func(i *api.Instance) { i.Spec.RebootRequests++ })
 	inst := h.waitInstance(t, key, "rebooted", func(i *api.Instance) bool { return i.Status.ObservedReboots == 1 })
 	if inst.Status.Phase != api.PhaseRunning || inst.Status.RestartCount != 1 {
 		t.Errorf("after reboot: phase %s restartCount %d, want Running and 1", inst.Status.Phase, inst.Status.RestartCount)
 	}
-	if got := h.drv.opsFor("uid-vm"); !slices.Equal(got, []string{"create", "start", "reboot"}) {
+	if got := h.drv.opsFor(uid); !slices.Equal(got, []string{"create", "start", "reboot"}) {
 		t.Errorf("driver calls = %v, want create start reboot", got)
 	}
 }
@@ -45,13 +45,13 @@ func TestCloudInitDataReachesTheDriver(t *testing.T) {
 	cfg := h.config()
 	cfg.Labels = map[string]string{api.LabelZone: "rack-2"}
 	h.start(t, cfg)
-	in := newInstance("vm", "uid-vm")
+	in := newInstance("vm")
 	in.Spec.PublicKeys = []string{"ssh-ed25519 AAAA alice"}
 	in.Spec.UserData = "#cloud-config\n"
-	key := h.api.addInstance(in)
+	key, uid := h.place(t, in)
 	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
 	h.drv.mu.Lock()
-	spec := h.drv.specs["uid-vm"]
+	spec := h.drv.specs[uid]
 	h.drv.mu.Unlock()
 	if !slices.Equal(spec.PublicKeys, in.Spec.PublicKeys) || spec.UserData != in.Spec.UserData || spec.Zone != "rack-2" {
 		t.Errorf("driver spec keys %v user data %q zone %q", spec.PublicKeys, spec.UserData, spec.Zone)

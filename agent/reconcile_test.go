@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"slices"
 	"strings"
@@ -16,7 +17,7 @@ import (
 func TestAssignedInstanceRuns(t *testing.T) {
 	h := newHarness(t)
 	h.start(t, h.config())
-	key := h.api.addInstance(newInstance("web", "uid-web"))
+	key, uid := h.place(t, newInstance("web"))
 
 	inst := h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
 	if c := api.FindCondition(inst.Status.Conditions, api.ConditionReady); c == nil || !c.Status {
@@ -28,25 +29,25 @@ func TestAssignedInstanceRuns(t *testing.T) {
 	if inst.Status.ObservedGeneration != inst.Metadata.Generation {
 		t.Errorf("observedGeneration = %d, want %d", inst.Status.ObservedGeneration, inst.Metadata.Generation)
 	}
-	if got := h.drv.opsFor("uid-web"); !slices.Equal(got[:2], []string{"create", "start"}) {
+	if got := h.drv.opsFor(uid); !slices.Equal(got[:2], []string{"create", "start"}) {
 		t.Errorf("driver calls = %v, want create then start", got)
 	}
 	h.drv.mu.Lock()
-	spec := h.drv.specs["uid-web"]
+	spec := h.drv.specs[uid]
 	h.drv.mu.Unlock()
 	if spec.Name != "web" || spec.Project != "demo" || len(spec.Image.Layers) != 1 || spec.Resources.MemoryMiB != 64 {
 		t.Errorf("driver spec = %+v", spec)
 	}
-	waitFor(t, "Started event", func() bool { return slices.Contains(h.api.eventReasons("web"), "Started") })
+	waitFor(t, "Started event", func() bool { return slices.Contains(h.eventReasons(t, "web"), "Started") })
 }
 
 func TestStopAndStartAgain(t *testing.T) {
 	h := newHarness(t)
 	h.start(t, h.config())
-	key := h.api.addInstance(newInstance("web", "uid-web"))
+	key, uid := h.place(t, newInstance("web"))
 	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
 
-	h.api.updateSpec(key, func(i *api.Instance) { i.Spec.PowerState = api.PowerOff })
+	h.updateSpec(t, key, func(i *api.Instance) { i.Spec.PowerState = api.PowerOff })
 	inst := h.waitInstance(t, key, "Stopped", phaseIs(api.PhaseStopped))
 	if inst.Status.Reason != "" {
 		t.Errorf("reason = %q, want none for a stop the user asked for", inst.Status.Reason)
@@ -54,15 +55,15 @@ func TestStopAndStartAgain(t *testing.T) {
 	if c := api.FindCondition(inst.Status.Conditions, api.ConditionReady); c == nil || c.Status {
 		t.Errorf("Ready condition = %+v, want false", c)
 	}
-	if got := h.drv.state("uid-web"); got != driver.StateStopped {
+	if got := h.drv.state(uid); got != driver.StateStopped {
 		t.Errorf("driver state = %q, want stopped", got)
 	}
-	waitFor(t, "Stopped event", func() bool { return slices.Contains(h.api.eventReasons("web"), "Stopped") })
+	waitFor(t, "Stopped event", func() bool { return slices.Contains(h.eventReasons(t, "web"), "Stopped") })
 
 	// The stop was ours: powering on again starts it without a reboot request.
-	h.api.updateSpec(key, func(i *api.Instance) { i.Spec.PowerState = api.PowerOn })
+	h.updateSpec(t, key, func(i *api.Instance) { i.Spec.PowerState = api.PowerOn })
 	h.waitInstance(t, key, "Running again", phaseIs(api.PhaseRunning))
-	if n := h.drv.count("start", "uid-web"); n != 2 {
+	if n := h.drv.count("start", uid); n != 2 {
 		t.Errorf("start called %d times, want 2", n)
 	}
 }
@@ -70,68 +71,68 @@ func TestStopAndStartAgain(t *testing.T) {
 func TestReboot(t *testing.T) {
 	h := newHarness(t)
 	h.start(t, h.config())
-	key := h.api.addInstance(newInstance("web", "uid-web"))
+	key, uid := h.place(t, newInstance("web"))
 	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
 
-	h.api.updateSpec(key, func(i *api.Instance) { i.Spec.RebootRequests++ })
+	h.updateSpec(t, key, func(i *api.Instance) { i.Spec.RebootRequests++ })
 	inst := h.waitInstance(t, key, "rebooted", func(i *api.Instance) bool { return i.Status.ObservedReboots == 1 })
 	if inst.Status.Phase != api.PhaseRunning || inst.Status.RestartCount != 1 {
 		t.Errorf("after reboot: phase %s restartCount %d, want Running and 1", inst.Status.Phase, inst.Status.RestartCount)
 	}
-	if got := h.drv.opsFor("uid-web"); !slices.Equal(got, []string{"create", "start", "stop", "start"}) {
+	if got := h.drv.opsFor(uid); !slices.Equal(got, []string{"create", "start", "stop", "start"}) {
 		t.Errorf("driver calls = %v, want create start stop start", got)
 	}
-	waitFor(t, "Rebooted event", func() bool { return slices.Contains(h.api.eventReasons("web"), "Rebooted") })
+	waitFor(t, "Rebooted event", func() bool { return slices.Contains(h.eventReasons(t, "web"), "Rebooted") })
 }
 
 func TestDeletion(t *testing.T) {
 	h := newHarness(t)
 	h.start(t, h.config())
-	key := h.api.addInstance(newInstance("web", "uid-web"))
+	key, uid := h.place(t, newInstance("web"))
 	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
 
-	h.api.updateSpec(key, func(i *api.Instance) {
+	h.updateSpec(t, key, func(i *api.Instance) {
 		now := time.Now()
 		i.Metadata.DeletionTimestamp = &now
 		i.Status.Phase = api.PhaseTerminating
 	})
 	// The fake instance controller removes the object once it is Terminated.
-	waitFor(t, "instance removed", func() bool { return h.api.get(key) == nil })
-	if h.drv.has("uid-web") {
+	waitFor(t, "instance removed", func() bool { return h.get(t, key) == nil })
+	if h.drv.has(uid) {
 		t.Error("driver still has the instance")
 	}
-	if h.drv.count("delete", "uid-web") == 0 {
+	if h.drv.count("delete", uid) == 0 {
 		t.Error("Delete not called")
 	}
 	// The event may be posted just after the object is gone.
-	waitFor(t, "Terminated event", func() bool { return slices.Contains(h.api.eventReasons("web"), "Terminated") })
+	waitFor(t, "Terminated event", func() bool { return slices.Contains(h.eventReasons(t, "web"), "Terminated") })
 }
 
 func TestExitedProcessIsReportedNotRestarted(t *testing.T) {
 	h := newHarness(t)
 	h.start(t, h.config())
-	in := newInstance("job", "uid-job")
+	in := newInstance("job")
 	in.Spec.RestartPolicy = api.RestartNever
-	key := h.api.addInstance(in)
+	key, uid := h.place(t, in)
 	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
 
-	h.drv.exit("uid-job", 3)
+	h.drv.exit(uid, 3)
 	inst := h.waitInstance(t, key, "Exited", func(i *api.Instance) bool { return i.Status.Reason == api.ReasonExited })
 	if inst.Status.Phase != api.PhaseStopped || inst.Status.ExitCode == nil || *inst.Status.ExitCode != 3 || inst.Status.FinishedAt == nil {
 		t.Errorf("status = %+v, want Stopped with exit code 3 and finishedAt", inst.Status)
 	}
-	waitFor(t, "Exited event", func() bool { return slices.Contains(h.api.eventReasons("job"), api.ReasonExited) })
+	waitFor(t, "Exited event", func() bool { return slices.Contains(h.eventReasons(t, "job"), api.ReasonExited) })
 	reconciles := h.reconciles(key)
 	waitFor(t, "another reconcile", func() bool {
-		h.api.updateSpec(key, func(i *api.Instance) { i.Metadata.Labels = map[string]string{"poke": "1"} })
+		h.updateSpec(t, key, func(i *api.Instance) { i.Metadata.Labels = map[string]string{"poke": "1"} })
 		return h.reconciles(key) > reconciles
 	})
-	if n := h.drv.count("start", "uid-job"); n != 1 {
+	if n := h.drv.count("start", uid); n != 1 {
 		t.Fatalf("start called %d times, want 1: no automatic restart", n)
 	}
 
 	// The API's start action bumps rebootRequests: that starts it again.
-	h.api.updateSpec(key, func(i *api.Instance) { i.Spec.RebootRequests++ })
+	h.updateSpec(t, key, func(i *api.Instance) { i.Spec.RebootRequests++ })
 	inst = h.waitInstance(t, key, "Running again", phaseIs(api.PhaseRunning))
 	if inst.Status.ObservedReboots != 1 || inst.Status.ExitCode != nil {
 		t.Errorf("status = %+v, want observedReboots 1 and no exit code", inst.Status)
@@ -141,17 +142,15 @@ func TestExitedProcessIsReportedNotRestarted(t *testing.T) {
 func TestAgentRestartAdoptsRunningInstance(t *testing.T) {
 	h := newHarness(t)
 	stop := h.start(t, h.config())
-	key := h.api.addInstance(newInstance("web", "uid-web"))
+	key, uid := h.place(t, newInstance("web"))
 	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
 	stop()
-	before := h.drv.opsFor("uid-web")
-	joins, _, _ := h.api.counts()
+	before := h.drv.opsFor(uid)
+	joins := h.joins()
 
 	// Lose the status write the first agent made last, as if it died
 	// just before it.
-	h.api.mu.Lock()
-	h.api.bumpLocked(key, func(i *api.Instance) { i.Status.Phase = api.PhaseStarting })
-	h.api.mu.Unlock()
+	h.edit(t, key, func(i *api.Instance) { i.Status.Phase = api.PhaseStarting })
 
 	h.mu.Lock()
 	h.reconciled = map[string]int{}
@@ -161,42 +160,36 @@ func TestAgentRestartAdoptsRunningInstance(t *testing.T) {
 	// A change by someone else (the agent's own writes coming back are
 	// no reason to look again): a second look.
 	n := h.reconciles(key)
-	h.api.mu.Lock()
-	h.api.bumpLocked(key, func(i *api.Instance) { i.Metadata.Labels = map[string]string{"poke": "1"} })
-	h.api.mu.Unlock()
+	h.edit(t, key, func(i *api.Instance) { i.Metadata.Labels = map[string]string{"poke": "1"} })
 	waitFor(t, "a second reconcile by the new agent", func() bool { return h.reconciles(key) > n })
-	if got := h.drv.opsFor("uid-web"); !slices.Equal(got, before) {
+	if got := h.drv.opsFor(uid); !slices.Equal(got, before) {
 		t.Errorf("driver calls after restart = %v, want none beyond %v", got[len(before):], before)
 	}
 	if inst.Status.RestartCount != 0 {
 		t.Errorf("restartCount = %d, want 0", inst.Status.RestartCount)
 	}
-	if j, _, _ := h.api.counts(); j != joins {
+	if j := h.joins(); j != joins {
 		t.Errorf("agent joined again (%d joins, want %d): it should reuse its credentials", j, joins)
 	}
 }
 
 func TestOrphanDeletedOnlyAfterSuccessfulList(t *testing.T) {
 	h := newHarness(t)
-	key := h.api.addInstance(newInstance("web", "uid-web"))
-	h.api.updateSpec(key, func(i *api.Instance) { i.Status.Phase = api.PhaseRunning })
-	h.drv.put("uid-web", driver.StateRunning)
+	key, uid := h.place(t, newInstance("web"))
+	h.updateSpec(t, key, func(i *api.Instance) { i.Status.Phase = api.PhaseRunning })
+	h.drv.put(uid, driver.StateRunning)
 	h.drv.put("uid-orphan", driver.StateRunning)
-	h.api.mu.Lock()
-	h.api.failLists = true
-	h.api.mu.Unlock()
+	h.failLists(true)
 
 	h.start(t, h.config())
-	waitFor(t, "failed lists", func() bool { _, _, lists := h.api.counts(); return lists >= 3 })
+	waitFor(t, "failed lists", func() bool { return h.lists() >= 3 })
 	if !h.drv.has("uid-orphan") {
 		t.Fatal("orphan deleted although no list succeeded")
 	}
 
-	h.api.mu.Lock()
-	h.api.failLists = false
-	h.api.mu.Unlock()
+	h.failLists(false)
 	waitFor(t, "orphan deleted", func() bool { return !h.drv.has("uid-orphan") })
-	if !h.drv.has("uid-web") || h.drv.count("delete", "uid-web") != 0 {
+	if !h.drv.has(uid) || h.drv.count("delete", uid) != 0 {
 		t.Error("the assigned instance was deleted")
 	}
 }
@@ -207,21 +200,21 @@ func TestProvisioningFailures(t *testing.T) {
 		image      string // spec.image
 		createErr  error
 		wantReason string
-		fix        func(h *harness)
+		fix        func(t *testing.T, h *harness)
 	}{
 		{
 			name: "missing image", image: "demo/later", wantReason: api.ReasonImageFetchFailed,
-			fix: func(h *harness) { h.api.addImage("demo", "later") },
+			fix: func(t *testing.T, h *harness) { h.addImage(t, "later") },
 		},
 		{
 			name: "layer fetch", image: "demo/busybox", wantReason: api.ReasonImageFetchFailed,
 			createErr: fmt.Errorf("extract layer: %w", &fetchError{"sha256:aa", errors.New("connection reset")}),
-			fix:       func(h *harness) { h.drv.setCreateErr(nil) },
+			fix:       func(_ *testing.T, h *harness) { h.drv.setCreateErr(nil) },
 		},
 		{
 			name: "driver", image: "demo/busybox", wantReason: api.ReasonDriverError,
 			createErr: errors.New("no space left on device"),
-			fix:       func(h *harness) { h.drv.setCreateErr(nil) },
+			fix:       func(_ *testing.T, h *harness) { h.drv.setCreateErr(nil) },
 		},
 	}
 	for _, tt := range tests {
@@ -229,9 +222,9 @@ func TestProvisioningFailures(t *testing.T) {
 			h := newHarness(t)
 			h.drv.setCreateErr(tt.createErr)
 			h.start(t, h.config())
-			in := newInstance("web", "uid-web")
+			in := newInstance("web")
 			in.Spec.Image = tt.image
-			key := h.api.addInstance(in)
+			key, _ := h.place(t, in)
 
 			// Image fetch failures back off in Provisioning; other
 			// failures are Failed (and retried by the queue).
@@ -249,9 +242,9 @@ func TestProvisioningFailures(t *testing.T) {
 			if tt.wantReason == api.ReasonImageFetchFailed && (inst.Status.NextRestartAt == nil || !strings.Contains(inst.Status.Message, "retrying in")) {
 				t.Errorf("back-off not reported: nextRestartAt %v, message %q", inst.Status.NextRestartAt, inst.Status.Message)
 			}
-			waitFor(t, "failure event", func() bool { return slices.Contains(h.api.eventReasons("web"), wantEvent) })
+			waitFor(t, "failure event", func() bool { return slices.Contains(h.eventReasons(t, "web"), wantEvent) })
 
-			tt.fix(h)
+			tt.fix(t, h)
 			inst = h.waitInstance(t, key, "Running after a retry", phaseIs(api.PhaseRunning))
 			if inst.Status.Reason != "" || inst.Status.Message != "" || inst.Status.NextRestartAt != nil {
 				t.Errorf("reason %q message %q nextRestartAt %v not cleared by success", inst.Status.Reason, inst.Status.Message, inst.Status.NextRestartAt)
@@ -263,9 +256,9 @@ func TestProvisioningFailures(t *testing.T) {
 func TestUnknownDriverFails(t *testing.T) {
 	h := newHarness(t)
 	h.start(t, h.config())
-	in := newInstance("vm1", "uid-vm1")
+	in := newInstance("vm1")
 	in.Status.Driver = "vm"
-	key := h.api.addInstance(in)
+	key, _ := h.place(t, in)
 	inst := h.waitInstance(t, key, "Failed", phaseIs(api.PhaseFailed))
 	if inst.Status.Reason != api.ReasonDriverError {
 		t.Errorf("reason = %q, want DriverError", inst.Status.Reason)
@@ -274,13 +267,35 @@ func TestUnknownDriverFails(t *testing.T) {
 
 func TestStatusConflictIsRetried(t *testing.T) {
 	h := newHarness(t)
-	h.api.mu.Lock()
-	h.api.conflicts = 3
-	h.api.mu.Unlock()
+	// Someone else writes the instance just before each of the first
+	// three status writes: the server refuses them as stale.
+	conflicts := 3
+	h.mu.Lock()
+	h.beforeServe = func(r *http.Request) {
+		if r.Method != http.MethodPut || r.URL.Path != "/v1/projects/demo/instances/web/status" {
+			return
+		}
+		h.mu.Lock()
+		bump := conflicts > 0
+		conflicts--
+		h.mu.Unlock()
+		if !bump {
+			return
+		}
+		var in api.Instance
+		err := h.api.Store.Get(r.Context(), api.InstanceKind, "demo", "web", &in)
+		if err == nil {
+			err = h.api.Store.Update(r.Context(), &in)
+		}
+		if err != nil {
+			t.Errorf("write demo/web before a status write: %v", err)
+		}
+	}
+	h.mu.Unlock()
 	h.start(t, h.config())
-	key := h.api.addInstance(newInstance("web", "uid-web"))
+	key, uid := h.place(t, newInstance("web"))
 	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
-	if n := h.drv.count("start", "uid-web"); n != 1 {
+	if n := h.drv.count("start", uid); n != 1 {
 		t.Errorf("start called %d times, want 1", n)
 	}
 }
@@ -288,13 +303,11 @@ func TestStatusConflictIsRetried(t *testing.T) {
 func TestInstanceMovedAwayIsRemoved(t *testing.T) {
 	h := newHarness(t)
 	h.start(t, h.config())
-	key := h.api.addInstance(newInstance("web", "uid-web"))
+	key, uid := h.place(t, newInstance("web"))
 	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
 
-	h.api.mu.Lock()
-	h.api.removeLocked(key)
-	h.api.mu.Unlock()
-	waitFor(t, "driver instance removed", func() bool { return !h.drv.has("uid-web") })
+	h.remove(t, key)
+	waitFor(t, "driver instance removed", func() bool { return !h.drv.has(uid) })
 }
 
 func TestOrderNICs(t *testing.T) {

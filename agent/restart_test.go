@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -89,7 +90,7 @@ func TestRestartPolicies(t *testing.T) {
 func backoffs(t *testing.T, h *harness, name string) []time.Duration {
 	t.Helper()
 	var out []time.Duration
-	for _, e := range h.api.eventsOf(name) {
+	for _, e := range h.api.Events(t, "demo", name) {
 		if e.Reason != "BackOff" {
 			continue
 		}
@@ -105,9 +106,9 @@ func backoffs(t *testing.T, h *harness, name string) []time.Duration {
 
 func TestCrashLoopBacksOff(t *testing.T) {
 	h := newHarness(t)
+	key, uid := h.place(t, newInstance("job")) // restart policy Always by default
+	h.drv.setExitOnStart(uid, 1)
 	h.start(t, h.config())
-	h.drv.setExitOnStart("uid-job", 1)
-	key := h.api.addInstance(newInstance("job", "uid-job")) // restart policy Always by default
 
 	// Watch the status: each back-off shows as Starting/CrashLoop with
 	// nextRestartAt − finishedAt the delay.
@@ -144,15 +145,15 @@ func TestCrashLoopBacksOff(t *testing.T) {
 	if !slices.Equal(ev, want) {
 		t.Errorf("BackOff event delays = %v, want %v first", ev, want)
 	}
-	if n := h.drv.count("start", "uid-job"); n < 6 {
+	if n := h.drv.count("start", uid); n < 6 {
 		t.Errorf("start called %d times, want at least 6", n)
 	}
-	waitFor(t, "Restarted events", func() bool { return slices.Contains(h.api.eventReasons("job"), "Restarted") })
+	waitFor(t, "Restarted events", func() bool { return slices.Contains(h.eventReasons(t, "job"), "Restarted") })
 
 	// It stops crashing: after a run of the reset period the loop state
 	// is cleared (restartCount kept), and the next crash starts the
 	// schedule again.
-	h.drv.setExitOnStart("uid-job", -1)
+	h.drv.setExitOnStart(uid, -1)
 	inst := h.waitInstance(t, key, "loop state cleared", func(i *api.Instance) bool {
 		return i.Status.Phase == api.PhaseRunning && i.Status.Reason == "" && i.Status.NextRestartAt == nil
 	})
@@ -163,7 +164,7 @@ func TestCrashLoopBacksOff(t *testing.T) {
 		t.Errorf("loop cleared after a run of %s, before the reset period %s", d, testBackoff.reset)
 	}
 	before := len(backoffs(t, h, "job"))
-	h.drv.exit("uid-job", 2)
+	h.drv.exit(uid, 2)
 	waitFor(t, "a new BackOff", func() bool { return len(backoffs(t, h, "job")) > before })
 	if got := backoffs(t, h, "job")[before]; got != testBackoff.base {
 		t.Errorf("first delay after a long run = %s, want the base %s", got, testBackoff.base)
@@ -173,15 +174,16 @@ func TestCrashLoopBacksOff(t *testing.T) {
 func TestOnFailurePolicy(t *testing.T) {
 	h := newHarness(t)
 	h.start(t, h.config())
+	uids := map[string]string{}
 	for _, name := range []string{"ok", "bad"} {
-		in := newInstance(name, "uid-"+name)
+		in := newInstance(name)
 		in.Spec.RestartPolicy = api.RestartOnFailure
-		h.api.addInstance(in)
+		_, uids[name] = h.place(t, in)
 	}
 	h.waitInstance(t, "demo/ok", "Running", phaseIs(api.PhaseRunning))
 	h.waitInstance(t, "demo/bad", "Running", phaseIs(api.PhaseRunning))
-	h.drv.exit("uid-ok", 0)
-	h.drv.exit("uid-bad", 1)
+	h.drv.exit(uids["ok"], 0)
+	h.drv.exit(uids["bad"], 1)
 	inst := h.waitInstance(t, "demo/ok", "Exited", func(i *api.Instance) bool { return i.Status.Reason == api.ReasonExited })
 	if inst.Status.Phase != api.PhaseStopped || inst.Status.RestartCount != 0 {
 		t.Errorf("clean exit under OnFailure: %+v", inst.Status)
@@ -190,7 +192,7 @@ func TestOnFailurePolicy(t *testing.T) {
 	if inst.Status.Reason != api.ReasonCrashLoop || *inst.Status.ExitCode != 1 {
 		t.Errorf("failed exit under OnFailure: %+v", inst.Status)
 	}
-	if n := h.drv.count("start", "uid-ok"); n != 1 {
+	if n := h.drv.count("start", uids["ok"]); n != 1 {
 		t.Errorf("the cleanly exited instance was started %d times, want 1", n)
 	}
 }
@@ -200,14 +202,14 @@ func TestOnFailurePolicy(t *testing.T) {
 // at once or starting the schedule again.
 func TestBackOffSurvivesAgentRestart(t *testing.T) {
 	h := newHarness(t)
-	in := newInstance("job", "uid-job")
+	in := newInstance("job")
 	finished := time.Now().UTC()
 	next := finished.Add(800 * time.Millisecond)
 	code := 1
 	in.Status = api.InstanceStatus{Phase: api.PhaseStarting, Reason: api.ReasonCrashLoop, Host: testHost, Driver: "fake",
 		RestartCount: 3, FinishedAt: &finished, NextRestartAt: &next, ExitCode: &code, ObservedGeneration: 1}
-	key := h.api.addInstance(in)
-	h.drv.put("uid-job", driver.StateStopped)
+	key, uid := h.place(t, in)
+	h.drv.put(uid, driver.StateStopped)
 	h.start(t, h.config())
 
 	waitFor(t, "the agent looked at it", func() bool { return h.reconciles(key) > 0 })
@@ -215,7 +217,7 @@ func TestBackOffSurvivesAgentRestart(t *testing.T) {
 	if inst.Status.StartedAt.Before(next) {
 		t.Errorf("restarted at %s, before nextRestartAt %s", inst.Status.StartedAt, next)
 	}
-	if n := h.drv.count("start", "uid-job"); n != 1 {
+	if n := h.drv.count("start", uid); n != 1 {
 		t.Errorf("start called %d times, want 1", n)
 	}
 	// The loop state goes on: the next crash doubles the 800 ms delay
@@ -230,33 +232,34 @@ func TestImageFetchBackOffWaits(t *testing.T) {
 	h.start(t, h.config(), func(a *Agent) {
 		a.backoff = backoffPolicy{base: 100 * time.Millisecond, max: 400 * time.Millisecond, reset: time.Second}
 	})
-	in := newInstance("web", "uid-web")
+	in := newInstance("web")
 	in.Spec.Image = "demo/later"
-	key := h.api.addInstance(in)
+	key, _ := h.place(t, in)
 	waitFor(t, "three BackOff events", func() bool {
 		n := 0
-		for _, r := range h.api.eventReasons("web") {
+		for _, r := range h.eventReasons(t, "web") {
 			if r == "BackOff" {
 				n++
 			}
 		}
 		return n >= 3
 	})
-	// The attempts follow the schedule: 100, 200, 400 ms apart.
+	// The attempts, each a read of the image, follow the schedule: 100,
+	// 200, 400 ms apart.
 	var times []time.Time
-	for _, e := range h.api.eventsOf("web") {
-		if e.Reason == "BackOff" {
-			times = append(times, e.Time)
+	for _, r := range h.rec.Requests() {
+		if r.Method == http.MethodGet && r.Path == "/v1/projects/demo/images/later" {
+			times = append(times, r.At)
 		}
 	}
 	for i := 1; i < 3; i++ {
 		gap := times[i].Sub(times[i-1])
 		want := testBackoffDelay(100*time.Millisecond, i)
-		if gap < want-10*time.Millisecond { // events are stamped just after each attempt
+		if gap < want-10*time.Millisecond { // the back-off starts just after the read
 			t.Errorf("attempt %d came %s after the previous, before its back-off of %s", i+1, gap, want)
 		}
 	}
-	h.api.addImage("demo", "later")
+	h.addImage(t, "later")
 	h.waitInstance(t, key, "Running", phaseIs(api.PhaseRunning))
 }
 

@@ -47,11 +47,15 @@ func TestChangingFailureKeepsBackOff(t *testing.T) {
 				return fmt.Errorf("extract layer: open /tmp/layer-%d/etc: no such file or directory", n)
 			})
 			h.start(t, h.config(), func(a *Agent) { a.queue.WithBackoff(stormBase, stormMax) })
-			key := h.api.addInstance(newInstance("web", "uid-web"))
+			key, _ := h.place(t, newInstance("web"))
 
 			const attempts = 8
 			waitFor(t, fmt.Sprintf("%d attempts", attempts), func() bool { return len(h.drv.times(tt.op)) >= attempts })
-			writes, events := h.api.writes(), len(h.api.eventsOf("web"))
+			// The last attempt's failure is written just after it.
+			h.waitInstance(t, key, "Failed/"+api.ReasonDriverError, func(i *api.Instance) bool {
+				return i.Status.Phase == api.PhaseFailed && i.Status.Reason == api.ReasonDriverError
+			})
+			writes, events := h.writes(), len(h.api.Events(t, "demo", "web"))
 			times := h.drv.times(tt.op)
 			for i := 1; i < len(times); i++ {
 				if gap, want := times[i].Sub(times[i-1]), stormDelay(i); gap < want {
@@ -66,15 +70,11 @@ func TestChangingFailureKeepsBackOff(t *testing.T) {
 			if events > len(times) {
 				t.Errorf("%d events for %d attempts, want at most one each", events, len(times))
 			}
-			inst := h.api.get(key)
-			if inst.Status.Phase != api.PhaseFailed || inst.Status.Reason != api.ReasonDriverError {
-				t.Errorf("status %s/%s, want Failed/%s", inst.Status.Phase, inst.Status.Reason, api.ReasonDriverError)
-			}
 
 			// A change of the spec is acted on at once, not after the
 			// back-off.
 			n := len(h.drv.times(tt.op))
-			h.api.updateSpec(key, func(i *api.Instance) { i.Spec.Env = append(i.Spec.Env, "FIX=1") })
+			h.updateSpec(t, key, func(i *api.Instance) { i.Spec.Env = append(i.Spec.Env, "FIX=1") })
 			waitFor(t, "an attempt after the spec change", func() bool { return len(h.drv.times(tt.op)) > n })
 			times = h.drv.times(tt.op)
 			if gap, backoff := times[n].Sub(times[n-1]), stormDelay(n); gap >= backoff {
@@ -83,10 +83,8 @@ func TestChangingFailureKeepsBackOff(t *testing.T) {
 
 			// So is a deletion.
 			deleted := time.Now()
-			h.api.mu.Lock()
-			h.api.bumpLocked(key, func(i *api.Instance) { i.Metadata.DeletionTimestamp = &deleted })
-			h.api.mu.Unlock()
-			waitFor(t, "the instance removed", func() bool { return h.api.get(key) == nil })
+			h.edit(t, key, func(i *api.Instance) { i.Metadata.DeletionTimestamp = &deleted })
+			waitFor(t, "the instance removed", func() bool { return h.get(t, key) == nil })
 			if d, backoff := time.Since(deleted), stormDelay(n+1); d >= backoff {
 				t.Errorf("removed %s after the deletion, not before the back-off of %s", d, backoff)
 			}
@@ -100,14 +98,14 @@ func TestRepeatedFailureWrittenOnce(t *testing.T) {
 	h := newHarness(t)
 	h.drv.setFail("create", func(int) error { return fmt.Errorf("no space left on device") })
 	h.start(t, h.config(), func(a *Agent) { a.queue.WithBackoff(time.Millisecond, 5*time.Millisecond) })
-	h.api.addInstance(newInstance("web", "uid-web"))
+	h.place(t, newInstance("web"))
 
 	waitFor(t, "ten create attempts", func() bool { return len(h.drv.times("create")) >= 10 })
-	if w := h.api.writes(); w > 2 {
+	if w := h.writes(); w > 2 {
 		t.Errorf("%d status writes, want 2 (Provisioning, then Failed once)", w)
 	}
 	var failures int
-	for _, e := range h.api.eventsOf("web") {
+	for _, e := range h.api.Events(t, "demo", "web") {
 		if e.Reason == api.ReasonDriverError {
 			failures++
 		}

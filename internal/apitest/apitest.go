@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -49,6 +50,8 @@ type Server struct {
 	CA *pki.CA
 	// API is the server itself.
 	API *apiserver.Server
+
+	pkiDir string // holds the CA's certificate and key
 }
 
 // Start runs an API server over a fresh embedded etcd until the test ends.
@@ -57,7 +60,7 @@ func Start(tb testing.TB, cfg Config) *Server {
 	etcd := etcdtest.Client(tb)
 	st := store.NewEtcd(etcd)
 	dir := tb.TempDir()
-	ca, err := pki.LoadOrCreateCA(dir + "/pki")
+	ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "pki"))
 	if err != nil {
 		tb.Fatalf("create CA: %v", err)
 	}
@@ -83,7 +86,7 @@ func Start(tb testing.TB, cfg Config) *Server {
 	}
 	ts := httptest.NewServer(h)
 	tb.Cleanup(ts.Close)
-	return &Server{URL: ts.URL, Admin: admin, Store: st, Etcd: etcd, CA: ca, API: srv}
+	return &Server{URL: ts.URL, Admin: admin, Store: st, Etcd: etcd, CA: ca, API: srv, pkiDir: filepath.Join(dir, "pki")}
 }
 
 // Client returns an API client that sends token.
@@ -122,12 +125,20 @@ func (s *Server) Token(tb testing.TB, user, project string, role api.Role) strin
 	return tok.Status.Secret
 }
 
+// JoinToken makes a join token, as an administrator hands one to a new
+// host, and returns its secret.
+func (s *Server) JoinToken(tb testing.TB) string {
+	tb.Helper()
+	var jt api.JoinToken
+	s.Do(tb, http.MethodPost, "/v1/jointokens", api.JoinTokenRequest{}, &jt)
+	return jt.Status.Secret
+}
+
 // Join joins a host named name whose agent serves on endpoint and returns
 // the host's token.
 func (s *Server) Join(tb testing.TB, name, endpoint string) string {
 	tb.Helper()
-	var jt api.JoinToken
-	s.Do(tb, http.MethodPost, "/v1/jointokens", api.JoinTokenRequest{}, &jt)
+	joinToken := s.JoinToken(tb)
 	_, csrPEM, err := pki.NewKeyAndCSR(name, []string{"127.0.0.1"})
 	if err != nil {
 		tb.Fatalf("make CSR: %v", err)
@@ -138,7 +149,7 @@ func (s *Server) Join(tb testing.TB, name, endpoint string) string {
 	var jr api.JoinResponse
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	if _, err := s.Client(tb, jt.Status.Secret).Do(ctx, http.MethodPost, "/v1/hosts/join", nil, req, &jr); err != nil {
+	if _, err := s.Client(tb, joinToken).Do(ctx, http.MethodPost, "/v1/hosts/join", nil, req, &jr); err != nil {
 		tb.Fatalf("join host %s: %v", name, err)
 	}
 	return jr.Token

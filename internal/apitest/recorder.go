@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 )
@@ -17,13 +18,18 @@ type Request struct {
 	Key, Auth string
 	// Body is the request body as sent.
 	Body string
+	// At is when the request arrived.
+	At time.Time
+	// Status is the status code of the answer, once the answer is
+	// complete (0 before: a watch has none while it streams).
+	Status int
 }
 
 // Recorder wraps the server's handler (Config.Wrap) to record every
 // request and to answer chosen ones with an error instead of the server.
 type Recorder struct {
 	mu       sync.Mutex
-	requests []Request
+	requests []*Request
 	fail     map[string]*api.Error
 	next     http.Handler
 }
@@ -36,7 +42,8 @@ func (r *Recorder) Wrap(h http.Handler) http.Handler {
 	return r
 }
 
-// Fail makes r answer every request to "METHOD /path" with e.
+// Fail makes r answer every request to "METHOD /path" with e; a nil e
+// lets such requests through again.
 func (r *Recorder) Fail(route string, e *api.Error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -50,7 +57,11 @@ func (r *Recorder) Fail(route string, e *api.Error) {
 func (r *Recorder) Requests() []Request {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]Request(nil), r.requests...)
+	out := make([]Request, len(r.requests))
+	for i, req := range r.requests {
+		out[i] = *req
+	}
+	return out
 }
 
 // Reset forgets the requests seen so far.
@@ -64,16 +75,47 @@ func (r *Recorder) Reset() {
 func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	req.Body = io.NopCloser(bytes.NewReader(body))
+	seen := &Request{Method: req.Method, Path: req.URL.Path, Query: req.URL.RawQuery,
+		Key: req.Header.Get("Idempotency-Key"), Auth: req.Header.Get("Authorization"), Body: string(body), At: time.Now()}
 	r.mu.Lock()
-	r.requests = append(r.requests, Request{Method: req.Method, Path: req.URL.Path, Query: req.URL.RawQuery,
-		Key: req.Header.Get("Idempotency-Key"), Auth: req.Header.Get("Authorization"), Body: string(body)})
+	r.requests = append(r.requests, seen)
 	e, next := r.fail[req.Method+" "+req.URL.Path], r.next
 	r.mu.Unlock()
+	status := http.StatusOK
 	if e != nil {
+		status = e.Status
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(e.Status)
 		json.NewEncoder(w).Encode(api.ErrorBody{Error: e})
-		return
+	} else {
+		cw := &codeWriter{ResponseWriter: w}
+		next.ServeHTTP(cw, req)
+		if cw.code != 0 {
+			status = cw.code
+		}
 	}
-	next.ServeHTTP(w, req)
+	r.mu.Lock()
+	seen.Status = status
+	r.mu.Unlock()
 }
+
+// codeWriter keeps the status code a handler answered with; it lets
+// streams flush.
+type codeWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+// WriteHeader keeps the first code and sends it.
+func (w *codeWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Flush sends what the handler wrote so far (watch streams).
+func (w *codeWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach the writer underneath.
+func (w *codeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
