@@ -76,6 +76,12 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if cfg.Name == "" {
 		cfg.Name, _ = os.Hostname()
 	}
+	// A parent made here (/var/lib/ouro) is searchable by others, so that
+	// an agent beside the server can keep its containers' root file
+	// systems below it; the server's own directory is 0700.
+	if err := os.MkdirAll(filepath.Dir(cfg.DataDir), 0o711); err != nil {
+		return nil, fmt.Errorf("server: data dir: %w", err)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
 	}

@@ -59,6 +59,16 @@ func Up(ctx context.Context, cfg UpConfig) error {
 	if cfg.AgentListen == "" {
 		cfg.AgentListen = ":7444"
 	}
+	// Searchable by others, not listable (as Docker's root is): the
+	// containers' root, an unprivileged uid in their user namespace, must
+	// reach their root file systems below the agent's directory. The
+	// server's directory inside stays 0700.
+	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o711); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
 	srv, err := StartServer(ctx, ServerConfig{
 		DataDir: filepath.Join(cfg.DataDir, "server"), Listen: cfg.Listen,
 		EtcdClientURL: cfg.EtcdClientURL, EtcdPeerURL: cfg.EtcdPeerURL, Logger: log,

@@ -64,7 +64,7 @@ type haNode struct {
 // admin through the cluster CA.
 func newHACloud(t testing.TB, etcdBin string, n int) *haCloud {
 	t.Helper()
-	c := &haCloud{t: t, dir: t.TempDir()}
+	c := &haCloud{t: t, dir: containerTempDir(t)}
 	ports := freePorts(t, 3*n)
 	var initial, endpoints []string
 	for i := range n {

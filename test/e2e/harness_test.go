@@ -167,17 +167,25 @@ type agentProc struct {
 	netns string
 }
 
+// containerTempDir returns a new temporary directory for the test's
+// clouds. The test's own temporary directory is 0700; containers' root,
+// an unprivileged host uid in their user namespace, must reach its root
+// file system below it, as below /var/lib/ouro (0711).
+func containerTempDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // newCloud starts a server with embedded etcd on free loopback ports.
 func newCloud(t testing.TB, extraServerArgs ...string) *cloud {
 	t.Helper()
 	testenv.NeedRoot(t)
 	testenv.NeedBinary(t, "runc")
-	dir := t.TempDir()
-	// The test's temporary directory is 0700; containers' unprivileged
-	// root must reach its root file system below it.
-	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
-		t.Fatal(err)
-	}
+	dir := containerTempDir(t)
 	c := &cloud{t: t, dir: dir, serverDir: filepath.Join(dir, "server"), agents: map[string]*agentProc{}}
 	port := freePort(t)
 	c.serverArgs = append([]string{"server", "--data-dir", c.serverDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port),

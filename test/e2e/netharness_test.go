@@ -32,7 +32,7 @@ func newNetCloud(t testing.TB, hosts int) *netCloud {
 	testenv.NeedBinary(t, "runc")
 	testenv.NeedBinary(t, "dnsmasq")
 	u := newUnderlay(t, hosts)
-	dir := t.TempDir()
+	dir := containerTempDir(t)
 	c := &cloud{t: t, dir: dir, serverDir: filepath.Join(dir, "server"), agents: map[string]*agentProc{}, netns: u.server}
 	// Embedded etcd has the server namespace's loopback to itself.
 	c.serverArgs = []string{"server", "--data-dir", c.serverDir, "--listen", serverIP + ":7443",

@@ -53,7 +53,7 @@ func TestUpRunsACloudAndBringsItBackAfterACrash(t *testing.T) {
 	testenv.NeedRoot(t)
 	testenv.NeedBinary(t, "runc")
 	testenv.NeedFile(t, "/bin/busybox")
-	dir := t.TempDir()
+	dir := containerTempDir(t)
 	data := filepath.Join(dir, "data")
 	t.Cleanup(func() { cleanupContainers(t, filepath.Join(data, "agent")) })
 	args := upArgs(t, data)
