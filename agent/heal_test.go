@@ -148,6 +148,10 @@ func TestUsageReported(t *testing.T) {
 	}
 
 	// Steady use: samples go on, writes do not (until the 30 s refresh).
+	// A few samples first, so that the write of the first usage (which
+	// may still be on its way back to the recorder) is counted.
+	settle := h.drv.reads()
+	waitFor(t, "three more samples", func() bool { return h.drv.reads() >= settle+3 })
 	writes, reads := h.writes(), h.drv.reads()
 	waitFor(t, "ten more samples", func() bool { return h.drv.reads() >= reads+10 })
 	if w := h.writes(); w != writes {

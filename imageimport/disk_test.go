@@ -15,10 +15,22 @@ import (
 )
 
 // qemuImg runs qemu-img with args, failing the test on error.
+//
+// Making a LUKS-encrypted image, qemu-img times its key derivation by the
+// thread's CPU time, and gives up ("Unable to get accurate CPU usage")
+// when that clock did not move during its probe, which a busy machine
+// can make happen; that alone is tried again, a few times.
 func qemuImg(t *testing.T, args ...string) {
 	t.Helper()
 	bin := testenv.NeedBinary(t, "qemu-img")
-	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+	for attempt := 1; ; attempt++ {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err == nil {
+			return
+		}
+		if attempt < 5 && strings.Contains(string(out), "Unable to get accurate CPU usage") {
+			continue
+		}
 		t.Fatalf("qemu-img %v: %v\n%s", args, err, out)
 	}
 }
