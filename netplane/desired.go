@@ -71,6 +71,10 @@ func routerNSName(vni int) string      { return fmt.Sprintf("%s%d", routerNSPref
 func transitName(vni int) string       { return fmt.Sprintf("%s%d", transitPrefix, vni) }
 func vxlanName(vni int) string         { return fmt.Sprintf("%s%d", vxlanPrefix, vni) }
 func instanceNSName(uid string) string { return instanceNSPrefix + shortID(uid, 12) }
+
+// InstanceNetNSName is the name of an instance's network namespace in a
+// plane's NetNSDir (NetNSPath joins the two).
+func InstanceNetNSName(uid string) string { return instanceNSName(uid) }
 func portDevName(uid string) string    { return portPrefix + shortID(uid, 11) }
 
 // shortID keeps the first n letters and digits of a UID, lower-cased.

@@ -12,6 +12,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
+	"github.com/ouroboros-cloud/ouro/netplane"
 )
 
 // netCloud is a cloud whose server and hosts each run in their own
@@ -158,10 +159,31 @@ func (nc *netCloud) exec(project, name string, argv ...string) (string, error) {
 }
 
 // ping reports whether instance name gets an answer from target within two
-// seconds.
+// seconds. The ping runs in the instance's network namespace, from the
+// host: inside the container, root of a user namespace holds no
+// CAP_NET_RAW over the network namespace the network plane made, and
+// busybox's ping needs a raw socket (docs/security.md).
 func (nc *netCloud) ping(project, name, target string) (bool, string) {
-	out, err := nc.exec(project, name, "ping", "-c1", "-W2", target)
+	netns, err := nc.instanceNetns(project, name)
+	if err != nil {
+		return false, err.Error()
+	}
+	out, err := runIn(netns, 10*time.Second, "busybox", "ping", "-c1", "-W2", target)
 	return err == nil, fmt.Sprintf("ping %s from %s: %v: %s", target, name, err, strings.TrimSpace(out))
+}
+
+// instanceNetns returns the path of the network namespace of container
+// name on its host.
+func (nc *netCloud) instanceNetns(project, name string) (string, error) {
+	in, err := nc.instance(projectOr(project), name)
+	if err != nil {
+		return "", err
+	}
+	a, ok := nc.agents[in.Status.Host]
+	if !ok {
+		return "", fmt.Errorf("%s is on host %q, which has no agent here", name, in.Status.Host)
+	}
+	return filepath.Join(agentNetnsDir(a.dir), netplane.InstanceNetNSName(in.Metadata.UID)), nil
 }
 
 // waitPing waits until instance name reaches target.
