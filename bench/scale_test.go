@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -57,6 +59,11 @@ var hostCapacity = api.Resources{VCPUs: 32, MemoryMiB: 64 * 1024, DiskGiB: 1000}
 //
 // Each iteration builds a fresh cloud; run it with -benchtime 1x.
 func BenchmarkScale(b *testing.B) {
+	// go test prints what the process logs among its results: a log line
+	// (the election's) landing inside a result line would lose the run.
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b.Cleanup(func() { slog.SetDefault(prev) })
 	hosts, instances := envInt(b, "BENCH_HOSTS", defaultHosts), envInt(b, "BENCH_INSTANCES", defaultInstances)
 	var sum scaleResult
 	for range b.N {
