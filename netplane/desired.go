@@ -75,7 +75,7 @@ func instanceNSName(uid string) string { return instanceNSPrefix + shortID(uid, 
 // InstanceNetNSName is the name of an instance's network namespace in a
 // plane's NetNSDir (NetNSPath joins the two).
 func InstanceNetNSName(uid string) string { return instanceNSName(uid) }
-func portDevName(uid string) string    { return portPrefix + shortID(uid, 11) }
+func portDevName(uid string) string       { return portPrefix + shortID(uid, 11) }
 
 // shortID keeps the first n letters and digits of a UID, lower-cased.
 func shortID(uid string, n int) string {

@@ -404,8 +404,8 @@ func newGroupUpdateCommand(o *command.Options) *cobra.Command {
 		Long: "Change what a group's members are made from. A change of image, flavor, user-data, environment\n" +
 			"or command (after --) is a new revision, rolled out a few members at a time\n" +
 			"(see `ouro group rollout status`). --health and --min/--max/--target-cpu apply without a rollout.",
-		Example: "  ouro group update web --image nginx-1.27\n  ouro group update worker -- sleep 7200",
-		Args: command.NameThenCommand,
+		Example:           "  ouro group update web --image nginx-1.27\n  ouro group update worker -- sleep 7200",
+		Args:              command.NameThenCommand,
 		ValidArgsFunction: o.CompleteNames(api.InstanceGroupKind, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			argv := args[1:]
