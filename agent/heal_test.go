@@ -60,7 +60,7 @@ func TestHealthProbes(t *testing.T) {
 	h.start(t, h.config(), func(a *Agent) {
 		a.probe = pr.probe
 		// As the network loop records an applied HostNetwork.
-		a.ports.Set(map[string]hostnet.Port{uid: {Routers: map[string]string{"10.0.0.5": "/run/netns/ouro-n4096"}}})
+		a.ports.Set(map[string]hostnet.Port{uid: {Routers: map[string]string{"10.0.0.5": "/run/netns/ouro-n4096"}}}, nil)
 	})
 
 	inst := h.waitInstance(t, key, "Healthy", func(i *api.Instance) bool { c := healthOf(i); return c != nil && c.Status })

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/agentproxy"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
@@ -114,7 +115,7 @@ func (h *agentHandlers) exec(w http.ResponseWriter, r *http.Request, id *auth.Id
 	if len(req.Command) == 0 {
 		return api.Invalid("command", "give the program and its arguments", "command is required")
 	}
-	if err := validateArgs("command", req.Command); err != nil {
+	if err := admission.ValidateArgs("command", req.Command); err != nil {
 		return err
 	}
 	if req.TimeoutSeconds < 0 || req.TimeoutSeconds > maxExecTimeout {

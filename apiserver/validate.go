@@ -5,7 +5,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
 )
 
@@ -60,10 +59,6 @@ func pluralOf(name string) string {
 	}
 	return ""
 }
-
-// validateArgs checks the arguments of a process (exec) as those of an
-// instance.
-func validateArgs(field string, args []string) error { return admission.ValidateArgs(field, args) }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // ErrTrailingData is returned when more than one JSON value is sent.
@@ -146,8 +147,7 @@ func (w *walker) value(dec *json.Decoder, path string, t reflect.Type) error {
 	case '{':
 		var fields map[string]string // JSON name → field identity, for structs
 		if t != nil && t.Kind() == reflect.Struct {
-			fields = map[string]string{}
-			collectFields(t, "", fields)
+			fields = fieldsOf(t)
 		}
 		seen := map[string]bool{}
 		for dec.More() {
@@ -223,6 +223,22 @@ func elem(t reflect.Type) reflect.Type {
 		return t.Elem()
 	}
 	return nil
+}
+
+// fieldCache holds fieldsOf's answer per struct type: every API write is
+// decoded here, and a type's fields do not change.
+var fieldCache sync.Map // reflect.Type → map[string]string
+
+// fieldsOf maps each JSON name of struct t to the index path of its
+// field (collectFields), computed once per type. The map is only read.
+func fieldsOf(t reflect.Type) map[string]string {
+	if m, ok := fieldCache.Load(t); ok {
+		return m.(map[string]string)
+	}
+	m := map[string]string{}
+	collectFields(t, "", m)
+	fieldCache.Store(t, m)
+	return m
 }
 
 // collectFields maps each JSON name of struct t (embedded structs'

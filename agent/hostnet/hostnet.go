@@ -89,15 +89,10 @@ func (s *Ports) Get(uid string) (Port, bool) {
 	return p, ok
 }
 
-// Set replaces the applied ports and returns the uids whose ports are new
-// or changed.
-func (s *Ports) Set(ports map[string]Port) []string {
-	return s.SetHeld(ports, nil)
-}
-
-// SetHeld replaces the applied ports and the held-back instances and
-// returns the uids whose ports, or reasons to wait, are new or changed.
-func (s *Ports) SetHeld(ports map[string]Port, held map[string]string) []string {
+// Set replaces the applied ports and the held-back instances (by uid,
+// why each waits) and returns the uids whose ports, or reasons to wait,
+// are new or changed.
+func (s *Ports) Set(ports map[string]Port, held map[string]string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var changed []string
@@ -371,7 +366,7 @@ func (l *Loop) apply(ctx context.Context, last string) (string, error) {
 				ports[p.Instance] = pi
 			}
 		}
-		if changed := l.cfg.Ports.SetHeld(ports, held); len(changed) > 0 {
+		if changed := l.cfg.Ports.Set(ports, held); len(changed) > 0 {
 			l.cfg.Queue.PortsChanged(changed)
 		}
 		l.cfg.Logger.Debug("host network applied", "resourceVersion", rv, "networks", len(hn.Spec.Networks), "ports", len(ports))

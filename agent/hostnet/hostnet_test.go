@@ -28,7 +28,7 @@ func TestReadyWaitsForTaps(t *testing.T) {
 	veth := Port{NetNS: "/run/netns/ouro-iu", NICs: []driver.NIC{{MAC: "0a:58:0a:00:00:01"}}}
 	tap := Port{NICs: []driver.NIC{{MAC: "0a:58:0a:00:00:02", RouterNetNS: "/run/netns/ouro-n1", Tap: "ourpuvm"}}}
 
-	changed := ports.Set(map[string]Port{"u-vm": veth, "u-ct": veth})
+	changed := ports.Set(map[string]Port{"u-vm": veth, "u-ct": veth}, nil)
 	slices.Sort(changed)
 	if !slices.Equal(changed, []string{"u-ct", "u-vm"}) {
 		t.Errorf("first set: changed %v", changed)
@@ -41,7 +41,7 @@ func TestReadyWaitsForTaps(t *testing.T) {
 	}
 	// The port becomes a TAP: the VM is reported changed (to be queued)
 	// and is ready; the unchanged container is not reported.
-	if changed := ports.Set(map[string]Port{"u-vm": tap, "u-ct": veth}); !slices.Equal(changed, []string{"u-vm"}) {
+	if changed := ports.Set(map[string]Port{"u-vm": tap, "u-ct": veth}, nil); !slices.Equal(changed, []string{"u-vm"}) {
 		t.Errorf("second set: changed %v, want [u-vm]", changed)
 	}
 	if p, ok := ports.Ready(vm); !ok || p.NICs[0].Tap != "ourpuvm" {
