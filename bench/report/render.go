@@ -46,7 +46,7 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
 ## How each figure is measured
 
 - **Container create → Running**: `+"`BenchmarkContainerCreateToRunning`"+` in test/e2e: a real
-  `+"`ouro server`"+` and `+"`ouro agent`"+` (separate processes, runc), one busybox instance at a time, from
+  `+"`ouro server`"+` and `+"`ouro agent`"+` (separate processes; crun where it works, else runc; user namespace and seccomp filter), one busybox instance at a time, from
   the create call until a watch sees phase Running; p50 and p90 over the instances of one run.
   Peer: `+"`lxc-create -t busybox`"+` then `+"`lxc-start`"+` and `+"`lxc-wait -s RUNNING`"+` of a fresh container
   (no network, in a scratch lxcpath), timed by run.sh, destroyed after each run.
