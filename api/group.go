@@ -86,6 +86,9 @@ const (
 	HealthRunning = "running"
 	HealthTCP     = "tcp"
 	HealthHTTP    = "http"
+	// HealthLoadBalancer trusts a load balancer's checks of the member:
+	// a member the load balancer LoadBalancer finds down is unhealthy.
+	HealthLoadBalancer = "loadBalancer"
 )
 
 // HealthCheck decides whether an instance is healthy. The instance's agent
@@ -96,6 +99,9 @@ type HealthCheck struct {
 	Kind string `json:"kind,omitempty"`
 	Port int    `json:"port,omitempty"`
 	Path string `json:"path,omitempty"`
+	// LoadBalancer names the project's load balancer whose member health
+	// decides, for kind "loadBalancer".
+	LoadBalancer string `json:"loadBalancer,omitempty"`
 	// IntervalSeconds between probes (default 2), TimeoutSeconds per probe
 	// (default 1), FailureThreshold failed probes in a row before an
 	// instance is unhealthy (default 3).

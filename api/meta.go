@@ -28,7 +28,16 @@ type ObjectMeta struct {
 	// DeletionTimestamp is set when deletion was requested but cleanup (for
 	// example on an agent) is still under way.
 	DeletionTimestamp *time.Time `json:"deletionTimestamp,omitempty"`
+	// Finalizers name the controllers that must finish their work before
+	// a deleted object goes away. On an instance they hold the stop: a
+	// load balancer drains a leaving member before its agent stops it.
+	// Only the server's controllers set them.
+	Finalizers []string `json:"finalizers,omitempty"`
 }
+
+// FinalizerLoadBalancer holds a deleted instance running while load
+// balancers drain it.
+const FinalizerLoadBalancer = "ouro.dev/loadbalancer-drain"
 
 // Object is implemented by every resource type.
 type Object interface {

@@ -174,6 +174,9 @@ type HostNetwork struct {
 // HostNetworkSpec lists the networks with instances on the host.
 type HostNetworkSpec struct {
 	Networks []HostNetworkEntry `json:"networks,omitempty"`
+	// LoadBalancers are the load balancers this host runs (their ports
+	// are in Networks).
+	LoadBalancers []HostLoadBalancer `json:"loadBalancers,omitempty"`
 }
 
 // HostNetworkEntry is one network as a host sees it.
@@ -212,10 +215,17 @@ type HostPort struct {
 	IP       string `json:"ip"`
 	// Driver is the instance's driver. A "vm" port is a TAP device on the
 	// bridge that QEMU attaches to; any other is a veth pair into the
-	// instance's network namespace.
+	// instance's network namespace. An "lb" port is a load balancer's
+	// (Instance is the LoadBalancer's UID): a veth pair into the load
+	// balancer's namespace, where HAProxy and keepalived run.
 	Driver string `json:"driver,omitempty"`
-	// FloatingIP, when set, is DNATed to IP and used as source for the
-	// instance's traffic to the outside.
+	// VIP is, for an "lb" port, the virtual address that keepalived may
+	// put on it: admitted as the port's source and matched as its
+	// destination like IP.
+	VIP string `json:"vip,omitempty"`
+	// FloatingIP, when set, is DNATed to IP (to VIP on an "lb" port) and
+	// used as source for the instance's traffic to the outside. On an "lb"
+	// port the host announces it only while the VIP is on this host.
 	FloatingIP string `json:"floatingIP,omitempty"`
 	// Ingress and Egress are the resolved rules of all the port's security
 	// groups (source groups expanded to member addresses).
@@ -245,6 +255,8 @@ type HostNetworkStatus struct {
 	// Failed lists the networks that could not be applied on the host;
 	// the others were, and their instances run.
 	Failed []NetworkFailure `json:"failed,omitempty"`
+	// LoadBalancers reports each load balancer of the spec.
+	LoadBalancers []HostLBStatus `json:"loadBalancers,omitempty"`
 }
 
 // NetworkFailure is a network a host could not set up, and why.

@@ -7,6 +7,9 @@ set -euo pipefail
 # The agent runs containers with crun where it can (crun lets containers on its networks
 # have a user namespace, Debian 12's runc 1.1 does not), else with runc.
 RUNTIME_PKGS=(runc crun busybox-static iproute2 nftables dnsmasq-base ca-certificates)
+# Load balancers: HAProxy in a namespace per load balancer per host, keepalived
+# (VRRP) moving the virtual address between two load balancer hosts.
+RUNTIME_PKGS+=(haproxy keepalived)
 # Tests: a real external etcd for the external-store test, skopeo for OCI fixtures;
 # for the Debian cloud-init test image (internal/testimage) debootstrap, mkfs.ext4, depmod,
 # qemu-img, the host's Debian kernel, genisoimage for NoCloud seeds and QEMU to boot it.
@@ -50,6 +53,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Debian's haproxy and keepalived packages start system services; ouro runs
+# its own instances of both in namespaces and needs none on the host.
+for svc in haproxy keepalived; do
+	if systemctl is-enabled --quiet "$svc" 2>/dev/null || systemctl is-active --quiet "$svc" 2>/dev/null; then
+		systemctl disable --now "$svc" >/dev/null 2>&1 || true
+	fi
+done
 
 # The Debian etcd-server package starts a system etcd on 2379/2380; ouro's
 # embedded etcd and the tests use their own ports and data, so stop it.
