@@ -12,6 +12,8 @@
 #   GROUP_COUNT=N   runs of the group host-loss benchmark (default 3)
 #   FAILOVER_COUNT=N runs of the control-plane leader failover benchmark,
 #                   each on a fresh 3-node control plane (default 3)
+#   LB_FAILOVER_RUNS=N power cuts of the active LB host (default 5)
+#   LB_RUNS=N       sick members and load balancer creates (default 5)
 #   BENCH_OUT=FILE  the report (default docs/benchmarks.md)
 #
 # The whole run takes about 20 minutes on 2 cores. Nothing here asserts
@@ -139,6 +141,10 @@ gobench BenchmarkIdleUp ./bench "$IDLE_COUNT" 1x OURO_BIN="$PWD/bin/ouro"
 gobench BenchmarkVMCreateToKernel ./test/e2e 1 "${VM_RUNS:-5}x"
 gobench BenchmarkGroupHostLoss ./test/e2e "${GROUP_COUNT:-3}" 1x
 gobench BenchmarkLeaderFailover ./test/e2e "${FAILOVER_COUNT:-3}" 1x
+gobench BenchmarkLBFailover ./test/e2e 1 "${LB_FAILOVER_RUNS:-5}x"
+gobench BenchmarkLBMemberDown ./test/e2e 1 "${LB_RUNS:-5}x"
+gobench BenchmarkLBCreateToServing ./test/e2e 1 "${LB_RUNS:-5}x"
+gobench BenchmarkLBThroughput ./test/e2e 1 1x
 
 # --- peer: lxc-create -t busybox + lxc-start ----------------------------------
 

@@ -87,6 +87,26 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   (polled every 20 ms). Writes wait for etcd's election (a randomized 1–2 s election timeout);
   placement also waits for the dead server's 2 s election lease, which a new etcd leader extends
   by its 1 s election timeout. Each run logs the breakdown.
+- **Load balancer failover**: `+"`BenchmarkLBFailover`"+` in test/e2e: 3 hosts, a load balancer on
+  two of them (HAProxy and keepalived in its namespace on each, VRRP between them), 2 web members
+  and a client instance on the third. Clients send requests to the VIP all the time from the client's
+  namespace, each on a new connection given up after 300 ms. Each run cuts the host holding the VIP
+  (SIGKILL to its agent, haproxy and keepalived, its switch port down) and measures from the cut
+  until the first answer to a request sent after it; the host then returns and the VIP settles
+  before the next cut. p50 and max over the runs of one benchmark.
+- **Sick member out of rotation**: `+"`BenchmarkLBMemberDown`"+`: one LB host, 3 busybox httpd members
+  checked by HAProxy with GET /healthz (the defaults: every 1 s, down after 2 failures), requests to
+  the VIP all the time; from the removal of one member's /healthz (`+"`ouro instance exec`"+`) until
+  the last answer from it, confirmed by 30 answers in a row from the others.
+- **Load balancer create → serving**: `+"`BenchmarkLBCreateToServing`"+`: the same cloud; from the create
+  call (API) of a load balancer of the group until a request to its VIP is answered by a member;
+  each load balancer is deleted, and gone from its host, before the next.
+- **Load balancer throughput and p99**: `+"`BenchmarkLBThroughput`"+`: the same cloud; 8 Go workers in the
+  client's namespace send GET / on a new connection each, 5 s to the ouro load balancer's VIP, then
+  5 s to a plain HAProxy (the same Debian binary) the benchmark starts in the namespace of an
+  ordinary instance on the same network and host, with the load balancer's haproxy.cfg (only the
+  bind address, runtime socket and server-state file changed; the same servers and checks);
+  3 rounds of each, alternating.
 `)
 	if len(peers.Notes) > 0 {
 		fmt.Fprint(w, "\n## Notes from this run\n\n")

@@ -156,6 +156,7 @@ func TestRender(t *testing.T) {
 		"BenchmarkContainerCreateToRunning p50-ms": {120, 100, 140},
 		"BenchmarkScale placements/s":              {1500, 1200, 1800, 1300, 1400},
 		"BenchmarkLeaderFailover accepted-s":       {1.5, 1.25, 2},
+		"BenchmarkLBFailover failover-p50-s":       {0.8},
 	}
 	peers := &Peers{
 		Machine: map[string]string{"cpu": "Test CPU | fast", "cores": "2"},
@@ -170,7 +171,7 @@ func TestRender(t *testing.T) {
 		"**120 ms** (100–140) | 3 |",
 		"400 ms (3 runs) | 0.30× |",
 		"**1,400 /s** (1,200–1,800) | 5 |",
-		"not measured: load balancers do not exist yet",
+		"| Load balancer: active LB host power cut → first new connection, p50 | **0.80 s** (0.80–0.80) | 1 | — | — |",
 		"not measured: needs root second line",
 		"p99 ≤ 200 ms",
 		"| Control-plane leader lost → writes accepted | **1.50 s** (1.25–2.00) | 3 | — | — |",

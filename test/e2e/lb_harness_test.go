@@ -1,0 +1,548 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/daemon"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
+	"github.com/ouroboros-cloud/ouro/netplane"
+)
+
+// The load balancer tests and benchmarks talk to a load balancer the way
+// its users would: HTTP requests to its VIP from a client on the tenant
+// network (a Go client dialing inside a client instance's network
+// namespace), and from the outside namespace through its floating IP.
+// What runs on the LB hosts is found by the names the data plane gives it
+// (docs: lb-contract): the namespace plane.NetNSPath(<LB UID>) and the
+// files under <agent run dir>/lb/<LB UID>/.
+
+// lbMemberPort is the port the web members serve on.
+const lbMemberPort = 8080
+
+// lbWebCommand is the command of a web member: it answers its own name
+// (the hostname) at / and "ok" at /healthz, on lbMemberPort; removing
+// /www/healthz makes its health check fail.
+func lbWebCommand() []string {
+	return []string{"sh", "-c", fmt.Sprintf(
+		"mkdir -p /www && hostname > /www/index.html && echo ok > /www/healthz && exec httpd -f -p %d -h /www", lbMemberPort)}
+}
+
+// lbGet reads a load balancer through the API.
+func (nc *netCloud) lbGet(project, name string) (*api.LoadBalancer, error) {
+	var lb api.LoadBalancer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := nc.clientAs(nc.admin).Get(ctx, api.LoadBalancerKind, projectOr(project), name, &lb)
+	return &lb, err
+}
+
+// describeLB summarises a load balancer's status for failure messages.
+func describeLB(lb *api.LoadBalancer) string {
+	var hosts, members []string
+	for _, h := range lb.Status.Hosts {
+		hosts = append(hosts, fmt.Sprintf("%s(%s ready=%v active=%v %s)", h.Name, h.Address, h.Ready, h.Active, h.Message))
+	}
+	for _, m := range lb.Status.Members {
+		members = append(members, fmt.Sprintf("%s/%s %s %s %s", m.Pool, m.Instance, m.Address, m.State, m.Health))
+	}
+	var conds []string
+	for _, c := range lb.Status.Conditions {
+		conds = append(conds, fmt.Sprintf("%s=%v %s: %s", c.Type, c.Status, c.Reason, c.Message))
+	}
+	return fmt.Sprintf("phase %s vip %s fip %s hosts [%s] members [%s] conditions [%s]", lb.Status.Phase, lb.Status.VIP,
+		lb.Status.FloatingIP, strings.Join(hosts, ", "), strings.Join(members, ", "), strings.Join(conds, "; "))
+}
+
+// waitLB waits until the load balancer's status satisfies ok and returns
+// it.
+func (nc *netCloud) waitLB(project, name string, timeout time.Duration, what string, ok func(*api.LoadBalancer) bool) *api.LoadBalancer {
+	nc.t.Helper()
+	var lb *api.LoadBalancer
+	wait.ForDetail(nc.t, timeout, "load balancer "+name+": "+what, func() (bool, string) {
+		var err error
+		lb, err = nc.lbGet(project, name)
+		if err != nil {
+			return false, err.Error()
+		}
+		return ok(lb), describeLB(lb)
+	})
+	return lb
+}
+
+// waitLBActive waits until the load balancer is Active with every host
+// ready and exactly one of them holding the VIP.
+func (nc *netCloud) waitLBActive(project, name string) *api.LoadBalancer {
+	nc.t.Helper()
+	return nc.waitLB(project, name, 90*time.Second, "Active, every host ready, one active", func(lb *api.LoadBalancer) bool {
+		if lb.Status.Phase != api.LBActive || lb.Status.VIP == "" || len(lb.Status.Hosts) == 0 {
+			return false
+		}
+		active := 0
+		for _, h := range lb.Status.Hosts {
+			if !h.Ready {
+				return false
+			}
+			if h.Active {
+				active++
+			}
+		}
+		return active == 1
+	})
+}
+
+// memberHealth returns the health of every member of the load balancer by
+// instance name, as its status says.
+func memberHealth(lb *api.LoadBalancer) map[string]string {
+	m := map[string]string{}
+	for _, mb := range lb.Status.Members {
+		m[mb.Instance] = mb.Health
+	}
+	return m
+}
+
+// waitMembersUp waits until the load balancer's members are exactly the
+// named instances, each active and up.
+func (nc *netCloud) waitMembersUp(project, name string, timeout time.Duration, want ...string) *api.LoadBalancer {
+	nc.t.Helper()
+	sort.Strings(want)
+	return nc.waitLB(project, name, timeout, "members "+strings.Join(want, " ")+" up", func(lb *api.LoadBalancer) bool {
+		var got []string
+		for _, m := range lb.Status.Members {
+			if m.State != api.MemberActive || m.Health != api.HealthUp {
+				return false
+			}
+			got = append(got, m.Instance)
+		}
+		sort.Strings(got)
+		return slices.Equal(got, want)
+	})
+}
+
+// lbMembersCLI returns what `ouro lb members NAME -o json` says.
+func (nc *netCloud) lbMembersCLI(project, name string) []api.LoadBalancerMember {
+	nc.t.Helper()
+	return listJSON[api.LoadBalancerMember](nc.cloud, "lb", "members", name, "--project", projectOr(project))
+}
+
+// lbNetns returns the path of the namespace of load balancer uid on the
+// host of agent a.
+func lbNetns(a *agentProc, uid string) string {
+	return filepath.Join(agentNetnsDir(a.dir), netplane.InstanceNetNSName(uid))
+}
+
+// lbDir returns the directory of the data plane's files of load balancer
+// uid on the host of agent a.
+func lbDir(a *agentProc, uid string) string {
+	return filepath.Join(daemon.RunDir(a.dir), "lb", uid)
+}
+
+// lbProcs returns the pids of the haproxy and keepalived processes of load
+// balancer uid on the host of agent a: those in its namespace, and those
+// whose command line names its directory.
+func lbProcs(a *agentProc, uid string) (haproxy, keepalived []int) {
+	seen := map[int]bool{}
+	for _, pid := range append(pidsInNetns(lbNetns(a, uid)), processesMentioning(lbDir(a, uid))...) {
+		if seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+		if err != nil {
+			continue
+		}
+		switch strings.TrimSpace(string(comm)) {
+		case "haproxy":
+			haproxy = append(haproxy, pid)
+		case "keepalived":
+			keepalived = append(keepalived, pid)
+		}
+	}
+	sort.Ints(haproxy)
+	sort.Ints(keepalived)
+	return haproxy, keepalived
+}
+
+// killLBProcs SIGKILLs the haproxy and keepalived processes of load
+// balancer uid on the host of a and waits until they are gone.
+func killLBProcs(tb testing.TB, a *agentProc, uid string) {
+	tb.Helper()
+	wait.ForDetail(tb, 10*time.Second, "haproxy and keepalived of "+uid+" on "+a.name+" dead", func() (bool, string) {
+		h, k := lbProcs(a, uid)
+		for _, pid := range append(h, k...) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		return len(h)+len(k) == 0, fmt.Sprintf("haproxy %v keepalived %v", h, k)
+	})
+}
+
+// holdsVIP reports whether the load balancer's namespace on the host of a
+// has the VIP on one of its interfaces.
+func holdsVIP(a *agentProc, uid, vip string) bool {
+	ns := lbNetns(a, uid)
+	if _, err := os.Stat(ns); err != nil {
+		return false
+	}
+	out, err := runIn(ns, 5*time.Second, "ip", "-o", "-4", "addr", "show")
+	return err == nil && strings.Contains(out, " "+vip+"/")
+}
+
+// vipHolder waits until exactly one host of the cloud holds the VIP of
+// load balancer lb in its namespace, and returns its agent.
+func (nc *netCloud) vipHolder(lb *api.LoadBalancer) *agentProc {
+	nc.t.Helper()
+	var holder *agentProc
+	wait.ForDetail(nc.t, 30*time.Second, "one host holding VIP "+lb.Status.VIP, func() (bool, string) {
+		var on []string
+		holder = nil
+		for _, h := range nc.hosts {
+			if holdsVIP(h, lb.Metadata.UID, lb.Status.VIP) {
+				holder = h
+				on = append(on, h.name)
+			}
+		}
+		return len(on) == 1, fmt.Sprintf("held on %v", on)
+	})
+	return holder
+}
+
+// lbPowerCut stops an LB host as a power cut would: SIGKILL to its agent
+// and to the haproxy and keepalived of load balancer uid, and its
+// underlay link down (the switch's port of the host), so nothing of the
+// host answers or sends any more.
+func (nc *netCloud) lbPowerCut(a *agentProc, uid string) {
+	nc.t.Helper()
+	a.kill()
+	killLBProcs(nc.t, a, uid)
+	ip(nc.t, nc.u.sw, "link", "set", a.name, "down")
+}
+
+// lbPowerBack brings a host cut by lbPowerCut back: its link up and its
+// agent started again (which waits until the host is Ready).
+func (nc *netCloud) lbPowerBack(a *agentProc) {
+	nc.t.Helper()
+	ip(nc.t, nc.u.sw, "link", "set", a.name, "up")
+	nc.startAgent(a)
+}
+
+// killLBLeftovers registers a cleanup that kills every haproxy and
+// keepalived process left in a namespace of the cloud's agents, whatever
+// the data plane did: it runs before the agents' own cleanup.
+func (nc *netCloud) killLBLeftovers() {
+	nc.t.Cleanup(func() {
+		for _, a := range nc.hosts {
+			for _, ns := range mountsUnder(agentNetnsDir(a.dir)) {
+				for _, pid := range pidsInNetns(ns) {
+					comm, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+					if c := strings.TrimSpace(string(comm)); c == "haproxy" || c == "keepalived" {
+						syscall.Kill(pid, syscall.SIGKILL)
+					}
+				}
+			}
+		}
+	})
+}
+
+// lbLeftovers lists what is left of load balancer uid on the host of a:
+// processes, its namespace, its files.
+func lbLeftovers(a *agentProc, uid string) []string {
+	var out []string
+	if h, k := lbProcs(a, uid); len(h)+len(k) > 0 {
+		out = append(out, fmt.Sprintf("haproxy %v keepalived %v", h, k))
+	}
+	if pids := processesMentioning(uid); len(pids) > 0 {
+		out = append(out, fmt.Sprintf("processes %v", pids))
+	}
+	ns := lbNetns(a, uid)
+	for _, m := range mountsUnder(agentNetnsDir(a.dir)) {
+		if m == ns {
+			out = append(out, "namespace "+m)
+		}
+	}
+	if _, err := os.Stat(ns); err == nil {
+		out = append(out, "file "+ns)
+	}
+	if _, err := os.Stat(lbDir(a, uid)); err == nil {
+		out = append(out, "directory "+lbDir(a, uid))
+	}
+	return out
+}
+
+// httpClientIn returns an HTTP client whose connections are opened inside
+// the network namespace at path netns, each request on a new connection,
+// giving up after timeout.
+func httpClientIn(netns string, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{DialContext: netnsDialer(netns), DisableKeepAlives: true,
+			// No proxy from the environment: the VIP is on the tenant network.
+			Proxy: nil},
+		Timeout: timeout,
+	}
+}
+
+// getBody fetches http://addr/ with hc and returns the trimmed body; a
+// status other than 200 is an error.
+func getBody(ctx context.Context, hc *http.Client, addr string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return "", fmt.Errorf("read the answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %s: %q", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return strings.TrimSpace(string(body)), nil
+}
+
+// waitAnswers waits until requests to addr from the namespace at netns
+// have been answered by every one of names (and by no other name).
+func waitAnswers(tb testing.TB, netns, addr string, timeout time.Duration, names ...string) {
+	tb.Helper()
+	hc := httpClientIn(netns, 2*time.Second)
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	seen := map[string]int{}
+	var last error
+	wait.ForDetail(tb, timeout, fmt.Sprintf("answers from %v through %s", names, addr), func() (bool, string) {
+		body, err := getBody(context.Background(), hc, addr)
+		if err != nil {
+			last = err
+		} else {
+			seen[body]++
+		}
+		for n := range seen {
+			if !want[n] {
+				tb.Fatalf("%s answered through %s; want only %v (seen %v)", n, addr, names, seen)
+			}
+		}
+		return len(seen) == len(want), fmt.Sprintf("seen %v, last error %v", seen, last)
+	})
+}
+
+// loadGen sends requests to one address over and over from several
+// workers, each request on a new connection, and counts what happened.
+type loadGen struct {
+	hc     *http.Client
+	addr   string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	ok, fail int
+	errs     []string // the first errors, with their times
+	answers  []answer // every successful answer, in the order they came
+}
+
+// answer is one successful request: when it was sent, when it was answered
+// and by whom.
+type answer struct {
+	sent, at time.Time
+	body     string
+}
+
+// startLoad starts workers sending requests to http://addr/ from the
+// namespace at netns, each given up after timeout, until stop.
+func startLoad(tb testing.TB, netns, addr string, workers int, timeout time.Duration) *loadGen {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &loadGen{hc: httpClientIn(netns, timeout), addr: addr, cancel: cancel}
+	for range workers {
+		l.wg.Go(func() {
+			for ctx.Err() == nil {
+				sent := time.Now()
+				body, err := getBody(ctx, l.hc, addr)
+				at := time.Now()
+				if ctx.Err() != nil {
+					return // stopped: not the load balancer's doing
+				}
+				l.mu.Lock()
+				if err != nil {
+					l.fail++
+					if len(l.errs) < 10 {
+						l.errs = append(l.errs, fmt.Sprintf("%s: %v", at.Format("15:04:05.000"), err))
+					}
+				} else {
+					l.ok++
+					l.answers = append(l.answers, answer{sent: sent, at: at, body: body})
+				}
+				l.mu.Unlock()
+				if err != nil {
+					// A refused connection returns at once; do not spin.
+					t := time.NewTimer(10 * time.Millisecond)
+					select {
+					case <-t.C:
+					case <-ctx.Done():
+						t.Stop()
+					}
+				}
+			}
+		})
+	}
+	tb.Cleanup(l.stop)
+	return l
+}
+
+// stop ends the load and waits for the workers.
+func (l *loadGen) stop() {
+	l.cancel()
+	l.wg.Wait()
+	l.hc.CloseIdleConnections()
+}
+
+// counts returns the successful and failed requests so far, and the first
+// errors.
+func (l *loadGen) counts() (ok, fail int, errs []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ok, l.fail, slices.Clone(l.errs)
+}
+
+// answersSince returns the successful answers to requests sent at or
+// after t.
+func (l *loadGen) answersSince(t time.Time) []answer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []answer
+	for _, a := range l.answers {
+		if !a.sent.Before(t) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// firstAnswerSince waits until a request sent at or after t has been
+// answered and returns when that answer came.
+func (l *loadGen) firstAnswerSince(tb testing.TB, t time.Time, timeout time.Duration) time.Time {
+	tb.Helper()
+	var at time.Time
+	wait.ForDetail(tb, timeout, "an answer to a request sent after "+t.Format("15:04:05.000"), func() (bool, string) {
+		as := l.answersSince(t)
+		if len(as) == 0 {
+			_, fail, errs := l.counts()
+			return false, fmt.Sprintf("%d failed; first errors %v", fail, errs)
+		}
+		at = as[0].at
+		for _, a := range as {
+			if a.at.Before(at) {
+				at = a.at
+			}
+		}
+		return true, ""
+	})
+	return at
+}
+
+// waitAnswersSince waits until at least n requests sent at or after t were
+// answered.
+func (l *loadGen) waitAnswersSince(tb testing.TB, t time.Time, n int, timeout time.Duration) {
+	tb.Helper()
+	wait.ForDetail(tb, timeout, fmt.Sprintf("%d answers after %s", n, t.Format("15:04:05.000")), func() (bool, string) {
+		got := len(l.answersSince(t))
+		_, fail, errs := l.counts()
+		return got >= n, fmt.Sprintf("%d answers, %d failed; first errors %v", got, fail, errs)
+	})
+}
+
+// expectNoFailure stops the load and fails the test if any request failed
+// or too few succeeded.
+func (l *loadGen) expectNoFailure(tb testing.TB, what string) {
+	tb.Helper()
+	l.stop()
+	ok, fail, errs := l.counts()
+	tb.Logf("%s: %d requests answered, %d failed", what, ok, fail)
+	if fail > 0 {
+		tb.Errorf("%s: %d of %d requests failed; the first: %s", what, fail, ok+fail, strings.Join(errs, "; "))
+	}
+	if ok < 20 {
+		tb.Errorf("%s: only %d requests answered", what, ok)
+	}
+}
+
+// names returns the distinct bodies of answers.
+func names(as []answer) []string {
+	set := map[string]bool{}
+	for _, a := range as {
+		set[a.body] = true
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// lbCreateArgs returns the CLI arguments that create a load balancer with
+// one listener on port 80 sending to members' lbMemberPort, checked with
+// an http check of /healthz; extra is appended.
+func lbCreateArgs(name, network string, extra ...string) []string {
+	return append([]string{"lb", "create", name, "--network", network, "--listen", "80",
+		"--port", strconv.Itoa(lbMemberPort), "--health", "http:/healthz"}, extra...)
+}
+
+// cordonAllBut cordons every host but the named ones and returns a
+// function that uncordons them.
+func (nc *netCloud) cordonAllBut(keep ...string) func() {
+	nc.t.Helper()
+	var cordoned []string
+	for _, h := range nc.hosts {
+		if !slices.Contains(keep, h.name) {
+			nc.setUnschedulable(h.name, true)
+			cordoned = append(cordoned, h.name)
+		}
+	}
+	return func() {
+		for _, h := range cordoned {
+			nc.setUnschedulable(h, false)
+		}
+	}
+}
+
+// lbJSON returns `ouro lb get NAME -o json` decoded, and its raw text.
+func (c *cloud) lbJSON(project, name string) (api.LoadBalancer, string) {
+	c.t.Helper()
+	out := c.ouro("lb", "get", name, "--project", projectOr(project), "-o", "json")
+	var lb api.LoadBalancer
+	if err := json.Unmarshal([]byte(out), &lb); err != nil {
+		c.t.Fatalf("lb get %s -o json: %v in %q", name, err, out)
+	}
+	return lb, out
+}
+
+// dialable reports whether a TCP connection to addr opens from the
+// namespace at netns within timeout.
+func dialable(netns, addr string, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	conn, err := netnsDialer(netns)(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
