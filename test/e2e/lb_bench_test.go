@@ -397,10 +397,17 @@ func plainConfig(cfg string, lb *api.LoadBalancer, addr, dir string) string {
 		}
 	}
 	inBackend := false
+	// flush puts the servers at the end of a backend, before the blank
+	// lines that end it.
 	flush := func() {
-		if inBackend {
-			out = append(out, servers...)
+		if !inBackend {
+			return
 		}
+		end := len(out)
+		for end > 0 && strings.TrimSpace(out[end-1]) == "" {
+			end--
+		}
+		out = slices.Insert(out, end, servers...)
 	}
 	for _, line := range strings.Split(cfg, "\n") {
 		f := strings.Fields(line)
@@ -423,7 +430,8 @@ func plainConfig(cfg string, lb *api.LoadBalancer, addr, dir string) string {
 		case "bind":
 			if len(f) > 1 {
 				if _, port, err := net.SplitHostPort(f[1]); err == nil {
-					line = "    bind " + net.JoinHostPort(addr, port) + " " + strings.Join(f[2:], " ")
+					line = strings.TrimSpace("    bind " + net.JoinHostPort(addr, port) + " " + strings.Join(f[2:], " "))
+					line = "    " + line
 				}
 			}
 		}
@@ -431,4 +439,48 @@ func plainConfig(cfg string, lb *api.LoadBalancer, addr, dir string) string {
 	}
 	flush()
 	return strings.Join(out, "\n") + "\n"
+}
+
+// TestLBPlainConfig checks the rewrite of a load balancer's haproxy.cfg
+// for the plain HAProxy of BenchmarkLBThroughput.
+func TestLBPlainConfig(t *testing.T) {
+	cfg := `global
+    master-worker
+    stats socket /run/ouro/x/lb/u/haproxy.sock mode 600 level admin expose-fd listeners
+    server-state-file /run/ouro/x/lb/u/state
+    maxconn 8000
+
+defaults
+    mode tcp
+    load-server-state-from-file global
+
+frontend l-tcp-80
+    mode tcp
+    bind 172.31.0.9:80
+    default_backend b-default-tcp
+
+backend b-default-tcp
+    mode tcp
+    balance roundrobin
+    server m-old 172.31.0.2:8080 weight 1 check inter 1000 fall 2 rise 2
+`
+	lb := &api.LoadBalancer{Status: api.LoadBalancerStatus{Members: []api.LoadBalancerMember{
+		{Instance: "web-0", Address: "172.31.0.3", Port: 8080, State: api.MemberActive},
+		{Instance: "web-1", Address: "172.31.0.4", Port: 8080, State: api.MemberDraining},
+	}}}
+	got := plainConfig(cfg, lb, "172.31.0.20", "/tmp/p")
+	for _, want := range []string{
+		"    stats socket /tmp/p/haproxy.sock mode 600 level admin\n",
+		"    bind 172.31.0.20:80\n",
+		"    balance roundrobin\n    server web-0 172.31.0.3:8080 weight 1 check inter 1000 fall 2 rise 2\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("plain configuration lacks %q:\n%s", want, got)
+		}
+	}
+	for _, bad := range []string{"server-state", "m-old", "web-1", "172.31.0.9"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("plain configuration keeps %q:\n%s", bad, got)
+		}
+	}
 }
