@@ -45,6 +45,9 @@ type Index struct {
 	// lbsOf a host to those it runs, both sorted by project and name.
 	lbsOn map[string][]*api.LoadBalancer
 	lbsOf map[string][]*api.LoadBalancer
+	// lbIngress maps a member instance's UID and network name to what its
+	// load balancers need to reach it: the pool's port from the LB hosts.
+	lbIngress map[string][]api.FirewallRule
 }
 
 func key(project, name string) string { return project + "/" + name }
@@ -64,6 +67,7 @@ func NewIndex(s Snapshot) *Index {
 		byHost:    map[string]map[string]bool{},
 		lbsOn:     map[string][]*api.LoadBalancer{},
 		lbsOf:     map[string][]*api.LoadBalancer{},
+		lbIngress: map[string][]api.FirewallRule{},
 	}
 	for _, h := range s.Hosts {
 		x.hosts[h.Metadata.Name] = h
@@ -233,6 +237,7 @@ func (x *Index) port(in *api.Instance, i int, ifc api.Interface) api.HostPort {
 			}
 		}
 	}
+	p.Ingress = append(p.Ingress, x.lbIngress[memberKey(in.Metadata.UID, ifc.Network)]...)
 	p.Ingress, p.Egress = canonicalRules(p.Ingress), canonicalRules(p.Egress)
 	return p
 }

@@ -28,6 +28,7 @@ func (x *Index) indexLoadBalancers(lbs []*api.LoadBalancer) {
 			continue
 		}
 		x.lbsOn[nk] = append(x.lbsOn[nk], lb)
+		x.indexMemberIngress(lb)
 		for _, h := range lb.Status.Hosts {
 			if x.byHost[h.Name] == nil {
 				x.byHost[h.Name] = map[string]bool{}
@@ -45,6 +46,34 @@ func (x *Index) indexLoadBalancers(lbs []*api.LoadBalancer) {
 		for _, l := range m {
 			slices.SortFunc(l, byName)
 		}
+	}
+}
+
+// memberKey is the key of lbIngress.
+func memberKey(instanceUID, network string) string { return instanceUID + "/" + network }
+
+// indexMemberIngress opens each member of lb, on the load balancer's
+// network, to its LB hosts on the member's port: HAProxy connects and
+// checks from the hosts' own addresses, whatever the members' security
+// groups say (as a cloud's load balancer reaches its targets without a
+// rule of the user's).
+func (x *Index) indexMemberIngress(lb *api.LoadBalancer) {
+	var from []string
+	for _, h := range lb.Status.Hosts {
+		if h.Address != "" {
+			from = append(from, h.Address+"/32")
+		}
+	}
+	if len(from) == 0 {
+		return
+	}
+	slices.Sort(from)
+	for _, m := range lb.Status.Members {
+		if m.InstanceUID == "" || m.Port == 0 {
+			continue
+		}
+		k := memberKey(m.InstanceUID, lb.Spec.Network)
+		x.lbIngress[k] = append(x.lbIngress[k], api.FirewallRule{Protocol: "tcp", PortMin: m.Port, PortMax: m.Port, CIDRs: slices.Clone(from)})
 	}
 }
 

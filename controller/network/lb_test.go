@@ -143,6 +143,22 @@ func TestHostSpecLoadBalancers(t *testing.T) {
 			},
 		},
 		{
+			name: "members open to the LB hosts on their port", snap: lbSnapshot(lbOn("h2", "h3")), host: "h1",
+			check: func(t *testing.T, spec api.HostNetworkSpec) {
+				wantEntries(t, spec, 1)
+				ps := spec.Networks[0].Ports
+				if len(ps) != 1 {
+					t.Fatalf("ports = %+v", ps)
+				}
+				want := api.FirewallRule{Protocol: "tcp", PortMin: 8080, PortMax: 8080, CIDRs: []string{"10.0.0.101/32", "10.0.0.102/32"}}
+				if !slices.ContainsFunc(ps[0].Ingress, func(r api.FirewallRule) bool {
+					return r.Protocol == want.Protocol && r.PortMin == want.PortMin && r.PortMax == want.PortMax && slices.Equal(r.CIDRs, want.CIDRs)
+				}) {
+					t.Errorf("member ingress %+v lacks %+v", ps[0].Ingress, want)
+				}
+			},
+		},
+		{
 			name: "one LB host: no peer, no VRRP rule", snap: lbSnapshot(lbOn("h2")), host: "h2",
 			check: func(t *testing.T, spec api.HostNetworkSpec) {
 				hl := spec.LoadBalancers[0]
