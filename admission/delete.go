@@ -120,7 +120,7 @@ func (a *Admitter) beforeDeleteFlavor(ctx context.Context, st store.Interface, o
 // the project).
 func (a *Admitter) beforeDeleteProject(ctx context.Context, st store.Interface, obj api.Object) error {
 	name := obj.Meta().Name
-	for _, k := range []*api.Kind{api.InstanceKind, api.InstanceGroupKind, api.ImageKind, api.FloatingIPKind, api.LoadBalancerKind} {
+	for _, k := range []*api.Kind{api.InstanceKind, api.InstanceGroupKind, api.LoadBalancerKind, api.ImageKind, api.FloatingIPKind} {
 		objs, err := list(ctx, st, k, name, 10, nil)
 		if err := refuseUsed("project "+name, objs, err); err != nil {
 			return err
