@@ -173,7 +173,9 @@ func TestLoadBalancerRefusals(t *testing.T) {
 		{"cert on http", func(lb *api.LoadBalancer) { lb.Spec.Listeners[0].Certificate = cert }, "spec.listeners[0].certificate"},
 		{"key on http", func(lb *api.LoadBalancer) { lb.Spec.Listeners[0].Key = key }, "spec.listeners[0].key"},
 		{"https without cert", func(lb *api.LoadBalancer) { https(lb, "", key) }, "spec.listeners[1].certificate"},
-		{"https bad cert", func(lb *api.LoadBalancer) { https(lb, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", key) }, "spec.listeners[1].certificate"},
+		{"https bad cert", func(lb *api.LoadBalancer) {
+			https(lb, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", key)
+		}, "spec.listeners[1].certificate"},
 		{"https not pem", func(lb *api.LoadBalancer) { https(lb, "hello", key) }, "spec.listeners[1].certificate"},
 		{"https key in cert", func(lb *api.LoadBalancer) { https(lb, key, key) }, "spec.listeners[1].certificate"},
 		{"https without key", func(lb *api.LoadBalancer) { https(lb, cert, "") }, "spec.listeners[1].key"},
