@@ -282,7 +282,9 @@ func TestLoadBalancerBadInputChangesNothing(t *testing.T) {
 			lb.Spec.Listeners = append(lb.Spec.Listeners, api.Listener{Protocol: api.ListenerTCP, Port: 80, DefaultPool: "web"})
 		}, "spec.listeners[2].port"},
 		{"unknown group", func(lb *api.LoadBalancer) { lb.Spec.Pools[0].Group = "nope" }, "spec.pools[0].group"},
-		{"bad certificate", func(lb *api.LoadBalancer) { lb.Spec.Listeners[1].Certificate, lb.Spec.Listeners[1].Key = otherCert, key }, "spec.listeners[1].key"},
+		{"bad certificate", func(lb *api.LoadBalancer) {
+			lb.Spec.Listeners[1].Certificate, lb.Spec.Listeners[1].Key = otherCert, key
+		}, "spec.listeners[1].key"},
 		{"vip", func(lb *api.LoadBalancer) { lb.Spec.VIP = "172.31.0.200" }, "spec.vip"},
 		{"hosts", func(lb *api.LoadBalancer) { lb.Spec.Hosts = 2 }, "spec.hosts"},
 		{"finalizers", func(lb *api.LoadBalancer) { lb.Metadata.Finalizers = []string{"x"} }, ""},
