@@ -194,7 +194,7 @@ func (f *templateFlags) applyAutoscaling(fl *pflag.FlagSet, g *api.InstanceGroup
 }
 
 // healthForms lists what --health accepts.
-const healthForms = "use running, tcp:PORT, http:PORT[/PATH] or lb:LOADBALANCER, e.g. tcp:22, http:8080/healthz or lb:web"
+const healthForms = "use running, tcp:PORT or http:PORT[/PATH], or lb:LOADBALANCER to trust a load balancer's checks, e.g. tcp:22, http:8080/healthz or lb:web"
 
 // parseHealth parses --health.
 func parseHealth(s string) (api.HealthCheck, error) {
