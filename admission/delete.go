@@ -33,6 +33,7 @@ var deleteChecks = map[*api.Kind]func(*Admitter, context.Context, store.Interfac
 	api.KeyPairKind:        (*Admitter).beforeDeleteKeyPair,
 	api.FloatingIPPoolKind: (*Admitter).beforeDeletePool,
 	api.HostKind:           (*Admitter).beforeDeleteHost,
+	api.InstanceGroupKind:  (*Admitter).beforeDeleteGroup,
 }
 
 // beforeDeleteHost refuses deleting a host instances are placed on.
@@ -113,13 +114,13 @@ func (a *Admitter) beforeDeleteFlavor(ctx context.Context, st store.Interface, o
 }
 
 // beforeDeleteProject refuses deleting a project that holds instances,
-// groups, images or floating IPs. Key pairs, networks and security groups
+// groups, images, floating IPs or load balancers. Key pairs, networks and security groups
 // hold nothing once the instances are gone: they go with the project
 // (security groups before networks, as they name each other only within
 // the project).
 func (a *Admitter) beforeDeleteProject(ctx context.Context, st store.Interface, obj api.Object) error {
 	name := obj.Meta().Name
-	for _, k := range []*api.Kind{api.InstanceKind, api.InstanceGroupKind, api.ImageKind, api.FloatingIPKind} {
+	for _, k := range []*api.Kind{api.InstanceKind, api.InstanceGroupKind, api.LoadBalancerKind, api.ImageKind, api.FloatingIPKind} {
 		objs, err := list(ctx, st, k, name, 10, nil)
 		if err := refuseUsed("project "+name, objs, err); err != nil {
 			return err
@@ -140,7 +141,8 @@ func (a *Admitter) beforeDeleteProject(ctx context.Context, st store.Interface, 
 }
 
 // beforeDeleteNetwork refuses deleting a network that instances of its
-// project are attached to, or that group templates name.
+// project are attached to, that group templates name, or that load
+// balancers serve.
 func (a *Admitter) beforeDeleteNetwork(ctx context.Context, st store.Interface, obj api.Object) error {
 	n := obj.(*api.Network)
 	users, err := list(ctx, st, api.InstanceKind, n.Metadata.Project, 0, func(o api.Object) bool {
@@ -154,7 +156,23 @@ func (a *Admitter) beforeDeleteNetwork(ctx context.Context, st store.Interface, 
 	groups, err := templateUsers(ctx, st, n.Metadata.Project, func(t *api.InstanceTemplate) bool {
 		return slices.ContainsFunc(t.Networks, func(a api.NetworkAttachment) bool { return a.Network == n.Metadata.Name })
 	})
-	return refuseUsed("network "+n.Metadata.Name, append(users, groups...), err)
+	if err != nil {
+		return err
+	}
+	lbs, err := list(ctx, st, api.LoadBalancerKind, n.Metadata.Project, 0, func(o api.Object) bool {
+		return o.(*api.LoadBalancer).Spec.Network == n.Metadata.Name
+	})
+	return refuseUsed("network "+n.Metadata.Name, append(append(users, groups...), lbs...), err)
+}
+
+// beforeDeleteGroup refuses deleting an instance group that a load
+// balancer's pool takes its members from.
+func (a *Admitter) beforeDeleteGroup(ctx context.Context, st store.Interface, obj api.Object) error {
+	m := obj.Meta()
+	lbs, err := list(ctx, st, api.LoadBalancerKind, m.Project, 0, func(o api.Object) bool {
+		return slices.ContainsFunc(o.(*api.LoadBalancer).Spec.Pools, func(p api.Pool) bool { return p.Group == m.Name })
+	})
+	return refuseUsed("instance group "+m.Name, lbs, err)
 }
 
 // beforeDeleteSecurityGroup refuses deleting a group that instances or
@@ -203,8 +221,7 @@ func (a *Admitter) beforeDeletePool(ctx context.Context, st store.Interface, obj
 	}
 	var users []api.Object
 	for _, holder := range allocated {
-		project, name := holderName(holder)
-		users = append(users, &api.FloatingIP{Metadata: api.ObjectMeta{Project: project, Name: name}})
+		users = append(users, holderObject(holder))
 	}
 	slices.SortFunc(users, func(a, b api.Object) int {
 		return strings.Compare(a.Meta().Project+"/"+a.Meta().Name, b.Meta().Project+"/"+b.Meta().Name)
@@ -220,13 +237,21 @@ func templateUsers(ctx context.Context, st store.Interface, project string, uses
 	})
 }
 
-// holderName returns the project and name of the object whose store key
-// holds a claim: /ouro/v1/<plural>/[<project>/]<name>.
-func holderName(holder string) (project, name string) {
+// holderObject returns an object of the kind, project and name of the
+// store key that holds a claim: /ouro/v1/<plural>/[<project>/]<name>
+// (a floating IP if the kind is not known).
+func holderObject(holder string) api.Object {
 	parts := strings.Split(holder, "/")
-	name = parts[len(parts)-1]
+	m := api.ObjectMeta{Name: parts[len(parts)-1]}
 	if len(parts) == 6 {
-		project = parts[4]
+		m.Project = parts[4]
 	}
-	return project, name
+	if len(parts) >= 5 {
+		if k := api.KindByPlural(parts[3]); k != nil {
+			o := k.New()
+			*o.Meta() = m
+			return o
+		}
+	}
+	return &api.FloatingIP{Metadata: m}
 }

@@ -8,7 +8,9 @@
 // stores the instance. Instance groups are admitted by admitting their
 // template as the create of their first member, and the networks,
 // security groups and floating IP pools instances attach to are admitted
-// here too, as are key pairs, projects, users, flavors, hosts and images.
+// here too, as are key pairs, projects, users, flavors, hosts, images and
+// load balancers (whose VIP, port addresses and floating IP are claimed
+// through ipam in the transaction that stores them, StoreLoadBalancer).
 // An image's blobs are checked through Blobs, which the API server answers
 // from its blob store and blob access index, and a public image's name is
 // claimed in the transaction that publishes it (StoreImage, UpdateImage).

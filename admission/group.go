@@ -172,7 +172,7 @@ func validateGroupHealthCheck(h *api.HealthCheck) error {
 		return nil
 	}
 	if h.Kind == "" {
-		return api.Invalid("spec.healthCheck.kind", "use running, tcp or http", "kind is required")
+		return api.Invalid("spec.healthCheck.kind", "use running, tcp, http or loadBalancer", "kind is required")
 	}
 	if h.Kind == api.HealthHTTP && h.Path == "" {
 		h.Path = "/"

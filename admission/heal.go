@@ -56,11 +56,31 @@ func validatePlacement(field string, p *api.Placement) error {
 
 // validateHealthCheck checks a health check; zero numbers take the
 // defaults the agent applies (interval 2 s, timeout 1 s, threshold 3).
+// Kind loadBalancer names a load balancer (by name only: it may be made
+// after the group) and no port or path.
 func validateHealthCheck(field string, hc *api.HealthCheck) error {
 	if hc == nil {
 		return nil
 	}
+	if hc.Kind != api.HealthLoadBalancer && hc.LoadBalancer != "" {
+		return api.Invalid(field+".loadBalancer", "use kind loadBalancer to trust a load balancer's checks", "a %q check names no load balancer", cmp.Or(hc.Kind, api.HealthRunning))
+	}
 	switch hc.Kind {
+	case api.HealthLoadBalancer:
+		// The load balancer need not exist yet: a group and the load
+		// balancer whose pool it is name each other.
+		if hc.LoadBalancer == "" {
+			return api.Invalid(field+".loadBalancer", "name the project's load balancer whose pool the members are in", "a loadBalancer check needs a load balancer")
+		}
+		if e := api.ValidateName(field+".loadBalancer", hc.LoadBalancer); e != nil {
+			return e
+		}
+		if hc.Port != 0 {
+			return api.Invalid(field+".port", "leave it out: the load balancer checks the pool's port", "a loadBalancer check takes no port")
+		}
+		if hc.Path != "" {
+			return api.Invalid(field+".path", "leave it out: the pool's health monitor says what is checked", "a loadBalancer check takes no path")
+		}
 	case "", api.HealthRunning:
 		if hc.Port != 0 || hc.Path != "" {
 			return api.Invalid(field+".kind", "use kind tcp or http to probe a port", "a %q check takes no port or path", cmp.Or(hc.Kind, api.HealthRunning))
@@ -78,7 +98,7 @@ func validateHealthCheck(field string, hc *api.HealthCheck) error {
 			}
 		}
 	default:
-		return api.Invalid(field+".kind", "use running, tcp or http", "health check kind %q is not valid", truncate(hc.Kind, 80))
+		return api.Invalid(field+".kind", "use running, tcp, http or loadBalancer", "health check kind %q is not valid", truncate(hc.Kind, 80))
 	}
 	for _, n := range []struct {
 		name  string

@@ -44,6 +44,7 @@ func cloneInstance(in *api.Instance) *api.Instance {
 	out := *in
 	out.Metadata.Labels = maps.Clone(in.Metadata.Labels)
 	out.Metadata.DeletionTimestamp = clonePtr(in.Metadata.DeletionTimestamp)
+	out.Metadata.Finalizers = slices.Clone(in.Metadata.Finalizers)
 	out.Spec.Command = slices.Clone(in.Spec.Command)
 	out.Spec.Env = slices.Clone(in.Spec.Env)
 	out.Spec.Tolerations = slices.Clone(in.Spec.Tolerations)

@@ -15,6 +15,7 @@ import (
 // The decisions of one reconcile, read from the latest object and the
 // driver's state (level-triggered; every step is idempotent):
 //
+//	deletionTimestamp, finalizers left (≤ 1 h) ──▶ hold: keep it as it is
 //	deletionTimestamp ───────────────────────────▶ Delete ─▶ Terminated
 //	driver unknown ──────────────────────────────▶ Failed/DriverError
 //	image fetch backing off (nextRestartAt ahead) ▶ wait for it
@@ -97,6 +98,12 @@ func (a *Agent) deleteEverywhere(ctx context.Context, uid string) error {
 func (r *instanceRun) converge(ctx context.Context) error {
 	inst := r.inst
 	if inst.Metadata.DeletionTimestamp != nil {
+		if wait := finalizerHold(inst, time.Now()); wait > 0 {
+			// A load balancer is draining it: it keeps running as it is.
+			// The watch brings the update that clears the finalizers.
+			r.requeueAfter(wait)
+			return nil
+		}
 		return r.terminate(ctx)
 	}
 	if inst.Status.Phase == api.PhaseTerminated {
@@ -514,6 +521,22 @@ func (r *instanceRun) markExited(ctx context.Context, st driver.Status) error {
 		r.a.event(ctx, r.inst, typ, api.ReasonExited, msg)
 	}
 	return err
+}
+
+// MaxFinalizerHold bounds how long the finalizers of a deleted instance
+// (a load balancer draining it) hold its teardown, from its deletion
+// timestamp.
+const MaxFinalizerHold = time.Hour
+
+// finalizerHold returns how much longer the teardown of a deleted
+// instance waits for its finalizers: 0 once they are gone or
+// MaxFinalizerHold has passed since the deletion timestamp.
+func finalizerHold(inst *api.Instance, now time.Time) time.Duration {
+	m := inst.Metadata
+	if m.DeletionTimestamp == nil || len(m.Finalizers) == 0 {
+		return 0
+	}
+	return max(m.DeletionTimestamp.Add(MaxFinalizerHold).Sub(now), 0)
 }
 
 // terminate removes a deleted instance from its driver and reports it

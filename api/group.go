@@ -260,7 +260,8 @@ func (o *InstanceGroup) MemberSpec() InstanceSpec {
 
 // Probed reports whether the health check probes members (tcp or http),
 // so that a member counts as available only once condition Healthy is
-// true; otherwise running is enough.
+// true; otherwise running is enough. A loadBalancer check is not probed:
+// the group controller reads the load balancer's status.members instead.
 func (h HealthCheck) Probed() bool {
 	return h.Kind == HealthTCP || h.Kind == HealthHTTP
 }

@@ -162,6 +162,10 @@ type LoadBalancerStatus struct {
 	Hosts []LoadBalancerHost `json:"hosts,omitempty"`
 	// Members are the resolved members of every pool.
 	Members []LoadBalancerMember `json:"members,omitempty"`
+	// VRID is the VRRP router id (1-255) the controller allocated, unique
+	// among the load balancers of the network and kept for the load
+	// balancer's life.
+	VRID int `json:"vrid,omitempty"`
 	// ObservedGeneration is the spec generation the controller acted on.
 	ObservedGeneration int64       `json:"observedGeneration,omitempty"`
 	Conditions         []Condition `json:"conditions,omitempty"`

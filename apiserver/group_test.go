@@ -73,7 +73,7 @@ func TestGroupValidation(t *testing.T) {
 		})
 	}
 	r := e.do("POST", groupsPath, e.admin, group(tmpl+`,"healthCheck":{"kind":"grpc"}`))
-	if h := r.apiError().Hint; !strings.Contains(h, "running, tcp or http") {
+	if h := r.apiError().Hint; !strings.Contains(h, "running, tcp, http or loadBalancer") {
 		t.Errorf("an unknown health kind's hint %q lists no valid kinds", h)
 	}
 }

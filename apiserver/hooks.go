@@ -179,7 +179,33 @@ var hooks = map[*api.Kind]kindHooks{
 		update: func(s *Server, ctx context.Context, id *auth.Identity, old, o api.Object) error {
 			return s.adm.ValidateGroup(ctx, id, old.(*api.InstanceGroup), o.(*api.InstanceGroup))
 		},
+		beforeDelete: beforeDelete,
 	},
+	api.LoadBalancerKind: {
+		create: func(s *Server, ctx context.Context, id *auth.Identity, o api.Object) error {
+			return s.adm.ValidateLoadBalancerCreate(ctx, id, o.(*api.LoadBalancer))
+		},
+		update: func(s *Server, ctx context.Context, id *auth.Identity, old, o api.Object) error {
+			return s.adm.ValidateLoadBalancerUpdate(ctx, id, old.(*api.LoadBalancer), o.(*api.LoadBalancer))
+		},
+		status: func(id *auth.Identity, old, o api.Object) error {
+			return admission.ValidateLoadBalancerStatus(id, old.(*api.LoadBalancer), o.(*api.LoadBalancer))
+		},
+		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
+			return s.adm.StoreLoadBalancer(ctx, s.store, o.(*api.LoadBalancer), opts)
+		},
+		beforeDelete: beforeDelete,
+		prepareOut:   hideListenerKeys,
+	},
+}
+
+// hideListenerKeys blanks the private key of every listener of a load
+// balancer: a key is written, never read back.
+func hideListenerKeys(o api.Object) {
+	lb := o.(*api.LoadBalancer)
+	for i := range lb.Spec.Listeners {
+		lb.Spec.Listeners[i].Key = ""
+	}
 }
 
 // sameRules returns h with create and update hooks that both admit an

@@ -192,7 +192,10 @@ func (s *Server) create(k *api.Kind) handlerFunc {
 				return err
 			}
 		}
-		*m = api.ObjectMeta{Name: m.Name, Project: project, Labels: m.Labels}
+		if len(m.Finalizers) > 0 && !id.IsSystem() {
+			return api.Invalid("metadata.finalizers", "leave it out: only the server's controllers set finalizers", "finalizers cannot be set")
+		}
+		*m = api.ObjectMeta{Name: m.Name, Project: project, Labels: m.Labels, Finalizers: m.Finalizers}
 		clearStatus(obj)
 		opts := store.CreateOptions{}
 		if key := r.Header.Get("Idempotency-Key"); key != "" {
@@ -305,6 +308,10 @@ func (s *Server) update(k *api.Kind) handlerFunc {
 			return e
 		}
 		m.UID, m.CreationTimestamp, m.DeletionTimestamp, m.Generation = cm.UID, cm.CreationTimestamp, cm.DeletionTimestamp, cm.Generation
+		if !id.IsSystem() {
+			// Finalizers are the controllers' to set and remove.
+			m.Finalizers = cm.Finalizers
+		}
 		copyStatus(cur, obj)
 		v := hooks[k]
 		if v.update != nil {

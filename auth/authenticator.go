@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,16 @@ func (id *Identity) String() string {
 		return "host:" + id.Host
 	}
 	return "user:" + id.User
+}
+
+// SystemPrefix starts the user names of the server's own controllers.
+// It is not valid in a user name, so no user can hold such an identity.
+const SystemPrefix = "system:"
+
+// IsSystem reports whether id is one of the server's own controllers,
+// which alone may set finalizers and write some statuses.
+func (id *Identity) IsSystem() bool {
+	return id != nil && id.Host == "" && strings.HasPrefix(id.User, SystemPrefix)
 }
 
 // Whoami returns the identity as the API shows it.

@@ -27,6 +27,12 @@ func TestAuthorize(t *testing.T) {
 	}{
 		{"admin anything", admin, Attributes{Verb: VerbDelete, Resource: "users", Name: "x"}, Allow},
 		{"admin joins", admin, Attributes{Verb: VerbCreate, Resource: "jointokens"}, Allow},
+		{"viewer reads load balancer", viewer, Attributes{Verb: VerbGet, Resource: "loadbalancers", Project: "a", Name: "lb"}, Allow},
+		{"viewer cannot change load balancer", viewer, Attributes{Verb: VerbUpdate, Resource: "loadbalancers", Project: "a", Name: "lb"}, DenyForbidden},
+		{"member creates load balancer", member, Attributes{Verb: VerbCreate, Resource: "loadbalancers", Project: "a"}, Allow},
+		{"member cannot write load balancer status", member, Attributes{Verb: VerbUpdateStatus, Resource: "loadbalancers", Project: "a", Name: "lb"}, DenyForbidden},
+		{"load balancer of other project hidden", member, Attributes{Verb: VerbGet, Resource: "loadbalancers", Project: "b", Name: "lb"}, DenyNotFound},
+		{"host reads no load balancer", host, Attributes{Verb: VerbGet, Resource: "loadbalancers", Project: "a", Name: "lb"}, DenyNotFound},
 		{"nil identity", nil, Attributes{Verb: VerbGet, Resource: "flavors"}, DenyForbidden},
 
 		{"viewer reads instance", viewer, Attributes{Verb: VerbGet, Resource: inst, Project: "a", Name: "i"}, Allow},
@@ -119,5 +125,22 @@ func TestAuthorize(t *testing.T) {
 				t.Errorf("Authorize(%v, %+v) = %v, want %v", tt.id, tt.a, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestIsSystem(t *testing.T) {
+	tests := []struct {
+		id   *Identity
+		want bool
+	}{
+		{&Identity{User: SystemPrefix + "loadbalancer-controller", ClusterAdmin: true}, true},
+		{&Identity{User: "admin", ClusterAdmin: true}, false},
+		{&Identity{Host: "system:h1"}, false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		if got := tt.id.IsSystem(); got != tt.want {
+			t.Errorf("%+v.IsSystem() = %v, want %v", tt.id, got, tt.want)
+		}
 	}
 }

@@ -1,13 +1,13 @@
 // Package cli is the ouro command line: the commands users type to manage
 // instances, instance groups, images, flavors, networks, security groups,
-// floating IPs, hosts, projects, tokens and users, built with cobra on top
-// of package client. The daemon subcommands (up, server, agent) are added
-// by package main.
+// floating IPs, load balancers, hosts, projects, tokens and users, built
+// with cobra on top of package client. The daemon subcommands (up,
+// server, agent) are added by package main.
 //
 // The commands live in packages by family (cli/instance, cli/group,
-// cli/network, cli/catalog, cli/admin, cli/events), each with a
-// constructor that NewRootCommand calls; what they share is in
-// cli/command, cli/output and cli/wait.
+// cli/network, cli/loadbalancer, cli/catalog, cli/admin, cli/events),
+// each with a constructor that NewRootCommand calls; what they share is
+// in cli/command, cli/output and cli/wait.
 //
 // Run it with
 //
@@ -34,6 +34,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/cli/events"
 	"github.com/ouroboros-cloud/ouro/cli/group"
 	"github.com/ouroboros-cloud/ouro/cli/instance"
+	"github.com/ouroboros-cloud/ouro/cli/loadbalancer"
 	"github.com/ouroboros-cloud/ouro/cli/network"
 )
 
@@ -49,7 +50,7 @@ func NewRootCommand() *cobra.Command {
 		Use:   "ouro",
 		Short: "Ouroboros: a private cloud in one binary",
 		Long: "ouro manages an Ouroboros cloud: instances, instance groups, images, flavors, networks,\n" +
-			"security groups, floating IPs, key pairs, hosts, projects and tokens.\n" +
+			"security groups, floating IPs, load balancers, key pairs, hosts, projects and tokens.\n" +
 			"Run `ouro up` to start a cloud on this machine.",
 		// Execute prints errors itself; a plain root.Execute() leaves it to
 		// cobra, which then prints the text command.WrapErrors gives them.
@@ -72,6 +73,7 @@ func NewRootCommand() *cobra.Command {
 		network.NewNetworkCommand(o),
 		network.NewSecurityGroupCommand(o),
 		network.NewFloatingIPCommand(o),
+		loadbalancer.NewCommand(o),
 		catalog.NewKeyPairCommand(o),
 		admin.NewHostCommand(o),
 		admin.NewProjectCommand(o),

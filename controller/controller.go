@@ -1,11 +1,13 @@
 // Package controller runs the control-plane controllers on the elected
 // leader: the scheduler, the instance lifecycle controller, the host
-// health controller, the network controller and the instance group
-// controller.
+// health controller, the network controller, the load balancer
+// controller and the instance group controller.
 //
 //	Run ─▶ election.Run ─ leader ─▶ RunLeader(ctx, store.WithGuard(guard))
-//	                                  informers: hosts, instances, groups
-//	                                  scheduler · lifecycle · hosthealth · network · group
+//	                                  informers: hosts, instances, groups,
+//	                                             loadbalancers, hostnetworks
+//	                                  scheduler · lifecycle · hosthealth · network
+//	                                  loadbalancer · group
 //	          leadership lost ─▶ ctx cancelled ─▶ every controller stops;
 //	                             a write still in flight fails its guard
 //
@@ -27,6 +29,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/controller/group"
 	"github.com/ouroboros-cloud/ouro/controller/hosthealth"
 	"github.com/ouroboros-cloud/ouro/controller/lifecycle"
+	"github.com/ouroboros-cloud/ouro/controller/loadbalancer"
 	"github.com/ouroboros-cloud/ouro/controller/network"
 	"github.com/ouroboros-cloud/ouro/controller/scheduler"
 	"github.com/ouroboros-cloud/ouro/election"
@@ -125,6 +128,8 @@ func RunLeader(ctx context.Context, st store.Interface, cfg Config) error {
 	log := cfg.Logger
 	hosts := cache.New(st, api.HostKind, cfg.Resync, log)
 	instances := cache.New(st, api.InstanceKind, cfg.Resync, log)
+	lbs := cache.New(st, api.LoadBalancerKind, cfg.Resync, log)
+	hostNets := cache.New(st, api.HostNetworkKind, cfg.Resync, log)
 
 	schedRec := record.New(st, "scheduler").WithLogger(log)
 	lifeRec := record.New(st, "instance-controller").WithLogger(log)
@@ -132,6 +137,8 @@ func RunLeader(ctx context.Context, st store.Interface, cfg Config) error {
 	defer schedRec.Wait()
 	defer lifeRec.Wait()
 	defer healthRec.Wait()
+	lbRec := record.New(st, "loadbalancer-controller").WithLogger(log)
+	defer lbRec.Wait()
 
 	sched := scheduler.New(scheduler.Options{
 		Store: st, Hosts: hosts, Instances: instances, Recorder: schedRec, Logger: log,
@@ -144,8 +151,12 @@ func RunLeader(ctx context.Context, st store.Interface, cfg Config) error {
 		Store: st, Hosts: hosts, Recorder: healthRec, Logger: log, Resync: cfg.Resync,
 	})
 	nets := network.New(network.Options{
-		Store: st, Hosts: hosts, Instances: instances, Logger: log, Resync: cfg.Resync,
+		Store: st, Hosts: hosts, Instances: instances, LoadBalancers: lbs, Logger: log, Resync: cfg.Resync,
 		Recorder: record.New(st, "network-controller").WithLogger(log),
+	})
+	lbc := loadbalancer.New(loadbalancer.Options{
+		Store: st, LoadBalancers: lbs, HostNetworks: hostNets, Hosts: hosts, Instances: instances,
+		Recorder: lbRec, Logger: log,
 	})
 	components := []component{
 		{"host informer", hosts.Run},
@@ -154,13 +165,16 @@ func RunLeader(ctx context.Context, st store.Interface, cfg Config) error {
 		{"lifecycle", life.Run},
 		{"hosthealth", health.Run},
 		{"network", nets.Run},
+		{"loadbalancer informer", lbs.Run},
+		{"hostnetwork informer", hostNets.Run},
+		{"loadbalancer", lbc.Run},
 	}
 	if cfg.InstanceCreator != nil {
 		groups := cache.New(st, api.InstanceGroupKind, cfg.Resync, log)
 		groupRec := record.New(st, "group-controller").WithLogger(log)
 		defer groupRec.Wait()
 		gc := group.New(group.Options{
-			Store: st, Groups: groups, Instances: instances, Hosts: hosts, Creator: cfg.InstanceCreator,
+			Store: st, Groups: groups, Instances: instances, Hosts: hosts, LoadBalancers: lbs, Creator: cfg.InstanceCreator,
 			Recorder: groupRec, Logger: log, HostLostGrace: cfg.HostLostGrace,
 		})
 		components = append(components, component{"group informer", groups.Run}, component{"group", gc.Run})

@@ -7,11 +7,13 @@
 // retries the ones taken meanwhile, and answers a full network or pool
 // with an api.Error that names the field. The claim keys are
 //
-//	ip/<network-uid>/<address>     an instance's address on a network
+//	ip/<network-uid>/<address>     an instance's address on a network, or
+//	                               a load balancer's VIP or port address
 //	vni/<vni>                      a network's VXLAN network identifier
-//	fip/<pool>/<address>           a floating IP's address
+//	fip/<pool>/<address>           a floating IP's or load balancer's
+//	                               outside address
 //	fipinstance/<project>/<name>   the one floating IP of an instance
 //
 // Package admission uses it when it admits an instance; the API server
-// uses it for networks and floating IPs.
+// uses it for networks, floating IPs and load balancers.
 package ipam

@@ -28,6 +28,8 @@ const (
 	routerTransit    = "transit"
 	vxlanPort        = 4789
 	vxlanOverhead    = 50
+	// lbDriver is the driver of a load balancer's port (api.HostPort).
+	lbDriver = "lb"
 )
 
 // network is a validated HostNetworkEntry.
@@ -53,6 +55,15 @@ type port struct {
 	mac      net.HardwareAddr
 	ip       netip.Addr
 	fip      netip.Addr
+	// vip is a load balancer port's virtual address (invalid for other
+	// ports): admitted as a source of the port and matched as its
+	// destination like ip, the target of the floating IP, and kept on
+	// the inner device when keepalived has put it there.
+	vip netip.Addr
+	// lb says the port is a load balancer's ("lb" driver): instance is
+	// the load balancer's UID, and its floating IP is announced only
+	// while the VIP is on this host (Plane.SetLBActive).
+	lb       bool
 	ingress  []nft.Rule
 	egress   []nft.Rule
 	restrict bool
@@ -180,6 +191,7 @@ func parseEntry(e api.HostNetworkEntry, hostResolvers func() []netip.Addr) (netw
 		n.records = append(n.records, dnsmasq.Record{Name: r.Name, IP: a})
 	}
 	seenDev := map[string]bool{}
+	seenAddr := map[netip.Addr]string{} // port IPs and VIPs → port name
 	for _, hp := range e.Ports {
 		p, err := parsePort(hp, n.cidr)
 		if err != nil {
@@ -189,6 +201,19 @@ func parseEntry(e api.HostNetworkEntry, hostResolvers func() []netip.Addr) (netw
 			return n, fmt.Errorf("port %s: instance UID prefix %s is not unique", hp.Name, p.dev)
 		}
 		seenDev[p.dev] = true
+		if p.vip == n.gateway {
+			return n, fmt.Errorf("port %s: vip %s is the gateway", hp.Name, p.vip)
+		}
+		// The rules key ports by address: two ports may not share one.
+		for _, a := range []netip.Addr{p.ip, p.vip} {
+			if !a.IsValid() {
+				continue
+			}
+			if other, ok := seenAddr[a]; ok {
+				return n, fmt.Errorf("port %s: address %s is also port %s's", hp.Name, a, other)
+			}
+			seenAddr[a] = hp.Name
+		}
 		n.ports = append(n.ports, p)
 	}
 	n.transitH, n.transitR = TransitPrefixes(n.vni)
@@ -196,7 +221,10 @@ func parseEntry(e api.HostNetworkEntry, hostResolvers func() []netip.Addr) (netw
 }
 
 func parsePort(hp api.HostPort, cidr netip.Prefix) (port, error) {
-	p := port{instance: hp.Instance, name: hp.Name, restrict: hp.EgressRestricted, tap: hp.Driver == api.DriverVM}
+	p := port{
+		instance: hp.Instance, name: hp.Name, restrict: hp.EgressRestricted,
+		tap: hp.Driver == api.DriverVM, lb: hp.Driver == lbDriver,
+	}
 	if len(shortID(hp.Instance, 12)) < 8 {
 		return p, fmt.Errorf("instance UID %q too short", hp.Instance)
 	}
@@ -207,6 +235,13 @@ func parsePort(hp api.HostPort, cidr netip.Prefix) (port, error) {
 	}
 	if p.ip, err = netip.ParseAddr(hp.IP); err != nil || !cidr.Contains(p.ip) {
 		return p, fmt.Errorf("ip %q: not an address in %s", hp.IP, cidr)
+	}
+	// A VIP is a load balancer's only: on any other port it is ignored,
+	// so that no instance is allowed a second source address.
+	if p.lb && hp.VIP != "" {
+		if p.vip, err = netip.ParseAddr(hp.VIP); err != nil || !cidr.Contains(p.vip) || p.vip == p.ip {
+			return p, fmt.Errorf("vip %q: not an address in %s other than the port's", hp.VIP, cidr)
+		}
 	}
 	if hp.FloatingIP != "" {
 		if p.fip, err = netip.ParseAddr(hp.FloatingIP); err != nil || !p.fip.Is4() {

@@ -74,6 +74,14 @@ func TestParseSpec(t *testing.T) {
 			e.Ports[0].Ingress = []api.FirewallRule{{Protocol: "all", CIDRs: []string{"x; flush ruleset"}}}
 		}, "cidr"},
 		{"bad dns", func(e *api.HostNetworkEntry) { e.DNS = []string{"dns.example"} }, "dns"},
+		{"lb port", func(e *api.HostNetworkEntry) { e.Ports[0].Driver, e.Ports[0].VIP = "lb", "172.31.0.10" }, ""},
+		{"vip outside", func(e *api.HostNetworkEntry) { e.Ports[0].Driver, e.Ports[0].VIP = "lb", "10.0.0.10" }, "vip"},
+		{"vip is the port's ip", func(e *api.HostNetworkEntry) { e.Ports[0].Driver, e.Ports[0].VIP = "lb", "172.31.0.5" }, "vip"},
+		{"vip is the gateway", func(e *api.HostNetworkEntry) { e.Ports[0].Driver, e.Ports[0].VIP = "lb", "172.31.0.1" }, "gateway"},
+		{"vip is another port's ip", func(e *api.HostNetworkEntry) {
+			e.Ports[0].Driver, e.Ports[0].VIP = "lb", "172.31.0.6"
+			e.Ports = append(e.Ports, api.HostPort{Instance: uid(2), Name: "b", MAC: "0a:58:ac:1f:00:06", IP: "172.31.0.6"})
+		}, "also port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,5 +157,34 @@ func TestNewValidates(t *testing.T) {
 	}
 	if p.InstanceDNS("n1") != nil {
 		t.Error("InstanceDNS before Apply is not empty")
+	}
+}
+
+// TestParseSpecVIP: only a load balancer's port has a VIP.
+func TestParseSpecVIP(t *testing.T) {
+	tests := []struct {
+		driver string
+		want   string // the port's vip, "invalid IP" when none
+	}{
+		{"lb", "172.31.0.10"},
+		{"", "invalid IP"},
+		{api.DriverVM, "invalid IP"},
+	}
+	for _, tt := range tests {
+		p := api.HostPort{Instance: uid(1), Name: "a", MAC: "0a:58:ac:1f:00:05", IP: "172.31.0.5", Driver: tt.driver, VIP: "172.31.0.10"}
+		spec := api.HostNetworkSpec{Networks: []api.HostNetworkEntry{
+			{UID: "n1", VNI: 5001, CIDR: "172.31.0.0/20", Gateway: "172.31.0.1", Ports: []api.HostPort{p}},
+		}}
+		nets, err := parseSpec(spec, func() []netip.Addr { return nil })
+		if err != nil {
+			t.Fatalf("driver %q: %v", tt.driver, err)
+		}
+		port := nets[0].ports[0]
+		if got := port.vip.String(); got != tt.want {
+			t.Errorf("driver %q: vip = %s, want %s", tt.driver, got, tt.want)
+		}
+		if port.lb != (tt.driver == "lb") {
+			t.Errorf("driver %q: lb = %v", tt.driver, port.lb)
+		}
 	}
 }

@@ -21,7 +21,10 @@
 // # Names
 //
 // Router namespace ouro-n<vni>; instance namespace ouro-i<first 12 letters
-// and digits of the instance UID>, under Config.NetNSDir (/run/netns).
+// and digits of the instance UID>, under Config.NetNSDir (/run/netns). A
+// load balancer's port ("lb" driver, HostPort.Instance = the load
+// balancer's UID) has a namespace named the same way, made by the same
+// code as a container's; HAProxy and keepalived run in it.
 // Host devices: ourt<vni> (transit veth) and, only between its creation and
 // its move into the router namespace, ourx<vni> (VXLAN). Inside a router
 // namespace: br0, ourx<vni>, transit and ourp<11 of the instance UID>.
@@ -30,6 +33,15 @@
 // host objects Apply touches are devices matching our[tx]<digits>, routes
 // on them, the table ip ouro-host, and proxy ARP entries listed in
 // StateDir/proxy-arp.
+//
+// # Load balancers
+//
+// An "lb" port's VIP is admitted as its source (bridge) and matched as its
+// destination (security groups) like its address, and Apply leaves it on
+// the port's eth0 when keepalived has put it there. Its floating IP is
+// DNATed to the VIP on every LB host, but the underlay hears of it (proxy
+// ARP, and a gratuitous ARP when it moves) only from the host where
+// SetLBActive says the VIP is; the flag is kept in StateDir/lb-active.
 //
 // # Transit addresses
 //

@@ -19,7 +19,8 @@ import (
 const proxyARPFile = "proxy-arp"
 
 // applyFloatingIPs routes every floating IP to the transit of the network
-// holding it and answers ARP for it on the underlay; routes and proxy
+// holding it and answers ARP for it on the underlay (a load balancer's
+// only while its VIP is on this host, see SetLBActive); routes and proxy
 // entries of floating IPs no longer here are removed.
 func (p *Plane) applyFloatingIPs(h *hostNS, nets []network) error {
 	want := map[netip.Addr]network{}
@@ -71,17 +72,18 @@ func (p *Plane) applyFloatingIPs(h *hostNS, nets []network) error {
 			errs = append(errs, fmt.Errorf("route floating IP %s: %w", fip, err))
 		}
 	}
-	if err := p.applyProxyARP(h, want); err != nil {
+	if err := p.announceFloatingIPs(h, newFloatingIPs(nets)); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
 // applyProxyARP adds proxy neighbour entries for the wanted floating IPs
-// and removes those it added before that are no longer wanted. The list
-// file is widened before adding and narrowed after removing, so that a
-// crash never forgets an entry.
-func (p *Plane) applyProxyARP(h *hostNS, want map[netip.Addr]network) error {
+// and removes those it added before that are no longer wanted; it returns
+// the addresses it added. The list file is widened before adding and
+// narrowed after removing, so that a crash never forgets an entry. The
+// caller holds arpMu.
+func (p *Plane) applyProxyARP(h *hostNS, want map[netip.Addr]bool) (added []netip.Addr, err error) {
 	path := filepath.Join(p.cfg.StateDir, proxyARPFile)
 	prev := map[netip.Addr]bool{}
 	if b, err := os.ReadFile(path); err == nil {
@@ -99,13 +101,13 @@ func (p *Plane) applyProxyARP(h *hostNS, want map[netip.Addr]network) error {
 		union[a] = true
 	}
 	if err := writeAddrs(path, union); err != nil {
-		return err
+		return nil, err
 	}
 	idx := h.underlay.Attrs().Index
 	have := map[netip.Addr]bool{}
 	entries, err := retry(func() ([]netlink.Neigh, error) { return h.NeighProxyList(idx, unix.AF_INET) })
 	if err != nil {
-		return fmt.Errorf("list proxy ARP: %w", err)
+		return nil, fmt.Errorf("list proxy ARP: %w", err)
 	}
 	for _, e := range entries {
 		if a, ok := netip.AddrFromSlice(e.IP); ok {
@@ -118,7 +120,10 @@ func (p *Plane) applyProxyARP(h *hostNS, want map[netip.Addr]network) error {
 			continue
 		}
 		err := h.NeighAdd(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, Flags: netlink.NTF_PROXY, IP: net.IP(a.AsSlice())})
-		if err != nil && !errors.Is(err, unix.EEXIST) {
+		switch {
+		case err == nil:
+			added = append(added, a)
+		case !errors.Is(err, unix.EEXIST):
 			errs = append(errs, fmt.Errorf("proxy ARP for %s: %w", a, err))
 		}
 	}
@@ -132,13 +137,9 @@ func (p *Plane) applyProxyARP(h *hostNS, want map[netip.Addr]network) error {
 		}
 	}
 	if len(errs) > 0 {
-		return errors.Join(errs...)
+		return added, errors.Join(errs...)
 	}
-	wantSet := map[netip.Addr]bool{}
-	for a := range want {
-		wantSet[a] = true
-	}
-	return writeAddrs(path, wantSet)
+	return added, writeAddrs(path, want)
 }
 
 func writeAddrs(path string, set map[netip.Addr]bool) error {
@@ -147,7 +148,11 @@ func writeAddrs(path string, set map[netip.Addr]bool) error {
 		lines = append(lines, a.String())
 	}
 	slices.Sort(lines)
-	data := strings.Join(lines, "\n")
+	return writeFileAtomic(path, strings.Join(lines, "\n"))
+}
+
+// writeFileAtomic replaces the file at path with data, unless it has it.
+func writeFileAtomic(path, data string) error {
 	if old, err := os.ReadFile(path); err == nil && string(old) == data {
 		return nil
 	}

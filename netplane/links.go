@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/vishvananda/netlink"
@@ -112,8 +113,10 @@ func (l *nsLink) setMAC(lk netlink.Link, mac net.HardwareAddr) error {
 	return nil
 }
 
-// setAddr makes want the device's only IPv4 address.
-func (l *nsLink) setAddr(lk netlink.Link, want netip.Prefix) error {
+// setAddr makes want the device's only IPv4 address, but for addresses in
+// keep, which are left as they are (a load balancer's VIP, which
+// keepalived adds and removes).
+func (l *nsLink) setAddr(lk netlink.Link, want netip.Prefix, keep ...netip.Addr) error {
 	addrs, err := retry(func() ([]netlink.Addr, error) { return l.AddrList(lk, unix.AF_INET) })
 	if err != nil {
 		return fmt.Errorf("list addresses of %s: %w", lk.Attrs().Name, err)
@@ -123,6 +126,9 @@ func (l *nsLink) setAddr(lk netlink.Link, want netip.Prefix) error {
 		p, ok := prefixOf(a.IPNet)
 		if ok && p == want {
 			have = true
+			continue
+		}
+		if ok && slices.Contains(keep, p.Addr()) {
 			continue
 		}
 		if err := l.AddrDel(lk, &a); err != nil {

@@ -51,6 +51,12 @@ type Plane struct {
 
 	mu       sync.Mutex
 	gateways map[string]netip.Addr // network UID → gateway, from the last Apply
+
+	// arpMu guards the announcement of floating IPs on the underlay, apart
+	// from mu so that SetLBActive does not wait for an Apply.
+	arpMu    sync.Mutex
+	fips     *floatingIPs    // of the last Apply; nil before the first
+	lbActive map[string]bool // LB UIDs whose VIP is here; nil until read from lbActiveFile
 }
 
 // New checks cfg and returns a Plane. It changes nothing on the host.
@@ -211,7 +217,7 @@ func (p *Plane) loadRouterRules(n network) error {
 	}
 	for _, port := range n.ports {
 		rt.Ports = append(rt.Ports, nft.Port{
-			Device: port.dev, MAC: port.mac, IP: port.ip, FloatingIP: port.fip,
+			Device: port.dev, MAC: port.mac, IP: port.ip, FloatingIP: port.fip, VIP: port.vip,
 			Ingress: port.ingress, Egress: port.egress, EgressRestricted: port.restrict,
 		})
 	}

@@ -258,7 +258,10 @@ func (r *router) ensureTransit(h *hostNS, n network) error {
 	return r.defaultRoute(rl, n.transitH.Addr())
 }
 
-// ensurePort makes an instance's namespace and its veth to the bridge.
+// ensurePort makes an instance's namespace and its veth to the bridge. A
+// load balancer's port is made the same way, in a namespace named after
+// the load balancer's UID, where HAProxy and keepalived run; its VIP, when
+// keepalived has put it on the device, is left there.
 func (p *Plane) ensurePort(r *router, n network, port port) error {
 	path := p.NetNSPath(port.instance)
 	if _, err := netns.Create(path); err != nil {
@@ -322,7 +325,11 @@ func (p *Plane) ensurePort(r *router, n network, port port) error {
 	if err := il.setMAC(inner, port.mac); err != nil {
 		return err
 	}
-	if err := il.setAddr(inner, netip.PrefixFrom(port.ip, n.cidr.Bits())); err != nil {
+	var keep []netip.Addr
+	if port.vip.IsValid() {
+		keep = append(keep, port.vip)
+	}
+	if err := il.setAddr(inner, netip.PrefixFrom(port.ip, n.cidr.Bits()), keep...); err != nil {
 		return err
 	}
 	if err := il.up(inner, r.mtu); err != nil {

@@ -82,7 +82,7 @@ func (f *templateFlags) register(fl *pflag.FlagSet, creating bool) {
 	fl.StringVar(&f.image, "image", "", "image members start from")
 	fl.StringVar(&f.flavor, "flavor", "", "flavor giving the members' size")
 	fl.StringVar(&f.userData, "user-data", "", "file with cloud-init user-data for the members (- reads stdin)")
-	fl.StringVar(&f.health, "health", "", "health check: running, tcp:PORT or http:PORT[/PATH] (e.g. http:8080/healthz)")
+	fl.StringVar(&f.health, "health", "", "health check: running, tcp:PORT, http:PORT[/PATH] (e.g. http:8080/healthz) or lb:LOADBALANCER (the load balancer's checks)")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "environment variable KEY=VALUE (repeatable; replaces the template's)")
 	fl.IntVar(&f.minCount, "min", 0, "autoscaling: fewest members")
 	fl.IntVar(&f.maxCount, "max", 0, "autoscaling: most members")
@@ -194,7 +194,7 @@ func (f *templateFlags) applyAutoscaling(fl *pflag.FlagSet, g *api.InstanceGroup
 }
 
 // healthForms lists what --health accepts.
-const healthForms = "use running, tcp:PORT or http:PORT[/PATH], e.g. tcp:22 or http:8080/healthz"
+const healthForms = "use running, tcp:PORT or http:PORT[/PATH], or lb:LOADBALANCER to trust a load balancer's checks, e.g. tcp:22, http:8080/healthz or lb:web"
 
 // parseHealth parses --health.
 func parseHealth(s string) (api.HealthCheck, error) {
@@ -202,6 +202,11 @@ func parseHealth(s string) (api.HealthCheck, error) {
 	switch {
 	case s == api.HealthRunning:
 		return api.HealthCheck{Kind: api.HealthRunning}, nil
+	case kind == "lb" && hasRest:
+		if e := api.ValidateName("health", rest); e != nil {
+			return api.HealthCheck{}, command.FlagError("health", "%q: load balancer name %q is not valid (%s)", s, rest, healthForms)
+		}
+		return api.HealthCheck{Kind: api.HealthLoadBalancer, LoadBalancer: rest}, nil
 	case (kind == api.HealthTCP || kind == api.HealthHTTP) && hasRest:
 		port, path := rest, ""
 		if kind == api.HealthHTTP {

@@ -1,6 +1,7 @@
-// Package wait follows instances and instance groups through the API
-// until they reach a state: instances running or gone, the members of
-// groups gone, a group's rollout complete. Each keeps a view current with
+// Package wait follows instances, instance groups and load balancers
+// through the API until they reach a state: instances running or gone,
+// the members of groups gone, a group's rollout complete, a load balancer
+// active or gone. Each keeps a view current with
 // a list and a watch, resumes a watch that ends and starts over after its
 // history was compacted.
 package wait
@@ -20,40 +21,51 @@ import (
 // errWatchDone stops a watch once the awaited state is reached.
 var errWatchDone = errors.New("done")
 
-// watchInstances keeps a view of a project's instances current — a list,
-// then a watch from the list's resourceVersion — and calls check with it
-// after the list and after every change, until check reports done or
-// fails, or ctx ends. A watch that ends is resumed from the last version
-// seen; one that reports Gone (compacted history) starts over with a list.
+// watchInstances keeps a view of a project's instances current and
+// calls check with it (see watchObjects).
 func watchInstances(ctx context.Context, c *client.Client, project string, check func(map[string]*api.Instance) (bool, error)) error {
+	return watchObjects(ctx, c, api.InstanceKind, project, check)
+}
+
+// watchObjects keeps a view of a project's objects of kind current — a
+// list, then a watch from the list's resourceVersion — and calls check
+// with it after the list and after every change, until check reports done
+// or fails, or ctx ends. A watch that ends is resumed from the last
+// version seen; one that reports Gone (compacted history) starts over with
+// a list.
+func watchObjects[T any, P interface {
+	*T
+	api.Object
+}](ctx context.Context, c *client.Client, kind *api.Kind, project string, check func(map[string]P) (bool, error)) error {
 	failures := 0
 	var checkErr error
 	for {
-		items, meta, err := client.ListAll[api.Instance](ctx, c, api.InstanceKind, project, client.ListOptions{})
+		items, meta, err := client.ListAll[T](ctx, c, kind, project, client.ListOptions{})
 		if err != nil {
 			return err
 		}
-		state := make(map[string]*api.Instance, len(items))
+		state := make(map[string]P, len(items))
 		for i := range items {
-			state[items[i].Metadata.Name] = &items[i]
+			p := P(&items[i])
+			state[p.Meta().Name] = p
 		}
 		if done, err := check(state); done || err != nil {
 			return err
 		}
 		rv := meta.ResourceVersion
 		for {
-			err := client.Watch(ctx, c, api.InstanceKind, project, client.WatchOptions{ResourceVersion: rv},
-				func(ev api.WatchEvent[api.Instance]) error {
+			err := client.Watch(ctx, c, kind, project, client.WatchOptions{ResourceVersion: rv},
+				func(ev api.WatchEvent[T]) error {
 					failures = 0
-					if v := ev.Object.Metadata.ResourceVersion; v != "" {
+					obj := P(&ev.Object)
+					if v := obj.Meta().ResourceVersion; v != "" {
 						rv = v
 					}
 					switch ev.Type {
 					case api.Added, api.Modified:
-						obj := ev.Object
-						state[obj.Metadata.Name] = &obj
+						state[obj.Meta().Name] = obj
 					case api.Deleted:
-						delete(state, ev.Object.Metadata.Name)
+						delete(state, obj.Meta().Name)
 					default:
 						return nil
 					}

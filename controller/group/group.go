@@ -54,8 +54,10 @@ type Options struct {
 	// Store is the (leader-guarded) store to write to.
 	Store store.Interface
 	// Groups, Instances and Hosts are informers run by the caller; New
-	// registers handlers on them.
-	Groups, Instances, Hosts *cache.Informer
+	// registers handlers on them. LoadBalancers, when set, is one too: the
+	// groups whose health check is of kind loadBalancer read member health
+	// from it.
+	Groups, Instances, Hosts, LoadBalancers *cache.Informer
 	// Creator makes members.
 	Creator  InstanceCreator
 	Recorder record.Sink
@@ -133,12 +135,46 @@ func New(o Options) *Controller {
 	o.Groups.AddHandler(c.queue.Add)
 	o.Instances.AddHandler(c.instanceChanged)
 	o.Hosts.AddHandler(c.hostChanged)
+	if o.LoadBalancers != nil {
+		o.LoadBalancers.AddHandler(c.loadBalancerChanged)
+	}
 	return c
+}
+
+// loadBalancerChanged queues the groups whose health check names the load
+// balancer.
+func (c *Controller) loadBalancerChanged(key string) {
+	project, name := cache.SplitKey(key)
+	for _, o := range c.o.Groups.List() {
+		g := o.(*api.InstanceGroup)
+		hc := g.Spec.HealthCheck
+		if g.Metadata.Project == project && hc.Kind == api.HealthLoadBalancer && hc.LoadBalancer == name {
+			c.queue.Add(cache.Key(g))
+		}
+	}
+}
+
+// loadBalancer returns the cached load balancer g's health check names,
+// or nil.
+func (c *Controller) loadBalancer(g *api.InstanceGroup) *api.LoadBalancer {
+	hc := g.Spec.HealthCheck
+	if hc.Kind != api.HealthLoadBalancer || c.o.LoadBalancers == nil {
+		return nil
+	}
+	o, ok := c.o.LoadBalancers.Get(g.Metadata.Project + "/" + hc.LoadBalancer)
+	if !ok {
+		return nil
+	}
+	return o.(*api.LoadBalancer)
 }
 
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
-	for _, in := range []*cache.Informer{c.o.Hosts, c.o.Instances, c.o.Groups} {
+	ins := []*cache.Informer{c.o.Hosts, c.o.Instances, c.o.Groups}
+	if c.o.LoadBalancers != nil {
+		ins = append(ins, c.o.LoadBalancers)
+	}
+	for _, in := range ins {
 		if err := in.WaitSynced(ctx); err != nil {
 			return err
 		}

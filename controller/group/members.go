@@ -41,6 +41,9 @@ type Member struct {
 	Condemned string
 	// Orphan: the member belongs to an older group of the same name.
 	Orphan bool
+	// HealthMessage, when set, says why a running member is not
+	// available (a load balancer health check, ApplyLBHealth).
+	HealthMessage string
 }
 
 // Name returns the member's instance name.
@@ -136,6 +139,9 @@ func failedForGood(in *api.Instance) bool {
 func unhealthyMessage(m *Member) string {
 	in := m.Inst
 	if in.Status.Phase == api.PhaseRunning {
+		if m.HealthMessage != "" {
+			return m.HealthMessage
+		}
 		if c := api.FindCondition(in.Status.Conditions, api.ConditionHealthy); c != nil && !c.Status {
 			if c.Message != "" {
 				return c.Message

@@ -56,6 +56,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (queue.Result, e
 	}
 	revs, rev, newRev := NextRevisions(g, now)
 	members := Judge(g, insts, revisionTemplates(revs), c.hostsOf(insts), c.o.HostLostGrace, now)
+	lbWake := ApplyLBHealth(g, members, c.loadBalancer(g), now)
 	desired, scale := c.desired(key, g, members, now)
 
 	curAvail, blocker := c.currentAvailability(key, g, members, rev)
@@ -112,6 +113,9 @@ func (c *Controller) reconcile(ctx context.Context, key string) (queue.Result, e
 	poll, errs := c.act(ctx, key, g, rev, step, now)
 	c.syncHealthChecks(ctx, key, g, members, now)
 	after := recheckAfter(g, ro, c.o.HostLostGrace)
+	if lbWake > 0 && (after == 0 || lbWake < after) {
+		after = lbWake
+	}
 	if poll && (after == 0 || expectPoll < after) {
 		after = expectPoll
 	}
@@ -153,6 +157,8 @@ func (c *Controller) deletedEvent(g *api.InstanceGroup, d Deletion, rev int64) {
 		c.event(g, api.EventWarning, EventMemberReplaced, "replacing %s (%s): its host %s is lost", name, WhyHostLost, m.Inst.Status.Host)
 	case d.Why == WhyFailed:
 		c.event(g, api.EventWarning, EventMemberReplaced, "replacing %s (%s): %s and its restart policy is Never", name, WhyFailed, unhealthyMessage(m))
+	case d.Why == WhyUnhealthy:
+		c.event(g, api.EventWarning, EventMemberReplaced, "replacing %s (%s): %s", name, WhyUnhealthy, unhealthyMessage(m))
 	case d.Why == WhyRollout:
 		c.event(g, api.EventNormal, EventMemberDeleted, "deleted %s: rolling out revision %d", name, rev)
 	default:

@@ -247,9 +247,10 @@ const (
 
 // Decide says what to do with inst given its host (nil if the host object
 // does not exist), and a message for an event when the control plane
-// finalizes the instance.
+// finalizes the instance. A deleted instance that still has finalizers is
+// left alone: their controllers remove them (also for a lost host).
 func Decide(inst *api.Instance, host *api.Host) (act Action, message string) {
-	if inst.Metadata.DeletionTimestamp == nil {
+	if inst.Metadata.DeletionTimestamp == nil || len(inst.Metadata.Finalizers) > 0 {
 		return Nothing, ""
 	}
 	name := inst.Status.Host

@@ -48,6 +48,9 @@ func TestDecide(t *testing.T) {
 		{"agent tearing down", deleted("h", api.PhaseTerminating, t0), hostIn(api.HostReady, t0), Nothing, ""},
 		{"host NotReady", deleted("h", api.PhaseTerminating, t0), hostIn(api.HostNotReady, t0), Finalize, "host h is NotReady"},
 		{"host gone", deleted("h", api.PhaseRunning, t0), nil, Finalize, "no longer exists"},
+		{"terminated, finalizer left", finalized(deleted("h", api.PhaseTerminated, t0)), hostIn(api.HostReady, t0), Nothing, ""},
+		{"host NotReady, finalizer left", finalized(deleted("h", api.PhaseTerminating, t0)), hostIn(api.HostNotReady, t0), Nothing, ""},
+		{"never placed, finalizer left", finalized(deleted("", api.PhasePending, t0)), nil, Nothing, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +63,12 @@ func TestDecide(t *testing.T) {
 			}
 		})
 	}
+}
+
+// finalized adds the load balancer finalizer to inst.
+func finalized(inst *api.Instance) *api.Instance {
+	inst.Metadata.Finalizers = []string{api.FinalizerLoadBalancer}
+	return inst
 }
 
 func TestLost(t *testing.T) {

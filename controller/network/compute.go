@@ -16,6 +16,8 @@ type Snapshot struct {
 	Groups      []*api.SecurityGroup
 	FloatingIPs []*api.FloatingIP
 	Instances   []*api.Instance
+	// LoadBalancers are placed on hosts by their controller (status.hosts).
+	LoadBalancers []*api.LoadBalancer
 }
 
 // Index answers the controller's questions about one Snapshot. It is
@@ -36,8 +38,16 @@ type Index struct {
 	members map[string][]string
 	// fipOf maps project/instance to the associated floating IP.
 	fipOf map[string]*api.FloatingIP
-	// byHost maps a host to the networks (keys) of its live instances.
+	// byHost maps a host to the networks (keys) of its live instances and
+	// load balancers.
 	byHost map[string]map[string]bool
+	// lbsOn maps a network key to the placed load balancers on it, and
+	// lbsOf a host to those it runs, both sorted by project and name.
+	lbsOn map[string][]*api.LoadBalancer
+	lbsOf map[string][]*api.LoadBalancer
+	// lbIngress maps a member instance's UID and network name to what its
+	// load balancers need to reach it: the pool's port from the LB hosts.
+	lbIngress map[string][]api.FirewallRule
 }
 
 func key(project, name string) string { return project + "/" + name }
@@ -55,6 +65,9 @@ func NewIndex(s Snapshot) *Index {
 		members:   map[string][]string{},
 		fipOf:     map[string]*api.FloatingIP{},
 		byHost:    map[string]map[string]bool{},
+		lbsOn:     map[string][]*api.LoadBalancer{},
+		lbsOf:     map[string][]*api.LoadBalancer{},
+		lbIngress: map[string][]api.FirewallRule{},
 	}
 	for _, h := range s.Hosts {
 		x.hosts[h.Metadata.Name] = h
@@ -106,6 +119,7 @@ func NewIndex(s Snapshot) *Index {
 			x.fipOf[key(f.Metadata.Project, f.Spec.Instance)] = f
 		}
 	}
+	x.indexLoadBalancers(s.LoadBalancers)
 	return x
 }
 
@@ -123,7 +137,8 @@ func (x *Index) Hosts() []string {
 func (x *Index) HasHost(name string) bool { return x.hosts[name] != nil }
 
 // HostSpec computes what host must realise: an entry per network with at
-// least one live instance placed on host.
+// least one live instance or load balancer placed on host, and the load
+// balancers it runs.
 func (x *Index) HostSpec(host string) api.HostNetworkSpec {
 	var spec api.HostNetworkSpec
 	for nk := range x.byHost[host] {
@@ -134,6 +149,7 @@ func (x *Index) HostSpec(host string) api.HostNetworkSpec {
 	slices.SortFunc(spec.Networks, func(a, b api.HostNetworkEntry) int {
 		return strings.Compare(key(a.Project, a.Name), key(b.Project, b.Name))
 	})
+	spec.LoadBalancers = x.hostLoadBalancers(host)
 	return spec
 }
 
@@ -163,6 +179,7 @@ func (x *Index) entry(n *api.Network, insts []*api.Instance, host string) api.Ho
 			}
 		}
 	}
+	x.lbEntries(&e, key(n.Metadata.Project, n.Metadata.Name), host)
 	slices.Sort(e.Peers)
 	e.Peers = slices.Compact(e.Peers)
 	slices.SortFunc(e.Records, func(a, b api.DNSRecord) int {
@@ -220,6 +237,7 @@ func (x *Index) port(in *api.Instance, i int, ifc api.Interface) api.HostPort {
 			}
 		}
 	}
+	p.Ingress = append(p.Ingress, x.lbIngress[memberKey(in.Metadata.UID, ifc.Network)]...)
 	p.Ingress, p.Egress = canonicalRules(p.Ingress), canonicalRules(p.Egress)
 	return p
 }

@@ -1,11 +1,12 @@
 // Package network is the network controller: it turns networks, security
-// groups, floating IPs, instances and hosts into one HostNetwork per host
-// (what the host's agent must realise, docs/networking.md) and keeps the
-// floating IPs' status (which host and instance address their traffic
-// goes to) current.
+// groups, floating IPs, instances, load balancers and hosts into one
+// HostNetwork per host (what the host's agent must realise,
+// docs/networking.md) and keeps the floating IPs' status (which host and
+// instance address their traffic goes to) current.
 //
 //	informers: networks · securitygroups · floatingips · hostnetworks
-//	           (+ hosts, instances shared with the other controllers)
+//	           (+ hosts, instances, loadbalancers shared with the other
+//	           controllers)
 //	     │ any change: mark the index stale, queue every host and floating
 //	     ▼ IP after a short debounce (the queue drops duplicates)
 //	queue ─▶ reconcile {hostKey, name}: compute the spec from a shared
@@ -99,9 +100,12 @@ type Options struct {
 	// its own informers read.
 	Store store.Interface
 	// Hosts and Instances are informers run by the caller; New registers
-	// handlers on them.
-	Hosts     *cache.Informer
-	Instances *cache.Informer
+	// handlers on them. LoadBalancers, when set, is one too: the load
+	// balancers placed on hosts (package loadbalancer) add their ports and
+	// HostLoadBalancers.
+	Hosts         *cache.Informer
+	Instances     *cache.Informer
+	LoadBalancers *cache.Informer
 	// Recorder, when set, records an event on a network each time it
 	// cannot be set up on some host, and when it can again.
 	Recorder record.Sink
@@ -150,7 +154,10 @@ func New(o Options) *Controller {
 		minRebuild: o.Debounce / 2,
 	}
 	c.queue = queue.New("network", c.reconcile, c.log)
-	for _, in := range []*cache.Informer{o.Hosts, o.Instances, c.networks, c.groups, c.fips} {
+	for _, in := range c.shared() {
+		in.AddHandler(c.changed)
+	}
+	for _, in := range []*cache.Informer{c.networks, c.groups, c.fips} {
 		in.AddHandler(c.changed)
 	}
 	c.hostNets.AddHandler(func(name string) {
@@ -158,6 +165,15 @@ func New(o Options) *Controller {
 		c.queue.Add(statusKey)
 	})
 	return c
+}
+
+// shared returns the informers the caller runs.
+func (c *Controller) shared() []*cache.Informer {
+	out := []*cache.Informer{c.o.Hosts, c.o.Instances}
+	if c.o.LoadBalancers != nil {
+		out = append(out, c.o.LoadBalancers)
+	}
+	return out
 }
 
 // changed notes that the snapshot moved on and queues everything it may
@@ -202,7 +218,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); in.Run(ctx) }()
 	}
 	defer wg.Wait()
-	for _, in := range []*cache.Informer{c.o.Hosts, c.o.Instances, c.networks, c.groups, c.fips, c.hostNets} {
+	for _, in := range append(c.shared(), c.networks, c.groups, c.fips, c.hostNets) {
 		if err := in.WaitSynced(ctx); err != nil {
 			return nil // stopping
 		}
@@ -230,13 +246,17 @@ func (c *Controller) index() (*Index, time.Duration) {
 	}
 	c.stale = false
 	c.builtAt = time.Now()
-	c.idx = NewIndex(Snapshot{
+	snap := Snapshot{
 		Hosts:       listAs[*api.Host](c.o.Hosts),
 		Networks:    listAs[*api.Network](c.networks),
 		Groups:      listAs[*api.SecurityGroup](c.groups),
 		FloatingIPs: listAs[*api.FloatingIP](c.fips),
 		Instances:   listAs[*api.Instance](c.o.Instances),
-	})
+	}
+	if c.o.LoadBalancers != nil {
+		snap.LoadBalancers = listAs[*api.LoadBalancer](c.o.LoadBalancers)
+	}
+	c.idx = NewIndex(snap)
 	return c.idx, 0
 }
 

@@ -67,10 +67,23 @@ type Port struct {
 	MAC        net.HardwareAddr
 	IP         netip.Addr
 	FloatingIP netip.Addr // invalid when none
-	Ingress    []Rule
-	Egress     []Rule
+	// VIP is a load balancer port's virtual address (invalid when none):
+	// admitted as a source from the port and matched as its destination
+	// like IP; its floating IP is DNATed to it, and its traffic to the
+	// outside leaves with the floating IP as source.
+	VIP     netip.Addr
+	Ingress []Rule
+	Egress  []Rule
 	// EgressRestricted allows only Egress rules out.
 	EgressRestricted bool
+}
+
+// addrs returns the port's addresses: IP, and the VIP when it has one.
+func (p Port) addrs() []netip.Addr {
+	if p.VIP.IsValid() {
+		return []netip.Addr{p.IP, p.VIP}
+	}
+	return []netip.Addr{p.IP}
 }
 
 // Rule allows traffic of one protocol (tcp, udp, icmp or all), optionally
@@ -118,6 +131,9 @@ func RouterRuleset(r Router) (string, error) {
 		if !p.IP.Is4() || len(p.MAC) != 6 {
 			return "", fmt.Errorf("port %s: need an IPv4 address and a MAC", p.Device)
 		}
+		if p.VIP.IsValid() && (!p.VIP.Is4() || p.VIP == p.IP) {
+			return "", fmt.Errorf("port %s: VIP %s: need an IPv4 address other than the port's", p.Device, p.VIP)
+		}
 	}
 	var b strings.Builder
 	b.WriteString(replace(RouterNAT, natBody(r, ports)))
@@ -132,13 +148,19 @@ func natBody(r Router, ports []Port) string {
 		if !p.FloatingIP.IsValid() {
 			continue
 		}
-		fmt.Fprintf(&pre, "\t\tip daddr %s dnat to %s\n", p.FloatingIP, p.IP)
-		fmt.Fprintf(&post, "\t\toifname %q ip saddr %s snat to %s\n", r.Transit, p.IP, p.FloatingIP)
+		// A load balancer's floating IP leads to its VIP, wherever that
+		// is; its own address is masqueraded like any other.
+		target := p.IP
+		if p.VIP.IsValid() {
+			target = p.VIP
+		}
+		fmt.Fprintf(&pre, "\t\tip daddr %s dnat to %s\n", p.FloatingIP, target)
+		fmt.Fprintf(&post, "\t\toifname %q ip saddr %s snat to %s\n", r.Transit, target, p.FloatingIP)
 		if !r.NAT {
 			// A floating IP is one-to-one NAT the user asked for: its
 			// instance reaches the outside even on a network without
 			// masquerade.
-			fmt.Fprintf(&fwd, "\t\toifname %q ip saddr %s accept\n", r.Transit, p.IP)
+			fmt.Fprintf(&fwd, "\t\toifname %q ip saddr %s accept\n", r.Transit, target)
 		}
 	}
 	if r.NAT {
@@ -172,9 +194,11 @@ func filterBody(r Router, ports []Port) string {
 
 	var egress, ingress []string
 	for _, p := range ports {
-		ingress = append(ingress, fmt.Sprintf("%s : jump in-%s", p.IP, p.Device))
-		if p.EgressRestricted {
-			egress = append(egress, fmt.Sprintf("%s : jump out-%s", p.IP, p.Device))
+		for _, a := range p.addrs() {
+			ingress = append(ingress, fmt.Sprintf("%s : jump in-%s", a, p.Device))
+			if p.EgressRestricted {
+				egress = append(egress, fmt.Sprintf("%s : jump out-%s", a, p.Device))
+			}
 		}
 	}
 	fmt.Fprintf(&b, "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
@@ -292,9 +316,15 @@ func bridgeBody(r Router, ports []Port) string {
 		fmt.Fprintf(&b, "\tchain spoof-%s {\n", p.Device)
 		fmt.Fprintf(&b, "\t\tether saddr != %s drop\n", p.MAC)
 		fmt.Fprintf(&b, "\t\tether type != { ip, arp } drop\n")
-		fmt.Fprintf(&b, "\t\tether type ip ip saddr != { 0.0.0.0, %s } drop\n", p.IP)
+		// A load balancer's VIP too: keepalived sends gratuitous ARP
+		// for it from the port's MAC, and HAProxy answers from it.
+		srcs := "0.0.0.0"
+		for _, a := range p.addrs() {
+			srcs += ", " + a.String()
+		}
+		fmt.Fprintf(&b, "\t\tether type ip ip saddr != { %s } drop\n", srcs)
 		fmt.Fprintf(&b, "\t\tether type arp arp saddr ether != %s drop\n", p.MAC)
-		fmt.Fprintf(&b, "\t\tether type arp arp saddr ip != { 0.0.0.0, %s } drop\n", p.IP)
+		fmt.Fprintf(&b, "\t\tether type arp arp saddr ip != { %s } drop\n", srcs)
 		b.WriteString("\t}\n")
 	}
 	return b.String()

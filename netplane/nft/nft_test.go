@@ -137,7 +137,9 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, nat := range []bool{true, false} {
-		rs, err := RouterRuleset(testRouter(nat))
+		r := testRouter(nat)
+		r.Ports = append(r.Ports, testLBPort())
+		rs, err := RouterRuleset(r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +159,9 @@ func TestLoad(t *testing.T) {
 		return out
 	}
 	first := list()
-	rs, _ := RouterRuleset(testRouter(false))
+	r := testRouter(false)
+	r.Ports = append(r.Ports, testLBPort())
+	rs, _ := RouterRuleset(r)
 	host, _ := HostRuleset("eth0", "ourt*", []uint16{7443})
 	if err := Load(ns, rs+host); err != nil {
 		t.Fatal(err)
@@ -171,5 +175,82 @@ func TestLoad(t *testing.T) {
 	out := list()
 	if strings.Contains(out, "ouro") || !strings.Contains(out, "table inet foreign") {
 		t.Errorf("after Delete: %s", out)
+	}
+}
+
+// testLBPort is a load balancer's port: VIP, floating IP, listener and
+// VRRP peer rules.
+func testLBPort() Port {
+	mac, _ := net.ParseMAC("0a:58:ac:1f:00:14")
+	return Port{
+		Device: "ourplb", MAC: mac, IP: netip.MustParseAddr("172.31.0.20"),
+		VIP: netip.MustParseAddr("172.31.0.10"), FloatingIP: netip.MustParseAddr("10.99.0.100"),
+		Ingress: []Rule{
+			{Protocol: "tcp", PortMin: 80, CIDRs: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}},
+			{Protocol: "all", CIDRs: []netip.Prefix{netip.MustParsePrefix("172.31.0.21/32")}},
+		},
+		EgressRestricted: true,
+	}
+}
+
+// TestRouterRulesetLBPort: a load balancer's port admits its VIP as a
+// source, is matched by its VIP as a destination, and its floating IP
+// leads to the VIP.
+func TestRouterRulesetLBPort(t *testing.T) {
+	lb := testLBPort()
+	tests := []struct {
+		name    string
+		nat     bool
+		want    []string
+		notWant []string
+	}{
+		{
+			name: "nat on",
+			nat:  true,
+			want: []string{
+				`ip daddr 10.99.0.100 dnat to 172.31.0.10`,
+				`oifname "transit" ip saddr 172.31.0.10 snat to 10.99.0.100`,
+				`172.31.0.10 : jump in-ourplb`,
+				`172.31.0.20 : jump in-ourplb`,
+				`172.31.0.10 : jump out-ourplb`,
+				`ip saddr { 0.0.0.0/0 } tcp dport 80 accept`,
+				// VRRP (IP protocol 112) from the peer: no protocol match.
+				"ip saddr { 172.31.0.21/32 } accept\n",
+				`ether type ip ip saddr != { 0.0.0.0, 172.31.0.20, 172.31.0.10 } drop`,
+				`ether type arp arp saddr ip != { 0.0.0.0, 172.31.0.20, 172.31.0.10 } drop`,
+			},
+			notWant: []string{`dnat to 172.31.0.20`, `snat to 10.99.0.100` + "\n\t\t" + `oifname "transit" ip saddr 172.31.0.20 snat`},
+		},
+		{
+			name: "nat off",
+			nat:  false,
+			want: []string{`oifname "transit" ip saddr 172.31.0.10 accept`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := testRouter(tt.nat)
+			r.Ports = append(r.Ports, lb)
+			rs, err := RouterRuleset(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(rs, w) {
+					t.Errorf("ruleset lacks %q:\n%s", w, rs)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(rs, w) {
+					t.Errorf("ruleset has %q:\n%s", w, rs)
+				}
+			}
+		})
+	}
+	bad := testRouter(true)
+	bad.Ports = append(bad.Ports, lb)
+	bad.Ports[2].VIP = bad.Ports[2].IP
+	if _, err := RouterRuleset(bad); err == nil {
+		t.Error("a VIP equal to the port's address was accepted")
 	}
 }
