@@ -50,7 +50,10 @@ func (m *Manager) status(lb api.HostLoadBalancer, applyErr error) api.HostLBStat
 		sessions := haproxy.Sessions(servers, backends)
 		for _, mb := range p.Members {
 			name := haproxy.ServerName(mb.Name)
-			ms := api.HostLBMemberStatus{Pool: p.Name, Name: mb.Name, Health: api.HealthUnknown, Sessions: sessions[name]}
+			ms := api.HostLBMemberStatus{Pool: p.Name, Name: mb.Name, Health: api.HealthUnknown}
+			if mb.Draining {
+				ms.Sessions = sessions[name]
+			}
 			for _, s := range servers {
 				if s.Name == name && (s.Backend == backends[0] || s.Backend == backends[1]) {
 					ms.Health = haproxy.Health(s.Status)
