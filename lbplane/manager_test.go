@@ -184,9 +184,12 @@ func TestManagerLifecycle(t *testing.T) {
 	killed := time.Now()
 	wait.For(t, 10*time.Second, "haproxy restarted and serving", func() bool {
 		p := haproxy.Proxy{Dir: filepath.Join(dir, "lb0001"), NetNS: s.lbNS["lb-a"]}
-		_, ok := p.Running()
+		pid, ok := p.Running()
+		if !ok || pid == master {
+			return false
+		}
 		_, err := nstest.Get(c, "http://"+vip+"/")
-		return ok && err == nil
+		return err == nil
 	})
 	t.Logf("kill -9 of haproxy → serving again: %v", time.Since(killed).Round(time.Millisecond))
 

@@ -1,13 +1,20 @@
 package haproxy
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 )
@@ -137,22 +144,61 @@ func TestRenderedConfigIsValid(t *testing.T) {
 		t.Skip("no haproxy")
 	}
 	dir := t.TempDir()
+	cert, key := selfSigned(t)
 	lb := api.HostLoadBalancer{VIP: "127.0.0.1", Listeners: []api.Listener{
+		{Name: "tls", Protocol: "https", Port: 18443, DefaultPool: "api", Certificate: cert, Key: key},
 		{Protocol: "tcp", Port: 15432, DefaultPool: "db"},
 		{Name: "web", Protocol: "http", Port: 18080, DefaultPool: "db", Rules: []api.ListenerRule{{Host: "a.example", PathPrefix: "/x", Pool: "api"}}},
 	}, Pools: []api.HostLBPool{
 		{Name: "db", Algorithm: "source-hash", Members: []api.HostLBMember{{Name: "u1", Address: "10.0.0.5", Port: 8080}}},
 		{Name: "api", Algorithm: "least-connections", HealthMonitor: api.HealthMonitor{Type: "http", ExpectedStatus: "200-299"}},
 	}}
-	l := mustLayout(t, lb)
-	members := map[string][]Member{"db": Members(lb.Pools[0])}
-	path := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(l.Render(members)), 0o600); err != nil {
+	l, err := NewLayout(lb, dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(Binary, "-c", "-f", path).CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
+	p := Proxy{Dir: dir}
+	if err := p.writeCerts(l.Certs); err != nil {
+		t.Fatal(err)
 	}
+	if st, err := os.Stat(filepath.Join(dir, CertDir, "tls.pem")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("pem file: %v %v", st.Mode(), err)
+	}
+	members := map[string][]Member{"db": Members(lb.Pools[0])}
+	if err := check(filepath.Join(dir, "haproxy.cfg"), l.Render(members)); err != nil {
+		t.Fatal(err)
+	}
+
+	// A bad certificate fails the check, before anything runs with it.
+	lb.Listeners[0].Certificate = "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n"
+	l, _ = NewLayout(lb, dir)
+	if err := p.writeCerts(l.Certs); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(filepath.Join(dir, "haproxy.cfg"), l.Render(members)); err == nil {
+		t.Error("a bad certificate passed the check")
+	}
+}
+
+// selfSigned returns a PEM certificate and key for a test listener.
+func selfSigned(t *testing.T) (cert, key string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lb.test"},
+		DNSNames: []string{"lb.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}))
 }
 
 func TestStatusRegexp(t *testing.T) {
