@@ -352,11 +352,14 @@ func (l *Loop) apply(ctx context.Context, last string) (string, error) {
 	}
 	applyErr := l.cfg.Plane.Apply(ctx, hn.Spec)
 	l.cfg.Metadata.Sync(hn.Spec)
+	var lbErr error
 	if l.cfg.LoadBalancers != nil {
 		// After the plane: it makes the load balancers' namespaces. A
-		// load balancer that cannot run says why in its status.
+		// load balancer that cannot run says why in its own status; an
+		// error here (one that left the spec could not be removed) holds
+		// back no instance port, but is reported and retried.
 		if _, err := l.cfg.LoadBalancers.Apply(ctx, hn.Spec.LoadBalancers); err != nil {
-			applyErr = errors.Join(applyErr, fmt.Errorf("load balancers: %w", err))
+			lbErr = fmt.Errorf("load balancers: %w", err)
 		}
 	}
 	failed, rest := SplitApplyError(applyErr)
@@ -411,6 +414,7 @@ func (l *Loop) apply(ctx context.Context, last string) (string, error) {
 		}
 		l.cfg.Logger.Debug("host network applied", "resourceVersion", rv, "networks", len(hn.Spec.Networks), "ports", len(ports))
 	}
+	applyErr = errors.Join(applyErr, lbErr)
 	if rv != "" {
 		l.report(ctx, &hn, applyErr)
 	}

@@ -3,6 +3,7 @@ package haproxy
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -245,4 +246,44 @@ func TestProxyHitlessReload(t *testing.T) {
 	if pids := process.Scan(Binary, r.proxy.Dir); len(pids) > 0 {
 		t.Errorf("processes left after stop: %v", pids)
 	}
+}
+
+func TestProxyDrainCountsSessions(t *testing.T) {
+	r := newRig(t)
+	tcp := api.Listener{Name: "tcp", Protocol: api.ListenerTCP, Port: 9000, DefaultPool: "default"}
+	r.ensure(t, spec([]api.Listener{tcp}, member(1, 1)))
+	wait.For(t, 5*time.Second, "m1 up", func() bool {
+		s, _ := r.server(t, "uid-1")
+		return s.Status == "UP"
+	})
+	// An open connection through the load balancer to m1.
+	var conn net.Conn
+	wait.For(t, 5*time.Second, "a connection to m1", func() bool {
+		err := netns.Do(r.client, func() error {
+			var err error
+			conn, err = net.DialTimeout("tcp", vip+":9000", time.Second)
+			return err
+		})
+		if err != nil {
+			return false
+		}
+		if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n")); err != nil { // unfinished: stays open
+			conn.Close()
+			return false
+		}
+		return true
+	})
+	defer conn.Close()
+	drain := member(1, 1)
+	drain.Draining = true
+	r.ensure(t, spec([]api.Listener{tcp}, drain))
+	wait.For(t, 3*time.Second, "one session on the draining member", func() bool {
+		s, _ := r.server(t, "uid-1")
+		return s.Draining() && s.Sessions == 1
+	})
+	conn.Close()
+	wait.For(t, 3*time.Second, "no session left", func() bool {
+		s, _ := r.server(t, "uid-1")
+		return s.Sessions == 0
+	})
 }
