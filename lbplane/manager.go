@@ -22,12 +22,14 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/lbplane/haproxy"
 	"github.com/ouroboros-cloud/ouro/lbplane/keepalived"
+	"github.com/ouroboros-cloud/ouro/lbplane/process"
 	"github.com/ouroboros-cloud/ouro/netplane/netns"
 )
 
@@ -250,7 +252,32 @@ func (m *Manager) removeExcept(want map[string]api.HostLoadBalancer) error {
 		delete(m.announced, uid)
 		m.cfg.Logger.Info("load balancer removed", "uid", uid)
 	}
+	// Processes whose directory was removed under them.
+	for _, prog := range []string{haproxy.Binary, keepalived.Binary} {
+		for _, pid := range process.Scan(prog, m.cfg.Dir+string(filepath.Separator)) {
+			if uid := m.owner(pid); uid != "" {
+				if _, ok := want[uid]; !ok {
+					m.cfg.Logger.Info("stopping a leftover load balancer process", "uid", uid, "pid", pid)
+					errs = append(errs, process.Stop(pid, 2*time.Second))
+				}
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// owner returns the load balancer whose directory a process's command
+// line names ("" if none).
+func (m *Manager) owner(pid int) string {
+	prefix := filepath.Clean(m.cfg.Dir) + string(filepath.Separator)
+	for _, a := range process.Cmdline(pid) {
+		if rest, ok := strings.CutPrefix(a, prefix); ok {
+			if uid, _, ok := strings.Cut(rest, string(filepath.Separator)); ok && uid != "" {
+				return uid
+			}
+		}
+	}
+	return ""
 }
 
 func (m *Manager) announce(uid string, active bool) {

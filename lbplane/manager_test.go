@@ -204,6 +204,20 @@ func TestManagerLifecycle(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
 		t.Errorf("files left: %v", entries)
 	}
+
+	// A process whose directory was removed under it goes too.
+	apply(t, m3, lbSpec(member(1, false)))
+	pid, _ := masterAndWorkers(t, dir, s.lbNS["lb-a"])
+	if err := os.RemoveAll(filepath.Join(dir, "lb0001")); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s.manager(t, "lb-a", dir, nil))
+	if !process.Gone(pid) {
+		t.Errorf("haproxy %d of a removed directory still runs", pid)
+	}
+	if pids := process.Scan(haproxy.Binary, dir); len(pids) > 0 {
+		t.Errorf("processes left: %v", pids)
+	}
 }
 
 // announcements records SetLBActive calls.
