@@ -119,7 +119,7 @@ func (m *Manager) Apply(ctx context.Context, lbs []api.HostLoadBalancer) ([]api.
 	m.specs, m.errs = want, map[string]error{}
 	for _, lb := range lbs {
 		if ctx.Err() != nil {
-			return m.statuses, ctx.Err()
+			return cloneStatuses(m.statuses), ctx.Err()
 		}
 		if e := m.ensure(lb); e != nil {
 			m.errs[lb.UID] = e
@@ -127,7 +127,7 @@ func (m *Manager) Apply(ctx context.Context, lbs []api.HostLoadBalancer) ([]api.
 		}
 	}
 	m.refresh(false)
-	return slices.Clone(m.statuses), err
+	return cloneStatuses(m.statuses), err
 }
 
 // ensure makes one load balancer's processes run with its spec.
@@ -293,7 +293,20 @@ func (m *Manager) announce(uid string, active bool) {
 func (m *Manager) Statuses() []api.HostLBStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return slices.Clone(m.statuses)
+	return cloneStatuses(m.statuses)
+}
+
+// cloneStatuses copies statuses deeply: callers decode into what they get.
+func cloneStatuses(in []api.HostLBStatus) []api.HostLBStatus {
+	if in == nil {
+		return nil
+	}
+	out := make([]api.HostLBStatus, len(in))
+	for i, st := range in {
+		st.Members = slices.Clone(st.Members)
+		out[i] = st
+	}
+	return out
 }
 
 // Changed receives a value when the statuses changed.

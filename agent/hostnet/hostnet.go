@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -465,7 +466,12 @@ func (l *Loop) reportLoadBalancers(ctx context.Context) {
 func (l *Loop) write(ctx context.Context, hn *api.HostNetwork) {
 	st := *l.reported
 	if l.cfg.LoadBalancers != nil {
-		st.LoadBalancers = l.cfg.LoadBalancers.Statuses()
+		// A copy of its own: the status update decodes the answer into
+		// hn.
+		for _, lb := range l.cfg.LoadBalancers.Statuses() {
+			lb.Members = slices.Clone(lb.Members)
+			st.LoadBalancers = append(st.LoadBalancers, lb)
+		}
 	}
 	if reflect.DeepEqual(hn.Status, st) {
 		return
