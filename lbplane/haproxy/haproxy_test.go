@@ -2,8 +2,11 @@ package haproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -286,4 +289,46 @@ func TestProxyDrainCountsSessions(t *testing.T) {
 		s, _ := r.server(t, "uid-1")
 		return s.Sessions == 0
 	})
+}
+
+func TestProxyHTTPSAndRules(t *testing.T) {
+	r := newRig(t)
+	cert, key := selfSigned(t)
+	hm := api.HealthMonitor{Type: api.MonitorHTTP, Path: "/health", IntervalMillis: 200}
+	rules := []api.ListenerRule{{PathPrefix: "/b", Pool: "b"}, {Host: "c.test", Pool: "c"}}
+	lb := api.HostLoadBalancer{UID: "lb-1", VIP: vip, Address: "10.77.0.10", Prefix: 24,
+		Listeners: []api.Listener{
+			{Name: "web", Protocol: api.ListenerHTTP, Port: 80, DefaultPool: "a", Rules: rules},
+			{Name: "tls", Protocol: api.ListenerHTTPS, Port: 443, DefaultPool: "a", Rules: rules, Certificate: cert, Key: key},
+		},
+		Pools: []api.HostLBPool{
+			{Name: "a", HealthMonitor: hm, Members: []api.HostLBMember{member(1, 1)}},
+			{Name: "b", HealthMonitor: hm, Members: []api.HostLBMember{member(2, 1)}},
+			{Name: "c", HealthMonitor: hm, Members: []api.HostLBMember{member(3, 1)}},
+		}}
+	r.ensure(t, lb)
+	c := nstest.Client(r.client)
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	for _, tc := range []struct{ url, host, want string }{
+		{"http://" + vip + "/", "", "m1"},
+		{"http://" + vip + "/b/x", "", "m2"},
+		{"http://" + vip + "/", "c.test:80", "m3"},
+		{"https://" + vip + "/", "", "m1"},
+		{"https://" + vip + "/b", "", "m2"},
+		{"https://" + vip + "/", "c.test", "m3"},
+	} {
+		wait.For(t, 5*time.Second, tc.url+" "+tc.host+" reaches "+tc.want, func() bool {
+			req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
+			if tc.host != "" {
+				req.Host = tc.host
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return string(b) == tc.want
+		})
+	}
 }
