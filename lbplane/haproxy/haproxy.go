@@ -240,11 +240,11 @@ func (p Proxy) waitWorker(before int, timeout time.Duration) error {
 		n, err := p.masterReloads()
 		if err == nil && n > before {
 			if ws, err := p.Workers(); err == nil && len(ws) > 0 {
-				if _, err := p.Runtime().Do("show info"); err == nil {
+				_, err = p.Runtime().Do("show info")
+				if err == nil {
 					return nil
-				} else {
-					last = err
 				}
+				last = err
 			}
 		} else if err != nil {
 			last = err
