@@ -19,6 +19,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/driver/container"
 	"github.com/ouroboros-cloud/ouro/driver/vm"
+	"github.com/ouroboros-cloud/ouro/lbplane"
 	"github.com/ouroboros-cloud/ouro/netplane"
 )
 
@@ -113,8 +114,12 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	return a.Run(ctx)
 }
 
-// The network plane hosts the instance metadata service.
-var _ metaserver.Plane = (*netplane.Plane)(nil)
+// The network plane hosts the instance metadata service and announces
+// load balancers' floating IPs where their VIP is.
+var (
+	_ metaserver.Plane  = (*netplane.Plane)(nil)
+	_ lbplane.Announcer = (*netplane.Plane)(nil)
+)
 
 // RunDir holds an agent's runtime network state: namespaces and dnsmasq
 // files. It is on tmpfs (gone with a reboot, like the namespaces),
