@@ -94,6 +94,9 @@ type Config struct {
 	// Network realises the host's networks; nil leaves instances with
 	// only loopback.
 	Network hostnet.Plane
+	// LoadBalancerDir holds the files of the load balancers the host
+	// runs (see package lbplane); "" runs none. Needs Network.
+	LoadBalancerDir string
 	// Labels and Taints are sent when the host joins.
 	Labels map[string]string
 	Taints []string

@@ -13,6 +13,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/agent/usage"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/lbplane"
 )
 
 // The agent's jobs besides reconciling live in packages of their own,
@@ -25,6 +26,7 @@ import (
 //	endpoint    logs, exec, console for the servers (mTLS)  ◀ endpointInstances, session
 //	metaserver  instance metadata in each router namespace  ◀ Config.Network, cache
 //	hostnet     applies the host's networks, records ports  ◀ Config.Network, session; ▶ metaserver, portQueue
+//	lbplane     runs the host's load balancers              ◀ hostnet, Config.Network (namespaces, Announcer)
 //
 // The constructors have no side effects; the parts act only once Run
 // starts their loops.
@@ -69,16 +71,36 @@ func (a *Agent) wire() {
 	})
 	if a.cfg.Network != nil {
 		a.network = hostnet.New(hostnet.Config{
-			Plane:      a.cfg.Network,
-			Host:       a.name(),
-			API:        &a.sess,
-			Ports:      &a.ports,
-			Metadata:   a.meta,
-			Queue:      portQueue{a},
-			RetryDelay: a.relistDelay,
-			Logger:     a.log,
+			Plane:         a.cfg.Network,
+			Host:          a.name(),
+			API:           &a.sess,
+			Ports:         &a.ports,
+			Metadata:      a.meta,
+			Queue:         portQueue{a},
+			LoadBalancers: a.loadBalancers(),
+			RetryDelay:    a.relistDelay,
+			Logger:        a.log,
 		})
 	}
+}
+
+// loadBalancers returns the data plane of the host's load balancers, nil
+// without Config.LoadBalancerDir. The network plane tells the underlay
+// which host holds a VIP when it implements lbplane.Announcer.
+func (a *Agent) loadBalancers() hostnet.LoadBalancers {
+	if a.cfg.LoadBalancerDir == "" {
+		return nil
+	}
+	var ann lbplane.Announcer
+	if x, ok := a.cfg.Network.(lbplane.Announcer); ok {
+		ann = x
+	}
+	return lbplane.New(lbplane.Config{
+		Dir:       a.cfg.LoadBalancerDir,
+		NetNSPath: a.cfg.Network.NetNSPath,
+		Announcer: ann,
+		Logger:    a.log,
+	})
 }
 
 // portQueue queues the instances whose network ports changed: they may

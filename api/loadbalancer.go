@@ -308,8 +308,10 @@ type HostLBMemberStatus struct {
 	// Name is the HostLBMember's name (instance UID).
 	Name   string `json:"name"`
 	Health string `json:"health"`
-	// Sessions is the member's current connection count; Drained is true
-	// for a draining member with none left.
+	// Sessions is a draining member's current connection count (0 for
+	// the others: a busy member's count changes all the time, and every
+	// change would rewrite the host's status); Drained is true for a
+	// draining member with none left.
 	Sessions int  `json:"sessions"`
 	Drained  bool `json:"drained,omitempty"`
 }

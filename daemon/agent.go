@@ -19,6 +19,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/driver/container"
 	"github.com/ouroboros-cloud/ouro/driver/vm"
+	"github.com/ouroboros-cloud/ouro/lbplane"
 	"github.com/ouroboros-cloud/ouro/netplane"
 )
 
@@ -100,7 +101,8 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	a, err := agent.New(agent.Config{
 		Server: cfg.Server, CACert: cfg.CACert, JoinToken: cfg.JoinToken, DataDir: cfg.DataDir,
 		Name: cfg.Name, AdvertiseAddress: cfg.AdvertiseAddress, Listen: cfg.Listen,
-		Drivers: reg, Network: plane, Labels: cfg.Labels, Taints: cfg.Taints, Logger: log,
+		Drivers: reg, Network: plane, LoadBalancerDir: filepath.Join(run, "lb"),
+		Labels: cfg.Labels, Taints: cfg.Taints, Logger: log,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -112,8 +114,12 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	return a.Run(ctx)
 }
 
-// The network plane hosts the instance metadata service.
-var _ metaserver.Plane = (*netplane.Plane)(nil)
+// The network plane hosts the instance metadata service and announces
+// load balancers' floating IPs where their VIP is.
+var (
+	_ metaserver.Plane  = (*netplane.Plane)(nil)
+	_ lbplane.Announcer = (*netplane.Plane)(nil)
+)
 
 // RunDir holds an agent's runtime network state: namespaces and dnsmasq
 // files. It is on tmpfs (gone with a reboot, like the namespaces),

@@ -1,9 +1,11 @@
 // Package hostnet keeps a host's networks applied for its agent: it
 // watches the host's HostNetwork, has the network Plane apply every new
 // generation (and again every minute, to repair what was changed by
-// hand), reports the outcome in the object's status, and records which
-// instance ports are applied (Ports), which the agent waits for before it
-// runs an instance and from where it probes instances' health.
+// hand), then has the LoadBalancers run the spec's load balancers,
+// reports the outcome and the load balancers' statuses in the object's
+// status (again whenever those change), and records which instance ports
+// are applied (Ports), which the agent waits for before it runs an
+// instance and from where it probes instances' health.
 package hostnet
 
 import (
@@ -14,6 +16,7 @@ import (
 	"net/http"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -197,6 +200,19 @@ type Queue interface {
 	PortsChanged(uids []string)
 }
 
+// LoadBalancers runs the load balancers of the host in the namespaces of
+// their "lb" ports (package lbplane).
+type LoadBalancers interface {
+	// Apply makes the host run exactly lbs and returns their statuses.
+	Apply(ctx context.Context, lbs []api.HostLoadBalancer) ([]api.HostLBStatus, error)
+	// Statuses are the statuses of the last refresh, and Changed
+	// receives when they change.
+	Statuses() []api.HostLBStatus
+	Changed() <-chan struct{}
+	// Run refreshes the statuses and repairs processes until ctx ends.
+	Run(ctx context.Context)
+}
+
 // Config configures a Loop.
 type Config struct {
 	Plane Plane
@@ -206,6 +222,8 @@ type Config struct {
 	Ports    *Ports
 	Metadata Metadata
 	Queue    Queue
+	// LoadBalancers may be nil: the host runs none.
+	LoadBalancers LoadBalancers
 	// RetryDelay is the first delay before a broken watch is started
 	// again; default one second.
 	RetryDelay time.Duration
@@ -216,6 +234,10 @@ type Config struct {
 // with Run.
 type Loop struct {
 	cfg Config
+	// reported is the status last computed from an Apply, without the
+	// load balancers' (nil before the first); only Run's goroutine uses
+	// it.
+	reported *api.HostNetworkStatus
 }
 
 // New returns a Loop; it applies nothing until Run.
@@ -243,6 +265,13 @@ func (l *Loop) Run(ctx context.Context) {
 		}
 	}
 	go l.watch(ctx, poke)
+	var lbChanged <-chan struct{}
+	if lbs := l.cfg.LoadBalancers; lbs != nil {
+		lbChanged = lbs.Changed()
+		done := make(chan struct{})
+		go func() { defer close(done); lbs.Run(ctx) }()
+		defer func() { <-done }()
+	}
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	delay := time.Second
@@ -253,6 +282,11 @@ func (l *Loop) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-changed:
+		case <-lbChanged:
+			// Health, sessions or the VIP's holder changed: report
+			// without applying.
+			l.reportLoadBalancers(ctx)
+			continue
 		case <-retry.C:
 			// A retry, or the periodic pass that repairs what someone
 			// changed by hand: apply even an unchanged spec.
@@ -319,6 +353,16 @@ func (l *Loop) apply(ctx context.Context, last string) (string, error) {
 	}
 	applyErr := l.cfg.Plane.Apply(ctx, hn.Spec)
 	l.cfg.Metadata.Sync(hn.Spec)
+	var lbErr error
+	if l.cfg.LoadBalancers != nil {
+		// After the plane: it makes the load balancers' namespaces. A
+		// load balancer that cannot run says why in its own status; an
+		// error here (one that left the spec could not be removed) holds
+		// back no instance port, but is reported and retried.
+		if _, err := l.cfg.LoadBalancers.Apply(ctx, hn.Spec.LoadBalancers); err != nil {
+			lbErr = fmt.Errorf("load balancers: %w", err)
+		}
+	}
 	failed, rest := SplitApplyError(applyErr)
 	if rest == nil {
 		// Every network but the failed ones is applied: their instances
@@ -338,7 +382,7 @@ func (l *Loop) apply(ctx context.Context, last string) (string, error) {
 				continue
 			}
 			for _, p := range n.Ports {
-				if _, ok := held[p.Instance]; ok {
+				if _, ok := held[p.Instance]; ok || p.Driver == driverLB {
 					continue
 				}
 				pi, seen := ports[p.Instance]
@@ -371,6 +415,7 @@ func (l *Loop) apply(ctx context.Context, last string) (string, error) {
 		}
 		l.cfg.Logger.Debug("host network applied", "resourceVersion", rv, "networks", len(hn.Spec.Networks), "ports", len(ports))
 	}
+	applyErr = errors.Join(applyErr, lbErr)
 	if rv != "" {
 		l.report(ctx, &hn, applyErr)
 	}
@@ -396,6 +441,38 @@ func (l *Loop) report(ctx context.Context, hn *api.HostNetwork, applyErr error) 
 			st.Failed = append(st.Failed, api.NetworkFailure{UID: n.UID, Name: n.Name, Message: truncate(err.Error(), 500)})
 		}
 	}
+	l.reported = &st
+	l.write(ctx, hn)
+}
+
+// reportLoadBalancers writes the load balancers' current statuses into
+// the HostNetwork's status, next to the outcome of the last Apply.
+func (l *Loop) reportLoadBalancers(ctx context.Context) {
+	if l.reported == nil {
+		return // the first Apply reports them
+	}
+	var hn api.HostNetwork
+	if err := l.cfg.API.Client().Get(ctx, api.HostNetworkKind, "", l.cfg.Host, &hn); err != nil {
+		if ctx.Err() == nil {
+			l.cfg.Logger.Debug("report load balancers", "err", err)
+		}
+		return
+	}
+	l.write(ctx, &hn)
+}
+
+// write updates hn's status to the last reported one with the load
+// balancers' current statuses, unless it holds that already.
+func (l *Loop) write(ctx context.Context, hn *api.HostNetwork) {
+	st := *l.reported
+	if l.cfg.LoadBalancers != nil {
+		// A copy of its own: the status update decodes the answer into
+		// hn.
+		for _, lb := range l.cfg.LoadBalancers.Statuses() {
+			lb.Members = slices.Clone(lb.Members)
+			st.LoadBalancers = append(st.LoadBalancers, lb)
+		}
+	}
 	if reflect.DeepEqual(hn.Status, st) {
 		return
 	}
@@ -404,6 +481,9 @@ func (l *Loop) report(ctx context.Context, hn *api.HostNetwork, applyErr error) 
 		l.cfg.Logger.Debug("report host network status", "err", err)
 	}
 }
+
+// driverLB is the driver of a load balancer's port: not an instance's.
+const driverLB = "lb"
 
 // sleepCtx waits d or until ctx ends.
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -76,9 +76,10 @@ func (p *fakePlane) PortDevice(uid string) string { return "ourp" + uid }
 // fakeAPI serves one HostNetwork: GET, a watch that stays open, and
 // status writes.
 type fakeAPI struct {
-	mu sync.Mutex
-	hn api.HostNetwork
-	cl *client.Client
+	mu     sync.Mutex
+	hn     api.HostNetwork
+	cl     *client.Client
+	writes int // status updates
 }
 
 func (f *fakeAPI) Client() *client.Client { return f.cl }
@@ -107,6 +108,7 @@ func newFakeAPI(t *testing.T, hn api.HostNetwork) *fakeAPI {
 			return
 		}
 		f.hn.Status = in.Status
+		f.writes++
 		json.NewEncoder(w).Encode(f.hn)
 	})
 	mux.HandleFunc("GET /v1/hostnetworks", func(w http.ResponseWriter, r *http.Request) {
