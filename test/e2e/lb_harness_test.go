@@ -241,9 +241,26 @@ func (nc *netCloud) lbPowerBack(a *agentProc) {
 
 // killLBLeftovers registers a cleanup that kills every haproxy and
 // keepalived process left in a namespace of the cloud's agents, whatever
-// the data plane did: it runs before the agents' own cleanup.
+// the data plane did: it runs before the agents' own cleanup. When the
+// test failed and OURO_E2E_LOGDIR is set, the whole output of the server
+// and of the agents is kept there first.
 func (nc *netCloud) killLBLeftovers() {
 	nc.t.Cleanup(func() {
+		if dir := os.Getenv("OURO_E2E_LOGDIR"); dir != "" && nc.t.Failed() {
+			dir = filepath.Join(dir, strings.ReplaceAll(nc.t.Name(), "/", "_"))
+			os.MkdirAll(dir, 0o755)
+			os.WriteFile(filepath.Join(dir, "server.log"), []byte(nc.server.out.String()), 0o644)
+			for _, a := range nc.hosts {
+				os.WriteFile(filepath.Join(dir, "agent-"+a.name+".log"), []byte(a.out.String()), 0o644)
+				matches, _ := filepath.Glob(filepath.Join(daemon.RunDir(a.dir), "lb", "*", "*.conf"))
+				cfgs, _ := filepath.Glob(filepath.Join(daemon.RunDir(a.dir), "lb", "*", "*.cfg"))
+				for _, m := range append(matches, cfgs...) {
+					if b, err := os.ReadFile(m); err == nil {
+						os.WriteFile(filepath.Join(dir, a.name+"-"+filepath.Base(m)), b, 0o644)
+					}
+				}
+			}
+		}
 		for _, a := range nc.hosts {
 			for _, ns := range mountsUnder(agentNetnsDir(a.dir)) {
 				for _, pid := range pidsInNetns(ns) {
