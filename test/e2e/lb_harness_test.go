@@ -201,15 +201,20 @@ func holdsVIP(a *agentProc, uid, vip string) bool {
 	return err == nil && strings.Contains(out, " "+vip+"/")
 }
 
-// vipHolder waits until exactly one host of the cloud holds the VIP of
-// load balancer lb in its namespace, and returns its agent.
-func (nc *netCloud) vipHolder(lb *api.LoadBalancer) *agentProc {
+// vipHolder waits until exactly one host of the cloud, dead ones left
+// out, holds the VIP of load balancer lb in its namespace, and returns its
+// agent. (A host whose power was cut keeps its namespaces here, addresses
+// and all: only its link is down.)
+func (nc *netCloud) vipHolder(lb *api.LoadBalancer, dead ...*agentProc) *agentProc {
 	nc.t.Helper()
 	var holder *agentProc
 	wait.ForDetail(nc.t, 30*time.Second, "one host holding VIP "+lb.Status.VIP, func() (bool, string) {
 		var on []string
 		holder = nil
 		for _, h := range nc.hosts {
+			if slices.Contains(dead, h) {
+				continue
+			}
 			if holdsVIP(h, lb.Metadata.UID, lb.Status.VIP) {
 				holder = h
 				on = append(on, h.name)
