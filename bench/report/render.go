@@ -102,11 +102,12 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   call (API) of a load balancer of the group until a request to its VIP is answered by a member;
   each load balancer is deleted, and gone from its host, before the next.
 - **Load balancer throughput and p99**: `+"`BenchmarkLBThroughput`"+`: the same cloud; 8 Go workers in the
-  client's namespace send GET / on a new connection each, 5 s to the ouro load balancer's VIP, then
-  5 s to a plain HAProxy (the same Debian binary) the benchmark starts in the namespace of an
-  ordinary instance on the same network and host, with the load balancer's haproxy.cfg (only the
-  bind address, runtime socket and server-state file changed; the same servers and checks);
-  3 rounds of each, alternating.
+  client's namespace send GET / on a new connection each, 2 s to the ouro load balancer's VIP, then
+  2 s to a plain HAProxy (the same Debian binary, started the same way: master-worker, in the
+  background, in a session of its own) the benchmark starts in the namespace of an ordinary
+  instance on the same network and host, with the load balancer's haproxy.cfg (only the bind
+  address, runtime socket and server-state file changed; the same servers and checks); 8 rounds
+  of each, alternating.
 `)
 	if len(peers.Notes) > 0 {
 		fmt.Fprint(w, "\n## Notes from this run\n\n")
