@@ -157,6 +157,37 @@ func TestLBGroup(t *testing.T) {
 		t.Errorf("after scaling in to %v, answers still come from %v", want, got)
 	}
 	load.expectNoFailure(t, "scale 3 → 5 → 2")
+
+	// With the load balancer's checks as its health check, the group
+	// replaces a member the load balancer finds sick.
+	load = startLoad(t, client, vipAddr(lb), 2, 5*time.Second)
+	sickName := want[0]
+	sickUID := ms[sickName].Metadata.UID
+	start = time.Now()
+	if out, err := nc.exec("", sickName, "rm", "/www/healthz"); err != nil {
+		t.Fatalf("rm /www/healthz in %s: %v: %s", sickName, err, out)
+	}
+	var fresh []string
+	wait.ForDetail(t, 2*time.Minute, sickName+" replaced", func() (bool, string) {
+		items, err := nc.groupInstances("web")
+		if err != nil {
+			return false, err.Error()
+		}
+		fresh = fresh[:0]
+		var desc []string
+		for _, in := range items {
+			desc = append(desc, fmt.Sprintf("%s %s %s", in.Metadata.Name, in.Metadata.UID, in.Status.Phase))
+			if in.Metadata.UID == sickUID {
+				return false, strings.Join(desc, ", ")
+			}
+			fresh = append(fresh, in.Metadata.Name)
+		}
+		return len(fresh) == 2, strings.Join(desc, ", ")
+	})
+	nc.waitMembersUp("", "web", 60*time.Second, fresh...)
+	t.Logf("%s found sick by the load balancer → replaced, its replacement up: %v", sickName, time.Since(start).Round(10*time.Millisecond))
+	load.waitAnswersSince(t, time.Now(), 20, 30*time.Second)
+	load.expectNoFailure(t, "a sick member replaced")
 }
 
 // TestLBFailover runs a load balancer on two hosts, active and standby, and
@@ -179,6 +210,18 @@ func TestLBFailover(t *testing.T) {
 		return false
 	})
 	nc.vipHolder(lb, dead)
+	load.waitAnswersSince(t, time.Now(), 50, 30*time.Second)
+	// Once the host is lost (its lease ran out), the load balancer says
+	// so: Degraded, the dead host not ready. Nowhere to move it: h3 is
+	// cordoned.
+	lb = nc.waitLB("", "web", 60*time.Second, "Degraded, "+dead.name+" not ready", func(lb *api.LoadBalancer) bool {
+		for _, h := range lb.Status.Hosts {
+			if h.Name == dead.name && !h.Ready {
+				return lb.Status.Phase == api.LBDegraded
+			}
+		}
+		return false
+	})
 	load.waitAnswersSince(t, time.Now(), 50, 30*time.Second)
 
 	// The host comes back: its agent repairs its haproxy and keepalived,
