@@ -69,4 +69,5 @@ var (
 	KeyPairKind       = register(&Kind{Name: "KeyPair", Plural: "keypairs", Namespaced: true, New: func() Object { return &KeyPair{} }})
 	InstanceGroupKind = register(&Kind{Name: "InstanceGroup", Plural: "instancegroups", Namespaced: true, New: func() Object { return &InstanceGroup{} }})
 	LoadBalancerKind  = register(&Kind{Name: "LoadBalancer", Plural: "loadbalancers", Namespaced: true, New: func() Object { return &LoadBalancer{} }})
+	StackKind         = register(&Kind{Name: "Stack", Plural: "stacks", Namespaced: true, New: func() Object { return &Stack{} }})
 )
