@@ -74,6 +74,7 @@ func NewRootCommand() *cobra.Command {
 		network.NewFloatingIPCommand(o),
 		catalog.NewKeyPairCommand(o),
 		admin.NewHostCommand(o),
+		admin.NewServerCommand(o),
 		admin.NewProjectCommand(o),
 		admin.NewTokenCommand(o),
 		admin.NewUserCommand(o),
