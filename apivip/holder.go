@@ -13,7 +13,9 @@
 //	campaign ──won──▶ confirm lease + quorum ──▶ add address, GARP
 //	  ▲                     │ every CheckInterval: linearizable read of the
 //	  │                     │ election key and a lease renewal; each success
-//	  │                     │ moves the deadline to (its send time + Hold)
+//	  │                     │ moves the deadline to (its send time + Hold);
+//	  │                     │ the address is renewed with a kernel lifetime
+//	  │                     │ that ends before the deadline
 //	  │                     ▼
 //	  └── resign ◀── remove address ◀── deadline passed, session lost,
 //	                                    not ready, or shutdown
@@ -22,7 +24,8 @@
 // expired, which etcd does no earlier than TTL after the last renewal it
 // answered; the holder gives the address up Hold (< TTL) after sending that
 // renewal, on its own clock, whether or not its client has noticed
-// anything.
+// anything. Should the server be killed, the kernel removes the address
+// when its lifetime ends, also before the deadline.
 package apivip
 
 import (
@@ -51,9 +54,11 @@ const (
 
 // Address is the virtual address on this machine.
 type Address interface {
-	// Add puts the address on its interface (again, if it is there) and
-	// announces it to the peers on the link.
-	Add() error
+	// Add puts the address on its interface for lifetime (whole seconds,
+	// at least one): the address goes when it ends unless Add is called
+	// again, even if this process has died. When the address was not
+	// there, Add announces it to the peers on the link.
+	Add(lifetime time.Duration) error
 	// Remove takes the address off its interface; it is not an error
 	// when it is not there.
 	Remove() error
@@ -188,48 +193,49 @@ func (c *campaign) stop() {
 }
 
 // lead holds the address for one term: until the deadline passes without
-// a confirmation, or ctx ends (session lost, not ready, shutdown).
+// a confirmation, or ctx ends (session lost, not ready, shutdown). The
+// address is put on with a lifetime that ends no later than the deadline,
+// so the kernel takes it off in time even if this process dies.
 func (h *Holder) lead(ctx context.Context, g store.Guard) {
-	sent := time.Now()
-	if err := h.confirm(ctx, g, sent.Add(h.cfg.Hold)); err != nil {
-		h.log.Warn("apivip: elected but cannot confirm the lease", "err", err)
-		return
-	}
-	deadline := sent.Add(h.cfg.Hold)
-	if err := h.cfg.Address.Add(); err != nil {
-		h.log.Error("apivip: add the address", "err", err)
-		h.drop()
-		return
-	}
-	h.setHolding(true)
-	h.log.Info("apivip: holding the API address")
 	defer h.drop()
-
 	tick := time.NewTicker(h.cfg.CheckInterval)
 	defer tick.Stop()
+	var deadline time.Time
 	for {
+		sent := time.Now()
+		err := h.confirm(ctx, g, sent.Add(h.cfg.Hold))
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			deadline = sent.Add(h.cfg.Hold)
+		case deadline.IsZero():
+			h.log.Warn("apivip: elected but cannot confirm the lease", "err", err)
+			return
+		default:
+			h.log.Debug("apivip: confirmation failed", "err", err)
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			h.log.Warn("apivip: lease and quorum not confirmed in time, giving the address up", "err", err)
+			return
+		}
+		// Whole seconds, rounded down: the kernel's lifetimes are; less
+		// than one left, the address keeps the lifetime it has.
+		if life := left.Truncate(time.Second); life >= time.Second {
+			if err := h.cfg.Address.Add(life); err != nil {
+				h.log.Error("apivip: add the address", "err", err)
+				return
+			}
+			if !h.Holding() {
+				h.setHolding(true)
+				h.log.Info("apivip: holding the API address")
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		}
-		if !time.Now().Before(deadline) {
-			h.log.Warn("apivip: lease and quorum not confirmed in time, giving the address up")
-			return
-		}
-		sent := time.Now()
-		err := h.confirm(ctx, g, deadline)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			h.log.Debug("apivip: confirmation failed", "err", err)
-			if !time.Now().Before(deadline) {
-				h.log.Warn("apivip: lease and quorum not confirmed in time, giving the address up", "err", err)
-				return
-			}
-		default:
-			deadline = sent.Add(h.cfg.Hold)
 		}
 	}
 }

@@ -27,7 +27,7 @@ type fakeAddress struct {
 	removed time.Time
 }
 
-func (a *fakeAddress) Add() error {
+func (a *fakeAddress) Add(time.Duration) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.on = true

@@ -62,24 +62,56 @@ func (a *LinkAddress) netlinkAddr() *netlink.Addr {
 	return &netlink.Addr{IPNet: &net.IPNet{IP: a.prefix.Addr().AsSlice(), Mask: net.CIDRMask(a.prefix.Bits(), 32)}}
 }
 
-// Add puts the address on the interface and sends gratuitous ARP now and
-// twice more in the background.
-func (a *LinkAddress) Add() error {
+// present reports whether the address is on link l.
+func (a *LinkAddress) present(l netlink.Link) (bool, error) {
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return false, fmt.Errorf("apivip: addresses of %s: %w", a.link, err)
+	}
+	for _, ad := range addrs {
+		if ip, ok := netip.AddrFromSlice(ad.IP.To4()); ok && ip == a.prefix.Addr() {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Add puts the address on the interface with valid and preferred
+// lifetimes of lifetime, and, when it was not there, sends gratuitous ARP
+// now and twice more in the background.
+func (a *LinkAddress) Add(lifetime time.Duration) error {
 	l, err := netlink.LinkByName(a.link)
 	if err != nil {
 		return fmt.Errorf("apivip: interface %q: %w", a.link, err)
 	}
-	if err := netlink.AddrReplace(l, a.netlinkAddr()); err != nil {
+	had, err := a.present(l)
+	if err != nil {
+		return err
+	}
+	addr := a.netlinkAddr()
+	secs := max(int(lifetime/time.Second), 1)
+	addr.ValidLft, addr.PreferedLft = secs, secs
+	if err := netlink.AddrReplace(l, addr); err != nil {
 		return fmt.Errorf("apivip: add %s to %s: %w", a.prefix, a.link, err)
 	}
-	idx, mac := l.Attrs().Index, l.Attrs().HardwareAddr
-	if err := announce(idx, mac, a.prefix.Addr()); err != nil {
+	if had {
+		return nil
+	}
+	// The socket is opened here, in this thread's network namespace, and
+	// the repeats use it too.
+	ann, err := newAnnouncer(l.Attrs().Index, l.Attrs().HardwareAddr, a.prefix.Addr())
+	if err != nil {
+		return fmt.Errorf("apivip: announce %s on %s: %w", a.prefix.Addr(), a.link, err)
+	}
+	if err := ann.send(); err != nil {
+		ann.close()
 		return fmt.Errorf("apivip: announce %s on %s: %w", a.prefix.Addr(), a.link, err)
 	}
 	go func() {
+		defer ann.close()
 		for range announceRepeats - 1 {
 			time.Sleep(announceGap)
-			announce(idx, mac, a.prefix.Addr())
+			ann.send()
 		}
 	}()
 	return nil
@@ -124,26 +156,40 @@ func InterfaceFor(ip netip.Addr) (string, error) {
 	return "", fmt.Errorf("apivip: no interface has a subnet holding %s; name one with --api-vip-interface", ip)
 }
 
-// announce sends a gratuitous ARP request and reply for ip from mac on the
-// interface with index idx, so that peers update their neighbour entries.
-func announce(idx int, mac net.HardwareAddr, ip netip.Addr) error {
+// announcer sends gratuitous ARP requests and replies for ip from mac on
+// one interface, so that peers update their neighbour entries.
+type announcer struct {
+	fd  int
+	to  *unix.SockaddrLinklayer
+	mac net.HardwareAddr
+	ip  netip.Addr
+}
+
+// newAnnouncer opens a packet socket for the interface with index idx.
+func newAnnouncer(idx int, mac net.HardwareAddr, ip netip.Addr) (*announcer, error) {
 	if len(mac) != 6 {
-		return fmt.Errorf("interface has no Ethernet address (%v)", mac)
+		return nil, fmt.Errorf("interface has no Ethernet address (%v)", mac)
 	}
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
 	if err != nil {
-		return fmt.Errorf("packet socket: %w", err)
+		return nil, fmt.Errorf("packet socket: %w", err)
 	}
-	defer unix.Close(fd)
 	to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: idx, Halen: 6,
 		Addr: [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
+	return &announcer{fd: fd, to: to, mac: mac, ip: ip}, nil
+}
+
+// send broadcasts one request and one reply.
+func (a *announcer) send() error {
 	for _, op := range []uint16{arpRequest, arpReply} {
-		if err := unix.Sendto(fd, arpPacket(op, mac, ip), 0, to); err != nil {
+		if err := unix.Sendto(a.fd, arpPacket(op, a.mac, a.ip), 0, a.to); err != nil {
 			return fmt.Errorf("send: %w", err)
 		}
 	}
 	return nil
 }
+
+func (a *announcer) close() { unix.Close(a.fd) }
 
 // ARP operations.
 const (
