@@ -28,6 +28,9 @@ type Server struct {
 	Ready bool `json:"ready"`
 	// Started is false for a member added to etcd that has not started.
 	Started bool `json:"started"`
+	// Learner says the member is still catching up: it does not vote
+	// yet and its server waits to be promoted.
+	Learner bool `json:"learner,omitempty"`
 	// HoldsAPIVIP says the server holds the API VIP now.
 	HoldsAPIVIP bool `json:"holdsAPIVIP,omitempty"`
 	// ControllerLeader says the server leads the controllers now.

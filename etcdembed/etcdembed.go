@@ -201,11 +201,42 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{etcd: e, client: cli, endpoints: endpoints, log: cfg.Logger, closing: closing}
 	go s.watchErrors()
+	if err := s.waitPromoted(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.advertisePeerURL(ctx, purl.String()); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// promoteTimeout bounds how long a learner waits to be promoted.
+const promoteTimeout = 2 * time.Minute
+
+// waitPromoted waits, for a member that joined as a learner, until the
+// cluster made it a voting member: a learner serves no client requests.
+func (s *Server) waitPromoted(ctx context.Context) error {
+	if !s.etcd.Server.IsLearner() {
+		return nil
+	}
+	s.log.Info("etcd member joined as a learner; waiting for the cluster to promote it")
+	deadline := time.NewTimer(promoteTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for s.etcd.Server.IsLearner() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("etcdembed: waiting to be promoted: %w", ctx.Err())
+		case <-deadline.C:
+			return fmt.Errorf("etcdembed: still a learner after %v: is a server of the cluster ready to promote it?", promoteTimeout)
+		case <-tick.C:
+		}
+	}
+	s.log.Info("etcd member promoted to a voting member")
+	return nil
 }
 
 // advertisePeerURL makes the member's peer URL in the membership the one

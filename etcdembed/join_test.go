@@ -66,11 +66,28 @@ func TestJoinExistingClusterOverPeerTLS(t *testing.T) {
 	}
 
 	peerB := httpsURL(t)
-	if _, err := a.Client().MemberAdd(ctx, []string{peerB}); err != nil {
-		t.Fatalf("MemberAdd: %v", err)
+	add, err := a.Client().MemberAddAsLearner(ctx, []string{peerB})
+	if err != nil {
+		t.Fatalf("MemberAddAsLearner: %v", err)
 	}
+	// The cluster promotes b once it has caught up, as the servers do;
+	// Start returns only then.
+	promoted := make(chan error, 1)
+	go func() {
+		for {
+			_, err := a.Client().MemberPromote(ctx, add.Member.ID)
+			if err == nil || !strings.Contains(err.Error(), "in sync") {
+				promoted <- err
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
 	b := start(t, etcdembed.Config{Name: "b", DataDir: t.TempDir(), ClientURL: etcdtest.FreeURL(t), PeerURL: peerB,
 		PeerTLS: tlsB, InitialCluster: "a=" + peerA + ",b=" + peerB, ClusterState: etcdembed.ClusterExisting})
+	if err := <-promoted; err != nil {
+		t.Fatalf("MemberPromote: %v", err)
+	}
 
 	resp, err := b.Client().Get(ctx, "/test/before")
 	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "1" {

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ouroboros-cloud/ouro/api"
@@ -108,31 +109,58 @@ var errBadToken = &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnau
 	Message: "the server join token is not valid, has expired or was used",
 	Hint:    "get a new one with `ouro server join-token`"}
 
-// verify checks the secret of a join token and returns the revision of
-// the stored token, for consume.
-func (s *Servers) verify(ctx context.Context, wire string) (key string, rev int64, err error) {
+// verifiedToken is a stored token whose secret a join presented.
+type verifiedToken struct {
+	key   string
+	rev   int64
+	value []byte
+	exp   time.Time
+}
+
+// verify checks the secret of a join token and returns the stored token,
+// for consume.
+func (s *Servers) verify(ctx context.Context, wire string) (*verifiedToken, error) {
 	name, secret, err := auth.Parse(wire)
 	if err != nil {
-		return "", 0, errBadToken
+		return nil, errBadToken
 	}
-	key = joinPrefix + name
+	key := joinPrefix + name
 	resp, err := s.cfg.Client.Get(ctx, key)
 	if err != nil {
-		return "", 0, unavailable("read the join token", err)
+		return nil, unavailable("read the join token", err)
 	}
 	if len(resp.Kvs) != 1 {
-		return "", 0, errBadToken
+		return nil, errBadToken
 	}
 	var st storedToken
 	if json.Unmarshal(resp.Kvs[0].Value, &st) != nil || !auth.Verify(secret, st.Hash) || !s.now().Before(st.ExpiresAt) {
-		return "", 0, errBadToken
+		return nil, errBadToken
 	}
-	return key, resp.Kvs[0].ModRevision, nil
+	return &verifiedToken{key: key, rev: resp.Kvs[0].ModRevision, value: resp.Kvs[0].Value, exp: st.ExpiresAt}, nil
+}
+
+// restore puts back a consumed token whose join failed for a reason of
+// the cluster's, so that the joining server can try again.
+func (s *Servers) restore(ctx context.Context, tok *verifiedToken) {
+	left := time.Until(tok.exp)
+	if left < time.Second {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	lease, err := s.cfg.Client.Grant(ctx, int64(left/time.Second)+1)
+	if err == nil {
+		_, err = s.cfg.Client.Put(ctx, tok.key, string(tok.value), clientv3.WithLease(lease.ID))
+	}
+	if err != nil {
+		s.log.Warn("put back a server join token after a failed join", "err", err)
+	}
 }
 
 // consume deletes a verified token, so that it serves once; a token used
 // by a concurrent join since it was verified is refused.
-func (s *Servers) consume(ctx context.Context, key string, rev int64) error {
+func (s *Servers) consume(ctx context.Context, tok *verifiedToken) error {
+	key, rev := tok.key, tok.rev
 	txn, err := s.cfg.Client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
 		Then(clientv3.OpDelete(key)).Commit()
@@ -152,7 +180,7 @@ func (s *Servers) Join(ctx context.Context, wire string, req api.ServerJoinReque
 	if !s.cfg.Stacked {
 		return nil, noJoin()
 	}
-	key, rev, err := s.verify(ctx, wire)
+	tok, err := s.verify(ctx, wire)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +199,8 @@ func (s *Servers) Join(ctx context.Context, wire string, req api.ServerJoinReque
 				Hint:    "pick another name, or `ouro server remove` the old one first"}
 		case m.Name == "":
 			return nil, refused("etcd member %x was added but has not started; start it or remove it before adding another", m.ID)
+		case m.IsLearner:
+			return nil, refused("server %q is still catching up (an etcd learner); add the next server once it is ready", m.Name)
 		case slices.Contains(m.PeerURLs, req.PeerURL):
 			return nil, api.Invalid("peerURL", "give the new server's own address", "member %q already uses peer URL %s", m.Name, req.PeerURL)
 		}
@@ -183,11 +213,12 @@ func (s *Servers) Join(ctx context.Context, wire string, req api.ServerJoinReque
 	}
 	// Used up before the member is added: a second join with the same
 	// token adds none.
-	if err := s.consume(ctx, key, rev); err != nil {
+	if err := s.consume(ctx, tok); err != nil {
 		return nil, err
 	}
-	add, err := s.cfg.Client.MemberAdd(ctx, []string{req.PeerURL})
+	add, err := s.memberAdd(ctx, req.PeerURL)
 	if err != nil {
+		s.restore(ctx, tok)
 		return nil, unavailable("add etcd member "+req.Name, err)
 	}
 	var initial []string
@@ -207,6 +238,34 @@ func (s *Servers) Join(ctx context.Context, wire string, req api.ServerJoinReque
 	s.log.Info("server joining", "server", req.Name, "peerURL", req.PeerURL, "member", fmt.Sprintf("%x", add.Member.ID))
 	return &api.ServerJoinResponse{CACert: string(s.cfg.CA.CertPEM()), CAKey: string(caKey),
 		InitialCluster: strings.Join(initial, ","), APIVIP: s.cfg.APIVIP}, nil
+}
+
+// memberAddPatience bounds how long a join waits for the cluster to take
+// a member: etcd refuses while it is unhealthy or another learner has not
+// been promoted yet.
+const memberAddPatience = 30 * time.Second
+
+// memberAdd adds a learner with peerURL, retrying while etcd says the
+// cluster is not ready for one. A learner does not count towards the
+// quorum: the cluster stays available while the new member starts and
+// catches up; the servers then promote it (promoteLearners).
+func (s *Servers) memberAdd(ctx context.Context, peerURL string) (*clientv3.MemberAddResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, memberAddPatience)
+	defer cancel()
+	for {
+		add, err := s.cfg.Client.MemberAddAsLearner(ctx, []string{peerURL})
+		if desc := rpctypes.ErrorDesc(err); err == nil ||
+			desc != rpctypes.ErrUnhealthy.Error() && desc != rpctypes.ErrTooManyLearners.Error() {
+			return add, err
+		}
+		t := time.NewTimer(500 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
 }
 
 func noJoin() error {
@@ -268,7 +327,7 @@ func JoinCluster(ctx context.Context, tok Token, req api.ServerJoinRequest) (*ap
 			return verifyPinned(cs.PeerCertificates, tok.CAPin, host)
 		},
 	}
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc,
+	hc := &http.Client{Timeout: memberAddPatience + 30*time.Second, Transport: &http.Transport{TLSClientConfig: tc,
 		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}}
 	c, err := client.New(client.Config{Server: tok.APIURL, Token: tok.Secret, HTTPClient: hc, UserAgent: "ouro-server-join"})
 	if err != nil {

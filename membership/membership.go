@@ -38,6 +38,10 @@ const (
 // PresenceTTL is how long a server's presence outlives its last renewal.
 const PresenceTTL = 5 * time.Second
 
+// announceInterval is how often the presence is renewed and learners are
+// looked for.
+const announceInterval = 500 * time.Millisecond
+
 // Config configures Servers.
 type Config struct {
 	// Client is this server's etcd client (of its own member).
@@ -112,7 +116,7 @@ func (s *Servers) List(ctx context.Context) ([]api.Server, error) {
 		p, ok := announced[m.Name]
 		out = append(out, api.Server{
 			Name: m.Name, MemberID: strconv.FormatUint(m.ID, 16), PeerURLs: m.PeerURLs,
-			APIURL: p.APIURL, Ready: ok && m.Name != "", Started: m.Name != "",
+			APIURL: p.APIURL, Ready: ok && m.Name != "" && !m.IsLearner, Started: m.Name != "", Learner: m.IsLearner,
 			HoldsAPIVIP: m.Name != "" && vip == m.Name, ControllerLeader: m.Name != "" && ctrl == m.Name,
 		})
 	}
@@ -181,14 +185,34 @@ func (s *Servers) Remove(ctx context.Context, name string) error {
 	return nil
 }
 
+// promoteLearners makes voting members of the learners that have caught
+// up with the leader; etcd refuses the others, which are tried again.
+func (s *Servers) promoteLearners(ctx context.Context) {
+	members, err := s.cfg.Client.MemberList(ctx)
+	if err != nil {
+		return
+	}
+	for _, m := range members.Members {
+		if !m.IsLearner || m.Name == "" {
+			continue
+		}
+		if _, err := s.cfg.Client.MemberPromote(ctx, m.ID); err != nil {
+			s.log.Debug("promote etcd learner", "member", m.Name, "err", err)
+			continue
+		}
+		s.log.Info("etcd learner promoted to voting member", "member", m.Name)
+	}
+}
+
 // Announce keeps /ouro/servers/<name> alive, with PresenceTTL, while
 // ready says this server is ready, and deletes it when not, until ctx
-// ends.
+// ends. Every ready server also promotes the etcd learners of joining
+// servers once they have caught up.
 func (s *Servers) Announce(ctx context.Context, ready func(context.Context) error) {
 	val, _ := json.Marshal(presence{APIURL: s.cfg.APIURL})
 	key := presencePrefix + s.cfg.Name
 	var lease clientv3.LeaseID
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(announceInterval)
 	defer tick.Stop()
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -201,6 +225,9 @@ func (s *Servers) Announce(ctx context.Context, ready func(context.Context) erro
 			if _, kerr := s.cfg.Client.KeepAliveOnce(rctx, lease); kerr != nil {
 				lease = 0
 			}
+		}
+		if err == nil && s.cfg.Stacked {
+			s.promoteLearners(rctx)
 		}
 		if err == nil && lease == 0 {
 			if g, gerr := s.cfg.Client.Grant(rctx, int64(PresenceTTL/time.Second)); gerr == nil {

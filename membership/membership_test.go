@@ -68,11 +68,11 @@ func TestJoinRefusals(t *testing.T) {
 	srv, s := start(t)
 	good := api.ServerJoinRequest{Name: "two", PeerURL: "https://10.1.0.2:2380"}
 	used := newToken(t, srv)
-	key, rev, err := s.verify(ctx(t), used.Secret)
+	vt, err := s.verify(ctx(t), used.Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.consume(ctx(t), key, rev); err != nil {
+	if err := s.consume(ctx(t), vt); err != nil {
 		t.Fatal(err)
 	}
 	expired := newToken(t, srv)
