@@ -197,10 +197,14 @@ func (c *campaign) stop() {
 // address is put on with a lifetime that ends no later than the deadline,
 // so the kernel takes it off in time even if this process dies.
 func (h *Holder) lead(ctx context.Context, g store.Guard) {
+	// The etcd leader hand-over runs beside the loop, which must never
+	// wait on it; the address is dropped before it is waited for.
+	var handing sync.WaitGroup
+	defer handing.Wait()
 	defer h.drop()
 	tick := time.NewTicker(h.cfg.CheckInterval)
 	defer tick.Stop()
-	var deadline time.Time
+	var deadline, handedOff time.Time
 	for {
 		sent := time.Now()
 		err := h.confirm(ctx, g, sent.Add(h.cfg.Hold))
@@ -232,6 +236,10 @@ func (h *Holder) lead(ctx context.Context, g store.Guard) {
 				h.log.Info("apivip: holding the API address")
 			}
 		}
+		if time.Since(handedOff) >= handOffEvery {
+			handedOff = time.Now()
+			handing.Go(func() { h.handOffEtcdLeader(ctx) })
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -257,6 +265,43 @@ func (h *Holder) confirm(ctx context.Context, g store.Guard, deadline time.Time)
 		return fmt.Errorf("renew lease: %w", err)
 	}
 	return nil
+}
+
+// handOffEvery is how often the holder checks whether it leads etcd too.
+const handOffEvery = time.Second
+
+// handOffEtcdLeader moves etcd's leadership to another voting member when
+// this server's member leads etcd: the death of one machine should cost
+// either an etcd election or the expiry of the holder's lease, not both
+// in a row (a new etcd leader extends every lease by its election
+// timeout), so that the address moves within about the session TTL.
+func (h *Holder) handOffEtcdLeader(ctx context.Context) {
+	cli := h.cfg.Client
+	eps := cli.Endpoints()
+	if len(eps) != 1 {
+		return // an external etcd: not this server's to move
+	}
+	ctx, cancel := context.WithTimeout(ctx, handOffEvery/2)
+	defer cancel()
+	st, err := cli.Status(ctx, eps[0])
+	if err != nil || st.Leader != st.Header.MemberId {
+		return
+	}
+	members, err := cli.MemberList(ctx)
+	if err != nil {
+		return
+	}
+	for _, m := range members.Members {
+		if m.ID == st.Header.MemberId || m.IsLearner || m.Name == "" {
+			continue
+		}
+		if _, err := cli.MoveLeader(ctx, m.ID); err != nil {
+			h.log.Debug("apivip: hand etcd leadership over", "to", m.Name, "err", err)
+			continue
+		}
+		h.log.Info("apivip: handed etcd leadership over, so that the VIP holder and the etcd leader differ", "to", m.Name)
+		return
+	}
 }
 
 // drop removes the address.
