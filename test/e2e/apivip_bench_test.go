@@ -6,8 +6,11 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // Pacing of BenchmarkAPIVIPFailover.
@@ -55,9 +58,13 @@ func runVIPFailovers(b *testing.B, kills int) []time.Duration {
 	vc := newVIPCloud(b, 3)
 	probe := vc.vipProbe(vipProbeTimeout)
 	var out []time.Duration
+	marks := map[*vipServer]int{}
 	for k := range kills {
 		vc.waitServers(3)
 		dead := vc.holder()
+		for _, s := range vc.servers {
+			marks[s] = len(s.proc.out.String())
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), failoverDeadline)
 		b.StartTimer()
 		start := time.Now()
@@ -77,10 +84,25 @@ func runVIPFailovers(b *testing.B, kills int) []time.Duration {
 		if last != nil {
 			b.Fatalf("kill %d of %s: no answer through the VIP within %v: %v", k+1, dead.name, failoverDeadline, last)
 		}
-		b.Logf("kill %d: %s held the VIP; the API answered through it after %v (%d requests)",
-			k+1, dead.name, took.Round(time.Millisecond), attempts)
+		b.Logf("kill %d at %s: %s held the VIP; the API answered through it after %v (%d requests)",
+			k+1, start.UTC().Format("15:04:05.000"), dead.name, took.Round(time.Millisecond), attempts)
 		out = append(out, took)
+		for _, s := range vc.servers {
+			for _, line := range strings.Split(s.proc.out.String()[marks[s]:], "\n") {
+				if strings.Contains(line, "apivip") || strings.Contains(line, "WARN") && !strings.Contains(line, "watch ended") {
+					b.Logf("  %s: %s", s.name, tail(line, 300))
+				}
+			}
+		}
+		// Its presence outlives the kill by up to 5 s: wait until the new
+		// process serves before the list's word is taken.
 		vc.startServer(dead)
+		wait.ForDetail(b, 90*time.Second, dead.name+" started again", func() (bool, string) {
+			if dead.proc.exited() {
+				b.Fatalf("%s exited:\n%s", dead.name, tail(dead.proc.out.String(), 4000))
+			}
+			return strings.Contains(dead.proc.out.String(), "API server listening"), "not listening yet"
+		})
 	}
 	return out
 }
