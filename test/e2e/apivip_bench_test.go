@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"sort"
 	"strconv"
@@ -106,6 +105,3 @@ func runVIPFailovers(b *testing.B, kills int) []time.Duration {
 	}
 	return out
 }
-
-// String makes the server's name its description in logs.
-func (s *vipServer) String() string { return fmt.Sprintf("%s (%s)", s.name, s.ip) }
