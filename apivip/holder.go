@@ -206,8 +206,14 @@ func (h *Holder) lead(ctx context.Context, g store.Guard) {
 	defer tick.Stop()
 	var deadline, handedOff time.Time
 	for {
+		// A confirmation may take until the deadline, never longer: the
+		// loop must be free to drop the address then.
 		sent := time.Now()
-		err := h.confirm(ctx, g, sent.Add(h.cfg.Hold))
+		bound := deadline
+		if bound.IsZero() {
+			bound = sent.Add(h.cfg.Hold)
+		}
+		err := h.confirm(ctx, g, bound)
 		switch {
 		case ctx.Err() != nil:
 			return

@@ -193,6 +193,8 @@ func TestQuorumLossDropsBeforeTTL(t *testing.T) {
 		t.Fatalf("address removed %v after the partition; want well before the session TTL %v", d, apivip.DefaultTTL)
 	}
 
+	t.Logf("address removed %v after the partition", removed.Sub(cut).Round(time.Millisecond))
+
 	// With the partition gone, a holds it again.
 	g.closed.Store(false)
 	wait.For(t, 20*time.Second, "a holds the address again", func() bool {

@@ -159,7 +159,7 @@ func (s *Servers) Remove(ctx context.Context, name string) error {
 	if name == s.cfg.Name {
 		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
 			Message: fmt.Sprintf("server %q is the one answering this request", name),
-			Hint:    "send the request to another server (--server https://<its address>:7443)"}
+			Hint:    "stop that server first: another one then answers (through the VIP) and can remove it"}
 	}
 	readyAfter := 0
 	for _, sv := range servers {
