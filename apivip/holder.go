@@ -85,6 +85,10 @@ type Config struct {
 	// CheckInterval is how often readiness and, while holding, the lease
 	// and quorum are checked (default DefaultCheckInterval).
 	CheckInterval time.Duration
+	// HandOffEtcdLeader lets the holder move etcd's leadership away from
+	// its own member (stacked etcd: Client talks to this server's member
+	// only).
+	HandOffEtcdLeader bool
 	// Logger receives the holder's changes (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -242,7 +246,7 @@ func (h *Holder) lead(ctx context.Context, g store.Guard) {
 				h.log.Info("apivip: holding the API address")
 			}
 		}
-		if time.Since(handedOff) >= handOffEvery {
+		if h.cfg.HandOffEtcdLeader && time.Since(handedOff) >= handOffEvery {
 			handedOff = time.Now()
 			handing.Go(func() { h.handOffEtcdLeader(ctx) })
 		}
@@ -285,7 +289,7 @@ func (h *Holder) handOffEtcdLeader(ctx context.Context) {
 	cli := h.cfg.Client
 	eps := cli.Endpoints()
 	if len(eps) != 1 {
-		return // an external etcd: not this server's to move
+		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, handOffEvery/2)
 	defer cancel()

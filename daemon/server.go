@@ -211,7 +211,8 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	var side sync.WaitGroup
 	side.Go(func() { servers.Announce(runCtx, ready) })
 	if vip != nil {
-		h, err := apivip.New(apivip.Config{Client: cli, Identity: cfg.Name, Address: vip, Ready: ready, Logger: log})
+		h, err := apivip.New(apivip.Config{Client: cli, Identity: cfg.Name, Address: vip, Ready: ready,
+			HandOffEtcdLeader: stacked, Logger: log})
 		if err != nil {
 			cancel()
 			side.Wait()
