@@ -333,11 +333,27 @@ func JoinCluster(ctx context.Context, tok Token, req api.ServerJoinRequest) (*ap
 	if err != nil {
 		return nil, err
 	}
-	var resp api.ServerJoinResponse
-	if _, err := c.Do(ctx, http.MethodPost, "/v1/servers/join", nil, req, &resp); err != nil {
-		return nil, fmt.Errorf("join through %s: %w", tok.APIURL, err)
+	// A join is sent once: the token is used up by the first that
+	// arrives. Only a connection that could not be made (the VIP moving)
+	// is tried again.
+	for {
+		var resp api.ServerJoinResponse
+		_, err := c.Do(ctx, http.MethodPost, "/v1/servers/join", nil, req, &resp)
+		if err == nil {
+			return &resp, nil
+		}
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "dial" || ctx.Err() != nil {
+			return nil, fmt.Errorf("join through %s: %w", tok.APIURL, err)
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("join through %s: %w", tok.APIURL, err)
+		case <-t.C:
+		}
 	}
-	return &resp, nil
 }
 
 // verifyPinned finds the CA with pin among the certificates the server

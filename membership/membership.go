@@ -140,7 +140,8 @@ func (s *Servers) leader(ctx context.Context, name string) string {
 	return l
 }
 
-// Remove takes server name out of the etcd cluster. It refuses to remove
+// Remove takes server name (or the member with that hex id) out of the
+// etcd cluster. It refuses to remove
 // the last member, the server answering (its member would stop under it),
 // and a member whose removal leaves fewer ready members than the smaller
 // cluster's quorum.
@@ -149,7 +150,9 @@ func (s *Servers) Remove(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(servers, func(sv api.Server) bool { return sv.Name == name })
+	// A member added by a join whose server never started has no name
+	// yet: it goes by its member id.
+	i := slices.IndexFunc(servers, func(sv api.Server) bool { return sv.Name == name || sv.MemberID == name })
 	if i < 0 {
 		return api.NotFound("Server", name)
 	}

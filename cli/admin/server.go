@@ -79,8 +79,11 @@ func newServerListCommand(o *command.Options) *cobra.Command {
 				t.Row("NAME", "READY", "API VIP", "CONTROLLERS", "API", "PEER", "MEMBER")
 				for _, s := range l.Items {
 					name, ready := s.Name, output.YesNo(s.Ready)
-					if !s.Started {
+					switch {
+					case !s.Started:
 						name, ready = "(not started)", "no"
+					case s.Learner:
+						ready = "catching up"
 					}
 					t.Row(name, ready, mark(s.HoldsAPIVIP, "holder"), mark(s.ControllerLeader, "leader"),
 						s.APIURL, strings.Join(s.PeerURLs, ","), s.MemberID)
@@ -99,10 +102,11 @@ func mark(b bool, s string) string {
 
 func newServerRemoveCommand(o *command.Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "remove NAME",
+		Use:   "remove NAME|MEMBER-ID",
 		Short: "Remove a server's etcd member from the cluster (cluster admins)",
 		Long: "Remove a server's etcd member from the cluster, after its machine is gone or its server\n" +
-			"stopped for good. The last member, and a member whose removal would leave fewer ready\n" +
+			"stopped for good. A member whose server never started is named by its MEMBER id (ouro\n" +
+			"server list). The last member, and a member whose removal would leave fewer ready\n" +
 			"members than a quorum, are not removed.",
 		Args: command.ExactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
