@@ -198,6 +198,7 @@ var hooks = map[*api.Kind]kindHooks{
 		beforeDelete: beforeDelete,
 		prepareOut:   hideListenerKeys,
 	},
+	api.StackKind: stackHooks,
 }
 
 // hideListenerKeys blanks the private key of every listener of a load

@@ -1,0 +1,518 @@
+package stack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/controller/cache"
+	"github.com/ouroboros-cloud/ouro/queue"
+	"github.com/ouroboros-cloud/ouro/stack"
+	"github.com/ouroboros-cloud/ouro/store"
+)
+
+// errRetry ends a pass early to run it again from a fresh read: the
+// stack or an object changed under it.
+var errRetry = errors.New("changed meanwhile; again")
+
+// pass is one reconciliation of one stack.
+type pass struct {
+	c     *Controller
+	s     *api.Stack
+	id    *auth.Identity
+	idErr error
+	// done holds the resources that exist as the stack says after this
+	// pass: their dependents may go ahead.
+	done map[int]bool
+	// waiting and failed say what holds the stack back, for the phase.
+	waiting, failed []string
+	// drift is what this pass found different.
+	drift []api.StackDrift
+}
+
+// reconcile brings one stack's owned objects in line with it.
+func (c *Controller) reconcile(ctx context.Context, key string) (queue.Result, error) {
+	project, name := cache.SplitKey(key)
+	s := &api.Stack{}
+	if err := c.o.Store.Get(ctx, api.StackKind, project, name, s); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return queue.Result{}, nil
+		}
+		return queue.Result{}, fmt.Errorf("get stack %s: %w", key, err)
+	}
+	if s.Metadata.DeletionTimestamp != nil {
+		return c.teardown(ctx, s)
+	}
+	if !slices.Contains(s.Metadata.Finalizers, api.FinalizerStack) {
+		s.Metadata.Finalizers = append(slices.Clone(s.Metadata.Finalizers), api.FinalizerStack)
+		if err := c.o.Store.Update(ctx, s); err != nil {
+			return retryOn(err, "add the finalizer of stack "+key)
+		}
+	}
+	before, _ := json.Marshal(s.Status)
+	p := &pass{c: c, s: s, done: map[int]bool{}}
+	p.id, p.idErr = c.authorIdentity(ctx, s)
+	if err := p.apply(ctx); err != nil {
+		return retryOn(err, "apply stack "+key)
+	}
+	p.finish()
+	if after, _ := json.Marshal(s.Status); string(after) != string(before) {
+		if err := c.o.Store.Update(ctx, s); err != nil {
+			return retryOn(err, "write the status of stack "+key)
+		}
+	}
+	switch {
+	case len(p.failed) > 0:
+		return queue.Result{RequeueAfter: failedRetry}, nil
+	case len(p.waiting) > 0:
+		return queue.Result{RequeueAfter: waitPoll}, nil
+	}
+	return queue.Result{}, nil
+}
+
+// retryOn turns a write error into the queue's answer: again soon after a
+// conflict, nothing once leadership is lost, back-off otherwise.
+func retryOn(err error, what string) (queue.Result, error) {
+	switch {
+	case errors.Is(err, errRetry), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrAlreadyExists):
+		return queue.Result{Requeue: true}, nil
+	case errors.Is(err, store.ErrGuardFailed), errors.Is(err, store.ErrNotFound):
+		return queue.Result{}, nil
+	}
+	return queue.Result{}, fmt.Errorf("%s: %w", what, err)
+}
+
+// apply creates and updates the stack's resources in dependency order,
+// then deletes what the stack no longer names and resolves the outputs.
+// An error ends the pass (to be run again); what a resource cannot do is
+// recorded in its status instead.
+func (p *pass) apply(ctx context.Context) error {
+	order, err := stack.Order(p.s.Spec)
+	if err != nil {
+		p.failed = append(p.failed, err.Error())
+		return nil
+	}
+	for _, i := range order {
+		if err := p.applyOne(ctx, i); err != nil {
+			return err
+		}
+	}
+	if err := p.removeUnnamed(ctx); err != nil {
+		return err
+	}
+	p.outputs(ctx)
+	return nil
+}
+
+// applyOne makes resource i exist as the stack says.
+func (p *pass) applyOne(ctx context.Context, i int) error {
+	spec := p.s.Spec
+	r := spec.Resources[i]
+	k := stack.KindOf(r.Kind)
+	if k == nil {
+		p.fail(r, nil, "kind %q is not known", r.Kind)
+		return nil
+	}
+	for _, d := range stack.DependsOn(spec, i) {
+		if !p.done[d] {
+			dr := spec.Resources[d]
+			p.wait(r, "waiting for %s %s", dr.Kind, dr.Name)
+			return nil
+		}
+	}
+	resolved, unresolved, err := stack.Resolve(r.Spec, p.lookup(ctx))
+	if err != nil {
+		p.fail(r, nil, "%v", err)
+		return nil
+	}
+	if len(unresolved) > 0 {
+		p.wait(r, "waiting for %s", refString(unresolved[0]))
+		return nil
+	}
+	live, err := p.get(ctx, k, r.Name)
+	if err != nil {
+		return err
+	}
+	e := p.entry(r.Kind, r.Name)
+	hash := hashOf(r, resolved)
+	if live == nil {
+		return p.create(ctx, i, k, e, resolved, hash)
+	}
+	if !p.owns(live) {
+		p.fail(r, e, "%s %s exists and is not owned by stack %s", r.Kind, r.Name, p.s.Metadata.Name)
+		return nil
+	}
+	if live.Meta().DeletionTimestamp != nil {
+		p.wait(r, "%s %s is being deleted", r.Kind, r.Name)
+		return nil
+	}
+	if e == nil {
+		// Created by a pass that stopped before recording it.
+		e = p.addEntry(r.Kind, r.Name, api.ResourceCreated)
+	}
+	e.UID = live.Meta().UID
+	liveSpec, err := specJSON(live)
+	if err != nil {
+		return err
+	}
+	fields := stack.Diff(resolved, liveSpec)
+	if len(fields) == 0 {
+		e.AppliedHash, e.Message = hash, ""
+		if e.State != api.ResourceUpdated {
+			e.State = api.ResourceCreated
+		}
+		if ready(live) {
+			e.State = api.ResourceReady
+		}
+		p.done[i] = true
+		return nil
+	}
+	report := spec.Drift == api.DriftReport
+	if e.AppliedHash == hash {
+		// The stack did not change but the object did: drift.
+		for _, f := range fields {
+			p.drift = append(p.drift, api.StackDrift{Kind: r.Kind, Name: r.Name, Field: prefixSpec(f.Field), Want: f.Want, Got: f.Got, Corrected: !report})
+		}
+		if report {
+			e.Message = "differs from the stack (drift: report)"
+			p.done[i] = true
+			return nil
+		}
+	}
+	obj, err := p.merged(live, r, resolved)
+	if err != nil {
+		return err
+	}
+	if err := p.c.o.Writer.UpdateObject(ctx, p.c.o.Store, p.id, obj); err != nil {
+		if isRetry(err) {
+			return errRetry
+		}
+		p.fail(r, e, "update: %v", err)
+		return nil
+	}
+	e.State, e.AppliedHash, e.Message, e.UID = api.ResourceUpdated, hash, "", obj.Meta().UID
+	p.done[i] = true
+	return nil
+}
+
+// create makes the missing object of resource i, recording it in the
+// status (Pending) before: a pass that stops between the two finds it
+// by its label next time, and the idempotency key makes the create
+// itself safe to repeat.
+func (p *pass) create(ctx context.Context, i int, k *api.Kind, e *api.StackResourceStatus, resolved json.RawMessage, hash string) error {
+	r := p.s.Spec.Resources[i]
+	if e != nil && e.UID != "" && e.State != api.ResourcePending {
+		// It existed and was deleted outside the stack.
+		report := p.s.Spec.Drift == api.DriftReport
+		p.drift = append(p.drift, api.StackDrift{Kind: r.Kind, Name: r.Name, Want: "exists", Got: "missing", Corrected: !report})
+		if report {
+			e.Message = "deleted outside the stack (drift: report)"
+			p.done[i] = true
+			return nil
+		}
+	}
+	if p.idErr != nil {
+		p.fail(r, e, "%v", p.idErr)
+		return nil
+	}
+	prevUID := ""
+	if e == nil {
+		e = p.addEntry(r.Kind, r.Name, api.ResourcePending)
+	} else {
+		prevUID = e.UID
+		e.State, e.Message = api.ResourcePending, ""
+	}
+	if err := p.c.o.Store.Update(ctx, p.s); err != nil {
+		return err
+	}
+	obj, err := p.build(k, r, resolved)
+	if err != nil {
+		p.fail(r, p.entry(r.Kind, r.Name), "%v", err)
+		return nil
+	}
+	key := idempotencyKey(p.s.Metadata.UID, r.Kind, r.Name, prevUID, hash)
+	_, err = p.c.o.Writer.CreateObject(ctx, p.c.o.Store, p.id, obj, key)
+	if errors.Is(err, store.ErrNotFound) {
+		// Made with this key once and deleted since: the name is free,
+		// so a create without the key cannot duplicate.
+		obj, _ = p.build(k, r, resolved)
+		_, err = p.c.o.Writer.CreateObject(ctx, p.c.o.Store, p.id, obj, "")
+	}
+	e = p.entry(r.Kind, r.Name)
+	if err != nil {
+		if isRetry(err) {
+			return errRetry
+		}
+		p.fail(r, e, "create: %v", err)
+		return nil
+	}
+	e.State, e.UID, e.AppliedHash, e.Message = api.ResourceCreated, obj.Meta().UID, hash, ""
+	p.done[i] = true
+	p.c.o.Recorder.Event(ctx, p.s, api.EventNormal, "Created", "created %s %s", r.Kind, r.Name)
+	return nil
+}
+
+// removeUnnamed deletes, newest first, the owned objects the stack no
+// longer names, one at a time: each must be gone (an instance has
+// terminated) before what it may depend on is deleted.
+func (p *pass) removeUnnamed(ctx context.Context) error {
+	named := map[string]bool{}
+	for _, r := range p.s.Spec.Resources {
+		named[r.Kind+"/"+r.Name] = true
+	}
+	return p.deleteOwned(ctx, func(e *api.StackResourceStatus) bool { return !named[e.Kind+"/"+e.Name] })
+}
+
+// deleteOwned deletes the owned objects of the entries sel selects, in
+// reverse order of the status, dropping each entry once its object is
+// gone; it stops at the first that is not gone yet.
+func (p *pass) deleteOwned(ctx context.Context, sel func(*api.StackResourceStatus) bool) error {
+	rs := &p.s.Status.Resources
+	for j := len(*rs) - 1; j >= 0; j-- {
+		e := &(*rs)[j]
+		if !sel(e) {
+			continue
+		}
+		k := stack.KindOf(e.Kind)
+		var live api.Object
+		if k != nil {
+			var err error
+			if live, err = p.get(ctx, k, e.Name); err != nil {
+				return err
+			}
+		}
+		if live == nil || !p.owns(live) {
+			*rs = slices.Delete(*rs, j, j+1)
+			continue
+		}
+		gone, err := p.c.o.Writer.DeleteObject(ctx, p.c.o.Store, identity, k, p.s.Metadata.Project, e.Name)
+		switch {
+		case err != nil && isRetry(err):
+			return errRetry
+		case err != nil:
+			// In use by something still going away: try again soon.
+			e.State, e.Message = api.ResourceDeleting, truncate(err.Error(), 512)
+			p.waiting = append(p.waiting, fmt.Sprintf("deleting %s %s: %v", e.Kind, e.Name, err))
+			return nil
+		case gone:
+			p.c.o.Recorder.Event(ctx, p.s, api.EventNormal, "Deleted", "deleted %s %s", e.Kind, e.Name)
+			*rs = slices.Delete(*rs, j, j+1)
+		default:
+			e.State, e.Message = api.ResourceDeleting, ""
+			p.waiting = append(p.waiting, fmt.Sprintf("waiting for %s %s to be deleted", e.Kind, e.Name))
+			return nil
+		}
+	}
+	return nil
+}
+
+// outputs resolves the stack's outputs into the status.
+func (p *pass) outputs(ctx context.Context) {
+	if len(p.s.Spec.Outputs) == 0 {
+		p.s.Status.Outputs = nil
+		return
+	}
+	outs := map[string]string{}
+	for name, expr := range p.s.Spec.Outputs {
+		raw, _ := json.Marshal(expr)
+		res, unresolved, err := stack.Resolve(raw, p.lookup(ctx))
+		switch {
+		case err != nil:
+			p.failed = append(p.failed, fmt.Sprintf("output %s: %v", name, err))
+			continue
+		case len(unresolved) > 0:
+			p.waiting = append(p.waiting, fmt.Sprintf("output %s waits for %s", name, refString(unresolved[0])))
+			continue
+		}
+		var v string
+		if err := json.Unmarshal(res, &v); err != nil {
+			v = string(res)
+		}
+		outs[name] = v
+	}
+	p.s.Status.Outputs = outs
+}
+
+// finish sets the phase, message and drift of the status and records the
+// events of new drift and new failures.
+func (p *pass) finish() {
+	st := &p.s.Status
+	p.mergeDrift()
+	oldMsg := st.Message
+	switch {
+	case len(p.failed) > 0:
+		st.Phase, st.Message = api.StackFailed, truncate(strings.Join(p.failed, "; "), 1024)
+		if st.Message != oldMsg {
+			p.c.o.Recorder.Event(context.Background(), p.s, api.EventWarning, "Failed", "%s", st.Message)
+		}
+	case len(p.waiting) > 0:
+		st.Phase, st.Message = api.StackApplying, truncate(p.waiting[0], 1024)
+	default:
+		st.Phase, st.Message = api.StackApplied, ""
+		st.ObservedGeneration = p.s.Metadata.Generation
+	}
+}
+
+// mergeDrift puts this pass's findings in the status: a difference seen
+// before keeps its first sighting (so an unchanged stack is not written
+// again); corrected differences stay listed until the stack's spec
+// changes; reported ones go once they are no longer there. New ones are
+// told in a Drift event.
+func (p *pass) mergeDrift() {
+	st := &p.s.Status
+	same := func(a, b api.StackDrift) bool {
+		return a.Kind == b.Kind && a.Name == b.Name && a.Field == b.Field && a.Want == b.Want && a.Got == b.Got
+	}
+	newSpec := st.ObservedGeneration != p.s.Metadata.Generation
+	var out []api.StackDrift
+	for _, d := range p.drift {
+		if i := slices.IndexFunc(st.Drift, func(o api.StackDrift) bool { return same(o, d) }); i >= 0 {
+			out = append(out, st.Drift[i])
+			continue
+		}
+		now := p.c.o.Now().UTC()
+		d.Seen = &now
+		out = append(out, d)
+		what := d.Field
+		if what == "" {
+			what = "the object"
+		}
+		verb := "reported"
+		if d.Corrected {
+			verb = "put back"
+		}
+		p.c.o.Recorder.Event(context.Background(), p.s, api.EventWarning, "Drift", "%s %s: %s is %s, the stack says %s; %s", d.Kind, d.Name, what, d.Got, d.Want, verb)
+	}
+	if !newSpec {
+		for _, o := range st.Drift {
+			if o.Corrected && !slices.ContainsFunc(out, func(d api.StackDrift) bool { return same(o, d) }) {
+				out = append(out, o)
+			}
+		}
+	}
+	st.Drift = out
+}
+
+// teardown deletes everything a deleted stack owns, newest first, then
+// removes its finalizer (and the stack, when no other finalizer holds
+// it).
+func (c *Controller) teardown(ctx context.Context, s *api.Stack) (queue.Result, error) {
+	key := cache.Key(s)
+	if !slices.Contains(s.Metadata.Finalizers, api.FinalizerStack) {
+		return queue.Result{}, nil
+	}
+	before, _ := json.Marshal(s.Status)
+	p := &pass{c: c, s: s, done: map[int]bool{}}
+	// Objects created by a pass that stopped before recording them are
+	// found by name and label.
+	if order, err := stack.Order(s.Spec); err == nil {
+		for _, i := range order {
+			r := s.Spec.Resources[i]
+			if p.entry(r.Kind, r.Name) != nil {
+				continue
+			}
+			if k := stack.KindOf(r.Kind); k != nil {
+				live, err := p.get(ctx, k, r.Name)
+				if err != nil {
+					return retryOn(err, "delete stack "+key)
+				}
+				if live != nil && p.owns(live) {
+					p.addEntry(r.Kind, r.Name, api.ResourceCreated)
+				}
+			}
+		}
+	}
+	s.Status.Phase, s.Status.Message = api.StackDeleting, ""
+	if err := p.deleteOwned(ctx, func(*api.StackResourceStatus) bool { return true }); err != nil {
+		return retryOn(err, "delete stack "+key)
+	}
+	if len(s.Status.Resources) > 0 {
+		if len(p.waiting) > 0 {
+			s.Status.Message = truncate(p.waiting[0], 1024)
+		}
+		if after, _ := json.Marshal(s.Status); string(after) != string(before) {
+			if err := c.o.Store.Update(ctx, s); err != nil {
+				return retryOn(err, "write the status of stack "+key)
+			}
+		}
+		return queue.Result{RequeueAfter: waitPoll}, nil
+	}
+	s.Metadata.Finalizers = slices.DeleteFunc(slices.Clone(s.Metadata.Finalizers), func(f string) bool { return f == api.FinalizerStack })
+	var err error
+	if len(s.Metadata.Finalizers) == 0 {
+		err = c.o.Store.Delete(ctx, api.StackKind, s.Metadata.Project, s.Metadata.Name, s.Metadata.ResourceVersion)
+	} else {
+		err = c.o.Store.Update(ctx, s)
+	}
+	if err != nil {
+		return retryOn(err, "remove the finalizer of stack "+key)
+	}
+	c.log.Info("stack deleted", "stack", key)
+	return queue.Result{}, nil
+}
+
+// fail records that resource r cannot be applied, naming it and its
+// source in the stack's message.
+func (p *pass) fail(r api.StackResource, e *api.StackResourceStatus, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if e != nil {
+		e.State, e.Message = api.ResourceFailed, truncate(msg, 512)
+	}
+	where := r.Kind + " " + r.Name
+	if r.Source != "" {
+		where += " (" + r.Source + ")"
+	}
+	p.failed = append(p.failed, where+": "+msg)
+}
+
+// wait records that resource r waits for something.
+func (p *pass) wait(r api.StackResource, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if e := p.entry(r.Kind, r.Name); e != nil {
+		e.Message = truncate(msg, 512)
+	}
+	p.waiting = append(p.waiting, r.Kind+" "+r.Name+": "+msg)
+}
+
+// entry returns the status entry of an owned object, or nil.
+func (p *pass) entry(kind, name string) *api.StackResourceStatus {
+	rs := p.s.Status.Resources
+	for i := range rs {
+		if rs[i].Kind == kind && rs[i].Name == name {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+// addEntry appends a status entry and returns it.
+func (p *pass) addEntry(kind, name, state string) *api.StackResourceStatus {
+	p.s.Status.Resources = append(p.s.Status.Resources, api.StackResourceStatus{Kind: kind, Name: name, State: state})
+	return &p.s.Status.Resources[len(p.s.Status.Resources)-1]
+}
+
+// isRetry reports whether a write failed because something changed
+// meanwhile (or leadership was lost): the pass runs again.
+func isRetry(err error) bool {
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Code == api.CodeConflict {
+		return true
+	}
+	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrGuardFailed)
+}
+
+func refString(r stack.Ref) string {
+	return "${" + r.Kind + "/" + r.Name + "." + r.Path + "}"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
