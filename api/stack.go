@@ -109,6 +109,18 @@ type StackResourceStatus struct {
 	// AppliedHash is a hash of the rendered spec last applied, so an
 	// unchanged resource is not written again.
 	AppliedHash string `json:"appliedHash,omitempty"`
+	// Defaulted are the fields the server stored otherwise than the stack
+	// wrote them (an image name qualified with its project, say): not
+	// drift while the stack says Want and the object holds Got.
+	Defaulted []StackFieldValue `json:"defaulted,omitempty"`
+}
+
+// StackFieldValue is a field of a spec ("spec.template.image") as the
+// stack wrote it (Want) and as the server stored it (Got), as JSON.
+type StackFieldValue struct {
+	Field string `json:"field"`
+	Want  string `json:"want,omitempty"`
+	Got   string `json:"got,omitempty"`
 }
 
 // StackDrift is one field of an owned object that differs from the stack.

@@ -160,7 +160,8 @@ func (p *pass) applyOne(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
-	fields := stack.Diff(resolved, liveSpec)
+	want := adjust(resolved, e.Defaulted)
+	fields := stack.Diff(want, liveSpec)
 	if len(fields) == 0 {
 		e.AppliedHash, e.Message = hash, ""
 		if e.State != api.ResourceUpdated {
@@ -184,7 +185,7 @@ func (p *pass) applyOne(ctx context.Context, i int) error {
 			return nil
 		}
 	}
-	obj, err := p.merged(live, r, resolved)
+	obj, err := p.merged(live, r, want)
 	if err != nil {
 		return err
 	}
@@ -196,6 +197,7 @@ func (p *pass) applyOne(ctx context.Context, i int) error {
 		return nil
 	}
 	e.State, e.AppliedHash, e.Message, e.UID = api.ResourceUpdated, hash, "", obj.Meta().UID
+	e.Defaulted = defaulted(resolved, obj)
 	p.done[i] = true
 	return nil
 }
@@ -227,6 +229,7 @@ func (p *pass) create(ctx context.Context, i int, k *api.Kind, e *api.StackResou
 		prevUID = e.UID
 		e.State, e.Message = api.ResourcePending, ""
 	}
+	p.s.Status.Phase = api.StackApplying
 	if err := p.c.o.Store.Update(ctx, p.s); err != nil {
 		return err
 	}
@@ -252,6 +255,7 @@ func (p *pass) create(ctx context.Context, i int, k *api.Kind, e *api.StackResou
 		return nil
 	}
 	e.State, e.UID, e.AppliedHash, e.Message = api.ResourceCreated, obj.Meta().UID, hash, ""
+	e.Defaulted = defaulted(resolved, obj)
 	p.done[i] = true
 	p.c.o.Recorder.Event(ctx, p.s, api.EventNormal, "Created", "created %s %s", r.Kind, r.Name)
 	return nil
