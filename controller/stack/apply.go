@@ -151,9 +151,15 @@ func (p *pass) applyOne(ctx context.Context, i int) error {
 		p.wait(r, "%s %s is being deleted", r.Kind, r.Name)
 		return nil
 	}
-	if e == nil {
-		// Created by a pass that stopped before recording it.
+	switch {
+	case e == nil:
+		// Made with the stack's label but never recorded: brought in
+		// line with the stack like any owned object.
 		e = p.addEntry(r.Kind, r.Name, api.ResourceCreated)
+	case e.State == api.ResourcePending && e.AppliedHash == hash:
+		// Created from this very spec by a pass that stopped before
+		// recording it: what the server stored otherwise is its doing.
+		e.State, e.Defaulted = api.ResourceCreated, defaulted(resolved, live)
 	}
 	e.UID = live.Meta().UID
 	liveSpec, err := specJSON(live)
@@ -229,6 +235,7 @@ func (p *pass) create(ctx context.Context, i int, k *api.Kind, e *api.StackResou
 		prevUID = e.UID
 		e.State, e.Message = api.ResourcePending, ""
 	}
+	e.AppliedHash = hash
 	p.s.Status.Phase = api.StackApplying
 	if err := p.c.o.Store.Update(ctx, p.s); err != nil {
 		return err
