@@ -191,6 +191,10 @@ func (p *pass) applyOne(ctx context.Context, i int) error {
 			return nil
 		}
 	}
+	if err := p.may(auth.VerbUpdate, k, r.Name); err != nil {
+		p.fail(r, e, "%v", err)
+		return nil
+	}
 	obj, err := p.merged(live, r, want)
 	if err != nil {
 		return err
@@ -224,8 +228,8 @@ func (p *pass) create(ctx context.Context, i int, k *api.Kind, e *api.StackResou
 			return nil
 		}
 	}
-	if p.idErr != nil {
-		p.fail(r, e, "%v", p.idErr)
+	if err := p.may(auth.VerbCreate, k, ""); err != nil {
+		p.fail(r, e, "%v", err)
 		return nil
 	}
 	prevUID := ""
@@ -465,6 +469,27 @@ func (c *Controller) teardown(ctx context.Context, s *api.Stack) (queue.Result, 
 	}
 	c.log.Info("stack deleted", "stack", key)
 	return queue.Result{}, nil
+}
+
+// may says why the stack's author may not do verb on an object of kind
+// k, or nil if they may: a stack cannot do what its author could not.
+// The write itself is authorized again by the API's path.
+func (p *pass) may(verb auth.Verb, k *api.Kind, name string) error {
+	if p.idErr != nil {
+		return p.idErr
+	}
+	a := auth.Attributes{Verb: verb, Resource: k.Plural, Name: name}
+	if k.Namespaced {
+		a.Project = p.s.Metadata.Project
+	}
+	if auth.Authorize(p.id, a) != auth.Allow {
+		role := p.id.Roles[p.s.Metadata.Project]
+		if role == "" {
+			role = "none"
+		}
+		return fmt.Errorf("the stack's author, user %s (role in project %s: %s), may not %s %s", p.id.User, p.s.Metadata.Project, role, verb, k.Plural)
+	}
+	return nil
 }
 
 // fail records that resource r cannot be applied, naming it and its

@@ -264,7 +264,7 @@ func TestStackRefusals(t *testing.T) {
 	}
 	wait.ForDetail(t, waitLimit, "stacks of authors without rights Failed", func() (bool, string) {
 		v, g := r.stack("byviewer"), r.stack("byghost")
-		return v.Status.Phase == api.StackFailed && strings.Contains(v.Status.Message, "may not create") &&
+		return v.Status.Phase == api.StackFailed && strings.Contains(v.Status.Message, "user carol (role in project default: viewer), may not create networks") &&
 				g.Status.Phase == api.StackFailed && strings.Contains(g.Status.Message, "no longer exists"),
 			v.Status.Message + " | " + g.Status.Message
 	})
@@ -294,6 +294,18 @@ func TestStackRefusals(t *testing.T) {
 	if s.Spec.AppliedBy != "alice" {
 		t.Errorf("appliedBy %q, want alice", s.Spec.AppliedBy)
 	}
+	// The author losing the role: what the stack must make again fails.
+	r.a.Update(t, api.UserKind, "", "alice", func(o api.Object) { o.(*api.User).Spec.Roles = nil })
+	r.a.Remove(t, api.NetworkKind, "default", "n")
+	wait.ForDetail(t, waitLimit, "stack mine Failed", func() (bool, string) {
+		s := r.stack("mine")
+		return s.Status.Phase == api.StackFailed && strings.Contains(s.Status.Message, "user alice (role in project default: none), may not create networks"), s.Status.Message
+	})
+	if r.object(api.NetworkKind, "n") != nil {
+		t.Error("the stack re-created a network its author may no longer create")
+	}
+	r.a.Update(t, api.UserKind, "", "alice", func(o api.Object) { o.(*api.User).Spec.Roles = map[string]api.Role{"default": api.RoleMember} })
+
 	s.Status.Phase = api.StackFailed
 	if _, err := r.alice.Do(ctx(t), "PUT", "/v1/projects/default/stacks/mine/status", nil, s, nil); !isCode(err, api.CodeForbidden) {
 		t.Errorf("status write by a user: %v, want forbidden", err)
