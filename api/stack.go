@@ -80,7 +80,8 @@ type StackStatus struct {
 	// Outputs are the resolved outputs.
 	Outputs map[string]string `json:"outputs,omitempty"`
 	// Drift lists the differences found between owned objects and the
-	// stack (corrected ones too, until the next pass finds none).
+	// stack: reported ones while they last, corrected ones until the
+	// stack's spec changes.
 	Drift []StackDrift `json:"drift,omitempty"`
 	// Message says what failed, naming the resource and its source.
 	Message    string      `json:"message,omitempty"`
