@@ -35,6 +35,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/cli/group"
 	"github.com/ouroboros-cloud/ouro/cli/instance"
 	"github.com/ouroboros-cloud/ouro/cli/loadbalancer"
+	"github.com/ouroboros-cloud/ouro/cli/stack"
 	"github.com/ouroboros-cloud/ouro/cli/network"
 )
 
@@ -74,6 +75,8 @@ func NewRootCommand() *cobra.Command {
 		network.NewSecurityGroupCommand(o),
 		network.NewFloatingIPCommand(o),
 		loadbalancer.NewCommand(o),
+		stack.NewCommand(o),
+		stack.NewApplyCommand(o),
 		catalog.NewKeyPairCommand(o),
 		admin.NewHostCommand(o),
 		admin.NewProjectCommand(o),
