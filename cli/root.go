@@ -35,8 +35,8 @@ import (
 	"github.com/ouroboros-cloud/ouro/cli/group"
 	"github.com/ouroboros-cloud/ouro/cli/instance"
 	"github.com/ouroboros-cloud/ouro/cli/loadbalancer"
-	"github.com/ouroboros-cloud/ouro/cli/stack"
 	"github.com/ouroboros-cloud/ouro/cli/network"
+	"github.com/ouroboros-cloud/ouro/cli/stack"
 )
 
 // Version is the version of the ouro binary; release builds set it with
