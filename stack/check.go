@@ -54,6 +54,15 @@ var specChecks = map[*api.Kind]func(api.Object) error{
 		kp := *o.(*api.KeyPair)
 		return admission.ValidateKeyPairCreate(&kp)
 	},
+	api.InstanceKind: func(o api.Object) error {
+		return admission.CheckInstanceSpec(o.(*api.Instance).Spec)
+	},
+	api.InstanceGroupKind: func(o api.Object) error {
+		return admission.CheckGroupSpec(o.(*api.InstanceGroup).Spec)
+	},
+	api.LoadBalancerKind: func(o api.Object) error {
+		return admission.CheckLoadBalancerSpec(o.(*api.LoadBalancer).Spec)
+	},
 	api.FlavorKind: func(o api.Object) error {
 		f := *o.(*api.Flavor)
 		return admission.ValidateFlavor(&f)
@@ -165,7 +174,12 @@ func check(spec api.StackSpec, exists func(kind, name string) bool, locate locat
 	}
 	if len(errs) == 0 {
 		if _, err := Order(spec); err != nil {
-			add(-1, "", "%v", err)
+			i := -1
+			var ce *CycleError
+			if errors.As(err, &ce) && len(ce.Resources) > 0 {
+				i = ce.Resources[0]
+			}
+			add(i, "", "%v", err)
 		}
 	}
 	return errs
