@@ -105,6 +105,7 @@ func Load(paths []string, values []string, sets map[string]string) (name string,
 		errs = append(errs, render(d, d.node, "", vals, params)...)
 		r, e := resourceOf(d)
 		errs = append(errs, e...)
+		relocateSource(&r, d.file)
 		spec.Resources = append(spec.Resources, r)
 	}
 	if len(errs) > 0 {
@@ -120,7 +121,7 @@ func Load(paths []string, values []string, sets map[string]string) (name string,
 		}
 		return d.at(nodeAt(d.node, field))
 	}
-	if errs := check(spec, nil, locate); len(errs) > 0 {
+	if errs := check(spec, nil, true, locate); len(errs) > 0 {
 		return name, spec, errs
 	}
 	return name, spec, nil

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"reflect"
 	"time"
 
@@ -120,36 +121,40 @@ func (l *live) get(kind, name string) (json.RawMessage, bool) {
 
 // prepare loads and checks the files against the project and reads the
 // stack (nil when it does not exist).
-func prepare(ctx context.Context, o *command.Options, f *files, name string, fromHeader bool) (*client.Client, *live, string, api.StackSpec, *api.Stack, error) {
+func prepare(ctx context.Context, o *command.Options, f *files, name string, fromHeader bool, work string, log io.Writer) (*client.Client, *live, string, api.StackSpec, *api.Stack, *images, error) {
 	header, spec, err := f.load()
 	if err != nil {
-		return nil, nil, "", spec, nil, err
+		return nil, nil, "", spec, nil, nil, err
 	}
 	if fromHeader {
 		if header == "" {
-			return nil, nil, "", spec, nil, command.UsageError("the files have no Stack header naming the stack: add one (kind: Stack, metadata: {name: NAME}) or use `ouro stack apply NAME -f ...`")
+			return nil, nil, "", spec, nil, nil, command.UsageError("the files have no Stack header naming the stack: add one (kind: Stack, metadata: {name: NAME}) or use `ouro stack apply NAME -f ...`")
 		}
 		name = header
 	}
 	if e := api.ValidateName("NAME", name); e != nil {
-		return nil, nil, "", spec, nil, command.ArgError("%s", e.Message)
+		return nil, nil, "", spec, nil, nil, command.ArgError("%s", e.Message)
+	}
+	im, err := importSources(ctx, &spec, work, log)
+	if err != nil {
+		return nil, nil, "", spec, nil, nil, err
 	}
 	c, err := o.Client()
 	if err != nil {
-		return nil, nil, "", spec, nil, err
+		return nil, nil, "", spec, nil, nil, err
 	}
 	l := &live{ctx: ctx, c: c, project: o.Project(), cache: map[string]json.RawMessage{}}
 	if err := stack.Check(spec, func(kind, n string) bool { _, ok := l.get(kind, n); return ok }); err != nil {
-		return nil, nil, "", spec, nil, err
+		return nil, nil, "", spec, nil, nil, err
 	}
 	cur, err := c.GetStack(ctx, l.project, name)
 	if api.IsNotFound(err) {
 		cur, err = nil, nil
 	}
 	if err != nil {
-		return nil, nil, "", spec, nil, fmt.Errorf("read stack %s: %w", name, err)
+		return nil, nil, "", spec, nil, nil, fmt.Errorf("read stack %s: %w", name, err)
 	}
-	return c, l, name, spec, cur, nil
+	return c, l, name, spec, cur, im, nil
 }
 
 func newPlanCommand(o *command.Options) *cobra.Command {
@@ -166,7 +171,12 @@ Values that references take from resources still to be created, and defaults
 the server fills in, are only known once applied.`,
 		Args: command.ExactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, l, _, spec, cur, err := prepare(cmd.Context(), o, &f, args[0], false)
+			work, err := os.MkdirTemp("", "ouro-stack-")
+			if err != nil {
+				return fmt.Errorf("plan: %w", err)
+			}
+			defer os.RemoveAll(work)
+			_, l, _, spec, cur, _, err := prepare(cmd.Context(), o, &f, args[0], false, work, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -235,8 +245,16 @@ func newApplyCommand(o *command.Options, fromHeader bool) *cobra.Command {
 				name = args[0]
 			}
 			ctx := cmd.Context()
-			c, l, name, spec, cur, err := prepare(ctx, o, &f, name, fromHeader)
+			work, err := os.MkdirTemp("", "ouro-stack-")
 			if err != nil {
+				return fmt.Errorf("apply: %w", err)
+			}
+			defer os.RemoveAll(work)
+			c, l, name, spec, cur, im, err := prepare(ctx, o, &f, name, fromHeader, work, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if err := im.upload(ctx, c); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
