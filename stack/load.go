@@ -45,7 +45,9 @@ type parameter struct {
 // header ("" if none) and the rendered spec, checked by Check without
 // existing objects. A scalar that is exactly one unquoted ${param.NAME}
 // takes the YAML type of the parameter's value (3 is a number); inside a
-// longer string the value is substituted as text. Every error of every
+// longer string the value is substituted as text. An Image may give
+// spec.source as an ImageSource, whose relative file is made relative to
+// the current directory. Every error of every
 // file is returned at once as an ErrorList whose entries print as
 // "file:line: field: message".
 func Load(paths []string, values []string, sets map[string]string) (name string, spec api.StackSpec, err error) {

@@ -119,42 +119,54 @@ func (l *live) get(kind, name string) (json.RawMessage, bool) {
 	return raw, raw != nil
 }
 
-// prepare loads and checks the files against the project and reads the
-// stack (nil when it does not exist).
-func prepare(ctx context.Context, o *command.Options, f *files, name string, fromHeader bool, work string, log io.Writer) (*client.Client, *live, string, api.StackSpec, *api.Stack, *images, error) {
+// prepared is a stack rendered from files and checked against the
+// project, with what exists of it.
+type prepared struct {
+	c    *client.Client
+	live *live
+	name string
+	spec api.StackSpec
+	// cur is the stored stack, nil when there is none.
+	cur    *api.Stack
+	images *images
+}
+
+// prepare loads the files (importing their images' sources into work),
+// checks them against the project and reads the stack.
+func prepare(ctx context.Context, o *command.Options, f *files, name string, fromHeader bool, work string, log io.Writer) (*prepared, error) {
 	header, spec, err := f.load()
 	if err != nil {
-		return nil, nil, "", spec, nil, nil, err
+		return nil, err
 	}
 	if fromHeader {
 		if header == "" {
-			return nil, nil, "", spec, nil, nil, command.UsageError("the files have no Stack header naming the stack: add one (kind: Stack, metadata: {name: NAME}) or use `ouro stack apply NAME -f ...`")
+			return nil, command.UsageError("the files have no Stack header naming the stack: add one (kind: Stack, metadata: {name: NAME}) or use `ouro stack apply NAME -f ...`")
 		}
 		name = header
 	}
 	if e := api.ValidateName("NAME", name); e != nil {
-		return nil, nil, "", spec, nil, nil, command.ArgError("%s", e.Message)
+		return nil, command.ArgError("%s", e.Message)
 	}
 	im, err := importSources(ctx, &spec, work, log)
 	if err != nil {
-		return nil, nil, "", spec, nil, nil, err
+		return nil, err
 	}
 	c, err := o.Client()
 	if err != nil {
-		return nil, nil, "", spec, nil, nil, err
+		return nil, err
 	}
 	l := &live{ctx: ctx, c: c, project: o.Project(), cache: map[string]json.RawMessage{}}
 	if err := stack.Check(spec, func(kind, n string) bool { _, ok := l.get(kind, n); return ok }); err != nil {
-		return nil, nil, "", spec, nil, nil, err
+		return nil, err
 	}
 	cur, err := c.GetStack(ctx, l.project, name)
 	if api.IsNotFound(err) {
 		cur, err = nil, nil
 	}
 	if err != nil {
-		return nil, nil, "", spec, nil, nil, fmt.Errorf("read stack %s: %w", name, err)
+		return nil, fmt.Errorf("read stack %s: %w", name, err)
 	}
-	return c, l, name, spec, cur, im, nil
+	return &prepared{c: c, live: l, name: name, spec: spec, cur: cur, images: im}, nil
 }
 
 func newPlanCommand(o *command.Options) *cobra.Command {
@@ -176,15 +188,15 @@ the server fills in, are only known once applied.`,
 				return fmt.Errorf("plan: %w", err)
 			}
 			defer os.RemoveAll(work)
-			_, l, _, spec, cur, _, err := prepare(cmd.Context(), o, &f, args[0], false, work, cmd.ErrOrStderr())
+			p, err := prepare(cmd.Context(), o, &f, args[0], false, work, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			var owned []api.StackResourceStatus
-			if cur != nil {
-				owned = cur.Status.Resources
+			if p.cur != nil {
+				owned = p.cur.Status.Resources
 			}
-			changes := stack.Plan(spec, owned, l.get)
+			changes := stack.Plan(p.spec, owned, p.live.get)
 			if printPlan(cmd.OutOrStdout(), changes) {
 				return &command.ExitError{Code: ExitChanges}
 			}
@@ -250,20 +262,21 @@ func newApplyCommand(o *command.Options, fromHeader bool) *cobra.Command {
 				return fmt.Errorf("apply: %w", err)
 			}
 			defer os.RemoveAll(work)
-			c, l, name, spec, cur, im, err := prepare(ctx, o, &f, name, fromHeader, work, cmd.ErrOrStderr())
+			p, err := prepare(ctx, o, &f, name, fromHeader, work, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			if err := im.upload(ctx, c); err != nil {
+			if err := p.images.upload(ctx, p.c); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			s, changed, err := apply(ctx, c, l.project, name, spec, cur)
+			name = p.name
+			s, changed, err := apply(ctx, p.c, p.live.project, name, p.spec, p.cur)
 			if err != nil {
 				return err
 			}
 			switch {
-			case cur == nil:
+			case p.cur == nil:
 				fmt.Fprintf(out, "stack %s created\n", name)
 			case changed:
 				fmt.Fprintf(out, "stack %s updated\n", name)
@@ -275,7 +288,7 @@ func newApplyCommand(o *command.Options, fromHeader bool) *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			return waitApplied(ctx, c, s, out)
+			return waitApplied(ctx, p.c, s, out)
 		},
 	}
 	if fromHeader {
