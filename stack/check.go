@@ -54,6 +54,15 @@ var specChecks = map[*api.Kind]func(api.Object) error{
 		kp := *o.(*api.KeyPair)
 		return admission.ValidateKeyPairCreate(&kp)
 	},
+	api.InstanceKind: func(o api.Object) error {
+		return admission.CheckInstanceSpec(o.(*api.Instance).Spec)
+	},
+	api.InstanceGroupKind: func(o api.Object) error {
+		return admission.CheckGroupSpec(o.(*api.InstanceGroup).Spec)
+	},
+	api.LoadBalancerKind: func(o api.Object) error {
+		return admission.CheckLoadBalancerSpec(o.(*api.LoadBalancer).Spec)
+	},
 	api.FlavorKind: func(o api.Object) error {
 		f := *o.(*api.Flavor)
 		return admission.ValidateFlavor(&f)
@@ -74,7 +83,7 @@ type locator func(i int, field string) string
 // CIDR, ports, a public key). Every problem is returned at once, as an
 // ErrorList.
 func Check(spec api.StackSpec, exists func(kind, name string) bool) error {
-	return check(spec, exists, func(i int, _ string) string {
+	return check(spec, exists, false, func(i int, _ string) string {
 		if i < 0 || i >= len(spec.Resources) {
 			return ""
 		}
@@ -82,7 +91,9 @@ func Check(spec api.StackSpec, exists func(kind, name string) bool) error {
 	}).err()
 }
 
-func check(spec api.StackSpec, exists func(kind, name string) bool, locate locator) ErrorList {
+// check makes the checks of Check; sources allows Image source objects
+// (ImageSource), which only the CLI replaces.
+func check(spec api.StackSpec, exists func(kind, name string) bool, sources bool, locate locator) ErrorList {
 	var errs ErrorList
 	add := func(i int, field, format string, args ...any) {
 		errs = append(errs, Error{Source: locate(i, field), Field: field, Message: fmt.Sprintf(format, args...)})
@@ -113,8 +124,19 @@ func check(spec api.StackSpec, exists func(kind, name string) bool, locate locat
 				add(i, "metadata.labels."+l, "the label %s is set by the stack", l)
 			}
 		}
+		raw := r.Spec
+		if src, err := ImageSourceOf(r); err != nil {
+			field, msg, _ := strings.Cut(err.Error(), ": ")
+			add(i, field, "%s", msg)
+			k = nil
+		} else if src != nil {
+			if !sources {
+				add(i, "spec.source", "an image source is imported by the CLI: send the image's spec")
+			}
+			raw = WithoutSource(raw)
+		}
 		if k != nil {
-			for _, e := range checkSpec(k, r.Spec) {
+			for _, e := range checkSpec(k, raw) {
 				add(i, e.Field, "%s", e.Message)
 			}
 		}
@@ -165,7 +187,12 @@ func check(spec api.StackSpec, exists func(kind, name string) bool, locate locat
 	}
 	if len(errs) == 0 {
 		if _, err := Order(spec); err != nil {
-			add(-1, "", "%v", err)
+			i := -1
+			var ce *CycleError
+			if errors.As(err, &ce) && len(ce.Resources) > 0 {
+				i = ce.Resources[0]
+			}
+			add(i, "", "%v", err)
 		}
 	}
 	return errs

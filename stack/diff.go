@@ -19,8 +19,9 @@ type FieldChange struct{ Field, Want, Got string }
 // the fields the desired spec sets only: a field it leaves out (a server
 // default, a server-set rule ID) is not a difference. Objects are compared
 // key by key, lists element by element when they have the same length and
-// as a whole otherwise, scalars as JSON values (1 equals 1.0). Paths start
-// with "spec.". It returns nil when they are equal.
+// as a whole otherwise, scalars as JSON values (1 equals 1.0); an image
+// "name" equals the "project/name" the server stores. Paths start with
+// "spec.". It returns nil when they are equal.
 func Diff(desired, live json.RawMessage) []FieldChange {
 	var out []FieldChange
 	diffValue("spec", decodeAny(desired), decodeAny(live), &out)
@@ -60,7 +61,7 @@ func diffValue(path string, want, got any, out *[]FieldChange) {
 	case nil:
 		// null in the desired spec asks for nothing.
 	default:
-		if !scalarEqual(want, got) {
+		if !scalarEqual(want, got) && !sameImage(path, want, got) {
 			*out = append(*out, change(path, want, got))
 		}
 	}
@@ -73,6 +74,17 @@ func scalarEqual(want, got any) bool {
 		return reflect.ValueOf(want).IsZero()
 	}
 	return reflect.DeepEqual(want, got)
+}
+
+// sameImage reports an image named by the file as "name" and stored by
+// the server as "project/name" (instances and group templates).
+func sameImage(path string, want, got any) bool {
+	if !strings.HasSuffix(path, ".image") {
+		return false
+	}
+	w, ok1 := want.(string)
+	g, ok2 := got.(string)
+	return ok1 && ok2 && !strings.Contains(w, "/") && strings.HasSuffix(g, "/"+w)
 }
 
 // change records a difference whose values are printed as JSON.

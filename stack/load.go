@@ -45,7 +45,9 @@ type parameter struct {
 // header ("" if none) and the rendered spec, checked by Check without
 // existing objects. A scalar that is exactly one unquoted ${param.NAME}
 // takes the YAML type of the parameter's value (3 is a number); inside a
-// longer string the value is substituted as text. Every error of every
+// longer string the value is substituted as text. An Image may give
+// spec.source as an ImageSource, whose relative file is made relative to
+// the current directory. Every error of every
 // file is returned at once as an ErrorList whose entries print as
 // "file:line: field: message".
 func Load(paths []string, values []string, sets map[string]string) (name string, spec api.StackSpec, err error) {
@@ -88,7 +90,7 @@ func Load(paths []string, values []string, sets map[string]string) (name string,
 	}
 	if header != nil {
 		if out := mapAt(header.node, "spec", "outputs"); out != nil {
-			errs = append(errs, render(*header, out, "spec.outputs", vals)...)
+			errs = append(errs, render(*header, out, "spec.outputs", vals, params)...)
 			spec.Outputs = map[string]string{}
 			for i := 0; i+1 < len(out.Content); i += 2 {
 				k, v := out.Content[i], out.Content[i+1]
@@ -102,9 +104,10 @@ func Load(paths []string, values []string, sets map[string]string) (name string,
 	}
 	spec.Resources = []api.StackResource{}
 	for _, d := range resources {
-		errs = append(errs, render(d, d.node, "", vals)...)
+		errs = append(errs, render(d, d.node, "", vals, params)...)
 		r, e := resourceOf(d)
 		errs = append(errs, e...)
+		relocateSource(&r, d.file)
 		spec.Resources = append(spec.Resources, r)
 	}
 	if len(errs) > 0 {
@@ -120,7 +123,7 @@ func Load(paths []string, values []string, sets map[string]string) (name string,
 		}
 		return d.at(nodeAt(d.node, field))
 	}
-	if errs := check(spec, nil, locate); len(errs) > 0 {
+	if errs := check(spec, nil, true, locate); len(errs) > 0 {
 		return name, spec, errs
 	}
 	return name, spec, nil
@@ -389,7 +392,7 @@ func paramValues(params map[string]parameter, values []string, sets map[string]s
 			k, v := m.Content[i], m.Content[i+1]
 			src := fmt.Sprintf("%s:%d", file, k.Line)
 			if _, ok := params[k.Value]; !ok {
-				errs = append(errs, Error{Source: src, Field: k.Value, Message: "unknown parameter" + declared(params)})
+				errs = append(errs, Error{Source: src, Field: k.Value, Message: "unknown parameter" + declaredList(params)})
 				continue
 			}
 			if v.Kind != yaml.ScalarNode {
@@ -406,7 +409,7 @@ func paramValues(params map[string]parameter, values []string, sets map[string]s
 	sort.Strings(names)
 	for _, n := range names {
 		if _, ok := params[n]; !ok {
-			errs = append(errs, Error{Source: "--set", Field: n, Message: "unknown parameter" + declared(params)})
+			errs = append(errs, Error{Source: "--set", Field: n, Message: "unknown parameter" + declaredList(params)})
 			continue
 		}
 		vals[n] = sets[n]
@@ -428,8 +431,8 @@ func paramValues(params map[string]parameter, values []string, sets map[string]s
 	return vals, errs
 }
 
-// declared lists the declared parameters for an error message.
-func declared(params map[string]parameter) string {
+// declaredList lists the declared parameters for an error message.
+func declaredList(params map[string]parameter) string {
 	if len(params) == 0 {
 		return ": the stack declares no parameters"
 	}
@@ -441,17 +444,19 @@ func declared(params map[string]parameter) string {
 	return ": the stack declares " + strings.Join(names, ", ")
 }
 
-// render substitutes ${param.NAME} in the scalars under n, in place.
-func render(d document, n *yaml.Node, path string, vals map[string]string) ErrorList {
+// render substitutes ${param.NAME} in the scalars under n, in place. A
+// declared parameter without a value is left as it is (it is reported
+// once, as missing); an undeclared one is an error.
+func render(d document, n *yaml.Node, path string, vals map[string]string, params map[string]parameter) ErrorList {
 	var errs ErrorList
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			errs = append(errs, render(d, n.Content[i+1], strings.TrimPrefix(path+"."+n.Content[i].Value, "."), vals)...)
+			errs = append(errs, render(d, n.Content[i+1], strings.TrimPrefix(path+"."+n.Content[i].Value, "."), vals, params)...)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			errs = append(errs, render(d, c, fmt.Sprintf("%s[%d]", path, i), vals)...)
+			errs = append(errs, render(d, c, fmt.Sprintf("%s[%d]", path, i), vals, params)...)
 		}
 	case yaml.ScalarNode:
 		if !strings.Contains(n.Value, "${"+paramPrefix) {
@@ -466,7 +471,9 @@ func render(d document, n *yaml.Node, path string, vals map[string]string) Error
 			}
 			v, ok := vals[pn]
 			if !ok {
-				errs = append(errs, Error{Source: d.at(n), Field: path, Message: fmt.Sprintf("unknown parameter %q in %s", pn, m)})
+				if _, declared := params[pn]; !declared {
+					errs = append(errs, Error{Source: d.at(n), Field: path, Message: fmt.Sprintf("unknown parameter %q in %s%s", pn, m, declaredList(params))})
+				}
 				return m
 			}
 			return v

@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 
@@ -161,7 +160,7 @@ func Order(spec api.StackSpec) ([]int, error) {
 				names = append(names, resourceKey(spec, j))
 			}
 			names = append(names, resourceKey(spec, i))
-			return fmt.Errorf("dependency cycle: %s", strings.Join(names, " -> "))
+			return &CycleError{Resources: append([]int(nil), stack[start:]...), names: names}
 		}
 		state[i] = visiting
 		stack = append(stack, i)
@@ -181,6 +180,19 @@ func Order(spec api.StackSpec) ([]int, error) {
 		}
 	}
 	return order, nil
+}
+
+// CycleError is the error of Order when resources depend on each other
+// in a cycle.
+type CycleError struct {
+	// Resources are the indexes of the resources of the cycle, each
+	// depending on the next and the last on the first.
+	Resources []int
+	names     []string
+}
+
+func (e *CycleError) Error() string {
+	return "dependency cycle: " + strings.Join(e.names, " -> ")
 }
 
 func resourceKey(spec api.StackSpec, i int) string {
