@@ -190,8 +190,9 @@ func TestStackPlanAndApply(t *testing.T) {
 
 	// What the controller would have made: the network as the file says,
 	// the group with the old port. Plan shows exactly that rule.
-	c.add(t, &api.Network{Metadata: api.ObjectMeta{Name: "web", Project: "demo"}, Spec: api.NetworkSpec{CIDR: "10.20.0.0/24"}})
-	c.add(t, &api.SecurityGroup{Metadata: api.ObjectMeta{Name: "web", Project: "demo"}, Spec: api.SecurityGroupSpec{
+	owned := map[string]string{api.LabelStack: "web"}
+	c.add(t, &api.Network{Metadata: api.ObjectMeta{Name: "web", Project: "demo", Labels: owned}, Spec: api.NetworkSpec{CIDR: "10.20.0.0/24"}})
+	c.add(t, &api.SecurityGroup{Metadata: api.ObjectMeta{Name: "web", Project: "demo", Labels: owned}, Spec: api.SecurityGroupSpec{
 		Rules: []api.SecurityGroupRule{{ID: "x", Direction: "ingress", Protocol: "tcp", PortMin: 80, PortMax: 80, CIDR: "0.0.0.0/0"}}}})
 	f.mu.Lock()
 	s.Status.Resources = []api.StackResourceStatus{{Kind: "Network", Name: "web", State: "Ready"}, {Kind: "SecurityGroup", Name: "web", State: "Ready"},
@@ -206,8 +207,13 @@ func TestStackPlanAndApply(t *testing.T) {
 	s.Status.Resources = s.Status.Resources[:2]
 	f.mu.Unlock()
 	r = runCLI(t, nil, "", "stack", "plan", "web", "-f", file)
-	if r.code != 0 || r.stdout != "no changes (2 resources)\n" {
+	if r.code != 0 || r.stdout != "no changes (2 resources)\n" || r.stderr != "" {
 		t.Fatalf("plan without changes: code %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	c.add(t, &api.Network{Metadata: api.ObjectMeta{Name: "other", Project: "demo"}, Spec: api.NetworkSpec{CIDR: "10.40.0.0/24"}})
+	r = runCLI(t, nil, "", "stack", "plan", "web", "-f", writeStack(t, webStack+"---\nkind: Network\nmetadata: {name: other}\nspec: {cidr: 10.40.0.0/24}\n"))
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: Network other exists and is not owned by stack web") {
+		t.Fatalf("plan of an object owned by no stack: code %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 

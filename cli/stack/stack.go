@@ -119,6 +119,21 @@ func (l *live) get(kind, name string) (json.RawMessage, bool) {
 	return raw, raw != nil
 }
 
+// owner returns the stack that owns kind/name (its LabelStack), or "".
+func (l *live) owner(kind, name string) string {
+	raw, ok := l.get(kind, name)
+	if !ok {
+		return ""
+	}
+	var obj struct {
+		Metadata api.ObjectMeta `json:"metadata"`
+	}
+	if json.Unmarshal(raw, &obj) != nil {
+		return ""
+	}
+	return obj.Metadata.Labels[api.LabelStack]
+}
+
 // prepared is a stack rendered from files and checked against the
 // project, with what exists of it.
 type prepared struct {
@@ -197,7 +212,16 @@ the server fills in, are only known once applied.`,
 				owned = p.cur.Status.Resources
 			}
 			changes := stack.Plan(p.spec, owned, p.live.get)
-			if printPlan(cmd.OutOrStdout(), changes) {
+			changed := printPlan(cmd.OutOrStdout(), changes)
+			for _, c := range changes {
+				if c.Action == stack.ActionCreate || c.Action == stack.ActionDelete {
+					continue
+				}
+				if owner := p.live.owner(c.Kind, c.Name); owner != p.name {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s %s exists and is not owned by stack %s: apply will fail on it\n", c.Kind, c.Name, p.name)
+				}
+			}
+			if changed {
 				return &command.ExitError{Code: ExitChanges}
 			}
 			return nil
