@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -306,3 +308,50 @@ func TestStackOutputsDriftListDelete(t *testing.T) {
 }
 
 func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+func TestStackImageFromFile(t *testing.T) {
+	c, f := newStackCloud(t)
+	dir := t.TempDir()
+	writeRootfs(t, filepath.Join(dir, "rootfs.tar.gz"))
+	data, err := os.ReadFile(filepath.Join(dir, "rootfs.tar.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	stackFile := func(sum string) string {
+		path := filepath.Join(dir, "stack.yaml")
+		body := "kind: Image\nmetadata: {name: box}\nspec:\n  description: a box\n  source: {file: rootfs.tar.gz, sha256: " + sum + "}\n"
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+
+	r := runCLI(t, nil, "", "stack", "apply", "img", "-f", stackFile(strings.Repeat("0", 64)))
+	if r.code != 1 || !strings.Contains(r.stderr, "sha256") || len(f.writes) != 0 {
+		t.Fatalf("a wrong sha256: code %d writes %v\n%s%s", r.code, f.writes, r.stdout, r.stderr)
+	}
+
+	r = runCLI(t, nil, "", "stack", "apply", "img", "-f", stackFile(hex.EncodeToString(sum[:])))
+	if r.code != 0 {
+		t.Fatalf("apply: code %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	f.mu.Lock()
+	res := f.objs["img"].Spec.Resources[0]
+	f.mu.Unlock()
+	var spec api.ImageSpec
+	if err := json.Unmarshal(res.Spec, &spec); err != nil {
+		t.Fatal(err)
+	}
+	if spec.Format != api.FormatOCI || len(spec.Layers) != 1 || spec.Description != "a box" || strings.Contains(string(res.Spec), `"file"`) {
+		t.Fatalf("image spec sent = %s", res.Spec)
+	}
+	has, err := c.Client(t, c.Admin).HasBlob(t.Context(), spec.Layers[0].Digest)
+	if err != nil || !has {
+		t.Errorf("layer %s uploaded: %v %v", spec.Layers[0].Digest, has, err)
+	}
+	r = runCLI(t, nil, "", "stack", "apply", "img", "-f", stackFile(hex.EncodeToString(sum[:])))
+	if r.code != 0 || r.stdout != "stack img unchanged\n" {
+		t.Errorf("apply again: code %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
