@@ -121,7 +121,7 @@ func Load(paths []string, values []string, sets map[string]string) (name string,
 		if d == nil {
 			return ""
 		}
-		return d.at(nodeAt(d.node, field))
+		return fmt.Sprintf("%s:%d", d.file, lineAt(d.node, field))
 	}
 	if errs := check(spec, nil, true, locate); len(errs) > 0 {
 		return name, spec, errs
@@ -240,39 +240,39 @@ func mapAt(m *yaml.Node, keys ...string) *yaml.Node {
 	return m
 }
 
-// nodeAt returns the node of a field path ("spec.rules[2].cidr") in a
-// document, or the deepest node of the path that exists.
-func nodeAt(root *yaml.Node, field string) *yaml.Node {
-	n := root
+// lineAt returns the line a field path ("spec.rules[2].cidr") is written
+// on in a document: the line of its key for a mapping's field, of the
+// element for a list's, or of the deepest part of the path that exists.
+func lineAt(root *yaml.Node, field string) int {
+	n, line := root, root.Line
 	if field == "" {
-		return n
+		return line
 	}
 	keys, err := splitPath(field)
 	if err != nil {
-		return n
+		return line
 	}
 	for _, k := range keys {
-		var next *yaml.Node
 		switch {
 		case k.index >= 0 && n.Kind == yaml.SequenceNode && k.index < len(n.Content):
-			next = n.Content[k.index]
-		case k.index < 0:
-			next = valueOf(n, k.name)
-			if next != nil {
-				// Point at the key: its line is where the field is written.
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i+1] == next && next.Kind != yaml.ScalarNode {
-						next.Line = min(next.Line, n.Content[i].Line)
-					}
+			n = n.Content[k.index]
+			line = n.Line
+		case k.index < 0 && n.Kind == yaml.MappingNode:
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == k.name {
+					line, n, found = n.Content[i].Line, n.Content[i+1], true
+					break
 				}
 			}
+			if !found {
+				return line
+			}
+		default:
+			return line
 		}
-		if next == nil {
-			return n
-		}
-		n = next
 	}
-	return n
+	return line
 }
 
 // parseHeader reads the Stack header: its name, drift, parameters and
@@ -424,7 +424,7 @@ func paramValues(params map[string]parameter, values []string, sets map[string]s
 	for _, n := range missing {
 		src := ""
 		if header != nil {
-			src = header.at(nodeAt(header.node, "spec.parameters."+n))
+			src = fmt.Sprintf("%s:%d", header.file, lineAt(header.node, "spec.parameters."+n))
 		}
 		errs = append(errs, Error{Source: src, Field: "spec.parameters." + n, Message: fmt.Sprintf("parameter %s is required: give --set %s=VALUE or a values file", n, n)})
 	}
