@@ -88,12 +88,21 @@ func (f *files) load() (string, api.StackSpec, error) {
 	return stack.Load(f.paths, f.values, sets)
 }
 
-// live reads live objects as the caller.
+// live reads live objects as the caller: each kind is listed once (a
+// plan of hundreds of resources takes a request per kind, not per
+// resource), or, when the caller may not list it, read object by object.
 type live struct {
 	ctx     context.Context
 	c       *client.Client
 	project string
-	cache   map[string]json.RawMessage
+	// listed holds the objects of each kind listed, by name.
+	listed map[string]map[string]json.RawMessage
+	// single holds the objects read one by one (nil: does not exist).
+	single map[string]json.RawMessage
+}
+
+func newLive(ctx context.Context, c *client.Client, project string) *live {
+	return &live{ctx: ctx, c: c, project: project, listed: map[string]map[string]json.RawMessage{}, single: map[string]json.RawMessage{}}
 }
 
 // get returns the JSON of kind/name, or false when it does not exist (or
@@ -103,20 +112,48 @@ func (l *live) get(kind, name string) (json.RawMessage, bool) {
 	if k == nil {
 		return nil, false
 	}
-	id := kind + "/" + name
-	if raw, ok := l.cache[id]; ok {
-		return raw, raw != nil
-	}
 	project := ""
 	if k.Namespaced {
 		project = l.project
+	}
+	objs, ok := l.listed[kind]
+	if !ok {
+		objs = l.list(k, project)
+		l.listed[kind] = objs
+	}
+	if objs != nil {
+		raw, ok := objs[name]
+		return raw, ok
+	}
+	id := kind + "/" + name
+	if raw, ok := l.single[id]; ok {
+		return raw, raw != nil
 	}
 	var raw json.RawMessage
 	if _, err := l.c.Do(l.ctx, http.MethodGet, client.Path(k, project, name), nil, nil, &raw); err != nil {
 		raw = nil
 	}
-	l.cache[id] = raw
+	l.single[id] = raw
 	return raw, raw != nil
+}
+
+// list returns the objects of a kind by name, or nil when they cannot be
+// listed.
+func (l *live) list(k *api.Kind, project string) map[string]json.RawMessage {
+	items, _, err := client.ListAll[json.RawMessage](l.ctx, l.c, k, project, client.ListOptions{})
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]json.RawMessage, len(items))
+	for _, raw := range items {
+		var obj struct {
+			Metadata api.ObjectMeta `json:"metadata"`
+		}
+		if json.Unmarshal(raw, &obj) == nil {
+			out[obj.Metadata.Name] = raw
+		}
+	}
+	return out
 }
 
 // owner returns the stack that owns kind/name (its LabelStack), or "".
@@ -170,7 +207,7 @@ func prepare(ctx context.Context, o *command.Options, f *files, name string, fro
 	if err != nil {
 		return nil, err
 	}
-	l := &live{ctx: ctx, c: c, project: o.Project(), cache: map[string]json.RawMessage{}}
+	l := newLive(ctx, c, o.Project())
 	if err := stack.Check(spec, func(kind, n string) bool { _, ok := l.get(kind, n); return ok }); err != nil {
 		return nil, err
 	}
