@@ -111,6 +111,7 @@ func TestCheckNamesSources(t *testing.T) {
 			{Kind: "Network", Name: "web", Source: "web.yaml:1", Spec: json.RawMessage(`{"cidr":"10.0.0.0/8"}`)},
 			{Kind: "Instance", Name: "app", Source: "web.yaml:5", Spec: json.RawMessage(`{"image":"a","flavor":"b","userData":"${Network/db.spec.cidr}"}`)},
 			{Kind: "Instance", Name: "ok", Source: "web.yaml:9", Spec: json.RawMessage(`{"image":"a","flavor":"b","userData":"${Network/shared.spec.cidr}"}`)},
+			{Kind: "Instance", Name: "self", Source: "web.yaml:13", Spec: json.RawMessage(`{"image":"a","flavor":"b","userData":"${Instance/self.metadata.uid}"}`)},
 		},
 		Outputs: map[string]string{"x": "${LoadBalancer/web.status.vip}"},
 	}
@@ -120,6 +121,7 @@ func TestCheckNamesSources(t *testing.T) {
 		`spec.drift: drift "sometimes" is not valid: use correct or report`,
 		`web.yaml:1: spec.cidr: prefix length /8 is out of range`,
 		`web.yaml:5: spec.userData: ${Network/db.spec.cidr} refers to Network/db, which is neither in the stack nor in the project`,
+		`web.yaml:13: spec.userData: ${Instance/self.metadata.uid}: a resource cannot refer to itself`,
 		`spec.outputs.x: ${LoadBalancer/web.status.vip} refers to LoadBalancer/web, which is neither in the stack nor in the project`,
 	}
 	if err == nil {
