@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"reflect"
@@ -250,6 +251,10 @@ the server fills in, are only known once applied.`,
 			}
 			changes := stack.Plan(p.spec, owned, p.live.get)
 			changed := printPlan(cmd.OutOrStdout(), changes)
+			if p.cur != nil && (p.cur.Spec.Drift != p.spec.Drift || !maps.Equal(p.cur.Spec.Outputs, p.spec.Outputs)) {
+				fmt.Fprintf(cmd.OutOrStdout(), "~ update the stack's drift mode or outputs\n")
+				changed = true
+			}
 			for _, c := range changes {
 				if c.Action == stack.ActionCreate || c.Action == stack.ActionDelete {
 					continue
