@@ -12,6 +12,9 @@
 #   GROUP_COUNT=N   runs of the group host-loss benchmark (default 3)
 #   FAILOVER_COUNT=N runs of the control-plane leader failover benchmark,
 #                   each on a fresh 3-node control plane (default 3)
+#   VIP_COUNT=N     runs of the API VIP failover benchmark, each on a fresh
+#                   3-server control plane whose VIP holder is killed
+#                   OURO_VIP_KILLS times (default 1 run of 7 kills)
 #   LB_FAILOVER_RUNS=N power cuts of the active LB host (default 5)
 #   LB_RUNS=N       sick members and load balancer creates (default 5)
 #   BENCH_OUT=FILE  the report (default docs/benchmarks.md)
@@ -141,6 +144,7 @@ gobench BenchmarkIdleUp ./bench "$IDLE_COUNT" 1x OURO_BIN="$PWD/bin/ouro"
 gobench BenchmarkVMCreateToKernel ./test/e2e 1 "${VM_RUNS:-5}x"
 gobench BenchmarkGroupHostLoss ./test/e2e "${GROUP_COUNT:-3}" 1x
 gobench BenchmarkLeaderFailover ./test/e2e "${FAILOVER_COUNT:-3}" 1x
+gobench BenchmarkAPIVIPFailover ./test/e2e "${VIP_COUNT:-1}" 1x OURO_VIP_KILLS="${OURO_VIP_KILLS:-7}"
 gobench BenchmarkLBFailover ./test/e2e 1 "${LB_FAILOVER_RUNS:-5}x"
 gobench BenchmarkLBMemberDown ./test/e2e 1 "${LB_RUNS:-5}x"
 gobench BenchmarkLBCreateToServing ./test/e2e 1 "${LB_RUNS:-5}x"
