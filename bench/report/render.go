@@ -116,7 +116,7 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   background, in a session of its own) the benchmark starts in the namespace of an ordinary
   instance on the same network and host, with the load balancer's haproxy.cfg (only the bind
   address, runtime socket and server-state file changed; the same servers and checks); 8 rounds
-  of each, alternating.
+  of each, alternating, each side first in half of them.
 `)
 	if len(peers.Notes) > 0 {
 		fmt.Fprint(w, "\n## Notes from this run\n\n")
