@@ -105,8 +105,9 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   before the next cut. p50 and max over the runs of one benchmark.
 - **Sick member out of rotation**: `+"`BenchmarkLBMemberDown`"+`: one LB host, 3 busybox httpd members
   checked by HAProxy with GET /healthz (the defaults: every 1 s, down after 2 failures), requests to
-  the VIP all the time; from the removal of one member's /healthz (`+"`ouro instance exec`"+`) until
-  the last answer from it, confirmed by 30 answers in a row from the others.
+  the VIP all the time; from the start of the `+"`ouro instance exec`"+` that removes one member's
+  /healthz until the last answer from that member, confirmed by 30 answers in a row from the
+  others (the exec's own time, logged, is included).
 - **Load balancer create → serving**: `+"`BenchmarkLBCreateToServing`"+`: the same cloud; from the create
   call (API) of a load balancer of the group until a request to its VIP is answered by a member;
   each load balancer is deleted, and gone from its host, before the next.

@@ -117,8 +117,8 @@ func newLBBench(b *testing.B) (*netCloud, string) {
 // fails stays in rotation: one LB host, 3 web members checked with GET
 // /healthz (the defaults: every 1 s, down after 2 failures), requests to
 // the VIP all the time. Each iteration removes one member's /healthz
-// through `ouro instance exec` and measures from the removal until the
-// last answer from that member (confirmed by 30 answers in a row from
+// through `ouro instance exec` and measures from the start of the exec
+// until the last answer from that member (confirmed by 30 answers in a row from
 // the others), then puts the file back and waits until the member answers
 // again. It reports p50 and max in seconds as out-p50-s and out-max-s.
 //
