@@ -197,7 +197,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	}
 
 	hs := &http.Server{
-		Handler:           api.Handler(),
+		Handler: api.Handler(),
 		// A client certificate is asked for, not required nor checked
 		// here: tokens authenticate the API's callers, and the internal
 		// routes between servers check the certificate themselves.
