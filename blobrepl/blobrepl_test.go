@@ -352,3 +352,56 @@ func TestUploadFailsWhenNoPeerTakesIt(t *testing.T) {
 		t.Errorf("upload with only a broken peer: %d %s, want 503", got, body)
 	}
 }
+
+func TestSweepKeepsPushInProgress(t *testing.T) {
+	c := newCluster(t)
+	a := c.start("a")
+	cert, err := c.ca.IssueServerCert(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("pushed slowly "), 4096)
+	hx := digestOf(data)
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest(http.MethodPut, a.url+blobrepl.PathPrefix+"sha256:"+hx, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(len(data))
+	answered := make(chan int, 1)
+	go func() {
+		resp, err := c.httpClient(&cert).Do(req)
+		if err != nil {
+			answered <- 0
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	half := len(data) / 2
+	if _, err := pw.Write(data[:half]); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the push's temporary file exists", func() bool {
+		entries, _ := os.ReadDir(a.blobs.Dir())
+		return len(entries) == 1
+	})
+	nothing := func(context.Context) (map[string]bool, error) { return nil, nil }
+	if err := a.blobs.Sweep(context.Background(), nothing); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pw.Write(data[half:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if got := <-answered; got != http.StatusCreated {
+		t.Fatalf("push across a sweep: %d, want 201", got)
+	}
+	// A fresh copy is not swept either: it has an hour to be referred to.
+	if err := a.blobs.Sweep(context.Background(), nothing); err != nil {
+		t.Fatal(err)
+	}
+	if !a.has(hx) {
+		t.Error("the sweep removed a blob just pushed")
+	}
+}
