@@ -196,13 +196,13 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return fail(fmt.Errorf("server: bootstrap: %w", err))
 	}
 
-	// A client certificate is asked for, not required nor checked here:
-	// tokens authenticate the API's callers, and the internal routes
-	// between servers check the certificate themselves.
+	// A client certificate of the cluster CA is asked for, not required
+	// nor checked here: tokens authenticate the API's callers, and the
+	// internal routes between servers check the certificate themselves.
 	hs := &http.Server{
 		Handler: api.Handler(),
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{served}, MinVersion: tls.VersionTLS12,
-			ClientAuth: tls.RequestClientCert},
+			ClientAuth: tls.RequestClientCert, ClientCAs: ca.Pool()},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}

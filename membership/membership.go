@@ -100,7 +100,7 @@ func (s *Servers) List(ctx context.Context) ([]api.Server, error) {
 	}
 	announced, err := Present(ctx, s.cfg.Client)
 	if err != nil {
-		return nil, unavailable("read server presence", err)
+		return nil, unavailable("list servers", err)
 	}
 	vip := s.leader(ctx, s.cfg.VIPElection)
 	ctrl := s.leader(ctx, s.cfg.ControllerElection)
