@@ -3,6 +3,7 @@ package netplane
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -79,11 +80,12 @@ func (p *Plane) applyFloatingIPs(h *hostNS, nets []network) error {
 }
 
 // applyProxyARP adds proxy neighbour entries for the wanted floating IPs
-// and removes those it added before that are no longer wanted; it returns
-// the addresses it added. The list file is widened before adding and
+// and removes those it added before that are neither wanted nor to keep
+// (kept entries are left as they are, present or not); it returns the
+// addresses it added. The list file is widened before adding and
 // narrowed after removing, so that a crash never forgets an entry. The
 // caller holds arpMu.
-func (p *Plane) applyProxyARP(h *hostNS, want map[netip.Addr]bool) (added []netip.Addr, err error) {
+func (p *Plane) applyProxyARP(h *hostNS, want, keep map[netip.Addr]bool) (added []netip.Addr, err error) {
 	path := filepath.Join(p.cfg.StateDir, proxyARPFile)
 	prev := map[netip.Addr]bool{}
 	if b, err := os.ReadFile(path); err == nil {
@@ -128,7 +130,7 @@ func (p *Plane) applyProxyARP(h *hostNS, want map[netip.Addr]bool) (added []neti
 		}
 	}
 	for a := range prev {
-		if _, ok := want[a]; ok || !have[a] {
+		if want[a] || keep[a] || !have[a] {
 			continue
 		}
 		err := h.NeighDel(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, Flags: netlink.NTF_PROXY, IP: net.IP(a.AsSlice())})
@@ -139,7 +141,13 @@ func (p *Plane) applyProxyARP(h *hostNS, want map[netip.Addr]bool) (added []neti
 	if len(errs) > 0 {
 		return added, errors.Join(errs...)
 	}
-	return added, writeAddrs(path, want)
+	left := maps.Clone(want)
+	for a := range keep {
+		if have[a] && prev[a] {
+			left[a] = true
+		}
+	}
+	return added, writeAddrs(path, left)
 }
 
 func writeAddrs(path string, set map[netip.Addr]bool) error {

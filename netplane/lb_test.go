@@ -363,3 +363,36 @@ func TestSetLBActiveBeforeApply(t *testing.T) {
 		t.Errorf("%s keeps %q after the port left", lbActiveFile, b)
 	}
 }
+
+// TestLBActiveRecordAfterRestart: a new plane (an agent restart) keeps the
+// proxy ARP entry of a load balancer recorded active, but does not bring
+// back one the host lost, nor announce it, until SetLBActive confirms the
+// flag: while the agent was down, the VIP may have gone to the other host.
+func TestLBActiveRecordAfterRestart(t *testing.T) {
+	l := newLab(t)
+	h1 := l.host["h1"]
+	s1, _ := lbSpecs()
+	l.apply("h1", s1)
+	if err := h1.plane.SetLBActive(lbUID, true); err != nil {
+		t.Fatal(err)
+	}
+	if !l.proxyARP("h1") {
+		t.Fatal("no proxy ARP after SetLBActive(true)")
+	}
+	l.ip(h1.ns, "neigh", "del", "proxy", lbFIP, "dev", "eth0")
+	p, err := New(h1.plane.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1.plane = p
+	l.apply("h1", s1)
+	if l.proxyARP("h1") {
+		t.Error("a new plane answers ARP again for a floating IP on a record alone")
+	}
+	if err := h1.plane.SetLBActive(lbUID, true); err != nil {
+		t.Fatal(err)
+	}
+	if !l.proxyARP("h1") {
+		t.Error("no proxy ARP once SetLBActive confirmed the record")
+	}
+}

@@ -52,6 +52,14 @@ func newFloatingIPs(nets []network) *floatingIPs {
 	return f
 }
 
+// A flag read from lbActiveFile after an agent restart may be stale: while
+// the agent was down, keepalived may have died or the host lost its link,
+// and the VIP gone to the other host. Until the data plane confirms it
+// with SetLBActive, such a flag keeps a proxy ARP entry the host still
+// has, but neither adds one nor sends a gratuitous ARP: a host that lost
+// the VIP must not draw the floating IP's traffic back from the one that
+// holds it.
+
 // SetLBActive records whether the VIP of the load balancer lbUID is on
 // this host (keepalived is master here) and announces its floating IP on
 // the underlay accordingly: on activation the host answers ARP for it and
@@ -71,6 +79,10 @@ func (p *Plane) SetLBActive(lbUID string, active bool) error {
 	} else {
 		delete(p.lbActive, lbUID)
 	}
+	if p.lbConfirmed == nil {
+		p.lbConfirmed = map[string]bool{}
+	}
+	p.lbConfirmed[lbUID] = true
 	if err := p.saveLBActive(); err != nil {
 		return fmt.Errorf("netplane: %w", err)
 	}
@@ -82,7 +94,7 @@ func (p *Plane) SetLBActive(lbUID string, active bool) error {
 		return err
 	}
 	defer h.close()
-	if _, err := p.applyProxyARP(h, p.proxyARPWanted()); err != nil {
+	if _, err := p.applyProxyARP(h, p.proxyARPWanted(), p.proxyARPKept()); err != nil {
 		return fmt.Errorf("netplane: load balancer %s: %w", lbUID, err)
 	}
 	if !active {
@@ -113,13 +125,18 @@ func (p *Plane) announceFloatingIPs(h *hostNS, f *floatingIPs) error {
 			pruned = true
 		}
 	}
+	for uid := range p.lbConfirmed {
+		if _, ok := f.lbs[uid]; !ok {
+			delete(p.lbConfirmed, uid)
+		}
+	}
 	if pruned {
 		if err := p.saveLBActive(); err != nil {
 			return err
 		}
 	}
 	p.fips = f
-	added, err := p.applyProxyARP(h, p.proxyARPWanted())
+	added, err := p.applyProxyARP(h, p.proxyARPWanted(), p.proxyARPKept())
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
@@ -135,8 +152,8 @@ func (p *Plane) announceFloatingIPs(h *hostNS, f *floatingIPs) error {
 }
 
 // proxyARPWanted returns the floating IPs this host answers ARP for: the
-// instances' and those of the active load balancers. The caller holds
-// arpMu.
+// instances' and those of the load balancers confirmed active. The caller
+// holds arpMu.
 func (p *Plane) proxyARPWanted() map[netip.Addr]bool {
 	want := map[netip.Addr]bool{}
 	if p.fips == nil {
@@ -146,11 +163,27 @@ func (p *Plane) proxyARPWanted() map[netip.Addr]bool {
 		want[a] = true
 	}
 	for uid, fip := range p.fips.lbs {
-		if fip.IsValid() && p.lbActive[uid] {
+		if fip.IsValid() && p.lbActive[uid] && p.lbConfirmed[uid] {
 			want[fip] = true
 		}
 	}
 	return want
+}
+
+// proxyARPKept returns the floating IPs of load balancers recorded active
+// but not confirmed since the plane was made: their proxy ARP entries are
+// kept if the host has them, not added. The caller holds arpMu.
+func (p *Plane) proxyARPKept() map[netip.Addr]bool {
+	keep := map[netip.Addr]bool{}
+	if p.fips == nil {
+		return keep
+	}
+	for uid, fip := range p.fips.lbs {
+		if fip.IsValid() && p.lbActive[uid] && !p.lbConfirmed[uid] {
+			keep[fip] = true
+		}
+	}
+	return keep
 }
 
 // loadLBActive reads lbActiveFile the first time. The caller holds arpMu.

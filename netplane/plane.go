@@ -57,6 +57,9 @@ type Plane struct {
 	arpMu    sync.Mutex
 	fips     *floatingIPs    // of the last Apply; nil before the first
 	lbActive map[string]bool // LB UIDs whose VIP is here; nil until read from lbActiveFile
+	// lbConfirmed are the LB UIDs SetLBActive spoke of since this plane
+	// was made; a flag only read from lbActiveFile may be stale.
+	lbConfirmed map[string]bool
 }
 
 // New checks cfg and returns a Plane. It changes nothing on the host.
