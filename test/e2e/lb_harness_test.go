@@ -279,6 +279,26 @@ func (nc *netCloud) killLBLeftovers() {
 	})
 }
 
+// logLBNetwork logs, for a failure's diagnosis, where the VIP and the
+// floating IP of lb are: the addresses of its namespace on every host, the
+// proxy ARP entries of every host and the gateway's neighbours.
+func (nc *netCloud) logLBNetwork(lb *api.LoadBalancer) {
+	nc.t.Helper()
+	var b strings.Builder
+	for _, a := range nc.hosts {
+		addrs, _ := runIn(lbNetns(a, lb.Metadata.UID), 5*time.Second, "ip", "-o", "-4", "addr", "show", "dev", "eth0")
+		proxy, _ := runIn(a.netns, 5*time.Second, "ip", "neigh", "show", "proxy")
+		fmt.Fprintf(&b, "%s: lb namespace: %s; proxy ARP: %s\n", a.name, strings.TrimSpace(addrs), strings.TrimSpace(proxy))
+	}
+	neigh, _ := runIn(nc.u.gateway, 5*time.Second, "ip", "neigh", "show")
+	fmt.Fprintf(&b, "gateway neighbours:\n%s", neigh)
+	for _, h := range nc.u.hosts {
+		link, _ := runIn(h.netns, 5*time.Second, "ip", "-o", "link", "show", "dev", "eth0")
+		fmt.Fprintf(&b, "%s underlay: %s\n", h.name, strings.TrimSpace(link))
+	}
+	nc.t.Logf("load balancer %s (VIP %s, floating IP %s):\n%s", lb.Metadata.Name, lb.Status.VIP, lb.Status.FloatingIP, b.String())
+}
+
 // lbLeftovers lists what is left of load balancer uid on the host of a:
 // processes, its namespace, its files.
 func lbLeftovers(a *agentProc, uid string) []string {
@@ -375,8 +395,9 @@ type loadGen struct {
 
 	mu       sync.Mutex
 	ok, fail int
-	errs     []string // the first errors, with their times
-	answers  []answer // every successful answer, in the order they came
+	errs     []string    // the first errors, with their times
+	answers  []answer    // every successful answer, in the order they came
+	failed   []time.Time // when every failed request was sent
 }
 
 // answer is one successful request: when it was sent, when it was answered
@@ -404,6 +425,7 @@ func startLoad(tb testing.TB, netns, addr string, workers int, timeout time.Dura
 				l.mu.Lock()
 				if err != nil {
 					l.fail++
+					l.failed = append(l.failed, sent)
 					if len(l.errs) < 10 {
 						l.errs = append(l.errs, fmt.Sprintf("%s: %v", at.Format("15:04:05.000"), err))
 					}
@@ -455,6 +477,19 @@ func (l *loadGen) answersSince(t time.Time) []answer {
 		}
 	}
 	return out
+}
+
+// failedSince returns how many requests sent at or after t failed.
+func (l *loadGen) failedSince(t time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, at := range l.failed {
+		if !at.Before(t) {
+			n++
+		}
+	}
+	return n
 }
 
 // firstAnswerSince waits until a request sent at or after t has been

@@ -228,7 +228,8 @@ func TestLBFailover(t *testing.T) {
 	load.waitAnswersSince(t, time.Now(), 50, 30*time.Second)
 
 	// The host comes back: its agent repairs its haproxy and keepalived,
-	// and both hosts are ready again.
+	// and both hosts are ready again; no request fails meanwhile.
+	back := time.Now()
 	nc.lbPowerBack(dead)
 	lb = nc.waitLBActive("", "web")
 	if h, k := lbProcs(dead, lb.Metadata.UID); len(h) == 0 || len(k) == 0 {
@@ -236,24 +237,29 @@ func TestLBFailover(t *testing.T) {
 	}
 	load.waitAnswersSince(t, time.Now(), 50, 30*time.Second)
 	load.stop()
+	if n := load.failedSince(back); n > 0 {
+		t.Errorf("%d requests failed after %s came back", n, dead.name)
+	}
 }
 
 // newFailoverLB builds a cloud of 3 hosts: a group of 2 web members and a
 // client instance on h3, and a load balancer "web" on h1 and h2
-// (active/standby). h3 stays cordoned so that the load balancer never
-// moves there. It returns the cloud, the Active load balancer with its
-// members up, and the client's namespace.
-func newFailoverLB(tb testing.TB) (*netCloud, *api.LoadBalancer, string) {
+// (active/standby), created with the extra arguments (a floating IP pool
+// "ext" exists for --fip). h3 stays cordoned so that the load balancer
+// never moves there. It returns the cloud, the Active load balancer with
+// its members up, and the client's namespace.
+func newFailoverLB(tb testing.TB, extra ...string) (*netCloud, *api.LoadBalancer, string) {
 	tb.Helper()
 	nc := newNetCloud(tb, 3)
 	nc.killLBLeftovers()
+	nc.ouro("fip", "pool", "create", "ext", "--cidr", underlayCIDR, "--range", "10.99.0.200-10.99.0.250")
 	uncordon := nc.cordonAllBut("h3")
 	nc.ouro(append([]string{"group", "create", "web", "--image", "busybox", "--flavor", "tiny", "--count", "2", "--"}, lbWebCommand()...)...)
 	nc.waitMembersRunning("web", 2)
 	nc.create(vm{name: "client"})
 	uncordon()
 	nc.setUnschedulable("h3", true)
-	nc.ouro(lbCreateArgs("web", "default", "--group", "web", "--hosts", "2", "--wait")...)
+	nc.ouro(lbCreateArgs("web", "default", append([]string{"--group", "web", "--hosts", "2", "--wait"}, extra...)...)...)
 	lb := nc.waitLBActive("", "web")
 	if len(lb.Status.Hosts) != 2 || lb.Status.Hosts[0].Name == lb.Status.Hosts[1].Name {
 		tb.Fatalf("want two distinct LB hosts: %s", describeLB(lb))
@@ -289,6 +295,40 @@ func cutActiveLBHost(tb testing.TB, nc *netCloud, lb *api.LoadBalancer, load *lo
 	cut := time.Now()
 	at := load.firstAnswerSince(tb, cut, 30*time.Second)
 	return at.Sub(cut), holder
+}
+
+// TestLBFloatingIPFailover: the floating IP of a load balancer on two
+// hosts follows its VIP: when the active host's power is cut, outside
+// clients reach the load balancer again through the other host.
+func TestLBFloatingIPFailover(t *testing.T) {
+	nc, lb, _ := newFailoverLB(t, "--fip")
+	t.Cleanup(func() {
+		if t.Failed() {
+			nc.logLBNetwork(lb)
+		}
+	})
+	fip := net.JoinHostPort(lb.Status.FloatingIP, "80")
+	if lb.Status.FloatingIP == "" {
+		t.Fatalf("no floating IP: %s", describeLB(lb))
+	}
+	waitAnswers(t, nc.u.outside, fip, 30*time.Second, "web-0", "web-1")
+	load := startLoad(t, nc.u.outside, fip, 4, 300*time.Millisecond)
+	load.waitAnswersSince(t, time.Now(), 20, 30*time.Second)
+	d, dead := cutActiveLBHost(t, nc, lb, load)
+	t.Logf("power cut of the active LB host %s → first new connection from the outside through the floating IP answered after %v",
+		dead.name, d.Round(time.Millisecond))
+	load.waitAnswersSince(t, time.Now(), 50, 30*time.Second)
+	// The host's return disturbs nothing: the VIP stays where it is
+	// (keepalived does not preempt), and so does the floating IP.
+	back := time.Now()
+	nc.lbPowerBack(dead)
+	nc.waitLBActive("", "web")
+	load.waitAnswersSince(t, time.Now(), 50, 30*time.Second)
+	load.stop()
+	if n := load.failedSince(back); n > 0 {
+		_, _, errs := load.counts()
+		t.Errorf("%d requests through the floating IP failed after %s came back (first errors of the test: %v)", n, dead.name, errs)
+	}
 }
 
 // TestLBFloatingIPAndIsolation: a load balancer with a floating IP answers
