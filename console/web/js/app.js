@@ -397,6 +397,7 @@ async function boot() {
   let me = null;
   try {
     me = await api.session();
+    performance.mark('ouro-session');
   } catch (e) {
     await pages;
     showSignIn();
