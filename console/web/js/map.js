@@ -60,6 +60,8 @@ class MapView {
     this.groupRevs = new Map(); // group → Map(revision → count)
     this.groupMembers = new Map(); // group → Set(instance names)
     this.dirtyHosts = new Set();
+    this.backingOff = new Set(); // crash-looping instances counting down to a retry
+    this.clock = setInterval(() => this.tick(), 1000);
     this.dirtyTiles = new Set();
     this.reorder = new Set(); // containers whose children need sorting
     this.reorderHosts = false;
@@ -215,6 +217,15 @@ class MapView {
   stop() {
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
+    clearInterval(this.clock);
+  }
+
+  // tick redraws the back-off countdowns.
+  tick() {
+    if (!this.backingOff.size) return;
+    for (const name of this.backingOff) this.dirtyTiles.add(name);
+    this.backingOff.clear();
+    this.schedule();
   }
 
   flush() {
@@ -410,6 +421,12 @@ class MapView {
     if (st.reason === 'CrashLoop' || st.reason === 'ImageFetchFailed') {
       classes.push('crashloop');
       text = `↻${st.restartCount || 0}`;
+      const wait = st.nextRestartAt ? Math.ceil((Date.parse(st.nextRestartAt) - Date.now()) / 1000) : 0;
+      if (wait > 0) {
+        // The back-off counts down on the tile (a local clock, no request).
+        text += ` ${wait}s`;
+        this.backingOff.add(inst.metadata.name);
+      }
       if (st.nextRestartAt) facts.push(`back-off: next retry at ${timeText(st.nextRestartAt)}`);
     }
     if (st.restartCount) facts.push(`${st.restartCount} restarts`);
