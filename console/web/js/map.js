@@ -39,6 +39,12 @@ function groupOf(inst) {
   return (inst.metadata.labels && inst.metadata.labels[LABEL_GROUP]) || '';
 }
 
+/** instanceHref links an instance's page, naming its project when the map shows them all. */
+function instanceHref(inst, all) {
+  const href = `#/instances/${encodeURIComponent(inst.metadata.name)}`;
+  return all ? `${href}?project=${encodeURIComponent(inst.metadata.project || '')}` : href;
+}
+
 function timeText(t) {
   const d = new Date(t);
   return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString();
@@ -50,9 +56,12 @@ function timeText(t) {
  * animation frame applies.
  */
 class MapView {
-  constructor(root, project) {
+  constructor(root, project, { all = false, canAll = false, onAll = () => {} } = {}) {
     this.root = root;
     this.project = project;
+    this.all = all; // every project's instances (cluster admins)
+    this.canAll = canAll;
+    this.onAll = onAll;
     this.hosts = new Map(); // name → Host
     this.insts = new Map(); // name → Instance
     this.panels = new Map(); // host name → {el, nameEl, phaseEl, bars, groupsEl, groups: Map, count}
@@ -86,6 +95,12 @@ class MapView {
       h('li', {}, h('span', { class: 'swatch host-lost' }), 'host lost'),
       h('li', {}, '↻n crash loop (restarts)'),
       h('li', {}, 'r3 revision, during a rollout'));
+    let allBox = null;
+    if (this.canAll) {
+      const all = h('input', { type: 'checkbox', id: 'map-all', checked: this.all });
+      all.addEventListener('change', () => this.onAll(all.checked));
+      allBox = h('label', { class: 'map-filter', for: 'map-all' }, all, ' all projects');
+    }
     this.hostsEl = h('div', { class: 'hosts', role: 'list', 'aria-label': 'Hosts' });
     this.hostsEl.classList.toggle('only-used', onlyUsed.checked);
     this.root.append(
@@ -93,12 +108,25 @@ class MapView {
         h('h1', {}, 'Map'),
         this.summary,
         this.live,
-        h('label', { class: 'map-filter', for: 'map-only-used' }, onlyUsed, ' only hosts with instances of this project')),
+        h('label', { class: 'map-filter', for: 'map-only-used' }, onlyUsed, this.all ? ' only hosts with instances' : ' only hosts with instances of this project'),
+        allBox),
       legend,
       this.hostsEl);
   }
 
   // ---- model updates (watch events) ----
+
+  // key names an instance on the map: its name, or project/name when the
+  // map shows every project.
+  key(inst) {
+    return this.all ? `${inst.metadata.project || ''}/${inst.metadata.name}` : inst.metadata.name;
+  }
+
+  // groupKey names an instance's group box ('' outside groups).
+  groupKey(inst) {
+    const g = groupOf(inst);
+    return g && this.all ? `${inst.metadata.project || ''}/${g}` : g;
+  }
 
   hostEvent(ev) {
     switch (ev.type) {
@@ -141,7 +169,7 @@ class MapView {
         this.remember(ev.object);
         break;
       case 'DELETED':
-        this.forget(ev.object.metadata.name);
+        this.forget(this.key(ev.object));
         break;
       default:
         return;
@@ -150,7 +178,7 @@ class MapView {
   }
 
   remember(inst) {
-    const name = inst.metadata.name;
+    const name = this.key(inst);
     const old = this.insts.get(name);
     if (old) this.untrackRevision(old);
     this.insts.set(name, inst);
@@ -169,11 +197,11 @@ class MapView {
   // The revisions of a group's members decide which tiles show a revision
   // (only while two or more coexist: a rollout) and which is the new one.
   trackRevision(inst) {
-    const g = groupOf(inst);
+    const g = this.groupKey(inst);
     if (!g) return;
     let members = this.groupMembers.get(g);
     if (!members) this.groupMembers.set(g, (members = new Set()));
-    members.add(inst.metadata.name);
+    members.add(this.key(inst));
     const rev = revisionOf(inst);
     if (rev === null) return;
     let revs = this.groupRevs.get(g);
@@ -184,11 +212,11 @@ class MapView {
   }
 
   untrackRevision(inst) {
-    const g = groupOf(inst);
+    const g = this.groupKey(inst);
     if (!g) return;
     const members = this.groupMembers.get(g);
     if (members) {
-      members.delete(inst.metadata.name);
+      members.delete(this.key(inst));
       if (!members.size) this.groupMembers.delete(g);
     }
     const rev = revisionOf(inst);
@@ -333,11 +361,11 @@ class MapView {
     p.el.setAttribute('aria-label', `Host ${name}, ${phase}${cordoned ? ', cordoned' : ''}`);
   }
 
-  groupBox(p, hostName, group) {
+  groupBox(p, hostName, group, label) {
     let g = p.groups.get(group);
     if (g) return g;
     const tilesEl = h('div', { class: 'tiles' });
-    const el = h('div', { class: 'group' }, group ? h('div', { class: 'group-name' }, group) : null, tilesEl);
+    const el = h('div', { class: 'group' }, group ? h('div', { class: 'group-name' }, label) : null, tilesEl);
     // Sort: groups by name, instances outside groups last.
     el.sortKey = group ? ` ${group}` : '~';
     g = { el, tilesEl, count: 0 };
@@ -371,21 +399,22 @@ class MapView {
       return;
     }
     const host = (inst.status && inst.status.host) || UNPLACED;
-    const group = groupOf(inst);
+    const group = this.groupKey(inst);
     if (t && (t.host !== host || t.group !== group)) {
       this.dropTile(t);
       this.tiles.delete(name);
       t = null;
     }
-    const view = this.tileView(inst, group);
+    const view = this.tileView(inst, group, name);
     if (!t) {
-      const el = h('a', { class: 'tile', href: `#/instances/${encodeURIComponent(name)}` });
+      const el = h('a', { class: 'tile', href: instanceHref(inst, this.all) });
       t = { el, host, group, sig: '', sortKey: '' };
       this.tiles.set(name, t);
       const p = this.panel(host);
       if (p.count++ === 0) p.el.classList.remove('empty');
       this.dirtyHosts.add(host);
-      const g = this.groupBox(p, host, group);
+      const label = this.all && group ? `${groupOf(inst)} · ${inst.metadata.project}` : group;
+      const g = this.groupBox(p, host, group, label);
       g.count++;
       g.tilesEl.append(el);
     }
@@ -405,11 +434,11 @@ class MapView {
   }
 
   /** tileView computes what a tile shows; sig changes whenever any of it does. */
-  tileView(inst, group) {
+  tileView(inst, group, key) {
     const st = inst.status || {};
     const phase = st.phase || 'Pending';
     const classes = ['tile', `phase-${phase}`];
-    const facts = [inst.metadata.name, phase];
+    const facts = [this.all ? `${inst.metadata.project}/${inst.metadata.name}` : inst.metadata.name, phase];
     let text = '';
     const healthy = condition(inst, 'Healthy');
     if (healthy && !healthy.status) {
@@ -425,7 +454,7 @@ class MapView {
       if (wait > 0) {
         // The back-off counts down on the tile (a local clock, no request).
         text += ` ${wait}s`;
-        this.backingOff.add(inst.metadata.name);
+        this.backingOff.add(key);
       }
       if (st.nextRestartAt) facts.push(`back-off: next retry at ${timeText(st.nextRestartAt)}`);
     }
@@ -436,13 +465,13 @@ class MapView {
     }
     const rev = revisionOf(inst);
     const revs = group ? this.groupRevs.get(group) : null;
-    let sortKey = inst.metadata.name;
+    let sortKey = key;
     if (rev !== null && revs && revs.size > 1) {
       const newest = Math.max(...revs.keys());
       classes.push(rev === newest ? 'rev-new' : 'rev-old');
       if (!text) text = `r${rev}`;
       facts.push(`revision ${rev}${rev === newest ? ' (new)' : ' (old)'}`);
-      sortKey = `${String(rev).padStart(8, '0')} ${inst.metadata.name}`;
+      sortKey = `${String(rev).padStart(8, '0')} ${key}`;
     }
     if (st.message) facts.push(st.message);
     const className = classes.join(' ');
@@ -521,7 +550,12 @@ register('map', {
       mapEl.append(h('h1', {}, 'Map'), h('p', { class: 'muted' }, 'You have no role in any project yet. A project admin can grant you one.'));
       return undefined;
     }
-    const view = new MapView(mapEl, ctx.project);
+    const all = !!ctx.me.clusterAdmin && params.query.get('all') === '1';
+    const view = new MapView(mapEl, ctx.project, {
+      all,
+      canAll: !!ctx.me.clusterAdmin,
+      onAll: (on) => ctx.navigate(on ? '#/map?all=1' : '#/map'),
+    });
     const status = { hosts: 'connecting', instances: 'connecting' };
     const showLive = () => {
       const ok = status.instances === 'live' && (status.hosts === 'live' || status.hosts === 'none');
@@ -546,7 +580,7 @@ register('map', {
       }
       showLive();
     }));
-    stops.push(watch(projectPath(ctx.project, 'instances'), (ev) => {
+    stops.push(watch(all ? '/v1/instances' : projectPath(ctx.project, 'instances'), (ev) => {
       if (ev.type === 'SYNCED') {
         status.instances = 'live';
         showLive();
@@ -557,7 +591,7 @@ register('map', {
       showLive();
       if (err.status !== 0) ctx.toastError(err);
     }));
-    const tl = timeline(ctx.project, { limit: 200 });
+    const tl = timeline(ctx.project, { limit: 200, all });
     layout.append(tl.el);
     stops.push(tl.stop);
     // Expose the view for benchmarks and tests (e.g. the time of the last redraw).
