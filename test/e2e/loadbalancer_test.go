@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -402,6 +404,9 @@ func TestLBAgentRestart(t *testing.T) {
 	lb = nc.waitMembersUp("", "web", 30*time.Second, "web-0", "web-1")
 	waitAnswers(t, client, vipAddr(lb), 30*time.Second, "web-0", "web-1")
 	uid := lb.Metadata.UID
+	// Every host runs the current spec: a change the agent has not
+	// applied yet would be applied after its restart, with a reload.
+	nc.waitApplied()
 	holder := nc.vipHolder(lb)
 	type procs struct{ haproxy, keepalived []int }
 	before := map[string]procs{}
@@ -413,6 +418,11 @@ func TestLBAgentRestart(t *testing.T) {
 		before[a.name] = procs{h, k}
 	}
 
+	cfgPath := filepath.Join(lbDir(holder, uid), "haproxy.cfg")
+	cfgBefore, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	load := startLoad(t, client, vipAddr(lb), 2, 5*time.Second)
 	load.waitAnswersSince(t, time.Now(), 20, 30*time.Second)
 	holder.kill()
@@ -429,6 +439,9 @@ func TestLBAgentRestart(t *testing.T) {
 			t.Errorf("on %s the processes changed across the agent's restart: haproxy %v → %v, keepalived %v → %v",
 				a.name, before[a.name].haproxy, h, before[a.name].keepalived, k)
 		}
+	}
+	if cfgAfter, err := os.ReadFile(cfgPath); err != nil || string(cfgAfter) != string(cfgBefore) {
+		t.Errorf("haproxy.cfg on %s changed across the agent's restart (%v):\nbefore:\n%s\nafter:\n%s", holder.name, err, cfgBefore, cfgAfter)
 	}
 	if !holdsVIP(holder, uid, lb.Status.VIP) {
 		t.Errorf("the VIP moved from %s across its agent's restart", holder.name)
