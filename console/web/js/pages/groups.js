@@ -9,7 +9,7 @@ import * as api from '../api.js';
 import { register } from '../app.js';
 import {
   h, replace, page, section, dl, table, live, link, projectPath, button, chart, remember, recall, field, input,
-  select, textarea, form, lines, health, age, enc,
+  select, textarea, form, lines, health, age, enc, update,
 } from './ui.js';
 import { phaseCell, primaryIP, noteUsage, healthCheckText } from './instances.js';
 
@@ -46,22 +46,10 @@ function renderList(el, params, ctx) {
   });
 }
 
-// updateGroup reads the group, lets change edit it, and writes it back
-// with the version read; a conflict (someone else wrote it meanwhile)
-// starts over, up to 10 times.
-export async function updateGroup(ctx, name, change) {
-  const path = projectPath(ctx, 'instancegroups', name);
-  for (let i = 0; i < 10; i++) {
-    const g = await api.get(path);
-    change(g);
-    try {
-      return await api.send('PUT', path, g);
-    } catch (err) {
-      if (err.code === 'Conflict') continue;
-      throw err;
-    }
-  }
-  throw new api.ApiError(409, 'Conflict', `group ${name} changes too fast`, '', 'try again');
+// updateGroup changes the group as `ouro group` does: read, change, write
+// with the version read, again on a conflict.
+export function updateGroup(ctx, name, change) {
+  return update(projectPath(ctx, 'instancegroups', name), change);
 }
 
 function renderDetail(el, params, ctx) {

@@ -7,3 +7,11 @@
 import './instance-create.js';
 import './instances.js';
 import './groups.js';
+import './loadbalancers.js';
+import './stacks.js';
+import './networking.js';
+import './keypairs.js';
+import './images.js';
+import './flavors.js';
+import './hosts.js';
+import './admin.js';

@@ -137,7 +137,7 @@ async function renderCreate(el, params, ctx) {
       made.push(nm);
     }
     ctx.toast(made.length === 1 ? `Instance ${made[0]} created` : `${made.length} instances created`, 'ok');
-    ctx.navigate(made.length === 1 ? '#/instances/' + enc(made[0]) : '#/instances?name=' + enc(name.value.trim());
+    ctx.navigate(made.length === 1 ? '#/instances/' + enc(made[0]) : '#/instances?name=' + enc(name.value.trim()));
   });
   replace(body, f, result);
   name.focus();

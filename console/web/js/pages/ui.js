@@ -353,6 +353,22 @@ function selectText(el) {
   s.addRange(r);
 }
 
+// update reads the object at path, lets change edit it, and writes it
+// back with the version read (PUT); a conflict, someone else having
+// written it meanwhile, starts over, up to 10 times, as the CLI does.
+export async function update(path, change) {
+  for (let i = 0; i < 10; i++) {
+    const o = await api.get(path);
+    change(o);
+    try {
+      return await api.send('PUT', path, o);
+    } catch (err) {
+      if (err.code !== 'Conflict') throw err;
+    }
+  }
+  throw new api.ApiError(409, 'Conflict', 'the object changes too fast', '', 'try again');
+}
+
 // idempotencyKey returns a key that makes retries of one create safe: a
 // hash of the project and the request body, as the CLI does.
 export async function idempotencyKey(project, body) {
