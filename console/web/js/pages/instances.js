@@ -44,7 +44,7 @@ function untilText(ts) {
 }
 
 function renderList(el, params, ctx) {
-  const body = page(el, 'Instances', ctx.can('create', 'instances') ? [link('/instances/new', 'Create instance')] : []);
+  const body = page(el, 'Instances', ctx.can('create', 'instances') ? [link('/instances/new', 'Create instance', 'button primary')] : []);
   const f = {
     name: input({ type: 'search', placeholder: 'Name contains', 'aria-label': 'Filter by name' }),
     phase: select([['', 'Any phase'], ...phases], { 'aria-label': 'Filter by phase' }),

@@ -64,8 +64,8 @@ export function clusterPath(plural, ...rest) {
 }
 
 // link is an anchor to a console route (without the leading #).
-export function link(route, text) {
-  return h('a', { href: '#' + route, text });
+export function link(route, text, cls) {
+  return h('a', { href: '#' + route, text, class: cls });
 }
 
 // page builds a page's frame: a heading with optional actions, and a body.
@@ -305,7 +305,8 @@ export function confirm(question, yes = 'Confirm', danger = true) {
 // button runs fn on click: disabled meanwhile, with an optional
 // confirmation first; errors and the success message go to ctx.toast.
 export function button(ctx, label, fn, opts = {}) {
-  const b = h('button', { type: 'button', class: opts.class || (opts.danger ? 'danger' : ''), text: label, title: opts.title });
+  const danger = opts.danger || (opts.confirm && opts.danger !== false);
+  const b = h('button', { type: 'button', class: [opts.class, danger ? 'danger' : ''], text: label, title: opts.title });
   b.addEventListener('click', async () => {
     if (opts.confirm && !(await confirm(opts.confirm, label, opts.danger !== false))) return;
     b.disabled = true;
@@ -408,7 +409,7 @@ export function chart(series, opts = {}) {
     const v = yMax * f;
     svg.append(s('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));
     const t = s('text', { x: L - 4, y: y(v) + 4, class: 'axis', 'text-anchor': 'end' });
-    t.textContent = Math.round(v) + (opts.unit || '');
+    t.textContent = (Number.isInteger(v) ? v : v.toFixed(1)) + (opts.unit || '');
     svg.append(t);
   }
   const tl = s('text', { x: L, y: H - 4, class: 'axis' });
