@@ -66,7 +66,8 @@ function renderHost(el, params, ctx) {
   const labels = h('div');
   const conds = h('div');
   const insts = table([
-    { title: 'Instance', cell: (i) => ctx.me.clusterAdmin && i.metadata.project !== ctx.project ? i.metadata.project + '/' + i.metadata.name : link('/instances/' + enc(i.metadata.name), i.metadata.name) },
+    { title: 'Instance', cell: (i) => i.metadata.project === ctx.project ? link('/instances/' + enc(i.metadata.name), i.metadata.name)
+      : link('/instances/' + enc(i.metadata.name) + '?project=' + enc(i.metadata.project), i.metadata.project + '/' + i.metadata.name) },
     { title: 'Phase', cell: phaseCell },
     { title: 'Group', cell: (i) => (i.metadata.labels || {})[GROUP] || '' },
     { title: 'Flavor', cell: (i) => i.spec.flavor },
