@@ -172,6 +172,7 @@ export function byName(a, b) {
 export function live(el, path, onChange, onError) {
   const items = new Map();
   let synced = false;
+  let pending = false;
   let stop = () => {};
   const handler = (ev) => {
     if (!el.isConnected && el.dataset.mounted) { stop(); return; }
@@ -184,7 +185,14 @@ export function live(el, path, onChange, onError) {
     }
     if (!synced) return;
     el.dataset.mounted = '1';
-    onChange([...items.values()].sort(byName), items);
+    // A burst of events (a rollout, a re-list) draws once, on the next frame.
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      if (!el.isConnected) { stop(); return; }
+      onChange([...items.values()].sort(byName), items);
+    });
   };
   stop = api.watch(path, handler, (err) => { if (onError) onError(err); });
   return () => stop();
