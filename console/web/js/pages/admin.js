@@ -20,7 +20,7 @@ function renderProjects(el, params, ctx) {
     { title: 'Description', cell: (p) => p.spec.description || '', class: 'wide' },
     { title: 'Your role', cell: (p) => ctx.me.clusterAdmin ? 'cluster admin' : (ctx.me.projects[p.metadata.name] || '') },
     { title: 'Age', cell: (p) => age(p.metadata.creationTimestamp) },
-    { title: '', cell: (p) => ctx.can('delete', 'projects') ? button(ctx, 'Delete', () => api.send('DELETE', clusterPath('projects', p.metadata.name)),
+    { title: '', show: ctx.can('delete', 'projects'), cell: (p) => ctx.can('delete', 'projects') ? button(ctx, 'Delete', () => api.send('DELETE', clusterPath('projects', p.metadata.name)),
       { confirm: `Delete project ${p.metadata.name}? Only a project without instances, images and floating IPs can go.`, done: `Project ${p.metadata.name} deleted` }) : '' },
   ], { empty: 'No projects.' });
   body.append(t.el);

@@ -111,7 +111,7 @@ function drawLabels(el, ctx, host, path) {
     const t = table([
       { title: 'Label', cell: ([k]) => h('code', { text: k }) },
       { title: 'Value', cell: ([, v]) => v },
-      { title: '', cell: ([k]) => ctx.can('update', 'hosts') ? button(ctx, 'Remove', async () => {
+      { title: '', show: ctx.can('update', 'hosts'), cell: ([k]) => ctx.can('update', 'hosts') ? button(ctx, 'Remove', async () => {
         draw(await update(path, (x) => { delete (x.metadata.labels || {})[k]; }));
       }, { confirm: `Remove label ${k} from host ${hst.metadata.name}?`, done: 'Label removed' }) : '' },
     ], { empty: 'No labels.' });

@@ -135,8 +135,11 @@ export function bytes(n) {
 }
 
 // table makes a table of rows. columns: [{title, cell(row) → node|string,
-// class}]. It returns {el, update(rows)}; rows are drawn in the given order.
+// class, show}]; a column with show false (actions the user's role does not
+// allow) is left out. It returns {el, update(rows)}; rows are drawn in the
+// given order.
 export function table(columns, opts = {}) {
+  columns = columns.filter((c) => c.show !== false);
   const tbody = h('tbody');
   const el = h('div', { class: 'table-wrap' },
     h('table', { class: 'list' },
