@@ -205,6 +205,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET "+inst+"logs", s.authed(ag.logs))
 	mux.Handle("POST "+inst+"exec", s.authed(ag.exec))
 	mux.Handle("POST "+inst+"console", s.authed(ag.console))
+	mux.Handle("POST "+inst+"crash", s.authed(ag.crash))
 
 	sg := "/v1/projects/{project}/securitygroups/{name}/rules"
 	mux.Handle("POST "+sg, s.authed(s.addRule))
