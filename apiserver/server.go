@@ -221,6 +221,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/jointokens", s.authed(s.createJoinToken))
 	mux.HandleFunc("POST /v1/hosts/join", s.join)
 	mux.Handle("POST /v1/hosts/{name}/heartbeat", s.authed(s.heartbeat))
+	mux.Handle("POST /v1/hosts/{name}/drain", s.authed(s.drain))
 	mux.Handle("GET /v1/whoami", s.authed(s.whoami))
 	s.serverRoutes(mux)
 	s.sessionRoutes(mux)

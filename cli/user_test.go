@@ -69,3 +69,22 @@ func TestUserPasswordFromStdin(t *testing.T) {
 		t.Fatalf("user list: exit %d %s", r.code, r.stdout)
 	}
 }
+
+func TestHostCordonAndDrain(t *testing.T) {
+	c := newCloud(t)
+	c.useConfig(t)
+	c.Join(t, "h1", "https://127.0.0.1:1")
+	if r := runCLI(t, nil, "", "host", "cordon", "h1"); r.code != 0 || !strings.Contains(r.stdout, "Unschedulable") {
+		t.Fatalf("cordon: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, nil, "", "host", "uncordon", "h1"); r.code != 0 || strings.Contains(r.stdout, "Unschedulable") {
+		t.Fatalf("uncordon: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	r := runCLI(t, nil, "", "host", "drain", "h1")
+	if r.code != 0 || !strings.Contains(r.stdout, "Host h1 cordoned; 0 group member(s)") {
+		t.Fatalf("drain: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if h := c.Get(t, api.HostKind, "", "h1").(*api.Host); !h.Spec.Unschedulable {
+		t.Fatal("drain did not cordon")
+	}
+}
