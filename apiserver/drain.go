@@ -23,7 +23,7 @@ func (s *Server) drain(w http.ResponseWriter, r *http.Request, id *auth.Identity
 	if err := authorize(id, auth.Attributes{Verb: auth.VerbUpdate, Resource: api.HostKind.Plural, Name: name}, "Host", name); err != nil {
 		return err
 	}
-	if _, err := s.mutate(r, api.HostKind, "", name, func(o api.Object) (bool, error) {
+	host, err := s.mutate(r, api.HostKind, "", name, func(o api.Object) (bool, error) {
 		h := o.(*api.Host)
 		if h.Spec.Unschedulable {
 			return false, nil
@@ -31,7 +31,8 @@ func (s *Server) drain(w http.ResponseWriter, r *http.Request, id *auth.Identity
 		h.Spec.Unschedulable = true
 		h.Metadata.Generation++
 		return true, nil
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	objs, _, err := s.store.List(r.Context(), api.InstanceKind, "", store.ListOptions{
@@ -58,6 +59,9 @@ func (s *Server) drain(w http.ResponseWriter, r *http.Request, id *auth.Identity
 		}
 		out.Deleted = append(out.Deleted, key)
 	}
+	s.events.Event(r.Context(), host, api.EventNormal, "Drained",
+		"%s drained the host: cordoned, %d group member(s) deleted for their groups to replace, %d other instance(s) kept",
+		id, len(out.Deleted), len(out.Kept))
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/blobstore"
 	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
+	"github.com/ouroboros-cloud/ouro/record"
 	"github.com/ouroboros-cloud/ouro/session"
 	"github.com/ouroboros-cloud/ouro/store"
 	"github.com/ouroboros-cloud/ouro/watchcache"
@@ -98,6 +99,9 @@ type Server struct {
 	// guessing passwords.
 	sessions *session.Manager
 	limiter  *session.Limiter
+	// events records what the teaching actions did, for the console's
+	// timeline.
+	events record.Sink
 
 	// life ends open streams when the server is closed.
 	life  context.Context
@@ -140,6 +144,7 @@ func New(cfg Config) (*Server, error) {
 
 		sessions: session.NewManager(cfg.Store),
 		limiter:  session.NewLimiter(),
+		events:   record.New(cfg.Store, "apiserver").WithLogger(cfg.Logger),
 	}
 	s.blobAccess = blobaccess.New(blobaccess.Config{Store: cfg.Store, UploadTTL: UnreferencedBlobAge})
 	s.life, s.close = context.WithCancel(context.Background())
@@ -201,7 +206,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+inst+"start", s.authed(s.instanceAction(auth.VerbStart)))
 	mux.Handle("POST "+inst+"stop", s.authed(s.instanceAction(auth.VerbStop)))
 	mux.Handle("POST "+inst+"reboot", s.authed(s.instanceAction(auth.VerbReboot)))
-	ag := &agentHandlers{agents: s.agents, getObject: s.getObject, streamContext: s.streamContext}
+	ag := &agentHandlers{agents: s.agents, getObject: s.getObject, streamContext: s.streamContext, events: s.events}
 	mux.Handle("GET "+inst+"logs", s.authed(ag.logs))
 	mux.Handle("POST "+inst+"exec", s.authed(ag.exec))
 	mux.Handle("POST "+inst+"console", s.authed(ag.console))

@@ -433,6 +433,14 @@ func TestCrashIsForClusterAdmins(t *testing.T) {
 	if p := <-crashed; p != "/v1/instances/"+in.Metadata.UID+"/crash" {
 		t.Fatalf("agent asked to crash %s", p)
 	}
+	wait.For(t, 10*time.Second, "a CrashRequested event", func() bool {
+		for _, e := range s.Events(t, "default", "web") {
+			if e.Reason == "CrashRequested" && strings.Contains(e.Message, "user:admin") {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 func TestConsoleServedOutsideTheAPI(t *testing.T) {
