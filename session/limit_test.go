@@ -23,34 +23,29 @@ func TestLimiter(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	l := NewLimiter()
 	l.now = func() time.Time { return now }
-	for i := range FreeFailures - 1 {
-		l.Fail("user:a", "addr:1")
-		if w := l.Wait("user:a"); w != 0 {
-			t.Fatalf("after %d failures: wait %s", i+1, w)
+	for i := range FreeFailures {
+		if w := l.Attempt("user:a", "addr:1"); w != 0 {
+			t.Fatalf("attempt %d refused: wait %s", i+1, w)
 		}
 	}
-	l.Fail("user:a", "addr:1")
-	if w := l.Wait("user:b", "addr:1"); w != FirstLockout {
+	if w := l.Attempt("user:b", "addr:1"); w != FirstLockout {
 		t.Fatalf("after %d failures: wait %s for the address, want %s", FreeFailures, w, FirstLockout)
 	}
-	if w := l.Wait("user:b", "addr:2"); w != 0 {
+	if w := l.Attempt("user:b", "addr:2"); w != 0 {
 		t.Fatalf("another user from another address waits %s", w)
 	}
 	now = now.Add(FirstLockout)
-	if w := l.Wait("user:a"); w != 0 {
+	if w := l.Attempt("user:a"); w != 0 {
 		t.Fatalf("after the lock-out: wait %s", w)
 	}
-	l.Fail("user:a")
-	if w := l.Wait("user:a"); w != 2*FirstLockout {
+	if w := l.Attempt("user:a"); w != 2*FirstLockout {
 		t.Fatalf("after one more failure: wait %s, want it doubled", w)
 	}
 	l.Succeed("user:a")
-	if w := l.Wait("user:a"); w != 0 {
-		t.Fatalf("after a success: wait %s", w)
-	}
-	l.Fail("user:a")
-	if w := l.Wait("user:a"); w != 0 {
-		t.Fatalf("one failure after a success: wait %s", w)
+	for i := range FreeFailures {
+		if w := l.Attempt("user:a"); w != 0 {
+			t.Fatalf("attempt %d after a success refused: wait %s", i+1, w)
+		}
 	}
 }
 
