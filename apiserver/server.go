@@ -1,12 +1,14 @@
 // Package apiserver serves the Ouroboros REST API (docs/api.md) over a
-// store.Interface: authentication and authorization of every request,
+// store.Interface: authentication (bearer tokens, or the web console's
+// session cookies with their CSRF tokens, package session) and
+// authorization of every request,
 // validation and defaulting per kind (instances and what they attach to
 // through package admission), optimistic concurrency, idempotent
 // creates, list and watch streams (served by package watchcache), blob
 // uploads and reads (stored by package blobstore, scoped to the images the
 // caller may read by package blobaccess), host join and
 // heartbeats, and an instance's logs, exec and console (through package
-// agentproxy).
+// agentproxy). Every other path is the web console (Config.Console).
 //
 //	request ─▶ metrics/log ─▶ recover ─▶ mux ─▶ authenticate ─▶ authorize ─▶ decode/validate ─▶ store
 package apiserver
