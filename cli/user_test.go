@@ -88,3 +88,17 @@ func TestHostCordonAndDrain(t *testing.T) {
 		t.Fatal("drain did not cordon")
 	}
 }
+
+func TestInstanceCrash(t *testing.T) {
+	c := newCloud(t)
+	c.useConfig(t)
+	seedInstances(t, c)
+	c.serveAgent(t, api.ExecResponse{}, nil)
+	if r := runCLI(t, nil, "", "instance", "crash", "web-1"); r.code != 0 || r.stdout != "instance/web-1: main process killed\n" {
+		t.Fatalf("crash: exit %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	member := c.Token(t, "alice", "demo", api.RoleAdmin)
+	if r := runCLI(t, nil, "", "--token", member, "instance", "crash", "web-1"); r.code == 0 || !strings.Contains(r.stderr, "may not crash") {
+		t.Fatalf("project admin crashes: exit %d %s", r.code, r.stderr)
+	}
+}

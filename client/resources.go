@@ -298,3 +298,10 @@ func (c *Client) DrainHost(ctx context.Context, name string) (*api.DrainResponse
 	}
 	return &out, nil
 }
+
+// Crash has the instance's agent kill its main process with SIGKILL, as a
+// crash would (cluster admins; a teaching action).
+func (c *Client) Crash(ctx context.Context, project, name string) error {
+	_, err := c.Do(ctx, http.MethodPost, Path(api.InstanceKind, project, name)+"/crash", nil, nil, nil)
+	return err
+}
