@@ -72,7 +72,6 @@ type Config struct {
 	// Servers manages the control plane's servers; nil answers their
 	// routes with NotFound (external etcd, tests).
 	Servers Servers
-<<<<<<< HEAD
 	// Blobs is the blob store; default one in DataDir/blobs/sha256.
 	Blobs *blobstore.Store
 	// BlobAccess decides who may read and refer to which blob; default
@@ -81,12 +80,10 @@ type Config struct {
 	// Replicator copies blobs to and from the other servers and serves
 	// their internal routes; nil keeps blobs on this server only.
 	Replicator *blobrepl.Replicator
-=======
 	// Console, when set, serves every path outside /v1, /healthz,
 	// /readyz and /metrics: the web console (package console). Nil
 	// answers those paths with NotFound.
 	Console http.Handler
->>>>>>> wip-webauth
 }
 
 // Server is the API server. It keeps no state of its own beyond caches:
