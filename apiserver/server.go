@@ -66,6 +66,10 @@ type Config struct {
 	// Servers manages the control plane's servers; nil answers their
 	// routes with NotFound (external etcd, tests).
 	Servers Servers
+	// Sessions authenticates the web console's session cookies on the
+	// terminal's WebSockets (with their CSRF tokens); nil accepts only
+	// bearer tokens there.
+	Sessions Sessions
 }
 
 // Server is the API server. It keeps no state of its own beyond caches:
@@ -193,6 +197,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET "+inst+"logs", s.authed(ag.logs))
 	mux.Handle("POST "+inst+"exec", s.authed(ag.exec))
 	mux.Handle("POST "+inst+"console", s.authed(ag.console))
+	mux.Handle("GET "+inst+"exec", s.terminal(ag.execWS))
+	mux.Handle("GET "+inst+"console", s.terminal(ag.consoleWS))
 
 	sg := "/v1/projects/{project}/securitygroups/{name}/rules"
 	mux.Handle("POST "+sg, s.authed(s.addRule))
