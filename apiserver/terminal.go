@@ -56,22 +56,6 @@ const (
 	wsWriteWait = 10 * time.Second
 )
 
-// ErrNoSession is returned by Sessions.FromRequest when the request
-// carries no session cookie.
-var ErrNoSession = errors.New("no session cookie")
-
-// Sessions authenticates the console's sign-in sessions. The terminal's
-// WebSocket endpoints need more of a session than the identity the rest
-// of the API does: its CSRF token, which a GET (as a WebSocket handshake
-// is) would otherwise not be asked for.
-type Sessions interface {
-	// FromRequest returns the identity of the session whose cookie r
-	// carries and the session's CSRF token; ErrNoSession when r carries
-	// no session cookie, an error wrapping auth.ErrUnauthenticated when
-	// the session is not valid.
-	FromRequest(r *http.Request) (id *auth.Identity, csrfToken string, err error)
-}
-
 // terminalAuth is the identity of a terminal's request and the
 // subprotocol to answer the handshake with.
 type terminalAuth struct {
@@ -100,23 +84,16 @@ func (s *Server) authenticateTerminal(r *http.Request) (*terminalAuth, error) {
 			ta.protocol = p
 		}
 	}
-	if _, ok := bearer(r); ok || s.cfg.Sessions == nil {
-		id, err := s.authenticate(r)
-		if err != nil {
-			return nil, err
-		}
-		ta.id = id
+	id, err := s.authenticate(r)
+	if err != nil {
+		return nil, err
+	}
+	ta.id = id
+	if _, ok := bearer(r); ok {
 		return ta, nil
 	}
-	id, want, err := s.cfg.Sessions.FromRequest(r)
-	switch {
-	case errors.Is(err, ErrNoSession):
-		return nil, unauthorized("missing bearer token or session cookie")
-	case errors.Is(err, auth.ErrUnauthenticated):
-		return nil, unauthorized("the session is not valid or has expired")
-	case err != nil:
-		return nil, unavailable(fmt.Errorf("authenticate session: %w", err))
-	}
+	// Signed in by the session cookie.
+	want := id.CSRFToken
 	got := r.URL.Query().Get("csrf")
 	for _, p := range offered {
 		if t, ok := strings.CutPrefix(p, csrfProtocolPrefix); ok {
@@ -129,11 +106,10 @@ func (s *Server) authenticateTerminal(r *http.Request) (*terminalAuth, error) {
 		}
 	}
 	if want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		return nil, &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden,
-			Message: "missing or wrong CSRF token",
+		return nil, &api.Error{Status: http.StatusForbidden, Code: api.CodeCSRFTokenInvalid,
+			Message: "a terminal opened with the session cookie needs the session's CSRF token",
 			Hint:    "send the session's csrfToken as the WebSocket subprotocol csrf.<token> or the query parameter csrf"}
 	}
-	ta.id = id
 	return ta, nil
 }
 

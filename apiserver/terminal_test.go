@@ -4,65 +4,33 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/auth"
 	"github.com/ouroboros-cloud/ouro/internal/consoletest"
 	"github.com/ouroboros-cloud/ouro/internal/upgrade"
 	"github.com/ouroboros-cloud/ouro/pki"
+	"github.com/ouroboros-cloud/ouro/session"
 	"github.com/ouroboros-cloud/ouro/store"
 )
-
-// fakeSessions are sign-in sessions kept in memory: a session cookie
-// names a bearer token and a CSRF token.
-type fakeSessions struct {
-	srv *Server
-	mu  sync.Mutex
-	// byCookie maps a cookie value to the token it signs in with and its
-	// CSRF token.
-	byCookie map[string][2]string
-}
-
-func (f *fakeSessions) FromRequest(r *http.Request) (*auth.Identity, string, error) {
-	c, err := r.Cookie("ouro_session")
-	if err != nil {
-		return nil, "", ErrNoSession
-	}
-	f.mu.Lock()
-	sess, ok := f.byCookie[c.Value]
-	f.mu.Unlock()
-	if !ok {
-		return nil, "", fmt.Errorf("session: %w", auth.ErrUnauthenticated)
-	}
-	id, err := f.srv.authn.Authenticate(r.Context(), sess[0])
-	return id, sess[1], err
-}
 
 // terminalEnv is a server with sessions and a fake agent on host h1
 // running vm (a console that upper-cases lines) and ctr (an exec that
 // echoes its command).
 type terminalEnv struct {
 	*env
-	sessions *fakeSessions
 }
 
 func newTerminalEnv(t *testing.T) *terminalEnv {
 	t.Helper()
-	fs := newFakeStore()
-	sessions := &fakeSessions{byCookie: map[string][2]string{}}
-	e := newEnvWith(t, fs, Config{Sessions: sessions})
-	e.fake = fs
-	sessions.srv = e.srv
+	e := newEnv(t)
 	e.image("default", "img", false)
 	vm := e.instance(e.admin, "default", "vm", "img")
 	ctr := e.instance(e.admin, "default", "ctr", "img")
@@ -101,19 +69,23 @@ func newTerminalEnv(t *testing.T) *terminalEnv {
 	}
 	e.place("default", "vm", "h1", api.PhaseRunning)
 	e.place("default", "ctr", "h1", api.PhaseRunning)
-	return &terminalEnv{env: e, sessions: sessions}
+	return &terminalEnv{env: e}
 }
 
-// signIn gives user (with roles) a session and returns its cookie value
-// and CSRF token.
+// signIn gives user (with roles) a session, signed in with a token,
+// and returns its cookie and CSRF token.
 func (e *terminalEnv) signIn(user string, roles map[string]api.Role) (cookie, csrf string) {
 	e.t.Helper()
-	tok := e.userToken(user, roles)
-	cookie, csrf = "cookie-of-"+user, "csrf-of-"+user
-	e.sessions.mu.Lock()
-	e.sessions.byCookie[cookie] = [2]string{tok, csrf}
-	e.sessions.mu.Unlock()
-	return cookie, csrf
+	r := e.must(http.StatusOK, "POST", "/v1/session", "", api.SessionRequest{Token: e.userToken(user, roles)})
+	var sess api.Session
+	r.decode(e.t, &sess)
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == session.CookieName {
+			return c.Value, sess.CSRFToken
+		}
+	}
+	e.t.Fatalf("signing in %s set no session cookie", user)
+	return "", ""
 }
 
 // dial opens a terminal WebSocket at path (with its query) with the
@@ -133,7 +105,7 @@ func (e *terminalEnv) dial(path string, hdr http.Header, protocols ...string) (*
 func (e *terminalEnv) originHeader(cookie string) http.Header {
 	h := http.Header{"Origin": {e.ts.URL}}
 	if cookie != "" {
-		h.Set("Cookie", "ouro_session="+cookie)
+		h.Set("Cookie", session.CookieName+"="+cookie)
 	}
 	return h
 }
@@ -237,7 +209,7 @@ func TestTerminalRefusals(t *testing.T) {
 	cookie, csrf := e.signIn("max", map[string]api.Role{"default": api.RoleMember})
 	vcookie, vcsrf := e.signIn("vera", map[string]api.Role{"default": api.RoleViewer})
 	viewerToken := e.userToken("vic", map[string]api.Role{"default": api.RoleViewer})
-	_, ocsrf := e.signIn("olga", map[string]api.Role{"other": api.RoleMember})
+	ocookie, ocsrf := e.signIn("olga", map[string]api.Role{"other": api.RoleMember})
 	csrfProto := []string{"csrf." + csrf}
 	foreign := e.originHeader(cookie)
 	foreign.Set("Origin", "https://evil.example")
@@ -253,16 +225,16 @@ func TestTerminalRefusals(t *testing.T) {
 		{"viewer by cookie, exec", ctrExec, e.originHeader(vcookie), []string{"csrf." + vcsrf}, http.StatusForbidden, "may not exec"},
 		{"viewer by token", vmConsole, http.Header{"Authorization": {"Bearer " + viewerToken}}, nil, http.StatusForbidden, "may not exec"},
 		{"another site's page", vmConsole, foreign, csrfProto, http.StatusForbidden, "origin"},
-		{"no CSRF token", vmConsole, e.originHeader(cookie), nil, http.StatusForbidden, "CSRF"},
-		{"no CSRF token, exec", ctrExec, e.originHeader(cookie), []string{TerminalProtocol}, http.StatusForbidden, "CSRF"},
-		{"another session's CSRF token", vmConsole, e.originHeader(cookie), []string{"csrf." + ocsrf}, http.StatusForbidden, "CSRF"},
-		{"wrong CSRF token in the query", vmConsole + "&csrf=x", e.originHeader(cookie), nil, http.StatusForbidden, "CSRF"},
-		{"unknown session", vmConsole, e.originHeader("forged"), csrfProto, http.StatusUnauthorized, "session"},
-		{"no credentials", vmConsole, e.originHeader(""), csrfProto, http.StatusUnauthorized, "missing"},
+		{"no CSRF token", vmConsole, e.originHeader(cookie), nil, http.StatusForbidden, "CSRFTokenInvalid"},
+		{"no CSRF token, exec", ctrExec, e.originHeader(cookie), []string{TerminalProtocol}, http.StatusForbidden, "CSRFTokenInvalid"},
+		{"another session's CSRF token", vmConsole, e.originHeader(cookie), []string{"csrf." + ocsrf}, http.StatusForbidden, "CSRFTokenInvalid"},
+		{"wrong CSRF token in the query", vmConsole + "&csrf=x", e.originHeader(cookie), nil, http.StatusForbidden, "CSRFTokenInvalid"},
+		{"unknown session", vmConsole, e.originHeader("forged"), csrfProto, http.StatusUnauthorized, "session has ended"},
+		{"no credentials", vmConsole, e.originHeader(""), csrfProto, http.StatusUnauthorized, "missing bearer token or session cookie"},
 		{"without ws=1", "/v1/projects/default/instances/vm/console", e.originHeader(cookie), csrfProto, http.StatusBadRequest, "ws=1"},
 		{"tty", ctrExec + "&tty=1", e.originHeader(cookie), csrfProto, http.StatusBadRequest, "tty"},
 		{"no command", "/v1/projects/default/instances/ctr/exec?ws=1", e.originHeader(cookie), csrfProto, http.StatusBadRequest, "command"},
-		{"another project's member", vmConsole, e.originHeader("cookie-of-olga"), []string{"csrf." + ocsrf}, http.StatusNotFound, "not found"},
+		{"another project's member", vmConsole, e.originHeader(ocookie), []string{"csrf." + ocsrf}, http.StatusNotFound, "not found"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ws, resp, err := e.dial(tt.path, tt.hdr, tt.protocols...)
