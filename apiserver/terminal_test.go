@@ -30,7 +30,14 @@ type terminalEnv struct {
 
 func newTerminalEnv(t *testing.T) *terminalEnv {
 	t.Helper()
-	e := newEnv(t)
+	return newTerminalEnvWith(t, Config{})
+}
+
+func newTerminalEnvWith(t *testing.T, cfg Config) *terminalEnv {
+	t.Helper()
+	fs := newFakeStore()
+	e := newEnvWith(t, fs, cfg)
+	e.fake = fs
 	e.image("default", "img", false)
 	vm := e.instance(e.admin, "default", "vm", "img")
 	ctr := e.instance(e.admin, "default", "ctr", "img")
@@ -67,8 +74,13 @@ func newTerminalEnv(t *testing.T) *terminalEnv {
 	if _, err := e.store.Create(context.Background(), hostObj, store.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	e.place("default", "vm", "h1", api.PhaseRunning)
-	e.place("default", "ctr", "h1", api.PhaseRunning)
+	for name, driver := range map[string]string{"vm": "vm", "ctr": "container"} {
+		in := e.place("default", name, "h1", api.PhaseRunning)
+		in.Status.Driver = driver
+		if err := e.store.Update(context.Background(), &in); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return &terminalEnv{env: e}
 }
 
