@@ -18,6 +18,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/apiserver"
 	"github.com/ouroboros-cloud/ouro/apivip"
+	"github.com/ouroboros-cloud/ouro/console"
 	"github.com/ouroboros-cloud/ouro/controller"
 	"github.com/ouroboros-cloud/ouro/etcdembed"
 	"github.com/ouroboros-cloud/ouro/ipam"
@@ -175,7 +176,8 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	addrs := ipam.New(ipam.Config{Store: st})
 	adm := admission.New(admission.Config{Store: st, IPAM: addrs})
 	api, err := apiserver.New(apiserver.Config{Store: st, DataDir: cfg.DataDir, CA: ca, ClientCert: &cert, Logger: log,
-		MaxBlobBytes: cfg.MaxBlobBytes, IPAM: addrs, Admission: adm, Servers: servers})
+		MaxBlobBytes: cfg.MaxBlobBytes, IPAM: addrs, Admission: adm, Servers: servers,
+		Console: console.Handler(console.Config{})})
 	if err != nil {
 		ln.Close()
 		return fail(fmt.Errorf("server: %w", err))
