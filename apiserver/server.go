@@ -228,6 +228,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET "+inst+"logs", s.authed(ag.logs))
 	mux.Handle("POST "+inst+"exec", s.authed(ag.exec))
 	mux.Handle("POST "+inst+"console", s.authed(ag.console))
+	mux.Handle("GET "+inst+"exec", s.terminal(ag.execWS))
+	mux.Handle("GET "+inst+"console", s.terminal(ag.consoleWS))
 	mux.Handle("POST "+inst+"crash", s.authed(ag.crash))
 
 	sg := "/v1/projects/{project}/securitygroups/{name}/rules"
