@@ -153,7 +153,8 @@ func lbDir(a *agentProc, uid string) string {
 
 // lbProcs returns the pids of the haproxy and keepalived processes of load
 // balancer uid on the host of agent a: those in its namespace, and those
-// whose command line names its directory.
+// whose command line names its directory; not the short-lived checks of a
+// configuration the agent runs (haproxy -c, keepalived -t).
 func lbProcs(a *agentProc, uid string) (haproxy, keepalived []int) {
 	seen := map[int]bool{}
 	for _, pid := range append(pidsInNetns(lbNetns(a, uid)), processesMentioning(lbDir(a, uid))...) {
@@ -163,6 +164,12 @@ func lbProcs(a *agentProc, uid string) (haproxy, keepalived []int) {
 		seen[pid] = true
 		comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
 		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		if slices.ContainsFunc(strings.Split(string(cmdline), "\x00"), func(arg string) bool {
+			return arg == "-c" || arg == "-t" || arg == "--config-test"
+		}) {
 			continue
 		}
 		switch strings.TrimSpace(string(comm)) {
