@@ -41,7 +41,7 @@ type stackObject struct {
 	Kind, Name, UID, ResourceVersion string
 	Generation                       int64
 	Labels                           map[string]string
-	Spec                             json.RawMessage
+	Spec, Status                     json.RawMessage
 	Deleting                         bool
 }
 
@@ -68,13 +68,14 @@ func (c *cloud) listObjects(kind *api.Kind, project, selector string) ([]stackOb
 		var o struct {
 			Metadata api.ObjectMeta  `json:"metadata"`
 			Spec     json.RawMessage `json:"spec"`
+			Status   json.RawMessage `json:"status"`
 		}
 		if err := json.Unmarshal(raw, &o); err != nil {
 			return nil, fmt.Errorf("decode a %s: %w", kind.Name, err)
 		}
 		out = append(out, stackObject{Kind: kind.Name, Name: o.Metadata.Name, UID: o.Metadata.UID,
 			ResourceVersion: o.Metadata.ResourceVersion, Generation: o.Metadata.Generation,
-			Labels: o.Metadata.Labels, Spec: o.Spec, Deleting: o.Metadata.DeletionTimestamp != nil})
+			Labels: o.Metadata.Labels, Spec: o.Spec, Status: o.Status, Deleting: o.Metadata.DeletionTimestamp != nil})
 	}
 	return out, nil
 }

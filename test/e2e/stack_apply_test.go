@@ -1,0 +1,455 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/hollow/hollowtest"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
+)
+
+// hollowStack returns a stack file of a network, a security group and n
+// instances app-0 … that only hollow hosts take.
+func hollowStack(name, cidr string, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `kind: Stack
+metadata:
+  name: %[1]s
+---
+kind: Network
+metadata:
+  name: %[1]s
+spec:
+  cidr: %[2]s
+---
+kind: SecurityGroup
+metadata:
+  name: %[1]s
+spec:
+  rules:
+  - direction: ingress
+    protocol: tcp
+    portMin: 80
+    portMax: 80
+    cidr: 0.0.0.0/0
+`, name, cidr)
+	for i := range n {
+		fmt.Fprintf(&b, `---
+kind: Instance
+metadata:
+  name: app-%d
+spec:
+  image: %s
+  flavor: tiny
+  tolerations:
+  - %s
+  networks:
+  - network: %s
+    securityGroups:
+    - %s
+`, i, hollowtest.ImageName, api.TaintHollow, name, name)
+	}
+	return b.String()
+}
+
+// hollowStackOwned is what hollowStack owns.
+func hollowStackOwned(name string, n int) []string {
+	keys := []string{"Network/" + name, "SecurityGroup/" + name}
+	for i := range n {
+		keys = append(keys, fmt.Sprintf("Instance/app-%d", i))
+	}
+	return keys
+}
+
+// addHollowHosts starts an agent process running n hollow hosts named
+// prefix-0 … and waits until they are Ready; it also makes the image
+// hollow hosts run.
+func (c *cloud) addHollowHosts(prefix string, n int) *proc {
+	t := c.t
+	t.Helper()
+	cl := c.clientAs(c.admin)
+	hollowtest.MakeImage(t, cl)
+	jt, err := cl.CreateJoinToken(context.Background(), api.JoinTokenRequest{TTL: "1h"})
+	if err != nil || jt.Status.Secret == "" {
+		t.Fatalf("join token: %v", err)
+	}
+	caFile := filepath.Join(c.dir, "ca.crt")
+	if err := os.WriteFile(caFile, c.ca, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, nil, "agent", "--hollow", strconv.Itoa(n), "--server", c.url, "--ca-cert", caFile,
+		"--join-token", jt.Status.Secret, "--data-dir", filepath.Join(c.dir, "hollow-"+prefix),
+		"--name", prefix, "--log-level", "info")
+	for i := range n {
+		name := fmt.Sprintf("%s-%d", prefix, i)
+		wait.ForDetail(t, time.Minute, "hollow host "+name+" Ready", func() (bool, string) {
+			if p.exited() {
+				t.Fatalf("hollow agent exited:\n%s", tail(p.out.String(), 4000))
+			}
+			var h api.Host
+			if err := cl.Get(context.Background(), api.HostKind, "", name, &h); err != nil {
+				return false, err.Error()
+			}
+			return h.Status.Phase == api.HostReady, string(h.Status.Phase)
+		})
+	}
+	return p
+}
+
+// projectObjects returns every object of the stack kinds in project, by
+// "Kind/name".
+func (c *cloud) projectObjects(project string) map[string]stackObject {
+	c.t.Helper()
+	out := map[string]stackObject{}
+	for _, k := range stackKinds {
+		objs, err := c.listObjects(k, project, "")
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		for _, o := range objs {
+			out[o.key()] = o
+		}
+	}
+	return out
+}
+
+// TestStackCrashResume kills the server (SIGKILL) while the stack
+// controller creates a stack of 12 instances, a network and a security
+// group, and starts it again: the stack converges with each named object
+// made once, and nothing else made.
+func TestStackCrashResume(t *testing.T) {
+	c := newCloud(t)
+	c.addHollowHosts("hc", 2)
+	const n = 12
+	before := c.projectObjects("default")
+	file := writeFile(t, t.TempDir(), "crash.yaml", hollowStack("crash", "10.62.0.0/24", n))
+
+	// The server dies once the controller has made its third instance.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	third := make(chan struct{})
+	seen := 0
+	go client.Watch[api.Instance](ctx, c.clientAs(c.admin), api.InstanceKind, "default",
+		client.WatchOptions{ListOptions: client.ListOptions{LabelSelector: api.LabelStack + "=crash"}},
+		func(ev api.WatchEvent[api.Instance]) error {
+			if ev.Type == api.Added {
+				if seen++; seen == 3 {
+					close(third)
+					return errors.New("seen enough")
+				}
+			}
+			return nil
+		})
+	c.ouro("stack", "apply", "crash", "-f", file)
+	select {
+	case <-third:
+	case <-time.After(2 * time.Minute):
+		st, _ := c.stackGet("", "crash")
+		t.Fatalf("the stack made no third instance in 2 minutes: %s", describeStack(st))
+	}
+	c.server.kill()
+	cancel()
+	c.startServer()
+	if st, err := c.stackGet("", "crash"); err == nil {
+		t.Logf("killed after the stack's third instance of %d; after the restart: %s", n, describeStack(st))
+	}
+	st := c.waitStackApplied("", "crash", 3*time.Minute)
+	owned := c.waitOwned("", "crash", time.Minute, hollowStackOwned("crash", n)...)
+	// Nothing made twice or left over: the project has what it had and
+	// what the stack names, nothing else.
+	after := c.projectObjects("default")
+	for k, o := range after {
+		if _, ok := before[k]; ok {
+			continue
+		}
+		if _, ok := owned[k]; !ok {
+			t.Errorf("%s (labels %v) is neither the project's before nor the stack's", k, o.Labels)
+		}
+	}
+	// The stack records each object once, with the UID of the live one.
+	recorded := map[string]int{}
+	for _, r := range st.Status.Resources {
+		k := r.Kind + "/" + r.Name
+		if recorded[k]++; recorded[k] > 1 {
+			t.Errorf("the stack records %s twice", k)
+		}
+		if o, ok := owned[k]; !ok || o.UID != r.UID {
+			t.Errorf("the stack records %s with UID %q; the API has %+v", k, r.UID, o)
+		}
+	}
+	if len(recorded) != len(owned) {
+		t.Errorf("the stack records %v, owns %v", keysOf(recorded), keysOf(owned))
+	}
+	for i := range n {
+		c.waitPhase("default", fmt.Sprintf("app-%d", i), api.PhaseRunning)
+	}
+}
+
+// TestStackPermissions: a member of another project cannot apply a stack
+// into this one, a viewer cannot apply one at all, and a stack cannot make
+// what its author could not (a flavor, for a project member); each refusal
+// changes nothing. A member of the project can.
+func TestStackPermissions(t *testing.T) {
+	c := newCloud(t)
+	alpha, beta := c.newTenant("alpha"), c.newTenant("beta")
+	dir := t.TempDir()
+	file := writeFile(t, dir, "perm.yaml", `kind: Stack
+metadata:
+  name: perm
+---
+kind: Network
+metadata:
+  name: perm
+spec:
+  cidr: 10.63.0.0/24
+---
+kind: SecurityGroup
+metadata:
+  name: perm
+spec:
+  rules:
+  - direction: ingress
+    protocol: tcp
+    portMin: 443
+    portMax: 443
+    cidr: 0.0.0.0/0
+`)
+	before := c.projectObjects("alpha")
+
+	for _, tc := range []struct{ who, token string }{
+		{"a member of project beta", beta.member},
+		{"an admin of project beta", beta.admin},
+		{"a viewer of project alpha", alpha.viewer},
+	} {
+		out, errOut, err := c.as(tc.token, "stack", "apply", "perm", "-f", file, "--project", "alpha")
+		if err == nil {
+			t.Errorf("%s applied a stack into alpha: %s", tc.who, out)
+			continue
+		}
+		t.Logf("%s: %s", tc.who, strings.TrimSpace(errOut))
+		// Through the API too, whatever the CLI checks first.
+		st := &api.Stack{Metadata: api.ObjectMeta{Name: "perm", Project: "alpha"},
+			Spec: api.StackSpec{Resources: []api.StackResource{{Kind: "Network", Name: "perm", Spec: []byte(`{"cidr":"10.63.0.0/24"}`)}}}}
+		_, err = c.clientAs(tc.token).Create(context.Background(), st, client.CreateOptions{})
+		var ae *api.Error
+		if !errors.As(err, &ae) || (ae.Status != http.StatusForbidden && ae.Status != http.StatusNotFound) {
+			t.Errorf("%s creating a Stack in alpha through the API: %v, want 403 or 404", tc.who, err)
+		}
+	}
+	// The viewer cannot apply into its own project with `ouro apply` either.
+	if _, _, err := c.as(alpha.viewer, "apply", "-f", file, "--project", "alpha"); err == nil {
+		t.Errorf("a viewer applied with ouro apply -f")
+	}
+	if _, err := c.stackGet("alpha", "perm"); !api.IsNotFound(err) {
+		t.Errorf("stack perm in alpha after the refusals: %v", err)
+	}
+	c.checkSameObjects("alpha", before)
+
+	// A flavor is the cluster admins': a member's stack cannot make one.
+	flavor := writeFile(t, dir, "flavor.yaml", `kind: Flavor
+metadata:
+  name: permflavor
+spec:
+  vcpus: 1
+  memoryMiB: 64
+  diskGiB: 1
+`)
+	if out, errOut, err := c.as(alpha.member, "stack", "apply", "flav", "-f", flavor, "--project", "alpha"); err == nil {
+		// Accepted: the controller, acting as the member, must fail it.
+		wait.ForDetail(t, time.Minute, "stack flav Failed", func() (bool, string) {
+			st, err := c.stackGet("alpha", "flav")
+			if err != nil {
+				return false, err.Error()
+			}
+			return st.Status.Phase == api.StackFailed && strings.Contains(st.Status.Message, "permflavor"), describeStack(st)
+		})
+		c.mustAs(alpha.member, "stack", "delete", "flav", "--project", "alpha", "--wait")
+		t.Logf("a member's stack with a flavor: accepted (%s), then failed", strings.TrimSpace(out))
+	} else {
+		t.Logf("a member's stack with a flavor: refused: %s", strings.TrimSpace(errOut))
+	}
+	var fl api.Flavor
+	if err := c.clientAs(c.admin).Get(context.Background(), api.FlavorKind, "", "permflavor", &fl); !api.IsNotFound(err) {
+		t.Errorf("flavor permflavor after a member's stack: %v", err)
+	}
+	c.checkSameObjects("alpha", before)
+
+	// The member of alpha may: the stack acts as them.
+	c.mustAs(alpha.member, "stack", "apply", "perm", "-f", file, "--project", "alpha", "--wait")
+	st := c.waitStackApplied("alpha", "perm", time.Minute)
+	if st.Spec.AppliedBy != "alpha-dev" {
+		t.Errorf("stack perm applied by %q, want alpha-dev", st.Spec.AppliedBy)
+	}
+	c.waitOwned("alpha", "perm", 30*time.Second, "Network/perm", "SecurityGroup/perm")
+	// And a viewer still cannot change it, nor delete it.
+	if _, _, err := c.as(alpha.viewer, "stack", "delete", "perm", "--project", "alpha"); err == nil {
+		t.Errorf("a viewer deleted stack perm")
+	}
+	if _, err := c.stackGet("alpha", "perm"); err != nil {
+		t.Errorf("stack perm after a viewer's delete: %v", err)
+	}
+}
+
+// checkSameObjects fails the test when project's objects of the stack
+// kinds or its stacks differ from before (by name and UID).
+func (c *cloud) checkSameObjects(project string, before map[string]stackObject) {
+	c.t.Helper()
+	after := c.projectObjects(project)
+	for k, a := range after {
+		if b, ok := before[k]; !ok || b.UID != a.UID {
+			c.t.Errorf("project %s has a new %s (labels %v)", project, k, a.Labels)
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			c.t.Errorf("project %s lost %s", project, k)
+		}
+	}
+	stacks, err := c.listObjects(api.StackKind, project, "")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, s := range stacks {
+		c.t.Errorf("project %s has stack %s", project, s.Name)
+	}
+}
+
+// TestStackBadFiles: a file with an unknown kind, a reference to nothing,
+// a cycle, a bad CIDR or a duplicate name is refused whole, naming the
+// file, the line and the field, and nothing is created, by plan or apply.
+func TestStackBadFiles(t *testing.T) {
+	c := newCloud(t)
+	dir := t.TempDir()
+	// Every file starts with a good network: it must not be created either.
+	const good = `kind: Network
+metadata:
+  name: fine
+spec:
+  cidr: 10.64.0.0/24
+`
+	for _, tc := range []struct {
+		name string
+		body string
+		// lines are the marks whose lines the error may name (the
+		// document's or the field's); words must be in the error too.
+		lines []string
+		words []string
+	}{
+		{"unknown kind", good + `---
+kind: Bucket
+metadata:
+  name: files
+spec:
+  size: 10
+`, []string{"kind: Bucket", "name: files"}, []string{"kind", "Bucket"}},
+		{"reference to nothing", good + `---
+kind: Instance
+metadata:
+  name: lonely
+spec:
+  image: busybox
+  flavor: tiny
+  userData: peer=${Instance/ghost.status.interfaces[0].ip}
+`, []string{"kind: Instance", "userData:"}, []string{"spec.userData", "ghost"}},
+		{"cycle", good + `---
+kind: Instance
+metadata:
+  name: chicken
+spec:
+  image: busybox
+  flavor: tiny
+  userData: egg=${Instance/egg.status.interfaces[0].ip}
+---
+kind: Instance
+metadata:
+  name: egg
+spec:
+  image: busybox
+  flavor: tiny
+  userData: chicken=${Instance/chicken.status.interfaces[0].ip}
+`, []string{"name: chicken", "name: egg", "egg=", "chicken="}, []string{"cycle", "chicken", "egg"}},
+		{"bad CIDR", good + `---
+kind: Network
+metadata:
+  name: wide
+spec:
+  cidr: 10.0.0.0/33
+`, []string{"cidr: 10.0.0.0/33", "name: wide"}, []string{"spec.cidr", "10.0.0.0/33"}},
+		{"duplicate name", good + `---
+kind: SecurityGroup
+metadata:
+  name: twice
+---
+kind: SecurityGroup
+metadata:
+  name: twice
+`, []string{"name: twice"}, []string{"twice"}},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "-"), func(t *testing.T) {
+			file := writeFile(t, dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml", tc.body)
+			base := filepath.Base(file)
+			var lines []int
+			for _, m := range tc.lines {
+				for i, line := range strings.Split(tc.body, "\n") {
+					if strings.Contains(line, m) {
+						lines = append(lines, i+1)
+					}
+				}
+			}
+			re := regexp.MustCompile(regexp.QuoteMeta(base) + `:(\d+)`)
+			for _, cmd := range [][]string{{"stack", "plan", "bad"}, {"stack", "apply", "bad"}} {
+				out, errOut, code := c.runCode(append(cmd, "-f", file)...)
+				what := strings.Join(cmd[:2], " ")
+				if code != 1 {
+					t.Errorf("%s: exit code %d, want 1\nstdout: %s\nstderr: %s", what, code, out, errOut)
+					continue
+				}
+				m := re.FindStringSubmatch(errOut)
+				if m == nil {
+					t.Errorf("%s: the error does not name %s:LINE:\n%s", what, base, errOut)
+				} else if l, _ := strconv.Atoi(m[1]); !containsInt(lines, l) {
+					t.Errorf("%s: the error names line %d, want one of %v:\n%s", what, l, lines, errOut)
+				}
+				for _, w := range tc.words {
+					if !strings.Contains(errOut, w) {
+						t.Errorf("%s: the error does not say %q:\n%s", what, w, errOut)
+					}
+				}
+			}
+			if _, err := c.stackGet("", "bad"); !api.IsNotFound(err) {
+				t.Errorf("stack bad after a refused file: %v", err)
+			}
+			if objs := c.ownedByStack("default", "bad"); len(objs) > 0 {
+				t.Errorf("objects of stack bad after a refused file: %v", keysOf(objs))
+			}
+			if _, err := c.listObjects(api.NetworkKind, "default", ""); err != nil {
+				t.Fatal(err)
+			}
+			var n api.Network
+			if err := c.clientAs(c.admin).Get(context.Background(), api.NetworkKind, "default", "fine", &n); !api.IsNotFound(err) {
+				t.Errorf("network fine of a refused file: %v", err)
+			}
+		})
+	}
+}
+
+// containsInt reports whether xs has x.
+func containsInt(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
