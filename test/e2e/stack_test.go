@@ -307,6 +307,7 @@ func TestStackWeb(t *testing.T) {
 	for _, in := range nc.groupMembers("web") {
 		uids = append(uids, in.Metadata.UID)
 	}
+	vni := nc.networkVNI("", "web")
 	nc.ouro("stack", "delete", "web", "--wait")
 	nc.waitStackGone("default", "web", 2*time.Minute)
 	for _, k := range []string{"instance", "group", "lb", "network", "sg", "keypair", "fip"} {
@@ -326,8 +327,11 @@ func TestStackWeb(t *testing.T) {
 		t.Fatal("the stack owned no load balancer before its deletion")
 	}
 	for _, h := range nc.hosts {
-		wait.ForDetail(t, time.Minute, "nothing left of the load balancer on "+h.name, func() (bool, string) {
+		wait.ForDetail(t, time.Minute, "nothing left of the load balancer and network web on "+h.name, func() (bool, string) {
 			l := lbRemains(h, lbUID)
+			if r := routerNetns(h, vni); r != "" {
+				l = append(l, "router namespace "+r)
+			}
 			return len(l) == 0, strings.Join(l, "; ")
 		})
 	}
