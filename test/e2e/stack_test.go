@@ -18,113 +18,16 @@ import (
 	"github.com/ouroboros-cloud/ouro/netplane"
 )
 
-// webStack is the harness's copy of examples/web/stack.yaml: the same
-// resources, with what the test hosts can run (busybox serving its
-// hostname with httpd on 8080), a client instance on the network, and
-// the values the test edits as arguments: the group's count (a parameter
-// default) and the port of the ssh rule.
-type webStack struct {
-	count, sshPort int
-	// client keeps the client instance in the file.
-	client bool
-}
+// webExample is the web tier users are shown, applied as it is.
+var webExample = filepath.Join("..", "..", "examples", "web", "stack.yaml")
 
-// yaml returns the file.
-func (w webStack) yaml() string {
-	s := fmt.Sprintf(`# The web tier of examples/web, for the e2e hosts.
-kind: Stack
-metadata:
-  name: web
-spec:
-  drift: correct
-  parameters:
-    image:
-      default: busybox
-    flavor:
-      default: tiny
-    count:
-      default: "%d"
-    cidr:
-      default: 10.61.0.0/24
-    publicKey:
-      description: the SSH public key of the members
-  outputs:
-    vip: ${LoadBalancer/web.status.vip}
-    fip: ${LoadBalancer/web.status.floatingIP}
-    url: http://${LoadBalancer/web.status.floatingIP}/
----
-kind: Network
-metadata:
-  name: web
-spec:
-  cidr: ${param.cidr}
----
-kind: SecurityGroup
-metadata:
-  name: web
-spec:
-  description: the web members
-  rules:
-  - direction: ingress
-    protocol: tcp
-    portMin: 8080
-    portMax: 8080
-    cidr: 0.0.0.0/0
-  - direction: ingress
-    protocol: tcp
-    portMin: %d
-    portMax: %d
-    cidr: 10.0.0.0/8
----
-kind: KeyPair
-metadata:
-  name: web
-spec:
-  publicKey: ${param.publicKey}
----
-kind: InstanceGroup
-metadata:
-  name: web
-spec:
-  count: ${param.count}
-  template:
-    image: ${param.image}
-    flavor: ${param.flavor}
-    keyName: web
-    networks:
-    - network: web
-      securityGroups:
-      - web
-    command:
-    - sh
-    - -c
-    - mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www
----
-kind: LoadBalancer
-metadata:
-  name: web
-spec:
-  network: web
-  floatingIP: true
-  listeners:
-  - protocol: http
-    port: 80
-    defaultPool: default
-  pools:
-  - name: default
-    group: web
-    port: 8080
-    healthMonitor:
-      type: http
-      path: /
-`, w.count, w.sshPort, w.sshPort)
-	if w.client {
-		s += `---
-kind: Instance
+// clientDoc is a second file of the web stack: a client instance on the
+// web network, whose user data refers to the load balancer's VIP.
+const clientDoc = `kind: Instance
 metadata:
   name: client
 spec:
-  image: ${param.image}
+  image: busybox
   flavor: ${param.flavor}
   networks:
   - network: web
@@ -133,8 +36,23 @@ spec:
   - sleep
   - "3600"
 `
+
+// editExample writes a copy of the web example with each of the edits
+// (old → new) made, each exactly once, and returns its path.
+func editExample(t *testing.T, dir, name string, edits ...[2]string) string {
+	t.Helper()
+	data, err := os.ReadFile(webExample)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return s
+	s := string(data)
+	for _, e := range edits {
+		if n := strings.Count(s, e[0]); n != 1 {
+			t.Fatalf("%s has %q %d times, want once: the test's edits need changing with the example", webExample, e[0], n)
+		}
+		s = strings.Replace(s, e[0], e[1], 1)
+	}
+	return writeFile(t, dir, name, s)
 }
 
 // webOwned is what the web stack owns, with or without its client.
@@ -146,8 +64,9 @@ func webOwned(client bool) []string {
 	return keys
 }
 
-// TestStackWeb applies the web tier (network, security group, key pair,
-// group of web members, load balancer with a floating IP, a client) and
+// TestStackWeb applies the web example (network, security group, key
+// pair, group of web members, load balancer with a floating IP) with a
+// second file (a client instance referring to the VIP) and
 // follows it through its life: every resource appears and serves; a second
 // apply changes nothing; an edit of a rule and of the count is planned as
 // exactly those two changes and applied; an owned instance deleted by hand
@@ -159,13 +78,26 @@ func TestStackWeb(t *testing.T) {
 	nc.ouro("fip", "pool", "create", "ext", "--cidr", underlayCIDR, "--range", "10.99.0.200-10.99.0.250")
 	dir := t.TempDir()
 	key := testPublicKey(t, "e2e@stack")
-	v1 := webStack{count: 2, sshPort: 22, client: true}
-	file := writeFile(t, dir, "web.yaml", v1.yaml())
-	set := []string{"--set", "publicKey=" + key}
+	clientFile := writeFile(t, dir, "client.yaml", clientDoc)
+	// files are the -f arguments: the example and the client.
+	files := func(example string, client bool) []string {
+		args := []string{"-f", example}
+		if client {
+			args = append(args, "-f", clientFile)
+		}
+		return append(args, "--set", "publicKey="+key)
+	}
+	apply := func(example string, client bool) string {
+		t.Helper()
+		return nc.ouro(append([]string{"stack", "apply", "web", "--wait"}, files(example, client)...)...)
+	}
+	plan := func(example string, client bool) (string, string, int) {
+		return nc.runCode(append([]string{"stack", "plan", "web"}, files(example, client)...)...)
+	}
 
-	out := nc.ouro(append([]string{"stack", "apply", "web", "-f", file, "--wait"}, set...)...)
+	out := apply(webExample, true)
 	for _, r := range webOwned(true) {
-		if !strings.Contains(out, r) {
+		if !strings.Contains(strings.ToLower(out), strings.ToLower(r)) {
 			t.Errorf("apply --wait does not show the progress of %s:\n%s", r, out)
 		}
 	}
@@ -175,16 +107,20 @@ func TestStackWeb(t *testing.T) {
 	// Through the CLI too, and as the file says.
 	var n api.Network
 	nc.getJSON(&n, "network", "get", "web")
-	if n.Spec.CIDR != "10.61.0.0/24" {
+	if n.Spec.CIDR != "10.20.0.0/24" {
 		t.Errorf("network web has CIDR %q", n.Spec.CIDR)
 	}
 	var sg api.SecurityGroup
 	nc.getJSON(&sg, "sg", "get", "web")
-	if len(sg.Spec.Rules) != 2 {
+	if len(sg.Spec.Rules) != 2 || !hasPort(sg.Spec.Rules, 80) || !hasPort(sg.Spec.Rules, 22) {
 		t.Errorf("security group web has rules %+v", sg.Spec.Rules)
 	}
 	if out := nc.ouro("keypair", "list"); !strings.Contains(out, "web") {
 		t.Errorf("keypair list: %q", out)
+	}
+	var kp api.KeyPair
+	if err := nc.clientAs(nc.admin).Get(context.Background(), api.KeyPairKind, "default", "web", &kp); err != nil || kp.Spec.PublicKey != key {
+		t.Errorf("key pair web: %v, public key %q, want %q", err, kp.Spec.PublicKey, key)
 	}
 	for _, args := range [][]string{{"group", "get", "web"}, {"instance", "get", "client"}, {"lb", "get", "web"}} {
 		nc.ouro(args...)
@@ -205,7 +141,7 @@ func TestStackWeb(t *testing.T) {
 
 	// It works: the members serve through the load balancer, from the
 	// client on the network and through the floating IP from outside.
-	members := nc.waitMembersRunning("web", 2)
+	members := nc.waitMembersRunning("web", 3)
 	names := keysOf(members)
 	lb := nc.waitStackLB(names...)
 	client := nc.waitPhase("default", "client", api.PhaseRunning)
@@ -220,14 +156,21 @@ func TestStackWeb(t *testing.T) {
 	nc.waitAllAnswer(nc.u.outside, net.JoinHostPort(lb.Status.FloatingIP, "80"), names...)
 
 	outputs := nc.stackOutputs("web")
-	if outputs["vip"] != lb.Status.VIP || outputs["fip"] != lb.Status.FloatingIP || outputs["url"] != "http://"+lb.Status.FloatingIP+"/" {
+	if outputs["vip"] != lb.Status.VIP || outputs["floatingIP"] != lb.Status.FloatingIP || outputs["url"] != "http://"+lb.Status.FloatingIP+"/" {
 		t.Errorf("outputs %v; the load balancer has VIP %s, floating IP %s", outputs, lb.Status.VIP, lb.Status.FloatingIP)
+	}
+	var addrs []string
+	for _, name := range names {
+		addrs = append(addrs, members[name].Status.Interfaces[0].IP)
+	}
+	if want := strings.Join(addrs, ","); outputs["members"] != want {
+		t.Errorf("output members %q, want %q", outputs["members"], want)
 	}
 
 	// Applying the same file again changes nothing, and says so.
 	before := nc.ownedByStack("", "web")
 	stBefore, _ := nc.stackGet("", "web")
-	if out := nc.ouro(append([]string{"stack", "apply", "web", "-f", file, "--wait"}, set...)...); !strings.Contains(strings.ToLower(out), "unchanged") {
+	if out := apply(webExample, true); !strings.Contains(strings.ToLower(out), "unchanged") {
 		t.Errorf("a second apply does not say unchanged:\n%s", out)
 	}
 	nc.waitStackApplied("", "web", time.Minute)
@@ -236,26 +179,25 @@ func TestStackWeb(t *testing.T) {
 		t.Errorf("a second apply of the same file moved the stack's generation from %d to %d",
 			stBefore.Metadata.Generation, stAfter.Metadata.Generation)
 	}
-	if _, errOut, code := nc.runCode(append([]string{"stack", "plan", "web", "-f", file}, set...)...); code != 0 {
+	if _, errOut, code := plan(webExample, true); code != 0 {
 		t.Errorf("plan of the applied file: exit code %d, want 0: %s", code, errOut)
 	}
 
 	// An edit of a rule and of the count: plan shows exactly those two.
-	v2 := webStack{count: 3, sshPort: 2222, client: true}
-	edited := writeFile(t, dir, "web-v2.yaml", v2.yaml())
-	planOut, planErr, code := nc.runCode(append([]string{"stack", "plan", "web", "-f", edited}, set...)...)
+	edited := editExample(t, dir, "web.yaml", [2]string{"portMin: 22\n", "portMin: 2222\n"}, [2]string{"default: 3\n", "default: 4\n"})
+	planOut, planErr, code := plan(edited, true)
 	if code != 2 {
 		t.Errorf("plan with changes: exit code %d, want 2\nstdout: %s\nstderr: %s", code, planOut, planErr)
 	}
-	checkPlan(t, planOut, map[string][]string{"SecurityGroup/web": {"rules", "2222"}, "InstanceGroup/web": {"count", "3"}},
+	checkPlan(t, planOut, map[string][]string{"SecurityGroup/web": {"rules", "2222"}, "InstanceGroup/web": {"count", "4"}},
 		"Network/web", "KeyPair/web", "LoadBalancer/web", "Instance/client")
-	nc.ouro(append([]string{"stack", "apply", "web", "-f", edited, "--wait"}, set...)...)
+	apply(edited, true)
 	nc.waitStackApplied("", "web", 3*time.Minute)
 	nc.getJSON(&sg, "sg", "get", "web")
 	if len(sg.Spec.Rules) != 2 || !hasPort(sg.Spec.Rules, 2222) || hasPort(sg.Spec.Rules, 22) {
 		t.Errorf("after the edit, security group web has rules %+v", sg.Spec.Rules)
 	}
-	members = nc.waitMembersRunning("web", 3)
+	members = nc.waitMembersRunning("web", 4)
 	names = keysOf(members)
 	nc.waitStackLB(names...)
 	nc.waitAllAnswer(nc.u.outside, net.JoinHostPort(lb.Status.FloatingIP, "80"), names...)
@@ -279,8 +221,7 @@ func TestStackWeb(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v3 := webStack{count: 3, sshPort: 2222}
-	nc.ouro(append([]string{"stack", "apply", "web", "-f", writeFile(t, dir, "web-v3.yaml", v3.yaml()), "--wait"}, set...)...)
+	apply(edited, false)
 	nc.waitStackApplied("", "web", 2*time.Minute)
 	nc.waitOwned("", "web", time.Minute, webOwned(false)...)
 	wait.ForDetail(t, time.Minute, "client gone", func() (bool, string) {
@@ -337,10 +278,11 @@ func TestStackWeb(t *testing.T) {
 	}
 }
 
-// hasPort reports whether a rule opens exactly port.
+// hasPort reports whether a rule opens exactly port (a rule without
+// portMax opens portMin only).
 func hasPort(rules []api.SecurityGroupRule, port int) bool {
 	for _, r := range rules {
-		if r.PortMin == port && r.PortMax == port {
+		if r.PortMin == port && (r.PortMax == port || r.PortMax == 0) {
 			return true
 		}
 	}
