@@ -378,7 +378,7 @@ spec:
   image: busybox
   flavor: tiny
   userData: chicken=${Instance/chicken.status.interfaces[0].ip}
-`, []string{"name: chicken", "name: egg", "egg=", "chicken="}, []string{"cycle", "chicken", "egg"}},
+`, []string{"kind: Instance", "name: chicken", "name: egg", "egg=", "chicken="}, []string{"cycle", "chicken", "egg"}},
 		{"bad CIDR", good + `---
 kind: Network
 metadata:
@@ -394,7 +394,7 @@ metadata:
 kind: SecurityGroup
 metadata:
   name: twice
-`, []string{"name: twice"}, []string{"twice"}},
+`, []string{"kind: SecurityGroup", "name: twice"}, []string{"metadata.name", "twice"}},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "-"), func(t *testing.T) {
 			file := writeFile(t, dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml", tc.body)
