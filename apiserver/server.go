@@ -63,6 +63,9 @@ type Config struct {
 	// Admission admits instances and what they attach to; default an
 	// admission.Admitter over Store and IPAM.
 	Admission *admission.Admitter
+	// Servers manages the control plane's servers; nil answers their
+	// routes with NotFound (external etcd, tests).
+	Servers Servers
 }
 
 // Server is the API server. It keeps no state of its own beyond caches:
@@ -206,6 +209,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/hosts/join", s.join)
 	mux.Handle("POST /v1/hosts/{name}/heartbeat", s.authed(s.heartbeat))
 	mux.Handle("GET /v1/whoami", s.authed(s.whoami))
+	s.serverRoutes(mux)
 
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)

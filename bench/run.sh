@@ -13,6 +13,9 @@
 #   STACK_COUNT=N   runs of the stack benchmarks (default 3)
 #   FAILOVER_COUNT=N runs of the control-plane leader failover benchmark,
 #                   each on a fresh 3-node control plane (default 3)
+#   VIP_COUNT=N     runs of the API VIP failover benchmark, each on a fresh
+#                   3-server control plane whose VIP holder is killed
+#                   OURO_VIP_KILLS times (default 1 run of 7 kills)
 #   BENCH_OUT=FILE  the report (default docs/benchmarks.md)
 #
 # The whole run takes about 20 minutes on 2 cores. Nothing here asserts
@@ -142,6 +145,7 @@ gobench BenchmarkStackPlan ./test/e2e "${STACK_COUNT:-3}" 10x
 gobench BenchmarkStackApply ./test/e2e "${STACK_COUNT:-3}" 1x
 gobench BenchmarkGroupHostLoss ./test/e2e "${GROUP_COUNT:-3}" 1x
 gobench BenchmarkLeaderFailover ./test/e2e "${FAILOVER_COUNT:-3}" 1x
+gobench BenchmarkAPIVIPFailover ./test/e2e "${VIP_COUNT:-1}" 1x OURO_VIP_KILLS="${OURO_VIP_KILLS:-7}"
 
 # --- peer: lxc-create -t busybox + lxc-start ----------------------------------
 

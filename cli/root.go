@@ -76,6 +76,7 @@ func NewRootCommand() *cobra.Command {
 		loadbalancer.NewCommand(o),
 		catalog.NewKeyPairCommand(o),
 		admin.NewHostCommand(o),
+		admin.NewServerCommand(o),
 		admin.NewProjectCommand(o),
 		admin.NewTokenCommand(o),
 		admin.NewUserCommand(o),

@@ -21,6 +21,27 @@ func Commands() []*cobra.Command {
 	return []*cobra.Command{upCommand(), serverCommand(), agentCommand(), shimCommand()}
 }
 
+// AddCommands adds the daemon subcommands to root. A server command root
+// already has (the CLI's, whose subcommands manage servers) gives its
+// subcommands to the daemon's: `ouro server` runs a server, `ouro server
+// list` lists them.
+func AddCommands(root *cobra.Command) {
+	cmds := Commands()
+	for _, c := range root.Commands() {
+		for _, d := range cmds {
+			if c.Name() != d.Name() {
+				continue
+			}
+			for _, sub := range c.Commands() {
+				c.RemoveCommand(sub)
+				d.AddCommand(sub)
+			}
+			root.RemoveCommand(c)
+		}
+	}
+	root.AddCommand(cmds...)
+}
+
 func newLogger(level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
@@ -60,6 +81,8 @@ func upCommand() *cobra.Command {
 	f.StringVar(&cfg.AgentListen, "agent-listen", ":7444", "HTTPS address of the agent endpoint (logs, exec)")
 	f.StringVar(&cfg.EtcdClientURL, "etcd-client-url", "http://127.0.0.1:2379", "client URL of the embedded etcd")
 	f.StringVar(&cfg.EtcdPeerURL, "etcd-peer-url", "http://127.0.0.1:2380", "peer URL of the embedded etcd")
+	f.StringVar(&cfg.APIVIP, "api-vip", "", "virtual address ADDR/PREFIX of the API (see ouro server --help)")
+	f.StringVar(&cfg.APIVIPInterface, "api-vip-interface", "", "interface for --api-vip (default: the one whose subnet holds it)")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -70,7 +93,7 @@ func serverCommand() *cobra.Command {
 	var maxBlobGiB int64
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run an API server with the controllers",
+		Short: "Run an API server with the controllers, or manage the servers (join-token, list, remove)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(level)
@@ -92,6 +115,9 @@ func serverCommand() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "API server at %s; admin token in %s/admin.token\n", s.URL, cfg.DataDir)
+			if s.APIURL != s.URL {
+				fmt.Fprintf(cmd.OutOrStdout(), "Clients and agents use the API VIP: %s\n", s.APIURL)
+			}
 			return s.Wait()
 		},
 	}
@@ -100,9 +126,12 @@ func serverCommand() *cobra.Command {
 	f.StringVar(&cfg.Listen, "listen", ":7443", "HTTPS address of the API")
 	f.StringVar(&endpoints, "etcd-endpoints", "", "comma-separated URLs of an external etcd cluster (default: embedded etcd)")
 	f.StringVar(&cfg.EtcdClientURL, "etcd-client-url", "http://127.0.0.1:2379", "client URL of the embedded etcd")
-	f.StringVar(&cfg.EtcdPeerURL, "etcd-peer-url", "http://127.0.0.1:2380", "peer URL of the embedded etcd")
-	f.StringVar(&cfg.Name, "name", "", "server name in leader election (default: hostname)")
+	f.StringVar(&cfg.EtcdPeerURL, "etcd-peer-url", "http://127.0.0.1:2380", "peer URL of the embedded etcd; https://ADDRESS:PORT (TLS with the cluster CA) lets other servers join")
+	f.StringVar(&cfg.Name, "name", "", "server name, in elections and as its etcd member (default: hostname)")
 	f.StringSliceVar(&cfg.CertHosts, "cert-host", nil, "extra name or address for the server certificate (repeatable)")
+	f.StringVar(&cfg.APIVIP, "api-vip", "", "virtual address ADDR/PREFIX of the API, held by one ready server at a time")
+	f.StringVar(&cfg.APIVIPInterface, "api-vip-interface", "", "interface for --api-vip (default: the one whose subnet holds it)")
+	f.StringVar(&cfg.Join, "join", "", "server join token (from 'ouro server join-token'): join that cluster (first start only; needs an https --etcd-peer-url)")
 	f.Int64Var(&maxBlobGiB, "max-blob-gib", apiserver.DefaultMaxBlobBytes>>30, "largest blob (image layer or disk image) the server accepts, in GiB")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return cmd

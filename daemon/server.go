@@ -10,15 +10,18 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/apiserver"
+	"github.com/ouroboros-cloud/ouro/apivip"
 	"github.com/ouroboros-cloud/ouro/controller"
 	"github.com/ouroboros-cloud/ouro/etcdembed"
 	"github.com/ouroboros-cloud/ouro/ipam"
+	"github.com/ouroboros-cloud/ouro/membership"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/store"
 )
@@ -42,13 +45,25 @@ type ServerConfig struct {
 	// MaxBlobBytes bounds one uploaded blob (image layer, disk, kernel);
 	// 0 means apiserver.DefaultMaxBlobBytes.
 	MaxBlobBytes int64
-	Logger       *slog.Logger
+	// APIVIP is the servers' virtual API address, ADDR/PREFIX; the ready
+	// server that wins its election holds it (package apivip).
+	APIVIP string
+	// APIVIPInterface is the interface for APIVIP; empty picks the one
+	// whose subnet holds it.
+	APIVIPInterface string
+	// Join is a server join token: the server joins the cluster of the
+	// server that issued it (once; later starts find their etcd data).
+	Join   string
+	Logger *slog.Logger
 }
 
 // Server is a running API server.
 type Server struct {
-	// URL is the https address clients use.
+	// URL is the https address of this server.
 	URL string
+	// APIURL is the address clients should use: the API VIP's when set,
+	// else URL.
+	APIURL string
 	// CACert is the cluster CA in PEM.
 	CACert []byte
 	// AdminToken is the bootstrap admin's bearer token.
@@ -86,11 +101,37 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("server: data dir: %w", err)
 	}
 
+	// The CA and the server certificate come first: the embedded etcd's
+	// peers authenticate with them.
+	initial, state, err := etcdMembership(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := pki.LoadOrCreateCA(filepath.Join(cfg.DataDir, "pki"))
+	if err != nil {
+		return nil, fmt.Errorf("server: CA: %w", err)
+	}
+	cert, err := pki.LoadOrCreateServerCert(filepath.Join(cfg.DataDir, "pki"), ca, certHosts(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("server: certificate: %w", err)
+	}
+	// The chain ends with the CA, so that a joining server can check it
+	// against the pin in its token.
+	served := cert
+	served.Certificate = append(append([][]byte(nil), cert.Certificate...), ca.Certificate().Raw)
+	var vip *apivip.LinkAddress
+	if cfg.APIVIP != "" {
+		if vip, err = apivip.NewLinkAddress(cfg.APIVIP, cfg.APIVIPInterface); err != nil {
+			return nil, fmt.Errorf("server: --api-vip: %w", err)
+		}
+	}
+
 	var (
 		cli     *clientv3.Client
 		closeDB func()
 	)
-	if len(cfg.EtcdEndpoints) > 0 {
+	stacked := len(cfg.EtcdEndpoints) == 0
+	if !stacked {
 		c, err := etcdembed.Connect(ctx, cfg.EtcdEndpoints, nil)
 		if err != nil {
 			return nil, fmt.Errorf("server: %w", err)
@@ -99,8 +140,9 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		log.Info("using external etcd", "endpoints", cfg.EtcdEndpoints)
 	} else {
 		e, err := etcdembed.Start(ctx, etcdembed.Config{
-			Name: "ouro", DataDir: filepath.Join(cfg.DataDir, "etcd"),
+			Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "etcd"),
 			ClientURL: cfg.EtcdClientURL, PeerURL: cfg.EtcdPeerURL, Logger: log,
+			InitialCluster: initial, ClusterState: state, PeerTLS: peerTLS(cfg),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("server: embedded etcd: %w", err)
@@ -113,36 +155,40 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	}
 
 	st := store.NewEtcd(cli)
-	ca, err := pki.LoadOrCreateCA(filepath.Join(cfg.DataDir, "pki"))
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fail(fmt.Errorf("server: CA: %w", err))
+		return fail(fmt.Errorf("server: listen on %s: %w", cfg.Listen, err))
 	}
-	hosts := append(localAddresses(), cfg.CertHosts...)
-	cert, err := pki.LoadOrCreateServerCert(filepath.Join(cfg.DataDir, "pki"), ca, hosts)
-	if err != nil {
-		return fail(fmt.Errorf("server: certificate: %w", err))
+	self := ownURL(ln.Addr(), cfg.EtcdPeerURL)
+	apiURL := self
+	if vip != nil {
+		apiURL = vipURL(cfg.APIVIP, ln.Addr())
 	}
+	mcfg := membership.Config{Client: cli, CA: ca, Name: cfg.Name, APIURL: self, Stacked: stacked,
+		VIPElection: apivip.ElectionName, ControllerElection: controller.DefaultElectionName, Logger: log}
+	if vip != nil {
+		mcfg.APIVIP, mcfg.VIPURL = cfg.APIVIP, apiURL
+	}
+	servers := membership.New(mcfg)
 	// One allocator and one admitter serve the API and the controllers:
 	// a group's members are admitted exactly as API creates.
 	addrs := ipam.New(ipam.Config{Store: st})
 	adm := admission.New(admission.Config{Store: st, IPAM: addrs})
 	api, err := apiserver.New(apiserver.Config{Store: st, DataDir: cfg.DataDir, CA: ca, ClientCert: &cert, Logger: log,
-		MaxBlobBytes: cfg.MaxBlobBytes, IPAM: addrs, Admission: adm})
+		MaxBlobBytes: cfg.MaxBlobBytes, IPAM: addrs, Admission: adm, Servers: servers})
 	if err != nil {
+		ln.Close()
 		return fail(fmt.Errorf("server: %w", err))
 	}
 	admin, err := api.Bootstrap(ctx)
 	if err != nil {
+		ln.Close()
 		return fail(fmt.Errorf("server: bootstrap: %w", err))
 	}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fail(fmt.Errorf("server: listen on %s: %w", cfg.Listen, err))
-	}
 	hs := &http.Server{
 		Handler:           api.Handler(),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{served}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
@@ -158,7 +204,26 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- hs.ServeTLS(ln, "", "") }()
 
-	s := &Server{URL: "https://" + dialAddress(ln.Addr()), CACert: ca.CertPEM(), AdminToken: admin, done: make(chan error, 1)}
+	// The VIP holder and the presence run until runCtx ends and are
+	// waited for before the API and etcd stop: the holder resigns and
+	// removes the address first.
+	ready := readiness(ca, dialAddress(ln.Addr()))
+	var side sync.WaitGroup
+	side.Go(func() { servers.Announce(runCtx, ready) })
+	if vip != nil {
+		h, err := apivip.New(apivip.Config{Client: cli, Identity: cfg.Name, Address: vip, Ready: ready,
+			HandOffEtcdLeader: stacked, Logger: log})
+		if err != nil {
+			cancel()
+			side.Wait()
+			hs.Close()
+			return fail(fmt.Errorf("server: %w", err))
+		}
+		side.Go(func() { h.Run(runCtx) })
+		log.Info("API VIP", "address", cfg.APIVIP, "interface", vip.Interface(), "url", apiURL)
+	}
+
+	s := &Server{URL: "https://" + dialAddress(ln.Addr()), APIURL: apiURL, CACert: ca.CertPEM(), AdminToken: admin, done: make(chan error, 1)}
 	go func() {
 		var err error
 		select {
@@ -171,6 +236,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 			}
 		}
 		cancel()
+		side.Wait()
 		shutCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 		hs.Shutdown(shutCtx)
 		stop()

@@ -27,6 +27,9 @@ type UpConfig struct {
 	AgentListen string
 	// EtcdClientURL and EtcdPeerURL override the embedded etcd's URLs.
 	EtcdClientURL, EtcdPeerURL string
+	// APIVIP and APIVIPInterface give the server an API VIP (see
+	// ServerConfig); the CLI config then names it.
+	APIVIP, APIVIPInterface string
 	// ConfigPath is the CLI config to write (default clientconfig.DefaultPath()).
 	ConfigPath string
 	// Out receives the welcome text.
@@ -72,6 +75,7 @@ func Up(ctx context.Context, cfg UpConfig) error {
 	srv, err := StartServer(ctx, ServerConfig{
 		DataDir: filepath.Join(cfg.DataDir, "server"), Listen: cfg.Listen,
 		EtcdClientURL: cfg.EtcdClientURL, EtcdPeerURL: cfg.EtcdPeerURL, Logger: log,
+		APIVIP: cfg.APIVIP, APIVIPInterface: cfg.APIVIPInterface,
 	})
 	if err != nil {
 		return err
@@ -117,7 +121,7 @@ Launch a first instance:
   ouro instance list
 
 Stop with Ctrl-C: running instances keep running and are adopted at the next start.
-`, srv.URL, cfg.DataDir, path)
+`, srv.APIURL, cfg.DataDir, path)
 	}
 
 	select {
@@ -177,9 +181,10 @@ func ensureBusybox(ctx context.Context, c *client.Client, dataDir string, log *s
 }
 
 // writeClientConfig stores the "local" admin context in the CLI config and,
-// under sudo, in the invoking user's config too.
+// under sudo, in the invoking user's config too. It names the API VIP
+// when the server has one.
 func writeClientConfig(path string, srv *Server) (string, error) {
-	ctx := clientconfig.Context{Name: "local", Server: srv.URL, Token: srv.AdminToken, Project: "default", CACert: string(srv.CACert)}
+	ctx := clientconfig.Context{Name: "local", Server: srv.APIURL, Token: srv.AdminToken, Project: "default", CACert: string(srv.CACert)}
 	if path == "" {
 		p, err := clientconfig.DefaultPath()
 		if err != nil {

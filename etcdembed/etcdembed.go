@@ -1,9 +1,16 @@
-// Package etcdembed runs a single-member etcd server inside the ouro
-// process, tuned for small machines, and connects to external etcd
-// clusters.
+// Package etcdembed runs an etcd member inside the ouro process, tuned for
+// small machines, and connects to external etcd clusters.
+//
+// The embedded member starts a cluster of its own, or joins an existing
+// one (Config.InitialCluster and ClusterState "existing", after the
+// cluster added it with MemberAdd): several servers then each run a
+// member of one cluster ("stacked" etcd) and talk to their own. Peer
+// traffic is TLS with client certificates from the cluster CA when the
+// peer URL is https (Config.PeerTLS).
 //
 // The embedded server keeps its data in one directory: starting again on
-// the same directory resumes with all keys intact.
+// the same directory resumes with all keys intact, and the membership
+// flags are then ignored.
 package etcdembed
 
 import (
@@ -55,9 +62,31 @@ type Config struct {
 	ClientURL string
 	// PeerURL is the raft peer address (default http://127.0.0.1:2380).
 	PeerURL string
+	// InitialCluster is the members at first start, "name=peerURL,...";
+	// empty means this member alone.
+	InitialCluster string
+	// ClusterState is "new" (default: start a cluster) or "existing"
+	// (join the cluster of InitialCluster, which already added this
+	// member).
+	ClusterState string
+	// PeerTLS secures peer traffic; required when PeerURL is https.
+	PeerTLS *PeerTLS
 	// Logger receives etcd's errors (default slog.Default()).
 	Logger *slog.Logger
 }
+
+// PeerTLS names the files of a member's peer certificate: it serves and
+// dials peers with it, and accepts only peers presenting a certificate
+// signed by the CA.
+type PeerTLS struct {
+	CertFile, KeyFile, CAFile string
+}
+
+// Cluster states of Config.ClusterState.
+const (
+	ClusterNew      = "new"
+	ClusterExisting = "existing"
+)
 
 // Server is a running embedded etcd with a client connected to it.
 type Server struct {
@@ -97,6 +126,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcdembed: peer URL %q: %w", cfg.PeerURL, err)
 	}
+	switch cfg.ClusterState {
+	case "":
+		cfg.ClusterState = ClusterNew
+	case ClusterNew, ClusterExisting:
+	default:
+		return nil, fmt.Errorf("etcdembed: cluster state %q: want new or existing", cfg.ClusterState)
+	}
+	if purl.Scheme == "https" && cfg.PeerTLS == nil {
+		return nil, fmt.Errorf("etcdembed: peer URL %s is https but no peer certificate is given", cfg.PeerURL)
+	}
 	closing := new(atomic.Bool)
 	zl := newZapLogger(cfg.Logger.With("component", "etcd"), closing)
 
@@ -107,8 +146,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ec.AdvertiseClientUrls = []url.URL{*curl}
 	ec.ListenPeerUrls = []url.URL{*purl}
 	ec.AdvertisePeerUrls = []url.URL{*purl}
-	ec.InitialCluster = ec.InitialClusterFromName(cfg.Name)
+	ec.InitialCluster = cfg.InitialCluster
+	if ec.InitialCluster == "" {
+		ec.InitialCluster = ec.InitialClusterFromName(cfg.Name)
+	}
+	ec.ClusterState = cfg.ClusterState
 	ec.InitialClusterToken = "ouro-" + cfg.Name
+	if t := cfg.PeerTLS; t != nil && purl.Scheme == "https" {
+		ec.PeerTLSInfo.CertFile, ec.PeerTLSInfo.KeyFile = t.CertFile, t.KeyFile
+		ec.PeerTLSInfo.TrustedCAFile = t.CAFile
+		ec.PeerTLSInfo.ClientCertAuth = true
+	}
 	ec.SnapshotCount = snapshotCount
 	ec.AutoCompactionMode = embed.CompactorModePeriodic
 	ec.AutoCompactionRetention = compactionRetention
@@ -153,8 +201,74 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{etcd: e, client: cli, endpoints: endpoints, log: cfg.Logger, closing: closing}
 	go s.watchErrors()
+	if err := s.waitPromoted(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.advertisePeerURL(ctx, purl.String()); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
+
+// promoteTimeout bounds how long a learner waits to be promoted.
+const promoteTimeout = 2 * time.Minute
+
+// waitPromoted waits, for a member that joined as a learner, until the
+// cluster made it a voting member: a learner serves no client requests.
+func (s *Server) waitPromoted(ctx context.Context) error {
+	if !s.etcd.Server.IsLearner() {
+		return nil
+	}
+	s.log.Info("etcd member joined as a learner; waiting for the cluster to promote it")
+	deadline := time.NewTimer(promoteTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for s.etcd.Server.IsLearner() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("etcdembed: waiting to be promoted: %w", ctx.Err())
+		case <-deadline.C:
+			return fmt.Errorf("etcdembed: still a learner after %v: is a server of the cluster ready to promote it?", promoteTimeout)
+		case <-tick.C:
+		}
+	}
+	s.log.Info("etcd member promoted to a voting member")
+	return nil
+}
+
+// advertisePeerURL makes the member's peer URL in the membership the one
+// configured: a member restarted with a new peer URL (a single server
+// moved from http on loopback to https on its address, so that others
+// can join) records it, as `etcdctl member update` would.
+func (s *Server) advertisePeerURL(ctx context.Context, peerURL string) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	id := uint64(s.etcd.Server.MemberID())
+	resp, err := s.client.MemberList(ctx)
+	if err != nil {
+		return fmt.Errorf("etcdembed: list members: %w", err)
+	}
+	for _, m := range resp.Members {
+		if m.ID != id {
+			continue
+		}
+		if len(m.PeerURLs) == 1 && m.PeerURLs[0] == peerURL {
+			return nil
+		}
+		if _, err := s.client.MemberUpdate(ctx, id, []string{peerURL}); err != nil {
+			return fmt.Errorf("etcdembed: record peer URL %s: %w", peerURL, err)
+		}
+		s.log.Info("etcd member's peer URL changed", "from", m.PeerURLs, "to", peerURL)
+		return nil
+	}
+	return nil
+}
+
+// MemberID returns the member's id in the cluster.
+func (s *Server) MemberID() uint64 { return uint64(s.etcd.Server.MemberID()) }
 
 // watchErrors logs fatal errors the server reports after start.
 func (s *Server) watchErrors() {

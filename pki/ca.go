@@ -12,8 +12,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -194,4 +196,36 @@ func parseCert(certPEM []byte) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("parse certificate: %w", err)
 	}
 	return c, nil
+}
+
+// KeyPEM returns the CA's private key in PEM form, for a server joining
+// the cluster (it is sent only over TLS, to a holder of a server join
+// token).
+func (ca *CA) KeyPEM() ([]byte, error) { return encodeKey(ca.key) }
+
+// Pin returns the pin of a CA certificate, "sha256:" and the hex SHA-256
+// of its DER bytes: a joining server trusts the server that presents a CA
+// with this pin.
+func Pin(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// WriteCA stores a CA received from the cluster in dir, where
+// LoadOrCreateCA finds it, after checking that key and certificate match.
+func WriteCA(dir string, certPEM, keyPEM []byte) (*CA, error) {
+	ca, err := parseCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create CA directory: %w", err)
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, CAKeyFile), keyPEM, 0o600); err != nil {
+		return nil, fmt.Errorf("write CA key: %w", err)
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, CACertFile), certPEM, 0o644); err != nil {
+		return nil, fmt.Errorf("write CA certificate: %w", err)
+	}
+	return ca, nil
 }

@@ -161,3 +161,31 @@ func TestPoolFromPEM(t *testing.T) {
 		t.Error("PoolFromPEM accepted garbage")
 	}
 }
+
+func TestWriteCAAndPin(t *testing.T) {
+	ca, err := LoadOrCreateCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ca.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	got, err := WriteCA(dir, ca.CertPEM(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadOrCreateCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if Pin(got.Certificate()) != Pin(ca.Certificate()) || Pin(again.Certificate()) != Pin(ca.Certificate()) {
+		t.Fatal("the CA written is not the CA given")
+	}
+	other, _ := LoadOrCreateCA(t.TempDir())
+	otherKey, _ := other.KeyPEM()
+	if _, err := WriteCA(t.TempDir(), ca.CertPEM(), otherKey); err == nil {
+		t.Fatal("WriteCA accepted a key of another CA")
+	}
+}

@@ -70,6 +70,9 @@ var figures = []figure{
 		target: "≤ 3 s (etcd election 1 s)"},
 	{what: "… an instance created then placed by the new leader", bench: "BenchmarkLeaderFailover", unit: "placed-s", show: "s",
 		target: "—"},
+	{what: "API VIP failover: holder killed → first answer through the VIP, p50", bench: "BenchmarkAPIVIPFailover", unit: "p50-s", show: "s",
+		target: "p50 ≤ 3 s (kube-vip ≈ 3–5 s; keepalived defaults ≈ 3.6 s)"},
+	{what: "… the slowest of the kills", bench: "BenchmarkAPIVIPFailover", unit: "max-s", show: "s", target: "—"},
 	{what: "Load-balancer VIP failover", show: "s",
 		target: "≤ 2 s (keepalived defaults ≈ 3.6 s)", missing: "load balancers do not exist yet"},
 }

@@ -89,8 +89,13 @@ func newJoinTokenCommand(o *command.Options) *cobra.Command {
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "Join token (valid until %s; it is not shown again):\n\n  %s\n\n",
 				jt.Spec.ExpiresAt.Local().Format(time.RFC3339), jt.Status.Secret)
+			// Agents use the API VIP when the servers hold one.
+			server := c.Server()
+			if info, err := c.ClusterInfo(cmd.Context()); err == nil && info.APIURL != "" {
+				server = info.APIURL
+			}
 			fmt.Fprintf(w, "On the new host, run:\n\n  ouro agent --server %s --join-token %s\n",
-				c.Server(), jt.Status.Secret)
+				server, jt.Status.Secret)
 			return nil
 		},
 	}

@@ -12,6 +12,6 @@ import (
 
 func main() {
 	root := cli.NewRootCommand()
-	root.AddCommand(daemon.Commands()...)
+	daemon.AddCommands(root)
 	os.Exit(cli.Execute(context.Background(), root))
 }

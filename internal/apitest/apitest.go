@@ -30,6 +30,9 @@ type Config struct {
 	// Wrap, if set, wraps the server's handler: tests use it to record
 	// requests or to answer some of them in their own way (see Recorder).
 	Wrap func(http.Handler) http.Handler
+	// Servers, if set, makes the server's apiserver.Servers from the etcd
+	// client and CA under it.
+	Servers func(etcd *clientv3.Client, ca *pki.CA) apiserver.Servers
 }
 
 // Server is an API server over an embedded etcd, served on loopback
@@ -68,8 +71,12 @@ func Start(tb testing.TB, cfg Config) *Server {
 	if err != nil {
 		tb.Fatalf("issue server certificate: %v", err)
 	}
+	var servers apiserver.Servers
+	if cfg.Servers != nil {
+		servers = cfg.Servers(etcd, ca)
+	}
 	srv, err := apiserver.New(apiserver.Config{Store: st, DataDir: dir, CA: ca, ClientCert: &cert,
-		Logger: etcdtest.Quiet(), AuthCacheTTL: -1})
+		Logger: etcdtest.Quiet(), AuthCacheTTL: -1, Servers: servers})
 	if err != nil {
 		tb.Fatalf("new API server: %v", err)
 	}
