@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/ipam"
@@ -64,6 +65,15 @@ func validateNetworkSpec(spec *api.NetworkSpec) (netip.Prefix, error) {
 		spec.NAT = &on
 	}
 	return p, nil
+}
+
+// CheckNetworkSpec makes the checks of ValidateNetworkCreate that need no
+// store (the prefix and its bounds, the gateway, the DNS servers) on a
+// copy of spec.
+func CheckNetworkSpec(spec api.NetworkSpec) error {
+	spec.DNS = slices.Clone(spec.DNS)
+	_, err := validateNetworkSpec(&spec)
+	return err
 }
 
 // ValidateNetworkCreate admits a new network with its defaults (the

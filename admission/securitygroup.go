@@ -25,8 +25,28 @@ func ruleID(r api.SecurityGroupRule) string {
 }
 
 // ValidateRule admits one rule of security group group in project, with
-// its defaults (portMax = portMin) and its ID; errors name field.
+// its defaults (portMax = portMin) and its ID; errors name field. A
+// source group other than group itself must exist.
 func (a *Admitter) ValidateRule(ctx context.Context, field, project, group string, r *api.SecurityGroupRule) error {
+	if err := CheckRule(field, r); err != nil {
+		return err
+	}
+	if r.SourceGroup != "" && r.SourceGroup != group {
+		err := a.st.Get(ctx, api.SecurityGroupKind, project, r.SourceGroup, &api.SecurityGroup{})
+		if errors.Is(err, store.ErrNotFound) {
+			return api.Invalid(field+".sourceGroup", "name a security group of this project", "security group %q does not exist", r.SourceGroup)
+		}
+		if err != nil {
+			return fmt.Errorf("get security group: %w", err)
+		}
+	}
+	return nil
+}
+
+// CheckRule makes the checks of ValidateRule that need no store (all but
+// the existence of the source group) and sets the rule's defaults
+// (portMax = portMin) and ID; errors name field.
+func CheckRule(field string, r *api.SecurityGroupRule) error {
 	switch r.Direction {
 	case "ingress", "egress":
 	default:
@@ -63,15 +83,6 @@ func (a *Admitter) ValidateRule(ctx context.Context, field, project, group strin
 		if e := api.ValidateName(field+".sourceGroup", r.SourceGroup); e != nil {
 			return e
 		}
-		if r.SourceGroup != group {
-			err := a.st.Get(ctx, api.SecurityGroupKind, project, r.SourceGroup, &api.SecurityGroup{})
-			if errors.Is(err, store.ErrNotFound) {
-				return api.Invalid(field+".sourceGroup", "name a security group of this project", "security group %q does not exist", r.SourceGroup)
-			}
-			if err != nil {
-				return fmt.Errorf("get security group: %w", err)
-			}
-		}
 	default:
 		return api.Invalid(field+".cidr", "give cidr (such as 0.0.0.0/0) or sourceGroup", "the rule names no remote side")
 	}
@@ -95,6 +106,30 @@ func (a *Admitter) ValidateSecurityGroup(ctx context.Context, g *api.SecurityGro
 			return err
 		}
 		if j := slices.IndexFunc(g.Spec.Rules[:i], func(o api.SecurityGroupRule) bool { return o.ID == r.ID }); j >= 0 {
+			return api.Invalid(field, "remove the duplicate", "rule duplicates spec.rules[%d] (id %s)", j, r.ID)
+		}
+	}
+	return nil
+}
+
+// CheckSecurityGroupSpec makes the checks of ValidateSecurityGroup that
+// need no store (all but the existence of rules' source groups) on a copy
+// of spec.
+func CheckSecurityGroupSpec(spec api.SecurityGroupSpec) error {
+	if err := ValidateDescription("spec.description", spec.Description); err != nil {
+		return err
+	}
+	if len(spec.Rules) > MaxRules {
+		return api.Invalid("spec.rules", fmt.Sprintf("use at most %d rules", MaxRules), "%d rules given", len(spec.Rules))
+	}
+	rules := slices.Clone(spec.Rules)
+	for i := range rules {
+		r := &rules[i]
+		field := fmt.Sprintf("spec.rules[%d]", i)
+		if err := CheckRule(field, r); err != nil {
+			return err
+		}
+		if j := slices.IndexFunc(rules[:i], func(o api.SecurityGroupRule) bool { return o.ID == r.ID }); j >= 0 {
 			return api.Invalid(field, "remove the duplicate", "rule duplicates spec.rules[%d] (id %s)", j, r.ID)
 		}
 	}

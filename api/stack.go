@@ -80,7 +80,8 @@ type StackStatus struct {
 	// Outputs are the resolved outputs.
 	Outputs map[string]string `json:"outputs,omitempty"`
 	// Drift lists the differences found between owned objects and the
-	// stack (corrected ones too, until the next pass finds none).
+	// stack: reported ones while they last, corrected ones until the
+	// stack's spec changes.
 	Drift []StackDrift `json:"drift,omitempty"`
 	// Message says what failed, naming the resource and its source.
 	Message    string      `json:"message,omitempty"`
@@ -109,6 +110,18 @@ type StackResourceStatus struct {
 	// AppliedHash is a hash of the rendered spec last applied, so an
 	// unchanged resource is not written again.
 	AppliedHash string `json:"appliedHash,omitempty"`
+	// Defaulted are the fields the server stored otherwise than the stack
+	// wrote them (an image name qualified with its project, say): not
+	// drift while the stack says Want and the object holds Got.
+	Defaulted []StackFieldValue `json:"defaulted,omitempty"`
+}
+
+// StackFieldValue is a field of a spec ("spec.template.image") as the
+// stack wrote it (Want) and as the server stored it (Got), as JSON.
+type StackFieldValue struct {
+	Field string `json:"field"`
+	Want  string `json:"want,omitempty"`
+	Got   string `json:"got,omitempty"`
 }
 
 // StackDrift is one field of an owned object that differs from the stack.

@@ -15,14 +15,14 @@ import (
 
 // beforeDelete is the beforeDelete hook of the kinds whose deletion
 // admission checks.
-func beforeDelete(s *Server, ctx context.Context, obj api.Object) error {
-	return s.adm.BeforeDelete(ctx, s.store, obj)
+func beforeDelete(s *Server, ctx context.Context, st store.Interface, obj api.Object) error {
+	return s.adm.BeforeDelete(ctx, st, obj)
 }
 
 // beforeDeleteHost refuses deleting a host instances are placed on, and
 // removes its credentials and presence.
-func beforeDeleteHost(s *Server, ctx context.Context, obj api.Object) error {
-	if err := s.adm.BeforeDelete(ctx, s.store, obj); err != nil {
+func beforeDeleteHost(s *Server, ctx context.Context, st store.Interface, obj api.Object) error {
+	if err := s.adm.BeforeDelete(ctx, st, obj); err != nil {
 		return err
 	}
 	name := obj.Meta().Name
@@ -36,7 +36,7 @@ func beforeDeleteHost(s *Server, ctx context.Context, obj api.Object) error {
 }
 
 // beforeDeleteUser removes the user's tokens.
-func beforeDeleteUser(s *Server, ctx context.Context, obj api.Object) error {
+func beforeDeleteUser(s *Server, ctx context.Context, _ store.Interface, obj api.Object) error {
 	name := obj.Meta().Name
 	return s.deleteTokens(ctx, func(t *api.Token) bool { return t.Spec.User == name })
 }

@@ -22,22 +22,23 @@ type kindHooks struct {
 	// status admits a status write: obj is a copy of old carrying the new
 	// status.
 	status func(id *auth.Identity, old, obj api.Object) error
-	// commit, when set, stores a new object in place of store.Create:
+	// commit, when set, stores a new object with st in place of
+	// st.Create:
 	// kinds that hold claims (addresses, VNIs) allocate them there.
-	commit func(s *Server, ctx context.Context, obj api.Object, opts store.CreateOptions) (bool, error)
+	commit func(s *Server, ctx context.Context, st store.Interface, obj api.Object, opts store.CreateOptions) (bool, error)
 	// commitUpdate, when set, stores an updated object in place of
 	// store.Update.
-	commitUpdate func(s *Server, ctx context.Context, old, obj api.Object) error
+	commitUpdate func(s *Server, ctx context.Context, st store.Interface, old, obj api.Object) error
 	// created runs after a create succeeded (or was replayed); it must be
 	// idempotent, as a crash before it is repaired by Bootstrap.
 	created func(s *Server, ctx context.Context, obj api.Object) error
 	// beforeDelete refuses deleting an object others depend on, and
 	// removes what depends on it alone; it must be safe to repeat.
-	beforeDelete func(s *Server, ctx context.Context, obj api.Object) error
+	beforeDelete func(s *Server, ctx context.Context, st store.Interface, obj api.Object) error
 	// remove, when set, deletes the object (read at resourceVersion rv,
 	// when given) in place of beforeDelete, store.Delete and deleted, and
 	// returns the status to answer and the object to answer with.
-	remove func(s *Server, ctx context.Context, obj api.Object, rv string) (int, api.Object, error)
+	remove func(s *Server, ctx context.Context, st store.Interface, obj api.Object, rv string) (int, api.Object, error)
 	// deleted runs after the object was deleted.
 	deleted func(s *Server, obj api.Object)
 	// prepareOut removes from an object what responses must not show.
@@ -62,8 +63,8 @@ var hooks = map[*api.Kind]kindHooks{
 		status: func(_ *auth.Identity, old, o api.Object) error {
 			return admission.ValidateNetworkStatus(old.(*api.Network), o.(*api.Network))
 		},
-		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
-			return s.adm.StoreNetwork(ctx, s.store, o.(*api.Network), opts)
+		commit: func(s *Server, ctx context.Context, st store.Interface, o api.Object, opts store.CreateOptions) (bool, error) {
+			return s.adm.StoreNetwork(ctx, st, o.(*api.Network), opts)
 		},
 		beforeDelete: beforeDelete,
 	},
@@ -95,11 +96,11 @@ var hooks = map[*api.Kind]kindHooks{
 		status: func(_ *auth.Identity, old, o api.Object) error {
 			return validateFloatingIPStatus(old.(*api.FloatingIP), o.(*api.FloatingIP))
 		},
-		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
-			return s.addrs.CreateFloatingIP(ctx, s.store, o.(*api.FloatingIP), opts)
+		commit: func(s *Server, ctx context.Context, st store.Interface, o api.Object, opts store.CreateOptions) (bool, error) {
+			return s.addrs.CreateFloatingIP(ctx, st, o.(*api.FloatingIP), opts)
 		},
-		commitUpdate: func(s *Server, ctx context.Context, old, o api.Object) error {
-			return s.addrs.UpdateFloatingIP(ctx, s.store, old.(*api.FloatingIP), o.(*api.FloatingIP))
+		commitUpdate: func(s *Server, ctx context.Context, st store.Interface, old, o api.Object) error {
+			return s.addrs.UpdateFloatingIP(ctx, st, old.(*api.FloatingIP), o.(*api.FloatingIP))
 		},
 	},
 	api.UserKind:   sameRules(admission.ValidateUser, kindHooks{beforeDelete: beforeDeleteUser}),
@@ -137,11 +138,11 @@ var hooks = map[*api.Kind]kindHooks{
 		update: func(_ *Server, _ context.Context, id *auth.Identity, old, o api.Object) error {
 			return admission.ValidateImageUpdate(id, old.(*api.Image), o.(*api.Image))
 		},
-		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
-			return admission.StoreImage(ctx, s.store, o.(*api.Image), opts)
+		commit: func(s *Server, ctx context.Context, st store.Interface, o api.Object, opts store.CreateOptions) (bool, error) {
+			return admission.StoreImage(ctx, st, o.(*api.Image), opts)
 		},
-		commitUpdate: func(s *Server, ctx context.Context, old, o api.Object) error {
-			return admission.UpdateImage(ctx, s.store, old.(*api.Image), o.(*api.Image))
+		commitUpdate: func(s *Server, ctx context.Context, st store.Interface, old, o api.Object) error {
+			return admission.UpdateImage(ctx, st, old.(*api.Image), o.(*api.Image))
 		},
 		beforeDelete: beforeDelete,
 	},
@@ -167,8 +168,8 @@ var hooks = map[*api.Kind]kindHooks{
 		status: func(id *auth.Identity, old, o api.Object) error {
 			return admission.ValidateInstanceStatus(id, old.(*api.Instance), o.(*api.Instance))
 		},
-		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
-			return s.adm.StoreInstance(ctx, s.store, o.(*api.Instance), opts)
+		commit: func(s *Server, ctx context.Context, st store.Interface, o api.Object, opts store.CreateOptions) (bool, error) {
+			return s.adm.StoreInstance(ctx, st, o.(*api.Instance), opts)
 		},
 		remove: deleteInstance,
 	},
@@ -191,12 +192,13 @@ var hooks = map[*api.Kind]kindHooks{
 		status: func(id *auth.Identity, old, o api.Object) error {
 			return admission.ValidateLoadBalancerStatus(id, old.(*api.LoadBalancer), o.(*api.LoadBalancer))
 		},
-		commit: func(s *Server, ctx context.Context, o api.Object, opts store.CreateOptions) (bool, error) {
-			return s.adm.StoreLoadBalancer(ctx, s.store, o.(*api.LoadBalancer), opts)
+		commit: func(s *Server, ctx context.Context, st store.Interface, o api.Object, opts store.CreateOptions) (bool, error) {
+			return s.adm.StoreLoadBalancer(ctx, st, o.(*api.LoadBalancer), opts)
 		},
 		beforeDelete: beforeDelete,
 		prepareOut:   hideListenerKeys,
 	},
+	api.StackKind: stackHooks,
 }
 
 // hideListenerKeys blanks the private key of every listener of a load

@@ -96,12 +96,12 @@ func (s *Server) instanceAction(verb auth.Verb) handlerFunc {
 // conditional on the version read, so an instance placed meanwhile is
 // marked instead. It returns the status to answer with and the instance
 // as deleted or marked.
-func deleteInstance(s *Server, ctx context.Context, obj api.Object, rv string) (int, api.Object, error) {
+func deleteInstance(_ *Server, ctx context.Context, st store.Interface, obj api.Object, rv string) (int, api.Object, error) {
 	in := obj.(*api.Instance)
 	for range maxConflictRetries {
 		m := &in.Metadata
 		if in.Status.Host == "" {
-			err := s.store.Delete(ctx, api.InstanceKind, m.Project, m.Name, m.ResourceVersion)
+			err := st.Delete(ctx, api.InstanceKind, m.Project, m.Name, m.ResourceVersion)
 			if err == nil {
 				return http.StatusOK, in, nil
 			}
@@ -119,7 +119,7 @@ func deleteInstance(s *Server, ctx context.Context, obj api.Object, rv string) (
 			if in.Status.Phase != api.PhaseTerminated {
 				in.Status.Phase = api.PhaseTerminating
 			}
-			err := s.store.Update(ctx, in)
+			err := st.Update(ctx, in)
 			if err == nil {
 				return http.StatusAccepted, in, nil
 			}
@@ -128,7 +128,7 @@ func deleteInstance(s *Server, ctx context.Context, obj api.Object, rv string) (
 			}
 		}
 		var next api.Instance
-		if err := s.store.Get(ctx, api.InstanceKind, m.Project, m.Name, &next); err != nil {
+		if err := st.Get(ctx, api.InstanceKind, m.Project, m.Name, &next); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return 0, nil, api.NotFound(api.InstanceKind.Name, m.Name)
 			}

@@ -174,65 +174,9 @@ func (s *Server) create(k *api.Kind) handlerFunc {
 		if err := checkPathMeta(k, obj.Meta(), project, ""); err != nil {
 			return err
 		}
-		hash := admission.RequestHash(k, project, obj)
-		if err := authorize(id, auth.Attributes{Verb: auth.VerbCreate, Resource: k.Plural, Project: project}, k.Name, ""); err != nil {
-			return err
-		}
-		m := obj.Meta()
-		if k == api.EventKind {
-			m.Name = eventName()
-		} else if e := api.ValidateName("metadata.name", m.Name); e != nil {
-			return e
-		}
-		if e := api.ValidateLabels("metadata.labels", m.Labels); e != nil {
-			return e
-		}
-		if k.Namespaced {
-			if err := s.adm.EnsureProject(r.Context(), project); err != nil {
-				return err
-			}
-		}
-		if len(m.Finalizers) > 0 && !id.IsSystem() {
-			return api.Invalid("metadata.finalizers", "leave it out: only the server's controllers set finalizers", "finalizers cannot be set")
-		}
-		*m = api.ObjectMeta{Name: m.Name, Project: project, Labels: m.Labels, Finalizers: m.Finalizers}
-		clearStatus(obj)
-		opts := store.CreateOptions{}
-		if key := r.Header.Get("Idempotency-Key"); key != "" {
-			if len(key) > 128 || !printable(key) {
-				return api.Invalid("Idempotency-Key", "use at most 128 printable ASCII characters, such as a UUID", "the idempotency key is not valid")
-			}
-			opts.IdempotencyKey, opts.RequestHash = key, hash
-		}
-		if k == api.EventKind {
-			opts.TTL = EventTTL
-		}
-		if k == api.ImageKind {
-			// Hold off the blob sweep from checking the blobs to storing the image.
-			defer s.blobs.Hold()()
-		}
-		v := hooks[k]
-		if v.create != nil {
-			if err := v.create(s, r.Context(), id, obj); err != nil {
-				return err
-			}
-		}
-		commit := func(ctx context.Context, obj api.Object, opts store.CreateOptions) (bool, error) {
-			return s.store.Create(ctx, obj, opts)
-		}
-		if v.commit != nil {
-			commit = func(ctx context.Context, obj api.Object, opts store.CreateOptions) (bool, error) {
-				return v.commit(s, ctx, obj, opts)
-			}
-		}
-		existed, err := commit(r.Context(), obj, opts)
+		existed, err := s.createObject(r.Context(), s.store, id, obj, r.Header.Get("Idempotency-Key"))
 		if err != nil {
-			return fmt.Errorf("create %s %s: %w", k, m.Name, err)
-		}
-		if v.created != nil {
-			if err := v.created(s, r.Context(), obj); err != nil {
-				return err
-			}
+			return err
 		}
 		status := http.StatusCreated
 		if existed {
@@ -241,6 +185,73 @@ func (s *Server) create(k *api.Kind) handlerFunc {
 		writeJSON(w, status, prepareOut(obj))
 		return nil
 	}
+}
+
+// createObject authorizes, admits and stores a new object for id, writing
+// with st: the one path of every create, from the API or from a
+// controller acting for a user. obj carries its name, project (the
+// path's), labels and spec; on success it holds the stored object.
+// existed is true when key was used before for the same request.
+func (s *Server) createObject(ctx context.Context, st store.Interface, id *auth.Identity, obj api.Object, key string) (existed bool, err error) {
+	k := obj.GetKind()
+	m := obj.Meta()
+	project := m.Project
+	hash := admission.RequestHash(k, project, obj)
+	if err := authorize(id, auth.Attributes{Verb: auth.VerbCreate, Resource: k.Plural, Project: project}, k.Name, ""); err != nil {
+		return false, err
+	}
+	if k == api.EventKind {
+		m.Name = eventName()
+	} else if e := api.ValidateName("metadata.name", m.Name); e != nil {
+		return false, e
+	}
+	if e := api.ValidateLabels("metadata.labels", m.Labels); e != nil {
+		return false, e
+	}
+	if k.Namespaced {
+		if err := s.adm.EnsureProject(ctx, project); err != nil {
+			return false, err
+		}
+	}
+	if len(m.Finalizers) > 0 && !id.IsSystem() {
+		return false, api.Invalid("metadata.finalizers", "leave it out: only the server's controllers set finalizers", "finalizers cannot be set")
+	}
+	*m = api.ObjectMeta{Name: m.Name, Project: project, Labels: m.Labels, Finalizers: m.Finalizers}
+	clearStatus(obj)
+	opts := store.CreateOptions{}
+	if key != "" {
+		if len(key) > 128 || !printable(key) {
+			return false, api.Invalid("Idempotency-Key", "use at most 128 printable ASCII characters, such as a UUID", "the idempotency key is not valid")
+		}
+		opts.IdempotencyKey, opts.RequestHash = key, hash
+	}
+	if k == api.EventKind {
+		opts.TTL = EventTTL
+	}
+	if k == api.ImageKind {
+		// Hold off the blob sweep from checking the blobs to storing the image.
+		defer s.blobs.Hold()()
+	}
+	v := hooks[k]
+	if v.create != nil {
+		if err := v.create(s, ctx, id, obj); err != nil {
+			return false, err
+		}
+	}
+	if v.commit != nil {
+		existed, err = v.commit(s, ctx, st, obj, opts)
+	} else {
+		existed, err = st.Create(ctx, obj, opts)
+	}
+	if err != nil {
+		return false, fmt.Errorf("create %s %s: %w", k, m.Name, err)
+	}
+	if v.created != nil {
+		if err := v.created(s, ctx, obj); err != nil {
+			return false, err
+		}
+	}
+	return existed, nil
 }
 
 // checkPathMeta makes the body's metadata agree with the path: empty name
@@ -303,36 +314,48 @@ func (s *Server) update(k *api.Kind) handlerFunc {
 		if err != nil {
 			return err
 		}
-		m, cm, name := obj.Meta(), cur.Meta(), cur.Meta().Name
-		if e := api.ValidateLabels("metadata.labels", m.Labels); e != nil {
-			return e
-		}
-		m.UID, m.CreationTimestamp, m.DeletionTimestamp, m.Generation = cm.UID, cm.CreationTimestamp, cm.DeletionTimestamp, cm.Generation
-		if !id.IsSystem() {
-			// Finalizers are the controllers' to set and remove.
-			m.Finalizers = cm.Finalizers
-		}
-		copyStatus(cur, obj)
-		v := hooks[k]
-		if v.update != nil {
-			if err := v.update(s, r.Context(), id, cur, obj); err != nil {
-				return err
-			}
-		}
-		if !specEqual(cur, obj) {
-			m.Generation++
-		}
-		if v.commitUpdate != nil {
-			err = v.commitUpdate(s, r.Context(), cur, obj)
-		} else {
-			err = s.store.Update(r.Context(), obj)
-		}
-		if err != nil {
-			return fmt.Errorf("update %s %s: %w", k, name, err)
+		if err := s.updateObject(r.Context(), s.store, id, cur, obj); err != nil {
+			return err
 		}
 		writeJSON(w, http.StatusOK, prepareOut(obj))
 		return nil
 	}
+}
+
+// updateObject admits the change of cur, read from the store and on which
+// id was authorized, to obj and stores it with st: the one path of every
+// update. Server-owned metadata and the status are kept from cur.
+func (s *Server) updateObject(ctx context.Context, st store.Interface, id *auth.Identity, cur, obj api.Object) error {
+	k := cur.GetKind()
+	m, cm, name := obj.Meta(), cur.Meta(), cur.Meta().Name
+	if e := api.ValidateLabels("metadata.labels", m.Labels); e != nil {
+		return e
+	}
+	m.UID, m.CreationTimestamp, m.DeletionTimestamp, m.Generation = cm.UID, cm.CreationTimestamp, cm.DeletionTimestamp, cm.Generation
+	if !id.IsSystem() {
+		// Finalizers are the controllers' to set and remove.
+		m.Finalizers = cm.Finalizers
+	}
+	copyStatus(cur, obj)
+	v := hooks[k]
+	if v.update != nil {
+		if err := v.update(s, ctx, id, cur, obj); err != nil {
+			return err
+		}
+	}
+	if !specEqual(cur, obj) {
+		m.Generation++
+	}
+	var err error
+	if v.commitUpdate != nil {
+		err = v.commitUpdate(s, ctx, st, cur, obj)
+	} else {
+		err = st.Update(ctx, obj)
+	}
+	if err != nil {
+		return fmt.Errorf("update %s %s: %w", k, name, err)
+	}
+	return nil
 }
 
 func (s *Server) updateStatus(k *api.Kind) handlerFunc {
@@ -367,36 +390,43 @@ func (s *Server) delete(k *api.Kind) handlerFunc {
 		if err != nil {
 			return err
 		}
-		if err := authorize(id, objectAttrs(auth.VerbDelete, cur), k.Name, name); err != nil {
+		status, out, err := s.deleteObject(r.Context(), s.store, id, cur, r.URL.Query().Get("resourceVersion"))
+		if err != nil {
 			return err
 		}
-		rv := r.URL.Query().Get("resourceVersion")
-		if rv != "" && rv != cur.Meta().ResourceVersion {
-			return api.Conflict("%s %q is at resourceVersion %s, not %s", k, name, cur.Meta().ResourceVersion, rv)
-		}
-		v := hooks[k]
-		if v.remove != nil {
-			status, out, err := v.remove(s, r.Context(), cur, rv)
-			if err != nil {
-				return err
-			}
-			writeJSON(w, status, prepareOut(out))
-			return nil
-		}
-		if v.beforeDelete != nil {
-			if err := v.beforeDelete(s, r.Context(), cur); err != nil {
-				return err
-			}
-		}
-		if err := s.store.Delete(r.Context(), k, project, name, rv); err != nil {
-			return fmt.Errorf("delete %s %s: %w", k, name, err)
-		}
-		if v.deleted != nil {
-			v.deleted(s, cur)
-		}
-		writeJSON(w, http.StatusOK, prepareOut(cur))
+		writeJSON(w, status, prepareOut(out))
 		return nil
 	}
+}
+
+// deleteObject authorizes and deletes cur, read from the store, for id
+// with st, at resourceVersion rv when given: the one path of every
+// delete. It returns the status to answer (200 deleted, 202 marked for
+// deletion) and the object to answer with.
+func (s *Server) deleteObject(ctx context.Context, st store.Interface, id *auth.Identity, cur api.Object, rv string) (int, api.Object, error) {
+	k, m := cur.GetKind(), cur.Meta()
+	if err := authorize(id, objectAttrs(auth.VerbDelete, cur), k.Name, m.Name); err != nil {
+		return 0, nil, err
+	}
+	if rv != "" && rv != m.ResourceVersion {
+		return 0, nil, api.Conflict("%s %q is at resourceVersion %s, not %s", k, m.Name, m.ResourceVersion, rv)
+	}
+	v := hooks[k]
+	if v.remove != nil {
+		return v.remove(s, ctx, st, cur, rv)
+	}
+	if v.beforeDelete != nil {
+		if err := v.beforeDelete(s, ctx, st, cur); err != nil {
+			return 0, nil, err
+		}
+	}
+	if err := st.Delete(ctx, k, m.Project, m.Name, rv); err != nil {
+		return 0, nil, fmt.Errorf("delete %s %s: %w", k, m.Name, err)
+	}
+	if v.deleted != nil {
+		v.deleted(s, cur)
+	}
+	return http.StatusOK, cur, nil
 }
 
 func printable(s string) bool {

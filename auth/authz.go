@@ -80,7 +80,7 @@ func (d Decision) String() string {
 //
 // Cluster admins may do everything. Users act in projects by role:
 // viewers read instances, images, events, networks, security groups and
-// floating IPs (and key pairs, instance groups and load balancers);
+// floating IPs (and key pairs, instance groups, load balancers and stacks);
 // members also write all of those but events, run instance
 // actions and upload blobs; admins also grant roles in their project.
 // Everyone may read flavors, hosts, floating IP pools, public images and
@@ -123,7 +123,8 @@ func Authorize(id *Identity, a Attributes) Decision {
 		return DenyForbidden
 	case api.InstanceKind.Plural, api.ImageKind.Plural, api.EventKind.Plural,
 		api.NetworkKind.Plural, api.SecurityGroupKind.Plural, api.FloatingIPKind.Plural,
-		api.KeyPairKind.Plural, api.InstanceGroupKind.Plural, api.LoadBalancerKind.Plural:
+		api.KeyPairKind.Plural, api.InstanceGroupKind.Plural, api.LoadBalancerKind.Plural,
+		api.StackKind.Plural:
 		return authorizeProjectScoped(id.Roles, a)
 	}
 	// Users, join tokens, host networks and anything new: cluster admins

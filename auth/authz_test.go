@@ -33,6 +33,11 @@ func TestAuthorize(t *testing.T) {
 		{"member cannot write load balancer status", member, Attributes{Verb: VerbUpdateStatus, Resource: "loadbalancers", Project: "a", Name: "lb"}, DenyForbidden},
 		{"load balancer of other project hidden", member, Attributes{Verb: VerbGet, Resource: "loadbalancers", Project: "b", Name: "lb"}, DenyNotFound},
 		{"host reads no load balancer", host, Attributes{Verb: VerbGet, Resource: "loadbalancers", Project: "a", Name: "lb"}, DenyNotFound},
+		{"viewer reads stack", viewer, Attributes{Verb: VerbGet, Resource: "stacks", Project: "a", Name: "web"}, Allow},
+		{"viewer cannot apply stack", viewer, Attributes{Verb: VerbCreate, Resource: "stacks", Project: "a"}, DenyForbidden},
+		{"member applies stack", member, Attributes{Verb: VerbUpdate, Resource: "stacks", Project: "a", Name: "web"}, Allow},
+		{"member cannot write stack status", member, Attributes{Verb: VerbUpdateStatus, Resource: "stacks", Project: "a", Name: "web"}, DenyForbidden},
+		{"stack of other project hidden", member, Attributes{Verb: VerbCreate, Resource: "stacks", Project: "b"}, DenyNotFound},
 		{"nil identity", nil, Attributes{Verb: VerbGet, Resource: "flavors"}, DenyForbidden},
 
 		{"viewer reads instance", viewer, Attributes{Verb: VerbGet, Resource: inst, Project: "a", Name: "i"}, Allow},

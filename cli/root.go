@@ -36,6 +36,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/cli/instance"
 	"github.com/ouroboros-cloud/ouro/cli/loadbalancer"
 	"github.com/ouroboros-cloud/ouro/cli/network"
+	"github.com/ouroboros-cloud/ouro/cli/stack"
 )
 
 // Version is the version of the ouro binary; release builds set it with
@@ -74,6 +75,8 @@ func NewRootCommand() *cobra.Command {
 		network.NewSecurityGroupCommand(o),
 		network.NewFloatingIPCommand(o),
 		loadbalancer.NewCommand(o),
+		stack.NewCommand(o),
+		stack.NewApplyCommand(o),
 		catalog.NewKeyPairCommand(o),
 		admin.NewHostCommand(o),
 		admin.NewServerCommand(o),

@@ -1,13 +1,14 @@
 // Package controller runs the control-plane controllers on the elected
 // leader: the scheduler, the instance lifecycle controller, the host
 // health controller, the network controller, the load balancer
-// controller and the instance group controller.
+// controller, the instance group controller and the stack controller.
 //
 //	Run ─▶ election.Run ─ leader ─▶ RunLeader(ctx, store.WithGuard(guard))
 //	                                  informers: hosts, instances, groups,
 //	                                             loadbalancers, hostnetworks
 //	                                  scheduler · lifecycle · hosthealth · network
-//	                                  loadbalancer · group
+//	                                  loadbalancer · group · stack (+ informers
+//	                                  of the kinds stacks own)
 //	          leadership lost ─▶ ctx cancelled ─▶ every controller stops;
 //	                             a write still in flight fails its guard
 //
@@ -32,6 +33,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/controller/loadbalancer"
 	"github.com/ouroboros-cloud/ouro/controller/network"
 	"github.com/ouroboros-cloud/ouro/controller/scheduler"
+	stackctl "github.com/ouroboros-cloud/ouro/controller/stack"
 	"github.com/ouroboros-cloud/ouro/election"
 	"github.com/ouroboros-cloud/ouro/record"
 	"github.com/ouroboros-cloud/ouro/store"
@@ -70,6 +72,10 @@ type Config struct {
 	// (an *admission.Admitter). Without it the group controller does not
 	// run.
 	InstanceCreator group.InstanceCreator
+	// StackWriter writes the objects of stacks as the API does, as each
+	// stack's author (an *apiserver.Server). Without it the stack
+	// controller does not run.
+	StackWriter stackctl.ObjectWriter
 	// HostLostGrace is how long a host stays NotReady before the group
 	// controller replaces the members on it (default 0: at once).
 	HostLostGrace time.Duration
@@ -169,15 +175,33 @@ func RunLeader(ctx context.Context, st store.Interface, cfg Config) error {
 		{"hostnetwork informer", hostNets.Run},
 		{"loadbalancer", lbc.Run},
 	}
+	groups := cache.New(st, api.InstanceGroupKind, cfg.Resync, log)
+	if cfg.InstanceCreator != nil || cfg.StackWriter != nil {
+		components = append(components, component{"group informer", groups.Run})
+	}
 	if cfg.InstanceCreator != nil {
-		groups := cache.New(st, api.InstanceGroupKind, cfg.Resync, log)
 		groupRec := record.New(st, "group-controller").WithLogger(log)
 		defer groupRec.Wait()
 		gc := group.New(group.Options{
 			Store: st, Groups: groups, Instances: instances, Hosts: hosts, LoadBalancers: lbs, Creator: cfg.InstanceCreator,
 			Recorder: groupRec, Logger: log, HostLostGrace: cfg.HostLostGrace,
 		})
-		components = append(components, component{"group informer", groups.Run}, component{"group", gc.Run})
+		components = append(components, component{"group", gc.Run})
+	}
+	if cfg.StackWriter != nil {
+		stacks := cache.New(st, api.StackKind, cfg.Resync, log)
+		owned := []*cache.Informer{instances, groups, lbs}
+		for _, k := range []*api.Kind{api.NetworkKind, api.SecurityGroupKind, api.KeyPairKind, api.ImageKind, api.FlavorKind, api.FloatingIPKind} {
+			in := cache.New(st, k, cfg.Resync, log)
+			owned = append(owned, in)
+			components = append(components, component{k.Plural + " informer", in.Run})
+		}
+		stackRec := record.New(st, "stack-controller").WithLogger(log)
+		defer stackRec.Wait()
+		sc := stackctl.New(stackctl.Options{
+			Store: st, Stacks: stacks, Owned: owned, Writer: cfg.StackWriter, Recorder: stackRec, Logger: log,
+		})
+		components = append(components, component{"stack informer", stacks.Run}, component{"stack", sc.Run})
 	}
 
 	ctx, cancel := context.WithCancel(ctx)

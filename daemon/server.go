@@ -197,7 +197,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	ctrlDone := make(chan error, 1)
 	go func() {
 		ctrlDone <- controller.Run(runCtx, controller.Config{Client: cli, Store: st, Identity: cfg.Name, Logger: log,
-			InstanceCreator: adm})
+			InstanceCreator: adm, StackWriter: api})
 	}()
 	go sweepBlobs(runCtx, api, log)
 

@@ -46,65 +46,13 @@ func Upload(ctx context.Context, c *client.Client, project, name string, img *Im
 	if err := api.ValidateName("metadata.name", name); err != nil {
 		return nil, err
 	}
-	blobs := img.blobs()
-	if len(blobs) == 0 {
-		return nil, errors.New("image has no layers, disk or kernel")
+	if err := UploadBlobs(ctx, c, img, opts.Progress); err != nil {
+		return nil, err
 	}
-	var total, done int64
-	for _, l := range blobs {
-		total += l.Size
-	}
-	// The HTTP transport reads the layer (and so reports progress) on its
-	// own goroutine; the lock keeps calls from overlapping.
-	var mu sync.Mutex
-	progress := func(n int64) {
-		if opts.Progress != nil {
-			mu.Lock()
-			defer mu.Unlock()
-			opts.Progress(n, total)
-		}
-	}
-	progress(0)
-	for _, l := range blobs {
-		has, err := c.HasBlob(ctx, l.Digest)
-		if err != nil {
-			return nil, fmt.Errorf("ask the server for blob %s: %w", l.Digest, err)
-		}
-		if !has {
-			if err := putLayer(ctx, c, l, done, progress); err != nil {
-				return nil, err
-			}
-		}
-		done += l.Size
-		progress(done)
-	}
-
 	obj := &api.Image{
 		Kind:     api.ImageKind.Name,
 		Metadata: api.ObjectMeta{Name: name, Project: project},
-		Spec: api.ImageSpec{
-			Public:       opts.Public,
-			Format:       img.format(),
-			Architecture: img.Architecture,
-			Cmdline:      img.Cmdline,
-			Source:       img.Source,
-			Description:  opts.Description,
-		},
-	}
-	if obj.Spec.Format == api.FormatOCI {
-		obj.Spec.Config = img.Config
-	}
-	for _, l := range img.Layers {
-		obj.Spec.Layers = append(obj.Spec.Layers, l.Blob)
-	}
-	for _, b := range []struct {
-		from *Blob
-		to   **api.Blob
-	}{{img.Disk, &obj.Spec.Disk}, {img.Kernel, &obj.Spec.Kernel}, {img.Initrd, &obj.Spec.Initrd}} {
-		if b.from != nil {
-			blob := b.from.Blob
-			*b.to = &blob
-		}
+		Spec:     img.Spec(opts),
 	}
 	key := IdempotencyKey(project, name, img)
 	existed, err := c.Create(ctx, obj, client.CreateOptions{IdempotencyKey: key})
@@ -121,6 +69,75 @@ func Upload(ctx context.Context, c *client.Client, project, name string, img *Im
 		slog.Info("image was already created by an earlier attempt", "project", project, "image", name)
 	}
 	return obj, nil
+}
+
+// UploadBlobs sends the image's blobs — layers, or disk, kernel and
+// initrd — to the server, skipping blobs the caller can already read
+// there. progress, if set, is called as for UploadOptions.Progress.
+func UploadBlobs(ctx context.Context, c *client.Client, img *Image, progressFn func(done, total int64)) error {
+	blobs := img.blobs()
+	if len(blobs) == 0 {
+		return errors.New("image has no layers, disk or kernel")
+	}
+	var total, done int64
+	for _, l := range blobs {
+		total += l.Size
+	}
+	// The HTTP transport reads the layer (and so reports progress) on its
+	// own goroutine; the lock keeps calls from overlapping.
+	var mu sync.Mutex
+	progress := func(n int64) {
+		if progressFn != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			progressFn(n, total)
+		}
+	}
+	progress(0)
+	for _, l := range blobs {
+		has, err := c.HasBlob(ctx, l.Digest)
+		if err != nil {
+			return fmt.Errorf("ask the server for blob %s: %w", l.Digest, err)
+		}
+		if !has {
+			if err := putLayer(ctx, c, l, done, progress); err != nil {
+				return err
+			}
+		}
+		done += l.Size
+		progress(done)
+	}
+	return nil
+}
+
+// Spec returns the spec of an Image object made of img, with the public
+// flag and description of opts: what Upload creates once the blobs are
+// on the server.
+func (img *Image) Spec(opts UploadOptions) api.ImageSpec {
+	spec := api.ImageSpec{
+		Public:       opts.Public,
+		Format:       img.format(),
+		Architecture: img.Architecture,
+		Cmdline:      img.Cmdline,
+		Source:       img.Source,
+		Description:  opts.Description,
+	}
+	if spec.Format == api.FormatOCI {
+		spec.Config = img.Config
+	}
+	for _, l := range img.Layers {
+		spec.Layers = append(spec.Layers, l.Blob)
+	}
+	for _, b := range []struct {
+		from *Blob
+		to   **api.Blob
+	}{{img.Disk, &spec.Disk}, {img.Kernel, &spec.Kernel}, {img.Initrd, &spec.Initrd}} {
+		if b.from != nil {
+			blob := b.from.Blob
+			*b.to = &blob
+		}
+	}
+	return spec
 }
 
 // IdempotencyKey is the key Upload creates an image with: the same for the
