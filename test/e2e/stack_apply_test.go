@@ -415,6 +415,7 @@ metadata:
 					t.Errorf("%s: exit code %d, want 1\nstdout: %s\nstderr: %s", what, code, out, errOut)
 					continue
 				}
+				t.Logf("%s: %s", what, strings.TrimSpace(errOut))
 				m := re.FindStringSubmatch(errOut)
 				if m == nil {
 					t.Errorf("%s: the error does not name %s:LINE:\n%s", what, base, errOut)
