@@ -421,14 +421,16 @@ func checkPlan(t *testing.T, out string, changed map[string][]string, unchanged 
 }
 
 // planBlocks splits plan output into the lines about each resource: a
-// line naming "Kind/name" starts its block; the lines after it (its
-// fields) belong to it until the next resource.
+// line naming "Kind/name" starts its block; the indented lines after it
+// (its fields) belong to it; any other line ends it.
 func planBlocks(out string) map[string]string {
 	blocks := map[string]string{}
 	cur := ""
 	for _, line := range strings.Split(out, "\n") {
 		if k := resourceIn(line); k != "" {
 			cur = k
+		} else if !strings.HasPrefix(line, " ") && !strings.HasPrefix(line, "\t") {
+			cur = ""
 		}
 		if cur != "" {
 			blocks[cur] += line + "\n"
