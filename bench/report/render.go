@@ -68,9 +68,10 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   groups (two rules each) and 100 key pairs applied; `+"`ouro stack plan`"+` of the same file, timed as a
   process from its start to its exit (code 0, nothing to change): reading and rendering the file,
   reading the stack and the live objects, diffing them. p50 and max over 10 runs.
-- **Stack apply**: `+"`BenchmarkStackApply`"+` in test/e2e: a real server, agent and OCI runtime; a stack of
+- **Stack apply**: `+"`BenchmarkStackApply`"+` in test/e2e: a real server and two hosts (agents and OCI
+  runtime, each host in its own network namespace; one host takes 32 tiny instances); a stack of
   50 busybox instances applied with `+"`ouro stack apply`"+` (without --wait), from the call until a watch
-  sees all 50 Running; then, on the emptied host, the same 50 instances made by 50 calls of
+  sees all 50 Running; then, on the emptied hosts, the same 50 instances made by 50 calls of
   `+"`ouro instance create`"+`, one after the other, from the first call until all 50 are Running.
 - **Scheduling**: `+"`BenchmarkScale`"+` in bench/: a real server (embedded etcd, API, controllers)
   and 1,000 hollow hosts in one process on this machine; the hollow hosts join, heartbeat every 2 s

@@ -159,16 +159,16 @@ func waitTime(b *testing.B, ch <-chan time.Time, timeout time.Duration, what str
 // BenchmarkStackApply measures the apply of a stack of 50 container
 // instances until all are Running, side by side with the same 50
 // instances made by one `ouro instance create` each, one after the other,
-// on the same real server, agent and runc. Each side starts on an empty
-// host: the other side's instances are deleted, and gone from the host,
-// first. It reports both times in seconds and their ratio.
+// on the same real server and two hosts (agents and runc, each host in its
+// own network namespace: one host takes 32 tiny instances). Each side
+// starts on empty hosts: the other side's instances are deleted, and gone
+// from the hosts, first. It reports both times in seconds and their ratio.
 //
 //	go test ./test/e2e -run '^$' -bench StackApply -benchtime 1x
 func BenchmarkStackApply(b *testing.B) {
 	const n = 50
-	c := newCloud(b)
-	a := c.addAgent("host-1")
-	c.importBusybox()
+	nc := newNetCloud(b, 2)
+	c := nc.cloud
 	cl := c.clientAs(c.admin)
 	file := writeFile(b, b.TempDir(), "fifty.yaml", fiftyStack(n))
 	var stackTotal, cliTotal time.Duration
@@ -180,7 +180,7 @@ func BenchmarkStackApply(b *testing.B) {
 		c.ouro("stack", "apply", "fifty", "-f", file)
 		stackD := waitTime(b, ch, 5*time.Minute, "50 instances of the stack Running").Sub(t0)
 		b.StopTimer()
-		c.emptyHost(b, a, "bench=stack", func() { c.ouro("stack", "delete", "fifty", "--wait") })
+		c.emptyHosts(b, nc.hosts, "bench=stack", func() { c.ouro("stack", "delete", "fifty", "--wait") })
 		b.StartTimer()
 
 		ch = allRunning(ctx, b, cl, "bench=cli", n)
@@ -191,7 +191,7 @@ func BenchmarkStackApply(b *testing.B) {
 		}
 		cliD := waitTime(b, ch, 5*time.Minute, "50 instances of the CLI Running").Sub(t0)
 		b.StopTimer()
-		c.emptyHost(b, a, "bench=cli", func() {
+		c.emptyHosts(b, nc.hosts, "bench=cli", func() {
 			for j := range n {
 				c.ouro("instance", "delete", fmt.Sprintf("c-%d", j))
 			}
@@ -207,9 +207,9 @@ func BenchmarkStackApply(b *testing.B) {
 	b.ReportMetric(stackTotal.Seconds()/cliTotal.Seconds(), "ratio")
 }
 
-// emptyHost runs del, which deletes the instances selector selects, and
-// waits until they are gone from the API and from the host of a.
-func (c *cloud) emptyHost(b *testing.B, a *agentProc, selector string, del func()) {
+// emptyHosts runs del, which deletes the instances selector selects, and
+// waits until they are gone from the API and from the hosts.
+func (c *cloud) emptyHosts(b *testing.B, hosts []*agentProc, selector string, del func()) {
 	b.Helper()
 	items, _, err := client.List[api.Instance](context.Background(), c.clientAs(c.admin), api.InstanceKind, "default",
 		client.ListOptions{LabelSelector: selector})
@@ -226,9 +226,11 @@ func (c *cloud) emptyHost(b *testing.B, a *agentProc, selector string, del func(
 		return len(left) == 0, fmt.Sprintf("%d left", len(left))
 	})
 	for _, in := range items {
-		wait.ForDetail(b, time.Minute, "nothing left of "+in.Metadata.Name, func() (bool, string) {
-			l := remains(a.dir, in.Metadata.UID)
-			return len(l) == 0, strings.Join(l, "; ")
-		})
+		for _, a := range hosts {
+			wait.ForDetail(b, time.Minute, "nothing left of "+in.Metadata.Name+" on "+a.name, func() (bool, string) {
+				l := remains(a.dir, in.Metadata.UID)
+				return len(l) == 0, strings.Join(l, "; ")
+			})
+		}
 	}
 }
