@@ -4,7 +4,8 @@
 // through package admission), optimistic concurrency, idempotent
 // creates, list and watch streams (served by package watchcache), blob
 // uploads and reads (stored by package blobstore, scoped to the images the
-// caller may read by package blobaccess), host join and
+// caller may read by package blobaccess, copied between servers by package
+// blobrepl), host join and
 // heartbeats, and an instance's logs, exec and console (through package
 // agentproxy).
 //
@@ -27,6 +28,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
 	"github.com/ouroboros-cloud/ouro/blobaccess"
+	"github.com/ouroboros-cloud/ouro/blobrepl"
 	"github.com/ouroboros-cloud/ouro/blobstore"
 	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
@@ -66,6 +68,14 @@ type Config struct {
 	// Servers manages the control plane's servers; nil answers their
 	// routes with NotFound (external etcd, tests).
 	Servers Servers
+	// Blobs is the blob store; default one in DataDir/blobs/sha256.
+	Blobs *blobstore.Store
+	// BlobAccess decides who may read and refer to which blob; default
+	// an index over Store.
+	BlobAccess *blobaccess.Index
+	// Replicator copies blobs to and from the other servers and serves
+	// their internal routes; nil keeps blobs on this server only.
+	Replicator *blobrepl.Replicator
 }
 
 // Server is the API server. It keeps no state of its own beyond caches:
@@ -125,11 +135,17 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		authn:   auth.NewAuthenticator(cfg.Store),
 		metrics: newMetrics(),
-		blobs:   blobstore.New(filepath.Join(cfg.DataDir, "blobs", "sha256"), cfg.Logger),
+		blobs:   cfg.Blobs,
 		adm:     cfg.Admission,
 		addrs:   cfg.IPAM,
 	}
-	s.blobAccess = blobaccess.New(blobaccess.Config{Store: cfg.Store, UploadTTL: UnreferencedBlobAge})
+	if s.blobs == nil {
+		s.blobs = blobstore.New(filepath.Join(cfg.DataDir, "blobs", "sha256"), cfg.Logger)
+	}
+	s.blobAccess = cfg.BlobAccess
+	if s.blobAccess == nil {
+		s.blobAccess = blobaccess.New(blobaccess.Config{Store: cfg.Store, UploadTTL: UnreferencedBlobAge})
+	}
 	s.life, s.close = context.WithCancel(context.Background())
 	s.watches = watchcache.New(s.life, watchcache.Config{Store: cfg.Store, Logger: cfg.Logger,
 		Prepare: prepareOut, ErrorOf: toAPIError})
@@ -201,9 +217,12 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+fip+"associate", s.authed(s.associate(false)))
 	mux.Handle("POST "+fip+"disassociate", s.authed(s.associate(true)))
 
-	blobs := &blobHandlers{blobs: s.blobs, access: s.blobAccess, maxBytes: s.cfg.MaxBlobBytes}
+	blobs := &blobHandlers{blobs: s.blobs, access: s.blobAccess, maxBytes: s.cfg.MaxBlobBytes, repl: s.cfg.Replicator}
 	mux.Handle("GET /v1/blobs/{digest}", s.authed(blobs.get))
 	mux.Handle("PUT /v1/blobs/{digest}", s.authed(blobs.put))
+	if s.cfg.Replicator != nil {
+		mux.Handle(blobrepl.PathPrefix, s.cfg.Replicator.Handler())
+	}
 	mux.Handle("POST /v1/tokens", s.authed(s.createToken))
 	mux.Handle("POST /v1/jointokens", s.authed(s.createJoinToken))
 	mux.HandleFunc("POST /v1/hosts/join", s.join)

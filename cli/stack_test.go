@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -190,8 +192,9 @@ func TestStackPlanAndApply(t *testing.T) {
 
 	// What the controller would have made: the network as the file says,
 	// the group with the old port. Plan shows exactly that rule.
-	c.add(t, &api.Network{Metadata: api.ObjectMeta{Name: "web", Project: "demo"}, Spec: api.NetworkSpec{CIDR: "10.20.0.0/24"}})
-	c.add(t, &api.SecurityGroup{Metadata: api.ObjectMeta{Name: "web", Project: "demo"}, Spec: api.SecurityGroupSpec{
+	owned := map[string]string{api.LabelStack: "web"}
+	c.add(t, &api.Network{Metadata: api.ObjectMeta{Name: "web", Project: "demo", Labels: owned}, Spec: api.NetworkSpec{CIDR: "10.20.0.0/24"}})
+	c.add(t, &api.SecurityGroup{Metadata: api.ObjectMeta{Name: "web", Project: "demo", Labels: owned}, Spec: api.SecurityGroupSpec{
 		Rules: []api.SecurityGroupRule{{ID: "x", Direction: "ingress", Protocol: "tcp", PortMin: 80, PortMax: 80, CIDR: "0.0.0.0/0"}}}})
 	f.mu.Lock()
 	s.Status.Resources = []api.StackResourceStatus{{Kind: "Network", Name: "web", State: "Ready"}, {Kind: "SecurityGroup", Name: "web", State: "Ready"},
@@ -206,8 +209,13 @@ func TestStackPlanAndApply(t *testing.T) {
 	s.Status.Resources = s.Status.Resources[:2]
 	f.mu.Unlock()
 	r = runCLI(t, nil, "", "stack", "plan", "web", "-f", file)
-	if r.code != 0 || r.stdout != "no changes (2 resources)\n" {
+	if r.code != 0 || r.stdout != "no changes (2 resources)\n" || r.stderr != "" {
 		t.Fatalf("plan without changes: code %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	c.add(t, &api.Network{Metadata: api.ObjectMeta{Name: "other", Project: "demo"}, Spec: api.NetworkSpec{CIDR: "10.40.0.0/24"}})
+	r = runCLI(t, nil, "", "stack", "plan", "web", "-f", writeStack(t, webStack+"---\nkind: Network\nmetadata: {name: other}\nspec: {cidr: 10.40.0.0/24}\n"))
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: Network other exists and is not owned by stack web") {
+		t.Fatalf("plan of an object owned by no stack: code %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 
@@ -300,3 +308,50 @@ func TestStackOutputsDriftListDelete(t *testing.T) {
 }
 
 func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+func TestStackImageFromFile(t *testing.T) {
+	c, f := newStackCloud(t)
+	dir := t.TempDir()
+	writeRootfs(t, filepath.Join(dir, "rootfs.tar.gz"))
+	data, err := os.ReadFile(filepath.Join(dir, "rootfs.tar.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	stackFile := func(sum string) string {
+		path := filepath.Join(dir, "stack.yaml")
+		body := "kind: Image\nmetadata: {name: box}\nspec:\n  description: a box\n  source: {file: rootfs.tar.gz, sha256: " + sum + "}\n"
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+
+	r := runCLI(t, nil, "", "stack", "apply", "img", "-f", stackFile(strings.Repeat("0", 64)))
+	if r.code != 1 || !strings.Contains(r.stderr, "sha256") || len(f.writes) != 0 {
+		t.Fatalf("a wrong sha256: code %d writes %v\n%s%s", r.code, f.writes, r.stdout, r.stderr)
+	}
+
+	r = runCLI(t, nil, "", "stack", "apply", "img", "-f", stackFile(hex.EncodeToString(sum[:])))
+	if r.code != 0 {
+		t.Fatalf("apply: code %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	f.mu.Lock()
+	res := f.objs["img"].Spec.Resources[0]
+	f.mu.Unlock()
+	var spec api.ImageSpec
+	if err := json.Unmarshal(res.Spec, &spec); err != nil {
+		t.Fatal(err)
+	}
+	if spec.Format != api.FormatOCI || len(spec.Layers) != 1 || spec.Description != "a box" || strings.Contains(string(res.Spec), `"file"`) {
+		t.Fatalf("image spec sent = %s", res.Spec)
+	}
+	has, err := c.Client(t, c.Admin).HasBlob(t.Context(), spec.Layers[0].Digest)
+	if err != nil || !has {
+		t.Errorf("layer %s uploaded: %v %v", spec.Layers[0].Digest, has, err)
+	}
+	r = runCLI(t, nil, "", "stack", "apply", "img", "-f", stackFile(hex.EncodeToString(sum[:])))
+	if r.code != 0 || r.stdout != "stack img unchanged\n" {
+		t.Errorf("apply again: code %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

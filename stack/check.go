@@ -151,6 +151,8 @@ func check(spec api.StackSpec, exists func(kind, name string) bool, sources bool
 			add(i, field, "%s: unknown kind %q", r, r.Kind)
 		case r.Path == MembersPath && r.Kind != "InstanceGroup":
 			add(i, field, "%s: only an InstanceGroup has members", r)
+		case i >= 0 && r.Kind == spec.Resources[i].Kind && r.Name == spec.Resources[i].Name:
+			add(i, field, "%s: a resource cannot refer to itself", r)
 		case inStack(r):
 		case exists != nil && exists(r.Kind, r.Name):
 		case exists != nil:

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -110,6 +111,7 @@ func TestCheckNamesSources(t *testing.T) {
 			{Kind: "Network", Name: "web", Source: "web.yaml:1", Spec: json.RawMessage(`{"cidr":"10.0.0.0/8"}`)},
 			{Kind: "Instance", Name: "app", Source: "web.yaml:5", Spec: json.RawMessage(`{"image":"a","flavor":"b","userData":"${Network/db.spec.cidr}"}`)},
 			{Kind: "Instance", Name: "ok", Source: "web.yaml:9", Spec: json.RawMessage(`{"image":"a","flavor":"b","userData":"${Network/shared.spec.cidr}"}`)},
+			{Kind: "Instance", Name: "self", Source: "web.yaml:13", Spec: json.RawMessage(`{"image":"a","flavor":"b","userData":"${Instance/self.metadata.uid}"}`)},
 		},
 		Outputs: map[string]string{"x": "${LoadBalancer/web.status.vip}"},
 	}
@@ -119,6 +121,7 @@ func TestCheckNamesSources(t *testing.T) {
 		`spec.drift: drift "sometimes" is not valid: use correct or report`,
 		`web.yaml:1: spec.cidr: prefix length /8 is out of range`,
 		`web.yaml:5: spec.userData: ${Network/db.spec.cidr} refers to Network/db, which is neither in the stack nor in the project`,
+		`web.yaml:13: spec.userData: ${Instance/self.metadata.uid}: a resource cannot refer to itself`,
 		`spec.outputs.x: ${LoadBalancer/web.status.vip} refers to LoadBalancer/web, which is neither in the stack nor in the project`,
 	}
 	if err == nil {
@@ -141,5 +144,29 @@ func TestKindOf(t *testing.T) {
 	}
 	if KindOf("Stack") != nil || KindOf("Project") != nil || KindOf("network") != nil {
 		t.Error("KindOf maps a kind a stack cannot hold")
+	}
+}
+
+// BenchmarkPlanUnchanged200 plans a 200-resource stack that is applied
+// (the issue asks for ≤ 1 s, requests included).
+func BenchmarkPlanUnchanged200(b *testing.B) {
+	var spec api.StackSpec
+	live := map[string]json.RawMessage{}
+	for i := range 100 {
+		net := fmt.Sprintf(`{"cidr":"10.%d.0.0/24"}`, i)
+		inst := fmt.Sprintf(`{"image":"busybox","flavor":"tiny","networks":[{"network":"n%d"}],"userData":"peer=${Instance/i%d.status.interfaces[0].ip}"}`, i, max(i-1, 0))
+		spec.Resources = append(spec.Resources,
+			api.StackResource{Kind: "Network", Name: fmt.Sprintf("n%d", i), Spec: json.RawMessage(net)},
+			api.StackResource{Kind: "Instance", Name: fmt.Sprintf("i%d", i), Spec: json.RawMessage(inst)})
+		live[fmt.Sprintf("Network/n%d", i)] = json.RawMessage(`{"spec":` + net + `}`)
+		live[fmt.Sprintf("Instance/i%d", i)] = json.RawMessage(fmt.Sprintf(`{"spec":{"image":"demo/busybox","flavor":"tiny","networks":[{"network":"n%d"}],"userData":"peer=10.%d.0.2"},"status":{"interfaces":[{"ip":"10.%d.0.2"}]}}`, i, max(i-1, 0), i))
+	}
+	get := func(kind, name string) (json.RawMessage, bool) { r, ok := live[kind+"/"+name]; return r, ok }
+	for b.Loop() {
+		for _, c := range Plan(spec, nil, get) {
+			if c.Action != ActionUnchanged {
+				b.Fatalf("%+v", c)
+			}
+		}
 	}
 }

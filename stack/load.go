@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -31,12 +30,6 @@ type document struct {
 }
 
 func (d document) at(n *yaml.Node) string { return fmt.Sprintf("%s:%d", d.file, n.Line) }
-
-// Parameter is one parameter declared in a stack's header.
-type parameter struct {
-	Default     *string
-	Description string
-}
 
 // Load reads files and directories (*.yaml and *.yml in name order),
 // renders ${param.NAME} from the header's defaults, values files (YAML
@@ -121,7 +114,7 @@ func Load(paths []string, values []string, sets map[string]string) (name string,
 		if d == nil {
 			return ""
 		}
-		return d.at(nodeAt(d.node, field))
+		return fmt.Sprintf("%s:%d", d.file, lineAt(d.node, field))
 	}
 	if errs := check(spec, nil, true, locate); len(errs) > 0 {
 		return name, spec, errs
@@ -240,39 +233,39 @@ func mapAt(m *yaml.Node, keys ...string) *yaml.Node {
 	return m
 }
 
-// nodeAt returns the node of a field path ("spec.rules[2].cidr") in a
-// document, or the deepest node of the path that exists.
-func nodeAt(root *yaml.Node, field string) *yaml.Node {
-	n := root
+// lineAt returns the line a field path ("spec.rules[2].cidr") is written
+// on in a document: the line of its key for a mapping's field, of the
+// element for a list's, or of the deepest part of the path that exists.
+func lineAt(root *yaml.Node, field string) int {
+	n, line := root, root.Line
 	if field == "" {
-		return n
+		return line
 	}
 	keys, err := splitPath(field)
 	if err != nil {
-		return n
+		return line
 	}
 	for _, k := range keys {
-		var next *yaml.Node
 		switch {
 		case k.index >= 0 && n.Kind == yaml.SequenceNode && k.index < len(n.Content):
-			next = n.Content[k.index]
-		case k.index < 0:
-			next = valueOf(n, k.name)
-			if next != nil {
-				// Point at the key: its line is where the field is written.
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i+1] == next && next.Kind != yaml.ScalarNode {
-						next.Line = min(next.Line, n.Content[i].Line)
-					}
+			n = n.Content[k.index]
+			line = n.Line
+		case k.index < 0 && n.Kind == yaml.MappingNode:
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == k.name {
+					line, n, found = n.Content[i].Line, n.Content[i+1], true
+					break
 				}
 			}
+			if !found {
+				return line
+			}
+		default:
+			return line
 		}
-		if next == nil {
-			return n
-		}
-		n = next
 	}
-	return n
+	return line
 }
 
 // parseHeader reads the Stack header: its name, drift, parameters and
@@ -359,139 +352,6 @@ func knownKeys(d document, m *yaml.Node, path string, known ...string) ErrorList
 	return errs
 }
 
-// paramValues merges defaults, values files and sets, and reports
-// unknown and missing parameters.
-func paramValues(params map[string]parameter, values []string, sets map[string]string, header *document) (map[string]string, ErrorList) {
-	var errs ErrorList
-	vals := map[string]string{}
-	for n, p := range params {
-		if p.Default != nil {
-			vals[n] = *p.Default
-		}
-	}
-	for _, file := range values {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			errs = append(errs, Error{Source: file, Message: err.Error()})
-			continue
-		}
-		var n yaml.Node
-		if err := yaml.Unmarshal(b, &n); err != nil {
-			errs = append(errs, yamlError(file, err))
-			continue
-		}
-		if len(n.Content) == 0 {
-			continue
-		}
-		m := n.Content[0]
-		if m.Kind != yaml.MappingNode {
-			errs = append(errs, Error{Source: fmt.Sprintf("%s:%d", file, m.Line), Message: "a values file is a map of parameter name to value"})
-			continue
-		}
-		for i := 0; i+1 < len(m.Content); i += 2 {
-			k, v := m.Content[i], m.Content[i+1]
-			src := fmt.Sprintf("%s:%d", file, k.Line)
-			if _, ok := params[k.Value]; !ok {
-				errs = append(errs, Error{Source: src, Field: k.Value, Message: "unknown parameter" + declaredList(params)})
-				continue
-			}
-			if v.Kind != yaml.ScalarNode {
-				errs = append(errs, Error{Source: src, Field: k.Value, Message: "a parameter's value is a scalar"})
-				continue
-			}
-			vals[k.Value] = v.Value
-		}
-	}
-	names := make([]string, 0, len(sets))
-	for n := range sets {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if _, ok := params[n]; !ok {
-			errs = append(errs, Error{Source: "--set", Field: n, Message: "unknown parameter" + declaredList(params)})
-			continue
-		}
-		vals[n] = sets[n]
-	}
-	var missing []string
-	for n := range params {
-		if _, ok := vals[n]; !ok {
-			missing = append(missing, n)
-		}
-	}
-	sort.Strings(missing)
-	for _, n := range missing {
-		src := ""
-		if header != nil {
-			src = header.at(nodeAt(header.node, "spec.parameters."+n))
-		}
-		errs = append(errs, Error{Source: src, Field: "spec.parameters." + n, Message: fmt.Sprintf("parameter %s is required: give --set %s=VALUE or a values file", n, n)})
-	}
-	return vals, errs
-}
-
-// declaredList lists the declared parameters for an error message.
-func declaredList(params map[string]parameter) string {
-	if len(params) == 0 {
-		return ": the stack declares no parameters"
-	}
-	names := make([]string, 0, len(params))
-	for n := range params {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return ": the stack declares " + strings.Join(names, ", ")
-}
-
-// render substitutes ${param.NAME} in the scalars under n, in place. A
-// declared parameter without a value is left as it is (it is reported
-// once, as missing); an undeclared one is an error.
-func render(d document, n *yaml.Node, path string, vals map[string]string, params map[string]parameter) ErrorList {
-	var errs ErrorList
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			errs = append(errs, render(d, n.Content[i+1], strings.TrimPrefix(path+"."+n.Content[i].Value, "."), vals, params)...)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			errs = append(errs, render(d, c, fmt.Sprintf("%s[%d]", path, i), vals, params)...)
-		}
-	case yaml.ScalarNode:
-		if !strings.Contains(n.Value, "${"+paramPrefix) {
-			return nil
-		}
-		whole := exprRE.FindStringSubmatch(n.Value)
-		out := exprRE.ReplaceAllStringFunc(n.Value, func(m string) string {
-			expr := m[2 : len(m)-1]
-			pn, ok := strings.CutPrefix(expr, paramPrefix)
-			if !ok {
-				return m
-			}
-			v, ok := vals[pn]
-			if !ok {
-				if _, declared := params[pn]; !declared {
-					errs = append(errs, Error{Source: d.at(n), Field: path, Message: fmt.Sprintf("unknown parameter %q in %s%s", pn, m, declaredList(params))})
-				}
-				return m
-			}
-			return v
-		})
-		if whole != nil && whole[0] == n.Value && strings.HasPrefix(whole[1], paramPrefix) {
-			// The whole scalar is the parameter: it takes the value's
-			// own YAML type (settled against the field's type later).
-			n.Tag = ""
-			n.Style = 0
-			d.whole[n] = true
-		} else {
-			n.Tag = "!!str"
-		}
-		n.Value = out
-	}
-	return errs
-}
-
 // resourceOf builds a StackResource from a rendered document.
 func resourceOf(d document) (api.StackResource, ErrorList) {
 	var errs ErrorList
@@ -540,132 +400,4 @@ func resourceOf(d document) (api.StackResource, ErrorList) {
 		}
 	}
 	return r, errs
-}
-
-// toJSONValue converts a YAML node into a value encoding/json writes:
-// mappings with string keys (each once), sequences and scalars of the
-// JSON types.
-func toJSONValue(d document, n *yaml.Node, path string) (any, ErrorList) {
-	switch n.Kind {
-	case yaml.AliasNode:
-		return toJSONValue(d, n.Alias, path)
-	case yaml.MappingNode:
-		var errs ErrorList
-		m := make(map[string]any, len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			field := path + "." + k.Value
-			if k.Kind != yaml.ScalarNode {
-				errs = append(errs, Error{Source: d.at(k), Field: path, Message: "a key is a string"})
-				continue
-			}
-			if _, dup := m[k.Value]; dup {
-				errs = append(errs, Error{Source: d.at(k), Field: field, Message: "is given more than once"})
-				continue
-			}
-			x, e := toJSONValue(d, v, field)
-			errs = append(errs, e...)
-			m[k.Value] = x
-		}
-		return m, errs
-	case yaml.SequenceNode:
-		var errs ErrorList
-		l := make([]any, 0, len(n.Content))
-		for i, c := range n.Content {
-			x, e := toJSONValue(d, c, fmt.Sprintf("%s[%d]", path, i))
-			errs = append(errs, e...)
-			l = append(l, x)
-		}
-		return l, errs
-	case yaml.ScalarNode:
-		var v any
-		if err := n.Decode(&v); err != nil {
-			return nil, ErrorList{{Source: d.at(n), Field: path, Message: err.Error()}}
-		}
-		v = jsonScalar(n, v)
-		if d.whole[n] {
-			return wholeParam{text: n.Value, value: v}, nil
-		}
-		return v, nil
-	}
-	return nil, ErrorList{{Source: d.at(n), Field: path, Message: "unsupported YAML node"}}
-}
-
-// wholeParam is a scalar that was exactly one ${param.NAME}: its value
-// in the parameter's YAML type, and its text for string fields.
-type wholeParam struct {
-	text  string
-	value any
-}
-
-// settle replaces each wholeParam in v by its text where t (the Go type
-// v decodes into; nil when unknown) is a string, by its value elsewhere.
-func settle(v any, t reflect.Type) any {
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch x := v.(type) {
-	case wholeParam:
-		if t != nil && t.Kind() == reflect.String {
-			return x.text
-		}
-		return x.value
-	case map[string]any:
-		var fields map[string]reflect.Type
-		if t != nil && t.Kind() == reflect.Struct {
-			fields = jsonFields(t)
-		}
-		for k, e := range x {
-			var et reflect.Type
-			switch {
-			case fields != nil:
-				et = fields[k]
-			case t != nil && t.Kind() == reflect.Map:
-				et = t.Elem()
-			}
-			x[k] = settle(e, et)
-		}
-	case []any:
-		var et reflect.Type
-		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
-			et = t.Elem()
-		}
-		for i, e := range x {
-			x[i] = settle(e, et)
-		}
-	}
-	return v
-}
-
-// specType returns the Go type of a kind's spec, or nil.
-func specType(kind string) reflect.Type {
-	k := KindOf(kind)
-	if k == nil {
-		return nil
-	}
-	if f, ok := reflect.TypeOf(k.New()).Elem().FieldByName("Spec"); ok {
-		return f.Type
-	}
-	return nil
-}
-
-// jsonScalar turns a decoded YAML scalar into a JSON value.
-func jsonScalar(n *yaml.Node, v any) any {
-	{
-		switch x := v.(type) {
-		case nil, string, bool:
-			return x
-		case int:
-			return json.Number(strconv.Itoa(x))
-		case int64:
-			return json.Number(strconv.FormatInt(x, 10))
-		case uint64:
-			return json.Number(strconv.FormatUint(x, 10))
-		case float64:
-			return x
-		default:
-			// Timestamps and binary: keep the text as written.
-			return n.Value
-		}
-	}
 }

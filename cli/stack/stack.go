@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"reflect"
@@ -88,12 +89,21 @@ func (f *files) load() (string, api.StackSpec, error) {
 	return stack.Load(f.paths, f.values, sets)
 }
 
-// live reads live objects as the caller.
+// live reads live objects as the caller: each kind is listed once (a
+// plan of hundreds of resources takes a request per kind, not per
+// resource), or, when the caller may not list it, read object by object.
 type live struct {
 	ctx     context.Context
 	c       *client.Client
 	project string
-	cache   map[string]json.RawMessage
+	// listed holds the objects of each kind listed, by name.
+	listed map[string]map[string]json.RawMessage
+	// single holds the objects read one by one (nil: does not exist).
+	single map[string]json.RawMessage
+}
+
+func newLive(ctx context.Context, c *client.Client, project string) *live {
+	return &live{ctx: ctx, c: c, project: project, listed: map[string]map[string]json.RawMessage{}, single: map[string]json.RawMessage{}}
 }
 
 // get returns the JSON of kind/name, or false when it does not exist (or
@@ -103,20 +113,63 @@ func (l *live) get(kind, name string) (json.RawMessage, bool) {
 	if k == nil {
 		return nil, false
 	}
-	id := kind + "/" + name
-	if raw, ok := l.cache[id]; ok {
-		return raw, raw != nil
-	}
 	project := ""
 	if k.Namespaced {
 		project = l.project
+	}
+	objs, ok := l.listed[kind]
+	if !ok {
+		objs = l.list(k, project)
+		l.listed[kind] = objs
+	}
+	if objs != nil {
+		raw, ok := objs[name]
+		return raw, ok
+	}
+	id := kind + "/" + name
+	if raw, ok := l.single[id]; ok {
+		return raw, raw != nil
 	}
 	var raw json.RawMessage
 	if _, err := l.c.Do(l.ctx, http.MethodGet, client.Path(k, project, name), nil, nil, &raw); err != nil {
 		raw = nil
 	}
-	l.cache[id] = raw
+	l.single[id] = raw
 	return raw, raw != nil
+}
+
+// list returns the objects of a kind by name, or nil when they cannot be
+// listed.
+func (l *live) list(k *api.Kind, project string) map[string]json.RawMessage {
+	items, _, err := client.ListAll[json.RawMessage](l.ctx, l.c, k, project, client.ListOptions{})
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]json.RawMessage, len(items))
+	for _, raw := range items {
+		var obj struct {
+			Metadata api.ObjectMeta `json:"metadata"`
+		}
+		if json.Unmarshal(raw, &obj) == nil {
+			out[obj.Metadata.Name] = raw
+		}
+	}
+	return out
+}
+
+// owner returns the stack that owns kind/name (its LabelStack), or "".
+func (l *live) owner(kind, name string) string {
+	raw, ok := l.get(kind, name)
+	if !ok {
+		return ""
+	}
+	var obj struct {
+		Metadata api.ObjectMeta `json:"metadata"`
+	}
+	if json.Unmarshal(raw, &obj) != nil {
+		return ""
+	}
+	return obj.Metadata.Labels[api.LabelStack]
 }
 
 // prepared is a stack rendered from files and checked against the
@@ -155,7 +208,7 @@ func prepare(ctx context.Context, o *command.Options, f *files, name string, fro
 	if err != nil {
 		return nil, err
 	}
-	l := &live{ctx: ctx, c: c, project: o.Project(), cache: map[string]json.RawMessage{}}
+	l := newLive(ctx, c, o.Project())
 	if err := stack.Check(spec, func(kind, n string) bool { _, ok := l.get(kind, n); return ok }); err != nil {
 		return nil, err
 	}
@@ -197,7 +250,20 @@ the server fills in, are only known once applied.`,
 				owned = p.cur.Status.Resources
 			}
 			changes := stack.Plan(p.spec, owned, p.live.get)
-			if printPlan(cmd.OutOrStdout(), changes) {
+			changed := printPlan(cmd.OutOrStdout(), changes)
+			if p.cur != nil && (p.cur.Spec.Drift != p.spec.Drift || !maps.Equal(p.cur.Spec.Outputs, p.spec.Outputs)) {
+				fmt.Fprintf(cmd.OutOrStdout(), "~ update the stack's drift mode or outputs\n")
+				changed = true
+			}
+			for _, c := range changes {
+				if c.Action == stack.ActionCreate || c.Action == stack.ActionDelete {
+					continue
+				}
+				if owner := p.live.owner(c.Kind, c.Name); owner != p.name {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s %s exists and is not owned by stack %s: apply will fail on it\n", c.Kind, c.Name, p.name)
+				}
+			}
+			if changed {
 				return &command.ExitError{Code: ExitChanges}
 			}
 			return nil
