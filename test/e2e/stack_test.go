@@ -216,6 +216,20 @@ func TestStackWeb(t *testing.T) {
 	})
 	nc.waitStackApplied("", "web", time.Minute)
 
+	// A field changed by hand (a rule deleted) is reported and put back.
+	nc.getJSON(&sg, "sg", "get", "web")
+	for _, r := range sg.Spec.Rules {
+		if r.PortMin == 80 {
+			nc.ouro("sg", "rule", "delete", "web", r.ID)
+		}
+	}
+	nc.waitDriftReported("web", "SecurityGroup", "web")
+	wait.ForDetail(t, time.Minute, "the rule for port 80 back", func() (bool, string) {
+		nc.getJSON(&sg, "sg", "get", "web")
+		return len(sg.Spec.Rules) == 2 && hasPort(sg.Spec.Rules, 80) && hasPort(sg.Spec.Rules, 2222), fmt.Sprintf("rules %+v", sg.Spec.Rules)
+	})
+	nc.waitStackApplied("", "web", time.Minute)
+
 	// A resource removed from the file is deleted by the next apply.
 	cur, err := nc.instance("default", "client")
 	if err != nil {
@@ -476,13 +490,15 @@ func (nc *netCloud) waitDriftReported(stack, kind, name string) {
 		if err != nil {
 			return false, fmt.Sprintf("stack drift: %v: %s", err, errOut)
 		}
-		if strings.Contains(out, kind+"/"+name) || (strings.Contains(out, kind) && strings.Contains(out, name)) {
+		if strings.Contains(out, kind+"/"+name) {
 			return true, ""
 		}
 		ev, _, _ := nc.run(nil, "events", "--for", "stack/"+stack)
-		if strings.Contains(ev, name) && strings.Contains(strings.ToLower(ev), "drift") {
-			nc.t.Logf("drift of %s/%s seen in the events, already corrected in status:\n%s", kind, name, ev)
-			return true, ""
+		for _, line := range strings.Split(ev, "\n") {
+			if strings.Contains(line, "Drift") && strings.Contains(line, kind+" "+name) {
+				nc.t.Logf("drift of %s/%s seen in the events, already corrected in the status: %s", kind, name, strings.Join(strings.Fields(line), " "))
+				return true, ""
+			}
 		}
 		return false, fmt.Sprintf("stack drift says %q; events %q", out, ev)
 	})
