@@ -455,3 +455,73 @@ func containsInt(xs []int, x int) bool {
 	}
 	return false
 }
+
+// TestStackOwnsOnlyWhatItMade: a stack never adopts an object made by
+// hand nor one another stack owns; the resource fails naming the owner,
+// the object is left as it was, and deleting the stack leaves it.
+func TestStackOwnsOnlyWhatItMade(t *testing.T) {
+	c := newCloud(t)
+	dir := t.TempDir()
+	network := func(stack, name, cidr string) string {
+		return writeFile(t, dir, stack+"-"+name+".yaml", fmt.Sprintf(`kind: Network
+metadata:
+  name: %s
+spec:
+  cidr: %s
+`, name, cidr))
+	}
+	failed := func(stack, want string) {
+		t.Helper()
+		wait.ForDetail(t, time.Minute, "stack "+stack+" Failed saying "+want, func() (bool, string) {
+			st, err := c.stackGet("", stack)
+			if err != nil {
+				return false, err.Error()
+			}
+			msg := st.Status.Message
+			for _, r := range st.Status.Resources {
+				msg += " " + r.Message
+			}
+			return st.Status.Phase == api.StackFailed && strings.Contains(msg, want), describeStack(st)
+		})
+	}
+	c.ouro("network", "create", "handmade", "--cidr", "10.65.0.0/24")
+	hand := c.networkObject("handmade")
+
+	c.ouro("stack", "apply", "one", "-f", network("one", "handmade", "10.65.0.0/24"))
+	failed("one", "not owned by stack one")
+	if got := c.networkObject("handmade"); got.UID != hand.UID || got.Labels[api.LabelStack] != "" || got.ResourceVersion != hand.ResourceVersion {
+		t.Errorf("network handmade was touched by stack one: %+v, was %+v", got, hand)
+	}
+
+	c.ouro("stack", "apply", "one", "-f", network("one", "shared", "10.66.0.0/24"), "--wait")
+	c.waitStackApplied("", "one", time.Minute)
+	shared := c.networkObject("shared")
+	c.ouro("stack", "apply", "two", "-f", network("two", "shared", "10.66.0.0/24"))
+	failed("two", "not owned by stack two")
+	c.ouro("stack", "delete", "two", "--wait")
+	if got := c.networkObject("shared"); got.UID != shared.UID || got.Labels[api.LabelStack] != "one" {
+		t.Errorf("network shared after stack two came and went: %+v, was %+v", got, shared)
+	}
+	c.ouro("stack", "delete", "one", "--wait")
+	c.waitStackGone("default", "one", time.Minute)
+	if got := c.networkObject("handmade"); got.UID != hand.UID {
+		t.Errorf("network handmade after stack one was deleted: %+v", got)
+	}
+}
+
+// networkObject reads a network of the default project as a stackObject,
+// failing the test when it is not there.
+func (c *cloud) networkObject(name string) stackObject {
+	c.t.Helper()
+	objs, err := c.listObjects(api.NetworkKind, "default", "")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.Name == name {
+			return o
+		}
+	}
+	c.t.Fatalf("no network %s", name)
+	return stackObject{}
+}
