@@ -107,6 +107,45 @@ func (c *cloud) addHollowHosts(prefix string, n int) *proc {
 	return p
 }
 
+// whenMade returns a channel closed once stack name has made at least n
+// instances (those made before count).
+func (c *cloud) whenMade(name string, n int) <-chan struct{} {
+	c.t.Helper()
+	cl := c.clientAs(c.admin)
+	sel := client.ListOptions{LabelSelector: api.LabelStack + "=" + name}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	items, meta, err := client.List[api.Instance](ctx, cl, api.InstanceKind, "default", sel)
+	if err != nil {
+		cancel()
+		c.t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, in := range items {
+		seen[in.Metadata.Name] = true
+	}
+	done := make(chan struct{})
+	if len(seen) >= n {
+		cancel()
+		close(done)
+		return done
+	}
+	go func() {
+		defer cancel()
+		client.Watch[api.Instance](ctx, cl, api.InstanceKind, "default",
+			client.WatchOptions{ListOptions: sel, ResourceVersion: meta.ResourceVersion},
+			func(ev api.WatchEvent[api.Instance]) error {
+				if ev.Type == api.Added {
+					if seen[ev.Object.Metadata.Name] = true; len(seen) >= n {
+						close(done)
+						return errors.New("made enough")
+					}
+				}
+				return nil
+			})
+	}()
+	return done
+}
+
 // projectObjects returns every object of the stack kinds in project, by
 // "Kind/name".
 func (c *cloud) projectObjects(project string) map[string]stackObject {
@@ -124,10 +163,10 @@ func (c *cloud) projectObjects(project string) map[string]stackObject {
 	return out
 }
 
-// TestStackCrashResume kills the server (SIGKILL) while the stack
+// TestStackCrashResume kills the server (SIGKILL) twice while the stack
 // controller creates a stack of 12 instances, a network and a security
-// group, and starts it again: the stack converges with each named object
-// made once, and nothing else made.
+// group, and starts it again each time: the stack converges with each
+// named object made once, and nothing else made.
 func TestStackCrashResume(t *testing.T) {
 	c := newCloud(t)
 	c.addHollowHosts("hc", 2)
@@ -135,35 +174,25 @@ func TestStackCrashResume(t *testing.T) {
 	before := c.projectObjects("default")
 	file := writeFile(t, t.TempDir(), "crash.yaml", hollowStack("crash", "10.62.0.0/24", n))
 
-	// The server dies once the controller has made its third instance.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	third := make(chan struct{})
-	seen := 0
-	go client.Watch[api.Instance](ctx, c.clientAs(c.admin), api.InstanceKind, "default",
-		client.WatchOptions{ListOptions: client.ListOptions{LabelSelector: api.LabelStack + "=crash"}},
-		func(ev api.WatchEvent[api.Instance]) error {
-			if ev.Type == api.Added {
-				if seen++; seen == 3 {
-					close(third)
-					return errors.New("seen enough")
-				}
-			}
-			return nil
-		})
-	// The short form: the name comes from the file's header.
-	c.ouro("apply", "-f", file)
-	select {
-	case <-third:
-	case <-time.After(2 * time.Minute):
-		st, _ := c.stackGet("", "crash")
-		t.Fatalf("the stack made no third instance in 2 minutes: %s", describeStack(st))
-	}
-	c.server.kill()
-	cancel()
-	c.startServer()
-	if st, err := c.stackGet("", "crash"); err == nil {
-		t.Logf("killed after the stack's third instance of %d; after the restart: %s", n, describeStack(st))
+	// The server dies once the controller has made its third instance,
+	// and again, after a restart, once it has made its ninth.
+	for i, at := range []int{3, 9} {
+		made := c.whenMade("crash", at)
+		if i == 0 {
+			// The short form: the name comes from the file's header.
+			c.ouro("apply", "-f", file)
+		}
+		select {
+		case <-made:
+		case <-time.After(2 * time.Minute):
+			st, _ := c.stackGet("", "crash")
+			t.Fatalf("the stack made no %d instances in 2 minutes: %s", at, describeStack(st))
+		}
+		c.server.kill()
+		c.startServer()
+		if st, err := c.stackGet("", "crash"); err == nil {
+			t.Logf("killed once %d instances of %d were made; after the restart: %s", at, n, describeStack(st))
+		}
 	}
 	st := c.waitStackApplied("", "crash", 3*time.Minute)
 	owned := c.waitOwned("", "crash", time.Minute, hollowStackOwned("crash", n)...)
