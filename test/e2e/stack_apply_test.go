@@ -166,7 +166,8 @@ func (c *cloud) projectObjects(project string) map[string]stackObject {
 // TestStackCrashResume kills the server (SIGKILL) twice while the stack
 // controller creates a stack of 12 instances, a network and a security
 // group, and starts it again each time: the stack converges with each
-// named object made once, and nothing else made.
+// named object made once, and nothing else made. Killed once more in the
+// middle of the stack's deletion, it leaves nothing of the stack.
 func TestStackCrashResume(t *testing.T) {
 	c := newCloud(t)
 	c.addHollowHosts("hc", 2)
@@ -224,6 +225,55 @@ func TestStackCrashResume(t *testing.T) {
 	for i := range n {
 		c.waitPhase("default", fmt.Sprintf("app-%d", i), api.PhaseRunning)
 	}
+
+	// Killed again in the middle of the stack's deletion, the server
+	// finishes it after the restart: nothing of the stack is left.
+	gone := c.whenDeleted("crash", 4)
+	c.ouro("stack", "delete", "crash")
+	select {
+	case <-gone:
+	case <-time.After(2 * time.Minute):
+		st, _ := c.stackGet("", "crash")
+		t.Fatalf("the stack deleted no 4 instances in 2 minutes: %s", describeStack(st))
+	}
+	c.server.kill()
+	c.startServer()
+	if st, err := c.stackGet("", "crash"); err == nil {
+		t.Logf("killed in the deletion; after the restart: %s", describeStack(st))
+	}
+	c.waitStackGone("default", "crash", 2*time.Minute)
+	c.checkSameObjects("default", before)
+}
+
+// whenDeleted returns a channel closed once n instances of stack name are
+// gone from the API.
+func (c *cloud) whenDeleted(name string, n int) <-chan struct{} {
+	c.t.Helper()
+	cl := c.clientAs(c.admin)
+	sel := client.ListOptions{LabelSelector: api.LabelStack + "=" + name}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	_, meta, err := client.List[api.Instance](ctx, cl, api.InstanceKind, "default", sel)
+	if err != nil {
+		cancel()
+		c.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer cancel()
+		deleted := 0
+		client.Watch[api.Instance](ctx, cl, api.InstanceKind, "default",
+			client.WatchOptions{ListOptions: sel, ResourceVersion: meta.ResourceVersion},
+			func(ev api.WatchEvent[api.Instance]) error {
+				if ev.Type == api.Deleted {
+					if deleted++; deleted == n {
+						close(done)
+						return errors.New("deleted enough")
+					}
+				}
+				return nil
+			})
+	}()
+	return done
 }
 
 // TestStackPermissions: a member of another project cannot apply a stack
