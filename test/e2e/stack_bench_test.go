@@ -180,7 +180,9 @@ func BenchmarkStackApply(b *testing.B) {
 		c.ouro("stack", "apply", "fifty", "-f", file)
 		stackD := waitTime(b, ch, 5*time.Minute, "50 instances of the stack Running").Sub(t0)
 		b.StopTimer()
+		t1 := time.Now()
 		c.emptyHosts(b, nc.hosts, "bench=stack", func() { c.ouro("stack", "delete", "fifty", "--wait") })
+		stackDel := time.Since(t1)
 		b.StartTimer()
 
 		ch = allRunning(ctx, b, cl, "bench=cli", n)
@@ -191,14 +193,17 @@ func BenchmarkStackApply(b *testing.B) {
 		}
 		cliD := waitTime(b, ch, 5*time.Minute, "50 instances of the CLI Running").Sub(t0)
 		b.StopTimer()
+		t1 = time.Now()
 		c.emptyHosts(b, nc.hosts, "bench=cli", func() {
 			for j := range n {
 				c.ouro("instance", "delete", fmt.Sprintf("c-%d", j))
 			}
 		})
+		cliDel := time.Since(t1)
 		b.StartTimer()
 		cancel()
-		b.Logf("run %d: stack apply %v, %d CLI creates %v", i, stackD.Round(time.Millisecond), n, cliD.Round(time.Millisecond))
+		b.Logf("run %d: stack apply %v, %d CLI creates %v; deleting them all: stack delete %v, %d CLI deletes %v", i,
+			stackD.Round(time.Millisecond), n, cliD.Round(time.Millisecond), stackDel.Round(time.Millisecond), n, cliDel.Round(time.Millisecond))
 		stackTotal += stackD
 		cliTotal += cliD
 	}
