@@ -1,5 +1,7 @@
 // Package apiserver serves the Ouroboros REST API (docs/api.md) over a
-// store.Interface: authentication and authorization of every request,
+// store.Interface: authentication (bearer tokens, or the web console's
+// session cookies with their CSRF tokens, package session) and
+// authorization of every request,
 // validation and defaulting per kind (instances and what they attach to
 // through package admission), optimistic concurrency, idempotent
 // creates, list and watch streams (served by package watchcache), blob
@@ -7,7 +9,7 @@
 // caller may read by package blobaccess, copied between servers by package
 // blobrepl), host join and
 // heartbeats, and an instance's logs, exec and console (through package
-// agentproxy).
+// agentproxy). Every other path is the web console (Config.Console).
 //
 //	request ─▶ metrics/log ─▶ recover ─▶ mux ─▶ authenticate ─▶ authorize ─▶ decode/validate ─▶ store
 package apiserver
@@ -32,6 +34,8 @@ import (
 	"github.com/ouroboros-cloud/ouro/blobstore"
 	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
+	"github.com/ouroboros-cloud/ouro/record"
+	"github.com/ouroboros-cloud/ouro/session"
 	"github.com/ouroboros-cloud/ouro/store"
 	"github.com/ouroboros-cloud/ouro/watchcache"
 )
@@ -76,6 +80,10 @@ type Config struct {
 	// Replicator copies blobs to and from the other servers and serves
 	// their internal routes; nil keeps blobs on this server only.
 	Replicator *blobrepl.Replicator
+	// Console, when set, serves every path outside /v1, /healthz,
+	// /readyz and /metrics: the web console (package console). Nil
+	// answers those paths with NotFound.
+	Console http.Handler
 }
 
 // Server is the API server. It keeps no state of its own beyond caches:
@@ -99,6 +107,13 @@ type Server struct {
 	adm *admission.Admitter
 	// addrs allocates floating IPs.
 	addrs *ipam.Allocator
+	// sessions keeps the console's sign-in sessions; limiter slows down
+	// guessing passwords.
+	sessions *session.Manager
+	limiter  *session.Limiter
+	// events records what the teaching actions did, for the console's
+	// timeline.
+	events record.Sink
 
 	// life ends open streams when the server is closed.
 	life  context.Context
@@ -138,6 +153,10 @@ func New(cfg Config) (*Server, error) {
 		blobs:   cfg.Blobs,
 		adm:     cfg.Admission,
 		addrs:   cfg.IPAM,
+
+		sessions: session.NewManager(cfg.Store),
+		limiter:  session.NewLimiter(),
+		events:   record.New(cfg.Store, "apiserver").WithLogger(cfg.Logger),
 	}
 	if s.blobs == nil {
 		s.blobs = blobstore.New(filepath.Join(cfg.DataDir, "blobs", "sha256"), cfg.Logger)
@@ -205,10 +224,13 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+inst+"start", s.authed(s.instanceAction(auth.VerbStart)))
 	mux.Handle("POST "+inst+"stop", s.authed(s.instanceAction(auth.VerbStop)))
 	mux.Handle("POST "+inst+"reboot", s.authed(s.instanceAction(auth.VerbReboot)))
-	ag := &agentHandlers{agents: s.agents, getObject: s.getObject, streamContext: s.streamContext}
+	ag := &agentHandlers{agents: s.agents, getObject: s.getObject, streamContext: s.streamContext, events: s.events}
 	mux.Handle("GET "+inst+"logs", s.authed(ag.logs))
 	mux.Handle("POST "+inst+"exec", s.authed(ag.exec))
 	mux.Handle("POST "+inst+"console", s.authed(ag.console))
+	mux.Handle("GET "+inst+"exec", s.terminal(ag.execWS))
+	mux.Handle("GET "+inst+"console", s.terminal(ag.consoleWS))
+	mux.Handle("POST "+inst+"crash", s.authed(ag.crash))
 
 	sg := "/v1/projects/{project}/securitygroups/{name}/rules"
 	mux.Handle("POST "+sg, s.authed(s.addRule))
@@ -227,21 +249,38 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/jointokens", s.authed(s.createJoinToken))
 	mux.HandleFunc("POST /v1/hosts/join", s.join)
 	mux.Handle("POST /v1/hosts/{name}/heartbeat", s.authed(s.heartbeat))
+	mux.Handle("POST /v1/hosts/{name}/drain", s.authed(s.drain))
 	mux.Handle("GET /v1/whoami", s.authed(s.whoami))
 	s.serverRoutes(mux)
+	s.sessionRoutes(mux)
 
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.authed(s.serveMetrics))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Console != nil && !apiPath(r.URL.Path) {
+			s.cfg.Console.ServeHTTP(w, r)
+			return
+		}
 		s.writeError(w, r, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound,
 			Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path), Hint: "see docs/api.md for the routes"})
 	})
 }
 
+// apiPath reports whether path belongs to the API rather than the
+// console.
+func apiPath(path string) bool {
+	switch path {
+	case "/v1", "/healthz", "/readyz", "/metrics":
+		return true
+	}
+	return strings.HasPrefix(path, "/v1/")
+}
+
 type identityKey struct{}
 
-// authed authenticates the bearer token and runs h with the identity.
+// authed authenticates the bearer token, or else the session cookie, and
+// runs h with the identity.
 func (s *Server) authed(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := s.authenticate(r)
@@ -261,7 +300,8 @@ func (s *Server) authed(h handlerFunc) http.Handler {
 func (s *Server) authenticate(r *http.Request) (*auth.Identity, error) {
 	wire, ok := bearer(r)
 	if !ok {
-		return nil, unauthorized("missing bearer token")
+		id, _, err := s.authenticateSession(r)
+		return id, err
 	}
 	id, err := s.authn.Authenticate(r.Context(), wire)
 	switch {

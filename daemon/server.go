@@ -21,6 +21,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/blobaccess"
 	"github.com/ouroboros-cloud/ouro/blobrepl"
 	"github.com/ouroboros-cloud/ouro/blobstore"
+	"github.com/ouroboros-cloud/ouro/console"
 	"github.com/ouroboros-cloud/ouro/controller"
 	"github.com/ouroboros-cloud/ouro/etcdembed"
 	"github.com/ouroboros-cloud/ouro/ipam"
@@ -185,7 +186,8 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		Peers: func(ctx context.Context) (map[string]string, error) { return membership.Present(ctx, cli) }})
 	api, err := apiserver.New(apiserver.Config{Store: st, DataDir: cfg.DataDir, CA: ca, ClientCert: &cert, Logger: log,
 		MaxBlobBytes: cfg.MaxBlobBytes, IPAM: addrs, Admission: adm, Servers: servers,
-		Blobs: blobs, BlobAccess: access, Replicator: repl})
+		Blobs: blobs, BlobAccess: access, Replicator: repl,
+		Console: console.Handler(console.Config{})})
 	if err != nil {
 		ln.Close()
 		return fail(fmt.Errorf("server: %w", err))
