@@ -364,3 +364,18 @@ func (c *cloud) lbJSON(project, name string) (api.LoadBalancer, string) {
 	}
 	return lb, out
 }
+
+// waitEvents waits until the events of the default project mention every
+// one of words.
+func (nc *netCloud) waitEvents(what string, words ...string) {
+	nc.t.Helper()
+	wait.ForDetail(nc.t, 30*time.Second, "events: "+what, func() (bool, string) {
+		out := nc.ouro("events", "--project", "default")
+		for _, w := range words {
+			if !strings.Contains(out, w) {
+				return false, out
+			}
+		}
+		return true, ""
+	})
+}
