@@ -304,14 +304,16 @@ func (nc *netCloud) logLBNetwork(lb *api.LoadBalancer) {
 }
 
 // lbLeftovers lists what is left of load balancer uid on the host of a:
-// processes, its namespace, its files.
+// processes (in its namespace there, or naming its directory there), its
+// namespace, its files.
 func lbLeftovers(a *agentProc, uid string) []string {
 	var out []string
 	if h, k := lbProcs(a, uid); len(h)+len(k) > 0 {
 		out = append(out, fmt.Sprintf("haproxy %v keepalived %v", h, k))
 	}
-	if pids := processesMentioning(uid); len(pids) > 0 {
-		out = append(out, fmt.Sprintf("processes %v", pids))
+	for _, pid := range processesMentioning(lbDir(a, uid)) {
+		cmd, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		out = append(out, fmt.Sprintf("process %d: %s", pid, strings.ReplaceAll(strings.TrimSpace(string(cmd)), "\x00", " ")))
 	}
 	ns := lbNetns(a, uid)
 	for _, m := range mountsUnder(agentNetnsDir(a.dir)) {

@@ -332,6 +332,61 @@ func TestLBFloatingIPFailover(t *testing.T) {
 	}
 }
 
+// TestLBReplacedWhenHostLost: the host of a load balancer on one host
+// loses its power; once the host is lost, the control plane places the
+// load balancer on another host, with the same addresses, and it serves
+// again. When the host comes back, its agent removes what is left of the
+// load balancer there.
+func TestLBReplacedWhenHostLost(t *testing.T) {
+	nc := newNetCloud(t, 3)
+	nc.killLBLeftovers()
+	uncordon := nc.cordonAllBut("h3")
+	nc.ouro(append([]string{"group", "create", "web", "--image", "busybox", "--flavor", "tiny", "--count", "2", "--"}, lbWebCommand()...)...)
+	nc.waitMembersRunning("web", 2)
+	nc.create(vm{name: "client"})
+	uncordon()
+	nc.setUnschedulable("h3", true)
+	nc.ouro(lbCreateArgs("web", "default", "--group", "web", "--wait")...)
+	lb := nc.waitMembersUp("", "web", 30*time.Second, "web-0", "web-1")
+	client, err := nc.instanceNetns("", "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAnswers(t, client, vipAddr(lb), 30*time.Second, "web-0", "web-1")
+	first, addr := lb.Status.Hosts[0].Name, lb.Status.Hosts[0].Address
+	dead := nc.vipHolder(lb)
+	if dead.name != first {
+		t.Fatalf("the VIP is on %s, the status says %s", dead.name, first)
+	}
+	load := startLoad(t, client, vipAddr(lb), 2, 300*time.Millisecond)
+	load.waitAnswersSince(t, time.Now(), 20, 30*time.Second)
+
+	nc.lbPowerCut(dead, lb.Metadata.UID)
+	cut := time.Now()
+	lb = nc.waitLB("", "web", 60*time.Second, "placed on another host", func(lb *api.LoadBalancer) bool {
+		return len(lb.Status.Hosts) == 1 && lb.Status.Hosts[0].Name != first && lb.Status.Hosts[0].Ready
+	})
+	if got := lb.Status.Hosts[0]; got.Name == "h3" || got.Address != addr {
+		t.Errorf("re-placed on %s at %s; want the other schedulable host, at the same address %s", got.Name, got.Address, addr)
+	}
+	at := load.firstAnswerSince(t, cut, 60*time.Second)
+	t.Logf("power cut of the only LB host %s → served again from %s after %v", first, lb.Status.Hosts[0].Name, at.Sub(cut).Round(10*time.Millisecond))
+	load.waitAnswersSince(t, time.Now(), 50, 30*time.Second)
+
+	// The lost host returns: what it had of the load balancer goes, and
+	// the load balancer stays where it is now.
+	nc.lbPowerBack(dead)
+	wait.ForDetail(t, 60*time.Second, "nothing left of the load balancer on "+dead.name, func() (bool, string) {
+		l := lbLeftovers(dead, lb.Metadata.UID)
+		return len(l) == 0, strings.Join(l, "; ")
+	})
+	load.waitAnswersSince(t, time.Now(), 50, 30*time.Second)
+	load.stop()
+	if lb, err := nc.lbGet("", "web"); err != nil || len(lb.Status.Hosts) != 1 || lb.Status.Hosts[0].Name == first {
+		t.Errorf("after %s returned: %v, %s", first, err, describeLB(lb))
+	}
+}
+
 // TestLBFloatingIPAndIsolation: a load balancer with a floating IP answers
 // the outside through it; its private VIP answers neither the outside nor
 // an instance of another project.
