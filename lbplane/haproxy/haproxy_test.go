@@ -18,8 +18,8 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/lbplane/nstest"
-	"github.com/ouroboros-cloud/ouro/lbplane/process"
 	"github.com/ouroboros-cloud/ouro/netplane/netns"
+	"github.com/ouroboros-cloud/ouro/netplane/process"
 )
 
 // rig is a load balancer namespace in front of three members.
