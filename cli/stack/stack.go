@@ -517,20 +517,8 @@ func waitDeleted(ctx context.Context, c *client.Client, project string, names []
 }
 
 func newOutputsCommand(o *command.Options) *cobra.Command {
-	return &cobra.Command{
-		Use:               "outputs NAME",
-		Short:             "Show a stack's outputs (addresses, VIPs) as resolved by the cloud",
-		Args:              command.ExactArgs("NAME"),
-		ValidArgsFunction: o.CompleteNames(api.StackKind, false),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.Client()
-			if err != nil {
-				return err
-			}
-			s, err := c.GetStack(cmd.Context(), o.Project(), args[0])
-			if err != nil {
-				return err
-			}
+	return command.NewShow(o, api.StackKind, "outputs", "Show a stack's outputs (addresses, VIPs) as resolved by the cloud",
+		func(cmd *cobra.Command, s *api.Stack) error {
 			outs := s.Status.Outputs
 			if outs == nil {
 				outs = map[string]string{}
@@ -541,25 +529,12 @@ func newOutputsCommand(o *command.Options) *cobra.Command {
 					t.Row(k, outs[k])
 				}
 			})
-		},
-	}
+		})
 }
 
 func newDriftCommand(o *command.Options) *cobra.Command {
-	return &cobra.Command{
-		Use:               "drift NAME",
-		Short:             "Show where a stack's objects differ from the stack (changes made by hand)",
-		Args:              command.ExactArgs("NAME"),
-		ValidArgsFunction: o.CompleteNames(api.StackKind, false),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.Client()
-			if err != nil {
-				return err
-			}
-			s, err := c.GetStack(cmd.Context(), o.Project(), args[0])
-			if err != nil {
-				return err
-			}
+	return command.NewShow(o, api.StackKind, "drift", "Show where a stack's objects differ from the stack (changes made by hand)",
+		func(cmd *cobra.Command, s *api.Stack) error {
 			drift := s.Status.Drift
 			if drift == nil {
 				drift = []api.StackDrift{}
@@ -574,8 +549,7 @@ func newDriftCommand(o *command.Options) *cobra.Command {
 					t.Row(d.Kind+"/"+d.Name, field, orNone(d.Want), orNone(d.Got), output.YesNo(d.Corrected))
 				}
 			})
-		},
-	}
+		})
 }
 
 // isGone reports a watch that must start again from a fresh read.
