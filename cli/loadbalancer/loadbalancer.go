@@ -45,7 +45,7 @@ func NewCommand(o *command.Options) *cobra.Command {
 }
 
 func waitGone(ctx context.Context, c *client.Client, project string, names []string, out io.Writer) error {
-	return wait.LoadBalancersGone(ctx, c, project, names, func(string) {})
+	return wait.Deleted[api.LoadBalancer](ctx, c, api.LoadBalancerKind, project, names, func(string) {})
 }
 
 // lbTable writes load balancers as NAME NETWORK VIP FLOATING-IP LISTENERS
