@@ -26,7 +26,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -34,7 +33,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ouroboros-cloud/ouro/netplane/netns"
 	"github.com/ouroboros-cloud/ouro/netplane/process"
 )
 
@@ -186,7 +184,9 @@ func Ensure(c Config) (started bool, err error) {
 	if err := stopOthersIn(c.NetNS); err != nil {
 		return false, err
 	}
-	if err := start(c, args); err != nil {
+	// The foreground process returns once the daemon is set up (or has
+	// failed).
+	if err := process.Start(c.NetNS, filepath.Join(c.Dir, "dnsmasq.log"), append([]string{Binary}, args...)); err != nil {
 		return false, err
 	}
 	// dnsmasq writes its pid file before the foreground process returns.
@@ -194,28 +194,6 @@ func Ensure(c Config) (started bool, err error) {
 		return true, errors.New("dnsmasq started but is not running")
 	}
 	return true, writeFile(stampFile, []byte(stamp))
-}
-
-// start runs dnsmasq in the router namespace. The foreground process
-// returns once the daemon is set up (or has failed); its output goes to a
-// log file rather than a pipe, which the daemon would hold open.
-func start(c Config, args []string) error {
-	logPath := filepath.Join(c.Dir, "dnsmasq.log")
-	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("dnsmasq log: %w", err)
-	}
-	defer log.Close()
-	err = netns.Do(c.NetNS, func() error {
-		cmd := exec.Command(Binary, args...)
-		cmd.Stdout, cmd.Stderr = log, log
-		return cmd.Run()
-	})
-	if err != nil {
-		out, _ := os.ReadFile(logPath)
-		return fmt.Errorf("start dnsmasq: %w: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }
 
 // Running returns the pid of the dnsmasq that serves dir, if one runs. It
