@@ -14,7 +14,7 @@ import (
 )
 
 // page is a small page with a form whose submit echoes the typed text.
-const page = `<!doctype html><title>t</title>
+const testPage = `<!doctype html><title>t</title>
 <form id="f"><input id="name"><button>go</button></form><p id="out"></p>
 <script type="module" src="/app.js"></script>`
 
@@ -32,7 +32,7 @@ func TestBrowser(t *testing.T) {
 		switch r.URL.Path {
 		case "/":
 			w.Header().Set("Content-Type", "text/html")
-			io.WriteString(w, page)
+			io.WriteString(w, testPage)
 		case "/app.js":
 			w.Header().Set("Content-Type", "text/javascript")
 			io.WriteString(w, appJS)
@@ -59,7 +59,17 @@ func TestBrowser(t *testing.T) {
 				t.Fatalf("browser URL %s, server %s, forwarded %v", b.URL, srv.URL, tc.forward)
 			}
 			p := b.NewPage(t)
+			tr := p.RecordTransfers()
+			p.OnNewDocument("window.early = 'yes'")
 			p.Open("/")
+			var early string
+			p.Eval("window.early", &early)
+			if early != "yes" {
+				t.Errorf("script on new document: window.early = %q", early)
+			}
+			if n := tr.Sum(func(path string) bool { return path == "/app.js" }); n <= 0 {
+				t.Errorf("transfers: %+v, want /app.js", tr.List())
+			}
 			p.Type("#name", "hello")
 			p.Click("button")
 			p.WaitText(10*time.Second, "#out", "said HELLO to POST")
