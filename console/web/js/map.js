@@ -1,0 +1,519 @@
+// The live map (#/map, the home page): every host a panel with its capacity
+// bars and phase, the project's instances as tiles on the host they are
+// placed on, grouped by instance group, coloured by phase and health. It is
+// kept current only by the API's watch streams of hosts and of the
+// project's instances (api.watch), never by polling.
+//
+// It is built for 1,000 hosts and 10,000 instances: watch events only
+// update the model and mark keys dirty; one requestAnimationFrame applies
+// them, touching only the panels and tiles (keyed DOM nodes) whose
+// rendering changed.
+import { register, h } from './app.js';
+import { watch, projectPath } from './api.js';
+import { timeline } from './events.js';
+import { mib } from './dom.js';
+
+const LABEL_GROUP = 'ouro.dev/group';
+const LABEL_REVISION = 'ouro.dev/revision';
+const UNPLACED = ''; // the panel of instances not (yet) on a host
+const PHASES = ['Running', 'Pending', 'Scheduled', 'Provisioning', 'Starting', 'Stopping', 'Stopped', 'Terminating', 'Terminated', 'Failed'];
+
+function condition(obj, type) {
+  const cs = (obj.status && obj.status.conditions) || [];
+  return cs.find((c) => c.type === type);
+}
+
+function hostLost(host) {
+  return !!host && host.status && host.status.phase === 'NotReady';
+}
+
+/** revisionOf returns an instance's group revision (a number) or null. */
+function revisionOf(inst) {
+  const v = inst.metadata.labels && inst.metadata.labels[LABEL_REVISION];
+  const n = Number.parseInt(v, 10);
+  return Number.isFinite(n) ? n : null;
+}
+
+function groupOf(inst) {
+  return (inst.metadata.labels && inst.metadata.labels[LABEL_GROUP]) || '';
+}
+
+function timeText(t) {
+  const d = new Date(t);
+  return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString();
+}
+
+/**
+ * MapView holds the model (hosts and instances by name), the keyed DOM
+ * nodes (host panels, group boxes, tiles) and the dirty sets that the next
+ * animation frame applies.
+ */
+class MapView {
+  constructor(root, project) {
+    this.root = root;
+    this.project = project;
+    this.hosts = new Map(); // name → Host
+    this.insts = new Map(); // name → Instance
+    this.panels = new Map(); // host name → {el, nameEl, phaseEl, bars, groupsEl, groups: Map, count}
+    this.tiles = new Map(); // instance name → {el, host, group, sig, sortKey}
+    this.groupRevs = new Map(); // group → Map(revision → count)
+    this.groupMembers = new Map(); // group → Set(instance names)
+    this.dirtyHosts = new Set();
+    this.dirtyTiles = new Set();
+    this.reorder = new Set(); // containers whose children need sorting
+    this.reorderHosts = false;
+    this.frame = 0;
+    this.synced = { hosts: false, instances: false };
+    this.hostsReadable = true;
+    this.build();
+  }
+
+  build() {
+    this.summary = h('span', { class: 'map-summary' });
+    this.live = h('span', { class: 'map-live stale' }, 'connecting');
+    const onlyUsed = h('input', { type: 'checkbox', id: 'map-only-used', checked: localStorage.getItem('ouro.map.onlyUsed') === '1' });
+    onlyUsed.addEventListener('change', () => {
+      localStorage.setItem('ouro.map.onlyUsed', onlyUsed.checked ? '1' : '0');
+      this.hostsEl.classList.toggle('only-used', onlyUsed.checked);
+    });
+    const legend = h('ul', { class: 'legend', 'aria-label': 'Legend' },
+      ['Running', 'Pending', 'Starting', 'Stopped', 'Terminating', 'Failed'].map((p) =>
+        h('li', {}, h('span', { class: `swatch phase-${p}` }), p)),
+      h('li', {}, h('span', { class: 'swatch health-down' }), 'unhealthy'),
+      h('li', {}, h('span', { class: 'swatch host-lost' }), 'host lost'),
+      h('li', {}, '↻n crash loop (restarts)'),
+      h('li', {}, 'r3 revision, during a rollout'));
+    this.hostsEl = h('div', { class: 'hosts', role: 'list', 'aria-label': 'Hosts' });
+    this.hostsEl.classList.toggle('only-used', onlyUsed.checked);
+    this.root.append(
+      h('div', { class: 'map-head' },
+        h('h1', {}, 'Map'),
+        this.summary,
+        this.live,
+        h('label', { class: 'map-filter', for: 'map-only-used' }, onlyUsed, ' only hosts with instances of this project')),
+      legend,
+      this.hostsEl);
+  }
+
+  // ---- model updates (watch events) ----
+
+  hostEvent(ev) {
+    switch (ev.type) {
+      case 'RESET':
+        this.synced.hosts = false;
+        for (const name of this.hosts.keys()) this.dirtyHosts.add(name);
+        this.hosts.clear();
+        return;
+      case 'SYNCED':
+        this.synced.hosts = true;
+        break;
+      case 'ADDED':
+      case 'MODIFIED':
+        this.hosts.set(ev.object.metadata.name, ev.object);
+        this.dirtyHosts.add(ev.object.metadata.name);
+        break;
+      case 'DELETED':
+        this.hosts.delete(ev.object.metadata.name);
+        this.dirtyHosts.add(ev.object.metadata.name);
+        break;
+      default:
+        return;
+    }
+    if (this.synced.hosts || !this.hostsReadable) this.schedule();
+  }
+
+  instanceEvent(ev) {
+    switch (ev.type) {
+      case 'RESET':
+        this.synced.instances = false;
+        for (const name of this.insts.keys()) this.dirtyTiles.add(name);
+        for (const name of [...this.insts.keys()]) this.forget(name);
+        return;
+      case 'SYNCED':
+        this.synced.instances = true;
+        break;
+      case 'ADDED':
+      case 'MODIFIED':
+        this.remember(ev.object);
+        break;
+      case 'DELETED':
+        this.forget(ev.object.metadata.name);
+        break;
+      default:
+        return;
+    }
+    if (this.synced.instances) this.schedule();
+  }
+
+  remember(inst) {
+    const name = inst.metadata.name;
+    const old = this.insts.get(name);
+    if (old) this.untrackRevision(old);
+    this.insts.set(name, inst);
+    this.trackRevision(inst);
+    this.dirtyTiles.add(name);
+  }
+
+  forget(name) {
+    const old = this.insts.get(name);
+    if (!old) return;
+    this.untrackRevision(old);
+    this.insts.delete(name);
+    this.dirtyTiles.add(name);
+  }
+
+  // The revisions of a group's members decide which tiles show a revision
+  // (only while two or more coexist: a rollout) and which is the new one.
+  trackRevision(inst) {
+    const g = groupOf(inst);
+    if (!g) return;
+    let members = this.groupMembers.get(g);
+    if (!members) this.groupMembers.set(g, (members = new Set()));
+    members.add(inst.metadata.name);
+    const rev = revisionOf(inst);
+    if (rev === null) return;
+    let revs = this.groupRevs.get(g);
+    if (!revs) this.groupRevs.set(g, (revs = new Map()));
+    const n = revs.get(rev) || 0;
+    revs.set(rev, n + 1);
+    if (n === 0) this.groupDirty(g);
+  }
+
+  untrackRevision(inst) {
+    const g = groupOf(inst);
+    if (!g) return;
+    const members = this.groupMembers.get(g);
+    if (members) {
+      members.delete(inst.metadata.name);
+      if (!members.size) this.groupMembers.delete(g);
+    }
+    const rev = revisionOf(inst);
+    const revs = this.groupRevs.get(g);
+    if (rev === null || !revs) return;
+    const n = (revs.get(rev) || 1) - 1;
+    if (n > 0) {
+      revs.set(rev, n);
+      return;
+    }
+    revs.delete(rev);
+    if (!revs.size) this.groupRevs.delete(g);
+    this.groupDirty(g);
+  }
+
+  groupDirty(g) {
+    for (const name of this.groupMembers.get(g) || []) this.dirtyTiles.add(name);
+  }
+
+  // ---- rendering ----
+
+  schedule() {
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
+  }
+
+  stop() {
+    if (this.frame) cancelAnimationFrame(this.frame);
+    this.frame = 0;
+  }
+
+  flush() {
+    this.frame = 0;
+    const t0 = performance.now();
+    for (const name of this.dirtyTiles) this.renderTile(name);
+    this.dirtyTiles.clear();
+    for (const name of this.dirtyHosts) this.renderHost(name);
+    this.dirtyHosts.clear();
+    for (const box of this.reorder) sortChildren(box);
+    this.reorder.clear();
+    if (this.reorderHosts) sortChildren(this.hostsEl);
+    this.reorderHosts = false;
+    this.renderSummary();
+    this.lastFlushMs = performance.now() - t0;
+  }
+
+  panel(hostName) {
+    let p = this.panels.get(hostName);
+    if (p) return p;
+    const unplaced = hostName === UNPLACED;
+    const nameEl = unplaced
+      ? h('span', { class: 'host-name' }, 'Not placed')
+      : h('a', { class: 'host-name', href: `#/hosts/${encodeURIComponent(hostName)}` }, hostName);
+    const phaseEl = h('span', { class: 'host-phase' });
+    const cpu = bar('CPU');
+    const mem = bar('Mem');
+    const groupsEl = h('div', { class: 'groups' });
+    const el = h('section', { class: unplaced ? 'host pending-panel empty' : 'host empty', role: 'listitem', 'aria-label': unplaced ? 'Not placed' : `Host ${hostName}` },
+      h('div', { class: 'host-head' }, nameEl, phaseEl),
+      unplaced ? null : h('div', { class: 'bars' }, cpu.el, mem.el),
+      groupsEl);
+    // Sort: the unplaced panel first, then hosts by name.
+    el.dataset.sort = unplaced ? '' : ` ${hostName}`;
+    p = { el, phaseEl, cpu, mem, groupsEl, groups: new Map(), count: 0, sig: '' };
+    this.panels.set(hostName, p);
+    this.hostsEl.append(el);
+    this.reorderHosts = true;
+    this.dirtyHosts.add(hostName); // render its head on this flush
+    return p;
+  }
+
+  renderHost(name) {
+    const host = this.hosts.get(name);
+    let p = this.panels.get(name);
+    if (!host && (!p || p.count === 0)) {
+      if (p) {
+        p.el.remove();
+        this.panels.delete(name);
+      }
+      return;
+    }
+    if (!p) p = this.panel(name);
+    if (name === UNPLACED) {
+      p.phaseEl.textContent = `${p.count} waiting`;
+      return;
+    }
+    const st = (host && host.status) || {};
+    const lost = hostLost(host);
+    const cordoned = !!(host && host.spec && host.spec.unschedulable);
+    const cap = st.capacity || {};
+    const alloc = st.allocated || {};
+    const use = st.usage || {};
+    const phase = host ? (lost ? 'host lost' : st.phase || 'Unknown') : this.hostsReadable ? 'unknown host' : '';
+    const sig = [phase, cordoned, cap.vcpus, alloc.vcpus, cap.memoryMiB, alloc.memoryMiB, use.cpuMillicores, use.memoryMiB].join('|');
+    if (sig === p.sig) return;
+    p.sig = sig;
+    p.el.classList.toggle('host-lost', lost);
+    p.el.classList.toggle('host-cordoned', cordoned);
+    p.phaseEl.textContent = phase;
+    setBar(p.cpu, alloc.vcpus || 0, cap.vcpus || 0, use.cpuMillicores != null ? use.cpuMillicores / 1000 : null, (a, c) => `${a}/${c} vCPU`);
+    setBar(p.mem, alloc.memoryMiB || 0, cap.memoryMiB || 0, use.memoryMiB != null ? use.memoryMiB : null, (a, c) => `${mib(a)}/${mib(c)}`);
+    p.el.setAttribute('aria-label', `Host ${name}, ${phase}${cordoned ? ', cordoned' : ''}`);
+  }
+
+  groupBox(p, hostName, group) {
+    let g = p.groups.get(group);
+    if (g) return g;
+    const tilesEl = h('div', { class: 'tiles' });
+    const el = h('div', { class: 'group' }, group ? h('div', { class: 'group-name' }, group) : null, tilesEl);
+    // Sort: groups by name, instances outside groups last.
+    el.dataset.sort = group ? ` ${group}` : '~';
+    g = { el, tilesEl, count: 0 };
+    p.groups.set(group, g);
+    p.groupsEl.append(el);
+    this.reorder.add(p.groupsEl);
+    return g;
+  }
+
+  dropTile(t) {
+    t.el.remove();
+    const p = this.panels.get(t.host);
+    if (!p) return;
+    const g = p.groups.get(t.group);
+    if (g && --g.count === 0) {
+      g.el.remove();
+      p.groups.delete(t.group);
+    }
+    if (--p.count === 0) p.el.classList.add('empty');
+    this.dirtyHosts.add(t.host);
+  }
+
+  renderTile(name) {
+    const inst = this.insts.get(name);
+    let t = this.tiles.get(name);
+    if (!inst) {
+      if (t) {
+        this.dropTile(t);
+        this.tiles.delete(name);
+      }
+      return;
+    }
+    const host = (inst.status && inst.status.host) || UNPLACED;
+    const group = groupOf(inst);
+    if (t && (t.host !== host || t.group !== group)) {
+      this.dropTile(t);
+      this.tiles.delete(name);
+      t = null;
+    }
+    const view = this.tileView(inst, group);
+    if (!t) {
+      const el = h('a', { class: 'tile', href: `#/instances/${encodeURIComponent(name)}` });
+      t = { el, host, group, sig: '', sortKey: '' };
+      this.tiles.set(name, t);
+      const p = this.panel(host);
+      if (p.count++ === 0) p.el.classList.remove('empty');
+      this.dirtyHosts.add(host);
+      const g = this.groupBox(p, host, group);
+      g.count++;
+      g.tilesEl.append(el);
+      this.reorder.add(g.tilesEl);
+    }
+    if (view.sig === t.sig) return;
+    t.sig = view.sig;
+    t.el.className = view.className;
+    t.el.textContent = view.text;
+    t.el.title = view.title;
+    t.el.setAttribute('aria-label', view.title);
+    if (view.sortKey !== t.sortKey) {
+      t.sortKey = view.sortKey;
+      t.el.dataset.sort = view.sortKey;
+      this.reorder.add(t.el.parentNode);
+    }
+  }
+
+  /** tileView computes what a tile shows; sig changes whenever any of it does. */
+  tileView(inst, group) {
+    const st = inst.status || {};
+    const phase = st.phase || 'Pending';
+    const classes = ['tile', `phase-${phase}`];
+    const facts = [inst.metadata.name, phase];
+    let text = '';
+    const healthy = condition(inst, 'Healthy');
+    if (healthy && !healthy.status) {
+      classes.push('health-down');
+      facts.push(`unhealthy${healthy.reason ? ` (${healthy.reason})` : ''}`);
+    }
+    if (st.reason) facts.push(st.reason);
+    if (st.reason === 'HostLost') classes.push('host-lost');
+    if (st.reason === 'CrashLoop' || st.reason === 'ImageFetchFailed') {
+      classes.push('crashloop');
+      text = `↻${st.restartCount || 0}`;
+      if (st.nextRestartAt) facts.push(`back-off: next retry at ${timeText(st.nextRestartAt)}`);
+    }
+    if (st.restartCount) facts.push(`${st.restartCount} restarts`);
+    if (inst.metadata.deletionTimestamp) {
+      classes.push('deleting');
+      facts.push('being deleted');
+    }
+    const rev = revisionOf(inst);
+    const revs = group ? this.groupRevs.get(group) : null;
+    let sortKey = inst.metadata.name;
+    if (rev !== null && revs && revs.size > 1) {
+      const newest = Math.max(...revs.keys());
+      classes.push(rev === newest ? 'rev-new' : 'rev-old');
+      if (!text) text = `r${rev}`;
+      facts.push(`revision ${rev}${rev === newest ? ' (new)' : ' (old)'}`);
+      sortKey = `${String(rev).padStart(8, '0')} ${inst.metadata.name}`;
+    }
+    if (st.message) facts.push(st.message);
+    const className = classes.join(' ');
+    const title = facts.join(' · ');
+    return { className, text, title, sortKey, sig: `${className}\n${text}\n${title}\n${sortKey}` };
+  }
+
+  renderSummary() {
+    let lost = 0;
+    for (const host of this.hosts.values()) if (hostLost(host)) lost++;
+    const byPhase = new Map();
+    for (const inst of this.insts.values()) {
+      const ph = (inst.status && inst.status.phase) || 'Pending';
+      byPhase.set(ph, (byPhase.get(ph) || 0) + 1);
+    }
+    const parts = PHASES.filter((p) => byPhase.get(p)).map((p) => `${byPhase.get(p)} ${p}`);
+    const hostText = this.hostsReadable ? `${this.hosts.size} hosts${lost ? ` (${lost} lost)` : ''}` : `${this.panels.size} hosts`;
+    this.summary.textContent = `${hostText} · ${this.insts.size} instances${parts.length ? `: ${parts.join(', ')}` : ''}`;
+  }
+
+  setLive(ok, text) {
+    this.live.className = `map-live ${ok ? 'live' : 'stale'}`;
+    this.live.textContent = text;
+  }
+}
+
+function bar(label) {
+  const fill = h('span', { class: 'bar-fill' });
+  const useEl = h('span', { class: 'bar-use', hidden: true });
+  const value = h('span', { class: 'bar-value' });
+  const track = h('span', { class: 'bar-track', role: 'meter', 'aria-label': label, 'aria-valuemin': 0 }, fill, useEl);
+  return { el: h('div', { class: 'bar' }, h('span', {}, label), track, value), fill, useEl, value, track };
+}
+
+function setBar(b, allocated, capacity, used, fmt) {
+  const frac = capacity > 0 ? Math.min(1, allocated / capacity) : 0;
+  b.fill.style.width = `${(frac * 100).toFixed(1)}%`;
+  b.fill.classList.toggle('high', frac >= 0.8 && frac < 1);
+  b.fill.classList.toggle('full', frac >= 1);
+  b.value.textContent = capacity > 0 ? fmt(allocated, capacity) : '–';
+  b.track.setAttribute('aria-valuemax', String(capacity));
+  b.track.setAttribute('aria-valuenow', String(allocated));
+  b.track.setAttribute('aria-valuetext', capacity > 0 ? `${fmt(allocated, capacity)} allocated` : 'no capacity reported');
+  if (used !== null && capacity > 0) {
+    b.useEl.hidden = false;
+    b.useEl.style.width = `${(Math.min(1, used / capacity) * 100).toFixed(1)}%`;
+  } else {
+    b.useEl.hidden = true;
+  }
+}
+
+/** sortChildren orders el's children by data-sort, moving only if out of order. */
+function sortChildren(el) {
+  if (!el) return;
+  const kids = [...el.children];
+  let sorted = true;
+  for (let i = 1; i < kids.length; i++) {
+    if (kids[i - 1].dataset.sort > kids[i].dataset.sort) {
+      sorted = false;
+      break;
+    }
+  }
+  if (sorted) return;
+  kids.sort((a, b) => (a.dataset.sort < b.dataset.sort ? -1 : a.dataset.sort > b.dataset.sort ? 1 : 0));
+  el.append(...kids);
+}
+
+register('map', {
+  title: 'Map',
+  render(el, params, ctx) {
+    const layout = h('div', { class: 'map-layout' });
+    const mapEl = h('div', { class: 'map' });
+    el.append(layout);
+    layout.append(mapEl);
+    if (!ctx.project) {
+      mapEl.append(h('h1', {}, 'Map'), h('p', { class: 'muted' }, 'You have no role in any project yet. A project admin can grant you one.'));
+      return undefined;
+    }
+    const view = new MapView(mapEl, ctx.project);
+    const status = { hosts: 'connecting', instances: 'connecting' };
+    const showLive = () => {
+      const ok = status.instances === 'live' && (status.hosts === 'live' || status.hosts === 'none');
+      view.setLive(ok, ok ? 'live' : 'reconnecting…');
+    };
+    const stops = [];
+    stops.push(watch('/v1/hosts', (ev) => {
+      if (ev.type === 'SYNCED') {
+        status.hosts = 'live';
+        showLive();
+      }
+      view.hostEvent(ev);
+    }, (err) => {
+      if (err.status === 403 || err.status === 404) {
+        // Not allowed to read hosts: show the hosts named by the
+        // instances' status.host only.
+        view.hostsReadable = false;
+        status.hosts = 'none';
+      } else {
+        status.hosts = 'error';
+        if (err.status !== 0) ctx.toastError(err);
+      }
+      showLive();
+    }));
+    stops.push(watch(projectPath(ctx.project, 'instances'), (ev) => {
+      if (ev.type === 'SYNCED') {
+        status.instances = 'live';
+        showLive();
+      }
+      view.instanceEvent(ev);
+    }, (err) => {
+      status.instances = 'error';
+      showLive();
+      if (err.status !== 0) ctx.toastError(err);
+    }));
+    const tl = timeline(ctx.project, { limit: 200 });
+    layout.append(tl.el);
+    stops.push(tl.stop);
+    // Expose the view for benchmarks and tests (e.g. the time of the last redraw).
+    window.ouroMap = view;
+    return () => {
+      for (const stop of stops) stop();
+      view.stop();
+      if (window.ouroMap === view) delete window.ouroMap;
+    };
+  },
+});
