@@ -3,12 +3,28 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin/ouro
 
-.PHONY: all build deps test-deps up test fuzz bench vet clean
+.PHONY: all build console-assets deps test-deps up test fuzz bench vet clean
 
 all: build
 
-build:
+build: console-assets
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/ouro
+
+# The console's third-party browser code (xterm.js and its fit addon):
+# installed by npm from console/package-lock.json, and only the files the
+# console loads copied into console/web/vendor/, which the binary embeds.
+# Neither node_modules nor vendor/ is committed; `go build` without them
+# still compiles and the console's terminal says how to build them.
+VENDOR := console/web/vendor
+VENDOR_FILES := $(VENDOR)/xterm.js $(VENDOR)/xterm.css $(VENDOR)/addon-fit.js
+
+console-assets: $(VENDOR_FILES)
+
+$(VENDOR_FILES) &: console/package.json console/package-lock.json
+	@command -v npm >/dev/null || { echo "console-assets: npm is missing: run make deps (Debian's nodejs and npm)" >&2; exit 1; }
+	npm ci --prefix console --ignore-scripts --no-audit --no-fund
+	cp console/node_modules/@xterm/xterm/lib/xterm.js console/node_modules/@xterm/xterm/css/xterm.css \
+		console/node_modules/@xterm/addon-fit/lib/addon-fit.js $(VENDOR)/
 
 deps:
 	./scripts/install-deps.sh
@@ -21,7 +37,7 @@ up: deps build
 	./$(BIN) up
 
 # The whole test suite, end-to-end tests with real etcd and runc included.
-test: test-deps
+test: test-deps console-assets
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
 	GO=$(GO) ./scripts/fuzz.sh
@@ -34,4 +50,4 @@ bench: test-deps build
 	./bench/run.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin console/node_modules $(VENDOR_FILES)

@@ -22,6 +22,12 @@ const (
 	CodeInternal            = "Internal"
 	CodeMethodNotAllowed    = "MethodNotAllowed"
 	CodeUnsupportedMedia    = "UnsupportedMediaType"
+	// CodeCSRFTokenInvalid refuses a change made with a session cookie
+	// but without the session's X-CSRF-Token header.
+	CodeCSRFTokenInvalid = "CSRFTokenInvalid"
+	// CodeTooManyRequests refuses a sign-in during a lock-out after
+	// failed ones; Retry-After says when to try again.
+	CodeTooManyRequests = "TooManyRequests"
 )
 
 // Error is the body of every failed request:

@@ -51,8 +51,41 @@ type UserSpec struct {
 	Roles map[string]Role `json:"roles,omitempty"`
 }
 
-// UserStatus is empty for now.
-type UserStatus struct{}
+// UserStatus is what the server keeps about a user's password. The hash
+// is never returned by the API; PasswordSet says whether there is one.
+type UserStatus struct {
+	// PasswordSet is true when the user has a password and may sign in to
+	// the console with it.
+	PasswordSet bool `json:"passwordSet,omitempty"`
+	// PasswordChangedAt is when the password was last set.
+	PasswordChangedAt *time.Time `json:"passwordChangedAt,omitempty"`
+	// PasswordHash is the argon2id hash of the password (PHC string
+	// format); the server blanks it in every answer.
+	PasswordHash string `json:"passwordHash,omitempty"`
+}
+
+// PasswordRequest sets a user's password: PUT /v1/users/{name}/password.
+type PasswordRequest struct {
+	// Password is the new password, at least 12 characters.
+	Password string `json:"password"`
+}
+
+// SessionRequest signs in to the console: POST /v1/session with a user
+// name and password, or with an API token alone.
+type SessionRequest struct {
+	User     string `json:"user,omitempty"`
+	Password string `json:"password,omitempty"`
+	Token    string `json:"token,omitempty"`
+}
+
+// Session describes the caller's console session: GET/POST /v1/session.
+// Every change made with the session's cookie must carry CSRFToken in the
+// X-CSRF-Token header.
+type Session struct {
+	User      string    `json:"user"`
+	CSRFToken string    `json:"csrfToken"`
+	Expires   time.Time `json:"expires"`
+}
 
 // Token is an API bearer token of a user or a host. The secret is shown
 // once, on create; the server keeps only its hash.

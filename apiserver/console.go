@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/ouroboros-cloud/ouro/api"
@@ -21,13 +20,9 @@ func (h *agentHandlers) console(w http.ResponseWriter, r *http.Request, id *auth
 		return api.Invalid("", "use `ouro instance console NAME`, or send Connection: Upgrade and Upgrade: "+api.ConsoleProtocol+" over HTTP/1.1",
 			"the console is a stream: the request must ask to upgrade")
 	}
-	in, target, err := h.placedInstance(r, id, auth.VerbExec)
+	_, target, err := h.runningInstance(r, id)
 	if err != nil {
 		return err
-	}
-	if in.Status.Phase != api.PhaseRunning {
-		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
-			Message: fmt.Sprintf("instance %q is %s, not Running", in.Metadata.Name, in.Status.Phase), Hint: "start it first"}
 	}
 	ctx, cancel := h.streamContext(r)
 	defer cancel()

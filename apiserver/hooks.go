@@ -103,7 +103,14 @@ var hooks = map[*api.Kind]kindHooks{
 			return s.addrs.UpdateFloatingIP(ctx, st, old.(*api.FloatingIP), o.(*api.FloatingIP))
 		},
 	},
-	api.UserKind:   sameRules(admission.ValidateUser, kindHooks{beforeDelete: beforeDeleteUser}),
+	api.UserKind: sameRules(admission.ValidateUser, kindHooks{
+		status: func(*auth.Identity, api.Object, api.Object) error {
+			return api.Invalid("status", "set a password with PUT /v1/users/{name}/password (ouro user passwd)",
+				"the status of a user is written by the server")
+		},
+		beforeDelete: beforeDeleteUser,
+		prepareOut:   func(o api.Object) { o.(*api.User).Status.PasswordHash = "" },
+	}),
 	api.FlavorKind: sameRules(admission.ValidateFlavor, kindHooks{beforeDelete: beforeDelete}),
 	api.HostKind: sameRules(func(h *api.Host) error { return admission.ValidateHostSpec(&h.Spec) }, kindHooks{
 		status: func(_ *auth.Identity, _, o api.Object) error {

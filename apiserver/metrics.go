@@ -115,7 +115,7 @@ func (m *metrics) instrument(log *slog.Logger, next http.Handler) http.Handler {
 }
 
 func isStream(r *http.Request) bool {
-	return (r.Method == http.MethodGet && r.URL.Query().Get("follow") == "true") ||
+	return (r.Method == http.MethodGet && (r.URL.Query().Get("follow") == "true" || r.URL.Query().Get("ws") == "1")) ||
 		(r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/console"))
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/blobstore"
 	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
+	"github.com/ouroboros-cloud/ouro/session"
 	"github.com/ouroboros-cloud/ouro/store"
 	"github.com/ouroboros-cloud/ouro/watchcache"
 )
@@ -66,6 +67,10 @@ type Config struct {
 	// Servers manages the control plane's servers; nil answers their
 	// routes with NotFound (external etcd, tests).
 	Servers Servers
+	// Console, when set, serves every path outside /v1, /healthz,
+	// /readyz and /metrics: the web console (package console). Nil
+	// answers those paths with NotFound.
+	Console http.Handler
 }
 
 // Server is the API server. It keeps no state of its own beyond caches:
@@ -89,6 +94,10 @@ type Server struct {
 	adm *admission.Admitter
 	// addrs allocates floating IPs.
 	addrs *ipam.Allocator
+	// sessions keeps the console's sign-in sessions; limiter slows down
+	// guessing passwords.
+	sessions *session.Manager
+	limiter  *session.Limiter
 
 	// life ends open streams when the server is closed.
 	life  context.Context
@@ -128,6 +137,9 @@ func New(cfg Config) (*Server, error) {
 		blobs:   blobstore.New(filepath.Join(cfg.DataDir, "blobs", "sha256"), cfg.Logger),
 		adm:     cfg.Admission,
 		addrs:   cfg.IPAM,
+
+		sessions: session.NewManager(cfg.Store),
+		limiter:  session.NewLimiter(),
 	}
 	s.blobAccess = blobaccess.New(blobaccess.Config{Store: cfg.Store, UploadTTL: UnreferencedBlobAge})
 	s.life, s.close = context.WithCancel(context.Background())
@@ -193,6 +205,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET "+inst+"logs", s.authed(ag.logs))
 	mux.Handle("POST "+inst+"exec", s.authed(ag.exec))
 	mux.Handle("POST "+inst+"console", s.authed(ag.console))
+	mux.Handle("GET "+inst+"exec", s.terminal(ag.execWS))
+	mux.Handle("GET "+inst+"console", s.terminal(ag.consoleWS))
 
 	sg := "/v1/projects/{project}/securitygroups/{name}/rules"
 	mux.Handle("POST "+sg, s.authed(s.addRule))
@@ -210,19 +224,35 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/hosts/{name}/heartbeat", s.authed(s.heartbeat))
 	mux.Handle("GET /v1/whoami", s.authed(s.whoami))
 	s.serverRoutes(mux)
+	s.sessionRoutes(mux)
 
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.authed(s.serveMetrics))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Console != nil && !apiPath(r.URL.Path) {
+			s.cfg.Console.ServeHTTP(w, r)
+			return
+		}
 		s.writeError(w, r, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound,
 			Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path), Hint: "see docs/api.md for the routes"})
 	})
 }
 
+// apiPath reports whether path belongs to the API rather than the
+// console.
+func apiPath(path string) bool {
+	switch path {
+	case "/v1", "/healthz", "/readyz", "/metrics":
+		return true
+	}
+	return strings.HasPrefix(path, "/v1/")
+}
+
 type identityKey struct{}
 
-// authed authenticates the bearer token and runs h with the identity.
+// authed authenticates the bearer token, or else the session cookie, and
+// runs h with the identity.
 func (s *Server) authed(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := s.authenticate(r)
@@ -242,7 +272,8 @@ func (s *Server) authed(h handlerFunc) http.Handler {
 func (s *Server) authenticate(r *http.Request) (*auth.Identity, error) {
 	wire, ok := bearer(r)
 	if !ok {
-		return nil, unauthorized("missing bearer token")
+		id, _, err := s.authenticateSession(r)
+		return id, err
 	}
 	id, err := s.authn.Authenticate(r.Context(), wire)
 	switch {

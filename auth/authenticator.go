@@ -26,8 +26,12 @@ type Identity struct {
 	ClusterAdmin bool
 	// Roles maps project to the user's role there.
 	Roles map[string]api.Role
-	// Token is the name of the token the caller presented.
+	// Token is the name of the token the caller presented, or signed in
+	// to the console with.
 	Token string
+	// CSRFToken is set for a console session's identity: the token every
+	// change made with the session must carry. Empty for bearer tokens.
+	CSRFToken string
 }
 
 // String names the identity for logs: "user:alice" or "host:h1".

@@ -280,3 +280,11 @@ func (c *Client) Console(ctx context.Context, project, name string) (io.ReadWrit
 	}
 	return rwc, nil
 }
+
+// SetPassword sets user's console password (PUT /v1/users/{name}/password):
+// users set their own, cluster admins anyone's.
+func (c *Client) SetPassword(ctx context.Context, user, password string) error {
+	_, err := c.Do(ctx, http.MethodPut, "/v1/users/"+url.PathEscape(user)+"/password", nil,
+		api.PasswordRequest{Password: password}, nil)
+	return err
+}

@@ -33,9 +33,15 @@ case "$arch" in
 		;;
 esac
 RUNTIME_PKGS+=(qemu-utils genisoimage)
+# Building: `make` installs the web console's xterm.js with npm
+# (console/package-lock.json) and embeds it. A nodejs from elsewhere (such
+# as NodeSource) brings its own npm, which Debian's npm package would
+# conflict with.
+BUILD_PKGS=(nodejs)
+command -v npm >/dev/null 2>&1 || BUILD_PKGS+=(npm)
 TEST_PKGS+=("linux-image-$arch")
 
-want=("${RUNTIME_PKGS[@]}")
+want=("${RUNTIME_PKGS[@]}" "${BUILD_PKGS[@]}")
 if [ "${1:-}" = "--test" ]; then
 	want+=("${TEST_PKGS[@]}")
 fi

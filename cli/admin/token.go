@@ -98,6 +98,8 @@ func NewUserCommand(o *command.Options) *cobra.Command {
 		Short:   "Manage users (cluster admins)",
 	}
 	cmd.AddCommand(
+		newUserCreateCommand(o),
+		newUserPasswdCommand(o),
 		command.NewList(o, api.UserKind, "List users", userTable),
 		command.NewGet(o, api.UserKind, "Show a user", userTable),
 		command.NewDelete(o, api.UserKind, "Delete users"),
@@ -108,7 +110,7 @@ func NewUserCommand(o *command.Options) *cobra.Command {
 func userTable(items []*api.User) func(*output.Table) {
 	return func(t *output.Table) {
 		now := time.Now()
-		t.Row("NAME", "CLUSTER-ADMIN", "ROLES", "AGE")
+		t.Row("NAME", "CLUSTER-ADMIN", "ROLES", "PASSWORD", "AGE")
 		for _, u := range items {
 			admin := "no"
 			if u.Spec.ClusterAdmin {
@@ -118,7 +120,7 @@ func userTable(items []*api.User) func(*output.Table) {
 			for _, p := range output.SortedKeys(u.Spec.Roles) {
 				roles = append(roles, p+"="+string(u.Spec.Roles[p]))
 			}
-			t.Row(u.Metadata.Name, admin, strings.Join(roles, ","), output.Age(u.Metadata.CreationTimestamp, now))
+			t.Row(u.Metadata.Name, admin, strings.Join(roles, ","), output.YesNo(u.Status.PasswordSet), output.Age(u.Metadata.CreationTimestamp, now))
 		}
 	}
 }
