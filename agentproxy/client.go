@@ -1,5 +1,5 @@
 // Package agentproxy calls the agents' endpoints for an instance's logs,
-// exec and console, over mutual TLS: it trusts only the cluster CA and
+// exec, console and crash, over mutual TLS: it trusts only the cluster CA and
 // presents the server's certificate.
 //
 // It only dials and speaks the agents' protocol. Who may read an
@@ -145,6 +145,27 @@ func (c *Client) Console(ctx context.Context, t Target) (io.ReadWriteCloser, err
 		return nil, unavailable(fmt.Errorf("agent of host %s switched protocols without a stream", t.Host))
 	}
 	return stream, nil
+}
+
+// Crash asks the agent to kill the instance's main process with SIGKILL
+// (a container's init, a VM's QEMU), as a crash would.
+func (c *Client) Crash(ctx context.Context, t Target) error {
+	u, err := t.url("crash")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return fmt.Errorf("crash request: %w", err)
+	}
+	resp, err := c.send(t, req, http.StatusNoContent)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
 }
 
 // send sends req to the agent of t's host and returns its answer when it

@@ -139,3 +139,22 @@ func (h *agentHandlers) exec(w http.ResponseWriter, r *http.Request, id *auth.Id
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
+
+// crash kills a running instance's main process through its agent, as a
+// crash would, so the agent's restart with back-off runs where people can
+// watch it. It is a teaching action for cluster admins only.
+func (h *agentHandlers) crash(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+	in, target, err := h.placedInstance(r, id, auth.VerbCrash)
+	if err != nil {
+		return err
+	}
+	if in.Status.Phase != api.PhaseRunning {
+		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
+			Message: fmt.Sprintf("instance %q is %s, not Running", in.Metadata.Name, in.Status.Phase), Hint: "start it first"}
+	}
+	if err := h.agents.Crash(r.Context(), target); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

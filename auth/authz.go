@@ -20,6 +20,9 @@ const (
 	VerbReboot Verb = "reboot"
 	VerbLogs   Verb = "logs"
 	VerbExec   Verb = "exec"
+	// VerbCrash kills an instance's main process, to show the cloud
+	// healing: cluster admins only, whatever their project roles.
+	VerbCrash Verb = "crash"
 	// VerbHeartbeat renews a host's presence.
 	VerbHeartbeat Verb = "heartbeat"
 	// VerbGrant issues a token granting a role in Attributes.Project.

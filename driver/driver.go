@@ -167,6 +167,19 @@ type Rebooter interface {
 	Reboot(ctx context.Context, id string) error
 }
 
+// Killer is implemented by drivers that can kill a running instance's
+// main process at once (SIGKILL: a container's init, a VM's QEMU), as a
+// crash would. Nothing is cleaned up: the agent finds the instance
+// stopped and restarts it by its restart policy, with back-off.
+type Killer interface {
+	// Kill sends SIGKILL to the instance's main process; ErrNotRunning if
+	// it has none.
+	Kill(ctx context.Context, id string) error
+}
+
+// ErrNotRunning is returned by Killer.Kill for an instance not running.
+var ErrNotRunning = errors.New("instance is not running")
+
 // Registry holds drivers by name.
 type Registry struct {
 	mu      sync.RWMutex

@@ -1,5 +1,6 @@
-// Package endpoint serves the agent endpoint: the instance logs, exec and
-// interactive consoles of the instances on a host, to the API servers
+// Package endpoint serves the agent endpoint: the instance logs, exec,
+// interactive consoles and (a teaching action) crashes of the instances
+// on a host, to the API servers
 // only, over mutual TLS. Every request must present a client certificate
 // that chains to the cluster CA with common name "ouro-server"; the
 // endpoint presents the agent certificate of the host's current
@@ -83,6 +84,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/instances/{uid}/logs", s.handleLogs)
 	mux.HandleFunc("POST /v1/instances/{uid}/exec", s.handleExec)
 	mux.HandleFunc("POST /v1/instances/{uid}/console", s.handleConsole)
+	mux.HandleFunc("POST /v1/instances/{uid}/crash", s.handleCrash)
 	return onlyServers(mux)
 }
 
