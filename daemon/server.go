@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/ouroboros-cloud/ouro/console"
 	"log/slog"
 	"net"
 	"net/http"
@@ -175,7 +176,8 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	addrs := ipam.New(ipam.Config{Store: st})
 	adm := admission.New(admission.Config{Store: st, IPAM: addrs})
 	api, err := apiserver.New(apiserver.Config{Store: st, DataDir: cfg.DataDir, CA: ca, ClientCert: &cert, Logger: log,
-		MaxBlobBytes: cfg.MaxBlobBytes, IPAM: addrs, Admission: adm, Servers: servers})
+		MaxBlobBytes: cfg.MaxBlobBytes, IPAM: addrs, Admission: adm, Servers: servers,
+		Console: console.Handler(console.Config{})})
 	if err != nil {
 		ln.Close()
 		return fail(fmt.Errorf("server: %w", err))
