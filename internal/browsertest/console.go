@@ -2,7 +2,6 @@ package browsertest
 
 import (
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -61,44 +60,28 @@ func (p *Page) CSRFToken() string {
 // of its <label>); a <select> gets the option whose value is text.
 func (p *Page) FillField(label, text string) {
 	p.tb.Helper()
-	var id string
-	p.Wait(30*time.Second, "a field labelled "+label, fmt.Sprintf(`(() => {
+	// The control is the label's, or the first form control inside the
+	// element the label names (an input with its datalist in a span).
+	find := fmt.Sprintf(`(() => {
 		const want = %s;
 		const l = [...document.querySelectorAll('main label')].find(l => l.textContent.trim() === want);
 		if (!l) return {ok: false, detail: "labels: " + [...document.querySelectorAll('main label')].map(l => l.textContent.trim()).join(", ")};
-		const c = l.htmlFor ? document.getElementById(l.htmlFor) : l.querySelector('input, select, textarea');
+		let c = l.htmlFor ? document.getElementById(l.htmlFor) : l;
+		if (c && !/^(INPUT|SELECT|TEXTAREA)$/.test(c.tagName)) c = c.querySelector('input, select, textarea');
 		if (!c) return {ok: false, detail: "label without a control"};
-		if (!c.id) c.id = 'bt-' + Math.random().toString(36).slice(2);
 		if (c.tagName === 'SELECT' && ![...c.options].some(o => o.value === %s)) return {ok: false, detail: "options: " + [...c.options].map(o => o.value).join(", ")};
-		return {ok: true, detail: c.id};
-	})()`, jsString(label), jsString(text)))
-	p.Eval(fmt.Sprintf(`(() => {
-		const l = [...document.querySelectorAll('main label')].find(l => l.textContent.trim() === %s);
-		const c = l.htmlFor ? document.getElementById(l.htmlFor) : l.querySelector('input, select, textarea');
-		return c.id;
-	})()`, jsString(label)), &id)
-	sel := "#" + cssEscape(id)
-	var tag string
-	p.Eval(fmt.Sprintf(`document.querySelector(%s).tagName`, jsString(sel)), &tag)
-	if tag == "SELECT" {
+		c.setAttribute('data-bt-field', want);
+		return {ok: true, detail: c.tagName};
+	})()`, jsString(label), jsString(text))
+	p.Wait(30*time.Second, "a field labelled "+label, find)
+	var c Check
+	p.Eval(find, &c)
+	sel := fmt.Sprintf("main [data-bt-field=%s]", jsString(label))
+	if c.Detail == "SELECT" {
 		p.Eval(fmt.Sprintf(`(() => { const c = document.querySelector(%s); c.value = %s;
 			c.dispatchEvent(new Event('input', {bubbles: true})); c.dispatchEvent(new Event('change', {bubbles: true})); return true; })()`,
 			jsString(sel), jsString(text)), nil)
 		return
 	}
 	p.Type(sel, text)
-}
-
-// cssEscape escapes an id for a CSS selector (ids made by the console
-// and this package are letters, digits and dashes).
-func cssEscape(id string) string {
-	var b strings.Builder
-	for i, r := range id {
-		if (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || r == '-' || r == '_' || (r >= '0' && r <= '9' && i > 0) {
-			b.WriteRune(r)
-		} else {
-			fmt.Fprintf(&b, `\%x `, r)
-		}
-	}
-	return b.String()
 }
