@@ -381,7 +381,7 @@ function start() {
 }
 
 async function loadPages() {
-  const mods = ['./map.js', './events.js', './pages/index.js'];
+  const mods = ['./map.js', './events.js', './pages/index.js', './term.js'];
   const results = await Promise.allSettled(mods.map((m) => import(m)));
   results.forEach((r, i) => {
     if (r.status === 'rejected') console.error(`console: loading ${mods[i]}:`, r.reason);
