@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
@@ -146,6 +150,36 @@ func (p *Page) Type(selector, text string) {
 		chromedp.WaitVisible(chromedp.CSS(selector)),
 		chromedp.Clear(chromedp.CSS(selector)),
 		chromedp.SendKeys(chromedp.CSS(selector), text))
+}
+
+// Press types text into the first element matching selector, a
+// terminal's input: runs of text are inserted as an input method would
+// (Input.insertText), and each "\r" is a key-down and key-up of Enter.
+// Key events with characters would reach xterm.js twice (as a key-down
+// and as a character), and without them it drops spaces and capitals.
+func (p *Page) Press(selector string, text string) {
+	p.tb.Helper()
+	p.Run("type into "+selector, chromedp.Focus(chromedp.CSS(selector)), chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for i, part := range strings.Split(text, "\r") {
+			if i > 0 {
+				for _, k := range kb.Encode('\r') {
+					if k.Type == kb.KeyChar {
+						continue
+					}
+					if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, *k); err != nil {
+						return err
+					}
+				}
+			}
+			if part == "" {
+				continue
+			}
+			if _, err := cdp.Call(ctx, t, input.InsertText, input.InsertTextParams{Text: part}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
 }
 
 // Keys types text with key events into whatever has the focus.

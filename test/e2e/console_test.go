@@ -450,13 +450,14 @@ func TestConsoleSerial(t *testing.T) {
 		return {ok: !!st && st.classList.contains('term-connected'), detail: st ? st.textContent : 'no status'};
 	})()`)
 	// The shell answers what only it can compute: the echo of the typed
-	// line shows the expression, not its value.
-	p.Keys("\r")
-	p.Keys("echo ouro-$((6*7))-serial\r")
+	// line is in lower case, the answer in upper case.
+	p.Press("main .xterm-helper-textarea", "\r")
+	p.Press("main .xterm-helper-textarea", "echo ouro-serial | tr a-z A-Z\r")
 	p.Wait(60*time.Second, "the answer in the terminal", `(() => {
 		const rows = document.querySelector('main .xterm-rows');
 		const text = rows ? rows.innerText : '';
-		return {ok: text.includes('ouro-42-serial'), detail: text.slice(-600)};
+		const a = document.activeElement;
+		return {ok: text.includes('OURO-SERIAL'), detail: 'focus on ' + (a ? a.tagName + '.' + a.className : 'nothing') + ': ' + text.slice(-600)};
 	})()`)
 	p.Screenshot("console-serial")
 }
