@@ -149,6 +149,9 @@ func runConsole(b *testing.B, hosts, instances int) consoleResult {
 	transfers := p.RecordTransfers()
 	p.OnNewDocument(paintJS)
 	p.OnNewDocument(fmt.Sprintf(`window.__want = {hosts: %d, tiles: %d}`, hosts, instances))
+	// From a blank page: the console's own URL with another fragment
+	// would not load a new document.
+	p.OpenURL("about:blank")
 	p.Open("/#/map")
 	var paint struct {
 		First float64 `json:"first"`
@@ -165,9 +168,11 @@ func runConsole(b *testing.B, hosts, instances int) consoleResult {
 	p.Screenshot("console-map-1000-hosts")
 	r.assets = float64(transfers.Sum(func(path string) bool { return !strings.HasPrefix(path, "/v1/") })) / 1000
 	r.api = float64(transfers.Sum(func(path string) bool { return strings.HasPrefix(path, "/v1/") })) / 1000
+	var loaded []string
 	for _, t := range transfers.List() {
-		b.Logf("loaded %s: %d bytes (%s)", t.Path, t.Bytes, t.Encoding)
+		loaded = append(loaded, fmt.Sprintf("%s %d B %s", t.Path, t.Bytes, t.Encoding))
 	}
+	b.Logf("loaded: %s", strings.Join(loaded, "; "))
 	r.allAssets = float64(gzipAssets(b, c)) / 1000
 
 	times := make([]time.Duration, 0, consoleChanges)
