@@ -86,3 +86,15 @@ func (o *Flavor) Meta() *ObjectMeta { return &o.Metadata }
 
 // GetKind returns FlavorKind.
 func (o *Flavor) GetKind() *Kind { return FlavorKind }
+
+// DrainResponse answers POST /v1/hosts/{name}/drain: the host is cordoned
+// (spec.unschedulable) and the members of instance groups on it are
+// deleted, so their groups replace them on other hosts.
+type DrainResponse struct {
+	Host string `json:"host"`
+	// Deleted lists the group members being deleted, as "project/name".
+	Deleted []string `json:"deleted"`
+	// Kept lists the instances that stay on the host, as "project/name":
+	// they belong to no group, so nothing would replace them.
+	Kept []string `json:"kept"`
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/agentproxy"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/record"
 )
 
 // Exec bounds (api.ExecRequest).
@@ -27,6 +28,8 @@ type agentHandlers struct {
 	// streamContext ends a stream with the client or the server
 	// (Server.streamContext).
 	streamContext func(r *http.Request) (context.Context, context.CancelFunc)
+	// events records crashes asked for (Server.events).
+	events record.Sink
 }
 
 // placedInstance returns an instance the caller may act on with verb and
@@ -155,6 +158,8 @@ func (h *agentHandlers) crash(w http.ResponseWriter, r *http.Request, id *auth.I
 	if err := h.agents.Crash(r.Context(), target); err != nil {
 		return err
 	}
+	h.events.Event(r.Context(), in, api.EventWarning, "CrashRequested",
+		"%s killed the main process on host %s (a teaching action); the agent restarts it as after any crash", id, in.Status.Host)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -1,12 +1,14 @@
 // Package apiserver serves the Ouroboros REST API (docs/api.md) over a
-// store.Interface: authentication and authorization of every request,
+// store.Interface: authentication (bearer tokens, or the web console's
+// session cookies with their CSRF tokens, package session) and
+// authorization of every request,
 // validation and defaulting per kind (instances and what they attach to
 // through package admission), optimistic concurrency, idempotent
 // creates, list and watch streams (served by package watchcache), blob
 // uploads and reads (stored by package blobstore, scoped to the images the
 // caller may read by package blobaccess), host join and
 // heartbeats, and an instance's logs, exec and console (through package
-// agentproxy).
+// agentproxy). Every other path is the web console (Config.Console).
 //
 //	request ─▶ metrics/log ─▶ recover ─▶ mux ─▶ authenticate ─▶ authorize ─▶ decode/validate ─▶ store
 package apiserver
@@ -30,6 +32,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/blobstore"
 	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
+	"github.com/ouroboros-cloud/ouro/record"
 	"github.com/ouroboros-cloud/ouro/session"
 	"github.com/ouroboros-cloud/ouro/store"
 	"github.com/ouroboros-cloud/ouro/watchcache"
@@ -98,6 +101,9 @@ type Server struct {
 	// guessing passwords.
 	sessions *session.Manager
 	limiter  *session.Limiter
+	// events records what the teaching actions did, for the console's
+	// timeline.
+	events record.Sink
 
 	// life ends open streams when the server is closed.
 	life  context.Context
@@ -140,6 +146,7 @@ func New(cfg Config) (*Server, error) {
 
 		sessions: session.NewManager(cfg.Store),
 		limiter:  session.NewLimiter(),
+		events:   record.New(cfg.Store, "apiserver").WithLogger(cfg.Logger),
 	}
 	s.blobAccess = blobaccess.New(blobaccess.Config{Store: cfg.Store, UploadTTL: UnreferencedBlobAge})
 	s.life, s.close = context.WithCancel(context.Background())
@@ -201,7 +208,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+inst+"start", s.authed(s.instanceAction(auth.VerbStart)))
 	mux.Handle("POST "+inst+"stop", s.authed(s.instanceAction(auth.VerbStop)))
 	mux.Handle("POST "+inst+"reboot", s.authed(s.instanceAction(auth.VerbReboot)))
-	ag := &agentHandlers{agents: s.agents, getObject: s.getObject, streamContext: s.streamContext}
+	ag := &agentHandlers{agents: s.agents, getObject: s.getObject, streamContext: s.streamContext, events: s.events}
 	mux.Handle("GET "+inst+"logs", s.authed(ag.logs))
 	mux.Handle("POST "+inst+"exec", s.authed(ag.exec))
 	mux.Handle("POST "+inst+"console", s.authed(ag.console))
@@ -223,6 +230,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/jointokens", s.authed(s.createJoinToken))
 	mux.HandleFunc("POST /v1/hosts/join", s.join)
 	mux.Handle("POST /v1/hosts/{name}/heartbeat", s.authed(s.heartbeat))
+	mux.Handle("POST /v1/hosts/{name}/drain", s.authed(s.drain))
 	mux.Handle("GET /v1/whoami", s.authed(s.whoami))
 	s.serverRoutes(mux)
 	s.sessionRoutes(mux)

@@ -76,12 +76,11 @@ func (s *Server) signInErr(w http.ResponseWriter, r *http.Request) error {
 		if req.User != "" || req.Password != "" {
 			return api.Invalid("token", "send either a token or a user and password", "a token comes alone")
 		}
-		if err := s.lockedOut(w, addrKey); err != nil {
+		if err := s.attempt(w, addrKey); err != nil {
 			return err
 		}
 		id, err := s.authn.Authenticate(r.Context(), req.Token)
 		if errors.Is(err, auth.ErrUnauthenticated) || err == nil && id.User == "" {
-			s.limiter.Fail(addrKey)
 			return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized,
 				Message: "the token is not valid or has expired", Hint: "use a user's API token"}
 		}
@@ -105,7 +104,7 @@ func (s *Server) signInErr(w http.ResponseWriter, r *http.Request) error {
 			return badCredentials()
 		}
 		userKey := "user:" + req.User
-		if err := s.lockedOut(w, userKey, addrKey); err != nil {
+		if err := s.attempt(w, userKey, addrKey); err != nil {
 			return err
 		}
 		var u api.User
@@ -119,7 +118,6 @@ func (s *Server) signInErr(w http.ResponseWriter, r *http.Request) error {
 			err = auth.CheckNoPassword(req.Password)
 		}
 		if errors.Is(err, auth.ErrPasswordMismatch) {
-			s.limiter.Fail(userKey, addrKey)
 			return badCredentials()
 		}
 		if err != nil {
@@ -144,9 +142,10 @@ func badCredentials() *api.Error {
 		Message: "the user name or password is wrong", Hint: "check both; after 5 failures sign-in is locked out for a while"}
 }
 
-// lockedOut answers 429 with Retry-After while any of keys is locked out.
-func (s *Server) lockedOut(w http.ResponseWriter, keys ...string) error {
-	wait := s.limiter.Wait(keys...)
+// attempt counts a sign-in attempt for keys (a failure until Succeed),
+// or answers 429 with Retry-After while any of them is locked out.
+func (s *Server) attempt(w http.ResponseWriter, keys ...string) error {
+	wait := s.limiter.Attempt(keys...)
 	if wait <= 0 {
 		return nil
 	}

@@ -252,6 +252,9 @@ func (c *cloud) serveAgent(t *testing.T, answer api.ExecResponse, calls chan<- e
 		}
 		fmt.Fprintf(w, "log of %s tail=%s\n", name, r.URL.Query().Get("tail"))
 	})
+	mux.HandleFunc("POST /v1/instances/{uid}/crash", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	})
 	c.Agent(t, "host-a", mux)
 }
 

@@ -288,3 +288,20 @@ func (c *Client) SetPassword(ctx context.Context, user, password string) error {
 		api.PasswordRequest{Password: password}, nil)
 	return err
 }
+
+// DrainHost cordons a host and deletes the instance group members on it,
+// which their groups replace elsewhere (POST /v1/hosts/{name}/drain).
+func (c *Client) DrainHost(ctx context.Context, name string) (*api.DrainResponse, error) {
+	var out api.DrainResponse
+	if _, err := c.Do(ctx, http.MethodPost, "/v1/hosts/"+url.PathEscape(name)+"/drain", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Crash has the instance's agent kill its main process with SIGKILL, as a
+// crash would (cluster admins; a teaching action).
+func (c *Client) Crash(ctx context.Context, project, name string) error {
+	_, err := c.Do(ctx, http.MethodPost, Path(api.InstanceKind, project, name)+"/crash", nil, nil, nil)
+	return err
+}

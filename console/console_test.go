@@ -237,8 +237,10 @@ func TestETagRevalidation(t *testing.T) {
 var (
 	// attrRef finds src= and href= values in HTML.
 	attrRef = regexp.MustCompile(`(?:src|href)="([^"]*)"`)
-	// importRef finds static and dynamic relative imports in JavaScript.
-	importRef = regexp.MustCompile(`(?:\bfrom\s*|\bimport\s*\(?\s*)['"](\.{1,2}/[^'"]+)['"]`)
+	// importRef finds static and dynamic relative imports in JavaScript,
+	// and any other quoted relative path of a module (a list of modules
+	// to import).
+	importRef = regexp.MustCompile(`(?:(?:\bfrom\s*|\bimport\s*\(?\s*)['"](\.{1,2}/[^'"]+)['"])|['"](\.{1,2}/[^'"\s]+\.js)['"]`)
 	// cssRef finds url() references in CSS.
 	cssRef = regexp.MustCompile(`url\(\s*['"]?([^'")]+)['"]?\s*\)`)
 )
@@ -288,7 +290,7 @@ func TestReferencedFilesExist(t *testing.T) {
 		switch path.Ext(p) {
 		case ".js":
 			for _, m := range importRef.FindAllStringSubmatch(withoutComments(string(body)), -1) {
-				check(p, m[1])
+				check(p, m[1]+m[2])
 			}
 		case ".css":
 			for _, m := range cssRef.FindAllStringSubmatch(string(body), -1) {

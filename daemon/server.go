@@ -19,6 +19,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/apiserver"
 	"github.com/ouroboros-cloud/ouro/apivip"
+	"github.com/ouroboros-cloud/ouro/console"
 	"github.com/ouroboros-cloud/ouro/controller"
 	"github.com/ouroboros-cloud/ouro/etcdembed"
 	"github.com/ouroboros-cloud/ouro/ipam"

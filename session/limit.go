@@ -39,9 +39,12 @@ func NewLimiter() *Limiter {
 	return &Limiter{now: time.Now, keys: map[string]*failures{}}
 }
 
-// Wait returns how long the keys are still locked out (the longest of
-// them); zero when an attempt may be made now.
-func (l *Limiter) Wait(keys ...string) time.Duration {
+// Attempt starts a sign-in for keys. While any key is locked out it
+// returns how long the longest lock-out lasts, and the attempt must be
+// refused. Otherwise it returns 0 and counts the attempt as a failure at
+// once, so that attempts made in parallel cannot slip past the count;
+// Succeed clears it when the attempt succeeds.
+func (l *Limiter) Attempt(keys ...string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -51,14 +54,9 @@ func (l *Limiter) Wait(keys ...string) time.Duration {
 			wait = max(wait, f.until.Sub(now))
 		}
 	}
-	return wait
-}
-
-// Fail records a failed attempt for each key.
-func (l *Limiter) Fail(keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
+	if wait > 0 {
+		return wait
+	}
 	if len(l.keys) >= maxKeys {
 		l.prune(now)
 	}
@@ -74,6 +72,7 @@ func (l *Limiter) Fail(keys ...string) {
 			f.until = now.Add(lockout(f.n))
 		}
 	}
+	return 0
 }
 
 // Succeed forgets the failures of the keys.

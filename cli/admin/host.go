@@ -17,13 +17,89 @@ func NewHostCommand(o *command.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "host",
 		Aliases: []string{"hosts"},
-		Short:   "Inspect hosts and let new ones join",
+		Short:   "Inspect hosts, let new ones join, cordon and drain them",
 	}
 	cmd.AddCommand(
 		command.NewList(o, api.HostKind, "List hosts", hostTable),
 		command.NewGet(o, api.HostKind, "Show a host", hostTable),
 		newJoinTokenCommand(o),
+		newCordonCommand(o, "cordon", "Stop placing new instances on a host (cluster admins)", true),
+		newCordonCommand(o, "uncordon", "Let a cordoned host get new instances again (cluster admins)", false),
+		newDrainCommand(o),
 	)
+	return cmd
+}
+
+// newCordonCommand sets or clears a host's spec.unschedulable.
+func newCordonCommand(o *command.Options, use, short string, unschedulable bool) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use + " NAME",
+		Short: short,
+		Args:  command.ExactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.Client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			var h api.Host
+			for attempt := 0; ; attempt++ {
+				if err := c.Get(ctx, api.HostKind, "", args[0], &h); err != nil {
+					return err
+				}
+				if h.Spec.Unschedulable == unschedulable {
+					break
+				}
+				h.Spec.Unschedulable = unschedulable
+				err := c.Update(ctx, &h)
+				if err == nil {
+					break
+				}
+				if !api.IsConflict(err) || attempt >= 4 {
+					return err
+				}
+			}
+			return o.Render(cmd.OutOrStdout(), &h, hostTable([]*api.Host{&h}))
+		},
+	}
+	cmd.ValidArgsFunction = o.CompleteNames(api.HostKind, false)
+	return cmd
+}
+
+func newDrainCommand(o *command.Options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "drain NAME",
+		Short: "Cordon a host and move its instance group members elsewhere (cluster admins)",
+		Long: "Cordon the host, then delete every member of an instance group on it: each group\n" +
+			"replaces its members on other hosts at once. Instances in no group stay where they are.",
+		Args: command.ExactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.Client()
+			if err != nil {
+				return err
+			}
+			out, err := c.DrainHost(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if o.Output != "table" {
+				return o.Render(cmd.OutOrStdout(), out, nil)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "Host %s cordoned; %d group member(s) being replaced elsewhere.\n", out.Host, len(out.Deleted))
+			for _, k := range out.Deleted {
+				fmt.Fprintf(w, "  deleting %s\n", k)
+			}
+			if len(out.Kept) > 0 {
+				fmt.Fprintf(w, "%d instance(s) in no group stay on the host:\n", len(out.Kept))
+				for _, k := range out.Kept {
+					fmt.Fprintf(w, "  %s\n", k)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.ValidArgsFunction = o.CompleteNames(api.HostKind, false)
 	return cmd
 }
 

@@ -40,6 +40,7 @@ func NewCommand(o *command.Options) *cobra.Command {
 		newInstanceActionCommand(o, "start", "Power an instance on"),
 		newInstanceActionCommand(o, "stop", "Power an instance off"),
 		newInstanceActionCommand(o, "reboot", "Reboot an instance"),
+		newInstanceCrashCommand(o),
 		newInstanceDeleteCommand(o),
 		newInstanceLogsCommand(o),
 		newInstanceExecCommand(o),
@@ -372,6 +373,28 @@ func newInstanceActionCommand(o *command.Options, action, short string) *cobra.C
 				return renderInstances(cmd, o, []*api.Instance{&inst})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "instance/%s: %s requested\n", args[0], action)
+			return nil
+		},
+	}
+}
+
+func newInstanceCrashCommand(o *command.Options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "crash NAME",
+		Short: "Kill an instance's main process, to watch it restart (cluster admins; a teaching action)",
+		Long: "Have the instance's agent kill its main process with SIGKILL (a container's init, a VM's\n" +
+			"QEMU), as a crash would. The agent then restarts it by its restart policy, with back-off.",
+		Args:              command.ExactArgs("NAME"),
+		ValidArgsFunction: o.CompleteNames(api.InstanceKind, false),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.Client()
+			if err != nil {
+				return err
+			}
+			if err := c.Crash(cmd.Context(), o.Project(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "instance/%s: main process killed\n", args[0])
 			return nil
 		},
 	}

@@ -33,6 +33,9 @@ type Config struct {
 	// Servers, if set, makes the server's apiserver.Servers from the etcd
 	// client and CA under it.
 	Servers func(etcd *clientv3.Client, ca *pki.CA) apiserver.Servers
+	// Console, if set, serves the paths outside the API
+	// (apiserver.Config.Console).
+	Console http.Handler
 }
 
 // Server is an API server over an embedded etcd, served on loopback
@@ -76,7 +79,7 @@ func Start(tb testing.TB, cfg Config) *Server {
 		servers = cfg.Servers(etcd, ca)
 	}
 	srv, err := apiserver.New(apiserver.Config{Store: st, DataDir: dir, CA: ca, ClientCert: &cert,
-		Logger: etcdtest.Quiet(), AuthCacheTTL: -1, Servers: servers})
+		Logger: etcdtest.Quiet(), AuthCacheTTL: -1, Servers: servers, Console: cfg.Console})
 	if err != nil {
 		tb.Fatalf("new API server: %v", err)
 	}

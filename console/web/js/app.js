@@ -190,6 +190,10 @@ async function route_() {
   }
   leave();
   const { r, params, segs } = match(location.hash);
+  // A link may name its project (#/instances/web-1?project=p): follow it
+  // if the user has a role there.
+  const linked = params.query.get('project');
+  if (linked && linked !== state.project && linked in api.me.projects) setProject(linked);
   const el = h('section', { class: 'page' });
   clear(state.main).append(el);
   markNav(segs ? segs[0] : r.parts[0]);
@@ -260,8 +264,7 @@ function renderShell() {
   if (!names.length) picker.append(h('option', { value: '' }, '(no project)'));
   for (const n of names) picker.append(h('option', { value: n, selected: n === state.project }, n));
   picker.addEventListener('change', () => {
-    state.project = picker.value;
-    localStorage.setItem('ouro.project', state.project);
+    setProject(picker.value);
     route_();
   });
 
@@ -296,10 +299,16 @@ function renderShell() {
     h('nav', { id: 'sidenav', class: 'sidenav', 'aria-label': 'Resources' }, h('ul', {}, links)),
     state.main);
   clear(app).append(state.shell);
-  picker.addEventListener('change', () => {
-    const r = document.getElementById('user-role');
-    if (r) r.textContent = me.clusterAdmin ? 'cluster admin' : me.projects[picker.value] || 'no role';
-  });
+}
+
+// setProject makes p the project of the pages, the picker and the next visit.
+function setProject(p) {
+  state.project = p;
+  localStorage.setItem('ouro.project', p);
+  const picker = document.getElementById('project-picker');
+  if (picker) picker.value = p;
+  const r = document.getElementById('user-role');
+  if (r) r.textContent = api.me.clusterAdmin ? 'cluster admin' : api.me.projects[p] || 'no role';
 }
 
 async function doSignOut() {
@@ -397,6 +406,7 @@ async function boot() {
   let me = null;
   try {
     me = await api.session();
+    performance.mark('ouro-session');
   } catch (e) {
     await pages;
     showSignIn();

@@ -1,4 +1,5 @@
 // The events timeline beside the map: a watch of the project's events
+// (or, with all, of every project's, for cluster admins)
 // (scheduling, starts, crashes, host loss, rollouts, scaling), newest
 // first, at most `limit` of them. Events are named by the time they were
 // made, so name order is time order. Like the map it redraws at most once
@@ -6,19 +7,20 @@
 import { h, ago } from './dom.js';
 import { watch, projectPath } from './api.js';
 
-function objectHref(ref) {
-  if (!ref || !ref.name) return null;
-  const name = encodeURIComponent(ref.name);
-  switch (ref.kind) {
-    case 'Instance': return `#/instances/${name}`;
-    case 'InstanceGroup': return `#/groups/${name}`;
-    case 'Host': return `#/hosts/${name}`;
-    case 'Network': return `#/networks/${name}`;
-    case 'LoadBalancer': return `#/loadbalancers/${name}`;
-    case 'Stack': return `#/stacks/${name}`;
-    case 'Image': return `#/images/${name}`;
-    default: return null;
-  }
+const PAGES = {
+  Instance: 'instances',
+  InstanceGroup: 'groups',
+  Host: 'hosts',
+  Network: 'networks',
+  LoadBalancer: 'loadbalancers',
+  Stack: 'stacks',
+  Image: 'images',
+};
+
+function objectHref(ref, all) {
+  if (!ref || !ref.name || !PAGES[ref.kind]) return null;
+  const href = `#/${PAGES[ref.kind]}/${encodeURIComponent(ref.name)}`;
+  return all && ref.project ? `${href}?project=${encodeURIComponent(ref.project)}` : href;
 }
 
 function sortKey(ev) {
@@ -30,7 +32,7 @@ function sortKey(ev) {
  * timeline returns {el, stop}: an element listing the events of project as
  * they happen, and the function that stops its watch.
  */
-export function timeline(project, { limit = 200 } = {}) {
+export function timeline(project, { limit = 200, all = false } = {}) {
   const events = new Map(); // name → Event
   const rows = new Map(); // name → {li, sig}
   const dirty = new Set();
@@ -42,8 +44,9 @@ export function timeline(project, { limit = 200 } = {}) {
   const el = h('aside', { class: 'timeline', 'aria-label': 'Events' }, h('h2', {}, 'Events'), note, list);
 
   function render(e) {
-    const href = objectHref(e.object);
-    const obj = e.object ? `${(e.object.kind || '').toLowerCase()} ${e.object.name}` : '';
+    const href = objectHref(e.object, all);
+    const where = all && e.object && e.object.project ? `${e.object.project}/` : '';
+    const obj = e.object ? `${(e.object.kind || '').toLowerCase()} ${where}${e.object.name}` : '';
     return h('li', { class: `ev ev-${e.type || 'Normal'}` },
       h('div', { class: 'ev-head' },
         h('span', { class: 'ev-reason' }, e.reason || e.type || 'Event'),
@@ -100,7 +103,7 @@ export function timeline(project, { limit = 200 } = {}) {
     if (!frame && synced) frame = requestAnimationFrame(flush);
   }
 
-  const stopWatch = watch(projectPath(project, 'events'), (ev) => {
+  const stopWatch = watch(all ? '/v1/events' : projectPath(project, 'events'), (ev) => {
     switch (ev.type) {
       case 'RESET':
         synced = false;

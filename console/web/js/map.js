@@ -16,6 +16,7 @@ import { mib } from './dom.js';
 const LABEL_GROUP = 'ouro.dev/group';
 const LABEL_REVISION = 'ouro.dev/revision';
 const UNPLACED = ''; // the panel of instances not (yet) on a host
+const FRAME_BUDGET_MS = 40; // of tile work per animation frame
 const PHASES = ['Running', 'Pending', 'Scheduled', 'Provisioning', 'Starting', 'Stopping', 'Stopped', 'Terminating', 'Terminated', 'Failed'];
 
 function condition(obj, type) {
@@ -38,6 +39,12 @@ function groupOf(inst) {
   return (inst.metadata.labels && inst.metadata.labels[LABEL_GROUP]) || '';
 }
 
+/** instanceHref links an instance's page, naming its project when the map shows them all. */
+function instanceHref(inst, all) {
+  const href = `#/instances/${encodeURIComponent(inst.metadata.name)}`;
+  return all ? `${href}?project=${encodeURIComponent(inst.metadata.project || '')}` : href;
+}
+
 function timeText(t) {
   const d = new Date(t);
   return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString();
@@ -49,9 +56,12 @@ function timeText(t) {
  * animation frame applies.
  */
 class MapView {
-  constructor(root, project) {
+  constructor(root, project, { all = false, canAll = false, onAll = () => {} } = {}) {
     this.root = root;
     this.project = project;
+    this.all = all; // every project's instances (cluster admins)
+    this.canAll = canAll;
+    this.onAll = onAll;
     this.hosts = new Map(); // name → Host
     this.insts = new Map(); // name → Instance
     this.panels = new Map(); // host name → {el, nameEl, phaseEl, bars, groupsEl, groups: Map, count}
@@ -59,6 +69,8 @@ class MapView {
     this.groupRevs = new Map(); // group → Map(revision → count)
     this.groupMembers = new Map(); // group → Set(instance names)
     this.dirtyHosts = new Set();
+    this.backingOff = new Set(); // crash-looping instances counting down to a retry
+    this.clock = setInterval(() => this.tick(), 1000);
     this.dirtyTiles = new Set();
     this.reorder = new Set(); // containers whose children need sorting
     this.reorderHosts = false;
@@ -83,6 +95,12 @@ class MapView {
       h('li', {}, h('span', { class: 'swatch host-lost' }), 'host lost'),
       h('li', {}, '↻n crash loop (restarts)'),
       h('li', {}, 'r3 revision, during a rollout'));
+    let allBox = null;
+    if (this.canAll) {
+      const all = h('input', { type: 'checkbox', id: 'map-all', checked: this.all });
+      all.addEventListener('change', () => this.onAll(all.checked));
+      allBox = h('label', { class: 'map-filter', for: 'map-all' }, all, ' all projects');
+    }
     this.hostsEl = h('div', { class: 'hosts', role: 'list', 'aria-label': 'Hosts' });
     this.hostsEl.classList.toggle('only-used', onlyUsed.checked);
     this.root.append(
@@ -90,12 +108,25 @@ class MapView {
         h('h1', {}, 'Map'),
         this.summary,
         this.live,
-        h('label', { class: 'map-filter', for: 'map-only-used' }, onlyUsed, ' only hosts with instances of this project')),
+        h('label', { class: 'map-filter', for: 'map-only-used' }, onlyUsed, this.all ? ' only hosts with instances' : ' only hosts with instances of this project'),
+        allBox),
       legend,
       this.hostsEl);
   }
 
   // ---- model updates (watch events) ----
+
+  // key names an instance on the map: its name, or project/name when the
+  // map shows every project.
+  key(inst) {
+    return this.all ? `${inst.metadata.project || ''}/${inst.metadata.name}` : inst.metadata.name;
+  }
+
+  // groupKey names an instance's group box ('' outside groups).
+  groupKey(inst) {
+    const g = groupOf(inst);
+    return g && this.all ? `${inst.metadata.project || ''}/${g}` : g;
+  }
 
   hostEvent(ev) {
     switch (ev.type) {
@@ -131,13 +162,14 @@ class MapView {
         return;
       case 'SYNCED':
         this.synced.instances = true;
+        if (!this.readyAt) performance.mark('ouro-map-instances-listed');
         break;
       case 'ADDED':
       case 'MODIFIED':
         this.remember(ev.object);
         break;
       case 'DELETED':
-        this.forget(ev.object.metadata.name);
+        this.forget(this.key(ev.object));
         break;
       default:
         return;
@@ -146,7 +178,7 @@ class MapView {
   }
 
   remember(inst) {
-    const name = inst.metadata.name;
+    const name = this.key(inst);
     const old = this.insts.get(name);
     if (old) this.untrackRevision(old);
     this.insts.set(name, inst);
@@ -165,11 +197,11 @@ class MapView {
   // The revisions of a group's members decide which tiles show a revision
   // (only while two or more coexist: a rollout) and which is the new one.
   trackRevision(inst) {
-    const g = groupOf(inst);
+    const g = this.groupKey(inst);
     if (!g) return;
     let members = this.groupMembers.get(g);
     if (!members) this.groupMembers.set(g, (members = new Set()));
-    members.add(inst.metadata.name);
+    members.add(this.key(inst));
     const rev = revisionOf(inst);
     if (rev === null) return;
     let revs = this.groupRevs.get(g);
@@ -180,11 +212,11 @@ class MapView {
   }
 
   untrackRevision(inst) {
-    const g = groupOf(inst);
+    const g = this.groupKey(inst);
     if (!g) return;
     const members = this.groupMembers.get(g);
     if (members) {
-      members.delete(inst.metadata.name);
+      members.delete(this.key(inst));
       if (!members.size) this.groupMembers.delete(g);
     }
     const rev = revisionOf(inst);
@@ -213,13 +245,41 @@ class MapView {
   stop() {
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
+    clearInterval(this.clock);
+  }
+
+  // tick redraws the back-off countdowns.
+  tick() {
+    if (!this.backingOff.size) return;
+    for (const name of this.backingOff) this.dirtyTiles.add(name);
+    this.backingOff.clear();
+    this.schedule();
   }
 
   flush() {
     this.frame = 0;
     const t0 = performance.now();
-    for (const name of this.dirtyTiles) this.renderTile(name);
-    this.dirtyTiles.clear();
+    // Many tiles at once (the first list, a re-list): take them host by
+    // host in the order of the panels, so the first frames fill the top of
+    // the screen, and by name within a host, so that their boxes are born
+    // sorted. Stop after FRAME_BUDGET_MS and go on in the next frame: the
+    // page stays responsive and paints early.
+    let names = this.dirtyTiles;
+    if (names.size > 64) {
+      const keyed = [];
+      for (const name of names) {
+        const inst = this.insts.get(name);
+        keyed.push([`${(inst && inst.status && inst.status.host) || ''}\u0000${name}`, name]);
+      }
+      keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      names = keyed.map((k) => k[1]);
+    }
+    let n = 0;
+    for (const name of names) {
+      this.renderTile(name);
+      this.dirtyTiles.delete(name);
+      if (++n % 200 === 0 && performance.now() - t0 > FRAME_BUDGET_MS) break;
+    }
     for (const name of this.dirtyHosts) this.renderHost(name);
     this.dirtyHosts.clear();
     for (const box of this.reorder) sortChildren(box);
@@ -228,6 +288,19 @@ class MapView {
     this.reorderHosts = false;
     this.renderSummary();
     this.lastFlushMs = performance.now() - t0;
+    const listed = this.synced.instances && (this.synced.hosts || !this.hostsReadable);
+    if (listed && !this.firstPaintAt) {
+      // The first frame with hosts and tiles; benchmarks read these marks.
+      this.firstPaintAt = performance.now();
+      performance.mark('ouro-map-first-paint');
+    }
+    if (this.dirtyTiles.size) {
+      this.schedule();
+    } else if (listed && !this.readyAt) {
+      // Every listed tile is on screen.
+      this.readyAt = performance.now();
+      performance.mark('ouro-map-ready');
+    }
   }
 
   panel(hostName) {
@@ -246,7 +319,7 @@ class MapView {
       unplaced ? null : h('div', { class: 'bars' }, cpu.el, mem.el),
       groupsEl);
     // Sort: the unplaced panel first, then hosts by name.
-    el.dataset.sort = unplaced ? '' : ` ${hostName}`;
+    el.sortKey = unplaced ? '' : ` ${hostName}`;
     p = { el, phaseEl, cpu, mem, groupsEl, groups: new Map(), count: 0, sig: '' };
     this.panels.set(hostName, p);
     this.hostsEl.append(el);
@@ -288,13 +361,13 @@ class MapView {
     p.el.setAttribute('aria-label', `Host ${name}, ${phase}${cordoned ? ', cordoned' : ''}`);
   }
 
-  groupBox(p, hostName, group) {
+  groupBox(p, hostName, group, label) {
     let g = p.groups.get(group);
     if (g) return g;
     const tilesEl = h('div', { class: 'tiles' });
-    const el = h('div', { class: 'group' }, group ? h('div', { class: 'group-name' }, group) : null, tilesEl);
+    const el = h('div', { class: 'group' }, group ? h('div', { class: 'group-name' }, label) : null, tilesEl);
     // Sort: groups by name, instances outside groups last.
-    el.dataset.sort = group ? ` ${group}` : '~';
+    el.sortKey = group ? ` ${group}` : '~';
     g = { el, tilesEl, count: 0 };
     p.groups.set(group, g);
     p.groupsEl.append(el);
@@ -326,44 +399,46 @@ class MapView {
       return;
     }
     const host = (inst.status && inst.status.host) || UNPLACED;
-    const group = groupOf(inst);
+    const group = this.groupKey(inst);
     if (t && (t.host !== host || t.group !== group)) {
       this.dropTile(t);
       this.tiles.delete(name);
       t = null;
     }
-    const view = this.tileView(inst, group);
+    const view = this.tileView(inst, group, name);
     if (!t) {
-      const el = h('a', { class: 'tile', href: `#/instances/${encodeURIComponent(name)}` });
+      const el = h('a', { class: 'tile', href: instanceHref(inst, this.all) });
       t = { el, host, group, sig: '', sortKey: '' };
       this.tiles.set(name, t);
       const p = this.panel(host);
       if (p.count++ === 0) p.el.classList.remove('empty');
       this.dirtyHosts.add(host);
-      const g = this.groupBox(p, host, group);
+      const label = this.all && group ? `${groupOf(inst)} · ${inst.metadata.project}` : group;
+      const g = this.groupBox(p, host, group, label);
       g.count++;
       g.tilesEl.append(el);
-      this.reorder.add(g.tilesEl);
     }
     if (view.sig === t.sig) return;
     t.sig = view.sig;
     t.el.className = view.className;
     t.el.textContent = view.text;
-    t.el.title = view.title;
-    t.el.setAttribute('aria-label', view.title);
+    t.el.title = view.title; // also the link's accessible name
     if (view.sortKey !== t.sortKey) {
+      const appended = t.sortKey === '';
       t.sortKey = view.sortKey;
-      t.el.dataset.sort = view.sortKey;
-      this.reorder.add(t.el.parentNode);
+      t.el.sortKey = view.sortKey;
+      // A tile appended after one that sorts later puts its box out of order.
+      const prev = appended ? t.el.previousElementSibling : null;
+      if (!appended || (prev && prev.sortKey > view.sortKey)) this.reorder.add(t.el.parentNode);
     }
   }
 
   /** tileView computes what a tile shows; sig changes whenever any of it does. */
-  tileView(inst, group) {
+  tileView(inst, group, key) {
     const st = inst.status || {};
     const phase = st.phase || 'Pending';
     const classes = ['tile', `phase-${phase}`];
-    const facts = [inst.metadata.name, phase];
+    const facts = [this.all ? `${inst.metadata.project}/${inst.metadata.name}` : inst.metadata.name, phase];
     let text = '';
     const healthy = condition(inst, 'Healthy');
     if (healthy && !healthy.status) {
@@ -375,6 +450,12 @@ class MapView {
     if (st.reason === 'CrashLoop' || st.reason === 'ImageFetchFailed') {
       classes.push('crashloop');
       text = `↻${st.restartCount || 0}`;
+      const wait = st.nextRestartAt ? Math.ceil((Date.parse(st.nextRestartAt) - Date.now()) / 1000) : 0;
+      if (wait > 0) {
+        // The back-off counts down on the tile (a local clock, no request).
+        text += ` ${wait}s`;
+        this.backingOff.add(key);
+      }
       if (st.nextRestartAt) facts.push(`back-off: next retry at ${timeText(st.nextRestartAt)}`);
     }
     if (st.restartCount) facts.push(`${st.restartCount} restarts`);
@@ -384,13 +465,13 @@ class MapView {
     }
     const rev = revisionOf(inst);
     const revs = group ? this.groupRevs.get(group) : null;
-    let sortKey = inst.metadata.name;
+    let sortKey = key;
     if (rev !== null && revs && revs.size > 1) {
       const newest = Math.max(...revs.keys());
       classes.push(rev === newest ? 'rev-new' : 'rev-old');
       if (!text) text = `r${rev}`;
       facts.push(`revision ${rev}${rev === newest ? ' (new)' : ' (old)'}`);
-      sortKey = `${String(rev).padStart(8, '0')} ${inst.metadata.name}`;
+      sortKey = `${String(rev).padStart(8, '0')} ${key}`;
     }
     if (st.message) facts.push(st.message);
     const className = classes.join(' ');
@@ -442,19 +523,19 @@ function setBar(b, allocated, capacity, used, fmt) {
   }
 }
 
-/** sortChildren orders el's children by data-sort, moving only if out of order. */
+/** sortChildren orders el's children by their sortKey, moving only if out of order. */
 function sortChildren(el) {
   if (!el) return;
   const kids = [...el.children];
   let sorted = true;
   for (let i = 1; i < kids.length; i++) {
-    if (kids[i - 1].dataset.sort > kids[i].dataset.sort) {
+    if (kids[i - 1].sortKey > kids[i].sortKey) {
       sorted = false;
       break;
     }
   }
   if (sorted) return;
-  kids.sort((a, b) => (a.dataset.sort < b.dataset.sort ? -1 : a.dataset.sort > b.dataset.sort ? 1 : 0));
+  kids.sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
   el.append(...kids);
 }
 
@@ -469,7 +550,12 @@ register('map', {
       mapEl.append(h('h1', {}, 'Map'), h('p', { class: 'muted' }, 'You have no role in any project yet. A project admin can grant you one.'));
       return undefined;
     }
-    const view = new MapView(mapEl, ctx.project);
+    const all = !!ctx.me.clusterAdmin && params.query.get('all') === '1';
+    const view = new MapView(mapEl, ctx.project, {
+      all,
+      canAll: !!ctx.me.clusterAdmin,
+      onAll: (on) => ctx.navigate(on ? '#/map?all=1' : '#/map'),
+    });
     const status = { hosts: 'connecting', instances: 'connecting' };
     const showLive = () => {
       const ok = status.instances === 'live' && (status.hosts === 'live' || status.hosts === 'none');
@@ -494,7 +580,7 @@ register('map', {
       }
       showLive();
     }));
-    stops.push(watch(projectPath(ctx.project, 'instances'), (ev) => {
+    stops.push(watch(all ? '/v1/instances' : projectPath(ctx.project, 'instances'), (ev) => {
       if (ev.type === 'SYNCED') {
         status.instances = 'live';
         showLive();
@@ -505,7 +591,7 @@ register('map', {
       showLive();
       if (err.status !== 0) ctx.toastError(err);
     }));
-    const tl = timeline(ctx.project, { limit: 200 });
+    const tl = timeline(ctx.project, { limit: 200, all });
     layout.append(tl.el);
     stops.push(tl.stop);
     // Expose the view for benchmarks and tests (e.g. the time of the last redraw).
