@@ -20,7 +20,7 @@ function renderProjects(el, params, ctx) {
     { title: 'Description', cell: (p) => p.spec.description || '', class: 'wide' },
     { title: 'Your role', cell: (p) => ctx.me.clusterAdmin ? 'cluster admin' : (ctx.me.projects[p.metadata.name] || '') },
     { title: 'Age', cell: (p) => age(p.metadata.creationTimestamp) },
-    { title: '', cell: (p) => ctx.can('delete', 'projects') ? button(ctx, 'Delete', () => api.send('DELETE', clusterPath('projects', p.metadata.name)),
+    { title: '', show: ctx.can('delete', 'projects'), cell: (p) => ctx.can('delete', 'projects') ? button(ctx, 'Delete', () => api.send('DELETE', clusterPath('projects', p.metadata.name)),
       { confirm: `Delete project ${p.metadata.name}? Only a project without instances, images and floating IPs can go.`, done: `Project ${p.metadata.name} deleted` }) : '' },
   ], { empty: 'No projects.' });
   body.append(t.el);
@@ -94,6 +94,7 @@ function renderUsers(el, params, ctx) {
     { title: 'Name', cell: (u) => u.metadata.name },
     { title: 'Cluster admin', cell: (u) => u.spec.clusterAdmin ? 'yes' : 'no' },
     { title: 'Roles', cell: (u) => rolesCell(ctx, u), class: 'wide' },
+    { title: 'Password', cell: (u) => u.status && u.status.passwordSet ? 'set' : 'none' },
     { title: 'Age', cell: (u) => age(u.metadata.creationTimestamp) },
     { title: '', cell: (u) => u.metadata.name === ctx.me.user ? '' : button(ctx, 'Delete', () => api.send('DELETE', clusterPath('users', u.metadata.name)),
       { confirm: `Delete user ${u.metadata.name}? Their tokens stop working.`, done: `User ${u.metadata.name} deleted` }) },
@@ -108,6 +109,7 @@ function renderUsers(el, params, ctx) {
       { confirm: `Revoke token ${t.metadata.name}${t.spec.host ? ' of host ' + t.spec.host + ' (its agent loses access)' : ''}?`, done: 'Token revoked' }) },
   ], { empty: 'No tokens.' });
   body.append(section('Users', users.el, grantForm(ctx)),
+    section('Set a console password', passwordForm(ctx)),
     section('Issue a token', shown, tokenForm(ctx, shown, true)),
     section('Tokens', tokens.el));
   const stopU = live(body, clusterPath('users'), (items) => users.update(items));
@@ -142,6 +144,25 @@ function grantForm(ctx) {
     ctx.toast(`${u} is ${role.value} in ${p}`, 'ok');
     f.reset();
     project.value = ctx.project;
+  });
+}
+
+// passwordForm sets a user's console password (PUT /v1/users/NAME/password,
+// as `ouro user passwd`); it ends the user's password sessions.
+function passwordForm(ctx) {
+  const user = input({ autocomplete: 'off' });
+  const pw = input({ type: 'password', autocomplete: 'new-password', minlength: 12 });
+  const again = input({ type: 'password', autocomplete: 'new-password' });
+  return form([
+    field('User', user, 'metadata.name user'),
+    field('Password', pw, 'password', 'At least 12 characters.'),
+    field('Again', again, 'again'),
+  ], 'Set password', async (f) => {
+    if (pw.value !== again.value) throw new api.ApiError(400, 'InvalidArgument', 'the passwords differ', 'again', 'type the same password twice');
+    const u = user.value.trim();
+    await api.send('PUT', clusterPath('users', u, 'password'), { password: pw.value });
+    ctx.toast(`Password of ${u} set; their password sessions ended`, 'ok');
+    f.reset();
   });
 }
 

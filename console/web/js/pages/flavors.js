@@ -13,7 +13,7 @@ function renderFlavors(el, params, ctx) {
     { title: 'Memory', cell: (f) => f.spec.memoryMiB + ' MiB' },
     { title: 'Disk', cell: (f) => f.spec.diskGiB + ' GiB' },
     { title: 'Age', cell: (f) => age(f.metadata.creationTimestamp) },
-    { title: '', cell: (f) => ctx.can('delete', 'flavors') ? button(ctx, 'Delete', () => api.send('DELETE', clusterPath('flavors', f.metadata.name)),
+    { title: '', show: ctx.can('delete', 'flavors'), cell: (f) => ctx.can('delete', 'flavors') ? button(ctx, 'Delete', () => api.send('DELETE', clusterPath('flavors', f.metadata.name)),
       { confirm: `Delete flavor ${f.metadata.name}? Instances keep their size.`, done: `Flavor ${f.metadata.name} deleted` }) : '' },
   ], { empty: 'No flavors.' });
   body.append(t.el);

@@ -178,7 +178,7 @@ function drawHistory(el, ctx, g) {
     { title: 'Flavor', cell: (r) => r.template.flavor },
     { title: 'Command', cell: (r) => (r.template.command || []).join(' ') },
     { title: 'Age', cell: (r) => age(r.created) },
-    { title: '', cell: (r) => r.revision !== g.status.revision && ctx.can('update', 'instancegroups')
+    { title: '', show: ctx.can('update', 'instancegroups'), cell: (r) => r.revision !== g.status.revision && ctx.can('update', 'instancegroups')
       ? button(ctx, 'Roll back to this', () => undo(ctx, g.metadata.name, r.revision),
         { confirm: `Roll group ${g.metadata.name} back to the template of revision ${r.revision}?`, danger: false, done: 'Rolling back' })
       : '' },

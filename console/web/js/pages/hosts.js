@@ -1,8 +1,8 @@
 // Hosts: capacity, labels, cordon and uncordon, and — a teaching action
-// for cluster admins — drain: cordon the host, then delete the members of
-// instance groups on it one by one so that their groups replace them on
-// other hosts, while people watch the cloud heal. Stand-alone instances
-// stay where they are (deleting them would lose them); the page lists them.
+// for cluster admins — drain: the server cordons the host and deletes the
+// members of instance groups on it, which their groups replace on other
+// hosts while people watch the cloud heal. Stand-alone instances stay
+// where they are (deleting them would lose them); the page names them.
 
 import * as api from '../api.js';
 import { register } from '../app.js';
@@ -66,7 +66,8 @@ function renderHost(el, params, ctx) {
   const labels = h('div');
   const conds = h('div');
   const insts = table([
-    { title: 'Instance', cell: (i) => ctx.me.clusterAdmin && i.metadata.project !== ctx.project ? i.metadata.project + '/' + i.metadata.name : link('/instances/' + enc(i.metadata.name), i.metadata.name) },
+    { title: 'Instance', cell: (i) => i.metadata.project === ctx.project ? link('/instances/' + enc(i.metadata.name), i.metadata.name)
+      : link('/instances/' + enc(i.metadata.name) + '?project=' + enc(i.metadata.project), i.metadata.project + '/' + i.metadata.name) },
     { title: 'Phase', cell: phaseCell },
     { title: 'Group', cell: (i) => (i.metadata.labels || {})[GROUP] || '' },
     { title: 'Flavor', cell: (i) => i.spec.flavor },
@@ -110,7 +111,7 @@ function drawLabels(el, ctx, host, path) {
     const t = table([
       { title: 'Label', cell: ([k]) => h('code', { text: k }) },
       { title: 'Value', cell: ([, v]) => v },
-      { title: '', cell: ([k]) => ctx.can('update', 'hosts') ? button(ctx, 'Remove', async () => {
+      { title: '', show: ctx.can('update', 'hosts'), cell: ([k]) => ctx.can('update', 'hosts') ? button(ctx, 'Remove', async () => {
         draw(await update(path, (x) => { delete (x.metadata.labels || {})[k]; }));
       }, { confirm: `Remove label ${k} from host ${hst.metadata.name}?`, done: 'Label removed' }) : '' },
     ], { empty: 'No labels.' });
@@ -144,32 +145,27 @@ function drawActions(el, ctx, host, path, instances) {
     }
   }
   if (ctx.can('drain', 'hosts')) {
-    items.push(teaching(button(ctx, 'Drain', () => drain(ctx, path, name, instances()), {
+    items.push(teaching(button(ctx, 'Drain', () => drain(ctx, name, instances()), {
       title: 'Cordon the host and move its group members elsewhere',
     })));
   }
   replace(el, items);
 }
 
-// drain cordons the host, then deletes each group member on it; the
-// groups make replacements on other hosts. Stand-alone instances stay.
-async function drain(ctx, path, name, instances) {
+// drain asks the server to drain the host (POST /v1/hosts/NAME/drain, as
+// `ouro host drain`): it cordons the host and deletes the group members on
+// it, which their groups replace elsewhere; stand-alone instances stay.
+async function drain(ctx, name, instances) {
   const members = instances.filter((i) => (i.metadata.labels || {})[GROUP] && !i.metadata.deletionTimestamp);
   const alone = instances.filter((i) => !(i.metadata.labels || {})[GROUP]);
-  const q = `Drain host ${name}? It is cordoned, and its ${members.length} group member(s) are deleted one by one for their groups to replace elsewhere.` +
-    (alone.length ? ` Its ${alone.length} stand-alone instance(s) (${alone.map((i) => i.metadata.name).join(', ')}) stay: move them yourself.` : '');
+  const q = `Drain host ${name}? It is cordoned, and its group members (${members.length} seen) are deleted for their groups to replace on other hosts.` +
+    (alone.length ? ` Its stand-alone instances (${alone.map((i) => i.metadata.name).join(', ')}) stay: move them yourself.` : '');
   if (!(await confirm(q, 'Drain'))) return;
-  await update(path, (x) => { x.spec.unschedulable = true; });
-  let n = 0;
-  for (const i of members) {
-    try {
-      await api.send('DELETE', '/v1/projects/' + enc(i.metadata.project) + '/instances/' + enc(i.metadata.name));
-      n++;
-    } catch (err) {
-      if (err.status !== 404) throw err;
-    }
-  }
-  ctx.toast(`Host ${name} cordoned; ${n} group member(s) sent elsewhere` + (alone.length ? `; ${alone.length} stand-alone instance(s) stay` : ''), 'ok');
+  const out = (await api.send('POST', clusterPath('hosts', name, 'drain'))) || {};
+  const deleted = out.deleted || [];
+  const kept = out.kept || [];
+  ctx.toast(`Host ${name} cordoned; ${deleted.length} group member(s) being replaced elsewhere` +
+    (kept.length ? `; ${kept.length} stand-alone instance(s) stay: ${kept.join(', ')}` : ''), 'ok');
 }
 
 register('/hosts', { title: 'Hosts', render: renderHosts });

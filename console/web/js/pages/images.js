@@ -44,7 +44,7 @@ function renderImages(el, params, ctx) {
     { title: 'Phase', cell: (i) => (i.status && i.status.phase) || '' },
     { title: 'Source', cell: (i) => i.spec.source || i.spec.description || '', class: 'wide' },
     { title: 'Age', cell: (i) => age(i.metadata.creationTimestamp) },
-    { title: '', cell: (i) => ctx.can('delete', 'images') ? button(ctx, 'Delete', () => api.send('DELETE', projectPath(ctx, 'images', i.metadata.name)),
+    { title: '', show: ctx.can('delete', 'images'), cell: (i) => ctx.can('delete', 'images') ? button(ctx, 'Delete', () => api.send('DELETE', projectPath(ctx, 'images', i.metadata.name)),
       { confirm: `Delete image ${i.metadata.name}?`, done: `Image ${i.metadata.name} deleted` }) : '' },
   ], { empty: 'No images. Upload one below, or use `ouro image import`.' });
   body.append(t.el);

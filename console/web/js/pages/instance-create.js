@@ -67,13 +67,16 @@ async function renderCreate(el, params, ctx) {
     return;
   }
   body.append(h('p', { text: 'Loading the choices…' }));
-  const [images, flavors, networks, groups, keys] = await Promise.all([
+  const [own, publicImages, flavors, networks, groups, keys] = await Promise.all([
     listNames(projectPath(ctx, 'images')),
+    api.get('/v1/images').then((l) => (l.items || []).filter((i) => i.spec.public && i.metadata.project !== ctx.project)
+      .map((i) => i.metadata.project + '/' + i.metadata.name)).catch(() => []),
     api.get(clusterPath('flavors')).then((l) => l.items || []).catch(() => []),
     listNames(projectPath(ctx, 'networks')),
     listNames(projectPath(ctx, 'securitygroups')),
     listNames(projectPath(ctx, 'keypairs')),
   ]);
+  const images = [...own, ...publicImages.sort()];
   flavors.sort((a, b) => (a.spec.vcpus - b.spec.vcpus) || (a.spec.memoryMiB - b.spec.memoryMiB));
 
   const name = input({ name: 'name', required: true, autocomplete: 'off', maxlength: 63, pattern: '[a-z0-9]([-a-z0-9]*[a-z0-9])?' });

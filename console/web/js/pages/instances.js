@@ -12,6 +12,8 @@ import {
 const phases = ['Pending', 'Scheduled', 'Provisioning', 'Starting', 'Running', 'Stopping', 'Stopped',
   'Terminating', 'Failed'];
 const GROUP = 'ouro.dev/group';
+// MAX_ROWS bounds the rows the list draws at once.
+const MAX_ROWS = 500;
 const REVISION = 'ouro.dev/revision';
 
 // noteUsage remembers an instance's CPU sample for its chart.
@@ -44,7 +46,7 @@ function untilText(ts) {
 }
 
 function renderList(el, params, ctx) {
-  const body = page(el, 'Instances', ctx.can('create', 'instances') ? [link('/instances/new', 'Create instance')] : []);
+  const body = page(el, 'Instances', ctx.can('create', 'instances') ? [link('/instances/new', 'Create instance', 'button primary')] : []);
   const f = {
     name: input({ type: 'search', placeholder: 'Name contains', 'aria-label': 'Filter by name' }),
     phase: select([['', 'Any phase'], ...phases], { 'aria-label': 'Filter by phase' }),
@@ -77,8 +79,9 @@ function renderList(el, params, ctx) {
       (!f.phase.value || i.status.phase === f.phase.value) &&
       (!f.group.value || groupOf(i) === f.group.value) &&
       (!f.host.value || i.status.host === f.host.value));
-    count.textContent = rows.length === all.length ? `${all.length} instances` : `${rows.length} of ${all.length} instances`;
-    t.update(rows);
+    count.textContent = (rows.length === all.length ? `${all.length} instances` : `${rows.length} of ${all.length} instances`) +
+      (rows.length > MAX_ROWS ? `; the first ${MAX_ROWS} are shown, filter to narrow them` : '');
+    t.update(rows.slice(0, MAX_ROWS));
   };
   for (const c of Object.values(f)) c.addEventListener('input', draw);
   const stop = live(body, projectPath(ctx, 'instances'), (items) => {

@@ -73,7 +73,7 @@ function renderKeyPairs(el, params, ctx) {
     { title: 'Type', cell: (k) => (k.status && k.status.type) || '' },
     { title: 'Fingerprint', cell: (k) => h('code', { text: (k.status && k.status.fingerprint) || '' }) },
     { title: 'Age', cell: (k) => age(k.metadata.creationTimestamp) },
-    { title: '', cell: (k) => ctx.can('delete', 'keypairs') ? button(ctx, 'Delete', () => api.send('DELETE', projectPath(ctx, 'keypairs', k.metadata.name)),
+    { title: '', show: ctx.can('delete', 'keypairs'), cell: (k) => ctx.can('delete', 'keypairs') ? button(ctx, 'Delete', () => api.send('DELETE', projectPath(ctx, 'keypairs', k.metadata.name)),
       { confirm: `Delete key pair ${k.metadata.name}? Instances that have its key keep it.`, done: `Key pair ${k.metadata.name} deleted` }) : '' },
   ], { empty: 'No key pairs.' });
   body.append(shown, t.el);

@@ -19,7 +19,7 @@ function renderNetworks(el, params, ctx) {
     { title: 'VNI', cell: (n) => String((n.status && n.status.vni) || '') },
     { title: 'Applied', cell: (n) => appliedCell(n) },
     { title: 'Age', cell: (n) => age(n.metadata.creationTimestamp) },
-    { title: '', cell: (n) => ctx.can('delete', 'networks') ? button(ctx, 'Delete', () => api.send('DELETE', projectPath(ctx, 'networks', n.metadata.name)),
+    { title: '', show: ctx.can('delete', 'networks'), cell: (n) => ctx.can('delete', 'networks') ? button(ctx, 'Delete', () => api.send('DELETE', projectPath(ctx, 'networks', n.metadata.name)),
       { confirm: `Delete network ${n.metadata.name}?`, done: `Network ${n.metadata.name} deleted` }) : '' },
   ], { empty: 'No networks.' });
   body.append(t.el);
@@ -134,7 +134,7 @@ function renderSecurityGroup(el, params, ctx) {
     { title: 'Protocol', cell: (r) => r.protocol },
     { title: 'Ports', cell: (r) => r.portMin ? (r.portMax && r.portMax !== r.portMin ? `${r.portMin}-${r.portMax}` : String(r.portMin)) : 'any' },
     { title: 'Remote', cell: (r) => r.cidr || (r.sourceGroup ? link('/securitygroups/' + enc(r.sourceGroup), 'group ' + r.sourceGroup) : '') },
-    { title: '', cell: (r) => mayEdit ? button(ctx, 'Delete', () => api.send('DELETE', path + '/rules/' + enc(r.id)),
+    { title: '', show: mayEdit, cell: (r) => mayEdit ? button(ctx, 'Delete', () => api.send('DELETE', path + '/rules/' + enc(r.id)),
       { confirm: `Delete rule ${ruleText(r)}?`, done: 'Rule deleted' }) : '' },
   ], { empty: 'No rules: all ingress is denied, all egress allowed.' });
   body.append(info, section('Rules', rules.el));
@@ -205,7 +205,7 @@ function renderFloatingIPs(el, params, ctx) {
     { title: 'Instance', cell: (f) => f.spec.instance ? link('/instances/' + enc(f.spec.instance), f.spec.instance) : '' },
     { title: 'Instance IP', cell: (f) => (f.status && f.status.instanceIP) || '' },
     { title: 'Host', cell: (f) => (f.status && f.status.host) || '' },
-    { title: 'Actions', cell: (f) => actionsOf(f) },
+    { title: 'Actions', show: mayEdit, cell: (f) => actionsOf(f) },
   ], { empty: 'No floating IPs.' });
   const actionsOf = (f) => {
     if (!mayEdit) return '';

@@ -64,8 +64,8 @@ export function clusterPath(plural, ...rest) {
 }
 
 // link is an anchor to a console route (without the leading #).
-export function link(route, text) {
-  return h('a', { href: '#' + route, text });
+export function link(route, text, cls) {
+  return h('a', { href: '#' + route, text, class: cls });
 }
 
 // page builds a page's frame: a heading with optional actions, and a body.
@@ -135,8 +135,11 @@ export function bytes(n) {
 }
 
 // table makes a table of rows. columns: [{title, cell(row) → node|string,
-// class}]. It returns {el, update(rows)}; rows are drawn in the given order.
+// class, show}]; a column with show false (actions the user's role does not
+// allow) is left out. It returns {el, update(rows)}; rows are drawn in the
+// given order.
 export function table(columns, opts = {}) {
+  columns = columns.filter((c) => c.show !== false);
   const tbody = h('tbody');
   const el = h('div', { class: 'table-wrap' },
     h('table', { class: 'list' },
@@ -172,6 +175,7 @@ export function byName(a, b) {
 export function live(el, path, onChange, onError) {
   const items = new Map();
   let synced = false;
+  let pending = false;
   let stop = () => {};
   const handler = (ev) => {
     if (!el.isConnected && el.dataset.mounted) { stop(); return; }
@@ -184,7 +188,14 @@ export function live(el, path, onChange, onError) {
     }
     if (!synced) return;
     el.dataset.mounted = '1';
-    onChange([...items.values()].sort(byName), items);
+    // A burst of events (a rollout, a re-list) draws once, on the next frame.
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      if (!el.isConnected) { stop(); return; }
+      onChange([...items.values()].sort(byName), items);
+    });
   };
   stop = api.watch(path, handler, (err) => { if (onError) onError(err); });
   return () => stop();
@@ -305,7 +316,8 @@ export function confirm(question, yes = 'Confirm', danger = true) {
 // button runs fn on click: disabled meanwhile, with an optional
 // confirmation first; errors and the success message go to ctx.toast.
 export function button(ctx, label, fn, opts = {}) {
-  const b = h('button', { type: 'button', class: opts.class || (opts.danger ? 'danger' : ''), text: label, title: opts.title });
+  const danger = opts.danger || (opts.confirm && opts.danger !== false);
+  const b = h('button', { type: 'button', class: [opts.class, danger ? 'danger' : ''], text: label, title: opts.title });
   b.addEventListener('click', async () => {
     if (opts.confirm && !(await confirm(opts.confirm, label, opts.danger !== false))) return;
     b.disabled = true;
@@ -322,10 +334,12 @@ export function button(ctx, label, fn, opts = {}) {
   return b;
 }
 
-// teaching labels a block of admin-only teaching actions.
-export function teaching(...children) {
-  return h('div', { class: 'teaching', role: 'group', 'aria-label': 'Teaching actions' },
-    h('span', { class: 'teaching-label', text: 'Teaching' }), children);
+// teaching marks an admin-only teaching action: the stylesheet labels it
+// "Teaching:" and sets it apart.
+export function teaching(btn) {
+  btn.classList.add('teaching');
+  btn.setAttribute('aria-label', 'Teaching: ' + btn.textContent);
+  return btn;
 }
 
 // secret shows a value that the API gives only once, with copy and
@@ -406,7 +420,7 @@ export function chart(series, opts = {}) {
     const v = yMax * f;
     svg.append(s('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));
     const t = s('text', { x: L - 4, y: y(v) + 4, class: 'axis', 'text-anchor': 'end' });
-    t.textContent = Math.round(v) + (opts.unit || '');
+    t.textContent = (Number.isInteger(v) ? v : v.toFixed(1)) + (opts.unit || '');
     svg.append(t);
   }
   const tl = s('text', { x: L, y: H - 4, class: 'axis' });
