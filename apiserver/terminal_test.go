@@ -26,11 +26,21 @@ import (
 // echoes its command).
 type terminalEnv struct {
 	*env
+	// detached gets a value each time a console's caller leaves.
+	detached chan struct{}
 }
 
 func newTerminalEnv(t *testing.T) *terminalEnv {
 	t.Helper()
-	e := newEnv(t)
+	return newTerminalEnvWith(t, Config{})
+}
+
+func newTerminalEnvWith(t *testing.T, cfg Config) *terminalEnv {
+	t.Helper()
+	fs := newFakeStore()
+	e := newEnvWith(t, fs, cfg)
+	e.fake = fs
+	detached := make(chan struct{}, 16)
 	e.image("default", "img", false)
 	vm := e.instance(e.admin, "default", "vm", "img")
 	ctr := e.instance(e.admin, "default", "ctr", "img")
@@ -47,6 +57,7 @@ func newTerminalEnv(t *testing.T) *terminalEnv {
 				return
 			}
 			consoletest.Serve(t, w)
+			detached <- struct{}{}
 		case "/v1/instances/" + ctr.Metadata.UID + "/exec":
 			var req api.ExecRequest
 			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
@@ -67,9 +78,14 @@ func newTerminalEnv(t *testing.T) *terminalEnv {
 	if _, err := e.store.Create(context.Background(), hostObj, store.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	e.place("default", "vm", "h1", api.PhaseRunning)
-	e.place("default", "ctr", "h1", api.PhaseRunning)
-	return &terminalEnv{env: e}
+	for name, driver := range map[string]string{"vm": "vm", "ctr": "container"} {
+		in := e.place("default", name, "h1", api.PhaseRunning)
+		in.Status.Driver = driver
+		if err := e.store.Update(context.Background(), &in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &terminalEnv{env: e, detached: detached}
 }
 
 // signIn gives user (with roles) a session, signed in with a token,
@@ -165,6 +181,40 @@ func TestTerminalConsole(t *testing.T) {
 				t.Errorf("console answered %q, want HELLO", got.String())
 			}
 		})
+	}
+}
+
+// TestTerminalDetach: closing the browser's WebSocket ends the agent's
+// console stream, and so does closing the server.
+func TestTerminalDetach(t *testing.T) {
+	e := newTerminalEnv(t)
+	bearer := http.Header{"Authorization": {"Bearer " + e.admin}}
+	waitDetached := func(what string) {
+		t.Helper()
+		select {
+		case <-e.detached:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s did not end the agent's console", what)
+		}
+	}
+	ws, resp, err := e.dial(vmConsole, bearer)
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	ws.Close()
+	waitDetached("closing the WebSocket")
+
+	ws, resp, err = e.dial(vmConsole, bearer)
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	e.srv.Close()
+	waitDetached("closing the server")
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			break // the server closed the WebSocket too
+		}
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/ouroboros-cloud/ouro/console"
 	"log/slog"
 	"net"
 	"net/http"
