@@ -12,6 +12,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
 	"github.com/ouroboros-cloud/ouro/blobaccess"
+	"github.com/ouroboros-cloud/ouro/blobrepl"
 	"github.com/ouroboros-cloud/ouro/blobstore"
 	"github.com/ouroboros-cloud/ouro/store"
 )
@@ -46,6 +47,8 @@ type blobHandlers struct {
 	access *blobaccess.Index
 	// maxBytes bounds one uploaded blob (Config.MaxBlobBytes).
 	maxBytes int64
+	// repl copies blobs to and from the other servers; nil without.
+	repl *blobrepl.Replicator
 }
 
 // get serves a blob's content (GET, and HEAD without the body). Who may
@@ -68,6 +71,15 @@ func (h *blobHandlers) get(w http.ResponseWriter, r *http.Request, id *auth.Iden
 		return blobNotFound(hx)
 	}
 	f, info, err := h.blobs.Open(hx)
+	if errors.Is(err, fs.ErrNotExist) && h.repl != nil {
+		// Another server received it and this one has not caught up
+		// (or lost its copy): fetch it, then serve it.
+		if ferr := h.repl.Fetch(r.Context(), hx); ferr == nil {
+			f, info, err = h.blobs.Open(hx)
+		} else if !errors.Is(ferr, fs.ErrNotExist) {
+			return unavailable(ferr)
+		}
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return blobNotFound(hx)
 	}
@@ -90,7 +102,8 @@ func (h *blobHandlers) get(w http.ResponseWriter, r *http.Request, id *auth.Iden
 func blobNotFound(hexDigest string) error { return api.NotFound("Blob", "sha256:"+hexDigest) }
 
 // put stores the body as the blob under its digest, up to the server's
-// size limit. Content the server already holds is taken again and
+// size limit, and, when other servers are ready, answers only once one of
+// them holds it too. Content the server already holds is taken again and
 // answered the same (201), so an upload does not tell whether others
 // uploaded it; the upload lets its user make images of the blob.
 func (h *blobHandlers) put(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
@@ -126,6 +139,13 @@ func (h *blobHandlers) put(w http.ResponseWriter, r *http.Request, id *auth.Iden
 		return api.Invalid("digest", "upload the blob under its own digest", "%s", digest.Error())
 	default:
 		return err
+	}
+	if h.repl != nil {
+		if err := h.repl.Replicate(r.Context(), id.User, hx); err != nil {
+			return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeUnavailable,
+				Message: fmt.Sprintf("the blob is stored but could not be copied to another server: %v", err),
+				Hint:    "upload it again"}
+		}
 	}
 	h.access.RecordUpload(id.User, hx)
 	writeJSON(w, http.StatusCreated, api.Blob{Digest: "sha256:" + hx, Size: n})

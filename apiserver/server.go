@@ -6,7 +6,8 @@
 // through package admission), optimistic concurrency, idempotent
 // creates, list and watch streams (served by package watchcache), blob
 // uploads and reads (stored by package blobstore, scoped to the images the
-// caller may read by package blobaccess), host join and
+// caller may read by package blobaccess, copied between servers by package
+// blobrepl), host join and
 // heartbeats, and an instance's logs, exec and console (through package
 // agentproxy). Every other path is the web console (Config.Console).
 //
@@ -29,6 +30,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
 	"github.com/ouroboros-cloud/ouro/blobaccess"
+	"github.com/ouroboros-cloud/ouro/blobrepl"
 	"github.com/ouroboros-cloud/ouro/blobstore"
 	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
@@ -70,6 +72,14 @@ type Config struct {
 	// Servers manages the control plane's servers; nil answers their
 	// routes with NotFound (external etcd, tests).
 	Servers Servers
+	// Blobs is the blob store; default one in DataDir/blobs/sha256.
+	Blobs *blobstore.Store
+	// BlobAccess decides who may read and refer to which blob; default
+	// an index over Store.
+	BlobAccess *blobaccess.Index
+	// Replicator copies blobs to and from the other servers and serves
+	// their internal routes; nil keeps blobs on this server only.
+	Replicator *blobrepl.Replicator
 	// Console, when set, serves every path outside /v1, /healthz,
 	// /readyz and /metrics: the web console (package console). Nil
 	// answers those paths with NotFound.
@@ -140,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		authn:   auth.NewAuthenticator(cfg.Store),
 		metrics: newMetrics(),
-		blobs:   blobstore.New(filepath.Join(cfg.DataDir, "blobs", "sha256"), cfg.Logger),
+		blobs:   cfg.Blobs,
 		adm:     cfg.Admission,
 		addrs:   cfg.IPAM,
 
@@ -148,7 +158,13 @@ func New(cfg Config) (*Server, error) {
 		limiter:  session.NewLimiter(),
 		events:   record.New(cfg.Store, "apiserver").WithLogger(cfg.Logger),
 	}
-	s.blobAccess = blobaccess.New(blobaccess.Config{Store: cfg.Store, UploadTTL: UnreferencedBlobAge})
+	if s.blobs == nil {
+		s.blobs = blobstore.New(filepath.Join(cfg.DataDir, "blobs", "sha256"), cfg.Logger)
+	}
+	s.blobAccess = cfg.BlobAccess
+	if s.blobAccess == nil {
+		s.blobAccess = blobaccess.New(blobaccess.Config{Store: cfg.Store, UploadTTL: UnreferencedBlobAge})
+	}
 	s.life, s.close = context.WithCancel(context.Background())
 	s.watches = watchcache.New(s.life, watchcache.Config{Store: cfg.Store, Logger: cfg.Logger,
 		Prepare: prepareOut, ErrorOf: toAPIError})
@@ -223,9 +239,12 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+fip+"associate", s.authed(s.associate(false)))
 	mux.Handle("POST "+fip+"disassociate", s.authed(s.associate(true)))
 
-	blobs := &blobHandlers{blobs: s.blobs, access: s.blobAccess, maxBytes: s.cfg.MaxBlobBytes}
+	blobs := &blobHandlers{blobs: s.blobs, access: s.blobAccess, maxBytes: s.cfg.MaxBlobBytes, repl: s.cfg.Replicator}
 	mux.Handle("GET /v1/blobs/{digest}", s.authed(blobs.get))
 	mux.Handle("PUT /v1/blobs/{digest}", s.authed(blobs.put))
+	if s.cfg.Replicator != nil {
+		mux.Handle(blobrepl.PathPrefix, s.cfg.Replicator.Handler())
+	}
 	mux.Handle("POST /v1/tokens", s.authed(s.createToken))
 	mux.Handle("POST /v1/jointokens", s.authed(s.createJoinToken))
 	mux.HandleFunc("POST /v1/hosts/join", s.join)

@@ -10,6 +10,7 @@
 #   LXC_RUNS=N      runs of the lxc peer (default 20)
 #   VM_RUNS=N       VM boots of each side in the VM benchmark (default 5)
 #   GROUP_COUNT=N   runs of the group host-loss benchmark (default 3)
+#   STACK_COUNT=N   runs of the stack benchmarks (default 3)
 #   FAILOVER_COUNT=N runs of the control-plane leader failover benchmark,
 #                   each on a fresh 3-node control plane (default 3)
 #   VIP_COUNT=N     runs of the API VIP failover benchmark, each on a fresh
@@ -140,6 +141,8 @@ gobench BenchmarkContainerCreateToRunning ./test/e2e "$E2E_COUNT" 20x
 gobench BenchmarkScale ./bench "$SCALE_COUNT" 1x
 gobench BenchmarkIdleUp ./bench "$IDLE_COUNT" 1x OURO_BIN="$PWD/bin/ouro"
 gobench BenchmarkVMCreateToKernel ./test/e2e 1 "${VM_RUNS:-5}x"
+gobench BenchmarkStackPlan ./test/e2e "${STACK_COUNT:-3}" 10x
+gobench BenchmarkStackApply ./test/e2e "${STACK_COUNT:-3}" 1x
 gobench BenchmarkGroupHostLoss ./test/e2e "${GROUP_COUNT:-3}" 1x
 gobench BenchmarkLeaderFailover ./test/e2e "${FAILOVER_COUNT:-3}" 1x
 gobench BenchmarkAPIVIPFailover ./test/e2e "${VIP_COUNT:-1}" 1x OURO_VIP_KILLS="${OURO_VIP_KILLS:-7}"

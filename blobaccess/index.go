@@ -226,6 +226,22 @@ func (x *Index) CanRead(ctx context.Context, id *auth.Identity, hexDigest string
 	return false, nil
 }
 
+// Referenced returns the hex digests of the blobs that images refer to,
+// as the store holds them now.
+func (x *Index) Referenced(ctx context.Context) (map[string]bool, error) {
+	ticket := x.seq.Add(1)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := x.fresh(ctx, x.images, &x.imagesFrom, ticket); err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(x.byDigest))
+	for d := range x.byDigest {
+		out[d] = true
+	}
+	return out, nil
+}
+
 // RecordUpload notes that user uploaded the blob with the given hex digest
 // and so holds its content.
 func (x *Index) RecordUpload(user, hexDigest string) {

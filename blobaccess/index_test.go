@@ -153,3 +153,36 @@ func BenchmarkCanRead(b *testing.B) {
 		})
 	}
 }
+
+func TestReferenced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd")
+	}
+	ctx := context.Background()
+	st := etcdStore(t)
+	x := New(Config{Store: st})
+	mustCreate(t, st, image("a", "one", false, hexOf(1), hexOf(2)), image("b", "two", true, hexOf(2), hexOf(3)))
+	got, err := x.Referenced(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{hexOf(1): true, hexOf(2): true, hexOf(3): true}
+	if len(got) != len(want) {
+		t.Fatalf("Referenced = %v, want %v", got, want)
+	}
+	for d := range want {
+		if !got[d] {
+			t.Errorf("Referenced lacks %s", d)
+		}
+	}
+	if err := st.Delete(ctx, api.ImageKind, "a", "one", ""); err != nil {
+		t.Fatal(err)
+	}
+	got, err = x.Referenced(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[hexOf(1)] || !got[hexOf(2)] || len(got) != 2 {
+		t.Errorf("after deleting an image, Referenced = %v", got)
+	}
+}

@@ -18,6 +18,9 @@ import (
 	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/apiserver"
 	"github.com/ouroboros-cloud/ouro/apivip"
+	"github.com/ouroboros-cloud/ouro/blobaccess"
+	"github.com/ouroboros-cloud/ouro/blobrepl"
+	"github.com/ouroboros-cloud/ouro/blobstore"
 	"github.com/ouroboros-cloud/ouro/console"
 	"github.com/ouroboros-cloud/ouro/controller"
 	"github.com/ouroboros-cloud/ouro/etcdembed"
@@ -175,8 +178,15 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	// a group's members are admitted exactly as API creates.
 	addrs := ipam.New(ipam.Config{Store: st})
 	adm := admission.New(admission.Config{Store: st, IPAM: addrs})
+	// Blobs are copied between the ready servers (package blobrepl): an
+	// upload is answered once another server holds it too.
+	blobs := blobstore.New(filepath.Join(cfg.DataDir, "blobs", "sha256"), log)
+	access := blobaccess.New(blobaccess.Config{Store: st, UploadTTL: apiserver.UnreferencedBlobAge})
+	repl := blobrepl.New(blobrepl.Config{Name: cfg.Name, Store: blobs, Access: access, CA: ca, Cert: &cert, Logger: log,
+		Peers: func(ctx context.Context) (map[string]string, error) { return membership.Present(ctx, cli) }})
 	api, err := apiserver.New(apiserver.Config{Store: st, DataDir: cfg.DataDir, CA: ca, ClientCert: &cert, Logger: log,
 		MaxBlobBytes: cfg.MaxBlobBytes, IPAM: addrs, Admission: adm, Servers: servers,
+		Blobs: blobs, BlobAccess: access, Replicator: repl,
 		Console: console.Handler(console.Config{})})
 	if err != nil {
 		ln.Close()
@@ -188,9 +198,13 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return fail(fmt.Errorf("server: bootstrap: %w", err))
 	}
 
+	// A client certificate of the cluster CA is asked for, not required
+	// nor checked here: tokens authenticate the API's callers, and the
+	// internal routes between servers check the certificate themselves.
 	hs := &http.Server{
-		Handler:           api.Handler(),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{served}, MinVersion: tls.VersionTLS12},
+		Handler: api.Handler(),
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{served}, MinVersion: tls.VersionTLS12,
+			ClientAuth: tls.RequestClientCert, ClientCAs: ca.Pool()},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
@@ -212,6 +226,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	ready := readiness(ca, dialAddress(ln.Addr()))
 	var side sync.WaitGroup
 	side.Go(func() { servers.Announce(runCtx, ready) })
+	side.Go(func() { repl.Run(runCtx) })
 	if vip != nil {
 		h, err := apivip.New(apivip.Config{Client: cli, Identity: cfg.Name, Address: vip, Ready: ready,
 			HandOffEtcdLeader: stacked, Logger: log})

@@ -98,25 +98,18 @@ func (s *Servers) List(ctx context.Context) ([]api.Server, error) {
 	if err != nil {
 		return nil, unavailable("list etcd members", err)
 	}
-	pres, err := s.cfg.Client.Get(ctx, presencePrefix, clientv3.WithPrefix())
+	announced, err := Present(ctx, s.cfg.Client)
 	if err != nil {
-		return nil, unavailable("read server presence", err)
-	}
-	announced := map[string]presence{}
-	for _, kv := range pres.Kvs {
-		var p presence
-		if json.Unmarshal(kv.Value, &p) == nil {
-			announced[string(kv.Key[len(presencePrefix):])] = p
-		}
+		return nil, unavailable("list servers", err)
 	}
 	vip := s.leader(ctx, s.cfg.VIPElection)
 	ctrl := s.leader(ctx, s.cfg.ControllerElection)
 	var out []api.Server
 	for _, m := range members.Members {
-		p, ok := announced[m.Name]
+		apiURL, ok := announced[m.Name]
 		out = append(out, api.Server{
 			Name: m.Name, MemberID: strconv.FormatUint(m.ID, 16), PeerURLs: m.PeerURLs,
-			APIURL: p.APIURL, Ready: ok && m.Name != "" && !m.IsLearner, Started: m.Name != "", Learner: m.IsLearner,
+			APIURL: apiURL, Ready: ok && m.Name != "" && !m.IsLearner, Started: m.Name != "", Learner: m.IsLearner,
 			HoldsAPIVIP: m.Name != "" && vip == m.Name, ControllerLeader: m.Name != "" && ctrl == m.Name,
 		})
 	}
@@ -129,6 +122,23 @@ func (s *Servers) List(ctx context.Context) ([]api.Server, error) {
 		}
 		return 0
 	})
+	return out, nil
+}
+
+// Present returns the API URL of every server whose presence is
+// announced, that is every ready server, by name.
+func Present(ctx context.Context, cli *clientv3.Client) (map[string]string, error) {
+	resp, err := cli.Get(ctx, presencePrefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("read server presence: %w", err)
+	}
+	out := map[string]string{}
+	for _, kv := range resp.Kvs {
+		var p presence
+		if json.Unmarshal(kv.Value, &p) == nil {
+			out[string(kv.Key[len(presencePrefix):])] = p.APIURL
+		}
+	}
 	return out, nil
 }
 

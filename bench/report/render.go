@@ -64,6 +64,15 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   shims and processes), and the figure is the time from the cut until a watch of the group's
   instances shows 4 Running members, none on the dead host. The agents' defaults apply: heartbeat
   every 2 s, presence lease 6 s, so most of the figure is the lease running out.
+- **Stack plan**: `+"`BenchmarkStackPlan`"+` in test/e2e: a real server with a stack of 100 security
+  groups (two rules each) and 100 key pairs applied; `+"`ouro stack plan`"+` of the same file, timed as a
+  process from its start to its exit (code 0, nothing to change): reading and rendering the file,
+  reading the stack and the live objects, diffing them. p50 and max over 10 runs.
+- **Stack apply**: `+"`BenchmarkStackApply`"+` in test/e2e: a real server and two hosts (agents and OCI
+  runtime, each host in its own network namespace; one host takes 32 tiny instances); a stack of
+  50 busybox instances applied with `+"`ouro stack apply`"+` (without --wait), from the call until a watch
+  sees all 50 Running; then, on the emptied hosts, the same 50 instances made by 50 calls of
+  `+"`ouro instance create`"+`, one after the other, from the first call until all 50 are Running.
 - **Scheduling**: `+"`BenchmarkScale`"+` in bench/: a real server (embedded etcd, API, controllers)
   and 1,000 hollow hosts in one process on this machine; the hollow hosts join, heartbeat every 2 s
   and watch their instances through the API like real agents. 32 concurrent clients create

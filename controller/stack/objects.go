@@ -144,7 +144,10 @@ func (p *pass) merged(live api.Object, r api.StackResource, resolved json.RawMes
 }
 
 // overlay lays want over have: objects field by field, lists of the same
-// length element by element, anything else replaced.
+// length element by element, anything else replaced. A list element that
+// the stack changed is replaced whole, so that what the server derived
+// from the old element (a rule's portMax and ID, a listener's name) is
+// derived again instead of kept beside the new values.
 func overlay(have, want any) any {
 	switch w := want.(type) {
 	case nil:
@@ -166,11 +169,23 @@ func overlay(have, want any) any {
 		}
 		out := make([]any, len(w))
 		for i := range w {
-			out[i] = overlay(h[i], w[i])
+			if covers(h[i], w[i]) {
+				out[i] = h[i]
+			} else {
+				out[i] = w[i]
+			}
 		}
 		return out
 	}
 	return want
+}
+
+// covers reports whether have holds every field want sets, with the same
+// value (fields want leaves out, such as server defaults, do not count).
+func covers(have, want any) bool {
+	hb, err1 := json.Marshal(have)
+	wb, err2 := json.Marshal(want)
+	return err1 == nil && err2 == nil && len(stack.Diff(wb, hb)) == 0
 }
 
 // specJSON returns the JSON of an object's spec.
