@@ -166,6 +166,7 @@ func runConsole(b *testing.B, hosts, instances int) consoleResult {
 	})
 	r.firstPanel, r.fmp = paint.First, paint.Full
 	p.Screenshot("console-map-1000-hosts")
+	logStates(ctx, b, c.Admin)
 	r.assets = float64(transfers.Sum(func(path string) bool { return !strings.HasPrefix(path, "/v1/") })) / 1000
 	r.api = float64(transfers.Sum(func(path string) bool { return strings.HasPrefix(path, "/v1/") })) / 1000
 	var loaded []string
@@ -242,4 +243,24 @@ func gzipAssets(b *testing.B, c *hollowtest.Cloud) int64 {
 		b.Fatalf("fetch the console's files: %v", err)
 	}
 	return total
+}
+
+// logStates logs how many instances are in each phase, reason and
+// health, which is what the map's tiles show.
+func logStates(ctx context.Context, b *testing.B, cl *client.Client) {
+	items, _, err := client.ListAll[api.Instance](ctx, cl, api.InstanceKind, hollowtest.Project, client.ListOptions{})
+	if err != nil {
+		b.Fatalf("list instances: %v", err)
+	}
+	states := map[string]int{}
+	for _, in := range items {
+		k := string(in.Status.Phase) + "/" + in.Status.Reason
+		for _, c := range in.Status.Conditions {
+			if c.Type == "Healthy" && !c.Status {
+				k += " unhealthy(" + c.Reason + ")"
+			}
+		}
+		states[k]++
+	}
+	b.Logf("instances by phase/reason: %v", states)
 }
