@@ -165,6 +165,10 @@ func runConsole(b *testing.B, hosts, instances int) consoleResult {
 		return paint.Full > 0, detail
 	})
 	r.firstPanel, r.fmp = paint.First, paint.Full
+	var timing string
+	p.Eval(`performance.getEntriesByType('resource').filter(e => e.name.includes('/v1/'))
+		.map(e => new URL(e.name).pathname + ' ' + Math.round(e.startTime) + '→' + Math.round(e.responseEnd) + ' ms').join('; ')`, &timing)
+	b.Logf("the map's API requests (ms since navigation): %s; painted at %.0f ms", timing, paint.Full)
 	p.Screenshot("console-map-1000-hosts")
 	logStates(ctx, b, c.Admin)
 	r.assets = float64(transfers.Sum(func(path string) bool { return !strings.HasPrefix(path, "/v1/") })) / 1000
