@@ -63,7 +63,7 @@ var figures = []figure{
 	{what: "Console: its own files as loaded with the map (headers + gzip bodies)", bench: "BenchmarkConsoleMap", unit: "assets-KB", show: "KB",
 		target: "≤ 500 KB (issue 14)"},
 	{what: "… every file of console/web, xterm.js included, gzip", bench: "BenchmarkConsoleMap", unit: "all-assets-gzip-KB", show: "KB", target: "≤ 500 KB (issue 14)"},
-	{what: "… the API answers of that load (session, hosts, instances, events)", bench: "BenchmarkConsoleMap", unit: "api-KB", show: "KB", target: "—"},
+	{what: "… the API answers of that load (JSON, not compressed)", bench: "BenchmarkConsoleMap", unit: "api-KB", show: "KB", target: "—"},
 	{what: "Idle memory of `ouro up` (server + agent), VmRSS", bench: "BenchmarkIdleUp", unit: "rss-MiB", show: "MiB",
 		target: "≤ 80 MiB RSS (k3s server ≈ 500 MiB; OpenStack controllers need GBs)"},
 	{what: "Size of `bin/ouro`", bench: "BenchmarkIdleUp", unit: "binary-MiB", show: "MiB", target: "—"},
