@@ -170,7 +170,6 @@ func TestConsole(t *testing.T) {
 	viewer, _ := nc.grantUser("default", "viewer", "console-viewer")
 	nc.ouro("project", "create", "console-other")
 	other, otherToken := nc.grantUser("console-other", "admin", "console-other-admin")
-	_ = other
 
 	b := nc.consoleBrowser(evil)
 	ap := b.NewPage(t)
@@ -294,7 +293,12 @@ func TestConsole(t *testing.T) {
 			}
 		}
 		op.Route("#/map")
-		op.WaitSelector(30*time.Second, "main .map")
+		op.WaitSelector(30*time.Second, "main .map-live:not(.stale)")
+		var tiles map[string]tileState
+		op.Eval(mapJS, &tiles)
+		if len(tiles) > 0 {
+			t.Errorf("the map of a member of console-other shows instances: %s", describe(tiles))
+		}
 		op.Route("#/instances")
 		op.WaitSelector(30*time.Second, "main h1")
 		var text string
@@ -304,7 +308,6 @@ func TestConsole(t *testing.T) {
 				t.Errorf("a member of console-other sees %s of default:\n%s", name, text)
 			}
 		}
-		op.Eval(mapJS, nil)
 		tok := op.CSRFToken()
 		for _, path := range []string{"/v1/projects/default/instances", "/v1/projects/default/instances/form-made"} {
 			r := op.Fetch("GET", path, nil, "")
