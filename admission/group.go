@@ -32,6 +32,16 @@ func (a *Admitter) ValidateGroup(ctx context.Context, id *auth.Identity, old, g 
 	if old != nil && old.Spec.Stateful != spec.Stateful {
 		return Immutable("spec.stateful")
 	}
+	if err := validateGroupSpec(spec); err != nil {
+		return err
+	}
+	return a.ValidateTemplate(ctx, id, g)
+}
+
+// validateGroupSpec checks and defaults the parts of a group's spec
+// outside its template: the count, placement, health check, update
+// policy and autoscaling bounds, which clamp the count.
+func validateGroupSpec(spec *api.InstanceGroupSpec) error {
 	if spec.Count < 0 || spec.Count > api.MaxGroupCount {
 		return api.Invalid("spec.count", fmt.Sprintf("use 0 to %d", api.MaxGroupCount), "count %d is out of range", spec.Count)
 	}
@@ -50,7 +60,7 @@ func (a *Admitter) ValidateGroup(ctx context.Context, id *auth.Identity, old, g 
 		}
 		spec.Count = min(max(spec.Count, as.Min), as.Max)
 	}
-	return a.ValidateTemplate(ctx, id, g)
+	return nil
 }
 
 func validateGroupPlacement(p *api.Placement) error {

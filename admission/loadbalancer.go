@@ -207,38 +207,15 @@ func (a *Admitter) resolveFloatingIPPool(ctx context.Context, spec *api.LoadBala
 }
 
 // validateLoadBalancerSpec checks and defaults what may change after
-// create: the drain timeout, the listeners and the pools, whose groups
-// and instances must exist in the load balancer's project and be attached
-// to its network n.
+// create: the drain timeout, the listeners and the pools
+// (checkLoadBalancerSpec), whose groups and instances must exist in the
+// load balancer's project and be attached to its network n.
 func (a *Admitter) validateLoadBalancerSpec(ctx context.Context, lb *api.LoadBalancer, n *api.Network) error {
 	spec := &lb.Spec
 	if spec.DrainTimeoutSeconds == 0 {
 		spec.DrainTimeoutSeconds = DefaultDrainTimeoutSeconds
 	}
-	if spec.DrainTimeoutSeconds < 0 || spec.DrainTimeoutSeconds > maxDrainTimeoutSeconds {
-		return api.Invalid("spec.drainTimeoutSeconds", fmt.Sprintf("use 1 to %d, or leave it out for %d", maxDrainTimeoutSeconds, DefaultDrainTimeoutSeconds),
-			"%d is out of range", spec.DrainTimeoutSeconds)
-	}
-	if len(spec.Pools) > maxPools {
-		return api.Invalid("spec.pools", fmt.Sprintf("use at most %d pools", maxPools), "%d pools given", len(spec.Pools))
-	}
-	pools := map[string]int{}
-	for i := range spec.Pools {
-		p := &spec.Pools[i]
-		f := fmt.Sprintf("spec.pools[%d]", i)
-		if e := api.ValidateName(f+".name", p.Name); e != nil {
-			return e
-		}
-		if j, ok := pools[p.Name]; ok {
-			return api.Invalid(f+".name", "give every pool its own name", "pool %q is already spec.pools[%d]", p.Name, j)
-		}
-		pools[p.Name] = i
-		if err := validatePool(f, p); err != nil {
-			return err
-		}
-		if err := a.checkPoolMembers(ctx, f, lb.Metadata.Project, n, p); err != nil {
-			return err
-		}
-	}
-	return validateListeners(spec.Listeners, pools)
+	return checkLoadBalancerSpec(spec, func(f string, p *api.Pool) error {
+		return a.checkPoolMembers(ctx, f, lb.Metadata.Project, n, p)
+	})
 }

@@ -37,6 +37,14 @@ func CheckLoadBalancerSpec(in api.LoadBalancerSpec) error {
 	if spec.Hosts != 0 && (spec.Hosts < 1 || spec.Hosts > maxLBHosts) {
 		return api.Invalid("spec.hosts", "use 1, or 2 for active/standby on two hosts", "%d hosts is not valid", spec.Hosts)
 	}
+	return checkLoadBalancerSpec(&spec, nil)
+}
+
+// checkLoadBalancerSpec checks and defaults in place the parts of spec
+// that need no store: the drain timeout, the pools and the listeners.
+// members, if not nil, is called on each pool once it is checked, for
+// the checks of its members that need the store; f is the pool's field.
+func checkLoadBalancerSpec(spec *api.LoadBalancerSpec, members func(f string, p *api.Pool) error) error {
 	if spec.DrainTimeoutSeconds < 0 || spec.DrainTimeoutSeconds > maxDrainTimeoutSeconds {
 		return api.Invalid("spec.drainTimeoutSeconds", fmt.Sprintf("use 1 to %d, or leave it out for %d", maxDrainTimeoutSeconds, DefaultDrainTimeoutSeconds),
 			"%d is out of range", spec.DrainTimeoutSeconds)
@@ -57,6 +65,11 @@ func CheckLoadBalancerSpec(in api.LoadBalancerSpec) error {
 		pools[p.Name] = i
 		if err := validatePool(f, p); err != nil {
 			return err
+		}
+		if members != nil {
+			if err := members(f, p); err != nil {
+				return err
+			}
 		}
 	}
 	return validateListeners(spec.Listeners, pools)
@@ -92,22 +105,8 @@ func CheckGroupSpec(in api.InstanceGroupSpec) error {
 	if err != nil {
 		return err
 	}
-	if spec.Count < 0 || spec.Count > api.MaxGroupCount {
-		return api.Invalid("spec.count", fmt.Sprintf("use 0 to %d", api.MaxGroupCount), "count %d is out of range", spec.Count)
-	}
-	if err := validateGroupPlacement(&spec.Placement); err != nil {
+	if err := validateGroupSpec(&spec); err != nil {
 		return err
-	}
-	if err := validateGroupHealthCheck(&spec.HealthCheck); err != nil {
-		return err
-	}
-	if err := validateUpdatePolicy(&spec.Update); err != nil {
-		return err
-	}
-	if as := spec.Autoscaling; as != nil {
-		if err := validateAutoscaling(as); err != nil {
-			return err
-		}
 	}
 	t := spec.Template
 	if e := api.ValidateName("spec.template.flavor", t.Flavor); e != nil {

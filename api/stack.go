@@ -114,6 +114,12 @@ type StackResourceStatus struct {
 	// wrote them (an image name qualified with its project, say): not
 	// drift while the stack says Want and the object holds Got.
 	Defaulted []StackFieldValue `json:"defaulted,omitempty"`
+	// DependsOn are the resources ("Kind/name") of the stack this one
+	// depended on when last written, so that what it uses is deleted only
+	// after it, even once the stack no longer names either. Null when not
+	// recorded (an entry older than the field): such an entry is taken to
+	// depend on every entry before it.
+	DependsOn []string `json:"dependsOn"`
 }
 
 // StackFieldValue is a field of a spec ("spec.template.image") as the

@@ -29,8 +29,8 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/lbplane/haproxy"
 	"github.com/ouroboros-cloud/ouro/lbplane/keepalived"
-	"github.com/ouroboros-cloud/ouro/lbplane/process"
 	"github.com/ouroboros-cloud/ouro/netplane/netns"
+	"github.com/ouroboros-cloud/ouro/netplane/process"
 )
 
 // Announcer is told whether this host holds a load balancer's VIP, on

@@ -17,8 +17,8 @@ import (
 	"github.com/ouroboros-cloud/ouro/lbplane/haproxy"
 	"github.com/ouroboros-cloud/ouro/lbplane/keepalived"
 	"github.com/ouroboros-cloud/ouro/lbplane/nstest"
-	"github.com/ouroboros-cloud/ouro/lbplane/process"
 	"github.com/ouroboros-cloud/ouro/netplane/netns"
+	"github.com/ouroboros-cloud/ouro/netplane/process"
 )
 
 const vip = "10.77.0.100"

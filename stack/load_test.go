@@ -161,8 +161,12 @@ func TestExamplesLoad(t *testing.T) {
 
 // exampleSets are values for the examples' required parameters.
 var exampleSets = map[string]map[string]string{
-	"web": {"publicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAwEp/USy4EdFbQzVsIPwylQzYyyMs2rKbvLpDYmI+DY example"},
+	"web": {"publicKey": exampleKey},
+	"cloud": {"publicKey": exampleKey, "imageURL": "https://cloud.example/debian-12-genericcloud-amd64.qcow2",
+		"imageSHA256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
 }
+
+const exampleKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAwEp/USy4EdFbQzVsIPwylQzYyyMs2rKbvLpDYmI+DY example"
 
 func resource(t *testing.T, spec api.StackSpec, kind, name string) api.StackResource {
 	t.Helper()

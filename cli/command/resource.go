@@ -59,8 +59,20 @@ func NewGet[T any, P interface {
 	*T
 	api.Object
 }](o *Options, kind *api.Kind, short string, fill func([]P) func(*output.Table)) *cobra.Command {
+	return NewShow(o, kind, "get", short, func(cmd *cobra.Command, obj P) error {
+		return o.Render(cmd.OutOrStdout(), obj, fill([]P{obj}))
+	})
+}
+
+// NewShow returns a command "verb NAME" that reads the object of a kind
+// named NAME and passes it to show, which writes what the command shows
+// of it (its outputs, its members).
+func NewShow[T any, P interface {
+	*T
+	api.Object
+}](o *Options, kind *api.Kind, verb, short string, show func(cmd *cobra.Command, obj P) error) *cobra.Command {
 	return &cobra.Command{
-		Use:               "get NAME",
+		Use:               verb + " NAME",
 		Short:             short,
 		Args:              ExactArgs("NAME"),
 		ValidArgsFunction: o.CompleteNames(kind, false),
@@ -77,7 +89,7 @@ func NewGet[T any, P interface {
 			if err := c.Get(cmd.Context(), kind, project, args[0], obj); err != nil {
 				return err
 			}
-			return o.Render(cmd.OutOrStdout(), obj, fill([]P{obj}))
+			return show(cmd, obj)
 		},
 	}
 }

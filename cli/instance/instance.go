@@ -335,23 +335,9 @@ func newInstanceListCommand(o *command.Options) *cobra.Command {
 }
 
 func newInstanceGetCommand(o *command.Options) *cobra.Command {
-	return &cobra.Command{
-		Use:               "get NAME",
-		Short:             "Show an instance",
-		Args:              command.ExactArgs("NAME"),
-		ValidArgsFunction: o.CompleteNames(api.InstanceKind, false),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.Client()
-			if err != nil {
-				return err
-			}
-			var inst api.Instance
-			if err := c.Get(cmd.Context(), api.InstanceKind, o.Project(), args[0], &inst); err != nil {
-				return err
-			}
-			return renderInstances(cmd, o, []*api.Instance{&inst})
-		},
-	}
+	return command.NewShow(o, api.InstanceKind, "get", "Show an instance", func(cmd *cobra.Command, inst *api.Instance) error {
+		return renderInstances(cmd, o, []*api.Instance{inst})
+	})
 }
 
 func newInstanceActionCommand(o *command.Options, action, short string) *cobra.Command {

@@ -45,7 +45,7 @@ func NewCommand(o *command.Options) *cobra.Command {
 }
 
 func waitGone(ctx context.Context, c *client.Client, project string, names []string, out io.Writer) error {
-	return wait.LoadBalancersGone(ctx, c, project, names, func(string) {})
+	return wait.Deleted[api.LoadBalancer](ctx, c, api.LoadBalancerKind, project, names, func(string) {})
 }
 
 // lbTable writes load balancers as NAME NETWORK VIP FLOATING-IP LISTENERS
@@ -269,27 +269,14 @@ func runCreate(cmd *cobra.Command, o *command.Options, f *createFlags, name stri
 }
 
 func newMembersCommand(o *command.Options) *cobra.Command {
-	return &cobra.Command{
-		Use:               "members NAME",
-		Short:             "List a load balancer's members with their state and health",
-		Args:              command.ExactArgs("NAME"),
-		ValidArgsFunction: o.CompleteNames(api.LoadBalancerKind, false),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.Client()
-			if err != nil {
-				return err
-			}
-			lb, err := c.GetLoadBalancer(cmd.Context(), o.Project(), args[0])
-			if err != nil {
-				return err
-			}
+	return command.NewShow(o, api.LoadBalancerKind, "members", "List a load balancer's members with their state and health",
+		func(cmd *cobra.Command, lb *api.LoadBalancer) error {
 			members := lb.Status.Members
 			if members == nil {
 				members = []api.LoadBalancerMember{}
 			}
 			return o.Render(cmd.OutOrStdout(), members, memberTable(members))
-		},
-	}
+		})
 }
 
 // memberTable writes members as POOL INSTANCE ADDRESS PORT WEIGHT STATE

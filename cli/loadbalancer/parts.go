@@ -157,20 +157,8 @@ func (f *listenerFlags) listener(cmd *cobra.Command) (api.Listener, error) {
 }
 
 func newListenerDeleteCommand(o *command.Options) *cobra.Command {
-	return &cobra.Command{
-		Use:               "delete LB NAME",
-		Aliases:           []string{"rm"},
-		Short:             "Delete a listener of a load balancer",
-		Args:              command.ExactArgs("LB", "NAME"),
-		ValidArgsFunction: completeParts(o, listenerNames),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return removePart(cmd, o, args[0], args[1], "listener", func(lb *api.LoadBalancer) []string {
-				return listenerNames(lb)
-			}, func(lb *api.LoadBalancer, i int) {
-				lb.Spec.Listeners = slices.Delete(lb.Spec.Listeners, i, i+1)
-			})
-		},
-	}
+	return newPartDeleteCommand(o, "listener", "Delete a listener of a load balancer", listenerNames,
+		func(lb *api.LoadBalancer, i int) { lb.Spec.Listeners = slices.Delete(lb.Spec.Listeners, i, i+1) })
 }
 
 func newPoolAddCommand(o *command.Options) *cobra.Command {
@@ -216,42 +204,43 @@ func newPoolAddCommand(o *command.Options) *cobra.Command {
 }
 
 func newPoolDeleteCommand(o *command.Options) *cobra.Command {
+	return newPartDeleteCommand(o, "pool", "Delete a pool of a load balancer (no listener or rule may send to it)", poolNames,
+		func(lb *api.LoadBalancer, i int) { lb.Spec.Pools = slices.Delete(lb.Spec.Pools, i, i+1) })
+}
+
+// newPartDeleteCommand returns "delete LB NAME", which deletes the
+// listener or pool (what) named NAME from load balancer LB: names lists
+// the parts, remove takes out the i-th.
+func newPartDeleteCommand(o *command.Options, what, short string,
+	names func(*api.LoadBalancer) []string, remove func(*api.LoadBalancer, int)) *cobra.Command {
 	return &cobra.Command{
 		Use:               "delete LB NAME",
 		Aliases:           []string{"rm"},
-		Short:             "Delete a pool of a load balancer (no listener or rule may send to it)",
+		Short:             short,
 		Args:              command.ExactArgs("LB", "NAME"),
-		ValidArgsFunction: completeParts(o, poolNames),
+		ValidArgsFunction: completeParts(o, names),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return removePart(cmd, o, args[0], args[1], "pool", poolNames, func(lb *api.LoadBalancer, i int) {
-				lb.Spec.Pools = slices.Delete(lb.Spec.Pools, i, i+1)
+			lbName, name := args[0], args[1]
+			c, err := o.Client()
+			if err != nil {
+				return err
+			}
+			_, err = c.UpdateLoadBalancer(cmd.Context(), o.Project(), lbName, func(lb *api.LoadBalancer) error {
+				have := names(lb)
+				i := slices.Index(have, name)
+				if i < 0 {
+					return command.ArgError("load balancer %s has no %s %q (it has: %s)", lbName, what, name, command.KnownList(have))
+				}
+				remove(lb, i)
+				return nil
 			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "loadbalancer/%s: %s %s deleted\n", lbName, what, name)
+			return nil
 		},
 	}
-}
-
-// removePart deletes the listener or pool (what) named name from load
-// balancer lbName: names lists the parts, remove takes out the i-th.
-func removePart(cmd *cobra.Command, o *command.Options, lbName, name, what string,
-	names func(*api.LoadBalancer) []string, remove func(*api.LoadBalancer, int)) error {
-	c, err := o.Client()
-	if err != nil {
-		return err
-	}
-	_, err = c.UpdateLoadBalancer(cmd.Context(), o.Project(), lbName, func(lb *api.LoadBalancer) error {
-		have := names(lb)
-		i := slices.Index(have, name)
-		if i < 0 {
-			return command.ArgError("load balancer %s has no %s %q (it has: %s)", lbName, what, name, command.KnownList(have))
-		}
-		remove(lb, i)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(cmd.OutOrStdout(), "loadbalancer/%s: %s %s deleted\n", lbName, what, name)
-	return nil
 }
 
 func listenerNames(lb *api.LoadBalancer) []string {

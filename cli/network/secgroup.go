@@ -115,23 +115,10 @@ func renderSecurityGroup(o *command.Options, w io.Writer, g *api.SecurityGroup) 
 }
 
 func newSecurityGroupGetCommand(o *command.Options) *cobra.Command {
-	return &cobra.Command{
-		Use:               "get NAME",
-		Short:             "Show a security group and its rules",
-		Args:              command.ExactArgs("NAME"),
-		ValidArgsFunction: o.CompleteNames(api.SecurityGroupKind, false),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.Client()
-			if err != nil {
-				return err
-			}
-			var g api.SecurityGroup
-			if err := c.Get(cmd.Context(), api.SecurityGroupKind, o.Project(), args[0], &g); err != nil {
-				return err
-			}
-			return renderSecurityGroup(o, cmd.OutOrStdout(), &g)
-		},
-	}
+	return command.NewShow(o, api.SecurityGroupKind, "get", "Show a security group and its rules",
+		func(cmd *cobra.Command, g *api.SecurityGroup) error {
+			return renderSecurityGroup(o, cmd.OutOrStdout(), g)
+		})
 }
 
 func newSecurityGroupCreateCommand(o *command.Options) *cobra.Command {

@@ -6,7 +6,6 @@ package stack
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -20,6 +19,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/cli/command"
 	"github.com/ouroboros-cloud/ouro/cli/output"
+	"github.com/ouroboros-cloud/ouro/cli/wait"
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/stack"
 )
@@ -411,8 +411,12 @@ func waitApplied(ctx context.Context, c *client.Client, s *api.Stack, out io.Wri
 	gen := s.Metadata.Generation
 	name := s.Metadata.Name
 	states := map[string]string{}
-	var done error
-	seen := func(st *api.Stack) bool {
+	var result error
+	err := wait.Object(ctx, c, api.StackKind, s.Metadata.Project, name, func(st *api.Stack) (bool, error) {
+		if st == nil {
+			result = fmt.Errorf("stack %s was deleted", name)
+			return true, result
+		}
 		for _, r := range st.Status.Resources {
 			id := r.Kind + "/" + r.Name
 			if states[id] != r.State {
@@ -425,112 +429,32 @@ func waitApplied(ctx context.Context, c *client.Client, s *api.Stack, out io.Wri
 			}
 		}
 		if st.Status.ObservedGeneration < gen && st.Metadata.Generation >= gen {
-			return false
+			return false, nil
 		}
 		switch st.Status.Phase {
 		case api.StackApplied:
 			fmt.Fprintf(out, "stack %s applied\n", name)
-			return true
+			return true, nil
 		case api.StackFailed:
-			done = fmt.Errorf("stack %s failed: %s", name, st.Status.Message)
-			return true
+			result = fmt.Errorf("stack %s failed: %s", name, st.Status.Message)
+			return true, result
 		}
-		return false
+		return false, nil
+	})
+	if err != nil && err != result {
+		return fmt.Errorf("wait for stack %s: %w", name, err)
 	}
-	stop := errors.New("stop")
-	rv := ""
-	for {
-		cur, err := c.GetStack(ctx, s.Metadata.Project, name)
-		if err != nil {
-			return fmt.Errorf("wait for stack %s: %w", name, err)
-		}
-		if seen(cur) {
-			return done
-		}
-		if rv == "" {
-			rv = cur.Metadata.ResourceVersion
-		}
-		err = c.WatchStacks(ctx, s.Metadata.Project, client.WatchOptions{ResourceVersion: rv}, func(ev api.WatchEvent[api.Stack]) error {
-			if ev.Object.Metadata.ResourceVersion != "" {
-				rv = ev.Object.Metadata.ResourceVersion
-			}
-			if ev.Object.Metadata.Name != name {
-				return nil
-			}
-			if ev.Type == api.Deleted {
-				done = fmt.Errorf("stack %s was deleted", name)
-				return stop
-			}
-			if ev.Type == api.Bookmark {
-				return nil
-			}
-			if seen(&ev.Object) {
-				return stop
-			}
-			return nil
-		})
-		switch {
-		case errors.Is(err, stop):
-			return done
-		case ctx.Err() != nil:
-			return fmt.Errorf("wait for stack %s: %w", name, ctx.Err())
-		case err != nil && !isGone(err):
-			return fmt.Errorf("wait for stack %s: %w", name, err)
-		case err != nil:
-			rv = ""
-		}
-	}
+	return err
 }
 
 // waitDeleted waits until the named stacks are gone.
 func waitDeleted(ctx context.Context, c *client.Client, project string, names []string, out io.Writer) error {
-	for _, n := range names {
-		for {
-			s, err := c.GetStack(ctx, project, n)
-			if api.IsNotFound(err) {
-				fmt.Fprintf(out, "stack/%s deleted\n", n)
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("wait for stack %s: %w", n, err)
-			}
-			gone := errors.New("gone")
-			err = c.WatchStacks(ctx, project, client.WatchOptions{ResourceVersion: s.Metadata.ResourceVersion}, func(ev api.WatchEvent[api.Stack]) error {
-				if ev.Object.Metadata.Name == n && ev.Type == api.Deleted {
-					return gone
-				}
-				return nil
-			})
-			if errors.Is(err, gone) {
-				fmt.Fprintf(out, "stack/%s deleted\n", n)
-				break
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("wait for stack %s: %w", n, ctx.Err())
-			}
-			if err != nil && !isGone(err) {
-				return fmt.Errorf("wait for stack %s: %w", n, err)
-			}
-		}
-	}
-	return nil
+	return wait.Deleted[api.Stack](ctx, c, api.StackKind, project, names, func(n string) { fmt.Fprintf(out, "stack/%s deleted\n", n) })
 }
 
 func newOutputsCommand(o *command.Options) *cobra.Command {
-	return &cobra.Command{
-		Use:               "outputs NAME",
-		Short:             "Show a stack's outputs (addresses, VIPs) as resolved by the cloud",
-		Args:              command.ExactArgs("NAME"),
-		ValidArgsFunction: o.CompleteNames(api.StackKind, false),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.Client()
-			if err != nil {
-				return err
-			}
-			s, err := c.GetStack(cmd.Context(), o.Project(), args[0])
-			if err != nil {
-				return err
-			}
+	return command.NewShow(o, api.StackKind, "outputs", "Show a stack's outputs (addresses, VIPs) as resolved by the cloud",
+		func(cmd *cobra.Command, s *api.Stack) error {
 			outs := s.Status.Outputs
 			if outs == nil {
 				outs = map[string]string{}
@@ -541,25 +465,12 @@ func newOutputsCommand(o *command.Options) *cobra.Command {
 					t.Row(k, outs[k])
 				}
 			})
-		},
-	}
+		})
 }
 
 func newDriftCommand(o *command.Options) *cobra.Command {
-	return &cobra.Command{
-		Use:               "drift NAME",
-		Short:             "Show where a stack's objects differ from the stack (changes made by hand)",
-		Args:              command.ExactArgs("NAME"),
-		ValidArgsFunction: o.CompleteNames(api.StackKind, false),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.Client()
-			if err != nil {
-				return err
-			}
-			s, err := c.GetStack(cmd.Context(), o.Project(), args[0])
-			if err != nil {
-				return err
-			}
+	return command.NewShow(o, api.StackKind, "drift", "Show where a stack's objects differ from the stack (changes made by hand)",
+		func(cmd *cobra.Command, s *api.Stack) error {
 			drift := s.Status.Drift
 			if drift == nil {
 				drift = []api.StackDrift{}
@@ -574,12 +485,5 @@ func newDriftCommand(o *command.Options) *cobra.Command {
 					t.Row(d.Kind+"/"+d.Name, field, orNone(d.Want), orNone(d.Got), output.YesNo(d.Corrected))
 				}
 			})
-		},
-	}
-}
-
-// isGone reports a watch that must start again from a fresh read.
-func isGone(err error) bool {
-	var e *api.Error
-	return errors.As(err, &e) && e.Code == api.CodeGone
+		})
 }

@@ -17,7 +17,10 @@ var ErrRolloutPaused = errors.New("rollout paused")
 // spec and its rollout is complete (nil) or paused (an error saying why),
 // calling report on every change.
 func Rollout(ctx context.Context, c *client.Client, project, name string, report func(*api.InstanceGroup)) error {
-	return watchGroup(ctx, c, project, name, func(g *api.InstanceGroup) (bool, error) {
+	return Object(ctx, c, api.InstanceGroupKind, project, name, func(g *api.InstanceGroup) (bool, error) {
+		if g == nil {
+			return true, fmt.Errorf("group %s was deleted", name)
+		}
 		report(g)
 		if g.Status.ObservedGeneration < g.Metadata.Generation {
 			return false, nil
@@ -33,38 +36,45 @@ func Rollout(ctx context.Context, c *client.Client, project, name string, report
 	})
 }
 
-// watchGroup reads a group and then watches it, calling check with each
-// new state until check is done, fails, the group is deleted or ctx ends.
-func watchGroup(ctx context.Context, c *client.Client, project, name string, check func(*api.InstanceGroup) (bool, error)) error {
+// Object reads the object of kind named name and then watches it,
+// calling check with each new state until check is done or fails, or ctx
+// ends. check is called with nil when the object is deleted, and must
+// then say done or fail. A watch that ends is resumed after a fresh read;
+// transport errors are retried a few times, with back-off.
+func Object[T any, P interface {
+	*T
+	api.Object
+}](ctx context.Context, c *client.Client, kind *api.Kind, project, name string, check func(P) (bool, error)) error {
 	failures := 0
 	for {
-		var g api.InstanceGroup
-		if err := c.Get(ctx, api.InstanceGroupKind, project, name, &g); err != nil {
+		obj := P(new(T))
+		if err := c.Get(ctx, kind, project, name, obj); err != nil {
 			return err
 		}
-		if done, err := check(&g); done || err != nil {
+		if done, err := check(obj); done || err != nil {
 			return err
 		}
-		rv := g.Metadata.ResourceVersion
+		rv := obj.Meta().ResourceVersion
 		var result error
 		done := false
-		err := client.Watch(ctx, c, api.InstanceGroupKind, project, client.WatchOptions{ResourceVersion: rv},
-			func(ev api.WatchEvent[api.InstanceGroup]) error {
+		err := client.Watch(ctx, c, kind, project, client.WatchOptions{ResourceVersion: rv},
+			func(ev api.WatchEvent[T]) error {
 				failures = 0
-				if ev.Object.Metadata.Name != name {
+				obj := P(&ev.Object)
+				if obj.Meta().Name != name {
 					return nil
 				}
 				switch ev.Type {
 				case api.Deleted:
-					done, result = true, fmt.Errorf("group %s was deleted", name)
-					return errWatchDone
+					done, result = check(nil)
 				case api.Added, api.Modified:
-					obj := ev.Object
-					done, result = check(&obj)
-					if done || result != nil {
-						done = true
-						return errWatchDone
-					}
+					done, result = check(obj)
+				default:
+					return nil
+				}
+				if done || result != nil {
+					done = true
+					return errWatchDone
 				}
 				return nil
 			})

@@ -54,25 +54,3 @@ func lbState(lb *api.LoadBalancer) string {
 	}
 	return fmt.Sprintf(" (phase %s; %s)", phase, strings.Join(parts, "; "))
 }
-
-// LoadBalancersGone waits until none of the named load balancers exists,
-// calling report for each as it disappears.
-func LoadBalancersGone(ctx context.Context, c *client.Client, project string, names []string, report func(name string)) error {
-	pending := make(map[string]bool, len(names))
-	for _, n := range names {
-		pending[n] = true
-	}
-	err := watchObjects(ctx, c, api.LoadBalancerKind, project, func(state map[string]*api.LoadBalancer) (bool, error) {
-		for _, n := range names {
-			if pending[n] && state[n] == nil {
-				delete(pending, n)
-				report(n)
-			}
-		}
-		return len(pending) == 0, nil
-	})
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("timed out waiting for %s to be deleted", joinKeys(pending))
-	}
-	return err
-}

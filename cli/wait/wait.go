@@ -1,7 +1,7 @@
-// Package wait follows instances, instance groups and load balancers
-// through the API until they reach a state: instances running or gone,
-// the members of groups gone, a group's rollout complete, a load balancer
-// active or gone. Each keeps a view current with
+// Package wait follows objects through the API until they reach a state:
+// instances running, the members of groups gone, a group's rollout
+// complete, a load balancer active, any object gone or in a state its
+// caller checks. Each keeps a view current with
 // a list and a watch, resumes a watch that ends and starts over after its
 // history was compacted.
 package wait
@@ -177,18 +177,45 @@ func instanceFailure(inst *api.Instance) error {
 // Gone waits until none of the named instances exists, calling report
 // for each as it disappears.
 func Gone(ctx context.Context, c *client.Client, project string, names []string, report func(name string)) error {
+	last := map[string]*api.Instance{}
+	pending, err := watchGone(ctx, c, api.InstanceKind, project, names, func(inst *api.Instance) { last[inst.Metadata.Name] = inst }, report)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("timed out waiting for %s to be deleted%s", joinKeys(pending), phases(last, pending))
+	}
+	return err
+}
+
+// Deleted waits until none of the named objects of kind exists in
+// project, calling report for each as it disappears.
+func Deleted[T any, P interface {
+	*T
+	api.Object
+}](ctx context.Context, c *client.Client, kind *api.Kind, project string, names []string, report func(name string)) error {
+	pending, err := watchGone(ctx, c, kind, project, names, func(P) {}, report)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("timed out waiting for %s to be deleted", joinKeys(pending))
+	}
+	return err
+}
+
+// watchGone waits until none of the named objects of kind exists in
+// project, calling report for each as it disappears and seen with each
+// one still there. It returns the names still there when it stops.
+func watchGone[T any, P interface {
+	*T
+	api.Object
+}](ctx context.Context, c *client.Client, kind *api.Kind, project string, names []string, seen func(P), report func(name string)) (map[string]bool, error) {
 	pending := make(map[string]bool, len(names))
 	for _, n := range names {
 		pending[n] = true
 	}
-	last := map[string]*api.Instance{}
-	err := watchInstances(ctx, c, project, func(state map[string]*api.Instance) (bool, error) {
+	err := watchObjects(ctx, c, kind, project, func(state map[string]P) (bool, error) {
 		for _, n := range names {
 			if !pending[n] {
 				continue
 			}
-			if inst := state[n]; inst != nil {
-				last[n] = inst
+			if obj, ok := state[n]; ok {
+				seen(obj)
 				continue
 			}
 			delete(pending, n)
@@ -196,10 +223,7 @@ func Gone(ctx context.Context, c *client.Client, project string, names []string,
 		}
 		return len(pending) == 0, nil
 	})
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("timed out waiting for %s to be deleted%s", joinKeys(pending), phases(last, pending))
-	}
-	return err
+	return pending, err
 }
 
 // MembersGone waits until no instance of project belongs to any of

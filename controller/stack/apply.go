@@ -33,6 +33,11 @@ type pass struct {
 	waiting, failed []string
 	// drift is what this pass found different.
 	drift []api.StackDrift
+	// deps are the dependencies of each resource (stack.DependsOn).
+	deps [][]int
+	// written is the status as last read or written, so that an
+	// unchanged status is not written again.
+	written string
 }
 
 // reconcile brings one stack's owned objects in line with it.
@@ -54,17 +59,14 @@ func (c *Controller) reconcile(ctx context.Context, key string) (queue.Result, e
 			return retryOn(err, "add the finalizer of stack "+key)
 		}
 	}
-	before, _ := json.Marshal(s.Status)
-	p := &pass{c: c, s: s, done: map[int]bool{}}
+	p := newPass(c, s)
 	p.id, p.idErr = c.authorIdentity(ctx, s)
 	if err := p.apply(ctx); err != nil {
 		return retryOn(err, "apply stack "+key)
 	}
 	p.finish()
-	if after, _ := json.Marshal(s.Status); string(after) != string(before) {
-		if err := c.o.Store.Update(ctx, s); err != nil {
-			return retryOn(err, "write the status of stack "+key)
-		}
+	if err := p.save(ctx); err != nil {
+		return retryOn(err, "write the status of stack "+key)
 	}
 	switch {
 	case len(p.failed) > 0:
@@ -87,18 +89,22 @@ func retryOn(err error, what string) (queue.Result, error) {
 	return queue.Result{}, fmt.Errorf("%s: %w", what, err)
 }
 
-// apply creates and updates the stack's resources in dependency order,
-// then deletes what the stack no longer names and resolves the outputs.
-// An error ends the pass (to be run again); what a resource cannot do is
-// recorded in its status instead.
+// apply creates and updates the stack's resources level by level (see
+// applyLevel), then deletes what the stack no longer names and resolves
+// the outputs. An error ends the pass (to be run again); what a resource
+// cannot do is recorded in its status instead.
 func (p *pass) apply(ctx context.Context) error {
 	order, err := stack.Order(p.s.Spec)
 	if err != nil {
 		p.failed = append(p.failed, err.Error())
 		return nil
 	}
+	p.deps = make([][]int, len(p.s.Spec.Resources))
 	for _, i := range order {
-		if err := p.applyOne(ctx, i); err != nil {
+		p.deps[i] = stack.DependsOn(p.s.Spec, i)
+	}
+	for _, level := range levels(order, p.deps) {
+		if err := p.applyLevel(ctx, level); err != nil {
 			return err
 		}
 	}
@@ -109,47 +115,49 @@ func (p *pass) apply(ctx context.Context) error {
 	return nil
 }
 
-// applyOne makes resource i exist as the stack says.
-func (p *pass) applyOne(ctx context.Context, i int) error {
+// plan decides what resource i needs: nothing (it is as the stack says,
+// waits, or fails, all recorded in the status), or a write, returned as a
+// step. A create's entry is Pending when plan returns.
+func (p *pass) plan(ctx context.Context, i int) (*step, error) {
 	spec := p.s.Spec
 	r := spec.Resources[i]
 	k := stack.KindOf(r.Kind)
 	if k == nil {
 		p.fail(r, nil, "kind %q is not known", r.Kind)
-		return nil
+		return nil, nil
 	}
-	for _, d := range stack.DependsOn(spec, i) {
+	for _, d := range p.deps[i] {
 		if !p.done[d] {
 			dr := spec.Resources[d]
 			p.wait(r, "waiting for %s %s", dr.Kind, dr.Name)
-			return nil
+			return nil, nil
 		}
 	}
 	resolved, unresolved, err := stack.Resolve(r.Spec, p.lookup(ctx))
 	if err != nil {
 		p.fail(r, nil, "%v", err)
-		return nil
+		return nil, nil
 	}
 	if len(unresolved) > 0 {
 		p.wait(r, "waiting for %s", refString(unresolved[0]))
-		return nil
+		return nil, nil
 	}
 	live, err := p.get(ctx, k, r.Name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	e := p.entry(r.Kind, r.Name)
 	hash := hashOf(r, resolved)
 	if live == nil {
-		return p.create(ctx, i, k, e, resolved, hash)
+		return p.planCreate(i, k, e, resolved, hash), nil
 	}
 	if !p.owns(live) {
 		p.fail(r, e, "%s %s exists and is not owned by stack %s", r.Kind, r.Name, p.s.Metadata.Name)
-		return nil
+		return nil, nil
 	}
 	if live.Meta().DeletionTimestamp != nil {
 		p.wait(r, "%s %s is being deleted", r.Kind, r.Name)
-		return nil
+		return nil, nil
 	}
 	switch {
 	case e == nil:
@@ -164,12 +172,13 @@ func (p *pass) applyOne(ctx context.Context, i int) error {
 	e.UID = live.Meta().UID
 	liveSpec, err := specJSON(live)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	want := adjust(resolved, e.Defaulted)
 	fields := stack.Diff(want, liveSpec)
 	if len(fields) == 0 {
 		e.AppliedHash, e.Message = hash, ""
+		e.DependsOn = p.depNames(i)
 		if e.State != api.ResourceUpdated {
 			e.State = api.ResourceCreated
 		}
@@ -177,7 +186,7 @@ func (p *pass) applyOne(ctx context.Context, i int) error {
 			e.State = api.ResourceReady
 		}
 		p.done[i] = true
-		return nil
+		return nil, nil
 	}
 	report := spec.Drift == api.DriftReport
 	if e.AppliedHash == hash {
@@ -188,35 +197,27 @@ func (p *pass) applyOne(ctx context.Context, i int) error {
 		if report {
 			e.Message = "differs from the stack (drift: report)"
 			p.done[i] = true
-			return nil
+			return nil, nil
 		}
 	}
 	if err := p.may(auth.VerbUpdate, k, r.Name); err != nil {
 		p.fail(r, e, "%v", err)
-		return nil
+		return nil, nil
 	}
 	obj, err := p.merged(live, r, want)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := p.c.o.Writer.UpdateObject(ctx, p.c.o.Store, p.id, obj); err != nil {
-		if isRetry(err) {
-			return errRetry
-		}
-		p.fail(r, e, "update: %v", err)
-		return nil
-	}
-	e.State, e.AppliedHash, e.Message, e.UID = api.ResourceUpdated, hash, "", obj.Meta().UID
-	e.Defaulted = defaulted(resolved, obj)
-	p.done[i] = true
-	return nil
+	return &step{i: i, k: k, obj: obj, resolved: resolved, hash: hash}, nil
 }
 
-// create makes the missing object of resource i, recording it in the
-// status (Pending) before: a pass that stops between the two finds it
-// by its label next time, and the idempotency key makes the create
-// itself safe to repeat.
-func (p *pass) create(ctx context.Context, i int, k *api.Kind, e *api.StackResourceStatus, resolved json.RawMessage, hash string) error {
+// planCreate prepares the create of the missing object of resource i,
+// marking its entry Pending: the level's Pending entries are written
+// before any of its creates, so a pass that stops between the two finds
+// the object by its label next time, and the idempotency key makes the
+// create itself safe to repeat. It returns nil when nothing is to be
+// created.
+func (p *pass) planCreate(i int, k *api.Kind, e *api.StackResourceStatus, resolved json.RawMessage, hash string) *step {
 	r := p.s.Spec.Resources[i]
 	if e != nil && e.UID != "" && e.State != api.ResourcePending {
 		// It existed and was deleted outside the stack.
@@ -239,37 +240,14 @@ func (p *pass) create(ctx context.Context, i int, k *api.Kind, e *api.StackResou
 		prevUID = e.UID
 		e.State, e.Message = api.ResourcePending, ""
 	}
-	e.AppliedHash = hash
-	p.s.Status.Phase = api.StackApplying
-	if err := p.c.o.Store.Update(ctx, p.s); err != nil {
-		return err
-	}
+	e.AppliedHash, e.DependsOn = hash, p.depNames(i)
 	obj, err := p.build(k, r, resolved)
 	if err != nil {
-		p.fail(r, p.entry(r.Kind, r.Name), "%v", err)
+		p.fail(r, e, "%v", err)
 		return nil
 	}
 	key := idempotencyKey(p.s.Metadata.UID, r.Kind, r.Name, prevUID, hash)
-	_, err = p.c.o.Writer.CreateObject(ctx, p.c.o.Store, p.id, obj, key)
-	if errors.Is(err, store.ErrNotFound) {
-		// Made with this key once and deleted since: the name is free,
-		// so a create without the key cannot duplicate.
-		obj, _ = p.build(k, r, resolved)
-		_, err = p.c.o.Writer.CreateObject(ctx, p.c.o.Store, p.id, obj, "")
-	}
-	e = p.entry(r.Kind, r.Name)
-	if err != nil {
-		if isRetry(err) {
-			return errRetry
-		}
-		p.fail(r, e, "create: %v", err)
-		return nil
-	}
-	e.State, e.UID, e.AppliedHash, e.Message = api.ResourceCreated, obj.Meta().UID, hash, ""
-	e.Defaulted = defaulted(resolved, obj)
-	p.done[i] = true
-	p.c.o.Recorder.Event(ctx, p.s, api.EventNormal, "Created", "created %s %s", r.Kind, r.Name)
-	return nil
+	return &step{i: i, k: k, create: true, obj: obj, key: key, resolved: resolved, hash: hash}
 }
 
 // outputs resolves the stack's outputs into the status.

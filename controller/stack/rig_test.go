@@ -12,6 +12,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/controller"
+	ctlstack "github.com/ouroboros-cloud/ouro/controller/stack"
 	"github.com/ouroboros-cloud/ouro/internal/apitest"
 	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
@@ -32,6 +33,13 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
+	return newRigWith(t, nil, nil)
+}
+
+// newRigWith is newRig with the controllers' store and the stack
+// controller's writer wrapped (either may be nil).
+func newRigWith(t *testing.T, wrapStore func(store.Interface) store.Interface, wrapWriter func(ctlstack.ObjectWriter) ctlstack.ObjectWriter) *rig {
+	t.Helper()
 	a := apitest.Start(t, apitest.Config{})
 	a.Do(t, "POST", "/v1/floatingippools", &api.FloatingIPPool{Metadata: api.ObjectMeta{Name: "ext"},
 		Spec: api.FloatingIPPoolSpec{CIDR: "203.0.113.0/24", Start: "203.0.113.10", End: "203.0.113.200"}}, nil)
@@ -42,10 +50,18 @@ func newRig(t *testing.T) *rig {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	guard := etcdtest.NewGuard(t, a.Etcd, "/test/leader")
+	st := a.Store.WithGuard(guard)
+	if wrapStore != nil {
+		st = wrapStore(st)
+	}
+	var w ctlstack.ObjectWriter = a.API
+	if wrapWriter != nil {
+		w = wrapWriter(w)
+	}
 	done := make(chan error, 1)
 	go func() {
-		done <- controller.RunLeader(ctx, a.Store.WithGuard(guard), controller.Config{
-			Logger: etcdtest.Quiet(), Resync: time.Second, StackWriter: a.API})
+		done <- controller.RunLeader(ctx, st, controller.Config{
+			Logger: etcdtest.Quiet(), Resync: time.Second, StackWriter: w})
 	}()
 	t.Cleanup(func() {
 		cancel()

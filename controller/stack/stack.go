@@ -1,13 +1,16 @@
 // Package stack is the stack controller: it keeps every Stack applied.
-// For each stack it creates the objects the stack names in dependency
-// order, resolving the references between them as the objects they point
-// to get their values; records what it owns in the stack's status before
-// each create (with an idempotency key, so a crash never duplicates);
-// compares what it owns with the stack on every pass and on every change
-// of an owned object, reporting drift (status and an event) and, unless
-// the stack says drift: report, putting it back; deletes in reverse order
-// what the stack no longer names; and, when the stack is deleted, deletes
-// everything it owns before it lets the stack go (FinalizerStack).
+// For each stack it creates the objects the stack names one dependency
+// level at a time, the objects of a level together, resolving the
+// references between them as the objects they point to get their values;
+// records what it owns in the stack's status before the creates (one
+// write per level, each create with an idempotency key, so a crash never
+// duplicates); compares what it owns with the stack on every pass and on
+// every change of an owned object, reporting drift (status and an event)
+// and, unless the stack says drift: report, putting it back; deletes in
+// reverse dependency order what the stack no longer names, together
+// whatever nothing left depends on; and, when the stack is deleted,
+// deletes everything it owns the same way before it lets the stack go
+// (FinalizerStack).
 //
 //	informers: stacks, owned kinds (networks, security groups, key pairs,
 //	           images, flavors, instances, groups, floating IPs, LBs)
@@ -16,9 +19,12 @@
 //	queue ─▶ reconcile(stack):
 //	           deleting? delete owned objects in reverse order, then the finalizer
 //	           the author's identity (current roles of spec.appliedBy)
-//	           for each resource in stack.Order: resolve references,
-//	             owned? create (status Pending first) / diff → update / drift
-//	           delete what the spec no longer names, in reverse order
+//	           for each level of stack.Order: per resource resolve references,
+//	             owned? create / diff → update / drift;
+//	             status with the level's creates Pending ─▶ store;
+//	             creates and updates together (≤16); results ─▶ store
+//	           delete what the spec no longer names: rounds of the objects
+//	             nothing left depends on, together (≤16)
 //	           outputs, phase, status ─▶ store (guarded)
 //
 // Objects are created and updated through the API server's own paths

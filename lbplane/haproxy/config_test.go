@@ -1,22 +1,15 @@
 package haproxy
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/testcert"
 )
 
 func TestRender(t *testing.T) {
@@ -144,7 +137,7 @@ func TestRenderedConfigIsValid(t *testing.T) {
 		t.Skip("no haproxy")
 	}
 	dir := t.TempDir()
-	cert, key := selfSigned(t)
+	cert, key := testcert.Pair(t, "lb.test")
 	lb := api.HostLoadBalancer{VIP: "127.0.0.1", Listeners: []api.Listener{
 		{Name: "tls", Protocol: "https", Port: 18443, DefaultPool: "api", Certificate: cert, Key: key},
 		{Protocol: "tcp", Port: 15432, DefaultPool: "db"},
@@ -178,27 +171,6 @@ func TestRenderedConfigIsValid(t *testing.T) {
 	if err := check(filepath.Join(dir, "haproxy.cfg"), l.Render(members)); err == nil {
 		t.Error("a bad certificate passed the check")
 	}
-}
-
-// selfSigned returns a PEM certificate and key for a test listener.
-func selfSigned(t *testing.T) (cert, key string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lb.test"},
-		DNSNames: []string{"lb.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}))
 }
 
 func TestStatusRegexp(t *testing.T) {

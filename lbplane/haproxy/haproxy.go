@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
-	"github.com/ouroboros-cloud/ouro/lbplane/process"
+	"github.com/ouroboros-cloud/ouro/netplane/process"
 )
 
 // Binary is the HAProxy program.

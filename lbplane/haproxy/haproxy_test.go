@@ -16,10 +16,11 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/testcert"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/lbplane/nstest"
-	"github.com/ouroboros-cloud/ouro/lbplane/process"
 	"github.com/ouroboros-cloud/ouro/netplane/netns"
+	"github.com/ouroboros-cloud/ouro/netplane/process"
 )
 
 // rig is a load balancer namespace in front of three members.
@@ -293,7 +294,7 @@ func TestProxyDrainCountsSessions(t *testing.T) {
 
 func TestProxyHTTPSAndRules(t *testing.T) {
 	r := newRig(t)
-	cert, key := selfSigned(t)
+	cert, key := testcert.Pair(t, "lb.test")
 	hm := api.HealthMonitor{Type: api.MonitorHTTP, Path: "/health", IntervalMillis: 200}
 	rules := []api.ListenerRule{{PathPrefix: "/b", Pool: "b"}, {Host: "c.test", Pool: "c"}}
 	lb := api.HostLoadBalancer{UID: "lb-1", VIP: vip, Address: "10.77.0.10", Prefix: 24,

@@ -24,8 +24,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ouroboros-cloud/ouro/lbplane/process"
 	"github.com/ouroboros-cloud/ouro/netplane/netns"
+	"github.com/ouroboros-cloud/ouro/netplane/process"
 )
 
 // Binary is the keepalived program.

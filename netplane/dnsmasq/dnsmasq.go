@@ -26,7 +26,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -34,7 +33,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ouroboros-cloud/ouro/netplane/netns"
+	"github.com/ouroboros-cloud/ouro/netplane/process"
 )
 
 // Binary is the dnsmasq program.
@@ -145,10 +144,10 @@ func Ensure(c Config) (started bool, err error) {
 	dhcpHosts, hosts := c.files()
 	sum := sha256.Sum256(slices.Concat(dhcpHosts, []byte{0}, hosts))
 	stamp := hex.EncodeToString(sum[:])
-	if err := writeIfChanged(filepath.Join(c.Dir, "dhcp-hosts"), dhcpHosts); err != nil {
+	if err := writeFile(filepath.Join(c.Dir, "dhcp-hosts"), dhcpHosts); err != nil {
 		return false, err
 	}
-	if err := writeIfChanged(filepath.Join(c.Dir, "hosts"), hosts); err != nil {
+	if err := writeFile(filepath.Join(c.Dir, "hosts"), hosts); err != nil {
 		return false, err
 	}
 
@@ -157,7 +156,7 @@ func Ensure(c Config) (started bool, err error) {
 	// Restart when the command line changed, or when the process runs in
 	// another namespace than the router's (the router namespace was
 	// recreated under it).
-	if running && (!slices.Equal(cmdline(pid), append([]string{Binary}, args...)) || !sameFile(fmt.Sprintf("/proc/%d/ns/net", pid), c.NetNS)) {
+	if running && (!slices.Equal(process.Cmdline(pid), append([]string{Binary}, args...)) || !process.InNamespace(pid, c.NetNS)) {
 		if err := Stop(c.Dir); err != nil {
 			return false, err
 		}
@@ -172,7 +171,7 @@ func Ensure(c Config) (started bool, err error) {
 		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 			return false, fmt.Errorf("reload dnsmasq %d: %w", pid, err)
 		}
-		return false, writeIfChanged(stampFile, []byte(stamp))
+		return false, writeFile(stampFile, []byte(stamp))
 	}
 	// The leases file must be writable by dnsmasq after it drops to nobody.
 	if err := touch(filepath.Join(c.Dir, "leases")); err != nil {
@@ -185,36 +184,16 @@ func Ensure(c Config) (started bool, err error) {
 	if err := stopOthersIn(c.NetNS); err != nil {
 		return false, err
 	}
-	if err := start(c, args); err != nil {
+	// The foreground process returns once the daemon is set up (or has
+	// failed).
+	if err := process.Start(c.NetNS, filepath.Join(c.Dir, "dnsmasq.log"), append([]string{Binary}, args...)); err != nil {
 		return false, err
 	}
 	// dnsmasq writes its pid file before the foreground process returns.
 	if _, ok := Running(c.Dir); !ok {
 		return true, errors.New("dnsmasq started but is not running")
 	}
-	return true, writeIfChanged(stampFile, []byte(stamp))
-}
-
-// start runs dnsmasq in the router namespace. The foreground process
-// returns once the daemon is set up (or has failed); its output goes to a
-// log file rather than a pipe, which the daemon would hold open.
-func start(c Config, args []string) error {
-	logPath := filepath.Join(c.Dir, "dnsmasq.log")
-	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("dnsmasq log: %w", err)
-	}
-	defer log.Close()
-	err = netns.Do(c.NetNS, func() error {
-		cmd := exec.Command(Binary, args...)
-		cmd.Stdout, cmd.Stderr = log, log
-		return cmd.Run()
-	})
-	if err != nil {
-		out, _ := os.ReadFile(logPath)
-		return fmt.Errorf("start dnsmasq: %w: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	return true, writeFile(stampFile, []byte(stamp))
 }
 
 // Running returns the pid of the dnsmasq that serves dir, if one runs. It
@@ -224,7 +203,7 @@ func start(c Config, args []string) error {
 func Running(dir string) (int, bool) {
 	arg := "--pid-file=" + filepath.Join(dir, "dnsmasq.pid")
 	ours := func(pid int) bool {
-		cl := cmdline(pid)
+		cl := process.Cmdline(pid)
 		return len(cl) > 0 && cl[0] == Binary && slices.Contains(cl, arg)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "dnsmasq.pid")); err == nil {
@@ -244,15 +223,6 @@ func Running(dir string) (int, bool) {
 	return 0, false
 }
 
-// cmdline returns the arguments of a process, nil if it is gone.
-func cmdline(pid int) []string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || len(b) == 0 {
-		return nil
-	}
-	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
-}
-
 // Stop terminates the dnsmasq of dir, if running, and waits until it is
 // gone (SIGKILL after a few seconds).
 func Stop(dir string) error {
@@ -260,8 +230,8 @@ func Stop(dir string) error {
 	if !ok {
 		return nil
 	}
-	if err := stopPid(pid); err != nil {
-		return err
+	if err := process.Stop(pid, stopGrace); err != nil {
+		return fmt.Errorf("dnsmasq: %w", err)
 	}
 	_ = os.Remove(filepath.Join(dir, "dnsmasq.pid"))
 	return nil
@@ -279,74 +249,23 @@ func stopOthersIn(netNS string) error {
 		if err != nil {
 			continue
 		}
-		if cl := cmdline(pid); len(cl) > 0 && cl[0] == Binary && sameFile(fmt.Sprintf("/proc/%d/ns/net", pid), netNS) {
-			if err := stopPid(pid); err != nil {
-				return err
+		if cl := process.Cmdline(pid); len(cl) > 0 && cl[0] == Binary && process.InNamespace(pid, netNS) {
+			if err := process.Stop(pid, stopGrace); err != nil {
+				return fmt.Errorf("dnsmasq: %w", err)
 			}
 		}
 	}
 	return nil
 }
 
-// stopPid terminates a dnsmasq process and waits until it is gone
-// (SIGKILL after a few seconds).
-func stopPid(pid int) error {
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("stop dnsmasq %d: %w", pid, err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !gone(pid) {
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			deadline = time.Now().Add(5 * time.Second)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return nil
-}
+// stopGrace is how long a dnsmasq has after SIGTERM before SIGKILL.
+const stopGrace = 5 * time.Second
 
-// gone reports whether pid no longer runs (a zombie counts as gone: dnsmasq
-// daemonises, so its parent is init, which reaps it).
-func gone(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] == 'Z' || s[i+2] == 'X'
-	}
-	return false
-}
-
-// writeIfChanged atomically replaces path with data unless it already
-// holds it.
-func writeIfChanged(path string, data []byte) error {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		return nil
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// sameFile reports whether two paths name the same inode (for namespaces:
-// the same namespace).
-func sameFile(a, b string) bool {
-	sa, err := os.Stat(a)
-	if err != nil {
-		return false
-	}
-	sb, err := os.Stat(b)
-	if err != nil {
-		return false
-	}
-	return os.SameFile(sa, sb)
+// writeFile atomically replaces path with data, readable by dnsmasq after
+// it drops to nobody, unless it already holds it.
+func writeFile(path string, data []byte) error {
+	_, err := process.WriteFile(path, data, 0o644)
+	return err
 }
 
 func touch(path string) error {

@@ -78,17 +78,24 @@ func TestRouterRuleset(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, w := range tt.want {
-				if !strings.Contains(rs, w) {
-					t.Errorf("ruleset lacks %q:\n%s", w, rs)
-				}
-			}
-			for _, w := range tt.notWant {
-				if strings.Contains(rs, w) {
-					t.Errorf("ruleset has %q:\n%s", w, rs)
-				}
-			}
+			checkRuleset(t, rs, tt.want, tt.notWant)
 		})
+	}
+}
+
+// checkRuleset reports each of want that ruleset rs lacks and each of
+// notWant that it has.
+func checkRuleset(t *testing.T, rs string, want, notWant []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(rs, w) {
+			t.Errorf("ruleset lacks %q:\n%s", w, rs)
+		}
+	}
+	for _, w := range notWant {
+		if strings.Contains(rs, w) {
+			t.Errorf("ruleset has %q:\n%s", w, rs)
+		}
 	}
 }
 
@@ -235,16 +242,7 @@ func TestRouterRulesetLBPort(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, w := range tt.want {
-				if !strings.Contains(rs, w) {
-					t.Errorf("ruleset lacks %q:\n%s", w, rs)
-				}
-			}
-			for _, w := range tt.notWant {
-				if strings.Contains(rs, w) {
-					t.Errorf("ruleset has %q:\n%s", w, rs)
-				}
-			}
+			checkRuleset(t, rs, tt.want, tt.notWant)
 		})
 	}
 	bad := testRouter(true)

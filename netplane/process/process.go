@@ -1,5 +1,5 @@
-// Package process finds, starts and stops the daemons of the load
-// balancer data plane. A daemon is started inside a network namespace,
+// Package process finds, starts and stops the daemons of the network and
+// load balancer data planes (dnsmasq, HAProxy, keepalived). A daemon is started inside a network namespace,
 // forks into the background and writes a pid file; the agent that
 // started it may restart, so a daemon is found again by its pid file,
 // trusted only when the process's command line starts with the
