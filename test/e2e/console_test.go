@@ -388,27 +388,31 @@ func TestConsole(t *testing.T) {
 				lost[n] = true
 			}
 		}
-		waitMap(t, ap, time.Minute, "4 members of healing Running on the map", func(m map[string]tileState) (bool, string) {
+		nc.createOn(dead.name, vm{name: "stays-put"})
+		waitMap(t, ap, time.Minute, "4 members of healing and stays-put Running on the map", func(m map[string]tileState) (bool, string) {
 			n := 0
 			for name := range ms {
 				if m[name].Phase == "Running" {
 					n++
 				}
 			}
-			return n == 4, describe(m)
+			return n == 4 && m["stays-put"].Phase == "Running", describe(m)
 		})
 		powerCut(t, dead)
-		sawGrey := false
+		// The standalone instance stays on the lost host, grey; the
+		// group's members there turn grey until the group replaces them
+		// (deleting them, which may come before the next look).
+		sawGrey := map[string]bool{}
 		waitMap(t, ap, 3*time.Minute, "the tiles of "+dead.name+" grey and 4 replacements Running", func(m map[string]tileState) (bool, string) {
-			grey := 0
+			ok := m["stays-put"].Grey
 			for n := range lost {
-				if s := m[n]; s.Grey {
-					grey++
+				if s, on := m[n]; on {
+					if s.Grey {
+						sawGrey[n] = true
+					} else {
+						ok = false
+					}
 				}
-			}
-			if grey == len(lost) && !sawGrey {
-				sawGrey = true
-				ap.Screenshot("console-host-lost")
 			}
 			running := 0
 			for n, s := range m {
@@ -416,11 +420,12 @@ func TestConsole(t *testing.T) {
 					running++
 				}
 			}
-			return running == 4 && (sawGrey || grey == len(lost)), fmt.Sprintf("saw grey %v (%d of %d now), %d running elsewhere: %s",
-				sawGrey, grey, len(lost), running, describe(m))
+			return ok && running == 4, fmt.Sprintf("stays-put %+v; group tiles seen grey %v; %d members running elsewhere: %s",
+				m["stays-put"], sawGrey, running, describe(m))
 		})
+		t.Logf("lost members seen grey before their replacement deleted them: %v of %d", len(sawGrey), len(lost))
 		notReloaded(ap)
-		ap.Screenshot("console-healed")
+		ap.Screenshot("console-host-lost")
 	})
 }
 
