@@ -7,6 +7,8 @@
 #   SCALE_COUNT=N   runs of the scale benchmark alone: one run takes about
 #                   16 minutes on 2 cores while every host watch costs the
 #                   server a decode of every instance event
+#   CONSOLE_COUNT=N runs of the console benchmark (default 1): the scale
+#                   benchmark's cloud, then the map in headless Chromium
 #   LXC_RUNS=N      runs of the lxc peer (default 20)
 #   VM_RUNS=N       VM boots of each side in the VM benchmark (default 5)
 #   GROUP_COUNT=N   runs of the group host-loss benchmark (default 3)
@@ -141,6 +143,7 @@ gobench() {
 
 gobench BenchmarkContainerCreateToRunning ./test/e2e "$E2E_COUNT" 20x
 gobench BenchmarkScale ./bench "$SCALE_COUNT" 1x
+gobench BenchmarkConsoleMap ./bench "${CONSOLE_COUNT:-1}" 1x
 gobench BenchmarkIdleUp ./bench "$IDLE_COUNT" 1x OURO_BIN="$PWD/bin/ouro"
 gobench BenchmarkVMCreateToKernel ./test/e2e 1 "${VM_RUNS:-5}x"
 gobench BenchmarkStackPlan ./test/e2e "${STACK_COUNT:-3}" 10x

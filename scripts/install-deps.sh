@@ -14,6 +14,8 @@ RUNTIME_PKGS+=(haproxy keepalived)
 # for the Debian cloud-init test image (internal/testimage) debootstrap, mkfs.ext4, depmod,
 # qemu-img, the host's Debian kernel, genisoimage for NoCloud seeds and QEMU to boot it.
 TEST_PKGS=(etcd-server etcd-client skopeo debootstrap e2fsprogs kmod)
+# The web console's end-to-end tests and benchmarks drive a headless Chromium.
+TEST_PKGS+=(chromium)
 
 # Virtual machines: QEMU for the host's architecture, qemu-img (overlays),
 # genisoimage (cloud-init seeds); aarch64 disk images boot with UEFI. The

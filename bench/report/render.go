@@ -81,6 +81,15 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
 - **List latency**: in the same cloud, after every instance is Running: a full list of the
   project's 10,000 instances as the CLI does it (one request, no limit; client decode included),
   50 times, and a list selecting the 100 instances labelled `+"`sel=yes`"+`, 200 times.
+- **Console**: `+"`BenchmarkConsoleMap`"+` in bench/: the cloud of the scheduling benchmark (1,000 hollow
+  hosts, 10,000 Running instances), then the web console in headless Chromium (Debian's package,
+  driven with chromedp), signed in as the admin. A cold load of `+"`#/map`"+` (cache off) is timed in
+  the page from the navigation's start to the animation frame that first shows a host panel, and
+  to the frame that shows every host's panel and every instance's tile. Then 50 instances are
+  created through the API one at a time; each is timed from the create call to the moment a
+  MutationObserver in the page saw its tile added. Sizes come from the browser's network events
+  of the cold load (bytes received: headers and gzip bodies), split into the console's own files
+  and the /v1 answers; all files of console/web are also fetched one by one with gzip.
 - **Idle memory**: `+"`BenchmarkIdleUp`"+`: `+"`ouro up`"+` on free loopback ports with a fresh data dir and
   its own CLI config, idle for 30 s after it said it is up, then VmRSS from /proc/PID/status.
 - **Control-plane leader lost**: `+"`BenchmarkLeaderFailover`"+` in test/e2e: per run a fresh control

@@ -279,7 +279,7 @@ func (d *Driver) Inspect(ctx context.Context, id string) (driver.Status, error) 
 		}
 		return driver.Status{}, fmt.Errorf("inspect container %s: %w", id, err)
 	}
-	rec, ok, err := readExit(p.exit)
+	rec, ok, err := d.exitRecord(ctx, p, found && st.Status == "stopped")
 	if err != nil {
 		return driver.Status{}, fmt.Errorf("inspect container %s: %w", id, err)
 	}
@@ -298,6 +298,30 @@ func (d *Driver) Inspect(ctx context.Context, id string) (driver.Status, error) 
 		return driver.Status{State: driver.StateStopped}, nil
 	default:
 		return driver.Status{State: driver.StateCreated}, nil
+	}
+}
+
+// exitWait bounds how long Inspect waits for a live shim to record the
+// exit of a container the runtime already reports stopped.
+const exitWait = 5 * time.Second
+
+// exitRecord reads the shim's exit record. The runtime reports a container
+// stopped as soon as its process ends, a moment before the shim, which
+// waits on the runtime, writes the record: when the runtime says stopped
+// and the shim lives, wait for the record rather than report an exit
+// without its code.
+func (d *Driver) exitRecord(ctx context.Context, p instancePaths, stopped bool) (exitRecord, bool, error) {
+	deadline := time.Now().Add(exitWait)
+	for {
+		rec, ok, err := readExit(p.exit)
+		if ok || err != nil || !stopped || !shimAlive(p) || time.Now().After(deadline) {
+			return rec, ok, err
+		}
+		select {
+		case <-ctx.Done():
+			return rec, ok, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 

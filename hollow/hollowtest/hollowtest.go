@@ -40,6 +40,9 @@ type Cloud struct {
 	CACert []byte
 	// Admin is a client with the bootstrap admin token.
 	Admin *client.Client
+	// AdminToken is the bootstrap admin's token (to sign in to the
+	// console with).
+	AdminToken string
 	// Dir is the test's scratch directory.
 	Dir string
 }
@@ -71,7 +74,7 @@ func Start(tb testing.TB) *Cloud {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := &Cloud{URL: srv.URL, CACert: srv.CACert, Admin: admin, Dir: dir}
+	c := &Cloud{URL: srv.URL, CACert: srv.CACert, Admin: admin, AdminToken: srv.AdminToken, Dir: dir}
 	MakeImage(tb, admin)
 	return c
 }
