@@ -142,16 +142,35 @@ func New(o Options) *Controller {
 }
 
 // loadBalancerChanged queues the groups whose health check names the load
-// balancer.
+// balancer, and those it pools.
 func (c *Controller) loadBalancerChanged(key string) {
 	project, name := cache.SplitKey(key)
+	pooled := map[string]bool{}
+	if o, ok := c.o.LoadBalancers.Get(key); ok {
+		for _, p := range o.(*api.LoadBalancer).Spec.Pools {
+			pooled[p.Group] = p.Group != ""
+		}
+	}
 	for _, o := range c.o.Groups.List() {
 		g := o.(*api.InstanceGroup)
 		hc := g.Spec.HealthCheck
-		if g.Metadata.Project == project && hc.Kind == api.HealthLoadBalancer && hc.LoadBalancer == name {
+		if g.Metadata.Project == project && (pooled[g.Metadata.Name] || hc.Kind == api.HealthLoadBalancer && hc.LoadBalancer == name) {
 			c.queue.Add(cache.Key(g))
 		}
 	}
+}
+
+// loadBalancers returns every cached load balancer (none without an
+// informer of them).
+func (c *Controller) loadBalancers() []*api.LoadBalancer {
+	if c.o.LoadBalancers == nil {
+		return nil
+	}
+	var out []*api.LoadBalancer
+	for _, o := range c.o.LoadBalancers.List() {
+		out = append(out, o.(*api.LoadBalancer))
+	}
+	return out
 }
 
 // loadBalancer returns the cached load balancer g's health check names,

@@ -114,3 +114,56 @@ func ApplyLBHealth(g *api.InstanceGroup, members []*Member, lb *api.LoadBalancer
 	}
 	return wake
 }
+
+// poolingLoadBalancers returns the load balancers of g's project with a
+// pool of g's members, other than the one g's health check names (that
+// one ApplyLBHealth judges by). Only those serving (phase Active or
+// Degraded) count: a load balancer that serves nobody cannot hold a
+// rollout back.
+func poolingLoadBalancers(g *api.InstanceGroup, lbs []*api.LoadBalancer) []*api.LoadBalancer {
+	var out []*api.LoadBalancer
+	for _, lb := range lbs {
+		if lb.Metadata.Project != g.Metadata.Project || lb.Metadata.DeletionTimestamp != nil ||
+			(lb.Status.Phase != api.LBActive && lb.Status.Phase != api.LBDegraded) {
+			continue
+		}
+		hc := g.Spec.HealthCheck
+		if hc.Kind == api.HealthLoadBalancer && hc.LoadBalancer == lb.Metadata.Name {
+			continue
+		}
+		for _, p := range lb.Spec.Pools {
+			if p.Group == g.Metadata.Name {
+				out = append(out, lb)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// ApplyPoolGate holds back the availability of g's members, whatever its
+// health check, until every load balancer that pools them sends them
+// traffic: a member counts available only once each such load balancer
+// finds it up. Without this a rolling update behind a load balancer
+// would count a new member available while HAProxy still checks it, and
+// drain the old ones with nobody up to take their connections. It only
+// gates availability; replacing members the load balancer finds down is
+// for groups whose health check is of kind loadBalancer.
+func ApplyPoolGate(g *api.InstanceGroup, members []*Member, lbs []*api.LoadBalancer) {
+	for _, lb := range poolingLoadBalancers(g, lbs) {
+		vs := verdicts(lb)
+		for _, m := range members {
+			if !m.Available {
+				continue
+			}
+			switch v, ok := vs[m.Inst.Metadata.UID]; {
+			case !ok:
+				m.Available = false
+				m.HealthMessage = fmt.Sprintf("not a member of load balancer %s yet", lb.Metadata.Name)
+			case v.health != api.HealthUp:
+				m.Available = false
+				m.HealthMessage = fmt.Sprintf("load balancer %s finds it %s", lb.Metadata.Name, v.health)
+			}
+		}
+	}
+}

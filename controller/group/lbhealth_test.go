@@ -105,3 +105,53 @@ func TestLBHealthPlans(t *testing.T) {
 		t.Errorf("message = %q", msg)
 	}
 }
+
+func TestApplyPoolGate(t *testing.T) {
+	pooling := func(phase string, health ...string) *api.LoadBalancer {
+		lb := lbSaying(health...)
+		lb.Spec.Pools = []api.Pool{{Name: "web", Group: "web", Port: 80}}
+		lb.Status.Phase = phase
+		return lb
+	}
+	tests := []struct {
+		name          string
+		check         api.HealthCheck
+		lbs           []*api.LoadBalancer
+		wantAvailable []bool
+	}{
+		{"no load balancer", api.HealthCheck{}, nil, []bool{true, true, true}},
+		{"pooled: up, down, not a member", api.HealthCheck{}, []*api.LoadBalancer{pooling(api.LBActive, "0=up@1", "1=down@1")},
+			[]bool{true, false, false}},
+		{"pooled, degraded still gates", api.HealthCheck{}, []*api.LoadBalancer{pooling(api.LBDegraded, "0=up@1", "1=up@1", "2=unknown@1")},
+			[]bool{true, true, false}},
+		{"a load balancer that serves nobody yet does not gate", api.HealthCheck{}, []*api.LoadBalancer{pooling(api.LBPending)},
+			[]bool{true, true, true}},
+		{"another project's load balancer does not gate", api.HealthCheck{}, func() []*api.LoadBalancer {
+			lb := pooling(api.LBActive)
+			lb.Metadata.Project = "q"
+			return []*api.LoadBalancer{lb}
+		}(), []bool{true, true, true}},
+		{"the health check's own load balancer is ApplyLBHealth's", api.HealthCheck{Kind: api.HealthLoadBalancer, LoadBalancer: "front"},
+			[]*api.LoadBalancer{pooling(api.LBActive)}, []bool{true, true, true}},
+		{"a pool of another group does not gate", api.HealthCheck{}, func() []*api.LoadBalancer {
+			lb := pooling(api.LBActive)
+			lb.Spec.Pools[0].Group = "api"
+			return []*api.LoadBalancer{lb}
+		}(), []bool{true, true, true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &api.InstanceGroup{Metadata: api.ObjectMeta{Project: "p", Name: "web"}, Spec: api.InstanceGroupSpec{HealthCheck: tt.check}}
+			members := lbMembers(3)
+			ApplyPoolGate(g, members, tt.lbs)
+			for i, m := range members {
+				if m.Available != tt.wantAvailable[i] {
+					t.Errorf("member %d available = %v, want %v (%s)", i, m.Available, tt.wantAvailable[i], m.HealthMessage)
+				}
+				if !m.Available && m.HealthMessage == "" {
+					t.Errorf("member %d held back without a message", i)
+				}
+			}
+		})
+	}
+}

@@ -57,6 +57,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (queue.Result, e
 	revs, rev, newRev := NextRevisions(g, now)
 	members := Judge(g, insts, revisionTemplates(revs), c.hostsOf(insts), c.o.HostLostGrace, now)
 	lbWake := ApplyLBHealth(g, members, c.loadBalancer(g), now)
+	ApplyPoolGate(g, members, c.loadBalancers())
 	desired, scale := c.desired(key, g, members, now)
 
 	curAvail, blocker := c.currentAvailability(key, g, members, rev)
