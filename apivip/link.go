@@ -9,6 +9,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/ouroboros-cloud/ouro/garp"
 )
 
 // announceRepeats and announceGap: gratuitous ARP is sent a few times, as
@@ -97,21 +99,14 @@ func (a *LinkAddress) Add(lifetime time.Duration) error {
 	if had {
 		return nil
 	}
-	// The socket is opened here, in this thread's network namespace, and
-	// the repeats use it too.
-	ann, err := newAnnouncer(l.Attrs().Index, l.Attrs().HardwareAddr, a.prefix.Addr())
-	if err != nil {
-		return fmt.Errorf("apivip: announce %s on %s: %w", a.prefix.Addr(), a.link, err)
-	}
-	if err := ann.send(); err != nil {
-		ann.close()
-		return fmt.Errorf("apivip: announce %s on %s: %w", a.prefix.Addr(), a.link, err)
+	idx, mac, ip := l.Attrs().Index, l.Attrs().HardwareAddr, a.prefix.Addr()
+	if err := garp.Send(idx, mac, ip); err != nil {
+		return fmt.Errorf("apivip: announce %s on %s: %w", ip, a.link, err)
 	}
 	go func() {
-		defer ann.close()
 		for range announceRepeats - 1 {
 			time.Sleep(announceGap)
-			ann.send()
+			_ = garp.Send(idx, mac, ip)
 		}
 	}()
 	return nil
@@ -155,66 +150,5 @@ func InterfaceFor(ip netip.Addr) (string, error) {
 	}
 	return "", fmt.Errorf("apivip: no interface has a subnet holding %s; name one with --api-vip-interface", ip)
 }
-
-// announcer sends gratuitous ARP requests and replies for ip from mac on
-// one interface, so that peers update their neighbour entries.
-type announcer struct {
-	fd  int
-	to  *unix.SockaddrLinklayer
-	mac net.HardwareAddr
-	ip  netip.Addr
-}
-
-// newAnnouncer opens a packet socket for the interface with index idx.
-func newAnnouncer(idx int, mac net.HardwareAddr, ip netip.Addr) (*announcer, error) {
-	if len(mac) != 6 {
-		return nil, fmt.Errorf("interface has no Ethernet address (%v)", mac)
-	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
-	if err != nil {
-		return nil, fmt.Errorf("packet socket: %w", err)
-	}
-	to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: idx, Halen: 6,
-		Addr: [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
-	return &announcer{fd: fd, to: to, mac: mac, ip: ip}, nil
-}
-
-// send broadcasts one request and one reply.
-func (a *announcer) send() error {
-	for _, op := range []uint16{arpRequest, arpReply} {
-		if err := unix.Sendto(a.fd, arpPacket(op, a.mac, a.ip), 0, a.to); err != nil {
-			return fmt.Errorf("send: %w", err)
-		}
-	}
-	return nil
-}
-
-func (a *announcer) close() { unix.Close(a.fd) }
-
-// ARP operations.
-const (
-	arpRequest = 1
-	arpReply   = 2
-)
-
-// arpPacket builds a gratuitous ARP packet (RFC 5227 announcement): the
-// sender and target protocol address are both ip.
-func arpPacket(op uint16, mac net.HardwareAddr, ip netip.Addr) []byte {
-	b := make([]byte, 28)
-	b[0], b[1] = 0, 1 // hardware type Ethernet
-	b[2], b[3] = 0x08, 0x00
-	b[4], b[5] = 6, 4
-	b[6], b[7] = byte(op>>8), byte(op)
-	copy(b[8:14], mac)
-	ip4 := ip.As4()
-	copy(b[14:18], ip4[:])
-	if op == arpReply {
-		copy(b[18:24], mac)
-	}
-	copy(b[24:28], ip4[:])
-	return b
-}
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 var _ Address = (*LinkAddress)(nil)

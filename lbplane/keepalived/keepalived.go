@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,8 +23,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/ouroboros-cloud/ouro/garp"
 	"github.com/ouroboros-cloud/ouro/netplane/netns"
 	"github.com/ouroboros-cloud/ouro/netplane/process"
 )
@@ -289,13 +292,27 @@ func HasVIP(nsPath, vip string) (bool, error) {
 }
 
 // AddVIP puts vip on eth0 (a load balancer without a peer holds it for
-// good).
+// good) and announces it with gratuitous ARP, so that a client that
+// asked for the address before it was there need not wait for its
+// kernel's next ARP try.
 func AddVIP(nsPath, vip string, prefix int) error {
 	if ok, err := HasVIP(nsPath, vip); err != nil || ok {
 		return err
 	}
-	_, err := netns.Run(nsPath, "", "ip", "addr", "add", fmt.Sprintf("%s/%d", vip, prefix), "dev", Device)
-	return err
+	if _, err := netns.Run(nsPath, "", "ip", "addr", "add", fmt.Sprintf("%s/%d", vip, prefix), "dev", Device); err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(vip)
+	if err != nil {
+		return fmt.Errorf("VIP %q: %w", vip, err)
+	}
+	return netns.Do(nsPath, func() error {
+		l, err := netlink.LinkByName(Device)
+		if err != nil {
+			return fmt.Errorf("announce VIP %s: %w", vip, err)
+		}
+		return garp.Send(l.Attrs().Index, l.Attrs().HardwareAddr, ip)
+	})
 }
 
 // DelVIP removes vip from eth0 if it is there.

@@ -1,4 +1,4 @@
-package netplane
+package garp
 
 import (
 	"bytes"
@@ -7,10 +7,10 @@ import (
 	"testing"
 )
 
-func TestGratuitousARP(t *testing.T) {
+func TestFrames(t *testing.T) {
 	mac, _ := net.ParseMAC("52:54:00:12:34:56")
 	ip := netip.MustParseAddr("10.99.0.100")
-	frames := gratuitousARP(mac, ip)
+	frames := Frames(mac, ip)
 	if len(frames) != 2 {
 		t.Fatalf("got %d frames, want a request and a reply", len(frames))
 	}
@@ -20,8 +20,8 @@ func TestGratuitousARP(t *testing.T) {
 		op   byte
 		tha  []byte
 	}{
-		{"request", arpRequest, zero},
-		{"reply", arpReply, mac},
+		{"request", OpRequest, zero},
+		{"reply", OpReply, mac},
 	}
 	for i, tt := range tests {
 		f := frames[i]
