@@ -66,12 +66,16 @@ func newListenerAddCommand(o *command.Options) *cobra.Command {
 			}
 			lb, err := c.UpdateLoadBalancer(cmd.Context(), o.Project(), args[0], func(lb *api.LoadBalancer) error {
 				name := listenerName(l)
+				// The port first: a listener left unnamed takes its name
+				// from its port, and the port is what is in use.
 				for _, ol := range lb.Spec.Listeners {
-					switch {
-					case ol.Name == name:
-						return command.FlagError("name", "load balancer %s already has a listener %q", args[0], name)
-					case ol.Port == l.Port:
+					if ol.Port == l.Port {
 						return command.FlagError("port", "%d is already used by listener %q", l.Port, ol.Name)
+					}
+				}
+				for _, ol := range lb.Spec.Listeners {
+					if ol.Name == name {
+						return command.FlagError("name", "load balancer %s already has a listener %q", args[0], name)
 					}
 				}
 				lb.Spec.Listeners = append(lb.Spec.Listeners, l)

@@ -74,9 +74,9 @@ func TestLBBadInput(t *testing.T) {
 		// want is what the message must name (any of them).
 		want []string
 	}{
-		// Without --name the listener would be tcp-80 again: the name is
-		// refused first, naming the listener that has the port.
-		{"listener port and name in use", []string{"lb", "listener", "add", "web", "--port", "80", "--pool", "default"}, []string{"tcp-80"}},
+		// Without --name the listener would be tcp-80 again: the port is
+		// what is in use, and the message names the listener that has it.
+		{"listener port and name in use", []string{"lb", "listener", "add", "web", "--port", "80", "--pool", "default"}, []string{"port", "tcp-80"}},
 		{"listener port in use", []string{"lb", "listener", "add", "web", "--port", "80", "--pool", "default", "--name", "second"}, []string{"port"}},
 		{"listener port in use, other protocol", []string{"lb", "listener", "add", "web", "--port", "80", "--protocol", "http", "--pool", "default", "--name", "again"}, []string{"port"}},
 		{"unknown group", []string{"lb", "create", "bad1", "--network", "default", "--listen", "80", "--group", "nosuch", "--port", "8080"}, []string{"group"}},
