@@ -162,6 +162,28 @@ export function clusterPath(plural, name = '') {
   return name ? `/v1/${plural}/${encodeURIComponent(name)}` : `/v1/${plural}`;
 }
 
+// early holds lists asked for before the session was confirmed (see
+// prefetch), by path; the first watch of that path takes its answer.
+const early = new Map();
+
+/**
+ * prefetch starts listing path now, before anyone watches it, so that a
+ * page known at load (the map of the project last used) does not wait for
+ * the session check before its lists start. The first watch(path) uses
+ * the answer (or its error); dropPrefetched forgets answers nobody took.
+ */
+export function prefetch(path) {
+  if (early.has(path)) return;
+  const answer = get(path);
+  answer.catch(() => {}); // reported to the watch that takes it, if any
+  early.set(path, answer);
+}
+
+/** dropPrefetched forgets the prefetched lists no watch has taken. */
+export function dropPrefetched() {
+  early.clear();
+}
+
 function withQuery(path, params) {
   const sep = path.includes('?') ? '&' : '?';
   const q = new URLSearchParams(params).toString();
@@ -193,7 +215,9 @@ export function watch(path, onEvent, onError = () => {}) {
 
   async function list() {
     controller = new AbortController();
-    const res = await get(path, { signal: controller.signal });
+    const pre = early.get(path);
+    early.delete(path);
+    const res = await (pre || get(path, { signal: controller.signal }));
     if (stopped) return;
     rv = (res.metadata && res.metadata.resourceVersion) || '';
     emit({ type: 'RESET' });
