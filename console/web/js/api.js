@@ -100,7 +100,7 @@ export async function text(path, opts) {
   return request('GET', path, undefined, { ...opts, headers: { Accept: 'text/plain' } });
 }
 
-async function fillMe(s, whoami) {
+async function fillMe(s, whoami, projects) {
   me.user = s.user || '';
   me.csrfToken = s.csrfToken || '';
   me.expires = s.expires || '';
@@ -110,7 +110,7 @@ async function fillMe(s, whoami) {
   me.projects = { ...(who.roles || {}) };
   if (me.clusterAdmin) {
     try {
-      const list = await get('/v1/projects');
+      const list = await (projects || get('/v1/projects'));
       for (const p of list.items || []) me.projects[p.metadata.name] = me.projects[p.metadata.name] || 'admin';
     } catch {
       // keep the projects of the roles
@@ -124,9 +124,13 @@ export async function session() {
   // Ask who we are at the same time: one round trip less on every load.
   const whoami = get('/v1/whoami');
   whoami.catch(() => {});
+  // Every user may list the projects (each sees those it may); cluster
+  // admins need the list, so ask now rather than after whoami.
+  const projects = get('/v1/projects');
+  projects.catch(() => {});
   try {
     const s = await get('/v1/session');
-    return await fillMe(s, whoami);
+    return await fillMe(s, whoami, projects);
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return null;
     throw e;

@@ -20,8 +20,11 @@ const UNPLACED = ''; // the panel of instances not (yet) on a host
 // frame is short, so that the top of the screen paints early; the next
 // ones are longer, as each frame also pays for style and layout.
 const FIRST_FRAME_BUDGET_MS = 30;
-const FRAME_BUDGET_MS = 80;
+const FRAME_BUDGET_MS = 100;
 const PHASES = ['Running', 'Pending', 'Scheduled', 'Provisioning', 'Starting', 'Stopping', 'Stopped', 'Terminating', 'Terminated', 'Failed'];
+
+// TILE is cloned for every new tile (cheaper than building each).
+const TILE = h('a', { class: 'tile' });
 
 function condition(obj, type) {
   const cs = (obj.status && obj.status.conditions) || [];
@@ -142,6 +145,7 @@ class MapView {
         return;
       case 'SYNCED':
         this.synced.hosts = true;
+        if (!this.readyAt) performance.mark('ouro-map-hosts-listed');
         break;
       case 'ADDED':
       case 'MODIFIED':
@@ -288,8 +292,14 @@ class MapView {
       this.dirtyTiles.delete(name);
       if (++n % 200 === 0 && performance.now() - t0 > budget) break;
     }
-    for (const name of this.dirtyHosts) this.renderHost(name);
-    this.dirtyHosts.clear();
+    // Host panels too, in list order (by name: the top of the screen
+    // first), within the same budget.
+    let m = 0;
+    for (const name of this.dirtyHosts) {
+      this.renderHost(name);
+      this.dirtyHosts.delete(name);
+      if (++m % 50 === 0 && performance.now() - t0 > budget) break;
+    }
     for (const box of this.reorder) sortChildren(box);
     this.reorder.clear();
     if (this.reorderHosts) sortChildren(this.hostsEl);
@@ -303,7 +313,7 @@ class MapView {
       performance.mark('ouro-map-first-paint');
     }
     this.batching = this.dirtyTiles.size > 0;
-    if (this.batching) {
+    if (this.batching || this.dirtyHosts.size) {
       this.schedule();
     } else if (listed && !this.readyAt) {
       // Every listed tile is on screen.
@@ -417,7 +427,8 @@ class MapView {
     }
     const view = this.tileView(inst, group, name);
     if (!t) {
-      const el = h('a', { class: 'tile', href: instanceHref(inst, this.all) });
+      const el = TILE.cloneNode(false);
+      el.setAttribute('href', instanceHref(inst, this.all));
       t = { el, host, group, sig: '', sortKey: '' };
       this.tiles.set(name, t);
       const p = this.panel(host);
