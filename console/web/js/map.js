@@ -80,6 +80,9 @@ class MapView {
     this.backingOff = new Set(); // crash-looping instances counting down to a retry
     this.clock = setInterval(() => this.tick(), 1000);
     this.dirtyTiles = new Set();
+    // New panels and group boxes are filled while detached and attached at
+    // the end of the flush: one insertion each, not one per tile.
+    this.born = [];
     this.reorder = new Set(); // containers whose children need sorting
     this.reorderHosts = false;
     this.frame = 0;
@@ -300,6 +303,8 @@ class MapView {
       this.dirtyHosts.delete(name);
       if (++m % 50 === 0 && performance.now() - t0 > budget) break;
     }
+    for (const attach of this.born) attach();
+    this.born = [];
     for (const box of this.reorder) sortChildren(box);
     this.reorder.clear();
     if (this.reorderHosts) sortChildren(this.hostsEl);
@@ -342,7 +347,9 @@ class MapView {
     el.sortKey = unplaced ? '' : ` ${hostName}`;
     p = { el, phaseEl, cpu, mem, groupsEl, groups: new Map(), count: 0, sig: '' };
     this.panels.set(hostName, p);
-    this.hostsEl.append(el);
+    this.born.push(() => {
+      if (this.panels.get(hostName) === p) this.hostsEl.append(el);
+    });
     this.reorderHosts = true;
     this.dirtyHosts.add(hostName); // render its head on this flush
     return p;
@@ -390,7 +397,9 @@ class MapView {
     el.sortKey = group ? ` ${group}` : '~';
     g = { el, tilesEl, count: 0 };
     p.groups.set(group, g);
-    p.groupsEl.append(el);
+    this.born.push(() => {
+      if (p.groups.get(group) === g) p.groupsEl.append(el);
+    });
     this.reorder.add(p.groupsEl);
     return g;
   }
