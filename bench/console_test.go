@@ -35,6 +35,11 @@ const consoleChanges = 50
 const paintJS = `(() => {
 	window.__paint = {};
 	window.__seen = {};
+	window.__long = [];
+	try {
+		new PerformanceObserver(l => { for (const e of l.getEntries()) window.__long.push(Math.round(e.startTime) + '+' + Math.round(e.duration)); })
+			.observe({type: 'longtask', buffered: true});
+	} catch (e) {}
 	const check = () => {
 		const want = window.__want || {hosts: 1e9, tiles: 1e9};
 		const panels = document.querySelectorAll('main section.host:not(.pending-panel)').length;
@@ -169,6 +174,10 @@ func runConsole(b *testing.B, hosts, instances int) consoleResult {
 	p.Eval(`performance.getEntriesByType('resource').filter(e => e.name.includes('/v1/'))
 		.map(e => new URL(e.name).pathname + ' ' + Math.round(e.startTime) + '→' + Math.round(e.responseEnd) + ' ms').join('; ')`, &timing)
 	b.Logf("the map's API requests (ms since navigation): %s; painted at %.0f ms", timing, paint.Full)
+	var marks string
+	p.Eval(`performance.getEntriesByType('mark').map(e => e.name + ' ' + Math.round(e.startTime)).join('; ') +
+		' | long tasks (start+ms): ' + window.__long.join(' ')`, &marks)
+	b.Logf("the page's marks (ms since navigation): %s", marks)
 	p.Screenshot("console-map-1000-hosts")
 	logStates(ctx, b, c.Admin)
 	r.assets = float64(transfers.Sum(func(path string) bool { return !strings.HasPrefix(path, "/v1/") })) / 1000

@@ -100,7 +100,7 @@ export async function text(path, opts) {
   return request('GET', path, undefined, { ...opts, headers: { Accept: 'text/plain' } });
 }
 
-async function fillMe(s, whoami) {
+async function fillMe(s, whoami, projects) {
   me.user = s.user || '';
   me.csrfToken = s.csrfToken || '';
   me.expires = s.expires || '';
@@ -110,7 +110,7 @@ async function fillMe(s, whoami) {
   me.projects = { ...(who.roles || {}) };
   if (me.clusterAdmin) {
     try {
-      const list = await get('/v1/projects');
+      const list = await (projects || get('/v1/projects'));
       for (const p of list.items || []) me.projects[p.metadata.name] = me.projects[p.metadata.name] || 'admin';
     } catch {
       // keep the projects of the roles
@@ -124,9 +124,13 @@ export async function session() {
   // Ask who we are at the same time: one round trip less on every load.
   const whoami = get('/v1/whoami');
   whoami.catch(() => {});
+  // Every user may list the projects (each sees those it may); cluster
+  // admins need the list, so ask now rather than after whoami.
+  const projects = get('/v1/projects');
+  projects.catch(() => {});
   try {
     const s = await get('/v1/session');
-    return await fillMe(s, whoami);
+    return await fillMe(s, whoami, projects);
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return null;
     throw e;
@@ -162,6 +166,28 @@ export function clusterPath(plural, name = '') {
   return name ? `/v1/${plural}/${encodeURIComponent(name)}` : `/v1/${plural}`;
 }
 
+// early holds lists asked for before the session was confirmed (see
+// prefetch), by path; the first watch of that path takes its answer.
+const early = new Map();
+
+/**
+ * prefetch starts listing path now, before anyone watches it, so that a
+ * page known at load (the map of the project last used) does not wait for
+ * the session check before its lists start. The first watch(path) uses
+ * the answer (or its error); dropPrefetched forgets answers nobody took.
+ */
+export function prefetch(path) {
+  if (early.has(path)) return;
+  const answer = get(path);
+  answer.catch(() => {}); // reported to the watch that takes it, if any
+  early.set(path, answer);
+}
+
+/** dropPrefetched forgets the prefetched lists no watch has taken. */
+export function dropPrefetched() {
+  early.clear();
+}
+
 function withQuery(path, params) {
   const sep = path.includes('?') ? '&' : '?';
   const q = new URLSearchParams(params).toString();
@@ -193,7 +219,9 @@ export function watch(path, onEvent, onError = () => {}) {
 
   async function list() {
     controller = new AbortController();
-    const res = await get(path, { signal: controller.signal });
+    const pre = early.get(path);
+    early.delete(path);
+    const res = await (pre || get(path, { signal: controller.signal }));
     if (stopped) return;
     rv = (res.metadata && res.metadata.resourceVersion) || '';
     emit({ type: 'RESET' });

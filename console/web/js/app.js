@@ -402,12 +402,14 @@ async function boot() {
   api.onUnauthorized(() => {
     if (state.main) showSignIn('Your session ended; sign in again.');
   });
+  prefetchMap();
   const pages = loadPages();
   let me = null;
   try {
     me = await api.session();
     performance.mark('ouro-session');
   } catch (e) {
+    api.dropPrefetched();
     await pages;
     showSignIn();
     const s = document.querySelector('.signin-status');
@@ -417,6 +419,24 @@ async function boot() {
   await pages;
   if (me) start();
   else showSignIn();
+  // The map's watches took their lists when it rendered (synchronously);
+  // drop what another page or another project left.
+  api.dropPrefetched();
+}
+
+// prefetchMap starts the lists of the map when the page opened is the map
+// of a known project (named by the link, else the one used last): they are
+// the slow part of its first paint, and need not wait for the session
+// check and whoami. Without a valid session they answer 401 and are
+// dropped.
+function prefetchMap() {
+  const [path, query = ''] = location.hash.replace(/^#\/?/, '').split('?');
+  if (path !== '' && path !== 'map') return;
+  const q = new URLSearchParams(query);
+  const project = q.get('project') || localStorage.getItem('ouro.project');
+  if (!project) return;
+  api.prefetch('/v1/hosts');
+  api.prefetch(q.get('all') === '1' ? '/v1/instances' : api.projectPath(project, 'instances'));
 }
 
 document.addEventListener('keydown', (e) => {

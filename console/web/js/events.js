@@ -29,10 +29,13 @@ function sortKey(ev) {
 }
 
 /**
- * timeline returns {el, stop}: an element listing the events of project as
- * they happen, and the function that stops its watch.
+ * timeline returns {el, begin, stop}: an element listing the events of
+ * project as they happen, the function that starts its watch (at once
+ * unless deferred: the map starts it once its own lists are drawn, so
+ * that the events list does not compete with them) and the one that
+ * stops it.
  */
-export function timeline(project, { limit = 200, all = false } = {}) {
+export function timeline(project, { limit = 200, all = false, deferred = false } = {}) {
   const events = new Map(); // name → Event
   const rows = new Map(); // name → {li, sig}
   const dirty = new Set();
@@ -103,7 +106,14 @@ export function timeline(project, { limit = 200, all = false } = {}) {
     if (!frame && synced) frame = requestAnimationFrame(flush);
   }
 
-  const stopWatch = watch(all ? '/v1/events' : projectPath(project, 'events'), (ev) => {
+  let stopWatch = null;
+  const begin = () => {
+    if (stopWatch || stopped) return;
+    stopWatch = watch(all ? '/v1/events' : projectPath(project, 'events'), onEvent, onError);
+  };
+  let stopped = false;
+
+  function onEvent(ev) {
     switch (ev.type) {
       case 'RESET':
         synced = false;
@@ -126,10 +136,13 @@ export function timeline(project, { limit = 200, all = false } = {}) {
         return;
     }
     schedule();
-  }, (err) => {
+  }
+
+  function onError(err) {
     note.hidden = false;
     note.textContent = err.status === 0 ? 'Reconnecting…' : `Events: ${err.message}`;
-  });
+  }
+  if (!deferred) begin();
 
   // The relative times age: refresh them every 15 s (only the text of
   // the visible rows; no request is made).
@@ -139,8 +152,10 @@ export function timeline(project, { limit = 200, all = false } = {}) {
 
   return {
     el,
+    begin,
     stop() {
-      stopWatch();
+      stopped = true;
+      if (stopWatch) stopWatch();
       clearInterval(tick);
       if (frame) cancelAnimationFrame(frame);
     },

@@ -16,8 +16,15 @@ import { mib } from './dom.js';
 const LABEL_GROUP = 'ouro.dev/group';
 const LABEL_REVISION = 'ouro.dev/revision';
 const UNPLACED = ''; // the panel of instances not (yet) on a host
-const FRAME_BUDGET_MS = 40; // of tile work per animation frame
+// Tile work per animation frame while a big batch is drawn: the first
+// frame is short, so that the top of the screen paints early; the next
+// ones are longer, as each frame also pays for style and layout.
+const FIRST_FRAME_BUDGET_MS = 30;
+const FRAME_BUDGET_MS = 100;
 const PHASES = ['Running', 'Pending', 'Scheduled', 'Provisioning', 'Starting', 'Stopping', 'Stopped', 'Terminating', 'Terminated', 'Failed'];
+
+// TILE is cloned for every new tile (cheaper than building each).
+const TILE = h('a', { class: 'tile' });
 
 function condition(obj, type) {
   const cs = (obj.status && obj.status.conditions) || [];
@@ -56,8 +63,9 @@ function timeText(t) {
  * animation frame applies.
  */
 class MapView {
-  constructor(root, project, { all = false, canAll = false, onAll = () => {} } = {}) {
+  constructor(root, project, { all = false, canAll = false, onAll = () => {}, onReady = () => {} } = {}) {
     this.root = root;
+    this.onReady = onReady; // called once, when every listed tile is drawn
     this.project = project;
     this.all = all; // every project's instances (cluster admins)
     this.canAll = canAll;
@@ -72,6 +80,9 @@ class MapView {
     this.backingOff = new Set(); // crash-looping instances counting down to a retry
     this.clock = setInterval(() => this.tick(), 1000);
     this.dirtyTiles = new Set();
+    // New panels and group boxes are filled while detached and attached at
+    // the end of the flush: one insertion each, not one per tile.
+    this.born = [];
     this.reorder = new Set(); // containers whose children need sorting
     this.reorderHosts = false;
     this.frame = 0;
@@ -137,6 +148,7 @@ class MapView {
         return;
       case 'SYNCED':
         this.synced.hosts = true;
+        if (!this.readyAt) performance.mark('ouro-map-hosts-listed');
         break;
       case 'ADDED':
       case 'MODIFIED':
@@ -264,24 +276,35 @@ class MapView {
     // the screen, and by name within a host, so that their boxes are born
     // sorted. Stop after FRAME_BUDGET_MS and go on in the next frame: the
     // page stays responsive and paints early.
-    let names = this.dirtyTiles;
-    if (names.size > 64) {
+    // The batch is sorted once, on its first frame: a Set keeps the order
+    // for the next frames (keys dirtied meanwhile come last).
+    const names = this.dirtyTiles;
+    if (names.size > 64 && !this.batching) {
       const keyed = [];
       for (const name of names) {
         const inst = this.insts.get(name);
         keyed.push([`${(inst && inst.status && inst.status.host) || ''}\u0000${name}`, name]);
       }
       keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-      names = keyed.map((k) => k[1]);
+      this.dirtyTiles = new Set(keyed.map((k) => k[1]));
     }
+    const budget = this.firstPaintAt ? FRAME_BUDGET_MS : FIRST_FRAME_BUDGET_MS;
     let n = 0;
-    for (const name of names) {
+    for (const name of this.dirtyTiles) {
       this.renderTile(name);
       this.dirtyTiles.delete(name);
-      if (++n % 200 === 0 && performance.now() - t0 > FRAME_BUDGET_MS) break;
+      if (++n % 200 === 0 && performance.now() - t0 > budget) break;
     }
-    for (const name of this.dirtyHosts) this.renderHost(name);
-    this.dirtyHosts.clear();
+    // Host panels too, in list order (by name: the top of the screen
+    // first), within the same budget.
+    let m = 0;
+    for (const name of this.dirtyHosts) {
+      this.renderHost(name);
+      this.dirtyHosts.delete(name);
+      if (++m % 50 === 0 && performance.now() - t0 > budget) break;
+    }
+    for (const attach of this.born) attach();
+    this.born = [];
     for (const box of this.reorder) sortChildren(box);
     this.reorder.clear();
     if (this.reorderHosts) sortChildren(this.hostsEl);
@@ -294,12 +317,14 @@ class MapView {
       this.firstPaintAt = performance.now();
       performance.mark('ouro-map-first-paint');
     }
-    if (this.dirtyTiles.size) {
+    this.batching = this.dirtyTiles.size > 0;
+    if (this.batching || this.dirtyHosts.size) {
       this.schedule();
     } else if (listed && !this.readyAt) {
       // Every listed tile is on screen.
       this.readyAt = performance.now();
       performance.mark('ouro-map-ready');
+      this.onReady();
     }
   }
 
@@ -322,7 +347,9 @@ class MapView {
     el.sortKey = unplaced ? '' : ` ${hostName}`;
     p = { el, phaseEl, cpu, mem, groupsEl, groups: new Map(), count: 0, sig: '' };
     this.panels.set(hostName, p);
-    this.hostsEl.append(el);
+    this.born.push(() => {
+      if (this.panels.get(hostName) === p) this.hostsEl.append(el);
+    });
     this.reorderHosts = true;
     this.dirtyHosts.add(hostName); // render its head on this flush
     return p;
@@ -370,7 +397,9 @@ class MapView {
     el.sortKey = group ? ` ${group}` : '~';
     g = { el, tilesEl, count: 0 };
     p.groups.set(group, g);
-    p.groupsEl.append(el);
+    this.born.push(() => {
+      if (p.groups.get(group) === g) p.groupsEl.append(el);
+    });
     this.reorder.add(p.groupsEl);
     return g;
   }
@@ -407,7 +436,8 @@ class MapView {
     }
     const view = this.tileView(inst, group, name);
     if (!t) {
-      const el = h('a', { class: 'tile', href: instanceHref(inst, this.all) });
+      const el = TILE.cloneNode(false);
+      el.setAttribute('href', instanceHref(inst, this.all));
       t = { el, host, group, sig: '', sortKey: '' };
       this.tiles.set(name, t);
       const p = this.panel(host);
@@ -551,10 +581,19 @@ register('map', {
       return undefined;
     }
     const all = !!ctx.me.clusterAdmin && params.query.get('all') === '1';
+    // The events timeline lists after the map has drawn its lists (or
+    // after 3 s, whatever happens first), so that its list does not
+    // compete with the map's for the server and the browser.
+    const tl = timeline(ctx.project, { limit: 200, all, deferred: true });
+    const later = setTimeout(tl.begin, 3000);
     const view = new MapView(mapEl, ctx.project, {
       all,
       canAll: !!ctx.me.clusterAdmin,
       onAll: (on) => ctx.navigate(on ? '#/map?all=1' : '#/map'),
+      onReady: () => {
+        clearTimeout(later);
+        tl.begin();
+      },
     });
     const status = { hosts: 'connecting', instances: 'connecting' };
     const showLive = () => {
@@ -591,9 +630,8 @@ register('map', {
       showLive();
       if (err.status !== 0) ctx.toastError(err);
     }));
-    const tl = timeline(ctx.project, { limit: 200, all });
     layout.append(tl.el);
-    stops.push(tl.stop);
+    stops.push(tl.stop, () => clearTimeout(later));
     // Expose the view for benchmarks and tests (e.g. the time of the last redraw).
     window.ouroMap = view;
     return () => {
