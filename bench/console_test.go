@@ -17,7 +17,6 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
-	"github.com/ouroboros-cloud/ouro/hollow"
 	"github.com/ouroboros-cloud/ouro/hollow/hollowtest"
 	"github.com/ouroboros-cloud/ouro/internal/browsertest"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
@@ -125,20 +124,7 @@ func runConsole(b *testing.B, hosts, instances int) consoleResult {
 	b.StopTimer()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := hollowtest.Start(b)
-	h := c.RunHollow(b, hollow.Config{Count: hosts, Capacity: hostCapacity})
-	c.WaitHostsReady(b, h, hollow.DefaultNamePrefix, hosts, scaleDeadline)
-	net := &api.Network{Metadata: api.ObjectMeta{Name: scaleNetwork, Project: hollowtest.Project},
-		Spec: api.NetworkSpec{CIDR: "10.128.0.0/16"}}
-	if _, err := c.Admin.Create(ctx, net, client.CreateOptions{}); err != nil {
-		b.Fatalf("create network %s: %v", scaleNetwork, err)
-	}
-	tr := newTracker(instances)
-	watchDone := make(chan error, 1)
-	go func() {
-		watchDone <- client.Watch(ctx, c.Admin, api.InstanceKind, hollowtest.Project, client.WatchOptions{
-			ListOptions: client.ListOptions{LabelSelector: "bench=scale"}}, tr.see)
-	}()
+	c, tr, watchDone := startScaleCloud(ctx, b, hosts, instances)
 	create(ctx, b, c.Admin, instances)
 	tr.wait(b, tr.allRunning, watchDone, "every instance Running")
 	who, err := c.Admin.Whoami(ctx)

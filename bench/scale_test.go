@@ -107,28 +107,36 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
-// runScale builds a cloud with hosts hollow hosts, creates instances and
-// measures. The timer runs only while instances are created and placed.
-func runScale(b *testing.B, hosts, instances int) scaleResult {
-	b.StopTimer()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// startScaleCloud starts the server and hosts hollow hosts, waits until
+// they are Ready, makes the network the instances go on (the default one,
+// a /20, holds 4,093 instances) and starts a tracker of the instances
+// labelled bench=scale; the watch's end is sent on the channel.
+func startScaleCloud(ctx context.Context, b *testing.B, hosts, instances int) (*hollowtest.Cloud, *tracker, chan error) {
+	b.Helper()
 	c := hollowtest.Start(b)
 	h := c.RunHollow(b, hollow.Config{Count: hosts, Capacity: hostCapacity})
 	c.WaitHostsReady(b, h, hollow.DefaultNamePrefix, hosts, scaleDeadline)
-	// The default network (a /20) holds 4,093 instances; give the run room.
 	net := &api.Network{Metadata: api.ObjectMeta{Name: scaleNetwork, Project: hollowtest.Project},
 		Spec: api.NetworkSpec{CIDR: "10.128.0.0/16"}}
 	if _, err := c.Admin.Create(ctx, net, client.CreateOptions{}); err != nil {
 		b.Fatalf("create network %s: %v", scaleNetwork, err)
 	}
-
 	tr := newTracker(instances)
 	watchDone := make(chan error, 1)
 	go func() {
 		watchDone <- client.Watch(ctx, c.Admin, api.InstanceKind, hollowtest.Project, client.WatchOptions{
 			ListOptions: client.ListOptions{LabelSelector: "bench=scale"}}, tr.see)
 	}()
+	return c, tr, watchDone
+}
+
+// runScale builds a cloud with hosts hollow hosts, creates instances and
+// measures. The timer runs only while instances are created and placed.
+func runScale(b *testing.B, hosts, instances int) scaleResult {
+	b.StopTimer()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, tr, watchDone := startScaleCloud(ctx, b, hosts, instances)
 
 	b.StartTimer()
 	start := time.Now()
