@@ -65,6 +65,9 @@ func toAPIError(err error) *api.Error {
 		return gone()
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeUnavailable, Message: "the request timed out or was cancelled"}
+	case store.Transient(err):
+		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeUnavailable,
+			Message: "the store is electing a leader", Hint: "retry in a moment"}
 	}
 	return &api.Error{Status: http.StatusInternalServerError, Code: api.CodeInternal, Message: "internal error",
 		Hint: "the server log has the details"}
