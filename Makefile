@@ -3,12 +3,23 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin/ouro
 
-.PHONY: all build console-assets deps test-deps up test fuzz bench vet clean
+.PHONY: all build release console-assets deps test-deps up test fuzz bench vet clean
 
 all: build
 
 build: console-assets
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/ouro
+
+# Release builds: one static binary per architecture (amd64 for PCs and
+# servers, arm64 for Raspberry Pi 4/5 and other 64-bit ARM boards), with
+# the console embedded, and their SHA-256 sums, in bin/release/.
+RELEASE_ARCHES := amd64 arm64
+release: console-assets
+	mkdir -p bin/release
+	for arch in $(RELEASE_ARCHES); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -o bin/release/ouro-linux-$$arch ./cmd/ouro || exit 1; \
+	done
+	cd bin/release && sha256sum ouro-linux-* > SHA256SUMS
 
 # The console's third-party browser code (xterm.js and its fit addon):
 # installed by npm from console/package-lock.json, and only the files the

@@ -60,6 +60,7 @@ func (a *Agent) wire() {
 	a.endpoint = endpoint.New(endpoint.Config{
 		Instances: endpointInstances{a},
 		Identity:  &a.sess,
+		Reach:     &a.ports,
 		Logger:    a.log,
 	})
 	plane, _ := a.cfg.Network.(metaserver.Plane)

@@ -84,3 +84,10 @@ type ExecResponse struct {
 // after the 101 answer the connection carries the console's raw bytes both
 // ways, as a serial line does.
 const ConsoleProtocol = "ouro-console"
+
+// PortForwardProtocol is the protocol POST
+// .../instances/{name}/portforward?port=N upgrades to: after the 101
+// answer the connection carries one TCP connection's bytes both ways,
+// dialled by the instance's agent to the instance's first address and
+// port N from inside the instance's network.
+const PortForwardProtocol = "ouro-portforward"

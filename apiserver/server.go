@@ -231,6 +231,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET "+inst+"exec", s.terminal(ag.execWS))
 	mux.Handle("GET "+inst+"console", s.terminal(ag.consoleWS))
 	mux.Handle("POST "+inst+"crash", s.authed(ag.crash))
+	mux.Handle("POST "+inst+"portforward", s.authed(ag.portForward))
 
 	sg := "/v1/projects/{project}/securitygroups/{name}/rules"
 	mux.Handle("POST "+sg, s.authed(s.addRule))

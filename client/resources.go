@@ -250,35 +250,7 @@ func (c *Client) Whoami(ctx context.Context) (*api.Whoami, error) {
 // to its input, Close detaches. Instances whose driver has no console
 // (containers) answer 400.
 func (c *Client) Console(ctx context.Context, project, name string) (io.ReadWriteCloser, error) {
-	u := *c.base
-	u.Path = c.base.Path + Path(api.InstanceKind, project, name) + "/console"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("console: %w", err)
-	}
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", api.ConsoleProtocol)
-	req.Header.Set("User-Agent", c.ua)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.upgrade.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("POST %s: %w", u.Path, err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		defer resp.Body.Close()
-		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-			return nil, fmt.Errorf("POST %s: the server answered %s instead of switching to the console", u.Path, resp.Status)
-		}
-		return nil, decodeError(resp)
-	}
-	rwc, ok := resp.Body.(io.ReadWriteCloser)
-	if !ok {
-		resp.Body.Close()
-		return nil, fmt.Errorf("POST %s: the switched connection is not writable", u.Path)
-	}
-	return rwc, nil
+	return c.switchTo(ctx, Path(api.InstanceKind, project, name)+"/console", nil, api.ConsoleProtocol, "the console")
 }
 
 // SetPassword sets user's console password (PUT /v1/users/{name}/password):

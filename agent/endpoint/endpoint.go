@@ -60,7 +60,10 @@ type Identity interface {
 type Config struct {
 	Instances Instances
 	Identity  Identity
-	Logger    *slog.Logger
+	// Reach finds the way to an instance for port forwards; nil refuses
+	// them.
+	Reach  Reach
+	Logger *slog.Logger
 }
 
 // Server is the agent endpoint. Build it with New and serve it with
@@ -85,6 +88,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/instances/{uid}/exec", s.handleExec)
 	mux.HandleFunc("POST /v1/instances/{uid}/console", s.handleConsole)
 	mux.HandleFunc("POST /v1/instances/{uid}/crash", s.handleCrash)
+	mux.HandleFunc("POST /v1/instances/{uid}/portforward", s.handlePortForward)
 	return onlyServers(mux)
 }
 

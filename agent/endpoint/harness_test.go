@@ -116,6 +116,12 @@ type testEndpoint struct {
 // test ends.
 func serve(t *testing.T, d driver.Driver, uids ...string) *testEndpoint {
 	t.Helper()
+	return serveReach(t, d, nil, uids...)
+}
+
+// serveReach is serve with a way to reach instances for port forwards.
+func serveReach(t *testing.T, d driver.Driver, reach Reach, uids ...string) *testEndpoint {
+	t.Helper()
 	ca, err := pki.LoadOrCreateCA(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +146,7 @@ func serve(t *testing.T, d driver.Driver, uids ...string) *testEndpoint {
 	s := New(Config{
 		Instances: insts,
 		Identity:  stubIdentity{cert: own, pool: ca.Pool()},
+		Reach:     reach,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -167,3 +167,22 @@ func firstNonEmpty(s ...string) string {
 	}
 	return ""
 }
+
+// Inherit returns the global flags and environment that make another ouro
+// process (one that ssh starts as its ProxyCommand, say) act as this one
+// does: the same context and project, and the token and server given on
+// the command line, passed in the environment so they do not show in the
+// process list.
+func (o *Options) Inherit() (args, env []string) {
+	if o.contextName != "" {
+		args = append(args, "--context", o.contextName)
+	}
+	args = append(args, "--project", o.Project())
+	if o.token != "" {
+		env = append(env, EnvToken+"="+o.token)
+	}
+	if o.server != "" {
+		env = append(env, EnvServer+"="+o.server)
+	}
+	return args, env
+}

@@ -46,6 +46,8 @@ func NewCommand(o *command.Options) *cobra.Command {
 		newInstanceExecCommand(o),
 		newInstanceConsoleCommand(o),
 		newInstanceConsoleLogCommand(o),
+		newInstancePortForwardCommand(o),
+		newInstanceSSHCommand(o),
 	)
 	return cmd
 }
