@@ -16,7 +16,9 @@ import (
 // namespace, or at nothing when ok is false.
 type loopbackReach struct{ ok bool }
 
-func (r loopbackReach) ProbeTarget(*api.Instance) (string, string, bool) { return "", "127.0.0.1", r.ok }
+func (r loopbackReach) ProbeTarget(*api.Instance) (string, string, bool) {
+	return "", "127.0.0.1", r.ok
+}
 
 // echoServer accepts connections on loopback and echoes each line back
 // in upper case, until the test ends; it returns its port.
