@@ -29,6 +29,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/cli/admin"
+	clibootstrap "github.com/ouroboros-cloud/ouro/cli/bootstrap"
 	"github.com/ouroboros-cloud/ouro/cli/catalog"
 	"github.com/ouroboros-cloud/ouro/cli/command"
 	"github.com/ouroboros-cloud/ouro/cli/events"
@@ -77,6 +78,7 @@ func NewRootCommand() *cobra.Command {
 		loadbalancer.NewCommand(o),
 		stack.NewCommand(o),
 		stack.NewApplyCommand(o),
+		clibootstrap.NewCommand(o),
 		catalog.NewKeyPairCommand(o),
 		admin.NewHostCommand(o),
 		admin.NewServerCommand(o),

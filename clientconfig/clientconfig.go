@@ -57,6 +57,18 @@ type Context struct {
 	CACert string `json:"caCert,omitempty"`
 }
 
+// Encode returns the configuration as the file holds it.
+func (c *Config) Encode() ([]byte, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	data, err := yaml.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode client configuration: %w", err)
+	}
+	return data, nil
+}
+
 // ErrNoCurrentContext is returned by Current when no context is selected.
 var ErrNoCurrentContext = errors.New("no current context")
 
@@ -115,12 +127,9 @@ func (c *Config) validate() error {
 // path, so a reader sees the old or the new file and never a part. The
 // directory is created with mode 0700 if missing.
 func (c *Config) Save(path string) error {
-	if err := c.validate(); err != nil {
-		return fmt.Errorf("save client configuration: %w", err)
-	}
-	data, err := yaml.Marshal(c)
+	data, err := c.Encode()
 	if err != nil {
-		return fmt.Errorf("encode client configuration: %w", err)
+		return fmt.Errorf("save client configuration: %w", err)
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -15,6 +15,15 @@ import (
 	"github.com/ouroboros-cloud/ouro/driver/container"
 )
 
+// The environment variables the daemons read a join token from when its
+// flag is not given, so that a service manager's environment file can
+// carry a one-time secret without it showing in the process list or in a
+// unit file that is compared again later (package bootstrap writes them).
+const (
+	EnvJoinToken  = "OURO_JOIN_TOKEN"
+	EnvServerJoin = "OURO_SERVER_JOIN"
+)
+
 // Commands returns the daemon subcommands of ouro: up, server, agent and
 // the container shim.
 func Commands() []*cobra.Command {
@@ -101,6 +110,9 @@ func serverCommand() *cobra.Command {
 				return err
 			}
 			cfg.Logger = log
+			if cfg.Join == "" {
+				cfg.Join = os.Getenv(EnvServerJoin)
+			}
 			if endpoints != "" {
 				cfg.EtcdEndpoints = strings.Split(endpoints, ",")
 			}
@@ -131,7 +143,7 @@ func serverCommand() *cobra.Command {
 	f.StringSliceVar(&cfg.CertHosts, "cert-host", nil, "extra name or address for the server certificate (repeatable)")
 	f.StringVar(&cfg.APIVIP, "api-vip", "", "virtual address ADDR/PREFIX of the API, held by one ready server at a time")
 	f.StringVar(&cfg.APIVIPInterface, "api-vip-interface", "", "interface for --api-vip (default: the one whose subnet holds it)")
-	f.StringVar(&cfg.Join, "join", "", "server join token (from 'ouro server join-token'): join that cluster (first start only; needs an https --etcd-peer-url)")
+	f.StringVar(&cfg.Join, "join", "", "server join token (from 'ouro server join-token'): join that cluster (first start only; needs an https --etcd-peer-url; env "+EnvServerJoin+")")
 	f.Int64Var(&maxBlobGiB, "max-blob-gib", apiserver.DefaultMaxBlobBytes>>30, "largest blob (image layer or disk image) the server accepts, in GiB")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return cmd
@@ -169,6 +181,9 @@ func agentCommand() *cobra.Command {
 			if os.Geteuid() != 0 {
 				return fmt.Errorf("ouro agent needs root: it runs containers with runc, mounts overlay filesystems and sets cgroup limits; run it with sudo")
 			}
+			if cfg.JoinToken == "" {
+				cfg.JoinToken = os.Getenv(EnvJoinToken)
+			}
 			cfg.Labels = map[string]string{}
 			for _, l := range labels {
 				k, v, ok := strings.Cut(l, "=")
@@ -185,7 +200,7 @@ func agentCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Server, "server", "", "URL of an API server, e.g. https://10.0.0.1:7443")
 	f.StringVar(&caFile, "ca-cert", "", "PEM file of the cluster CA (from the server's data dir, pki/ca.crt)")
-	f.StringVar(&cfg.JoinToken, "join-token", "", "join token from `ouro host join-token` (needed on first start only)")
+	f.StringVar(&cfg.JoinToken, "join-token", "", "join token from `ouro host join-token` (needed on first start only; env "+EnvJoinToken+")")
 	f.StringVar(&cfg.DataDir, "data-dir", "/var/lib/ouro/agent", "where the agent keeps credentials and instances")
 	f.StringVar(&cfg.Name, "name", "", "host name (default: hostname)")
 	f.StringVar(&cfg.AdvertiseAddress, "advertise-address", "", "underlay address of this host (default: the default route's)")

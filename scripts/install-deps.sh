@@ -16,6 +16,8 @@ RUNTIME_PKGS+=(haproxy keepalived)
 TEST_PKGS=(etcd-server etcd-client skopeo debootstrap e2fsprogs kmod)
 # The web console's end-to-end tests and benchmarks drive a headless Chromium.
 TEST_PKGS+=(chromium)
+# `ouro bootstrap` is tested against sshd run by the tests in namespaces.
+TEST_PKGS+=(openssh-server openssh-client)
 
 # Virtual machines: QEMU for the host's architecture, qemu-img (overlays),
 # genisoimage (cloud-init seeds); aarch64 disk images boot with UEFI. The
@@ -60,6 +62,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# openssh-server starts the system's sshd when installed; the tests run
+# their own. Stop it only if this run installed it (a machine that had
+# sshd before keeps it).
+if [[ " ${missing[*]} " == *" openssh-server "* ]] && systemctl is-active --quiet ssh 2>/dev/null; then
+	systemctl disable --now ssh >/dev/null 2>&1 || true
 fi
 
 # Debian's haproxy and keepalived packages start system services; ouro runs

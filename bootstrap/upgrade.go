@@ -1,0 +1,155 @@
+package bootstrap
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+)
+
+// Upgrade rolls the local binaries through a bootstrapped cloud, one host
+// at a time: the servers first, each restarted and ready in the cluster
+// before the next (so a cluster of three keeps its quorum and the API
+// VIP keeps answering), then the agents, each restarted (its instances
+// run on: the agent adopts them) and Ready before the next. Hosts whose
+// binary is already the one asked for are left alone.
+func Upgrade(ctx context.Context, inv *Inventory, opts Options) (Result, error) {
+	if opts.Dial == nil {
+		opts.Dial = DialAddress
+	}
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 5 * time.Minute
+	}
+	b := &run{inv: inv, opts: opts}
+	nodes := map[string]*node{}
+	defer func() {
+		for _, n := range nodes {
+			n.r.Close()
+		}
+	}()
+	for i := range inv.Hosts {
+		h := &inv.Hosts[i]
+		n, err := b.connect(ctx, h)
+		if err != nil {
+			b.fail(h.Name, "connect", err)
+			return Result{Changes: b.changes}, errors.Join(b.errs...)
+		}
+		nodes[h.Name] = n
+	}
+	servers := inv.Servers()
+	first := nodes[servers[0].Name]
+	if _, _, err := b.firstServerReady(ctx, first); err != nil {
+		b.fail(first.h.Name, "server", err)
+		return Result{Changes: b.changes}, errors.Join(b.errs...)
+	}
+	for _, h := range servers {
+		n := nodes[h.Name]
+		if err := b.upgradeOne(ctx, n, b.serverService(n, ""), func() error { return b.serversReady(ctx, first, len(servers)) }); err != nil {
+			b.fail(h.Name, "upgrade", err)
+			return Result{Changes: b.changes}, errors.Join(b.errs...)
+		}
+	}
+	for _, h := range inv.Agents() {
+		n := nodes[h.Name]
+		if err := b.upgradeOne(ctx, n, b.agentService(n, b.apiURL(first), ""), func() error { return b.hostReady(ctx, first, h.Name) }); err != nil {
+			b.fail(h.Name, "upgrade", err)
+			return Result{Changes: b.changes}, errors.Join(b.errs...)
+		}
+	}
+	return Result{Changes: b.changes}, nil
+}
+
+// connect logs into h and reads what it is.
+func (b *run) connect(ctx context.Context, h *Host) (*node, error) {
+	n := &node{h: h, addr: h.Address}
+	if h.Instance != "" {
+		if b.opts.Address == nil {
+			return nil, errors.New("the host is an instance, and no cloud to find it in was given")
+		}
+		addr, err := b.opts.Address(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		n.addr = addr
+	}
+	r, err := dialSSH(ctx, h, b.opts.Dial, b.opts.Known)
+	if err != nil {
+		return nil, err
+	}
+	n.r = r
+	if n.f, err = readFacts(ctx, r); err != nil {
+		r.Close()
+		return nil, err
+	}
+	n.svc = serviceManager{r: r, systemd: n.f.systemd, data: h.Paths.Data}
+	return n, nil
+}
+
+// upgradeOne replaces n's binary if it differs, restarts the service s
+// and waits for ready.
+func (b *run) upgradeOne(ctx context.Context, n *node, s service, ready func() error) error {
+	local, err := b.opts.Binary(n.f.arch)
+	if err != nil {
+		return err
+	}
+	want, err := fileSum(local)
+	if err != nil {
+		return fmt.Errorf("local binary: %w", err)
+	}
+	have, err := remoteSum(ctx, n.r, n.bin())
+	if err != nil {
+		return err
+	}
+	if have == want {
+		b.report(n.h.Name, "upgrade "+s.role, Unchanged)
+		return nil
+	}
+	if b.opts.Check {
+		b.report(n.h.Name, "upgrade "+s.role, WouldChange)
+		return nil
+	}
+	f, err := os.Open(local)
+	if err != nil {
+		return fmt.Errorf("local binary: %w", err)
+	}
+	defer f.Close()
+	// The running process keeps its old executable: the new file takes
+	// its name by rename, and the restart runs it.
+	if err := upload(ctx, n.r, n.bin(), f, "0755"); err != nil {
+		return err
+	}
+	if err := n.svc.restart(ctx, s); err != nil {
+		return err
+	}
+	if err := ready(); err != nil {
+		return err
+	}
+	b.report(n.h.Name, "upgrade "+s.role, Changed+" ("+want[:12]+")")
+	return nil
+}
+
+// serversReady waits until count servers are ready in the cluster, asked
+// on the first server (retrying while that one restarts).
+func (b *run) serversReady(ctx context.Context, first *node, count int) error {
+	return b.poll(ctx, "every server ready", func() (bool, error) {
+		out, err := first.r.Run(ctx, first.cli("server", "list", "-o", "json"), nil)
+		if err != nil {
+			return false, nil
+		}
+		var l api.ServerList
+		if json.Unmarshal([]byte(out), &l) != nil {
+			return false, nil
+		}
+		ready := 0
+		for _, s := range l.Items {
+			if s.Ready {
+				ready++
+			}
+		}
+		return ready >= count, nil
+	})
+}
