@@ -72,6 +72,7 @@ func NewRootCommand() *cobra.Command {
 		catalog.NewImageCommand(o),
 		catalog.NewFlavorCommand(o),
 		network.NewNetworkCommand(o),
+		network.NewVPCCommand(o),
 		network.NewSecurityGroupCommand(o),
 		network.NewFloatingIPCommand(o),
 		loadbalancer.NewCommand(o),
