@@ -1,6 +1,7 @@
 package ec2
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -101,16 +102,39 @@ func (c *Call) findAll(k *api.Kind, prefix string, ids []string, nf func(id stri
 
 // create creates obj through the API server's admission.
 func (c *Call) create(obj api.Object, idempotencyKey string) (bool, error) {
-	return c.h.cfg.Objects.CreateObject(c.ctx, c.h.cfg.Store, c.ID, obj, idempotencyKey)
+	existed, err := c.h.cfg.Objects.CreateObject(c.ctx, c.h.cfg.Store, c.ID, obj, idempotencyKey)
+	return existed, storeError(err)
 }
 
 // update writes obj (read at its resourceVersion) through admission.
 func (c *Call) update(obj api.Object) error {
-	return c.h.cfg.Objects.UpdateObject(c.ctx, c.h.cfg.Store, c.ID, obj)
+	return storeError(c.h.cfg.Objects.UpdateObject(c.ctx, c.h.cfg.Store, c.ID, obj))
 }
 
 // remove deletes obj through admission.
 func (c *Call) remove(obj api.Object) error {
 	_, err := c.h.cfg.Objects.DeleteObject(c.ctx, c.h.cfg.Store, c.ID, obj.GetKind(), obj.Meta().Project, obj.Meta().Name)
+	return storeError(err)
+}
+
+// storeError turns the store's errors that reach a write into the API's
+// (*api.Error), as the REST API answers them.
+func storeError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrAlreadyExists):
+		return &api.Error{Status: http.StatusConflict, Code: api.CodeAlreadyExists, Message: "an object of this name already exists"}
+	case errors.Is(err, store.ErrConflict):
+		return api.Conflict("the object was changed since it was read")
+	case errors.Is(err, store.ErrIdempotencyMismatch):
+		return &api.Error{Status: http.StatusConflict, Code: api.CodeIdempotencyMismatch, Message: "the ClientToken was used with a different request"}
+	case errors.Is(err, store.ErrNotFound):
+		return &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Message: "not found"}
+	}
 	return err
+}
+
+func storeFilter(keep func(api.Object) bool) store.ListOptions {
+	return store.ListOptions{Filter: keep}
 }

@@ -46,3 +46,6 @@ func validID(prefix, id string) bool {
 	}
 	return true
 }
+
+// PrefixVPC starts VPC ids.
+const PrefixVPC = "vpc"
