@@ -71,4 +71,5 @@ var (
 	InstanceGroupKind = register(&Kind{Name: "InstanceGroup", Plural: "instancegroups", Namespaced: true, New: func() Object { return &InstanceGroup{} }})
 	LoadBalancerKind  = register(&Kind{Name: "LoadBalancer", Plural: "loadbalancers", Namespaced: true, New: func() Object { return &LoadBalancer{} }})
 	StackKind         = register(&Kind{Name: "Stack", Plural: "stacks", Namespaced: true, New: func() Object { return &Stack{} }})
+	AccessKeyKind     = register(&Kind{Name: "AccessKey", Plural: "accesskeys", New: func() Object { return &AccessKey{} }})
 )

@@ -216,6 +216,9 @@ var hooks = map[*api.Kind]kindHooks{
 		prepareOut:   hideListenerKeys,
 	},
 	api.StackKind: stackHooks,
+	api.AccessKeyKind: {
+		prepareOut: func(o api.Object) { o.(*api.AccessKey).Status.SealedSecret = "" },
+	},
 }
 
 // hideListenerKeys blanks the private key of every listener of a load

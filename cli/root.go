@@ -83,6 +83,7 @@ func NewRootCommand() *cobra.Command {
 		admin.NewServerCommand(o),
 		admin.NewProjectCommand(o),
 		admin.NewTokenCommand(o),
+		admin.NewCredentialsCommand(o),
 		admin.NewUserCommand(o),
 		events.NewCommand(o),
 		admin.NewWhoamiCommand(o),

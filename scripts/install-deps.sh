@@ -16,6 +16,8 @@ RUNTIME_PKGS+=(haproxy keepalived)
 TEST_PKGS=(etcd-server etcd-client skopeo debootstrap e2fsprogs kmod)
 # The web console's end-to-end tests and benchmarks drive a headless Chromium.
 TEST_PKGS+=(chromium)
+# The EC2-compatible API's end-to-end test drives Debian's AWS CLI.
+TEST_PKGS+=(awscli)
 
 # Virtual machines: QEMU for the host's architecture, qemu-img (overlays),
 # genisoimage (cloud-init seeds); aarch64 disk images boot with UEFI. The
