@@ -134,6 +134,9 @@ func ValidateNetworkStatus(old, n *api.Network) error {
 	if n.Status.VNI != old.Status.VNI {
 		return api.Invalid("status.vni", "the VNI is assigned by the server at create", "field is immutable")
 	}
+	if n.Status.VPCUID != old.Status.VPCUID {
+		return api.Invalid("status.vpcUID", "the VPC's UID is set by the server at create", "field is immutable")
+	}
 	return nil
 }
 
@@ -278,6 +281,7 @@ func (a *Admitter) StoreNetwork(ctx context.Context, st store.Interface, n *api.
 	}
 	vp, _ := netip.ParsePrefix(v.Spec.CIDR)
 	opts.Claims, opts.FreeClaimPrefixes = subnetClaims(v.Metadata.UID, vp.Bits(), p.Masked())
+	n.Status.VPCUID = v.Metadata.UID
 	existed, err := a.addrs.CreateNetwork(ctx, st, n, opts)
 	var ce *store.ClaimError
 	if errors.As(err, &ce) && strings.HasPrefix(ce.Claim, subnetClaimRoot(v.Metadata.UID)) {

@@ -170,7 +170,7 @@ func (a *Admitter) adoptDefaultNetwork(ctx context.Context, st store.Interface, 
 		return nil // it stays a network on its own
 	}
 	claims, _ := subnetClaims(v.Metadata.UID, vp.Bits(), p.Masked())
-	n.Spec.VPC = v.Metadata.Name
+	n.Spec.VPC, n.Status.VPCUID = v.Metadata.Name, v.Metadata.UID
 	if err := st.UpdateClaims(ctx, n, claims, nil); err != nil {
 		return fmt.Errorf("make network %s a subnet of VPC %s: %w", n.Metadata.Name, v.Metadata.Name, err)
 	}

@@ -34,6 +34,9 @@ type NetworkStatus struct {
 	// VNI is the VXLAN network identifier, unique in the cluster.
 	VNI   int    `json:"vni,omitempty"`
 	Phase string `json:"phase,omitempty"`
+	// VPCUID is the UID of the VPC of spec.vpc, set when the network
+	// became its subnet (a VPC of the same name made later is another).
+	VPCUID string `json:"vpcUID,omitempty"`
 	// Conditions has ConditionNetworkApplied once a host failed to set
 	// the network up.
 	Conditions []Condition `json:"conditions,omitempty"`

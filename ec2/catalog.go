@@ -460,7 +460,7 @@ type describeAccountAttributesResponse struct {
 func describeAccountAttributes(c *Call) (any, error) {
 	attrs := map[string]string{
 		"supported-platforms":                   "VPC",
-		"default-vpc":                           ID(PrefixVPC, "project/"+c.Project),
+		"default-vpc":                           defaultVPCID(c, c.Project),
 		"max-instances":                         strconv.Itoa(maxRunCount),
 		"max-elastic-ips":                       "5",
 		"vpc-max-elastic-ips":                   "5",

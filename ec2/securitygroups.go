@@ -44,7 +44,9 @@ func init() {
 // that is not the caller's. For now a project has one VPC.
 var (
 	groupVPC = func(c *Call, g *api.SecurityGroup) string { return ID(PrefixVPC, "project/"+g.Metadata.Project) }
-	checkVPC = func(c *Call, id string) error {
+	// groupVPCs are the VPC ids the vpc-id filter matches for a group.
+	groupVPCs = func(c *Call, g *api.SecurityGroup) []string { return []string{groupVPC(c, g)} }
+	checkVPC  = func(c *Call, id string) error {
 		if id != "" && id != ID(PrefixVPC, "project/"+c.Project) {
 			return notFound("InvalidVpcID.NotFound", "The vpc ID '%s' does not exist", clip(id))
 		}
@@ -170,6 +172,7 @@ type securityGroupItem struct {
 	TagSet      []Tag        `xml:"tagSet>item"`
 	ARN         string       `xml:"securityGroupArn"`
 	labels      map[string]string
+	vpcIDs      []string
 }
 
 type describeSecurityGroupsResponse struct {
@@ -226,7 +229,7 @@ func (v *view) securityGroup(g *api.SecurityGroup) securityGroupItem {
 		VpcID: groupVPC(v.c, g), Ingress: permissions(v, g.Metadata.Project, g.Spec.Rules, "ingress"),
 		Egress: permissions(v, g.Metadata.Project, g.Spec.Rules, "egress"), TagSet: tagSet(g.Metadata.Labels),
 		ARN:    "arn:aws:ec2:" + v.c.Region + ":" + g.Metadata.Project + ":security-group/" + id,
-		labels: withoutInternal(g.Metadata.Labels),
+		labels: withoutInternal(g.Metadata.Labels), vpcIDs: groupVPCs(v.c, g),
 	}
 }
 
@@ -249,7 +252,7 @@ var groupFilters = filterSet[securityGroupItem]{
 	"group-id":    func(g securityGroupItem) []string { return []string{g.GroupID} },
 	"group-name":  func(g securityGroupItem) []string { return []string{g.GroupName} },
 	"description": func(g securityGroupItem) []string { return []string{g.Description} },
-	"vpc-id":      func(g securityGroupItem) []string { return []string{g.VpcID} },
+	"vpc-id":      func(g securityGroupItem) []string { return g.vpcIDs },
 	"owner-id":    func(g securityGroupItem) []string { return []string{g.OwnerID} },
 	"ip-permission.protocol": func(g securityGroupItem) []string {
 		return permValues(g.Ingress, func(p permission) []string { return []string{p.IPProtocol} })
