@@ -57,7 +57,7 @@ func TestDefaultVPC(t *testing.T) {
 		t.Errorf("default VPC = %+v", v)
 	}
 	var n api.Network
-	if err := st.Get(ctx, api.NetworkKind, "default", DefaultNetworkName, &n); err != nil || n.Spec.VPC != DefaultVPCName {
+	if err := st.Get(ctx, api.NetworkKind, "default", DefaultNetworkName, &n); err != nil || n.Spec.VPC != DefaultVPCName || n.Status.VPCUID != v.Metadata.UID {
 		t.Fatalf("default network = %+v, %v; want the default VPC's subnet", n.Spec, err)
 	}
 
@@ -76,7 +76,7 @@ func TestDefaultVPC(t *testing.T) {
 		}
 	}
 	if err := st.Get(ctx, api.NetworkKind, "old", DefaultNetworkName, &n); err != nil || n.Spec.VPC != DefaultVPCName ||
-		n.Metadata.UID != old.Metadata.UID || n.Status.VNI != old.Status.VNI {
+		n.Metadata.UID != old.Metadata.UID || n.Status.VNI != old.Status.VNI || n.Status.VPCUID == "" {
 		t.Fatalf("old default network = %+v, %v; want it adopted by the default VPC", n, err)
 	}
 	// The adopted network holds its claim: an overlapping subnet is refused.
@@ -164,6 +164,10 @@ func TestVPCSubnets(t *testing.T) {
 		n.Spec.VPC = ""
 		if err := ValidateNetworkUpdate(&old, &n); err == nil {
 			t.Error("moving a subnet out of its VPC was admitted")
+		}
+		n.Spec.VPC, n.Status.VPCUID = old.Spec.VPC, "another"
+		if err := ValidateNetworkStatus(&old, &n); err == nil {
+			t.Error("changing a subnet's status.vpcUID was admitted")
 		}
 		var v api.VPC
 		if err := st.Get(ctx, api.VPCKind, "default", "v", &v); err != nil {
