@@ -101,6 +101,14 @@ func TestVPCRouting(t *testing.T) {
 			t.Error("a1 reached b2:8080, allowed only from 10.0.9.0/24")
 		}
 	})
+	t.Run("repeated apply changes nothing", func(t *testing.T) {
+		routers := []string{l.host["h1"].plane.routerNSPath(7001), l.host["h1"].plane.routerNSPath(7002)}
+		before := l.snapshot("h1", routers...)
+		l.apply("h1", s1)
+		if after := l.snapshot("h1", routers...); after != before {
+			t.Errorf("a second Apply changed the host:\n--- before\n%s\n--- after\n%s", before, after)
+		}
+	})
 	t.Run("subnet leaves", func(t *testing.T) {
 		// Without b1, h1 keeps B (b2 is on it) but b1's port goes; with
 		// subnet A gone from h2, its leg from B goes too.
