@@ -88,14 +88,14 @@ func (p *Plane) applyLegs(n network, skip map[int]bool) error {
 	}
 	for _, lk := range links {
 		name := lk.Attrs().Name
+		// Only router sides: deleting one deletes its bridge side in
+		// the sibling's namespace, as deleting a namespace deletes the
+		// legs into it.
 		if strings.HasPrefix(name, legRouterPrefix) && !want[name] {
 			if err := r.LinkDel(lk); err != nil {
 				errs = append(errs, fmt.Errorf("delete %s: %w", name, err))
 			}
 		}
-		// A bridge-side end whose router side is gone went with it; one
-		// left over (its sibling's namespace was made again) is the
-		// sibling's to remove, as its router side.
 	}
 	return errors.Join(errs...)
 }
