@@ -29,6 +29,7 @@ var deleteChecks = map[*api.Kind]func(*Admitter, context.Context, store.Interfac
 	api.FlavorKind:         (*Admitter).beforeDeleteFlavor,
 	api.ProjectKind:        (*Admitter).beforeDeleteProject,
 	api.NetworkKind:        (*Admitter).beforeDeleteNetwork,
+	api.VPCKind:            (*Admitter).beforeDeleteVPC,
 	api.SecurityGroupKind:  (*Admitter).beforeDeleteSecurityGroup,
 	api.KeyPairKind:        (*Admitter).beforeDeleteKeyPair,
 	api.FloatingIPPoolKind: (*Admitter).beforeDeletePool,
@@ -126,7 +127,7 @@ func (a *Admitter) beforeDeleteProject(ctx context.Context, st store.Interface, 
 			return err
 		}
 	}
-	for _, k := range []*api.Kind{api.KeyPairKind, api.SecurityGroupKind, api.NetworkKind} {
+	for _, k := range []*api.Kind{api.KeyPairKind, api.SecurityGroupKind, api.NetworkKind, api.VPCKind} {
 		objs, err := list(ctx, st, k, name, 0, nil)
 		if err != nil {
 			return err

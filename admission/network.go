@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/ipam"
@@ -85,6 +86,11 @@ func (a *Admitter) ValidateNetworkCreate(ctx context.Context, n *api.Network) er
 	if err != nil {
 		return err
 	}
+	if n.Spec.VPC != "" {
+		if _, err := a.checkSubnet(ctx, n, p); err != nil {
+			return err
+		}
+	}
 	others, _, err := a.st.List(ctx, api.NetworkKind, n.Metadata.Project, store.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("list networks: %w", err)
@@ -111,6 +117,9 @@ func ValidateNetworkUpdate(old, n *api.Network) error {
 	if n.Spec.CIDR != old.Spec.CIDR {
 		return Immutable("spec.cidr")
 	}
+	if n.Spec.VPC != old.Spec.VPC {
+		return Immutable("spec.vpc")
+	}
 	if _, err := validateNetworkSpec(&n.Spec); err != nil {
 		return err
 	}
@@ -125,18 +134,32 @@ func ValidateNetworkStatus(old, n *api.Network) error {
 	if n.Status.VNI != old.Status.VNI {
 		return api.Invalid("status.vni", "the VNI is assigned by the server at create", "field is immutable")
 	}
+	if n.Status.VPCUID != old.Status.VPCUID {
+		return api.Invalid("status.vpcUID", "the VPC's UID is set by the server at create", "field is immutable")
+	}
 	return nil
 }
 
-// EnsureProjectNetworking creates, writing with st, the network and
-// security group every project has, unless they exist. It is idempotent
-// and, as every create is one transaction, safe to interrupt and run
-// again.
+// EnsureProjectNetworking creates, writing with st, the default VPC,
+// network (the VPC's subnet) and security group every project has, unless
+// they exist; a default network made before VPCs becomes the default
+// VPC's subnet. It is idempotent and, as every write is one transaction,
+// safe to interrupt and run again.
 func (a *Admitter) EnsureProjectNetworking(ctx context.Context, st store.Interface, project string) error {
-	err := a.st.Get(ctx, api.NetworkKind, project, DefaultNetworkName, &api.Network{})
+	vpc, err := a.ensureDefaultVPC(ctx, st, project)
+	if err != nil {
+		return err
+	}
+	var dn api.Network
+	err = a.st.Get(ctx, api.NetworkKind, project, DefaultNetworkName, &dn)
+	if err == nil && dn.Spec.VPC == "" {
+		if err := a.adoptDefaultNetwork(ctx, st, vpc, &dn); err != nil {
+			return fmt.Errorf("default network of project %s: %w", project, err)
+		}
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		n := &api.Network{Metadata: api.ObjectMeta{Name: DefaultNetworkName, Project: project},
-			Spec: api.NetworkSpec{CIDR: DefaultNetworkCIDR}}
+			Spec: api.NetworkSpec{CIDR: DefaultNetworkCIDR, VPC: DefaultVPCName}}
 		if err := a.ValidateNetworkCreate(ctx, n); err != nil {
 			return fmt.Errorf("default network of project %s: %w", project, err)
 		}
@@ -242,7 +265,27 @@ func (a *Admitter) ValidatePool(ctx context.Context, p *api.FloatingIPPool, old 
 }
 
 // StoreNetwork stores a network admitted by ValidateNetworkCreate,
-// writing with st, with a VNI claimed in the same transaction.
+// writing with st, with a VNI claimed in the same transaction and, for a
+// VPC's subnet, the claims that keep the VPC's subnets apart.
 func (a *Admitter) StoreNetwork(ctx context.Context, st store.Interface, n *api.Network, opts store.CreateOptions) (bool, error) {
-	return a.addrs.CreateNetwork(ctx, st, n, opts)
+	if n.Spec.VPC == "" {
+		return a.addrs.CreateNetwork(ctx, st, n, opts)
+	}
+	p, err := netip.ParsePrefix(n.Spec.CIDR)
+	if err != nil {
+		return false, api.Invalid("spec.cidr", "use an IPv4 prefix", "%q is not a prefix", n.Spec.CIDR)
+	}
+	v, err := a.checkSubnet(ctx, n, p)
+	if err != nil {
+		return false, err
+	}
+	vp, _ := netip.ParsePrefix(v.Spec.CIDR)
+	opts.Claims, opts.FreeClaimPrefixes = subnetClaims(v.Metadata.UID, vp.Bits(), p.Masked())
+	n.Status.VPCUID = v.Metadata.UID
+	existed, err := a.addrs.CreateNetwork(ctx, st, n, opts)
+	var ce *store.ClaimError
+	if errors.As(err, &ce) && strings.HasPrefix(ce.Claim, subnetClaimRoot(v.Metadata.UID)) {
+		return false, subnetOverlap(n, ce)
+	}
+	return existed, err
 }

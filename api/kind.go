@@ -60,6 +60,7 @@ var (
 	InstanceKind  = register(&Kind{Name: "Instance", Plural: "instances", Namespaced: true, New: func() Object { return &Instance{} }})
 	EventKind     = register(&Kind{Name: "Event", Plural: "events", Namespaced: true, New: func() Object { return &Event{} }})
 
+	VPCKind            = register(&Kind{Name: "VPC", Plural: "vpcs", Namespaced: true, New: func() Object { return &VPC{} }})
 	NetworkKind        = register(&Kind{Name: "Network", Plural: "networks", Namespaced: true, New: func() Object { return &Network{} }})
 	SecurityGroupKind  = register(&Kind{Name: "SecurityGroup", Plural: "securitygroups", Namespaced: true, New: func() Object { return &SecurityGroup{} }})
 	FloatingIPKind     = register(&Kind{Name: "FloatingIP", Plural: "floatingips", Namespaced: true, New: func() Object { return &FloatingIP{} }})
@@ -70,4 +71,5 @@ var (
 	InstanceGroupKind = register(&Kind{Name: "InstanceGroup", Plural: "instancegroups", Namespaced: true, New: func() Object { return &InstanceGroup{} }})
 	LoadBalancerKind  = register(&Kind{Name: "LoadBalancer", Plural: "loadbalancers", Namespaced: true, New: func() Object { return &LoadBalancer{} }})
 	StackKind         = register(&Kind{Name: "Stack", Plural: "stacks", Namespaced: true, New: func() Object { return &Stack{} }})
+	AccessKeyKind     = register(&Kind{Name: "AccessKey", Plural: "accesskeys", New: func() Object { return &AccessKey{} }})
 )

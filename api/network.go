@@ -22,6 +22,11 @@ type NetworkSpec struct {
 	// NAT gives instances egress to the outside through the host
 	// (masquerade); default true.
 	NAT *bool `json:"nat,omitempty"`
+	// VPC, when set, names the project's VPC the network is a subnet of:
+	// CIDR lies inside the VPC's and overlaps no other subnet of it, and
+	// its instances reach those of the VPC's other subnets. It cannot
+	// change.
+	VPC string `json:"vpc,omitempty"`
 }
 
 // NetworkStatus is set by the server.
@@ -29,6 +34,9 @@ type NetworkStatus struct {
 	// VNI is the VXLAN network identifier, unique in the cluster.
 	VNI   int    `json:"vni,omitempty"`
 	Phase string `json:"phase,omitempty"`
+	// VPCUID is the UID of the VPC of spec.vpc, set when the network
+	// became its subnet (a VPC of the same name made later is another).
+	VPCUID string `json:"vpcUID,omitempty"`
 	// Conditions has ConditionNetworkApplied once a host failed to set
 	// the network up.
 	Conditions []Condition `json:"conditions,omitempty"`
@@ -191,6 +199,10 @@ type HostNetworkEntry struct {
 	Gateway string   `json:"gateway"`
 	DNS     []string `json:"dns,omitempty"`
 	NAT     bool     `json:"nat"`
+	// VPC is the UID of the VPC the network is a subnet of, if any. The
+	// host routes between the entries of one VPC: the network controller
+	// gives a host every subnet of a VPC it has a port in.
+	VPC string `json:"vpc,omitempty"`
 	// Peers are the underlay addresses of the other hosts with instances
 	// on this network (VXLAN flooding list).
 	Peers []string `json:"peers,omitempty"`

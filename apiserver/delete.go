@@ -35,10 +35,22 @@ func beforeDeleteHost(s *Server, ctx context.Context, st store.Interface, obj ap
 	return nil
 }
 
-// beforeDeleteUser removes the user's tokens.
+// beforeDeleteUser removes the user's tokens and access keys.
 func beforeDeleteUser(s *Server, ctx context.Context, _ store.Interface, obj api.Object) error {
 	name := obj.Meta().Name
-	return s.deleteTokens(ctx, func(t *api.Token) bool { return t.Spec.User == name })
+	if err := s.deleteTokens(ctx, func(t *api.Token) bool { return t.Spec.User == name }); err != nil {
+		return err
+	}
+	keys, _, err := s.store.List(ctx, api.AccessKeyKind, "", store.ListOptions{Filter: ownedBy(name)})
+	if err != nil {
+		return fmt.Errorf("list access keys: %w", err)
+	}
+	for _, k := range keys {
+		if err := s.store.Delete(ctx, api.AccessKeyKind, "", k.Meta().Name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("delete access key %s: %w", k.Meta().Name, err)
+		}
+	}
+	return nil
 }
 
 // deleteTokens deletes the tokens match selects.

@@ -126,6 +126,13 @@ func (f *fakeStore) Create(_ context.Context, obj api.Object, opts store.CreateO
 			return false, &store.ClaimError{Claim: c, Holder: h}
 		}
 	}
+	for _, p := range opts.FreeClaimPrefixes {
+		for c, h := range f.claims {
+			if strings.HasPrefix(c, p) {
+				return false, &store.ClaimError{Claim: c, Holder: h}
+			}
+		}
+	}
 	for _, c := range opts.Claims {
 		f.claims[c] = key
 	}

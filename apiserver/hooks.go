@@ -68,6 +68,16 @@ var hooks = map[*api.Kind]kindHooks{
 		},
 		beforeDelete: beforeDelete,
 	},
+	api.VPCKind: {
+		create: func(_ *Server, _ context.Context, _ *auth.Identity, o api.Object) error {
+			return admission.ValidateVPCCreate(o.(*api.VPC))
+		},
+		update: func(_ *Server, _ context.Context, _ *auth.Identity, old, o api.Object) error {
+			return admission.ValidateVPCUpdate(old.(*api.VPC), o.(*api.VPC))
+		},
+		status:       func(*auth.Identity, api.Object, api.Object) error { return admission.ValidateVPCStatus() },
+		beforeDelete: beforeDelete,
+	},
 	api.SecurityGroupKind: {
 		create: func(s *Server, ctx context.Context, _ *auth.Identity, o api.Object) error {
 			return s.adm.ValidateSecurityGroup(ctx, o.(*api.SecurityGroup))
@@ -206,6 +216,9 @@ var hooks = map[*api.Kind]kindHooks{
 		prepareOut:   hideListenerKeys,
 	},
 	api.StackKind: stackHooks,
+	api.AccessKeyKind: {
+		prepareOut: func(o api.Object) { o.(*api.AccessKey).Status.SealedSecret = "" },
+	},
 }
 
 // hideListenerKeys blanks the private key of every listener of a load

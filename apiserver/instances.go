@@ -46,49 +46,79 @@ func (s *Server) instanceAction(verb auth.Verb) handlerFunc {
 		if err != nil {
 			return err
 		}
-		cur, err := s.getObject(r, api.InstanceKind, project, name)
+		in, err := s.InstanceAction(r.Context(), id, verb, project, name)
 		if err != nil {
 			return err
 		}
-		if err := authorize(id, objectAttrs(verb, cur), "Instance", name); err != nil {
-			return err
-		}
-		obj, err := s.mutate(r, api.InstanceKind, project, name, func(o api.Object) (bool, error) {
-			in := o.(*api.Instance)
-			if in.Metadata.DeletionTimestamp != nil {
-				return false, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
-					Message: fmt.Sprintf("instance %q is being deleted", name)}
-			}
-			switch verb {
-			case auth.VerbStart:
-				if in.WantsRunning() {
-					if in.Status.Phase != api.PhaseStopped && in.Status.Phase != api.PhaseFailed {
-						return false, nil
-					}
-					in.Spec.RebootRequests++
-				}
-				in.Spec.PowerState = api.PowerOn
-			case auth.VerbStop:
-				if in.Spec.PowerState == api.PowerOff {
-					return false, nil
-				}
-				in.Spec.PowerState = api.PowerOff
-			case auth.VerbReboot:
-				if !in.WantsRunning() {
-					return false, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
-						Message: fmt.Sprintf("instance %q is not running", name), Hint: "start it instead"}
-				}
-				in.Spec.RebootRequests++
-			}
-			in.Metadata.Generation++
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, prepareOut(obj))
+		writeJSON(w, http.StatusOK, prepareOut(in))
 		return nil
 	}
+}
+
+// InstanceAction starts (auth.VerbStart), stops or reboots an instance
+// for id, as POST .../start, .../stop and .../reboot do, and returns the
+// instance as written (or as it was, when nothing had to change).
+func (s *Server) InstanceAction(ctx context.Context, id *auth.Identity, verb auth.Verb, project, name string) (*api.Instance, error) {
+	cur, err := s.readObject(ctx, api.InstanceKind, project, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorize(id, objectAttrs(verb, cur), "Instance", name); err != nil {
+		return nil, err
+	}
+	for range maxConflictRetries {
+		o, err := s.readObject(ctx, api.InstanceKind, project, name)
+		if err != nil {
+			return nil, err
+		}
+		in := o.(*api.Instance)
+		changed, err := powerChange(in, verb)
+		if err != nil || !changed {
+			return in, err
+		}
+		in.Metadata.Generation++
+		err = s.store.Update(ctx, in)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("update instance %s: %w", name, err)
+		}
+		return in, nil
+	}
+	return nil, api.Conflict("instance %q changes too fast", name)
+}
+
+// powerChange applies a start, stop or reboot to in's spec; false when
+// nothing has to change.
+func powerChange(in *api.Instance, verb auth.Verb) (bool, error) {
+	name := in.Metadata.Name
+	if in.Metadata.DeletionTimestamp != nil {
+		return false, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
+			Message: fmt.Sprintf("instance %q is being deleted", name)}
+	}
+	switch verb {
+	case auth.VerbStart:
+		if in.WantsRunning() {
+			if in.Status.Phase != api.PhaseStopped && in.Status.Phase != api.PhaseFailed {
+				return false, nil
+			}
+			in.Spec.RebootRequests++
+		}
+		in.Spec.PowerState = api.PowerOn
+	case auth.VerbStop:
+		if in.Spec.PowerState == api.PowerOff {
+			return false, nil
+		}
+		in.Spec.PowerState = api.PowerOff
+	case auth.VerbReboot:
+		if !in.WantsRunning() {
+			return false, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict,
+				Message: fmt.Sprintf("instance %q is not running", name), Hint: "start it instead"}
+		}
+		in.Spec.RebootRequests++
+	}
+	return true, nil
 }
 
 // deleteInstance removes an instance that was never placed (200), or marks

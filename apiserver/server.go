@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/accesskey"
 	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/agentproxy"
 	"github.com/ouroboros-cloud/ouro/api"
@@ -32,6 +33,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/blobaccess"
 	"github.com/ouroboros-cloud/ouro/blobrepl"
 	"github.com/ouroboros-cloud/ouro/blobstore"
+	"github.com/ouroboros-cloud/ouro/ec2"
 	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/record"
@@ -115,6 +117,11 @@ type Server struct {
 	// timeline.
 	events record.Sink
 
+	// sealer seals access keys' secrets; ec2 serves the EC2 and STS
+	// Query APIs signed with them. Both are nil without a CA.
+	sealer *accesskey.Sealer
+	ec2    *ec2.Handler
+
 	// life ends open streams when the server is closed.
 	life  context.Context
 	close context.CancelFunc
@@ -176,6 +183,16 @@ func New(cfg Config) (*Server, error) {
 		s.authn.SetCacheTTL(cfg.AuthCacheTTL)
 	}
 	s.agents = agentproxy.New(cfg.CA, cfg.ClientCert)
+	if cfg.CA != nil {
+		key, err := cfg.CA.DeriveKey(accesskey.Purpose)
+		if err != nil {
+			return nil, fmt.Errorf("apiserver: %w", err)
+		}
+		if s.sealer, err = accesskey.NewSealer(key); err != nil {
+			return nil, fmt.Errorf("apiserver: %w", err)
+		}
+		s.ec2 = ec2.New(ec2.Config{Store: cfg.Store, Objects: s, Sealer: s.sealer, Logger: cfg.Logger})
+	}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	s.handler = s.metrics.instrument(s.log, recoverPanics(s.log, mux))
@@ -206,6 +223,9 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, id *auth.Identity)
 
 func (s *Server) routes(mux *http.ServeMux) {
 	for _, k := range api.Kinds() {
+		if k == api.AccessKeyKind {
+			continue // accesskeys.go
+		}
 		base := "/v1/" + k.Plural
 		if k.Namespaced {
 			mux.Handle("GET "+base, s.authed(s.listOrWatch(k)))
@@ -254,11 +274,17 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/whoami", s.authed(s.whoami))
 	s.serverRoutes(mux)
 	s.sessionRoutes(mux)
+	s.accessKeyRoutes(mux)
 
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.authed(s.serveMetrics))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if s.ec2 != nil && ec2.IsQueryRequest(r) {
+			// The AWS CLI and SDKs POST signed forms to "/" (docs/ec2.md).
+			s.ec2.ServeHTTP(w, r)
+			return
+		}
 		if s.cfg.Console != nil && !apiPath(r.URL.Path) {
 			s.cfg.Console.ServeHTTP(w, r)
 			return

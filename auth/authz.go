@@ -127,7 +127,7 @@ func Authorize(id *Identity, a Attributes) Decision {
 	case api.InstanceKind.Plural, api.ImageKind.Plural, api.EventKind.Plural,
 		api.NetworkKind.Plural, api.SecurityGroupKind.Plural, api.FloatingIPKind.Plural,
 		api.KeyPairKind.Plural, api.InstanceGroupKind.Plural, api.LoadBalancerKind.Plural,
-		api.StackKind.Plural:
+		api.StackKind.Plural, api.VPCKind.Plural:
 		return authorizeProjectScoped(id.Roles, a)
 	}
 	// Users, join tokens, host networks and anything new: cluster admins

@@ -313,9 +313,9 @@ func TestNetworkingTables(t *testing.T) {
 		head []string
 		rows map[string][]string
 	}{
-		{[]string{"network", "list"}, []string{"NAME", "CIDR", "GATEWAY", "NAT", "VNI", "AGE"}, map[string][]string{
-			"backend":  {"backend", "10.20.0.0/24", "10.20.0.1", "yes", "4097", "1h"},
-			"isolated": {"isolated", "10.30.0.0/24", "10.30.0.254", "no", "-", "1m"},
+		{[]string{"network", "list"}, []string{"NAME", "CIDR", "GATEWAY", "NAT", "VPC", "VNI", "AGE"}, map[string][]string{
+			"backend":  {"backend", "10.20.0.0/24", "10.20.0.1", "yes", "-", "4097", "1h"},
+			"isolated": {"isolated", "10.30.0.0/24", "10.30.0.254", "no", "-", "-", "1m"},
 		}},
 		{[]string{"sg", "list"}, []string{"NAME", "RULES", "DESCRIPTION", "AGE"}, map[string][]string{
 			"empty": {"empty", "0", "-", "0s"},
@@ -550,4 +550,45 @@ func hasCompletion(lines []string, name string) bool {
 		}
 	}
 	return false
+}
+
+func TestVPCCommands(t *testing.T) {
+	c := newCloud(t)
+	c.useConfig(t)
+	ok := func(args ...string) string {
+		t.Helper()
+		r := runCLI(t, nil, "", args...)
+		if r.code != 0 {
+			t.Fatalf("ouro %s: exit %d: %s", strings.Join(args, " "), r.code, r.stderr)
+		}
+		return r.stdout
+	}
+	ok("vpc", "create", "prod", "--cidr", "10.0.0.0/16")
+	ok("network", "create", "web", "--vpc", "prod", "--cidr", "10.0.1.0/24")
+	head, rows := tableRows(t, ok("vpc", "list"))
+	if !reflect.DeepEqual(head, []string{"NAME", "CIDR", "DEFAULT", "ROUTES", "AGE"}) ||
+		!reflect.DeepEqual(rows["prod"][:4], []string{"prod", "10.0.0.0/16", "no", "10.0.0.0/16→local,0.0.0.0/0→nat"}) ||
+		rows["default"] == nil || rows["default"][2] != "yes" {
+		t.Errorf("vpc list: %q %q", head, rows)
+	}
+	if _, rows := tableRows(t, ok("network", "list")); rows["web"][4] != "prod" || rows["default"][4] != "default" {
+		t.Errorf("network list: %q", rows)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"network", "create", "db", "--vpc", "prod", "--cidr", "10.0.1.128/25"}, "overlaps"},
+		{[]string{"network", "create", "db", "--vpc", "prod", "--cidr", "10.9.0.0/24"}, "not a subnet"},
+		{[]string{"network", "create", "db", "--vpc", "nope", "--cidr", "10.0.2.0/24"}, "not found"},
+		{[]string{"vpc", "create", "big", "--cidr", "10.0.0.0/8"}, "/16 to /28"},
+		{[]string{"vpc", "delete", "prod"}, "in use"},
+	} {
+		r := runCLI(t, nil, "", tt.args...)
+		if r.code == 0 || !strings.Contains(strings.ToLower(r.stderr), tt.want) {
+			t.Errorf("ouro %s: exit %d, %s; want an error with %q", strings.Join(tt.args, " "), r.code, r.stderr, tt.want)
+		}
+	}
+	ok("network", "delete", "web")
+	ok("vpc", "delete", "prod")
 }

@@ -191,7 +191,7 @@ func RunLeader(ctx context.Context, st store.Interface, cfg Config) error {
 	if cfg.StackWriter != nil {
 		stacks := cache.New(st, api.StackKind, cfg.Resync, log)
 		owned := []*cache.Informer{instances, groups, lbs}
-		for _, k := range []*api.Kind{api.NetworkKind, api.SecurityGroupKind, api.KeyPairKind, api.ImageKind, api.FlavorKind, api.FloatingIPKind} {
+		for _, k := range []*api.Kind{api.VPCKind, api.NetworkKind, api.SecurityGroupKind, api.KeyPairKind, api.ImageKind, api.FlavorKind, api.FloatingIPKind} {
 			in := cache.New(st, k, cfg.Resync, log)
 			owned = append(owned, in)
 			components = append(components, component{k.Plural + " informer", in.Run})

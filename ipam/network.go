@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/ouroboros-cloud/ouro/api"
@@ -24,6 +25,7 @@ func (a *Allocator) CreateNetwork(ctx context.Context, st store.Interface, n *ap
 		taken[c] = true
 	}
 	vni := FirstVNI
+	base := opts.Claims
 	for range maxClaimAttempts {
 		for vni <= LastVNI && taken[vniClaim(vni)] {
 			vni++
@@ -32,7 +34,7 @@ func (a *Allocator) CreateNetwork(ctx context.Context, st store.Interface, n *ap
 			return false, noFreeAddress("status.vni", "the cluster's VNI range", len(taken))
 		}
 		n.Status.VNI = vni
-		opts.Claims = []string{vniClaim(vni)}
+		opts.Claims = append(slices.Clone(base), vniClaim(vni))
 		existed, err := st.Create(ctx, n, opts)
 		var ce *store.ClaimError
 		if errors.As(err, &ce) && ce.Claim == vniClaim(vni) {

@@ -34,12 +34,16 @@ const (
 
 // network is a validated HostNetworkEntry.
 type network struct {
-	uid      string
-	name     string
-	vni      int
-	cidr     netip.Prefix
-	gateway  netip.Addr
-	nat      bool
+	uid     string
+	name    string
+	vni     int
+	cidr    netip.Prefix
+	gateway netip.Addr
+	nat     bool
+	// vpc identifies the VPC the network is a subnet of ("" for none);
+	// siblings are the other subnets of that VPC on this host.
+	vpc      string
+	siblings []sibling
 	dns      []netip.Addr
 	peers    []netip.Addr
 	records  []dnsmasq.Record
@@ -150,11 +154,14 @@ func parseSpec(spec api.HostNetworkSpec, hostResolvers func() []netip.Addr) ([]n
 		}
 		nets = append(nets, n)
 	}
+	if err := linkSiblings(nets); err != nil {
+		return nil, err
+	}
 	return nets, nil
 }
 
 func parseEntry(e api.HostNetworkEntry, hostResolvers func() []netip.Addr) (network, error) {
-	n := network{uid: e.UID, name: e.Name, vni: e.VNI, nat: e.NAT}
+	n := network{uid: e.UID, name: e.Name, vni: e.VNI, nat: e.NAT, vpc: e.VPC}
 	if e.VNI < 1 || e.VNI > 1<<24-1 {
 		return n, fmt.Errorf("vni %d out of range", e.VNI)
 	}

@@ -34,6 +34,15 @@
 // on them, the table ip ouro-host, and proxy ARP entries listed in
 // StateDir/proxy-arp.
 //
+// # VPCs
+//
+// Entries with the same HostNetworkEntry.VPC are subnets of one VPC: the
+// router namespace of each holds a leg ourv<vni of another> whose peer,
+// ourl<its vni>, is a port of the other's bridge, with the other's prefix
+// routed onto it. Routed packets enter the destination subnet's layer 2
+// on the sender's host with the leg's own MAC and cross that subnet's
+// VXLAN to the destination (docs/networking.md, "VPCs").
+//
 // # Load balancers
 //
 // An "lb" port's VIP is admitted as its source (bridge) and matched as its

@@ -157,11 +157,23 @@ func (p *Plane) Apply(ctx context.Context, spec api.HostNetworkSpec) error {
 			return fmt.Errorf("netplane: host rules: %w", err)
 		}
 	}
+	failed := map[int]bool{}
 	for _, n := range nets {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if err := p.applyNetwork(h, n); err != nil {
+			failed[n.vni] = true
+			errs = append(errs, &NetworkError{UID: n.uid, Name: n.name, VNI: n.vni, Err: err})
+		}
+	}
+	// Routes between the subnets of a VPC, once every router namespace
+	// is there.
+	for _, n := range nets {
+		if n.vpc == "" || failed[n.vni] {
+			continue
+		}
+		if err := p.applyLegs(n, failed); err != nil {
 			errs = append(errs, &NetworkError{UID: n.uid, Name: n.name, VNI: n.vni, Err: err})
 		}
 	}
@@ -216,7 +228,8 @@ func (p *Plane) applyNetwork(h *hostNS, n network) error {
 func (p *Plane) loadRouterRules(n network) error {
 	rt := nft.Router{
 		CIDR: n.cidr, Gateway: n.gateway, GatewayMAC: GatewayMAC(n.vni), NAT: n.nat,
-		Bridge: bridgeName, VXLAN: vxlanName(n.vni), Transit: routerTransit,
+		Siblings: n.siblingPrefixes(),
+		Bridge:   bridgeName, VXLAN: vxlanName(n.vni), Transit: routerTransit,
 	}
 	for _, port := range n.ports {
 		rt.Ports = append(rt.Ports, nft.Port{

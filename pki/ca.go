@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -228,4 +229,21 @@ func WriteCA(dir string, certPEM, keyPEM []byte) (*CA, error) {
 		return nil, fmt.Errorf("write CA certificate: %w", err)
 	}
 	return ca, nil
+}
+
+// DeriveKey returns a 32-byte key for one purpose, derived with
+// HKDF-SHA256 from the CA's private key, which every server of the
+// cluster holds: every server derives the same key, and no one without
+// the CA key can. purpose labels the use (say "ouro accesskey secrets
+// v1"), so keys for different uses are independent.
+func (ca *CA) DeriveKey(purpose string) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("derive key: %w", err)
+	}
+	k, err := hkdf.Key(sha256.New, der, nil, purpose, 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive key: %w", err)
+	}
+	return k, nil
 }

@@ -18,6 +18,8 @@ TEST_PKGS=(etcd-server etcd-client skopeo debootstrap e2fsprogs kmod)
 TEST_PKGS+=(chromium)
 # `ouro bootstrap` is tested against sshd run by the tests in namespaces.
 TEST_PKGS+=(openssh-server openssh-client)
+# The EC2-compatible API's end-to-end test drives Debian's AWS CLI.
+TEST_PKGS+=(awscli)
 
 # Virtual machines: QEMU for the host's architecture, qemu-img (overlays),
 # genisoimage (cloud-init seeds); aarch64 disk images boot with UEFI. The

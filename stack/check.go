@@ -16,6 +16,7 @@ import (
 
 // kindNames are the kinds a stack may hold.
 var kindNames = map[string]*api.Kind{
+	"VPC":           api.VPCKind,
 	"Network":       api.NetworkKind,
 	"SecurityGroup": api.SecurityGroupKind,
 	"KeyPair":       api.KeyPairKind,
@@ -46,6 +47,11 @@ func kindList() string {
 var specChecks = map[*api.Kind]func(api.Object) error{
 	api.NetworkKind: func(o api.Object) error {
 		return admission.CheckNetworkSpec(o.(*api.Network).Spec)
+	},
+	api.VPCKind: func(o api.Object) error {
+		spec := o.(*api.VPC).Spec
+		_, err := admission.CheckVPCSpec(&spec)
+		return err
 	},
 	api.SecurityGroupKind: func(o api.Object) error {
 		return admission.CheckSecurityGroupSpec(o.(*api.SecurityGroup).Spec)

@@ -31,6 +31,7 @@ var implicit = map[string][]namedField{
 	"InstanceGroup": prefixed("template.", templateFields),
 	"SecurityGroup": {{"rules[].sourceGroup", "SecurityGroup"}},
 	"FloatingIP":    {{"instance", "Instance"}},
+	"Network":       {{"vpc", "VPC"}},
 	"LoadBalancer": {
 		{"network", "Network"},
 		{"pools[].group", "InstanceGroup"},

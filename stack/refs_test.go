@@ -131,3 +131,23 @@ func TestOrderCycleThroughImplicitDependency(t *testing.T) {
 		t.Errorf("resources = %v", ce.Resources)
 	}
 }
+
+func TestOrderVPCBeforeItsSubnets(t *testing.T) {
+	spec := api.StackSpec{Resources: []api.StackResource{
+		{Kind: "Network", Name: "web", Spec: json.RawMessage(`{"cidr":"10.0.1.0/24","vpc":"prod"}`)},
+		{Kind: "VPC", Name: "prod", Spec: json.RawMessage(`{"cidr":"10.0.0.0/16"}`)},
+	}}
+	if err := Check(spec, nil); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if got := DependsOn(spec, 0); !reflect.DeepEqual(got, []int{1}) {
+		t.Errorf("DependsOn(network) = %v, want the VPC", got)
+	}
+	if order, err := Order(spec); err != nil || !reflect.DeepEqual(order, []int{1, 0}) {
+		t.Errorf("Order = %v, %v; want the VPC first", order, err)
+	}
+	spec.Resources[1].Spec = json.RawMessage(`{"cidr":"10.0.0.0/8"}`)
+	if err := Check(spec, nil); err == nil {
+		t.Error("a VPC of /8 passed Check")
+	}
+}

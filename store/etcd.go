@@ -9,13 +9,15 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/ouroboros-cloud/ouro/api"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ouroboros-cloud/ouro/api"
 )
 
 // Key prefixes of the layout described in the package comment.
@@ -259,6 +261,15 @@ func (s *etcdStore) create(ctx context.Context, obj api.Object, key string, val 
 	cmps = append(cmps, claimCmps...)
 	then = append(then, claimPuts...)
 	els = append(els, claimGets...)
+	freeAt := len(els)
+	for _, p := range opts.FreeClaimPrefixes {
+		if err := checkClaim(p); err != nil {
+			return false, fmt.Errorf("store: create %s %q: free claim prefix: %w", kind.Name, m.Name, err)
+		}
+		k := claimPrefix + p
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0).WithPrefix())
+		els = append(els, clientv3.OpGet(k, clientv3.WithPrefix(), clientv3.WithLimit(1)))
+	}
 
 	resp, err := s.cli.Txn(ctx).
 		If(append(cmps, s.guardCmps()...)...).
@@ -283,6 +294,12 @@ func (s *etcdStore) create(ctx context.Context, obj api.Object, key string, val 
 	if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
 		if err := claimTaken(resp, claimsAt, opts.Claims); err != nil {
 			return false, fmt.Errorf("store: create %s %q: %w", kind.Name, m.Name, err)
+		}
+		for i := range opts.FreeClaimPrefixes {
+			if kvs := resp.Responses[freeAt+i].GetResponseRange().Kvs; len(kvs) > 0 {
+				ce := &ClaimError{Claim: strings.TrimPrefix(string(kvs[0].Key), claimPrefix), Holder: string(kvs[0].Value)}
+				return false, fmt.Errorf("store: create %s %q: %w", kind.Name, m.Name, ce)
+			}
 		}
 	}
 	return false, fmt.Errorf("store: %s %q: %w", kind.Name, m.Name, ErrAlreadyExists)

@@ -136,6 +136,12 @@ type CreateOptions struct {
 	// (ErrClaimTaken). Deleting the object releases them in its delete
 	// transaction. Not allowed with TTL.
 	Claims []string
+	// FreeClaimPrefixes must each begin no claim key (relative to
+	// /ouro/claims/) when the object is created, else Create fails with a
+	// *ClaimError naming the prefix; they take nothing. With Claims they
+	// let admission check a tree of keys in the create's transaction (a
+	// VPC's subnets must not overlap, say).
+	FreeClaimPrefixes []string
 }
 
 // ListOptions tune List.

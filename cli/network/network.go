@@ -1,6 +1,6 @@
 // Package network holds the ouro commands of networking: private
-// networks, security groups and their rules, floating IPs and the pools
-// they come from.
+// networks and the VPCs they are subnets of, security groups and their
+// rules, floating IPs and the pools they come from.
 package network
 
 import (
@@ -39,17 +39,21 @@ func NewNetworkCommand(o *command.Options) *cobra.Command {
 	return cmd
 }
 
-// networkTable writes networks as NAME CIDR GATEWAY NAT VNI AGE.
+// networkTable writes networks as NAME CIDR GATEWAY NAT VPC VNI AGE.
 func networkTable(items []*api.Network) func(*output.Table) {
 	return func(t *output.Table) {
 		now := time.Now()
-		t.Row("NAME", "CIDR", "GATEWAY", "NAT", "VNI", "AGE")
+		t.Row("NAME", "CIDR", "GATEWAY", "NAT", "VPC", "VNI", "AGE")
 		for _, n := range items {
 			vni := ""
 			if n.Status.VNI != 0 {
 				vni = strconv.Itoa(n.Status.VNI)
 			}
-			t.Row(n.Metadata.Name, n.Spec.CIDR, networkGateway(n), output.YesNo(n.NATEnabled()), vni,
+			vpc := n.Spec.VPC
+			if vpc == "" {
+				vpc = "-"
+			}
+			t.Row(n.Metadata.Name, n.Spec.CIDR, networkGateway(n), output.YesNo(n.NATEnabled()), vpc, vni,
 				output.Age(n.Metadata.CreationTimestamp, now))
 		}
 	}
@@ -69,9 +73,9 @@ func networkGateway(n *api.Network) string {
 }
 
 type networkFlags struct {
-	cidr, gateway string
-	dns           []string
-	noNAT         bool
+	cidr, gateway, vpc string
+	dns                []string
+	noNAT              bool
 }
 
 // spec checks the flags of network create and returns the spec they ask
@@ -87,7 +91,12 @@ func (f *networkFlags) spec() (api.NetworkSpec, error) {
 	if p.Bits() < minNetworkBits || p.Bits() > maxNetworkBits {
 		return api.NetworkSpec{}, command.FlagError("cidr", "%s is a /%d: use a prefix from /%d to /%d", f.cidr, p.Bits(), minNetworkBits, maxNetworkBits)
 	}
-	spec := api.NetworkSpec{CIDR: p.String()}
+	spec := api.NetworkSpec{CIDR: p.String(), VPC: f.vpc}
+	if f.vpc != "" {
+		if e := api.ValidateName("vpc", f.vpc); e != nil {
+			return api.NetworkSpec{}, command.FlagError("vpc", "%q: %s", f.vpc, e.Message)
+		}
+	}
 	if f.gateway != "" {
 		gw, err := netip.ParseAddr(f.gateway)
 		if err != nil || !gw.Is4() {
@@ -118,11 +127,13 @@ func (f *networkFlags) spec() (api.NetworkSpec, error) {
 func newNetworkCreateCommand(o *command.Options) *cobra.Command {
 	f := &networkFlags{}
 	cmd := &cobra.Command{
-		Use:   "create NAME --cidr PREFIX [--gateway IP] [--dns IP]... [--no-nat]",
+		Use:   "create NAME --cidr PREFIX [--vpc VPC] [--gateway IP] [--dns IP]... [--no-nat]",
 		Short: "Create a network",
 		Long: "Create a private network. Instances on it reach each other on every host, and the\n" +
-			"outside through NAT unless --no-nat is given.",
+			"outside through NAT unless --no-nat is given. With --vpc it is a subnet of that VPC:\n" +
+			"its prefix lies inside the VPC's, and its instances reach those of the VPC's other subnets.",
 		Example: "  ouro network create backend --cidr 10.20.0.0/24\n" +
+			"  ouro network create web --vpc prod --cidr 10.0.1.0/24\n" +
 			"  ouro network create isolated --cidr 10.30.0.0/24 --gateway 10.30.0.254 --dns 10.0.0.53 --no-nat",
 		Args: command.ExactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -150,6 +161,8 @@ func newNetworkCreateCommand(o *command.Options) *cobra.Command {
 	fl.StringVar(&f.gateway, "gateway", "", "router address inside the prefix (default: its first host address)")
 	fl.StringArrayVar(&f.dns, "dns", nil, "upstream DNS resolver (repeatable; default: the host's)")
 	fl.BoolVar(&f.noNAT, "no-nat", false, "give instances no route to the outside")
+	fl.StringVar(&f.vpc, "vpc", "", "make the network a subnet of this VPC (its prefix inside the VPC's)")
+	cmd.RegisterFlagCompletionFunc("vpc", o.CompleteNames(api.VPCKind, true))
 	return cmd
 }
 

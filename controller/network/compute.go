@@ -48,6 +48,10 @@ type Index struct {
 	// lbIngress maps a member instance's UID and network name to what its
 	// load balancers need to reach it: the pool's port from the LB hosts.
 	lbIngress map[string][]api.FirewallRule
+	// presentOn maps a network key to the hosts whose spec has it: those
+	// with its instances or load balancers and, for a VPC's subnet, those
+	// with a port in another subnet of the VPC (they route into it).
+	presentOn map[string]map[string]bool
 }
 
 func key(project, name string) string { return project + "/" + name }
@@ -120,7 +124,54 @@ func NewIndex(s Snapshot) *Index {
 		}
 	}
 	x.indexLoadBalancers(s.LoadBalancers)
+	x.addVPCSubnets()
 	return x
+}
+
+// vpcKey is the identity of a network's VPC in host specs: project/name,
+// or "" for a network in none.
+func vpcKey(n *api.Network) string {
+	if n.Spec.VPC == "" {
+		return ""
+	}
+	return key(n.Metadata.Project, n.Spec.VPC)
+}
+
+// addVPCSubnets gives every host with a port in a VPC's subnet every
+// other subnet of the VPC that has a port anywhere: the host routes from
+// its subnets into theirs, on the bridges of their own router namespaces
+// (docs/networking.md, "VPCs"). It then records where each network is.
+func (x *Index) addVPCSubnets() {
+	used := map[string]bool{} // networks with a port on some host
+	for _, nets := range x.byHost {
+		for nk := range nets {
+			used[nk] = true
+		}
+	}
+	subnets := map[string][]string{} // VPC key → used subnets' keys
+	for nk := range used {
+		if n := x.networks[nk]; n != nil && vpcKey(n) != "" {
+			subnets[vpcKey(n)] = append(subnets[vpcKey(n)], nk)
+		}
+	}
+	x.presentOn = map[string]map[string]bool{}
+	for h, nets := range x.byHost {
+		var add []string
+		for nk := range nets {
+			if n := x.networks[nk]; n != nil && vpcKey(n) != "" {
+				add = append(add, subnets[vpcKey(n)]...)
+			}
+		}
+		for _, nk := range add {
+			nets[nk] = true
+		}
+		for nk := range nets {
+			if x.presentOn[nk] == nil {
+				x.presentOn[nk] = map[string]bool{}
+			}
+			x.presentOn[nk][h] = true
+		}
+	}
 }
 
 // Hosts returns the names of the hosts of the snapshot.
@@ -159,7 +210,7 @@ func (x *Index) entry(n *api.Network, insts []*api.Instance, host string) api.Ho
 	e := api.HostNetworkEntry{
 		UID: n.Metadata.UID, Name: n.Metadata.Name, Project: n.Metadata.Project,
 		VNI: n.Status.VNI, CIDR: n.Spec.CIDR, Gateway: n.Spec.Gateway,
-		DNS: slices.Clone(n.Spec.DNS), NAT: n.NATEnabled(),
+		DNS: slices.Clone(n.Spec.DNS), NAT: n.NATEnabled(), VPC: vpcKey(n),
 	}
 	for _, in := range insts {
 		for i, ifc := range in.Status.Interfaces {
@@ -180,6 +231,15 @@ func (x *Index) entry(n *api.Network, insts []*api.Instance, host string) api.Ho
 		}
 	}
 	x.lbEntries(&e, key(n.Metadata.Project, n.Metadata.Name), host)
+	if e.VPC != "" {
+		// Hosts that route into the subnet without a port on it: its
+		// broadcasts (ARP) reach their routers too.
+		for h := range x.presentOn[key(n.Metadata.Project, n.Metadata.Name)] {
+			if addr := underlay(x.hosts[h]); h != host && addr != "" {
+				e.Peers = append(e.Peers, addr)
+			}
+		}
+	}
 	slices.Sort(e.Peers)
 	e.Peers = slices.Compact(e.Peers)
 	slices.SortFunc(e.Records, func(a, b api.DNSRecord) int {

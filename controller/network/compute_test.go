@@ -308,3 +308,47 @@ func js(v any) string {
 }
 
 func jsonEq(a, b any) bool { return js(a) == js(b) }
+
+// TestVPCHostSpec: a host with a port in a subnet of a VPC gets every
+// other subnet of the VPC that has a port somewhere (without ports of its
+// own, with the hosts of the subnet as peers), and nothing of other VPCs.
+func TestVPCHostSpec(t *testing.T) {
+	def := []string{"default"}
+	s := base()
+	sub := func(name, uid string, vni int, cidr, vpc string) *api.Network {
+		n := netw("p", name, uid, vni, cidr)
+		n.Spec.VPC = vpc
+		return n
+	}
+	s.Networks = append(s.Networks,
+		sub("a", "uid-a", 5001, "10.5.1.0/24", "v"), sub("b", "uid-b", 5002, "10.5.2.0/24", "v"),
+		sub("e", "uid-e", 5003, "10.5.3.0/24", "v"), sub("c", "uid-c", 5004, "10.5.4.0/24", "w"))
+	s.Instances = []*api.Instance{
+		inst("p", "a1", "h1", api.PhaseRunning, def, "a", "10.5.1.2"),
+		inst("p", "b2", "h2", api.PhaseRunning, def, "b", "10.5.2.2"),
+		inst("p", "c3", "h3", api.PhaseRunning, def, "c", "10.5.4.2"),
+		inst("p", "n3", "h3", api.PhaseRunning, def, "n", "10.0.0.2"),
+	}
+	x := NewIndex(s)
+	names := func(spec api.HostNetworkSpec) map[string]api.HostNetworkEntry {
+		out := map[string]api.HostNetworkEntry{}
+		for _, e := range spec.Networks {
+			out[e.Name] = e
+		}
+		return out
+	}
+	h1 := names(x.HostSpec("h1"))
+	if len(h1) != 2 || h1["a"].VPC != "p/v" || h1["b"].VPC != "p/v" {
+		t.Fatalf("h1 entries = %v, want subnets a and b of p/v (e has no port, c and n are elsewhere)", h1)
+	}
+	if b := h1["b"]; len(b.Ports) != 0 || !slices.Equal(b.Peers, []string{"10.99.0.2"}) {
+		t.Errorf("h1's b = %+v, want no ports and h2 as peer", b)
+	}
+	if a := h1["a"]; len(a.Ports) != 1 || !slices.Equal(a.Peers, []string{"10.99.0.2"}) {
+		t.Errorf("h1's a = %+v, want a1's port and h2 (which routes into a) as peer", a)
+	}
+	h3 := names(x.HostSpec("h3"))
+	if len(h3) != 2 || h3["c"].VPC != "p/w" || h3["n"].VPC != "" {
+		t.Errorf("h3 entries = %v, want c (VPC p/w) and n (none) only", h3)
+	}
+}

@@ -58,6 +58,9 @@ type Router struct {
 	VXLAN   string
 	Transit string
 	Ports   []Port
+	// Siblings are the prefixes of the other subnets of the network's VPC
+	// on this host, routed to through legs onto their bridges.
+	Siblings []netip.Prefix
 }
 
 // Port is one instance interface as the router sees it.
@@ -203,6 +206,28 @@ func filterBody(r Router, ports []Port) string {
 	}
 	fmt.Fprintf(&b, "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
 	fmt.Fprintf(&b, "\t\tct state established,related accept\n")
+	if sib := Normalize(r.Siblings); len(sib) > 0 {
+		// Traffic between subnets of a VPC is routed on the sender's
+		// host, so a bridge that only carries it across (from a leg to
+		// the VXLAN, or back) sees one direction of the connection: its
+		// conntrack cannot judge it, and the source's egress and the
+		// destination's ingress rules are applied where those ports are.
+		parts := make([]string, len(sib))
+		for i, c := range sib {
+			parts[i] = c.String()
+		}
+		var local []string
+		for _, p := range ports {
+			for _, a := range p.addrs() {
+				local = append(local, a.String())
+			}
+		}
+		if len(local) > 0 {
+			fmt.Fprintf(&b, "\t\tip saddr { %s } ip daddr != { %s } accept\n", strings.Join(parts, ", "), strings.Join(local, ", "))
+		} else {
+			fmt.Fprintf(&b, "\t\tip saddr { %s } accept\n", strings.Join(parts, ", "))
+		}
+	}
 	fmt.Fprintf(&b, "\t\tct state invalid drop\n")
 	if len(egress) > 0 {
 		fmt.Fprintf(&b, "\t\tip saddr vmap { %s }\n", strings.Join(egress, ", "))

@@ -252,3 +252,34 @@ func TestRouterRulesetLBPort(t *testing.T) {
 		t.Error("a VIP equal to the port's address was accepted")
 	}
 }
+
+// TestRouterRulesetSiblings: traffic from the other subnets of the VPC
+// to an address that is not a port here passes before conntrack's
+// invalid check (the router only carries it across); to a port here it
+// meets the port's ingress rules.
+func TestRouterRulesetSiblings(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		ports bool
+		want  string
+	}{
+		{"with ports", true, "ip saddr { 10.0.2.0/24, 10.0.3.0/24 } ip daddr != { 172.31.0.5, 172.31.0.6 } accept"},
+		{"without ports", false, "ip saddr { 10.0.2.0/24, 10.0.3.0/24 } accept"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := testRouter(true)
+			if !tt.ports {
+				r.Ports = nil
+			}
+			r.Siblings = []netip.Prefix{netip.MustParsePrefix("10.0.3.0/24"), netip.MustParsePrefix("10.0.2.0/24")}
+			rs, err := RouterRuleset(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at, inv := strings.Index(rs, tt.want), strings.Index(rs, "ct state invalid drop")
+			if at < 0 || inv < 0 || at > inv {
+				t.Errorf("want %q before the invalid drop in:\n%s", tt.want, rs)
+			}
+		})
+	}
+}

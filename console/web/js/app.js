@@ -54,6 +54,7 @@ export const nav = [
   { route: 'groups', label: 'Groups' },
   { route: 'loadbalancers', label: 'Load balancers' },
   { route: 'stacks', label: 'Stacks' },
+  { route: 'vpcs', label: 'VPCs' },
   { route: 'networks', label: 'Networks' },
   { route: 'securitygroups', label: 'Security groups' },
   { route: 'floatingips', label: 'Floating IPs' },
@@ -71,7 +72,7 @@ const CLUSTER_READABLE = new Set(['hosts', 'flavors', 'floatingippools', 'projec
 const CLUSTER = new Set([...CLUSTER_READABLE, 'users', 'tokens', 'jointokens', 'hostnetworks', 'servers']);
 const PLURALS = {
   instancegroup: 'instancegroups', group: 'instancegroups', groups: 'instancegroups',
-  securitygroup: 'securitygroups', floatingip: 'floatingips', keypair: 'keypairs',
+  vpc: 'vpcs', securitygroup: 'securitygroups', floatingip: 'floatingips', keypair: 'keypairs',
   loadbalancer: 'loadbalancers', floatingippool: 'floatingippools',
 };
 

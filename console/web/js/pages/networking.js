@@ -1,4 +1,4 @@
-// Networks, security groups with their rules, and floating IPs.
+// VPCs, networks, security groups with their rules, and floating IPs.
 
 import * as api from '../api.js';
 import { register } from '../app.js';
@@ -6,6 +6,35 @@ import {
   h, replace, page, section, dl, table, live, link, projectPath, clusterPath, button, field, input, select, form,
   age, enc, phase, condition,
 } from './ui.js';
+
+// --- VPCs ------------------------------------------------------------------
+
+function renderVPCs(el, params, ctx) {
+  const body = page(el, 'VPCs');
+  const t = table([
+    { title: 'Name', cell: (v) => v.metadata.name },
+    { title: 'CIDR', cell: (v) => v.spec.cidr },
+    { title: 'Default', cell: (v) => (v.status && v.status.default) ? 'yes' : 'no' },
+    { title: 'Routes', cell: (v) => ((v.status && v.status.routeTable && v.status.routeTable.routes) || []).map((r) => r.destination + ' → ' + r.target).join(', ') },
+    { title: 'Age', cell: (v) => age(v.metadata.creationTimestamp) },
+    { title: '', show: ctx.can('delete', 'vpcs'), cell: (v) => ctx.can('delete', 'vpcs') ? button(ctx, 'Delete', () => api.send('DELETE', projectPath(ctx, 'vpcs', v.metadata.name)),
+      { confirm: `Delete VPC ${v.metadata.name}?`, done: `VPC ${v.metadata.name} deleted` }) : '' },
+  ], { empty: 'No VPCs.' });
+  body.append(t.el);
+  if (ctx.can('create', 'vpcs')) {
+    const name = input({ autocomplete: 'off' });
+    const cidr = input({ placeholder: '10.0.0.0/16' });
+    body.append(section('Create VPC', form([
+      field('Name', name, 'metadata.name'),
+      field('CIDR', cidr, 'spec.cidr', 'An IPv4 prefix from /16 to /28; its subnets are networks created in it.'),
+    ], 'Create', async (f) => {
+      await api.send('POST', projectPath(ctx, 'vpcs'), { kind: 'VPC', metadata: { name: name.value.trim(), project: ctx.project }, spec: { cidr: cidr.value.trim() } });
+      ctx.toast(`VPC ${name.value.trim()} created`, 'ok');
+      f.reset();
+    })));
+  }
+  return live(body, projectPath(ctx, 'vpcs'), (items) => t.update(items));
+}
 
 // --- networks --------------------------------------------------------------
 
@@ -16,6 +45,7 @@ function renderNetworks(el, params, ctx) {
     { title: 'CIDR', cell: (n) => n.spec.cidr },
     { title: 'Gateway', cell: (n) => n.spec.gateway || '' },
     { title: 'NAT', cell: (n) => n.spec.nat === false ? 'off' : 'on' },
+    { title: 'VPC', cell: (n) => n.spec.vpc || '' },
     { title: 'VNI', cell: (n) => String((n.status && n.status.vni) || '') },
     { title: 'Applied', cell: (n) => appliedCell(n) },
     { title: 'Age', cell: (n) => age(n.metadata.creationTimestamp) },
@@ -29,8 +59,10 @@ function renderNetworks(el, params, ctx) {
     const gw = input({ placeholder: 'default: the first address' });
     const dns = input({ placeholder: 'e.g. 1.1.1.1, 9.9.9.9 (default: the host\'s)' });
     const nat = select([['true', 'on'], ['false', 'off']]);
+    const vpc = input({ placeholder: 'none', autocomplete: 'off' });
     body.append(section('Create network', form([
       field('Name', name, 'metadata.name'),
+      field('VPC', vpc, 'spec.vpc', 'A VPC of the project to make the network its subnet, reachable from its other subnets.'),
       field('CIDR', cidr, 'spec.cidr', 'An IPv4 prefix from /16 to /29.'),
       field('Gateway', gw, 'spec.gateway'),
       field('DNS servers', dns, 'spec.dns'),
@@ -38,6 +70,7 @@ function renderNetworks(el, params, ctx) {
     ], 'Create', async (f) => {
       const spec = { cidr: cidr.value.trim(), nat: nat.value === 'true' };
       if (gw.value.trim()) spec.gateway = gw.value.trim();
+      if (vpc.value.trim()) spec.vpc = vpc.value.trim();
       const d = dns.value.split(/[\s,]+/).filter(Boolean);
       if (d.length) spec.dns = d;
       await api.send('POST', projectPath(ctx, 'networks'), { kind: 'Network', metadata: { name: name.value.trim(), project: ctx.project }, spec });
@@ -255,6 +288,7 @@ function renderFloatingIPs(el, params, ctx) {
   return () => { stopI(); stopF(); };
 }
 
+register('/vpcs', { title: 'VPCs', render: renderVPCs });
 register('/networks', { title: 'Networks', render: renderNetworks });
 register('/networks/:name', { title: 'Network', render: renderNetwork });
 register('/securitygroups', { title: 'Security groups', render: renderSecurityGroups });

@@ -1,0 +1,236 @@
+package ec2
+
+import (
+	"strings"
+
+	"github.com/ouroboros-cloud/ouro/api"
+)
+
+// view translates between names (what objects refer to each other by)
+// and EC2 ids within one call, reading each kind of the project at most
+// once.
+type view struct {
+	c        *Call
+	networks map[string]*api.Network
+	groups   map[string]*api.SecurityGroup
+	images   map[string]*api.Image // by "project/name"
+	hosts    map[string]*api.Host
+	fips     map[string]*api.FloatingIP // by instance name
+	loaded   map[*api.Kind]bool
+}
+
+func (c *Call) view() *view { return &view{c: c, loaded: map[*api.Kind]bool{}} }
+
+func (v *view) load(k *api.Kind) error {
+	if v.loaded[k] {
+		return nil
+	}
+	v.loaded[k] = true
+	switch k {
+	case api.NetworkKind:
+		v.networks = map[string]*api.Network{}
+		objs, err := v.c.list(k, nil)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			v.networks[o.Meta().Name] = o.(*api.Network)
+		}
+	case api.SecurityGroupKind:
+		v.groups = map[string]*api.SecurityGroup{}
+		objs, err := v.c.list(k, nil)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			v.groups[o.Meta().Name] = o.(*api.SecurityGroup)
+		}
+	case api.ImageKind:
+		v.images = map[string]*api.Image{}
+		imgs, err := v.c.images()
+		if err != nil {
+			return err
+		}
+		for _, img := range imgs {
+			v.images[img.Metadata.Project+"/"+img.Metadata.Name] = img
+		}
+	case api.HostKind:
+		v.hosts = map[string]*api.Host{}
+		objs, err := v.c.list(k, nil)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			v.hosts[o.Meta().Name] = o.(*api.Host)
+		}
+	case api.FloatingIPKind:
+		v.fips = map[string]*api.FloatingIP{}
+		objs, err := v.c.list(k, nil)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			f := o.(*api.FloatingIP)
+			if f.Spec.Instance != "" {
+				v.fips[f.Spec.Instance] = f
+			}
+		}
+	}
+	return nil
+}
+
+// subnetID is the EC2 subnet id of a network name ("" if unknown).
+func (v *view) subnetID(network string) string {
+	if v.load(api.NetworkKind) != nil {
+		return ""
+	}
+	if n := v.networks[network]; n != nil {
+		return subnetIDOf(n)
+	}
+	return ""
+}
+
+// vpcID is the EC2 VPC id of a network name.
+func (v *view) vpcID(network string) string {
+	if v.load(api.NetworkKind) != nil {
+		return ""
+	}
+	if n := v.networks[network]; n != nil {
+		return vpcIDOf(v.c, n)
+	}
+	return ""
+}
+
+// subnetIDOf and vpcIDOf map networks to subnets and VPCs. For now a
+// network is a subnet of its project's one VPC.
+var (
+	subnetIDOf = func(n *api.Network) string { return idOf(PrefixSubnet, n) }
+	vpcIDOf    = func(c *Call, n *api.Network) string { return ID(PrefixVPC, "project/"+n.Metadata.Project) }
+)
+
+// networkBySubnet finds the network of a subnet id (or, for
+// convenience, of a network name).
+func (v *view) networkBySubnet(id string) (*api.Network, error) {
+	if err := v.load(api.NetworkKind); err != nil {
+		return nil, err
+	}
+	for _, n := range v.networks {
+		if subnetIDOf(n) == id || n.Metadata.Name == id && !strings.HasPrefix(id, PrefixSubnet+"-") {
+			return n, nil
+		}
+	}
+	return nil, notFound("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", clip(id))
+}
+
+// groupID is the EC2 id of a security group name.
+func (v *view) groupID(name string) string {
+	if v.load(api.SecurityGroupKind) != nil {
+		return ""
+	}
+	if g := v.groups[name]; g != nil {
+		return idOf(PrefixSecurityGroup, g)
+	}
+	return ""
+}
+
+// groupByID finds a security group by id.
+func (v *view) groupByID(id string) (*api.SecurityGroup, error) {
+	if err := v.load(api.SecurityGroupKind); err != nil {
+		return nil, err
+	}
+	for _, g := range v.groups {
+		if idOf(PrefixSecurityGroup, g) == id {
+			return g, nil
+		}
+	}
+	return nil, notFound("InvalidGroup.NotFound", "The security group '%s' does not exist", clip(id))
+}
+
+// groupByName finds a security group by name.
+func (v *view) groupByName(name string) (*api.SecurityGroup, error) {
+	if err := v.load(api.SecurityGroupKind); err != nil {
+		return nil, err
+	}
+	if g := v.groups[name]; g != nil {
+		return g, nil
+	}
+	return nil, notFound("InvalidGroup.NotFound", "The security group '%s' does not exist in default VPC", clip(name))
+}
+
+// imageID is the EC2 id of an instance's image reference "project/name".
+func (v *view) imageID(ref string) string {
+	if v.load(api.ImageKind) != nil {
+		return ""
+	}
+	if img := v.images[ref]; img != nil {
+		return idOf(PrefixImage, img)
+	}
+	return ""
+}
+
+// imageByID finds an image the caller may use by id (or by name).
+func (v *view) imageByID(id string) (*api.Image, error) {
+	if err := v.load(api.ImageKind); err != nil {
+		return nil, err
+	}
+	for _, img := range v.images {
+		if idOf(PrefixImage, img) == id {
+			return img, nil
+		}
+	}
+	if !strings.HasPrefix(id, PrefixImage+"-") {
+		if img := v.images[v.c.Project+"/"+id]; img != nil {
+			return img, nil
+		}
+		for _, img := range v.images {
+			if img.Metadata.Name == id {
+				return img, nil
+			}
+		}
+	}
+	return nil, notFound("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", clip(id))
+}
+
+// zone is the availability zone of a host.
+func (v *view) zone(host string) string {
+	if host == "" || v.load(api.HostKind) != nil {
+		return api.ZoneDefault
+	}
+	if h := v.hosts[host]; h != nil {
+		if z := h.Metadata.Labels[api.LabelZone]; z != "" {
+			return z
+		}
+	}
+	return api.ZoneDefault
+}
+
+// floatingIP is the floating IP associated with an instance, or nil.
+func (v *view) floatingIP(instance string) *api.FloatingIP {
+	if v.load(api.FloatingIPKind) != nil {
+		return nil
+	}
+	return v.fips[instance]
+}
+
+// images lists the images the caller may use: the project's and the
+// public ones.
+func (c *Call) images() ([]*api.Image, error) {
+	own, err := c.list(api.ImageKind, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []*api.Image
+	for _, o := range own {
+		out = append(out, o.(*api.Image))
+	}
+	public, _, err := c.h.cfg.Store.List(c.ctx, api.ImageKind, "", storeFilter(func(o api.Object) bool {
+		return o.(*api.Image).Spec.Public && o.Meta().Project != c.Project
+	}))
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range public {
+		out = append(out, o.(*api.Image))
+	}
+	return out, nil
+}
