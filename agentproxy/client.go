@@ -126,15 +126,25 @@ func (c *Client) Exec(ctx context.Context, t Target, req api.ExecRequest) (*api.
 // (api.ConsoleProtocol) and returns the stream once it has. The stream
 // lives until it is closed or ctx ends.
 func (c *Client) Console(ctx context.Context, t Target) (io.ReadWriteCloser, error) {
-	u, err := t.url("console")
+	return c.switchTo(ctx, t, "console", "", api.ConsoleProtocol)
+}
+
+// switchTo POSTs to the instance's action (with query, if any) asking
+// to upgrade to protocol, and returns the stream once the agent has
+// switched.
+func (c *Client) switchTo(ctx context.Context, t Target, action, query, protocol string) (io.ReadWriteCloser, error) {
+	u, err := t.url(action)
 	if err != nil {
 		return nil, err
 	}
+	if query != "" {
+		u += "?" + query
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("console request: %w", err)
+		return nil, fmt.Errorf("%s request: %w", action, err)
 	}
-	upgrade.SetHeaders(req, api.ConsoleProtocol)
+	upgrade.SetHeaders(req, protocol)
 	resp, err := c.send(t, req, http.StatusSwitchingProtocols)
 	if err != nil {
 		return nil, err

@@ -219,37 +219,44 @@ func (b *run) packages(ctx context.Context, n *node) error {
 }
 
 func (b *run) binary(ctx context.Context, n *node) error {
-	local, err := b.opts.Binary(n.f.arch)
+	changed, sum, err := b.ensureBinary(ctx, n)
 	if err != nil {
 		return err
+	}
+	b.report(n.h.Name, "binary", b.outcome(changed, " ("+sum[:12]+")"))
+	return nil
+}
+
+// ensureBinary makes n's binary the local one for its architecture (in
+// check mode, only compares); it reports whether it differed and the
+// binary's SHA-256.
+func (b *run) ensureBinary(ctx context.Context, n *node) (changed bool, sum string, err error) {
+	local, err := b.opts.Binary(n.f.arch)
+	if err != nil {
+		return false, "", err
 	}
 	want, err := fileSum(local)
 	if err != nil {
-		return fmt.Errorf("local binary: %w", err)
+		return false, "", fmt.Errorf("local binary: %w", err)
 	}
 	have, err := remoteSum(ctx, n.r, n.bin())
+	if err != nil || have == want || b.opts.Check {
+		return have != want, want, err
+	}
+	f, err := os.Open(local)
 	if err != nil {
-		return err
+		return true, want, fmt.Errorf("local binary: %w", err)
 	}
-	if have == want {
-		b.report(n.h.Name, "binary", Unchanged)
-		return nil
+	defer f.Close()
+	// The running process keeps its old executable: the new file takes
+	// its name by rename, and a restart runs it.
+	if err := upload(ctx, n.r, n.bin(), f, "0755"); err != nil {
+		return true, want, err
 	}
-	if !b.opts.Check {
-		f, err := os.Open(local)
-		if err != nil {
-			return fmt.Errorf("local binary: %w", err)
-		}
-		defer f.Close()
-		if err := upload(ctx, n.r, n.bin(), f, "0755"); err != nil {
-			return err
-		}
-		if got, err := remoteSum(ctx, n.r, n.bin()); err != nil || got != want {
-			return fmt.Errorf("copied %s but it reads back as sha256 %q (%v)", n.bin(), got, err)
-		}
+	if got, err := remoteSum(ctx, n.r, n.bin()); err != nil || got != want {
+		return true, want, fmt.Errorf("copied %s but it reads back as sha256 %q (%v)", n.bin(), got, err)
 	}
-	b.report(n.h.Name, "binary", b.outcome(true, " ("+want[:12]+")"))
-	return nil
+	return true, want, nil
 }
 
 // apiURL is the URL agents and the CLI use: the API VIP's, else the first

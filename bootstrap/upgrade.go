@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"os"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
@@ -92,35 +90,13 @@ func (b *run) connect(ctx context.Context, h *Host) (*node, error) {
 // upgradeOne replaces n's binary if it differs, restarts the service s
 // and waits for ready.
 func (b *run) upgradeOne(ctx context.Context, n *node, s service, ready func() error) error {
-	local, err := b.opts.Binary(n.f.arch)
+	changed, sum, err := b.ensureBinary(ctx, n)
 	if err != nil {
 		return err
 	}
-	want, err := fileSum(local)
-	if err != nil {
-		return fmt.Errorf("local binary: %w", err)
-	}
-	have, err := remoteSum(ctx, n.r, n.bin())
-	if err != nil {
-		return err
-	}
-	if have == want {
-		b.report(n.h.Name, "upgrade "+s.role, Unchanged)
+	if !changed || b.opts.Check {
+		b.report(n.h.Name, "upgrade "+s.role, b.outcome(changed, ""))
 		return nil
-	}
-	if b.opts.Check {
-		b.report(n.h.Name, "upgrade "+s.role, WouldChange)
-		return nil
-	}
-	f, err := os.Open(local)
-	if err != nil {
-		return fmt.Errorf("local binary: %w", err)
-	}
-	defer f.Close()
-	// The running process keeps its old executable: the new file takes
-	// its name by rename, and the restart runs it.
-	if err := upload(ctx, n.r, n.bin(), f, "0755"); err != nil {
-		return err
 	}
 	if err := n.svc.restart(ctx, s); err != nil {
 		return err
@@ -128,7 +104,7 @@ func (b *run) upgradeOne(ctx context.Context, n *node, s service, ready func() e
 	if err := ready(); err != nil {
 		return err
 	}
-	b.report(n.h.Name, "upgrade "+s.role, Changed+" ("+want[:12]+")")
+	b.report(n.h.Name, "upgrade "+s.role, Changed+" ("+sum[:12]+")")
 	return nil
 }
 

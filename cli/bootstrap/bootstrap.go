@@ -130,20 +130,7 @@ func NewCommand(o *command.Options) *cobra.Command {
 			"  - {name: pi1, address: 10.0.0.21, roles: [agent], labels: {zone: a}}\n" +
 			"  - {name: vm1, instance: nested-1, roles: [agent]}   # an instance of the current cloud",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			inv, opts, err := f.options(cmd, o)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			res, err := bootstrap.Run(ctx, inv, opts)
-			if err != nil {
-				return err
-			}
-			summary(cmd.OutOrStdout(), f.check, res)
-			return nil
-		},
+		RunE: f.runE(o, bootstrap.Run),
 	}
 	f.add(cmd)
 	cmd.AddCommand(newUpgradeCommand(o))
@@ -160,23 +147,29 @@ func newUpgradeCommand(o *command.Options) *cobra.Command {
 			"their quorum), then the agents, each Ready again before the next; instances run on\n" +
 			"through an agent's restart and are adopted.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			inv, opts, err := f.options(cmd, o)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			res, err := bootstrap.Upgrade(ctx, inv, opts)
-			if err != nil {
-				return err
-			}
-			summary(cmd.OutOrStdout(), f.check, res)
-			return nil
-		},
+		RunE: f.runE(o, bootstrap.Upgrade),
 	}
 	f.add(cmd)
 	return cmd
+}
+
+// runE runs do with the flags' inventory and options until it is done or
+// interrupted, and sums up.
+func (f *flags) runE(o *command.Options, do func(context.Context, *bootstrap.Inventory, bootstrap.Options) (bootstrap.Result, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		inv, opts, err := f.options(cmd, o)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		res, err := do(ctx, inv, opts)
+		if err != nil {
+			return err
+		}
+		summary(cmd.OutOrStdout(), f.check, res)
+		return nil
+	}
 }
 
 func summary(w io.Writer, check bool, res bootstrap.Result) {
