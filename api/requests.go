@@ -84,3 +84,11 @@ type ExecResponse struct {
 // after the 101 answer the connection carries the console's raw bytes both
 // ways, as a serial line does.
 const ConsoleProtocol = "ouro-console"
+
+// ExecTTYProtocol is the protocol POST .../instances/{name}/exec upgrades
+// to when the command runs on a terminal (`ouro instance exec -t`): the
+// request carries the command as query parameters (command=sh&command=-l)
+// and the terminal's first size (rows, cols); after the 101 answer the
+// connection carries frames of package ttyframe both ways: the
+// terminal's bytes, resizes toward the command, then its exit code.
+const ExecTTYProtocol = "ouro-exec-tty"
