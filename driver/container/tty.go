@@ -19,13 +19,15 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/ouroboros-cloud/ouro/driver"
 )
 
 // A command on a terminal (ExecTTY):
 //
 //	agent ──▶ tty-exec helper (subreaper, own session)
-//	  ▲          └─▶ runc exec --detach --tty --console-socket S ──▶ command
+//	  ▲          └─▶ runc exec --detach --console-socket S --process P ──▶ command
 //	  │                   │ sends the pty master over S (SCM_RIGHTS)
 //	  └── master ◀────────┘
 //
@@ -34,7 +36,8 @@ import (
 // learn its exit code. The helper (the shim's binary, `container-shim
 // tty-exec`) is a child subreaper: the orphaned command becomes its
 // child, and it reports the command's pid, then its exit code, as JSON
-// lines on its standard output. crun is run the same way.
+// lines on its standard output. crun is run the same way. The process
+// (P) is the container's own with the command, a terminal and its size.
 
 // Bounds of a command on a terminal.
 const (
@@ -55,33 +58,72 @@ type ttyReport struct {
 }
 
 // ExecTTY runs argv in the running container on a new pseudo-terminal
-// of size, with the container's PATH and TERM=xterm-256color. ctx bounds
-// the start.
+// of size, as the container's own process runs (its user, capabilities,
+// environment, no_new_privs) with TERM=xterm-256color. ctx bounds the
+// start.
 func (d *Driver) ExecTTY(ctx context.Context, id string, argv []string, size driver.TermSize) (driver.TTY, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	rt, env, err := d.execTarget(ctx, id, argv)
+	rt, _, err := d.execTarget(ctx, id, argv)
 	if err != nil {
 		return nil, err
 	}
-	env = append(env, "TERM="+ttyTerm)
-	t, err := d.startTTY(ctx, rt, id, env, argv)
+	proc, err := ttyProcessSpec(d.paths(id), argv, size)
 	if err != nil {
 		return nil, fmt.Errorf("exec on a terminal in container %s: %w", id, err)
 	}
-	if size.Rows > 0 && size.Cols > 0 {
-		if err := t.Resize(size); err != nil {
-			t.Close()
-			return nil, fmt.Errorf("exec on a terminal in container %s: %w", id, err)
-		}
+	t, err := d.startTTY(ctx, rt, id, proc, size)
+	if err != nil {
+		return nil, fmt.Errorf("exec on a terminal in container %s: %w", id, err)
 	}
 	return t, nil
 }
 
+// ttyProcessSpec is the process a command on a terminal runs as: the
+// container's, which runc exec starts from without --process too, with
+// argv, TERM, a terminal and its first size. The runtime starts the
+// command right after it sends the terminal, too soon for the agent to
+// size it first, so the size is in the process: runc applies it before
+// the command runs. crun (1.8) does not for exec: the agent sizes the
+// terminal on receipt, and a command that asks for its size in its
+// first moments (a bare `stty size`) may find 0x0; a shell, or anything
+// that waits for input, sees the size (an interactive program also gets
+// SIGWINCH).
+func ttyProcessSpec(p instancePaths, argv []string, size driver.TermSize) ([]byte, error) {
+	data, err := os.ReadFile(p.config)
+	if err != nil {
+		return nil, fmt.Errorf("read the container's process: %w", err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil || spec.Process == nil {
+		return nil, fmt.Errorf("read the container's process: %s: no process (%v)", p.config, err)
+	}
+	proc := *spec.Process
+	proc.Args = argv
+	proc.Env = nil
+	for _, e := range spec.Process.Env {
+		if !strings.HasPrefix(e, "TERM=") {
+			proc.Env = append(proc.Env, e)
+		}
+	}
+	proc.Env = append(proc.Env, "TERM="+ttyTerm)
+	proc.Terminal = true
+	proc.NoNewPrivileges = true
+	proc.ConsoleSize = nil
+	if size.Rows > 0 && size.Cols > 0 {
+		proc.ConsoleSize = &specs.Box{Height: uint(size.Rows), Width: uint(size.Cols)}
+	}
+	out, err := json.Marshal(proc)
+	if err != nil {
+		return nil, fmt.Errorf("encode the process: %w", err)
+	}
+	return out, nil
+}
+
 // startTTY starts the helper and returns once the runtime has sent the
 // terminal's master and the command runs.
-func (d *Driver) startTTY(ctx context.Context, rt runc, id string, env, argv []string) (*ttyProcess, error) {
+func (d *Driver) startTTY(ctx context.Context, rt runc, id string, proc []byte, size driver.TermSize) (*ttyProcess, error) {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	// A short directory: a socket's path must fit in 108 bytes.
@@ -90,19 +132,17 @@ func (d *Driver) startTTY(ctx context.Context, rt runc, id string, env, argv []s
 		return nil, fmt.Errorf("console socket directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	sock, pidFile := filepath.Join(dir, "console.sock"), filepath.Join(dir, "pid")
+	sock, pidFile, procFile := filepath.Join(dir, "console.sock"), filepath.Join(dir, "pid"), filepath.Join(dir, "process.json")
+	if err := os.WriteFile(procFile, proc, 0o600); err != nil {
+		return nil, fmt.Errorf("write the process: %w", err)
+	}
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("console socket: %w", err)
 	}
 	defer l.Close()
 
-	rtArgs := []string{"exec", "--detach", "--tty", "--console-socket", sock, "--pid-file", pidFile, "--no-new-privs"}
-	for _, e := range env {
-		rtArgs = append(rtArgs, "--env", e)
-	}
-	rtArgs = append(rtArgs, id)
-	rtArgs = append(rtArgs, argv...)
+	rtArgs := []string{"exec", "--detach", "--console-socket", sock, "--pid-file", pidFile, "--process", procFile, id}
 	args := append([]string{}, d.cfg.ShimCommand[1:]...)
 	args = append(args, "tty-exec", "--pid-file", pidFile, "--", rt.path)
 	args = append(args, rt.args(rtArgs...)...)
@@ -127,7 +167,7 @@ func (d *Driver) startTTY(ctx context.Context, rt runc, id string, env, argv []s
 	}
 	got := make(chan accepted, 1)
 	go func() {
-		m, err := acceptMaster(l)
+		m, err := acceptMaster(l, size)
 		got <- accepted{m, err}
 	}()
 	// abort stops the helper, hangs up a terminal already received and
@@ -180,9 +220,9 @@ func (d *Driver) startTTY(ctx context.Context, rt runc, id string, env, argv []s
 }
 
 // acceptMaster accepts the runtime's connection on the console socket
-// and receives the terminal's master from it. The master is
-// non-blocking, so closing it ends a pending Read.
-func acceptMaster(l *net.UnixListener) (*os.File, error) {
+// and receives the terminal's master from it, sized at once. The master
+// is non-blocking, so closing it ends a pending Read.
+func acceptMaster(l *net.UnixListener, size driver.TermSize) (*os.File, error) {
 	conn, err := l.AcceptUnix()
 	if err != nil {
 		return nil, fmt.Errorf("accept on the console socket: %w", err)
@@ -205,6 +245,13 @@ func acceptMaster(l *net.UnixListener) (*os.File, error) {
 			unix.Close(fd)
 		}
 		return nil, fmt.Errorf("receive the terminal: want one file (%v)", err)
+	}
+	if size.Rows > 0 && size.Cols > 0 {
+		ws := &unix.Winsize{Row: size.Rows, Col: size.Cols}
+		if err := unix.IoctlSetWinsize(fds[0], unix.TIOCSWINSZ, ws); err != nil {
+			unix.Close(fds[0])
+			return nil, fmt.Errorf("size the terminal: %w", err)
+		}
 	}
 	if err := unix.SetNonblock(fds[0], true); err != nil {
 		unix.Close(fds[0])

@@ -77,6 +77,41 @@ func testExecTTY(t *testing.T, rt string) {
 		tty.Close()
 	})
 
+	t.Run("size from the start", func(t *testing.T) {
+		// A command sees the size asked for once it has read input
+		// (typed after ExecTTY returned); with runc, even at once.
+		argvs := [][]string{{"sh", "-c", "read x; stty size"}}
+		if d.runtimeInfo(ctx).name == "runc" {
+			argvs = append(argvs, []string{"stty", "size"})
+		}
+		for _, argv := range argvs {
+			for range 3 {
+				tty, err := d.ExecTTY(ctx, id, argv, driver.TermSize{Rows: 17, Cols: 91})
+				if err != nil {
+					t.Fatalf("ExecTTY: %v", err)
+				}
+				io.WriteString(tty, "\n")
+				out, _ := io.ReadAll(tty)
+				code, err := tty.Wait()
+				tty.Close()
+				if err != nil || code != 0 || !strings.HasSuffix(string(out), "17 91\r\n") {
+					t.Fatalf("%q on a 17x91 terminal: %q, exit %d, %v", argv, out, code, err)
+				}
+			}
+		}
+	})
+
+	t.Run("confined as the container", func(t *testing.T) {
+		tty, term := startTTY(t, d, id, driver.TermSize{Rows: 24, Cols: 80})
+		term.run(t, `echo "image=$IMAGE_VAR"`, "image=1")
+		term.run(t, "cat /proc/self/status", "NoNewPrivs:\t1")
+		term.run(t, "id -u", "0")
+		term.send(t, "exit\n")
+		if code, err := tty.Wait(); err != nil || code != 0 {
+			t.Errorf("Wait = %d, %v; want 0", code, err)
+		}
+	})
+
 	t.Run("close kills", func(t *testing.T) {
 		tty, term := startTTY(t, d, id, driver.TermSize{Rows: 24, Cols: 80})
 		sid := tty.(*ttyProcess).pid
