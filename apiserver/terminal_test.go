@@ -60,8 +60,9 @@ func newTerminalEnvWith(t *testing.T, cfg Config) *terminalEnv {
 			detached <- struct{}{}
 		case "/v1/instances/" + ctr.Metadata.UID + "/exec":
 			if upgrade.Requested(r, api.ExecTTYProtocol) {
-				serveFakeTTY(t, w, r)
-				detached <- struct{}{}
+				if serveFakeTTY(t, w, r) {
+					detached <- struct{}{}
+				}
 				return
 			}
 			var req api.ExecRequest

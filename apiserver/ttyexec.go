@@ -79,7 +79,8 @@ func (h *agentHandlers) execTTY(w http.ResponseWriter, r *http.Request, id *auth
 // binary messages carry the terminal's bytes both ways; a text message
 // from the browser is a resize, {"rows":24,"cols":80}; when the command
 // ends the server sends the text message {"exitCode":N} (or {"error":
-// "..."}) and closes.
+// "..."}) and closes. Errors of the agent come the same way, after the
+// switch.
 func (h *agentHandlers) execTTYWS(w http.ResponseWriter, r *http.Request, ta *terminalAuth) error {
 	argv, rows, cols, err := ttyCommand(r.URL.Query())
 	if err != nil {
@@ -91,14 +92,23 @@ func (h *agentHandlers) execTTYWS(w http.ResponseWriter, r *http.Request, ta *te
 	}
 	ctx, cancel := h.streamContext(r)
 	defer cancel()
-	agent, err := h.agents.ExecTTY(ctx, target, argv, rows, cols)
+	ws, err := upgradeTerminal(w, r, ta)
 	if err != nil {
 		return err
 	}
-	ws, err := upgradeTerminal(w, r, ta)
+	// The agent's refusals (a program that is not there, a virtual
+	// machine) reach the page as messages it can show.
+	agent, err := h.agents.ExecTTY(ctx, target, argv, rows, cols)
 	if err != nil {
-		agent.Close()
-		return err
+		msg := err.Error()
+		var ae *api.Error
+		if errors.As(err, &ae) {
+			msg = ae.Message
+		}
+		writeWS(ws, websocket.TextMessage, mustJSON(map[string]string{"error": msg}))
+		closeWS(ws, websocket.CloseInternalServerErr, "exec failed")
+		ws.Close()
+		return nil
 	}
 	bridgeTTY(ctx, ws, agent)
 	return nil

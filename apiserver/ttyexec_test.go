@@ -20,19 +20,26 @@ import (
 
 // serveFakeTTY is the fake agent's terminal: it says its command and
 // size, answers each line typed upper-cased, says each new size, and
-// ends with exit code 5 on "exit". It returns when the terminal ends or
-// the caller leaves.
-func serveFakeTTY(t *testing.T, w http.ResponseWriter, r *http.Request) {
+// ends with exit code 5 on "exit"; the command "missing" is refused. It
+// returns when the terminal ends or the caller leaves, true if it served
+// one.
+func serveFakeTTY(t *testing.T, w http.ResponseWriter, r *http.Request) bool {
 	q := r.URL.Query()
+	if q.Get("command") == "missing" {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(api.ErrorBody{Error: &api.Error{Code: api.CodeInvalid, Message: "the command could not start: no such file"}})
+		return false
+	}
 	rows, cols, err := ttyframe.QuerySize(q)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return false
 	}
 	conn, err := upgrade.Accept(w, api.ExecTTYProtocol)
 	if err != nil {
 		t.Errorf("tty accept: %v", err)
-		return
+		return false
 	}
 	defer conn.Close()
 	fw, fr := ttyframe.NewWriter(conn), ttyframe.NewReader(conn)
@@ -41,7 +48,7 @@ func serveFakeTTY(t *testing.T, w http.ResponseWriter, r *http.Request) {
 	for {
 		f, err := fr.Next()
 		if err != nil {
-			return
+			return true
 		}
 		switch f.Type {
 		case ttyframe.Resize:
@@ -55,7 +62,7 @@ func serveFakeTTY(t *testing.T, w http.ResponseWriter, r *http.Request) {
 				}
 				if line.String() == "exit" {
 					fw.Exit(5)
-					return
+					return true
 				}
 				fmt.Fprintf(fw, "%s\r\n", strings.ToUpper(line.String()))
 				line.Reset()
@@ -130,6 +137,19 @@ func TestTerminalExecTTY(t *testing.T) {
 		t.Errorf("end message %+v, want exit code 5", end)
 	}
 	<-e.detached
+
+	// The agent's refusal comes as a message the page shows.
+	ws, resp, err = e.dial(strings.Replace(ctrTTY, "command=sh&command=-l", "command=missing", 1), http.Header{"Authorization": {"Bearer " + e.admin}})
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if typ, data, err := ws.ReadMessage(); err != nil || typ != websocket.TextMessage || !strings.Contains(string(data), `"error":"the command could not start`) {
+		t.Errorf("refused terminal: message %d %s, %v", typ, data, err)
+	}
+	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseInternalServerErr) {
+		t.Errorf("refused terminal: close %v, want 1011", err)
+	}
 
 	// The browser leaving hangs the agent's terminal up.
 	ws, resp, err = e.dial(ctrTTY, http.Header{"Authorization": {"Bearer " + e.admin}})

@@ -154,6 +154,11 @@ type TTYExecer interface {
 	ExecTTY(ctx context.Context, id string, argv []string, size TermSize) (TTY, error)
 }
 
+// ErrExecStart is returned, wrapped with the runtime's words, by ExecTTY
+// when the command could not start (a program that is not there or not
+// executable), rather than the driver failing.
+var ErrExecStart = errors.New("the command could not start")
+
 // TermSize is a terminal's size in character cells.
 type TermSize struct {
 	Rows, Cols uint16

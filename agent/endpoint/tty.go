@@ -51,6 +51,10 @@ func (s *Server) handleExecTTY(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tty, err := tx.ExecTTY(r.Context(), uid, argv, driver.TermSize{Rows: rows, Cols: cols})
+	if errors.Is(err, driver.ErrExecStart) {
+		writeError(w, api.Invalid("command", "check the program's path in the instance", "%v", err))
+		return
+	}
 	if err != nil {
 		writeError(w, &api.Error{Status: http.StatusInternalServerError, Code: api.CodeInternal,
 			Message: fmt.Sprintf("exec on a terminal: %v", err)})

@@ -3,6 +3,7 @@ package endpoint
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,8 +27,11 @@ type ttyDriver struct {
 var _ driver.TTYExecer = (*ttyDriver)(nil)
 
 func (d *ttyDriver) ExecTTY(_ context.Context, _ string, argv []string, size driver.TermSize) (driver.TTY, error) {
-	if argv[0] == "missing" {
-		return nil, fmt.Errorf("no such program %q", argv[0])
+	switch argv[0] {
+	case "missing":
+		return nil, fmt.Errorf("%w: no such program %q", driver.ErrExecStart, argv[0])
+	case "broken":
+		return nil, errors.New("the runtime is gone")
 	}
 	pr, pw := io.Pipe()
 	t := &fakeTTY{out: pw, in: pr, size: size, done: make(chan struct{})}
@@ -123,8 +127,10 @@ func TestEndpointExecTTY(t *testing.T) {
 	td := &ttyDriver{stubDriver: newStubDriver(t), ttys: make(chan *fakeTTY, 4)}
 	e := serve(t, td, "uid-ctr")
 
-	if resp := ttyRequest(t, e.client, e.url, "missing"); resp.StatusCode != http.StatusInternalServerError {
-		t.Errorf("missing program: %s, want 500", resp.Status)
+	for argv0, want := range map[string]int{"missing": http.StatusBadRequest, "broken": http.StatusInternalServerError} {
+		if resp := ttyRequest(t, e.client, e.url, argv0); resp.StatusCode != want {
+			t.Errorf("%s: %s, want %d", argv0, resp.Status, want)
+		}
 	}
 	resp := ttyRequest(t, e.client, e.url, "sh")
 	if resp.StatusCode != http.StatusSwitchingProtocols {

@@ -55,6 +55,16 @@ type ttyReport struct {
 	Pid      int    `json:"pid,omitempty"`
 	ExitCode *int   `json:"exitCode,omitempty"`
 	Error    string `json:"error,omitempty"`
+	// Runtime tells that the runtime refused to start the command.
+	Runtime bool `json:"runtime,omitempty"`
+}
+
+// err is the report's error, ErrExecStart when the runtime refused.
+func (r ttyReport) err() error {
+	if r.Runtime {
+		return fmt.Errorf("%w: %s", driver.ErrExecStart, r.Error)
+	}
+	return errors.New(r.Error)
 }
 
 // ExecTTY runs argv in the running container on a new pseudo-terminal
@@ -208,9 +218,10 @@ func (d *Driver) startTTY(ctx context.Context, rt runc, id string, proc []byte, 
 					return abort(t.err)
 				}
 			case r.Error != "":
-				return abort(errors.New(r.Error))
+				return abort(r.err())
 			default:
 				t.pid = r.Pid
+				t.pidNS, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", r.Pid))
 			}
 		case <-ctx.Done():
 			return abort(fmt.Errorf("wait for the command to start: %w", ctx.Err()))
@@ -265,6 +276,9 @@ func acceptMaster(l *net.UnixListener, size driver.TermSize) (*os.File, error) {
 type ttyProcess struct {
 	master *os.File
 	pid    int // in the host's pid namespace; the session's id
+	// pidNS names the command's pid namespace (the container's): only
+	// processes in it are killed with its session.
+	pidNS  string
 	helper *exec.Cmd
 
 	// done is closed when the helper has ended; code and err are then
@@ -297,7 +311,7 @@ func (t *ttyProcess) follow(stdout io.Reader, reports chan<- ttyReport) {
 		}
 		reports <- r // at most a pid and an error: the buffer holds them
 		if r.Error != "" {
-			t.err = errors.New(r.Error)
+			t.err = r.err()
 			break
 		}
 	}
@@ -316,7 +330,7 @@ func firstError(reports <-chan ttyReport, wait time.Duration, err error) error {
 				return err
 			}
 			if r.Error != "" {
-				return errors.New(r.Error)
+				return r.err()
 			}
 		case <-timeout:
 			return err
@@ -371,7 +385,7 @@ func (t *ttyProcess) Close() error {
 		select {
 		case <-t.done:
 		case <-time.After(ttyHangupGrace):
-			killSession(t.pid)
+			killSession(t.pid, t.pidNS)
 			select {
 			case <-t.done:
 			case <-time.After(killTimeout):
@@ -381,14 +395,15 @@ func (t *ttyProcess) Close() error {
 		}
 		// Processes the command left behind in its session (jobs it
 		// put in the background) go too.
-		killSession(t.pid)
+		killSession(t.pid, t.pidNS)
 	})
 	return nil
 }
 
-// killSession sends SIGKILL to every process of session sid (host pids).
-func killSession(sid int) {
-	if sid <= 1 {
+// killSession sends SIGKILL to every process of session sid (host pids)
+// in the pid namespace ns, which a recycled sid on the host is not.
+func killSession(sid int, ns string) {
+	if sid <= 1 || ns == "" {
 		return
 	}
 	entries, err := os.ReadDir("/proc")
@@ -400,7 +415,10 @@ func killSession(sid int) {
 		if err != nil {
 			continue
 		}
-		if s, ok := sessionOf(pid); ok && s == sid {
+		if s, ok := sessionOf(pid); !ok || s != sid {
+			continue
+		}
+		if pns, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err == nil && pns == ns {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}

@@ -44,8 +44,8 @@ func testExecTTY(t *testing.T, rt string) {
 	if _, err := d.ExecTTY(ctx, id, nil, driver.TermSize{}); err == nil {
 		t.Error("ExecTTY of an empty command: no error")
 	}
-	if _, err := d.ExecTTY(ctx, id, []string{"/no/such/program"}, driver.TermSize{}); err == nil {
-		t.Error("ExecTTY of a missing program: no error")
+	if _, err := d.ExecTTY(ctx, id, []string{"/no/such/program"}, driver.TermSize{}); !errors.Is(err, driver.ErrExecStart) {
+		t.Errorf("ExecTTY of a missing program: %v, want ErrExecStart", err)
 	}
 
 	t.Run("shell", func(t *testing.T) {

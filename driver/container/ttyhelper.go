@@ -52,7 +52,7 @@ func ttyExecMain(args []string) int {
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Run(); err != nil {
 		re := &runcError{prog: filepath.Base(argv[0]), args: argv[1:], err: err, stderr: runcMessage(output.String())}
-		return report(ttyReport{Error: re.Error()})
+		return report(ttyReport{Error: re.Error(), Runtime: true})
 	}
 	data, err := os.ReadFile(*pidFile)
 	if err != nil {
