@@ -7,14 +7,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/internal/browsertest"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 // TestConsoleExecTTY runs a shell on a terminal in a container: from the
 // CLI (`ouro instance exec -t`, whose exit code is the command's) and in
 // the browser's terminal, where commands that need a terminal (tty, stty
-// size) answer with the terminal xterm.js shows.
+// size) answer with the terminal xterm.js shows and Ctrl-C interrupts
+// the command running.
 func TestConsoleExecTTY(t *testing.T) {
 	browsertest.NeedChromium(t)
 	nc := newNetCloud(t, 1)
@@ -67,6 +71,24 @@ func TestConsoleExecTTY(t *testing.T) {
 			return {ok, detail: rows + ' rows shown: ' + text.slice(-600)};
 		})()`)
 		p.Screenshot("console-exec-tty")
+
+		// Ctrl-C, pressed in the page, interrupts the command running
+		// on the terminal: the next line runs at once.
+		p.Press("main .xterm-helper-textarea", "sleep 1001\r")
+		wait.ForDetail(t, 60*time.Second, "sleep 1001 running in the container", func() (bool, string) {
+			out, _, _ := nc.run(nil, "instance", "exec", "tty-ctr", "--", "ps")
+			return strings.Contains(out, "sleep 1001"), out
+		})
+		p.Run("press Ctrl-C", chromedp.KeyEvent("c", chromedp.KeyModifiers(chromedp.ModifierCtrl)))
+		p.Press("main .xterm-helper-textarea", "echo done-$((6*7))\r")
+		p.Wait(30*time.Second, "the line after Ctrl-C answered", `(() => {
+			const el = document.querySelector('main .xterm-rows');
+			const text = el ? el.innerText : '';
+			return {ok: text.includes('done-42'), detail: text.slice(-300)};
+		})()`)
+		if out, _, _ := nc.run(nil, "instance", "exec", "tty-ctr", "--", "ps"); strings.Contains(out, "sleep 1001") {
+			t.Errorf("sleep 1001 still runs after Ctrl-C:\n%s", out)
+		}
 		p.Press("main .xterm-helper-textarea", "exit 4\r")
 		p.Wait(60*time.Second, "the exit code shown", `(() => {
 			const el = document.querySelector('main .xterm-rows');
