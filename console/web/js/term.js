@@ -6,9 +6,9 @@
 // container has no console: the page runs a shell in it on a terminal,
 // GET .../instances/NAME/exec?ws=1&tty=1&command=/bin/sh&rows=R&cols=C,
 // with the terminal's bytes as binary messages, resizes as text messages
-// {"cols","rows"} and the shell's exit code as {"exitCode"}. Both sign in with the session
-// cookie and offer the session's CSRF token as the subprotocol csrf.<token>
-// (docs/console.md, "Terminal").
+// {"cols","rows"} and the shell's exit code as {"exitCode"}. Both sign in
+// with the session cookie and offer the session's CSRF token as the
+// subprotocol csrf.<token> (docs/console.md, "Terminal").
 //
 // xterm.js and its fit addon are not ours: make console-assets copies
 // them into vendor/ from npm (console/package.json). They are loaded here,
