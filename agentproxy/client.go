@@ -23,6 +23,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/internal/upgrade"
 	"github.com/ouroboros-cloud/ouro/pki"
+	"github.com/ouroboros-cloud/ouro/ttyframe"
 )
 
 // maxExecResponse bounds the agent's answer to exec: 4 MiB per stream,
@@ -126,19 +127,28 @@ func (c *Client) Exec(ctx context.Context, t Target, req api.ExecRequest) (*api.
 // (api.ConsoleProtocol) and returns the stream once it has. The stream
 // lives until it is closed or ctx ends.
 func (c *Client) Console(ctx context.Context, t Target) (io.ReadWriteCloser, error) {
-	return c.switchTo(ctx, t, "console", "", api.ConsoleProtocol)
+	return c.switchTo(ctx, t, "console", nil, api.ConsoleProtocol)
 }
 
-// switchTo POSTs to the instance's action (with query, if any) asking
-// to upgrade to protocol, and returns the stream once the agent has
-// switched.
-func (c *Client) switchTo(ctx context.Context, t Target, action, query, protocol string) (io.ReadWriteCloser, error) {
+// ExecTTY asks the agent to run argv on a terminal of rows and cols in
+// the instance (api.ExecTTYProtocol) and returns the stream of ttyframe
+// frames once it has. The stream lives until the command ends, it is
+// closed, or ctx ends.
+func (c *Client) ExecTTY(ctx context.Context, t Target, argv []string, rows, cols uint16) (io.ReadWriteCloser, error) {
+	q := url.Values{"command": argv}
+	ttyframe.SetSize(q, rows, cols)
+	return c.switchTo(ctx, t, "exec", q, api.ExecTTYProtocol)
+}
+
+// switchTo posts action with query q to the agent, asking to upgrade to
+// protocol, and returns the switched stream.
+func (c *Client) switchTo(ctx context.Context, t Target, action string, q url.Values, protocol string) (io.ReadWriteCloser, error) {
 	u, err := t.url(action)
 	if err != nil {
 		return nil, err
 	}
-	if query != "" {
-		u += "?" + query
+	if len(q) > 0 {
+		u += "?" + q.Encode()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {

@@ -3,6 +3,7 @@ package agentproxy
 import (
 	"context"
 	"io"
+	"net/url"
 	"strconv"
 
 	"github.com/ouroboros-cloud/ouro/api"
@@ -12,5 +13,5 @@ import (
 // switch to api.PortForwardProtocol; it returns the stream once it has.
 // The stream lives until it is closed or ctx ends.
 func (c *Client) PortForward(ctx context.Context, t Target, port int) (io.ReadWriteCloser, error) {
-	return c.switchTo(ctx, t, "portforward", "port="+strconv.Itoa(port), api.PortForwardProtocol)
+	return c.switchTo(ctx, t, "portforward", url.Values{"port": {strconv.Itoa(port)}}, api.PortForwardProtocol)
 }

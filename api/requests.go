@@ -91,3 +91,11 @@ const ConsoleProtocol = "ouro-console"
 // dialled by the instance's agent to the instance's first address and
 // port N from inside the instance's network.
 const PortForwardProtocol = "ouro-portforward"
+
+// ExecTTYProtocol is the protocol POST .../instances/{name}/exec upgrades
+// to when the command runs on a terminal (`ouro instance exec -t`): the
+// request carries the command as query parameters (command=sh&command=-l)
+// and the terminal's first size (rows, cols); after the 101 answer the
+// connection carries frames of package ttyframe both ways: the
+// terminal's bytes, resizes toward the command, then its exit code.
+const ExecTTYProtocol = "ouro-exec-tty"

@@ -10,6 +10,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/agentproxy"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/internal/upgrade"
 	"github.com/ouroboros-cloud/ouro/record"
 )
 
@@ -109,8 +110,12 @@ func (h *agentHandlers) logs(w http.ResponseWriter, r *http.Request, id *auth.Id
 }
 
 // exec runs a command in a running instance through its agent and
-// answers what it returned.
+// answers what it returned; on a terminal when the request asks to
+// upgrade to api.ExecTTYProtocol (execTTY).
 func (h *agentHandlers) exec(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+	if upgrade.Requested(r, api.ExecTTYProtocol) {
+		return h.execTTY(w, r, id)
+	}
 	var req api.ExecRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err

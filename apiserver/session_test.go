@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/internal/apitest"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 const goodPassword = "correct horse battery"

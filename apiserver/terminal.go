@@ -26,9 +26,10 @@ import (
 
 // The web console's terminal reaches an instance's console and exec over
 // a WebSocket: GET .../instances/{name}/console?ws=1 and
-// GET .../instances/{name}/exec?ws=1&command=... (docs/console.md,
+// GET .../instances/{name}/exec?ws=1&command=...[&tty=1] (docs/console.md,
 // "Terminal"). The CLI's paths (POST .../console upgraded to
-// api.ConsoleProtocol, POST .../exec with a JSON body) are unchanged.
+// api.ConsoleProtocol, POST .../exec with a JSON body or upgraded to
+// api.ExecTTYProtocol) are unchanged.
 //
 // A browser cannot set an Authorization header on a WebSocket, so the
 // terminal is signed in by its session cookie; a cookie is sent with any
@@ -212,9 +213,9 @@ func (h *agentHandlers) consoleWS(w http.ResponseWriter, r *http.Request, ta *te
 // execWS runs a command in an instance for a browser: the command's
 // standard output, then its standard error, arrive as binary messages,
 // then a text message {"exitCode":N} (and "truncated":true when output
-// was cut), and the server closes. The exec path runs a command to its
-// end without a terminal: tty=1 is refused, and the browser sends
-// nothing but may close to give up waiting.
+// was cut), and the server closes. Without tty=1 the command runs to its
+// end without a terminal, and the browser sends nothing but may close to
+// give up waiting; with tty=1 it runs on a terminal (execTTYWS).
 func (h *agentHandlers) execWS(w http.ResponseWriter, r *http.Request, ta *terminalAuth) error {
 	q := r.URL.Query()
 	req := api.ExecRequest{Command: q["command"], TimeoutSeconds: defaultExecTimeout}
@@ -225,7 +226,7 @@ func (h *agentHandlers) execWS(w http.ResponseWriter, r *http.Request, ta *termi
 		return err
 	}
 	if tty := q.Get("tty"); tty != "" && tty != "0" {
-		return api.Invalid("tty", "leave tty out: the command runs to its end and its output comes back", "exec has no terminal (tty) yet")
+		return h.execTTYWS(w, r, ta)
 	}
 	if v := q.Get("timeoutSeconds"); v != "" {
 		n, err := strconv.Atoi(v)

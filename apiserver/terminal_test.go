@@ -59,6 +59,12 @@ func newTerminalEnvWith(t *testing.T, cfg Config) *terminalEnv {
 			consoletest.Serve(t, w)
 			detached <- struct{}{}
 		case "/v1/instances/" + ctr.Metadata.UID + "/exec":
+			if upgrade.Requested(r, api.ExecTTYProtocol) {
+				if serveFakeTTY(t, w, r) {
+					detached <- struct{}{}
+				}
+				return
+			}
 			var req api.ExecRequest
 			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
@@ -129,6 +135,7 @@ func (e *terminalEnv) originHeader(cookie string) http.Header {
 const (
 	vmConsole = "/v1/projects/default/instances/vm/console?ws=1"
 	ctrExec   = "/v1/projects/default/instances/ctr/exec?ws=1&command=echo&command=hi+there"
+	ctrTTY    = "/v1/projects/default/instances/ctr/exec?ws=1&tty=1&command=sh&command=-l&rows=30&cols=100"
 )
 
 // TestTerminalConsole carries bytes both ways between a browser's
@@ -282,7 +289,12 @@ func TestTerminalRefusals(t *testing.T) {
 		{"unknown session", vmConsole, e.originHeader("forged"), csrfProto, http.StatusUnauthorized, "session has ended"},
 		{"no credentials", vmConsole, e.originHeader(""), csrfProto, http.StatusUnauthorized, "missing bearer token or session cookie"},
 		{"without ws=1", "/v1/projects/default/instances/vm/console", e.originHeader(cookie), csrfProto, http.StatusBadRequest, "ws=1"},
-		{"tty", ctrExec + "&tty=1", e.originHeader(cookie), csrfProto, http.StatusBadRequest, "tty"},
+		{"viewer, exec on a terminal", ctrTTY, e.originHeader(vcookie), []string{"csrf." + vcsrf}, http.StatusForbidden, "may not exec"},
+		{"another project's member, exec on a terminal", ctrTTY, e.originHeader(ocookie), []string{"csrf." + ocsrf}, http.StatusNotFound, "not found"},
+		{"no CSRF token, exec on a terminal", ctrTTY, e.originHeader(cookie), nil, http.StatusForbidden, "CSRFTokenInvalid"},
+		{"another site's page, exec on a terminal", ctrTTY, foreign, csrfProto, http.StatusForbidden, "origin"},
+		{"terminal of no size", "/v1/projects/default/instances/ctr/exec?ws=1&tty=1&command=sh&rows=0", e.originHeader(cookie), csrfProto, http.StatusBadRequest, "rows"},
+		{"terminal without command", "/v1/projects/default/instances/ctr/exec?ws=1&tty=1", e.originHeader(cookie), csrfProto, http.StatusBadRequest, "command"},
 		{"no command", "/v1/projects/default/instances/ctr/exec?ws=1", e.originHeader(cookie), csrfProto, http.StatusBadRequest, "command"},
 		{"another project's member", vmConsole, e.originHeader(ocookie), []string{"csrf." + ocsrf}, http.StatusNotFound, "not found"},
 	} {

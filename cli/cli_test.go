@@ -301,6 +301,32 @@ func TestExecPropagatesExitCodeAndStdin(t *testing.T) {
 	}
 }
 
+func TestExecTTYPropagatesExitCode(t *testing.T) {
+	c := newCloud(t)
+	c.useConfig(t)
+	seedInstances(t, c)
+	c.serveAgent(t, api.ExecResponse{}, nil)
+	// Input from a pipe is typed, then Ctrl-D; the size is the default.
+	r := runCLI(t, nil, "ls\r", "instance", "exec", "-it", "web-1", "--", "sh", "-l")
+	if r.code != 5 {
+		t.Fatalf("exit %d, want the command's 5 (stderr %q)", r.code, r.stderr)
+	}
+	if r.stdout != "tty: sh -l 24x80\r\nls\r" {
+		t.Errorf("stdout %q", r.stdout)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"instance", "exec", "-i", "web-1", "--", "sh"}, "-i goes with -t"},
+		{[]string{"instance", "exec", "-t", "--timeout", "1m", "web-1", "--", "sh"}, "runs until it ends"},
+	} {
+		if r := runCLI(t, nil, "", tt.args...); r.code != 1 || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("%q: exit %d, stderr %q; want 1 and %q", tt.args, r.code, r.stderr, tt.want)
+		}
+	}
+}
+
 func TestAPIErrorsShowFieldAndHint(t *testing.T) {
 	c := newCloud(t)
 	c.useConfig(t)

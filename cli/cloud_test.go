@@ -20,7 +20,9 @@ import (
 	"github.com/ouroboros-cloud/ouro/clientconfig"
 	"github.com/ouroboros-cloud/ouro/internal/apitest"
 	"github.com/ouroboros-cloud/ouro/internal/syncbuf"
+	"github.com/ouroboros-cloud/ouro/internal/upgrade"
 	"github.com/ouroboros-cloud/ouro/store"
+	"github.com/ouroboros-cloud/ouro/ttyframe"
 )
 
 // request is what the API server was sent.
@@ -235,6 +237,10 @@ func (c *cloud) serveAgent(t *testing.T, answer api.ExecResponse, calls chan<- e
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/instances/{uid}/exec", func(w http.ResponseWriter, r *http.Request) {
+		if upgrade.Requested(r, api.ExecTTYProtocol) {
+			serveTerminal(w, r)
+			return
+		}
 		var req api.ExecRequest
 		json.NewDecoder(r.Body).Decode(&req)
 		if calls != nil {
@@ -256,6 +262,31 @@ func (c *cloud) serveAgent(t *testing.T, answer api.ExecResponse, calls chan<- e
 		w.WriteHeader(http.StatusNoContent)
 	})
 	c.Agent(t, "host-a", mux)
+}
+
+// serveTerminal is the agent's terminal: it says its command and size,
+// echoes what is typed, and ends with exit code 5 at Ctrl-D.
+func serveTerminal(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	conn, err := upgrade.Accept(w, api.ExecTTYProtocol)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	fw, fr := ttyframe.NewWriter(conn), ttyframe.NewReader(conn)
+	fmt.Fprintf(fw, "tty: %s %sx%s\r\n", strings.Join(q["command"], " "), q.Get("rows"), q.Get("cols"))
+	for {
+		f, err := fr.Next()
+		if err != nil || f.Type != ttyframe.Data {
+			return
+		}
+		if i := bytes.IndexByte(f.Payload, 0x04); i >= 0 {
+			fw.Write(f.Payload[:i])
+			fw.Exit(5)
+			return
+		}
+		fw.Write(f.Payload)
+	}
 }
 
 // useConfig points the CLI at the server as the admin, in project demo,

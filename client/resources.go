@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/ttyframe"
 )
 
 // CreateOptions tune Create.
@@ -250,7 +251,54 @@ func (c *Client) Whoami(ctx context.Context) (*api.Whoami, error) {
 // to its input, Close detaches. Instances whose driver has no console
 // (containers) answer 400.
 func (c *Client) Console(ctx context.Context, project, name string) (io.ReadWriteCloser, error) {
-	return c.switchTo(ctx, Path(api.InstanceKind, project, name)+"/console", nil, api.ConsoleProtocol, "the console")
+	return c.switchTo(ctx, project, name, "console", nil, api.ConsoleProtocol)
+}
+
+// ExecTTY runs argv in a running instance on a terminal of rows and cols
+// (POST .../exec upgraded to api.ExecTTYProtocol). The stream carries
+// frames of package ttyframe: write Data and Resize frames, read Data
+// frames, then an Exit frame with the command's exit code (or an Error
+// frame). Closing the stream hangs the terminal up. Instances whose
+// driver has no terminals (virtual machines) answer 400.
+func (c *Client) ExecTTY(ctx context.Context, project, name string, argv []string, rows, cols uint16) (io.ReadWriteCloser, error) {
+	q := url.Values{"command": argv}
+	ttyframe.SetSize(q, rows, cols)
+	return c.switchTo(ctx, project, name, "exec", q, api.ExecTTYProtocol)
+}
+
+// switchTo posts action of an instance with query q, asking to upgrade
+// to protocol, and returns the switched connection.
+func (c *Client) switchTo(ctx context.Context, project, name, action string, q url.Values, protocol string) (io.ReadWriteCloser, error) {
+	u := *c.base
+	u.Path = c.base.Path + Path(api.InstanceKind, project, name) + "/" + action
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", action, err)
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", protocol)
+	req.Header.Set("User-Agent", c.ua)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.upgrade.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("POST %s: %w", u.Path, err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		defer resp.Body.Close()
+		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+			return nil, fmt.Errorf("POST %s: the server answered %s instead of switching to %s", u.Path, resp.Status, protocol)
+		}
+		return nil, decodeError(resp)
+	}
+	rwc, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		resp.Body.Close()
+		return nil, fmt.Errorf("POST %s: the switched connection is not writable", u.Path)
+	}
+	return rwc, nil
 }
 
 // SetPassword sets user's console password (PUT /v1/users/{name}/password):

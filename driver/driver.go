@@ -143,6 +143,40 @@ type Execer interface {
 	Exec(ctx context.Context, id string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 }
 
+// TTYExecer is implemented by drivers that can run a command inside a
+// running instance on a terminal of its own (a pseudo-terminal), as a
+// user's interactive shell needs.
+type TTYExecer interface {
+	// ExecTTY starts argv inside the instance with a new terminal of size
+	// as its standard input, output and error, and TERM=xterm-256color.
+	// ctx bounds the start only; the command runs until it ends or the
+	// TTY is closed.
+	ExecTTY(ctx context.Context, id string, argv []string, size TermSize) (TTY, error)
+}
+
+// ErrExecStart is returned, wrapped with the runtime's words, by ExecTTY
+// when the command could not start (a program that is not there or not
+// executable), rather than the driver failing.
+var ErrExecStart = errors.New("the command could not start")
+
+// TermSize is a terminal's size in character cells.
+type TermSize struct {
+	Rows, Cols uint16
+}
+
+// TTY is a command running on a terminal: reads return what it writes
+// to the terminal (io.EOF once the terminal has no writer left), writes
+// are typed at it. Closing hangs up the terminal and, after a short
+// grace, kills what the command left running on it.
+type TTY interface {
+	io.ReadWriteCloser
+	// Resize sets the terminal's size; the command gets SIGWINCH.
+	Resize(size TermSize) error
+	// Wait returns the command's exit code (128+signal if a signal ended
+	// it) once it has ended.
+	Wait() (int, error)
+}
+
 // Consoler is implemented by drivers whose instances have an interactive
 // console (a VM's serial port).
 type Consoler interface {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/internal/upgrade"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/strictjson"
 )
@@ -302,8 +303,14 @@ func tailOffset(f *os.File, n int) (int64, error) {
 	return 0, nil
 }
 
-// handleExec runs a command in a running instance.
+// handleExec runs a command in a running instance: to its end, or on a
+// terminal when the request asks to upgrade to api.ExecTTYProtocol
+// (handleExecTTY).
 func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
+	if upgrade.Requested(r, api.ExecTTYProtocol) {
+		s.handleExecTTY(w, r)
+		return
+	}
 	uid, inst, d, ok := s.lookup(w, r)
 	if !ok {
 		return

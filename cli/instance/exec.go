@@ -60,12 +60,18 @@ func newInstanceLogsCommand(o *command.Options) *cobra.Command {
 
 func newInstanceExecCommand(o *command.Options) *cobra.Command {
 	var timeout time.Duration
+	var tty, interactive bool
 	cmd := &cobra.Command{
 		Use:   "exec NAME -- COMMAND [ARGS...]",
 		Short: "Run a command in a running instance",
 		Long: "Run a command in a running instance and exit with its exit code.\n" +
-			"Standard input is sent along when it is not a terminal (at most 16 MiB).",
-		Example:           "  echo hello | ouro instance exec web -- cat",
+			"Standard input is sent along when it is not a terminal (at most 16 MiB).\n" +
+			"With -t (or -it) the command runs on a terminal of its own, as an interactive\n" +
+			"shell wants: the local terminal is put in raw mode (Ctrl-C goes to the command),\n" +
+			"its size follows the window's, and it is restored when the command ends.\n" +
+			"Commands on a terminal run in containers and have no timeout.",
+		Example: "  echo hello | ouro instance exec web -- cat\n" +
+			"  ouro instance exec -it web -- sh",
 		ValidArgsFunction: o.CompleteNames(api.InstanceKind, false),
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 {
@@ -77,6 +83,15 @@ func newInstanceExecCommand(o *command.Options) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if tty {
+				if cmd.Flags().Changed("timeout") {
+					return command.FlagError("timeout", "a command on a terminal (-t) runs until it ends or you leave it")
+				}
+				return execTTY(cmd, o, args)
+			}
+			if interactive {
+				return command.FlagError("interactive", "-i goes with -t (-it): without a terminal, standard input is sent when it is not a terminal")
+			}
 			if timeout < 0 || timeout > time.Hour {
 				return command.FlagError("timeout", "%s is out of range: use up to 1h (0: the server's default of 60s)", timeout)
 			}
@@ -111,5 +126,7 @@ func newInstanceExecCommand(o *command.Options) *cobra.Command {
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "stop the command after this long (up to 1h; default: the server's 60s)")
+	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "run the command on a terminal, interactively")
+	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "with -t: send what is typed (as docker's -it; -t alone does too)")
 	return cmd
 }

@@ -90,7 +90,7 @@ type Config struct {
 }
 
 // Driver runs containers with an OCI runtime. It implements
-// driver.Driver and driver.Execer.
+// driver.Driver, driver.Execer and driver.TTYExecer.
 type Driver struct {
 	cfg Config
 	log *slog.Logger
@@ -113,8 +113,9 @@ type Driver struct {
 }
 
 var (
-	_ driver.Driver = (*Driver)(nil)
-	_ driver.Execer = (*Driver)(nil)
+	_ driver.Driver    = (*Driver)(nil)
+	_ driver.Execer    = (*Driver)(nil)
+	_ driver.TTYExecer = (*Driver)(nil)
 )
 
 // Timeouts for waiting on runc and the shim.
@@ -330,16 +331,31 @@ func (d *Driver) Exec(ctx context.Context, id string, argv []string, stdin io.Re
 	if err := checkID(id); err != nil {
 		return -1, err
 	}
+	rt, env, err := d.execTarget(ctx, id, argv)
+	if err != nil {
+		return -1, err
+	}
+	code, err := rt.exec(ctx, id, env, argv, stdin, stdout, stderr)
+	if err != nil {
+		return -1, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	return code, nil
+}
+
+// execTarget returns the runtime that runs container id, which must be
+// running, and the environment a command exec'd into it gets besides the
+// runtime's defaults: the container's PATH.
+func (d *Driver) execTarget(ctx context.Context, id string, argv []string) (runc, []string, error) {
 	if len(argv) == 0 {
-		return -1, fmt.Errorf("exec in container %s: empty command", id)
+		return runc{}, nil, fmt.Errorf("exec in container %s: empty command", id)
 	}
 	rt := d.runtimeOf(d.paths(id))
 	st, found, err := rt.state(ctx, id)
 	if err != nil {
-		return -1, fmt.Errorf("exec in container %s: %w", id, err)
+		return runc{}, nil, fmt.Errorf("exec in container %s: %w", id, err)
 	}
 	if !found || st.Status != "running" {
-		return -1, fmt.Errorf("exec in container %s: container is not running", id)
+		return runc{}, nil, fmt.Errorf("exec in container %s: container is not running", id)
 	}
 	var env []string
 	if spec, err := d.instances.ReadSpec(id); err == nil {
@@ -347,11 +363,7 @@ func (d *Driver) Exec(ctx context.Context, id string, argv []string, stdin io.Re
 			env = append(env, "PATH="+path)
 		}
 	}
-	code, err := rt.exec(ctx, id, env, argv, stdin, stdout, stderr)
-	if err != nil {
-		return -1, fmt.Errorf("exec in container %s: %w", id, err)
-	}
-	return code, nil
+	return rt, env, nil
 }
 
 // checkID refuses ids that are not safe as paths and runc ids.

@@ -138,7 +138,7 @@ func gzipBytes(t testing.TB, data []byte) []byte {
 }
 
 // busyboxApplets are linked to busybox in the test image.
-var busyboxApplets = []string{"sh", "sleep", "echo", "cat", "ls", "test", "id", "hostname", "true"}
+var busyboxApplets = []string{"sh", "sleep", "echo", "cat", "ls", "test", "id", "hostname", "true", "tty", "stty"}
 
 // busyboxImage builds a two-layer image: busybox with its applets, an
 // /etc/removed file and a /data dir with one file; then a gzip layer that

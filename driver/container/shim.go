@@ -33,7 +33,12 @@ import (
 // ShimMain is the shim's main function: `ouro container-shim --dir
 // <instance dir> --id <id> --runc <runtime path> [--runc-root <dir>]`,
 // where the runtime is runc or crun. It returns the process exit code.
+// `ouro container-shim tty-exec ...` is the helper of a command on a
+// terminal instead (ExecTTY).
 func ShimMain(args []string) int {
+	if len(args) > 0 && args[0] == "tty-exec" {
+		return ttyExecMain(args[1:])
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "container-shim")
 	fs := flag.NewFlagSet("container-shim", flag.ContinueOnError)
 	dir := fs.String("dir", "", "instance directory")

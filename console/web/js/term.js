@@ -3,12 +3,12 @@
 //
 // A VM's console is one WebSocket, GET .../instances/NAME/console?ws=1,
 // carrying the serial line's bytes both ways as binary messages. A
-// container has no console: exec runs one command to its end without a
-// terminal, so the page edits a line itself and runs each line as
-// `/bin/sh -c LINE` through GET .../instances/NAME/exec?ws=1&command=...,
-// printing its output and exit code. Both sign in with the session
-// cookie and offer the session's CSRF token as the subprotocol csrf.<token>
-// (docs/console.md, "Terminal").
+// container has no console: the page runs a shell in it on a terminal,
+// GET .../instances/NAME/exec?ws=1&tty=1&command=/bin/sh&rows=R&cols=C,
+// with the terminal's bytes as binary messages, resizes as text messages
+// {"cols","rows"} and the shell's exit code as {"exitCode"}. Both sign in
+// with the session cookie and offer the session's CSRF token as the
+// subprotocol csrf.<token> (docs/console.md, "Terminal").
 //
 // xterm.js and its fit addon are not ours: make console-assets copies
 // them into vendor/ from npm (console/package.json). They are loaded here,
@@ -122,7 +122,7 @@ register('instances/:name/console', {
     const status = h('span', { class: 'term-status badge', role: 'status', 'aria-live': 'polite' }, 'Connecting…');
     const about = h('p', { class: 'term-about' });
     const reconnect = h('button', { type: 'button', class: 'button', disabled: true }, 'Reconnect');
-    const box = h('div', { class: 'term', 'aria-label': vm ? `Serial console of ${name}` : `Commands in ${name}` });
+    const box = h('div', { class: 'term', 'aria-label': vm ? `Serial console of ${name}` : `Shell in ${name}` });
     el.append(about, h('div', { class: 'toolbar' }, status, reconnect), box);
     if (st.phase !== 'Running') {
       about.after(h('p', { class: 'error', role: 'alert' }, `${name} is ${st.phase || 'not running'}: the console connects once it is Running. Start it, then press Reconnect.`));
@@ -132,9 +132,9 @@ register('instances/:name/console', {
       about.append('Serial console of virtual machine ', h('strong', {}, name), ` on host ${st.host || '?'}, project ${ctx.project}, as ${who}. `,
         'What you type goes to the VM; leaving the page detaches, the VM goes on running.');
     } else {
-      about.append('Commands in container ', h('strong', {}, name), ` on host ${st.host || '?'}, project ${ctx.project}, as ${who}. `,
-        'There is no terminal: each line runs on its own as ', h('code', {}, '/bin/sh -c LINE'),
-        ' (as ', h('code', {}, 'ouro instance exec'), ' does), so cd and variables do not carry over. Ctrl-C gives up waiting.');
+      about.append('A shell (', h('code', {}, '/bin/sh'), ') on a terminal in container ', h('strong', {}, name),
+        ` on host ${st.host || '?'}, project ${ctx.project}, as ${who}, as `, h('code', {}, `ouro instance exec -it ${name} -- sh`),
+        ' gives. Ctrl-C goes to the command running; leaving the page or reconnecting hangs the shell up and ends what it runs.');
     }
 
     let xt;
@@ -146,13 +146,13 @@ register('instances/:name/console', {
         h('strong', {}, 'The terminal is not built into this server.'),
         h('div', { class: 'error-hint' }, 'Run ', h('code', {}, 'make console-assets'), ' (then ', h('code', {}, 'make'),
           ') to install xterm.js with npm and embed it; the command line has ',
-          h('code', {}, `ouro instance ${vm ? 'console' : 'exec'} ${name}`), '.')));
+          h('code', {}, vm ? `ouro instance console ${name}` : `ouro instance exec -it ${name} -- sh`), '.')));
       return undefined;
     }
     if (ctx.signal.aborted) return undefined;
 
     const stopStyles = mirrorStyles(box);
-    const term = new xt.Terminal({ cursorBlink: true, scrollback: 5000, convertEol: !vm,
+    const term = new xt.Terminal({ cursorBlink: true, scrollback: 5000,
       fontFamily: getComputedStyle(document.documentElement).getPropertyValue('--mono').trim() || 'monospace' });
     const fit = new xt.FitAddon();
     term.loadAddon(fit);
@@ -172,7 +172,7 @@ register('instances/:name/console', {
       status.textContent = text;
       status.className = `term-status badge ${cls}`;
     };
-    const session = vm ? serialConsole(term, path, setStatus, reconnect) : execLines(term, path, setStatus, reconnect);
+    const session = (vm ? serialConsole : containerShell)(term, path, setStatus, reconnect);
     reconnect.addEventListener('click', () => {
       session.connect();
       term.focus();
@@ -229,115 +229,60 @@ function serialConsole(term, path, setStatus, reconnect) {
   };
 }
 
-// execLines edits a line in term and runs it in the container when Enter
-// is pressed.
-function execLines(term, path, setStatus, reconnect) {
-  let line = '';
-  let running = null; // the WebSocket of the running command
-  const history = [];
-  let back = 0; // how far back in history
-  const prompt = () => term.write('\x1b[1m$\x1b[0m ');
-  const setLine = (s) => {
-    term.write('\r\x1b[2K');
-    prompt();
-    line = s;
-    term.write(line);
+// containerShell runs /bin/sh in the container on a terminal of term's
+// size: keystrokes go to it as binary messages, term's resizes as text
+// messages {"cols","rows"}, and the shell's exit code comes back as the
+// text message {"exitCode"}. Leaving the page or reconnecting hangs the
+// shell up.
+function containerShell(term, path, setStatus, reconnect) {
+  let ws = null;
+  const send = (data) => {
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(data);
   };
-  const run = (cmd) => {
-    setStatus('Running…', 'term-connecting');
-    const params = new URLSearchParams([['ws', '1'], ['command', '/bin/sh'], ['command', '-c'], ['command', cmd]]);
-    const conn = open(`${path}/exec`, params.toString());
-    running = conn;
-    let ended = false;
-    conn.onmessage = (ev) => {
-      if (ev.data instanceof ArrayBuffer) {
-        term.write(new Uint8Array(ev.data));
-        return;
-      }
-      let msg = {};
-      try {
-        msg = JSON.parse(ev.data);
-      } catch {
-        return;
-      }
-      if (msg.error) term.writeln(`\x1b[31m${msg.error}\x1b[0m`);
-      if (typeof msg.exitCode === 'number') {
-        ended = true;
-        if (msg.truncated) term.writeln('\x1b[2m[output cut]\x1b[0m');
-        if (msg.exitCode !== 0) term.writeln(`\x1b[2m[exit ${msg.exitCode}]\x1b[0m`);
-      }
-    };
-    conn.onclose = (ev) => {
-      if (running !== conn) return;
-      running = null;
-      if (!ended && ev.code !== 1000) term.writeln(`\x1b[31m[${closeReason(ev)}]\x1b[0m`);
-      setStatus('Ready', 'term-connected');
-      prompt();
-    };
-  };
-  term.onData((d) => {
-    if (running) {
-      if (d === '\x03') { // Ctrl-C: stop waiting
-        const conn = running;
-        running = null;
-        conn.close();
-        term.writeln('^C');
-        setStatus('Ready', 'term-connected');
-        prompt();
-      }
-      return;
-    }
-    if (d === '\r') {
-      term.write('\r\n');
-      const cmd = line.trim();
-      line = '';
-      back = 0;
-      if (!cmd) {
-        prompt();
-        return;
-      }
-      if (history[history.length - 1] !== cmd) history.push(cmd);
-      run(cmd);
-    } else if (d === '\x7f' || d === '\b') {
-      if (line.length) {
-        line = line.slice(0, -1);
-        term.write('\b \b');
-      }
-    } else if (d === '\x03') {
-      term.writeln('^C');
-      line = '';
-      prompt();
-    } else if (d === '\x15') { // Ctrl-U
-      setLine('');
-    } else if (d === '\x1b[A' || d === '\x1b[B') {
-      back = Math.max(0, Math.min(history.length, back + (d === '\x1b[A' ? 1 : -1)));
-      setLine(back ? history[history.length - back] : '');
-    } else if (d.startsWith('\x1b')) {
-      // other keys (arrows left and right, function keys): not edited
-    } else {
-      const printable = d.replace(/[\x00-\x1f\x7f]/g, ' ');
-      line += printable;
-      term.write(printable);
-    }
-  });
+  term.onData((d) => send(encoder.encode(d)));
+  term.onBinary((d) => send(Uint8Array.from(d, (c) => c.charCodeAt(0))));
+  term.onResize(({ cols, rows }) => send(JSON.stringify({ cols, rows })));
   return {
     connect() {
-      if (running) {
-        const conn = running;
-        running = null;
-        conn.close();
-      }
-      reconnect.disabled = false;
-      reconnect.textContent = 'Clear';
-      term.reset();
-      setStatus('Ready', 'term-connected');
-      line = '';
-      prompt();
+      if (ws) ws.close();
+      reconnect.disabled = true;
+      setStatus('Connecting…', 'term-connecting');
+      const params = new URLSearchParams([['ws', '1'], ['tty', '1'], ['command', '/bin/sh'],
+        ['rows', String(term.rows)], ['cols', String(term.cols)]]);
+      const conn = open(`${path}/exec`, params.toString());
+      ws = conn;
+      let ended = '';
+      conn.onopen = () => {
+        setStatus('Connected', 'term-connected');
+        // The page may have been fitted while connecting.
+        send(JSON.stringify({ cols: term.cols, rows: term.rows }));
+      };
+      conn.onmessage = (ev) => {
+        if (ev.data instanceof ArrayBuffer) {
+          term.write(new Uint8Array(ev.data));
+          return;
+        }
+        let msg = {};
+        try {
+          msg = JSON.parse(ev.data);
+        } catch {
+          return;
+        }
+        if (msg.error) ended = `\x1b[31m[${msg.error}]\x1b[0m`;
+        if (typeof msg.exitCode === 'number') ended = `\x1b[2m[the shell exited with code ${msg.exitCode}]\x1b[0m`;
+      };
+      conn.onclose = (ev) => {
+        if (ws !== conn) return;
+        ws = null;
+        setStatus('Disconnected', 'term-disconnected');
+        term.writeln(`\r\n${ended || `\x1b[2m[disconnected: ${closeReason(ev)}]\x1b[0m`}`);
+        reconnect.disabled = false;
+      };
     },
     close() {
-      if (running) {
-        const conn = running;
-        running = null;
+      if (ws) {
+        const conn = ws;
+        ws = null;
         conn.close();
       }
     },
