@@ -70,6 +70,11 @@ type ListOptions struct {
 	Continue      string
 	// Host restricts instances to those placed on a host.
 	Host string
+	// View asks for each object in a smaller form that holds only some
+	// fields (api.ViewTable, api.ViewMap; see api.View), for a kind that
+	// has it. Servers without views answer whole objects, which decode
+	// into the same type.
+	View string
 }
 
 func (o ListOptions) query() url.Values {
@@ -85,6 +90,9 @@ func (o ListOptions) query() url.Values {
 	}
 	if o.Host != "" {
 		q.Set("host", o.Host)
+	}
+	if o.View != "" {
+		q.Set("view", o.View)
 	}
 	return q
 }
