@@ -19,7 +19,7 @@ func TestViews(t *testing.T) {
 			Interfaces: []Interface{{Network: "n", MAC: "0a:00:00:00:00:01", IP: "10.0.0.2"}, {Network: "m", IP: "10.1.0.2"}},
 			Conditions: []Condition{{Type: "Other", Status: true}, {Type: ConditionHealthy, Status: false, Reason: "Timeout"}}}}
 	host := &Host{Kind: "Host", Metadata: ObjectMeta{Name: "h1", Labels: meta.Labels, CreationTimestamp: now},
-		Spec:   HostSpec{Unschedulable: true, Taints: []string{TaintHollow}},
+		Spec: HostSpec{Unschedulable: true, Taints: []string{TaintHollow}},
 		Status: HostStatus{Phase: "Ready", Address: "192.0.2.1", AgentEndpoint: "https://192.0.2.1:9443", Architecture: "amd64",
 			Drivers: []string{"container"}, Capacity: Resources{VCPUs: 8}, Allocated: Resources{VCPUs: 2}, AgentVersion: "v1"}}
 	nat := false
