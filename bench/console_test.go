@@ -174,6 +174,12 @@ func runConsole(b *testing.B, hosts, instances int) consoleResult {
 	}
 	b.Logf("loaded: %s", strings.Join(loaded, "; "))
 	r.allAssets = float64(gzipAssets(b, c)) / 1000
+	if os.Getenv("BENCH_CONSOLE_LISTS") != "" {
+		// The list figures of BenchmarkScale in this cloud (logged), for
+		// one run that measures both.
+		var lists scaleResult
+		measureLists(ctx, b, c, instances, &lists)
+	}
 
 	times := make([]time.Duration, 0, consoleChanges)
 	for i := range consoleChanges {

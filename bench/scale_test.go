@@ -192,6 +192,16 @@ func runScale(b *testing.B, hosts, instances int) scaleResult {
 	running := tr.wait(b, tr.allRunning, watchDone, "every instance Running")
 	r.running = float64(instances) / running.Sub(start).Seconds()
 
+	measureLists(ctx, b, c, instances, &r)
+	b.Logf("%d hosts, %d instances: %.0f creates/s, %.0f placements/s, %.0f running/s",
+		hosts, instances, r.creates, r.placements, r.running)
+	return r
+}
+
+// measureLists times the lists of the cloud's instances into r and logs
+// them.
+func measureLists(ctx context.Context, b *testing.B, c *hollowtest.Cloud, instances int, r *scaleResult) {
+	b.Helper()
 	l := newLister(b, c)
 	// The CLI's list (ouro instance list): the table view. The two kinds
 	// of full list alternate, so that the machine's load falls on both.
@@ -211,12 +221,9 @@ func runScale(b *testing.B, hosts, instances int) scaleResult {
 	r.fullServerP50, r.fullServerP99 = p(full.server)
 	r.fullDecodeP50, r.fullDecodeP99 = p(full.decode)
 	r.selP50, r.selP99 = p(sel.total)
-	b.Logf("%d hosts, %d instances: %.0f creates/s, %.0f placements/s, %.0f running/s",
-		hosts, instances, r.creates, r.placements, r.running)
 	logTimes(b, "list, table view (the CLI's)", table)
 	logTimes(b, "list, whole objects", full)
 	logTimes(b, "label-selected list, table view", sel)
-	return r
 }
 
 // create makes n tiny instances tolerating the hollow taint with

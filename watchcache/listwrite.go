@@ -24,20 +24,32 @@ const listBufferSize = 64 << 10
 // list, encoding the items in parallel. With a view, each item is the
 // view of its object.
 func (c *Cache) WriteList(w http.ResponseWriter, k *api.Kind, meta api.ListMeta, objs []api.Object, view *api.View) error {
-	prepare := c.prepare
+	items := make([][]byte, len(objs))
 	if view != nil {
-		prepare = func(o api.Object) api.Object { return view.Of(c.prepare(o)) }
-	}
-	encoded, err := encodeObjects(objs, prepare)
-	if err != nil {
-		return fmt.Errorf("encode %s list: %w", k.Name, err)
+		// Pages (limit, continue) and stores without snapshots: views are
+		// small, encoded one by one.
+		for i, o := range objs {
+			raw, err := json.Marshal(view.Of(c.prepare(o)))
+			if err != nil {
+				return fmt.Errorf("encode the %s view of %s %s: %w", view.Name, k.Name, o.Meta().Name, err)
+			}
+			items[i] = raw
+		}
+	} else {
+		encoded, err := encodeObjects(objs, c.prepare)
+		if err != nil {
+			return fmt.Errorf("encode %s list: %w", k.Name, err)
+		}
+		for i, co := range encoded {
+			items[i] = co.raw
+		}
 	}
 	lw, err := startList(w, k, meta)
 	if err != nil {
 		return err
 	}
-	for _, co := range encoded {
-		lw.item(co.raw)
+	for _, raw := range items {
+		lw.item(raw)
 	}
 	lw.end()
 	return nil

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -22,7 +23,14 @@ func TestHostTableFromView(t *testing.T) {
 	view := api.HostKind.ViewOf(api.ViewTable)
 	viewed := make([]*api.Host, len(whole))
 	for i, h := range whole {
-		viewed[i] = view.Of(h).(*api.Host)
+		raw, err := json.Marshal(view.Of(h))
+		if err != nil {
+			t.Fatal(err)
+		}
+		viewed[i] = new(api.Host)
+		if err := json.Unmarshal(raw, viewed[i]); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var want, got bytes.Buffer
 	if err := output.Render(&want, "table", nil, hostTable(whole)); err != nil {

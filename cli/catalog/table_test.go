@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
 
 	"github.com/ouroboros-cloud/ouro/api"
@@ -21,7 +22,14 @@ func TestImageTableFromView(t *testing.T) {
 	view := api.ImageKind.ViewOf(api.ViewTable)
 	viewed := make([]*api.Image, len(whole))
 	for i, im := range whole {
-		viewed[i] = view.Of(im).(*api.Image)
+		raw, err := json.Marshal(view.Of(im))
+		if err != nil {
+			t.Fatal(err)
+		}
+		viewed[i] = new(api.Image)
+		if err := json.Unmarshal(raw, viewed[i]); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var want, got bytes.Buffer
 	if err := output.Render(&want, "table", nil, imageTable(whole)); err != nil {

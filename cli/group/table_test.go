@@ -2,6 +2,7 @@ package group
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
 
 	"github.com/ouroboros-cloud/ouro/api"
@@ -21,7 +22,14 @@ func TestGroupTableFromView(t *testing.T) {
 	view := api.InstanceGroupKind.ViewOf(api.ViewTable)
 	viewed := make([]*api.InstanceGroup, len(whole))
 	for i, g := range whole {
-		viewed[i] = view.Of(g).(*api.InstanceGroup)
+		raw, err := json.Marshal(view.Of(g))
+		if err != nil {
+			t.Fatal(err)
+		}
+		viewed[i] = new(api.InstanceGroup)
+		if err := json.Unmarshal(raw, viewed[i]); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var want, got bytes.Buffer
 	if err := output.Render(&want, "table", nil, groupTable(whole)); err != nil {

@@ -2,6 +2,7 @@ package instance
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -25,7 +26,14 @@ func TestInstanceTableFromView(t *testing.T) {
 	view := api.InstanceKind.ViewOf(api.ViewTable)
 	viewed := make([]*api.Instance, len(whole))
 	for i, in := range whole {
-		viewed[i] = view.Of(in).(*api.Instance)
+		raw, err := json.Marshal(view.Of(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		viewed[i] = new(api.Instance)
+		if err := json.Unmarshal(raw, viewed[i]); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, allProjects := range []bool{false, true} {
 		var want, got bytes.Buffer

@@ -2,6 +2,7 @@ package network
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
 
 	"github.com/ouroboros-cloud/ouro/api"
@@ -20,7 +21,14 @@ func TestNetworkTableFromView(t *testing.T) {
 	view := api.NetworkKind.ViewOf(api.ViewTable)
 	viewed := make([]*api.Network, len(whole))
 	for i, n := range whole {
-		viewed[i] = view.Of(n).(*api.Network)
+		raw, err := json.Marshal(view.Of(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		viewed[i] = new(api.Network)
+		if err := json.Unmarshal(raw, viewed[i]); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var want, got bytes.Buffer
 	if err := output.Render(&want, "table", nil, networkTable(whole)); err != nil {
