@@ -32,8 +32,8 @@ type listCache struct {
 	kinds   map[*api.Kind]map[string]*cachedObject
 }
 
-// cachedObject is one object as a list answers it; shared by lists.
-// Only views, filled as lists ask for them, changes.
+// cachedObject is one object as a list answers it, shared by lists. Only
+// its views change: each is encoded when a list first asks for it.
 type cachedObject struct {
 	rev int64
 	obj api.Object // prepared for output
