@@ -113,6 +113,9 @@ func ListAll[T any](ctx context.Context, c *Client, kind *api.Kind, project stri
 		if err != nil {
 			return nil, meta, err
 		}
+		if all == nil && meta.Continue == "" {
+			return items, meta, nil // one page: no copy
+		}
 		all = append(all, items...)
 		if meta.Continue == "" {
 			return all, meta, nil
