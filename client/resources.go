@@ -113,7 +113,7 @@ func ListAll[T any](ctx context.Context, c *Client, kind *api.Kind, project stri
 		if err != nil {
 			return nil, meta, err
 		}
-		if all == nil && meta.Continue == "" {
+		if all == nil && meta.Continue == "" && len(items) > 0 {
 			return items, meta, nil // one page: no copy
 		}
 		all = append(all, items...)
