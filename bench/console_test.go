@@ -84,6 +84,9 @@ const paintJS = `(() => {
 //     Accept-Encoding: gzip: all the console can ever load;
 //   - api-KB: the /v1 answers of that load (the session and the lists).
 //
+// With BENCH_CONSOLE_LISTS set it also logs the list figures of
+// BenchmarkScale, taken in the same cloud once the map is measured.
+//
 // Each iteration builds a fresh cloud; run it with -benchtime 1x.
 func BenchmarkConsoleMap(b *testing.B) {
 	browsertest.NeedChromium(b)

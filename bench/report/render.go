@@ -88,7 +88,8 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   answer into `+"`[]api.Instance`"+`.
 - **Console**: `+"`BenchmarkConsoleMap`"+` in bench/: the cloud of the scheduling benchmark (1,000 hollow
   hosts, 10,000 Running instances), then the web console in headless Chromium (Debian's package,
-  driven with chromedp), signed in as the admin. A cold load of `+"`#/map`"+` (cache off) is timed in
+  driven with chromedp), signed in as the admin; the map lists hosts and instances in the map
+  view (`+"`?view=map`"+`). A cold load of `+"`#/map`"+` (cache off) is timed in
   the page from the navigation's start to the animation frame that first shows a host panel, and
   to the frame that shows every host's panel and every instance's tile. Then 50 instances are
   created through the API one at a time; each is timed from the create call to the moment a
