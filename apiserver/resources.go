@@ -114,6 +114,10 @@ func (s *Server) listOrWatch(k *api.Kind) handlerFunc {
 		if watch == "true" {
 			verb = auth.VerbWatch
 		}
+		view, err := listView(k, q.Get("view"), verb)
+		if err != nil {
+			return err
+		}
 		if err := authorize(id, auth.Attributes{Verb: verb, Resource: k.Plural, Project: project, Host: host}, k.Name, ""); err != nil {
 			return err
 		}
@@ -143,7 +147,7 @@ func (s *Server) listOrWatch(k *api.Kind) handlerFunc {
 			return s.watch(w, r, k, project, host, sel, match)
 		}
 		if s.watches.CanList() && q.Get("limit") == "" && q.Get("continue") == "" {
-			return s.watches.List(r.Context(), w, k, project, sel, match)
+			return s.watches.List(r.Context(), w, k, project, sel, match, view)
 		}
 		opts := store.ListOptions{Selector: sel, Filter: match, Continue: q.Get("continue")}
 		if l := q.Get("limit"); l != "" {
@@ -157,8 +161,28 @@ func (s *Server) listOrWatch(k *api.Kind) handlerFunc {
 		if err != nil {
 			return fmt.Errorf("list %s: %w", k.Plural, err)
 		}
-		return s.watches.WriteList(w, k, meta, objs)
+		return s.watches.WriteList(w, k, meta, objs, view)
 	}
+}
+
+// listView returns the view ?view=name asks of a list of kind k (nil for
+// none). Views are for lists: a watch sends whole objects.
+func listView(k *api.Kind, name string, verb auth.Verb) (*api.View, error) {
+	if name == "" {
+		return nil, nil
+	}
+	if verb == auth.VerbWatch {
+		return nil, api.Invalid("view", "leave it out: a watch sends whole objects; only lists have views", "view %q on a watch", truncate(name, 40))
+	}
+	v := k.ViewOf(name)
+	if v == nil {
+		hint := k.Plural + " have no views: leave it out"
+		if names := k.ViewNames(); len(names) > 0 {
+			hint = "use one of: " + strings.Join(names, ", ")
+		}
+		return nil, api.Invalid("view", hint, "%s have no view %q", k.Plural, truncate(name, 40))
+	}
+	return v, nil
 }
 
 func (s *Server) create(k *api.Kind) handlerFunc {

@@ -84,6 +84,9 @@ const paintJS = `(() => {
 //     Accept-Encoding: gzip: all the console can ever load;
 //   - api-KB: the /v1 answers of that load (the session and the lists).
 //
+// With BENCH_CONSOLE_LISTS set it also logs the list figures of
+// BenchmarkScale, taken in the same cloud once the map is measured.
+//
 // Each iteration builds a fresh cloud; run it with -benchtime 1x.
 func BenchmarkConsoleMap(b *testing.B) {
 	browsertest.NeedChromium(b)
@@ -174,6 +177,12 @@ func runConsole(b *testing.B, hosts, instances int) consoleResult {
 	}
 	b.Logf("loaded: %s", strings.Join(loaded, "; "))
 	r.allAssets = float64(gzipAssets(b, c)) / 1000
+	if os.Getenv("BENCH_CONSOLE_LISTS") != "" {
+		// The list figures of BenchmarkScale in this cloud (logged), for
+		// one run that measures both.
+		var lists scaleResult
+		measureLists(ctx, b, c, instances, &lists)
+	}
 
 	times := make([]time.Duration, 0, consoleChanges)
 	for i := range consoleChanges {

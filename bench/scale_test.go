@@ -2,10 +2,15 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -53,9 +58,13 @@ var hostCapacity = api.Resources{VCPUs: 32, MemoryMiB: 64 * 1024, DiskGiB: 1000}
 //     watch saw every instance with status.host;
 //   - running/s: the same until every instance was reported Running;
 //   - list-p50-ms, list-p99-ms: a full list of the 10,000 instances as
-//     the CLI does it (one request, no limit), decoded by the client;
-//   - sel-list-p50-ms, sel-list-p99-ms: a list selecting the 1% of
-//     instances labelled sel=yes.
+//     the CLI does it (one request, no limit, the table view), decoded
+//     into []api.Instance; list-server-* is the part from the request to
+//     the answer's last byte, list-decode-* the client's decode;
+//   - full-list-*: the same of whole objects (no view), as -o json, the
+//     client package's callers and agents list;
+//   - sel-list-p50-ms, sel-list-p99-ms: a list (table view) selecting the
+//     1% of instances labelled sel=yes.
 //
 // Each iteration builds a fresh cloud; run it with -benchtime 1x.
 func BenchmarkScale(b *testing.B) {
@@ -78,11 +87,26 @@ func BenchmarkScale(b *testing.B) {
 	b.ReportMetric(sum.listP99/n, "list-p99-ms")
 	b.ReportMetric(sum.selP50/n, "sel-list-p50-ms")
 	b.ReportMetric(sum.selP99/n, "sel-list-p99-ms")
+	b.ReportMetric(sum.listServerP50/n, "list-server-p50-ms")
+	b.ReportMetric(sum.listServerP99/n, "list-server-p99-ms")
+	b.ReportMetric(sum.listDecodeP50/n, "list-decode-p50-ms")
+	b.ReportMetric(sum.listDecodeP99/n, "list-decode-p99-ms")
+	b.ReportMetric(sum.fullP50/n, "full-list-p50-ms")
+	b.ReportMetric(sum.fullP99/n, "full-list-p99-ms")
+	b.ReportMetric(sum.fullServerP50/n, "full-list-server-p50-ms")
+	b.ReportMetric(sum.fullServerP99/n, "full-list-server-p99-ms")
+	b.ReportMetric(sum.fullDecodeP50/n, "full-list-decode-p50-ms")
+	b.ReportMetric(sum.fullDecodeP99/n, "full-list-decode-p99-ms")
 }
 
 type scaleResult struct {
 	creates, placements, running     float64
 	listP50, listP99, selP50, selP99 float64
+	listServerP50, listServerP99     float64
+	listDecodeP50, listDecodeP99     float64
+	fullP50, fullP99                 float64
+	fullServerP50, fullServerP99     float64
+	fullDecodeP50, fullDecodeP99     float64
 }
 
 func (s *scaleResult) add(o scaleResult) {
@@ -93,6 +117,25 @@ func (s *scaleResult) add(o scaleResult) {
 	s.listP99 += o.listP99
 	s.selP50 += o.selP50
 	s.selP99 += o.selP99
+	s.listServerP50 += o.listServerP50
+	s.listServerP99 += o.listServerP99
+	s.listDecodeP50 += o.listDecodeP50
+	s.listDecodeP99 += o.listDecodeP99
+	s.fullP50 += o.fullP50
+	s.fullP99 += o.fullP99
+	s.fullServerP50 += o.fullServerP50
+	s.fullServerP99 += o.fullServerP99
+	s.fullDecodeP50 += o.fullDecodeP50
+	s.fullDecodeP99 += o.fullDecodeP99
+}
+
+// add appends o's samples to t's.
+func (t *listTimes) add(o listTimes) {
+	t.total = append(t.total, o.total...)
+	t.server = append(t.server, o.server...)
+	t.decode = append(t.decode, o.decode...)
+	t.firstByte = append(t.firstByte, o.firstByte...)
+	t.bytes = o.bytes
 }
 
 func envInt(b *testing.B, name string, def int) int {
@@ -149,11 +192,38 @@ func runScale(b *testing.B, hosts, instances int) scaleResult {
 	running := tr.wait(b, tr.allRunning, watchDone, "every instance Running")
 	r.running = float64(instances) / running.Sub(start).Seconds()
 
-	r.listP50, r.listP99 = listLatency(ctx, b, c.Admin, fullLists, "", instances)
-	r.selP50, r.selP99 = listLatency(ctx, b, c.Admin, selectedLists, "sel=yes", (instances+selectedEvery-1)/selectedEvery)
-	b.Logf("%d hosts, %d instances: %.0f creates/s, %.0f placements/s, %.0f running/s; list p50 %.1f ms p99 %.1f ms; selected list p50 %.1f ms p99 %.1f ms",
-		hosts, instances, r.creates, r.placements, r.running, r.listP50, r.listP99, r.selP50, r.selP99)
+	measureLists(ctx, b, c, instances, &r)
+	b.Logf("%d hosts, %d instances: %.0f creates/s, %.0f placements/s, %.0f running/s",
+		hosts, instances, r.creates, r.placements, r.running)
 	return r
+}
+
+// measureLists times the lists of the cloud's instances into r and logs
+// them.
+func measureLists(ctx context.Context, b *testing.B, c *hollowtest.Cloud, instances int, r *scaleResult) {
+	b.Helper()
+	l := newLister(b, c)
+	// The CLI's list (ouro instance list): the table view. The two kinds
+	// of full list alternate, so that the machine's load falls on both.
+	var table, full listTimes
+	for range fullLists / 5 {
+		tt := l.list(ctx, b, 5, url.Values{"view": {api.ViewTable}}, instances)
+		ft := l.list(ctx, b, 5, url.Values{}, instances)
+		table.add(tt)
+		full.add(ft)
+	}
+	sel := l.list(ctx, b, selectedLists, url.Values{"labelSelector": {"sel=yes"}, "view": {api.ViewTable}},
+		(instances+selectedEvery-1)/selectedEvery)
+	r.listP50, r.listP99 = p(table.total)
+	r.listServerP50, r.listServerP99 = p(table.server)
+	r.listDecodeP50, r.listDecodeP99 = p(table.decode)
+	r.fullP50, r.fullP99 = p(full.total)
+	r.fullServerP50, r.fullServerP99 = p(full.server)
+	r.fullDecodeP50, r.fullDecodeP99 = p(full.decode)
+	r.selP50, r.selP99 = p(sel.total)
+	logTimes(b, "list, table view (the CLI's)", table)
+	logTimes(b, "list, whole objects", full)
+	logTimes(b, "label-selected list, table view", sel)
 }
 
 // create makes n tiny instances tolerating the hollow taint with
@@ -280,24 +350,93 @@ func (t *tracker) wait(b *testing.B, ch chan time.Time, watchDone chan error, wh
 	return time.Time{}
 }
 
-// listLatency lists instances samples times, as the CLI does (ListAll, no
-// limit), and returns the p50 and p99 in milliseconds.
-func listLatency(ctx context.Context, b *testing.B, cl *client.Client, samples int, selector string, want int) (p50, p99 float64) {
+// listTimes are the samples of one kind of list: the whole of each
+// (total), the server's part (request sent → last byte of the answer
+// read, over loopback TLS and HTTP/2 as the client package speaks it) and
+// the client's decode of the answer into []api.Instance; the time to the
+// first byte is logged.
+type listTimes struct {
+	total, server, decode, firstByte []time.Duration
+	bytes                            int
+}
+
+// p returns the p50 and p99 of samples in milliseconds.
+func p(samples []time.Duration) (p50, p99 float64) {
+	return percentile(samples, 0.50), percentile(samples, 0.99)
+}
+
+// lister lists instances as the client package does (same transport
+// settings, token and JSON decode), timing the parts apart.
+type lister struct {
+	url, token string
+	hc         *http.Client
+}
+
+func newLister(b *testing.B, c *hollowtest.Cloud) *lister {
 	b.Helper()
-	times := make([]time.Duration, 0, samples)
-	for range samples {
-		t0 := time.Now()
-		items, _, err := client.ListAll[api.Instance](ctx, cl, api.InstanceKind, hollowtest.Project, client.ListOptions{LabelSelector: selector})
-		d := time.Since(t0)
-		if err != nil {
-			b.Fatalf("list %q: %v", selector, err)
-		}
-		if len(items) != want {
-			b.Fatalf("list %q: %d instances, want %d", selector, len(items), want)
-		}
-		times = append(times, d)
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(c.CACert) {
+		b.Fatal("the cloud's CA certificate holds no PEM certificate")
 	}
-	return percentile(times, 0.50), percentile(times, 0.99)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 4}
+	b.Cleanup(tr.CloseIdleConnections)
+	return &lister{url: c.URL + client.Path(api.InstanceKind, hollowtest.Project, ""), token: c.AdminToken,
+		hc: &http.Client{Transport: tr, Timeout: time.Minute}}
+}
+
+// list lists samples times with query q, checking each answer holds want
+// instances.
+func (l *lister) list(ctx context.Context, b *testing.B, samples int, q url.Values, want int) listTimes {
+	b.Helper()
+	var t listTimes
+	for range samples {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.url+"?"+q.Encode(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("Authorization", "Bearer "+l.token)
+		var first time.Time
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotFirstResponseByte: func() { first = time.Now() }}))
+		t0 := time.Now()
+		resp, err := l.hc.Do(req)
+		if err != nil {
+			b.Fatalf("list %v: %v", q, err)
+		}
+		data, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("list %v: %s %v: %.200s", q, resp.Status, err, data)
+		}
+		t1 := time.Now()
+		var list api.List[api.Instance]
+		if err := json.Unmarshal(data, &list); err != nil {
+			b.Fatalf("list %v: decode: %v", q, err)
+		}
+		t2 := time.Now()
+		if len(list.Items) != want {
+			b.Fatalf("list %v: %d instances, want %d", q, len(list.Items), want)
+		}
+		t.total = append(t.total, t2.Sub(t0))
+		t.server = append(t.server, t1.Sub(t0))
+		t.decode = append(t.decode, t2.Sub(t1))
+		t.firstByte = append(t.firstByte, first.Sub(t0))
+		t.bytes = len(data)
+	}
+	return t
+}
+
+// logTimes logs the percentiles of t.
+func logTimes(b *testing.B, what string, t listTimes) {
+	b.Helper()
+	tot50, tot99 := p(t.total)
+	srv50, srv99 := p(t.server)
+	dec50, dec99 := p(t.decode)
+	fb50, fb99 := p(t.firstByte)
+	b.Logf("%s (%d KB): total p50 %.1f p99 %.1f ms; server (to last byte) p50 %.1f p99 %.1f ms, of which to first byte p50 %.1f p99 %.1f ms; client decode p50 %.1f p99 %.1f ms",
+		what, t.bytes/1000, tot50, tot99, srv50, srv99, fb50, fb99, dec50, dec99)
 }
 
 // percentile returns the p-th percentile (nearest rank) of times in

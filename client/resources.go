@@ -71,6 +71,11 @@ type ListOptions struct {
 	Continue      string
 	// Host restricts instances to those placed on a host.
 	Host string
+	// View asks for each object in a smaller form that holds only some
+	// fields (api.ViewTable, api.ViewMap; see api.View), for a kind that
+	// has it. Servers without views answer whole objects, which decode
+	// into the same type.
+	View string
 }
 
 func (o ListOptions) query() url.Values {
@@ -86,6 +91,9 @@ func (o ListOptions) query() url.Values {
 	}
 	if o.Host != "" {
 		q.Set("host", o.Host)
+	}
+	if o.View != "" {
+		q.Set("view", o.View)
 	}
 	return q
 }
@@ -105,6 +113,9 @@ func ListAll[T any](ctx context.Context, c *Client, kind *api.Kind, project stri
 		items, meta, err := List[T](ctx, c, kind, project, opts)
 		if err != nil {
 			return nil, meta, err
+		}
+		if all == nil && meta.Continue == "" && len(items) > 0 {
+			return items, meta, nil // one page: no copy
 		}
 		all = append(all, items...)
 		if meta.Continue == "" {

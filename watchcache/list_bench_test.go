@@ -52,7 +52,7 @@ func BenchmarkListInstances10k(b *testing.B) {
 	var bytes int64
 	for b.Loop() {
 		w := &discardWriter{h: http.Header{}}
-		if err := c.List(ctx, w, api.InstanceKind, "", api.Selector{}, all); err != nil {
+		if err := c.List(ctx, w, api.InstanceKind, "", api.Selector{}, all, nil); err != nil {
 			b.Fatal(err)
 		}
 		if w.status != http.StatusOK {

@@ -32,12 +32,35 @@ type listCache struct {
 	kinds   map[*api.Kind]map[string]*cachedObject
 }
 
-// cachedObject is one object as a list answers it; shared by lists and
-// never modified.
+// cachedObject is one object as a list answers it, shared by lists. Only
+// its views change: each is encoded when a list first asks for it.
 type cachedObject struct {
 	rev int64
 	obj api.Object // prepared for output
 	raw []byte     // obj encoded
+
+	mu    sync.Mutex
+	views map[*api.View][]byte // obj's views, encoded
+}
+
+// viewed returns the view of the object, encoded, encoding it on first
+// use.
+func (co *cachedObject) viewed(v *api.View) ([]byte, error) {
+	co.mu.Lock()
+	defer co.mu.Unlock()
+	if raw, ok := co.views[v]; ok {
+		return raw, nil
+	}
+	raw, err := json.Marshal(v.Of(co.obj))
+	if err != nil {
+		m := co.obj.Meta()
+		return nil, fmt.Errorf("encode the %s view of %s %s: %w", v.Name, co.obj.GetKind().Name, m.Name, err)
+	}
+	if co.views == nil {
+		co.views = make(map[*api.View][]byte, 1)
+	}
+	co.views[v] = raw
+	return raw, nil
 }
 
 func newListCache(snap store.Snapshots, prepare func(api.Object) api.Object) *listCache {

@@ -54,7 +54,7 @@ func TestListCache(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := httptest.NewRecorder()
-			if err := c.List(ctx, got, api.InstanceKind, tc.project, sel, all); err != nil {
+			if err := c.List(ctx, got, api.InstanceKind, tc.project, sel, all, nil); err != nil {
 				t.Fatal(err)
 			}
 			objs, meta, err := st.List(ctx, api.InstanceKind, tc.project, store.ListOptions{Selector: sel})
@@ -62,7 +62,7 @@ func TestListCache(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := httptest.NewRecorder()
-			if err := c.WriteList(want, api.InstanceKind, meta, objs); err != nil {
+			if err := c.WriteList(want, api.InstanceKind, meta, objs, nil); err != nil {
 				t.Fatal(err)
 			}
 			if got.Body.String() != want.Body.String() {

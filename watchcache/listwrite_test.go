@@ -36,7 +36,7 @@ func TestWriteListMatchesWriteJSON(t *testing.T) {
 			meta := api.ListMeta{ResourceVersion: "42", Continue: "next"}
 			c := New(context.Background(), Config{Prepare: prepare})
 			got := httptest.NewRecorder()
-			if err := c.WriteList(got, api.InstanceKind, meta, objs()); err != nil {
+			if err := c.WriteList(got, api.InstanceKind, meta, objs(), nil); err != nil {
 				t.Fatal(err)
 			}
 			items := make([]api.Object, 0, tt.n)

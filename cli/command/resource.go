@@ -39,7 +39,8 @@ func NewList[T any, P interface {
 			if kind.Namespaced {
 				project = o.Project()
 			}
-			items, _, err := client.ListAll[T](cmd.Context(), c, kind, project, client.ListOptions{LabelSelector: selector})
+			items, _, err := client.ListAll[T](cmd.Context(), c, kind, project,
+				client.ListOptions{LabelSelector: selector, View: TableView(o, kind)})
 			if err != nil {
 				return err
 			}
@@ -52,6 +53,17 @@ func NewList[T any, P interface {
 	}
 	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector, e.g. tier=gold")
 	return cmd
+}
+
+// TableView returns the view a list of kind asks for: api.ViewTable when
+// the output is a table and the kind has that view (the server then
+// answers only the columns printed), else "" (whole objects, for -o json
+// and yaml).
+func TableView(o *Options, kind *api.Kind) string {
+	if o.Output == "table" && kind.ViewOf(api.ViewTable) != nil {
+		return api.ViewTable
+	}
+	return ""
 }
 
 // NewGet returns a "get NAME" command for a kind.

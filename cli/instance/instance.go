@@ -320,7 +320,7 @@ func newInstanceListCommand(o *command.Options) *cobra.Command {
 				project = o.Project()
 			}
 			items, _, err := client.ListAll[api.Instance](cmd.Context(), c, api.InstanceKind, project,
-				client.ListOptions{LabelSelector: selector})
+				client.ListOptions{LabelSelector: selector, View: command.TableView(o, api.InstanceKind)})
 			if err != nil {
 				return err
 			}

@@ -188,6 +188,11 @@ export function dropPrefetched() {
   early.clear();
 }
 
+/** viewPath returns the path of a list of path in view (none when view is empty). */
+export function viewPath(path, view) {
+  return view ? withQuery(path, { view }) : path;
+}
+
 function withQuery(path, params) {
   const sep = path.includes('?') ? '&' : '?';
   const q = new URLSearchParams(params).toString();
@@ -204,9 +209,12 @@ function withQuery(path, params) {
  *   {type: 'ADDED'|'MODIFIED'|'DELETED', object} as things change.
  * Bookmarks are absorbed. A lost connection is retried (1 s doubling to 30 s)
  * from the last version seen; onError(err) is told of each failure. A 403 or
- * 404 ends the watch (after onError). Returns stop().
+ * 404 ends the watch (after onError). With opts.view the lists ask for that
+ * view (docs/api.md, "Views"): listed objects hold only the view's fields,
+ * changes come whole. Returns stop().
  */
-export function watch(path, onEvent, onError = () => {}) {
+export function watch(path, onEvent, onError = () => {}, opts = {}) {
+  const listPath = viewPath(path, opts.view);
   let stopped = false;
   let controller = null;
   let rv = '';
@@ -219,9 +227,9 @@ export function watch(path, onEvent, onError = () => {}) {
 
   async function list() {
     controller = new AbortController();
-    const pre = early.get(path);
-    early.delete(path);
-    const res = await (pre || get(path, { signal: controller.signal }));
+    const pre = early.get(listPath);
+    early.delete(listPath);
+    const res = await (pre || get(listPath, { signal: controller.signal }));
     if (stopped) return;
     rv = (res.metadata && res.metadata.resourceVersion) || '';
     emit({ type: 'RESET' });

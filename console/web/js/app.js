@@ -436,8 +436,9 @@ function prefetchMap() {
   const q = new URLSearchParams(query);
   const project = q.get('project') || localStorage.getItem('ouro.project');
   if (!project) return;
-  api.prefetch('/v1/hosts');
-  api.prefetch(q.get('all') === '1' ? '/v1/instances' : api.projectPath(project, 'instances'));
+  // The same lists as the map's watches make (map.js): in the map view.
+  api.prefetch(api.viewPath('/v1/hosts', 'map'));
+  api.prefetch(api.viewPath(q.get('all') === '1' ? '/v1/instances' : api.projectPath(project, 'instances'), 'map'));
 }
 
 document.addEventListener('keydown', (e) => {

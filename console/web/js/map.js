@@ -7,7 +7,8 @@
 // It is built for 1,000 hosts and 10,000 instances: watch events only
 // update the model and mark keys dirty; one requestAnimationFrame applies
 // them, touching only the panels and tiles (keyed DOM nodes) whose
-// rendering changed.
+// rendering changed. Its lists ask for the map view (?view=map,
+// docs/api.md): only the fields drawn here, a tenth of the whole objects.
 import { register, h } from './app.js';
 import { watch, projectPath } from './api.js';
 import { timeline } from './events.js';
@@ -618,7 +619,7 @@ register('map', {
         if (err.status !== 0) ctx.toastError(err);
       }
       showLive();
-    }));
+    }, { view: 'map' }));
     stops.push(watch(all ? '/v1/instances' : projectPath(ctx.project, 'instances'), (ev) => {
       if (ev.type === 'SYNCED') {
         status.instances = 'live';
@@ -629,7 +630,7 @@ register('map', {
       status.instances = 'error';
       showLive();
       if (err.status !== 0) ctx.toastError(err);
-    }));
+    }, { view: 'map' }));
     layout.append(tl.el);
     stops.push(tl.stop, () => clearTimeout(later));
     // Expose the view for benchmarks and tests (e.g. the time of the last redraw).
