@@ -108,6 +108,9 @@ type Driver struct {
 	blobs     *blobcache.Cache
 	layers    *blobcache.Derived
 
+	// standby is the shim started ahead for the next Start.
+	standby standbyPool
+
 	// instLocks serialises operations on one instance.
 	instLocks keymutex.Map
 }

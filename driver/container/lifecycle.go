@@ -87,6 +87,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	if err := d.waitStarted(ctx, id, p, shimDone); err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
+	d.refillStandby() // for the next Start
 	d.log.Info("container started", "id", id)
 	return nil
 }
