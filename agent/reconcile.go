@@ -241,14 +241,20 @@ func (r *instanceRun) fetchImage(ctx context.Context) (*api.Image, error) {
 }
 
 // provision prepares the instance in the driver.
+//
+// The Provisioning status is written while the image is read and the
+// driver creates the instance, not before: the write and the work
+// overlap, and the next status write waits for it.
 func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
+	var pending *pendingUpdate
 	if p := r.inst.Status.Phase; p != api.PhaseProvisioning && p != api.PhaseFailed {
-		if _, err := r.update(ctx, setPhase(api.PhaseProvisioning, "", "")); err != nil {
-			return err
-		}
+		pending = r.updateAsync(ctx, setPhase(api.PhaseProvisioning, "", ""))
 	}
 	img, err := r.fetchImage(ctx)
 	if err != nil {
+		if werr := r.wait(pending); werr != nil {
+			return werr
+		}
 		return r.fetchBackOff(ctx, err)
 	}
 	inst := r.inst
@@ -272,7 +278,11 @@ func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
 	if err := r.a.members.AddInstance(inst, d.Name()); err != nil {
 		return fmt.Errorf("provision %s: %w", instanceKey(inst), err)
 	}
-	if err := d.Create(ctx, spec); err != nil {
+	err = d.Create(ctx, spec)
+	if werr := r.wait(pending); werr != nil {
+		return errors.Join(werr, err)
+	}
+	if err != nil {
 		var fe *fetchError
 		if errors.As(err, &fe) {
 			return r.fetchBackOff(ctx, fmt.Errorf("create: %w", err))
@@ -336,10 +346,13 @@ func (r *instanceRun) start(ctx context.Context, d driver.Driver, reboot bool) e
 	if err := r.mayStart(d); err != nil {
 		return err
 	}
-	if _, err := r.update(ctx, setPhase(api.PhaseStarting, "", "")); err != nil {
-		return err
+	// Starting is written while the driver starts the instance.
+	pending := r.updateAsync(ctx, setPhase(api.PhaseStarting, "", ""))
+	err := d.Start(ctx, uid)
+	if werr := r.wait(pending); werr != nil {
+		return errors.Join(werr, err) // the next reconcile reports what is
 	}
-	if err := d.Start(ctx, uid); err != nil {
+	if err != nil {
 		return r.fail(ctx, api.ReasonDriverError, fmt.Errorf("start: %w", err))
 	}
 	r.a.fence.Forget(uid)

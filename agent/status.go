@@ -74,6 +74,36 @@ func (r *instanceRun) update(ctx context.Context, mutate func(s *api.InstanceSta
 	}
 }
 
+// pendingUpdate is a status write in flight while the driver works.
+type pendingUpdate struct {
+	run  *instanceRun // a copy of the run that makes the write
+	done chan struct{}
+	err  error
+}
+
+// updateAsync starts update(mutate) on a copy of r and returns at once,
+// so that the write overlaps driver work. r must not write the status
+// again before wait, which makes r take the object as written.
+func (r *instanceRun) updateAsync(ctx context.Context, mutate func(s *api.InstanceStatus)) *pendingUpdate {
+	p := &pendingUpdate{run: &instanceRun{a: r.a, inst: r.inst, gen: r.gen}, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		_, p.err = p.run.update(ctx, mutate)
+	}()
+	return p
+}
+
+// wait waits for the pending write p (nil: none) and returns its error;
+// r then holds the instance as the write left it.
+func (r *instanceRun) wait(p *pendingUpdate) error {
+	if p == nil {
+		return nil
+	}
+	<-p.done
+	r.inst = p.run.inst
+	return p.err
+}
+
 // sameStatus compares two statuses by their JSON form, so that equal
 // times in different representations compare equal.
 func sameStatus(a, b *api.InstanceStatus) (bool, error) {

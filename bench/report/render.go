@@ -50,6 +50,10 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   the create call until a watch sees phase Running; p50 and p90 over the instances of one run.
   Peer: `+"`lxc-create -t busybox`"+` then `+"`lxc-start`"+` and `+"`lxc-wait -s RUNNING`"+` of a fresh container
   (no network, in a scratch lxcpath), timed by run.sh, destroyed after each run.
+  Floor, same run: after each instance is Running, the OCI runtime the driver used for it
+  (recorded in its directory) is run by hand, `+"`run -d`"+`, on a copy of its bundle (its config.json:
+  namespaces, id mapping, seccomp filter, mounts; a fresh overlay of the same layers; a cgroup of
+  its own), timed from the call until it returns, then removed.
 - **VM create → guest kernel running**: `+"`BenchmarkVMCreateToKernel`"+` in test/e2e: the tiny test
   image (the host's Debian kernel and a busybox initramfs, internal/testimage) imported as a
   kernel image; per iteration one VM through the API of a real server and agent (placement, TAP
@@ -57,7 +61,9 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   version" is in its serial log, then one transient libvirt domain (`+"`virsh create`"+`, Debian's
   libvirtd, same kernel, initramfs, command line, 1 vCPU, 128 MiB, serial to a file) from the
   call until the same line is in its file. Both logs polled every 10 ms; each guest removed before
-  the next boots. Both sides use KVM where it works and TCG where it does not.
+  the next boots. Both sides use KVM where it works and TCG where it does not. Ouroboros boots the
+  kernel uncompressed through its PVH entry (docs/architecture.md, "VM driver"; decompressed
+  once per host at the first create); libvirt boots the bzImage as it is, through SeaBIOS.
 - **Host dies → group running elsewhere**: `+"`BenchmarkGroupHostLoss`"+` in test/e2e: 3 hosts (each
   its own network namespace and agent), a group of 4 busybox members spread softly over them; the
   host running most members is cut as a power cut would (SIGKILL to its agent, its containers'

@@ -155,6 +155,10 @@ func New(o Options) *Controller {
 	}
 	c.queue = queue.New("network", c.reconcile, c.log)
 	for _, in := range c.shared() {
+		if in == o.Instances {
+			in.AddHandler(c.instanceChanged)
+			continue
+		}
 		in.AddHandler(c.changed)
 	}
 	for _, in := range []*cache.Informer{c.networks, c.groups, c.fips} {
@@ -189,6 +193,25 @@ func (c *Controller) changed(string) {
 		return
 	}
 	c.queue.AddAfter(everyKey, wait)
+}
+
+// instanceChanged is changed for an instance. An instance not placed yet
+// is on no host's network; only security groups that name its address
+// may change, which can wait: its change is queued Debounce later and
+// does not count as a fan-out, so that its placement, which the
+// scheduler writes a moment later, is recomputed at once (after a quiet
+// spell) rather than a debounce after its creation.
+func (c *Controller) instanceChanged(key string) {
+	if o, ok := c.o.Instances.Get(key); ok {
+		if in, ok := o.(*api.Instance); ok && in.Status.Host == "" && in.Metadata.DeletionTimestamp == nil {
+			c.mu.Lock()
+			c.stale = true
+			c.mu.Unlock()
+			c.queue.AddAfter(everyKey, c.o.Debounce)
+			return
+		}
+	}
+	c.changed(key)
 }
 
 // queueEvery queues every real host (hollow ones realise no networks) and

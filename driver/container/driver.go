@@ -108,6 +108,9 @@ type Driver struct {
 	blobs     *blobcache.Cache
 	layers    *blobcache.Derived
 
+	// standby is the shim started ahead for the next Start.
+	standby standbyPool
+
 	// instLocks serialises operations on one instance.
 	instLocks keymutex.Map
 }
@@ -267,9 +270,14 @@ func (d *Driver) Inspect(ctx context.Context, id string) (driver.Status, error) 
 	if !fileExists(p.dir) {
 		return driver.Status{}, driver.ErrNotFound
 	}
-	st, found, err := d.runtimeOf(p).state(ctx, id)
-	if err != nil {
-		return driver.Status{}, fmt.Errorf("inspect container %s: %w", id, err)
+	// A container never started has no runtime state: spare the call.
+	var st runcState
+	found := false
+	if rt := d.runtimeOf(p); rt.mayHold(id) {
+		var err error
+		if st, found, err = rt.state(ctx, id); err != nil {
+			return driver.Status{}, fmt.Errorf("inspect container %s: %w", id, err)
+		}
 	}
 	if found && (st.Status == "running" || st.Status == "paused") {
 		return driver.Status{State: driver.StateRunning, Pid: st.Pid, StartedAt: d.startedAt(p, st)}, nil

@@ -316,7 +316,8 @@ func TestContainerSurvivesShimDeath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shimPid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	pidText, _, _ := strings.Cut(strings.TrimSpace(string(data)), " ") // pid, start time
+	shimPid, err := strconv.Atoi(pidText)
 	if err != nil {
 		t.Fatal(err)
 	}

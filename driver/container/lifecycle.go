@@ -87,6 +87,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	if err := d.waitStarted(ctx, id, p, shimDone); err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
+	d.refillStandby() // for the next Start
 	d.log.Info("container started", "id", id)
 	return nil
 }
@@ -95,6 +96,13 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 func (d *Driver) waitStarted(ctx context.Context, id string, p instancePaths, shimDone <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
+	// Wake as soon as the runtime writes the pid file or the shim the exit
+	// record; the timer only backs inotify up.
+	var changed <-chan struct{}
+	if n, err := notifyDir(p.dir); err == nil {
+		defer n.Close()
+		changed = n.C
+	}
 	delay := time.Millisecond
 	for {
 		rec, exited, err := readExit(p.exit)
@@ -121,9 +129,14 @@ func (d *Driver) waitStarted(ctx context.Context, id string, p instancePaths, sh
 			return fmt.Errorf("the shim exited without recording an exit%s", d.logTails(p))
 		case <-ctx.Done():
 			return fmt.Errorf("container did not start: %w%s", ctx.Err(), d.logTails(p))
+		case <-changed:
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, 5*time.Millisecond)
+		if changed != nil {
+			delay = min(2*delay, 50*time.Millisecond)
+		} else {
+			delay = min(2*delay, 5*time.Millisecond)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -16,8 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ouroboros-cloud/ouro/driver/instancedir"
-	"github.com/ouroboros-cloud/ouro/internal/atomicfile"
 )
 
 // The shim keeps a container's `runc run` (or `crun run`) company:
@@ -32,9 +34,10 @@ import (
 
 // ShimMain is the shim's main function: `ouro container-shim --dir
 // <instance dir> --id <id> --runc <runtime path> [--runc-root <dir>]`,
-// where the runtime is runc or crun. It returns the process exit code.
-// `ouro container-shim tty-exec ...` is the helper of a command on a
-// terminal instead (ExecTTY).
+// where the runtime is runc or crun, or `ouro container-shim --standby
+// <driver dir>`, which reads those as JSON from stdin (standby.go). It
+// returns the process exit code. `ouro container-shim tty-exec ...` is
+// the helper of a command on a terminal instead (ExecTTY).
 func ShimMain(args []string) int {
 	if len(args) > 0 && args[0] == "tty-exec" {
 		return ttyExecMain(args[1:])
@@ -45,8 +48,24 @@ func ShimMain(args []string) int {
 	id := fs.String("id", "", "container id")
 	runcPath := fs.String("runc", "runc", "OCI runtime program (runc or crun)")
 	runcRoot := fs.String("runc-root", "", "the runtime's state directory (--root)")
+	standby := fs.String("standby", "", "wait on stdin for the instance to run, one of this driver directory's")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *standby != "" {
+		a, err := readAssignment(os.Stdin, *standby)
+		if errors.Is(err, io.EOF) {
+			return 0 // the driver went without giving work
+		}
+		if err != nil {
+			log.Error("standby shim", "err", err)
+			return 2
+		}
+		if err := logTo(filepath.Join(a.Dir, "shim.log")); err != nil {
+			log.Error("standby shim", "err", err)
+			return 1
+		}
+		*dir, *id, *runcPath, *runcRoot = a.Dir, a.ID, a.Runc, a.RuncRoot
 	}
 	if *dir == "" || checkID(*id) != nil {
 		log.Error("bad arguments", "dir", *dir, "id", *id)
@@ -146,6 +165,13 @@ func (d *Driver) startShim(id string, p instancePaths) (<-chan struct{}, error) 
 	if d.cfg.RuntimeRoot != "" {
 		args = append(args, "--runc-root", d.cfg.RuntimeRoot)
 	}
+	if s := d.takeStandby(); s != nil {
+		err := d.assign(s, id, p, runcPath)
+		if err == nil {
+			return s.done, nil
+		}
+		d.log.Warn("standby shim", "id", id, "err", err)
+	}
 	cmd := exec.Command(d.cfg.ShimCommand[0], args...)
 	cmd.Env = append(os.Environ(), d.cfg.ShimEnv...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile // stdin: /dev/null
@@ -161,23 +187,44 @@ func (d *Driver) startShim(id string, p instancePaths) (<-chan struct{}, error) 
 		_ = cmd.Wait()
 		close(done)
 	}()
-	if err := atomicfile.WriteFile(p.shimPid, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
-		d.log.Warn("record shim pid", "id", id, "err", err)
-	}
+	recordShimPid(d, id, p, cmd.Process.Pid)
 	return done, nil
 }
 
+// logTo sends the process's stdout and stderr (and so its logs) to the
+// file at path, appending.
+func logTo(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open shim log: %w", err)
+	}
+	defer f.Close()
+	for _, fd := range []int{1, 2} {
+		if err := unix.Dup2(int(f.Fd()), fd); err != nil {
+			return fmt.Errorf("shim log: %w", err)
+		}
+	}
+	return nil
+}
+
 // shimAlive reports whether the shim recorded in p.shimPid still runs.
-// It checks the process's command line so a recycled pid is not mistaken
-// for the shim.
+// The record is the shim's pid and start time, which must both match, so
+// that a recycled pid is not mistaken for the shim; a record of the pid
+// alone (written before standby shims) is checked by the process's
+// command line.
 func shimAlive(p instancePaths) bool {
 	data, err := os.ReadFile(p.shimPid)
 	if err != nil {
 		return false
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	pidText, start, timed := strings.Cut(strings.TrimSpace(string(data)), " ")
+	pid, err := strconv.Atoi(pidText)
 	if err != nil || pid <= 0 {
 		return false
+	}
+	if timed {
+		now, ok := procStartTime(pid)
+		return ok && now == start
 	}
 	proc := filepath.Join("/proc", strconv.Itoa(pid))
 	cmdline, err := os.ReadFile(filepath.Join(proc, "cmdline"))

@@ -17,6 +17,8 @@
 //
 //	<Dir>/images/<hex>                 cached base disk, kernel or initrd
 //	                                   (read-only, one per blob digest)
+//	<Dir>/kernels/<hex>-pvh/vmlinux    an x86 kernel decompressed for its
+//	                                   PVH entry (pvh.go), when it has one
 //	<Dir>/instances/<id>/
 //	    spec.json                      the driver.Spec (written last by Create)
 //	    disk.qcow2                     the instance's overlay of the base disk
@@ -48,7 +50,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/ouroboros-cloud/ouro/internal/keymutex"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -57,6 +58,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/ouroboros-cloud/ouro/internal/keymutex"
 
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/driver/blobcache"
@@ -86,6 +89,10 @@ type Config struct {
 	ProbeTimeout time.Duration
 	// Machine is the x86_64 machine type, "q35" (default) or "pc".
 	Machine string
+	// NoPVH boots x86_64 kernel images as they are (firmware, then the
+	// kernel's own decompressor) instead of their uncompressed form
+	// through the PVH entry (pvh.go).
+	NoPVH bool
 	// Firmware is the UEFI image that boots aarch64 disk images; default
 	// the first of the usual Debian paths that exists.
 	Firmware string
@@ -104,6 +111,8 @@ type Driver struct {
 	// blobs of images.
 	instances *instancedir.Root
 	images    *blobcache.Cache
+	// kernels holds kernels decompressed for their PVH entry.
+	kernels *blobcache.Derived
 
 	// instLocks serialises operations on one instance, qmpLocks the
 	// sessions on one monitor (QEMU serves one at a time).
@@ -199,12 +208,14 @@ func New(cfg Config) (*Driver, error) {
 		cfg.Logger = slog.Default()
 	}
 	log := cfg.Logger.With("driver", "vm")
+	images := blobcache.New(filepath.Join(cfg.Dir, "images"), cfg.Blobs, log)
 	return &Driver{
 		cfg:       cfg,
 		log:       log,
 		arch:      arch,
 		instances: instancedir.New(filepath.Join(cfg.Dir, "instances"), idPattern),
-		images:    blobcache.New(filepath.Join(cfg.Dir, "images"), cfg.Blobs, log),
+		images:    images,
+		kernels:   blobcache.NewDerived(images, filepath.Join(cfg.Dir, "kernels"), buildPVHKernel, log),
 	}, nil
 }
 

@@ -176,6 +176,13 @@ func TestVMLifecycle(t *testing.T) {
 	if err != nil || st.State != driver.StateRunning || st.Pid == 0 || st.StartedAt.IsZero() {
 		t.Fatalf("after Start: %+v %v", st, err)
 	}
+	// An x86_64 kernel with a PVH entry boots uncompressed from the
+	// kernel cache (pvh.go).
+	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.Pid)); err != nil {
+		t.Fatal(err)
+	} else if runtime.GOARCH == "amd64" && !bytes.Contains(cmdline, []byte("\x00-kernel\x00"+filepath.Join(d.cfg.Dir, "kernels"))) {
+		t.Errorf("QEMU does not boot the uncompressed kernel: %q", cmdline)
+	}
 	waitLog(t, d, id, "OURO-INIT", 1)
 	t.Logf("TCG boot to the guest's init: %v", time.Since(start).Round(100*time.Millisecond))
 	waitLog(t, d, id, "OURO-DISK vda 2097152", 1)

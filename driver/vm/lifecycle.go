@@ -108,6 +108,12 @@ func (d *Driver) prepareDisk(ctx context.Context, p instancePaths, spec driver.S
 			}
 		}
 	}
+	if img.Kernel != nil {
+		// Decompress the kernel now, not on the first start.
+		if _, err := d.pvhKernel(ctx, *img.Kernel); err != nil {
+			d.log.Warn("kernel boots compressed", "id", spec.ID, "err", err)
+		}
+	}
 	return nil
 }
 
@@ -227,6 +233,11 @@ func (d *Driver) launchFor(ctx context.Context, p instancePaths, spec driver.Spe
 		var err error
 		if l.kernel, err = d.images.Fetch(ctx, *img.Kernel, nil); err != nil {
 			return l, err
+		}
+		if vmlinux, err := d.pvhKernel(ctx, *img.Kernel); err != nil {
+			d.log.Warn("kernel boots compressed", "id", spec.ID, "err", err)
+		} else if vmlinux != "" {
+			l.kernel = vmlinux
 		}
 		if img.Initrd != nil {
 			if l.initrd, err = d.images.Fetch(ctx, *img.Initrd, nil); err != nil {
