@@ -49,7 +49,10 @@ func TestChangingFailureKeepsBackOff(t *testing.T) {
 			h.start(t, h.config(), func(a *Agent) { a.queue.WithBackoff(stormBase, stormMax) })
 			key, _ := h.place(t, newInstance("web"))
 
-			const attempts = 8
+			// Nine attempts: the back-off before the tenth is 5.12 s, a
+			// margin wide enough on a loaded machine for the checks below
+			// that a spec change or a deletion is acted on before it.
+			const attempts = 9
 			waitFor(t, fmt.Sprintf("%d attempts", attempts), func() bool { return len(h.drv.times(tt.op)) >= attempts })
 			// The last attempt's failure is written just after it.
 			h.waitInstance(t, key, "Failed/"+api.ReasonDriverError, func(i *api.Instance) bool {
