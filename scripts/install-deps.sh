@@ -16,6 +16,11 @@ RUNTIME_PKGS+=(haproxy keepalived)
 TEST_PKGS=(etcd-server etcd-client skopeo debootstrap e2fsprogs kmod)
 # The web console's end-to-end tests and benchmarks drive a headless Chromium.
 TEST_PKGS+=(chromium)
+# Volumes on Ceph: the test harness (internal/cephtest) runs a real cluster of
+# one monitor, one manager and three OSDs on files; the ceph backend drives
+# it with the rbd and ceph tools, QEMU's rbd driver (qemu-block-extra) and
+# rbd-nbd for containers. Hosts that use a ceph pool need the last three.
+TEST_PKGS+=(ceph-mon ceph-osd ceph-mgr ceph-common qemu-block-extra rbd-nbd)
 
 # Virtual machines: QEMU for the host's architecture, qemu-img (overlays),
 # genisoimage (cloud-init seeds); aarch64 disk images boot with UEFI. The
@@ -65,6 +70,14 @@ fi
 # Debian's haproxy and keepalived packages start system services; ouro runs
 # its own instances of both in namespaces and needs none on the host.
 for svc in haproxy keepalived; do
+	if systemctl is-enabled --quiet "$svc" 2>/dev/null || systemctl is-active --quiet "$svc" 2>/dev/null; then
+		systemctl disable --now "$svc" >/dev/null 2>&1 || true
+	fi
+done
+
+# Debian's ceph packages may enable the cluster's system services; the test
+# harness runs its own daemons with their own data and needs none of them.
+for svc in ceph.target ceph-mon.target ceph-mgr.target ceph-osd.target; do
 	if systemctl is-enabled --quiet "$svc" 2>/dev/null || systemctl is-active --quiet "$svc" 2>/dev/null; then
 		systemctl disable --now "$svc" >/dev/null 2>&1 || true
 	fi
