@@ -1,10 +1,12 @@
 package ceph
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -19,43 +21,65 @@ import (
 // address of its QEMU and qemu-storage-daemon connections), or, for one
 // single Ceph client instance, its full entity address ip:port/nonce.
 //
-// Lock is an advisory RBD lock ("rbd lock add") whose id names the
-// client: it says which host may attach the volume, whichever process
-// took it. The data path is guarded by the image's exclusive-lock
+// Lock is an advisory cls lock on the image's header object whose
+// cookie names the client: it says which host may attach the volume,
+// whichever process took it (the rados tool, which exits). The data path is guarded by the image's exclusive-lock
 // feature (one librbd writer at a time) and by Fence: a blocklisted
 // client's I/O fails with ESHUTDOWN at every OSD, its watches go, and the
 // next opener takes the exclusive lock at once instead of after the dead
 // client's watch times out (about 30 s). A fenced client's advisory locks
 // are broken by the next Lock.
 
-// lockPrefix starts the id of every advisory lock this package takes.
-const lockPrefix = "ouro:"
+// lockName is the advisory lock this package takes on an image's header
+// object. It is not rbd_lock, the name librbd's exclusive lock (and `rbd
+// lock add`) uses, so it holds while the image is open for I/O.
+const lockName = "ouro"
 
 // fenceSeconds is how long a blocklist entry lasts: a year, for the
 // cluster must not let a fenced host back by itself; Unfence does.
 const fenceSeconds = 365 * 24 * 3600
 
-// lockInfo is one entry of `rbd lock ls --format json`.
-type lockInfo struct {
-	ID      string `json:"id"`
-	Locker  string `json:"locker"`
-	Address string `json:"address"`
+// locker is one holder of a cls lock, as `rados lock info` lists it.
+type locker struct {
+	Name   string `json:"name"`
+	Cookie string `json:"cookie"`
 }
 
-// locks lists image name's locks.
-func (b *Backend) locks(ctx context.Context, name string) ([]lockInfo, error) {
-	out, err := b.rbd(ctx, "lock", "ls", "--format", "json", b.spec(name))
+// headerObject returns the header object of image name, where its locks
+// live.
+func (b *Backend) headerObject(ctx context.Context, name string) (string, error) {
+	out, err := b.rbd(ctx, "info", "--format", "json", b.spec(name))
 	if errors.Is(err, syscall.ENOENT) {
-		return nil, fmt.Errorf("ceph: image %s: %w", b.spec(name), volume.ErrNotFound)
+		return "", fmt.Errorf("ceph: image %s: %w", b.spec(name), volume.ErrNotFound)
+	}
+	if err != nil {
+		return "", err
+	}
+	var inf struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(out, &inf); err != nil || inf.ID == "" {
+		return "", fmt.Errorf("ceph: rbd info %s: no image id (%v)", b.spec(name), err)
+	}
+	return "rbd_header." + inf.ID, nil
+}
+
+// lockers lists the holders of the advisory lock on obj.
+func (b *Backend) lockers(ctx context.Context, obj string) ([]locker, error) {
+	out, err := b.run(ctx, "rados", "--pool", b.cfg.Pool, "--format", "json", "lock", "info", obj, lockName)
+	if errors.Is(err, syscall.ENOENT) {
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var locks []lockInfo
-	if err := json.Unmarshal(out, &locks); err != nil {
-		return nil, fmt.Errorf("ceph: rbd lock ls %s: %w", b.spec(name), err)
+	var info struct {
+		Lockers []locker `json:"lockers"`
 	}
-	return locks, nil
+	if err := json.Unmarshal(out, &info); err != nil {
+		return nil, fmt.Errorf("ceph: rados lock info %s: %w", obj, err)
+	}
+	return info.Lockers, nil
 }
 
 // Lock takes volume id's lock for client, or returns ErrLocked naming the
@@ -68,18 +92,17 @@ func (b *Backend) Lock(ctx context.Context, id, client string) error {
 	if _, err := fenceAddr(client); err != nil {
 		return err
 	}
-	mine := lockPrefix + client
-	locks, err := b.locks(ctx, name)
+	obj, err := b.headerObject(ctx, name)
+	if err != nil {
+		return err
+	}
+	holders, err := b.lockers(ctx, obj)
 	if err != nil {
 		return err
 	}
 	var fenced map[string]bool
-	for _, l := range locks {
-		holder, ok := strings.CutPrefix(l.ID, lockPrefix)
-		if !ok { // librbd's own exclusive lock
-			continue
-		}
-		if l.ID == mine {
+	for _, h := range holders {
+		if h.Cookie == client {
 			return nil
 		}
 		if fenced == nil {
@@ -87,18 +110,28 @@ func (b *Backend) Lock(ctx context.Context, id, client string) error {
 				return err
 			}
 		}
-		if ha, err := fenceAddr(holder); err != nil || !fenced[ha] {
-			return fmt.Errorf("ceph: volume %s is locked by %s: %w", id, holder, volume.ErrLocked)
+		if ha, err := fenceAddr(h.Cookie); err != nil || !fenced[ha] {
+			return fmt.Errorf("ceph: volume %s is locked by %s: %w", id, h.Cookie, volume.ErrLocked)
 		}
-		if _, err := b.rbd(ctx, "lock", "rm", b.spec(name), l.ID, l.Locker); err != nil && !errors.Is(err, syscall.ENOENT) {
-			return fmt.Errorf("ceph: break the lock of fenced %s on volume %s: %w", holder, id, err)
+		if err := b.breakLock(ctx, obj, h); err != nil {
+			return fmt.Errorf("ceph: break the lock of fenced %s on volume %s: %w", h.Cookie, id, err)
 		}
 	}
-	_, err = b.rbd(ctx, "lock", "add", b.spec(name), mine)
+	_, err = b.run(ctx, "rados", "--pool", b.cfg.Pool, "lock", "get", obj, lockName,
+		"--lock-type", "exclusive", "--lock-cookie", client, "--lock-description", "ouro volume "+id)
 	if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EEXIST) {
 		return fmt.Errorf("ceph: volume %s is locked by another client: %w", id, volume.ErrLocked)
 	}
 	return err
+}
+
+// breakLock removes a holder's lock on obj; a lock gone is fine.
+func (b *Backend) breakLock(ctx context.Context, obj string, h locker) error {
+	_, err := b.run(ctx, "rados", "--pool", b.cfg.Pool, "lock", "break", obj, lockName, h.Name, "--lock-cookie", h.Cookie)
+	if err != nil && !errors.Is(err, syscall.ENOENT) {
+		return err
+	}
+	return nil
 }
 
 // Unlock releases client's lock on volume id; none is fine.
@@ -107,19 +140,22 @@ func (b *Backend) Unlock(ctx context.Context, id, client string) error {
 	if err != nil {
 		return err
 	}
-	locks, err := b.locks(ctx, name)
+	obj, err := b.headerObject(ctx, name)
 	if errors.Is(err, volume.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	for _, l := range locks {
-		if l.ID != lockPrefix+client {
-			continue
-		}
-		if _, err := b.rbd(ctx, "lock", "rm", b.spec(name), l.ID, l.Locker); err != nil && !errors.Is(err, syscall.ENOENT) {
-			return err
+	holders, err := b.lockers(ctx, obj)
+	if err != nil {
+		return err
+	}
+	for _, h := range holders {
+		if h.Cookie == client {
+			if err := b.breakLock(ctx, obj, h); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -153,15 +189,23 @@ func (b *Backend) blocklist(ctx context.Context) (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	var entries []struct {
-		Addr string `json:"addr"`
-	}
-	if err := json.Unmarshal(out, &entries); err != nil {
-		return nil, fmt.Errorf("ceph: osd blocklist ls: %w", err)
-	}
-	set := make(map[string]bool, len(entries))
-	for _, e := range entries {
-		set[e.Addr] = true
+	// Two JSON arrays: the address entries, then the range entries.
+	set := map[string]bool{}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var entries []struct {
+			Addr string `json:"addr"`
+		}
+		err := dec.Decode(&entries)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ceph: osd blocklist ls: %w", err)
+		}
+		for _, e := range entries {
+			set[e.Addr] = true
+		}
 	}
 	return set, nil
 }
