@@ -213,6 +213,11 @@ func (b *Backend) run(ctx context.Context, tool string, args ...string) ([]byte,
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		ce.errno = syscall.Errno(exit.ExitCode())
+		// The ceph tool (Python) exits 1 and names the errno instead.
+		if m := errnoPattern.FindStringSubmatch(stderr.String()); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			ce.errno = syscall.Errno(n)
+		}
 	} else {
 		ce.stderr = err.Error()
 	}
@@ -221,6 +226,9 @@ func (b *Backend) run(ctx context.Context, tool string, args ...string) ([]byte,
 	}
 	return nil, ce
 }
+
+// errnoPattern finds the errno in the ceph tool's error message.
+var errnoPattern = regexp.MustCompile(`\[errno (\d+)\]`)
 
 // cliError is a failed rbd or ceph call: both exit with the errno of the
 // failed operation (2 for ENOENT, 17 for EEXIST, 16 for EBUSY).

@@ -95,6 +95,16 @@ func Validate(ctx context.Context, cfg Config, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
+	// The monitors first: they check the key, and answer only a monitor.
+	_, err = b.ceph(ctx, "--format", "json", "mon", "stat")
+	switch {
+	case errors.Is(err, ErrStalled):
+		return api.Invalid("monitors", "host:port of a Ceph monitor", "no Ceph monitor answered: %v", err)
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
+		return api.Invalid("keyring", "a key the cluster knows for client."+cfg.User, "the monitors refused the key: %v", err)
+	case err != nil:
+		return fmt.Errorf("ceph: check monitors: %w", err)
+	}
 	_, err = b.rbd(ctx, "ls", "--format", "json", cfg.Pool)
 	switch {
 	case err == nil:
@@ -102,13 +112,10 @@ func Validate(ctx context.Context, cfg Config, timeout time.Duration) error {
 	case errors.Is(err, syscall.ENOENT):
 		return api.Invalid("pool", "an existing RBD pool of the cluster", "pool %q does not exist", cfg.Pool)
 	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
-		if strings.Contains(err.Error(), "auth") || strings.Contains(err.Error(), "monclient") {
-			return api.Invalid("keyring", "a key the cluster knows for client."+cfg.User, "the monitors refused the key: %v", err)
-		}
 		return api.Invalid("keyring", "caps such as mon 'profile rbd' osd 'profile rbd pool="+cfg.Pool+"'",
 			"client.%s may not use pool %q: %v", cfg.User, cfg.Pool, err)
 	case errors.Is(err, ErrStalled):
-		return api.Invalid("monitors", "host:port of a Ceph monitor", "no Ceph monitor answered: %v", err)
+		return api.Invalid("pool", "a pool whose placement groups are active", "pool %q did not answer: %v", cfg.Pool, err)
 	default:
 		return fmt.Errorf("ceph: check pool %q: %w", cfg.Pool, err)
 	}
