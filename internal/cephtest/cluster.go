@@ -287,6 +287,29 @@ func (c *Cluster) makePool(ctx context.Context) error {
 	return err
 }
 
+// ClientCaps are the caps of a client made by NewClient: RBD images in
+// the pool, and the blocklist (fencing) on the monitors.
+func ClientCaps(pool string) []string {
+	return []string{"mon", `profile rbd, allow command "osd blocklist"`, "osd", "profile rbd pool=" + pool}
+}
+
+// NewClient creates cephx user client.<name> with ClientCaps on the
+// cluster's pool and returns its base64 key.
+func (c *Cluster) NewClient(ctx context.Context, name string) (string, error) {
+	args := append([]string{"auth", "get-or-create-key", "client." + name}, ClientCaps(c.Pool)...)
+	out, err := c.Ceph(ctx, args...)
+	if err != nil {
+		return "", err
+	}
+	var key struct {
+		Key string `json:"key"`
+	}
+	if err := json.Unmarshal(out, &key); err != nil || key.Key == "" {
+		return "", fmt.Errorf("cephtest: auth get-or-create-key answered %q: %v", out, err)
+	}
+	return key.Key, nil
+}
+
 // WaitHealthy waits until the cluster reports HEALTH_OK with every OSD up
 // and every placement group active+clean, or ctx ends.
 func (c *Cluster) WaitHealthy(ctx context.Context) error {

@@ -27,11 +27,19 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// newBackend returns a backend on the shared cluster's pool.
+// testUser is the cephx user the tests run the backend as: the caps a
+// pool's keyring needs (cephtest.ClientCaps), not the admin's.
+const testUser = "ouro-test"
+
+// newBackend returns a backend on the shared cluster's pool, as testUser.
 func newBackend(t *testing.T) (*Backend, *cephtest.Cluster) {
 	t.Helper()
 	c := cephtest.Shared(t)
-	b, err := New(Config{Monitors: []string{c.Monitor}, Pool: c.Pool, User: c.User, Key: c.Key, Dir: t.TempDir(), Timeout: time.Minute})
+	key, err := c.NewClient(testCtx(t, time.Minute), testUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Config{Monitors: []string{c.Monitor}, Pool: c.Pool, User: testUser, Key: key, Dir: t.TempDir(), Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,7 +163,11 @@ func (b *Backend) Unlock(ctx context.Context, id, client string) error {
 
 // Fence blocklists client: an IP address blocklists every Ceph client of
 // that host, an entity address (ip:port/nonce) one client. Its I/O fails
-// from then on, at every OSD, until Unfence.
+// until Unfence, at each OSD as soon as the OSD has the new OSD map
+// (moments after Fence returns). No write of the fenced client can land
+// after a write of the volume's next user: the next user's librbd
+// carries the new map, and a placement group applies it before taking
+// that user's writes.
 func (b *Backend) Fence(ctx context.Context, client string) error {
 	addr, err := fenceAddr(client)
 	if err != nil {

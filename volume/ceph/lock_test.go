@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/volume"
 )
 
@@ -139,8 +140,14 @@ func TestLockAndFence(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Unfence(context.Background(), hostA) })
+	// The OSDs apply the blocklist as they get the new OSD map, within
+	// moments: A's writes fail from then on.
+	wait.ForDetail(t, 10*time.Second, "fenced host A's writes to fail", func() (bool, string) {
+		line := a.do(t, "write -P 0x22 0 64k")
+		return strings.Contains(line, "failed"), line
+	})
 	if line := a.do(t, "write -P 0x22 0 64k"); !strings.Contains(line, "failed") {
-		t.Fatalf("fenced host A's write: %s, want it to fail", line)
+		t.Fatalf("fenced host A's write after one failed: %s", line)
 	}
 	if err := b.Lock(ctx, id, hostB); err != nil {
 		t.Fatalf("lock by B after A was fenced: %v", err)

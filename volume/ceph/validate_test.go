@@ -48,10 +48,9 @@ func closedPort(t *testing.T) string {
 // TestValidate checks pool definitions against the real cluster: each
 // wrong part is refused with its field named.
 func TestValidate(t *testing.T) {
-	b, c := newBackend(t)
-	_ = b
+	b, _ := newBackend(t)
 	ctx := testCtx(t, 3*time.Minute)
-	good := Config{Monitors: []string{c.Monitor}, Pool: c.Pool, User: c.User, Key: c.Key}
+	good := Config{Monitors: b.cfg.Monitors, Pool: b.cfg.Pool, User: b.cfg.User, Key: b.cfg.Key}
 	otherKey := base64.StdEncoding.EncodeToString(append([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0}, make([]byte, 16)...))
 	// A listener that accepts and says nothing: not a monitor.
 	mute, err := net.Listen("tcp", "127.0.0.1:0")
@@ -99,9 +98,11 @@ func TestValidate(t *testing.T) {
 // min_size, I/O waits without an error, and a call fails with ErrStalled
 // after the backend's timeout instead of hanging.
 func TestStallBelowMinSize(t *testing.T) {
-	_, c := newBackend(t)
+	slow, c := newBackend(t)
 	ctx := testCtx(t, 5*time.Minute)
-	b, err := New(Config{Monitors: []string{c.Monitor}, Pool: c.Pool, User: c.User, Key: c.Key, Dir: t.TempDir(), Timeout: 5 * time.Second})
+	cfg := slow.cfg
+	cfg.Dir, cfg.Timeout = t.TempDir(), 5*time.Second
+	b, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
