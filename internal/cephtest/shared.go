@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -61,6 +60,14 @@ func Shared(tb testing.TB) *Cluster {
 //	func TestMain(m *testing.M) { os.Exit(cephtest.Main(m)) }
 func Main(m *testing.M) int {
 	code := m.Run()
+	StopShared()
+	return code
+}
+
+// StopShared stops the shared cluster, if one was started, and removes
+// its directory. A package with a TestMain of its own (test/e2e) calls it
+// after m.Run.
+func StopShared() {
 	if shared.cluster != nil {
 		shared.cluster.Stop()
 	}
@@ -69,7 +76,6 @@ func Main(m *testing.M) int {
 			fmt.Fprintf(os.Stderr, "cephtest: remove %s: %v\n", shared.dir, err)
 		}
 	}
-	return code
 }
 
 // New starts a cluster of the test's own, stopped when the test ends.
@@ -86,8 +92,3 @@ func New(tb testing.TB) *Cluster {
 	return c
 }
 
-// HaveBinary reports whether a program is on PATH.
-func HaveBinary(name string) bool {
-	_, err := exec.LookPath(name)
-	return err == nil
-}
