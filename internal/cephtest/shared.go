@@ -91,4 +91,3 @@ func New(tb testing.TB) *Cluster {
 	tb.Cleanup(c.Stop)
 	return c
 }
-
