@@ -2,8 +2,10 @@ package cephtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -46,7 +48,7 @@ func Shared(tb testing.TB) *Cluster {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 		defer cancel()
-		shared.cluster, shared.err = Start(ctx, shared.dir)
+		shared.cluster, shared.err = startRetrying(ctx, shared.dir)
 	})
 	if shared.err != nil {
 		tb.Fatalf("start the shared ceph cluster: %v", shared.err)
@@ -84,10 +86,35 @@ func New(tb testing.TB) *Cluster {
 	Need(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	c, err := Start(ctx, tb.TempDir())
+	c, err := startRetrying(ctx, tb.TempDir())
 	if err != nil {
 		tb.Fatalf("start a ceph cluster: %v", err)
 	}
 	tb.Cleanup(c.Stop)
 	return c
+}
+
+// startAttempts bounds the starts of a cluster: the monitor's port, free
+// when chosen, may be taken before the monitor binds it.
+const startAttempts = 2
+
+// startRetrying starts a cluster in a fresh subdirectory of dir, again in
+// another on failure.
+func startRetrying(ctx context.Context, dir string) (*Cluster, error) {
+	var errs []error
+	for i := range startAttempts {
+		sub := filepath.Join(dir, fmt.Sprintf("cluster%d", i))
+		if err := os.Mkdir(sub, 0o700); err != nil {
+			return nil, err
+		}
+		c, err := Start(ctx, sub)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
 }
