@@ -128,6 +128,9 @@ func TestLockAndFence(t *testing.T) {
 		t.Fatalf("host A's first write: %s", line)
 	}
 	hostA := watcherAddr(t, ctx, b, id)
+	if err := b.Delete(ctx, id); err == nil || !strings.Contains(err.Error(), "still open") {
+		t.Fatalf("delete of an open volume: %v, want refused", err)
+	}
 	for range 2 {
 		if err := b.Lock(ctx, id, hostA); err != nil {
 			t.Fatal(err)
