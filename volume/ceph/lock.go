@@ -21,10 +21,11 @@ import (
 // address of its QEMU and qemu-storage-daemon connections), or, for one
 // single Ceph client instance, its full entity address ip:port/nonce.
 //
-// Lock is an advisory cls lock on the image's header object whose
-// cookie names the client: it says which host may attach the volume,
-// whichever process took it (the rados tool, which exits). The data path is guarded by the image's exclusive-lock
-// feature (one librbd writer at a time) and by Fence: a blocklisted
+// Lock is an advisory cls lock on the image's header object whose cookie
+// names the client: it says which host may attach the volume, whichever
+// process took it (the rados tool, which exits). The data path is
+// guarded by the image's exclusive-lock feature (one librbd writer at a
+// time) and by Fence: a blocklisted
 // client's I/O fails with ESHUTDOWN at every OSD, its watches go, and the
 // next opener takes the exclusive lock at once instead of after the dead
 // client's watch times out (about 30 s). A fenced client's advisory locks
