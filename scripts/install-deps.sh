@@ -18,8 +18,10 @@ TEST_PKGS=(etcd-server etcd-client skopeo debootstrap e2fsprogs kmod)
 TEST_PKGS+=(chromium)
 # Volumes on Ceph: the test harness (internal/cephtest) runs a real cluster of
 # one monitor, one manager and three OSDs on files; the ceph backend drives
-# it with the rbd and ceph tools, QEMU's rbd driver (qemu-block-extra) and
-# rbd-nbd for containers. Hosts that use a ceph pool need the last three.
+# it with the rbd, ceph and rados tools (ceph-common) and QEMU's rbd driver
+# (qemu-block-extra; containers get a loop device over qemu-storage-daemon,
+# which comes with QEMU). rbd-nbd maps images on kernels with an nbd module.
+# Hosts that use a ceph pool need ceph-common and qemu-block-extra.
 TEST_PKGS+=(ceph-mon ceph-osd ceph-mgr ceph-common qemu-block-extra rbd-nbd)
 
 # Virtual machines: QEMU for the host's architecture, qemu-img (overlays),
