@@ -141,6 +141,17 @@ func TestCreateFromImage(t *testing.T) {
 		{"fromraw", raw, "raw", 8 * mib, 8 * mib, 0x5e},
 		{"fromqcow2", qcow, "qcow2", 0, 4 * mib, 0x7a},
 	}
+	// A failed create leaves nothing behind, not even its temporary image.
+	if err := b.Create(ctx, "frommissing", 0, &volume.Source{ImagePath: filepath.Join(dir, "missing"), ImageFormat: "raw"}); err == nil {
+		t.Fatal("create from a missing file succeeded")
+	}
+	out, err := c.RBD(ctx, "ls", "--format", "json", c.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "frommissing") {
+		t.Fatalf("images after a failed create: %s", out)
+	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
 			if err := b.Create(ctx, tt.id, tt.size, &volume.Source{ImagePath: tt.path, ImageFormat: tt.format}); err != nil {
