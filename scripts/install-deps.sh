@@ -20,6 +20,13 @@ TEST_PKGS+=(chromium)
 TEST_PKGS+=(openssh-server openssh-client)
 # The EC2-compatible API's end-to-end test drives Debian's AWS CLI.
 TEST_PKGS+=(awscli)
+# Volumes on Ceph: the test harness (internal/cephtest) runs a real cluster of
+# one monitor, one manager and three OSDs on files; the ceph backend drives
+# it with the rbd, ceph and rados tools (ceph-common) and QEMU's rbd driver
+# (qemu-block-extra; containers get a loop device over qemu-storage-daemon,
+# which comes with QEMU). rbd-nbd maps images on kernels with an nbd module.
+# Hosts that use a ceph pool need ceph-common and qemu-block-extra.
+TEST_PKGS+=(ceph-mon ceph-osd ceph-mgr ceph-common qemu-block-extra rbd-nbd)
 
 # Virtual machines: QEMU for the host's architecture, qemu-img (overlays),
 # genisoimage (cloud-init seeds); aarch64 disk images boot with UEFI. The
@@ -76,6 +83,14 @@ fi
 # Debian's haproxy and keepalived packages start system services; ouro runs
 # its own instances of both in namespaces and needs none on the host.
 for svc in haproxy keepalived; do
+	if systemctl is-enabled --quiet "$svc" 2>/dev/null || systemctl is-active --quiet "$svc" 2>/dev/null; then
+		systemctl disable --now "$svc" >/dev/null 2>&1 || true
+	fi
+done
+
+# Debian's ceph packages may enable the cluster's system services; the test
+# harness runs its own daemons with their own data and needs none of them.
+for svc in ceph.target ceph-mon.target ceph-mgr.target ceph-osd.target; do
 	if systemctl is-enabled --quiet "$svc" 2>/dev/null || systemctl is-active --quiet "$svc" 2>/dev/null; then
 		systemctl disable --now "$svc" >/dev/null 2>&1 || true
 	fi

@@ -19,6 +19,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/clientconfig"
+	"github.com/ouroboros-cloud/ouro/internal/cephtest"
 	"github.com/ouroboros-cloud/ouro/internal/syncbuf"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
@@ -37,7 +38,9 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		ouroBin = abs
-		os.Exit(m.Run())
+		code := m.Run()
+		cephtest.StopShared()
+		os.Exit(code)
 	}
 	dir, err := os.MkdirTemp("", "ouro-e2e-bin-")
 	if err != nil {
@@ -54,6 +57,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	cephtest.StopShared() // if a test started the shared Ceph cluster
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
