@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"strconv"
@@ -145,32 +146,43 @@ func runInstances(c *Call) (any, error) {
 	out.OwnerID = c.Project
 	var made []*api.Instance
 	for i := range maxCount {
-		name := "ec2-" + seed
+		// The Name tag names the instance when it can; else (or when the
+		// name is taken) "ec2-" and the seed. Both are the same on a
+		// retry, so the idempotency record of ClientToken matches.
+		fallback := "ec2-" + seed
 		if maxCount > 1 {
-			name += "-" + strconv.Itoa(i)
+			fallback += "-" + strconv.Itoa(i)
 		}
-		if base != "" && token == "" {
-			name = base
+		var names []string
+		if base != "" {
+			name := base
 			if maxCount > 1 {
 				name = fmt.Sprintf("%s-%d", base, i)
 			}
-			if len(name) > api.MaxNameLength || api.ValidateName("", name) != nil {
-				name = "ec2-" + seed + "-" + strconv.Itoa(i)
+			if api.ValidateName("", name) == nil {
+				names = append(names, name)
 			}
 		}
-		in := &api.Instance{
-			Metadata: api.ObjectMeta{Name: name, Project: c.Project, Labels: maps.Clone(labels)},
-			Spec: api.InstanceSpec{Image: img.Metadata.Project + "/" + img.Metadata.Name, Flavor: flavor,
-				KeyName: p.String("KeyName"), UserData: userData, Networks: []api.NetworkAttachment{att}},
-		}
-		if len(in.Metadata.Labels) == 0 {
-			in.Metadata.Labels = nil
-		}
+		names = append(names, fallback)
 		key := ""
 		if token != "" {
 			key = "ec2-run:" + token + ":" + strconv.Itoa(i)
 		}
-		if _, err := c.create(in, key); err != nil {
+		var in *api.Instance
+		var err error
+		for _, name := range names {
+			in = &api.Instance{
+				Metadata: api.ObjectMeta{Name: name, Project: c.Project, Labels: nilIfEmpty(maps.Clone(labels))},
+				Spec: api.InstanceSpec{Image: img.Metadata.Project + "/" + img.Metadata.Name, Flavor: flavor,
+					KeyName: p.String("KeyName"), UserData: userData, Networks: []api.NetworkAttachment{att}},
+			}
+			_, err = c.create(in, key)
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.Code != api.CodeAlreadyExists && ae.Code != api.CodeIdempotencyMismatch {
+				break
+			}
+		}
+		if err != nil {
 			if i >= minCount {
 				break
 			}
