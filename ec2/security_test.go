@@ -282,3 +282,33 @@ func TestAccessKeysBelongToTheirUser(t *testing.T) {
 		t.Errorf("bob's key: %v", err)
 	}
 }
+
+func TestOnlySignedFormsReachEC2(t *testing.T) {
+	c := start(t)
+	for _, tt := range []struct {
+		method, ctype, auth string
+		ec2                 bool
+	}{
+		{http.MethodGet, "", "", false},
+		{http.MethodPost, "application/x-www-form-urlencoded", "", false},
+		{http.MethodPost, "application/json", "AWS4-HMAC-SHA256 Credential=x", false},
+		{http.MethodPost, "application/x-www-form-urlencoded; charset=utf-8", "AWS4-HMAC-SHA256 Credential=x", true},
+	} {
+		r, _ := http.NewRequest(tt.method, c.URL+"/", strings.NewReader("Action=DescribeRegions&Version=2016-11-15"))
+		if tt.ctype != "" {
+			r.Header.Set("Content-Type", tt.ctype)
+		}
+		if tt.auth != "" {
+			r.Header.Set("Authorization", tt.auth)
+		}
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := strings.Contains(string(b), "<Response><Errors>"); got != tt.ec2 {
+			t.Errorf("%s %q %q reached EC2: %v (%d %s)", tt.method, tt.ctype, tt.auth, got, resp.StatusCode, clipOut(string(b)))
+		}
+	}
+}
