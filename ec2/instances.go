@@ -285,12 +285,16 @@ func powerAction(verb auth.Verb) func(c *Call) (any, error) {
 			var now *api.Instance
 			switch verb {
 			case verbTerminate:
-				if err := c.remove(in); err != nil {
-					return nil, fromAPI(err, instanceNotFound(idOf(PrefixInstance, in)))
+				gone, err := c.h.cfg.Objects.DeleteObject(c.ctx, c.h.cfg.Store, c.ID, api.InstanceKind, c.Project, in.Metadata.Name)
+				if err != nil {
+					return nil, fromAPI(storeError(err), instanceNotFound(idOf(PrefixInstance, in)))
 				}
 				now = in
 				t := in.Metadata.CreationTimestamp
 				now.Metadata.DeletionTimestamp = &t
+				if gone {
+					now.Status.Phase = api.PhaseTerminated
+				}
 			default:
 				now, err = c.h.cfg.Objects.InstanceAction(c.ctx, c.ID, verb, c.Project, in.Metadata.Name)
 				if err != nil {
