@@ -80,6 +80,10 @@ func runInstances(c *Call) (any, error) {
 	if b := p.String("InstanceInitiatedShutdownBehavior"); b != "" && b != "stop" {
 		return nil, invalidValue("InstanceInitiatedShutdownBehavior '%s' is not supported: an instance that shuts down stops", clip(b))
 	}
+	placement, err := runPlacement(p)
+	if err != nil {
+		return nil, err
+	}
 	if err := c.authorize(auth.VerbCreate, api.InstanceKind); err != nil {
 		return nil, err
 	}
@@ -174,7 +178,7 @@ func runInstances(c *Call) (any, error) {
 			in = &api.Instance{
 				Metadata: api.ObjectMeta{Name: name, Project: c.Project, Labels: nilIfEmpty(maps.Clone(labels))},
 				Spec: api.InstanceSpec{Image: img.Metadata.Project + "/" + img.Metadata.Name, Flavor: flavor,
-					KeyName: p.String("KeyName"), UserData: userData, Networks: []api.NetworkAttachment{att}},
+					KeyName: p.String("KeyName"), UserData: userData, Networks: []api.NetworkAttachment{att}, Placement: placement},
 			}
 			_, err = c.create(in, key)
 			var ae *api.Error
@@ -198,6 +202,31 @@ func runInstances(c *Call) (any, error) {
 	}
 	out.Groups = groupItems(v, made)
 	return out, nil
+}
+
+// runPlacement maps Placement.AvailabilityZone onto a host selector
+// (hosts of that zone label; the default zone is hosts without one) and
+// refuses the options that would be ignored otherwise.
+func runPlacement(p Params) (*api.Placement, error) {
+	for _, o := range []struct{ param, ok string }{
+		{"Monitoring.Enabled", "false"}, {"EbsOptimized", "false"}, {"Placement.Tenancy", "default"},
+		{"MetadataOptions.HttpTokens", "optional"}, {"MetadataOptions.HttpEndpoint", "enabled"},
+		{"MetadataOptions.InstanceMetadataTags", "disabled"}, {"CreditSpecification.CpuCredits", "standard"},
+	} {
+		if v, ok := p[o.param]; ok && v != o.ok {
+			return nil, Errorf("UnsupportedOperation", "%s '%s' is not supported (only %s)", o.param, clip(v), o.ok)
+		}
+	}
+	z := p.String("Placement.AvailabilityZone")
+	switch {
+	case z == "":
+		return nil, nil
+	case z == api.ZoneDefault:
+		return &api.Placement{HostSelector: "!" + api.LabelZone}, nil
+	case api.ValidateLabels("", map[string]string{api.LabelZone: z}) != nil:
+		return nil, invalidValue("Invalid availability zone: [%s]", clip(z))
+	}
+	return &api.Placement{HostSelector: api.LabelZone + "=" + z}, nil
 }
 
 // runError turns a failed create into RunInstances' error, after

@@ -180,6 +180,8 @@ func TestHostileForms(t *testing.T) {
 		{"bad token", "Action=DescribeInstances&Version=2016-11-15&MaxResults=5&NextToken=zzz", "InvalidParameterValue"},
 		{"bad tag", run + "MaxCount=1&TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=a%20b&TagSpecification.1.Tag.1.Value=x", "InvalidParameterValue"},
 		{"bad dry run", run + "MaxCount=1&DryRun=maybe", "InvalidParameterValue"},
+		{"monitoring", run + "MaxCount=1&Monitoring.Enabled=true", "UnsupportedOperation"},
+		{"bad zone", run + "MaxCount=1&Placement.AvailabilityZone=a%20b", "InvalidParameterValue"},
 		{"many filters", "Action=DescribeInstances&Version=2016-11-15" + manyFilters(60), "InvalidParameterValue"},
 		{"huge value", "Action=DescribeInstances&Version=2016-11-15&InstanceId.1=" + strings.Repeat("a", 70000), "InvalidParameterValue"},
 		{"bad form", "Action=DescribeInstances&Version=2016-11-15&%zz", "InvalidParameterValue"},
