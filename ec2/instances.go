@@ -88,6 +88,9 @@ func runInstances(c *Call) (any, error) {
 		return nil, err
 	}
 	v := c.view()
+	if err := v.preload(viewKinds...); err != nil {
+		return nil, err
+	}
 	img, err := v.imageByID(image)
 	if err != nil {
 		return nil, err
