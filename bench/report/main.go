@@ -69,6 +69,8 @@ var figures = []figure{
 	{what: "… ratio EC2 / REST (medians)", bench: "BenchmarkEC2", unit: "run-ratio", show: "×", target: "≤ 1.1"},
 	{what: "EC2 API: DescribeInstances of 1,000 instances (SDK decode included), p50", bench: "BenchmarkEC2", unit: "describe-1000-p50-ms", show: "ms", target: "—"},
 	{what: "EC2 API: DescribeInstances of 1,000 instances, p99", bench: "BenchmarkEC2", unit: "describe-1000-p99-ms", show: "ms", target: "p99 ≤ 200 ms (issue 17)"},
+	{what: "… the server's share (answer read as bytes, no SDK decode), p50", bench: "BenchmarkEC2", unit: "describe-1000-raw-p50-ms", show: "ms", target: "—"},
+	{what: "… the server's share, p99", bench: "BenchmarkEC2", unit: "describe-1000-raw-p99-ms", show: "ms", target: "—"},
 	{what: "Idle memory of `ouro up` (server + agent), VmRSS", bench: "BenchmarkIdleUp", unit: "rss-MiB", show: "MiB",
 		target: "≤ 80 MiB RSS (k3s server ≈ 500 MiB; OpenStack controllers need GBs)"},
 	{what: "Size of `bin/ouro`", bench: "BenchmarkIdleUp", unit: "binary-MiB", show: "MiB", target: "—"},

@@ -87,7 +87,8 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   RunInstances of one tiny instance, then DescribeInstances of its id every 5 ms until it is
   running; then the same instance through the REST API (create, then GET every 5 ms until
   Running). Then instances are added up to 1,000 and DescribeInstances of all of them (one page)
-  is timed 50 times, the SDK's decoding included.
+  is timed 50 times, the SDK's decoding included, then 50 times as one signed request whose
+  answer is read as bytes (the server's share).
 - **Console**: `+"`BenchmarkConsoleMap`"+` in bench/: the cloud of the scheduling benchmark (1,000 hollow
   hosts, 10,000 Running instances), then the web console in headless Chromium (Debian's package,
   driven with chromedp), signed in as the admin. A cold load of `+"`#/map`"+` (cache off) is timed in
