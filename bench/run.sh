@@ -20,6 +20,7 @@
 #                   OURO_VIP_KILLS times (default 1 run of 7 kills)
 #   LB_FAILOVER_RUNS=N power cuts of the active LB host (default 5)
 #   LB_RUNS=N       sick members and load balancer creates (default 5)
+#   EC2_COUNT=N     runs of the EC2 API benchmark (default 3)
 #   BENCH_OUT=FILE  the report (default docs/benchmarks.md)
 #
 # The whole run takes about 20 minutes on 2 cores. Nothing here asserts
@@ -145,6 +146,7 @@ gobench BenchmarkContainerCreateToRunning ./test/e2e "$E2E_COUNT" 20x
 gobench BenchmarkScale ./bench "$SCALE_COUNT" 1x
 gobench BenchmarkConsoleMap ./bench "${CONSOLE_COUNT:-1}" 1x
 gobench BenchmarkIdleUp ./bench "$IDLE_COUNT" 1x OURO_BIN="$PWD/bin/ouro"
+gobench BenchmarkEC2 ./bench "${EC2_COUNT:-3}" 1x
 gobench BenchmarkVMCreateToKernel ./test/e2e 1 "${VM_RUNS:-5}x"
 gobench BenchmarkStackPlan ./test/e2e "${STACK_COUNT:-3}" 10x
 gobench BenchmarkStackApply ./test/e2e "${STACK_COUNT:-3}" 1x

@@ -3,6 +3,7 @@ package ec2
 import (
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
@@ -304,8 +305,9 @@ type reservation struct {
 
 type describeInstancesResponse struct {
 	Response
-	Reservations []reservation `xml:"reservationSet>item"`
-	NextToken    string        `xml:"nextToken,omitempty"`
+	// Reservations is the reservationSet, written by hand (instancexml.go).
+	Reservations []byte `xml:",innerxml"`
+	NextToken    string `xml:"nextToken,omitempty"`
 }
 
 // instanceFilters are DescribeInstances' filters, on the answer's items.
@@ -364,11 +366,19 @@ func describeInstances(c *Call) (any, error) {
 	if len(ids) > 0 && (c.Params.Has("MaxResults") || c.Params.Has("NextToken")) {
 		return nil, Errorf(CodeInvalidParameterCombination, "The parameter instancesSet cannot be used with the parameter maxResults")
 	}
-	objs, err := c.findAll(api.InstanceKind, PrefixInstance, ids, instanceNotFound)
+	// The instances and what they refer to, read at once.
+	v := c.view()
+	var objs []api.Object
+	var wg sync.WaitGroup
+	wg.Go(func() { objs, err = c.findAll(api.InstanceKind, PrefixInstance, ids, instanceNotFound) })
+	perr := v.preload(viewKinds...)
+	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
-	v := c.view()
+	if perr != nil {
+		return nil, perr
+	}
 	var res []reservation
 	for _, o := range objs {
 		in := o.(*api.Instance)
@@ -383,7 +393,9 @@ func describeInstances(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &describeInstancesResponse{Reservations: page, NextToken: next}, nil
+	var w xmlWriter
+	w.reservations(page)
+	return &describeInstancesResponse{Reservations: w.Bytes(), NextToken: next}, nil
 }
 
 // withoutInternal returns labels less the internal ones.

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"strconv"
@@ -79,10 +80,17 @@ func runInstances(c *Call) (any, error) {
 	if b := p.String("InstanceInitiatedShutdownBehavior"); b != "" && b != "stop" {
 		return nil, invalidValue("InstanceInitiatedShutdownBehavior '%s' is not supported: an instance that shuts down stops", clip(b))
 	}
+	placement, err := runPlacement(p)
+	if err != nil {
+		return nil, err
+	}
 	if err := c.authorize(auth.VerbCreate, api.InstanceKind); err != nil {
 		return nil, err
 	}
 	v := c.view()
+	if err := v.preload(viewKinds...); err != nil {
+		return nil, err
+	}
 	img, err := v.imageByID(image)
 	if err != nil {
 		return nil, err
@@ -145,32 +153,43 @@ func runInstances(c *Call) (any, error) {
 	out.OwnerID = c.Project
 	var made []*api.Instance
 	for i := range maxCount {
-		name := "ec2-" + seed
+		// The Name tag names the instance when it can; else (or when the
+		// name is taken) "ec2-" and the seed. Both are the same on a
+		// retry, so the idempotency record of ClientToken matches.
+		fallback := "ec2-" + seed
 		if maxCount > 1 {
-			name += "-" + strconv.Itoa(i)
+			fallback += "-" + strconv.Itoa(i)
 		}
-		if base != "" && token == "" {
-			name = base
+		var names []string
+		if base != "" {
+			name := base
 			if maxCount > 1 {
 				name = fmt.Sprintf("%s-%d", base, i)
 			}
-			if len(name) > api.MaxNameLength || api.ValidateName("", name) != nil {
-				name = "ec2-" + seed + "-" + strconv.Itoa(i)
+			if api.ValidateName("", name) == nil {
+				names = append(names, name)
 			}
 		}
-		in := &api.Instance{
-			Metadata: api.ObjectMeta{Name: name, Project: c.Project, Labels: maps.Clone(labels)},
-			Spec: api.InstanceSpec{Image: img.Metadata.Project + "/" + img.Metadata.Name, Flavor: flavor,
-				KeyName: p.String("KeyName"), UserData: userData, Networks: []api.NetworkAttachment{att}},
-		}
-		if len(in.Metadata.Labels) == 0 {
-			in.Metadata.Labels = nil
-		}
+		names = append(names, fallback)
 		key := ""
 		if token != "" {
 			key = "ec2-run:" + token + ":" + strconv.Itoa(i)
 		}
-		if _, err := c.create(in, key); err != nil {
+		var in *api.Instance
+		var err error
+		for _, name := range names {
+			in = &api.Instance{
+				Metadata: api.ObjectMeta{Name: name, Project: c.Project, Labels: nilIfEmpty(maps.Clone(labels))},
+				Spec: api.InstanceSpec{Image: img.Metadata.Project + "/" + img.Metadata.Name, Flavor: flavor,
+					KeyName: p.String("KeyName"), UserData: userData, Networks: []api.NetworkAttachment{att}, Placement: placement},
+			}
+			_, err = c.create(in, key)
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.Code != api.CodeAlreadyExists && ae.Code != api.CodeIdempotencyMismatch {
+				break
+			}
+		}
+		if err != nil {
 			if i >= minCount {
 				break
 			}
@@ -186,6 +205,31 @@ func runInstances(c *Call) (any, error) {
 	}
 	out.Groups = groupItems(v, made)
 	return out, nil
+}
+
+// runPlacement maps Placement.AvailabilityZone onto a host selector
+// (hosts of that zone label; the default zone is hosts without one) and
+// refuses the options that would be ignored otherwise.
+func runPlacement(p Params) (*api.Placement, error) {
+	for _, o := range []struct{ param, ok string }{
+		{"Monitoring.Enabled", "false"}, {"EbsOptimized", "false"}, {"Placement.Tenancy", "default"},
+		{"MetadataOptions.HttpTokens", "optional"}, {"MetadataOptions.HttpEndpoint", "enabled"},
+		{"MetadataOptions.InstanceMetadataTags", "disabled"}, {"CreditSpecification.CpuCredits", "standard"},
+	} {
+		if v, ok := p[o.param]; ok && v != o.ok {
+			return nil, Errorf("UnsupportedOperation", "%s '%s' is not supported (only %s)", o.param, clip(v), o.ok)
+		}
+	}
+	z := p.String("Placement.AvailabilityZone")
+	switch {
+	case z == "":
+		return nil, nil
+	case z == api.ZoneDefault:
+		return &api.Placement{HostSelector: "!" + api.LabelZone}, nil
+	case api.ValidateLabels("", map[string]string{api.LabelZone: z}) != nil:
+		return nil, invalidValue("Invalid availability zone: [%s]", clip(z))
+	}
+	return &api.Placement{HostSelector: api.LabelZone + "=" + z}, nil
 }
 
 // runError turns a failed create into RunInstances' error, after
@@ -273,12 +317,16 @@ func powerAction(verb auth.Verb) func(c *Call) (any, error) {
 			var now *api.Instance
 			switch verb {
 			case verbTerminate:
-				if err := c.remove(in); err != nil {
-					return nil, fromAPI(err, instanceNotFound(idOf(PrefixInstance, in)))
+				gone, err := c.h.cfg.Objects.DeleteObject(c.ctx, c.h.cfg.Store, c.ID, api.InstanceKind, c.Project, in.Metadata.Name)
+				if err != nil {
+					return nil, fromAPI(storeError(err), instanceNotFound(idOf(PrefixInstance, in)))
 				}
 				now = in
 				t := in.Metadata.CreationTimestamp
 				now.Metadata.DeletionTimestamp = &t
+				if gone {
+					now.Status.Phase = api.PhaseTerminated
+				}
 			default:
 				now, err = c.h.cfg.Objects.InstanceAction(c.ctx, c.ID, verb, c.Project, in.Metadata.Name)
 				if err != nil {

@@ -180,6 +180,8 @@ func TestHostileForms(t *testing.T) {
 		{"bad token", "Action=DescribeInstances&Version=2016-11-15&MaxResults=5&NextToken=zzz", "InvalidParameterValue"},
 		{"bad tag", run + "MaxCount=1&TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=a%20b&TagSpecification.1.Tag.1.Value=x", "InvalidParameterValue"},
 		{"bad dry run", run + "MaxCount=1&DryRun=maybe", "InvalidParameterValue"},
+		{"monitoring", run + "MaxCount=1&Monitoring.Enabled=true", "UnsupportedOperation"},
+		{"bad zone", run + "MaxCount=1&Placement.AvailabilityZone=a%20b", "InvalidParameterValue"},
 		{"many filters", "Action=DescribeInstances&Version=2016-11-15" + manyFilters(60), "InvalidParameterValue"},
 		{"huge value", "Action=DescribeInstances&Version=2016-11-15&InstanceId.1=" + strings.Repeat("a", 70000), "InvalidParameterValue"},
 		{"bad form", "Action=DescribeInstances&Version=2016-11-15&%zz", "InvalidParameterValue"},
@@ -280,5 +282,35 @@ func TestAccessKeysBelongToTheirUser(t *testing.T) {
 	}
 	if _, err := c.ec2(bk).DeleteKeyPair(cx, &awsec2.DeleteKeyPairInput{KeyName: aws.String("none")}); err != nil {
 		t.Errorf("bob's key: %v", err)
+	}
+}
+
+func TestOnlySignedFormsReachEC2(t *testing.T) {
+	c := start(t)
+	for _, tt := range []struct {
+		method, ctype, auth string
+		ec2                 bool
+	}{
+		{http.MethodGet, "", "", false},
+		{http.MethodPost, "application/x-www-form-urlencoded", "", false},
+		{http.MethodPost, "application/json", "AWS4-HMAC-SHA256 Credential=x", false},
+		{http.MethodPost, "application/x-www-form-urlencoded; charset=utf-8", "AWS4-HMAC-SHA256 Credential=x", true},
+	} {
+		r, _ := http.NewRequest(tt.method, c.URL+"/", strings.NewReader("Action=DescribeRegions&Version=2016-11-15"))
+		if tt.ctype != "" {
+			r.Header.Set("Content-Type", tt.ctype)
+		}
+		if tt.auth != "" {
+			r.Header.Set("Authorization", tt.auth)
+		}
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := strings.Contains(string(b), "<Response><Errors>"); got != tt.ec2 {
+			t.Errorf("%s %q %q reached EC2: %v (%d %s)", tt.method, tt.ctype, tt.auth, got, resp.StatusCode, clipOut(string(b)))
+		}
 	}
 }

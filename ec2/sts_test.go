@@ -19,3 +19,12 @@ func TestGetCallerIdentity(t *testing.T) {
 		t.Errorf("identity = %s %s %s", *out.Account, *out.Arn, *out.UserId)
 	}
 }
+
+func TestGetCallerIdentityRefused(t *testing.T) {
+	c := start(t)
+	k := c.key(t, "alice", "default", api.RoleMember)
+	wrong := *k
+	wrong.Status.Secret = "x" + k.Status.Secret[1:]
+	_, err := c.sts(&wrong).GetCallerIdentity(ctx(t), &sts.GetCallerIdentityInput{})
+	wantCode(t, err, "SignatureDoesNotMatch")
+}

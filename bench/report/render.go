@@ -92,6 +92,14 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   to the answer's last byte read (TLS and HTTP/2 on loopback, as the client package speaks them;
   the time to the first byte is in the benchmark's log), *client decode* the JSON decode of the
   answer into `+"`[]api.Instance`"+`.
+- **EC2 API**: `+"`BenchmarkEC2`"+` in bench/: a real server (embedded etcd, API, controllers) and
+  10 hollow hosts (their taint removed: EC2 callers cannot tolerate it) in one process, an access
+  key of the admin, aws-sdk-go-v2's EC2 client over HTTPS. 20 times one after the other:
+  RunInstances of one tiny instance, then DescribeInstances of its id every 5 ms until it is
+  running; then the same instance through the REST API (create, then GET every 5 ms until
+  Running). Then instances are added up to 1,000 and DescribeInstances of all of them (one page)
+  is timed 50 times, the SDK's decoding included, then 50 times as one signed request whose
+  answer is read as bytes (the server's share).
 - **Console**: `+"`BenchmarkConsoleMap`"+` in bench/: the cloud of the scheduling benchmark (1,000 hollow
   hosts, 10,000 Running instances), then the web console in headless Chromium (Debian's package,
   driven with chromedp), signed in as the admin; the map lists hosts and instances in the map

@@ -107,7 +107,9 @@ func TestEC2AWSCLI(t *testing.T) {
 	if who.Account != "default" || !strings.HasSuffix(who.Arn, ":user/admin") {
 		t.Fatalf("get-caller-identity = %+v", who)
 	}
-	var images struct{ Images []struct{ ImageId, Name string } }
+	var images struct {
+		Images []struct{ ImageId, Name string }
+	}
 	aws.must(t, &images, "ec2", "describe-images", "--filters", "Name=name,Values=sleeper")
 	if len(images.Images) != 1 {
 		t.Fatalf("describe-images = %+v", images)

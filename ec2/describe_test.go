@@ -1,0 +1,109 @@
+package ec2_test
+
+import (
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/ouroboros-cloud/ouro/api"
+)
+
+func TestDescribeInstancesPages(t *testing.T) {
+	c := start(t)
+	c.image(t, "default", "debian")
+	ec := c.ec2(c.key(t, "alice", "default", api.RoleMember))
+	ctx := ctx(t)
+	run, err := ec.RunInstances(ctx, &awsec2.RunInstancesInput{ImageId: aws.String("debian"), InstanceType: "tiny", MinCount: aws.Int32(12), MaxCount: aws.Int32(12),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: []types.Tag{{Key: aws.String("Name"), Value: aws.String("web")}}}}})
+	if err != nil || len(run.Instances) != 12 {
+		t.Fatalf("RunInstances = %v, %v", run, err)
+	}
+	seen := map[string]bool{}
+	pages := 0
+	p := awsec2.NewDescribeInstancesPaginator(ec, &awsec2.DescribeInstancesInput{MaxResults: aws.Int32(5)})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatalf("page %d: %v", pages, err)
+		}
+		pages++
+		for _, r := range out.Reservations {
+			seen[aws.ToString(r.Instances[0].InstanceId)] = true
+		}
+	}
+	if pages != 3 || len(seen) != 12 {
+		t.Errorf("%d pages, %d instances; want 3 and 12", pages, len(seen))
+	}
+	// Named web-0 … web-11 by the Name tag; the same objects through REST.
+	if c.Get(t, api.InstanceKind, "default", "web-11") == nil {
+		t.Error("no instance web-11")
+	}
+	_, err = ec.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{"i-00000000000000000"}})
+	wantCode(t, err, "InvalidInstanceID.NotFound")
+	_, err = ec.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{"bogus"}})
+	wantCode(t, err, "InvalidInstanceID.NotFound")
+}
+
+func TestTags(t *testing.T) {
+	c := start(t)
+	ec := c.ec2(c.key(t, "alice", "default", api.RoleMember))
+	ctx := ctx(t)
+	sg, err := ec.CreateSecurityGroup(ctx, &awsec2.CreateSecurityGroupInput{GroupName: aws.String("db"), Description: aws.String("d")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(sg.GroupId)
+	if _, err := ec.CreateTags(ctx, &awsec2.CreateTagsInput{Resources: []string{id}, Tags: []types.Tag{
+		{Key: aws.String("env"), Value: aws.String("prod")}, {Key: aws.String("team"), Value: aws.String("db")}}}); err != nil {
+		t.Fatalf("CreateTags: %v", err)
+	}
+	g := c.Get(t, api.SecurityGroupKind, "default", "db").(*api.SecurityGroup)
+	if g.Metadata.Labels["env"] != "prod" || g.Metadata.Labels["team"] != "db" {
+		t.Errorf("labels = %v", g.Metadata.Labels)
+	}
+	out, err := ec.DescribeTags(ctx, &awsec2.DescribeTagsInput{Filters: []types.Filter{{Name: aws.String("resource-id"), Values: []string{id}}, {Name: aws.String("key"), Values: []string{"env"}}}})
+	if err != nil || len(out.Tags) != 1 || aws.ToString(out.Tags[0].Value) != "prod" || out.Tags[0].ResourceType != types.ResourceTypeSecurityGroup {
+		t.Fatalf("DescribeTags = %+v, %v", out, err)
+	}
+	if _, err := ec.DeleteTags(ctx, &awsec2.DeleteTagsInput{Resources: []string{id}, Tags: []types.Tag{{Key: aws.String("env"), Value: aws.String("dev")}, {Key: aws.String("team")}}}); err != nil {
+		t.Fatalf("DeleteTags: %v", err)
+	}
+	g = c.Get(t, api.SecurityGroupKind, "default", "db").(*api.SecurityGroup)
+	if len(g.Metadata.Labels) != 1 || g.Metadata.Labels["env"] != "prod" {
+		t.Errorf("labels after DeleteTags = %v (a value that does not match keeps the tag)", g.Metadata.Labels)
+	}
+	_, err = ec.CreateTags(ctx, &awsec2.CreateTagsInput{Resources: []string{id}, Tags: []types.Tag{{Key: aws.String("Name"), Value: aws.String("has spaces")}}})
+	wantCode(t, err, "InvalidParameterValue")
+	_, err = ec.CreateTags(ctx, &awsec2.CreateTagsInput{Resources: []string{"sg-00000000000000000"}, Tags: []types.Tag{{Key: aws.String("a"), Value: aws.String("b")}}})
+	wantCode(t, err, "InvalidID")
+}
+
+func TestCatalog(t *testing.T) {
+	c := start(t)
+	ec := c.ec2(c.key(t, "alice", "default", api.RoleViewer))
+	ctx := ctx(t)
+	zones, err := ec.DescribeAvailabilityZones(ctx, &awsec2.DescribeAvailabilityZonesInput{})
+	if err != nil || len(zones.AvailabilityZones) != 1 || aws.ToString(zones.AvailabilityZones[0].ZoneName) != api.ZoneDefault {
+		t.Fatalf("DescribeAvailabilityZones = %+v, %v", zones, err)
+	}
+	regions, err := ec.DescribeRegions(ctx, &awsec2.DescribeRegionsInput{})
+	if err != nil || len(regions.Regions) != 1 || aws.ToString(regions.Regions[0].RegionName) != "ouro-1" {
+		t.Fatalf("DescribeRegions = %+v, %v", regions, err)
+	}
+	types_, err := ec.DescribeInstanceTypes(ctx, &awsec2.DescribeInstanceTypesInput{Filters: []types.Filter{{Name: aws.String("vcpu-info.default-vcpus"), Values: []string{"1"}}}})
+	if err != nil || len(types_.InstanceTypes) != 2 {
+		t.Fatalf("DescribeInstanceTypes = %+v, %v", types_, err)
+	}
+	_, err = ec.DescribeInstanceTypes(ctx, &awsec2.DescribeInstanceTypesInput{InstanceTypes: []types.InstanceType{"t2.micro"}})
+	wantCode(t, err, "InvalidParameterValue")
+	attrs, err := ec.DescribeAccountAttributes(ctx, &awsec2.DescribeAccountAttributesInput{AttributeNames: []types.AccountAttributeName{"supported-platforms"}})
+	if err != nil || len(attrs.AccountAttributes) != 1 {
+		t.Fatalf("DescribeAccountAttributes = %+v, %v", attrs, err)
+	}
+	enis, err := ec.DescribeNetworkInterfaces(ctx, &awsec2.DescribeNetworkInterfacesInput{})
+	if err != nil || len(enis.NetworkInterfaces) != 0 {
+		t.Fatalf("DescribeNetworkInterfaces = %+v, %v", enis, err)
+	}
+}
