@@ -70,4 +70,8 @@ var (
 	InstanceGroupKind = register(&Kind{Name: "InstanceGroup", Plural: "instancegroups", Namespaced: true, New: func() Object { return &InstanceGroup{} }})
 	LoadBalancerKind  = register(&Kind{Name: "LoadBalancer", Plural: "loadbalancers", Namespaced: true, New: func() Object { return &LoadBalancer{} }})
 	StackKind         = register(&Kind{Name: "Stack", Plural: "stacks", Namespaced: true, New: func() Object { return &Stack{} }})
+
+	StoragePoolKind    = register(&Kind{Name: "StoragePool", Plural: "storagepools", New: func() Object { return &StoragePool{} }})
+	VolumeKind         = register(&Kind{Name: "Volume", Plural: "volumes", Namespaced: true, New: func() Object { return &Volume{} }})
+	VolumeSnapshotKind = register(&Kind{Name: "VolumeSnapshot", Plural: "volumesnapshots", Namespaced: true, New: func() Object { return &VolumeSnapshot{} }})
 )
