@@ -178,6 +178,9 @@ var hooks = map[*api.Kind]kindHooks{
 		commit: func(s *Server, ctx context.Context, st store.Interface, o api.Object, opts store.CreateOptions) (bool, error) {
 			return s.adm.StoreInstance(ctx, st, o.(*api.Instance), opts)
 		},
+		commitUpdate: func(s *Server, ctx context.Context, st store.Interface, old, o api.Object) error {
+			return s.adm.UpdateInstanceVolumes(ctx, st, old.(*api.Instance), o.(*api.Instance))
+		},
 		remove: deleteInstance,
 	},
 	api.InstanceGroupKind: {
@@ -205,7 +208,10 @@ var hooks = map[*api.Kind]kindHooks{
 		beforeDelete: beforeDelete,
 		prepareOut:   hideListenerKeys,
 	},
-	api.StackKind: stackHooks,
+	api.StackKind:          stackHooks,
+	api.StoragePoolKind:    storagePoolHooks,
+	api.VolumeKind:         volumeHooks,
+	api.VolumeSnapshotKind: snapshotHooks,
 }
 
 // hideListenerKeys blanks the private key of every listener of a load
