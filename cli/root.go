@@ -37,6 +37,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/cli/loadbalancer"
 	"github.com/ouroboros-cloud/ouro/cli/network"
 	"github.com/ouroboros-cloud/ouro/cli/stack"
+	"github.com/ouroboros-cloud/ouro/cli/volume"
 )
 
 // Version is the version of the ouro binary; release builds set it with
@@ -75,6 +76,9 @@ func NewRootCommand() *cobra.Command {
 		network.NewSecurityGroupCommand(o),
 		network.NewFloatingIPCommand(o),
 		loadbalancer.NewCommand(o),
+		volume.NewCommand(o),
+		volume.NewSnapshotCommand(o),
+		volume.NewPoolCommand(o),
 		stack.NewCommand(o),
 		stack.NewApplyCommand(o),
 		catalog.NewKeyPairCommand(o),
