@@ -148,6 +148,7 @@ type Agent struct {
 	meta     *metaserver.Service
 	network  *hostnet.Loop // nil without Config.Network
 	volumes  *volumes.Loop // nil without Config.VolumeDir
+	pools    *volumes.Pools
 
 	// Knobs that tests shorten.
 	workers           int

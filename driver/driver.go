@@ -85,6 +85,13 @@ type VolumeAttacher interface {
 	DetachVolume(ctx context.Context, id, volumeID string) error
 }
 
+// VolumeSetter is implemented by drivers that take an instance's volumes
+// anew before every start (containers: host block devices, whose names
+// do not survive a host reboot).
+type VolumeSetter interface {
+	SetVolumes(ctx context.Context, id string, vols []Volume) error
+}
+
 // NIC is one network interface of an instance.
 type NIC struct {
 	MAC string

@@ -168,6 +168,4 @@ func ensureFilesystem(ctx context.Context, dev string, ids idMap) error {
 	return nil
 }
 
-var _ interface {
-	SetVolumes(context.Context, string, []driver.Volume) error
-} = (*Driver)(nil)
+var _ driver.VolumeSetter = (*Driver)(nil)
