@@ -297,6 +297,17 @@ func ValidateVolumeStatus(id *auth.Identity, old, v *api.Volume) error {
 		return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden,
 			Message: fmt.Sprintf("host %s may not write the status of a volume on host %s", id.Host, old.Spec.Host)}
 	}
+	if id.Host != "" {
+		// attachedTo is the volume controller's, from the instances; an
+		// agent reporting from an older read must not undo it.
+		v.Status.AttachedTo, v.Status.Device = old.Status.AttachedTo, old.Status.Device
+		if v.Status.State == api.VolumeAvailable || v.Status.State == api.VolumeInUse {
+			v.Status.State = api.VolumeAvailable
+			if v.Status.AttachedTo != "" {
+				v.Status.State = api.VolumeInUse
+			}
+		}
+	}
 	switch v.Status.State {
 	case api.VolumeCreating, api.VolumeAvailable, api.VolumeAttaching, api.VolumeInUse,
 		api.VolumeDetaching, api.VolumeDeleting, api.VolumeError, VolumeDeleted:

@@ -138,11 +138,11 @@ func (c *Controller) reconcileVolume(ctx context.Context, key string) error {
 	holder := c.holder(v)
 	next := v.Status
 	next.AttachedTo = holder
-	switch {
-	case holder != "" && next.State == api.VolumeAvailable:
-		next.State = api.VolumeInUse
-	case holder == "" && next.State == api.VolumeInUse:
+	if next.State == api.VolumeAvailable || next.State == api.VolumeInUse {
 		next.State = api.VolumeAvailable
+		if holder != "" {
+			next.State = api.VolumeInUse
+		}
 	}
 	if holder == "" {
 		next.Device = ""

@@ -3,13 +3,16 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
@@ -24,7 +27,7 @@ func (c *cloud) consoleRun(name, cmd, want string) string {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), vmVolumeTimeout)
 	defer cancel()
-	con, err := c.clientAs(c.admin).Console(ctx, "default", name)
+	con, err := c.consoleClient().Console(ctx, "default", name)
 	if err != nil {
 		c.t.Fatalf("console of %s: %v", name, err)
 	}
@@ -47,6 +50,28 @@ func (c *cloud) consoleRun(name, cmd, want string) string {
 	return got.String()
 }
 
+// consoleClient returns an admin client whose connections speak
+// HTTP/1.1, which the console's protocol switch needs, in the cloud's
+// namespace.
+func (c *cloud) consoleClient() *client.Client {
+	c.t.Helper()
+	cfg := client.Config{Server: c.url, Token: c.admin, CACert: c.ca}
+	if c.netns != "" {
+		tr := c.netnsTransport().Clone()
+		tr.ForceAttemptHTTP2 = false
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		tr.TLSClientConfig = tr.TLSClientConfig.Clone()
+		tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+		c.t.Cleanup(tr.CloseIdleConnections)
+		cfg.HTTPClient = &http.Client{Transport: tr}
+	}
+	cl, err := client.New(cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cl
+}
+
 // volumeOf reads a volume through the CLI.
 func (nc *netCloud) volumeOf(name string) api.Volume {
 	nc.t.Helper()
@@ -59,7 +84,7 @@ func (nc *netCloud) volumeOf(name string) api.Volume {
 func (nc *netCloud) waitVolume(name string, ok func(api.VolumeStatus) bool) api.Volume {
 	nc.t.Helper()
 	var v api.Volume
-	wait.ForDetail(nc.t, time.Minute, "volume "+name, func() (bool, string) {
+	wait.ForDetail(nc.t, 3*time.Minute, "volume "+name, func() (bool, string) {
 		if err := nc.clientAs(nc.admin).Get(context.Background(), api.VolumeKind, "default", name, &v); err != nil {
 			return false, err.Error()
 		}
@@ -140,6 +165,13 @@ func TestVolumesLocalVM(t *testing.T) {
 
 	// Deleting the instance detaches its volumes and keeps them.
 	nc.ouro("instance", "delete", "vm2")
+	wait.ForDetail(t, 2*time.Minute, "vm2 gone", func() (bool, string) {
+		in, err := nc.instance("default", "vm2")
+		if err != nil {
+			return true, ""
+		}
+		return false, fmt.Sprintf("%s %s %v", in.Status.Phase, in.Status.Message, in.Metadata.Finalizers)
+	})
 	nc.waitVolume("data", func(s api.VolumeStatus) bool { return available(s) && s.AttachedTo == "" })
 	nc.waitVolume("restored", func(s api.VolumeStatus) bool { return available(s) && s.AttachedTo == "" })
 	if msg := nc.fails("volume", "delete", "data"); !strings.Contains(msg, "VolumeSnapshot default/s1") {
