@@ -160,6 +160,9 @@ func (a *Admitter) ValidateVolumeCreate(ctx context.Context, v *api.Volume) erro
 			}
 			return err
 		}
+		if img.Spec.Disk == nil {
+			return api.Invalid("spec.fromImage", "name a qcow2 or raw disk image", "image %q has no disk", s.FromImage)
+		}
 		s.FromImage = img.Metadata.Project + "/" + img.Metadata.Name
 	}
 	if pool.Spec.Type == api.PoolCeph {
@@ -394,8 +397,8 @@ func (a *Admitter) beforeDeleteVolume(ctx context.Context, st store.Interface, o
 // volume on one host, to which the instance is pinned.
 func (a *Admitter) validateInstanceVolumes(ctx context.Context, in, old *api.Instance) error {
 	vols := in.Spec.Volumes
-	if len(vols) > 16 {
-		return api.Invalid("spec.volumes", "attach at most 16 volumes", "%d volumes", len(vols))
+	if len(vols) > 9 {
+		return api.Invalid("spec.volumes", "attach at most 8 data volumes and a boot volume", "%d volumes", len(vols))
 	}
 	host, boots := "", 0
 	for i, iv := range vols {
