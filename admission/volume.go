@@ -496,3 +496,87 @@ func (a *Admitter) UpdateInstanceVolumes(ctx context.Context, st store.Interface
 	}
 	return volumeInUse(in, st.UpdateClaims(ctx, in, add, release))
 }
+
+// validateVolumeTemplates checks a group's volume templates: only for
+// stateful groups, unique names that make valid volume names, existing
+// pools, sizes they hold, clean paths and at most one boot volume.
+func (a *Admitter) validateVolumeTemplates(ctx context.Context, g *api.InstanceGroup) error {
+	ts := g.Spec.VolumeTemplates
+	if len(ts) == 0 {
+		return nil
+	}
+	if !g.Spec.Stateful {
+		return api.Invalid("spec.volumeTemplates", "set spec.stateful: members get their volumes back by name", "volume templates need a stateful group")
+	}
+	if len(ts) > 8 {
+		return api.Invalid("spec.volumeTemplates", "give at most 8", "%d volume templates", len(ts))
+	}
+	boots := 0
+	for i, t := range ts {
+		field := fmt.Sprintf("spec.volumeTemplates[%d]", i)
+		if e := api.ValidateName(field+".name", t.Name); e != nil {
+			return e
+		}
+		longest := api.MemberVolume(g.MemberName(api.MaxGroupCount-1), t.Name)
+		if e := api.ValidateName(field+".name", longest); e != nil {
+			return api.Invalid(field+".name", "use a shorter name: volumes are named <group>-<index>-<template>", "volume name %q is too long", longest)
+		}
+		if slices.ContainsFunc(ts[:i], func(o api.VolumeTemplate) bool { return o.Name == t.Name }) {
+			return api.Invalid(field+".name", "name each template once", "template %q given twice", t.Name)
+		}
+		pool, err := a.pool(ctx, t.Pool)
+		if err != nil {
+			var ae *api.Error
+			if errors.As(err, &ae) && ae.Field == "spec.pool" {
+				ae.Field = field + ".pool"
+			}
+			return err
+		}
+		if err := checkVolumeSize(t.SizeBytes, pool); err != nil {
+			var ae *api.Error
+			if errors.As(err, &ae) {
+				ae.Field = field + ".sizeBytes"
+			}
+			return err
+		}
+		if t.Boot {
+			boots++
+			if t.Path != "" {
+				return api.Invalid(field+".path", "a boot volume has no path", "boot volume with a path")
+			}
+		}
+		if t.Path != "" && (!path.IsAbs(t.Path) || path.Clean(t.Path) != t.Path || t.Path == "/" || len(t.Path) > 256) {
+			return api.Invalid(field+".path", "give an absolute clean path other than /, e.g. /data", "path %q is not valid", truncate(t.Path, 80))
+		}
+	}
+	if boots > 1 {
+		return api.Invalid("spec.volumeTemplates", "mark one template boot", "%d boot templates", boots)
+	}
+	return nil
+}
+
+// EnsureMemberVolume makes the volume name of project from template t
+// unless it exists (a replaced member gets its own volume back). A volume
+// being deleted is an error: the member must not start without its data.
+func (a *Admitter) EnsureMemberVolume(ctx context.Context, st store.Interface, project, name string, t api.VolumeTemplate) error {
+	var cur api.Volume
+	err := st.Get(ctx, api.VolumeKind, project, name, &cur)
+	switch {
+	case err == nil:
+		if cur.Metadata.DeletionTimestamp != nil {
+			return fmt.Errorf("volume %s is being deleted", name)
+		}
+		return nil
+	case !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("get volume %s: %w", name, err)
+	}
+	v := &api.Volume{Kind: api.VolumeKind.Name, Metadata: api.ObjectMeta{Name: name, Project: project},
+		Spec: api.VolumeSpec{SizeBytes: t.SizeBytes, Pool: t.Pool}}
+	if err := a.ValidateVolumeCreate(ctx, v); err != nil {
+		return err
+	}
+	if _, err := st.Create(ctx, v, store.CreateOptions{}); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+		return fmt.Errorf("create volume %s: %w", name, err)
+	}
+	return nil
+}
