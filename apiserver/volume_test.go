@@ -264,3 +264,42 @@ func TestVolumeCrossProjectHidden(t *testing.T) {
 		t.Fatalf("other lists %d volumes, %v", len(vols), err)
 	}
 }
+
+// TestVolumeStatusAttachedToIsTheControllers: a host's status write keeps
+// attachedTo as stored and the state agrees with it; another host may not
+// write it at all.
+func TestVolumeStatusAttachedToIsTheControllers(t *testing.T) {
+	s, admin := volServer(t)
+	ctx := context.Background()
+	h2 := s.Client(t, s.Join(t, "h2", "https://127.0.0.1:1"))
+	h3 := s.Client(t, s.Join(t, "h3", "https://127.0.0.1:1"))
+	v := newVolume("data", gib)
+	v.Spec.Host = "h2"
+	if _, err := admin.Create(ctx, v, client.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.Update(t, api.VolumeKind, "default", "data", func(o api.Object) {
+		o.(*api.Volume).Status = api.VolumeStatus{State: api.VolumeInUse, ID: "vol-1", AttachedTo: "web-0"}
+	})
+	tests := []struct {
+		write, want api.VolumeStatus
+	}{
+		{api.VolumeStatus{State: api.VolumeAvailable, ID: "vol-1"}, api.VolumeStatus{State: api.VolumeInUse, ID: "vol-1", AttachedTo: "web-0"}},
+		{api.VolumeStatus{State: api.VolumeError, ID: "vol-1", Message: "disk gone"}, api.VolumeStatus{State: api.VolumeError, ID: "vol-1", Message: "disk gone", AttachedTo: "web-0"}},
+	}
+	for _, tt := range tests {
+		cur, _ := admin.GetVolume(ctx, "default", "data")
+		cur.Status = tt.write
+		if err := h2.UpdateStatus(ctx, cur); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := admin.GetVolume(ctx, "default", "data")
+		if got.Status != tt.want {
+			t.Errorf("after writing %+v: %+v, want %+v", tt.write, got.Status, tt.want)
+		}
+	}
+	cur, _ := admin.GetVolume(ctx, "default", "data")
+	if err := h3.UpdateStatus(ctx, cur); apiErr(t, err).Status != http.StatusForbidden {
+		t.Fatalf("another host's status write: %v", err)
+	}
+}
