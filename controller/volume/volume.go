@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
@@ -45,6 +46,9 @@ type Controller struct {
 	log   *slog.Logger
 	queue *queue.Queue[string]
 }
+
+// resync is how often a volume is looked at without an event.
+const resync = 10 * time.Second
 
 // Queue keys are "v/project/name" for volumes, "s/project/name" for
 // snapshots.
@@ -113,7 +117,12 @@ func (c *Controller) holder(v *api.Volume) string {
 func (c *Controller) reconcile(ctx context.Context, key string) (queue.Result, error) {
 	switch {
 	case len(key) > 2 && key[:2] == volumeKey:
-		return queue.Result{}, c.reconcileVolume(ctx, key[2:])
+		// A periodic look repairs what a missed or reordered event left
+		// (attachedTo follows the instances, not the volume's events).
+		if _, ok := c.o.Volumes.Get(key[2:]); !ok {
+			return queue.Result{}, nil
+		}
+		return queue.Result{RequeueAfter: resync}, c.reconcileVolume(ctx, key[2:])
 	case len(key) > 2 && key[:2] == snapshotKey:
 		return queue.Result{}, c.reconcileSnapshot(ctx, key[2:])
 	}
