@@ -85,9 +85,13 @@ func (nc *netCloud) waitVolume(name string, ok func(api.VolumeStatus) bool) api.
 	nc.t.Helper()
 	var v api.Volume
 	wait.ForDetail(nc.t, 3*time.Minute, "volume "+name, func() (bool, string) {
-		if err := nc.clientAs(nc.admin).Get(context.Background(), api.VolumeKind, "default", name, &v); err != nil {
+		// A fresh value each time: decoding into the last one would keep
+		// the fields the answer leaves out (an emptied attachedTo).
+		var cur api.Volume
+		if err := nc.clientAs(nc.admin).Get(context.Background(), api.VolumeKind, "default", name, &cur); err != nil {
 			return false, err.Error()
 		}
+		v = cur
 		return ok(v.Status), fmt.Sprintf("%+v", v.Status)
 	})
 	return v
