@@ -102,8 +102,10 @@ type Config struct {
 	// VolumeDir holds the volumes of local storage pools that live on the
 	// host (see package agent/volumes); "" keeps none.
 	VolumeDir string
-	// CephVolumes opens the backend of a ceph storage pool; nil leaves
-	// ceph volumes to hosts that have one.
+	// CephVolumes opens the backend of a ceph storage pool, given with
+	// its key (read from the API for it); it is called for every use, so
+	// it should cache by pool name and resourceVersion. Nil leaves ceph
+	// volumes to hosts that have one.
 	CephVolumes func(pool *api.StoragePool) (volume.Backend, error)
 	// Labels and Taints are sent when the host joins.
 	Labels map[string]string

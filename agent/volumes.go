@@ -22,7 +22,7 @@ func (a *Agent) newVolumes() *volumes.Loop {
 	if a.cfg.VolumeDir == "" {
 		return nil
 	}
-	a.pools = &volumes.Pools{Dir: a.cfg.VolumeDir, Ceph: a.cfg.CephVolumes}
+	a.pools = &volumes.Pools{Dir: a.cfg.VolumeDir, Ceph: a.cephBackend}
 	return volumes.New(volumes.Config{
 		Host:     a.name(),
 		API:      &a.sess,
@@ -31,6 +31,26 @@ func (a *Agent) newVolumes() *volumes.Loop {
 		TempDir:  a.cfg.VolumeDir,
 		Logger:   a.log,
 	})
+}
+
+// cephBackend opens a ceph pool with Config.CephVolumes, handing it the
+// pool with its key, which the API returns only from
+// /v1/storagepools/{name}/key (to hosts).
+func (a *Agent) cephBackend(pool *api.StoragePool) (volume.Backend, error) {
+	if a.cfg.CephVolumes == nil || pool.Spec.Ceph == nil {
+		return nil, fmt.Errorf("storage pool %s: this host has no ceph backend", pool.Metadata.Name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	key, err := a.sess.Client().StoragePoolKey(ctx, pool.Metadata.Name)
+	if err != nil {
+		return nil, fmt.Errorf("storage pool %s: key: %w", pool.Metadata.Name, err)
+	}
+	cp := *pool
+	ceph := *pool.Spec.Ceph
+	ceph.Key = key
+	cp.Spec.Ceph = &ceph
+	return a.cfg.CephVolumes(&cp)
 }
 
 // volumeImages fetches image disks for volumes made from images, with the
