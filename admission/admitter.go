@@ -85,7 +85,9 @@ func (a *Admitter) CreateInstance(ctx context.Context, st store.Interface, id *a
 // writing with st, with an address claimed on each of its networks in the
 // same transaction (status.interfaces).
 func (a *Admitter) StoreInstance(ctx context.Context, st store.Interface, in *api.Instance, opts store.CreateOptions) (bool, error) {
-	return a.addrs.CreateInstance(ctx, st, in, opts)
+	opts.Claims = append(opts.Claims[:0:0], volumeClaims(in)...)
+	existed, err := a.addrs.CreateInstance(ctx, st, in, opts)
+	return existed, volumeInUse(in, err)
 }
 
 // EnsureProject answers 404 if a project does not exist.

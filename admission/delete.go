@@ -35,6 +35,8 @@ var deleteChecks = map[*api.Kind]func(*Admitter, context.Context, store.Interfac
 	api.FloatingIPPoolKind: (*Admitter).beforeDeletePool,
 	api.HostKind:           (*Admitter).beforeDeleteHost,
 	api.InstanceGroupKind:  (*Admitter).beforeDeleteGroup,
+	api.VolumeKind:         (*Admitter).beforeDeleteVolume,
+	api.StoragePoolKind:    (*Admitter).beforeDeleteStoragePool,
 }
 
 // beforeDeleteHost refuses deleting a host instances are placed on.
@@ -255,4 +257,11 @@ func holderObject(holder string) api.Object {
 		}
 	}
 	return &api.FloatingIP{Metadata: m}
+}
+
+// beforeDeleteStoragePool refuses deleting a pool volumes live in.
+func (a *Admitter) beforeDeleteStoragePool(ctx context.Context, st store.Interface, obj api.Object) error {
+	name := obj.Meta().Name
+	users, err := list(ctx, st, api.VolumeKind, "", 10, func(o api.Object) bool { return o.(*api.Volume).Spec.Pool == name })
+	return refuseUsed("storage pool "+name, users, err)
 }

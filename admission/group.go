@@ -35,6 +35,9 @@ func (a *Admitter) ValidateGroup(ctx context.Context, id *auth.Identity, old, g 
 	if err := validateGroupSpec(spec); err != nil {
 		return err
 	}
+	if err := a.validateVolumeTemplates(ctx, g); err != nil {
+		return err
+	}
 	return a.ValidateTemplate(ctx, id, g)
 }
 

@@ -44,6 +44,11 @@ func validatePlacement(field string, p *api.Placement) error {
 	default:
 		return api.Invalid(field+".antiAffinity", "use hard or soft", "anti-affinity %q is not valid", truncate(p.AntiAffinity, 80))
 	}
+	if p.Host != "" {
+		if e := api.ValidateName(field+".host", p.Host); e != nil {
+			return e
+		}
+	}
 	if p.AntiAffinityKey != "" {
 		if e := api.ValidateLabels(field+".antiAffinityKey", map[string]string{"k": p.AntiAffinityKey}); e != nil {
 			return api.Invalid(field+".antiAffinityKey", "use up to 63 letters, digits, '-', '_' or '.'", "key %q is not valid", truncate(p.AntiAffinityKey, 80))

@@ -69,6 +69,9 @@ func (a *Admitter) ValidateInstanceCreate(ctx context.Context, id *auth.Identity
 	if err := a.validateAttachments(ctx, in); err != nil {
 		return err
 	}
+	if err := a.validateInstanceVolumes(ctx, in, nil); err != nil {
+		return err
+	}
 	if err := a.validateInstanceAccess(ctx, in); err != nil {
 		return err
 	}
@@ -230,7 +233,18 @@ func (a *Admitter) ValidateInstanceUpdate(ctx context.Context, id *auth.Identity
 	if n.RebootRequests < o.RebootRequests {
 		return api.Invalid("spec.rebootRequests", "POST .../reboot asks for a reboot", "rebootRequests may only grow (is %d)", o.RebootRequests)
 	}
-	return validateInstanceSpec(in)
+	if err := validateInstanceSpec(in); err != nil {
+		return err
+	}
+	if !jsonEqual(n.Volumes, o.Volumes) {
+		if old.Metadata.DeletionTimestamp != nil {
+			return api.Conflict("instance %q is being deleted", old.Metadata.Name)
+		}
+		if err := a.validateInstanceVolumes(ctx, in, old); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ValidateInstanceStatus admits the status in written by id over old's:

@@ -49,10 +49,12 @@ import (
 	"github.com/ouroboros-cloud/ouro/agent/hostnet"
 	"github.com/ouroboros-cloud/ouro/agent/metaserver"
 	"github.com/ouroboros-cloud/ouro/agent/usage"
+	"github.com/ouroboros-cloud/ouro/agent/volumes"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/queue"
 	"github.com/ouroboros-cloud/ouro/record/correlate"
+	"github.com/ouroboros-cloud/ouro/volume"
 )
 
 // Version is the agent version reported to the server; set at link time
@@ -97,6 +99,14 @@ type Config struct {
 	// LoadBalancerDir holds the files of the load balancers the host
 	// runs (see package lbplane); "" runs none. Needs Network.
 	LoadBalancerDir string
+	// VolumeDir holds the volumes of local storage pools that live on the
+	// host (see package agent/volumes); "" keeps none.
+	VolumeDir string
+	// CephVolumes opens the backend of a ceph storage pool, given with
+	// its key (read from the API for it); it is called for every use, so
+	// it should cache by pool name and resourceVersion. Nil leaves ceph
+	// volumes to hosts that have one.
+	CephVolumes func(pool *api.StoragePool) (volume.Backend, error)
 	// Labels and Taints are sent when the host joins.
 	Labels map[string]string
 	Taints []string
@@ -139,6 +149,8 @@ type Agent struct {
 	endpoint *endpoint.Server
 	meta     *metaserver.Service
 	network  *hostnet.Loop // nil without Config.Network
+	volumes  *volumes.Loop // nil without Config.VolumeDir
+	pools    *volumes.Pools
 
 	// Knobs that tests shorten.
 	workers           int
@@ -281,6 +293,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.heartbeatLoop(ctx) })
 	if a.network != nil {
 		wg.Go(func() { a.network.Run(ctx) })
+	}
+	if a.volumes != nil {
+		wg.Go(func() { a.volumes.Run(ctx) })
 	}
 	if rv, ok := a.initialSync(ctx); ok {
 		wg.Go(func() { a.queue.Run(ctx, a.workers) })

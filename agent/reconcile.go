@@ -55,6 +55,7 @@ func (a *Agent) reconcile(ctx context.Context, key string) (queue.Result, error)
 		if err := a.deleteEverywhere(ctx, g.Metadata.UID); err != nil {
 			return queue.Result{}, err
 		}
+		a.unmapVolumes(ctx, g)
 		a.cache.forget(g.Metadata.UID)
 		a.forgetMember(g.Metadata.UID)
 		a.fence.Forget(g.Metadata.UID)
@@ -127,7 +128,7 @@ func (r *instanceRun) converge(ctx context.Context) error {
 	}
 	if errors.Is(err, driver.ErrNotFound) {
 		if err := r.provision(ctx, d); err != nil {
-			return err
+			return r.volumeErr(err) // waiting for a volume: nil, and soon again
 		}
 		st, err = d.Inspect(ctx, uid)
 	}
@@ -149,6 +150,12 @@ func (r *instanceRun) converge(ctx context.Context) error {
 		case rebootAsked && r.inst.Status.Phase == api.PhaseRunning:
 			return r.reboot(ctx, d)
 		default:
+			if _, hotplug := d.(driver.VolumeAttacher); hotplug && r.inst.Status.ObservedGeneration < r.inst.Metadata.Generation {
+				// The spec changed: maybe its volumes.
+				if err := r.prepareVolumes(ctx, d); err != nil {
+					return r.volumeErr(err)
+				}
+			}
 			return r.markRunning(ctx, st)
 		}
 	case driver.StateStopped:
@@ -272,6 +279,9 @@ func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
 		spec.Interfaces = orderNICs(p.NICs, inst.Status.Interfaces)
 	}
 	spec.PublicKeys, spec.UserData, spec.Zone = inst.Spec.PublicKeys, inst.Spec.UserData, r.a.zone()
+	if spec.Volumes, err = r.a.resolveVolumes(ctx, inst, d); err != nil {
+		return err
+	}
 	// A group member is recorded before it exists, so that fencing finds
 	// it even if the agent dies right after Create and starts again
 	// without the API (fence.Record). Without the record, no member.
@@ -346,6 +356,9 @@ func (r *instanceRun) start(ctx context.Context, d driver.Driver, reboot bool) e
 	if err := r.mayStart(d); err != nil {
 		return err
 	}
+	if err := r.prepareVolumes(ctx, d); err != nil {
+		return r.volumeErr(err)
+	}
 	// Starting is written while the driver starts the instance.
 	pending := r.updateAsync(ctx, setPhase(api.PhaseStarting, "", ""))
 	err := d.Start(ctx, uid)
@@ -383,6 +396,9 @@ func (r *instanceRun) reboot(ctx context.Context, d driver.Driver) error {
 	}
 	if err := d.Stop(ctx, uid, r.a.stopTimeout); err != nil {
 		return fmt.Errorf("reboot %s: stop: %w", instanceKey(r.inst), err)
+	}
+	if err := r.prepareVolumes(ctx, d); err != nil {
+		return r.volumeErr(err)
 	}
 	if err := d.Start(ctx, uid); err != nil {
 		return r.fail(ctx, api.ReasonDriverError, fmt.Errorf("reboot: start: %w", err))
@@ -563,6 +579,8 @@ func (r *instanceRun) terminate(ctx context.Context) error {
 	} else if err := r.a.deleteEverywhere(ctx, uid); err != nil {
 		return err
 	}
+	// Detach, never delete: the volumes stay; only their mappings go.
+	r.a.unmapVolumes(ctx, r.inst)
 	changed, err := r.update(ctx, setPhase(api.PhaseTerminated, "", ""))
 	if err == nil && changed {
 		r.a.event(ctx, r.inst, api.EventNormal, "Terminated", "instance deleted from host "+r.a.name())

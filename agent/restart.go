@@ -140,6 +140,9 @@ func (r *instanceRun) restartWhenDue(ctx context.Context, d driver.Driver) error
 	if err := r.mayStart(d); err != nil {
 		return err
 	}
+	if err := r.prepareVolumes(ctx, d); err != nil {
+		return r.volumeErr(err)
+	}
 	if err := d.Start(ctx, uid); err != nil {
 		return r.fail(ctx, api.ReasonDriverError, fmt.Errorf("restart: %w", err))
 	}

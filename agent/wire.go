@@ -27,6 +27,7 @@ import (
 //	metaserver  instance metadata in each router namespace  ◀ Config.Network, cache
 //	hostnet     applies the host's networks, records ports  ◀ Config.Network, session; ▶ metaserver, portQueue
 //	lbplane     runs the host's load balancers              ◀ hostnet, Config.Network (namespaces, Announcer)
+//	volumes     keeps the data of the host's volumes        ◀ Config.VolumeDir, session, blobs
 //
 // The constructors have no side effects; the parts act only once Run
 // starts their loops.
@@ -70,6 +71,7 @@ func (a *Agent) wire() {
 		Zone:      a.zone(),
 		Logger:    a.log,
 	})
+	a.volumes = a.newVolumes()
 	if a.cfg.Network != nil {
 		a.network = hostnet.New(hostnet.Config{
 			Plane:         a.cfg.Network,

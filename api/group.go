@@ -55,6 +55,11 @@ type InstanceGroupSpec struct {
 	// Stateful members keep their names and addresses when replaced, and
 	// a replacement starts only once the member it replaces is fenced.
 	Stateful bool `json:"stateful,omitempty"`
+	// VolumeTemplates give each member of a stateful group volumes of its
+	// own, named <member>-<template>: made with the member, and kept, with
+	// their data, when the member is replaced (the replacement gets them
+	// back by name) and when the group is deleted.
+	VolumeTemplates []VolumeTemplate `json:"volumeTemplates,omitempty"`
 	// Placement of members: hostSelector and antiAffinity (hard or soft;
 	// soft by default: members spread across hosts when they can).
 	Placement   Placement    `json:"placement,omitempty"`
@@ -265,3 +270,18 @@ func (o *InstanceGroup) MemberSpec() InstanceSpec {
 func (h HealthCheck) Probed() bool {
 	return h.Kind == HealthTCP || h.Kind == HealthHTTP
 }
+
+// VolumeTemplate is a volume every member of a stateful group has.
+type VolumeTemplate struct {
+	// Name tells the member's volumes apart: the volume of member db-0
+	// from template data is db-0-data.
+	Name      string `json:"name"`
+	SizeBytes int64  `json:"sizeBytes"`
+	Pool      string `json:"pool"`
+	// Path (containers) and Boot (VMs) as in an instance's volumes.
+	Path string `json:"path,omitempty"`
+	Boot bool   `json:"boot,omitempty"`
+}
+
+// MemberVolume returns the name of member's volume from template.
+func MemberVolume(member, template string) string { return member + "-" + template }

@@ -104,6 +104,9 @@ type InstanceSpec struct {
 	// HealthCheck, when set, is probed by the instance's agent, which
 	// reports the result as condition Healthy.
 	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+	// Volumes are the project's volumes the instance uses; each is held
+	// by one instance at a time. Deleting the instance detaches them.
+	Volumes []InstanceVolume `json:"volumes,omitempty"`
 }
 
 // RestartPolicy is what happens when an instance ends by itself.
@@ -127,6 +130,9 @@ type Placement struct {
 	// AntiAffinity is "hard" (never share a host: stay Pending instead) or
 	// "soft" (prefer other hosts, the default when a key is set).
 	AntiAffinity string `json:"antiAffinity,omitempty"`
+	// Host pins the instance to one host. The server sets it for an
+	// instance using local volumes, which live on that host.
+	Host string `json:"host,omitempty"`
 }
 
 // Anti-affinity modes.

@@ -72,4 +72,8 @@ var (
 	LoadBalancerKind  = register(&Kind{Name: "LoadBalancer", Plural: "loadbalancers", Namespaced: true, New: func() Object { return &LoadBalancer{} }})
 	StackKind         = register(&Kind{Name: "Stack", Plural: "stacks", Namespaced: true, New: func() Object { return &Stack{} }})
 	AccessKeyKind     = register(&Kind{Name: "AccessKey", Plural: "accesskeys", New: func() Object { return &AccessKey{} }})
+
+	StoragePoolKind    = register(&Kind{Name: "StoragePool", Plural: "storagepools", New: func() Object { return &StoragePool{} }})
+	VolumeKind         = register(&Kind{Name: "Volume", Plural: "volumes", Namespaced: true, New: func() Object { return &Volume{} }})
+	VolumeSnapshotKind = register(&Kind{Name: "VolumeSnapshot", Plural: "volumesnapshots", Namespaced: true, New: func() Object { return &VolumeSnapshot{} }})
 )

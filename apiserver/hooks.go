@@ -188,6 +188,9 @@ var hooks = map[*api.Kind]kindHooks{
 		commit: func(s *Server, ctx context.Context, st store.Interface, o api.Object, opts store.CreateOptions) (bool, error) {
 			return s.adm.StoreInstance(ctx, st, o.(*api.Instance), opts)
 		},
+		commitUpdate: func(s *Server, ctx context.Context, st store.Interface, old, o api.Object) error {
+			return s.adm.UpdateInstanceVolumes(ctx, st, old.(*api.Instance), o.(*api.Instance))
+		},
 		remove: deleteInstance,
 	},
 	api.InstanceGroupKind: {
@@ -215,7 +218,10 @@ var hooks = map[*api.Kind]kindHooks{
 		beforeDelete: beforeDelete,
 		prepareOut:   hideListenerKeys,
 	},
-	api.StackKind: stackHooks,
+	api.StackKind:          stackHooks,
+	api.StoragePoolKind:    storagePoolHooks,
+	api.VolumeKind:         volumeHooks,
+	api.VolumeSnapshotKind: snapshotHooks,
 	api.AccessKeyKind: {
 		prepareOut: func(o api.Object) { o.(*api.AccessKey).Status.SealedSecret = "" },
 	},

@@ -272,6 +272,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/hosts/{name}/heartbeat", s.authed(s.heartbeat))
 	mux.Handle("POST /v1/hosts/{name}/drain", s.authed(s.drain))
 	mux.Handle("GET /v1/whoami", s.authed(s.whoami))
+	mux.Handle("GET /v1/storagepools/{name}/key", s.authed(s.storagePoolKey))
 	s.serverRoutes(mux)
 	s.sessionRoutes(mux)
 	s.accessKeyRoutes(mux)

@@ -83,15 +83,18 @@ func (d Decision) String() string {
 //
 // Cluster admins may do everything. Users act in projects by role:
 // viewers read instances, images, events, networks, security groups and
-// floating IPs (and key pairs, instance groups, load balancers and stacks);
+// floating IPs (and key pairs, instance groups, load balancers, stacks,
+// volumes and volume snapshots);
 // members also write all of those but events, run instance
 // actions and upload blobs; admins also grant roles in their project.
-// Everyone may read flavors, hosts, floating IP pools, public images and
+// Everyone may read flavors, hosts, floating IP pools, storage pools
+// (their Ceph key is never shown), public images and
 // the projects they have a role in, and ask for blobs: which blob a caller
 // may read depends on the images referring to it, which the API server
 // decides per blob (package blobaccess). Hosts read what their agent
-// needs (their own host network, but none of the objects it is made of)
-// and write the status of what is theirs.
+// needs (their own host network, but none of the objects it is made of;
+// storage pools, volumes and snapshots) and write the status of what is
+// theirs.
 func Authorize(id *Identity, a Attributes) Decision {
 	switch {
 	case id == nil:
@@ -112,7 +115,7 @@ func Authorize(id *Identity, a Attributes) Decision {
 			return Allow
 		}
 		return DenyForbidden
-	case api.FlavorKind.Plural, api.HostKind.Plural, api.FloatingIPPoolKind.Plural:
+	case api.FlavorKind.Plural, api.HostKind.Plural, api.FloatingIPPoolKind.Plural, api.StoragePoolKind.Plural:
 		if isRead(a.Verb) {
 			return Allow
 		}
@@ -127,7 +130,7 @@ func Authorize(id *Identity, a Attributes) Decision {
 	case api.InstanceKind.Plural, api.ImageKind.Plural, api.EventKind.Plural,
 		api.NetworkKind.Plural, api.SecurityGroupKind.Plural, api.FloatingIPKind.Plural,
 		api.KeyPairKind.Plural, api.InstanceGroupKind.Plural, api.LoadBalancerKind.Plural,
-		api.StackKind.Plural, api.VPCKind.Plural:
+		api.StackKind.Plural, api.VPCKind.Plural, api.VolumeKind.Plural, api.VolumeSnapshotKind.Plural:
 		return authorizeProjectScoped(id.Roles, a)
 	}
 	// Users, join tokens, host networks and anything new: cluster admins
@@ -207,6 +210,19 @@ func authorizeHost(self string, a Attributes) Decision {
 		return DenyForbidden
 	case api.ImageKind.Plural:
 		if a.Verb == VerbGet {
+			return Allow
+		}
+		return denyIn(a.Project)
+	case api.StoragePoolKind.Plural:
+		if isRead(a.Verb) {
+			return Allow
+		}
+		return DenyForbidden
+	case api.VolumeKind.Plural, api.VolumeSnapshotKind.Plural:
+		// Agents keep the data of volumes (of their host, or of shared
+		// pools): they read them all and report status; admission checks
+		// a status write comes from the volume's host.
+		if isRead(a.Verb) || a.Verb == VerbUpdateStatus {
 			return Allow
 		}
 		return denyIn(a.Project)

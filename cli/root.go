@@ -38,6 +38,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/cli/loadbalancer"
 	"github.com/ouroboros-cloud/ouro/cli/network"
 	"github.com/ouroboros-cloud/ouro/cli/stack"
+	"github.com/ouroboros-cloud/ouro/cli/volume"
 )
 
 // Version is the version of the ouro binary; release builds set it with
@@ -77,6 +78,9 @@ func NewRootCommand() *cobra.Command {
 		network.NewSecurityGroupCommand(o),
 		network.NewFloatingIPCommand(o),
 		loadbalancer.NewCommand(o),
+		volume.NewCommand(o),
+		volume.NewSnapshotCommand(o),
+		volume.NewPoolCommand(o),
 		stack.NewCommand(o),
 		stack.NewApplyCommand(o),
 		clibootstrap.NewCommand(o),

@@ -1,13 +1,15 @@
 // Package controller runs the control-plane controllers on the elected
 // leader: the scheduler, the instance lifecycle controller, the host
 // health controller, the network controller, the load balancer
-// controller, the instance group controller and the stack controller.
+// controller, the volume controller, the instance group controller and
+// the stack controller.
 //
 //	Run ─▶ election.Run ─ leader ─▶ RunLeader(ctx, store.WithGuard(guard))
 //	                                  informers: hosts, instances, groups,
-//	                                             loadbalancers, hostnetworks
+//	                                             loadbalancers, hostnetworks,
+//	                                             volumes, volumesnapshots
 //	                                  scheduler · lifecycle · hosthealth · network
-//	                                  loadbalancer · group · stack (+ informers
+//	                                  loadbalancer · volume · group · stack (+ informers
 //	                                  of the kinds stacks own)
 //	          leadership lost ─▶ ctx cancelled ─▶ every controller stops;
 //	                             a write still in flight fails its guard
@@ -25,6 +27,8 @@ import (
 	"sync"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/cache"
 	"github.com/ouroboros-cloud/ouro/controller/group"
@@ -34,10 +38,10 @@ import (
 	"github.com/ouroboros-cloud/ouro/controller/network"
 	"github.com/ouroboros-cloud/ouro/controller/scheduler"
 	stackctl "github.com/ouroboros-cloud/ouro/controller/stack"
+	volumectl "github.com/ouroboros-cloud/ouro/controller/volume"
 	"github.com/ouroboros-cloud/ouro/election"
 	"github.com/ouroboros-cloud/ouro/record"
 	"github.com/ouroboros-cloud/ouro/store"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Defaults of Config.
@@ -164,8 +168,14 @@ func RunLeader(ctx context.Context, st store.Interface, cfg Config) error {
 		Store: st, LoadBalancers: lbs, HostNetworks: hostNets, Hosts: hosts, Instances: instances,
 		Recorder: lbRec, Logger: log,
 	})
+	vols := cache.New(st, api.VolumeKind, cfg.Resync, log)
+	snaps := cache.New(st, api.VolumeSnapshotKind, cfg.Resync, log)
+	volc := volumectl.New(volumectl.Options{Store: st, Volumes: vols, Snapshots: snaps, Instances: instances, Logger: log})
 	components := []component{
 		{"host informer", hosts.Run},
+		{"volume informer", vols.Run},
+		{"snapshot informer", snaps.Run},
+		{"volume", volc.Run},
 		{"instance informer", instances.Run},
 		{"scheduler", sched.Run},
 		{"lifecycle", life.Run},

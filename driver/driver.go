@@ -55,6 +55,41 @@ type Spec struct {
 	UserData   string
 	// Zone is the availability zone the instance's metadata reports.
 	Zone string
+	// Volumes are the block volumes attached at start.
+	Volumes []Volume
+}
+
+// Volume is a block volume as a driver attaches it.
+type Volume struct {
+	// ID names the volume in its backend; VMs see it as the disk's
+	// serial (/dev/disk/by-id/virtio-ID).
+	ID string
+	// Boot makes it a VM's root disk.
+	Boot bool
+	// Path is where a container mounts the volume's filesystem.
+	Path string
+	// BlockdevJSON and Objects open the volume in QEMU (VMs).
+	BlockdevJSON string   `json:",omitempty"`
+	Objects      []string `json:",omitempty"`
+	// Device is the host block device mapping it (containers).
+	Device string `json:",omitempty"`
+}
+
+// VolumeAttacher is implemented by drivers that attach and detach volumes
+// while an instance runs (VM hot-plug). Both are idempotent; on a
+// stopped instance they only change what the next start attaches.
+type VolumeAttacher interface {
+	// AttachedVolumes returns the volumes the instance has now.
+	AttachedVolumes(ctx context.Context, id string) ([]Volume, error)
+	AttachVolume(ctx context.Context, id string, v Volume) error
+	DetachVolume(ctx context.Context, id, volumeID string) error
+}
+
+// VolumeSetter is implemented by drivers that take an instance's volumes
+// anew before every start (containers: host block devices, whose names
+// do not survive a host reboot).
+type VolumeSetter interface {
+	SetVolumes(ctx context.Context, id string, vols []Volume) error
 }
 
 // NIC is one network interface of an instance.

@@ -110,13 +110,15 @@ func (a *Allocator) CreateInstance(ctx context.Context, st store.Interface, in *
 		allocs[i] = al
 	}
 	probing := -1
+	// Claims the caller passed (volumes) are kept ahead of the addresses.
+	base := opts.Claims
 	// Every taken claim marks one more address used, and each network's
 	// claims are read at most once, so the loop ends.
 	for {
 		if err := ctx.Err(); err != nil {
 			return false, fmt.Errorf("allocate addresses: %w", err)
 		}
-		opts.Claims = opts.Claims[:0]
+		opts.Claims = append(opts.Claims[:0:0], base...)
 		in.Status.Interfaces = in.Status.Interfaces[:0]
 		for i, al := range allocs {
 			if al.fixed.IsValid() {
@@ -149,7 +151,7 @@ func (a *Allocator) CreateInstance(ctx context.Context, st store.Interface, in *
 		if !errors.As(err, &ce) {
 			return existed, err
 		}
-		i := slices.Index(opts.Claims, ce.Claim)
+		i := slices.Index(opts.Claims[len(base):], ce.Claim)
 		if i < 0 {
 			return false, err
 		}

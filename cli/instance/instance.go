@@ -19,6 +19,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/cli/command"
 	"github.com/ouroboros-cloud/ouro/cli/output"
+	"github.com/ouroboros-cloud/ouro/cli/volume"
 	"github.com/ouroboros-cloud/ouro/cli/wait"
 	"github.com/ouroboros-cloud/ouro/client"
 )
@@ -60,6 +61,7 @@ type createFlags struct {
 	timeout       time.Duration
 	networks      Attachments
 	key, userData string
+	volumes       []string
 }
 
 func newInstanceCreateCommand(o *command.Options) *cobra.Command {
@@ -92,6 +94,8 @@ func newInstanceCreateCommand(o *command.Options) *cobra.Command {
 	fl.Var(f.networks.GroupFlag(), "security-group", "security group of the interface on the --network before it (repeatable; default: default)")
 	fl.StringVar(&f.key, "key", "", "key pair whose public key the instance gets (see `ouro keypair`)")
 	fl.StringVar(&f.userData, "user-data", "", "file of user-data for cloud-init, at most 16 KiB (- for standard input)")
+	fl.StringArrayVar(&f.volumes, "volume", nil, "volume to attach: NAME, NAME:boot (a VM's root disk) or NAME:/path (a container mount; repeatable)")
+	cmd.RegisterFlagCompletionFunc("volume", o.CompleteNames(api.VolumeKind, true))
 	cmd.RegisterFlagCompletionFunc("key", o.CompleteNames(api.KeyPairKind, true))
 	cmd.RegisterFlagCompletionFunc("image", o.CompleteNames(api.ImageKind, true))
 	cmd.RegisterFlagCompletionFunc("network", o.CompleteNames(api.NetworkKind, true))
@@ -191,6 +195,17 @@ func runInstanceCreate(cmd *cobra.Command, o *command.Options, f *createFlags, n
 	if err != nil {
 		return err
 	}
+	var volumes []api.InstanceVolume
+	for _, v := range f.volumes {
+		name, boot, path, err := volume.ParseInstanceVolume(v)
+		if err != nil {
+			return command.FlagError("volume", "%v", err)
+		}
+		volumes = append(volumes, api.InstanceVolume{Name: name, Boot: boot, Path: path})
+	}
+	if len(volumes) > 0 && len(names) > 1 {
+		return command.FlagError("volume", "a volume is attached to one instance: use --count 1")
+	}
 	c, err := o.Client()
 	if err != nil {
 		return err
@@ -203,7 +218,7 @@ func runInstanceCreate(cmd *cobra.Command, o *command.Options, f *createFlags, n
 			Kind:     api.InstanceKind.Name,
 			Metadata: api.ObjectMeta{Name: n, Project: project, Labels: labels},
 			Spec: api.InstanceSpec{Image: f.image, Flavor: f.flavor, Command: argv, Env: f.env,
-				Networks: f.networks.List, KeyName: f.key, UserData: userData},
+				Networks: f.networks.List, KeyName: f.key, UserData: userData, Volumes: volumes},
 		}
 		if err := createInstance(ctx, c, project, inst); err != nil {
 			if len(created) > 0 {

@@ -45,6 +45,14 @@ type InstanceCreator interface {
 	CreateInstance(ctx context.Context, st store.Interface, id *auth.Identity, in *api.Instance, idempotencyKey string) (existed bool, err error)
 }
 
+// VolumeCreator is implemented by creators that also make the volumes of
+// stateful members (spec.volumeTemplates); admission.Admitter does.
+type VolumeCreator interface {
+	// EnsureMemberVolume makes volume name of project from template t
+	// unless it exists.
+	EnsureMemberVolume(ctx context.Context, st store.Interface, project, name string, t api.VolumeTemplate) error
+}
+
 // identity is who the controller creates members as. Its name is not a
 // valid user name, so no user can hold it.
 var identity = &auth.Identity{User: "system:group-controller", ClusterAdmin: true}

@@ -239,6 +239,11 @@ func (c *Controller) createMember(ctx context.Context, key string, g *api.Instan
 			in.Spec.Networks[i].IP = cr.Addresses[i]
 		}
 	}
+	if err := c.memberVolumes(ctx, g, in); err != nil {
+		msg := fmt.Sprintf("cannot make the volumes of member %s: %v", name, err)
+		c.warnOnce(g, EventMemberCreateFailed, msg)
+		return false, errors.New(msg)
+	}
 	// The cache revision tells this decision from an earlier one that made
 	// (and deleted) a member of the same name and revision: a key reused
 	// for it would be answered with the deleted instance.
@@ -489,4 +494,25 @@ func jsonEqual(a, b any) bool {
 	ja, err1 := json.Marshal(a)
 	jb, err2 := json.Marshal(b)
 	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
+
+// memberVolumes makes (or finds again) the volumes of a stateful member
+// from the group's volume templates and puts them in its spec: a
+// replaced member gets its own volumes back by name.
+func (c *Controller) memberVolumes(ctx context.Context, g *api.InstanceGroup, in *api.Instance) error {
+	if len(g.Spec.VolumeTemplates) == 0 {
+		return nil
+	}
+	vc, ok := c.o.Creator.(VolumeCreator)
+	if !ok {
+		return errors.New("the group controller cannot make volumes")
+	}
+	for _, t := range g.Spec.VolumeTemplates {
+		name := api.MemberVolume(in.Metadata.Name, t.Name)
+		if err := vc.EnsureMemberVolume(ctx, c.o.Store, g.Metadata.Project, name, t); err != nil {
+			return err
+		}
+		in.Spec.Volumes = append(in.Spec.Volumes, api.InstanceVolume{Name: name, Path: t.Path, Boot: t.Boot})
+	}
+	return nil
 }

@@ -56,6 +56,7 @@ const (
 	notReady
 	unschedulable
 	selector
+	pinned
 	taint
 	driver
 	antiAffinity
@@ -70,6 +71,7 @@ var misfitText = [numMisfits][2]string{
 	notReady:      {"host is not Ready", "hosts are not Ready"},
 	unschedulable: {"host is unschedulable", "hosts are unschedulable"},
 	selector:      {"host does not match the host selector", "hosts do not match the host selector"},
+	pinned:        {"host is not the one the instance's local volumes live on", "hosts are not the one the instance's local volumes live on"},
 	taint:         {"host has a taint the instance does not tolerate", "hosts have taints the instance does not tolerate"},
 	driver:        {"host does not offer the driver", "hosts do not offer the driver"},
 	antiAffinity:  {"host already runs an instance with the same anti-affinity key (hard anti-affinity)", "hosts already run an instance with the same anti-affinity key (hard anti-affinity)"},
@@ -120,6 +122,8 @@ func (r *request) check(h *HostInfo) misfit {
 		return unschedulable
 	case r.badSelector || (r.selector != nil && !r.selector.Matches(h.Labels)):
 		return selector
+	case inst.Spec.Placement != nil && inst.Spec.Placement.Host != "" && inst.Spec.Placement.Host != h.Name:
+		return pinned
 	}
 	for _, t := range h.Taints {
 		if !contains(inst.Spec.Tolerations, t) {

@@ -250,6 +250,18 @@ func TestPlacePlacement(t *testing.T) {
 			want:  "c",
 		},
 		{
+			name:  "local volumes pin the instance to their host",
+			inst:  placedWith(api.Placement{Host: "b"}),
+			hosts: []HostInfo{host("a"), host("b", alloc(6, 8192, 6)), host("c")},
+			want:  "b",
+		},
+		{
+			name:       "the volumes' host is full",
+			inst:       placedWith(api.Placement{Host: "b"}),
+			hosts:      []HostInfo{host("a"), host("b", alloc(8, 8192, 6))},
+			wantReason: []string{"1 host is not the one the instance's local volumes live on", "1 host has too few free vCPUs"},
+		},
+		{
 			name:       "selector matches nothing",
 			inst:       placedWith(api.Placement{HostSelector: "gpu=yes"}),
 			hosts:      []HostInfo{host("a", labels("zone", "a")), host("b"), host("c", func(h *HostInfo) { h.Phase = api.HostNotReady })},

@@ -62,6 +62,11 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	if err := mountOverlay(p, lowerDirs(layers)); err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
+	vols, err := d.volumesOf(spec)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	spec.Volumes = vols
 	if !fileExists(p.config) {
 		if err := d.prepareInstanceDirs(id, ids); err != nil {
 			return fmt.Errorf("start container %s: %w", id, err)
@@ -69,6 +74,14 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 		if err := d.writeBundle(spec, layers, ids); err != nil {
 			return fmt.Errorf("start container %s: %w", id, err)
 		}
+	} else if len(vols) > 0 || fileExists(d.volumesPath(id)) {
+		// The volumes may have changed since the bundle was written.
+		if err := d.writeBundle(spec, layers, ids); err != nil {
+			return fmt.Errorf("start container %s: %w", id, err)
+		}
+	}
+	if err := mountVolumes(ctx, p, vols, ids); err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	if spec.NetNS != "" {
 		if err := prepareJoinedNetNS(spec.NetNS, ids); err != nil {
@@ -199,6 +212,9 @@ func (d *Driver) stop(ctx context.Context, id string, timeout time.Duration) err
 		d.log.Warn("shim still running after its container stopped", "id", id)
 	}
 	if err := rt.forceDelete(ctx, id); err != nil {
+		return err
+	}
+	if err := unmountVolumes(p); err != nil {
 		return err
 	}
 	return unmountAll(p.rootfs)

@@ -143,6 +143,7 @@ func runtimeSpec(spec driver.Spec, p instancePaths, user specs.User, ids idMap) 
 			}
 		}
 	}
+	mounts = append(mounts, volumeMounts(p, spec.Volumes)...)
 	if len(spec.Nameservers) > 0 {
 		mounts = append(mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind",
 			Source: filepath.Join(p.bundle, "resolv.conf"), Options: []string{"rbind", "rprivate", "ro"}})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"syscall"
 	"time"
 
@@ -47,6 +48,9 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
 		return fmt.Errorf("create vm %s: %w", spec.ID, err)
 	}
 	if err := d.ensureSeed(ctx, p, spec); err != nil {
+		return fmt.Errorf("create vm %s: %w", spec.ID, err)
+	}
+	if err := d.initVolumes(spec); err != nil {
 		return fmt.Errorf("create vm %s: %w", spec.ID, err)
 	}
 	// spec.json last: it marks a complete Create.
@@ -225,8 +229,13 @@ func (d *Driver) launchFor(ctx context.Context, p instancePaths, spec driver.Spe
 		id: spec.ID, vcpus: max(spec.Resources.VCPUs, 1), memMiB: spec.Resources.MemoryMiB,
 		seed: p.seed, qmp: p.qmp, console: p.console, serial: p.serial, pidFile: p.pidFile, qemuLog: p.qemuLog,
 	}
+	vols, err := d.readVolumes(spec.ID)
+	if err != nil {
+		return l, err
+	}
+	l.volumes = vols
 	img := spec.Image
-	if img.Disk != nil {
+	if img.Disk != nil && !slices.ContainsFunc(vols, func(v attachedVolume) bool { return v.Boot }) {
 		l.disk = p.disk
 	}
 	if img.Kernel != nil {

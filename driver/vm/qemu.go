@@ -3,6 +3,7 @@ package vm
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -32,6 +33,8 @@ type launch struct {
 	// qmp and console are the sockets, serial the console log, pidFile
 	// and qemuLog QEMU's pid file and message log.
 	qmp, console, serial, pidFile, qemuLog string
+	// volumes are the block volumes attached at start (volumes.go).
+	volumes []attachedVolume
 }
 
 // args returns QEMU's command line (without the program).
@@ -42,7 +45,7 @@ func (l launch) args() ([]string, error) {
 	if l.memMiB < 16 {
 		return nil, fmt.Errorf("memory %d MiB: use at least 16 MiB", l.memMiB)
 	}
-	if l.disk == "" && l.kernel == "" {
+	if l.disk == "" && l.kernel == "" && !slices.ContainsFunc(l.volumes, func(v attachedVolume) bool { return v.Boot }) {
 		return nil, fmt.Errorf("nothing to boot: the image has neither a disk nor a kernel")
 	}
 	accel, cpu := "tcg", "max"
@@ -111,6 +114,11 @@ func (l launch) args() ([]string, error) {
 		a = append(a, "-drive", "file="+qemuPath(l.seed)+",if=none,id=seed0,format=raw,readonly=on",
 			"-device", "virtio-blk-pci,drive=seed0")
 	}
+	vargs, err := l.volumeArgs()
+	if err != nil {
+		return nil, err
+	}
+	a = append(a, vargs...)
 	for i, mac := range l.macs {
 		hw, err := net.ParseMAC(mac)
 		if err != nil || len(hw) != 6 {

@@ -1,0 +1,227 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/agent/volumes"
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/driver"
+	"github.com/ouroboros-cloud/ouro/volume"
+)
+
+// newVolumes returns the loop keeping the host's volumes, nil without
+// Config.VolumeDir.
+func (a *Agent) newVolumes() *volumes.Loop {
+	if a.cfg.VolumeDir == "" {
+		return nil
+	}
+	a.pools = &volumes.Pools{Dir: a.cfg.VolumeDir, Ceph: a.cephBackend}
+	return volumes.New(volumes.Config{
+		Host:     a.name(),
+		API:      &a.sess,
+		Backends: a.pools,
+		Images:   volumeImages{a},
+		TempDir:  a.cfg.VolumeDir,
+		Logger:   a.log,
+	})
+}
+
+// cephBackend opens a ceph pool with Config.CephVolumes, handing it the
+// pool with its key, which the API returns only from
+// /v1/storagepools/{name}/key (to hosts).
+func (a *Agent) cephBackend(pool *api.StoragePool) (volume.Backend, error) {
+	if a.cfg.CephVolumes == nil || pool.Spec.Ceph == nil {
+		return nil, fmt.Errorf("storage pool %s: this host has no ceph backend", pool.Metadata.Name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	key, err := a.sess.Client().StoragePoolKey(ctx, pool.Metadata.Name)
+	if err != nil {
+		return nil, fmt.Errorf("storage pool %s: key: %w", pool.Metadata.Name, err)
+	}
+	cp := *pool
+	ceph := *pool.Spec.Ceph
+	ceph.Key = key
+	cp.Spec.Ceph = &ceph
+	return a.cfg.CephVolumes(&cp)
+}
+
+// volumeImages fetches image disks for volumes made from images, with the
+// host's credentials.
+type volumeImages struct{ a *Agent }
+
+// FetchDisk writes the disk blob of img to dst.
+func (v volumeImages) FetchDisk(ctx context.Context, img *api.Image, dst string) (string, error) {
+	if img.Spec.Disk == nil {
+		return "", fmt.Errorf("image %s/%s has no disk", img.Metadata.Project, img.Metadata.Name)
+	}
+	rc, err := v.a.Blobs().Open(ctx, img.Spec.Disk.Digest)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		return "", fmt.Errorf("write %s: %w", dst, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	return img.Spec.Format, nil
+}
+
+// errVolumeWait is returned while a volume an instance uses is not made
+// yet: the instance waits, without failing, and is looked at again soon.
+var errVolumeWait = errors.New("waiting for volume")
+
+// volumeRetry is how soon an instance waiting for a volume is looked at
+// again.
+const volumeRetry = 2 * time.Second
+
+// resolveVolume returns how driver d attaches volume iv of inst: a
+// blockdev for VMs, a mapped host block device for the others.
+func (a *Agent) resolveVolume(ctx context.Context, inst *api.Instance, iv api.InstanceVolume, vm bool) (driver.Volume, error) {
+	if a.pools == nil {
+		return driver.Volume{}, fmt.Errorf("volume %s: this host keeps no volumes", iv.Name)
+	}
+	c := a.sess.Client()
+	var v api.Volume
+	if err := c.Get(ctx, api.VolumeKind, inst.Metadata.Project, iv.Name, &v); err != nil {
+		return driver.Volume{}, fmt.Errorf("volume %s: %w", iv.Name, err)
+	}
+	switch v.Status.State {
+	case api.VolumeAvailable, api.VolumeInUse, api.VolumeAttaching, api.VolumeDetaching:
+	default:
+		return driver.Volume{}, fmt.Errorf("volume %s is %q: %w", iv.Name, v.Status.State, errVolumeWait)
+	}
+	var pool api.StoragePool
+	if err := c.Get(ctx, api.StoragePoolKind, "", v.Spec.Pool, &pool); err != nil {
+		return driver.Volume{}, fmt.Errorf("volume %s: pool %s: %w", iv.Name, v.Spec.Pool, err)
+	}
+	b, err := a.pools.Backend(&pool)
+	if err != nil {
+		return driver.Volume{}, err
+	}
+	out := driver.Volume{ID: v.Status.ID, Boot: iv.Boot, Path: iv.Path}
+	var att volume.Attachment
+	if vm {
+		att, err = b.Blockdev(ctx, v.Status.ID)
+	} else {
+		att, err = b.MapBlock(ctx, v.Status.ID)
+	}
+	if err != nil {
+		return driver.Volume{}, fmt.Errorf("volume %s: %w", iv.Name, err)
+	}
+	out.BlockdevJSON, out.Objects, out.Device = att.BlockdevJSON, att.Objects, att.Device
+	return out, nil
+}
+
+// resolveVolumes resolves every volume of inst for driver d.
+func (a *Agent) resolveVolumes(ctx context.Context, inst *api.Instance, d driver.Driver) ([]driver.Volume, error) {
+	var out []driver.Volume
+	for _, iv := range inst.Spec.Volumes {
+		v, err := a.resolveVolume(ctx, inst, iv, d.Name() == api.DriverVM)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// prepareVolumes brings the driver's volumes of the instance in line
+// with its spec before a start (and, for drivers that hot-plug, while it
+// runs): attach what is missing, detach what is no longer asked for.
+func (r *instanceRun) prepareVolumes(ctx context.Context, d driver.Driver) error {
+	inst := r.inst
+	switch dv := d.(type) {
+	case driver.VolumeAttacher:
+		have, err := dv.AttachedVolumes(ctx, inst.Metadata.UID)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for _, iv := range inst.Spec.Volumes {
+			if iv.Boot {
+				continue
+			}
+			v, err := r.a.resolveVolume(ctx, inst, iv, true)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, v.ID)
+			if slices.ContainsFunc(have, func(h driver.Volume) bool { return h.ID == v.ID }) {
+				continue
+			}
+			if err := dv.AttachVolume(ctx, inst.Metadata.UID, v); err != nil {
+				return err
+			}
+			r.a.event(ctx, inst, api.EventNormal, "VolumeAttached", "volume "+iv.Name+" attached")
+		}
+		for _, h := range have {
+			if h.Boot || slices.Contains(ids, h.ID) {
+				continue
+			}
+			if err := dv.DetachVolume(ctx, inst.Metadata.UID, h.ID); err != nil {
+				return err
+			}
+			r.a.event(ctx, inst, api.EventNormal, "VolumeDetached", "volume "+h.ID+" detached")
+		}
+	case driver.VolumeSetter:
+		vols, err := r.a.resolveVolumes(ctx, inst, d)
+		if err != nil {
+			return err
+		}
+		return dv.SetVolumes(ctx, inst.Metadata.UID, vols)
+	}
+	return nil
+}
+
+// volumeErr turns a wait for a volume into a look again soon.
+func (r *instanceRun) volumeErr(err error) error {
+	if errors.Is(err, errVolumeWait) {
+		r.requeueAfter(volumeRetry)
+		return nil
+	}
+	return err
+}
+
+// unmapVolumes undoes the host block device mappings of a deleted
+// instance's volumes (best effort: a volume deleted meanwhile has none).
+func (a *Agent) unmapVolumes(ctx context.Context, inst *api.Instance) {
+	if a.pools == nil || len(inst.Spec.Volumes) == 0 || inst.Status.Driver == api.DriverVM {
+		return
+	}
+	c := a.sess.Client()
+	for _, iv := range inst.Spec.Volumes {
+		var v api.Volume
+		var pool api.StoragePool
+		if err := c.Get(ctx, api.VolumeKind, inst.Metadata.Project, iv.Name, &v); err != nil || v.Status.ID == "" {
+			continue
+		}
+		if err := c.Get(ctx, api.StoragePoolKind, "", v.Spec.Pool, &pool); err != nil {
+			continue
+		}
+		b, err := a.pools.Backend(&pool)
+		if err != nil {
+			continue
+		}
+		if err := b.UnmapBlock(ctx, v.Status.ID); err != nil {
+			a.log.Warn("unmap volume", "instance", instanceKey(inst), "volume", iv.Name, "err", err)
+		}
+	}
+}
