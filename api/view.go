@@ -234,16 +234,17 @@ type networkTableItem struct {
 		CIDR    string `json:"cidr,omitempty"`
 		Gateway string `json:"gateway,omitempty"`
 		NAT     *bool  `json:"nat,omitempty"`
+		VPC     string `json:"vpc,omitempty"`
 	} `json:"spec"`
 	Status struct {
 		VNI int `json:"vni,omitempty"`
 	} `json:"status"`
 }
 
-// networkTable: NAME CIDR GATEWAY NAT VNI AGE.
+// networkTable: NAME CIDR GATEWAY NAT VPC VNI AGE.
 func networkTable(n *Network) *networkTableItem {
 	out := &networkTableItem{Metadata: aged(&n.Metadata)}
-	out.Spec.CIDR, out.Spec.Gateway, out.Spec.NAT = n.Spec.CIDR, n.Spec.Gateway, n.Spec.NAT
+	out.Spec.CIDR, out.Spec.Gateway, out.Spec.NAT, out.Spec.VPC = n.Spec.CIDR, n.Spec.Gateway, n.Spec.NAT, n.Spec.VPC
 	out.Status.VNI = n.Status.VNI
 	return out
 }
