@@ -175,6 +175,14 @@ func (f *fakeStore) Update(_ context.Context, obj api.Object) error {
 	return nil
 }
 
+func (f *fakeStore) UpdateBatch(ctx context.Context, objs []api.Object) []error {
+	errs := make([]error, len(objs))
+	for i, obj := range objs {
+		errs[i] = f.Update(ctx, obj)
+	}
+	return errs
+}
+
 func (f *fakeStore) Delete(_ context.Context, k *api.Kind, project, name, rv string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

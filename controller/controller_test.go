@@ -59,6 +59,14 @@ func (c *countingStore) Update(ctx context.Context, obj api.Object) error {
 	return err
 }
 
+func (c *countingStore) UpdateBatch(ctx context.Context, objs []api.Object) []error {
+	errs := c.Interface.UpdateBatch(ctx, objs)
+	for i, err := range errs {
+		c.note(objs[i].Meta().Name, err)
+	}
+	return errs
+}
+
 func (c *countingStore) Delete(ctx context.Context, kind *api.Kind, project, name, rv string) error {
 	err := c.Interface.Delete(ctx, kind, project, name, rv)
 	c.note(name, err)

@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/ouroboros-cloud/ouro/api"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ouroboros-cloud/ouro/api"
 )
 
 // Key prefixes of the layout described in the package comment.

@@ -85,6 +85,16 @@ type Interface interface {
 	// metadata.generation; the store keeps uid and creationTimestamp from
 	// the stored object.
 	Update(ctx context.Context, obj api.Object) error
+	// UpdateBatch is Update of several objects (at most MaxBatch) in one
+	// transaction, for controllers writing back objects they read: the
+	// stored object is not read first, so metadata.uid and
+	// creationTimestamp are written as the objects carry them (the
+	// resourceVersion compare makes sure they are the stored ones). An
+	// object that changed or went fails alone (ErrConflict, ErrNotFound)
+	// and the others are written; a failed guard fails them all. The
+	// errors come in the order of objs, nil for each object written, whose
+	// resourceVersion is then set.
+	UpdateBatch(ctx context.Context, objs []api.Object) []error
 	// Delete removes an object; with a non-empty resourceVersion only if it
 	// still has that version (ErrConflict otherwise).
 	Delete(ctx context.Context, kind *api.Kind, project, name, resourceVersion string) error
