@@ -25,6 +25,8 @@ import (
 	"sync"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/cache"
 	"github.com/ouroboros-cloud/ouro/controller/group"
@@ -37,7 +39,6 @@ import (
 	"github.com/ouroboros-cloud/ouro/election"
 	"github.com/ouroboros-cloud/ouro/record"
 	"github.com/ouroboros-cloud/ouro/store"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Defaults of Config.
@@ -76,6 +77,10 @@ type Config struct {
 	// stack's author (an *apiserver.Server). Without it the stack
 	// controller does not run.
 	StackWriter stackctl.ObjectWriter
+	// LeaderProbe, when set, lets this server take over from a leader
+	// whose process it finds certainly gone without waiting for the
+	// leader's election lease to run out (election.WithLeaderProbe).
+	LeaderProbe election.Probe
 	// HostLostGrace is how long a host stays NotReady before the group
 	// controller replaces the members on it (default 0: at once).
 	HostLostGrace time.Duration
@@ -106,13 +111,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return errors.New("controller: Config needs an Identity")
 	}
 	log := cfg.Logger.With("identity", cfg.Identity)
+	var opts []election.Option
+	if cfg.LeaderProbe != nil {
+		opts = append(opts, election.WithLeaderProbe(cfg.LeaderProbe))
+	}
 	err := election.Run(ctx, cfg.Client, cfg.ElectionName, cfg.Identity, cfg.LeaseTTL,
 		func(lctx context.Context, guard store.Guard) {
 			log.Info("leading the controllers", "key", guard.Key(), "revision", guard.Revision())
 			if err := RunLeader(lctx, cfg.Store.WithGuard(guard), cfg); err != nil {
 				log.Error("controllers failed; stepping down", "err", err)
 			}
-		})
+		}, opts...)
 	if err != nil {
 		return fmt.Errorf("controller: election: %w", err)
 	}

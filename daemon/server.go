@@ -213,7 +213,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	ctrlDone := make(chan error, 1)
 	go func() {
 		ctrlDone <- controller.Run(runCtx, controller.Config{Client: cli, Store: st, Identity: cfg.Name, Logger: log,
-			InstanceCreator: adm, StackWriter: api})
+			InstanceCreator: adm, StackWriter: api, LeaderProbe: membership.NewProber(cli).Gone})
 	}()
 	go sweepBlobs(runCtx, api, log)
 
