@@ -345,6 +345,15 @@ func (p *fakePresence) Watch(ctx context.Context, _ int64) (<-chan store.Presenc
 	return ch, nil
 }
 
+func (p *fakePresence) Suspect(_ context.Context, name string, ttl time.Duration) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cur, ok := p.alive[name]; ok && cur > ttl {
+		p.alive[name] = ttl
+	}
+	return nil
+}
+
 func (p *fakePresence) Remove(_ context.Context, name string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/store"
 )
@@ -323,4 +324,35 @@ func TestMetricsNeedClusterAdmin(t *testing.T) {
 		})
 	}
 	e.must(http.StatusOK, "GET", "/healthz", "", nil)
+}
+
+func TestClosedAgentConnectionShortensPresence(t *testing.T) {
+	e := newEnv(t)
+	var jt api.JoinToken
+	e.must(http.StatusCreated, "POST", "/v1/jointokens", e.admin, api.JoinTokenRequest{TTL: "1h"}).decode(t, &jt)
+	req, _ := joinRequest(t, "h1", "https://127.0.0.1:9443")
+	var jr api.JoinResponse
+	e.must(http.StatusOK, "POST", "/v1/hosts/join", jt.Status.Secret, req).decode(t, &jr)
+	ttl := func() time.Duration {
+		e.fake.mu.Lock()
+		defer e.fake.mu.Unlock()
+		return e.fake.alive["h1"]
+	}
+
+	// A connection that carried no heartbeat closes: nothing changes.
+	e.ts.Client().CloseIdleConnections()
+	e.must(http.StatusOK, "GET", "/v1/whoami", e.admin, nil)
+	e.ts.Client().CloseIdleConnections()
+	e.must(http.StatusOK, "POST", "/v1/hosts/h1/heartbeat", jr.Token, nil)
+	if got := ttl(); got != DefaultHeartbeatTTL {
+		t.Fatalf("presence TTL %v after a heartbeat, want %v", got, DefaultHeartbeatTTL)
+	}
+	// The agent's connection closes, as when the agent is killed.
+	e.ts.Client().CloseIdleConnections()
+	wait.For(t, 10*time.Second, "the presence shortened", func() bool { return ttl() == SuspectTTL })
+	// The next heartbeat gives the full TTL back.
+	e.must(http.StatusOK, "POST", "/v1/hosts/h1/heartbeat", jr.Token, nil)
+	if got := ttl(); got != DefaultHeartbeatTTL {
+		t.Fatalf("presence TTL %v after the next heartbeat, want %v", got, DefaultHeartbeatTTL)
+	}
 }

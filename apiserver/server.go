@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/admission"
@@ -114,6 +115,10 @@ type Server struct {
 	// events records what the teaching actions did, for the console's
 	// timeline.
 	events record.Sink
+
+	// conns maps each open connection (net.Conn) to the *hostConns of
+	// the hosts heartbeating over it (ConnContext, ConnState).
+	conns sync.Map
 
 	// life ends open streams when the server is closed.
 	life  context.Context

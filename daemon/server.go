@@ -207,6 +207,10 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 			ClientAuth: tls.RequestClientCert, ClientCAs: ca.Pool()},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// A killed agent's connection closing shortens its host's
+		// presence (apiserver.SuspectTTL).
+		ConnContext: api.ConnContext,
+		ConnState:   api.ConnState,
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)

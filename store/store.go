@@ -183,6 +183,11 @@ type Presence interface {
 	Watch(ctx context.Context, fromRev int64) (<-chan PresenceEvent, error)
 	// Remove deletes name at once.
 	Remove(ctx context.Context, name string) error
+	// Suspect makes name expire within ttl unless it is renewed: for a
+	// host whose agent was seen to go (its connection closed), sooner
+	// than its heartbeat TTL. The next Renew gives it its full TTL again.
+	// A name not alive, or expiring sooner already, is left alone.
+	Suspect(ctx context.Context, name string, ttl time.Duration) error
 }
 
 // PresenceEvent is one change of a presence key.
