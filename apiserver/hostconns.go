@@ -2,20 +2,30 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
 )
 
 // SuspectTTL is how long a host stays alive, unless it heartbeats again,
-// once a connection its agent heartbeated over has closed. A closed
-// connection is what a killed agent leaves behind when its machine lives
-// on; an agent alive behind a connection closed for another reason
-// heartbeats again within its interval (2 s), a second before this runs
-// out, and gets its full TTL back. A power cut closes nothing: the
-// heartbeat TTL (6 s) covers it.
-const SuspectTTL = 3 * time.Second
+// once a connection its agent heartbeated over has closed and its agent's
+// own endpoint refuses connections: the agent's process is gone while its
+// machine lives on (killed, crashed). A live agent's endpoint answers, and
+// nothing is changed for it, whatever closed its connection; an agent
+// restarted within this time heartbeats at its start and keeps its host
+// Ready. A power cut or a partition closes nothing and refuses nothing:
+// the heartbeat TTL (6 s) covers them. 2 s is etcd's shortest lease with
+// its default 1 s election timeout.
+const SuspectTTL = 2 * time.Second
+
+// probeTimeout bounds the probe of an agent's endpoint.
+const probeTimeout = time.Second
 
 // connKey keys the hostConns of a connection in its context.
 type connKey struct{}
@@ -44,7 +54,8 @@ func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
 }
 
 // ConnState is for http.Server.ConnState: when a connection over which
-// hosts heartbeated closes, their presence is made to run out within
+// hosts heartbeated closes, the endpoint of each host's agent is probed,
+// and the presence of those whose agent is gone is made to run out within
 // SuspectTTL unless they heartbeat again (store.Presence.Suspect).
 func (s *Server) ConnState(c net.Conn, state http.ConnState) {
 	if state != http.StateClosed && state != http.StateHijacked {
@@ -68,13 +79,51 @@ func (s *Server) ConnState(c net.Conn, state http.ConnState) {
 		ctx, cancel := context.WithTimeout(s.life, 10*time.Second)
 		defer cancel()
 		for _, n := range names {
-			if err := s.store.Presence().Suspect(ctx, n, SuspectTTL); err != nil {
-				s.log.Warn("shortening the presence of a host whose connection closed", "host", n, "err", err)
-				continue
-			}
-			s.log.Info("a connection of the host's agent closed; it must heartbeat again within "+SuspectTTL.String(), "host", n)
+			s.suspectIfGone(ctx, n)
 		}
 	}()
+}
+
+// suspectIfGone shortens the presence of host name to SuspectTTL if its
+// agent's endpoint refuses connections.
+func (s *Server) suspectIfGone(ctx context.Context, name string) {
+	var h api.Host
+	if err := s.store.Get(ctx, api.HostKind, "", name, &h); err != nil {
+		return
+	}
+	addr := hostPort(h.Status.AgentEndpoint)
+	if addr == "" {
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(dctx, "tcp", addr)
+	if err == nil {
+		c.Close()
+		return // the agent lives: its connection closed for another reason
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return // no proof: the heartbeat TTL decides
+	}
+	if err := s.store.Presence().Suspect(ctx, name, SuspectTTL); err != nil {
+		s.log.Warn("shortening the presence of a host whose agent is gone", "host", name, "err", err)
+		return
+	}
+	s.log.Info("the host's agent is gone (its connection closed, its endpoint refuses connections): its presence ends in "+
+		SuspectTTL.String()+" unless it heartbeats", "host", name)
+}
+
+// hostPort returns the host:port of an https URL, or "".
+func hostPort(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil || pu.Host == "" {
+		return ""
+	}
+	if pu.Port() == "" {
+		return net.JoinHostPort(pu.Hostname(), "443")
+	}
+	return pu.Host
 }
 
 // noteHeartbeat records that host name heartbeats over r's connection.
