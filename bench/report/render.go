@@ -63,7 +63,9 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   host running most members is cut as a power cut would (SIGKILL to its agent, its containers'
   shims and processes), and the figure is the time from the cut until a watch of the group's
   instances shows 4 Running members, none on the dead host. The agents' defaults apply: heartbeat
-  every 2 s, presence lease 6 s, so most of the figure is the lease running out.
+  every 2 s, presence lease 6 s; the killed agent's connection closes and its endpoint refuses
+  connections, so the server moves its presence to a 2 s lease (docs/healing.md), and most of
+  the figure is that lease running out.
 - **Stack plan**: `+"`BenchmarkStackPlan`"+` in test/e2e: a real server with a stack of 100 security
   groups (two rules each) and 100 key pairs applied; `+"`ouro stack plan`"+` of the same file, timed as a
   process from its start to its exit (code 0, nothing to change): reading and rendering the file,
@@ -77,7 +79,9 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   and 1,000 hollow hosts in one process on this machine; the hollow hosts join, heartbeat every 2 s
   and watch their instances through the API like real agents. 32 concurrent clients create
   10,000 tiny instances that tolerate the hollow taint. Placements/s is 10,000 divided by the time
-  from the first create until an admin watch saw every instance with status.host.
+  from the first create until an admin watch saw every instance with status.host; the CPU a
+  placement costs is the process's CPU time (getrusage: server, hollow hosts and clients) over
+  the same time, divided by 10,000, which a busy machine changes far less than the rates.
 - **List latency**: in the same cloud, after every instance is Running: a full list of the
   project's 10,000 instances as the CLI does it (one request, no limit; client decode included),
   50 times, and a list selecting the 100 instances labelled `+"`sel=yes`"+`, 200 times.
@@ -102,9 +106,11 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   through the third server (each create sent once, without the client's retries; after an error
   answer the next follows 50 ms later): *writes accepted* is when a create is first answered with
   success, *placed* when that instance has status.host, which only the new leader's scheduler sets
-  (polled every 20 ms). Writes wait for etcd's election (a randomized 1–2 s election timeout);
-  placement also waits for the dead server's 2 s election lease, which a new etcd leader extends
-  by its 1 s election timeout. Each run logs the breakdown.
+  (polled every 20 ms). Writes wait for etcd's election (a randomized 1–2 s election timeout).
+  Placement waited also for the dead server's 2 s election lease, which a new etcd leader extends
+  by its 1 s election timeout; now the waiting servers probe the leader's API address every
+  100 ms and, after three refused connections, revoke its session, which takes effect as soon
+  as etcd has a leader again. Each run logs the breakdown.
 - **API VIP failover**: `+"`BenchmarkAPIVIPFailover`"+` in test/e2e: per run 3 servers, each in its own network
   namespace on one bridge with its embedded etcd member (peers over TLS), the second and third
   joined with `+"`ouro server --join`"+`, all started with `+"`--api-vip`"+`. Several times: once all 3 are
