@@ -15,17 +15,22 @@ import (
 
 // SuspectTTL is how long a host stays alive, unless it heartbeats again,
 // once a connection its agent heartbeated over has closed and its agent's
-// own endpoint refuses connections: the agent's process is gone while its
-// machine lives on (killed, crashed). A live agent's endpoint answers, and
-// nothing is changed for it, whatever closed its connection; an agent
-// restarted within this time heartbeats at its start and keeps its host
-// Ready. A power cut or a partition closes nothing and refuses nothing:
-// the heartbeat TTL (6 s) covers them. 2 s is etcd's shortest lease with
-// its default 1 s election timeout.
-const SuspectTTL = 2 * time.Second
+// own endpoint refused connections twice: the agent's process is gone while
+// its machine lives on (killed, crashed). A live agent's endpoint answers,
+// and nothing is changed for it, whatever closed its connection; a dial
+// that times out (power cut, partition) proves nothing and leaves the
+// host to its heartbeat TTL (6 s). And should a live agent's endpoint
+// refuse after all, the agent heartbeats within its interval (2 s), a
+// second before this runs out, and its next renewal gives the key the full
+// TTL back: so a wrong refusal costs a lease, not a host.
+const SuspectTTL = 3 * time.Second
 
-// probeTimeout bounds the probe of an agent's endpoint.
-const probeTimeout = time.Second
+// Probes of an agent's endpoint.
+const (
+	probeTimeout = time.Second
+	// probeAgain is the pause before the second probe.
+	probeAgain = 200 * time.Millisecond
+)
 
 // connKey keys the hostConns of a connection in its context.
 type connKey struct{}
@@ -54,9 +59,9 @@ func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
 }
 
 // ConnState is for http.Server.ConnState: when a connection over which
-// hosts heartbeated closes, the endpoint of each host's agent is probed,
-// and the presence of those whose agent is gone is made to run out within
-// SuspectTTL unless they heartbeat again (store.Presence.Suspect).
+// hosts heartbeated closes, the endpoint of each host's agent is probed
+// twice, and the presence of those whose agent is gone is made to run out
+// within SuspectTTL unless they heartbeat again (store.Presence.Suspect).
 func (s *Server) ConnState(c net.Conn, state http.ConnState) {
 	if state != http.StateClosed && state != http.StateHijacked {
 		return
@@ -92,26 +97,38 @@ func (s *Server) suspectIfGone(ctx context.Context, name string) {
 		return
 	}
 	addr := hostPort(h.Status.AgentEndpoint)
-	if addr == "" {
+	if addr == "" || !refused(ctx, addr) {
 		return
 	}
-	dctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(dctx, "tcp", addr)
-	if err == nil {
-		c.Close()
-		return // the agent lives: its connection closed for another reason
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(probeAgain):
 	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return // no proof: the heartbeat TTL decides
+	if !refused(ctx, addr) {
+		return
 	}
 	if err := s.store.Presence().Suspect(ctx, name, SuspectTTL); err != nil {
 		s.log.Warn("shortening the presence of a host whose agent is gone", "host", name, "err", err)
 		return
 	}
 	s.log.Info("the host's agent is gone (its connection closed, its endpoint refuses connections): its presence ends in "+
-		SuspectTTL.String()+" unless it heartbeats", "host", name)
+		SuspectTTL.String()+" unless it heartbeats", "host", name, "endpoint", addr)
+}
+
+// refused reports whether a TCP connection to addr is refused: nothing
+// listens there. An accepted connection (the agent lives) or a timeout (no
+// proof) is not.
+func refused(ctx context.Context, addr string) bool {
+	dctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(dctx, "tcp", addr)
+	if err == nil {
+		c.Close()
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // hostPort returns the host:port of an https URL, or "".

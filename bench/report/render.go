@@ -64,7 +64,7 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   shims and processes), and the figure is the time from the cut until a watch of the group's
   instances shows 4 Running members, none on the dead host. The agents' defaults apply: heartbeat
   every 2 s, presence lease 6 s; the killed agent's connection closes and its endpoint refuses
-  connections, so the server moves its presence to a 2 s lease (docs/healing.md), and most of
+  connections, so the server moves its presence to a 3 s lease (docs/healing.md), and most of
   the figure is that lease running out.
 - **Stack plan**: `+"`BenchmarkStackPlan`"+` in test/e2e: a real server with a stack of 100 security
   groups (two rules each) and 100 key pairs applied; `+"`ouro stack plan`"+` of the same file, timed as a
