@@ -23,6 +23,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/blobstore"
 	"github.com/ouroboros-cloud/ouro/console"
 	"github.com/ouroboros-cloud/ouro/controller"
+	"github.com/ouroboros-cloud/ouro/election"
 	"github.com/ouroboros-cloud/ouro/etcdembed"
 	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/membership"
@@ -215,9 +216,19 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	ctrlDone := make(chan error, 1)
+	// A gone controller leader is fenced by the others at once (its API
+	// address refuses connections), except with an API VIP: there the
+	// early takeover, during the VIP's move and its holder's hand-off of
+	// etcd's leadership, made the first write through the new holder fail
+	// with "raft proposal dropped" in the API VIP test, a cause not yet
+	// understood; the election's lease decides there, as before.
+	var leaderProbe election.Probe
+	if vip == nil {
+		leaderProbe = membership.NewProber(cli).Gone
+	}
 	go func() {
 		ctrlDone <- controller.Run(runCtx, controller.Config{Client: cli, Store: st, Identity: cfg.Name, Logger: log,
-			InstanceCreator: adm, StackWriter: api, LeaderProbe: membership.NewProber(cli).Gone})
+			InstanceCreator: adm, StackWriter: api, LeaderProbe: leaderProbe})
 	}()
 	go sweepBlobs(runCtx, api, log)
 
