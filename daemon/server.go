@@ -217,11 +217,11 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	ctrlDone := make(chan error, 1)
 	// A gone controller leader is fenced by the others at once (its API
-	// address refuses connections), except with an API VIP: there the
-	// early takeover, during the VIP's move and its holder's hand-off of
-	// etcd's leadership, made the first write through the new holder fail
-	// with "raft proposal dropped" in the API VIP test, a cause not yet
-	// understood; the election's lease decides there, as before.
+	// address refuses connections), except with an API VIP: the API VIP
+	// test's first write through the new VIP holder failed with etcd's
+	// "raft proposal dropped" in three runs with the probe (and in one
+	// without it, so the probe is not proven the cause); until that is
+	// understood the election's lease decides there, as before.
 	var leaderProbe election.Probe
 	if vip == nil {
 		leaderProbe = membership.NewProber(cli).Gone
