@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/hosthealth"
 	"github.com/ouroboros-cloud/ouro/election"
 	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/store"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 const waitLimit = 20 * time.Second
