@@ -219,9 +219,10 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	// A gone controller leader is fenced by the others at once (its API
 	// address refuses connections), except with an API VIP: the API VIP
 	// test's first write through the new VIP holder failed with etcd's
-	// "raft proposal dropped" in three runs with the probe (and in one
-	// without it, so the probe is not proven the cause); until that is
-	// understood the election's lease decides there, as before.
+	// "raft proposal dropped" in three runs with the probe, but also in
+	// one without it and in one of three runs of the code before it, so
+	// the probe is not proven the cause; until that is understood the
+	// election's lease decides there, as before.
 	var leaderProbe election.Probe
 	if vip == nil {
 		leaderProbe = membership.NewProber(cli).Gone
