@@ -182,6 +182,14 @@ func (f *fakeStore) Update(_ context.Context, obj api.Object) error {
 	return nil
 }
 
+func (f *fakeStore) UpdateBatch(ctx context.Context, objs []api.Object) []error {
+	errs := make([]error, len(objs))
+	for i, obj := range objs {
+		errs[i] = f.Update(ctx, obj)
+	}
+	return errs
+}
+
 func (f *fakeStore) Delete(_ context.Context, k *api.Kind, project, name, rv string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -342,6 +350,15 @@ func (p *fakePresence) Watch(ctx context.Context, _ int64) (<-chan store.Presenc
 	ch := make(chan store.PresenceEvent)
 	go func() { <-ctx.Done(); close(ch) }()
 	return ch, nil
+}
+
+func (p *fakePresence) Suspect(_ context.Context, name string, ttl time.Duration) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cur, ok := p.alive[name]; ok && cur > ttl {
+		p.alive[name] = ttl
+	}
+	return nil
 }
 
 func (p *fakePresence) Remove(_ context.Context, name string) error {

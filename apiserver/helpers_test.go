@@ -85,7 +85,9 @@ func newEnvWith(t testing.TB, st store.Interface, cfg Config) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	ts := httptest.NewServer(srv.Handler())
+	ts := httptest.NewUnstartedServer(srv.Handler())
+	ts.Config.ConnContext, ts.Config.ConnState = srv.ConnContext, srv.ConnState
+	ts.Start()
 	t.Cleanup(ts.Close)
 	admin, err := srv.Bootstrap(context.Background())
 	if err != nil {

@@ -226,6 +226,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id *auth.Iden
 	if err := s.store.Presence().Renew(r.Context(), name, ttl); err != nil {
 		return fmt.Errorf("renew presence of %s: %w", name, err)
 	}
+	noteHeartbeat(r, name)
 	writeJSON(w, http.StatusOK, api.HeartbeatRequest{TTL: ttl.String()})
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/pki"
 	"github.com/ouroboros-cloud/ouro/store"
 )
@@ -323,4 +325,58 @@ func TestMetricsNeedClusterAdmin(t *testing.T) {
 		})
 	}
 	e.must(http.StatusOK, "GET", "/healthz", "", nil)
+}
+
+func TestClosedAgentConnectionShortensPresence(t *testing.T) {
+	e := newEnv(t)
+	// The agent's endpoint: a listener the test closes as a killed agent's.
+	agent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	probed := make(chan struct{}, 10)
+	go func() {
+		for {
+			c, err := agent.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+			probed <- struct{}{}
+		}
+	}()
+	var jt api.JoinToken
+	e.must(http.StatusCreated, "POST", "/v1/jointokens", e.admin, api.JoinTokenRequest{TTL: "1h"}).decode(t, &jt)
+	req, _ := joinRequest(t, "h1", "https://"+agent.Addr().String())
+	var jr api.JoinResponse
+	e.must(http.StatusOK, "POST", "/v1/hosts/join", jt.Status.Secret, req).decode(t, &jr)
+	ttl := func() time.Duration {
+		e.fake.mu.Lock()
+		defer e.fake.mu.Unlock()
+		return e.fake.alive["h1"]
+	}
+	e.must(http.StatusOK, "POST", "/v1/hosts/h1/heartbeat", jr.Token, nil)
+
+	// The connection closes while the agent lives: it is probed, and
+	// nothing changes.
+	e.ts.Client().CloseIdleConnections()
+	select {
+	case <-probed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the live agent's endpoint was not probed")
+	}
+	if got := ttl(); got != DefaultHeartbeatTTL {
+		t.Fatalf("presence TTL %v after a live agent's connection closed, want %v", got, DefaultHeartbeatTTL)
+	}
+	// The agent is killed: its endpoint refuses, its connection closes.
+	agent.Close()
+	e.must(http.StatusOK, "POST", "/v1/hosts/h1/heartbeat", jr.Token, nil)
+	e.ts.Client().CloseIdleConnections()
+	wait.For(t, 10*time.Second, "the presence shortened", func() bool { return ttl() == SuspectTTL })
+	// A heartbeat (a restarted agent's) gives the full TTL back.
+	e.must(http.StatusOK, "POST", "/v1/hosts/h1/heartbeat", jr.Token, nil)
+	if got := ttl(); got != DefaultHeartbeatTTL {
+		t.Fatalf("presence TTL %v after the next heartbeat, want %v", got, DefaultHeartbeatTTL)
+	}
 }

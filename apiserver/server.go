@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/accesskey"
@@ -121,6 +122,9 @@ type Server struct {
 	// Query APIs signed with them. Both are nil without a CA.
 	sealer *accesskey.Sealer
 	ec2    *ec2.Handler
+	// conns maps each open connection (net.Conn) to the *hostConns of
+	// the hosts heartbeating over it (ConnContext, ConnState).
+	conns sync.Map
 
 	// life ends open streams when the server is closed.
 	life  context.Context

@@ -80,6 +80,10 @@ type Config struct {
 	// stack's author (an *apiserver.Server). Without it the stack
 	// controller does not run.
 	StackWriter stackctl.ObjectWriter
+	// LeaderProbe, when set, lets this server take over from a leader
+	// whose process it finds certainly gone without waiting for the
+	// leader's election lease to run out (election.WithLeaderProbe).
+	LeaderProbe election.Probe
 	// HostLostGrace is how long a host stays NotReady before the group
 	// controller replaces the members on it (default 0: at once).
 	HostLostGrace time.Duration
@@ -110,13 +114,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return errors.New("controller: Config needs an Identity")
 	}
 	log := cfg.Logger.With("identity", cfg.Identity)
+	var opts []election.Option
+	if cfg.LeaderProbe != nil {
+		opts = append(opts, election.WithLeaderProbe(cfg.LeaderProbe))
+	}
 	err := election.Run(ctx, cfg.Client, cfg.ElectionName, cfg.Identity, cfg.LeaseTTL,
 		func(lctx context.Context, guard store.Guard) {
 			log.Info("leading the controllers", "key", guard.Key(), "revision", guard.Revision())
 			if err := RunLeader(lctx, cfg.Store.WithGuard(guard), cfg); err != nil {
 				log.Error("controllers failed; stepping down", "err", err)
 			}
-		})
+		}, opts...)
 	if err != nil {
 		return fmt.Errorf("controller: election: %w", err)
 	}

@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/hosthealth"
 	"github.com/ouroboros-cloud/ouro/election"
 	"github.com/ouroboros-cloud/ouro/internal/etcdtest"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 	"github.com/ouroboros-cloud/ouro/store"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 const waitLimit = 20 * time.Second
@@ -57,6 +58,14 @@ func (c *countingStore) Update(ctx context.Context, obj api.Object) error {
 	err := c.Interface.Update(ctx, obj)
 	c.note(obj.Meta().Name, err)
 	return err
+}
+
+func (c *countingStore) UpdateBatch(ctx context.Context, objs []api.Object) []error {
+	errs := c.Interface.UpdateBatch(ctx, objs)
+	for i, err := range errs {
+		c.note(objs[i].Meta().Name, err)
+	}
+	return errs
 }
 
 func (c *countingStore) Delete(ctx context.Context, kind *api.Kind, project, name, rv string) error {

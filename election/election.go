@@ -20,9 +20,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ouroboros-cloud/ouro/store"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/ouroboros-cloud/ouro/store"
 )
 
 // DefaultTTL is the session TTL when Run is given zero: a lost leader is
@@ -61,7 +62,11 @@ func prefix(name string) (string, error) {
 // logged and retried with back-off. Run returns nil once ctx ends, or an
 // error for invalid arguments.
 func Run(ctx context.Context, cli *clientv3.Client, name, identity string, ttl time.Duration,
-	lead func(ctx context.Context, guard store.Guard)) error {
+	lead func(ctx context.Context, guard store.Guard), opts ...Option) error {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	pfx, err := prefix(name)
 	if err != nil {
 		return err
@@ -75,7 +80,7 @@ func Run(ctx context.Context, cli *clientv3.Client, name, identity string, ttl t
 	log := slog.Default().With("election", name, "identity", identity)
 	backoff := newBackoff(100*time.Millisecond, ttl)
 	for ctx.Err() == nil {
-		led, err := term(ctx, cli, pfx, identity, ttl, lead, log)
+		led, err := term(ctx, cli, pfx, identity, ttl, lead, o, log)
 		switch {
 		case ctx.Err() != nil:
 		case err != nil:
@@ -96,7 +101,7 @@ func Run(ctx context.Context, cli *clientv3.Client, name, identity string, ttl t
 // term runs one session: campaign, and lead if elected. led reports
 // whether this candidate led.
 func term(ctx context.Context, cli *clientv3.Client, pfx, identity string, ttl time.Duration,
-	lead func(context.Context, store.Guard), log *slog.Logger) (led bool, err error) {
+	lead func(context.Context, store.Guard), o options, log *slog.Logger) (led bool, err error) {
 	secs := int64((ttl + time.Second - 1) / time.Second)
 	gctx, cancel := context.WithTimeout(ctx, ttl+5*time.Second)
 	grant, err := cli.Grant(gctx, secs)
@@ -135,7 +140,7 @@ func term(ctx context.Context, cli *clientv3.Client, pfx, identity string, ttl t
 	}()
 
 	e := concurrency.NewElection(session, pfx)
-	if err := e.Campaign(termCtx, identity); err != nil {
+	if err := campaign(termCtx, cli, e, pfx, identity, o, log); err != nil {
 		if termCtx.Err() != nil {
 			return false, nil // ctx ended or session lost while waiting
 		}
@@ -146,6 +151,9 @@ func term(ctx context.Context, cli *clientv3.Client, pfx, identity string, ttl t
 	}
 	g := guard{key: e.Key(), rev: e.Rev()}
 	log.Info("election: elected leader", "key", g.key, "revision", g.rev)
+	keyWatched := make(chan struct{})
+	go func() { defer close(keyWatched); endOnDelete(termCtx, cli, g, endTerm) }()
+	defer func() { endTerm(); <-keyWatched }()
 	lead(termCtx, g)
 	select {
 	case <-session.Done():
@@ -160,6 +168,59 @@ func term(ctx context.Context, cli *clientv3.Client, pfx, identity string, ttl t
 		log.Debug("election: resign", "err", err)
 	}
 	return true, nil
+}
+
+// endOnDelete calls end when the leader key of g is deleted, as when
+// another candidate revoked this session (WithLeaderProbe), before the
+// session's next keep-alive would tell; or when ctx ends.
+// A watch that fails (its start compacted away) is made again once a read
+// shows the key still there.
+func endOnDelete(ctx context.Context, cli *clientv3.Client, g guard, end func()) {
+	from := g.rev
+	for ctx.Err() == nil {
+		for wr := range cli.Watch(ctx, g.key, clientv3.WithRev(from), clientv3.WithFilterPut()) {
+			if len(wr.Events) > 0 {
+				end()
+				return
+			}
+			if wr.Err() != nil {
+				break
+			}
+		}
+		resp, err := cli.Get(ctx, g.key)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			// The session's keep-alive tells when etcd is gone for long.
+			from = g.rev
+			select {
+			case <-ctx.Done():
+			case <-time.After(probeEvery):
+			}
+		case len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != g.rev:
+			end()
+			return
+		default:
+			from = resp.Header.Revision + 1
+		}
+	}
+}
+
+// campaign waits until this candidate leads, probing the leader
+// meanwhile when o has a probe.
+func campaign(ctx context.Context, cli *clientv3.Client, e *concurrency.Election, pfx, identity string,
+	o options, log *slog.Logger) error {
+	if o.probe == nil {
+		return e.Campaign(ctx, identity)
+	}
+	probeCtx, stop := context.WithCancel(ctx)
+	probed := make(chan struct{})
+	go func() { defer close(probed); fenceGoneLeader(probeCtx, cli, pfx, identity, o.probe, log) }()
+	err := e.Campaign(ctx, identity)
+	stop()
+	<-probed
+	return err
 }
 
 // Leader returns the identity of the current leader of election name, or

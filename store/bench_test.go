@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/ouroboros-cloud/ouro/api"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ouroboros-cloud/ouro/api"
 )
 
 // BenchmarkList10k lists 10,000 small instances in one project.

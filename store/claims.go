@@ -8,9 +8,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ouroboros-cloud/ouro/api"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ouroboros-cloud/ouro/api"
 )
 
 // Claims are unique keys an object holds, such as an IP address of a

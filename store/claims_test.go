@@ -6,8 +6,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ouroboros-cloud/ouro/api"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ouroboros-cloud/ouro/api"
 )
 
 func TestClaimsCreateDelete(t *testing.T) {

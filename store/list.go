@@ -11,10 +11,11 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/ouroboros-cloud/ouro/api"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ouroboros-cloud/ouro/api"
 )
 
 // listBatch is how many keys List reads from etcd at a time.

@@ -8,8 +8,9 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/ouroboros-cloud/ouro/api"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ouroboros-cloud/ouro/api"
 )
 
 // seed creates count instances in each project, labelled by parity.

@@ -42,11 +42,13 @@ func (p *etcdPresence) Renew(ctx context.Context, name string, ttl time.Duration
 		if len(resp.Kvs) > 0 {
 			kv := resp.Kvs[0]
 			if kv.Lease != 0 {
-				_, err := p.cli.KeepAliveOnce(ctx, clientv3.LeaseID(kv.Lease))
-				if err == nil {
+				ka, err := p.cli.KeepAliveOnce(ctx, clientv3.LeaseID(kv.Lease))
+				if err == nil && ka.TTL >= secondsOf(ttl) {
 					return nil
 				}
-				if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+				// A lease shorter than asked for (Suspect shortened it)
+				// is replaced below by one of the full TTL.
+				if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 					return fmt.Errorf("store: presence %q: keep alive: %w", name, err)
 				}
 			}
@@ -66,8 +68,7 @@ func (p *etcdPresence) Renew(ctx context.Context, name string, ttl time.Duration
 // create puts key with a new lease of ttl if cmp holds. When it does not,
 // the lease is revoked and done is false.
 func (p *etcdPresence) create(ctx context.Context, key string, ttl time.Duration, cmp clientv3.Cmp) (done bool, err error) {
-	secs := int64((ttl + time.Second - 1) / time.Second)
-	lease, err := p.cli.Grant(ctx, secs)
+	lease, err := p.cli.Grant(ctx, secondsOf(ttl))
 	if err != nil {
 		return false, fmt.Errorf("grant lease: %w", err)
 	}
@@ -84,6 +85,46 @@ func (p *etcdPresence) create(ctx context.Context, key string, ttl time.Duration
 		return false, fmt.Errorf("put: %w", err)
 	}
 	return false, nil
+}
+
+// secondsOf rounds ttl up to whole seconds, as etcd's leases count.
+func secondsOf(ttl time.Duration) int64 { return int64((ttl + time.Second - 1) / time.Second) }
+
+// Suspect implements Presence: it moves name's key to a new lease of ttl
+// when its own lease is longer, and revokes the old one.
+func (p *etcdPresence) Suspect(ctx context.Context, name string, ttl time.Duration) error {
+	if name == "" || !validSegment(name) {
+		return fmt.Errorf("store: presence: invalid name %q", name)
+	}
+	key := presenceKey(name)
+	resp, err := p.cli.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("store: presence %q: suspect: %w", name, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil // gone already
+	}
+	kv := resp.Kvs[0]
+	if kv.Lease != 0 {
+		left, err := p.cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+		if err != nil {
+			return fmt.Errorf("store: presence %q: suspect: %w", name, err)
+		}
+		if left.TTL >= 0 && left.TTL <= secondsOf(ttl) {
+			return nil // expires as soon already
+		}
+	}
+	cmp := clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)
+	done, err := p.create(ctx, key, ttl, cmp)
+	if err != nil {
+		return fmt.Errorf("store: presence %q: suspect: %w", name, err)
+	}
+	if done && kv.Lease != 0 {
+		if _, err := p.cli.Revoke(ctx, clientv3.LeaseID(kv.Lease)); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return fmt.Errorf("store: presence %q: suspect: revoke the old lease: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // Alive implements Presence.

@@ -3,6 +3,8 @@ package store
 import (
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 func nextPresence(t *testing.T, ch <-chan PresenceEvent, within time.Duration) PresenceEvent {
@@ -107,5 +109,63 @@ func TestPresenceKeyWithoutLease(t *testing.T) {
 	resp, err := cli.Get(ctx, presenceKey("h2"))
 	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == 0 {
 		t.Fatalf("key after Renew: %v, %v", resp, err)
+	}
+}
+
+// leaseLeft returns the seconds left on the lease of name's presence key.
+func leaseLeft(t *testing.T, s *etcdStore, name string) int64 {
+	t.Helper()
+	ctx := testCtx(t)
+	resp, err := s.cli.Get(ctx, presenceKey(name))
+	if err != nil || len(resp.Kvs) == 0 {
+		t.Fatalf("presence key of %s: %v (%d keys)", name, err, len(resp.Kvs))
+	}
+	ttl, err := s.cli.TimeToLive(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ttl.TTL
+}
+
+func TestPresenceSuspect(t *testing.T) {
+	s, _ := newTestStore(t)
+	p := s.Presence()
+	ctx := testCtx(t)
+	if err := p.Suspect(ctx, "nobody", 2*time.Second); err != nil {
+		t.Fatalf("Suspect of a name not alive: %v", err)
+	}
+	if err := p.Renew(ctx, "h1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Suspect(ctx, "h1", 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if left := leaseLeft(t, s, "h1"); left > 2 {
+		t.Fatalf("suspected h1 has %d s left, want at most 2", left)
+	}
+	// A renewal gives the full TTL back.
+	if err := p.Renew(ctx, "h1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if left := leaseLeft(t, s, "h1"); left < 50 {
+		t.Fatalf("renewed h1 has %d s left, want its minute back", left)
+	}
+	// Not renewed, a suspected name expires within its short TTL.
+	_, rev, err := p.Alive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := p.Watch(ctx, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Suspect(ctx, "h1", 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev := nextPresence(t, events, 10*time.Second)
+		if ev.Name == "h1" && !ev.Alive {
+			break
+		}
 	}
 }

@@ -85,6 +85,16 @@ type Interface interface {
 	// metadata.generation; the store keeps uid and creationTimestamp from
 	// the stored object.
 	Update(ctx context.Context, obj api.Object) error
+	// UpdateBatch is Update of several objects (at most MaxBatch) in one
+	// transaction, for controllers writing back objects they read: the
+	// stored object is not read first, so metadata.uid and
+	// creationTimestamp are written as the objects carry them (the
+	// resourceVersion compare makes sure they are the stored ones). An
+	// object that changed or went fails alone (ErrConflict, ErrNotFound)
+	// and the others are written; a failed guard fails them all. The
+	// errors come in the order of objs, nil for each object written, whose
+	// resourceVersion is then set.
+	UpdateBatch(ctx context.Context, objs []api.Object) []error
 	// Delete removes an object; with a non-empty resourceVersion only if it
 	// still has that version (ErrConflict otherwise).
 	Delete(ctx context.Context, kind *api.Kind, project, name, resourceVersion string) error
@@ -179,6 +189,11 @@ type Presence interface {
 	Watch(ctx context.Context, fromRev int64) (<-chan PresenceEvent, error)
 	// Remove deletes name at once.
 	Remove(ctx context.Context, name string) error
+	// Suspect makes name expire within ttl unless it is renewed: for a
+	// host whose agent was seen to go (its connection closed), sooner
+	// than its heartbeat TTL. The next Renew gives it its full TTL again.
+	// A name not alive, or expiring sooner already, is left alone.
+	Suspect(ctx context.Context, name string, ttl time.Duration) error
 }
 
 // PresenceEvent is one change of a presence key.

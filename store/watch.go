@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ouroboros-cloud/ouro/api"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ouroboros-cloud/ouro/api"
 )
 
 // watchBuffer is how many events may wait for a slow reader.

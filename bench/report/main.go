@@ -51,6 +51,7 @@ var figures = []figure{
 	{what: "Scheduling, 1,000 hollow hosts, 10,000 instances: placements", bench: "BenchmarkScale", unit: "placements/s", show: "/s",
 		target: "≥ 1,000 placements/s on 2 cores (kube-scheduler ≈ 100 pods/s; Nomad C1M ≈ 3,750/s on 5 servers)"},
 	{what: "… API creates (32 concurrent clients)", bench: "BenchmarkScale", unit: "creates/s", show: "/s", target: "—"},
+	{what: "… CPU time a placement costs (the one process: server, hollow hosts, clients)", bench: "BenchmarkScale", unit: "cpu-ms/placement", show: "ms", target: "—"},
 	{what: "… every instance reported Running by its hollow host", bench: "BenchmarkScale", unit: "running/s", show: "/s", target: "—"},
 	{what: "List 10,000 instances (CLI-style: one request, table view), p50", bench: "BenchmarkScale", unit: "list-p50-ms", show: "ms", target: "—"},
 	{what: "List 10,000 instances (CLI-style: one request, table view), p99", bench: "BenchmarkScale", unit: "list-p99-ms", show: "ms",

@@ -7,9 +7,16 @@
 //	                                    account the allocation at once
 //	                                         │
 //	                                         ▼
-//	                               commit pool (bounded): guarded Update
-//	                               with the resourceVersion read
-//	                               failure ─▶ roll the allocation back, retry
+//	                               pending writes (bounded) ─▶ writers:
+//	                               what is pending goes out in one guarded
+//	                               transaction (store.UpdateBatch), each
+//	                               instance compared on the resourceVersion
+//	                               read; a failure ─▶ roll that allocation
+//	                               back, retry that instance alone
+//
+// A writer takes everything pending when it starts a transaction, so
+// batches form by themselves while the previous transactions are in
+// flight, and a lone placement is written at once.
 //
 // Allocation per host is the sum of spec.resources of the instances placed
 // there that are not Terminated, kept incrementally from the instance
@@ -45,8 +52,10 @@ import (
 
 // Defaults of Options.
 const (
-	// DefaultCommits bounds concurrent placement writes.
-	DefaultCommits = 64
+	// DefaultCommits bounds the placement writes pending or in flight.
+	DefaultCommits = 256
+	// writers is the number of transactions in flight at once.
+	writers = 4
 	// allocatedDelay batches writes of host.status.allocated.
 	allocatedDelay = time.Second
 )
@@ -61,8 +70,18 @@ type Options struct {
 	// Recorder receives Scheduled and FailedScheduling events.
 	Recorder record.Sink
 	Logger   *slog.Logger
-	// Commits bounds concurrent store writes (default DefaultCommits).
+	// Commits bounds the store writes pending or in flight (default
+	// DefaultCommits).
 	Commits int
+}
+
+// write is a decision waiting for its transaction: inst placed on host,
+// or (host "") recorded as fitting nowhere for reason.
+type write struct {
+	key    string
+	obj    *api.Instance // what to store
+	host   string
+	reason string
 }
 
 // placement is an allocation accounted to a host.
@@ -95,8 +114,12 @@ type Scheduler struct {
 	instances *cache.Informer
 	rec       record.Sink
 	log       *slog.Logger
-	commits   chan struct{}
+	commits   chan struct{} // a slot per write pending or in flight
+	kick      chan struct{} // something is pending
 	wg        sync.WaitGroup
+
+	pendingMu sync.Mutex
+	pending   []write
 
 	queue      *queue.Queue[string] // instance keys to place
 	allocQueue *queue.Queue[string] // host names whose status.allocated is stale
@@ -127,6 +150,7 @@ func New(o Options) *Scheduler {
 		rec:       o.Recorder,
 		log:       o.Logger.With("controller", "scheduler"),
 		commits:   make(chan struct{}, o.Commits),
+		kick:      make(chan struct{}, 1),
 		index:     map[string]int{},
 		alloc:     map[string]usage{},
 		placed:    map[string]placement{},
@@ -153,9 +177,16 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); s.allocQueue.Run(ctx, 2) }()
+	for range writers {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.writeLoop(ctx) }()
+	}
 	s.queue.Run(ctx, 1)
 	wg.Wait()
-	s.wg.Wait() // commits in flight
+	s.wg.Wait() // writes in flight
+	for ws := s.take(store.MaxBatch); len(ws) > 0; ws = s.take(store.MaxBatch) {
+		s.drop(ws)
+	}
 	return nil
 }
 
@@ -367,16 +398,19 @@ func (s *Scheduler) decide(ctx context.Context, key string) (queue.Result, error
 		}
 		return queue.Result{}, ctx.Err()
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer func() { <-s.commits }()
-		if host != "" {
-			s.commitPlacement(ctx, key, inst, host)
-		} else {
-			s.commitUnschedulable(ctx, key, inst, reason)
-		}
-	}()
+	w := write{key: key, host: host, reason: reason}
+	if host != "" {
+		w.obj = placedCopy(inst, host, time.Now().UTC())
+	} else {
+		w.obj = unschedulableCopy(inst, reason, time.Now().UTC())
+	}
+	s.pendingMu.Lock()
+	s.pending = append(s.pending, w)
+	s.pendingMu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 	return queue.Result{}, nil
 }
 
@@ -392,46 +426,116 @@ func (s *Scheduler) rollback(key string) {
 	s.mu.Unlock()
 }
 
-// commitPlacement writes the decision that inst runs on host.
-func (s *Scheduler) commitPlacement(ctx context.Context, key string, inst *api.Instance, host string) {
-	c, err := cache.Copy(inst)
-	if err == nil {
-		now := time.Now().UTC()
-		c.Status.Host = host
-		c.Status.Phase = api.PhaseScheduled
-		c.Status.Reason, c.Status.Message = "", ""
-		c.Status.Conditions = api.SetCondition(c.Status.Conditions, api.Condition{
-			Type: api.ConditionScheduled, Status: true, Message: "placed on host " + host,
-		}, now)
-		err = s.st.Update(ctx, c)
-	}
-	if err != nil {
-		s.rollback(key)
-		s.retry(ctx, key, "placing", err)
-		return
-	}
-	s.queue.Forget(key)
-	s.log.Debug("placed", "instance", key, "host", host)
-	s.event(ctx, c, api.EventNormal, "Scheduled", "placed on host %s", host)
+// placedCopy returns inst as stored once placed on host. The copy shares
+// everything with the cached object but the conditions, which it changes:
+// the store only reads it.
+func placedCopy(inst *api.Instance, host string, now time.Time) *api.Instance {
+	c := *inst
+	c.Status.Host = host
+	c.Status.Phase = api.PhaseScheduled
+	c.Status.Reason, c.Status.Message = "", ""
+	c.Status.Conditions = api.SetCondition(slices.Clone(inst.Status.Conditions), api.Condition{
+		Type: api.ConditionScheduled, Status: true, Message: "placed on host " + host,
+	}, now)
+	return &c
 }
 
-// commitUnschedulable records that inst fits nowhere.
-func (s *Scheduler) commitUnschedulable(ctx context.Context, key string, inst *api.Instance, reason string) {
-	c, err := cache.Copy(inst)
-	if err == nil {
-		c.Status.Phase = api.PhasePending
-		c.Status.Reason, c.Status.Message = api.ReasonInsufficientCapacity, reason
-		c.Status.Conditions = api.SetCondition(c.Status.Conditions, api.Condition{
-			Type: api.ConditionScheduled, Status: false, Reason: api.ReasonInsufficientCapacity, Message: reason,
-		}, time.Now().UTC())
-		err = s.st.Update(ctx, c)
+// unschedulableCopy returns inst as stored once recorded as fitting
+// nowhere, sharing what it does not change with inst.
+func unschedulableCopy(inst *api.Instance, reason string, now time.Time) *api.Instance {
+	c := *inst
+	c.Status.Phase = api.PhasePending
+	c.Status.Reason, c.Status.Message = api.ReasonInsufficientCapacity, reason
+	c.Status.Conditions = api.SetCondition(slices.Clone(inst.Status.Conditions), api.Condition{
+		Type: api.ConditionScheduled, Status: false, Reason: api.ReasonInsufficientCapacity, Message: reason,
+	}, now)
+	return &c
+}
+
+// take removes up to n pending writes, at most one per instance (a
+// transaction may not write a key twice); a later write of the same
+// instance stays pending for the next.
+func (s *Scheduler) take(n int) []write {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	var ws []write
+	keys := map[string]bool{}
+	left := s.pending[:0]
+	for _, w := range s.pending {
+		if len(ws) == n || keys[w.key] {
+			left = append(left, w)
+			continue
+		}
+		keys[w.key] = true
+		ws = append(ws, w)
 	}
-	if err != nil {
-		s.retry(ctx, key, "recording unschedulable", err)
-		return
+	clear(s.pending[len(left):])
+	s.pending = left
+	if len(s.pending) > 0 {
+		select {
+		case s.kick <- struct{}{}: // for another writer
+		default:
+		}
 	}
-	s.queue.Forget(key)
-	s.event(ctx, c, api.EventWarning, "FailedScheduling", "%s", reason)
+	return ws
+}
+
+// writeLoop writes what is pending, a transaction at a time, until ctx
+// ends.
+func (s *Scheduler) writeLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		}
+		for ctx.Err() == nil {
+			ws := s.take(store.MaxBatch)
+			if len(ws) == 0 {
+				break
+			}
+			s.commit(ctx, ws)
+		}
+	}
+}
+
+// drop forgets writes that will not be made, as failed ones.
+func (s *Scheduler) drop(ws []write) {
+	for _, w := range ws {
+		if w.host != "" {
+			s.rollback(w.key)
+		}
+		<-s.commits
+	}
+}
+
+// commit writes ws in one transaction and follows up each: an event on
+// success; on failure the allocation rolled back and the instance
+// retried.
+func (s *Scheduler) commit(ctx context.Context, ws []write) {
+	objs := make([]api.Object, len(ws))
+	for i, w := range ws {
+		objs[i] = w.obj
+	}
+	errs := s.st.UpdateBatch(ctx, objs)
+	for i, w := range ws {
+		err := errs[i]
+		switch {
+		case err != nil && w.host != "":
+			s.rollback(w.key)
+			s.retry(ctx, w.key, "placing", err)
+		case err != nil:
+			s.retry(ctx, w.key, "recording unschedulable", err)
+		case w.host != "":
+			s.queue.Forget(w.key)
+			s.log.Debug("placed", "instance", w.key, "host", w.host)
+			s.event(ctx, w.obj, api.EventNormal, "Scheduled", "placed on host %s", w.host)
+		default:
+			s.queue.Forget(w.key)
+			s.event(ctx, w.obj, api.EventWarning, "FailedScheduling", "%s", w.reason)
+		}
+		<-s.commits
+	}
 }
 
 // retry requeues key after a failed write, unless leadership or the
@@ -469,12 +573,9 @@ func (s *Scheduler) syncAllocated(ctx context.Context, name string) (queue.Resul
 	if h.Status.Allocated == want {
 		return queue.Result{}, nil
 	}
-	c, err := cache.Copy(h)
-	if err != nil {
-		return queue.Result{}, err
-	}
+	c := *h // the store only reads it
 	c.Status.Allocated = want
-	if err := s.st.Update(ctx, c); err != nil {
+	if err := s.st.Update(ctx, &c); err != nil {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGuardFailed) {
 			return queue.Result{}, nil
 		}

@@ -50,6 +50,13 @@ type Correlator struct {
 	similar map[similarKey]*similarEvents
 	budgets map[string]*budget
 	swept   time.Time
+	// sweepAbove is the number of entries past which the next event
+	// sweeps before a window has passed: maxTracked, or twice what the
+	// last sweep kept, so that entries still holding events back are not
+	// walked again on every event (which made each event cost the whole
+	// map once thousands of objects had recent events).
+	sweepAbove int
+	sweeps     int // full sweeps made, for tests
 }
 
 // similarKey identifies events that are repeats of one another.
@@ -148,14 +155,17 @@ func (c *Correlator) fill(b *budget, now time.Time) {
 	}
 }
 
-// sweep forgets, once a window or when too much is remembered, the
-// events that did not happen for a window (with their repeats not yet
-// reported) and the objects whose budget is full again.
+// sweep forgets, once a window or when too much is remembered (maxTracked
+// entries, or twice what the last sweep kept), the events that did not
+// happen for a window (with their repeats not yet reported) and the
+// objects whose budget is full again.
 func (c *Correlator) sweep(now time.Time) {
-	if now.Sub(c.swept) < c.window && len(c.similar)+len(c.budgets) < maxTracked {
+	if now.Sub(c.swept) < c.window && len(c.similar)+len(c.budgets) < max(c.sweepAbove, maxTracked) {
 		return
 	}
 	c.swept = now
+	c.sweeps++
+	defer func() { c.sweepAbove = 2 * (len(c.similar) + len(c.budgets)) }()
 	for k, s := range c.similar {
 		if now.Sub(s.seen) >= c.window {
 			delete(c.similar, k)

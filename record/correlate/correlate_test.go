@@ -91,3 +91,31 @@ func TestForgetsQuietEvents(t *testing.T) {
 		t.Errorf("%d entries remembered, want about %d at most", n, maxTracked)
 	}
 }
+
+func TestSweepsAreAmortized(t *testing.T) {
+	// Thousands of objects with an event each within the window: nothing
+	// can be forgotten, and the map must not be walked on every event.
+	c, clk := newTestCorrelator(10*time.Minute, 25, time.Minute)
+	const objects = 16 * maxTracked
+	for i := range objects {
+		clk.t = clk.t.Add(time.Millisecond)
+		if !c.Correlate(event(fmt.Sprintf("u%d", i), "Scheduled", "placed")) {
+			t.Fatalf("event %d dropped", i)
+		}
+	}
+	c.mu.Lock()
+	sweeps := c.sweeps
+	c.mu.Unlock()
+	if sweeps > 8 {
+		t.Errorf("%d full sweeps for %d events within one window, want a handful", sweeps, objects)
+	}
+	// Once the window has passed, a sweep forgets them all.
+	clk.t = clk.t.Add(11 * time.Minute)
+	c.Correlate(event("last", "Scheduled", "placed"))
+	c.mu.Lock()
+	n := len(c.similar) + len(c.budgets)
+	c.mu.Unlock()
+	if n > 2 {
+		t.Errorf("%d entries remembered after a quiet window, want the last event's", n)
+	}
+}
