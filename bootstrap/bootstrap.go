@@ -371,14 +371,7 @@ func (b *run) firstServerReady(ctx context.Context, first *node) (admin, ca stri
 		return "", "", err
 	}
 	admin = strings.TrimSpace(tok)
-	cfg := &clientconfig.Config{}
-	cfg.Upsert(clientconfig.Context{Name: "bootstrap", Server: "https://127.0.0.1:" + strconv.Itoa(DefaultAPIPort),
-		Token: admin, Project: "default", CACert: ca}, true)
-	text, err := cfg.Encode()
-	if err != nil {
-		return "", "", err
-	}
-	if _, err := ensureFile(ctx, first.r, first.clientConfig(), string(text), "0600", false); err != nil {
+	if err := writeServerClientConfig(ctx, first, admin, ca); err != nil {
 		return "", "", err
 	}
 	err = b.poll(ctx, "the first server's API", func() (bool, error) {
@@ -386,6 +379,21 @@ func (b *run) firstServerReady(ctx context.Context, first *node) (admin, ca stri
 		return err == nil, nil
 	})
 	return admin, ca, err
+}
+
+// writeServerClientConfig leaves on server n the client configuration
+// bootstrap's commands there use: its own API on loopback, as admin
+// (mode 0600, in the data directory).
+func writeServerClientConfig(ctx context.Context, n *node, admin, ca string) error {
+	cfg := &clientconfig.Config{}
+	cfg.Upsert(clientconfig.Context{Name: "bootstrap", Server: "https://127.0.0.1:" + strconv.Itoa(DefaultAPIPort),
+		Token: admin, Project: "default", CACert: ca}, true)
+	text, err := cfg.Encode()
+	if err != nil {
+		return err
+	}
+	_, err = ensureFile(ctx, n.r, n.clientConfig(), string(text), "0600", false)
+	return err
 }
 
 // joinServer joins n to the cluster the first server started, unless it
