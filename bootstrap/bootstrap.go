@@ -39,6 +39,10 @@ type Options struct {
 	// Config is the client configuration file the cloud's context is
 	// written to; "" writes none.
 	Config string
+	// ContextServer is the API URL written into the context instead of
+	// the API VIP's or the first server's: a local port forward to a
+	// server not reachable from here (its certificate names 127.0.0.1).
+	ContextServer string
 	// ReadyTimeout bounds the wait for a started server or agent to be
 	// ready (default 5 minutes: emulated machines are slow).
 	ReadyTimeout time.Duration
@@ -195,7 +199,7 @@ func (b *run) prepareHost(ctx context.Context, h *Host) *node {
 }
 
 func (b *run) packages(ctx context.Context, n *node) error {
-	missing, err := missingPackages(ctx, n.r, Packages(n.f.arch, n.h.Roles))
+	missing, err := missingPackages(ctx, n.r, Packages(n.f.arch, n.h.Roles, n.h.Drivers))
 	if err != nil {
 		return err
 	}
@@ -340,7 +344,11 @@ func (b *run) cluster(ctx context.Context, nodes map[string]*node) (Result, erro
 	wg.Wait()
 	res := Result{}
 	if b.opts.Config != "" && !b.opts.Check {
-		changed, err := writeContext(b.opts.Config, clientconfig.Context{Name: b.inv.Cloud, Server: b.apiURL(first),
+		server := b.apiURL(first)
+		if b.opts.ContextServer != "" {
+			server = b.opts.ContextServer
+		}
+		changed, err := writeContext(b.opts.Config, clientconfig.Context{Name: b.inv.Cloud, Server: server,
 			Token: admin, Project: "default", CACert: ca})
 		if err != nil {
 			return res, fmt.Errorf("client context: %w", err)
