@@ -96,10 +96,14 @@ func stopBootstrapped(t testing.TB, h sshHost) {
 		if log, err := os.ReadFile(filepath.Join(h.data, "ouro-"+role+".log")); err == nil && t.Failed() {
 			t.Logf("%s's %s log:\n%s", h.name, role, tail(string(log), 6000))
 		}
-		if b, err := os.ReadFile(filepath.Join(h.data, "ouro-"+role+".pid")); err == nil {
+		pidFile := filepath.Join(h.data, "ouro-"+role+".pid")
+		if b, err := os.ReadFile(pidFile); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
+			// Killed once: a later call must not kill a process that
+			// took the number since.
+			os.Remove(pidFile)
 		}
 	}
 	cleanupContainers(t, filepath.Join(h.data, "agent"))
