@@ -122,7 +122,7 @@ func TestLoadDirectory(t *testing.T) {
 	write("b.yml", "kind: Network\nmetadata: {name: b}\nspec: {cidr: 10.1.0.0/24}\n")
 	write("a.yaml", "kind: Network\nmetadata: {name: a}\nspec: {cidr: 10.0.0.0/24}\n---\n")
 	write("notes.txt", "not a stack")
-	name, spec, err := Load([]string{filepath.Join(dir, "stack.yaml")}, nil, nil)
+	name, spec, err := Load([]string{dir}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
