@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,7 +111,9 @@ func TestOuroboros(t *testing.T) {
 		if err != nil || json.Unmarshal([]byte(out), &l) != nil {
 			return false, errOut
 		}
-		return len(l.Items) == 1 && l.Items[0].Metadata.Name == "nested-agent" && l.Items[0].Status.Phase == api.HostReady, out
+		// Ready, and offering containers: the image has what they need.
+		return len(l.Items) == 1 && l.Items[0].Metadata.Name == "nested-agent" && l.Items[0].Status.Phase == api.HostReady &&
+			slices.Contains(l.Items[0].Status.Drivers, api.DriverContainer), out
 	})
 	if out, errOut, err := nested("image", "import", "busybox", busyboxRootfs(t), "--public"); err != nil {
 		t.Fatalf("image import into the nested cloud: %v\n%s%s", err, out, errOut)
