@@ -138,11 +138,16 @@ var DebianOuroHost = DebianRecipe{
 	Name: "ouro-host",
 	Packages: []string{"runc", "crun", "iproute2", "nftables", "dnsmasq-base", "haproxy", "keepalived",
 		"ca-certificates"},
-	Modules: []string{"overlay", "veth", "vxlan", "udp_tunnel", "ip6_udp_tunnel", "br_netfilter", "dummy",
+	Modules: []string{"overlay", "veth", "vxlan", "udp_tunnel", "ip6_udp_tunnel", "br_netfilter", "dummy", "xfrm_user",
 		"nf_tables", "nf_conntrack", "nf_nat", "nf_defrag_ipv4", "nf_defrag_ipv6", "nf_reject_ipv4", "nf_reject_ipv6",
-		"nft_ct", "nft_nat", "nft_masq", "nft_chain_nat", "nft_redir", "nft_reject", "nft_reject_inet",
-		"nft_fib", "nft_fib_inet", "nft_fib_ipv4", "nft_fib_ipv6", "nft_limit", "nft_quota", "nft_numgen",
-		"nft_hash", "nft_compat"},
+		// Every nftables expression a rule might use, in each family the
+		// agent's tables use (inet, ip, bridge, netdev): a missing one
+		// fails the whole ruleset with "No such file or directory".
+		"nft_chain_nat", "nft_compat", "nft_connlimit", "nft_ct", "nft_dup_netdev", "nft_fib", "nft_fib_inet",
+		"nft_fib_netdev", "nft_fwd_netdev", "nft_hash", "nft_limit", "nft_log", "nft_masq", "nft_nat", "nft_numgen",
+		"nft_objref", "nft_quota", "nft_redir", "nft_reject", "nft_reject_inet", "nft_socket", "nft_queue",
+		"nft_fib_ipv4", "nft_fib_ipv6", "nft_reject_ipv4", "nft_reject_ipv6", "nft_dup_ipv4", "nft_dup_ipv6",
+		"nft_meta_bridge", "nft_reject_bridge", "nf_conntrack_bridge"},
 }
 
 func (r DebianRecipe) packages() []string { return append(slices.Clone(debianPackages), r.Packages...) }
