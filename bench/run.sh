@@ -153,6 +153,7 @@ gobench BenchmarkStackApply ./test/e2e "${STACK_COUNT:-3}" 1x
 gobench BenchmarkGroupHostLoss ./test/e2e "${GROUP_COUNT:-3}" 1x
 gobench BenchmarkLeaderFailover ./test/e2e "${FAILOVER_COUNT:-3}" 1x
 gobench BenchmarkAPIVIPFailover ./test/e2e "${VIP_COUNT:-1}" 1x OURO_VIP_KILLS="${OURO_VIP_KILLS:-7}"
+gobench BenchmarkBootstrap ./test/e2e 1 "${BOOTSTRAP_RUNS:-3}x"
 gobench BenchmarkLBFailover ./test/e2e 1 "${LB_FAILOVER_RUNS:-5}x"
 gobench BenchmarkLBMemberDown ./test/e2e 1 "${LB_RUNS:-5}x"
 gobench BenchmarkLBCreateToServing ./test/e2e 1 "${LB_RUNS:-5}x"

@@ -39,6 +39,10 @@ type Options struct {
 	// Config is the client configuration file the cloud's context is
 	// written to; "" writes none.
 	Config string
+	// ContextServer is the API URL written into the context instead of
+	// the API VIP's or the first server's: a local port forward to a
+	// server not reachable from here (its certificate names 127.0.0.1).
+	ContextServer string
 	// ReadyTimeout bounds the wait for a started server or agent to be
 	// ready (default 5 minutes: emulated machines are slow).
 	ReadyTimeout time.Duration
@@ -195,7 +199,7 @@ func (b *run) prepareHost(ctx context.Context, h *Host) *node {
 }
 
 func (b *run) packages(ctx context.Context, n *node) error {
-	missing, err := missingPackages(ctx, n.r, Packages(n.f.arch, n.h.Roles))
+	missing, err := missingPackages(ctx, n.r, Packages(n.f.arch, n.h.Roles, n.h.Drivers))
 	if err != nil {
 		return err
 	}
@@ -347,7 +351,11 @@ func (b *run) cluster(ctx context.Context, nodes map[string]*node) (Result, erro
 	wg.Wait()
 	res := Result{}
 	if b.opts.Config != "" && !b.opts.Check {
-		changed, err := writeContext(b.opts.Config, clientconfig.Context{Name: b.inv.Cloud, Server: b.apiURL(first),
+		server := b.apiURL(first)
+		if b.opts.ContextServer != "" {
+			server = b.opts.ContextServer
+		}
+		changed, err := writeContext(b.opts.Config, clientconfig.Context{Name: b.inv.Cloud, Server: server,
 			Token: admin, Project: "default", CACert: ca})
 		if err != nil {
 			return res, fmt.Errorf("client context: %w", err)
@@ -378,14 +386,7 @@ func (b *run) firstServerReady(ctx context.Context, first *node) (admin, ca stri
 		return "", "", err
 	}
 	admin = strings.TrimSpace(tok)
-	cfg := &clientconfig.Config{}
-	cfg.Upsert(clientconfig.Context{Name: "bootstrap", Server: "https://127.0.0.1:" + strconv.Itoa(DefaultAPIPort),
-		Token: admin, Project: "default", CACert: ca}, true)
-	text, err := cfg.Encode()
-	if err != nil {
-		return "", "", err
-	}
-	if _, err := ensureFile(ctx, first.r, first.clientConfig(), string(text), "0600", false); err != nil {
+	if err := writeServerClientConfig(ctx, first, admin, ca); err != nil {
 		return "", "", err
 	}
 	err = b.poll(ctx, "the first server's API", func() (bool, error) {
@@ -393,6 +394,21 @@ func (b *run) firstServerReady(ctx context.Context, first *node) (admin, ca stri
 		return err == nil, nil
 	})
 	return admin, ca, err
+}
+
+// writeServerClientConfig leaves on server n the client configuration
+// bootstrap's commands there use: its own API on loopback, as admin
+// (mode 0600, in the data directory).
+func writeServerClientConfig(ctx context.Context, n *node, admin, ca string) error {
+	cfg := &clientconfig.Config{}
+	cfg.Upsert(clientconfig.Context{Name: "bootstrap", Server: "https://127.0.0.1:" + strconv.Itoa(DefaultAPIPort),
+		Token: admin, Project: "default", CACert: ca}, true)
+	text, err := cfg.Encode()
+	if err != nil {
+		return err
+	}
+	_, err = ensureFile(ctx, n.r, n.clientConfig(), string(text), "0600", false)
+	return err
 }
 
 // joinServer joins n to the cluster the first server started, unless it

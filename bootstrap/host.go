@@ -50,14 +50,28 @@ func readFacts(ctx context.Context, r Runner) (facts, error) {
 	return f, nil
 }
 
+// Instance drivers an agent can be limited to (Host.Drivers).
+const (
+	DriverContainer = "container"
+	DriverVM        = "vm"
+)
+
 // Packages returns the Debian packages a host with roles needs on arch:
-// servers need only certificates (etcd is embedded); agents run
-// containers, networks, load balancers and virtual machines.
-func Packages(arch string, roles []string) []string {
+// servers need only certificates (etcd is embedded); agents run networks
+// and load balancers, and the packages of their drivers (nil: all):
+// containers need runc and crun, virtual machines QEMU.
+func Packages(arch string, roles, drivers []string) []string {
 	pkgs := []string{"ca-certificates"}
-	if slices.Contains(roles, RoleAgent) {
-		pkgs = append(pkgs, "runc", "crun", "iproute2", "nftables", "dnsmasq-base", "haproxy", "keepalived",
-			"qemu-utils", "genisoimage")
+	if !slices.Contains(roles, RoleAgent) {
+		return pkgs
+	}
+	all := len(drivers) == 0
+	if all || slices.Contains(drivers, DriverContainer) {
+		pkgs = append(pkgs, "runc", "crun")
+	}
+	pkgs = append(pkgs, "iproute2", "nftables", "dnsmasq-base", "haproxy", "keepalived")
+	if all || slices.Contains(drivers, DriverVM) {
+		pkgs = append(pkgs, "qemu-utils", "genisoimage")
 		if arch == "arm64" {
 			pkgs = append(pkgs, "qemu-system-arm", "qemu-efi-aarch64")
 		} else {

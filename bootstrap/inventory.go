@@ -46,7 +46,9 @@ type Inventory struct {
 	// Packages is "install" (default: apt-get installs what is missing)
 	// or "check" (hosts without a package mirror: name what is missing).
 	Packages string `yaml:"packages"`
-	Hosts    []Host `yaml:"hosts"`
+	// Drivers is the default of every agent's Drivers.
+	Drivers []string `yaml:"drivers"`
+	Hosts   []Host   `yaml:"hosts"`
 
 	// file is where the inventory was read from, for errors and for
 	// paths relative to it.
@@ -84,8 +86,13 @@ type Host struct {
 	Instance string            `yaml:"instance"`
 	Roles    []string          `yaml:"roles"`
 	Labels   map[string]string `yaml:"labels"`
-	SSH      SSH               `yaml:"ssh"`
-	Paths    Paths             `yaml:"paths"`
+	// Drivers limits the packages an agent gets (or is checked for) to
+	// those of these instance drivers: container (runc, crun) and vm
+	// (QEMU). Default: both. It does not change what the agent offers:
+	// a VM placed on an agent without QEMU fails there.
+	Drivers []string `yaml:"drivers"`
+	SSH     SSH      `yaml:"ssh"`
+	Paths   Paths    `yaml:"paths"`
 }
 
 // Has reports whether h has role.
@@ -138,6 +145,9 @@ func (inv *Inventory) defaults() {
 		}
 		if h.SSH.Port == 0 {
 			h.SSH.Port = DefaultSSHPort
+		}
+		if h.Drivers == nil {
+			h.Drivers = inv.Drivers
 		}
 		h.Paths.Binary = first(h.Paths.Binary, inv.Paths.Binary, DefaultBinary)
 		h.Paths.Data = first(h.Paths.Data, inv.Paths.Data, DefaultDataDir)
@@ -221,6 +231,11 @@ func (inv *Inventory) validate() error {
 		}
 		if h.Has(RoleServer) {
 			servers++
+		}
+		for _, d := range h.Drivers {
+			if d != DriverContainer && d != DriverVM {
+				bad(at+".drivers", "%q: a driver is container or vm", d)
+			}
 		}
 		if h.SSH.Port < 1 || h.SSH.Port > 65535 {
 			bad(at+".ssh.port", "%d is not a TCP port", h.SSH.Port)

@@ -13,7 +13,8 @@ ssh: {user: admin, key: keys/id}
 hosts:
 - {name: s1, address: 10.0.0.11, roles: [server, agent], labels: {zone: a}}
 - {name: pi1, address: 10.0.0.21, roles: [agent], ssh: {user: pi, port: 2222}, paths: {data: /srv/ouro}}
-- {name: vm1, instance: nested/vm-1, roles: [agent]}
+- {name: vm1, instance: nested/vm-1, roles: [agent], drivers: [container]}
+drivers: [vm]
 `
 	inv, err := ParseInventory("/etc/lab/inventory.yaml", []byte(good))
 	if err != nil {
@@ -25,6 +26,9 @@ hosts:
 	}
 	if pi1.SSH.User != "pi" || pi1.SSH.Port != 2222 || pi1.Paths.Data != "/srv/ouro" {
 		t.Errorf("overrides of pi1: %+v", pi1)
+	}
+	if d := inv.Hosts[2].Drivers; len(d) != 1 || d[0] != DriverContainer || len(s1.Drivers) != 1 || s1.Drivers[0] != DriverVM {
+		t.Errorf("drivers: vm1 %v, s1 %v", d, s1.Drivers)
 	}
 	if len(inv.Servers()) != 1 || len(inv.Agents()) != 3 || inv.Packages != "install" {
 		t.Errorf("servers %d, agents %d, packages %q", len(inv.Servers()), len(inv.Agents()), inv.Packages)
@@ -52,6 +56,7 @@ hosts:
 		{"relative path", "hosts:\n- {name: a, address: 10.0.0.1, roles: [server], paths: {data: var/ouro}}\n", "hosts[0].paths.data"},
 		{"root path", "hosts:\n- {name: a, address: 10.0.0.1, roles: [server], paths: {data: /}}\n", "hosts[0].paths.data"},
 		{"packages", "packages: maybe\nhosts:\n- {name: a, address: 10.0.0.1, roles: [server]}\n", "packages"},
+		{"driver", "hosts:\n- {name: a, address: 10.0.0.1, roles: [server], drivers: [lxc]}\n", "hosts[0].drivers"},
 		{"label", "hosts:\n- {name: a, address: 10.0.0.1, roles: [server], labels: {'a=b': c}}\n", "hosts[0].labels"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,15 +70,17 @@ hosts:
 
 func TestPackages(t *testing.T) {
 	for _, tc := range []struct {
-		arch      string
-		roles     []string
-		want, not string
+		arch           string
+		roles, drivers []string
+		want, not      string
 	}{
-		{"amd64", []string{RoleServer}, "ca-certificates", "runc"},
-		{"amd64", []string{RoleAgent}, "qemu-system-x86", "qemu-system-arm"},
-		{"arm64", []string{RoleServer, RoleAgent}, "qemu-efi-aarch64", "qemu-system-x86"},
+		{"amd64", []string{RoleServer}, nil, "ca-certificates", "runc"},
+		{"amd64", []string{RoleAgent}, nil, "qemu-system-x86", "qemu-system-arm"},
+		{"arm64", []string{RoleServer, RoleAgent}, nil, "qemu-efi-aarch64", "qemu-system-x86"},
+		{"amd64", []string{RoleAgent}, []string{DriverContainer}, "runc crun iproute2", "qemu"},
+		{"amd64", []string{RoleAgent}, []string{DriverVM}, "nftables dnsmasq-base haproxy keepalived qemu-utils", "runc"},
 	} {
-		got := strings.Join(Packages(tc.arch, tc.roles), " ")
+		got := strings.Join(Packages(tc.arch, tc.roles, tc.drivers), " ")
 		if !strings.Contains(got, tc.want) || strings.Contains(got, tc.not) {
 			t.Errorf("Packages(%s, %v) = %s; want %s, not %s", tc.arch, tc.roles, got, tc.want, tc.not)
 		}

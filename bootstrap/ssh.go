@@ -78,8 +78,11 @@ func (k *KnownHosts) callback() (ssh.HostKeyCallback, error) {
 	if err != nil {
 		return nil, fmt.Errorf("known hosts %s: %w", k.File, err)
 	}
-	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		err := check(hostname, remote, key)
+	return func(hostname string, _ net.Addr, key ssh.PublicKey) error {
+		// The key is checked against the name it is known by (Conn's
+		// KeyName): the connection's own address may be a tunnel's,
+		// which is no HOST:PORT.
+		err := check(hostname, keyName(hostname), key)
 		var ke *knownhosts.KeyError
 		if !errors.As(err, &ke) {
 			return err
@@ -99,6 +102,12 @@ func (k *KnownHosts) callback() (ssh.HostKeyCallback, error) {
 		return k.add(hostname, key)
 	}, nil
 }
+
+// keyName is a host key's name as the remote address knownhosts wants.
+type keyName string
+
+func (keyName) Network() string  { return "tcp" }
+func (n keyName) String() string { return string(n) }
 
 func (k *KnownHosts) add(hostname string, key ssh.PublicKey) error {
 	k.mu.Lock()

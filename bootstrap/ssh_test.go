@@ -76,7 +76,26 @@ func TestKnownHosts(t *testing.T) {
 			t.Errorf("changed key (accept %v): %v", k.AcceptNew, err)
 		}
 	}
+
+	// A host reached through a tunnel: its connection's address is no
+	// HOST:PORT, its key is known by an alias.
+	cb, err = tofu.callback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cb("ouro-default-vm1:22", tunnel{}, key); err != nil {
+		t.Fatalf("new key through a tunnel: %v", err)
+	}
+	if cb, _ := strict.callback(); cb("ouro-default-vm1:22", tunnel{}, key) != nil || cb("ouro-default-vm1:22", tunnel{}, other) == nil {
+		t.Fatal("the tunnelled host's key is not checked by its alias")
+	}
 }
+
+// tunnel is the address of a connection that is not TCP.
+type tunnel struct{}
+
+func (tunnel) Network() string { return "ouro-portforward" }
+func (tunnel) String() string  { return "tunnel" }
 
 // TestQuote runs quoted words through a real shell: each comes back as
 // one word, unchanged.

@@ -40,13 +40,20 @@ func Upgrade(ctx context.Context, inv *Inventory, opts Options) (Result, error) 
 	}
 	servers := inv.Servers()
 	first := nodes[servers[0].Name]
-	if _, _, err := b.firstServerReady(ctx, first); err != nil {
+	admin, ca, err := b.firstServerReady(ctx, first)
+	if err != nil {
 		b.fail(first.h.Name, "server", err)
 		return Result{Changes: b.changes}, errors.Join(b.errs...)
 	}
 	for _, h := range servers {
 		n := nodes[h.Name]
-		if err := b.upgradeOne(ctx, n, b.serverService(n, ""), func() error { return b.serversReady(ctx, first, len(servers)) }); err != nil {
+		// Each server is asked about itself once restarted: a list asked
+		// elsewhere may still show it ready from before its restart.
+		if err := writeServerClientConfig(ctx, n, admin, ca); err != nil {
+			b.fail(h.Name, "upgrade", err)
+			return Result{Changes: b.changes}, errors.Join(b.errs...)
+		}
+		if err := b.upgradeOne(ctx, n, b.serverService(n, ""), func() error { return b.serverBack(ctx, n, len(servers)) }); err != nil {
 			b.fail(h.Name, "upgrade", err)
 			return Result{Changes: b.changes}, errors.Join(b.errs...)
 		}
@@ -108,11 +115,15 @@ func (b *run) upgradeOne(ctx context.Context, n *node, s service, ready func() e
 	return nil
 }
 
-// serversReady waits until count servers are ready in the cluster, asked
-// on the first server (retrying while that one restarts).
-func (b *run) serversReady(ctx context.Context, first *node, count int) error {
-	return b.poll(ctx, "every server ready", func() (bool, error) {
-		out, err := first.r.Run(ctx, first.cli("server", "list", "-o", "json"), nil)
+// serverBack waits until the restarted server n answers on its own
+// address and count servers are ready in the cluster, asked on n: the
+// next server is restarted only then, so etcd keeps its quorum.
+func (b *run) serverBack(ctx context.Context, n *node, count int) error {
+	return b.poll(ctx, "server "+n.h.Name+" back and every server ready", func() (bool, error) {
+		if _, err := n.r.Run(ctx, n.cli("whoami"), nil); err != nil {
+			return false, nil
+		}
+		out, err := n.r.Run(ctx, n.cli("server", "list", "-o", "json"), nil)
 		if err != nil {
 			return false, nil
 		}

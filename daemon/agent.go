@@ -89,6 +89,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		}
 		cfg.AdvertiseAddress = addr
 	}
+	loadModules(log)
 	reg := driver.NewRegistry()
 	run := RunDir(cfg.DataDir)
 	if err := os.MkdirAll(run, 0o755); err != nil {

@@ -35,7 +35,10 @@ func openNS(path string) (*nsLink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open netns %q: %w", path, err)
 	}
-	h, err := netlink.NewHandleAt(ns)
+	// Links, addresses, routes and neighbours only: without families the
+	// handle also opens xfrm and netfilter sockets, and a kernel whose
+	// xfrm_user is a module not loaded (a fresh Debian VM) refuses those.
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		ns.Close()
 		return nil, fmt.Errorf("netlink in %q: %w", path, err)

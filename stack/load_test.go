@@ -131,7 +131,8 @@ func TestLoadDirectory(t *testing.T) {
 	}
 }
 
-// TestExamplesLoad loads every stack of examples/ with its defaults and
+// TestExamplesLoad loads every stack of examples/ (each directory's
+// stack.yaml: ouroboros/ also holds an inventory) with its defaults and
 // placeholder values for required parameters.
 func TestExamplesLoad(t *testing.T) {
 	dirs, err := filepath.Glob("../examples/*")
@@ -145,7 +146,7 @@ func TestExamplesLoad(t *testing.T) {
 		}
 		n++
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			_, spec, err := Load([]string{dir}, nil, exampleSets[filepath.Base(dir)])
+			_, spec, err := Load([]string{filepath.Join(dir, "stack.yaml")}, nil, exampleSets[filepath.Base(dir)])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -161,7 +162,8 @@ func TestExamplesLoad(t *testing.T) {
 
 // exampleSets are values for the examples' required parameters.
 var exampleSets = map[string]map[string]string{
-	"web": {"publicKey": exampleKey},
+	"web":       {"publicKey": exampleKey},
+	"ouroboros": {"publicKey": exampleKey},
 	"cloud": {"publicKey": exampleKey, "imageURL": "https://cloud.example/debian-12-genericcloud-amd64.qcow2",
 		"imageSHA256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
 }

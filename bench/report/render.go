@@ -131,6 +131,12 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   by its 1 s election timeout; now the waiting servers probe the leader's API address every
   100 ms and, after three refused connections, revoke its session, which takes effect as soon
   as etcd has a leader again. Each run logs the breakdown.
+- **Bootstrap**: `+"`BenchmarkBootstrap`"+` in test/e2e: per run two network namespaces of this machine
+  as hosts, each with its own sshd (the packages are installed: prepared hosts), and `+"`ouro bootstrap`"+`
+  of one server and one agent from a third namespace, from the first SSH connection until the agent
+  is Ready and the context written (the binary copied to both, the server started and its API
+  answering, a join token, the agent joined); then the same command again, which changes nothing.
+  Each is the median of the runs.
 - **API VIP failover**: `+"`BenchmarkAPIVIPFailover`"+` in test/e2e: per run 3 servers, each in its own network
   namespace on one bridge with its embedded etcd member (peers over TLS), the second and third
   joined with `+"`ouro server --join`"+`, all started with `+"`--api-vip`"+`. Several times: once all 3 are

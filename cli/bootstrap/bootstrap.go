@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 // flags are the options both commands share.
 type flags struct {
 	inventory, knownHosts, binaryDir string
+	contextServer                    string
 	acceptNew, check                 bool
 	timeout                          time.Duration
 }
@@ -36,6 +39,7 @@ func (f *flags) add(cmd *cobra.Command) {
 	fs.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file the hosts' keys are checked against (default ~/.ssh/known_hosts)")
 	fs.BoolVar(&f.acceptNew, "accept-new-host-keys", false, "trust and record the key of a host seen for the first time (a changed key is always refused)")
 	fs.StringVar(&f.binaryDir, "binary-dir", "", "directory with ouro-linux-amd64 / ouro-linux-arm64 (make release); default: this binary for its own architecture")
+	fs.StringVar(&f.contextServer, "context-server", "", "API URL for the written context instead of the API VIP or first server (e.g. https://127.0.0.1:17443, a local port forward to a server)")
 	fs.BoolVar(&f.check, "check", false, "show what would change, change nothing")
 	fs.DurationVar(&f.timeout, "ready-timeout", 5*time.Minute, "how long a started server or agent may take to be ready")
 }
@@ -71,6 +75,13 @@ func (f *flags) options(cmd *cobra.Command, o *command.Options) (*bootstrap.Inve
 		Out:          cmd.OutOrStdout(),
 		Config:       cfgPath,
 		ReadyTimeout: f.timeout,
+	}
+	if f.contextServer != "" {
+		u, err := url.Parse(f.contextServer)
+		if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return nil, bootstrap.Options{}, command.FlagError("context-server", "%q is not an https://HOST:PORT URL", f.contextServer)
+		}
+		opts.ContextServer = strings.TrimSuffix(f.contextServer, "/")
 	}
 	for _, h := range inv.Hosts {
 		if h.Instance != "" {

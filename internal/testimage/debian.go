@@ -111,6 +111,56 @@ var debianLinks = []struct{ path, target string }{
 	{"etc/systemd/system/systemd-firstboot.service", "/dev/null"},
 }
 
+// DebianRecipe is a variant of the Debian image: what it adds to the
+// base recipe. Each variant has its own cache key, so variants never
+// replace each other's images.
+type DebianRecipe struct {
+	// Name tells the variant's images apart in the cache ("" is the
+	// plain test image).
+	Name string
+	// Packages are installed with apt after the base packages.
+	Packages []string
+	// Modules are host kernel modules copied in after the base modules.
+	Modules []string
+}
+
+// DebianPlain is the plain Debian test image: cloud-init, sshd, sudo.
+var DebianPlain = DebianRecipe{}
+
+// DebianOuroHost is the Debian image of a machine a nested Ouroboros
+// cloud is bootstrapped onto (examples/ouroboros): besides the plain
+// image, what an agent running containers needs (bootstrap.Packages for
+// an agent with drivers [container]) and the kernel modules of its
+// networks — bridges, veth pairs, VXLAN, the nftables expressions its
+// rules use, connection tracking and NAT — and of overlay mounts. Guests
+// have no package mirror: everything is in the image.
+var DebianOuroHost = DebianRecipe{
+	Name: "ouro-host",
+	Packages: []string{"runc", "crun", "iproute2", "nftables", "dnsmasq-base", "haproxy", "keepalived",
+		"ca-certificates"},
+	Modules: []string{"overlay", "veth", "vxlan", "udp_tunnel", "ip6_udp_tunnel", "br_netfilter", "dummy", "xfrm_user",
+		"nf_tables", "nf_conntrack", "nf_nat", "nf_defrag_ipv4", "nf_defrag_ipv6", "nf_reject_ipv4", "nf_reject_ipv6",
+		// Every nftables expression a rule might use, in each family the
+		// agent's tables use (inet, ip, bridge, netdev): a missing one
+		// fails the whole ruleset with "No such file or directory".
+		"nft_chain_nat", "nft_compat", "nft_connlimit", "nft_ct", "nft_dup_netdev", "nft_fib", "nft_fib_inet",
+		"nft_fib_netdev", "nft_fwd_netdev", "nft_hash", "nft_limit", "nft_log", "nft_masq", "nft_nat", "nft_numgen",
+		"nft_objref", "nft_quota", "nft_redir", "nft_reject", "nft_reject_inet", "nft_socket", "nft_queue",
+		"nft_fib_ipv4", "nft_fib_ipv6", "nft_reject_ipv4", "nft_reject_ipv6", "nft_dup_ipv4", "nft_dup_ipv6",
+		"nft_meta_bridge", "nft_reject_bridge", "nf_conntrack_bridge"},
+}
+
+func (r DebianRecipe) packages() []string { return append(slices.Clone(debianPackages), r.Packages...) }
+func (r DebianRecipe) modules() []string  { return append(slices.Clone(debianModules), r.Modules...) }
+
+// cacheName is the name of the variant's images in the cache.
+func (r DebianRecipe) cacheName() string {
+	if r.Name == "" {
+		return "debian-" + debianSuite
+	}
+	return "debian-" + debianSuite + "-" + r.Name
+}
+
 // DebianImage is a built Debian cloud-init test image: a qcow2 disk
 // holding an ext4 root file system (no partition table, no boot loader)
 // and the kernel and initramfs it boots with, using DebianCmdline.
@@ -127,6 +177,13 @@ type DebianImage struct {
 // test; tests must not write to it (use a qcow2 overlay).
 func Debian(t testing.TB) (disk, kernel, initrd string) {
 	t.Helper()
+	return DebianVariant(t, DebianPlain)
+}
+
+// DebianVariant returns the Debian image of recipe r, building it the
+// first time, as Debian does.
+func DebianVariant(t testing.TB, r DebianRecipe) (disk, kernel, initrd string) {
+	t.Helper()
 	testenv.NeedRoot(t)
 	for _, b := range []string{"debootstrap", "mkfs.ext4", "qemu-img", "depmod"} {
 		testenv.NeedBinary(t, b)
@@ -135,12 +192,12 @@ func Debian(t testing.TB) (disk, kernel, initrd string) {
 		testenv.NeedFile(t, "/boot/vmlinuz-*")
 	}
 	start := time.Now()
-	img, built, err := BuildDebian(context.Background(), DebianCacheDir(), t.Logf)
+	img, built, err := BuildDebianRecipe(context.Background(), DebianCacheDir(), r, t.Logf)
 	if err != nil {
 		t.Fatalf("Debian test image: %v", err)
 	}
 	if built {
-		t.Logf("built the Debian test image in %v: %s", time.Since(start).Round(time.Second), img.Disk)
+		t.Logf("built the Debian test image %q in %v: %s", r.cacheName(), time.Since(start).Round(time.Second), img.Disk)
 	}
 	return img.Disk, img.Kernel, img.Initrd
 }
@@ -160,6 +217,11 @@ func DebianCacheDir() string {
 // build; the finished image appears under its final name in one rename,
 // so a crash leaves only a build directory that the next build removes.
 func BuildDebian(ctx context.Context, cacheDir string, logf func(format string, args ...any)) (img DebianImage, built bool, err error) {
+	return BuildDebianRecipe(ctx, cacheDir, DebianPlain, logf)
+}
+
+// BuildDebianRecipe is BuildDebian for the variant r.
+func BuildDebianRecipe(ctx context.Context, cacheDir string, r DebianRecipe, logf func(format string, args ...any)) (img DebianImage, built bool, err error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
@@ -168,11 +230,11 @@ func BuildDebian(ctx context.Context, cacheDir string, logf func(format string, 
 		return img, false, err
 	}
 	initrd := filepath.Join("/boot", "initrd.img-"+kver)
-	key, err := debianKey(kernel, initrd, kver)
+	key, err := debianKey(r, kernel, initrd, kver)
 	if err != nil {
 		return img, false, err
 	}
-	final := filepath.Join(cacheDir, "debian-"+debianSuite+"-"+key[:16])
+	final := filepath.Join(cacheDir, r.cacheName()+"-"+key[:16])
 	img = DebianImage{
 		Disk:          filepath.Join(final, "disk.qcow2"),
 		Kernel:        filepath.Join(final, "vmlinuz"),
@@ -207,7 +269,7 @@ func BuildDebian(ctx context.Context, cacheDir string, logf func(format string, 
 		return img, false, fmt.Errorf("test image cache: %w", err)
 	}
 	defer os.RemoveAll(work) // gone after the rename on success
-	b := &debianBuild{ctx: ctx, dir: work, kver: kver, kernel: kernel, initrd: initrd, cacheDir: cacheDir, logf: logf}
+	b := &debianBuild{ctx: ctx, recipe: r, dir: work, kver: kver, kernel: kernel, initrd: initrd, cacheDir: cacheDir, logf: logf}
 	if err := b.run(); err != nil {
 		// Keep the logs of a failed build for a human to read.
 		failed := final + ".failed.log"
@@ -312,12 +374,16 @@ func debianCompareVersions(a, b string) int {
 // debianKey hashes the whole recipe: the build steps' version, suite,
 // mirror, packages, files, links, modules, command line and the exact
 // kernel and initramfs.
-func debianKey(kernel, initrd, kver string) (string, error) {
+func debianKey(r DebianRecipe, kernel, initrd, kver string) (string, error) {
 	h := sha256.New()
 	recipe := map[string]any{
 		"version": debianRecipeVersion, "suite": debianSuite, "mirror": debianMirror,
 		"base": debianBasePackages, "packages": debianPackages, "modules": debianModules, "cmdline": DebianCmdline,
 		"kernel": kver,
+	}
+	// The plain image's key is what it was before there were variants.
+	if r.Name != "" {
+		recipe["variant"], recipe["packages"], recipe["modules"] = r.Name, r.packages(), r.modules()
 	}
 	var files, links []string
 	for _, f := range debianFiles {
@@ -347,6 +413,7 @@ func debianKey(kernel, initrd, kver string) (string, error) {
 // debianBuild is one build of the image in a fresh directory.
 type debianBuild struct {
 	ctx                  context.Context
+	recipe               DebianRecipe
 	dir, cacheDir        string
 	kver, kernel, initrd string
 	logf                 func(string, ...any)
@@ -376,7 +443,7 @@ func (b *debianBuild) run() error {
 		{"apt-get install", func() error { return b.aptInstall(rootfs) }},
 		{"configure", func() error { return debianConfigure(rootfs) }},
 		{"modules", func() error {
-			if err := debianCopyModules(rootfs, b.kver); err != nil {
+			if err := debianCopyModules(rootfs, b.kver, b.recipe.modules()); err != nil {
 				return err
 			}
 			return b.cmd("depmod", "-b", rootfs, b.kver)
@@ -415,7 +482,7 @@ func (b *debianBuild) run() error {
 	return nil
 }
 
-// aptInstall installs debianPackages inside the root file system. A
+// aptInstall installs the recipe's packages inside the root file system. A
 // policy-rc.d keeps package scripts from starting services in the chroot
 // while they are installed.
 func (b *debianBuild) aptInstall(rootfs string) error {
@@ -426,7 +493,7 @@ func (b *debianBuild) aptInstall(rootfs string) error {
 	if err := b.cmd("chroot", rootfs, "apt-get", "update", "-q"); err != nil {
 		return err
 	}
-	args := append([]string{rootfs, "apt-get", "install", "-y", "-q", "--no-install-recommends"}, debianPackages...)
+	args := append([]string{rootfs, "apt-get", "install", "-y", "-q", "--no-install-recommends"}, b.recipe.packages()...)
 	if err := b.cmd("chroot", args...); err != nil {
 		return err
 	}

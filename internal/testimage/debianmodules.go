@@ -11,11 +11,11 @@ import (
 // debianModuleDir is where the host keeps its kernel modules.
 const debianModuleDir = "/lib/modules"
 
-// debianCopyModules copies debianModules and every module they depend on
+// debianCopyModules copies modules and every module they depend on
 // from the host's modules of release kver into the image, with the files
 // depmod needs to index them. Modules built into the kernel are skipped;
 // a name that is neither a module nor built in is an error.
-func debianCopyModules(rootfs, kver string) error {
+func debianCopyModules(rootfs, kver string, modules []string) error {
 	src := filepath.Join(debianModuleDir, kver)
 	deps, err := debianReadModulesDep(filepath.Join(src, "modules.dep"))
 	if err != nil {
@@ -40,7 +40,7 @@ func debianCopyModules(rootfs, kver string) error {
 			visit(d)
 		}
 	}
-	for _, name := range debianModules {
+	for _, name := range modules {
 		n := strings.ReplaceAll(name, "-", "_")
 		if path, ok := byName[n]; ok {
 			visit(path)

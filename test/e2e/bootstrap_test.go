@@ -31,7 +31,7 @@ type sshHost struct {
 
 // startSSHHosts starts sshd in each host namespace of u, letting in the
 // returned key (its private key file).
-func startSSHHosts(t *testing.T, u *underlay, dir string) (key string, hosts []sshHost) {
+func startSSHHosts(t testing.TB, u *underlay, dir string) (key string, hosts []sshHost) {
 	t.Helper()
 	testenv.NeedBinary(t, "/usr/sbin/sshd")
 	testenv.NeedBinary(t, "ssh-keygen")
@@ -91,22 +91,26 @@ func startSSHHosts(t *testing.T, u *underlay, dir string) (key string, hosts []s
 
 // stopBootstrapped kills what bootstrap started on h (by its pid files)
 // and the agent's containers and networks.
-func stopBootstrapped(t *testing.T, h sshHost) {
+func stopBootstrapped(t testing.TB, h sshHost) {
 	for _, role := range []string{"agent", "server"} {
 		if log, err := os.ReadFile(filepath.Join(h.data, "ouro-"+role+".log")); err == nil && t.Failed() {
 			t.Logf("%s's %s log:\n%s", h.name, role, tail(string(log), 6000))
 		}
-		if b, err := os.ReadFile(filepath.Join(h.data, "ouro-"+role+".pid")); err == nil {
+		pidFile := filepath.Join(h.data, "ouro-"+role+".pid")
+		if b, err := os.ReadFile(pidFile); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
+			// Killed once: a later call must not kill a process that
+			// took the number since.
+			os.Remove(pidFile)
 		}
 	}
 	cleanupContainers(t, filepath.Join(h.data, "agent"))
 }
 
 // inventoryFor writes an inventory of hosts with roles.
-func inventoryFor(t *testing.T, dir, key string, hosts []sshHost, roles map[string]string, extra string) string {
+func inventoryFor(t testing.TB, dir, key string, hosts []sshHost, roles map[string]string, extra string) string {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "cloud: lab\npackages: check\nssh: {user: root, key: %s}\nhosts:\n", key)
