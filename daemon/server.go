@@ -23,7 +23,6 @@ import (
 	"github.com/ouroboros-cloud/ouro/blobstore"
 	"github.com/ouroboros-cloud/ouro/console"
 	"github.com/ouroboros-cloud/ouro/controller"
-	"github.com/ouroboros-cloud/ouro/election"
 	"github.com/ouroboros-cloud/ouro/etcdembed"
 	"github.com/ouroboros-cloud/ouro/ipam"
 	"github.com/ouroboros-cloud/ouro/membership"
@@ -216,17 +215,12 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	ctrlDone := make(chan error, 1)
-	// A gone controller leader is fenced by the others at once (its API
-	// address refuses connections), except with an API VIP: the API VIP
-	// test's first write through the new VIP holder failed with etcd's
-	// "raft proposal dropped" in three runs with the probe, but also in
-	// one without it and in one of three runs of the code before it, so
-	// the probe is not proven the cause; until that is understood the
-	// election's lease decides there, as before.
-	var leaderProbe election.Probe
-	if vip == nil {
-		leaderProbe = membership.NewProber(cli).Gone
-	}
+	// A gone controller leader is fenced by the others at once: its API
+	// address refuses connections. (With an API VIP, the first write
+	// after the VIP moved could meet etcd's "raft proposal dropped" while
+	// etcd changed leaders, with or without this probe; such transient
+	// refusals answer 503 now and clients retry them.)
+	leaderProbe := membership.NewProber(cli).Gone
 	go func() {
 		ctrlDone <- controller.Run(runCtx, controller.Config{Client: cli, Store: st, Identity: cfg.Name, Logger: log,
 			InstanceCreator: adm, StackWriter: api, LeaderProbe: leaderProbe})
