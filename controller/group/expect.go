@@ -52,8 +52,12 @@ func (e *expectations) add(group string, x expectation) {
 }
 
 // satisfied drops the expectations of group the cache meets (or that
-// timed out) and reports whether none is left.
-func (e *expectations) satisfied(group string, instances *cache.Informer, now time.Time) bool {
+// timed out) and reports whether none is left. indexed reports whether
+// the controller's member index (which the plan reads, filled by an
+// event handler after the informer applied the event) holds an
+// instance: a write is seen only once both show it, or the plan could
+// miss a member the informer already has and make one too many.
+func (e *expectations) satisfied(group string, instances *cache.Informer, indexed func(instance string) bool, now time.Time) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	xs := e.m[group]
@@ -67,8 +71,9 @@ func (e *expectations) satisfied(group string, instances *cache.Informer, now ti
 		if x.uid != "" {
 			obj, ok := instances.Get(x.instance)
 			met = met || !ok || obj.Meta().UID != x.uid
-		} else {
-			met = met || rev >= x.rev
+		} else if rev >= x.rev {
+			_, present := instances.Get(x.instance)
+			met = met || !present || indexed(x.instance)
 		}
 		if !met {
 			kept = append(kept, x)

@@ -286,6 +286,14 @@ func (c *Controller) hostChanged(name string) {
 	}
 }
 
+// indexed reports whether the member index holds instance as a member
+// of group.
+func (c *Controller) indexed(group, instance string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.members[group][instance]
+}
+
 // membersOf returns the cached instances labelled as members of the group.
 func (c *Controller) membersOf(group string) []*api.Instance {
 	c.mu.Lock()

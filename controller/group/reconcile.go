@@ -42,7 +42,7 @@ type scaleDecision struct {
 // group's plan.
 func (c *Controller) reconcile(ctx context.Context, key string) (queue.Result, error) {
 	now := c.o.Now()
-	if !c.exp.satisfied(key, c.o.Instances, now) {
+	if !c.exp.satisfied(key, c.o.Instances, func(instance string) bool { return c.indexed(key, instance) }, now) {
 		return queue.Result{RequeueAfter: expectPoll}, nil
 	}
 	insts := c.membersOf(key)
