@@ -294,25 +294,49 @@ func (h *agentHandlers) runningInstance(r *http.Request, id *auth.Identity) (*ap
 	return in, target, nil
 }
 
+// bridgeEnds is what both terminal bridges share: the WebSocket and the
+// stream, closed together once whichever side ends first, and one writer
+// at a time on the WebSocket.
+type bridgeEnds struct {
+	ws     *websocket.Conn
+	stream io.Closer
+	once   sync.Once
+	wmu    sync.Mutex
+}
+
+func newBridgeEnds(ws *websocket.Conn, stream io.Closer) *bridgeEnds {
+	return &bridgeEnds{ws: ws, stream: stream}
+}
+
+// closeBoth closes the stream and the WebSocket, once.
+func (e *bridgeEnds) closeBoth() {
+	e.once.Do(func() {
+		e.stream.Close()
+		e.ws.Close()
+	})
+}
+
+// write sends one message to the browser.
+func (e *bridgeEnds) write(typ int, b []byte) error {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	return writeWS(e.ws, typ, b)
+}
+
+// close sends the browser a close message with code and reason.
+func (e *bridgeEnds) close(code int, reason string) {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	closeWS(e.ws, code, reason)
+}
+
 // bridge copies a stream's bytes to binary messages and binary messages
 // to the stream until either side ends or ctx does, then closes both.
 func bridge(ctx context.Context, ws *websocket.Conn, stream io.ReadWriteCloser) {
-	var once sync.Once
-	closeBoth := func() {
-		once.Do(func() {
-			stream.Close()
-			ws.Close()
-		})
-	}
+	e := newBridgeEnds(ws, stream)
+	closeBoth, write := e.closeBoth, e.write
 	stop := context.AfterFunc(ctx, closeBoth)
 	defer stop()
-
-	var wmu sync.Mutex // one writer at a time
-	write := func(typ int, b []byte) error {
-		wmu.Lock()
-		defer wmu.Unlock()
-		return writeWS(ws, typ, b)
-	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

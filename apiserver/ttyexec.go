@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -123,22 +122,10 @@ type termResize struct {
 // bridgeTTY carries a terminal between a browser and an agent's stream of
 // ttyframe frames until either ends or ctx does, then closes both.
 func bridgeTTY(ctx context.Context, ws *websocket.Conn, stream io.ReadWriteCloser) {
-	var once sync.Once
-	closeBoth := func() {
-		once.Do(func() {
-			stream.Close()
-			ws.Close()
-		})
-	}
+	e := newBridgeEnds(ws, stream)
+	closeBoth, write := e.closeBoth, e.write
 	stop := context.AfterFunc(ctx, closeBoth)
 	defer stop()
-
-	var wmu sync.Mutex // one writer at a time
-	write := func(typ int, b []byte) error {
-		wmu.Lock()
-		defer wmu.Unlock()
-		return writeWS(ws, typ, b)
-	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -152,9 +139,7 @@ func bridgeTTY(ctx context.Context, ws *websocket.Conn, stream io.ReadWriteClose
 					msg += ": " + err.Error()
 				}
 				write(websocket.TextMessage, mustJSON(map[string]string{"error": msg}))
-				wmu.Lock()
-				closeWS(ws, websocket.CloseInternalServerErr, "the terminal was lost")
-				wmu.Unlock()
+				e.close(websocket.CloseInternalServerErr, "the terminal was lost")
 				return
 			}
 			switch f.Type {
@@ -165,15 +150,11 @@ func bridgeTTY(ctx context.Context, ws *websocket.Conn, stream io.ReadWriteClose
 			case ttyframe.Exit:
 				code, _ := f.ExitCode()
 				write(websocket.TextMessage, mustJSON(map[string]int{"exitCode": code}))
-				wmu.Lock()
-				closeWS(ws, websocket.CloseNormalClosure, "the command ended")
-				wmu.Unlock()
+				e.close(websocket.CloseNormalClosure, "the command ended")
 				return
 			case ttyframe.Error:
 				write(websocket.TextMessage, mustJSON(map[string]string{"error": string(f.Payload)}))
-				wmu.Lock()
-				closeWS(ws, websocket.CloseInternalServerErr, "the terminal was lost")
-				wmu.Unlock()
+				e.close(websocket.CloseInternalServerErr, "the terminal was lost")
 				return
 			}
 		}
