@@ -36,9 +36,11 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ouroboros-cloud/ouro/election"
+	"github.com/ouroboros-cloud/ouro/membership"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -98,8 +100,9 @@ type Holder struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex
-	holding bool
+	mu            sync.Mutex
+	holding       bool
+	handOffFailed map[uint64]time.Time // member → when it last did not take the leadership
 }
 
 // New checks cfg and returns a Holder; nothing runs until Run.
@@ -301,17 +304,61 @@ func (h *Holder) handOffEtcdLeader(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	for _, m := range members.Members {
-		if m.ID == st.Header.MemberId || m.IsLearner || m.Name == "" {
-			continue
-		}
+	// Only to a server that is alive: while etcd transfers leadership it
+	// drops every proposal, and a transfer to a dead member lasts until
+	// the election timeout. A dead member stays in the list until it is
+	// removed, and its presence for up to PresenceTTL.
+	live, err := membership.Present(ctx, cli)
+	if err != nil {
+		return
+	}
+	for _, m := range handOffTargets(members.Members, st.Header.MemberId, live, h.handOffFailedRecently) {
 		if _, err := cli.MoveLeader(ctx, m.ID); err != nil {
+			h.noteHandOffFailed(m.ID)
 			h.log.Debug("apivip: hand etcd leadership over", "to", m.Name, "err", err)
 			continue
 		}
 		h.log.Info("apivip: handed etcd leadership over, so that the VIP holder and the etcd leader differ", "to", m.Name)
 		return
 	}
+}
+
+// handOffTargets returns the members etcd's leadership may go to, in
+// order: voting members other than self whose servers are live and that
+// did not refuse it recently.
+func handOffTargets(members []*etcdserverpb.Member, self uint64, live map[string]string, refused func(uint64) bool) []*etcdserverpb.Member {
+	var out []*etcdserverpb.Member
+	for _, m := range members {
+		if m.ID == self || m.IsLearner || m.Name == "" {
+			continue
+		}
+		if _, ok := live[m.Name]; !ok || refused(m.ID) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// handOffBackoff is how long a member that did not take etcd's
+// leadership is left alone: a member that is slow or just died would
+// otherwise make the leader drop proposals again and again.
+const handOffBackoff = 30 * time.Second
+
+func (h *Holder) handOffFailedRecently(id uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.handOffFailed[id]
+	return ok && time.Since(t) < handOffBackoff
+}
+
+func (h *Holder) noteHandOffFailed(id uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.handOffFailed == nil {
+		h.handOffFailed = map[uint64]time.Time{}
+	}
+	h.handOffFailed[id] = time.Now()
 }
 
 // drop removes the address.

@@ -1,0 +1,4 @@
+package apivip
+
+// HandOffTargets is handOffTargets, for tests.
+var HandOffTargets = handOffTargets
