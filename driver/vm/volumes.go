@@ -13,6 +13,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/driver/instancedir"
+	"github.com/ouroboros-cloud/ouro/internal/atomicfile"
 )
 
 // Volumes: a VM's volumes are recorded in volumes.json of its instance
@@ -146,6 +147,47 @@ func (l launch) volumeArgs() ([]string, error) {
 		a = append(a, "-blockdev", v.BlockdevJSON, "-device", dev)
 	}
 	return a, nil
+}
+
+// secretsToFiles returns vols with the data of every secret object (a
+// Ceph key) moved into a file of dir (0600) that the object reads
+// instead: a command line is readable by every local user, the instance
+// directory is not. Hot-plug hands the same objects to QEMU over QMP,
+// where the data never leaves the agent and QEMU.
+func secretsToFiles(dir string, vols []attachedVolume) ([]attachedVolume, error) {
+	out := slices.Clone(vols)
+	for i := range out {
+		objs := slices.Clone(out[i].Objects)
+		for j, o := range objs {
+			parts := strings.Split(o, ",")
+			if len(parts) == 0 || parts[0] != "secret" {
+				continue
+			}
+			id := ""
+			for _, kv := range parts[1:] {
+				if v, ok := strings.CutPrefix(kv, "id="); ok {
+					id = v
+				}
+			}
+			for k, kv := range parts {
+				data, ok := strings.CutPrefix(kv, "data=")
+				if !ok {
+					continue
+				}
+				if id == "" || strings.ContainsAny(id, "/.") {
+					return nil, fmt.Errorf("volume %s: secret object without a usable id", out[i].ID)
+				}
+				file := filepath.Join(dir, "secret-"+id)
+				if err := atomicfile.WriteFile(file, []byte(data), 0o600); err != nil {
+					return nil, fmt.Errorf("volume %s: %w", out[i].ID, err)
+				}
+				parts[k] = "file=" + file
+			}
+			objs[j] = strings.Join(parts, ",")
+		}
+		out[i].Objects = objs
+	}
+	return out, nil
 }
 
 // AttachedVolumes implements driver.VolumeAttacher.
