@@ -16,14 +16,11 @@ import (
 	"github.com/ouroboros-cloud/ouro/agent"
 	"github.com/ouroboros-cloud/ouro/agent/hostinfo"
 	"github.com/ouroboros-cloud/ouro/agent/metaserver"
-	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/driver/container"
 	"github.com/ouroboros-cloud/ouro/driver/vm"
 	"github.com/ouroboros-cloud/ouro/lbplane"
 	"github.com/ouroboros-cloud/ouro/netplane"
-	"github.com/ouroboros-cloud/ouro/volume"
-	"github.com/ouroboros-cloud/ouro/volume/ceph"
 )
 
 // AgentConfig configures a host agent.
@@ -118,25 +115,6 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	return a.Run(ctx)
-}
-
-// cephVolumes opens ceph storage pools with package volume/ceph, each in
-// a private directory of its own under dir (its ceph.conf, keyring and
-// block-device exports).
-func cephVolumes(dir string) func(*api.StoragePool) (volume.Backend, error) {
-	return func(p *api.StoragePool) (volume.Backend, error) {
-		c := p.Spec.Ceph
-		user := c.User
-		if user == "" {
-			user = "admin"
-		}
-		b, err := ceph.New(ceph.Config{Monitors: c.Monitors, Pool: c.Pool, User: user, Key: c.Key,
-			Dir: filepath.Join(dir, p.Metadata.Name)})
-		if err != nil {
-			return nil, fmt.Errorf("storage pool %s: %w", p.Metadata.Name, err)
-		}
-		return b, nil
-	}
 }
 
 // The network plane hosts the instance metadata service and announces

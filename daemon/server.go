@@ -223,7 +223,8 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	leaderProbe := membership.NewProber(cli).Gone
 	go func() {
 		ctrlDone <- controller.Run(runCtx, controller.Config{Client: cli, Store: st, Identity: cfg.Name, Logger: log,
-			InstanceCreator: adm, StackWriter: api, LeaderProbe: leaderProbe})
+			InstanceCreator: adm, StackWriter: api, LeaderProbe: leaderProbe,
+			Fencer: cephFencer{dir: filepath.Join(cfg.DataDir, "ceph")}})
 	}()
 	go sweepBlobs(runCtx, api, log)
 
