@@ -1,0 +1,181 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/internal/cephtest"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
+)
+
+// cephIP is the address of the test's Ceph cluster on the underlay: its
+// daemons run in a namespace of their own, cabled to the switch as the
+// hosts are, so each host reaches it from its own address and a host can
+// be fenced (blocklisted) by that address alone.
+const cephIP = "10.99.0.3"
+
+// newCephCloud makes a cloud of hosts hosts, a Ceph cluster on the
+// underlay and the ceph storage pool "rbd" whose user has the caps of a
+// pool user (RBD images, and the blocklist for fencing).
+func newCephCloud(t *testing.T, hosts int) (*netCloud, *cephtest.Cluster) {
+	t.Helper()
+	cephtest.Need(t)
+	nc := newNetCloud(t, hosts)
+	ns := nc.u.attach(t, "ceph", cephIP)
+	cl := cephtest.NewIn(t, ns, cephIP)
+	t.Cleanup(func() { detachLoops(t, nc.dir) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	key, err := cl.NewClient(ctx, "ouro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring := filepath.Join(nc.dir, "ceph.client.ouro.keyring")
+	if err := os.WriteFile(keyring, []byte("[client.ouro]\n\tkey = "+key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nc.ouro("pool", "create", "ceph", "rbd", "--monitors", cl.Monitor, "--pool", cl.Pool, "--keyring", keyring, "--user", "ouro")
+	return nc, cl
+}
+
+// detachLoops detaches the loop devices whose backing file is under dir:
+// the block devices of ceph volumes of containers (on FUSE exports of the
+// hosts' qemu-storage-daemons) outlive a killed agent.
+func detachLoops(t testing.TB, dir string) {
+	out, err := exec.Command("losetup", "--list", "--json", "--output", "NAME,BACK-FILE").Output()
+	if err != nil || len(strings.TrimSpace(string(out))) == 0 {
+		return
+	}
+	var list struct {
+		Devices []struct {
+			Name     string `json:"name"`
+			BackFile string `json:"back-file"`
+		} `json:"loopdevices"`
+	}
+	if json.Unmarshal(out, &list) != nil {
+		return
+	}
+	for _, d := range list.Devices {
+		if strings.HasPrefix(d.BackFile, dir) {
+			if out, err := exec.Command("losetup", "--detach", d.Name).CombinedOutput(); err != nil {
+				t.Logf("losetup --detach %s: %v: %s", d.Name, err, out)
+			}
+		}
+	}
+}
+
+// TestVolumesCeph runs ceph volumes on a real cluster: two instances
+// racing for one volume (exactly one gets it), then a stateful group
+// member whose host is power-cut comes back on another host with its
+// data, once the controller fenced the lost host.
+func TestVolumesCeph(t *testing.T) {
+	nc, cl := newCephCloud(t, 3)
+	ctx := context.Background()
+
+	t.Run("RacingAttach", func(t *testing.T) {
+		nc.ouro("volume", "create", "shared", "--size", "32M", "--pool", "rbd")
+		v := nc.waitVolume("shared", available)
+		if v.Spec.Host != "" {
+			t.Fatalf("a ceph volume has host %q", v.Spec.Host)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i := range errs {
+			wg.Go(func() {
+				_, _, errs[i] = nc.run(nil, "instance", "create", fmt.Sprintf("r%d", i), "--image", "busybox",
+					"--flavor", "tiny", "--volume", "shared:/data", "--", "sleep", "3600")
+			})
+		}
+		wg.Wait()
+		winner := -1
+		for i, err := range errs {
+			if err == nil {
+				if winner >= 0 {
+					t.Fatal("both instances got the volume")
+				}
+				winner = i
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("no instance got the volume: %v", errs)
+		}
+		if loser := errs[1-winner]; !strings.Contains(loser.Error(), "in use") {
+			t.Fatalf("the loser's error does not say the volume is in use: %v", loser)
+		}
+		name := fmt.Sprintf("r%d", winner)
+		nc.waitPhase("default", name, api.PhaseRunning)
+		wait.ForDetail(t, time.Minute, "winner writes to the volume", func() (bool, string) {
+			out, err := nc.exec("", name, "sh", "-c", "echo won > /data/w && sync && cat /data/w")
+			return err == nil && strings.TrimSpace(out) == "won", out
+		})
+		nc.ouro("instance", "delete", name)
+		wait.ForDetail(t, 2*time.Minute, name+" gone", func() (bool, string) {
+			_, err := nc.instance("default", name)
+			return err != nil, fmt.Sprint(err)
+		})
+	})
+
+	t.Run("MemberSurvivesPowerCut", func(t *testing.T) {
+		g := &api.InstanceGroup{Metadata: api.ObjectMeta{Name: "db", Project: "default"}, Spec: api.InstanceGroupSpec{
+			Template: api.InstanceTemplate{Image: "busybox", Flavor: "tiny", Command: []string{"sleep", "3600"}},
+			Count:    1, Stateful: true,
+			VolumeTemplates: []api.VolumeTemplate{{Name: "data", SizeBytes: 64 << 20, Pool: "rbd", Path: "/data"}},
+		}}
+		if _, err := nc.clientAs(nc.admin).Create(ctx, g, client.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		ms := nc.waitMembersRunning("db", 1)
+		m := ms["db-0"]
+		marker := fmt.Sprintf("marker-%d", time.Now().UnixNano())
+		wait.ForDetail(t, time.Minute, "marker written", func() (bool, string) {
+			out, err := nc.exec("", "db-0", "sh", "-c", "echo "+marker+" > /data/marker && sync && cat /data/marker")
+			return err == nil && strings.TrimSpace(out) == marker, out
+		})
+		dead := nc.agents[m.Status.Host]
+		deadIP := ""
+		for _, h := range nc.u.hosts {
+			if h.name == dead.name {
+				deadIP = h.ip
+			}
+		}
+		t.Logf("db-0 on %s (%s); cutting its power", dead.name, deadIP)
+
+		start := time.Now()
+		powerCut(t, dead)
+		ip(t, dead.netns, "link", "set", "eth0", "down")
+		var back time.Duration
+		wait.ForDetail(t, 2*time.Minute, "db-0 back elsewhere with its marker", func() (bool, string) {
+			in, err := nc.instance("default", "db-0")
+			if err != nil {
+				return false, err.Error()
+			}
+			if in.Metadata.UID == m.Metadata.UID || in.Status.Host == dead.name || in.Status.Phase != api.PhaseRunning {
+				return false, fmt.Sprintf("db-0 %s on %s", in.Status.Phase, in.Status.Host)
+			}
+			out, err := nc.exec("", "db-0", "cat", "/data/marker")
+			if err != nil || strings.TrimSpace(out) != marker {
+				return false, fmt.Sprintf("reads %q: %v", out, err)
+			}
+			back = time.Since(start)
+			return true, ""
+		})
+		t.Logf("host power cut → member back on another host with its data: %v", back.Round(10*time.Millisecond))
+		out, err := cl.Ceph(ctx, "osd", "blocklist", "ls")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(out), deadIP+":0/0") {
+			t.Fatalf("the lost host %s is not blocklisted: %s", deadIP, out)
+		}
+	})
+}
