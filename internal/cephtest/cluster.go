@@ -405,6 +405,12 @@ func (c *Cluster) RBD(ctx context.Context, args ...string) ([]byte, error) {
 	return c.run(ctx, "rbd", append([]string{"-c", c.Conf}, args...)...)
 }
 
+// Rados runs the rados tool as the cluster's admin and returns its
+// standard output.
+func (c *Cluster) Rados(ctx context.Context, args ...string) ([]byte, error) {
+	return c.run(ctx, "rados", append([]string{"-c", c.Conf}, args...)...)
+}
+
 // OSDIDs returns the ids of the cluster's OSDs.
 func (c *Cluster) OSDIDs() []int {
 	c.mu.Lock()

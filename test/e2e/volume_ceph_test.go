@@ -74,6 +74,40 @@ func detachLoops(t testing.TB, dir string) {
 	}
 }
 
+// volumeLockHolder returns the client holding the advisory lock ouro
+// takes on a ceph volume's image (its host's address), or "".
+func volumeLockHolder(t *testing.T, cl *cephtest.Cluster, volumeID string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := cl.RBD(ctx, "info", "--format", "json", cl.Pool+"/ouro-"+volumeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		t.Fatalf("rbd info: %v in %q", err, out)
+	}
+	out, err = cl.Rados(ctx, "--pool", cl.Pool, "--format", "json", "lock", "info", "rbd_header."+info.ID, "ouro")
+	if err != nil {
+		return ""
+	}
+	var locks struct {
+		Lockers []struct {
+			Cookie string `json:"cookie"`
+		} `json:"lockers"`
+	}
+	if err := json.Unmarshal(out, &locks); err != nil {
+		t.Fatalf("rados lock info: %v in %q", err, out)
+	}
+	if len(locks.Lockers) != 1 {
+		return fmt.Sprint(len(locks.Lockers), " lockers")
+	}
+	return locks.Lockers[0].Cookie
+}
+
 // TestVolumesCeph runs ceph volumes on a real cluster: two instances
 // racing for one volume (exactly one gets it), then a stateful group
 // member whose host is power-cut comes back on another host with its
@@ -90,9 +124,10 @@ func TestVolumesCeph(t *testing.T) {
 		}
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
+		stderr := make([]string, 2)
 		for i := range errs {
 			wg.Go(func() {
-				_, _, errs[i] = nc.run(nil, "instance", "create", fmt.Sprintf("r%d", i), "--image", "busybox",
+				_, stderr[i], errs[i] = nc.run(nil, "instance", "create", fmt.Sprintf("r%d", i), "--image", "busybox",
 					"--flavor", "tiny", "--volume", "shared:/data", "--", "sleep", "3600")
 			})
 		}
@@ -109,8 +144,8 @@ func TestVolumesCeph(t *testing.T) {
 		if winner < 0 {
 			t.Fatalf("no instance got the volume: %v", errs)
 		}
-		if loser := errs[1-winner]; !strings.Contains(loser.Error(), "in use") {
-			t.Fatalf("the loser's error does not say the volume is in use: %v", loser)
+		if loser := stderr[1-winner]; !strings.Contains(loser, "in use") {
+			t.Fatalf("the loser's error does not say the volume is in use: %v: %s", errs[1-winner], loser)
 		}
 		name := fmt.Sprintf("r%d", winner)
 		nc.waitPhase("default", name, api.PhaseRunning)
@@ -142,11 +177,10 @@ func TestVolumesCeph(t *testing.T) {
 			return err == nil && strings.TrimSpace(out) == marker, out
 		})
 		dead := nc.agents[m.Status.Host]
-		deadIP := ""
-		for _, h := range nc.u.hosts {
-			if h.name == dead.name {
-				deadIP = h.ip
-			}
+		deadIP := hostAddress(nc, dead.name)
+		volID := nc.volumeOf("db-0-data").Status.ID
+		if got := volumeLockHolder(t, cl, volID); got != deadIP {
+			t.Fatalf("volume db-0-data is locked by %q, want its host %s", got, deadIP)
 		}
 		t.Logf("db-0 on %s (%s); cutting its power", dead.name, deadIP)
 
@@ -170,6 +204,26 @@ func TestVolumesCeph(t *testing.T) {
 			return true, ""
 		})
 		t.Logf("host power cut → member back on another host with its data: %v", back.Round(10*time.Millisecond))
+		in, err := nc.instance("default", "db-0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := volumeLockHolder(t, cl, volID), hostAddress(nc, in.Status.Host); got != want {
+			t.Fatalf("after the move, volume db-0-data is locked by %q, want %s", got, want)
+		}
+		for _, line := range strings.Split(nc.server.out.String(), "\n") {
+			if strings.Contains(line, "fenced off") {
+				t.Logf("server: %s", tail(line, 300))
+			}
+		}
+		for _, a := range nc.hosts {
+			for _, line := range strings.Split(a.out.String(), "\n") {
+				if strings.Contains(line, "locked by") {
+					t.Logf("%s: %s", a.name, tail(line, 300))
+					break
+				}
+			}
+		}
 		out, err := cl.Ceph(ctx, "osd", "blocklist", "ls")
 		if err != nil {
 			t.Fatal(err)
