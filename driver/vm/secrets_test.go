@@ -42,3 +42,23 @@ func TestSecretsToFiles(t *testing.T) {
 		t.Fatal("an id with a path was accepted")
 	}
 }
+
+func TestObjectArgs(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want map[string]any
+	}{
+		{"secret,id=s1,data=QUJD,format=base64", map[string]any{"qom-type": "secret", "id": "s1", "data": "QUJD", "format": "base64"}},
+		{"qom-type=iothread,id=io1", map[string]any{"qom-type": "iothread", "id": "io1"}},
+	} {
+		got := objectArgs(tc.in)
+		if len(got) != len(tc.want) {
+			t.Fatalf("objectArgs(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+		for k, v := range tc.want {
+			if got[k] != v {
+				t.Fatalf("objectArgs(%q) = %v, want %v", tc.in, got, tc.want)
+			}
+		}
+	}
+}

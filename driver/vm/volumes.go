@@ -270,14 +270,23 @@ func (d *Driver) AttachVolume(ctx context.Context, id string, v driver.Volume) e
 	return nil
 }
 
-// addObject adds one -object given as key=value text through
-// object-add.
-func addObject(ctx context.Context, c *qmpConn, o string) error {
+// objectArgs returns the object-add arguments of an -object given as
+// text: its type first (or as qom-type=), then key=value pairs.
+func objectArgs(o string) map[string]any {
 	args := map[string]any{}
-	for _, kv := range strings.Split(o, ",") {
-		k, v, _ := strings.Cut(kv, "=")
+	for i, kv := range strings.Split(o, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if i == 0 && !ok {
+			k, v = "qom-type", kv
+		}
 		args[k] = v
 	}
+	return args
+}
+
+// addObject adds one -object given as text through object-add.
+func addObject(ctx context.Context, c *qmpConn, o string) error {
+	args := objectArgs(o)
 	if err := c.execute(ctx, "object-add", args, nil); err != nil && !isQMPDesc(err, "Duplicate", "already") {
 		return err
 	}
@@ -345,6 +354,19 @@ func (d *Driver) unplug(ctx context.Context, id string, av attachedVolume) error
 	}
 	if err := c.execute(ctx, "blockdev-del", map[string]any{"node-name": node}, nil); err != nil && !isQMPDesc(err, "Failed to find", "Cannot find", "not found") {
 		return err
+	}
+	// The volume's objects (a Ceph key) go with it, and their files.
+	for _, o := range av.Objects {
+		oid, _ := objectArgs(o)["id"].(string)
+		if oid == "" {
+			continue
+		}
+		if err := c.execute(ctx, "object-del", map[string]any{"id": oid}, nil); err != nil && !isQMPDesc(err, "not found", "Failed to find", "Cannot find") {
+			return err
+		}
+		if !strings.ContainsAny(oid, "/.") {
+			os.Remove(filepath.Join(d.instanceDir(id), "secret-"+oid))
+		}
 	}
 	return nil
 }

@@ -27,12 +27,12 @@ const cephIP = "10.99.0.3"
 // newCephCloud makes a cloud of hosts hosts, a Ceph cluster on the
 // underlay and the ceph storage pool "rbd" whose user has the caps of a
 // pool user (RBD images, and the blocklist for fencing).
-func newCephCloud(t *testing.T, hosts int) (*netCloud, *cephtest.Cluster) {
+func newCephCloud(t *testing.T, hosts int) (nc *netCloud, cl *cephtest.Cluster, key string) {
 	t.Helper()
 	cephtest.Need(t)
-	nc := newNetCloud(t, hosts)
+	nc = newNetCloud(t, hosts)
 	ns := nc.u.attach(t, "ceph", cephIP)
-	cl := cephtest.NewIn(t, ns, cephIP)
+	cl = cephtest.NewIn(t, ns, cephIP)
 	t.Cleanup(func() { detachLoops(t, nc.dir) })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -45,7 +45,29 @@ func newCephCloud(t *testing.T, hosts int) (*netCloud, *cephtest.Cluster) {
 		t.Fatal(err)
 	}
 	nc.ouro("pool", "create", "ceph", "rbd", "--monitors", cl.Monitor, "--pool", cl.Pool, "--keyring", keyring, "--user", "ouro")
-	return nc, cl
+	return nc, cl, key
+}
+
+// onHost runs the CLI with args while every host but host is cordoned,
+// so that an instance it creates lands on host.
+func (nc *netCloud) onHost(host string, args ...string) {
+	nc.t.Helper()
+	for _, h := range nc.hosts {
+		if h.name != host {
+			nc.setUnschedulable(h.name, true)
+			defer nc.setUnschedulable(h.name, false)
+		}
+	}
+	nc.ouro(args...)
+}
+
+// keyInNoCommandLine fails the test if a process's command line holds
+// the Ceph key.
+func keyInNoCommandLine(t *testing.T, key string) {
+	t.Helper()
+	if pids := processesMentioning(key); len(pids) > 0 {
+		t.Fatalf("the ceph key is in the command line of pids %v", pids)
+	}
 }
 
 // detachLoops detaches the loop devices whose backing file is under dir:
@@ -113,7 +135,7 @@ func volumeLockHolder(t *testing.T, cl *cephtest.Cluster, volumeID string) strin
 // member whose host is power-cut comes back on another host with its
 // data, once the controller fenced the lost host.
 func TestVolumesCeph(t *testing.T) {
-	nc, cl := newCephCloud(t, 3)
+	nc, cl, key := newCephCloud(t, 3)
 	ctx := context.Background()
 
 	t.Run("RacingAttach", func(t *testing.T) {
@@ -158,6 +180,75 @@ func TestVolumesCeph(t *testing.T) {
 			_, err := nc.instance("default", name)
 			return err != nil, fmt.Sprint(err)
 		})
+	})
+
+	t.Run("Snapshot", func(t *testing.T) {
+		nc.ouro("snapshot", "create", "s1", "--volume", "shared")
+		wait.ForDetail(t, time.Minute, "snapshot ready", func() (bool, string) {
+			var s api.VolumeSnapshot
+			err := nc.clientAs(nc.admin).Get(ctx, api.VolumeSnapshotKind, "default", "s1", &s)
+			return err == nil && s.Status.State == api.SnapshotReady, fmt.Sprintf("%+v %v", s.Status, err)
+		})
+		nc.ouro("volume", "create", "restored", "--size", "32M", "--pool", "rbd", "--from-snapshot", "s1")
+		nc.waitVolume("restored", available)
+		nc.ouro("instance", "create", "rs", "--image", "busybox", "--flavor", "tiny", "--volume", "restored:/data", "--", "sleep", "3600")
+		nc.waitPhase("default", "rs", api.PhaseRunning)
+		if out, err := nc.exec("", "rs", "cat", "/data/w"); err != nil || strings.TrimSpace(out) != "won" {
+			t.Fatalf("the volume made from the snapshot holds %q, %v", out, err)
+		}
+		keyInNoCommandLine(t, key)
+		nc.ouro("instance", "delete", "rs")
+		nc.ouro("snapshot", "delete", "s1")
+		wait.ForDetail(t, 2*time.Minute, "rs and s1 gone", func() (bool, string) {
+			_, err := nc.instance("default", "rs")
+			var s api.VolumeSnapshot
+			serr := nc.clientAs(nc.admin).Get(ctx, api.VolumeSnapshotKind, "default", "s1", &s)
+			return err != nil && serr != nil, fmt.Sprint(err, serr)
+		})
+		nc.ouro("volume", "delete", "restored")
+		wait.ForDetail(t, time.Minute, "volume restored gone", func() (bool, string) {
+			var v api.Volume
+			err := nc.clientAs(nc.admin).Get(ctx, api.VolumeKind, "default", "restored", &v)
+			return err != nil, fmt.Sprintf("%+v", v.Status)
+		})
+	})
+
+	t.Run("VM", func(t *testing.T) {
+		needVM(t)
+		for _, h := range nc.hosts {
+			killVMsOf(t, h)
+		}
+		nc.importTinyCLI()
+		nc.ouro("volume", "create", "vmdata", "--size", "16M", "--pool", "rbd")
+		id := nc.waitVolume("vmdata", available).Status.ID
+		h1, h2 := nc.hosts[0].name, nc.hosts[1].name
+		nc.onHost(h1, "instance", "create", "vm1", "--image", "tiny", "--flavor", "tiny", "--volume", "vmdata")
+		nc.waitPhase("default", "vm1", api.PhaseRunning)
+		nc.waitConsoleLine("vm1", "OURO-READY", vmVolumeTimeout, time.Now())
+		nc.consoleRun("vm1", onDisk(id)+`echo ceph-marker | dd of=$D conv=fsync 2>/dev/null && echo OURO-WR''OTE $D`, "OURO-WROTE /dev/vd")
+		keyInNoCommandLine(t, key)
+		if got := volumeLockHolder(t, cl, id); got != hostAddress(nc, h1) {
+			t.Fatalf("vmdata is locked by %q, want %s", got, hostAddress(nc, h1))
+		}
+
+		// Detach from vm1 (which unlocks it), hot-plug into vm2 on
+		// another host: the key goes to QEMU over QMP.
+		nc.onHost(h2, "instance", "create", "vm2", "--image", "tiny", "--flavor", "tiny")
+		nc.waitPhase("default", "vm2", api.PhaseRunning)
+		nc.waitConsoleLine("vm2", "OURO-READY", vmVolumeTimeout, time.Now())
+		nc.ouro("volume", "detach", "vmdata")
+		nc.waitVolume("vmdata", func(s api.VolumeStatus) bool { return available(s) && s.AttachedTo == "" })
+		start := time.Now()
+		nc.ouro("volume", "attach", "vmdata", "vm2")
+		nc.consoleRun("vm2", onDisk(id)+`echo OURO-READ $(dd if=$D bs=11 count=1 2>/dev/null)`, "OURO-READ ceph-marker")
+		t.Logf("ceph volume moved between hosts: attach → read in the guest %v (TCG, CLI and console round trips included)",
+			time.Since(start).Round(10*time.Millisecond))
+		keyInNoCommandLine(t, key)
+		if got := volumeLockHolder(t, cl, id); got != hostAddress(nc, h2) {
+			t.Fatalf("vmdata is locked by %q, want %s", got, hostAddress(nc, h2))
+		}
+		nc.ouro("instance", "delete", "vm1")
+		nc.ouro("instance", "delete", "vm2")
 	})
 
 	t.Run("MemberSurvivesPowerCut", func(t *testing.T) {
