@@ -120,6 +120,12 @@ var errVolumeWait = errors.New("waiting for volume")
 // again.
 const volumeRetry = 2 * time.Second
 
+// lockRetry is how soon an instance waiting for another host's lock on
+// its volume is looked at again: the lock goes when that host unlocks or
+// the controller fences it, and a member replaced after its host was lost
+// waits for exactly that.
+const lockRetry = 500 * time.Millisecond
+
 // resolveVolume returns how driver d attaches volume iv of inst: a
 // blockdev for VMs, a mapped host block device for the others.
 func (a *Agent) resolveVolume(ctx context.Context, inst *api.Instance, iv api.InstanceVolume, vm bool) (driver.Volume, error) {
@@ -174,6 +180,7 @@ func (a *Agent) lockVolume(ctx context.Context, pool *api.StoragePool, b volume.
 	}
 	err := b.Lock(ctx, v.Status.ID, a.lockClient())
 	if errors.Is(err, volume.ErrLocked) {
+		a.log.Debug("waiting for a volume another host holds", "volume", v.Metadata.Project+"/"+v.Metadata.Name, "err", err)
 		return fmt.Errorf("volume %s: %w: %w", v.Metadata.Name, err, errVolumeWait)
 	}
 	if err != nil {
@@ -292,7 +299,11 @@ func (r *instanceRun) prepareVolumes(ctx context.Context, d driver.Driver) error
 // volumeErr turns a wait for a volume into a look again soon.
 func (r *instanceRun) volumeErr(err error) error {
 	if errors.Is(err, errVolumeWait) {
-		r.requeueAfter(volumeRetry)
+		d := volumeRetry
+		if errors.Is(err, volume.ErrLocked) {
+			d = lockRetry
+		}
+		r.requeueAfter(d)
 		return nil
 	}
 	return err

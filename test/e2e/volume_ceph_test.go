@@ -273,7 +273,7 @@ func TestVolumesCeph(t *testing.T) {
 		if got := volumeLockHolder(t, cl, volID); got != deadIP {
 			t.Fatalf("volume db-0-data is locked by %q, want its host %s", got, deadIP)
 		}
-		t.Logf("db-0 on %s (%s); cutting its power", dead.name, deadIP)
+		t.Logf("db-0 on %s (%s); cutting its power at %s", dead.name, deadIP, time.Now().UTC().Format("15:04:05.000"))
 
 		start := time.Now()
 		powerCut(t, dead)
@@ -303,13 +303,13 @@ func TestVolumesCeph(t *testing.T) {
 			t.Fatalf("after the move, volume db-0-data is locked by %q, want %s", got, want)
 		}
 		for _, line := range strings.Split(nc.server.out.String(), "\n") {
-			if strings.Contains(line, "fenced off") {
+			if strings.Contains(line, "fenced off") || strings.Contains(line, "host phase changed") {
 				t.Logf("server: %s", tail(line, 300))
 			}
 		}
 		for _, a := range nc.hosts {
 			for _, line := range strings.Split(a.out.String(), "\n") {
-				if strings.Contains(line, "locked by") {
+				if strings.Contains(line, "another host holds") {
 					t.Logf("%s: %s", a.name, tail(line, 300))
 					break
 				}
@@ -321,6 +321,22 @@ func TestVolumesCeph(t *testing.T) {
 		}
 		if !strings.Contains(string(out), deadIP+":0/0") {
 			t.Fatalf("the lost host %s is not blocklisted: %s", deadIP, out)
+		}
+
+		// The host comes back: once Ready for a while it is let back to
+		// the cluster, and the member stays where it is, with its data.
+		ip(t, dead.netns, "link", "set", "eth0", "up")
+		nc.startAgent(dead)
+		wait.ForDetail(t, 2*time.Minute, deadIP+" off the blocklist", func() (bool, string) {
+			out, err := cl.Ceph(ctx, "osd", "blocklist", "ls")
+			return err == nil && !strings.Contains(string(out), deadIP+":0/0"), string(out)
+		})
+		ms = nc.waitMembersRunning("db", 1)
+		if got := ms["db-0"]; got.Status.Host == dead.name || got.Metadata.UID != in.Metadata.UID {
+			t.Fatalf("db-0 moved after its old host came back: %s on %s", got.Metadata.UID, got.Status.Host)
+		}
+		if out, err := nc.exec("", "db-0", "cat", "/data/marker"); err != nil || strings.TrimSpace(out) != marker {
+			t.Fatalf("db-0 reads %q, %v after its old host came back", out, err)
 		}
 	})
 }
