@@ -2,8 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"os/exec"
 	"path/filepath"
+	"time"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/volume"
@@ -34,6 +38,37 @@ func openCeph(dir string, p *api.StoragePool) (*ceph.Backend, error) {
 	}
 	return b, nil
 }
+
+// checkCephPool checks a ceph pool against its cluster (ceph.Validate)
+// and names the field of the pool's spec that is wrong.
+func checkCephPool(ctx context.Context, p *api.StoragePool) error {
+	for _, tool := range []string{"ceph", "rbd"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeUnavailable, Field: "spec.type",
+				Message: "this server cannot reach Ceph clusters: " + tool + " is not installed",
+				Hint:    "install ceph-common on the servers (they check pools and fence lost hosts)"}
+		}
+	}
+	c := p.Spec.Ceph
+	user := c.User
+	if user == "" {
+		user = "admin"
+	}
+	err := ceph.Validate(ctx, ceph.Config{Monitors: c.Monitors, Pool: c.Pool, User: user, Key: c.Key}, poolCheckTimeout)
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		field := map[string]string{"monitors": "spec.ceph.monitors", "keyring": "spec.ceph.key", "pool": "spec.ceph.pool"}[ae.Field]
+		if field != "" {
+			cp := *ae
+			cp.Field = field
+			return &cp
+		}
+	}
+	return err
+}
+
+// poolCheckTimeout bounds each call of a pool's check.
+const poolCheckTimeout = 15 * time.Second
 
 // cephFencer fences hosts off ceph pools with the blocklist, as the
 // pool's user (whose caps must allow "osd blocklist"), from a private

@@ -138,6 +138,39 @@ func TestVolumesCeph(t *testing.T) {
 	nc, cl, key := newCephCloud(t, 3)
 	ctx := context.Background()
 
+	t.Run("PoolRefusals", func(t *testing.T) {
+		keyring := filepath.Join(nc.dir, "ceph.client.ouro.keyring")
+		wrongKey := filepath.Join(nc.dir, "wrong.keyring")
+		other, err := exec.Command("ceph-authtool", "--gen-print-key").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(wrongKey, []byte("[client.ouro]\n\tkey = "+strings.TrimSpace(string(other))+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, port, _ := strings.Cut(cl.Monitor, ":")
+		for _, tc := range []struct {
+			name  string
+			args  []string
+			field string
+		}{
+			{"no monitor there", []string{"--monitors", cephIP + ":1", "--pool", cl.Pool, "--keyring", keyring}, "spec.ceph.monitors"},
+			{"no such pool", []string{"--monitors", cl.Monitor, "--pool", "nope", "--keyring", keyring}, "spec.ceph.pool"},
+			{"a key the cluster does not know", []string{"--monitors", cephIP + ":" + port, "--pool", cl.Pool, "--keyring", wrongKey}, "spec.ceph.key"},
+		} {
+			args := append([]string{"pool", "create", "ceph", "bad", "--user", "ouro"}, tc.args...)
+			msg := nc.fails(args...)
+			if !strings.Contains(msg, tc.field) {
+				t.Errorf("%s: refusal %q does not name %s", tc.name, msg, tc.field)
+			}
+			t.Logf("%s: %s", tc.name, tail(strings.TrimSpace(msg), 300))
+		}
+		var p api.StoragePool
+		if err := nc.clientAs(nc.admin).Get(ctx, api.StoragePoolKind, "", "bad", &p); err == nil {
+			t.Fatal("a refused pool was stored")
+		}
+	})
+
 	t.Run("RacingAttach", func(t *testing.T) {
 		nc.ouro("volume", "create", "shared", "--size", "32M", "--pool", "rbd")
 		v := nc.waitVolume("shared", available)
