@@ -151,6 +151,8 @@ type Agent struct {
 	network  *hostnet.Loop // nil without Config.Network
 	volumes  *volumes.Loop // nil without Config.VolumeDir
 	pools    *volumes.Pools
+	cephMu   sync.Mutex
+	ceph     map[string]cephPool // opened ceph pools by name
 
 	// Knobs that tests shorten.
 	workers           int

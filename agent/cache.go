@@ -273,3 +273,21 @@ func (c *instanceCache) All() []*api.Instance {
 	}
 	return out
 }
+
+// usesVolume reports whether an instance assigned to the host, other
+// than uid, names volume name of project in its spec.
+func (c *instanceCache) usesVolume(project, name, uid string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for u, in := range c.byUID {
+		if u == uid || in.Metadata.Project != project || in.Metadata.DeletionTimestamp != nil {
+			continue
+		}
+		for _, iv := range in.Spec.Volumes {
+			if iv.Name == name {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/agent/volumes"
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/volume"
 )
@@ -35,10 +36,17 @@ func (a *Agent) newVolumes() *volumes.Loop {
 
 // cephBackend opens a ceph pool with Config.CephVolumes, handing it the
 // pool with its key, which the API returns only from
-// /v1/storagepools/{name}/key (to hosts).
+// /v1/storagepools/{name}/key (to hosts). A backend is kept for the
+// pool's resourceVersion: a changed pool (a new key, other monitors) is
+// opened again.
 func (a *Agent) cephBackend(pool *api.StoragePool) (volume.Backend, error) {
 	if a.cfg.CephVolumes == nil || pool.Spec.Ceph == nil {
 		return nil, fmt.Errorf("storage pool %s: this host has no ceph backend", pool.Metadata.Name)
+	}
+	a.cephMu.Lock()
+	defer a.cephMu.Unlock()
+	if c, ok := a.ceph[pool.Metadata.Name]; ok && c.version == pool.Metadata.ResourceVersion {
+		return c.backend, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -50,8 +58,28 @@ func (a *Agent) cephBackend(pool *api.StoragePool) (volume.Backend, error) {
 	ceph := *pool.Spec.Ceph
 	ceph.Key = key
 	cp.Spec.Ceph = &ceph
-	return a.cfg.CephVolumes(&cp)
+	b, err := a.cfg.CephVolumes(&cp)
+	if err != nil {
+		return nil, err
+	}
+	if a.ceph == nil {
+		a.ceph = map[string]cephPool{}
+	}
+	a.ceph[pool.Metadata.Name] = cephPool{version: pool.Metadata.ResourceVersion, backend: b}
+	return b, nil
 }
+
+// cephPool is an opened ceph pool and the version of the pool object it
+// was opened from.
+type cephPool struct {
+	version string
+	backend volume.Backend
+}
+
+// lockClient is who this host is to a shared pool's locks and fences:
+// its address, the source address of its Ceph connections, which is what
+// the controller blocklists when the host is lost.
+func (a *Agent) lockClient() string { return a.hostFacts().address }
 
 // volumeImages fetches image disks for volumes made from images, with the
 // host's credentials.
@@ -92,6 +120,12 @@ var errVolumeWait = errors.New("waiting for volume")
 // again.
 const volumeRetry = 2 * time.Second
 
+// lockRetry is how soon an instance waiting for another host's lock on
+// its volume is looked at again: the lock goes when that host unlocks or
+// the controller fences it, and a member replaced after its host was lost
+// waits for exactly that.
+const lockRetry = 500 * time.Millisecond
+
 // resolveVolume returns how driver d attaches volume iv of inst: a
 // blockdev for VMs, a mapped host block device for the others.
 func (a *Agent) resolveVolume(ctx context.Context, inst *api.Instance, iv api.InstanceVolume, vm bool) (driver.Volume, error) {
@@ -116,6 +150,9 @@ func (a *Agent) resolveVolume(ctx context.Context, inst *api.Instance, iv api.In
 	if err != nil {
 		return driver.Volume{}, err
 	}
+	if err := a.lockVolume(ctx, &pool, b, &v); err != nil {
+		return driver.Volume{}, err
+	}
 	out := driver.Volume{ID: v.Status.ID, Boot: iv.Boot, Path: iv.Path}
 	var att volume.Attachment
 	if vm {
@@ -128,6 +165,71 @@ func (a *Agent) resolveVolume(ctx context.Context, inst *api.Instance, iv api.In
 	}
 	out.BlockdevJSON, out.Objects, out.Device = att.BlockdevJSON, att.Objects, att.Device
 	return out, nil
+}
+
+// lockVolume takes the backend lock of a volume of a shared pool for this
+// host before its data path is opened here: the etcd claim says which
+// instance may use the volume, the lock that no other host still does. A
+// volume locked by another host waits (errVolumeWait) until that host
+// unlocks it, after its instance let go, or is fenced, after the
+// controller declared it lost. Local volumes have no lock (their host is
+// the only one that can open them).
+func (a *Agent) lockVolume(ctx context.Context, pool *api.StoragePool, b volume.Backend, v *api.Volume) error {
+	if pool.Spec.Type != api.PoolCeph {
+		return nil
+	}
+	err := b.Lock(ctx, v.Status.ID, a.lockClient())
+	if errors.Is(err, volume.ErrLocked) {
+		a.log.Debug("waiting for a volume another host holds", "volume", v.Metadata.Project+"/"+v.Metadata.Name, "err", err)
+		return fmt.Errorf("volume %s: %w: %w", v.Metadata.Name, err, errVolumeWait)
+	}
+	if err != nil {
+		return fmt.Errorf("volume %s: lock: %w", v.Metadata.Name, err)
+	}
+	return nil
+}
+
+// releaseVolume undoes this host's hold on a volume an instance of the
+// host no longer uses: its host block device (containers) and its lock
+// (shared pools). A volume another instance of this host uses now is
+// left alone: the mapping and the lock are its.
+func (a *Agent) releaseVolume(ctx context.Context, inst *api.Instance, v *api.Volume, unmap bool) {
+	if v.Status.ID == "" || a.cache.usesVolume(v.Metadata.Project, v.Metadata.Name, inst.Metadata.UID) {
+		return
+	}
+	var pool api.StoragePool
+	if err := a.sess.Client().Get(ctx, api.StoragePoolKind, "", v.Spec.Pool, &pool); err != nil {
+		return
+	}
+	b, err := a.pools.Backend(&pool)
+	if err != nil {
+		return
+	}
+	if unmap {
+		if err := b.UnmapBlock(ctx, v.Status.ID); err != nil {
+			a.log.Warn("unmap volume", "instance", instanceKey(inst), "volume", v.Metadata.Name, "err", err)
+			return // the device may still write: keep the lock
+		}
+	}
+	if pool.Spec.Type == api.PoolCeph {
+		if err := b.Unlock(ctx, v.Status.ID, a.lockClient()); err != nil {
+			a.log.Warn("unlock volume", "instance", instanceKey(inst), "volume", v.Metadata.Name, "err", err)
+		}
+	}
+}
+
+// volumeByID returns the volume of project whose backend id is id.
+func (a *Agent) volumeByID(ctx context.Context, project, id string) (*api.Volume, error) {
+	vols, _, err := client.ListAll[api.Volume](ctx, a.sess.Client(), api.VolumeKind, project, client.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for i := range vols {
+		if vols[i].Status.ID == id {
+			return &vols[i], nil
+		}
+	}
+	return nil, fmt.Errorf("volume %s: %w", id, volume.ErrNotFound)
 }
 
 // resolveVolumes resolves every volume of inst for driver d.
@@ -179,6 +281,9 @@ func (r *instanceRun) prepareVolumes(ctx context.Context, d driver.Driver) error
 			if err := dv.DetachVolume(ctx, inst.Metadata.UID, h.ID); err != nil {
 				return err
 			}
+			if v, err := r.a.volumeByID(ctx, inst.Metadata.Project, h.ID); err == nil {
+				r.a.releaseVolume(ctx, inst, v, false)
+			}
 			r.a.event(ctx, inst, api.EventNormal, "VolumeDetached", "volume "+h.ID+" detached")
 		}
 	case driver.VolumeSetter:
@@ -194,34 +299,29 @@ func (r *instanceRun) prepareVolumes(ctx context.Context, d driver.Driver) error
 // volumeErr turns a wait for a volume into a look again soon.
 func (r *instanceRun) volumeErr(err error) error {
 	if errors.Is(err, errVolumeWait) {
-		r.requeueAfter(volumeRetry)
+		d := volumeRetry
+		if errors.Is(err, volume.ErrLocked) {
+			d = lockRetry
+		}
+		r.requeueAfter(d)
 		return nil
 	}
 	return err
 }
 
-// unmapVolumes undoes the host block device mappings of a deleted
-// instance's volumes (best effort: a volume deleted meanwhile has none).
+// unmapVolumes releases the volumes of a deleted instance: their host
+// block device mappings (containers) and their locks (best effort: a
+// volume deleted meanwhile has none).
 func (a *Agent) unmapVolumes(ctx context.Context, inst *api.Instance) {
-	if a.pools == nil || len(inst.Spec.Volumes) == 0 || inst.Status.Driver == api.DriverVM {
+	if a.pools == nil || len(inst.Spec.Volumes) == 0 {
 		return
 	}
 	c := a.sess.Client()
 	for _, iv := range inst.Spec.Volumes {
 		var v api.Volume
-		var pool api.StoragePool
-		if err := c.Get(ctx, api.VolumeKind, inst.Metadata.Project, iv.Name, &v); err != nil || v.Status.ID == "" {
+		if err := c.Get(ctx, api.VolumeKind, inst.Metadata.Project, iv.Name, &v); err != nil {
 			continue
 		}
-		if err := c.Get(ctx, api.StoragePoolKind, "", v.Spec.Pool, &pool); err != nil {
-			continue
-		}
-		b, err := a.pools.Backend(&pool)
-		if err != nil {
-			continue
-		}
-		if err := b.UnmapBlock(ctx, v.Status.ID); err != nil {
-			a.log.Warn("unmap volume", "instance", instanceKey(inst), "volume", iv.Name, "err", err)
-		}
+		a.releaseVolume(ctx, inst, &v, inst.Status.Driver != api.DriverVM)
 	}
 }

@@ -83,6 +83,11 @@ type Config struct {
 	// Replicator copies blobs to and from the other servers and serves
 	// their internal routes; nil keeps blobs on this server only.
 	Replicator *blobrepl.Replicator
+	// CheckPool, when set, checks a ceph storage pool against its
+	// cluster when it is created or its Ceph settings change (monitors
+	// answer, the key is accepted, the pool exists), answering an
+	// *api.Error that names the field; nil checks the form only.
+	CheckPool func(ctx context.Context, p *api.StoragePool) error
 	// Console, when set, serves every path outside /v1, /healthz,
 	// /readyz and /metrics: the web console (package console). Nil
 	// answers those paths with NotFound.

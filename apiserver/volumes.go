@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/ouroboros-cloud/ouro/admission"
@@ -21,17 +22,37 @@ import (
 // released in the same transaction (admission.UpdateInstanceVolumes).
 
 var storagePoolHooks = kindHooks{
-	create: func(_ *Server, _ context.Context, _ *auth.Identity, o api.Object) error {
-		return admission.ValidateStoragePool(o.(*api.StoragePool), nil)
+	create: func(s *Server, ctx context.Context, _ *auth.Identity, o api.Object) error {
+		p := o.(*api.StoragePool)
+		if err := admission.ValidateStoragePool(p, nil); err != nil {
+			return err
+		}
+		return s.checkPool(ctx, p, nil)
 	},
-	update: func(_ *Server, _ context.Context, _ *auth.Identity, old, o api.Object) error {
-		return admission.ValidateStoragePool(o.(*api.StoragePool), old.(*api.StoragePool))
+	update: func(s *Server, ctx context.Context, _ *auth.Identity, old, o api.Object) error {
+		p, was := o.(*api.StoragePool), old.(*api.StoragePool)
+		if err := admission.ValidateStoragePool(p, was); err != nil {
+			return err
+		}
+		return s.checkPool(ctx, p, was)
 	},
 	status: func(*auth.Identity, api.Object, api.Object) error {
 		return api.Invalid("status", "the server sets it from the spec", "the status of a storage pool cannot be written")
 	},
 	beforeDelete: beforeDelete,
 	prepareOut:   hideCephKey,
+}
+
+// checkPool checks a ceph pool against its cluster with Config.CheckPool,
+// when it is new or its Ceph settings changed.
+func (s *Server) checkPool(ctx context.Context, p, old *api.StoragePool) error {
+	if s.cfg.CheckPool == nil || p.Spec.Type != api.PoolCeph || p.Spec.Ceph == nil {
+		return nil
+	}
+	if old != nil && old.Spec.Ceph != nil && reflect.DeepEqual(*old.Spec.Ceph, *p.Spec.Ceph) {
+		return nil
+	}
+	return s.cfg.CheckPool(ctx, p)
 }
 
 // hideCephKey blanks a pool's Ceph key: it is written, never read back.

@@ -87,6 +87,9 @@ type Config struct {
 	// HostLostGrace is how long a host stays NotReady before the group
 	// controller replaces the members on it (default 0: at once).
 	HostLostGrace time.Duration
+	// Fencer cuts lost hosts off the shared (ceph) storage pools before
+	// their volumes attach elsewhere; nil runs no fence controller.
+	Fencer volumectl.Fencer
 }
 
 func (cfg *Config) defaults() {
@@ -192,6 +195,11 @@ func RunLeader(ctx context.Context, st store.Interface, cfg Config) error {
 		{"loadbalancer informer", lbs.Run},
 		{"hostnetwork informer", hostNets.Run},
 		{"loadbalancer", lbc.Run},
+	}
+	if cfg.Fencer != nil {
+		fc := volumectl.NewFence(volumectl.FenceOptions{Store: st, Hosts: hosts, Fencer: cfg.Fencer,
+			HostLostGrace: cfg.HostLostGrace, Logger: log})
+		components = append(components, component{"fence", fc.Run})
 	}
 	groups := cache.New(st, api.InstanceGroupKind, cfg.Resync, log)
 	if cfg.InstanceCreator != nil || cfg.StackWriter != nil {

@@ -103,8 +103,9 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		Server: cfg.Server, CACert: cfg.CACert, JoinToken: cfg.JoinToken, DataDir: cfg.DataDir,
 		Name: cfg.Name, AdvertiseAddress: cfg.AdvertiseAddress, Listen: cfg.Listen,
 		Drivers: reg, Network: plane, LoadBalancerDir: filepath.Join(run, "lb"),
-		VolumeDir: filepath.Join(cfg.DataDir, "volumes"),
-		Labels:    cfg.Labels, Taints: cfg.Taints, Logger: log,
+		VolumeDir:   filepath.Join(cfg.DataDir, "volumes"),
+		CephVolumes: cephVolumes(filepath.Join(cfg.DataDir, "volumes")),
+		Labels:      cfg.Labels, Taints: cfg.Taints, Logger: log,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)

@@ -1,5 +1,6 @@
 // Package volumes keeps the data of the volumes and snapshots a host is
-// responsible for: those of local pools that live on the host. It lists
+// responsible for: those of local pools that live on the host, and the
+// host-less ones (ceph) that Owner gives it. It lists
 // them through the API (poked by watches, and every resync period as a
 // backstop), converges each with its pool's volume.Backend and reports
 // what the backend holds as the object's status.
@@ -48,8 +49,8 @@ type Images interface {
 
 // Config configures a Loop.
 type Config struct {
-	// Host is this host's name: the loop keeps the volumes whose
-	// spec.host it is.
+	// Host is this host's name: the loop keeps the volumes Owner gives
+	// it.
 	Host     string
 	API      API
 	Backends Backends
@@ -166,12 +167,18 @@ func (l *Loop) Pass(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list snapshots: %w", err)
 	}
+	var hosts []api.Host
+	if hostless(vols, snaps) {
+		if hosts, _, err = client.ListAll[api.Host](ctx, c, api.HostKind, "", client.ListOptions{}); err != nil {
+			return fmt.Errorf("list hosts: %w", err)
+		}
+	}
 	var errs []error
 	// Snapshots first: a deleted volume waits for its deleted snapshots,
 	// and a new snapshot should be taken before its volume goes.
 	for i := range snaps {
 		s := &snaps[i]
-		if s.Status.Host != l.cfg.Host {
+		if Owner(s.Status.Host, s.Status.VolumeID, hosts) != l.cfg.Host {
 			continue
 		}
 		if err := l.snapshot(ctx, byName[s.Status.Pool], s); err != nil {
@@ -180,7 +187,7 @@ func (l *Loop) Pass(ctx context.Context) error {
 	}
 	for i := range vols {
 		v := &vols[i]
-		if v.Spec.Host != l.cfg.Host {
+		if Owner(v.Spec.Host, api.BackendID("vol", v.Metadata.UID), hosts) != l.cfg.Host {
 			continue
 		}
 		if err := l.volume(ctx, byName[v.Spec.Pool], v, snaps); err != nil {
@@ -188,6 +195,22 @@ func (l *Loop) Pass(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// hostless reports whether a volume or snapshot has no host, so that the
+// hosts are needed to find its owner.
+func hostless(vols []api.Volume, snaps []api.VolumeSnapshot) bool {
+	for i := range vols {
+		if vols[i].Spec.Host == "" {
+			return true
+		}
+	}
+	for i := range snaps {
+		if snaps[i].Status.Host == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // volume converges one volume and reports its status.

@@ -233,6 +233,9 @@ func (d *Driver) launchFor(ctx context.Context, p instancePaths, spec driver.Spe
 	if err != nil {
 		return l, err
 	}
+	if vols, err = secretsToFiles(d.instanceDir(spec.ID), vols); err != nil {
+		return l, err
+	}
 	l.volumes = vols
 	img := spec.Image
 	if img.Disk != nil && !slices.ContainsFunc(vols, func(v attachedVolume) bool { return v.Boot }) {

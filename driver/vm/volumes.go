@@ -13,6 +13,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/driver"
 	"github.com/ouroboros-cloud/ouro/driver/instancedir"
+	"github.com/ouroboros-cloud/ouro/internal/atomicfile"
 )
 
 // Volumes: a VM's volumes are recorded in volumes.json of its instance
@@ -148,6 +149,47 @@ func (l launch) volumeArgs() ([]string, error) {
 	return a, nil
 }
 
+// secretsToFiles returns vols with the data of every secret object (a
+// Ceph key) moved into a file of dir (0600) that the object reads
+// instead: a command line is readable by every local user, the instance
+// directory is not. Hot-plug hands the same objects to QEMU over QMP,
+// where the data never leaves the agent and QEMU.
+func secretsToFiles(dir string, vols []attachedVolume) ([]attachedVolume, error) {
+	out := slices.Clone(vols)
+	for i := range out {
+		objs := slices.Clone(out[i].Objects)
+		for j, o := range objs {
+			parts := strings.Split(o, ",")
+			if len(parts) == 0 || parts[0] != "secret" {
+				continue
+			}
+			id := ""
+			for _, kv := range parts[1:] {
+				if v, ok := strings.CutPrefix(kv, "id="); ok {
+					id = v
+				}
+			}
+			for k, kv := range parts {
+				data, ok := strings.CutPrefix(kv, "data=")
+				if !ok {
+					continue
+				}
+				if id == "" || strings.ContainsAny(id, "/.") {
+					return nil, fmt.Errorf("volume %s: secret object without a usable id", out[i].ID)
+				}
+				file := filepath.Join(dir, "secret-"+id)
+				if err := atomicfile.WriteFile(file, []byte(data), 0o600); err != nil {
+					return nil, fmt.Errorf("volume %s: %w", out[i].ID, err)
+				}
+				parts[k] = "file=" + file
+			}
+			objs[j] = strings.Join(parts, ",")
+		}
+		out[i].Objects = objs
+	}
+	return out, nil
+}
+
 // AttachedVolumes implements driver.VolumeAttacher.
 func (d *Driver) AttachedVolumes(_ context.Context, id string) ([]driver.Volume, error) {
 	if err := checkID(id); err != nil {
@@ -228,14 +270,23 @@ func (d *Driver) AttachVolume(ctx context.Context, id string, v driver.Volume) e
 	return nil
 }
 
-// addObject adds one -object given as key=value text through
-// object-add.
-func addObject(ctx context.Context, c *qmpConn, o string) error {
+// objectArgs returns the object-add arguments of an -object given as
+// text: its type first (or as qom-type=), then key=value pairs.
+func objectArgs(o string) map[string]any {
 	args := map[string]any{}
-	for _, kv := range strings.Split(o, ",") {
-		k, v, _ := strings.Cut(kv, "=")
+	for i, kv := range strings.Split(o, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if i == 0 && !ok {
+			k, v = "qom-type", kv
+		}
 		args[k] = v
 	}
+	return args
+}
+
+// addObject adds one -object given as text through object-add.
+func addObject(ctx context.Context, c *qmpConn, o string) error {
+	args := objectArgs(o)
 	if err := c.execute(ctx, "object-add", args, nil); err != nil && !isQMPDesc(err, "Duplicate", "already") {
 		return err
 	}
@@ -303,6 +354,19 @@ func (d *Driver) unplug(ctx context.Context, id string, av attachedVolume) error
 	}
 	if err := c.execute(ctx, "blockdev-del", map[string]any{"node-name": node}, nil); err != nil && !isQMPDesc(err, "Failed to find", "Cannot find", "not found") {
 		return err
+	}
+	// The volume's objects (a Ceph key) go with it, and their files.
+	for _, o := range av.Objects {
+		oid, _ := objectArgs(o)["id"].(string)
+		if oid == "" {
+			continue
+		}
+		if err := c.execute(ctx, "object-del", map[string]any{"id": oid}, nil); err != nil && !isQMPDesc(err, "not found", "Failed to find", "Cannot find") {
+			return err
+		}
+		if !strings.ContainsAny(oid, "/.") {
+			os.Remove(filepath.Join(d.instanceDir(id), "secret-"+oid))
+		}
 	}
 	return nil
 }

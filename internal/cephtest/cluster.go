@@ -7,7 +7,10 @@
 // starts it on first use and Main stops it after the tests. Start makes a
 // cluster of the caller's own, for tests that break it.
 //
-// Every daemon listens on 127.0.0.1 only, on ports chosen free at start.
+// Every daemon listens on 127.0.0.1 only, on ports chosen free at start;
+// StartIn runs a cluster in a network namespace of the caller's instead,
+// on an address there (for end-to-end tests whose hosts live in
+// namespaces of their own).
 package cephtest
 
 import (
@@ -58,6 +61,10 @@ type Cluster struct {
 	// tools in tests; the backend under test writes its own).
 	Conf string
 
+	// netns, when set, is the network namespace every daemon and tool
+	// runs in, and addr the address the daemons bind there.
+	netns, addr string
+
 	mu      sync.Mutex
 	daemons map[string]*daemon
 	osdIDs  []int
@@ -73,12 +80,25 @@ type daemon struct {
 // returns it once its pool takes I/O and the cluster is HEALTH_OK. On
 // error everything started is stopped.
 func Start(ctx context.Context, dir string) (c *Cluster, err error) {
+	return StartIn(ctx, dir, "", "127.0.0.1")
+}
+
+// StartIn is Start in the network namespace at path netns ("": the
+// caller's), with every daemon bound to addr, an address of netns. The
+// caller's tools reach the cluster through Ceph and RBD, which run in
+// netns too.
+func StartIn(ctx context.Context, dir, netns, addr string) (c *Cluster, err error) {
+	if netns != "" {
+		if _, err := exec.LookPath("nsenter"); err != nil {
+			return nil, fmt.Errorf("cephtest: nsenter not on PATH: %w", err)
+		}
+	}
 	for _, b := range Binaries {
 		if _, err := exec.LookPath(b); err != nil {
 			return nil, fmt.Errorf("cephtest: %s not on PATH: %w", b, err)
 		}
 	}
-	c = &Cluster{Dir: dir, Pool: PoolName, User: "admin", daemons: map[string]*daemon{}}
+	c = &Cluster{Dir: dir, Pool: PoolName, User: "admin", daemons: map[string]*daemon{}, netns: netns, addr: addr}
 	defer func() {
 		if err != nil {
 			c.Stop()
@@ -94,7 +114,7 @@ func Start(ctx context.Context, dir string) (c *Cluster, err error) {
 	if err != nil {
 		return c, err
 	}
-	c.Monitor = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	c.Monitor = net.JoinHostPort(addr, strconv.Itoa(port))
 	fsid := newUUID()
 	c.Conf = filepath.Join(dir, "ceph.conf")
 	if err := os.WriteFile(c.Conf, []byte(c.config(fsid)), 0o600); err != nil {
@@ -128,8 +148,8 @@ func (c *Cluster) config(fsid string) string {
 	return fmt.Sprintf(`[global]
 fsid = %[1]s
 mon_host = v1:%[2]s
-public_addr = 127.0.0.1
-cluster_addr = 127.0.0.1
+public_addr = %[4]s
+cluster_addr = %[4]s
 ms_bind_msgr2 = false
 auth_cluster_required = cephx
 auth_service_required = cephx
@@ -173,7 +193,7 @@ keyring = %[3]s/mgr/$id/keyring
 
 [osd]
 keyring = %[3]s/osd/$id/keyring
-`, fsid, c.Monitor, d)
+`, fsid, c.Monitor, d, c.addr)
 }
 
 // bootstrapMon makes the keys and the monitor's store.
@@ -190,11 +210,11 @@ func (c *Cluster) bootstrapMon(ctx context.Context, fsid string) error {
 		{"ceph-mon", "--mkfs", "-i", "a", "-c", c.Conf, "--monmap", filepath.Join(d, "monmap"), "--keyring", monKeyring},
 	}
 	for _, s := range steps {
-		if _, err := run(ctx, s[0], s[1:]...); err != nil {
+		if _, err := c.run(ctx, s[0], s[1:]...); err != nil {
 			return err
 		}
 	}
-	key, err := run(ctx, "ceph-authtool", c.Keyring, "-n", "client.admin", "-p")
+	key, err := c.run(ctx, "ceph-authtool", c.Keyring, "-n", "client.admin", "-p")
 	if err != nil {
 		return err
 	}
@@ -205,7 +225,7 @@ func (c *Cluster) bootstrapMon(ctx context.Context, fsid string) error {
 // startMgr gives the manager its key and starts it.
 func (c *Cluster) startMgr(ctx context.Context) error {
 	keyring := filepath.Join(c.Dir, "mgr", "x", "keyring")
-	if _, err := run(ctx, "ceph", "-c", c.Conf, "auth", "get-or-create", "mgr.x",
+	if _, err := c.run(ctx, "ceph", "-c", c.Conf, "auth", "get-or-create", "mgr.x",
 		"mon", "allow profile mgr", "osd", "allow *", "mds", "allow *", "-o", keyring); err != nil {
 		return err
 	}
@@ -270,7 +290,7 @@ func (c *Cluster) mkfsOSD(ctx context.Context, id int, uuid string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := run(ctx, "ceph-osd", "-c", c.Conf, "-i", sid, "--mkfs", "--mkkey", "--no-mon-config", "--osd-uuid", uuid); err != nil {
+	if _, err := c.run(ctx, "ceph-osd", "-c", c.Conf, "-i", sid, "--mkfs", "--mkkey", "--no-mon-config", "--osd-uuid", uuid); err != nil {
 		return err
 	}
 	_, err = c.Ceph(ctx, "auth", "add", "osd."+sid, "osd", "allow *", "mon", "allow profile osd", "mgr", "allow profile osd",
@@ -377,12 +397,18 @@ func (c *Cluster) healthy(ctx context.Context) (bool, string) {
 // Ceph runs the ceph tool as the cluster's admin with --format json and
 // returns its standard output.
 func (c *Cluster) Ceph(ctx context.Context, args ...string) ([]byte, error) {
-	return run(ctx, "ceph", append([]string{"-c", c.Conf, "--format", "json", "--connect-timeout", "30"}, args...)...)
+	return c.run(ctx, "ceph", append([]string{"-c", c.Conf, "--format", "json", "--connect-timeout", "30"}, args...)...)
 }
 
 // RBD runs the rbd tool as the cluster's admin on its pool's cluster.
 func (c *Cluster) RBD(ctx context.Context, args ...string) ([]byte, error) {
-	return run(ctx, "rbd", append([]string{"-c", c.Conf}, args...)...)
+	return c.run(ctx, "rbd", append([]string{"-c", c.Conf}, args...)...)
+}
+
+// Rados runs the rados tool as the cluster's admin and returns its
+// standard output.
+func (c *Cluster) Rados(ctx context.Context, args ...string) ([]byte, error) {
+	return c.run(ctx, "rados", append([]string{"-c", c.Conf}, args...)...)
 }
 
 // OSDIDs returns the ids of the cluster's OSDs.
@@ -434,7 +460,7 @@ func (c *Cluster) spawn(name, bin string, args ...string) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(bin, args...)
+	cmd := c.command(context.Background(), bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The daemons die with the test binary even if it never stops them.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
@@ -467,11 +493,21 @@ func (c *Cluster) kill(name string) error {
 	}
 }
 
+// command returns the command running a program in the cluster's
+// network namespace. nsenter enters it and executes the program in its
+// own process, so the pid is the program's.
+func (c *Cluster) command(ctx context.Context, bin string, args ...string) *exec.Cmd {
+	if c.netns == "" {
+		return exec.CommandContext(ctx, bin, args...)
+	}
+	return exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + c.netns, "--", bin}, args...)...)
+}
+
 // run runs a program and returns its standard output, or an error
 // quoting its standard error.
-func run(ctx context.Context, bin string, args ...string) ([]byte, error) {
+func (c *Cluster) run(ctx context.Context, bin string, args ...string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := c.command(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("%s %s: %w: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))

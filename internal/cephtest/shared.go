@@ -118,3 +118,19 @@ func startRetrying(ctx context.Context, dir string) (*Cluster, error) {
 	}
 	return nil, errors.Join(errs...)
 }
+
+// NewIn starts a cluster of the test's own in the network namespace at
+// path netns, its daemons bound to addr there; it is stopped when the
+// test ends.
+func NewIn(tb testing.TB, netns, addr string) *Cluster {
+	tb.Helper()
+	Need(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	c, err := StartIn(ctx, tb.TempDir(), netns, addr)
+	if err != nil {
+		tb.Fatalf("start a ceph cluster in %s: %v", netns, err)
+	}
+	tb.Cleanup(c.Stop)
+	return c
+}

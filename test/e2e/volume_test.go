@@ -34,6 +34,10 @@ func (c *cloud) consoleRun(name, cmd, want string) string {
 	defer con.Close()
 	if nc, ok := con.(net.Conn); ok {
 		nc.SetDeadline(time.Now().Add(vmVolumeTimeout))
+	} else {
+		// A stream without deadlines ends when it is closed.
+		stop := time.AfterFunc(vmVolumeTimeout, func() { con.Close() })
+		defer stop.Stop()
 	}
 	if _, err := fmt.Fprintf(con, "\n%s\n", cmd); err != nil {
 		c.t.Fatal(err)
