@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -163,8 +165,10 @@ wait:
 		case err := <-errs:
 			b.Fatal(err)
 		case <-progress.C:
-			b.Logf("%v: %d creates, %d lists, %d hosts turned NotReady", time.Since(start).Round(time.Second),
-				created.Load(), listed.Load(), hw.lostCount())
+			// Printed as it comes: go test keeps only the first lines of
+			// a benchmark's log.
+			fmt.Fprintf(os.Stderr, "host-lost bench: %v: %d creates, %d lists, %d hosts turned NotReady; heartbeats (server): %s\n",
+				time.Since(start).Round(time.Second), created.Load(), listed.Load(), hw.lostCount(), l.heartbeats(ctx))
 		}
 	}
 	wg.Wait()
@@ -181,11 +185,12 @@ wait:
 	}
 	r := hostLostResult{lost: hw.lostCount(),
 		creates: float64(created.Load()) / elapsed.Seconds(), lists: float64(listed.Load()) / elapsed.Seconds()}
-	for _, t := range hw.lostLog() {
-		b.Logf("false host lost: %s", t)
+	lostLog := hw.lostLog()
+	for _, t := range lostLog[:min(len(lostLog), 20)] {
+		fmt.Fprintf(os.Stderr, "host-lost bench: false host lost: %s\n", t)
 	}
-	b.Logf("%d hosts, %d live instances, %v: %d false host-lost verdicts; %.1f creates/s, %.2f lists/s",
-		hosts, live, elapsed.Round(time.Second), r.lost, r.creates, r.lists)
+	b.Logf("%d hosts, %d live instances, %v: %d false host-lost verdicts; %.1f creates/s, %.2f lists/s; heartbeats (server): %s",
+		hosts, live, elapsed.Round(time.Second), r.lost, r.creates, r.lists, l.heartbeats(ctx))
 	return r
 }
 
@@ -243,4 +248,55 @@ func (l *lister) listOnce(ctx context.Context, q url.Values) error {
 		return fmt.Errorf("list %v: %s", q, resp.Status)
 	}
 	return nil
+}
+
+// heartbeatRoute is the heartbeat's route in the server's metrics.
+const heartbeatRoute = `route="POST /v1/hosts/{name}/heartbeat"`
+
+// heartbeats summarises the server's latency histogram of heartbeats
+// (from the handler's start to its answer): how many, their mean, and how
+// many took longer than 1 s and 2.5 s.
+func (l *lister) heartbeats(ctx context.Context) string {
+	u, err := url.Parse(l.url)
+	if err != nil {
+		return err.Error()
+	}
+	u.Path = "/metrics"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+l.token)
+	resp, err := l.hc.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err.Error()
+	}
+	var count, sum, le1, le25 float64
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, heartbeatRoute) {
+			continue
+		}
+		name, rest, _ := strings.Cut(line, "{")
+		_, val, _ := strings.Cut(rest, "} ")
+		v, _ := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		switch {
+		case name == "ouro_apiserver_request_duration_seconds_count":
+			count = v
+		case name == "ouro_apiserver_request_duration_seconds_sum":
+			sum = v
+		case strings.Contains(rest, `le="1"`):
+			le1 = v
+		case strings.Contains(rest, `le="2.5"`):
+			le25 = v
+		}
+	}
+	if count == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%.0f, mean %.1f ms, %.0f over 1 s, %.0f over 2.5 s", count, sum/count*1000, count-le1, count-le25)
 }
