@@ -8,7 +8,8 @@
 //	           (+ hosts, instances, loadbalancers shared with the other
 //	           controllers)
 //	     │ any change: mark the index stale, queue every host and floating
-//	     ▼ IP after a short debounce (the queue drops duplicates)
+//	     │ IP after a short debounce (the queue drops duplicates); a
+//	     ▼ placement awaiting its ports: its host at once as well
 //	queue ─▶ reconcile {hostKey, name}: compute the spec from a shared
 //	         index; create, update (generation+1) or, for a deleted host,
 //	         delete its HostNetwork — only when the canonical JSON differs
