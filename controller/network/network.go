@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -233,7 +234,7 @@ func (c *Controller) instanceChanged(key string) {
 // awaitsPorts reports whether in, placed, has interfaces that its real
 // host's HostNetwork does not have yet.
 func (c *Controller) awaitsPorts(in *api.Instance) bool {
-	if len(in.Status.Interfaces) == 0 {
+	if terminated(in) || !slices.ContainsFunc(in.Status.Interfaces, func(i api.Interface) bool { return i.IP != "" }) {
 		return false
 	}
 	h, ok := c.o.Hosts.Get(in.Status.Host)
