@@ -5,7 +5,9 @@
 // reports the outcome and the load balancers' statuses in the object's
 // status (again whenever those change), and records which instance ports
 // are applied (Ports), which the agent waits for before it runs an
-// instance and from where it probes instances' health.
+// instance and from where it probes instances' health. The ports of new
+// containers are applied alone first when the Plane can (PortPlane), so
+// that they start before the rest of the pass is done.
 package hostnet
 
 import (
