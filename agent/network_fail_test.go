@@ -107,3 +107,80 @@ func TestNetworkFailureHoldsOnlyItsInstances(t *testing.T) {
 		return st.Applied && len(st.Failed) == 0
 	})
 }
+
+// gatedPlane applies everything at once, but holds ApplyPorts until
+// release is closed.
+type gatedPlane struct {
+	failingPlane
+	entered chan struct{} // closed when ApplyPorts is called
+	release chan struct{}
+	once    sync.Once
+}
+
+func (p *gatedPlane) ApplyPorts(ctx context.Context, _ api.HostNetworkSpec, _ []string) error {
+	p.once.Do(func() { close(p.entered) })
+	select {
+	case <-p.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestNewPortCreatesButDoesNotStart: while a new instance's ports are
+// being set up alone (hostnet.PortPlane), the agent creates the instance
+// but starts it only once they are in place.
+func TestNewPortCreatesButDoesNotStart(t *testing.T) {
+	h := newHarness(t)
+	port := func(inst *api.Instance) api.HostPort {
+		return api.HostPort{Instance: inst.Metadata.UID, Name: inst.Metadata.Name, MAC: inst.Status.Interfaces[0].MAC, IP: inst.Status.Interfaces[0].IP}
+	}
+	entry := func(ports ...api.HostPort) api.HostNetworkSpec {
+		return api.HostNetworkSpec{Networks: []api.HostNetworkEntry{{UID: "net-1", Name: "default", Project: "demo",
+			VNI: 5001, CIDR: "10.2.0.0/24", Gateway: "10.2.0.1", Ports: ports}}}
+	}
+	db := newInstance("db")
+	db.Status.Interfaces = []api.Interface{{Network: "default", MAC: "0a:58:0a:02:00:05", IP: "10.2.0.5"}}
+	dbKey, _ := h.place(t, db)
+	h.api.Create(t, &api.HostNetwork{Metadata: api.ObjectMeta{Name: testHost}, Spec: entry(port(db))})
+	plane := &gatedPlane{entered: make(chan struct{}), release: make(chan struct{})}
+	cfg := h.config()
+	cfg.Network = plane
+	h.start(t, cfg)
+	h.waitInstance(t, dbKey, "Running", phaseIs(api.PhaseRunning))
+
+	web := newInstance("web")
+	web.Status.Interfaces = []api.Interface{{Network: "default", MAC: "0a:58:0a:02:00:06", IP: "10.2.0.6"}}
+	webKey, webUID := h.place(t, web)
+	web.Metadata.UID = webUID
+	hn := h.api.Get(t, api.HostNetworkKind, "", testHost).(*api.HostNetwork)
+	hn.Spec = entry(port(db), port(web))
+	hn.Metadata.Generation++
+	if err := h.api.Store.Update(context.Background(), hn); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new port applied alone", func() bool {
+		select {
+		case <-plane.entered:
+			return true
+		default:
+			return false
+		}
+	})
+	waitFor(t, "web created while its ports are set up", func() bool { return h.drv.count("create", webUID) == 1 })
+	// One more reconcile of web ends after the one that created it.
+	h.mu.Lock()
+	n := h.reconciled[webKey]
+	h.mu.Unlock()
+	h.edit(t, webKey, func(i *api.Instance) { i.Metadata.Labels = map[string]string{"poke": "1"} })
+	waitFor(t, "web reconciled again", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.reconciled[webKey] > n
+	})
+	if n := h.drv.count("start", webUID); n != 0 {
+		t.Fatalf("web started %d times before its ports were in place", n)
+	}
+	close(plane.release)
+	h.waitInstance(t, webKey, "Running once its ports are in place", phaseIs(api.PhaseRunning))
+}

@@ -122,8 +122,11 @@ func (r *instanceRun) converge(ctx context.Context) error {
 	if r.a.needsNetwork(inst) && (errors.Is(err, driver.ErrNotFound) || (err == nil && st.State != driver.StateRunning)) {
 		if _, ready := r.a.ports.Ready(inst); !ready {
 			// Its network namespace does not exist yet: the network loop
-			// queues the instance again once its ports are applied.
-			return r.waitNetwork(ctx)
+			// queues the instance again once its ports are applied. While
+			// they are being set up, it may be created meanwhile.
+			if _, planned := r.a.ports.Planned(inst); !planned || !errors.Is(err, driver.ErrNotFound) {
+				return r.waitNetwork(ctx)
+			}
 		}
 	}
 	if errors.Is(err, driver.ErrNotFound) {
@@ -140,6 +143,11 @@ func (r *instanceRun) converge(ctx context.Context) error {
 	switch st.State {
 	case driver.StateCreated:
 		if wants {
+			if _, ready := r.a.ports.Ready(inst); r.a.needsNetwork(inst) && !ready {
+				// Created while its ports were being set up: nothing
+				// runs before they, and their rules, are in place.
+				return r.waitNetwork(ctx)
+			}
 			return r.start(ctx, d, false)
 		}
 		return r.markStopped(ctx, st)
@@ -274,7 +282,7 @@ func (r *instanceRun) provision(ctx context.Context, d driver.Driver) error {
 		Env:       inst.Spec.Env,
 		Resources: inst.Spec.Resources,
 	}
-	if p, ok := r.a.ports.Ready(inst); ok && r.a.needsNetwork(inst) {
+	if p, ok := r.a.ports.Planned(inst); ok && r.a.needsNetwork(inst) {
 		spec.NetNS, spec.Nameservers = p.NetNS, p.Nameservers
 		spec.Interfaces = orderNICs(p.NICs, inst.Status.Interfaces)
 	}

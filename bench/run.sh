@@ -12,6 +12,9 @@
 #   LXC_RUNS=N      runs of the lxc peer (default 20)
 #   VM_RUNS=N       VM boots of each side in the VM benchmark (default 5)
 #   GROUP_COUNT=N   runs of the group host-loss benchmark (default 3)
+#   FP_COUNT=N      runs of the false host-lost benchmark (default 1), each
+#                   watching 1,000 loaded hollow hosts for BENCH_FP_DURATION
+#                   (default 10m)
 #   STACK_COUNT=N   runs of the stack benchmarks (default 3)
 #   FAILOVER_COUNT=N runs of the control-plane leader failover benchmark,
 #                   each on a fresh 3-node control plane (default 3)
@@ -151,6 +154,7 @@ gobench BenchmarkVMCreateToKernel ./test/e2e 1 "${VM_RUNS:-5}x"
 gobench BenchmarkStackPlan ./test/e2e "${STACK_COUNT:-3}" 10x
 gobench BenchmarkStackApply ./test/e2e "${STACK_COUNT:-3}" 1x
 gobench BenchmarkGroupHostLoss ./test/e2e "${GROUP_COUNT:-3}" 1x
+gobench BenchmarkHostLostFalse ./bench "${FP_COUNT:-1}" 1x
 gobench BenchmarkLeaderFailover ./test/e2e "${FAILOVER_COUNT:-3}" 1x
 gobench BenchmarkAPIVIPFailover ./test/e2e "${VIP_COUNT:-1}" 1x OURO_VIP_KILLS="${OURO_VIP_KILLS:-7}"
 gobench BenchmarkBootstrap ./test/e2e 1 "${BOOTSTRAP_RUNS:-3}x"

@@ -12,7 +12,8 @@
 //
 //	Run ─▶ for each host (bounded): load credentials or join ─┐
 //	      ┌──────────────────────────────────────────────────┘
-//	      ├─▶ heartbeat every HeartbeatInterval (lease LeaseTTL)
+//	      ├─▶ heartbeat every HeartbeatInterval (lease LeaseTTL; not
+//	      │   bounded by Concurrency, as each real agent heartbeats alone)
 //	      └─▶ watch ?host=NAME ─▶ decide ─▶ status write (resourceVersion,
 //	                                         conflict retry) ─▶ decide …
 //
@@ -76,7 +77,8 @@ type Config struct {
 	// LeaseTTL is the presence lease each heartbeat asks for; default 6s.
 	LeaseTTL time.Duration
 	// Concurrency bounds the API calls in flight across all hosts (joins,
-	// heartbeats, status writes); default 32. Watches are not counted.
+	// status writes); default 32. Watches and heartbeats are not counted:
+	// each host heartbeats on its own, as real agents do.
 	Concurrency int
 	Logger      *slog.Logger
 }

@@ -242,7 +242,15 @@ func (h *host) heartbeatLoop(ctx context.Context) {
 	failing := false
 	for {
 		cl, token := h.client()
-		err := h.f.call(ctx, func(ctx context.Context) error { return cl.Heartbeat(ctx, h.name, cfg.LeaseTTL) })
+		// Not through the fleet's slots: a real host's heartbeat waits for
+		// no other host's calls, and heartbeats queued behind a thousand
+		// hosts' status writes would make the control plane see hosts
+		// lost that are not (each host has one heartbeat in flight at
+		// most, and their starts are spread over the interval). Bounded
+		// as the agent bounds its own.
+		hctx, cancel := context.WithTimeout(ctx, cfg.HeartbeatInterval+cfg.LeaseTTL)
+		err := cl.Heartbeat(hctx, h.name, cfg.LeaseTTL)
+		cancel()
 		switch {
 		case ctx.Err() != nil:
 			return

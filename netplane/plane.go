@@ -51,6 +51,11 @@ type Plane struct {
 
 	mu       sync.Mutex
 	gateways map[string]netip.Addr // network UID → gateway, from the last Apply
+	// applied are the networks the last Apply set up without failure, by
+	// UID (nil before the first), and mtu the overlay MTU it used: what
+	// ApplyPorts builds on.
+	applied map[string]appliedNet
+	mtu     int
 
 	// arpMu guards the announcement of floating IPs on the underlay, apart
 	// from mu so that SetLBActive does not wait for an Apply.
@@ -135,6 +140,7 @@ func (p *Plane) Apply(ctx context.Context, spec api.HostNetworkSpec) error {
 	for _, n := range nets {
 		p.gateways[n.uid] = n.gateway
 	}
+	p.applied = nil // until this Apply says what it set up
 	if err := os.MkdirAll(p.cfg.StateDir, 0o755); err != nil {
 		return fmt.Errorf("netplane: state dir: %w", err)
 	}
@@ -169,14 +175,23 @@ func (p *Plane) Apply(ctx context.Context, spec api.HostNetworkSpec) error {
 	}
 	// Routes between the subnets of a VPC, once every router namespace
 	// is there.
+	legsFailed := map[int]bool{}
 	for _, n := range nets {
 		if n.vpc == "" || failed[n.vni] {
 			continue
 		}
 		if err := p.applyLegs(n, failed); err != nil {
+			legsFailed[n.vni] = true
 			errs = append(errs, &NetworkError{UID: n.uid, Name: n.name, VNI: n.vni, Err: err})
 		}
 	}
+	applied := map[string]appliedNet{}
+	for _, n := range nets {
+		if !failed[n.vni] && !legsFailed[n.vni] {
+			applied[n.uid] = appliedNet{vni: n.vni, cidr: n.cidr.String(), gateway: n.gateway.String()}
+		}
+	}
+	p.applied, p.mtu = applied, h.overlayMTU()
 	if err := p.applyFloatingIPs(h, nets); err != nil {
 		errs = append(errs, err)
 	}

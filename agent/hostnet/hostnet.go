@@ -5,7 +5,9 @@
 // reports the outcome and the load balancers' statuses in the object's
 // status (again whenever those change), and records which instance ports
 // are applied (Ports), which the agent waits for before it runs an
-// instance and from where it probes instances' health.
+// instance and from where it probes instances' health. The ports of new
+// containers are applied alone first when the Plane can (PortPlane), so
+// that they start before the rest of the pass is done.
 package hostnet
 
 import (
@@ -13,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"reflect"
@@ -39,6 +42,14 @@ type Plane interface {
 	// PortDevice names an instance's device on a network's bridge: the
 	// TAP a virtual machine attaches to.
 	PortDevice(instanceUID string) string
+}
+
+// PortPlane is a Plane that can set up a new instance's ports alone,
+// before the Apply of the whole spec (netplane.Plane.ApplyPorts): the
+// instance may start that much sooner. An error means the ports are not
+// (all) there; Apply still follows.
+type PortPlane interface {
+	ApplyPorts(ctx context.Context, spec api.HostNetworkSpec, uids []string) error
 }
 
 // Port is what an instance needs from an applied network.
@@ -73,6 +84,8 @@ type Ports struct {
 	// held says, by instance uid, which network of the instance could not
 	// be set up and why.
 	held map[string]string
+	// planned are ports being set up (Plan): known, not there yet.
+	planned map[string]Port
 }
 
 // HeldBack returns why an instance waits for a network that could not be
@@ -92,12 +105,75 @@ func (s *Ports) Get(uid string) (Port, bool) {
 	return p, ok
 }
 
+// Plan records ports being set up: an instance may be prepared with
+// them (Planned) but not run before they are applied (Ready). It returns
+// the uids newly planned. Add or Set ends the plan.
+func (s *Ports) Plan(ports map[string]Port) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var uids []string
+	for uid, p := range ports {
+		if _, ok := s.byUID[uid]; ok {
+			continue
+		}
+		if s.planned == nil {
+			s.planned = map[string]Port{}
+		}
+		s.planned[uid] = p
+		uids = append(uids, uid)
+	}
+	return uids
+}
+
+// Planned returns the ports of an instance that are applied or being
+// set up (Plan), for preparing it (a container's spec names its
+// namespace) while its network is not there yet.
+func (s *Ports) Planned(inst *api.Instance) (Port, bool) {
+	if p, ok := s.Ready(inst); ok {
+		return p, true
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	p, ok := s.planned[inst.Metadata.UID]
+	return p, ok && inst.Status.Driver != api.DriverVM
+}
+
+// Add records ports applied on their own (PortPlane), next to those of
+// the last Set, and returns the uids whose ports are new or changed.
+func (s *Ports) Add(ports map[string]Port) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var changed []string
+	for uid, p := range ports {
+		if old, ok := s.byUID[uid]; !ok || !reflect.DeepEqual(old, p) {
+			changed = append(changed, uid)
+		}
+		if s.byUID == nil {
+			s.byUID = map[string]Port{}
+		}
+		s.byUID[uid] = p
+		delete(s.planned, uid)
+	}
+	return changed
+}
+
+// has reports whether uid has applied ports or waits for a network that
+// could not be set up.
+func (s *Ports) has(uid string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, applied := s.byUID[uid]
+	_, held := s.held[uid]
+	return applied || held
+}
+
 // Set replaces the applied ports and the held-back instances (by uid,
 // why each waits) and returns the uids whose ports, or reasons to wait,
-// are new or changed.
+// are new or changed. It ends every plan.
 func (s *Ports) Set(ports map[string]Port, held map[string]string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.planned = nil
 	var changed []string
 	for uid, p := range ports {
 		if old, ok := s.byUID[uid]; !ok || !reflect.DeepEqual(old, p) {
@@ -238,6 +314,9 @@ type Loop struct {
 	// load balancers' (nil before the first); only Run's goroutine uses
 	// it.
 	reported *api.HostNetworkStatus
+	// portsSet says an Apply set the ports (Ports.Set) once: from then on
+	// a new instance's ports may be applied alone (applyNewPorts).
+	portsSet bool
 }
 
 // New returns a Loop; it applies nothing until Run.
@@ -351,6 +430,9 @@ func (l *Loop) apply(ctx context.Context, last string) (string, error) {
 	if rv != "" && applied == last {
 		return last, nil
 	}
+	if rv != "" && l.portsSet {
+		l.applyNewPorts(ctx, hn.Spec)
+	}
 	applyErr := l.cfg.Plane.Apply(ctx, hn.Spec)
 	l.cfg.Metadata.Sync(hn.Spec)
 	var lbErr error
@@ -365,54 +447,11 @@ func (l *Loop) apply(ctx context.Context, last string) (string, error) {
 	}
 	failed, rest := SplitApplyError(applyErr)
 	if rest == nil {
-		// Every network but the failed ones is applied: their instances
-		// get their ports; an instance with a port on a failed network
-		// waits, and says why.
-		held := map[string]string{}
-		for _, n := range hn.Spec.Networks {
-			if err, ok := failed[n.UID]; ok {
-				for _, p := range n.Ports {
-					held[p.Instance] = fmt.Sprintf("host %s could not set up %v", l.cfg.Host, err)
-				}
-			}
-		}
-		ports := map[string]Port{}
-		for _, n := range hn.Spec.Networks {
-			if _, ok := failed[n.UID]; ok {
-				continue
-			}
-			for _, p := range n.Ports {
-				if _, ok := held[p.Instance]; ok || p.Driver == driverLB {
-					continue
-				}
-				pi, seen := ports[p.Instance]
-				if !seen { // the first (primary) network gives DNS
-					pi.Nameservers = []string{n.Gateway}
-					if p.Driver != api.DriverVM {
-						pi.NetNS = l.cfg.Plane.NetNSPath(p.Instance)
-					}
-				}
-				router := l.cfg.Plane.RouterNSPath(n.VNI)
-				if p.IP != "" && router != "" {
-					if pi.Routers == nil {
-						pi.Routers = map[string]string{}
-					}
-					pi.Routers[p.IP] = router
-				}
-				nic := driver.NIC{MAC: p.MAC, IP: p.IP, Gateway: n.Gateway}
-				if pfx, err := netip.ParsePrefix(n.CIDR); err == nil {
-					nic.PrefixLen = pfx.Bits()
-				}
-				if p.Driver == api.DriverVM {
-					nic.RouterNetNS, nic.Tap = router, l.cfg.Plane.PortDevice(p.Instance)
-				}
-				pi.NICs = append(pi.NICs, nic)
-				ports[p.Instance] = pi
-			}
-		}
+		ports, held := l.portsOf(hn.Spec, failed)
 		if changed := l.cfg.Ports.Set(ports, held); len(changed) > 0 {
 			l.cfg.Queue.PortsChanged(changed)
 		}
+		l.portsSet = true
 		l.cfg.Logger.Debug("host network applied", "resourceVersion", rv, "networks", len(hn.Spec.Networks), "ports", len(ports))
 	}
 	applyErr = errors.Join(applyErr, lbErr)
@@ -426,6 +465,94 @@ func (l *Loop) apply(ctx context.Context, last string) (string, error) {
 		return "", nil
 	}
 	return applied, nil
+}
+
+// portsOf computes the instance ports of spec once applied, but for the
+// networks that failed (by network UID): their instances wait, and held
+// says why.
+func (l *Loop) portsOf(spec api.HostNetworkSpec, failed map[string]error) (ports map[string]Port, held map[string]string) {
+	// Every network but the failed ones is applied: their instances get
+	// their ports; an instance with a port on a failed network waits,
+	// and says why.
+	held = map[string]string{}
+	for _, n := range spec.Networks {
+		if err, ok := failed[n.UID]; ok {
+			for _, p := range n.Ports {
+				held[p.Instance] = fmt.Sprintf("host %s could not set up %v", l.cfg.Host, err)
+			}
+		}
+	}
+	ports = map[string]Port{}
+	for _, n := range spec.Networks {
+		if _, ok := failed[n.UID]; ok {
+			continue
+		}
+		for _, p := range n.Ports {
+			if _, ok := held[p.Instance]; ok || p.Driver == driverLB {
+				continue
+			}
+			pi, seen := ports[p.Instance]
+			if !seen { // the first (primary) network gives DNS
+				pi.Nameservers = []string{n.Gateway}
+				if p.Driver != api.DriverVM {
+					pi.NetNS = l.cfg.Plane.NetNSPath(p.Instance)
+				}
+			}
+			router := l.cfg.Plane.RouterNSPath(n.VNI)
+			if p.IP != "" && router != "" {
+				if pi.Routers == nil {
+					pi.Routers = map[string]string{}
+				}
+				pi.Routers[p.IP] = router
+			}
+			nic := driver.NIC{MAC: p.MAC, IP: p.IP, Gateway: n.Gateway}
+			if pfx, err := netip.ParsePrefix(n.CIDR); err == nil {
+				nic.PrefixLen = pfx.Bits()
+			}
+			if p.Driver == api.DriverVM {
+				nic.RouterNetNS, nic.Tap = router, l.cfg.Plane.PortDevice(p.Instance)
+			}
+			pi.NICs = append(pi.NICs, nic)
+			ports[p.Instance] = pi
+		}
+	}
+	return ports, held
+}
+
+// applyNewPorts sets up the ports of the containers that spec brings to
+// the host (none applied or held back yet) alone, when the Plane can
+// (PortPlane), before the whole spec is applied: the instances learn of
+// their ports as soon as they are there. Meanwhile the ports are
+// planned, so that the agent prepares the instances (Ports.Planned) but
+// runs none of them before its namespace and its network's rules, its
+// security groups among them, are in place.
+func (l *Loop) applyNewPorts(ctx context.Context, spec api.HostNetworkSpec) {
+	pp, ok := l.cfg.Plane.(PortPlane)
+	if !ok {
+		return
+	}
+	all, _ := l.portsOf(spec, nil)
+	news := map[string]Port{}
+	for uid, p := range all {
+		if p.NetNS != "" && !l.cfg.Ports.has(uid) {
+			news[uid] = p
+		}
+	}
+	if len(news) == 0 {
+		return
+	}
+	if planned := l.cfg.Ports.Plan(news); len(planned) > 0 {
+		l.cfg.Queue.PortsChanged(planned)
+	}
+	uids := slices.Sorted(maps.Keys(news))
+	if err := pp.ApplyPorts(ctx, spec, uids); err != nil {
+		l.cfg.Logger.Debug("new ports wait for the full apply", "instances", len(uids), "err", err)
+		return
+	}
+	if changed := l.cfg.Ports.Add(news); len(changed) > 0 {
+		l.cfg.Queue.PortsChanged(changed)
+	}
+	l.cfg.Logger.Debug("new ports applied", "instances", len(uids))
 }
 
 // report writes the outcome of an Apply into the object's

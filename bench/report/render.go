@@ -72,6 +72,14 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   every 2 s, presence lease 6 s; the killed agent's connection closes and its endpoint refuses
   connections, so the server moves its presence to a 3 s lease (docs/healing.md), and most of
   the figure is that lease running out.
+- **False "host lost"**: `+"`BenchmarkHostLostFalse`"+` in bench/: a real server (embedded etcd, API,
+  controllers) and 1,000 hollow hosts in one process, every host heartbeating every 2 s with a 6 s
+  lease all along. Once all are Ready, 32 clients create tiny instances as fast as they are
+  answered up to 5,000 live, then each create first deletes the oldest; 2 clients list the live
+  instances (table view) back to back; the hollow hosts report their instances' phases. A watch
+  of the hosts counts every change of a host to NotReady for 10 minutes (`+"`BENCH_FP_DURATION`"+`):
+  every such change is false, the hosts being alive. The benchmark also prints the server's
+  heartbeat latencies (its metrics) each minute.
 - **Stack plan**: `+"`BenchmarkStackPlan`"+` in test/e2e: a real server with a stack of 100 security
   groups (two rules each) and 100 key pairs applied; `+"`ouro stack plan`"+` of the same file, timed as a
   process from its start to its exit (code 0, nothing to change): reading and rendering the file,

@@ -8,7 +8,8 @@
 //	           (+ hosts, instances, loadbalancers shared with the other
 //	           controllers)
 //	     │ any change: mark the index stale, queue every host and floating
-//	     ▼ IP after a short debounce (the queue drops duplicates)
+//	     │ IP after a short debounce (the queue drops duplicates); a
+//	     ▼ placement awaiting its ports: its host at once as well
 //	queue ─▶ reconcile {hostKey, name}: compute the spec from a shared
 //	         index; create, update (generation+1) or, for a deleted host,
 //	         delete its HostNetwork — only when the canonical JSON differs
@@ -26,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -131,6 +133,10 @@ type Controller struct {
 	builtAt    time.Time
 	minRebuild time.Duration
 	fannedOut  time.Time // when every host was last queued
+	// placed says a new placement waits in a stale index: the next host
+	// key may rebuild it at once, once per minRebuild (urgentAt).
+	placed   bool
+	urgentAt time.Time
 }
 
 // New returns a controller and registers its handlers on the informers.
@@ -199,19 +205,54 @@ func (c *Controller) changed(string) {
 // is on no host's network; only security groups that name its address
 // may change, which can wait: its change is queued Debounce later and
 // does not count as a fan-out, so that its placement, which the
-// scheduler writes a moment later, is recomputed at once (after a quiet
-// spell) rather than a debounce after its creation.
+// scheduler writes a moment later, is recomputed at once rather than a
+// debounce after its creation. A placement on a real host whose
+// HostNetwork lacks the instance's ports is the start of an instance
+// waiting for them: that host is queued at once, debounce or not (the
+// other hosts, whose security groups may name its address, as usual).
 func (c *Controller) instanceChanged(key string) {
 	if o, ok := c.o.Instances.Get(key); ok {
-		if in, ok := o.(*api.Instance); ok && in.Status.Host == "" && in.Metadata.DeletionTimestamp == nil {
-			c.mu.Lock()
-			c.stale = true
-			c.mu.Unlock()
-			c.queue.AddAfter(everyKey, c.o.Debounce)
-			return
+		if in, ok := o.(*api.Instance); ok && in.Metadata.DeletionTimestamp == nil {
+			if in.Status.Host == "" {
+				c.mu.Lock()
+				c.stale = true
+				c.mu.Unlock()
+				c.queue.AddAfter(everyKey, c.o.Debounce)
+				return
+			}
+			if c.awaitsPorts(in) {
+				c.mu.Lock()
+				c.stale, c.placed = true, true
+				c.mu.Unlock()
+				c.queue.Add(hostKey(in.Status.Host))
+			}
 		}
 	}
 	c.changed(key)
+}
+
+// awaitsPorts reports whether in, placed, has interfaces that its real
+// host's HostNetwork does not have yet.
+func (c *Controller) awaitsPorts(in *api.Instance) bool {
+	if terminated(in) || !slices.ContainsFunc(in.Status.Interfaces, func(i api.Interface) bool { return i.IP != "" }) {
+		return false
+	}
+	h, ok := c.o.Hosts.Get(in.Status.Host)
+	if !ok || hollow(h) {
+		return false
+	}
+	obj, ok := c.hostNets.Get(in.Status.Host)
+	if !ok {
+		return true
+	}
+	for _, n := range obj.(*api.HostNetwork).Spec.Networks {
+		for _, p := range n.Ports {
+			if p.Instance == in.Metadata.UID {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // queueEvery queues every real host (hollow ones realise no networks) and
@@ -257,18 +298,24 @@ func (c *Controller) Run(ctx context.Context) error {
 // index returns the index of the current caches, rebuilt if they changed
 // since it was built. To bound the cost of a burst of changes it is
 // rebuilt at most every minRebuild: while a stale index is younger than
-// that, index returns nil and how long to wait.
-func (c *Controller) index() (*Index, time.Duration) {
+// that, index returns nil and how long to wait. A host key (urgent) may
+// rebuild a younger index for a new placement (instanceChanged), once
+// per minRebuild too.
+func (c *Controller) index(urgent bool) (*Index, time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.idx != nil && !c.stale {
 		return c.idx, 0
 	}
-	if age := time.Since(c.builtAt); c.idx != nil && age < c.minRebuild {
-		return nil, c.minRebuild - age
+	now := time.Now()
+	if age := now.Sub(c.builtAt); c.idx != nil && age < c.minRebuild {
+		if !urgent || !c.placed || now.Sub(c.urgentAt) < c.minRebuild {
+			return nil, c.minRebuild - age
+		}
+		c.urgentAt = now
 	}
-	c.stale = false
-	c.builtAt = time.Now()
+	c.stale, c.placed = false, false
+	c.builtAt = now
 	snap := Snapshot{
 		Hosts:       listAs[*api.Host](c.o.Hosts),
 		Networks:    listAs[*api.Network](c.networks),
@@ -307,7 +354,7 @@ func (c *Controller) reconcile(ctx context.Context, k queueKey) (queue.Result, e
 		c.queueEvery()
 		return queue.Result{}, nil
 	}
-	x, wait := c.index()
+	x, wait := c.index(k.kind == hostKind)
 	if x == nil {
 		return queue.Result{RequeueAfter: wait}, nil
 	}

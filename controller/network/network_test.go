@@ -214,3 +214,58 @@ func TestQueueKeyString(t *testing.T) {
 		}
 	}
 }
+
+// TestPlacementIsNotDebounced: with a debounce far longer than the test,
+// a placement still reaches its host's network at once, the one change
+// that a new instance waits for.
+func TestPlacementIsNotDebounced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd")
+	}
+	cli := etcdtest.Client(t)
+	raw := store.NewEtcd(cli)
+	st := raw.WithGuard(etcdtest.NewGuard(t, cli, "/test/leader"))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	create := func(obj api.Object, claims ...string) {
+		t.Helper()
+		if _, err := raw.Create(ctx, obj, store.CreateOptions{Claims: claims}); err != nil {
+			t.Fatalf("create %s %s: %v", obj.GetKind(), obj.Meta().Name, err)
+		}
+	}
+	create(host("h1", "10.99.0.1"))
+	create(netw("p", "n", "", 4096, "10.0.0.0/24"), "vni/4096")
+	create(group("p", "default", fromDefault))
+	create(inst("p", "a", "h1", api.PhaseRunning, []string{"default"}, "n", "10.0.0.2"))
+
+	log := etcdtest.Quiet()
+	hosts := cache.New(st, api.HostKind, 0, log)
+	instances := cache.New(st, api.InstanceKind, 0, log)
+	c := New(Options{Store: st, Hosts: hosts, Instances: instances, Logger: log, Debounce: time.Hour})
+	done := make(chan struct{}, 3)
+	for _, run := range []func(context.Context) error{hosts.Run, instances.Run, c.Run} {
+		go func() { run(ctx); done <- struct{}{} }()
+	}
+	t.Cleanup(func() {
+		cancel()
+		for range 3 {
+			<-done
+		}
+	})
+	ports := func() int {
+		var hn api.HostNetwork
+		if err := raw.Get(ctx, api.HostNetworkKind, "", "h1", &hn); err != nil {
+			return -1
+		}
+		n := 0
+		for _, e := range hn.Spec.Networks {
+			n += len(e.Ports)
+		}
+		return n
+	}
+	// The first computation follows a quiet spell: at once.
+	wait.For(t, waitLimit, "h1's network with a's port", func() bool { return ports() == 1 })
+
+	create(inst("p", "b", "h1", api.PhaseScheduled, []string{"default"}, "n", "10.0.0.3"))
+	wait.For(t, waitLimit, "h1's network with b's port too, within the hour's debounce", func() bool { return ports() == 2 })
+}
