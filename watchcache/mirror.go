@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -39,9 +38,10 @@ type mirror struct {
 	// rev is the revision the objects are at: every change up to it is in.
 	rev int64
 	// keys are the objects' keys ("project/name", or "name" for cluster
-	// kinds), sorted as the store sorts them; objs holds each.
+	// kinds), sorted as the store sorts them; objs[i] is the object of
+	// keys[i], so that a list takes a range of it as it is.
 	keys []string
-	objs map[string]*cachedObject
+	objs []*cachedObject
 	// views are the views lists asked of this kind: each is encoded as an
 	// object changes, so a list in a view finds every item encoded.
 	views []*api.View
@@ -54,11 +54,9 @@ type mirror struct {
 // newMirror returns the mirror of kind k holding objs (sorted by key),
 // the kind's objects as of revision rev.
 func newMirror(k *api.Kind, objs []*cachedObject, rev int64) *mirror {
-	m := &mirror{kind: k, rev: rev, keys: make([]string, len(objs)), objs: make(map[string]*cachedObject, len(objs))}
+	m := &mirror{kind: k, rev: rev, keys: make([]string, len(objs)), objs: slices.Clone(objs)}
 	for i, co := range objs {
-		key := mirrorKey(k, co.obj)
-		m.keys[i] = key
-		m.objs[key] = co
+		m.keys[i] = mirrorKey(k, co.obj)
 	}
 	return m
 }
@@ -83,28 +81,29 @@ func (m *mirror) apply(ev *watchEvent) bool {
 		return true
 	}
 	key := mirrorKey(m.kind, ev.obj)
-	_, had := m.objs[key]
-	i, _ := slices.BinarySearch(m.keys, key)
+	i, had := slices.BinarySearch(m.keys, key)
 	switch {
 	case ev.typ == api.Deleted:
 		if had {
-			delete(m.objs, key)
 			m.keys = slices.Delete(m.keys, i, i+1)
+			m.objs = slices.Delete(m.objs, i, i+1)
 		}
 	default:
-		if !had {
-			if len(m.keys) >= maxCachedPerKind {
-				return false
-			}
-			m.keys = slices.Insert(m.keys, i, key)
-		}
 		co := &cachedObject{rev: ev.rev, obj: ev.obj, raw: ev.raw}
 		for _, v := range m.views {
 			// Encoded now, off the lists' path; an object whose view
 			// cannot be encoded fails the list that asks for it.
 			_, _ = co.viewed(v)
 		}
-		m.objs[key] = co
+		if had {
+			m.objs[i] = co
+			break
+		}
+		if len(m.keys) >= maxCachedPerKind {
+			return false
+		}
+		m.keys = slices.Insert(m.keys, i, key)
+		m.objs = slices.Insert(m.objs, i, co)
 	}
 	m.moveLocked(ev.rev)
 	return true
@@ -187,21 +186,14 @@ func (m *mirror) objects(project string, view *api.View) ([]*cachedObject, int64
 	if view != nil && !slices.Contains(m.views, view) {
 		m.views = append(m.views, view)
 	}
-	keys := m.keys
+	lo, hi := 0, len(m.keys)
 	if project != "" && m.kind.Namespaced {
-		prefix := project + "/"
-		lo, _ := slices.BinarySearch(keys, prefix)
-		hi := lo
-		for hi < len(keys) && strings.HasPrefix(keys[hi], prefix) {
-			hi++
-		}
-		keys = keys[lo:hi]
+		// The keys of a project run from "project/" to "project0" ('0'
+		// follows '/').
+		lo, _ = slices.BinarySearch(m.keys, project+"/")
+		hi, _ = slices.BinarySearch(m.keys, project+"0")
 	}
-	out := make([]*cachedObject, len(keys))
-	for i, key := range keys {
-		out[i] = m.objs[key]
-	}
-	return out, m.rev
+	return slices.Clone(m.objs[lo:hi]), m.rev
 }
 
 // consistent returns the objects of kind k in project as of the store's
