@@ -18,6 +18,10 @@ const (
 	// the progress of the kind's watch: etcd drops a request made while
 	// the watch catches up.
 	progressEvery = 50 * time.Millisecond
+	// mirrorRest is how long lists read the store without waiting on a
+	// mirror after a wait ran out, so that a store that stops answering
+	// progress requests delays one list, not every list.
+	mirrorRest = 30 * time.Second
 )
 
 // mirror is every object of one kind, as lists answer them, as of
@@ -49,6 +53,9 @@ type mirror struct {
 	// is dropped.
 	moved   chan struct{}
 	dropped bool
+	// restUntil: lists do not wait on the mirror before then (a wait ran
+	// out).
+	restUntil time.Time
 }
 
 // newMirror returns the mirror of kind k holding objs (sorted by key),
@@ -141,7 +148,9 @@ func (m *mirror) drop() {
 
 // waitFor waits until the mirror is at revision rev or later, calling
 // request now and then while it waits. It reports false if the mirror
-// was dropped, ctx ended or mirrorWait passed first.
+// was dropped, ctx ended or mirrorWait passed first; after mirrorWait
+// passed, it reports false at once for mirrorRest unless the mirror is
+// already at rev.
 func (m *mirror) waitFor(ctx context.Context, rev int64, request func()) bool {
 	var deadline, tick <-chan time.Time
 	for {
@@ -150,6 +159,10 @@ func (m *mirror) waitFor(ctx context.Context, rev int64, request func()) bool {
 		if at >= rev || dropped {
 			m.mu.Unlock()
 			return !dropped
+		}
+		if deadline == nil && time.Now().Before(m.restUntil) {
+			m.mu.Unlock()
+			return false
 		}
 		if m.moved == nil {
 			m.moved = make(chan struct{})
@@ -170,6 +183,9 @@ func (m *mirror) waitFor(ctx context.Context, rev int64, request func()) bool {
 		case <-tick:
 			request()
 		case <-deadline:
+			m.mu.Lock()
+			m.restUntil = time.Now().Add(mirrorRest)
+			m.mu.Unlock()
 			return false
 		case <-ctx.Done():
 			return false

@@ -276,3 +276,49 @@ func TestMirrorFilters(t *testing.T) {
 		t.Error("no list came from the mirror")
 	}
 }
+
+// TestMirrorWaitRuns: a wait for a revision the mirror does not reach
+// runs out, and for a while after that lists do not wait at all, unless
+// the mirror is already there.
+func TestMirrorWaitRuns(t *testing.T) {
+	m := newMirror(api.InstanceKind, nil, 5)
+	ctx := context.Background()
+	requests := 0
+	request := func() { requests++ }
+	if !m.waitFor(ctx, 5, request) || requests != 0 {
+		t.Fatalf("a wait for the mirror's own revision: requests %d", requests)
+	}
+	go func() {
+		// The watch moves on once a list waits: the wait ends.
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			m.mu.Lock()
+			waiting := m.moved != nil
+			m.mu.Unlock()
+			if waiting {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		m.advance(7)
+	}()
+	if !m.waitFor(ctx, 7, request) || requests == 0 {
+		t.Fatalf("wait for 7: requests %d", requests)
+	}
+	// As after a wait that ran out.
+	m.restUntil = time.Now().Add(time.Hour)
+	start := time.Now()
+	if m.waitFor(ctx, 8, request) {
+		t.Fatal("a resting mirror made a list wait and answered")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("a resting mirror made a list wait %v", d)
+	}
+	if !m.waitFor(ctx, 7, request) {
+		t.Fatal("a resting mirror at the revision asked refused")
+	}
+	m.drop()
+	if m.waitFor(ctx, 7, request) {
+		t.Fatal("a dropped mirror answered")
+	}
+}
