@@ -71,8 +71,9 @@ var hostCapacity = api.Resources{VCPUs: 32, MemoryMiB: 64 * 1024, DiskGiB: 1000}
 //     1% of instances labelled sel=yes.
 //
 // Each iteration builds a fresh cloud; run it with -benchtime 1x.
-// BENCH_PLACE_ONLY=1 stops each run once every instance is placed, and
-// BENCH_CPUPROFILE=file profiles the create and placement phase.
+// BENCH_PLACE_ONLY=1 stops each run once every instance is placed,
+// BENCH_CPUPROFILE=file profiles the create and placement phase and
+// BENCH_LIST_CPUPROFILE=file the lists.
 func BenchmarkScale(b *testing.B) {
 	// go test prints what the process logs among its results: a log line
 	// (the election's) landing inside a result line would lose the run.
@@ -147,13 +148,13 @@ func (t *listTimes) add(o listTimes) {
 	t.bytes = o.bytes
 }
 
-// startProfile writes a CPU profile of the create and placement phase to
-// the file BENCH_CPUPROFILE names, if set (go test's -cpuprofile would
-// also profile the start of 1,000 hosts and the lists); the returned
-// function stops it.
-func startProfile(b *testing.B) func() {
+// startProfile writes a CPU profile to the file the environment variable
+// env names, if set: BENCH_CPUPROFILE profiles the create and placement
+// phase, BENCH_LIST_CPUPROFILE the lists (go test's -cpuprofile would
+// also profile the start of 1,000 hosts); the returned function stops it.
+func startProfile(b *testing.B, env string) func() {
 	b.Helper()
-	path := os.Getenv("BENCH_CPUPROFILE")
+	path := os.Getenv(env)
 	if path == "" {
 		return func() {}
 	}
@@ -227,7 +228,7 @@ func runScale(b *testing.B, hosts, instances int) scaleResult {
 	defer cancel()
 	c, tr, watchDone := startScaleCloud(ctx, b, hosts, instances)
 
-	stopProfile := startProfile(b)
+	stopProfile := startProfile(b, "BENCH_CPUPROFILE")
 	cpu0 := processCPU(b)
 	b.StartTimer()
 	start := time.Now()
@@ -256,6 +257,7 @@ func runScale(b *testing.B, hosts, instances int) scaleResult {
 // them.
 func measureLists(ctx context.Context, b *testing.B, c *hollowtest.Cloud, instances int, r *scaleResult) {
 	b.Helper()
+	defer startProfile(b, "BENCH_LIST_CPUPROFILE")()
 	l := newLister(b, c)
 	// The CLI's list (ouro instance list): the table view. The two kinds
 	// of full list alternate, so that the machine's load falls on both.

@@ -18,6 +18,13 @@ const watchBuffer = 100
 
 // Watch implements Interface.
 func (s *etcdStore) Watch(ctx context.Context, kind *api.Kind, project string, fromRev int64) (<-chan Event, error) {
+	return s.watch(clientv3.WithRequireLeader(ctx), ctx, kind, project, fromRev, false)
+}
+
+// watch is Watch whose etcd watch runs on wctx (derived from ctx; its
+// metadata picks the gRPC stream the watch shares). With progress, the
+// stream's progress notifications come out as api.Bookmark events.
+func (s *etcdStore) watch(wctx, ctx context.Context, kind *api.Kind, project string, fromRev int64, progress bool) (<-chan Event, error) {
 	if !kind.Namespaced {
 		project = ""
 	}
@@ -28,7 +35,7 @@ func (s *etcdStore) Watch(ctx context.Context, kind *api.Kind, project string, f
 		return nil, fmt.Errorf("store: watch %s: negative revision %d", kind.Name, fromRev)
 	}
 	prefix := kindPrefix(kind, project)
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	wctx, cancel := context.WithCancel(wctx)
 	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithPrevKV()}
 	if fromRev > 0 {
 		opts = append(opts, clientv3.WithRev(fromRev+1))
@@ -57,6 +64,12 @@ func (s *etcdStore) Watch(ctx context.Context, kind *api.Kind, project string, f
 					send(Event{Err: watchErr(kind, err)})
 				}
 				return
+			}
+			if progress && resp.IsProgressNotify() {
+				if !send(Event{Type: api.Bookmark, Revision: resp.Header.Revision}) {
+					return
+				}
+				continue
 			}
 			for _, e := range resp.Events {
 				ev, ok, err := decodeEvent(kind, prefix, e)

@@ -23,6 +23,13 @@
 // lists keep the objects they returned, encoded, and the shared watches
 // keep them current, so that a list reads and encodes only what changed.
 //
+// Mirrors: when the store's watches also report progress (store.Progress),
+// the first full list of a kind makes a mirror of the whole kind, kept by
+// its shared watch; later full lists are answered from it without reading
+// objects from the store, once it has reached the store's current
+// revision (see mirror). Until a mirror is ready, or when it cannot catch
+// up in time, lists read the store as before.
+//
 // The package answers with what it streams or lists; authenticating the
 // caller, deciding what it may see (Query.Match) and decoding its request
 // stay with the API server.
@@ -61,9 +68,13 @@ type Cache struct {
 	prepare func(api.Object) api.Object
 	errorOf func(error) *api.Error
 	metrics *metrics
+	// progress, when the store has it, lets lists be answered from mirrors.
+	progress store.Progress
 
 	mu     sync.Mutex
 	shared map[*api.Kind]*sharedWatch
+	// seeding holds the kinds whose mirror is being made.
+	seeding map[*api.Kind]bool
 	// lists, when set, is given every object the shared watches see, so
 	// that a list after changes finds them encoded already.
 	lists *listCache
@@ -76,9 +87,10 @@ func New(life context.Context, cfg Config) *Cache {
 		cfg.Logger = slog.Default()
 	}
 	c := &Cache{st: cfg.Store, log: cfg.Logger, life: life, prepare: cfg.Prepare, errorOf: cfg.ErrorOf,
-		metrics: newMetrics(), shared: map[*api.Kind]*sharedWatch{}}
+		metrics: newMetrics(), shared: map[*api.Kind]*sharedWatch{}, seeding: map[*api.Kind]bool{}}
 	if snap, ok := cfg.Store.(store.Snapshots); ok {
 		c.lists = newListCache(snap, c.prepare)
+		c.progress, _ = cfg.Store.(store.Progress)
 	}
 	return c
 }
@@ -93,14 +105,21 @@ func (c *Cache) Collectors() []prometheus.Collector { return c.metrics.collector
 // watches the store directly.
 func (c *Cache) subscribe(k *api.Kind, sub *subscriber) bool {
 	c.mu.Lock()
+	w := c.sharedLocked(k)
+	c.mu.Unlock()
+	return w.subscribe(sub)
+}
+
+// sharedLocked returns the shared watch of kind k, making it (not
+// running) if there is none. Call it with c.mu held.
+func (c *Cache) sharedLocked(k *api.Kind) *sharedWatch {
 	w := c.shared[k]
 	if w == nil {
 		w = &sharedWatch{cache: c, kind: k, subs: map[*subscriber]struct{}{},
 			byHost: map[string]map[*subscriber]struct{}{}, lastHost: map[string]string{}}
 		c.shared[k] = w
 	}
-	c.mu.Unlock()
-	return w.subscribe(sub)
+	return w
 }
 
 // unsubscribe detaches sub from the shared watch of k, if attached.

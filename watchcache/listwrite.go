@@ -93,6 +93,17 @@ func (lw *listWriter) end() {
 	lw.bw.Flush()
 }
 
+// snapshot returns the objects of kind k in project ("" for all), sorted
+// by key, as of the store's current revision or later, and the revision:
+// from the kind's mirror when it is ready, else from the list cache,
+// which reads the store.
+func (c *Cache) snapshot(ctx context.Context, k *api.Kind, project string, view *api.View) ([]*cachedObject, int64, error) {
+	if objs, rev, ok := c.consistent(ctx, k, project, view); ok {
+		return objs, rev, nil
+	}
+	return c.lists.list(ctx, k, project)
+}
+
 // CanList reports whether full lists are answered from memory (List):
 // the store can list in snapshots.
 func (c *Cache) CanList() bool { return c.lists != nil }
@@ -104,7 +115,7 @@ func (c *Cache) CanList() bool { return c.lists != nil }
 // is written from the bytes the cache keeps, through a small buffer.
 // Call it only when CanList.
 func (c *Cache) List(ctx context.Context, w http.ResponseWriter, k *api.Kind, project string, sel api.Selector, match func(api.Object) bool, view *api.View) error {
-	all, rev, err := c.lists.list(ctx, k, project)
+	all, rev, err := c.snapshot(ctx, k, project, view)
 	if err != nil {
 		return fmt.Errorf("list %s: %w", k.Plural, err)
 	}

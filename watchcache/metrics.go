@@ -9,6 +9,8 @@ type metrics struct {
 	sharedWatches     prometheus.Gauge
 	watchSubscribers  prometheus.Gauge
 	watchesFellBehind prometheus.Counter
+	mirrorLists       prometheus.Counter
+	mirrorMisses      prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -29,9 +31,17 @@ func newMetrics() *metrics {
 			Name: "ouro_apiserver_watches_fell_behind_total",
 			Help: "Watch streams ended with Gone because their client read too slowly.",
 		}),
+		mirrorLists: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ouro_apiserver_mirror_lists_total",
+			Help: "Full lists answered from a kind's mirror, without reading objects from etcd.",
+		}),
+		mirrorMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ouro_apiserver_mirror_misses_total",
+			Help: "Full lists that read etcd because the kind's mirror did not reach etcd's revision in time.",
+		}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.watches, m.sharedWatches, m.watchSubscribers, m.watchesFellBehind}
+	return []prometheus.Collector{m.watches, m.sharedWatches, m.watchSubscribers, m.watchesFellBehind, m.mirrorLists, m.mirrorMisses}
 }

@@ -29,6 +29,8 @@ type sharedWatch struct {
 	// lastHost is the host of each object as of its last event; objects
 	// with no event since the watch started are missing.
 	lastHost map[string]string
+	// mirror, when set, is given every event and progress bookmark.
+	mirror *mirror
 }
 
 // hostOf returns the host an object is on, as the host filter of a watch
@@ -56,11 +58,7 @@ func (w *sharedWatch) subscribe(sub *subscriber) bool {
 	if w.cache.life.Err() != nil {
 		return false
 	}
-	if !w.running {
-		w.running, w.oldest, w.rev, w.ring, w.head = true, sub.from, sub.from, nil, 0
-		w.cache.metrics.sharedWatches.Inc()
-		go w.run(sub.from)
-	} else if sub.from < w.oldest {
+	if !w.startLocked(sub.from) {
 		return false
 	}
 	for i := range w.ring {
@@ -81,6 +79,48 @@ func (w *sharedWatch) subscribe(sub *subscriber) bool {
 	}
 	w.cache.metrics.watchSubscribers.Inc()
 	return true
+}
+
+// startLocked starts the watch from revision from if it is not running.
+// It reports false if it runs and its ring starts after from.
+func (w *sharedWatch) startLocked(from int64) bool {
+	if !w.running {
+		w.running, w.oldest, w.rev, w.ring, w.head = true, from, from, nil, 0
+		w.cache.metrics.sharedWatches.Inc()
+		go w.run(from)
+		return true
+	}
+	return from >= w.oldest
+}
+
+// attach makes m the watch's mirror: m is the kind as of its revision,
+// and is given every change after it, from the ring first. It reports
+// false if the watch cannot serve m (its ring starts after m's revision).
+func (w *sharedWatch) attach(m *mirror) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cache.life.Err() != nil || !w.startLocked(m.rev) {
+		return false
+	}
+	for i := range w.ring {
+		if !m.apply(w.ring[(w.head+i)%len(w.ring)]) {
+			return false
+		}
+	}
+	m.advance(w.rev)
+	if w.mirror != nil {
+		w.mirror.drop()
+	}
+	w.mirror = m
+	return true
+}
+
+// dropMirrorLocked drops the watch's mirror, if any.
+func (w *sharedWatch) dropMirrorLocked() {
+	if w.mirror != nil {
+		w.mirror.drop()
+		w.mirror = nil
+	}
 }
 
 func (w *sharedWatch) unsubscribe(sub *subscriber) {
@@ -125,7 +165,13 @@ func (w *sharedWatch) run(from int64) {
 	ctx, log := w.cache.life, w.cache.log.With("kind", w.kind.Name)
 	rev, failures, delay := from, 0, 100*time.Millisecond
 	for {
-		ch, err := w.cache.st.Watch(ctx, w.kind, "", rev)
+		var ch <-chan store.Event
+		var err error
+		if p := w.cache.progress; p != nil {
+			ch, err = p.WatchProgress(ctx, w.kind, rev)
+		} else {
+			ch, err = w.cache.st.Watch(ctx, w.kind, "", rev)
+		}
 		if err == nil {
 			err = w.consume(ch)
 		}
@@ -166,15 +212,19 @@ func (w *sharedWatch) consume(ch <-chan store.Event) error {
 			if ev.Revision != 0 {
 				// One object that cannot be decoded; the watch goes on.
 				w.cache.log.Error("watch: skipping an event", "kind", w.kind.Name, "revision", ev.Revision, "err", ev.Err)
-				w.advance(ev.Revision)
+				w.skip(ev.Revision)
 				continue
 			}
 			return ev.Err
 		}
+		if ev.Type == api.Bookmark {
+			w.advance(ev.Revision)
+			continue
+		}
 		we, err := newWatchEvent(ev, w.cache.prepare)
 		if err != nil {
 			w.cache.log.Error("watch: skipping an event", "kind", w.kind.Name, "revision", ev.Revision, "err", err)
-			w.advance(ev.Revision)
+			w.skip(ev.Revision)
 			continue
 		}
 		w.deliver(we)
@@ -190,6 +240,18 @@ func (w *sharedWatch) advance(rev int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.rev = max(w.rev, rev)
+	if w.mirror != nil {
+		w.mirror.advance(rev)
+	}
+}
+
+// skip notes that the watch has passed revision rev without delivering
+// its change: the mirror no longer holds the kind, and is dropped.
+func (w *sharedWatch) skip(rev int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.rev = max(w.rev, rev)
+	w.dropMirrorLocked()
 }
 
 // deliver keeps ev in the ring and offers it to every subscriber.
@@ -200,6 +262,9 @@ func (w *sharedWatch) deliver(ev *watchEvent) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.rev = max(w.rev, ev.rev)
+	if w.mirror != nil && !w.mirror.apply(ev) {
+		w.dropMirrorLocked()
+	}
 	if len(w.ring) < watchRingSize {
 		w.ring = append(w.ring, ev)
 	} else {
@@ -254,5 +319,6 @@ func (w *sharedWatch) stop(e *api.Error) {
 		w.removeLocked(sub)
 	})
 	w.running, w.ring, w.head, w.lastHost = false, nil, 0, map[string]string{}
+	w.dropMirrorLocked()
 	w.cache.metrics.sharedWatches.Dec()
 }

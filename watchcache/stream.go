@@ -137,7 +137,7 @@ func (c *Cache) list(ctx context.Context, k *api.Kind, project string, sel api.S
 		lines = append(lines, watchLine(api.Added, raw))
 	}
 	if c.lists != nil {
-		all, rev, err := c.lists.list(ctx, k, project)
+		all, rev, err := c.snapshot(ctx, k, project, nil)
 		if err != nil {
 			return nil, 0, fmt.Errorf("list %s: %w", k.Plural, err)
 		}
