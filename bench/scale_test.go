@@ -147,13 +147,13 @@ func (t *listTimes) add(o listTimes) {
 	t.bytes = o.bytes
 }
 
-// startProfile writes a CPU profile of the create and placement phase to
-// the file BENCH_CPUPROFILE names, if set (go test's -cpuprofile would
+// startProfile writes a CPU profile of a phase to the file the
+// environment variable env names, if set (go test's -cpuprofile would
 // also profile the start of 1,000 hosts and the lists); the returned
 // function stops it.
-func startProfile(b *testing.B) func() {
+func startProfile(b *testing.B, env string) func() {
 	b.Helper()
-	path := os.Getenv("BENCH_CPUPROFILE")
+	path := os.Getenv(env)
 	if path == "" {
 		return func() {}
 	}
@@ -227,7 +227,7 @@ func runScale(b *testing.B, hosts, instances int) scaleResult {
 	defer cancel()
 	c, tr, watchDone := startScaleCloud(ctx, b, hosts, instances)
 
-	stopProfile := startProfile(b)
+	stopProfile := startProfile(b, "BENCH_CPUPROFILE")
 	cpu0 := processCPU(b)
 	b.StartTimer()
 	start := time.Now()
@@ -350,6 +350,7 @@ type tracker struct {
 	mu         sync.Mutex
 	placed     map[string]bool
 	running    map[string]bool
+	first      time.Time // the first instance seen placed
 	allPlaced  chan time.Time
 	allRunning chan time.Time
 }
@@ -377,12 +378,29 @@ func (t *tracker) see(ev api.WatchEvent[api.Instance]) error {
 		}
 	}
 	if in.Status.Host != "" {
+		if t.first.IsZero() {
+			t.first = now
+		}
 		mark(t.placed, t.allPlaced)
 	}
 	if in.Status.Phase == api.PhaseRunning {
 		mark(t.running, t.allRunning)
 	}
 	return nil
+}
+
+// placedCount returns how many instances were seen placed.
+func (t *tracker) placedCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.placed)
+}
+
+// firstPlaced returns when the first instance was seen placed.
+func (t *tracker) firstPlaced() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.first
 }
 
 // wait returns the time sent on ch, failing the benchmark if the watch
