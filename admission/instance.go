@@ -79,6 +79,45 @@ func (a *Admitter) ValidateInstanceCreate(ctx context.Context, id *auth.Identity
 	return nil
 }
 
+// PrefetchInstanceReads returns ctx under which the objects that
+// ValidateInstanceCreate and StoreInstance read for in (its project,
+// flavor, image, networks and security groups, defaults included) are
+// read once, together, at one revision (store.Prefetch): one round trip to
+// etcd instead of one per object. in is not changed.
+func (a *Admitter) PrefetchInstanceReads(ctx context.Context, in *api.Instance) context.Context {
+	project, spec := in.Metadata.Project, &in.Spec
+	refs := []store.Ref{
+		{Kind: api.ProjectKind, Name: project},
+		{Kind: api.FlavorKind, Name: spec.Flavor},
+	}
+	if p, name, ok := strings.Cut(spec.Image, "/"); ok {
+		refs = append(refs, store.Ref{Kind: api.ImageKind, Project: p, Name: name})
+	} else {
+		refs = append(refs, store.Ref{Kind: api.ImageKind, Project: project, Name: spec.Image})
+	}
+	nets := spec.Networks
+	if len(nets) == 0 {
+		nets = []api.NetworkAttachment{{Network: DefaultNetworkName}}
+	}
+	for i, att := range nets {
+		if i == maxInterfaces {
+			break
+		}
+		refs = append(refs, store.Ref{Kind: api.NetworkKind, Project: project, Name: att.Network})
+		groups := att.SecurityGroups
+		if len(groups) == 0 {
+			groups = []string{DefaultGroupName}
+		}
+		for j, g := range groups {
+			if j == maxGroupsPerInterface {
+				break
+			}
+			refs = append(refs, store.Ref{Kind: api.SecurityGroupKind, Project: project, Name: g})
+		}
+	}
+	return store.Prefetch(ctx, a.st, refs)
+}
+
 // ResolveImage finds the image an instance of project names in ref:
 // "project/name" (of this project, or public), or "name" in the project,
 // else the one public image of that name. Its errors name spec.image.

@@ -232,6 +232,11 @@ func (s *Server) createObject(ctx context.Context, st store.Interface, id *auth.
 	if e := api.ValidateLabels("metadata.labels", m.Labels); e != nil {
 		return false, e
 	}
+	if in, ok := obj.(*api.Instance); ok {
+		// Admission reads the project, flavor, image, networks and
+		// groups: one read of all of them.
+		ctx = s.adm.PrefetchInstanceReads(ctx, in)
+	}
 	if k.Namespaced {
 		if err := s.adm.EnsureProject(ctx, project); err != nil {
 			return false, err

@@ -147,6 +147,7 @@ gobench() {
 
 gobench BenchmarkContainerCreateToRunning ./test/e2e "$E2E_COUNT" 20x
 gobench BenchmarkScale ./bench "$SCALE_COUNT" 1x
+gobench BenchmarkScheduleBacklog ./bench "$SCALE_COUNT" 1x
 gobench BenchmarkConsoleMap ./bench "${CONSOLE_COUNT:-1}" 1x
 gobench BenchmarkIdleUp ./bench "$IDLE_COUNT" 1x OURO_BIN="$PWD/bin/ouro"
 gobench BenchmarkEC2 ./bench "${EC2_COUNT:-3}" 1x

@@ -352,6 +352,7 @@ type tracker struct {
 	mu         sync.Mutex
 	placed     map[string]bool
 	running    map[string]bool
+	first      time.Time // the first instance seen placed
 	allPlaced  chan time.Time
 	allRunning chan time.Time
 }
@@ -379,12 +380,29 @@ func (t *tracker) see(ev api.WatchEvent[api.Instance]) error {
 		}
 	}
 	if in.Status.Host != "" {
+		if t.first.IsZero() {
+			t.first = now
+		}
 		mark(t.placed, t.allPlaced)
 	}
 	if in.Status.Phase == api.PhaseRunning {
 		mark(t.running, t.allRunning)
 	}
 	return nil
+}
+
+// placedCount returns how many instances were seen placed.
+func (t *tracker) placedCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.placed)
+}
+
+// firstPlaced returns when the first instance was seen placed.
+func (t *tracker) firstPlaced() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.first
 }
 
 // wait returns the time sent on ch, failing the benchmark if the watch

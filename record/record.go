@@ -7,9 +7,10 @@
 // hour) through the store's TTL.
 //
 // Recording never fails the caller and never blocks it for long: events
-// are written in the background by a bounded number of goroutines, errors
-// are logged, and when too many writes are in flight further events are
-// dropped (and logged) rather than slowing the controller down.
+// are written in the background by a bounded number of goroutines, each
+// writing what is waiting in one transaction (store.CreateBatch), errors
+// are logged, and when too many events wait or are in flight further
+// events are dropped (and logged) rather than slowing the controller down.
 //
 // Nor can one object flood the store: repeats of an event are counted
 // rather than written each time, and each object has a budget of events
@@ -39,8 +40,11 @@ const TTL = time.Hour
 
 // Limits of background writing.
 const (
-	// maxInFlight bounds concurrent event writes; beyond it events are dropped.
+	// maxInFlight bounds the events waiting or being written; beyond it
+	// events are dropped.
 	maxInFlight = 256
+	// writers bounds the transactions of events in flight at once.
+	writers = 4
 	// writeTimeout bounds one event write.
 	writeTimeout = 10 * time.Second
 )
@@ -62,8 +66,19 @@ type Recorder struct {
 	now    func() time.Time
 	corr   *correlate.Correlator
 
-	slots chan struct{}
-	wg    sync.WaitGroup
+	wg sync.WaitGroup
+
+	mu       sync.Mutex
+	queued   []queued // waiting for a writer
+	inFlight int      // queued or being written
+	running  int      // writers
+}
+
+// queued is an event waiting to be written with the context it was
+// recorded with.
+type queued struct {
+	ctx context.Context
+	ev  *api.Event
 }
 
 var _ Sink = (*Recorder)(nil)
@@ -77,7 +92,6 @@ func New(st store.Interface, source string) *Recorder {
 		log:    slog.Default().With("component", "record", "source", source),
 		now:    time.Now,
 		corr:   correlate.New(0, 0, 0),
-		slots:  make(chan struct{}, maxInFlight),
 	}
 }
 
@@ -96,22 +110,54 @@ func (r *Recorder) Event(ctx context.Context, obj api.Object, typ, reason, messa
 		r.log.Debug("event not recorded: a repeat, or too many about the object", "reason", reason, "object", ev.Object.Name)
 		return
 	}
-	select {
-	case r.slots <- struct{}{}:
-	default:
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inFlight >= maxInFlight {
 		r.log.Warn("too many events in flight, dropping one", "reason", reason, "object", ev.Object.Name)
 		return
 	}
+	r.inFlight++
 	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		defer func() { <-r.slots }()
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-		defer cancel()
-		if _, err := r.st.Create(wctx, ev, store.CreateOptions{TTL: TTL}); err != nil {
-			r.log.Warn("recording event failed", "reason", reason, "object", ev.Object.Name, "err", err)
+	r.queued = append(r.queued, queued{ctx: context.WithoutCancel(ctx), ev: ev})
+	if r.running < writers {
+		r.running++
+		go r.write()
+	}
+}
+
+// write writes what is queued, a transaction at a time, until nothing is.
+func (r *Recorder) write() {
+	for {
+		r.mu.Lock()
+		n := min(len(r.queued), store.MaxBatch)
+		if n == 0 {
+			r.running--
+			r.mu.Unlock()
+			return
 		}
-	}()
+		batch := make([]queued, n)
+		copy(batch, r.queued)
+		r.queued = append(r.queued[:0], r.queued[n:]...)
+		r.mu.Unlock()
+
+		objs := make([]api.Object, n)
+		for i, q := range batch {
+			objs[i] = q.ev
+		}
+		wctx, cancel := context.WithTimeout(batch[0].ctx, writeTimeout)
+		errs := store.CreateBatch(wctx, r.st, objs, TTL)
+		cancel()
+		for i, err := range errs {
+			if err != nil {
+				ev := batch[i].ev
+				r.log.Warn("recording event failed", "reason", ev.Reason, "object", ev.Object.Name, "err", err)
+			}
+		}
+		r.mu.Lock()
+		r.inFlight -= n
+		r.mu.Unlock()
+		r.wg.Add(-n)
+	}
 }
 
 // Wait blocks until the events recorded so far are written (or failed).

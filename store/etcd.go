@@ -349,7 +349,14 @@ func (s *etcdStore) Get(ctx context.Context, kind *api.Kind, project, name strin
 	if err := checkName(kind, project, name); err != nil {
 		return err
 	}
-	resp, err := s.cli.Get(ctx, objectKey(kind, project, name))
+	key := objectKey(kind, project, name)
+	if kv, ok := prefetched(ctx, key); ok {
+		if kv == nil {
+			return fmt.Errorf("store: %s %q: %w", kind.Name, name, ErrNotFound)
+		}
+		return decodeInto(kv, out)
+	}
+	resp, err := s.cli.Get(ctx, key)
 	if err != nil {
 		return fmt.Errorf("store: get %s %q: %w", kind.Name, name, err)
 	}

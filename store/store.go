@@ -12,7 +12,8 @@
 //	/ouro/claims/<claim>                     unique claims (an IP, a VNI), value: holder's object key
 //	/ouro/claimsof/<object key>              the claims an object holds (JSON list)
 //
-// etcd is the only source of truth: nothing here caches state.
+// etcd is the only source of truth: nothing here caches state (Prefetch's
+// reads live as long as one request's context).
 package store
 
 import (

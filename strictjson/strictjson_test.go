@@ -170,3 +170,70 @@ func TestBadBase64NamesTheField(t *testing.T) {
 		t.Errorf("good base64: %v %q", err, v.Stdin)
 	}
 }
+
+// TestScanMatchesWalk checks the byte scan against the token walk it
+// replaced: the same duplicate (and path) or none, on well-formed,
+// malformed and mutated input.
+func TestScanMatchesWalk(t *testing.T) {
+	inputs := []string{
+		``, ` `, `{`, `}`, `[`, `{}`, `[]`, `null`, `true`, `-0`, `01`, `1.`, `1e`, `-`, `1.5e+3`,
+		`{"name":"a","name":"b"}`,
+		`{"name":"a","n\u0061me":"b"}`,
+		`{"name":"a","Name":"b"}`,
+		`{"spec":{"flavor":"tiny","labels":{"a":"1","a":"2"}}}`,
+		`{"spec":{"networks":[{"network":"a"},{"network":"b","NETWORK":"c"}]}}`,
+		`{"spec":{"networks":[1,2,{"x":1,"x":2}]}}`,
+		`{"kind":"a","Kind":"b"}`,
+		`{"nme":"a","nme":"b"}`,
+		`{"a":01,"a":2}`,
+		`{"a":tru,"a":2}`,
+		`{"a":"\x","a":2}`,
+		`{"a":"\u12","a":2}`,
+		"{\"a\":\"\x01\",\"a\":2}",
+		`{"a" "b","a":2}`,
+		`{"a":1 "a":2}`,
+		`{"a":1,}`,
+		`[1,]`,
+		`{"a":[1,2],"b":{"c":null,"c":true}}`,
+		`{"spec":{"labels":{"é":"1","é":"2"}}}`,
+		`{"a":"b"} {"a":1,"a":2}`,
+		`{"spec":{"flavor":"tiny"},"spec":{}}`,
+		`{"spec":{"networks":[{"network":"a"}]},"name":"x","Name":"y"}`,
+		`{"a":1e5,"a":-0.5E-3}`,
+		`{"a":-,"a":1}`,
+		strings.Repeat(`[`, 20000) + strings.Repeat(`]`, 20000),
+	}
+	// Mutations of a realistic request: each byte dropped in turn, and
+	// each replaced with a quote.
+	base := `{"kind":"Instance","name":"web","spec":{"flavor":"tiny","networks":[{"network":"a"},{"network":"b"}],"labels":{"a":"1","b":"2"}},"name":"x"}`
+	for i := range base {
+		inputs = append(inputs, base[:i]+base[i+1:], base[:i]+`"`+base[i+1:])
+	}
+	types := []reflect.Type{nil, reflect.TypeOf(&object{}), reflect.TypeOf(map[string]any{})}
+	for _, in := range inputs {
+		for _, typ := range types {
+			got, want := scanDuplicates([]byte(in), typ), walkDuplicates([]byte(in), typ)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%.80s as %v: scan %v, walk %v", in, typ, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkCheckDuplicates(b *testing.B) {
+	data := []byte(`{"kind":"Instance","metadata":{"name":"i-00001","labels":{"bench":"scale"}},"spec":{"image":"hollow-test","flavor":"tiny","tolerations":["ouro.dev/hollow"],"networks":[{"network":"scale"}]}}`)
+	typ := reflect.TypeOf(&object{})
+	for _, c := range []struct {
+		name string
+		fn   func([]byte, reflect.Type) error
+	}{{"scan", scanDuplicates}, {"walk", walkDuplicates}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.fn(data, typ); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

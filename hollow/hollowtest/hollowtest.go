@@ -45,6 +45,8 @@ type Cloud struct {
 	AdminToken string
 	// Dir is the test's scratch directory.
 	Dir string
+	// etcdURL is the embedded etcd's client URL (PauseControllers).
+	etcdURL string
 }
 
 // Start runs a server with embedded etcd on free loopback ports and a
@@ -54,10 +56,11 @@ func Start(tb testing.TB) *Cloud {
 	tb.Helper()
 	dir := tb.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
+	etcdURL := "http://" + freeAddr(tb)
 	srv, err := daemon.StartServer(ctx, daemon.ServerConfig{
 		DataDir:       filepath.Join(dir, "server"),
 		Listen:        "127.0.0.1:0",
-		EtcdClientURL: "http://" + freeAddr(tb),
+		EtcdClientURL: etcdURL,
 		EtcdPeerURL:   "http://" + freeAddr(tb),
 		Name:          "test",
 		Logger:        Logger(tb, slog.LevelWarn),
@@ -74,7 +77,7 @@ func Start(tb testing.TB) *Cloud {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := &Cloud{URL: srv.URL, CACert: srv.CACert, Admin: admin, AdminToken: srv.AdminToken, Dir: dir}
+	c := &Cloud{URL: srv.URL, CACert: srv.CACert, Admin: admin, AdminToken: srv.AdminToken, Dir: dir, etcdURL: etcdURL}
 	MakeImage(tb, admin)
 	return c
 }
