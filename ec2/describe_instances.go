@@ -367,10 +367,16 @@ func describeInstances(c *Call) (any, error) {
 		return nil, Errorf(CodeInvalidParameterCombination, "The parameter instancesSet cannot be used with the parameter maxResults")
 	}
 	// The instances and what they refer to, read at once.
-	v := c.view()
+	v := c.sharedView()
 	var objs []api.Object
 	var wg sync.WaitGroup
-	wg.Go(func() { objs, err = c.findAll(api.InstanceKind, PrefixInstance, ids, instanceNotFound) })
+	wg.Go(func() {
+		if len(ids) == 0 {
+			objs, err = c.listFor(api.InstanceKind, true)
+		} else {
+			objs, err = c.findAll(api.InstanceKind, PrefixInstance, ids, instanceNotFound)
+		}
+	})
 	perr := v.preload(viewKinds...)
 	wg.Wait()
 	if err != nil {

@@ -87,7 +87,7 @@ func runInstances(c *Call) (any, error) {
 	if err := c.authorize(auth.VerbCreate, api.InstanceKind); err != nil {
 		return nil, err
 	}
-	v := c.view()
+	v := c.sharedView()
 	if err := v.preload(viewKinds...); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/auth"
 )
 
 // view translates between names (what objects refer to each other by)
@@ -19,9 +20,16 @@ type view struct {
 	hosts    map[string]*api.Host
 	fips     map[string]*api.FloatingIP // by instance name
 	loaded   map[*api.Kind]bool
+	// shared views read from the handler's Lister, when it has one: their
+	// objects are shared and must not be modified.
+	shared bool
 }
 
 func (c *Call) view() *view { return &view{c: c, loaded: map[*api.Kind]bool{}} }
+
+// sharedView is a view whose objects are only read: it may take them
+// from memory (Config.Lists).
+func (c *Call) sharedView() *view { return &view{c: c, loaded: map[*api.Kind]bool{}, shared: true} }
 
 // viewKinds are what an instance's answer refers to.
 var viewKinds = []*api.Kind{api.NetworkKind, api.SecurityGroupKind, api.ImageKind, api.HostKind, api.FloatingIPKind}
@@ -36,7 +44,7 @@ func (v *view) preload(kinds ...*api.Kind) error {
 		if v.loaded[k] {
 			continue
 		}
-		subs[i] = &view{c: v.c, loaded: map[*api.Kind]bool{}}
+		subs[i] = &view{c: v.c, loaded: map[*api.Kind]bool{}, shared: v.shared}
 		wg.Go(func() { errs[i] = subs[i].load(k) })
 	}
 	wg.Wait()
@@ -72,7 +80,7 @@ func (v *view) load(k *api.Kind) error {
 	switch k {
 	case api.NetworkKind:
 		v.networks = map[string]*api.Network{}
-		objs, err := v.c.list(k, nil)
+		objs, err := v.c.listFor(k, v.shared)
 		if err != nil {
 			return err
 		}
@@ -81,7 +89,7 @@ func (v *view) load(k *api.Kind) error {
 		}
 	case api.SecurityGroupKind:
 		v.groups = map[string]*api.SecurityGroup{}
-		objs, err := v.c.list(k, nil)
+		objs, err := v.c.listFor(k, v.shared)
 		if err != nil {
 			return err
 		}
@@ -90,7 +98,7 @@ func (v *view) load(k *api.Kind) error {
 		}
 	case api.ImageKind:
 		v.images = map[string]*api.Image{}
-		imgs, err := v.c.images()
+		imgs, err := v.c.images(v.shared)
 		if err != nil {
 			return err
 		}
@@ -99,7 +107,7 @@ func (v *view) load(k *api.Kind) error {
 		}
 	case api.HostKind:
 		v.hosts = map[string]*api.Host{}
-		objs, err := v.c.list(k, nil)
+		objs, err := v.c.listFor(k, v.shared)
 		if err != nil {
 			return err
 		}
@@ -108,7 +116,7 @@ func (v *view) load(k *api.Kind) error {
 		}
 	case api.FloatingIPKind:
 		v.fips = map[string]*api.FloatingIP{}
-		objs, err := v.c.list(k, nil)
+		objs, err := v.c.listFor(k, v.shared)
 		if err != nil {
 			return err
 		}
@@ -256,8 +264,27 @@ func (v *view) floatingIP(instance string) *api.FloatingIP {
 }
 
 // images lists the images the caller may use: the project's and the
-// public ones.
-func (c *Call) images() ([]*api.Image, error) {
+// public ones (shared with the Lister when shared).
+func (c *Call) images(shared bool) ([]*api.Image, error) {
+	keep := func(o api.Object) bool {
+		return o.Meta().Project == c.Project || o.(*api.Image).Spec.Public
+	}
+	if shared && c.h.cfg.Lists != nil {
+		if !c.allowed(auth.VerbList, api.ImageKind) {
+			return nil, unauthorized()
+		}
+		all, err := c.h.cfg.Lists.Objects(c.ctx, api.ImageKind, "")
+		if err != nil {
+			return nil, err
+		}
+		var out []*api.Image
+		for _, o := range all {
+			if keep(o) {
+				out = append(out, o.(*api.Image))
+			}
+		}
+		return out, nil
+	}
 	own, err := c.list(api.ImageKind, nil)
 	if err != nil {
 		return nil, err
