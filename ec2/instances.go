@@ -312,15 +312,18 @@ func powerAction(verb auth.Verb) func(c *Call) (any, error) {
 			}
 		}
 		out := &stateChangeResponse{}
+		v := c.sharedView()
 		for _, in := range ins {
 			prev := stateOf(in)
 			var now *api.Instance
 			switch verb {
 			case verbTerminate:
+				it := v.instance(in, 0)
 				gone, err := c.h.cfg.Objects.DeleteObject(c.ctx, c.h.cfg.Store, c.ID, api.InstanceKind, c.Project, in.Metadata.Name)
 				if err != nil {
 					return nil, fromAPI(storeError(err), instanceNotFound(idOf(PrefixInstance, in)))
 				}
+				c.recordTerminated(&it, in)
 				now = in
 				t := in.Metadata.CreationTimestamp
 				now.Metadata.DeletionTimestamp = &t

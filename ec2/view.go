@@ -19,6 +19,7 @@ type view struct {
 	images   map[string]*api.Image // by "project/name"
 	hosts    map[string]*api.Host
 	fips     map[string]*api.FloatingIP // by instance name
+	vpcs     map[string]*api.VPC        // by UID
 	loaded   map[*api.Kind]bool
 	// shared views read from the handler's Lister, when it has one: their
 	// objects are shared and must not be modified.
@@ -32,7 +33,7 @@ func (c *Call) view() *view { return &view{c: c, loaded: map[*api.Kind]bool{}} }
 func (c *Call) sharedView() *view { return &view{c: c, loaded: map[*api.Kind]bool{}, shared: true} }
 
 // viewKinds are what an instance's answer refers to.
-var viewKinds = []*api.Kind{api.NetworkKind, api.SecurityGroupKind, api.ImageKind, api.HostKind, api.FloatingIPKind}
+var viewKinds = []*api.Kind{api.NetworkKind, api.SecurityGroupKind, api.ImageKind, api.HostKind, api.FloatingIPKind, api.VPCKind}
 
 // preload loads kinds at once, each in a goroutine of its own: one
 // round trip's latency for all, not one per kind.
@@ -67,6 +68,8 @@ func (v *view) preload(kinds ...*api.Kind) error {
 			v.hosts = sub.hosts
 		case api.FloatingIPKind:
 			v.fips = sub.fips
+		case api.VPCKind:
+			v.vpcs = sub.vpcs
 		}
 	}
 	return nil
@@ -114,6 +117,15 @@ func (v *view) load(k *api.Kind) error {
 		for _, o := range objs {
 			v.hosts[o.Meta().Name] = o.(*api.Host)
 		}
+	case api.VPCKind:
+		v.vpcs = map[string]*api.VPC{}
+		objs, err := v.c.listFor(k, v.shared)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			v.vpcs[o.Meta().UID] = o.(*api.VPC)
+		}
 	case api.FloatingIPKind:
 		v.fips = map[string]*api.FloatingIP{}
 		objs, err := v.c.listFor(k, v.shared)
@@ -150,6 +162,26 @@ func (v *view) vpcID(network string) string {
 		return vpcIDOf(v.c, n)
 	}
 	return ""
+}
+
+// dnsHostnames reports whether instances of a network get DNS names:
+// its VPC's enableDnsHostnames (true for a network in no VPC, as in the
+// default VPC).
+func (v *view) dnsHostnames(network string) bool {
+	if v.load(api.NetworkKind) != nil {
+		return false
+	}
+	n := v.networks[network]
+	switch {
+	case n == nil:
+		return false
+	case n.Status.VPCUID == "":
+		return true
+	case v.load(api.VPCKind) != nil:
+		return false
+	}
+	vpc := v.vpcs[n.Status.VPCUID]
+	return vpc != nil && vpc.DNSSupport() && vpc.DNSHostnames()
 }
 
 // subnetIDOf and vpcIDOf map networks to subnets and VPCs. For now a
