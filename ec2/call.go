@@ -62,11 +62,12 @@ func (c *Call) list(k *api.Kind, keep func(api.Object) bool) ([]api.Object, erro
 	return objs, nil
 }
 
-// listFor lists the project's objects of kind k in name order: from the
-// handler's Lister when shared is true and it has one (the objects are
-// then shared: never modify them), else from the store.
+// listFor lists the project's objects of kind k in name order. When
+// shared is true they may be shared (never modify them): from memory
+// for the kinds it keeps, else from the handler's Lister when it has
+// one; otherwise they are read from the store.
 func (c *Call) listFor(k *api.Kind, shared bool) ([]api.Object, error) {
-	if !shared || c.h.cfg.Lists == nil {
+	if !shared {
 		return c.list(k, nil)
 	}
 	if !c.allowed(auth.VerbList, k) {
@@ -75,6 +76,12 @@ func (c *Call) listFor(k *api.Kind, shared bool) ([]api.Object, error) {
 	project := c.Project
 	if !k.Namespaced {
 		project = ""
+	}
+	if objs, ok := c.h.memory.list(k, project); ok {
+		return objs, nil
+	}
+	if c.h.cfg.Lists == nil {
+		return c.list(k, nil)
 	}
 	objs, err := c.h.cfg.Lists.Objects(c.ctx, k, project)
 	if err != nil {
@@ -171,21 +178,30 @@ func (c *Call) readIndexed(k *api.Kind, prefix string, ids []string) ([]api.Obje
 // create creates obj through the API server's admission.
 func (c *Call) create(obj api.Object, idempotencyKey string) (bool, error) {
 	existed, err := c.h.cfg.Objects.CreateObject(c.ctx, c.h.cfg.Store, c.ID, obj, idempotencyKey)
-	if prefix, ok := primaryPrefix[obj.GetKind()]; ok && err == nil {
+	if err == nil {
 		m := obj.Meta()
-		c.h.ids.put(m.Project, obj.GetKind(), ID(prefix, m.UID), m.Name)
+		if prefix, ok := primaryPrefix[obj.GetKind()]; ok {
+			c.h.ids.put(m.Project, obj.GetKind(), ID(prefix, m.UID), m.Name)
+		}
+		c.h.memory.changed(obj, false)
 	}
 	return existed, storeError(err)
 }
 
 // update writes obj (read at its resourceVersion) through admission.
 func (c *Call) update(obj api.Object) error {
-	return storeError(c.h.cfg.Objects.UpdateObject(c.ctx, c.h.cfg.Store, c.ID, obj))
+	err := c.h.cfg.Objects.UpdateObject(c.ctx, c.h.cfg.Store, c.ID, obj)
+	if err == nil {
+		c.h.memory.changed(obj, false)
+	}
+	return storeError(err)
 }
 
 // remove deletes obj through admission.
 func (c *Call) remove(obj api.Object) error {
 	_, err := c.h.cfg.Objects.DeleteObject(c.ctx, c.h.cfg.Store, c.ID, obj.GetKind(), obj.Meta().Project, obj.Meta().Name)
+	// Marked for deletion or gone: either way memory must show it.
+	c.h.memory.changed(obj, true)
 	return storeError(err)
 }
 

@@ -72,6 +72,7 @@ type Handler struct {
 	verifier *sigv4.Verifier
 	creds    *credentials
 	ids      *idIndex
+	memory   *memory
 }
 
 // New returns a Handler.
@@ -85,7 +86,8 @@ func New(cfg Config) *Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, creds: newCredentials(cfg.Store, cfg.Life), ids: newIDIndex()}
+	h := &Handler{cfg: cfg, log: cfg.Logger, creds: newCredentials(cfg.Store, cfg.Life), ids: newIDIndex(),
+		memory: newMemory(cfg.Store, cfg.Life)}
 	h.verifier = &sigv4.Verifier{Services: []string{"ec2", "sts"}, Now: cfg.Now}
 	return h
 }

@@ -191,9 +191,9 @@ var (
 	vpcIDOf    = func(c *Call, n *api.Network) string { return ID(PrefixVPC, "project/"+n.Metadata.Project) }
 )
 
-// networkBySubnet finds the network of a subnet id (or, for
+// networkBySubnetOnce finds the network of a subnet id (or, for
 // convenience, of a network name).
-func (v *view) networkBySubnet(id string) (*api.Network, error) {
+func (v *view) networkBySubnetOnce(id string) (*api.Network, error) {
 	if err := v.load(api.NetworkKind); err != nil {
 		return nil, err
 	}
@@ -216,8 +216,8 @@ func (v *view) groupID(name string) string {
 	return ""
 }
 
-// groupByID finds a security group by id.
-func (v *view) groupByID(id string) (*api.SecurityGroup, error) {
+// groupByIDOnce finds a security group by id.
+func (v *view) groupByIDOnce(id string) (*api.SecurityGroup, error) {
 	if err := v.load(api.SecurityGroupKind); err != nil {
 		return nil, err
 	}
@@ -229,8 +229,8 @@ func (v *view) groupByID(id string) (*api.SecurityGroup, error) {
 	return nil, notFound("InvalidGroup.NotFound", "The security group '%s' does not exist", clip(id))
 }
 
-// groupByName finds a security group by name.
-func (v *view) groupByName(name string) (*api.SecurityGroup, error) {
+// groupByNameOnce finds a security group by name.
+func (v *view) groupByNameOnce(name string) (*api.SecurityGroup, error) {
 	if err := v.load(api.SecurityGroupKind); err != nil {
 		return nil, err
 	}
@@ -251,8 +251,8 @@ func (v *view) imageID(ref string) string {
 	return ""
 }
 
-// imageByID finds an image the caller may use by id (or by name).
-func (v *view) imageByID(id string) (*api.Image, error) {
+// imageByIDOnce finds an image the caller may use by id (or by name).
+func (v *view) imageByIDOnce(id string) (*api.Image, error) {
 	if err := v.load(api.ImageKind); err != nil {
 		return nil, err
 	}
@@ -301,14 +301,18 @@ func (c *Call) images(shared bool) ([]*api.Image, error) {
 	keep := func(o api.Object) bool {
 		return o.Meta().Project == c.Project || o.(*api.Image).Spec.Public
 	}
-	if shared && c.h.cfg.Lists != nil {
-		if !c.allowed(auth.VerbList, api.ImageKind) {
-			return nil, unauthorized()
-		}
-		all, err := c.h.cfg.Lists.Objects(c.ctx, api.ImageKind, "")
-		if err != nil {
+	if shared && !c.allowed(auth.VerbList, api.ImageKind) {
+		return nil, unauthorized()
+	}
+	all, inMemory := c.h.memory.list(api.ImageKind, "")
+	if shared && !inMemory && c.h.cfg.Lists != nil {
+		var err error
+		if all, err = c.h.cfg.Lists.Objects(c.ctx, api.ImageKind, ""); err != nil {
 			return nil, err
 		}
+		inMemory = true
+	}
+	if shared && inMemory {
 		var out []*api.Image
 		for _, o := range all {
 			if keep(o) {
@@ -335,4 +339,57 @@ func (c *Call) images(shared bool) ([]*api.Image, error) {
 		out = append(out, o.(*api.Image))
 	}
 	return out, nil
+}
+
+// networkBySubnet finds by id, reading the store when memory misses.
+func (v *view) networkBySubnet(id string) (*api.Network, error) {
+	return retryFresh(v, api.NetworkKind, func() (*api.Network, error) { return v.networkBySubnetOnce(id) })
+}
+
+// groupByID finds by id, reading the store when memory misses.
+func (v *view) groupByID(id string) (*api.SecurityGroup, error) {
+	return retryFresh(v, api.SecurityGroupKind, func() (*api.SecurityGroup, error) { return v.groupByIDOnce(id) })
+}
+
+// groupByName finds by name, reading the store when memory misses.
+func (v *view) groupByName(name string) (*api.SecurityGroup, error) {
+	return retryFresh(v, api.SecurityGroupKind, func() (*api.SecurityGroup, error) { return v.groupByNameOnce(name) })
+}
+
+// imageByID finds by id, reading the store when memory misses.
+func (v *view) imageByID(id string) (*api.Image, error) {
+	return retryFresh(v, api.ImageKind, func() (*api.Image, error) { return v.imageByIDOnce(id) })
+}
+
+// retryFresh calls find, and once more after reading kind k from the
+// store if a view from memory did not find it: what memory shows trails
+// the store a little.
+func retryFresh[T any](v *view, k *api.Kind, find func() (T, error)) (T, error) {
+	out, err := find()
+	var e *Error
+	if err != nil && errors.As(err, &e) && strings.HasSuffix(e.Code, ".NotFound") && v.reload(k) {
+		return find()
+	}
+	return out, err
+}
+
+// reload reads kind k again from the store into a shared view; it
+// reports whether it did.
+func (v *view) reload(k *api.Kind) bool {
+	if !v.shared {
+		return false
+	}
+	fresh := &view{c: v.c, loaded: map[*api.Kind]bool{}}
+	if fresh.load(k) != nil {
+		return false
+	}
+	switch k {
+	case api.NetworkKind:
+		v.networks = fresh.networks
+	case api.SecurityGroupKind:
+		v.groups = fresh.groups
+	case api.ImageKind:
+		v.images = fresh.images
+	}
+	return true
 }
