@@ -33,6 +33,14 @@ type memory struct {
 
 	start sync.Once
 	kinds map[*api.Kind]*cache.Informer
+	// events feeds recs, the keys of terminated instances' records: a
+	// full DescribeInstances finds them without scanning the project's
+	// events.
+	events *cache.Informer
+	recMu  sync.Mutex
+	recs   map[string]bool
+	// local are records written here that the informer may not show yet.
+	local map[string]localRecord
 
 	mu      sync.Mutex
 	pending map[*api.Kind]map[string]staleEntry // writes made here, by key
@@ -87,13 +95,8 @@ func (m *memory) current(k *api.Kind, in *cache.Informer) bool {
 	return true
 }
 
-// list returns the objects of kind k in project ("" for all), sorted by
-// project and name, and true; false when k is not kept or not listed
-// yet. The objects are shared: never modify them.
-func (m *memory) list(k *api.Kind, project string) ([]api.Object, bool) {
-	if m.life == nil {
-		return nil, false
-	}
+// run starts the informers on first use.
+func (m *memory) run() {
 	m.start.Do(func() {
 		m.kinds = map[*api.Kind]*cache.Informer{}
 		for _, k := range memoryKinds {
@@ -101,7 +104,88 @@ func (m *memory) list(k *api.Kind, project string) ([]api.Object, bool) {
 			m.kinds[k] = in
 			go in.Run(m.life)
 		}
+		m.recs, m.local = map[string]bool{}, map[string]localRecord{}
+		m.events = cache.New(m.st, api.EventKind, 0, nil)
+		m.events.AddHandler(func(key string) {
+			o, ok := m.events.Get(key)
+			m.recMu.Lock()
+			defer m.recMu.Unlock()
+			if ok && isTerminatedRecord(o) {
+				m.recs[key] = true
+			} else {
+				delete(m.recs, key)
+			}
+		})
+		go m.events.Run(m.life)
 	})
+}
+
+// records returns the records of terminated instances of project and
+// true, or false when memory has none to offer. They are shared: never
+// modify them.
+func (m *memory) records(project string) ([]*api.Event, bool) {
+	if m.life == nil {
+		return nil, false
+	}
+	m.run()
+	select {
+	case <-m.events.Synced():
+	default:
+		return nil, false
+	}
+	m.recMu.Lock()
+	keys := make([]string, 0, len(m.recs))
+	for key := range m.recs {
+		if p, _ := cache.SplitKey(key); p == project {
+			keys = append(keys, key)
+		}
+	}
+	m.recMu.Unlock()
+	var out []*api.Event
+	for _, key := range keys {
+		if o, ok := m.events.Get(key); ok && isTerminatedRecord(o) {
+			out = append(out, o.(*api.Event))
+		}
+	}
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	for key, r := range m.local {
+		switch {
+		case m.recs[key] || time.Now().After(r.expires):
+			delete(m.local, key)
+		case r.e.Metadata.Project == project:
+			out = append(out, r.e)
+		}
+	}
+	return out, true
+}
+
+// localRecord is a record written here.
+type localRecord struct {
+	e       *api.Event
+	expires time.Time
+}
+
+// recorded keeps e, a record just written here, until the informer
+// shows it.
+func (m *memory) recorded(e *api.Event) {
+	if m.life == nil {
+		return
+	}
+	m.run()
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	m.local[cache.Key(e)] = localRecord{e: e, expires: time.Now().Add(staleFor)}
+}
+
+// list returns the objects of kind k in project ("" for all), sorted by
+// project and name, and true; false when k is not kept or not listed
+// yet. The objects are shared: never modify them.
+func (m *memory) list(k *api.Kind, project string) ([]api.Object, bool) {
+	if m.life == nil {
+		return nil, false
+	}
+	m.run()
 	in := m.kinds[k]
 	if in == nil {
 		return nil, false

@@ -71,6 +71,9 @@ func (c *Call) recordTerminated(it *instanceItem, in *api.Instance) {
 		Message: "terminated through the EC2 API: DescribeInstances shows it as terminated for an hour",
 	}
 	_, err := c.h.cfg.Store.Create(c.ctx, e, store.CreateOptions{TTL: terminatedFor})
+	if err == nil {
+		c.h.memory.recorded(e)
+	}
 	if err != nil && !errors.Is(err, store.ErrAlreadyExists) {
 		c.h.log.Warn("ec2: record a terminated instance", "instance", in.Metadata.Name, "err", err)
 	}
@@ -86,21 +89,16 @@ func isTerminatedRecord(o api.Object) bool {
 // They are shown as instances, to whoever may list instances: the
 // caller's right to list events is not asked.
 func (c *Call) terminatedRecords() ([]*api.Event, error) {
-	var objs []api.Object
-	var err error
-	if c.h.cfg.Lists != nil {
-		objs, err = c.h.cfg.Lists.Objects(c.ctx, api.EventKind, c.Project)
-	} else {
-		objs, _, err = c.h.cfg.Store.List(c.ctx, api.EventKind, c.Project, store.ListOptions{Filter: isTerminatedRecord})
+	if recs, ok := c.h.memory.records(c.Project); ok {
+		return recs, nil
 	}
+	objs, _, err := c.h.cfg.Store.List(c.ctx, api.EventKind, c.Project, store.ListOptions{Filter: isTerminatedRecord})
 	if err != nil {
 		return nil, err
 	}
-	var out []*api.Event
-	for _, o := range objs {
-		if isTerminatedRecord(o) {
-			out = append(out, o.(*api.Event))
-		}
+	out := make([]*api.Event, len(objs))
+	for i, o := range objs {
+		out[i] = o.(*api.Event)
 	}
 	return out, nil
 }
