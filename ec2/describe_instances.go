@@ -427,7 +427,9 @@ func describeInstances(c *Call) (any, error) {
 		if !keep(it) {
 			continue
 		}
-		res = append(res, reservation{ReservationID: it.reservation, OwnerID: c.Project, Groups: it.Groups, Instances: []instanceItem{it}})
+		// The reservation's groupSet is empty, as AWS answers it for
+		// instances in a VPC: their groups are the instance's.
+		res = append(res, reservation{ReservationID: it.reservation, OwnerID: c.Project, Instances: []instanceItem{it}})
 	}
 	page, next, err := paginate(c.Params, res)
 	if err != nil {
