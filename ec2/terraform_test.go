@@ -332,6 +332,13 @@ func TestTerraformInstance(t *testing.T) {
 			t.Errorf("terminated instance = %+v", got)
 		}
 	}
+	reterm, err := ec.TerminateInstances(ctx, &awsec2.TerminateInstancesInput{InstanceIds: []string{id}})
+	if err != nil || reterm.TerminatingInstances[0].CurrentState.Name != types.InstanceStateNameTerminated ||
+		reterm.TerminatingInstances[0].PreviousState.Name != types.InstanceStateNameTerminated {
+		t.Errorf("TerminateInstances of a terminated instance = %+v, %v; want terminated → terminated", reterm, err)
+	}
+	_, err = ec.StopInstances(ctx, &awsec2.StopInstancesInput{InstanceIds: []string{id}})
+	wantCode(t, err, "InvalidInstanceID.NotFound")
 	d, err := ec.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{Filters: []types.Filter{{Name: aws.String("instance-state-name"), Values: []string{"running"}}}})
 	if err != nil || len(d.Reservations) != 0 {
 		t.Errorf("running instances after terminate: %+v, %v", d, err)
