@@ -56,6 +56,10 @@ func CheckVPCSpec(spec *api.VPCSpec) (netip.Prefix, error) {
 		return p, err
 	}
 	spec.CIDR = p.String()
+	if spec.EnableDNSSupport != nil && !*spec.EnableDNSSupport {
+		return p, api.Invalid("spec.enableDnsSupport", "leave it out, or true",
+			"DNS cannot be turned off: each subnet's DNS server always answers for its instances")
+	}
 	return p, nil
 }
 

@@ -183,6 +183,10 @@ func TestVPCSubnets(t *testing.T) {
 		if err := ValidateVPCUpdate(&ov, &v); err != nil {
 			t.Errorf("changing a VPC's DNS flag: %v", err)
 		}
+		v.Spec.EnableDNSSupport = &off
+		if err := ValidateVPCUpdate(&ov, &v); status(err) != http.StatusBadRequest {
+			t.Errorf("turning a VPC's DNS off: %v, want 400", err)
+		}
 	})
 	t.Run("delete in use", func(t *testing.T) {
 		var v api.VPC

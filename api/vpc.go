@@ -16,10 +16,11 @@ type VPCSpec struct {
 	// CIDR is an IPv4 prefix, /16 to /28; every subnet lies inside it.
 	// It cannot change.
 	CIDR string `json:"cidr"`
-	// EnableDNSSupport says the subnets' DNS server answers (default
-	// true); EnableDNSHostnames says instances get DNS names (default
-	// true in the default VPC, false in others, as in AWS). Both are
-	// stored and shown (EC2's DescribeVpcAttribute, ModifyVpcAttribute).
+	// EnableDNSSupport says the subnets' DNS server answers: it always
+	// does, so only true (or nothing) is admitted. EnableDNSHostnames says
+	// instances get DNS names (default true in the default VPC, false in
+	// others, as in AWS): EC2's DescribeInstances shows an instance's name,
+	// which its subnet's DNS answers, as its privateDnsName.
 	EnableDNSSupport   *bool `json:"enableDnsSupport,omitempty"`
 	EnableDNSHostnames *bool `json:"enableDnsHostnames,omitempty"`
 }

@@ -137,6 +137,16 @@ func (s *Server) deleteAccessKey(w http.ResponseWriter, r *http.Request, id *aut
 	if err := s.store.Delete(r.Context(), api.AccessKeyKind, "", k.Metadata.Name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("delete access key %s: %w", k.Metadata.Name, err)
 	}
+	s.credentialsChanged(k, true)
 	writeJSON(w, http.StatusOK, prepareOut(k))
 	return nil
+}
+
+// credentialsChanged tells the EC2 handler, which keeps access keys and
+// users in memory, that obj was written (deleted, when gone) here, so
+// that its next request reads the store until its cache shows the change.
+func (s *Server) credentialsChanged(obj api.Object, gone bool) {
+	if s.ec2 != nil {
+		s.ec2.Changed(obj, gone)
+	}
 }

@@ -49,6 +49,7 @@ func beforeDeleteUser(s *Server, ctx context.Context, _ store.Interface, obj api
 		if err := s.store.Delete(ctx, api.AccessKeyKind, "", k.Meta().Name, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("delete access key %s: %w", k.Meta().Name, err)
 		}
+		s.credentialsChanged(k, true)
 	}
 	return nil
 }

@@ -384,6 +384,7 @@ func (s *Server) updateObject(ctx context.Context, st store.Interface, id *auth.
 	if err != nil {
 		return fmt.Errorf("update %s %s: %w", k, name, err)
 	}
+	s.credentialsChanged(obj, false)
 	return nil
 }
 
@@ -455,6 +456,7 @@ func (s *Server) deleteObject(ctx context.Context, st store.Interface, id *auth.
 	if v.deleted != nil {
 		v.deleted(s, cur)
 	}
+	s.credentialsChanged(cur, true)
 	return http.StatusOK, cur, nil
 }
 

@@ -200,7 +200,11 @@ func New(cfg Config) (*Server, error) {
 		if s.sealer, err = accesskey.NewSealer(key); err != nil {
 			return nil, fmt.Errorf("apiserver: %w", err)
 		}
-		s.ec2 = ec2.New(ec2.Config{Store: cfg.Store, Objects: s, Sealer: s.sealer, Logger: cfg.Logger})
+		ecfg := ec2.Config{Store: cfg.Store, Objects: s, Sealer: s.sealer, Logger: cfg.Logger, Life: s.life}
+		if s.watches.CanList() {
+			ecfg.Lists = s.watches
+		}
+		s.ec2 = ec2.New(ecfg)
 	}
 	mux := http.NewServeMux()
 	s.routes(mux)

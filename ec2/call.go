@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
@@ -61,33 +62,74 @@ func (c *Call) list(k *api.Kind, keep func(api.Object) bool) ([]api.Object, erro
 	return objs, nil
 }
 
+// listFor lists the project's objects of kind k in name order. When
+// shared is true they may be shared (never modify them): from memory
+// for the kinds it keeps, else from the handler's Lister when it has
+// one; otherwise they are read from the store.
+func (c *Call) listFor(k *api.Kind, shared bool) ([]api.Object, error) {
+	if !shared {
+		return c.list(k, nil)
+	}
+	if !c.allowed(auth.VerbList, k) {
+		return nil, unauthorized()
+	}
+	project := c.Project
+	if !k.Namespaced {
+		project = ""
+	}
+	if objs, ok := c.h.memory.list(k, project); ok {
+		return objs, nil
+	}
+	if c.h.cfg.Lists == nil {
+		return c.list(k, nil)
+	}
+	objs, err := c.h.cfg.Lists.Objects(c.ctx, k, project)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", k.Plural, err)
+	}
+	// Key order is name order within one project.
+	return objs, nil
+}
+
 // find returns the project's object of kind k whose id (with prefix)
-// is id, or nf. It lists the project's objects of the kind: the cost is
-// linear in their number (ids are derived, not indexed).
+// is id, or nf. It reads the object the id index names; without a hint
+// or with a wrong one it lists the project's objects of the kind (cost
+// linear in their number) and indexes them.
 func (c *Call) find(k *api.Kind, prefix, id string, nf *Error) (api.Object, error) {
 	if !validID(prefix, id) {
 		return nil, nf
 	}
-	objs, err := c.list(k, func(o api.Object) bool { return idOf(prefix, o) == id })
+	objs, err := c.findAll(k, prefix, []string{id}, func(string) *Error { return nf })
 	if err != nil {
 		return nil, err
-	}
-	if len(objs) == 0 {
-		return nil, nf
 	}
 	return objs[0], nil
 }
 
+// maxIndexedReads is the most ids findAll resolves by reading one
+// object each; more are found with one list.
+const maxIndexedReads = 8
+
 // findAll resolves ids (each with prefix) to objects, answering nf for
 // the first missing one; with no ids it returns all of the kind.
 func (c *Call) findAll(k *api.Kind, prefix string, ids []string, nf func(id string) *Error) ([]api.Object, error) {
+	if len(ids) > 0 && len(ids) <= maxIndexedReads {
+		if !c.allowed(auth.VerbList, k) {
+			return nil, unauthorized()
+		}
+		if objs, ok := c.readIndexed(k, prefix, ids); ok {
+			return objs, nil
+		}
+	}
 	objs, err := c.list(k, nil)
 	if err != nil || len(ids) == 0 {
 		return objs, err
 	}
 	byID := make(map[string]api.Object, len(objs))
 	for _, o := range objs {
-		byID[idOf(prefix, o)] = o
+		oid := idOf(prefix, o)
+		byID[oid] = o
+		c.h.ids.put(c.Project, k, oid, o.Meta().Name)
 	}
 	out := make([]api.Object, 0, len(ids))
 	for _, id := range ids {
@@ -100,20 +142,66 @@ func (c *Call) findAll(k *api.Kind, prefix string, ids []string, nf func(id stri
 	return out, nil
 }
 
+// readIndexed reads the objects the id index names for ids, in parallel;
+// it reports false unless every id was indexed and found to be right.
+func (c *Call) readIndexed(k *api.Kind, prefix string, ids []string) ([]api.Object, bool) {
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		name, ok := c.h.ids.get(c.Project, k, id)
+		if !ok {
+			return nil, false
+		}
+		names[i] = name
+	}
+	out := make([]api.Object, len(ids))
+	read := func(i int) bool {
+		o := k.New()
+		if err := c.h.cfg.Store.Get(c.ctx, k, c.Project, names[i], o); err != nil || idOf(prefix, o) != ids[i] {
+			c.h.ids.forget(c.Project, k, ids[i])
+			return false
+		}
+		out[i] = o
+		return true
+	}
+	if len(ids) == 1 {
+		return out, read(0)
+	}
+	ok := make([]bool, len(ids))
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() { ok[i] = read(i) })
+	}
+	wg.Wait()
+	return out, !slices.Contains(ok, false)
+}
+
 // create creates obj through the API server's admission.
 func (c *Call) create(obj api.Object, idempotencyKey string) (bool, error) {
 	existed, err := c.h.cfg.Objects.CreateObject(c.ctx, c.h.cfg.Store, c.ID, obj, idempotencyKey)
+	if err == nil {
+		m := obj.Meta()
+		if prefix, ok := primaryPrefix[obj.GetKind()]; ok {
+			c.h.ids.put(m.Project, obj.GetKind(), ID(prefix, m.UID), m.Name)
+		}
+		c.h.memory.changed(obj, false)
+	}
 	return existed, storeError(err)
 }
 
 // update writes obj (read at its resourceVersion) through admission.
 func (c *Call) update(obj api.Object) error {
-	return storeError(c.h.cfg.Objects.UpdateObject(c.ctx, c.h.cfg.Store, c.ID, obj))
+	err := c.h.cfg.Objects.UpdateObject(c.ctx, c.h.cfg.Store, c.ID, obj)
+	if err == nil {
+		c.h.memory.changed(obj, false)
+	}
+	return storeError(err)
 }
 
 // remove deletes obj through admission.
 func (c *Call) remove(obj api.Object) error {
 	_, err := c.h.cfg.Objects.DeleteObject(c.ctx, c.h.cfg.Store, c.ID, obj.GetKind(), obj.Meta().Project, obj.Meta().Name)
+	// Marked for deletion or gone: either way memory must show it.
+	c.h.memory.changed(obj, true)
 	return storeError(err)
 }
 

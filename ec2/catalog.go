@@ -204,7 +204,7 @@ func describeImages(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	imgs, err := c.images()
+	imgs, err := c.images(true)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package ec2
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/ouroboros-cloud/ouro/accesskey"
@@ -25,12 +24,12 @@ func (h *Handler) authenticate(r *http.Request, body []byte) (*Call, error) {
 			return "", sigv4.ErrUnknownKey
 		}
 		var k api.AccessKey
-		err := h.cfg.Store.Get(ctx, api.AccessKeyKind, "", accesskey.Name(id), &k)
+		err := h.creds.get(ctx, api.AccessKeyKind, accesskey.Name(id), &k)
 		if errors.Is(err, store.ErrNotFound) || err == nil && k.Spec.AccessKeyID != id {
 			return "", sigv4.ErrUnknownKey
 		}
 		if err != nil {
-			return "", fmt.Errorf("read access key %s: %w", id, err)
+			return "", err
 		}
 		secret, err := h.cfg.Sealer.Open(id, k.Status.SealedSecret)
 		if err != nil {
@@ -44,11 +43,11 @@ func (h *Handler) authenticate(r *http.Request, body []byte) (*Call, error) {
 		return nil, err
 	}
 	var u api.User
-	if err := h.cfg.Store.Get(r.Context(), api.UserKind, "", key.Spec.User, &u); err != nil {
+	if err := h.creds.get(r.Context(), api.UserKind, key.Spec.User, &u); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, authFailure()
 		}
-		return nil, fmt.Errorf("read user %s: %w", key.Spec.User, err)
+		return nil, err
 	}
 	id := &auth.Identity{User: u.Metadata.Name, Token: "accesskey:" + key.Metadata.Name}
 	role, ok := u.Spec.Roles[key.Spec.Project]

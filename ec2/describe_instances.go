@@ -1,8 +1,10 @@
 package ec2
 
 import (
+	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -112,7 +114,7 @@ type interfaceItem struct {
 	Association        *association `xml:"association,omitempty"`
 	PrivateIPs         []privateIP  `xml:"privateIpAddressesSet>item"`
 	AvailabilityZone   string       `xml:"availabilityZone,omitempty"`
-	TagSet             []Tag        `xml:"tagSet>item"`
+	TagSet             []Tag        `xml:"tagSet>item,omitempty"`
 }
 
 type eniAttach struct {
@@ -151,7 +153,7 @@ type instanceItem struct {
 	RootDeviceName     string          `xml:"rootDeviceName"`
 	VirtualizationType string          `xml:"virtualizationType"`
 	ClientToken        string          `xml:"clientToken"`
-	TagSet             []Tag           `xml:"tagSet>item"`
+	TagSet             []Tag           `xml:"tagSet>item,omitempty"`
 	Hypervisor         string          `xml:"hypervisor"`
 	NetworkInterfaces  []interfaceItem `xml:"networkInterfaceSet>item"`
 	EbsOptimized       bool            `xml:"ebsOptimized"`
@@ -242,6 +244,12 @@ func (v *view) instance(in *api.Instance, launchIndex int) instanceItem {
 		it.StateReason = &stateReason{Code: in.Status.Reason, Message: in.Status.Message}
 		it.Reason = in.Status.Reason
 	}
+	// The instance's name is what its subnet's DNS server answers for it
+	// (docs/networking.md): its private DNS name, when its VPC gives
+	// instances DNS names.
+	if it.PrivateIPAddress != "" && len(in.Spec.Networks) > 0 && v.dnsHostnames(in.Spec.Networks[0].Network) {
+		it.PrivateDNSName = in.Metadata.Name
+	}
 	if f := v.floatingIP(in.Metadata.Name); f != nil && f.Status.Address != "" {
 		it.IPAddress = f.Status.Address
 	}
@@ -303,11 +311,19 @@ type reservation struct {
 	Instances     []instanceItem `xml:"instancesSet>item"`
 }
 
+// describeInstancesResponse is written by hand (instancexml.go), as
+// encoding/xml would write this struct.
 type describeInstancesResponse struct {
 	Response
-	// Reservations is the reservationSet, written by hand (instancexml.go).
-	Reservations []byte `xml:",innerxml"`
-	NextToken    string `xml:"nextToken,omitempty"`
+	Reservations []reservation `xml:"reservationSet>item"`
+	NextToken    string        `xml:"nextToken,omitempty"`
+}
+
+// writeBody writes the response's members.
+func (r *describeInstancesResponse) writeBody(w xmlWriter) {
+	w.text("requestId", r.RequestID)
+	w.reservations(r.Reservations)
+	w.textOmit("nextToken", r.NextToken)
 }
 
 // instanceFilters are DescribeInstances' filters, on the answer's items.
@@ -321,6 +337,8 @@ var instanceFilters = filterSet[instanceItem]{
 	"subnet-id":                   func(i instanceItem) []string { return []string{i.SubnetID} },
 	"vpc-id":                      func(i instanceItem) []string { return []string{i.VpcID} },
 	"private-ip-address":          func(i instanceItem) []string { return []string{i.PrivateIPAddress} },
+	"private-dns-name":            func(i instanceItem) []string { return []string{i.PrivateDNSName} },
+	"dns-name":                    func(i instanceItem) []string { return []string{i.DNSName} },
 	"ip-address":                  func(i instanceItem) []string { return []string{i.IPAddress} },
 	"availability-zone":           func(i instanceItem) []string { return []string{i.Placement.AvailabilityZone} },
 	"client-token":                func(i instanceItem) []string { return []string{i.ClientToken} },
@@ -367,10 +385,11 @@ func describeInstances(c *Call) (any, error) {
 		return nil, Errorf(CodeInvalidParameterCombination, "The parameter instancesSet cannot be used with the parameter maxResults")
 	}
 	// The instances and what they refer to, read at once.
-	v := c.view()
+	v := c.sharedView()
 	var objs []api.Object
+	var records []*api.Event
 	var wg sync.WaitGroup
-	wg.Go(func() { objs, err = c.findAll(api.InstanceKind, PrefixInstance, ids, instanceNotFound) })
+	wg.Go(func() { objs, records, err = c.describedInstances(ids) })
 	perr := v.preload(viewKinds...)
 	wg.Wait()
 	if err != nil {
@@ -379,23 +398,103 @@ func describeInstances(c *Call) (any, error) {
 	if perr != nil {
 		return nil, perr
 	}
-	var res []reservation
+	items := make([]instanceItem, 0, len(objs)+len(records))
+	names := make([]string, 0, cap(items))
 	for _, o := range objs {
 		in := o.(*api.Instance)
-		it := v.instance(in, 0)
-		tags[it.InstanceID] = withoutInternal(in.Metadata.Labels)
+		items = append(items, v.instance(in, 0))
+		names = append(names, in.Metadata.Name)
+		tags[items[len(items)-1].InstanceID] = withoutInternal(in.Metadata.Labels)
+	}
+	for _, e := range records {
+		it := terminatedItem(e)
+		items = append(items, it)
+		names = append(names, e.Object.Name)
+		tags[it.InstanceID] = withoutInternal(e.Metadata.Labels)
+	}
+	order := make([]int, len(items))
+	for i := range order {
+		order[i] = i
+	}
+	if len(records) > 0 {
+		// Name order, as without records; a record of a name in use again
+		// comes after the live instance.
+		slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(names[a], names[b]) })
+	}
+	var res []reservation
+	for _, i := range order {
+		it := items[i]
 		if !keep(it) {
 			continue
 		}
-		res = append(res, reservation{ReservationID: reservationID(in), OwnerID: c.Project, Groups: it.Groups, Instances: []instanceItem{it}})
+		// The reservation's groupSet is empty, as AWS answers it for
+		// instances in a VPC: their groups are the instance's.
+		res = append(res, reservation{ReservationID: it.reservation, OwnerID: c.Project, Instances: []instanceItem{it}})
 	}
 	page, next, err := paginate(c.Params, res)
 	if err != nil {
 		return nil, err
 	}
-	var w xmlWriter
-	w.reservations(page)
-	return &describeInstancesResponse{Reservations: w.Bytes(), NextToken: next}, nil
+	return &describeInstancesResponse{Reservations: page, NextToken: next}, nil
+}
+
+// describedInstances returns the instances ids name (all without ids)
+// and the records of terminated instances among them: in a full list,
+// those whose instance is gone; by id, those of the ids no instance has.
+func (c *Call) describedInstances(ids []string) ([]api.Object, []*api.Event, error) {
+	if len(ids) == 0 {
+		objs, err := c.listFor(api.InstanceKind, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		records, err := c.terminatedRecords()
+		if err != nil {
+			return nil, nil, err
+		}
+		live := make(map[string]bool, len(objs))
+		for _, o := range objs {
+			live[o.Meta().UID] = true
+		}
+		gone := records[:0:0]
+		for _, e := range records {
+			if !live[e.Object.UID] {
+				gone = append(gone, e)
+			}
+		}
+		return objs, gone, nil
+	}
+	objs, err := c.findAll(api.InstanceKind, PrefixInstance, ids, instanceNotFound)
+	var nf *Error
+	if err == nil || !errors.As(err, &nf) || nf.Code != "InvalidInstanceID.NotFound" {
+		return objs, nil, err
+	}
+	// Some id names no instance: each is either a terminated one's
+	// record or not found.
+	all, err := c.list(api.InstanceKind, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	byID := make(map[string]api.Object, len(all))
+	for _, o := range all {
+		byID[idOf(PrefixInstance, o)] = o
+	}
+	objs = objs[:0]
+	var records []*api.Event
+	for _, id := range ids {
+		if o := byID[id]; o != nil {
+			objs = append(objs, o)
+			continue
+		}
+		e, err := c.terminatedRecord(id)
+		if err != nil {
+			return nil, nil, err
+		}
+		if e == nil {
+			return nil, nil, instanceNotFound(id)
+		}
+		records = append(records, e)
+	}
+	return objs, records, nil
 }
 
 // withoutInternal returns labels less the internal ones.

@@ -107,3 +107,32 @@ func TestCatalog(t *testing.T) {
 		t.Fatalf("DescribeNetworkInterfaces = %+v, %v", enis, err)
 	}
 }
+
+// TestIDIndexIsOnlyAHint: an instance deleted and made again under the
+// same name has a new id; the index, which learnt the old one, must not
+// answer the new instance for it.
+func TestIDIndexIsOnlyAHint(t *testing.T) {
+	c := start(t)
+	c.image(t, "default", "debian")
+	ec := c.ec2(c.key(t, "alice", "default", api.RoleMember))
+	ctx := ctx(t)
+	run, err := ec.RunInstances(ctx, &awsec2.RunInstancesInput{ImageId: aws.String("debian"), InstanceType: "tiny", MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: []types.Tag{{Key: aws.String("Name"), Value: aws.String("db")}}}}})
+	if err != nil {
+		t.Fatalf("RunInstances: %v", err)
+	}
+	old := aws.ToString(run.Instances[0].InstanceId)
+	if _, err := ec.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{old}}); err != nil {
+		t.Fatalf("DescribeInstances(%s): %v", old, err)
+	}
+	prev := c.Get(t, api.InstanceKind, "default", "db").(*api.Instance)
+	c.Remove(t, api.InstanceKind, "default", "db")
+	c.Create(t, &api.Instance{Metadata: api.ObjectMeta{Name: "db", Project: "default"}, Spec: prev.Spec})
+	_, err = ec.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{old}})
+	wantCode(t, err, "InvalidInstanceID.NotFound")
+	fresh := ec2ID("i", c.Get(t, api.InstanceKind, "default", "db"))
+	out, err := ec.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{fresh}})
+	if err != nil || aws.ToString(out.Reservations[0].Instances[0].InstanceId) != fresh {
+		t.Fatalf("DescribeInstances(%s) = %+v, %v", fresh, out, err)
+	}
+}

@@ -31,6 +31,12 @@ type Objects interface {
 	InstanceAction(ctx context.Context, id *auth.Identity, verb auth.Verb, project, name string) (*api.Instance, error)
 }
 
+// Lister lists objects from memory, as one consistent snapshot of the
+// store (watchcache.Cache). What it returns is shared: never modified.
+type Lister interface {
+	Objects(ctx context.Context, k *api.Kind, project string) ([]api.Object, error)
+}
+
 // Config configures a Handler.
 type Config struct {
 	// Store is read for lists and access keys; writes use it through
@@ -47,6 +53,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Lists, when set, answers DescribeInstances' lists and the objects
+	// answers refer to from memory (the API server's list cache).
+	Lists Lister
+	// Life, when set, lets the handler keep access keys and users in
+	// memory, fed by watches that end with it (credcache.go); without it
+	// every request reads both from the store.
+	Life context.Context
 }
 
 // DefaultRegion is the region's name when Config.Region is empty.
@@ -57,6 +70,9 @@ type Handler struct {
 	cfg      Config
 	log      *slog.Logger
 	verifier *sigv4.Verifier
+	creds    *credentials
+	ids      *idIndex
+	memory   *memory
 }
 
 // New returns a Handler.
@@ -70,9 +86,21 @@ func New(cfg Config) *Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger}
+	h := &Handler{cfg: cfg, log: cfg.Logger, creds: newCredentials(cfg.Store, cfg.Life), ids: newIDIndex(),
+		memory: newMemory(cfg.Store, cfg.Life)}
 	h.verifier = &sigv4.Verifier{Services: []string{"ec2", "sts"}, Now: cfg.Now}
 	return h
+}
+
+// Changed tells the handler that obj, an access key or a user, was
+// written (deleted, when gone) on this server, so that the next request
+// signed with the key reads it from the store until the handler's cache
+// shows the change.
+func (h *Handler) Changed(obj api.Object, gone bool) {
+	switch obj.GetKind() {
+	case api.AccessKeyKind, api.UserKind:
+		h.creds.changed(obj, gone)
+	}
 }
 
 // IsQueryRequest reports whether r is an EC2 or STS Query request (a

@@ -87,7 +87,7 @@ func runInstances(c *Call) (any, error) {
 	if err := c.authorize(auth.VerbCreate, api.InstanceKind); err != nil {
 		return nil, err
 	}
-	v := c.view()
+	v := c.sharedView()
 	if err := v.preload(viewKinds...); err != nil {
 		return nil, err
 	}
@@ -278,6 +278,24 @@ func (c *Call) instancesByID() ([]*api.Instance, error) {
 	return out, nil
 }
 
+// instancesOrRecords resolves InstanceId.N (required) to instances and
+// the records of terminated ones.
+func (c *Call) instancesOrRecords() ([]*api.Instance, []*api.Event, error) {
+	ids := c.Params.List("InstanceId")
+	if len(ids) == 0 {
+		return nil, nil, missing("InstanceId.N")
+	}
+	objs, records, err := c.describedInstances(ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]*api.Instance, len(objs))
+	for i, o := range objs {
+		out[i] = o.(*api.Instance)
+	}
+	return out, records, nil
+}
+
 func instanceNotFound(id string) *Error {
 	return notFound("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", clip(id))
 }
@@ -296,7 +314,16 @@ type stateChangeResponse struct {
 // powerAction serves Start, Stop, Reboot and TerminateInstances.
 func powerAction(verb auth.Verb) func(c *Call) (any, error) {
 	return func(c *Call) (any, error) {
-		ins, err := c.instancesByID()
+		var ins []*api.Instance
+		var gone []*api.Event
+		var err error
+		if verb == verbTerminate {
+			// An instance terminated already is terminated again, as at
+			// AWS, while its record lasts.
+			ins, gone, err = c.instancesOrRecords()
+		} else {
+			ins, err = c.instancesByID()
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -312,15 +339,18 @@ func powerAction(verb auth.Verb) func(c *Call) (any, error) {
 			}
 		}
 		out := &stateChangeResponse{}
+		v := c.sharedView()
 		for _, in := range ins {
 			prev := stateOf(in)
 			var now *api.Instance
 			switch verb {
 			case verbTerminate:
+				it := v.instance(in, 0)
 				gone, err := c.h.cfg.Objects.DeleteObject(c.ctx, c.h.cfg.Store, c.ID, api.InstanceKind, c.Project, in.Metadata.Name)
 				if err != nil {
 					return nil, fromAPI(storeError(err), instanceNotFound(idOf(PrefixInstance, in)))
 				}
+				c.recordTerminated(&it, in)
 				now = in
 				t := in.Metadata.CreationTimestamp
 				now.Metadata.DeletionTimestamp = &t
@@ -340,6 +370,9 @@ func powerAction(verb auth.Verb) func(c *Call) (any, error) {
 		}
 		if verb == auth.VerbReboot {
 			return &Return{Return: true}, nil
+		}
+		for _, e := range gone {
+			out.Instances = append(out.Instances, stateChange{InstanceID: terminatedItem(e).InstanceID, PreviousState: stateTerminated, CurrentState: stateTerminated})
 		}
 		return out, nil
 	}

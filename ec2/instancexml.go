@@ -1,7 +1,7 @@
 package ec2
 
 import (
-	"bytes"
+	"bufio"
 	"encoding/xml"
 	"strconv"
 )
@@ -9,10 +9,12 @@ import (
 // DescribeInstances answers can hold thousands of instances of some 80
 // elements each, which encoding/xml's reflection encodes slowly; these
 // functions write the same bytes by hand (instancexml_test.go checks
-// that they equal encoding/xml's).
+// that they equal encoding/xml's), straight to the connection through a
+// small buffer, so that the client decodes the first instances while the
+// server writes the last.
 
-// xmlWriter appends XML to a buffer.
-type xmlWriter struct{ bytes.Buffer }
+// xmlWriter writes XML through a buffer.
+type xmlWriter struct{ *bufio.Writer }
 
 func (w *xmlWriter) open(tag string)  { w.WriteByte('<'); w.WriteString(tag); w.WriteByte('>') }
 func (w *xmlWriter) close(tag string) { w.WriteString("</"); w.WriteString(tag); w.WriteByte('>') }
@@ -53,7 +55,11 @@ func (w *xmlWriter) groups(gs []groupItem) {
 	w.close("groupSet")
 }
 
+// tags writes a tagSet, which AWS leaves out when there are no tags.
 func (w *xmlWriter) tags(ts []Tag) {
+	if len(ts) == 0 {
+		return
+	}
 	w.open("tagSet")
 	for _, t := range ts {
 		w.open("item")

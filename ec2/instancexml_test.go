@@ -1,6 +1,7 @@
 package ec2
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/xml"
 	"fmt"
@@ -38,11 +39,15 @@ func TestInstanceXMLMatchesEncoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var w xmlWriter
+	// AWS leaves out an empty tagSet, which encoding/xml cannot say.
+	want = bytes.ReplaceAll(want, []byte("<tagSet></tagSet>"), nil)
+	var buf bytes.Buffer
+	w := xmlWriter{bufio.NewWriter(&buf)}
 	w.open("x")
 	w.reservations(rs)
 	w.close("x")
-	if !bytes.Equal(w.Bytes(), want) {
-		t.Fatalf("hand-written:\n%s\nencoding/xml:\n%s", w.Bytes(), want)
+	w.Flush()
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("hand-written:\n%s\nencoding/xml:\n%s", buf.Bytes(), want)
 	}
 }

@@ -1,6 +1,7 @@
 package ec2
 
 import (
+	"bufio"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -124,11 +125,27 @@ type Return struct {
 
 type requestIDSetter interface{ setRequestID(string) }
 
+// bodyWriter is an answer that writes its members itself, by hand, as
+// encoding/xml would (large answers: DescribeInstances).
+type bodyWriter interface{ writeBody(w xmlWriter) }
+
 // writeXML writes v as the element name in namespace ns.
 func writeXML(w http.ResponseWriter, status int, name, ns string, v any) {
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 	w.WriteHeader(status)
 	w.Write([]byte(xml.Header))
+	if b, ok := v.(bodyWriter); ok {
+		xw := xmlWriter{bufio.NewWriterSize(w, 32<<10)}
+		xw.WriteString("<" + name)
+		if ns != "" {
+			xw.WriteString(` xmlns="` + ns + `"`)
+		}
+		xw.WriteByte('>')
+		b.writeBody(xw)
+		xw.close(name)
+		xw.Flush()
+		return
+	}
 	enc := xml.NewEncoder(w)
 	start := xml.StartElement{Name: xml.Name{Local: name}}
 	if ns != "" {

@@ -311,7 +311,43 @@ func TestTerraformInstance(t *testing.T) {
 		t.Fatalf("TerminateInstances = %v, %v", term, err)
 	}
 	c.Remove(t, api.InstanceKind, "default", instanceName(t, c, id))
-	_, err = ec.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	// Gone, it stays visible as terminated (48), as at AWS, for the
+	// waiter Terraform's delete uses.
+	if err := awsec2.NewInstanceTerminatedWaiter(ec, func(o *awsec2.InstanceTerminatedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = time.Millisecond, 10*time.Millisecond
+	}).Wait(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{id}}, 10*time.Second); err != nil {
+		t.Fatalf("InstanceTerminatedWaiter: %v", err)
+	}
+	for _, in := range []*awsec2.DescribeInstancesInput{
+		{InstanceIds: []string{id}},
+		{Filters: []types.Filter{{Name: aws.String("instance-state-name"), Values: []string{"terminated"}}}},
+	} {
+		d, err := ec.DescribeInstances(ctx, in)
+		if err != nil || len(d.Reservations) != 1 {
+			t.Fatalf("DescribeInstances(%v) = %+v, %v; want the terminated instance", in, d, err)
+		}
+		got := d.Reservations[0].Instances[0]
+		if aws.ToString(got.InstanceId) != id || got.State.Name != types.InstanceStateNameTerminated || aws.ToInt32(got.State.Code) != 48 ||
+			aws.ToString(got.StateReason.Code) != "Client.UserInitiatedShutdown" || len(got.NetworkInterfaces) != 0 {
+			t.Errorf("terminated instance = %+v", got)
+		}
+	}
+	reterm, err := ec.TerminateInstances(ctx, &awsec2.TerminateInstancesInput{InstanceIds: []string{id}})
+	if err != nil || reterm.TerminatingInstances[0].CurrentState.Name != types.InstanceStateNameTerminated ||
+		reterm.TerminatingInstances[0].PreviousState.Name != types.InstanceStateNameTerminated {
+		t.Errorf("TerminateInstances of a terminated instance = %+v, %v; want terminated → terminated", reterm, err)
+	}
+	_, err = ec.StopInstances(ctx, &awsec2.StopInstancesInput{InstanceIds: []string{id}})
+	wantCode(t, err, "InvalidInstanceID.NotFound")
+	d, err := ec.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{Filters: []types.Filter{{Name: aws.String("instance-state-name"), Values: []string{"running"}}}})
+	if err != nil || len(d.Reservations) != 0 {
+		t.Errorf("running instances after terminate: %+v, %v", d, err)
+	}
+	// An id no instance ever had is still not found.
+	_, err = ec.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{id[:len(id)-1] + "f"}})
+	if id[len(id)-1] == 'f' {
+		_, err = ec.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{id[:len(id)-1] + "e"}})
+	}
 	wantCode(t, err, "InvalidInstanceID.NotFound")
 }
 

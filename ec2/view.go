@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/auth"
 )
 
 // view translates between names (what objects refer to each other by)
@@ -18,13 +19,21 @@ type view struct {
 	images   map[string]*api.Image // by "project/name"
 	hosts    map[string]*api.Host
 	fips     map[string]*api.FloatingIP // by instance name
+	vpcs     map[string]*api.VPC        // by UID
 	loaded   map[*api.Kind]bool
+	// shared views read from the handler's Lister, when it has one: their
+	// objects are shared and must not be modified.
+	shared bool
 }
 
 func (c *Call) view() *view { return &view{c: c, loaded: map[*api.Kind]bool{}} }
 
+// sharedView is a view whose objects are only read: it may take them
+// from memory (Config.Lists).
+func (c *Call) sharedView() *view { return &view{c: c, loaded: map[*api.Kind]bool{}, shared: true} }
+
 // viewKinds are what an instance's answer refers to.
-var viewKinds = []*api.Kind{api.NetworkKind, api.SecurityGroupKind, api.ImageKind, api.HostKind, api.FloatingIPKind}
+var viewKinds = []*api.Kind{api.NetworkKind, api.SecurityGroupKind, api.ImageKind, api.HostKind, api.FloatingIPKind, api.VPCKind}
 
 // preload loads kinds at once, each in a goroutine of its own: one
 // round trip's latency for all, not one per kind.
@@ -36,7 +45,7 @@ func (v *view) preload(kinds ...*api.Kind) error {
 		if v.loaded[k] {
 			continue
 		}
-		subs[i] = &view{c: v.c, loaded: map[*api.Kind]bool{}}
+		subs[i] = &view{c: v.c, loaded: map[*api.Kind]bool{}, shared: v.shared}
 		wg.Go(func() { errs[i] = subs[i].load(k) })
 	}
 	wg.Wait()
@@ -59,6 +68,8 @@ func (v *view) preload(kinds ...*api.Kind) error {
 			v.hosts = sub.hosts
 		case api.FloatingIPKind:
 			v.fips = sub.fips
+		case api.VPCKind:
+			v.vpcs = sub.vpcs
 		}
 	}
 	return nil
@@ -72,7 +83,7 @@ func (v *view) load(k *api.Kind) error {
 	switch k {
 	case api.NetworkKind:
 		v.networks = map[string]*api.Network{}
-		objs, err := v.c.list(k, nil)
+		objs, err := v.c.listFor(k, v.shared)
 		if err != nil {
 			return err
 		}
@@ -81,7 +92,7 @@ func (v *view) load(k *api.Kind) error {
 		}
 	case api.SecurityGroupKind:
 		v.groups = map[string]*api.SecurityGroup{}
-		objs, err := v.c.list(k, nil)
+		objs, err := v.c.listFor(k, v.shared)
 		if err != nil {
 			return err
 		}
@@ -90,7 +101,7 @@ func (v *view) load(k *api.Kind) error {
 		}
 	case api.ImageKind:
 		v.images = map[string]*api.Image{}
-		imgs, err := v.c.images()
+		imgs, err := v.c.images(v.shared)
 		if err != nil {
 			return err
 		}
@@ -99,16 +110,25 @@ func (v *view) load(k *api.Kind) error {
 		}
 	case api.HostKind:
 		v.hosts = map[string]*api.Host{}
-		objs, err := v.c.list(k, nil)
+		objs, err := v.c.listFor(k, v.shared)
 		if err != nil {
 			return err
 		}
 		for _, o := range objs {
 			v.hosts[o.Meta().Name] = o.(*api.Host)
 		}
+	case api.VPCKind:
+		v.vpcs = map[string]*api.VPC{}
+		objs, err := v.c.listFor(k, v.shared)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			v.vpcs[o.Meta().UID] = o.(*api.VPC)
+		}
 	case api.FloatingIPKind:
 		v.fips = map[string]*api.FloatingIP{}
-		objs, err := v.c.list(k, nil)
+		objs, err := v.c.listFor(k, v.shared)
 		if err != nil {
 			return err
 		}
@@ -144,6 +164,26 @@ func (v *view) vpcID(network string) string {
 	return ""
 }
 
+// dnsHostnames reports whether instances of a network get DNS names:
+// its VPC's enableDnsHostnames (true for a network in no VPC, as in the
+// default VPC).
+func (v *view) dnsHostnames(network string) bool {
+	if v.load(api.NetworkKind) != nil {
+		return false
+	}
+	n := v.networks[network]
+	switch {
+	case n == nil:
+		return false
+	case n.Status.VPCUID == "":
+		return true
+	case v.load(api.VPCKind) != nil:
+		return false
+	}
+	vpc := v.vpcs[n.Status.VPCUID]
+	return vpc != nil && vpc.DNSSupport() && vpc.DNSHostnames()
+}
+
 // subnetIDOf and vpcIDOf map networks to subnets and VPCs. For now a
 // network is a subnet of its project's one VPC.
 var (
@@ -151,9 +191,9 @@ var (
 	vpcIDOf    = func(c *Call, n *api.Network) string { return ID(PrefixVPC, "project/"+n.Metadata.Project) }
 )
 
-// networkBySubnet finds the network of a subnet id (or, for
+// networkBySubnetOnce finds the network of a subnet id (or, for
 // convenience, of a network name).
-func (v *view) networkBySubnet(id string) (*api.Network, error) {
+func (v *view) networkBySubnetOnce(id string) (*api.Network, error) {
 	if err := v.load(api.NetworkKind); err != nil {
 		return nil, err
 	}
@@ -176,8 +216,8 @@ func (v *view) groupID(name string) string {
 	return ""
 }
 
-// groupByID finds a security group by id.
-func (v *view) groupByID(id string) (*api.SecurityGroup, error) {
+// groupByIDOnce finds a security group by id.
+func (v *view) groupByIDOnce(id string) (*api.SecurityGroup, error) {
 	if err := v.load(api.SecurityGroupKind); err != nil {
 		return nil, err
 	}
@@ -189,8 +229,8 @@ func (v *view) groupByID(id string) (*api.SecurityGroup, error) {
 	return nil, notFound("InvalidGroup.NotFound", "The security group '%s' does not exist", clip(id))
 }
 
-// groupByName finds a security group by name.
-func (v *view) groupByName(name string) (*api.SecurityGroup, error) {
+// groupByNameOnce finds a security group by name.
+func (v *view) groupByNameOnce(name string) (*api.SecurityGroup, error) {
 	if err := v.load(api.SecurityGroupKind); err != nil {
 		return nil, err
 	}
@@ -211,8 +251,8 @@ func (v *view) imageID(ref string) string {
 	return ""
 }
 
-// imageByID finds an image the caller may use by id (or by name).
-func (v *view) imageByID(id string) (*api.Image, error) {
+// imageByIDOnce finds an image the caller may use by id (or by name).
+func (v *view) imageByIDOnce(id string) (*api.Image, error) {
 	if err := v.load(api.ImageKind); err != nil {
 		return nil, err
 	}
@@ -256,8 +296,31 @@ func (v *view) floatingIP(instance string) *api.FloatingIP {
 }
 
 // images lists the images the caller may use: the project's and the
-// public ones.
-func (c *Call) images() ([]*api.Image, error) {
+// public ones (shared with the Lister when shared).
+func (c *Call) images(shared bool) ([]*api.Image, error) {
+	keep := func(o api.Object) bool {
+		return o.Meta().Project == c.Project || o.(*api.Image).Spec.Public
+	}
+	if shared && !c.allowed(auth.VerbList, api.ImageKind) {
+		return nil, unauthorized()
+	}
+	all, inMemory := c.h.memory.list(api.ImageKind, "")
+	if shared && !inMemory && c.h.cfg.Lists != nil {
+		var err error
+		if all, err = c.h.cfg.Lists.Objects(c.ctx, api.ImageKind, ""); err != nil {
+			return nil, err
+		}
+		inMemory = true
+	}
+	if shared && inMemory {
+		var out []*api.Image
+		for _, o := range all {
+			if keep(o) {
+				out = append(out, o.(*api.Image))
+			}
+		}
+		return out, nil
+	}
 	own, err := c.list(api.ImageKind, nil)
 	if err != nil {
 		return nil, err
@@ -276,4 +339,57 @@ func (c *Call) images() ([]*api.Image, error) {
 		out = append(out, o.(*api.Image))
 	}
 	return out, nil
+}
+
+// networkBySubnet finds by id, reading the store when memory misses.
+func (v *view) networkBySubnet(id string) (*api.Network, error) {
+	return retryFresh(v, api.NetworkKind, func() (*api.Network, error) { return v.networkBySubnetOnce(id) })
+}
+
+// groupByID finds by id, reading the store when memory misses.
+func (v *view) groupByID(id string) (*api.SecurityGroup, error) {
+	return retryFresh(v, api.SecurityGroupKind, func() (*api.SecurityGroup, error) { return v.groupByIDOnce(id) })
+}
+
+// groupByName finds by name, reading the store when memory misses.
+func (v *view) groupByName(name string) (*api.SecurityGroup, error) {
+	return retryFresh(v, api.SecurityGroupKind, func() (*api.SecurityGroup, error) { return v.groupByNameOnce(name) })
+}
+
+// imageByID finds by id, reading the store when memory misses.
+func (v *view) imageByID(id string) (*api.Image, error) {
+	return retryFresh(v, api.ImageKind, func() (*api.Image, error) { return v.imageByIDOnce(id) })
+}
+
+// retryFresh calls find, and once more after reading kind k from the
+// store if a view from memory did not find it: what memory shows trails
+// the store a little.
+func retryFresh[T any](v *view, k *api.Kind, find func() (T, error)) (T, error) {
+	out, err := find()
+	var e *Error
+	if err != nil && errors.As(err, &e) && strings.HasSuffix(e.Code, ".NotFound") && v.reload(k) {
+		return find()
+	}
+	return out, err
+}
+
+// reload reads kind k again from the store into a shared view; it
+// reports whether it did.
+func (v *view) reload(k *api.Kind) bool {
+	if !v.shared {
+		return false
+	}
+	fresh := &view{c: v.c, loaded: map[*api.Kind]bool{}}
+	if fresh.load(k) != nil {
+		return false
+	}
+	switch k {
+	case api.NetworkKind:
+		v.networks = fresh.networks
+	case api.SecurityGroupKind:
+		v.groups = fresh.groups
+	case api.ImageKind:
+		v.images = fresh.images
+	}
+	return true
 }

@@ -276,3 +276,91 @@ func TestVPCsOfOtherProjects(t *testing.T) {
 		t.Errorf("project other sees %+v, %v; want its default VPC only", all, err)
 	}
 }
+
+// TestVPCDNSAttributes: privateDnsName follows the VPC's
+// enableDnsHostnames; DNS resolution cannot be turned off; a terminated
+// instance, still shown as terminated, holds neither its subnet, its VPC
+// nor its security group.
+func TestVPCDNSAttributes(t *testing.T) {
+	c := start(t)
+	ctx := ctx(t)
+	c.image(t, "default", "debian")
+	ec := c.ec2(c.key(t, "alice", "default", api.RoleMember))
+	vpc, err := ec.CreateVpc(ctx, &awsec2.CreateVpcInput{CidrBlock: aws.String("10.3.0.0/16")})
+	if err != nil {
+		t.Fatalf("CreateVpc: %v", err)
+	}
+	vid := aws.ToString(vpc.Vpc.VpcId)
+	sub, err := ec.CreateSubnet(ctx, &awsec2.CreateSubnetInput{VpcId: &vid, CidrBlock: aws.String("10.3.1.0/24")})
+	if err != nil {
+		t.Fatalf("CreateSubnet: %v", err)
+	}
+	sg, err := ec.CreateSecurityGroup(ctx, &awsec2.CreateSecurityGroupInput{GroupName: aws.String("web"), Description: aws.String("web")})
+	if err != nil {
+		t.Fatalf("CreateSecurityGroup: %v", err)
+	}
+	run, err := ec.RunInstances(ctx, &awsec2.RunInstancesInput{ImageId: aws.String("debian"), InstanceType: "tiny",
+		MinCount: aws.Int32(1), MaxCount: aws.Int32(1), SubnetId: sub.Subnet.SubnetId, SecurityGroupIds: []string{aws.ToString(sg.GroupId)}})
+	if err != nil {
+		t.Fatalf("RunInstances: %v", err)
+	}
+	id := aws.ToString(run.Instances[0].InstanceId)
+	name := instanceName(t, c, id)
+	c.runAll(t, "default")
+	dnsName := func() string {
+		t.Helper()
+		out, err := ec.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{id}})
+		if err != nil {
+			t.Fatalf("DescribeInstances: %v", err)
+		}
+		return aws.ToString(out.Reservations[0].Instances[0].PrivateDnsName)
+	}
+	setHostnames := func(on bool) {
+		t.Helper()
+		if _, err := ec.ModifyVpcAttribute(ctx, &awsec2.ModifyVpcAttributeInput{VpcId: &vid,
+			EnableDnsHostnames: &types.AttributeBooleanValue{Value: aws.Bool(on)}}); err != nil {
+			t.Fatalf("ModifyVpcAttribute: %v", err)
+		}
+	}
+	for _, tt := range []struct {
+		hostnames *bool
+		want      string
+	}{
+		{nil, ""}, // a VPC other than the default has no DNS hostnames, as at AWS
+		{aws.Bool(true), name},
+		{aws.Bool(false), ""},
+	} {
+		if tt.hostnames != nil {
+			setHostnames(*tt.hostnames)
+		}
+		if got := dnsName(); got != tt.want {
+			t.Errorf("enableDnsHostnames %v: privateDnsName %q, want %q", tt.hostnames, got, tt.want)
+		}
+	}
+	_, err = ec.ModifyVpcAttribute(ctx, &awsec2.ModifyVpcAttributeInput{VpcId: &vid,
+		EnableDnsSupport: &types.AttributeBooleanValue{Value: aws.Bool(false)}})
+	wantCode(t, err, "UnsupportedOperation")
+	attr, err := ec.DescribeVpcAttribute(ctx, &awsec2.DescribeVpcAttributeInput{VpcId: &vid, Attribute: types.VpcAttributeNameEnableDnsSupport})
+	if err != nil || !aws.ToBool(attr.EnableDnsSupport.Value) {
+		t.Errorf("enableDnsSupport after the refusal = %+v, %v; want true", attr, err)
+	}
+
+	if _, err := ec.TerminateInstances(ctx, &awsec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatalf("TerminateInstances: %v", err)
+	}
+	c.Remove(t, api.InstanceKind, "default", name)
+	out, err := ec.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{Filters: []types.Filter{
+		{Name: aws.String("instance-state-name"), Values: []string{"terminated"}}}})
+	if err != nil || len(out.Reservations) != 1 || aws.ToString(out.Reservations[0].Instances[0].InstanceId) != id {
+		t.Fatalf("terminated instances = %+v, %v", out, err)
+	}
+	if _, err := ec.DeleteSecurityGroup(ctx, &awsec2.DeleteSecurityGroupInput{GroupId: sg.GroupId}); err != nil {
+		t.Errorf("DeleteSecurityGroup after terminate: %v", err)
+	}
+	if _, err := ec.DeleteSubnet(ctx, &awsec2.DeleteSubnetInput{SubnetId: sub.Subnet.SubnetId}); err != nil {
+		t.Errorf("DeleteSubnet after terminate: %v", err)
+	}
+	if _, err := ec.DeleteVpc(ctx, &awsec2.DeleteVpcInput{VpcId: &vid}); err != nil {
+		t.Errorf("DeleteVpc after terminate: %v", err)
+	}
+}

@@ -325,6 +325,9 @@ func modifyVPCAttribute(c *Call) (any, error) {
 	}
 	switch set[0] {
 	case "EnableDnsSupport.Value":
+		if !on {
+			return nil, Errorf("UnsupportedOperation", "DNS resolution cannot be turned off: each subnet's DNS server always answers for its instances")
+		}
 		v.Spec.EnableDNSSupport = &on
 	case "EnableDnsHostnames.Value":
 		v.Spec.EnableDNSHostnames = &on

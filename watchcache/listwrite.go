@@ -145,3 +145,19 @@ func (c *Cache) List(ctx context.Context, w http.ResponseWriter, k *api.Kind, pr
 	lw.end()
 	return nil
 }
+
+// Objects returns the objects of kind k in project ("" for all) from the
+// list cache, as one consistent snapshot of the store, in key order:
+// prepared for output as lists answer them. They are shared with the
+// cache and other callers: never modify them. Call it only when CanList.
+func (c *Cache) Objects(ctx context.Context, k *api.Kind, project string) ([]api.Object, error) {
+	all, _, err := c.lists.list(ctx, k, project)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", k.Plural, err)
+	}
+	out := make([]api.Object, len(all))
+	for i, co := range all {
+		out[i] = co.obj
+	}
+	return out, nil
+}
