@@ -259,7 +259,12 @@ func TestManagerFailover(t *testing.T) {
 		specs[h] = lb
 		apply(t, mgr[h], lb)
 		stop[h] = run(t, mgr[h])
-		t.Cleanup(func() { s.manager(t, h, dirs[h], nil).Apply(context.Background(), nil) })
+		// The host's running manager stops first: it would restart the
+		// HAProxy the cleanup stops.
+		t.Cleanup(func() {
+			stop[h]()
+			s.manager(t, h, dirs[h], nil).Apply(context.Background(), nil)
+		})
 	}
 	active := func() []string {
 		var out []string
