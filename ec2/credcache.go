@@ -45,6 +45,20 @@ type staleEntry struct {
 	expires time.Time
 }
 
+// newStaleEntry is the entry of obj just written (gone: deleted) through
+// this server; false when obj has no valid resourceVersion.
+func newStaleEntry(obj api.Object, gone bool) (staleEntry, bool) {
+	e := staleEntry{expires: time.Now().Add(staleFor)}
+	if !gone {
+		rev, err := strconv.ParseInt(obj.Meta().ResourceVersion, 10, 64)
+		if err != nil {
+			return staleEntry{}, false
+		}
+		e.rev = rev
+	}
+	return e, true
+}
+
 func newCredentials(st store.Interface, life context.Context) *credentials {
 	return &credentials{st: st, life: life, stale: map[string]staleEntry{}}
 }
@@ -65,15 +79,10 @@ func (cr *credentials) run() {
 // changed records that obj was written (deleted, when gone) through this
 // server.
 func (cr *credentials) changed(obj api.Object, gone bool) {
-	var e staleEntry
-	if !gone {
-		rev, err := strconv.ParseInt(obj.Meta().ResourceVersion, 10, 64)
-		if err != nil {
-			return
-		}
-		e.rev = rev
+	e, ok := newStaleEntry(obj, gone)
+	if !ok {
+		return
 	}
-	e.expires = time.Now().Add(staleFor)
 	cr.mu.Lock()
 	cr.stale[obj.GetKind().Name+"/"+obj.Meta().Name] = e
 	cr.mu.Unlock()

@@ -58,15 +58,10 @@ func (m *memory) changed(obj api.Object, gone bool) {
 	if !slices.Contains(memoryKinds, k) {
 		return
 	}
-	var e staleEntry
-	if !gone {
-		rev, err := strconv.ParseInt(obj.Meta().ResourceVersion, 10, 64)
-		if err != nil {
-			return
-		}
-		e.rev = rev
+	e, ok := newStaleEntry(obj, gone)
+	if !ok {
+		return
 	}
-	e.expires = time.Now().Add(staleFor)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.pending[k] == nil {

@@ -69,9 +69,12 @@ type Manager struct {
 	// retryAt spaces out repairs of a load balancer that failed.
 	retryAt map[string]time.Time
 
-	// vrrp is the last state keepalived wrote to its FIFO, by UID.
-	vrrpMu sync.Mutex
-	vrrp   map[string]string
+	// vrrp is the last state keepalived wrote to its FIFO, by UID, and
+	// settling until when keepalived may not have checked a HAProxy
+	// (re)started then.
+	vrrpMu   sync.Mutex
+	vrrp     map[string]string
+	settling map[string]time.Time
 }
 
 // New returns a Manager; it touches nothing until Apply.
@@ -156,6 +159,9 @@ func (m *Manager) ensure(lb api.HostLoadBalancer) error {
 	if res.Started || res.Reloaded {
 		m.cfg.Logger.Info("haproxy", "lb", lb.Project+"/"+lb.Name, "started", res.Started, "reloaded", res.Reloaded)
 	}
+	if res.Started && lb.Peer != "" {
+		m.settle(lb.UID)
+	}
 	ka := m.keepalived(lb.UID)
 	if lb.Peer == "" {
 		m.unwatch(lb.UID)
@@ -191,6 +197,30 @@ func (m *Manager) unwatch(uid string) {
 		delete(m.watching, uid)
 	}
 	m.setVRRP(uid, "")
+}
+
+// settle records that HAProxy of uid was just (re)started: keepalived,
+// possibly in FAULT since the old one died, has yet to check it, so this
+// host cannot take the VIP over until keepalived.CheckSettle has passed.
+func (m *Manager) settle(uid string) {
+	m.vrrpMu.Lock()
+	defer m.vrrpMu.Unlock()
+	if m.settling == nil {
+		m.settling = map[string]time.Time{}
+	}
+	m.settling[uid] = time.Now().Add(keepalived.CheckSettle)
+}
+
+// settled says whether keepalived has had time to check the HAProxy of
+// uid since it was last (re)started.
+func (m *Manager) settled(uid string) bool {
+	m.vrrpMu.Lock()
+	defer m.vrrpMu.Unlock()
+	until, ok := m.settling[uid]
+	if ok && !time.Now().Before(until) {
+		delete(m.settling, uid)
+	}
+	return !ok || !time.Now().Before(until)
 }
 
 // setVRRP records keepalived's state ("" forgets it).

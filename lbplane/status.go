@@ -36,11 +36,17 @@ func (m *Manager) status(lb api.HostLoadBalancer, applyErr error) api.HostLBStat
 		if state := m.vrrpState(lb.UID); state == "FAULT" && st.Ready {
 			st.Ready, st.Message = false, "keepalived is in FAULT state"
 		}
+
 	}
 	if active, err := keepalived.HasVIP(ns, lb.VIP); err == nil {
 		st.Active = active
 	} else if st.Message == "" {
 		st.Message = fmt.Sprintf("vip: %v", err)
+	}
+	// A backup whose HAProxy was just (re)started cannot take the VIP
+	// over before keepalived has checked it (it may still be in FAULT).
+	if lb.Peer != "" && !st.Active && st.Ready && !m.settled(lb.UID) {
+		st.Ready, st.Message = false, "keepalived has yet to check the restarted haproxy"
 	}
 	for _, p := range lb.Pools {
 		var backends []string

@@ -188,20 +188,28 @@ func (s *scanner) object(path *pathElem, t reflect.Type) error {
 		if err := s.value(&pathElem{parent: path, key: name}, next); err != nil {
 			return err
 		}
-		s.space()
-		if s.i >= len(s.data) {
-			return errSyntax
-		}
-		switch s.data[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return errSyntax
+		if end, err := s.separator('}'); end || err != nil {
+			return err
 		}
 	}
+}
+
+// separator reads what follows a member or an element: a comma (more
+// follow) or closer (the end).
+func (s *scanner) separator(closer byte) (end bool, err error) {
+	s.space()
+	if s.i >= len(s.data) {
+		return false, errSyntax
+	}
+	switch s.data[s.i] {
+	case ',':
+		s.i++
+		return false, nil
+	case closer:
+		s.i++
+		return true, nil
+	}
+	return false, errSyntax
 }
 
 func (s *scanner) array(path *pathElem, t reflect.Type) error {
@@ -219,18 +227,8 @@ func (s *scanner) array(path *pathElem, t reflect.Type) error {
 		if err := s.value(&pathElem{parent: path, index: n, elem: true}, next); err != nil {
 			return err
 		}
-		s.space()
-		if s.i >= len(s.data) {
-			return errSyntax
-		}
-		switch s.data[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return nil
-		default:
-			return errSyntax
+		if end, err := s.separator(']'); end || err != nil {
+			return err
 		}
 	}
 }

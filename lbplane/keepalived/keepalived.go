@@ -70,6 +70,11 @@ type Config struct {
 	Track string
 }
 
+// CheckSettle is how long keepalived may take to run its check of
+// HAProxy (the script's interval plus its timeout, below): a host whose
+// HAProxy was just (re)started may still be in FAULT that long.
+const CheckSettle = 2 * time.Second
+
 // Render returns keepalived's configuration, with its FIFO in dir.
 //
 // Both hosts start as BACKUP with nopreempt: the higher priority wins
