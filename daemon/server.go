@@ -185,7 +185,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	repl := blobrepl.New(blobrepl.Config{Name: cfg.Name, Store: blobs, Access: access, CA: ca, Cert: &cert, Logger: log,
 		Peers: func(ctx context.Context) (map[string]string, error) { return membership.Present(ctx, cli) }})
 	api, err := apiserver.New(apiserver.Config{Store: st, DataDir: cfg.DataDir, CA: ca, ClientCert: &cert, Logger: log,
-		CheckPool: checkCephPool,
+		CheckPool:    checkCephPool,
 		MaxBlobBytes: cfg.MaxBlobBytes, IPAM: addrs, Admission: adm, Servers: servers,
 		Blobs: blobs, BlobAccess: access, Replicator: repl,
 		Console: console.Handler(console.Config{})})
