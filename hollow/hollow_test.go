@@ -170,15 +170,22 @@ func TestHollowRefusesARealHostsName(t *testing.T) {
 	if err := h.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	var hst api.Host
-	if err := c.Admin.Get(ctx, api.HostKind, "", "real-0", &hst); err != nil {
-		t.Fatal(err)
-	}
-	hst.Spec.Taints = nil
-	delete(hst.Metadata.Labels, api.LabelHollow)
-	if err := c.Admin.Update(ctx, &hst); err != nil {
-		t.Fatal(err)
-	}
+	// The host's status may still be written (its last report, the
+	// controller marking it NotReady): read and update again on a
+	// conflict, as a client does.
+	wait.ForDetail(t, waitLong, "real-0 made a real host", func() (bool, string) {
+		var hst api.Host
+		if err := c.Admin.Get(ctx, api.HostKind, "", "real-0", &hst); err != nil {
+			t.Fatal(err)
+		}
+		hst.Spec.Taints = nil
+		delete(hst.Metadata.Labels, api.LabelHollow)
+		err := c.Admin.Update(ctx, &hst)
+		if err != nil && !api.IsConflict(err) {
+			t.Fatal(err)
+		}
+		return err == nil, fmt.Sprint(err)
+	})
 	h = c.RunHollow(t, hollow.Config{Count: 1, NamePrefix: "real", JoinToken: jt, DataDir: filepath.Join(c.Dir, "other")})
 	wait.ForDetail(t, waitLong, "hollow.Run to refuse", func() (bool, string) {
 		exited, _ := h.Exited()
