@@ -53,7 +53,7 @@ test: test-deps console-assets
 	$(GO) test -count=1 -timeout 70m ./...
 	GO=$(GO) ./scripts/fuzz.sh
 
-# A short run of every fuzz target (FUZZTIME each); `make test` runs it too.
+# A short run of every fuzz target (FUZZTIME inputs each); `make test` runs it too.
 fuzz:
 	GO=$(GO) ./scripts/fuzz.sh
 
