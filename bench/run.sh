@@ -151,6 +151,8 @@ gobench BenchmarkScheduleBacklog ./bench "$SCALE_COUNT" 1x
 gobench BenchmarkConsoleMap ./bench "${CONSOLE_COUNT:-1}" 1x
 gobench BenchmarkIdleUp ./bench "$IDLE_COUNT" 1x OURO_BIN="$PWD/bin/ouro"
 gobench BenchmarkEC2 ./bench "${EC2_COUNT:-3}" 1x
+gobench BenchmarkEC2Calls ./bench "${EC2_COUNT:-3}" 300x
+gobench BenchmarkEC2RunToRunning ./test/e2e "${EC2_COUNT:-3}" 14x
 gobench BenchmarkVMCreateToKernel ./test/e2e 1 "${VM_RUNS:-5}x"
 gobench BenchmarkStackPlan ./test/e2e "${STACK_COUNT:-3}" 10x
 gobench BenchmarkStackApply ./test/e2e "${STACK_COUNT:-3}" 1x

@@ -121,6 +121,13 @@ largest in brackets; targets are those of the design (DESIGN.md, "Performance ta
   Running). Then instances are added up to 1,000 and DescribeInstances of all of them (one page)
   is timed 50 times, the SDK's decoding included, then 50 times as one signed request whose
   answer is read as bytes (the server's share).
+  `+"`BenchmarkEC2Calls`"+` in bench/, same kind of server: single calls timed alone, hundreds of times
+  each: DescribeInstances of one id through the SDK, the same request signed alone and read as
+  bytes, a REST GET of one instance; RunInstances of one instance against one REST create.
+  `+"`BenchmarkEC2RunToRunning`"+` in test/e2e: a real server, agent and OCI runtime; 14 times, in
+  turns first, RunInstances of one busybox container instance through the SDK until
+  DescribeInstances shows it running, and the same instance through REST until GET shows it
+  Running, both polled every 5 ms; all left running.
 - **Console**: `+"`BenchmarkConsoleMap`"+` in bench/: the cloud of the scheduling benchmark (1,000 hollow
   hosts, 10,000 Running instances), then the web console in headless Chromium (Debian's package,
   driven with chromedp), signed in as the admin; the map lists hosts and instances in the map

@@ -18,6 +18,23 @@ import (
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
+// importSleeper makes the image "sleeper": busybox whose own command
+// keeps running, for RunInstances (which gives no command). It needs
+// importBusybox first.
+func (c *cloud) importSleeper() {
+	c.t.Helper()
+	var bb api.Image
+	if err := c.clientAs(c.admin).Get(context.Background(), api.ImageKind, "default", "busybox", &bb); err != nil {
+		c.t.Fatal(err)
+	}
+	img := &api.Image{Metadata: api.ObjectMeta{Name: "sleeper", Project: "default"}, Spec: bb.Spec}
+	img.Spec.Public = false
+	img.Spec.Config.Cmd = []string{"sh", "-c", "exec sleep 100000"}
+	if _, err := c.clientAs(c.admin).Create(context.Background(), img, client.CreateOptions{}); err != nil {
+		c.t.Fatalf("create image: %v", err)
+	}
+}
+
 // awsCLI runs Debian's AWS CLI against a cloud's EC2-compatible API.
 type awsCLI struct {
 	c   *cloud
@@ -87,18 +104,7 @@ func TestEC2AWSCLI(t *testing.T) {
 	c := newCloud(t)
 	c.addAgent("host-1")
 	c.importBusybox()
-	// RunInstances has no command: an image whose own command keeps
-	// running.
-	var bb api.Image
-	if err := c.clientAs(c.admin).Get(context.Background(), api.ImageKind, "default", "busybox", &bb); err != nil {
-		t.Fatal(err)
-	}
-	img := &api.Image{Metadata: api.ObjectMeta{Name: "sleeper", Project: "default"}, Spec: bb.Spec}
-	img.Spec.Public = false
-	img.Spec.Config.Cmd = []string{"sh", "-c", "exec sleep 100000"}
-	if _, err := c.clientAs(c.admin).Create(context.Background(), img, client.CreateOptions{}); err != nil {
-		t.Fatalf("create image: %v", err)
-	}
+	c.importSleeper()
 	c.ouro("fip", "pool", "create", "ext", "--cidr", "198.51.100.0/24", "--range", "198.51.100.10-198.51.100.20")
 	aws := newAWSCLI(t, c)
 
