@@ -31,6 +31,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/cache"
+	"github.com/ouroboros-cloud/ouro/controller/ec2record"
 	"github.com/ouroboros-cloud/ouro/controller/group"
 	"github.com/ouroboros-cloud/ouro/controller/hosthealth"
 	"github.com/ouroboros-cloud/ouro/controller/lifecycle"
@@ -168,6 +169,9 @@ func RunLeader(ctx context.Context, st store.Interface, cfg Config) error {
 	life := lifecycle.New(lifecycle.Options{
 		Store: st, Hosts: hosts, Instances: instances, Recorder: lifeRec, Logger: log,
 	})
+	// Instances deleted other than by TerminateInstances stay visible to
+	// the EC2 API as terminated for an hour.
+	ec2rec := ec2record.New(ec2record.Options{Store: st, Instances: instances, Hosts: hosts, Logger: log})
 	health := hosthealth.New(hosthealth.Options{
 		Store: st, Hosts: hosts, Recorder: healthRec, Logger: log, Resync: cfg.Resync,
 	})
@@ -190,6 +194,7 @@ func RunLeader(ctx context.Context, st store.Interface, cfg Config) error {
 		{"instance informer", instances.Run},
 		{"scheduler", sched.Run},
 		{"lifecycle", life.Run},
+		{"ec2record", ec2rec.Run},
 		{"hosthealth", health.Run},
 		{"network", nets.Run},
 		{"loadbalancer informer", lbs.Run},

@@ -17,13 +17,17 @@ import (
 // instance itself is gone once its host has torn it down, with its
 // addresses, ports and quota; what remains is a small record, kept as an
 // Event about the instance (reason Terminated, source ec2) that etcd
-// deletes with its lease after terminatedFor. It counts against no quota
+// deletes with its lease after TerminatedFor. It counts against no quota
 // and holds no subnet, VPC or security group. DescribeInstances answers
 // the records of instances that no longer exist, by id as well as in
-// full lists and with filters.
+// full lists and with filters. TerminateInstances writes the record
+// itself; instances deleted any other way (the REST API, ouro, the
+// console, a group scaling in, a stack) get theirs from the controllers'
+// leader (controller/ec2record).
 
-// terminatedFor is how long a terminated instance stays visible.
-const terminatedFor = time.Hour
+// TerminatedFor is how long a terminated instance stays visible: the
+// TTL of its record.
+const TerminatedFor = time.Hour
 
 // Labels of terminated instances' records.
 const (
@@ -41,19 +45,33 @@ const ReasonTerminated = "Terminated"
 // terminatedName is the name of the record of instance id.
 func terminatedName(id string) string { return "ec2-" + id }
 
-// recordTerminated keeps the record of it, an instance being terminated.
-// It is bookkeeping of the server, written whatever the caller may do
-// with events; a failure is logged, never answered: the instance is
-// terminated all the same.
-func (c *Call) recordTerminated(it *instanceItem, in *api.Instance) {
-	labels := map[string]string{labelTerminated: "true", labelInstanceType: it.InstanceType,
-		labelLaunchTime: strconv.FormatInt(in.Metadata.CreationTimestamp.Unix(), 10), labelRecordZone: it.Placement.AvailabilityZone}
-	for k, v := range map[string]string{labelImageID: it.ImageID, labelKeyName: it.KeyName, labelClientToken: in.Metadata.Labels[labelClientToken]} {
+// TerminatedRecord returns the record that keeps in, an instance being
+// deleted, visible to DescribeInstances as terminated (48): to be
+// created with the TTL TerminatedFor. img is its image (nil when gone or
+// none), host the host it ran on (nil when none), message what deleted
+// it. Its name is the instance's EC2 id: writers that race write it once.
+func TerminatedRecord(in *api.Instance, img *api.Image, host *api.Host, at time.Time, message string) *api.Event {
+	zone := api.ZoneDefault
+	if host != nil && host.Metadata.Labels[api.LabelZone] != "" {
+		zone = host.Metadata.Labels[api.LabelZone]
+	}
+	imageID := ""
+	if img != nil {
+		imageID = idOf(PrefixImage, img)
+	}
+	return newRecord(in, imageID, zone, at, message)
+}
+
+// newRecord is TerminatedRecord with the image's id and the zone.
+func newRecord(in *api.Instance, imageID, zone string, at time.Time, message string) *api.Event {
+	labels := map[string]string{labelTerminated: "true", labelInstanceType: in.Spec.Flavor,
+		labelLaunchTime: strconv.FormatInt(in.Metadata.CreationTimestamp.Unix(), 10), labelRecordZone: zone}
+	for k, v := range map[string]string{labelImageID: imageID, labelKeyName: in.Spec.KeyName, labelClientToken: in.Metadata.Labels[labelClientToken]} {
 		if v != "" {
 			labels[k] = v
 		}
 	}
-	for _, t := range it.TagSet {
+	for _, t := range tagSet(in.Metadata.Labels) {
 		labels[t.Key] = t.Value
 	}
 	if api.ValidateLabels("", labels) != nil {
@@ -64,13 +82,21 @@ func (c *Call) recordTerminated(it *instanceItem, in *api.Instance) {
 			}
 		}
 	}
-	e := &api.Event{
-		Metadata: api.ObjectMeta{Name: terminatedName(it.InstanceID), Project: in.Metadata.Project, Labels: labels},
+	return &api.Event{
+		Metadata: api.ObjectMeta{Name: terminatedName(idOf(PrefixInstance, in)), Project: in.Metadata.Project, Labels: labels},
 		Object:   api.ObjectRef{Kind: api.InstanceKind.Name, Project: in.Metadata.Project, Name: in.Metadata.Name, UID: in.Metadata.UID},
-		Type:     "Normal", Reason: ReasonTerminated, Source: "ec2", Time: c.h.cfg.Now().UTC(),
-		Message: "terminated through the EC2 API: DescribeInstances shows it as terminated for an hour",
+		Type:     "Normal", Reason: ReasonTerminated, Source: "ec2", Time: at.UTC(), Message: message,
 	}
-	_, err := c.h.cfg.Store.Create(c.ctx, e, store.CreateOptions{TTL: terminatedFor})
+}
+
+// recordTerminated keeps the record of it, an instance being terminated.
+// It is bookkeeping of the server, written whatever the caller may do
+// with events; a failure is logged, never answered: the instance is
+// terminated all the same.
+func (c *Call) recordTerminated(it *instanceItem, in *api.Instance) {
+	e := newRecord(in, it.ImageID, it.Placement.AvailabilityZone, c.h.cfg.Now(),
+		"terminated through the EC2 API: DescribeInstances shows it as terminated for an hour")
+	_, err := c.h.cfg.Store.Create(c.ctx, e, store.CreateOptions{TTL: TerminatedFor})
 	if err == nil {
 		c.h.memory.recorded(e)
 	}

@@ -240,13 +240,26 @@ func (v *view) groupByNameOnce(name string) (*api.SecurityGroup, error) {
 	return nil, notFound("InvalidGroup.NotFound", "The security group '%s' does not exist in default VPC", clip(name))
 }
 
-// imageID is the EC2 id of an instance's image reference "project/name".
+// imageID is the EC2 id of an instance's image reference: "project/name",
+// or "name" of the caller's project, else of a public image (as
+// admission resolves it).
 func (v *view) imageID(ref string) string {
 	if v.load(api.ImageKind) != nil {
 		return ""
 	}
 	if img := v.images[ref]; img != nil {
 		return idOf(PrefixImage, img)
+	}
+	if strings.Contains(ref, "/") {
+		return ""
+	}
+	if img := v.images[v.c.Project+"/"+ref]; img != nil {
+		return idOf(PrefixImage, img)
+	}
+	for _, img := range v.images {
+		if img.Metadata.Name == ref && img.Spec.Public {
+			return idOf(PrefixImage, img)
+		}
 	}
 	return ""
 }

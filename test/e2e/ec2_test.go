@@ -14,6 +14,7 @@ import (
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/ec2"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
@@ -195,11 +196,19 @@ func TestEC2AWSCLI(t *testing.T) {
 
 	aws.must(t, nil, "ec2", "disassociate-address", "--association-id", assoc.AssociationId)
 	aws.must(t, nil, "ec2", "release-address", "--allocation-id", alloc.AllocationId)
-	aws.must(t, nil, "ec2", "terminate-instances", "--instance-ids", ids[0], ids[1])
+	// One instance is terminated through EC2, the other deleted through
+	// ouro: both are terminated to the AWS CLI's waiter once gone.
+	aws.must(t, nil, "ec2", "terminate-instances", "--instance-ids", ids[0])
+	for _, in := range items {
+		if ec2.ID(ec2.PrefixInstance, in.Metadata.UID) == ids[1] {
+			c.ouro("instance", "delete", in.Metadata.Name)
+		}
+	}
 	wait.ForDetail(t, 90*time.Second, "instances gone", func() (bool, string) {
 		n := len(c.listInstances("default"))
 		return n == 0, strings.Repeat("i", n)
 	})
+	aws.must(t, nil, "ec2", "wait", "instance-terminated", "--instance-ids", ids[0], ids[1])
 	aws.must(t, nil, "ec2", "delete-security-group", "--group-id", sg.GroupId)
 	aws.must(t, nil, "ec2", "delete-key-pair", "--key-name", "deployer")
 	if out, err := aws.run("ec2", "describe-security-groups", "--group-ids", sg.GroupId); err == nil || !strings.Contains(out, "InvalidGroup.NotFound") {
