@@ -136,3 +136,28 @@ func TestIDIndexIsOnlyAHint(t *testing.T) {
 		t.Fatalf("DescribeInstances(%s) = %+v, %v", fresh, out, err)
 	}
 }
+
+// An instance made through REST names its image by bare name (its
+// project's, else a public one): DescribeInstances gives that image's id.
+func TestDescribeInstanceImageOfBareName(t *testing.T) {
+	c := start(t)
+	c.image(t, "default", "debian")
+	ec := c.ec2(c.key(t, "alice", "default", api.RoleMember))
+	ctx := ctx(t)
+	imgs, err := ec.DescribeImages(ctx, &awsec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"debian"}}}})
+	if err != nil || len(imgs.Images) != 1 {
+		t.Fatalf("DescribeImages = %+v, %v", imgs, err)
+	}
+	c.Create(t, &api.Instance{Metadata: api.ObjectMeta{Name: "rest", Project: "default"}, Spec: api.InstanceSpec{Image: "debian", Flavor: "tiny"}})
+	out, err := ec.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range out.Reservations {
+		got = append(got, aws.ToString(r.Instances[0].ImageId))
+	}
+	if len(got) != 1 || got[0] != aws.ToString(imgs.Images[0].ImageId) {
+		t.Errorf("image ids of the REST instance = %v, want [%s]", got, aws.ToString(imgs.Images[0].ImageId))
+	}
+}
