@@ -25,7 +25,7 @@ TEST_PKGS+=(awscli)
 # it with the rbd, ceph and rados tools (ceph-common) and QEMU's rbd driver
 # (qemu-block-extra; containers get a loop device over qemu-storage-daemon,
 # which comes with QEMU). rbd-nbd maps images on kernels with an nbd module.
-# Hosts that use a ceph pool need ceph-common and qemu-block-extra.
+# Hosts that use a ceph pool need ceph-common and qemu-block-extra (--ceph).
 TEST_PKGS+=(ceph-mon ceph-osd ceph-mgr ceph-common qemu-block-extra rbd-nbd)
 
 # Virtual machines: QEMU for the host's architecture, qemu-img (overlays),
@@ -52,10 +52,21 @@ BUILD_PKGS=(nodejs)
 command -v npm >/dev/null 2>&1 || BUILD_PKGS+=(npm)
 TEST_PKGS+=("linux-image-$arch")
 
+# Hosts that use a ceph storage pool (an existing Ceph cluster): the rbd and
+# ceph tools and QEMU's rbd driver. `--ceph` adds them; `--test` has them.
+CEPH_PKGS=(ceph-common qemu-block-extra)
+
 want=("${RUNTIME_PKGS[@]}" "${BUILD_PKGS[@]}")
-if [ "${1:-}" = "--test" ]; then
-	want+=("${TEST_PKGS[@]}")
-fi
+for arg in "$@"; do
+	case "$arg" in
+	--test) want+=("${TEST_PKGS[@]}") ;;
+	--ceph) want+=("${CEPH_PKGS[@]}") ;;
+	*)
+		echo "install-deps: unknown option $arg (use --test, --ceph)" >&2
+		exit 2
+		;;
+	esac
+done
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-deps: needs root to install Debian packages (run with sudo)" >&2
