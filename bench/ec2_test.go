@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/hollow"
 	"github.com/ouroboros-cloud/ouro/hollow/hollowtest"
+	"github.com/ouroboros-cloud/ouro/internal/ec2test"
 )
 
 // Sizes of BenchmarkEC2.
@@ -99,13 +98,7 @@ func runEC2Bench(b *testing.B) ec2Result {
 	if _, err := c.Admin.Do(ctx, http.MethodPost, "/v1/accesskeys", nil, api.AccessKeyRequest{Project: hollowtest.Project}, &key); err != nil {
 		b.Fatalf("access key: %v", err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(c.CACert)
-	ec := awsec2.New(awsec2.Options{
-		Region: "ouro-1", BaseEndpoint: aws.String(c.URL), Retryer: aws.NopRetryer{},
-		Credentials: credentials.NewStaticCredentialsProvider(key.Spec.AccessKeyID, key.Status.Secret, ""),
-		HTTPClient:  &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
-	})
+	ec := ec2test.Client(c.URL, c.CACert, &key)
 
 	var ec2Times, restTimes, ec2Calls, restCalls []time.Duration
 	for i := range ec2RunSamples {
@@ -174,7 +167,7 @@ func runEC2Bench(b *testing.B) ec2Result {
 		}
 	}
 	r.p50, r.p99 = percentile(lists, 0.50), percentile(lists, 0.99)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ec2test.Pool(c.CACert)}}}
 	var raws []time.Duration
 	const body = "Action=DescribeInstances&Version=2016-11-15"
 	sum := sha256.Sum256([]byte(body))

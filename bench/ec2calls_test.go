@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -15,13 +14,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/hollow"
 	"github.com/ouroboros-cloud/ouro/hollow/hollowtest"
+	"github.com/ouroboros-cloud/ouro/internal/ec2test"
 )
 
 // BenchmarkEC2Calls times single calls of the EC2 API against the REST
@@ -40,13 +39,7 @@ func BenchmarkEC2Calls(b *testing.B) {
 	if _, err := c.Admin.Do(ctx, http.MethodPost, "/v1/accesskeys", nil, api.AccessKeyRequest{Project: hollowtest.Project}, &key); err != nil {
 		b.Fatalf("access key: %v", err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(c.CACert)
-	ec := awsec2.New(awsec2.Options{
-		Region: "ouro-1", BaseEndpoint: aws.String(c.URL), Retryer: aws.NopRetryer{},
-		Credentials: credentials.NewStaticCredentialsProvider(key.Spec.AccessKeyID, key.Status.Secret, ""),
-		HTTPClient:  &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
-	})
+	ec := ec2test.Client(c.URL, c.CACert, &key)
 	out, err := ec.RunInstances(ctx, &awsec2.RunInstancesInput{ImageId: aws.String(hollowtest.ImageName), InstanceType: "tiny",
 		MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
 	if err != nil {
@@ -66,7 +59,7 @@ func BenchmarkEC2Calls(b *testing.B) {
 		}
 		reportPerCall(b)
 	})
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ec2test.Pool(c.CACert)}}}
 	body := "Action=DescribeInstances&Version=2016-11-15&InstanceId.1=" + id
 	sum := sha256.Sum256([]byte(body))
 	b.Run("describe-one-raw", func(b *testing.B) {

@@ -2,21 +2,18 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/client"
+	"github.com/ouroboros-cloud/ouro/internal/ec2test"
 )
 
 // ec2BenchPoll is how often both sides of BenchmarkEC2RunToRunning ask.
@@ -127,13 +124,7 @@ func (c *cloud) ec2Client(ctx context.Context) (*awsec2.Client, string) {
 	if err := json.Unmarshal([]byte(c.ouro("credentials", "create", "-o", "json")), &key); err != nil || key.Status.Secret == "" {
 		c.t.Fatalf("credentials create: %v %+v", err, key)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(c.ca)
-	ec := awsec2.New(awsec2.Options{
-		Region: "ouro-1", BaseEndpoint: aws.String(c.url), Retryer: aws.NopRetryer{},
-		Credentials: credentials.NewStaticCredentialsProvider(key.Spec.AccessKeyID, key.Status.Secret, ""),
-		HTTPClient:  &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
-	})
+	ec := ec2test.Client(c.url, c.ca, &key)
 	imgs, err := ec.DescribeImages(ctx, &awsec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"sleeper"}}}})
 	if err != nil || len(imgs.Images) != 1 {
 		c.t.Fatalf("DescribeImages name=sleeper: %v %+v", err, imgs)
