@@ -199,7 +199,7 @@ func (b *run) prepareHost(ctx context.Context, h *Host) *node {
 }
 
 func (b *run) packages(ctx context.Context, n *node) error {
-	missing, err := missingPackages(ctx, n.r, Packages(n.f.arch, n.h.Roles, n.h.Drivers))
+	missing, err := missingPackages(ctx, n.r, Packages(n.f.arch, n.h.Roles, n.h.Drivers, b.inv.Ceph))
 	if err != nil {
 		return err
 	}

@@ -59,11 +59,20 @@ const (
 // Packages returns the Debian packages a host with roles needs on arch:
 // servers need only certificates (etcd is embedded); agents run networks
 // and load balancers, and the packages of their drivers (nil: all):
-// containers need runc and crun, virtual machines QEMU.
-func Packages(arch string, roles, drivers []string) []string {
+// containers need runc and crun, virtual machines QEMU. With ceph (the
+// cloud uses a ceph storage pool) every host needs the ceph tools
+// (servers check pools and fence lost hosts, agents map images) and
+// agents QEMU's rbd driver.
+func Packages(arch string, roles, drivers []string, ceph bool) []string {
 	pkgs := []string{"ca-certificates"}
+	if ceph {
+		pkgs = append(pkgs, "ceph-common")
+	}
 	if !slices.Contains(roles, RoleAgent) {
 		return pkgs
+	}
+	if ceph {
+		pkgs = append(pkgs, "qemu-block-extra")
 	}
 	all := len(drivers) == 0
 	if all || slices.Contains(drivers, DriverContainer) {

@@ -48,6 +48,9 @@ type Inventory struct {
 	Packages string `yaml:"packages"`
 	// Drivers is the default of every agent's Drivers.
 	Drivers []string `yaml:"drivers"`
+	// Ceph says the cloud will use a ceph storage pool (an existing Ceph
+	// cluster): every host gets the ceph tools, agents QEMU's rbd driver.
+	Ceph bool `yaml:"ceph"`
 	Hosts   []Host   `yaml:"hosts"`
 
 	// file is where the inventory was read from, for errors and for

@@ -72,15 +72,19 @@ func TestPackages(t *testing.T) {
 	for _, tc := range []struct {
 		arch           string
 		roles, drivers []string
+		ceph           bool
 		want, not      string
 	}{
-		{"amd64", []string{RoleServer}, nil, "ca-certificates", "runc"},
-		{"amd64", []string{RoleAgent}, nil, "qemu-system-x86", "qemu-system-arm"},
-		{"arm64", []string{RoleServer, RoleAgent}, nil, "qemu-efi-aarch64", "qemu-system-x86"},
-		{"amd64", []string{RoleAgent}, []string{DriverContainer}, "runc crun iproute2", "qemu"},
-		{"amd64", []string{RoleAgent}, []string{DriverVM}, "nftables dnsmasq-base haproxy keepalived qemu-utils", "runc"},
+		{"amd64", []string{RoleServer}, nil, false, "ca-certificates", "runc"},
+		{"amd64", []string{RoleServer}, nil, false, "ca-certificates", "ceph"},
+		{"amd64", []string{RoleAgent}, nil, false, "qemu-system-x86", "qemu-system-arm"},
+		{"arm64", []string{RoleServer, RoleAgent}, nil, false, "qemu-efi-aarch64", "qemu-system-x86"},
+		{"amd64", []string{RoleAgent}, []string{DriverContainer}, false, "runc crun iproute2", "qemu"},
+		{"amd64", []string{RoleAgent}, []string{DriverVM}, false, "nftables dnsmasq-base haproxy keepalived qemu-utils", "runc"},
+		{"amd64", []string{RoleServer}, nil, true, "ca-certificates ceph-common", "qemu-block-extra"},
+		{"amd64", []string{RoleAgent}, []string{DriverContainer}, true, "ceph-common qemu-block-extra runc", "qemu-system"},
 	} {
-		got := strings.Join(Packages(tc.arch, tc.roles, tc.drivers), " ")
+		got := strings.Join(Packages(tc.arch, tc.roles, tc.drivers, tc.ceph), " ")
 		if !strings.Contains(got, tc.want) || strings.Contains(got, tc.not) {
 			t.Errorf("Packages(%s, %v) = %s; want %s, not %s", tc.arch, tc.roles, got, tc.want, tc.not)
 		}

@@ -45,7 +45,7 @@ func TestPackagesStep(t *testing.T) {
 		}
 		return b.String()
 	}
-	all := Packages("amd64", []string{RoleServer}, nil)
+	all := Packages("amd64", []string{RoleServer}, nil, false)
 	for _, tc := range []struct {
 		name     string
 		policy   string
