@@ -17,6 +17,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/ec2"
 	"github.com/ouroboros-cloud/ouro/internal/apitest"
+	"github.com/ouroboros-cloud/ouro/internal/ec2test"
 	"github.com/ouroboros-cloud/ouro/store"
 )
 
@@ -47,6 +48,7 @@ func (c *cloud) key(t *testing.T, user, project string, role api.Role) *api.Acce
 
 func (c *cloud) config(k *api.AccessKey) aws.Config {
 	return aws.Config{
+		HTTPClient:  ec2test.HTTPClient(http.DefaultTransport.(*http.Transport).Clone()),
 		Region:      "eu-west-1",
 		Credentials: credentials.NewStaticCredentialsProvider(k.Spec.AccessKeyID, k.Status.Secret, ""),
 		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },

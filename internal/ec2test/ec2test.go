@@ -5,6 +5,7 @@ package ec2test
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -22,7 +23,7 @@ func Client(url string, caPEM []byte, key *api.AccessKey) *awsec2.Client {
 	return awsec2.New(awsec2.Options{
 		Region: "ouro-1", BaseEndpoint: aws.String(url), Retryer: aws.NopRetryer{},
 		Credentials: credentials.NewStaticCredentialsProvider(key.Spec.AccessKeyID, key.Status.Secret, ""),
-		HTTPClient:  &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: Pool(caPEM)}}},
+		HTTPClient:  HTTPClient(&http.Transport{TLSClientConfig: &tls.Config{RootCAs: Pool(caPEM)}}),
 	})
 }
 
@@ -31,4 +32,35 @@ func Pool(caPEM []byte) *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	return pool
+}
+
+// HTTPClient returns an HTTP client for aws-sdk-go-v2 over base that
+// keeps the SDK's request bodies from racing net/http.
+//
+// The SDK closes a request's body as soon as the response has arrived.
+// net/http, once it has sent the body's ContentLength bytes, reads the
+// body once more to check it is at its end, and uses the body's WriteTo
+// when it has one; smithy-go's body answers WriteTo after Close with
+// io.EOF, which io.Copy returns as an error, so the transport takes the
+// request as failed and closes the connection under the response being
+// read: "deserialization failed … use of closed network connection".
+// A server that answers as soon as it has the body (ours does, on
+// loopback) wins that race about once in fifty calls. Without WriteTo
+// the last read is a Read, whose io.EOF is the end of the body.
+func HTTPClient(base http.RoundTripper) *http.Client {
+	return &http.Client{Transport: bodiesWithoutWriteTo{base}}
+}
+
+type bodiesWithoutWriteTo struct{ base http.RoundTripper }
+
+// readCloser hides every method of its body but Read and Close.
+type readCloser struct{ io.ReadCloser }
+
+func (t bodiesWithoutWriteTo) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return t.base.RoundTrip(r)
+	}
+	out := r.Clone(r.Context())
+	out.Body = readCloser{r.Body}
+	return t.base.RoundTrip(out)
 }
