@@ -50,8 +50,8 @@ type Inventory struct {
 	Drivers []string `yaml:"drivers"`
 	// Ceph says the cloud will use a ceph storage pool (an existing Ceph
 	// cluster): every host gets the ceph tools, agents QEMU's rbd driver.
-	Ceph bool `yaml:"ceph"`
-	Hosts   []Host   `yaml:"hosts"`
+	Ceph  bool   `yaml:"ceph"`
+	Hosts []Host `yaml:"hosts"`
 
 	// file is where the inventory was read from, for errors and for
 	// paths relative to it.
