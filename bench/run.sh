@@ -23,7 +23,7 @@
 #                   OURO_VIP_KILLS times (default 1 run of 7 kills)
 #   LB_FAILOVER_RUNS=N power cuts of the active LB host (default 5)
 #   LB_RUNS=N       sick members and load balancer creates (default 5)
-#   EC2_COUNT=N     runs of the EC2 API benchmark (default 3)
+#   EC2_COUNT=N     runs of each EC2 API benchmark (default 3)
 #   BENCH_OUT=FILE  the report (default docs/benchmarks.md)
 #
 # The whole run takes about 20 minutes on 2 cores. Nothing here asserts
