@@ -1,5 +1,10 @@
 package api
 
+import (
+	"net/netip"
+	"strings"
+)
+
 // VPC is a project's virtual private cloud: an IPv4 prefix whose networks
 // (its subnets, Network.spec.vpc) reach each other through the VPC's
 // implicit router, as in AWS, while networks of other VPCs, or in none,
@@ -19,8 +24,9 @@ type VPCSpec struct {
 	// EnableDNSSupport says the subnets' DNS server answers: it always
 	// does, so only true (or nothing) is admitted. EnableDNSHostnames says
 	// instances get DNS names (default true in the default VPC, false in
-	// others, as in AWS): EC2's DescribeInstances shows an instance's name,
-	// which its subnet's DNS answers, as its privateDnsName.
+	// others, as in AWS): EC2's DescribeInstances shows the name its
+	// subnet's DNS answers for its address (AddressName) as its
+	// privateDnsName. The instance's own name resolves too.
 	EnableDNSSupport   *bool `json:"enableDnsSupport,omitempty"`
 	EnableDNSHostnames *bool `json:"enableDnsHostnames,omitempty"`
 }
@@ -90,3 +96,18 @@ func (o *VPC) Meta() *ObjectMeta { return &o.Metadata }
 
 // GetKind returns VPCKind.
 func (o *VPC) GetKind() *Kind { return VPCKind }
+
+// AddressDNSDomain is the domain under which every network's DNS server
+// answers a name for each address of the network, as AWS's resolver does
+// in a VPC: ip-172-31-0-5.ouro-1.compute.internal is 172.31.0.5, and back.
+const AddressDNSDomain = "ouro-1.compute.internal"
+
+// AddressName is the DNS name of an IPv4 address of a network (under
+// AddressDNSDomain), or "" for what is not one.
+func AddressName(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is4() {
+		return ""
+	}
+	return "ip-" + strings.ReplaceAll(a.String(), ".", "-") + "." + AddressDNSDomain
+}

@@ -244,11 +244,11 @@ func (v *view) instance(in *api.Instance, launchIndex int) instanceItem {
 		it.StateReason = &stateReason{Code: in.Status.Reason, Message: in.Status.Message}
 		it.Reason = in.Status.Reason
 	}
-	// The instance's name is what its subnet's DNS server answers for it
-	// (docs/networking.md): its private DNS name, when its VPC gives
-	// instances DNS names.
+	// Its subnet's DNS server answers the name of its address
+	// (docs/networking.md), as AWS's ip-name: its private DNS name, when
+	// its VPC gives instances DNS names.
 	if it.PrivateIPAddress != "" && len(in.Spec.Networks) > 0 && v.dnsHostnames(in.Spec.Networks[0].Network) {
-		it.PrivateDNSName = in.Metadata.Name
+		it.PrivateDNSName = api.AddressName(it.PrivateIPAddress)
 	}
 	if f := v.floatingIP(in.Metadata.Name); f != nil && f.Status.Address != "" {
 		it.IPAddress = f.Status.Address

@@ -2,6 +2,7 @@ package ec2_test
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -307,14 +308,21 @@ func TestVPCDNSAttributes(t *testing.T) {
 	id := aws.ToString(run.Instances[0].InstanceId)
 	name := instanceName(t, c, id)
 	c.runAll(t, "default")
+	var ip string
 	dnsName := func() string {
 		t.Helper()
 		out, err := ec.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{id}})
 		if err != nil {
 			t.Fatalf("DescribeInstances: %v", err)
 		}
+		ip = aws.ToString(out.Reservations[0].Instances[0].PrivateIpAddress)
 		return aws.ToString(out.Reservations[0].Instances[0].PrivateDnsName)
 	}
+	// AWS's ip-name: the name the subnet's DNS answers for the address.
+	if dnsName(); ip == "" {
+		t.Fatal("the instance has no private address")
+	}
+	ipName := "ip-" + strings.ReplaceAll(ip, ".", "-") + ".ouro-1.compute.internal"
 	setHostnames := func(on bool) {
 		t.Helper()
 		if _, err := ec.ModifyVpcAttribute(ctx, &awsec2.ModifyVpcAttributeInput{VpcId: &vid,
@@ -327,7 +335,7 @@ func TestVPCDNSAttributes(t *testing.T) {
 		want      string
 	}{
 		{nil, ""}, // a VPC other than the default has no DNS hostnames, as at AWS
-		{aws.Bool(true), name},
+		{aws.Bool(true), ipName},
 		{aws.Bool(false), ""},
 	} {
 		if tt.hostnames != nil {

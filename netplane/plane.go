@@ -266,6 +266,7 @@ func (p *Plane) ensureDNSMasq(n network) error {
 	c := dnsmasq.Config{
 		Dir: p.dnsmasqDir(n.vni), NetNS: p.routerNSPath(n.vni),
 		CIDR: n.cidr, Gateway: n.gateway, Upstream: n.dns, Records: n.records,
+		AddressDomain: api.AddressDNSDomain,
 	}
 	for _, port := range n.ports {
 		c.Hosts = append(c.Hosts, dnsmasq.Host{MAC: port.mac, IP: port.ip, Name: port.name})

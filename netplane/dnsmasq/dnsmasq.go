@@ -64,6 +64,10 @@ type Config struct {
 	Upstream []netip.Addr
 	Hosts    []Host
 	Records  []Record
+	// AddressDomain, when set, makes DNS answer a name for every address
+	// of the network: ip-172-31-0-5.<AddressDomain> is 172.31.0.5, and
+	// back (dnsmasq's synth-domain).
+	AddressDomain string
 }
 
 func (c Config) pidFile() string { return filepath.Join(c.Dir, "dnsmasq.pid") }
@@ -91,6 +95,9 @@ func (c Config) Args() []string {
 	}
 	for _, u := range c.Upstream {
 		args = append(args, "--server="+u.String())
+	}
+	if c.AddressDomain != "" && validName(c.AddressDomain) {
+		args = append(args, "--synth-domain="+c.AddressDomain+","+c.CIDR.Masked().String()+",ip-")
 	}
 	return args
 }

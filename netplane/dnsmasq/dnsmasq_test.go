@@ -13,7 +13,7 @@ func TestArgsAndFiles(t *testing.T) {
 	c := Config{
 		Dir: "/state/5001", NetNS: "/run/netns/ouro-n5001",
 		CIDR: netip.MustParsePrefix("172.31.0.0/20"), Gateway: netip.MustParseAddr("172.31.0.1"),
-		Upstream: []netip.Addr{netip.MustParseAddr("192.0.2.53")},
+		Upstream: []netip.Addr{netip.MustParseAddr("192.0.2.53")}, AddressDomain: "ouro-1.compute.internal",
 		Hosts:    []Host{{MAC: mac, IP: netip.MustParseAddr("172.31.0.5"), Name: "web"}},
 		Records: []Record{
 			{Name: "web", IP: netip.MustParseAddr("172.31.0.5")},
@@ -26,6 +26,7 @@ func TestArgsAndFiles(t *testing.T) {
 		"--dhcp-range=172.31.0.0,static,255.255.240.0,12h", "--dhcp-ignore=tag:!known",
 		"--server=192.0.2.53", "--pid-file=/state/5001/dnsmasq.pid",
 		"--dhcp-hostsfile=/state/5001/dhcp-hosts", "--addn-hosts=/state/5001/hosts",
+		"--synth-domain=ouro-1.compute.internal,172.31.0.0/20,ip-",
 	} {
 		if !slices.Contains(args, want) {
 			t.Errorf("args lack %q: %v", want, args)

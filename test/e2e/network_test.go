@@ -74,6 +74,14 @@ func TestInstancesOnTwoHostsTalkByIPAndName(t *testing.T) {
 		// Pinging by name would need the container's resolver and a raw
 		// socket it does not hold (nc.ping): the name resolves to the
 		// address pinged above.
+
+		// Every address has a name too, as in an AWS VPC.
+		addrName := api.AddressName(tc.ip)
+		wait.ForDetail(t, 30*time.Second, tc.from+" resolving "+addrName, func() (bool, string) {
+			out, err := nc.exec("", tc.from, "nslookup", addrName)
+			_, answer, _ := strings.Cut(out, "Name:")
+			return err == nil && strings.Contains(answer, tc.ip), fmt.Sprintf("%v: %s", err, out)
+		})
 	}
 	// Egress to the outside through NAT: the instance's address is private.
 	nc.waitPing("", "alpha", outsideIP)
