@@ -14,7 +14,7 @@ func TestArgsAndFiles(t *testing.T) {
 		Dir: "/state/5001", NetNS: "/run/netns/ouro-n5001",
 		CIDR: netip.MustParsePrefix("172.31.0.0/20"), Gateway: netip.MustParseAddr("172.31.0.1"),
 		Upstream: []netip.Addr{netip.MustParseAddr("192.0.2.53")}, AddressDomain: "ouro-1.compute.internal",
-		Hosts:    []Host{{MAC: mac, IP: netip.MustParseAddr("172.31.0.5"), Name: "web"}},
+		Hosts: []Host{{MAC: mac, IP: netip.MustParseAddr("172.31.0.5"), Name: "web"}},
 		Records: []Record{
 			{Name: "web", IP: netip.MustParseAddr("172.31.0.5")},
 			{Name: "bad name\n1.2.3.4 evil", IP: netip.MustParseAddr("172.31.0.6")},
