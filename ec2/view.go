@@ -256,12 +256,18 @@ func (v *view) imageID(ref string) string {
 	if img := v.images[v.c.Project+"/"+ref]; img != nil {
 		return idOf(PrefixImage, img)
 	}
+	// The public image of that name; were there several (published
+	// since), the first project's, as the store lists them.
+	var found *api.Image
 	for _, img := range v.images {
-		if img.Metadata.Name == ref && img.Spec.Public {
-			return idOf(PrefixImage, img)
+		if img.Metadata.Name == ref && img.Spec.Public && (found == nil || img.Metadata.Project < found.Metadata.Project) {
+			found = img
 		}
 	}
-	return ""
+	if found == nil {
+		return ""
+	}
+	return idOf(PrefixImage, found)
 }
 
 // imageByIDOnce finds an image the caller may use by id (or by name).
