@@ -18,10 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/admission"
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/controller/cache"
 	"github.com/ouroboros-cloud/ouro/ec2"
@@ -41,8 +41,9 @@ type Options struct {
 
 // Controller writes the records.
 type Controller struct {
-	o Options
-	q *queue.Queue[string]
+	o      Options
+	q      *queue.Queue[string]
+	images *admission.Admitter // resolves instances' image references
 
 	mu sync.Mutex
 	// last is every instance's last state seen, by informer key: what a
@@ -65,6 +66,7 @@ func New(o Options) *Controller {
 		o.Now = time.Now
 	}
 	c := &Controller{o: o, last: map[string]*api.Instance{}, pending: map[string]*api.Instance{}, done: map[string]time.Time{}}
+	c.images = admission.New(admission.Config{Store: o.Store})
 	c.q = queue.New("ec2record", c.record, o.Logger)
 	o.Instances.AddHandler(c.observe)
 	return c
@@ -146,37 +148,16 @@ func (c *Controller) record(ctx context.Context, uid string) (queue.Result, erro
 	return queue.Result{}, nil
 }
 
-// image reads the instance's image as admission resolved it:
-// "project/name", or "name" in its project, else the public image of
-// that name; nil when it has none or it is gone.
+// image is the instance's image as admission resolves its reference;
+// nil when it has none, or it is gone or no longer resolves.
 func (c *Controller) image(ctx context.Context, in *api.Instance) (*api.Image, error) {
-	ref := in.Spec.Image
-	if ref == "" {
+	if in.Spec.Image == "" {
 		return nil, nil
 	}
-	project, name, ok := strings.Cut(ref, "/")
-	if !ok {
-		project, name = in.Metadata.Project, ref
-	}
-	var img api.Image
-	err := c.o.Store.Get(ctx, api.ImageKind, project, name, &img)
-	switch {
-	case err == nil:
-		return &img, nil
-	case !errors.Is(err, store.ErrNotFound):
-		return nil, fmt.Errorf("read image %s: %w", ref, err)
-	case ok:
+	img, err := c.images.ResolveImage(ctx, in.Metadata.Project, in.Spec.Image)
+	var ae *api.Error
+	if errors.As(err, &ae) {
 		return nil, nil
 	}
-	public, _, err := c.o.Store.List(ctx, api.ImageKind, "", store.ListOptions{Filter: func(o api.Object) bool {
-		i := o.(*api.Image)
-		return i.Spec.Public && i.Metadata.Name == ref
-	}})
-	if err != nil {
-		return nil, fmt.Errorf("list public images: %w", err)
-	}
-	if len(public) == 0 {
-		return nil, nil
-	}
-	return public[0].(*api.Image), nil
+	return img, err
 }
