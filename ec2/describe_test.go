@@ -1,13 +1,18 @@
 package ec2_test
 
 import (
+	"fmt"
+	"net/http"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/ouroboros-cloud/ouro/api"
+	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
 func TestDescribeInstancesPages(t *testing.T) {
@@ -148,7 +153,18 @@ func TestDescribeInstanceImageOfBareName(t *testing.T) {
 	if err != nil || len(imgs.Images) != 1 {
 		t.Fatalf("DescribeImages = %+v, %v", imgs, err)
 	}
+	// A public image of another project, named bare too.
+	c.Do(t, http.MethodPost, "/v1/projects", &api.Project{Metadata: api.ObjectMeta{Name: "shared"}}, nil)
+	c.Create(t, &api.Image{Metadata: api.ObjectMeta{Name: "alpine", Project: "shared"},
+		Spec: api.ImageSpec{Format: api.FormatOCI, Public: true}, Status: api.ImageStatus{Phase: "Ready", Driver: api.DriverContainer}})
+	// The server's image informer shows it within the watch's delay.
+	var pub *awsec2.DescribeImagesOutput
+	wait.ForDetail(t, 10*time.Second, "DescribeImages to show alpine", func() (bool, string) {
+		pub, err = ec.DescribeImages(ctx, &awsec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"alpine"}}}})
+		return err == nil && len(pub.Images) == 1, fmt.Sprintf("%v, %v", pub, err)
+	})
 	c.Create(t, &api.Instance{Metadata: api.ObjectMeta{Name: "rest", Project: "default"}, Spec: api.InstanceSpec{Image: "debian", Flavor: "tiny"}})
+	c.Create(t, &api.Instance{Metadata: api.ObjectMeta{Name: "rest2", Project: "default"}, Spec: api.InstanceSpec{Image: "alpine", Flavor: "tiny"}})
 	out, err := ec.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{})
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +173,8 @@ func TestDescribeInstanceImageOfBareName(t *testing.T) {
 	for _, r := range out.Reservations {
 		got = append(got, aws.ToString(r.Instances[0].ImageId))
 	}
-	if len(got) != 1 || got[0] != aws.ToString(imgs.Images[0].ImageId) {
-		t.Errorf("image ids of the REST instance = %v, want [%s]", got, aws.ToString(imgs.Images[0].ImageId))
+	want := []string{aws.ToString(imgs.Images[0].ImageId), aws.ToString(pub.Images[0].ImageId)}
+	if !slices.Equal(got, want) {
+		t.Errorf("image ids of the REST instances (rest, rest2) = %v, want %v", got, want)
 	}
 }

@@ -17,10 +17,14 @@ type view struct {
 	networks map[string]*api.Network
 	groups   map[string]*api.SecurityGroup
 	images   map[string]*api.Image // by "project/name"
-	hosts    map[string]*api.Host
-	fips     map[string]*api.FloatingIP // by instance name
-	vpcs     map[string]*api.VPC        // by UID
-	loaded   map[*api.Kind]bool
+	// public are the public images by name, derived from images when a
+	// bare name is first looked up (the first project's, were there
+	// several).
+	public map[string]*api.Image
+	hosts  map[string]*api.Host
+	fips   map[string]*api.FloatingIP // by instance name
+	vpcs   map[string]*api.VPC        // by UID
+	loaded map[*api.Kind]bool
 	// shared views read from the handler's Lister, when it has one: their
 	// objects are shared and must not be modified.
 	shared bool
@@ -256,18 +260,18 @@ func (v *view) imageID(ref string) string {
 	if img := v.images[v.c.Project+"/"+ref]; img != nil {
 		return idOf(PrefixImage, img)
 	}
-	// The public image of that name; were there several (published
-	// since), the first project's, as the store lists them.
-	var found *api.Image
-	for _, img := range v.images {
-		if img.Metadata.Name == ref && img.Spec.Public && (found == nil || img.Metadata.Project < found.Metadata.Project) {
-			found = img
+	if v.public == nil {
+		v.public = map[string]*api.Image{}
+		for _, img := range v.images {
+			if cur := v.public[img.Metadata.Name]; img.Spec.Public && (cur == nil || img.Metadata.Project < cur.Metadata.Project) {
+				v.public[img.Metadata.Name] = img
+			}
 		}
 	}
-	if found == nil {
-		return ""
+	if img := v.public[ref]; img != nil {
+		return idOf(PrefixImage, img)
 	}
-	return idOf(PrefixImage, found)
+	return ""
 }
 
 // imageByIDOnce finds an image the caller may use by id (or by name).
@@ -408,7 +412,7 @@ func (v *view) reload(k *api.Kind) bool {
 	case api.SecurityGroupKind:
 		v.groups = fresh.groups
 	case api.ImageKind:
-		v.images = fresh.images
+		v.images, v.public = fresh.images, nil
 	}
 	return true
 }
