@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ouroboros-cloud/ouro/internal/freeport"
 	"github.com/ouroboros-cloud/ouro/internal/syncbuf"
 	"github.com/ouroboros-cloud/ouro/internal/testenv"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
@@ -77,8 +77,8 @@ func idleRSS(b *testing.B, bin string, idle time.Duration) int64 {
 	b.Helper()
 	dir := b.TempDir()
 	cmd := exec.Command(bin, "up", "--data-dir", filepath.Join(dir, "data"),
-		"--listen", freeAddr(b), "--agent-listen", freeAddr(b),
-		"--etcd-client-url", "http://"+freeAddr(b), "--etcd-peer-url", "http://"+freeAddr(b))
+		"--listen", freeport.Addr(b), "--agent-listen", freeport.Addr(b),
+		"--etcd-client-url", "http://"+freeport.Addr(b), "--etcd-peer-url", "http://"+freeport.Addr(b))
 	cmd.Env = append(os.Environ(), "OURO_CONFIG="+filepath.Join(dir, "config.yaml"))
 	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -137,15 +137,4 @@ func vmRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(b *testing.B) string {
-	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/ouroboros-cloud/ouro/client"
 	"github.com/ouroboros-cloud/ouro/daemon"
 	"github.com/ouroboros-cloud/ouro/hollow"
+	"github.com/ouroboros-cloud/ouro/internal/freeport"
 	"github.com/ouroboros-cloud/ouro/internal/wait"
 )
 
@@ -56,12 +56,12 @@ func Start(tb testing.TB) *Cloud {
 	tb.Helper()
 	dir := tb.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	etcdURL := "http://" + freeAddr(tb)
+	etcdURL := "http://" + freeport.Addr(tb)
 	srv, err := daemon.StartServer(ctx, daemon.ServerConfig{
 		DataDir:       filepath.Join(dir, "server"),
 		Listen:        "127.0.0.1:0",
 		EtcdClientURL: etcdURL,
-		EtcdPeerURL:   "http://" + freeAddr(tb),
+		EtcdPeerURL:   "http://" + freeport.Addr(tb),
 		Name:          "test",
 		Logger:        Logger(tb, slog.LevelWarn),
 	})
@@ -80,17 +80,6 @@ func Start(tb testing.TB) *Cloud {
 	c := &Cloud{URL: srv.URL, CACert: srv.CACert, Admin: admin, AdminToken: srv.AdminToken, Dir: dir, etcdURL: etcdURL}
 	MakeImage(tb, admin)
 	return c
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // MakeImage uploads an empty tar layer through admin, a cluster admin's

@@ -29,6 +29,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ouroboros-cloud/ouro/internal/freeport"
 )
 
 // Binaries the cluster needs (Debian's ceph-mon, ceph-osd, ceph-mgr and
@@ -110,7 +112,7 @@ func StartIn(ctx context.Context, dir, netns, addr string) (c *Cluster, err erro
 			return c, err
 		}
 	}
-	port, err := freePort()
+	port, err := freeport.Port()
 	if err != nil {
 		return c, err
 	}
@@ -513,16 +515,6 @@ func (c *Cluster) run(ctx context.Context, bin string, args ...string) ([]byte, 
 		return nil, fmt.Errorf("%s %s: %w: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.Bytes(), nil
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // newUUID returns a random (version 4) UUID.

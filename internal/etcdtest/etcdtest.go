@@ -11,7 +11,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"syscall"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ouroboros-cloud/ouro/etcdembed"
+	"github.com/ouroboros-cloud/ouro/internal/freeport"
 )
 
 // startTimeout bounds how long an embedded etcd may take to become ready.
@@ -30,15 +30,11 @@ func Quiet() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// FreeURL returns an http URL on a loopback port that was free a moment ago.
+// FreeURL returns an http URL on a free loopback port (see package
+// freeport).
 func FreeURL(tb testing.TB) string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
+	return "http://" + freeport.Addr(tb)
 }
 
 // Start runs an embedded etcd in a fresh temporary directory until the

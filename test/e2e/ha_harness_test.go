@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -323,23 +322,6 @@ func (c *haCloud) hollowAgent(nd *haNode, prefix string, n int) *proc {
 		})
 	}
 	return p
-}
-
-// freePorts returns n distinct loopback TCP ports that were free a moment
-// ago.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Held until all are chosen, so that none comes twice.
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
 }
 
 // without returns xs without its i-th element.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -60,17 +59,6 @@ func TestMain(m *testing.M) {
 	cephtest.StopShared() // if a test started the shared Ceph cluster
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// freePort returns a TCP port on loopback that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // proc is a started ouro process.
