@@ -61,7 +61,10 @@ func (a *Admitter) CreateInstance(ctx context.Context, st store.Interface, id *a
 	if e := api.ValidateLabels("metadata.labels", m.Labels); e != nil {
 		return false, e
 	}
-	*m = api.ObjectMeta{Name: m.Name, Project: m.Project, Labels: m.Labels}
+	if e := api.ValidateAnnotations("metadata.annotations", m.Annotations); e != nil {
+		return false, e
+	}
+	*m = api.ObjectMeta{Name: m.Name, Project: m.Project, Labels: m.Labels, Annotations: m.Annotations}
 	in.Kind = api.InstanceKind.Name
 	in.Status = api.InstanceStatus{}
 	opts := store.CreateOptions{}

@@ -23,6 +23,10 @@ type ObjectMeta struct {
 	ResourceVersion string `json:"resourceVersion,omitempty"`
 	// Labels are free-form key/value pairs used by selectors.
 	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations are free-text notes on the object: any UTF-8 key and
+	// value within ValidateAnnotations' limits, not matched by selectors.
+	// EC2 tags that a label cannot hold are kept here.
+	Annotations map[string]string `json:"annotations,omitempty"`
 	// CreationTimestamp is set by the server on create.
 	CreationTimestamp time.Time `json:"creationTimestamp,omitempty"`
 	// DeletionTimestamp is set when deletion was requested but cleanup (for

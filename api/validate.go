@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // MaxNameLength bounds resource names (a DNS label).
@@ -42,6 +44,38 @@ func ValidateLabels(field string, labels map[string]string) *Error {
 		if len(v) > 63 || !labelValueRE.MatchString(v) {
 			return Invalid(field+"."+k, "a value is at most 63 letters, digits, '-', '_', '.'", "label value %q is not valid", truncate(v, 80))
 		}
+	}
+	return nil
+}
+
+// Limits of ValidateAnnotations.
+const (
+	MaxAnnotations          = 64
+	MaxAnnotationKeyBytes   = 1024
+	MaxAnnotationValueBytes = 4096
+	MaxAnnotationsBytes     = 128 << 10
+)
+
+// ValidateAnnotations checks annotations: at most MaxAnnotations, keys
+// of 1 to MaxAnnotationKeyBytes bytes of UTF-8 text without control
+// characters, values of at most MaxAnnotationValueBytes bytes of UTF-8,
+// MaxAnnotationsBytes in all.
+func ValidateAnnotations(field string, annotations map[string]string) *Error {
+	if len(annotations) > MaxAnnotations {
+		return Invalid(field, fmt.Sprintf("use at most %d annotations", MaxAnnotations), "%d annotations given", len(annotations))
+	}
+	total := 0
+	for k, v := range annotations {
+		switch {
+		case k == "" || len(k) > MaxAnnotationKeyBytes || !utf8.ValidString(k) || strings.IndexFunc(k, unicode.IsControl) >= 0:
+			return Invalid(field+"."+truncate(k, 80), fmt.Sprintf("a key is 1 to %d bytes of text without control characters", MaxAnnotationKeyBytes), "annotation key %q is not valid", truncate(k, 80))
+		case len(v) > MaxAnnotationValueBytes || !utf8.ValidString(v):
+			return Invalid(field+"."+truncate(k, 80), fmt.Sprintf("a value is at most %d bytes of UTF-8 text", MaxAnnotationValueBytes), "annotation value of %d bytes is not valid", len(v))
+		}
+		total += len(k) + len(v)
+	}
+	if total > MaxAnnotationsBytes {
+		return Invalid(field, fmt.Sprintf("annotations may hold at most %d bytes in all", MaxAnnotationsBytes), "%d bytes given", total)
 	}
 	return nil
 }

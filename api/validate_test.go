@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,45 @@ func TestValidateLabels(t *testing.T) {
 		if err := ValidateLabels("metadata.labels", tt.labels); (err == nil) != tt.ok {
 			t.Errorf("ValidateLabels(%v) = %v, want ok=%v", tt.labels, err, tt.ok)
 		}
+	}
+}
+
+func TestValidateAnnotations(t *testing.T) {
+	many := map[string]string{}
+	for i := range MaxAnnotations + 1 {
+		many[fmt.Sprint("k", i)] = ""
+	}
+	big := map[string]string{}
+	for i := range MaxAnnotationsBytes/MaxAnnotationValueBytes + 1 {
+		big[fmt.Sprint("k", i)] = strings.Repeat("v", MaxAnnotationValueBytes)
+	}
+	tests := []struct {
+		name        string
+		annotations map[string]string
+		field       string // of the error; "" when valid
+	}{
+		{"text", map[string]string{"tag.ec2.ouro.dev/Name": "My web server: ünïcode", "note": ""}, ""},
+		{"none", nil, ""},
+		{"empty key", map[string]string{"": "x"}, "metadata.annotations."},
+		{"control in key", map[string]string{"a\nb": "x"}, "metadata.annotations.a\nb"},
+		{"long key", map[string]string{strings.Repeat("k", MaxAnnotationKeyBytes+1): "x"}, "metadata.annotations." + strings.Repeat("k", 80) + "…"},
+		{"long value", map[string]string{"k": strings.Repeat("v", MaxAnnotationValueBytes+1)}, "metadata.annotations.k"},
+		{"bad utf-8", map[string]string{"k": "\xff"}, "metadata.annotations.k"},
+		{"too many", many, "metadata.annotations"},
+		{"too big", big, "metadata.annotations"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ValidateAnnotations("metadata.annotations", tt.annotations)
+			switch {
+			case tt.field == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tt.field != "" && err == nil:
+				t.Error("accepted")
+			case tt.field != "" && err.Field != tt.field:
+				t.Errorf("error field %q, want %q (%v)", err.Field, tt.field, err)
+			}
+		})
 	}
 }
 

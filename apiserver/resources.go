@@ -232,6 +232,9 @@ func (s *Server) createObject(ctx context.Context, st store.Interface, id *auth.
 	if e := api.ValidateLabels("metadata.labels", m.Labels); e != nil {
 		return false, e
 	}
+	if e := api.ValidateAnnotations("metadata.annotations", m.Annotations); e != nil {
+		return false, e
+	}
 	if in, ok := obj.(*api.Instance); ok {
 		// Admission reads the project, flavor, image, networks and
 		// groups: one read of all of them.
@@ -245,7 +248,7 @@ func (s *Server) createObject(ctx context.Context, st store.Interface, id *auth.
 	if len(m.Finalizers) > 0 && !id.IsSystem() {
 		return false, api.Invalid("metadata.finalizers", "leave it out: only the server's controllers set finalizers", "finalizers cannot be set")
 	}
-	*m = api.ObjectMeta{Name: m.Name, Project: project, Labels: m.Labels, Finalizers: m.Finalizers}
+	*m = api.ObjectMeta{Name: m.Name, Project: project, Labels: m.Labels, Annotations: m.Annotations, Finalizers: m.Finalizers}
 	clearStatus(obj)
 	opts := store.CreateOptions{}
 	if key != "" {
@@ -358,6 +361,9 @@ func (s *Server) updateObject(ctx context.Context, st store.Interface, id *auth.
 	k := cur.GetKind()
 	m, cm, name := obj.Meta(), cur.Meta(), cur.Meta().Name
 	if e := api.ValidateLabels("metadata.labels", m.Labels); e != nil {
+		return e
+	}
+	if e := api.ValidateAnnotations("metadata.annotations", m.Annotations); e != nil {
 		return e
 	}
 	m.UID, m.CreationTimestamp, m.DeletionTimestamp, m.Generation = cm.UID, cm.CreationTimestamp, cm.DeletionTimestamp, cm.Generation

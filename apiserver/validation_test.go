@@ -98,6 +98,8 @@ func TestValidationLeavesStoreUnchanged(t *testing.T) {
 		{"empty body", "POST", "/v1/projects", ``, "application/json", 400, "", "empty"},
 		{"bad label key", "POST", "/v1/projects", `{"metadata":{"name":"x","labels":{"-no":"v"}}}`, "", 400, "metadata.labels.-no", "label key"},
 		{"bad label value", "POST", "/v1/projects", `{"metadata":{"name":"x","labels":{"k":"a b"}}}`, "", 400, "metadata.labels.k", "label value"},
+		{"bad annotation key", "POST", "/v1/projects", `{"metadata":{"name":"x","annotations":{"a\u0007b":"v"}}}`, "", 400, "metadata.annotations.a\ab", "annotation key"},
+		{"bad annotation value", "POST", "/v1/projects/default/instances", `{"metadata":{"name":"x","annotations":{"k":"` + strings.Repeat("v", 5000) + `"}},"spec":{"image":"busybox","flavor":"tiny"}}`, "", 400, "metadata.annotations.k", "annotation value"},
 		{"wrong content type", "POST", "/v1/projects", `{"metadata":{"name":"x"}}`, "text/plain", 415, "", "not supported"},
 		{"no content type", "POST", "/v1/projects", `{"metadata":{"name":"x"}}`, "none", 415, "", "not supported"},
 		{"project mismatch", "POST", "/v1/projects/default/instances", `{"metadata":{"name":"x","project":"other"},"spec":{"image":"busybox","flavor":"tiny"}}`, "", 400, "metadata.project", "does not match"},

@@ -60,7 +60,7 @@ func allocateAddress(c *Call) (any, error) {
 	}
 	b := make([]byte, 5)
 	rand.Read(b)
-	f := &api.FloatingIP{Metadata: api.ObjectMeta{Name: "eip-" + hex.EncodeToString(b), Project: c.Project, Labels: nilIfEmpty(tags)},
+	f := &api.FloatingIP{Metadata: withTags(api.ObjectMeta{Name: "eip-" + hex.EncodeToString(b), Project: c.Project}, tags),
 		Spec: api.FloatingIPSpec{Pool: c.Params.String("PublicIpv4Pool")}}
 	if _, err := c.create(f, ""); err != nil {
 		if ae, ok := err.(*api.Error); ok && ae.Status == 409 {
@@ -266,8 +266,8 @@ func describeAddresses(c *Call) (any, error) {
 	for _, o := range objs {
 		f := o.(*api.FloatingIP)
 		it := addressItem{PublicIP: f.Status.Address, AllocationID: idOf(PrefixAllocation, f), Domain: "vpc",
-			TagSet: tagSet(f.Metadata.Labels), PublicIPv4Pool: f.Spec.Pool, NetworkBorderGroup: c.Region,
-			labels: withoutInternal(f.Metadata.Labels)}
+			TagSet: tagSet(&f.Metadata), PublicIPv4Pool: f.Spec.Pool, NetworkBorderGroup: c.Region,
+			labels: tagsOf(&f.Metadata)}
 		if in := byName[f.Spec.Instance]; in != nil {
 			it.InstanceID = idOf(PrefixInstance, in)
 			it.AssociationID = associationID(f, in.Metadata.UID)

@@ -195,8 +195,8 @@ func imageOf(img *api.Image) imageItem {
 		OwnerID: img.Metadata.Project, CreationDate: img.Metadata.CreationTimestamp.UTC().Format("2006-01-02T15:04:05.000Z"),
 		IsPublic: img.Spec.Public, Architecture: arch, ImageType: "machine", Name: img.Metadata.Name, Description: img.Spec.Description,
 		RootDeviceType: "instance-store", RootDeviceName: "/dev/vda", Virtualization: "hvm", Hypervisor: "kvm",
-		PlatformDetails: "Linux/UNIX", UsageOperation: "RunInstances", TagSet: tagSet(img.Metadata.Labels),
-		labels: withoutInternal(img.Metadata.Labels)}
+		PlatformDetails: "Linux/UNIX", UsageOperation: "RunInstances", TagSet: tagSet(&img.Metadata),
+		labels: tagsOf(&img.Metadata)}
 }
 
 func describeImages(c *Call) (any, error) {

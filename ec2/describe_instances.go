@@ -223,7 +223,7 @@ func (v *view) instance(in *api.Instance, launchIndex int) instanceItem {
 		Placement:        placement{AvailabilityZone: v.zone(in.Status.Host), Tenancy: "default"},
 		PrivateIPAddress: privateAddress(in), SourceDestCheck: true,
 		Architecture: "x86_64", RootDeviceType: "instance-store", RootDeviceName: "/dev/vda",
-		VirtualizationType: "hvm", Hypervisor: "kvm", TagSet: tagSet(in.Metadata.Labels),
+		VirtualizationType: "hvm", Hypervisor: "kvm", TagSet: tagSet(&in.Metadata),
 		CPUOptions:      cpuOptions{CoreCount: int(max(in.Spec.Resources.VCPUs, 1)), ThreadsPerCore: 1},
 		MetadataOptions: metadataOptions{State: "applied", HTTPTokens: "optional", HTTPPutResponseHopLimit: 1, HTTPEndpoint: "enabled", HTTPProtocolIPv6: "disabled", InstanceMetadataTags: "disabled"},
 		PlatformDetails: "Linux/UNIX", UsageOperation: "RunInstances", BootMode: "legacy-bios",
@@ -404,13 +404,13 @@ func describeInstances(c *Call) (any, error) {
 		in := o.(*api.Instance)
 		items = append(items, v.instance(in, 0))
 		names = append(names, in.Metadata.Name)
-		tags[items[len(items)-1].InstanceID] = withoutInternal(in.Metadata.Labels)
+		tags[items[len(items)-1].InstanceID] = tagsOf(&in.Metadata)
 	}
 	for _, e := range records {
 		it := terminatedItem(e)
 		items = append(items, it)
 		names = append(names, e.Object.Name)
-		tags[it.InstanceID] = withoutInternal(e.Metadata.Labels)
+		tags[it.InstanceID] = tagsOf(&e.Metadata)
 	}
 	order := make([]int, len(items))
 	for i := range order {
@@ -495,13 +495,4 @@ func (c *Call) describedInstances(ids []string) ([]api.Object, []*api.Event, err
 		records = append(records, e)
 	}
 	return objs, records, nil
-}
-
-// withoutInternal returns labels less the internal ones.
-func withoutInternal(labels map[string]string) map[string]string {
-	out := make(map[string]string, len(labels))
-	for _, t := range tagSet(labels) {
-		out[t.Key] = t.Value
-	}
-	return out
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,10 +80,80 @@ func TestTags(t *testing.T) {
 	if len(g.Metadata.Labels) != 1 || g.Metadata.Labels["env"] != "prod" {
 		t.Errorf("labels after DeleteTags = %v (a value that does not match keeps the tag)", g.Metadata.Labels)
 	}
-	_, err = ec.CreateTags(ctx, &awsec2.CreateTagsInput{Resources: []string{id}, Tags: []types.Tag{{Key: aws.String("Name"), Value: aws.String("has spaces")}}})
-	wantCode(t, err, "InvalidParameterValue")
+	checkFreeTextTags(t, c, ec, id)
 	_, err = ec.CreateTags(ctx, &awsec2.CreateTagsInput{Resources: []string{"sg-00000000000000000"}, Tags: []types.Tag{{Key: aws.String("a"), Value: aws.String("b")}}})
 	wantCode(t, err, "InvalidID")
+}
+
+// checkFreeTextTags: a tag a label cannot hold is kept as an annotation,
+// answered and filtered on as any tag, moved to a label when its value
+// becomes one, and deleted; AWS's limits are kept.
+func checkFreeTextTags(t *testing.T, c *cloud, ec *awsec2.Client, id string) {
+	t.Helper()
+	ctx := ctx(t)
+	const name = "My DB server: ünïcode & spaces"
+	if _, err := ec.CreateTags(ctx, &awsec2.CreateTagsInput{Resources: []string{id}, Tags: []types.Tag{{Key: aws.String("Name"), Value: aws.String(name)},
+		{Key: aws.String("cost center"), Value: aws.String("")}}}); err != nil {
+		t.Fatalf("CreateTags of free text: %v", err)
+	}
+	// The longest tag AWS allows, in three-byte characters, fits.
+	longest := types.Tag{Key: aws.String(strings.Repeat("€", 128)), Value: aws.String(strings.Repeat("€", 256))}
+	if _, err := ec.CreateTags(ctx, &awsec2.CreateTagsInput{Resources: []string{id}, Tags: []types.Tag{longest}}); err != nil {
+		t.Fatalf("CreateTags of the longest tag: %v", err)
+	}
+	if _, err := ec.DeleteTags(ctx, &awsec2.DeleteTagsInput{Resources: []string{id}, Tags: []types.Tag{{Key: longest.Key}}}); err != nil {
+		t.Fatal(err)
+	}
+	g := c.Get(t, api.SecurityGroupKind, "default", "db").(*api.SecurityGroup)
+	if g.Metadata.Annotations["tag.ec2.ouro.dev/Name"] != name || g.Metadata.Labels["Name"] != "" {
+		t.Errorf("free-text Name tag: labels %v, annotations %v", g.Metadata.Labels, g.Metadata.Annotations)
+	}
+	groups, err := ec.DescribeSecurityGroups(ctx, &awsec2.DescribeSecurityGroupsInput{Filters: []types.Filter{{Name: aws.String("tag:Name"), Values: []string{"My DB*"}}}})
+	if err != nil || len(groups.SecurityGroups) != 1 || aws.ToString(groups.SecurityGroups[0].GroupId) != id {
+		t.Fatalf("DescribeSecurityGroups tag:Name = %+v, %v", groups, err)
+	}
+	var got []string
+	for _, tag := range groups.SecurityGroups[0].Tags {
+		got = append(got, aws.ToString(tag.Key)+"="+aws.ToString(tag.Value))
+	}
+	if want := []string{"Name=" + name, "cost center=", "env=prod"}; !slices.Equal(got, want) {
+		t.Errorf("tags = %q, want %q", got, want)
+	}
+	// The same key with a label's value moves to the labels.
+	if _, err := ec.CreateTags(ctx, &awsec2.CreateTagsInput{Resources: []string{id}, Tags: []types.Tag{{Key: aws.String("Name"), Value: aws.String("db-1")}}}); err != nil {
+		t.Fatal(err)
+	}
+	g = c.Get(t, api.SecurityGroupKind, "default", "db").(*api.SecurityGroup)
+	if g.Metadata.Labels["Name"] != "db-1" || g.Metadata.Annotations["tag.ec2.ouro.dev/Name"] != "" {
+		t.Errorf("Name tag after a label's value: labels %v, annotations %v", g.Metadata.Labels, g.Metadata.Annotations)
+	}
+	if _, err := ec.DeleteTags(ctx, &awsec2.DeleteTagsInput{Resources: []string{id}, Tags: []types.Tag{{Key: aws.String("cost center")}}}); err != nil {
+		t.Fatal(err)
+	}
+	g = c.Get(t, api.SecurityGroupKind, "default", "db").(*api.SecurityGroup)
+	if len(g.Metadata.Annotations) != 0 {
+		t.Errorf("annotations after DeleteTags = %v", g.Metadata.Annotations)
+	}
+	for _, tc := range []struct {
+		tags []types.Tag
+		code string
+	}{
+		{[]types.Tag{{Key: aws.String("aws:cloudformation:stack-name"), Value: aws.String("x")}}, "InvalidParameterValue"},
+		{[]types.Tag{{Key: aws.String("ec2.ouro.dev/disable-api-stop"), Value: aws.String("true")}}, "InvalidParameterValue"},
+		{[]types.Tag{{Key: aws.String(strings.Repeat("k", 129)), Value: aws.String("x")}}, "InvalidParameterValue"},
+		{[]types.Tag{{Key: aws.String("k"), Value: aws.String(strings.Repeat("v", 257))}}, "InvalidParameterValue"},
+		{[]types.Tag{{Key: aws.String("new\nline"), Value: aws.String("x")}}, "InvalidParameterValue"},
+	} {
+		_, err := ec.CreateTags(ctx, &awsec2.CreateTagsInput{Resources: []string{id}, Tags: tc.tags})
+		wantCode(t, err, tc.code)
+	}
+	// 2 tags now; 49 more exceed AWS's 50 per resource.
+	var many []types.Tag
+	for i := range 49 {
+		many = append(many, types.Tag{Key: aws.String(fmt.Sprintf("k%d", i)), Value: aws.String("v")})
+	}
+	_, err = ec.CreateTags(ctx, &awsec2.CreateTagsInput{Resources: []string{id}, Tags: many})
+	wantCode(t, err, "TagLimitExceeded")
 }
 
 func TestCatalog(t *testing.T) {

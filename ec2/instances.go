@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
 	"strconv"
 
 	"github.com/ouroboros-cloud/ouro/api"
@@ -124,7 +123,7 @@ func runInstances(c *Call) (any, error) {
 	if att.IP != "" && maxCount > 1 {
 		return nil, Errorf(CodeInvalidParameterCombination, "PrivateIpAddress cannot be given with MaxCount > 1")
 	}
-	labels := maps.Clone(tags)
+	labels := map[string]string{}
 	for _, a := range []struct{ param, label string }{{"DisableApiTermination", labelDisableTermination}, {"DisableApiStop", labelDisableStop}} {
 		on, err := p.Bool(a.param, false)
 		if err != nil {
@@ -179,7 +178,7 @@ func runInstances(c *Call) (any, error) {
 		var err error
 		for _, name := range names {
 			in = &api.Instance{
-				Metadata: api.ObjectMeta{Name: name, Project: c.Project, Labels: nilIfEmpty(maps.Clone(labels))},
+				Metadata: withTags(api.ObjectMeta{Name: name, Project: c.Project, Labels: nilIfEmpty(labels)}, tags),
 				Spec: api.InstanceSpec{Image: img.Metadata.Project + "/" + img.Metadata.Name, Flavor: flavor,
 					KeyName: p.String("KeyName"), UserData: userData, Networks: []api.NetworkAttachment{att}, Placement: placement},
 			}

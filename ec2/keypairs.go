@@ -43,8 +43,8 @@ type keyPairItem struct {
 
 func keyItem(k *api.KeyPair, public bool) keyPairItem {
 	it := keyPairItem{KeyPairID: idOf(PrefixKeyPair, k), KeyName: k.Metadata.Name, Fingerprint: k.Status.Fingerprint,
-		KeyType: keyType(k.Status.Type), TagSet: tagSet(k.Metadata.Labels),
-		CreateTime: k.Metadata.CreationTimestamp.UTC().Format(time.RFC3339), labels: withoutInternal(k.Metadata.Labels)}
+		KeyType: keyType(k.Status.Type), TagSet: tagSet(&k.Metadata),
+		CreateTime: k.Metadata.CreationTimestamp.UTC().Format(time.RFC3339), labels: tagsOf(&k.Metadata)}
 	if public {
 		it.PublicKey = k.Spec.PublicKey
 	}
@@ -93,7 +93,7 @@ func (c *Call) makeKeyPair(publicKey string) (*api.KeyPair, error) {
 	if publicKey == "" {
 		return nil, nil
 	}
-	k := &api.KeyPair{Metadata: api.ObjectMeta{Name: name, Project: c.Project, Labels: nilIfEmpty(tags)}, Spec: api.KeyPairSpec{PublicKey: publicKey}}
+	k := &api.KeyPair{Metadata: withTags(api.ObjectMeta{Name: name, Project: c.Project}, tags), Spec: api.KeyPairSpec{PublicKey: publicKey}}
 	if _, err := c.create(k, ""); err != nil {
 		if ae, ok := err.(*api.Error); ok && ae.Code == api.CodeAlreadyExists {
 			return nil, Errorf("InvalidKeyPair.Duplicate", "The keypair '%s' already exists.", name)
@@ -121,7 +121,7 @@ func importKeyPair(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &importKeyPairResponse{KeyFingerprint: k.Status.Fingerprint, KeyName: k.Metadata.Name, KeyPairID: idOf(PrefixKeyPair, k), TagSet: tagSet(k.Metadata.Labels)}, nil
+	return &importKeyPairResponse{KeyFingerprint: k.Status.Fingerprint, KeyName: k.Metadata.Name, KeyPairID: idOf(PrefixKeyPair, k), TagSet: tagSet(&k.Metadata)}, nil
 }
 
 func createKeyPair(c *Call) (any, error) {
@@ -169,7 +169,7 @@ func createKeyPair(c *Call) (any, error) {
 		return nil, err
 	}
 	out := &createKeyPairResponse{KeyMaterial: private}
-	out.KeyFingerprint, out.KeyName, out.KeyPairID, out.TagSet = k.Status.Fingerprint, k.Metadata.Name, idOf(PrefixKeyPair, k), tagSet(k.Metadata.Labels)
+	out.KeyFingerprint, out.KeyName, out.KeyPairID, out.TagSet = k.Status.Fingerprint, k.Metadata.Name, idOf(PrefixKeyPair, k), tagSet(&k.Metadata)
 	return out, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -178,7 +179,11 @@ func TestHostileForms(t *testing.T) {
 		{"bad filter", "Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=owner-alias&Filter.1.Value.1=x", "InvalidParameterValue"},
 		{"bad max results", "Action=DescribeInstances&Version=2016-11-15&MaxResults=100000", "InvalidParameterValue"},
 		{"bad token", "Action=DescribeInstances&Version=2016-11-15&MaxResults=5&NextToken=zzz", "InvalidParameterValue"},
-		{"bad tag", run + "MaxCount=1&TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=a%20b&TagSpecification.1.Tag.1.Value=x", "InvalidParameterValue"},
+		{"reserved tag", run + "MaxCount=1&TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=aws%3Aname&TagSpecification.1.Tag.1.Value=x", "InvalidParameterValue"},
+		{"internal tag", run + "MaxCount=1&TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=ec2.ouro.dev%2Fclient-token&TagSpecification.1.Tag.1.Value=x", "InvalidParameterValue"},
+		{"control in tag", run + "MaxCount=1&TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=a%0Ab&TagSpecification.1.Tag.1.Value=x", "InvalidParameterValue"},
+		{"long tag value", run + "MaxCount=1&TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=a&TagSpecification.1.Tag.1.Value=" + strings.Repeat("v", 257), "InvalidParameterValue"},
+		{"many tags", run + "MaxCount=1&TagSpecification.1.ResourceType=instance" + manyTags(51), "TagLimitExceeded"},
 		{"bad dry run", run + "MaxCount=1&DryRun=maybe", "InvalidParameterValue"},
 		{"monitoring", run + "MaxCount=1&Monitoring.Enabled=true", "UnsupportedOperation"},
 		{"bad zone", run + "MaxCount=1&Placement.AvailabilityZone=a%20b", "InvalidParameterValue"},
@@ -313,4 +318,13 @@ func TestOnlySignedFormsReachEC2(t *testing.T) {
 			t.Errorf("%s %q %q reached EC2: %v (%d %s)", tt.method, tt.ctype, tt.auth, got, resp.StatusCode, clipOut(string(b)))
 		}
 	}
+}
+
+// manyTags returns n instance tags of a RunInstances form.
+func manyTags(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "&TagSpecification.1.Tag.%d.Key=k%d&TagSpecification.1.Tag.%d.Value=v", i, i, i)
+	}
+	return b.String()
 }

@@ -90,7 +90,7 @@ func createSecurityGroup(c *Call) (any, error) {
 	if err := c.authorize(auth.VerbCreate, api.SecurityGroupKind); err != nil {
 		return nil, err
 	}
-	g := &api.SecurityGroup{Metadata: api.ObjectMeta{Name: name, Project: c.Project, Labels: nilIfEmpty(tags)},
+	g := &api.SecurityGroup{Metadata: withTags(api.ObjectMeta{Name: name, Project: c.Project}, tags),
 		Spec: api.SecurityGroupSpec{Description: desc, Rules: []api.SecurityGroupRule{allowAllEgress}}}
 	if _, err := c.create(g, ""); err != nil {
 		if ae, ok := err.(*api.Error); ok && ae.Code == api.CodeAlreadyExists {
@@ -98,7 +98,7 @@ func createSecurityGroup(c *Call) (any, error) {
 		}
 		return nil, fromAPI(err, nil)
 	}
-	return &createSecurityGroupResponse{Return: true, GroupID: idOf(PrefixSecurityGroup, g), TagSet: tagSet(g.Metadata.Labels)}, nil
+	return &createSecurityGroupResponse{Return: true, GroupID: idOf(PrefixSecurityGroup, g), TagSet: tagSet(&g.Metadata)}, nil
 }
 
 func nilIfEmpty(m map[string]string) map[string]string {
@@ -227,9 +227,9 @@ func (v *view) securityGroup(g *api.SecurityGroup) securityGroupItem {
 	return securityGroupItem{
 		OwnerID: g.Metadata.Project, GroupID: id, GroupName: g.Metadata.Name, Description: g.Spec.Description,
 		VpcID: groupVPC(v.c, g), Ingress: permissions(v, g.Metadata.Project, g.Spec.Rules, "ingress"),
-		Egress: permissions(v, g.Metadata.Project, g.Spec.Rules, "egress"), TagSet: tagSet(g.Metadata.Labels),
+		Egress: permissions(v, g.Metadata.Project, g.Spec.Rules, "egress"), TagSet: tagSet(&g.Metadata),
 		ARN:    "arn:aws:ec2:" + v.c.Region + ":" + g.Metadata.Project + ":security-group/" + id,
-		labels: withoutInternal(g.Metadata.Labels), vpcIDs: groupVPCs(v.c, g),
+		labels: tagsOf(&g.Metadata), vpcIDs: groupVPCs(v.c, g),
 	}
 }
 

@@ -101,7 +101,7 @@ func (c *Call) subnetOf(n *api.Network, used int) subnetItem {
 		DefaultForAz:    n.Metadata.Name == admission.DefaultNetworkName && n.Spec.VPC == admission.DefaultVPCName,
 		MapPublicIP:     n.Metadata.Labels[labelMapPublicIP] == "true",
 		DNSNameOnLaunch: dnsNameOptions{HostnameType: "ip-name", ARecord: n.Metadata.Labels[labelDNSARecord] == "true"},
-		TagSet:          tagSet(n.Metadata.Labels), labels: withoutInternal(n.Metadata.Labels),
+		TagSet:          tagSet(&n.Metadata), labels: tagsOf(&n.Metadata),
 		networkName: n.Metadata.Name, vpc: n.Spec.VPC,
 	}
 }
@@ -168,14 +168,11 @@ func createSubnet(c *Call) (any, error) {
 	if err := c.authorize(auth.VerbCreate, api.NetworkKind); err != nil {
 		return nil, err
 	}
-	labels := maps.Clone(tags)
-	if labels == nil {
-		labels = map[string]string{}
-	}
+	var labels map[string]string
 	if zone != "" {
-		labels[labelZone] = zone
+		labels = map[string]string{labelZone: zone}
 	}
-	n := &api.Network{Metadata: api.ObjectMeta{Project: c.Project, Labels: nilIfEmpty(labels)},
+	n := &api.Network{Metadata: withTags(api.ObjectMeta{Project: c.Project, Labels: labels}, tags),
 		Spec: api.NetworkSpec{CIDR: cidr, VPC: v.Metadata.Name}}
 	for _, name := range []string{nameFromTags(tags), randomName(PrefixSubnet)} {
 		if name == "" {

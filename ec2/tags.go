@@ -2,22 +2,39 @@ package ec2
 
 import (
 	"maps"
+	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ouroboros-cloud/ouro/api"
 	"github.com/ouroboros-cloud/ouro/auth"
 )
 
-// Tags are the object's labels, one for one: a tag whose key or value a
-// label cannot hold (api.ValidateLabels: keys "[prefix/]name" of
-// letters, digits, '-', '_', '.', values of at most 63 such characters)
-// is refused with InvalidParameterValue naming it. The "Name" tag is
-// the label "Name"; objects made through EC2 take it as their name
-// when it is a valid resource name.
+// Tags are kept on the object as labels where a label can hold them
+// (api.ValidateLabels: keys "[prefix/]name" of letters, digits, '-',
+// '_', '.', values of at most 63 such characters), so that selectors
+// match them, and as annotations under tagAnnotationPrefix otherwise: a
+// tag "Name" = "My web server" is the annotation
+// "tag.ec2.ouro.dev/Name". Tags keep AWS's limits (maxTags per object,
+// keys of 1 to 128 characters not starting "aws:", values of at most
+// 256). The "Name" tag names objects made through EC2 when it is a
+// valid resource name.
 
 // internalPrefix starts the labels that keep EC2 attributes with no
 // field of their own (disableApiTermination, …); they are not tags.
 const internalPrefix = "ec2.ouro.dev/"
+
+// tagAnnotationPrefix starts the annotations that keep tags a label
+// cannot hold.
+const tagAnnotationPrefix = "tag.ec2.ouro.dev/"
+
+// AWS's limits on tags.
+const (
+	maxTags          = 50
+	maxTagKeyChars   = 128
+	maxTagValueChars = 256
+)
 
 // Tag is one tag in answers (tagSet/item).
 type Tag struct {
@@ -25,37 +42,100 @@ type Tag struct {
 	Value string `xml:"value"`
 }
 
-// tagSet returns an object's tags in key order.
-func tagSet(labels map[string]string) []Tag {
-	out := make([]Tag, 0, len(labels))
-	for _, k := range sortedKeys(labels) {
-		if strings.HasPrefix(k, internalPrefix) {
-			continue
+// tagsOf returns an object's tags: its labels less the internal ones,
+// and its tag annotations.
+func tagsOf(m *api.ObjectMeta) map[string]string {
+	out := make(map[string]string, len(m.Labels)+len(m.Annotations))
+	for k, v := range m.Labels {
+		if !strings.HasPrefix(k, internalPrefix) {
+			out[k] = v
 		}
-		out = append(out, Tag{Key: k, Value: labels[k]})
+	}
+	for k, v := range m.Annotations {
+		if key, ok := strings.CutPrefix(k, tagAnnotationPrefix); ok {
+			out[key] = v
+		}
+	}
+	return out
+}
+
+// tagSet returns an object's tags in key order.
+func tagSet(m *api.ObjectMeta) []Tag {
+	tags := tagsOf(m)
+	out := make([]Tag, 0, len(tags))
+	for _, k := range sortedKeys(tags) {
+		out = append(out, Tag{Key: k, Value: tags[k]})
 	}
 	return out
 }
 
 func sortedKeys(m map[string]string) []string {
 	ks := keys(m)
-	for i := 1; i < len(ks); i++ {
-		for j := i; j > 0 && ks[j] < ks[j-1]; j-- {
-			ks[j], ks[j-1] = ks[j-1], ks[j]
-		}
-	}
+	slices.Sort(ks)
 	return ks
 }
 
-// checkTags refuses tags labels cannot hold.
-func checkTags(tags map[string]string) error {
-	for k := range tags {
-		if strings.HasPrefix(k, internalPrefix) {
-			return invalidValue("the tag key '%s' is reserved: keys starting %s hold EC2 attributes", clip(k), internalPrefix)
+// asLabel reports whether the tag k = v is kept as a label.
+func asLabel(k, v string) bool {
+	return api.ValidateLabels("", map[string]string{k: v}) == nil
+}
+
+// setTag gives m the tag k = v, replacing any value it had.
+func setTag(m *api.ObjectMeta, k, v string) {
+	removeTag(m, k)
+	if asLabel(k, v) {
+		if m.Labels == nil {
+			m.Labels = map[string]string{}
 		}
+		m.Labels[k] = v
+		return
 	}
-	if e := api.ValidateLabels("tags", tags); e != nil {
-		return invalidValue("%s: tags are kept as labels (keys [prefix/]name and values of at most 63 letters, digits, '-', '_', '.')", e.Message)
+	if m.Annotations == nil {
+		m.Annotations = map[string]string{}
+	}
+	m.Annotations[tagAnnotationPrefix+k] = v
+}
+
+// removeTag takes the tag k off m.
+func removeTag(m *api.ObjectMeta, k string) {
+	if !strings.HasPrefix(k, internalPrefix) {
+		delete(m.Labels, k)
+	}
+	delete(m.Annotations, tagAnnotationPrefix+k)
+	if len(m.Labels) == 0 {
+		m.Labels = nil
+	}
+	if len(m.Annotations) == 0 {
+		m.Annotations = nil
+	}
+}
+
+// withTags returns m, its maps copied, with tags added.
+func withTags(m api.ObjectMeta, tags map[string]string) api.ObjectMeta {
+	m.Labels, m.Annotations = maps.Clone(m.Labels), maps.Clone(m.Annotations)
+	for _, k := range sortedKeys(tags) {
+		setTag(&m, k, tags[k])
+	}
+	return m
+}
+
+// checkTags refuses tags AWS would refuse, and the reserved keys.
+func checkTags(tags map[string]string) error {
+	if len(tags) > maxTags {
+		return Errorf("TagLimitExceeded", "at most %d tags may be given, %d were", maxTags, len(tags))
+	}
+	for _, k := range sortedKeys(tags) {
+		v := tags[k]
+		switch {
+		case strings.HasPrefix(k, internalPrefix):
+			return invalidValue("the tag key '%s' is reserved: keys starting %s hold EC2 attributes", clip(k), internalPrefix)
+		case strings.HasPrefix(strings.ToLower(k), "aws:"):
+			return invalidValue("the tag key '%s' is reserved: keys starting aws: are AWS's", clip(k))
+		case !utf8.ValidString(k) || utf8.RuneCountInString(k) > maxTagKeyChars || strings.IndexFunc(k, unicode.IsControl) >= 0:
+			return invalidValue("the tag key '%s' is not valid: keys are 1 to %d characters of text", clip(k), maxTagKeyChars)
+		case !utf8.ValidString(v) || utf8.RuneCountInString(v) > maxTagValueChars:
+			return invalidValue("the value of tag '%s' is not valid: values are at most %d characters of text", clip(k), maxTagValueChars)
+		}
 	}
 	return nil
 }
@@ -169,8 +249,10 @@ func createTags(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.retag(func(labels map[string]string) {
-		maps.Copy(labels, tags)
+	return c.retag(func(m *api.ObjectMeta) {
+		for _, k := range sortedKeys(tags) {
+			setTag(m, k, tags[k])
+		}
 	})
 }
 
@@ -184,20 +266,18 @@ func deleteTags(c *Call) (any, error) {
 			del[k] = nil
 		}
 	}
-	return c.retag(func(labels map[string]string) {
+	return c.retag(func(m *api.ObjectMeta) {
+		tags := tagsOf(m)
 		for k, v := range del {
-			if strings.HasPrefix(k, internalPrefix) {
-				continue
-			}
-			if v == nil || labels[k] == *v {
-				delete(labels, k)
+			if have, ok := tags[k]; ok && (v == nil || have == *v) {
+				removeTag(m, k)
 			}
 		}
 	})
 }
 
-// retag changes the labels of every object named, through updates.
-func (c *Call) retag(change func(map[string]string)) (any, error) {
+// retag changes the tags of every object named, through updates.
+func (c *Call) retag(change func(*api.ObjectMeta)) (any, error) {
 	objs, err := c.resolveResources()
 	if err != nil {
 		return nil, err
@@ -207,13 +287,14 @@ func (c *Call) retag(change func(map[string]string)) (any, error) {
 			return nil, err
 		}
 	}
-	for _, o := range objs {
-		labels := maps.Clone(o.Meta().Labels)
-		if labels == nil {
-			labels = map[string]string{}
+	ids := c.Params.List("ResourceId")
+	for i, o := range objs {
+		m := o.Meta()
+		m.Labels, m.Annotations = maps.Clone(m.Labels), maps.Clone(m.Annotations)
+		change(m)
+		if len(tagsOf(m)) > maxTags {
+			return nil, Errorf("TagLimitExceeded", "%s would have more than %d tags", clip(ids[i]), maxTags)
 		}
-		change(labels)
-		o.Meta().Labels = labels
 		if err := c.update(o); err != nil {
 			return nil, fromAPI(err, nil)
 		}
@@ -257,7 +338,7 @@ func describeTags(c *Call) (any, error) {
 		}
 		for _, o := range objs {
 			id := idOf(t.prefix, o)
-			for _, tag := range tagSet(o.Meta().Labels) {
+			for _, tag := range tagSet(o.Meta()) {
 				d := tagDescription{ResourceID: id, ResourceType: t.resourceType, Key: tag.Key, Value: tag.Value}
 				if keep(d) {
 					all = append(all, d)

@@ -71,7 +71,7 @@ func newRecord(in *api.Instance, imageID, zone string, at time.Time, message str
 			labels[k] = v
 		}
 	}
-	for _, t := range tagSet(in.Metadata.Labels) {
+	for _, t := range tagSet(&in.Metadata) {
 		labels[t.Key] = t.Value
 	}
 	if api.ValidateLabels("", labels) != nil {
@@ -83,7 +83,7 @@ func newRecord(in *api.Instance, imageID, zone string, at time.Time, message str
 		}
 	}
 	return &api.Event{
-		Metadata: api.ObjectMeta{Name: terminatedName(idOf(PrefixInstance, in)), Project: in.Metadata.Project, Labels: labels},
+		Metadata: withTags(api.ObjectMeta{Name: terminatedName(idOf(PrefixInstance, in)), Project: in.Metadata.Project, Labels: labels}, tagsOf(&in.Metadata)),
 		Object:   api.ObjectRef{Kind: api.InstanceKind.Name, Project: in.Metadata.Project, Name: in.Metadata.Name, UID: in.Metadata.UID},
 		Type:     "Normal", Reason: ReasonTerminated, Source: "ec2", Time: at.UTC(), Message: message,
 	}
@@ -161,7 +161,7 @@ func terminatedItem(e *api.Event) instanceItem {
 		Reason:       "User initiated (" + e.Time.UTC().Format("2006-01-02 15:04:05 MST") + ")",
 		StateReason:  &stateReason{Code: "Client.UserInitiatedShutdown", Message: "Client.UserInitiatedShutdown: User initiated shutdown"},
 		Architecture: "x86_64", RootDeviceType: "instance-store", RootDeviceName: "/dev/vda",
-		VirtualizationType: "hvm", Hypervisor: "kvm", TagSet: tagSet(l), ClientToken: l[labelClientToken],
+		VirtualizationType: "hvm", Hypervisor: "kvm", TagSet: tagSet(&e.Metadata), ClientToken: l[labelClientToken],
 		CPUOptions:      cpuOptions{CoreCount: 1, ThreadsPerCore: 1},
 		MetadataOptions: metadataOptions{State: "pending", HTTPTokens: "optional", HTTPPutResponseHopLimit: 1, HTTPEndpoint: "enabled", HTTPProtocolIPv6: "disabled", InstanceMetadataTags: "disabled"},
 		PlatformDetails: "Linux/UNIX", UsageOperation: "RunInstances", BootMode: "legacy-bios",

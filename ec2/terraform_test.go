@@ -194,10 +194,13 @@ func TestTerraformInstance(t *testing.T) {
 		t.Fatalf("DescribeInstanceTypes = %v, %v", types_, err)
 	}
 	userData := base64.StdEncoding.EncodeToString([]byte("#cloud-config\nruncmd: [touch /ok]\n"))
+	// A tag of free text, as Terraform files often have, beside one a
+	// label can hold.
+	webTags := []types.Tag{{Key: aws.String("Name"), Value: aws.String("web")}, {Key: aws.String("Description"), Value: aws.String("Front web server (blue)")}}
 	run, err := ec.RunInstances(ctx, &awsec2.RunInstancesInput{
 		ImageId: imgs.Images[0].ImageId, InstanceType: "small", MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 		KeyName: aws.String("deployer"), UserData: &userData, ClientToken: aws.String("terraform-1"),
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: []types.Tag{{Key: aws.String("Name"), Value: aws.String("web")}}}},
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: webTags}},
 	})
 	if err != nil {
 		t.Fatalf("RunInstances: %v", err)
@@ -210,7 +213,7 @@ func TestTerraformInstance(t *testing.T) {
 	again, err := ec.RunInstances(ctx, &awsec2.RunInstancesInput{
 		ImageId: imgs.Images[0].ImageId, InstanceType: "small", MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 		KeyName: aws.String("deployer"), UserData: &userData, ClientToken: aws.String("terraform-1"),
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: []types.Tag{{Key: aws.String("Name"), Value: aws.String("web")}}}},
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: webTags}},
 	})
 	if err != nil || aws.ToString(again.Instances[0].InstanceId) != id {
 		t.Fatalf("RunInstances again = %v, %v", again, err)
@@ -263,7 +266,7 @@ func TestTerraformInstance(t *testing.T) {
 	if first.State.Name != types.InstanceStateNameRunning || aws.ToInt32(first.State.Code) != 16 || aws.ToString(first.KeyName) != "deployer" ||
 		first.InstanceType != "small" || aws.ToString(first.PrivateIpAddress) == "" || aws.ToString(first.SubnetId) == "" ||
 		aws.ToString(first.ImageId) != aws.ToString(imgs.Images[0].ImageId) || len(first.SecurityGroups) != 1 ||
-		aws.ToString(first.Placement.AvailabilityZone) != api.ZoneDefault || len(first.Tags) != 1 {
+		aws.ToString(first.Placement.AvailabilityZone) != api.ZoneDefault || len(first.Tags) != 2 {
 		t.Errorf("instance = %+v", first)
 	}
 	if firstAttrs[0] != "false" || firstAttrs[2] != "stop" || firstAttrs[3] != userData {
@@ -282,6 +285,8 @@ func TestTerraformInstance(t *testing.T) {
 	for _, f := range []types.Filter{
 		{Name: aws.String("instance-state-name"), Values: []string{"pending", "running"}},
 		{Name: aws.String("tag:Name"), Values: []string{"web"}},
+		{Name: aws.String("tag:Description"), Values: []string{"Front web server (blue)"}},
+		{Name: aws.String("tag-key"), Values: []string{"Description"}},
 		{Name: aws.String("subnet-id"), Values: []string{*first.SubnetId}},
 		{Name: aws.String("instance.group-id"), Values: []string{*first.SecurityGroups[0].GroupId}},
 	} {
@@ -328,7 +333,8 @@ func TestTerraformInstance(t *testing.T) {
 		}
 		got := d.Reservations[0].Instances[0]
 		if aws.ToString(got.InstanceId) != id || got.State.Name != types.InstanceStateNameTerminated || aws.ToInt32(got.State.Code) != 48 ||
-			aws.ToString(got.StateReason.Code) != "Client.UserInitiatedShutdown" || len(got.NetworkInterfaces) != 0 {
+			aws.ToString(got.StateReason.Code) != "Client.UserInitiatedShutdown" || len(got.NetworkInterfaces) != 0 ||
+			!reflect.DeepEqual(got.Tags, first.Tags) {
 			t.Errorf("terminated instance = %+v", got)
 		}
 	}

@@ -145,7 +145,7 @@ func vpcOf(v *api.VPC) vpcItem {
 		VpcID: vpcID(v), OwnerID: v.Metadata.Project, State: "available", CidrBlock: v.Spec.CIDR,
 		CidrAssocs:    []cidrAssociation{{AssociationID: ID(PrefixCIDRAssoc, v.Metadata.UID), CidrBlock: v.Spec.CIDR, State: cidrState{"associated"}}},
 		DhcpOptionsID: "default", InstanceTenancy: "default", IsDefault: v.Status.Default,
-		TagSet: tagSet(v.Metadata.Labels), labels: withoutInternal(v.Metadata.Labels),
+		TagSet: tagSet(&v.Metadata), labels: tagsOf(&v.Metadata),
 	}
 }
 
@@ -174,7 +174,7 @@ func createVPC(c *Call) (any, error) {
 	if err := c.authorize(auth.VerbCreate, api.VPCKind); err != nil {
 		return nil, err
 	}
-	v := &api.VPC{Metadata: api.ObjectMeta{Project: c.Project, Labels: nilIfEmpty(tags)}, Spec: api.VPCSpec{CIDR: cidr}}
+	v := &api.VPC{Metadata: withTags(api.ObjectMeta{Project: c.Project}, tags), Spec: api.VPCSpec{CIDR: cidr}}
 	for _, name := range []string{nameFromTags(tags), randomName(PrefixVPC)} {
 		if name == "" {
 			continue

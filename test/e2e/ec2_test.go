@@ -139,7 +139,7 @@ func TestEC2AWSCLI(t *testing.T) {
 	}
 	aws.must(t, &run, "ec2", "run-instances", "--image-id", ami, "--instance-type", "tiny", "--count", "2",
 		"--key-name", "deployer", "--security-group-ids", sg.GroupId, "--user-data", "#!/bin/sh\necho hello\n",
-		"--tag-specifications", "ResourceType=instance,Tags=[{Key=Name,Value=web}]")
+		"--tag-specifications", "ResourceType=instance,Tags=[{Key=Name,Value=web},{Key=Owner,Value=Ada Lovelace (ops)}]")
 	if len(run.Instances) != 2 {
 		t.Fatalf("run-instances made %d instances", len(run.Instances))
 	}
@@ -153,7 +153,8 @@ func TestEC2AWSCLI(t *testing.T) {
 			}
 		}
 	}
-	aws.must(t, &desc, "ec2", "describe-instances", "--filters", "Name=instance-state-name,Values=running", "Name=tag:Name,Values=web")
+	aws.must(t, &desc, "ec2", "describe-instances", "--filters", "Name=instance-state-name,Values=running", "Name=tag:Name,Values=web",
+		"Name=tag:Owner,Values=Ada Lovelace (ops)")
 	if len(desc.Reservations) != 2 {
 		t.Fatalf("describe-instances --filters found %d running", len(desc.Reservations))
 	}
@@ -169,7 +170,8 @@ func TestEC2AWSCLI(t *testing.T) {
 		t.Fatalf("ouro sees %d instances", len(items))
 	}
 	for _, in := range items {
-		if in.Spec.KeyName != "deployer" || in.Spec.UserData != "#!/bin/sh\necho hello\n" || in.Spec.Networks[0].SecurityGroups[0] != "web" || in.Metadata.Labels["Name"] != "web" {
+		if in.Spec.KeyName != "deployer" || in.Spec.UserData != "#!/bin/sh\necho hello\n" || in.Spec.Networks[0].SecurityGroups[0] != "web" || in.Metadata.Labels["Name"] != "web" ||
+			in.Metadata.Annotations["tag.ec2.ouro.dev/Owner"] != "Ada Lovelace (ops)" {
 			t.Errorf("instance %s: %+v", in.Metadata.Name, in.Spec)
 		}
 	}
