@@ -127,10 +127,11 @@ type Config struct {
 
 // Agent is a running host agent. Build it with New and start it with Run.
 type Agent struct {
-	cfg   Config
-	log   *slog.Logger
-	cache *instanceCache
-	queue *queue.Queue[string]
+	started time.Time // reported as the host's agentStartTime
+	cfg     Config
+	log     *slog.Logger
+	cache   *instanceCache
+	queue   *queue.Queue[string]
 	// events bounds the events posted per instance: repeats are counted,
 	// not posted again and again.
 	events *correlate.Correlator
@@ -226,10 +227,11 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Logger = slog.Default()
 	}
 	a := &Agent{
-		cfg:    cfg,
-		log:    cfg.Logger.With("component", "agent"),
-		cache:  newInstanceCache(),
-		events: correlate.New(0, 0, 0),
+		started: time.Now().UTC(),
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "agent"),
+		cache:   newInstanceCache(),
+		events:  correlate.New(0, 0, 0),
 		// Stops wait out a grace period (up to stopTimeout), so a few slow
 		// teardowns must not hold up new instances: workers are cheap.
 		workers:           32,

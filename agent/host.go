@@ -58,6 +58,7 @@ func (a *Agent) reportHost(ctx context.Context) error {
 		h.Status.Drivers = slices.Clone(f.drivers)
 		h.Status.Architecture = f.arch
 		h.Status.AgentVersion = Version
+		h.Status.AgentStartTime = a.started
 		after, err := json.Marshal(h.Status)
 		if err != nil {
 			return fmt.Errorf("encode host status: %w", err)

@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // HostPhase is the health of a host as the control plane sees it.
 type HostPhase string
 
@@ -59,9 +61,12 @@ type HostStatus struct {
 	// Architecture as Go names it: amd64, arm64.
 	Architecture string `json:"architecture,omitempty"`
 	// Drivers the host can run instances with, e.g. ["container"].
-	Drivers      []string    `json:"drivers,omitempty"`
-	AgentVersion string      `json:"agentVersion,omitempty"`
-	Conditions   []Condition `json:"conditions,omitempty"`
+	Drivers      []string `json:"drivers,omitempty"`
+	AgentVersion string   `json:"agentVersion,omitempty"`
+	// AgentStartTime is when the agent process now running started: it
+	// changes when the agent restarts, while the phase may stay Ready.
+	AgentStartTime time.Time   `json:"agentStartTime,omitzero"`
+	Conditions     []Condition `json:"conditions,omitempty"`
 }
 
 // Meta returns the host's metadata.

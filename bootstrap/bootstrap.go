@@ -511,16 +511,25 @@ func (b *run) joinAgent(ctx context.Context, first, n *node, ca string) error {
 // server.
 func (b *run) hostReady(ctx context.Context, first *node, name string) error {
 	return b.poll(ctx, "host "+name+" Ready", func() (bool, error) {
-		out, err := first.r.Run(ctx, first.cli("host", "get", name, "-o", "json"), nil)
+		h, err := readHost(ctx, first, name)
 		if err != nil {
-			return false, nil
-		}
-		var h api.Host
-		if json.Unmarshal([]byte(out), &h) != nil {
 			return false, nil
 		}
 		return h.Status.Phase == api.HostReady, nil
 	})
+}
+
+// readHost reads host name with the CLI on first.
+func readHost(ctx context.Context, first *node, name string) (*api.Host, error) {
+	out, err := first.r.Run(ctx, first.cli("host", "get", name, "-o", "json"), nil)
+	if err != nil {
+		return nil, err
+	}
+	var h api.Host
+	if err := json.Unmarshal([]byte(out), &h); err != nil {
+		return nil, fmt.Errorf("decode host %s: %w", name, err)
+	}
+	return &h, nil
 }
 
 // poll calls cond every half second until it holds, fails, or

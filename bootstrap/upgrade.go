@@ -60,7 +60,14 @@ func Upgrade(ctx context.Context, inv *Inventory, opts Options) (Result, error) 
 	}
 	for _, h := range inv.Agents() {
 		n := nodes[h.Name]
-		if err := b.upgradeOne(ctx, n, b.agentService(n, b.apiURL(first), ""), func() error { return b.hostReady(ctx, first, h.Name) }); err != nil {
+		// The host may stay Ready through its agent's restart: what
+		// tells the new agent is up is a start time other than this.
+		before, err := b.agentStarted(ctx, first, h.Name)
+		if err != nil {
+			b.fail(h.Name, "upgrade", err)
+			return Result{Changes: b.changes}, errors.Join(b.errs...)
+		}
+		if err := b.upgradeOne(ctx, n, b.agentService(n, b.apiURL(first), ""), func() error { return b.agentBack(ctx, first, h.Name, before) }); err != nil {
 			b.fail(h.Name, "upgrade", err)
 			return Result{Changes: b.changes}, errors.Join(b.errs...)
 		}
@@ -138,5 +145,32 @@ func (b *run) serverBack(ctx context.Context, n *node, count int) error {
 			}
 		}
 		return ready >= count, nil
+	})
+}
+
+// agentStarted reads when host name's agent started, asked on first.
+func (b *run) agentStarted(ctx context.Context, first *node, name string) (time.Time, error) {
+	var started time.Time
+	err := b.poll(ctx, "host "+name+" read", func() (bool, error) {
+		h, err := readHost(ctx, first, name)
+		if err != nil {
+			return false, nil
+		}
+		started = h.Status.AgentStartTime
+		return true, nil
+	})
+	return started, err
+}
+
+// agentBack waits until host name is Ready with an agent started at
+// another time than before: the restarted agent has reported itself.
+func (b *run) agentBack(ctx context.Context, first *node, name string, before time.Time) error {
+	return b.poll(ctx, "agent of "+name+" restarted and Ready", func() (bool, error) {
+		h, err := readHost(ctx, first, name)
+		if err != nil {
+			return false, nil
+		}
+		started := h.Status.AgentStartTime
+		return h.Status.Phase == api.HostReady && !started.IsZero() && !started.Equal(before), nil
 	})
 }

@@ -152,6 +152,14 @@ func TestBootstrapThreeServers(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(newBin, "ouro-linux-amd64"), append(b, "\nupgraded\n"...), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	agentStarted := func() time.Time {
+		var h api.Host
+		if err := json.Unmarshal([]byte(lab.ouro("--context", "lab", "host", "get", "h4", "-o", "json")), &h); err != nil {
+			t.Fatal(err)
+		}
+		return h.Status.AgentStartTime
+	}
+	agentBefore := agentStarted()
 	stop := make(chan struct{})
 	outages := apiOutages(lab, stop)
 	start = time.Now()
@@ -179,6 +187,11 @@ func TestBootstrapThreeServers(t *testing.T) {
 	}
 	if l := labServers(t, lab); len(l) != 3 {
 		t.Fatalf("after the upgrade: %+v", l)
+	}
+	// The upgrade waited for the restarted agent itself, not for a Ready
+	// left from before its restart.
+	if after := agentStarted(); agentBefore.IsZero() || !after.After(agentBefore) {
+		t.Errorf("agent start time %s before the upgrade, %s after: want a later one", agentBefore, after)
 	}
 	if inst := waitLabPhase(t, lab, "before", api.PhaseRunning); inst.Status.RestartCount != 0 {
 		t.Errorf("the instance restarted during the upgrade: %+v", inst.Status)
