@@ -152,6 +152,9 @@ type LoadBalancerStatus struct {
 	NetworkUID string `json:"networkUID,omitempty"`
 	// VIP is the virtual address on the network.
 	VIP string `json:"vip,omitempty"`
+	// DNSName is the VIP's name in the network's DNS
+	// (LoadBalancerDNSName).
+	DNSName string `json:"dnsName,omitempty"`
 	// FloatingIP is the outside address, with FloatingIPPool its pool.
 	FloatingIP     string `json:"floatingIP,omitempty"`
 	FloatingIPPool string `json:"floatingIPPool,omitempty"`
@@ -226,6 +229,11 @@ type LoadBalancerMember struct {
 	Health string     `json:"health"`
 	Since  *time.Time `json:"since,omitempty"`
 }
+
+// LoadBalancerDNSName is the name the DNS of a load balancer's network
+// answers with its VIP: NAME.lb, apart from the instances' names (a group
+// and the load balancer in front of it are often both "web").
+func LoadBalancerDNSName(name string) string { return name + ".lb" }
 
 // Meta returns the load balancer's metadata.
 func (o *LoadBalancer) Meta() *ObjectMeta { return &o.Metadata }

@@ -114,6 +114,7 @@ func (a *Allocator) CreateLoadBalancer(ctx context.Context, st store.Interface, 
 		}
 		lb.Status.NetworkUID = n.Metadata.UID
 		lb.Status.VIP = addrs[0].String()
+		lb.Status.DNSName = api.LoadBalancerDNSName(lb.Metadata.Name)
 		lb.Status.PortAddresses = make([]string, 0, len(addrs)-1)
 		for _, ip := range addrs[1:] {
 			lb.Status.PortAddresses = append(lb.Status.PortAddresses, ip.String())

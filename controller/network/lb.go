@@ -82,6 +82,9 @@ func (x *Index) indexMemberIngress(lb *api.LoadBalancer) {
 // other LB hosts as VXLAN peers.
 func (x *Index) lbEntries(e *api.HostNetworkEntry, nk, host string) {
 	for _, lb := range x.lbsOn[nk] {
+		if lb.Status.VIP != "" {
+			e.Records = append(e.Records, api.DNSRecord{Name: api.LoadBalancerDNSName(lb.Metadata.Name), IP: lb.Status.VIP})
+		}
 		for i, h := range lb.Status.Hosts {
 			if h.Name != host {
 				if addr := underlay(x.hosts[h.Name]); addr != "" {

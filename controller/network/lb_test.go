@@ -67,8 +67,9 @@ func TestHostSpecLoadBalancers(t *testing.T) {
 				if !slices.Equal(e.Peers, []string{"10.99.0.1", "10.99.0.3"}) {
 					t.Errorf("peers = %v, want the instance's host and the other LB host", e.Peers)
 				}
-				if len(e.Records) != 1 || e.Records[0].Name != "web-0" {
-					t.Errorf("records = %v", e.Records)
+				// The instance's name, and the VIP's under the LB's.
+				if want := []api.DNSRecord{{Name: "web-0", IP: "10.0.0.2"}, {Name: "web.lb", IP: "10.0.0.100"}}; !slices.Equal(e.Records, want) {
+					t.Errorf("records = %v, want %v", e.Records, want)
 				}
 				p := lbPortOf(e)
 				if p == nil || len(e.Ports) != 1 {

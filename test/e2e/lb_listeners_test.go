@@ -84,6 +84,15 @@ func TestLBListeners(t *testing.T) {
 	lb := nc.waitLBActive("", "web")
 	lb = nc.waitMembersUp("", "web", 30*time.Second, "a1", "a2")
 	waitAnswers(t, client, vipAddr(lb), 30*time.Second, "a1", "a2")
+	// The network's DNS names the VIP.
+	if lb.Status.DNSName != "web.lb" {
+		t.Errorf("dnsName = %q, want web.lb", lb.Status.DNSName)
+	}
+	wait.ForDetail(t, 30*time.Second, "client resolving web.lb", func() (bool, string) {
+		out, err := nc.exec("", "client", "nslookup", "web.lb")
+		_, answer, _ := strings.Cut(out, "Name:")
+		return err == nil && strings.Contains(answer, lb.Status.VIP), fmt.Sprintf("%v: %s", err, out)
+	})
 
 	load := startLoad(t, client, vipAddr(lb), 2, 5*time.Second)
 	load.waitAnswersSince(t, time.Now(), 20, 30*time.Second)
