@@ -50,9 +50,11 @@ type StackResource struct {
 	// Kind is an API kind name (Network, SecurityGroup, KeyPair, Image,
 	// Flavor, Instance, InstanceGroup, FloatingIP, LoadBalancer).
 	Kind string `json:"kind"`
-	// Name is metadata.name; Labels metadata.labels.
-	Name   string            `json:"name"`
-	Labels map[string]string `json:"labels,omitempty"`
+	// Name is metadata.name; Labels and Annotations metadata.labels and
+	// metadata.annotations, kept on the object beside any others it has.
+	Name        string            `json:"name"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
 	// Spec is the object's spec, with references as strings.
 	Spec json.RawMessage `json:"spec,omitempty"`
 	// Source is where the document starts ("web.yaml:12"), for messages.

@@ -125,6 +125,9 @@ func check(spec api.StackSpec, exists func(kind, name string) bool, sources bool
 		if e := api.ValidateLabels("metadata.labels", r.Labels); e != nil {
 			add(i, e.Field, "%s", e.Message)
 		}
+		if e := api.ValidateAnnotations("metadata.annotations", r.Annotations); e != nil {
+			add(i, e.Field, "%s", e.Message)
+		}
 		for l := range r.Labels {
 			if l == api.LabelStack || l == api.LabelStackProject {
 				add(i, "metadata.labels."+l, "the label %s is set by the stack", l)

@@ -88,19 +88,50 @@ func sameImage(path string, want, got any) bool {
 }
 
 // change records a difference whose values are printed as JSON.
+// DiffMetadata compares the labels and annotations a resource sets with
+// a live object's: a key the resource sets that the object lacks or holds
+// with another value is a difference ("metadata.labels.app"); keys the
+// resource does not set are not.
+func DiffMetadata(r api.StackResource, live *api.ObjectMeta) []FieldChange {
+	var out []FieldChange
+	for _, f := range []struct {
+		path       string
+		want, have map[string]string
+	}{{"metadata.labels", r.Labels, live.Labels}, {"metadata.annotations", r.Annotations, live.Annotations}} {
+		keys := make([]string, 0, len(f.want))
+		for k := range f.want {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			got, ok := f.have[k]
+			switch {
+			case !ok:
+				out = append(out, change(f.path+"."+k, f.want[k], nil))
+			case got != f.want[k]:
+				out = append(out, change(f.path+"."+k, f.want[k], got))
+			}
+		}
+	}
+	return out
+}
+
 func change(path string, want, got any) FieldChange {
 	return FieldChange{Field: path, Want: jsonText(want), Got: jsonText(got)}
 }
 
+// jsonText is v as JSON for people to read: "<" stays "<".
 func jsonText(v any) string {
 	if v == nil {
 		return ""
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return fmt.Sprint(v)
 	}
-	return string(b)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // Plan actions.
@@ -167,10 +198,11 @@ func Plan(spec api.StackSpec, owned []api.StackResourceStatus, get func(kind, na
 		}
 		desired = dropUnresolved(desired)
 		var live struct {
-			Spec json.RawMessage `json:"spec"`
+			Metadata api.ObjectMeta  `json:"metadata"`
+			Spec     json.RawMessage `json:"spec"`
 		}
 		_ = json.Unmarshal(raw, &live)
-		c.Fields = Diff(desired, live.Spec)
+		c.Fields = append(Diff(desired, live.Spec), DiffMetadata(r, &live.Metadata)...)
 		c.Action = ActionUnchanged
 		if len(c.Fields) > 0 {
 			c.Action = ActionUpdate

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -52,12 +53,16 @@ func TestPlan(t *testing.T) {
 	}
 	live := map[string]string{
 		"Network/web":       `{"kind":"Network","metadata":{"name":"web"},"spec":{"cidr":"10.20.0.0/24","gateway":"10.20.0.1"}}`,
-		"SecurityGroup/web": `{"kind":"SecurityGroup","metadata":{"name":"web"},"spec":{"rules":[{"id":"x","direction":"ingress","protocol":"tcp","portMin":80,"portMax":80,"cidr":"0.0.0.0/0"}]}}`,
+		"SecurityGroup/web": `{"kind":"SecurityGroup","metadata":{"name":"web","labels":{"tier":"back","ouro.dev/stack":"web"},"annotations":{"note":"by hand"}},"spec":{"rules":[{"id":"x","direction":"ingress","protocol":"tcp","portMin":80,"portMax":80,"cidr":"0.0.0.0/0"}]}}`,
 		"Instance/db": `{"kind":"Instance","metadata":{"name":"db"},"spec":{"image":"demo/web","flavor":"small","networks":[{"network":"web"}]},
 			"status":{"interfaces":[{"network":"web","ip":"10.20.0.9"}]}}`,
 		"InstanceGroup/web": `{"kind":"InstanceGroup","metadata":{"name":"web"},"spec":{"count":3,"template":{"image":"demo/web","flavor":"small",
 			"networks":[{"network":"web","securityGroups":["web"]}],"userData":"backend=10.20.0.9"}}}`,
 		"Network/old": `{"kind":"Network","metadata":{"name":"old"},"spec":{"cidr":"10.9.0.0/24"}}`,
+	}
+	if i := slices.IndexFunc(spec.Resources, func(r api.StackResource) bool { return r.Kind == "SecurityGroup" }); i < 0 ||
+		spec.Resources[i].Labels["tier"] != "front" || spec.Resources[i].Annotations["owner"] != "Web team <web@example.com>" {
+		t.Fatalf("the security group's metadata was not loaded: %+v", spec.Resources)
 	}
 	get := func(kind, name string) (json.RawMessage, bool) {
 		s, ok := live[kind+"/"+name]
@@ -76,7 +81,9 @@ func TestPlan(t *testing.T) {
 	}
 	want := []string{
 		"unchanged Network/web",
-		"unchanged SecurityGroup/web",
+		// The file's label and annotation differ; labels and annotations
+		// it does not set are no change.
+		`update SecurityGroup/web metadata.labels.tier:"back"->"front" metadata.annotations.owner:->"Web team <web@example.com>"`,
 		// The server stores the image as project/name: no change.
 		"unchanged Instance/db",
 		"update InstanceGroup/web spec.count:3->4",

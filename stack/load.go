@@ -367,25 +367,13 @@ func resourceOf(d document) (api.StackResource, ErrorList) {
 	if meta == nil || meta.Kind != yaml.MappingNode {
 		errs = append(errs, Error{Source: d.at(d.node), Field: "metadata.name", Message: "metadata.name is required"})
 	} else {
-		errs = append(errs, knownKeys(d, meta, "metadata", "name", "labels")...)
+		errs = append(errs, knownKeys(d, meta, "metadata", "name", "labels", "annotations")...)
 		r.Name = scalarAt(meta, "name")
-		if l := valueOf(meta, "labels"); l != nil {
-			v, e := toJSONValue(d, l, "metadata.labels")
-			errs = append(errs, e...)
-			v = settle(v, reflect.TypeFor[map[string]string]())
-			if m, ok := v.(map[string]any); ok {
-				r.Labels = map[string]string{}
-				for k, x := range m {
-					s, ok := x.(string)
-					if !ok {
-						s = jsonText(x)
-					}
-					r.Labels[k] = s
-				}
-			} else if len(e) == 0 {
-				errs = append(errs, Error{Source: d.at(l), Field: "metadata.labels", Message: "labels are a map of key to value"})
-			}
-		}
+		var e ErrorList
+		r.Labels, e = stringMap(d, meta, "labels")
+		errs = append(errs, e...)
+		r.Annotations, e = stringMap(d, meta, "annotations")
+		errs = append(errs, e...)
 	}
 	if sp := valueOf(d.node, "spec"); sp != nil {
 		v, e := toJSONValue(d, sp, "spec")
@@ -400,4 +388,31 @@ func resourceOf(d document) (api.StackResource, ErrorList) {
 		}
 	}
 	return r, errs
+}
+
+// stringMap reads metadata.field, a map of key to value (values that are
+// not strings are taken as their JSON text); nil when absent.
+func stringMap(d document, meta *yaml.Node, field string) (map[string]string, ErrorList) {
+	n := valueOf(meta, field)
+	if n == nil {
+		return nil, nil
+	}
+	v, errs := toJSONValue(d, n, "metadata."+field)
+	v = settle(v, reflect.TypeFor[map[string]string]())
+	m, ok := v.(map[string]any)
+	if !ok {
+		if len(errs) == 0 {
+			errs = append(errs, Error{Source: d.at(n), Field: "metadata." + field, Message: field + " are a map of key to value"})
+		}
+		return nil, errs
+	}
+	out := make(map[string]string, len(m))
+	for k, x := range m {
+		s, ok := x.(string)
+		if !ok {
+			s = jsonText(x)
+		}
+		out[k] = s
+	}
+	return out, errs
 }

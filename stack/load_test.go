@@ -29,6 +29,7 @@ func TestLoadErrors(t *testing.T) {
 			`unknown-param.yaml:12: spec.cidr: unknown parameter "cdir"`}},
 		{"missing-param.yaml", nil, []string{`missing-param.yaml:6: spec.parameters.cidr: parameter cidr is required`}},
 		{"ref-in-number.yaml", nil, []string{`ref-in-number.yaml:5: spec.count: references are allowed in string fields only, not in a number field`}},
+		{"bad-annotations.yaml", nil, []string{`bad-annotations.yaml:4: metadata.annotations: annotations are a map of key to value`}},
 		{"syntax.yaml", nil, []string{`syntax.yaml:3: did not find expected ',' or '}'`}},
 		{"bad-name.yaml", nil, []string{
 			`bad-name.yaml:3: metadata.name: name "My_Key" is not valid`,

@@ -175,7 +175,7 @@ func (p *pass) plan(ctx context.Context, i int) (*step, error) {
 		return nil, err
 	}
 	want := adjust(resolved, e.Defaulted)
-	fields := stack.Diff(want, liveSpec)
+	fields := append(stack.Diff(want, liveSpec), stack.DiffMetadata(r, live.Meta())...)
 	if len(fields) == 0 {
 		e.AppliedHash, e.Message = hash, ""
 		e.DependsOn = p.depNames(i)

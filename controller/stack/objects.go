@@ -95,7 +95,7 @@ func (p *pass) labels(k *api.Kind, r api.StackResource, live map[string]string) 
 
 // build makes the object of resource r with its resolved spec.
 func (p *pass) build(k *api.Kind, r api.StackResource, resolved json.RawMessage) (api.Object, error) {
-	meta := api.ObjectMeta{Name: r.Name, Labels: p.labels(k, r, nil)}
+	meta := api.ObjectMeta{Name: r.Name, Labels: p.labels(k, r, nil), Annotations: maps.Clone(r.Annotations)}
 	if k.Namespaced {
 		meta.Project = p.s.Metadata.Project
 	}
@@ -140,6 +140,14 @@ func (p *pass) merged(live api.Object, r api.StackResource, resolved json.RawMes
 		return nil, fmt.Errorf("spec of %s %s: %w", k, r.Name, err)
 	}
 	out.Meta().Labels = p.labels(k, r, live.Meta().Labels)
+	if len(r.Annotations) > 0 {
+		a := maps.Clone(live.Meta().Annotations)
+		if a == nil {
+			a = map[string]string{}
+		}
+		maps.Copy(a, r.Annotations)
+		out.Meta().Annotations = a
+	}
 	return out, nil
 }
 
@@ -203,14 +211,21 @@ func specJSON(obj api.Object) (json.RawMessage, error) {
 	return doc.Spec, nil
 }
 
-// hashOf identifies what the stack last asked of a resource: its labels
-// and resolved spec.
+// hashOf identifies what the stack last asked of a resource: its labels,
+// annotations and resolved spec.
 func hashOf(r api.StackResource, resolved json.RawMessage) string {
 	h := sha256.New()
 	b, _ := json.Marshal(r.Labels)
 	h.Write(b)
 	h.Write([]byte{0})
 	h.Write(resolved)
+	if len(r.Annotations) > 0 {
+		// Only then, so that the hashes of resources without any stay
+		// what they were before annotations.
+		b, _ = json.Marshal(r.Annotations)
+		h.Write([]byte{0})
+		h.Write(b)
+	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
@@ -234,7 +249,7 @@ func ready(obj api.Object) bool {
 // prefixSpec turns a field of the spec as stack.Diff names it into a
 // path from the object ("spec.count").
 func prefixSpec(field string) string {
-	if field == "" || strings.HasPrefix(field, "spec") {
+	if field == "" || strings.HasPrefix(field, "spec") || strings.HasPrefix(field, "metadata.") {
 		return field
 	}
 	if strings.HasPrefix(field, "[") {

@@ -154,6 +154,53 @@ func TestStackLifecycle(t *testing.T) {
 	}
 }
 
+// TestStackMetadata: the labels and annotations a resource sets are
+// applied when the file changes them and put back when changed by hand;
+// those it does not set are left alone.
+func TestStackMetadata(t *testing.T) {
+	r := newRig(t)
+	sg := res("SecurityGroup", "meta", `{"rules":[]}`)
+	sg.Labels, sg.Annotations = map[string]string{"tier": "front"}, map[string]string{"owner": "Web team <web@example.com>"}
+	if err := r.apply(r.alice, "meta", api.StackSpec{Resources: []api.StackResource{sg}}); err != nil {
+		t.Fatal(err)
+	}
+	r.applied("meta")
+	got := r.object(api.SecurityGroupKind, "meta").Meta()
+	if got.Labels["tier"] != "front" || got.Annotations["owner"] != "Web team <web@example.com>" {
+		t.Fatalf("created with labels %v, annotations %v", got.Labels, got.Annotations)
+	}
+	// Changed in the file: applied, with what was added by hand kept.
+	r.a.Update(t, api.SecurityGroupKind, "default", "meta", func(o api.Object) {
+		o.Meta().Annotations["note"] = "by hand"
+	})
+	sg.Labels = map[string]string{"tier": "back"}
+	if err := r.apply(r.alice, "meta", api.StackSpec{Resources: []api.StackResource{sg}}); err != nil {
+		t.Fatal(err)
+	}
+	wait.ForDetail(t, waitLimit, "label tier=back applied", func() (bool, string) {
+		m := r.object(api.SecurityGroupKind, "meta").Meta()
+		return m.Labels["tier"] == "back", fmt.Sprint(m.Labels)
+	})
+	if a := r.object(api.SecurityGroupKind, "meta").Meta().Annotations; a["note"] != "by hand" || a["owner"] == "" {
+		t.Errorf("annotations after the change = %v, want the hand-made note and owner kept", a)
+	}
+	// Changed by hand: drift, put back.
+	r.a.Update(t, api.SecurityGroupKind, "default", "meta", func(o api.Object) {
+		delete(o.Meta().Annotations, "owner")
+	})
+	wait.ForDetail(t, waitLimit, "annotation owner put back", func() (bool, string) {
+		m := r.object(api.SecurityGroupKind, "meta").Meta()
+		return m.Annotations["owner"] == "Web team <web@example.com>", fmt.Sprint(m.Annotations)
+	})
+	// The status is written after the correction.
+	wait.ForDetail(t, waitLimit, "drift of metadata.annotations.owner, corrected", func() (bool, string) {
+		s := r.stack("meta")
+		return slices.ContainsFunc(s.Status.Drift, func(d api.StackDrift) bool {
+			return d.Field == "metadata.annotations.owner" && d.Got == "" && d.Corrected
+		}), fmt.Sprintf("%+v", s.Status.Drift)
+	})
+}
+
 // TestStackDriftReport: with drift: report a hand change is recorded and
 // left alone.
 func TestStackDriftReport(t *testing.T) {
