@@ -71,9 +71,6 @@ func newRecord(in *api.Instance, imageID, zone string, at time.Time, message str
 			labels[k] = v
 		}
 	}
-	for _, t := range tagSet(&in.Metadata) {
-		labels[t.Key] = t.Value
-	}
 	if api.ValidateLabels("", labels) != nil {
 		// A key name or zone a label cannot hold: keep what can be.
 		for k, v := range maps.Clone(labels) {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -251,11 +252,27 @@ func TestConsole(t *testing.T) {
 	})
 
 	t.Run("a viewer changes nothing", func(t *testing.T) {
+		// An annotation that looks like markup is shown as text.
+		cl := nc.clientAs(nc.admin)
+		var in api.Instance
+		if err := cl.Get(context.Background(), api.InstanceKind, "default", "form-made", &in); err != nil {
+			t.Fatal(err)
+		}
+		in.Metadata.Annotations = map[string]string{"note": "<b class=injected>not bold</b>"}
+		if err := cl.Update(context.Background(), &in); err != nil {
+			t.Fatal(err)
+		}
 		vp := b.NewPage(t)
 		vp.SignIn(viewer.name, viewer.password)
 		vp.Route("#/instances/form-made")
 		vp.WaitText(30*time.Second, "main", "form-made")
 		vp.WaitText(30*time.Second, "main", "Running")
+		vp.WaitText(30*time.Second, "main", "note: <b class=injected>not bold</b>")
+		var injected bool
+		vp.Eval(`!!document.querySelector('b.injected')`, &injected)
+		if injected {
+			t.Error("an annotation's text became markup on the instance page")
+		}
 		var controls []string
 		vp.Eval(mutatingControls, &controls)
 		if len(controls) > 0 {

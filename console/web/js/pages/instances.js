@@ -184,6 +184,10 @@ function drawSummary(el, inst) {
       ['Restart policy', sp.restartPolicy || 'Always'],
       ['Health check', sp.healthCheck ? healthCheckText(sp.healthCheck) : ''],
       ['Labels', Object.entries(inst.metadata.labels || {}).map(([k, v]) => k + '=' + v).join(', ')],
+      // Free-text notes (EC2 tags a label cannot hold, among others).
+      ['Annotations', Object.keys(inst.metadata.annotations || {}).length
+        ? h('ul', { class: 'plain' }, Object.entries(inst.metadata.annotations).map(([k, v]) => h('li', {}, k + ': ' + v)))
+        : ''],
       ['User-data', sp.userData ? h('pre', { class: 'userdata', text: sp.userData }) : ''],
       ['Created', when(inst.metadata.creationTimestamp)],
     ])));
