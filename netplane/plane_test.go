@@ -106,7 +106,7 @@ func TestTwoHosts(t *testing.T) {
 		l.host["h1"].plane = p2
 		l.apply("h1", s1)
 		if after := l.snapshot("h1", router1, instA); after != before {
-			t.Errorf("Apply after restart changed the host")
+			t.Errorf("Apply after restart changed the host:\n--- before\n%s\n--- after\n%s", before, after)
 		}
 		if pid2, _ := dnsmasq.Running(h1.plane.dnsmasqDir(5001)); pid2 != pid {
 			t.Errorf("dnsmasq restarted after agent restart: pid %d → %d", pid, pid2)
