@@ -211,16 +211,35 @@ func (l *lab) snapshotNow(host string, extraNS ...string) string {
 	var b strings.Builder
 	for _, ns := range append([]string{h.ns}, extraNS...) {
 		fmt.Fprintf(&b, "== %s\n", ns)
-		b.WriteString(timers.ReplaceAllString(l.ip(ns, "-d", "link"), ""))
-		b.WriteString(l.ip(ns, "-4", "addr"))
-		b.WriteString(l.ip(ns, "route"))
-		out, err := netns.Run(ns, "", "nft", "list", "ruleset")
-		if err != nil {
-			l.t.Fatal(err)
-		}
-		b.WriteString(out)
+		b.WriteString(timers.ReplaceAllString(l.stdout(ns, "ip", "-d", "link"), ""))
+		b.WriteString(l.stdout(ns, "ip", "-4", "addr"))
+		b.WriteString(l.stdout(ns, "ip", "route"))
+		b.WriteString(l.stdout(ns, "nft", "list", "ruleset"))
 	}
 	return b.String()
+}
+
+// stdout runs a program in namespace ns and returns its standard output,
+// blank lines at the end trimmed. Its standard error is left out: ip
+// reports there a namespace that another test is tearing down ("Peer
+// netns reference is invalid"), which is not this lab's state.
+func (l *lab) stdout(ns, name string, args ...string) string {
+	l.t.Helper()
+	var out []byte
+	err := netns.Do(ns, func() error {
+		cmd := exec.Command(name, args...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		var err error
+		if out, err = cmd.Output(); err != nil {
+			return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		}
+		return nil
+	})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return strings.TrimRight(string(out), "\n") + "\n"
 }
 
 // uid makes an instance or network UID.

@@ -54,6 +54,12 @@ func TestStackLifecycle(t *testing.T) {
 	}
 	owned := map[*api.Kind]string{api.NetworkKind: "web", api.SecurityGroupKind: "web", api.InstanceKind: "db",
 		api.FloatingIPKind: "db", api.InstanceGroupKind: "web"}
+	// The scheduler writes db's status (no host fits) on its own time:
+	// versions are taken after it, so that only the stack's writes count.
+	wait.For(t, waitLimit, "db's Scheduled condition", func() bool {
+		in := r.object(api.InstanceKind, "db").(*api.Instance)
+		return api.FindCondition(in.Status.Conditions, api.ConditionScheduled) != nil
+	})
 	before := r.versions(owned)
 
 	// The same spec again (only a parameter shown for display differs,
