@@ -58,10 +58,7 @@ func (a *Admitter) CreateInstance(ctx context.Context, st store.Interface, id *a
 	if e := api.ValidateName("metadata.project", m.Project); e != nil {
 		return false, e
 	}
-	if e := api.ValidateLabels("metadata.labels", m.Labels); e != nil {
-		return false, e
-	}
-	if e := api.ValidateAnnotations("metadata.annotations", m.Annotations); e != nil {
+	if e := api.ValidateMetaMaps(m); e != nil {
 		return false, e
 	}
 	*m = api.ObjectMeta{Name: m.Name, Project: m.Project, Labels: m.Labels, Annotations: m.Annotations}

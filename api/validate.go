@@ -80,6 +80,15 @@ func ValidateAnnotations(field string, annotations map[string]string) *Error {
 	return nil
 }
 
+// ValidateMetaMaps checks an object's labels and annotations, as every
+// create and update must.
+func ValidateMetaMaps(m *ObjectMeta) *Error {
+	if e := ValidateLabels("metadata.labels", m.Labels); e != nil {
+		return e
+	}
+	return ValidateAnnotations("metadata.annotations", m.Annotations)
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -229,10 +229,7 @@ func (s *Server) createObject(ctx context.Context, st store.Interface, id *auth.
 	} else if e := api.ValidateName("metadata.name", m.Name); e != nil {
 		return false, e
 	}
-	if e := api.ValidateLabels("metadata.labels", m.Labels); e != nil {
-		return false, e
-	}
-	if e := api.ValidateAnnotations("metadata.annotations", m.Annotations); e != nil {
+	if e := api.ValidateMetaMaps(m); e != nil {
 		return false, e
 	}
 	if in, ok := obj.(*api.Instance); ok {
@@ -360,10 +357,7 @@ func (s *Server) update(k *api.Kind) handlerFunc {
 func (s *Server) updateObject(ctx context.Context, st store.Interface, id *auth.Identity, cur, obj api.Object) error {
 	k := cur.GetKind()
 	m, cm, name := obj.Meta(), cur.Meta(), cur.Meta().Name
-	if e := api.ValidateLabels("metadata.labels", m.Labels); e != nil {
-		return e
-	}
-	if e := api.ValidateAnnotations("metadata.annotations", m.Annotations); e != nil {
+	if e := api.ValidateMetaMaps(m); e != nil {
 		return e
 	}
 	m.UID, m.CreationTimestamp, m.DeletionTimestamp, m.Generation = cm.UID, cm.CreationTimestamp, cm.DeletionTimestamp, cm.Generation

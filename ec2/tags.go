@@ -69,11 +69,7 @@ func tagSet(m *api.ObjectMeta) []Tag {
 	return out
 }
 
-func sortedKeys(m map[string]string) []string {
-	ks := keys(m)
-	slices.Sort(ks)
-	return ks
-}
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
 
 // asLabel reports whether the tag k = v is kept as a label.
 func asLabel(k, v string) bool {
@@ -113,8 +109,8 @@ func removeTag(m *api.ObjectMeta, k string) {
 // withTags returns m, its maps copied, with tags added.
 func withTags(m api.ObjectMeta, tags map[string]string) api.ObjectMeta {
 	m.Labels, m.Annotations = maps.Clone(m.Labels), maps.Clone(m.Annotations)
-	for _, k := range sortedKeys(tags) {
-		setTag(&m, k, tags[k])
+	for k, v := range tags {
+		setTag(&m, k, v)
 	}
 	return m
 }
@@ -250,8 +246,8 @@ func createTags(c *Call) (any, error) {
 		return nil, err
 	}
 	return c.retag(func(m *api.ObjectMeta) {
-		for _, k := range sortedKeys(tags) {
-			setTag(m, k, tags[k])
+		for k, v := range tags {
+			setTag(m, k, v)
 		}
 	})
 }

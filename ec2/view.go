@@ -18,8 +18,9 @@ type view struct {
 	groups   map[string]*api.SecurityGroup
 	images   map[string]*api.Image // by "project/name"
 	// public are the public images by name, derived from images when a
-	// bare name is first looked up (the first project's, were there
-	// several).
+	// bare name is first looked up. Were there several of a name (made
+	// public after instances named it; admission refuses the ambiguous
+	// name since), the one of the project first in name order.
 	public map[string]*api.Image
 	hosts  map[string]*api.Host
 	fips   map[string]*api.FloatingIP // by instance name

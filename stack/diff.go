@@ -3,7 +3,9 @@ package stack
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -98,12 +100,7 @@ func DiffMetadata(r api.StackResource, live *api.ObjectMeta) []FieldChange {
 		path       string
 		want, have map[string]string
 	}{{"metadata.labels", r.Labels, live.Labels}, {"metadata.annotations", r.Annotations, live.Annotations}} {
-		keys := make([]string, 0, len(f.want))
-		for k := range f.want {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(f.want)) {
 			got, ok := f.have[k]
 			switch {
 			case !ok:

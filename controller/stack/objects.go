@@ -81,15 +81,22 @@ func (p *pass) owns(obj api.Object) bool {
 // labels returns the labels of resource r's object: its own and the
 // stack's.
 func (p *pass) labels(k *api.Kind, r api.StackResource, live map[string]string) map[string]string {
-	out := maps.Clone(live)
-	if out == nil {
-		out = map[string]string{}
-	}
-	maps.Copy(out, r.Labels)
+	out := laid(live, r.Labels)
 	out[api.LabelStack] = p.s.Metadata.Name
 	if !k.Namespaced {
 		out[api.LabelStackProject] = p.s.Metadata.Project
 	}
+	return out
+}
+
+// laid returns a copy of live with want laid over it: what the stack sets
+// wins, what it does not set is kept.
+func laid(live, want map[string]string) map[string]string {
+	out := maps.Clone(live)
+	if out == nil {
+		out = make(map[string]string, len(want))
+	}
+	maps.Copy(out, want)
 	return out
 }
 
@@ -141,12 +148,7 @@ func (p *pass) merged(live api.Object, r api.StackResource, resolved json.RawMes
 	}
 	out.Meta().Labels = p.labels(k, r, live.Meta().Labels)
 	if len(r.Annotations) > 0 {
-		a := maps.Clone(live.Meta().Annotations)
-		if a == nil {
-			a = map[string]string{}
-		}
-		maps.Copy(a, r.Annotations)
-		out.Meta().Annotations = a
+		out.Meta().Annotations = laid(live.Meta().Annotations, r.Annotations)
 	}
 	return out, nil
 }
